@@ -1,0 +1,200 @@
+"""Local infrastructure without Docker (see ../shared/infrastructure.md): a Kafka-protocol
+broker (noida-db) and a MongoDB-wire server (SecantusDB, --sync-on-commit), on 127.0.0.1,
+data under the git-ignored run folder, stopped by PID with SIGTERM. Starting twice is
+harmless: a server already answering on its port with a live PID is left alone.
+
+    python -m deploy.local.infra start|stop|status|restart [broker|store]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("RAPPORT_RUN_DIR", ROOT / ".run")).resolve()
+
+
+def kafka_port() -> int:
+    return int(os.environ.get("RAPPORT_KAFKA_PORT", "19092"))
+
+
+def mongo_port() -> int:
+    return int(os.environ.get("RAPPORT_MONGO_PORT", "27117"))
+
+
+def _venv_bin(name: str) -> Path:
+    return Path(sys.prefix) / "bin" / name
+
+
+def _noida_binary() -> Path:
+    import noida_db  # the Rust binary inside the wheel, not the console-script wrapper
+    return Path(noida_db.__file__).parent / "noida-db"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+
+    @property
+    def pidfile(self) -> Path:
+        return run_dir() / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return run_dir() / "logs" / f"{self.name}.log"
+
+    @property
+    def datadir(self) -> Path:
+        return run_dir() / "data" / f"{self.name}-{self.port}"
+
+    def command(self) -> list[str]:
+        if self.name == "broker":
+            return [str(_noida_binary()), "start", "--only", "kafka", "--kafka-port", str(self.port),
+                    "--host", "127.0.0.1", "--data-dir", str(self.datadir)]
+        return [str(_venv_bin("secantusd-py")), "--host", "127.0.0.1", "--port", str(self.port),
+                "--storage-path", str(self.datadir), "--sync-on-commit", "--cache-size", "512M",
+                "--log-level", "WARNING"]
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def answering(self) -> bool:
+        if not port_open(self.port):
+            return False
+        if self.name == "store":
+            import pymongo
+            try:
+                c = pymongo.MongoClient(f"mongodb://127.0.0.1:{self.port}/?directConnection=true",
+                                        serverSelectionTimeoutMS=1000)
+                c.admin.command("ping")
+                c.close()
+                return True
+            except Exception:
+                return False
+        return True
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def servers(which: str | None = None) -> list[Server]:
+    all_ = [Server("broker", kafka_port()), Server("store", mongo_port())]
+    return [s for s in all_ if which in (None, s.name)]
+
+
+def start(which: str | None = None, timeout: float = 60.0) -> None:
+    for server in servers(which):
+        if server.pid() and server.answering():
+            print(f"{server.name}: already running (pid {server.pid()}, port {server.port})")
+            continue
+        if port_open(server.port):
+            raise SystemExit(f"{server.name}: port {server.port} is taken by another process")
+        server.datadir.mkdir(parents=True, exist_ok=True)
+        server.logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(server.logfile, "ab") as out:
+            proc = subprocess.Popen(server.command(), stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=run_dir())
+        server.pidfile.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not server.answering():
+            if proc.poll() is not None:
+                raise SystemExit(f"{server.name} exited ({proc.returncode}); see {server.logfile}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{server.name} did not answer on {server.port} in {timeout}s")
+            time.sleep(0.1)
+        print(f"{server.name}: started (pid {proc.pid}, 127.0.0.1:{server.port})")
+
+
+def stop(which: str | None = None, timeout: float = 30.0) -> None:
+    for server in servers(which):
+        pid = server.pid()
+        if pid is None:
+            server.pidfile.unlink(missing_ok=True)
+            print(f"{server.name}: not running")
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while server.pid() is not None and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if server.pid() is not None:
+            print(f"{server.name}: did not stop on SIGTERM in {timeout}s; sending SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+        server.pidfile.unlink(missing_ok=True)
+        print(f"{server.name}: stopped (pid {pid})")
+
+
+def kill(which: str) -> None:
+    """SIGKILL, for fault tests."""
+    for server in servers(which):
+        pid = server.pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            while server.pid() is not None:
+                _reap(pid)
+                time.sleep(0.05)
+            server.pidfile.unlink(missing_ok=True)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def status() -> int:
+    code = 0
+    for server in servers():
+        pid = server.pid()
+        ok = pid is not None and server.answering()
+        code |= 0 if ok else 1
+        print(f"{server.name}: {'running' if ok else 'down'} pid={pid} port={server.port}")
+    return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.infra")
+    parser.add_argument("command", choices=["start", "stop", "status", "restart"])
+    parser.add_argument("which", nargs="?", choices=["broker", "store"])
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        start(args.which)
+    elif args.command == "stop":
+        stop(args.which)
+    elif args.command == "restart":
+        stop(args.which)
+        start(args.which)
+    else:
+        return status()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Settings from the environment (Flask convention: configuration is injected, never read
+deep inside the code). One `Settings` per process; tests build their own."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
+DEFAULT_PORTS = {"portal": 8100, "scheduling": 8101, "records": 8102,
+                 "measures": 8103, "notifications": 8104}
+DEMO_TOKEN_SECRET = "rapport-demo-token-secret-not-for-production"
+PRACTICE_TZ = "Europe/London"
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the environment is unsafe or incomplete."""
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    mongo_uri: str = "mongodb://127.0.0.1:27117/?directConnection=true"
+    # Prefixes let tests (and several practices on one cluster) share a broker and a store.
+    topic_prefix: str = "rapport."
+    db_prefix: str = "rapport_"
+    topic_partitions: int = 6
+    token_secret: str = DEMO_TOKEN_SECRET
+    token_ttl_seconds: int = 8 * 3600
+    demo_mode: bool = True
+    practice_name: str = "Rapport IPT Practice, Maidstone"
+    practice_tz: str = PRACTICE_TZ
+    service_urls: dict = field(default_factory=lambda: {
+        name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
+    extra: dict = field(default_factory=dict)
+
+    def topic(self, service: str) -> str:
+        return f"{self.topic_prefix}{service}"
+
+    def database(self, service: str) -> str:
+        return f"{self.db_prefix}{service}"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        demo = _env_bool("RAPPORT_DEMO_MODE", True)
+        secret = os.environ.get("RAPPORT_TOKEN_SECRET", DEMO_TOKEN_SECRET)
+        urls = {name: os.environ.get(f"RAPPORT_{name.upper()}_URL",
+                                     f"http://127.0.0.1:{port}")
+                for name, port in DEFAULT_PORTS.items()}
+        settings = cls(
+            kafka_bootstrap=os.environ.get("RAPPORT_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            mongo_uri=os.environ.get("RAPPORT_MONGO_URI", cls.mongo_uri),
+            topic_prefix=os.environ.get("RAPPORT_TOPIC_PREFIX", cls.topic_prefix),
+            db_prefix=os.environ.get("RAPPORT_DB_PREFIX", cls.db_prefix),
+            topic_partitions=int(os.environ.get("RAPPORT_TOPIC_PARTITIONS", "6")),
+            token_secret=secret,
+            token_ttl_seconds=int(os.environ.get("RAPPORT_TOKEN_TTL_SECONDS", str(8 * 3600))),
+            demo_mode=demo,
+            practice_name=os.environ.get("RAPPORT_PRACTICE_NAME", cls.practice_name),
+            service_urls=urls,
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Demo secrets are refused outside demo mode."""
+        if not self.demo_mode:
+            if self.token_secret == DEMO_TOKEN_SECRET:
+                raise ConfigError("RAPPORT_TOKEN_SECRET must be set outside demo mode")
+            if len(self.token_secret) < 32:
+                raise ConfigError("RAPPORT_TOKEN_SECRET must be at least 32 characters")

@@ -1,0 +1,182 @@
+"""The event store on MongoDB: each service its own database and `events` collection.
+
+- a unique index on (stream_id, stream_version) is the optimistic-concurrency guard;
+- the events of one command (one or several streams) are appended in one transaction,
+  together with any extra writes the command needs (e.g. a slot claim);
+- a gap-free `position` from a counter gives "read all in order";
+- the events collection is also the outbox: `outbox` is "pending" until the relay has the
+  broker's acknowledgement, then "published" (eShop's integration-event log states).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Iterable, Iterator, Sequence
+
+import pymongo
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from .events import Actor, Event, EventRegistry, NewEvent, new_id, registry as default_registry, utcnow
+from .mongo import in_transaction
+
+PENDING, PUBLISHED = "pending", "published"
+ANY_VERSION = None
+
+
+class ConcurrencyError(RuntimeError):
+    """The stream moved on since it was read: expected version no longer current."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int | None = None):
+        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    stream_id: str
+    expected_version: int | None  # events already in the stream; None = don't check
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    actor: Actor
+    correlation_id: str
+    causation_id: str | None = None
+
+
+class EventStore:
+    def __init__(self, mongo: pymongo.MongoClient, database: str,
+                 registry: EventRegistry = default_registry):
+        self.mongo = mongo
+        self.db = mongo[database]
+        self.events = self.db["events"]
+        self.counters = self.db["counters"]
+        self.registry = registry
+
+    def ensure_indexes(self) -> None:
+        self.events.create_indexes([
+            IndexModel([("stream_id", ASCENDING), ("stream_version", ASCENDING)],
+                       unique=True, name="stream_version_unique"),
+            IndexModel([("position", ASCENDING)], unique=True, name="position_unique"),
+            IndexModel([("outbox", ASCENDING), ("position", ASCENDING)], name="outbox_position"),
+        ])
+
+    # -- writing ------------------------------------------------------------------------
+    def append(self, stream_id: str, expected_version: int | None, events: Sequence[NewEvent],
+               meta: Metadata, *, also: Callable[[ClientSession], None] | None = None) -> list[Event]:
+        return self.append_streams([StreamAppend(stream_id, expected_version, events)], meta, also=also)
+
+    def append_streams(self, appends: Sequence[StreamAppend], meta: Metadata, *,
+                       also: Callable[[ClientSession], None] | None = None) -> list[Event]:
+        """Append the events of one command atomically. Raises ConcurrencyError if any
+        stream is not at its expected version; `also(session)` runs in the same transaction."""
+        prepared = [(a, [self._prepare(e) for e in a.events]) for a in appends]
+        total = sum(len(evts) for _, evts in prepared)
+        if total == 0:
+            return []
+
+        def work(session: ClientSession) -> list[Event]:
+            recorded_at = utcnow()
+            counter = self.counters.find_one_and_update(
+                {"_id": "events"}, {"$inc": {"seq": total}}, upsert=True,
+                return_document=ReturnDocument.AFTER, session=session)
+            position = counter["seq"] - total
+            docs, out = [], []
+            for append, evts in prepared:
+                current = self.stream_version(append.stream_id, session=session)
+                if append.expected_version is not None and current != append.expected_version:
+                    raise ConcurrencyError(append.stream_id, append.expected_version, current)
+                for offset, (type_, version, data, occurred_at) in enumerate(evts, start=1):
+                    position += 1
+                    event = Event(
+                        event_id=new_id(), type=type_, schema_version=version,
+                        stream_id=append.stream_id, stream_version=current + offset,
+                        occurred_at=occurred_at or recorded_at, recorded_at=recorded_at,
+                        actor=meta.actor, correlation_id=meta.correlation_id,
+                        causation_id=meta.causation_id, data=data, position=position)
+                    docs.append(self._document(event, data))
+                    out.append(event)
+            try:
+                self.events.insert_many(docs, ordered=True, session=session)
+            except DuplicateKeyError as err:
+                raise ConcurrencyError(prepared[0][0].stream_id, prepared[0][0].expected_version) from err
+            if also is not None:
+                also(session)
+            return out
+
+        stored = in_transaction(self.mongo, work)
+        # hand back loaded (Python-valued) data, as readers would see it
+        return [e.with_data(self.registry.deserialise(e.type, e.schema_version, e.data)[1])
+                for e in stored]
+
+    def _prepare(self, event: NewEvent) -> tuple[str, int, dict, datetime | None]:
+        version, data = self.registry.serialise(event.type, event.data)
+        return event.type, version, data, event.occurred_at
+
+    @staticmethod
+    def _document(event: Event, wire_data: dict) -> dict:
+        return {
+            "_id": event.event_id, "type": event.type, "schema_version": event.schema_version,
+            "stream_id": event.stream_id, "stream_version": event.stream_version,
+            "position": event.position, "occurred_at": event.occurred_at,
+            "recorded_at": event.recorded_at,
+            "actor": {"id": event.actor.id, "role": event.actor.role},
+            "correlation_id": event.correlation_id, "causation_id": event.causation_id,
+            "data": wire_data, "outbox": PENDING, "published_at": None,
+        }
+
+    # -- reading ------------------------------------------------------------------------
+    def stream_version(self, stream_id: str, session: ClientSession | None = None) -> int:
+        last = self.events.find_one({"stream_id": stream_id}, {"stream_version": 1},
+                                    sort=[("stream_version", -1)], session=session)
+        return last["stream_version"] if last else 0
+
+    def load(self, stream_id: str, *, until: datetime | None = None) -> list[Event]:
+        query: dict = {"stream_id": stream_id}
+        if until is not None:
+            query["recorded_at"] = {"$lte": until}
+        cursor = self.events.find(query).sort("stream_version", ASCENDING)
+        return [self.from_document(d) for d in cursor]
+
+    def read_all(self, from_position: int = 0, batch_size: int = 500) -> Iterator[Event]:
+        """Every event of this store in commit order, from `from_position` (exclusive)."""
+        last = from_position
+        while True:
+            docs = list(self.events.find({"position": {"$gt": last}})
+                        .sort("position", ASCENDING).limit(batch_size))
+            if not docs:
+                return
+            for doc in docs:
+                yield self.from_document(doc)
+            last = docs[-1]["position"]
+
+    def from_document(self, doc: dict) -> Event:
+        version, data = self.registry.deserialise(doc["type"], doc["schema_version"], doc["data"])
+        return Event(
+            event_id=doc["_id"], type=doc["type"], schema_version=version,
+            stream_id=doc["stream_id"], stream_version=doc["stream_version"],
+            occurred_at=doc["occurred_at"], recorded_at=doc["recorded_at"],
+            actor=Actor(**doc["actor"]), correlation_id=doc["correlation_id"],
+            causation_id=doc.get("causation_id"), data=data, position=doc["position"])
+
+    # -- outbox -------------------------------------------------------------------------
+    def pending(self, limit: int = 500) -> list[dict]:
+        return list(self.events.find({"outbox": PENDING}).sort("position", ASCENDING).limit(limit))
+
+    def mark_published(self, event_ids: Iterable[str]) -> int:
+        ids = list(event_ids)
+        if not ids:
+            return 0
+        result = self.events.update_many({"_id": {"$in": ids}, "outbox": PENDING},
+                                         {"$set": {"outbox": PUBLISHED, "published_at": utcnow()}})
+        return result.modified_count
+
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """(pending count, recorded_at of the oldest pending event)."""
+        count = self.events.count_documents({"outbox": PENDING})
+        oldest = self.events.find_one({"outbox": PENDING}, {"recorded_at": 1},
+                                      sort=[("position", ASCENDING)])
+        return count, (oldest or {}).get("recorded_at")

@@ -1,0 +1,60 @@
+"""Kafka clients, created only where they are used (a relay or consumer process, or a
+gunicorn worker after the fork), and topic creation."""
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+def producer(bootstrap: str, **overrides) -> KafkaProducer:
+    options = dict(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,  # no duplicates from the producer's own retries
+        max_in_flight_requests_per_connection=5,  # order kept per partition with idempotence
+        retries=5,
+        linger_ms=5,
+        max_block_ms=5000,  # a send() while the broker is down fails fast; the relay retries
+        request_timeout_ms=10000,
+        client_id="rapport-relay",
+    )
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
+    options = dict(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=200,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=3000,
+    )
+    options.update(overrides)
+    return KafkaConsumer(**options)
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+    """Create topics that do not exist yet (idempotent)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rapport-admin",
+                             request_timeout_ms=10000)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            except KafkaError as err:  # raced with another process creating them
+                if "TOPIC_ALREADY_EXISTS" not in repr(err).upper():
+                    raise
+    finally:
+        admin.close()

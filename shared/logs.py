@@ -1,0 +1,37 @@
+"""JSON logs with the correlation id of the request or event being handled."""
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+class _CorrelationFilter(logging.Filter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id.get()
+        record.service = self.service
+        return True
+
+
+def configure(service: str, level: str | None = None) -> None:
+    root = logging.getLogger()
+    if getattr(root, "_rapport_configured", False):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(correlation_id)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    handler.addFilter(_CorrelationFilter(service))
+    root.handlers[:] = [handler]
+    root.setLevel(level or os.environ.get("RAPPORT_LOG_LEVEL", "INFO"))
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    root._rapport_configured = True

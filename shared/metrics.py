@@ -1,0 +1,100 @@
+"""Prometheus metrics. Request rate/latency/errors are counted in-process (multiprocess mode
+under gunicorn when PROMETHEUS_MULTIPROC_DIR is set); the figures that workers own —
+outbox backlog and age, consumer lag, projection staleness — are read from MongoDB at scrape
+time, where relays and consumers keep them, so one /metrics per service shows them all."""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
+                               Histogram, generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("rapport_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+_collectors: list = []
+
+
+def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(service, method, route, str(status)).inc()
+    LATENCY.labels(service, method, route).observe(seconds)
+
+
+class ServiceCollector:
+    def __init__(self, service: str, app, projections, extra):
+        self.service, self.app, self.projections, self.extra = service, app, projections, extra
+
+    def collect(self):
+        up = GaugeMetricFamily("rapport_store_up", "MongoDB answered the metrics scrape", labels=["service"])
+        try:
+            families = list(self._from_store())
+            up.add_metric([self.service], 1)
+        except PyMongoError as err:
+            log.warning("metrics: store unavailable: %r", err)
+            families = []
+            up.add_metric([self.service], 0)
+        yield up
+        yield from families
+
+    def _from_store(self):
+        ctx = self.app.extensions["rapport"]
+        now = datetime.now(timezone.utc)
+        count, oldest = ctx.store.outbox_backlog()
+        backlog = GaugeMetricFamily("rapport_outbox_backlog", "Events not yet published", labels=["service"])
+        backlog.add_metric([self.service], count)
+        age = GaugeMetricFamily("rapport_outbox_oldest_age_seconds", "Age of the oldest unpublished event",
+                                labels=["service"])
+        age.add_metric([self.service], (now - oldest).total_seconds() if oldest else 0.0)
+        yield backlog
+        yield age
+
+        lag = GaugeMetricFamily("rapport_consumer_lag", "Records behind the end of the topic",
+                                labels=["service", "projection"])
+        heartbeat = GaugeMetricFamily("rapport_consumer_heartbeat_age_seconds",
+                                      "Seconds since a consumer last reported", labels=["service", "projection"])
+        for doc in ctx.db["worker_status"].find({"kind": "consumer"}):
+            lag.add_metric([self.service, doc["projection"]], sum((doc.get("lag") or {}).values()))
+            heartbeat.add_metric([self.service, doc["projection"]], (now - doc["heartbeat"]).total_seconds())
+        yield lag
+        yield heartbeat
+
+        stale = GaugeMetricFamily("rapport_projection_staleness_seconds",
+                                  "Seconds between now and the recording of the last event applied",
+                                  labels=["service", "projection"])
+        for doc in ctx.db["projection_meta"].find():
+            last = (doc.get(f"g{doc.get('active', 1)}") or {}).get("last_event_recorded_at")
+            if last is not None:
+                stale.add_metric([self.service, doc["_id"]], (now - last).total_seconds())
+        yield stale
+        if self.extra is not None:
+            yield from self.extra(ctx, now)
+
+
+def register_service_collector(service: str, app, projections, extra) -> None:
+    collector = ServiceCollector(service, app, projections, extra)
+    _collectors[:] = [collector]  # one app per process; tests create several in turn
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        for old in list(getattr(REGISTRY, "_rapport_service", [])):
+            try:
+                REGISTRY.unregister(old)
+            except KeyError:
+                pass
+        REGISTRY.register(collector)
+        REGISTRY._rapport_service = [collector]
+
+
+def exposition() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        for collector in _collectors:
+            registry.register(collector)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,38 @@
+"""MongoDB access: one client per process, created lazily (so never before gunicorn forks),
+and a transaction helper that retries transient conflicts the way the driver intends."""
+from __future__ import annotations
+
+import threading
+from typing import Callable, TypeVar
+
+import pymongo
+from pymongo.client_session import ClientSession
+
+T = TypeVar("T")
+_clients: dict[str, pymongo.MongoClient] = {}
+_lock = threading.Lock()
+
+
+def client(uri: str) -> pymongo.MongoClient:
+    with _lock:
+        found = _clients.get(uri)
+        if found is None:
+            found = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
+                                        connectTimeoutMS=3000, tz_aware=True)
+            _clients[uri] = found
+        return found
+
+
+def close_all() -> None:
+    with _lock:
+        for c in _clients.values():
+            c.close()
+        _clients.clear()
+
+
+def in_transaction(mongo: pymongo.MongoClient, work: Callable[[ClientSession], T]) -> T:
+    """Run `work(session)` in a multi-document transaction. `with_transaction` retries on
+    TransientTransactionError (write conflicts) and UnknownTransactionCommitResult, so
+    `work` must be safe to run again from the start."""
+    with mongo.start_session() as session:
+        return session.with_transaction(work)

@@ -1,0 +1,147 @@
+"""Outbox relay: publishes a service's pending events to `rapport.<service>`, key = stream id,
+and marks them published only after the broker acknowledged them (acks=all, idempotent
+producer). While the broker is down commands still succeed; events wait and go out in
+per-stream order when it returns. A lease in MongoDB keeps a single active relay per topic
+even when several replicas run."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from kafka.errors import KafkaError
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from . import kafka as kafka_clients
+from .eventstore import EventStore
+from .events import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def message_from_document(doc: dict) -> bytes:
+    body = {
+        "event_id": doc["_id"], "type": doc["type"], "schema_version": doc["schema_version"],
+        "stream_id": doc["stream_id"], "stream_version": doc["stream_version"],
+        "occurred_at": doc["occurred_at"].isoformat(), "recorded_at": doc["recorded_at"].isoformat(),
+        "actor": doc["actor"], "correlation_id": doc["correlation_id"],
+        "causation_id": doc.get("causation_id"), "position": doc["position"], "data": doc["data"],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class Lease:
+    """A time-bound lock document: {_id: name, owner, expires_at}."""
+
+    def __init__(self, collection, name: str, owner: str, ttl: float = 15.0):
+        self.collection, self.name, self.owner, self.ttl = collection, name, owner, ttl
+
+    def acquire(self) -> bool:
+        now = utcnow()
+        try:
+            doc = self.collection.find_one_and_update(
+                {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires_at": now + timedelta(seconds=self.ttl)}},
+                upsert=True)
+        except DuplicateKeyError:  # someone else holds a live lease
+            return False
+        return True
+
+    def release(self) -> None:
+        self.collection.delete_one({"_id": self.name, "owner": self.owner})
+
+
+class OutboxRelay:
+    def __init__(self, store: EventStore, bootstrap: str, topic: str, *,
+                 batch_size: int = 500, producer_factory=None, owner: str | None = None):
+        self.store, self.bootstrap, self.topic = store, bootstrap, topic
+        self.batch_size = batch_size
+        self._producer_factory = producer_factory or (lambda: kafka_clients.producer(bootstrap))
+        self._producer = None
+        self.lease = Lease(store.db["relay_leases"], topic,
+                           owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}")
+        self.published_total = 0
+        self.last_failed = False
+
+    def _get_producer(self):
+        if self._producer is None:
+            self._producer = self._producer_factory()
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=1)
+            except Exception:  # closing a producer whose broker vanished may itself fail
+                log.debug("producer close failed", exc_info=True)
+            self._producer = None
+
+    def publish_once(self) -> int:
+        """Publish one batch of pending events; return how many were marked published."""
+        docs = self.store.pending(self.batch_size)
+        if not docs:
+            return 0
+        producer = self._get_producer()
+        futures = []
+        try:
+            for doc in docs:
+                futures.append((doc, producer.send(self.topic, key=doc["stream_id"].encode(),
+                                                   value=message_from_document(doc))))
+            producer.flush(timeout=15)
+        except KafkaError as err:
+            log.warning("relay: broker unavailable (%s); %d events wait", err, len(docs))
+            self._drop_producer()
+        acked, failed_streams = [], set()
+        for doc, future in futures:
+            ok = future.is_done and future.succeeded()
+            # never mark an event published after an earlier one of its stream failed
+            if ok and doc["stream_id"] not in failed_streams:
+                acked.append(doc["_id"])
+            else:
+                failed_streams.add(doc["stream_id"])
+        marked = self.store.mark_published(acked)
+        self.published_total += marked
+        self.last_failed = bool(failed_streams)
+        if failed_streams:
+            self._drop_producer()
+        return marked
+
+    def run(self, stop: threading.Event, idle_sleep: float = 0.05) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                if not self.lease.acquire():
+                    stop.wait(self.lease.ttl / 3)
+                    continue
+                n = self.publish_once()
+                if self.last_failed:
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.2
+                if n == 0:
+                    stop.wait(idle_sleep)
+            except (KafkaError, PyMongoError) as err:
+                log.warning("relay: %s; retrying in %.1fs", err, backoff)
+                self._drop_producer()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._drop_producer()
+        try:
+            self.lease.release()
+        except PyMongoError:
+            pass
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Publish until nothing is pending (tests and one-off commands)."""
+        deadline = time.monotonic() + timeout
+        while self.store.pending(1):
+            if time.monotonic() > deadline:
+                raise TimeoutError("outbox not drained")
+            if self.publish_once() == 0 or self.last_failed:
+                time.sleep(0.2)
+        self._drop_producer()

@@ -1,0 +1,231 @@
+"""Projections: named read models built from events, each able to be rebuilt.
+
+A projection owns a few collections. They live in *generations* (`diary__g1`, `diary__g2`):
+readers always see the active generation while a rebuild fills the next one, then the
+rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps,
+in the same transaction as every projection write:
+- the next offset per topic partition (`projection_offsets`), where consumers resume;
+- the ids of the events applied (`projection_processed`), so an event delivered twice —
+  by a redelivery or by a relay that published it twice — changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import pymongo
+from pymongo import IndexModel
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
+from .mongo import in_transaction
+
+log = logging.getLogger(__name__)
+
+
+class Projection:
+    """Subclass and set `service` (the owning service), `name`, `sources` (services whose
+    topics it reads) and `collections` ({logical name: [IndexModel, ...]}). Handlers are
+    methods named `on_<EventType>(self, event, view)`; types without a handler are skipped."""
+    service: str = ""
+    name: str = ""
+    sources: tuple[str, ...] = ()
+    collections: dict[str, list[IndexModel]] = {}
+
+    def handle(self, event: Event, view: "View") -> None:
+        handler = getattr(self, f"on_{event.type}", None)
+        if handler is not None:
+            handler(event, view)
+
+
+class SessionCollection:
+    """A collection bound to the current transaction: every call gets `session=`."""
+
+    def __init__(self, collection: Collection, session: ClientSession):
+        self._collection, self._session = collection, session
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        def bound(*args, **kwargs):
+            kwargs.setdefault("session", self._session)
+            return attr(*args, **kwargs)
+        return bound
+
+
+class View:
+    """What a handler writes through: `view["diary"]` is that collection's generation."""
+
+    def __init__(self, store: "ProjectionStore", generation: int, session: ClientSession):
+        self._store, self._generation, self.session = store, generation, session
+
+    def __getitem__(self, logical: str) -> SessionCollection:
+        return SessionCollection(self._store.physical(logical, self._generation), self.session)
+
+
+@dataclass(frozen=True)
+class Record:
+    """The parts of a Kafka record a projection needs (also built from a ConsumerRecord)."""
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class ProjectionStore:
+    def __init__(self, mongo: pymongo.MongoClient, database: str, projection: Projection,
+                 registry: EventRegistry):
+        self.mongo, self.db = mongo, mongo[database]
+        self.projection, self.registry = projection, registry
+        self.meta = self.db["projection_meta"]
+        self.offsets = self.db["projection_offsets"]
+        self.processed = self.db["projection_processed"]
+        self.dead_letters = self.db["dead_letters"]
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    # -- generations --------------------------------------------------------------------
+    def active_generation(self) -> int:
+        doc = self.meta.find_one({"_id": self.name}, {"active": 1})
+        if doc is None:
+            self.meta.update_one({"_id": self.name},
+                                 {"$setOnInsert": {"active": 1, "created_at": utcnow()}},
+                                 upsert=True)
+            self.ensure_generation(1)
+            return 1
+        return doc["active"]
+
+    def physical(self, logical: str, generation: int) -> Collection:
+        if logical not in self.projection.collections:
+            raise KeyError(f"projection {self.name} has no collection {logical!r}")
+        return self.db[f"{logical}__g{generation}"]
+
+    def reader(self, logical: str) -> Collection:
+        """The collection API handlers query: the active generation."""
+        return self.physical(logical, self.active_generation())
+
+    def ensure_generation(self, generation: int) -> None:
+        for logical, indexes in self.projection.collections.items():
+            if indexes:
+                self.physical(logical, generation).create_indexes(list(indexes))
+
+    def drop_generation(self, generation: int) -> None:
+        for logical in self.projection.collections:
+            self.physical(logical, generation).drop()
+        prefix = f"^{self._key(generation)}:"
+        self.offsets.delete_many({"_id": {"$regex": prefix}})
+        self.processed.delete_many({"_id": {"$regex": prefix}})
+
+    def activate(self, generation: int) -> int:
+        """Swap the readers (and the live consumer) to `generation`; return the old one."""
+        old = self.active_generation()
+        self.meta.update_one({"_id": self.name}, {"$set": {
+            "active": generation, "previous": old, "activated_at": utcnow(), "building": None}})
+        return old
+
+    def _key(self, generation: int) -> str:
+        return f"{self.name}:g{generation}"
+
+    # -- offsets ------------------------------------------------------------------------
+    def stored_offsets(self, generation: int) -> dict[tuple[str, int], int]:
+        """{(topic, partition): next offset to read} for a generation."""
+        prefix = f"^{self._key(generation)}:"
+        return {(d["topic"], d["partition"]): d["next_offset"]
+                for d in self.offsets.find({"_id": {"$regex": prefix}})}
+
+    # -- applying records ------------------------------------------------------------------
+    def apply(self, records: Sequence[Record], generation: int) -> int:
+        """Apply records in one transaction with their offsets and processed ids. A handler
+        bug or an unknown event type parks that record in `dead_letters` (loudly) and the
+        rest still apply; store errors propagate for the caller to retry."""
+        if not records:
+            return 0
+        try:
+            return in_transaction(self.mongo, lambda s: self._apply(records, generation, s))
+        except PyMongoError:
+            raise
+        except Exception:
+            if len(records) == 1:
+                raise
+            log.exception("projection %s: batch failed; applying one by one", self.name)
+        applied = 0
+        for record in records:
+            try:
+                applied += in_transaction(self.mongo, lambda s: self._apply([record], generation, s))
+            except PyMongoError:
+                raise
+            except Exception as err:  # a handler bug: park it, keep the projection moving
+                log.error("projection %s: event at %s/%d@%d failed: %r", self.name,
+                          record.topic, record.partition, record.offset, err)
+                in_transaction(self.mongo, lambda s: self._park(record, generation, err, s))
+        return applied
+
+    def _apply(self, records: Sequence[Record], generation: int, session: ClientSession) -> int:
+        view = View(self, generation, session)
+        key = self._key(generation)
+        next_offsets: dict[tuple[str, int], int] = {}
+        seen: set[str] = set()
+        applied = 0
+        last: Event | None = None
+        for record in records:
+            next_offsets[(record.topic, record.partition)] = record.offset + 1
+            try:
+                event = self.registry.from_message(record.value)
+            except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
+                self._dead_letter(record, err, session)
+                continue
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            marker = f"{key}:{event.event_id}"
+            if self.processed.find_one({"_id": marker}, {"_id": 1}, session=session):
+                continue
+            self.projection.handle(event, view)
+            self.processed.insert_one({"_id": marker}, session=session)
+            applied += 1
+            last = event
+        self._save_offsets(next_offsets, generation, session)
+        if last is not None:
+            self.meta.update_one({"_id": self.name}, {"$set": {
+                f"g{generation}.last_event_recorded_at": last.recorded_at,
+                f"g{generation}.last_applied_at": utcnow()}}, session=session)
+        return applied
+
+    def _save_offsets(self, next_offsets, generation: int, session: ClientSession) -> None:
+        key = self._key(generation)
+        for (topic, partition), offset in next_offsets.items():
+            self.offsets.update_one(
+                {"_id": f"{key}:{topic}:{partition}"},
+                {"$set": {"topic": topic, "partition": partition, "next_offset": offset,
+                          "updated_at": utcnow()}},
+                upsert=True, session=session)
+
+    def _park(self, record: Record, generation: int, err: Exception, session) -> int:
+        self._dead_letter(record, err, session)
+        self._save_offsets({(record.topic, record.partition): record.offset + 1}, generation, session)
+        return 0
+
+    def _dead_letter(self, record: Record, err: Exception, session: ClientSession) -> None:
+        log.error("projection %s rejected %s/%d@%d: %s", self.name, record.topic,
+                  record.partition, record.offset, err)
+        self.dead_letters.update_one(
+            {"_id": f"{self.name}:{record.topic}:{record.partition}:{record.offset}"},
+            {"$set": {"projection": self.name, "topic": record.topic,
+                      "partition": record.partition, "offset": record.offset,
+                      "error": repr(err), "raw": record.value.decode("utf-8", "replace"),
+                      "at": utcnow()}},
+            upsert=True, session=session)
+
+
+def snapshot(collection: Collection, exclude: Iterable[str] = ()) -> list[dict]:
+    """A collection's documents sorted by _id, for comparing a rebuild with the live one."""
+    drop = set(exclude)
+    return [{k: v for k, v in d.items() if k not in drop}
+            for d in collection.find().sort("_id", 1)]

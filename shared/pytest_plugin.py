@@ -1,0 +1,141 @@
+"""Fixtures every test tier shares: the real broker and store (local processes by default,
+the docker-compose stack through pytest-docker with RAPPORT_TEST_STACK=docker), isolated
+topic and database prefixes per test, tokens, and background workers."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+import pytest
+
+from .auth import issue_token
+from .config import Settings
+from .mongo import client as mongo_client
+
+STACK = os.environ.get("RAPPORT_TEST_STACK", "local")
+
+
+@pytest.fixture(scope="session")
+def infra(request):
+    """(kafka bootstrap, mongo uri) of a running broker and store."""
+    if STACK == "docker":
+        docker_services = request.getfixturevalue("docker_services")
+        from deploy.local.infra import port_open
+        kafka, mongo = "127.0.0.1:9092", "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true"
+        docker_services.wait_until_responsive(timeout=180, pause=1, check=lambda: port_open(9092) and port_open(27017))
+        yield kafka, mongo
+        return
+    from deploy.local import infra as local
+    already = all(s.pid() and s.answering() for s in local.servers())
+    local.start()
+    yield f"127.0.0.1:{local.kafka_port()}", f"mongodb://127.0.0.1:{local.mongo_port()}/?directConnection=true"
+    if not already and not os.environ.get("RAPPORT_KEEP_INFRA"):
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(pytestconfig):
+    return os.path.join(str(pytestconfig.rootpath), "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_setup():
+    return ["up -d kafka mongo"]
+
+
+@pytest.fixture
+def settings(infra) -> Iterable[Settings]:
+    """Settings isolated for one test: its own topics and databases on the shared servers."""
+    kafka, mongo = infra
+    tag = uuid.uuid4().hex[:10]
+    s = Settings(kafka_bootstrap=kafka, mongo_uri=mongo, topic_prefix=f"t{tag}.rapport.",
+                 db_prefix=f"t{tag}_", topic_partitions=3, demo_mode=True)
+    yield s
+    client = mongo_client(mongo)
+    for name in client.list_database_names():
+        if name.startswith(s.db_prefix):
+            client.drop_database(name)
+
+
+@pytest.fixture
+def make_token(settings) -> Callable[..., str]:
+    def make(role: str = "clinical_lead", *, sub: str | None = None, therapist_id: str | None = None,
+             ttl_seconds: int = 600) -> str:
+        return issue_token(settings.token_secret, sub=sub or f"{role}-user", role=role,
+                           email=f"{role}@rapport.test", therapist_id=therapist_id,
+                           ttl_seconds=ttl_seconds)
+    return make
+
+
+@pytest.fixture
+def auth_header(make_token):
+    def header(role: str = "clinical_lead", **kwargs) -> dict:
+        return {"Authorization": f"Bearer {make_token(role, **kwargs)}"}
+    return header
+
+
+class Workers:
+    """Loops (`run(stop)`) on background threads, stopped and joined at the end."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, *loops) -> "Workers":
+        for loop in loops:
+            t = threading.Thread(target=loop, args=(self.stop,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+@pytest.fixture
+def workers():
+    w = Workers()
+    yield w
+    w.close()
+
+
+@contextmanager
+def running(*loops):
+    w = Workers().start(*loops)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def eventually(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.1, message: str = ""):
+    """Poll `check` until it returns a truthy value (returned) or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {message or check} (last: {last!r})")
+
+
+def service_workers(settings: Settings, service: str, *, relay: bool = True, loops: bool = True):
+    """The relay, every projection runner and the extra loops of one service, as callables."""
+    from . import services
+    from .consumer import ProjectionRunner
+    from .run import make_relay
+    definition = services.load(service)
+    out = []
+    if relay and definition.publishes:
+        out.append(make_relay(settings, service).run)
+    out += [ProjectionRunner(settings, p).run for p in definition.projections()]
+    if loops:
+        out += definition.workers(settings)
+    return out

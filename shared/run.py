@@ -1,0 +1,116 @@
+"""Process entry points (`python -m shared.run ...`): the outbox relay, the projection
+consumers and the service's other loops, a projection rebuild, and topic creation. Kafka
+clients are created here, in the process that uses them, never before a fork."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from . import logs, services
+from .config import Settings
+from .consumer import ProjectionRunner, rebuild
+from .eventstore import EventStore
+from .events import registry
+from .kafka import ensure_topics
+from .mongo import client as mongo_client
+from .outbox import OutboxRelay
+
+log = logging.getLogger("rapport.run")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        log.info("signal %s: stopping", signum)
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def make_relay(settings: Settings, service: str) -> OutboxRelay:
+    store = EventStore(mongo_client(settings.mongo_uri), settings.database(service), registry)
+    store.ensure_indexes()
+    return OutboxRelay(store, settings.kafka_bootstrap, settings.topic(service))
+
+
+def run_threads(loops, stop: threading.Event) -> None:
+    threads = [threading.Thread(target=loop, args=(stop,), name=getattr(loop, "__qualname__", "loop"),
+                                daemon=True) for loop in loops]
+    for t in threads:
+        t.start()
+    while not stop.is_set():
+        stop.wait(0.5)
+        if not all(t.is_alive() for t in threads):
+            log.error("a worker thread died; stopping the process so it is restarted")
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            sys.exit(1)
+    for t in threads:
+        t.join(timeout=30)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.run")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("relay", help="publish the service's outbox to its topic")
+    p.add_argument("service")
+    p = sub.add_parser("consume", help="run the service's projections (and its other loops)")
+    p.add_argument("service")
+    p.add_argument("--projection", action="append", help="only these projections")
+    p.add_argument("--instance", type=int, default=0, help="index for static group membership")
+    p.add_argument("--no-loops", action="store_true", help="projections only")
+    p = sub.add_parser("rebuild", help="rebuild a projection into a new generation and swap it in")
+    p.add_argument("service")
+    p.add_argument("projection")
+    sub.add_parser("topics", help="create every service's topic")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    logs.configure(getattr(args, "service", "rapport"))
+    if args.command == "topics":
+        ensure_topics(settings.kafka_bootstrap, [settings.topic(s) for s in services.SERVICE_NAMES],
+                      settings.topic_partitions)
+        return 0
+    definition = services.load(args.service)
+    if args.command == "relay":
+        stop = _stop_on_signals()
+        make_relay(settings, args.service).run(stop)
+        return 0
+    if args.command == "consume":
+        stop = _stop_on_signals()
+        wanted = set(args.projection or [])
+        loops = [ProjectionRunner(settings, p, instance=args.instance).run
+                 for p in definition.projections() if not wanted or p.name in wanted]
+        if not args.no_loops and not wanted:
+            loops += definition.workers(settings)
+        if not loops:
+            log.error("nothing to run for %s", args.service)
+            return 2
+        run_threads(loops, stop)
+        return 0
+    if args.command == "rebuild":
+        from tqdm import tqdm
+        projection = next((p for p in definition.projections() if p.name == args.projection), None)
+        if projection is None:
+            parser.error(f"{args.service} has no projection {args.projection!r}")
+        bar = tqdm(unit="event", desc=f"rebuild {args.projection}")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+        generation = rebuild(settings, projection, progress=progress)
+        bar.close()
+        print(f"{args.projection}: generation {generation} is now active")
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Flask pieces every service uses: the app factory, problem+json errors, health and
+readiness, OpenAPI (flask-smorest), Prometheus metrics, correlation ids and the lazy
+per-process MongoDB client (created after gunicorn forks)."""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import uuid
+from typing import Callable, Iterable
+
+from flask import Flask, Response, current_app, g, request
+from flask_smorest import Api
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import HTTPException
+
+from . import logs, metrics
+from .auth import AuthError, public
+from .config import Settings
+from .domain import DomainError
+from .eventstore import ConcurrencyError, EventStore, Metadata
+from .events import Actor, registry
+from .mongo import client as mongo_client
+from .projections import Projection, ProjectionStore
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    cid = g.get("correlation_id")
+    if cid:
+        body["correlation_id"] = cid
+    return Response(json.dumps(body, default=str), status=status, mimetype=PROBLEM)
+
+
+def _flatten(messages, prefix: str = "") -> list[dict]:
+    """webargs/marshmallow messages -> [{"field": "json.start", "reason": "..."}]."""
+    out: list[dict] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = str(key) if not prefix else f"{prefix}.{key}"
+            if prefix == "" and key == "json":
+                name = ""
+            out.extend(_flatten(value, name))
+    elif isinstance(messages, (list, tuple)):
+        if all(isinstance(m, str) for m in messages):
+            out.extend({"field": prefix or "body", "reason": m} for m in messages)
+        else:
+            for item in messages:
+                out.extend(_flatten(item, prefix))
+    else:
+        out.append({"field": prefix or "body", "reason": str(messages)})
+    return out
+
+
+class RapportApi(Api):
+    """flask-smorest's Api answering errors as application/problem+json."""
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        messages = data.get("errors") or data.get("messages")
+        errors = _flatten(messages) if messages else None
+        detail = data.get("message") or (
+            "; ".join(f"{e['field']}: {e['reason']}" for e in errors) if errors else error.description)
+        if error.code == 500:
+            detail = "internal error"
+        response = problem(error.code or 500, error.name, detail, errors=errors)
+        for key, value in (data.get("headers") or {}).items():
+            response.headers[key] = value
+        if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+
+class ServiceContext:
+    """Per-process access to this service's store and projections."""
+
+    def __init__(self, service: str, settings: Settings):
+        self.service, self.settings = service, settings
+        self._store: EventStore | None = None
+
+    @property
+    def mongo(self):
+        return mongo_client(self.settings.mongo_uri)
+
+    @property
+    def db(self):
+        return self.mongo[self.settings.database(self.service)]
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            self._store = EventStore(self.mongo, self.settings.database(self.service), registry)
+            self._store.ensure_indexes()
+        return self._store
+
+    def projection(self, projection: Projection) -> ProjectionStore:
+        return ProjectionStore(self.mongo, self.settings.database(projection.service), projection, registry)
+
+
+def context() -> ServiceContext:
+    return current_app.extensions["rapport"]
+
+
+def request_metadata() -> Metadata:
+    """Who is acting, and the correlation id, for the events a request produces."""
+    identity = g.get("identity")
+    actor = Actor(id=identity.sub, role=identity.role) if identity else Actor.system("anonymous")
+    return Metadata(actor=actor, correlation_id=g.get("correlation_id") or str(uuid.uuid4()))
+
+
+def created(body: dict, location: str) -> Response:
+    response = Response(json.dumps(body, default=str), status=201, mimetype="application/json")
+    response.headers["Location"] = location
+    return response
+
+
+def _kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def create_service_app(service: str, settings: Settings, *, title: str, description: str,
+                       blueprints: Iterable = (), projections: Iterable[Projection] = (),
+                       extra_metrics: Callable | None = None) -> Flask:
+    logs.configure(service)
+    app = Flask(service)
+    app.config.update(
+        RAPPORT_SETTINGS=settings, RAPPORT_SERVICE=service,
+        API_TITLE=title, API_VERSION="1.0.0", OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {"securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "security": [{"bearerAuth": []}],
+        },
+        JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1 * 1024 * 1024,
+    )
+    app.extensions["rapport"] = ServiceContext(service, settings)
+    api = RapportApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.extensions["rapport_api"] = api
+    projections = list(projections)
+    metrics.register_service_collector(service, app, projections, extra_metrics)
+
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Correlation-ID", "")
+        g.correlation_id = incoming if 0 < len(incoming) <= 64 else str(uuid.uuid4())
+        logs.correlation_id.set(g.correlation_id)
+
+    @app.after_request
+    def _finish(response: Response):
+        response.headers["X-Correlation-ID"] = g.get("correlation_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.observe_request(service, request.method, rule, response.status_code,
+                                time.perf_counter() - g.get("started", time.perf_counter()))
+        return response
+
+    @app.errorhandler(AuthError)
+    def _auth(err: AuthError):
+        response = problem(err.status, "Unauthorized" if err.status == 401 else "Forbidden", err.detail)
+        if err.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="rapport"'
+        return response
+
+    @app.errorhandler(DomainError)
+    def _domain(err: DomainError):
+        errors = [{"field": err.field, "reason": err.detail}] if err.field else None
+        return problem(err.status, err.title, err.detail, errors=errors, code=err.code)
+
+    @app.errorhandler(ConcurrencyError)
+    def _concurrency(err: ConcurrencyError):
+        return problem(409, "Conflict", "the record changed while you were saving; reload and try again")
+
+    @app.errorhandler(PyMongoError)
+    def _store_down(err: PyMongoError):
+        log.error("store error: %r", err)
+        return problem(503, "Service Unavailable", "the record store is unavailable; try again shortly")
+
+    @app.get("/healthz")
+    @public
+    def healthz():
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz")
+    @public
+    def readyz():
+        checks = {}
+        try:
+            context().mongo.admin.command("ping")
+            checks["store"] = "ok"
+        except PyMongoError as err:
+            checks["store"] = f"unavailable: {type(err).__name__}"
+        checks["broker"] = "ok" if _kafka_reachable(settings.kafka_bootstrap) else "unavailable"
+        ready = all(v == "ok" for v in checks.values())
+        return ({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+
+    @app.get("/metrics")
+    @public
+    def metrics_endpoint():
+        body, content_type = metrics.exposition()
+        return Response(body, mimetype=content_type)
+
+    return app

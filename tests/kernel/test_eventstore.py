@@ -1,0 +1,91 @@
+"""Event store against the real local MongoDB-wire server."""
+import threading
+
+import pytest
+
+from shared.eventstore import ConcurrencyError, StreamAppend
+from shared.events import NewEvent
+
+from .support import META, kernel_store
+
+OPEN = NewEvent("CounterOpened", {"name": "a"})
+
+
+def inc(n=1):
+    return NewEvent("CounterIncremented", {"by": n, "reason": "test"})
+
+
+def test_append_and_read_a_stream(settings):
+    store = kernel_store(settings)
+    store.append("c-1", 0, [OPEN, inc(2)], META)
+    store.append("c-1", 2, [inc(3)], META)
+    events = store.load("c-1")
+    assert [e.stream_version for e in events] == [1, 2, 3]
+    assert [e.type for e in events] == ["CounterOpened", "CounterIncremented", "CounterIncremented"]
+    assert events[2].data == {"by": 3, "reason": "test"}
+    assert events[0].actor.id == "tester" and events[0].correlation_id == "corr-1"
+    assert store.stream_version("c-1") == 3
+
+
+def test_wrong_expected_version_is_a_conflict_and_writes_nothing(settings):
+    store = kernel_store(settings)
+    store.append("c-1", 0, [OPEN], META)
+    with pytest.raises(ConcurrencyError):
+        store.append("c-1", 0, [inc()], META)
+    assert store.stream_version("c-1") == 1
+
+
+def test_two_concurrent_appends_at_one_version_exactly_one_wins(settings):
+    store = kernel_store(settings)
+    store.append("c-race", 0, [OPEN], META)
+    barrier = threading.Barrier(8)
+    outcomes = []
+
+    def attempt(i):
+        barrier.wait()
+        try:
+            store.append("c-race", 1, [inc(i)], META)
+            outcomes.append("won")
+        except ConcurrencyError:
+            outcomes.append("conflict")
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("won") == 1, outcomes
+    assert outcomes.count("conflict") == 7
+    assert store.stream_version("c-race") == 2
+
+
+def test_events_of_one_command_are_atomic_across_streams(settings):
+    store = kernel_store(settings)
+    store.append("c-2", 0, [OPEN], META)
+    with pytest.raises(ConcurrencyError):
+        store.append_streams([StreamAppend("c-new", 0, [OPEN, inc()]),
+                              StreamAppend("c-2", 0, [inc()])], META)  # c-2 is at 1
+    assert store.load("c-new") == []
+    assert store.stream_version("c-2") == 1
+
+
+def test_extra_write_failing_rolls_back_the_events(settings):
+    store = kernel_store(settings)
+
+    def claim(session):
+        store.db["claims"].insert_one({"_id": "slot"}, session=session)
+    store.append("c-3", 0, [OPEN], META, also=claim)
+    with pytest.raises(Exception):
+        store.append("c-4", 0, [OPEN], META, also=claim)  # duplicate claim
+    assert store.load("c-4") == []
+    assert store.db["claims"].count_documents({}) == 1
+
+
+def test_read_all_in_commit_order(settings):
+    store = kernel_store(settings)
+    for i in range(5):
+        store.append(f"s-{i}", 0, [OPEN], META)
+        store.append(f"s-{i}", 1, [inc(i)], META)
+    events = list(store.read_all(batch_size=3))
+    assert [e.position for e in events] == list(range(1, 11))
+    assert len({e.event_id for e in events}) == 10
+    assert [e.position for e in store.read_all(from_position=8)] == [9, 10]
