@@ -1,0 +1,43 @@
+# Rapport — every target sets itself up on a fresh machine (Python 3.11, no Docker needed).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install up down status test faults bench infra-start infra-stop clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+up: install          ## run Rapport: broker, store, every service, the portal, the demo practice
+	$(PY) -m deploy.local.stack up
+
+down:                ## stop everything `make up` started (by PID)
+	$(PY) -m deploy.local.stack down
+
+status:
+	$(PY) -m deploy.local.stack status
+
+test: install        ## the test suite against the real local broker and store
+	$(PY) -m pytest -m "not slow"
+
+faults: install      ## the long fault-injection cases
+	$(PY) -m pytest -m slow
+
+bench: install       ## benchmarks, printed as ratios and saved under bench/results/
+	$(PY) -m bench
+
+infra-start: install
+	$(PY) -m deploy.local.infra start
+
+infra-stop:
+	$(PY) -m deploy.local.infra stop
+
+clean: down
+	rm -rf .run

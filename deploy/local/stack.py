@@ -1,0 +1,146 @@
+"""`make up` / `make down`: the whole of Rapport as local processes on 127.0.0.1 — the
+broker and store, each service's API under gunicorn, its outbox relay and its consumers,
+the portal, and the demo practice. Runs in the background; PIDs and logs under .run/.
+
+    python -m deploy.local.stack up|down|status
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.local import infra
+from shared.config import DEFAULT_PORTS
+
+ROOT = infra.ROOT
+
+
+def pid_dir() -> Path:
+    return infra.run_dir() / "pids"
+
+
+def log_dir() -> Path:
+    return infra.run_dir() / "logs"
+
+
+def available_services() -> list[str]:
+    return [name for name in ("scheduling", "records", "measures", "notifications", "portal")
+            if (ROOT / "services" / name / "wsgi.py").exists()]
+
+
+def processes() -> list[tuple[str, list[str], dict]]:
+    """(name, command line, extra environment) of every process `make up` runs."""
+    py = sys.executable
+    out = []
+    for service in available_services():
+        port = int(os.environ.get(f"RAPPORT_{service.upper()}_PORT", DEFAULT_PORTS[service]))
+        out.append((f"{service}-api",
+                    [py, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                     "--bind", f"127.0.0.1:{port}", f"services.{service}.wsgi:app"],
+                    {"PROMETHEUS_MULTIPROC_DIR": str(infra.run_dir() / "prometheus" / service)}))
+        if service != "portal":
+            out.append((f"{service}-relay", [py, "-m", "shared.run", "relay", service], {}))
+            out.append((f"{service}-consumers", [py, "-m", "shared.run", "consume", service], {}))
+    return out
+
+
+def _pid(name: str) -> int | None:
+    try:
+        pid = int((pid_dir() / f"{name}.pid").read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def up(seed: bool = True, timeout: float = 90.0) -> None:
+    infra.start()
+    pid_dir().mkdir(parents=True, exist_ok=True)
+    log_dir().mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=env, cwd=ROOT, check=True)
+    for name, command, extra in processes():
+        if _pid(name):
+            print(f"{name}: already running (pid {_pid(name)})")
+            continue
+        with open(log_dir() / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(command, cwd=ROOT, env={**env, **extra}, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        (pid_dir() / f"{name}.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    for service in available_services():
+        url = f"http://127.0.0.1:{DEFAULT_PORTS[service]}/healthz"
+        while not _healthy(url):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{service} did not become healthy; see {log_dir()}/{service}-api.log")
+            time.sleep(0.2)
+    if seed and (ROOT / "deploy" / "local" / "seed.py").exists():
+        subprocess.run([sys.executable, "-m", "deploy.local.seed"], env=env, cwd=ROOT, check=True)
+    print("\nRapport is running:")
+    for service in available_services():
+        print(f"  {service:<14} http://127.0.0.1:{DEFAULT_PORTS[service]}")
+    print(f"  broker         127.0.0.1:{infra.kafka_port()}  store  127.0.0.1:{infra.mongo_port()}")
+    print(f"  logs           {log_dir()}\n  stop with      make down")
+
+
+def down() -> None:
+    names = [p.stem for p in pid_dir().glob("*.pid")] if pid_dir().exists() else []
+    pids = {}
+    for name in names:
+        pid = _pid(name)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            pids[name] = pid
+    deadline = time.monotonic() + 30
+    for name, pid in pids.items():
+        while _pid(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid(name):
+            print(f"{name}: still running after SIGTERM; sending SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+        print(f"{name}: stopped")
+    for name in names:
+        (pid_dir() / f"{name}.pid").unlink(missing_ok=True)
+    infra.stop()
+
+
+def status() -> int:
+    code = infra.status()
+    for name, _, _ in processes():
+        pid = _pid(name)
+        code |= 0 if pid else 1
+        print(f"{name}: {'running pid ' + str(pid) if pid else 'down'}")
+    return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.stack")
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--no-seed", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        up(seed=not args.no_seed)
+    elif args.command == "down":
+        down()
+    else:
+        return status()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

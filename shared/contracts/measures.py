@@ -1,0 +1,90 @@
+"""Events of the measures service (topic rapport.measures). Link tokens are credentials:
+they never appear in events (architecture.md: secrets are not events)."""
+from marshmallow import Schema, fields
+
+from ..events import registry
+from .common import PERSONAL, one_of, optional, utc
+
+INSTRUMENTS = ("PHQ-9", "GAD-7", "WSAS", "CORE-10")
+
+
+@registry.event("QuestionnaireRequested", 1)
+class QuestionnaireRequestedV1(Schema):
+    request_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    session_id = optional(fields.String())
+    instruments = fields.List(one_of(INSTRUMENTS), required=True)
+    due_at = utc(required=True)  # when the link should go to the client
+    session_starts_at = optional(utc())
+    expires_at = utc(required=True)
+
+
+@registry.event("QuestionnaireWithdrawn", 1)
+class QuestionnaireWithdrawnV1(Schema):
+    request_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class InstrumentScore(Schema):
+    instrument = one_of(INSTRUMENTS, required=True)
+    answers = fields.List(fields.Integer(allow_none=True), required=True, metadata=PERSONAL)
+    total = optional(fields.Float())  # None when too many items are missing to score
+    band = optional(fields.String())
+    prorated = fields.Boolean(required=True)
+
+
+@registry.event("QuestionnaireCompleted", 1)
+class QuestionnaireCompletedV1(Schema):
+    response_id = fields.String(required=True)
+    request_id = optional(fields.String())
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    session_id = optional(fields.String())
+    completed_at = utc(required=True)
+    source = one_of(("link", "staff"), required=True)
+    scores = fields.List(fields.Nested(InstrumentScore), required=True)
+
+
+@registry.event("RiskIndicated", 1)
+class RiskIndicatedV1(Schema):
+    alert_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    response_id = fields.String(required=True)
+    instrument = one_of(INSTRUMENTS, required=True)
+    item = fields.Integer(required=True)
+    answer = fields.Integer(required=True)
+    indicated_at = utc(required=True)
+
+
+@registry.event("RiskAcknowledged", 1)
+class RiskAcknowledgedV1(Schema):
+    alert_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    by = fields.String(required=True)
+    note = fields.String(required=True, metadata=PERSONAL)
+    acknowledged_at = utc(required=True)
+
+
+class MeasurePair(Schema):
+    first = optional(fields.Float())
+    last = optional(fields.Float())
+    change = optional(fields.Float())
+
+
+@registry.event("OutcomeUpdated", 1)
+class OutcomeUpdatedV1(Schema):
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    episode_id = fields.String(required=True)
+    phq9 = fields.Nested(MeasurePair, required=True)
+    gad7 = fields.Nested(MeasurePair, required=True)
+    attended_sessions = fields.Integer(required=True)
+    finished_treatment = fields.Boolean(required=True)
+    caseness_at_start = optional(fields.Boolean())
+    recovered = optional(fields.Boolean())
+    reliable_improvement = optional(fields.Boolean())
+    reliable_deterioration = optional(fields.Boolean())
+    reliable_recovery = optional(fields.Boolean())

@@ -1,0 +1,124 @@
+"""Events of the records service (topic rapport.records)."""
+from marshmallow import Schema, fields
+
+from ..events import registry
+from .common import MODALITIES, PERSONAL, one_of, optional, utc
+
+CHANNELS = ("email", "sms")
+CONDITIONS = ("depression", "bipolar_disorder", "borderline_personality_disorder",
+              "eating_disorder", "anxiety", "other")
+PROBLEM_AREAS = ("grief", "role_dispute", "role_transition", "interpersonal_deficits")
+PHASES = ("initial", "middle", "ending", "maintenance")
+
+
+class Gp(Schema):
+    name = fields.String(required=True, metadata=PERSONAL)
+    practice = fields.String(required=True, metadata=PERSONAL)
+
+
+@registry.event("ClientRegistered", 1)
+class ClientRegisteredV1(Schema):
+    client_id = fields.String(required=True)
+    given_name = fields.String(required=True, metadata=PERSONAL)
+    family_name = fields.String(required=True, metadata=PERSONAL)
+    date_of_birth = fields.Date(required=True, metadata=PERSONAL)
+    email = optional(fields.String(metadata=PERSONAL))
+    phone = optional(fields.String(metadata=PERSONAL))
+    preferred_modality = one_of(MODALITIES, required=True)
+    reminder_channels = fields.List(one_of(CHANNELS), required=True)  # consented channels
+    therapist_id = fields.String(required=True)
+    referral_source = fields.String(required=True)
+    gp = optional(fields.Nested(Gp))
+    nhs_number = optional(fields.String(metadata=PERSONAL))
+
+
+@registry.event("ClientDetailsCorrected", 1)
+class ClientDetailsCorrectedV1(Schema):
+    """Only the fields present changed (a reassigned therapist included)."""
+    client_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    given_name = fields.String(metadata=PERSONAL)
+    family_name = fields.String(metadata=PERSONAL)
+    date_of_birth = fields.Date(metadata=PERSONAL)
+    email = fields.String(allow_none=True, metadata=PERSONAL)
+    phone = fields.String(allow_none=True, metadata=PERSONAL)
+    preferred_modality = one_of(MODALITIES)
+    reminder_channels = fields.List(one_of(CHANNELS))
+    therapist_id = fields.String()
+    referral_source = fields.String()
+    gp = fields.Nested(Gp, allow_none=True)
+    nhs_number = fields.String(allow_none=True, metadata=PERSONAL)
+
+
+@registry.event("AssessmentRecorded", 1)
+class AssessmentRecordedV1(Schema):
+    client_id = fields.String(required=True)
+    session_id = optional(fields.String())
+    presenting_difficulties = fields.String(required=True, metadata=PERSONAL)
+    conditions = fields.List(one_of(CONDITIONS), required=True)
+    goals = fields.List(fields.String(metadata=PERSONAL), required=True)
+    risk_summary = fields.String(required=True, metadata=PERSONAL)
+
+
+class InventoryPerson(Schema):
+    name = fields.String(required=True, metadata=PERSONAL)
+    relationship = fields.String(required=True, metadata=PERSONAL)
+    closeness = fields.Integer(required=True)  # ring 1 (inner) .. 3 (outer)
+    good = fields.String(required=True, metadata=PERSONAL)
+    hard = fields.String(required=True, metadata=PERSONAL)
+    unilateral_partner = fields.Boolean(required=True)
+
+
+@registry.event("FormulationRecorded", 1)
+class FormulationRecordedV1(Schema):
+    client_id = fields.String(required=True)
+    revision = fields.Integer(required=True)
+    problem_areas = fields.List(one_of(PROBLEM_AREAS), required=True)  # one or two
+    formulation = fields.String(required=True, metadata=PERSONAL)
+    inventory = fields.List(fields.Nested(InventoryPerson), required=True)
+    goals = fields.List(fields.String(metadata=PERSONAL), required=True)
+
+
+@registry.event("PhaseChanged", 1)
+class PhaseChangedV1(Schema):
+    client_id = fields.String(required=True)
+    from_phase = optional(one_of(PHASES))
+    to_phase = one_of(PHASES, required=True)
+    reason = fields.String(required=True, metadata=PERSONAL)
+    by = fields.String(required=True)
+
+
+@registry.event("NoteRecorded", 1)
+class NoteRecordedV1(Schema):
+    client_id = fields.String(required=True)
+    note_id = fields.String(required=True)
+    session_id = optional(fields.String())
+    text = fields.String(required=True, metadata=PERSONAL)
+    author = fields.String(required=True)
+    amends = optional(fields.String())  # note_id this amends; the original stays
+
+
+@registry.event("TaskAssigned", 1)
+class TaskAssignedV1(Schema):
+    client_id = fields.String(required=True)
+    task_id = fields.String(required=True)
+    description = fields.String(required=True, metadata=PERSONAL)
+    due_at = optional(utc())
+    session_id = optional(fields.String())
+
+
+@registry.event("TaskCompleted", 1)
+class TaskCompletedV1(Schema):
+    client_id = fields.String(required=True)
+    task_id = fields.String(required=True)
+    reflection = optional(fields.String(metadata=PERSONAL))
+    completed_at = utc(required=True)
+
+
+@registry.event("ClientDischarged", 1)
+class ClientDischargedV1(Schema):
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    reason = fields.String(required=True, metadata=PERSONAL)
+    outcome_summary = fields.String(required=True, metadata=PERSONAL)
+    discharged_at = utc(required=True)

@@ -1,0 +1,108 @@
+"""Events of the scheduling service (topic rapport.scheduling)."""
+from marshmallow import Schema, fields, validate
+
+from ..events import registry
+from .common import MODALITIES, PERSONAL, one_of, optional, utc
+
+SESSION_KINDS = ("assessment", "treatment", "booster")
+CANCELLED_BY = ("client", "therapist", "practice")
+
+
+class WeeklyHours(Schema):
+    weekday = fields.Integer(required=True, validate=validate.Range(0, 6))  # Monday = 0
+    start = fields.String(required=True)  # "09:00", practice local time
+    end = fields.String(required=True)
+
+
+class Exception_(Schema):
+    start_date = fields.Date(required=True)
+    end_date = fields.Date(required=True)  # inclusive
+    reason = fields.String(required=True)
+
+
+@registry.event("TherapistRegistered", 1)
+class TherapistRegisteredV1(Schema):
+    therapist_id = fields.String(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    phone = optional(fields.String())
+    modalities = fields.List(one_of(MODALITIES), required=True)
+    rooms = fields.List(fields.String(), required=True)
+
+
+@registry.event("AvailabilitySet", 1)
+class AvailabilitySetV1(Schema):
+    therapist_id = fields.String(required=True)
+    weekly_hours = fields.List(fields.Nested(WeeklyHours), required=True)
+    exceptions = fields.List(fields.Nested(Exception_), required=True)
+
+
+class _SessionFacts(Schema):
+    session_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    starts_at = utc(required=True)
+    ends_at = utc(required=True)
+
+
+@registry.event("SessionBooked", 1)
+class SessionBookedV1(_SessionFacts):
+    kind = one_of(SESSION_KINDS, required=True)
+    modality = one_of(MODALITIES, required=True)
+    room = optional(fields.String())
+    course_id = optional(fields.String())
+    number = optional(fields.Integer())  # the session's number in its course, 1..n
+    video_link = optional(fields.String())
+
+
+class Unbooked(Schema):
+    number = fields.Integer(required=True)
+    wanted_at = utc(required=True)
+    reason = fields.String(required=True)
+    alternatives = fields.List(utc(), required=True)
+
+
+@registry.event("CourseBooked", 1)
+class CourseBookedV1(Schema):
+    course_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    session_ids = fields.List(fields.String(), required=True)
+    count = fields.Integer(required=True)
+    interval_weeks = fields.Integer(required=True)
+    first_starts_at = utc(required=True)
+    unbooked = fields.List(fields.Nested(Unbooked), required=True)
+
+
+@registry.event("SessionRescheduled", 1)
+class SessionRescheduledV1(_SessionFacts):
+    previous_starts_at = utc(required=True)
+    modality = one_of(MODALITIES, required=True)
+    room = optional(fields.String())
+    reason = optional(fields.String(metadata=PERSONAL))
+
+
+@registry.event("SessionCancelled", 1)
+class SessionCancelledV1(_SessionFacts):
+    by = one_of(CANCELLED_BY, required=True)
+    reason = fields.String(required=True, metadata=PERSONAL)
+    late = fields.Boolean(required=True)  # less than 24 h before the start
+
+
+@registry.event("SessionAttended", 1)
+class SessionAttendedV1(_SessionFacts):
+    kind = one_of(SESSION_KINDS, required=True)
+
+
+@registry.event("SessionMissed", 1)
+class SessionMissedV1(_SessionFacts):
+    kind = one_of(SESSION_KINDS, required=True)
+
+
+@registry.event("BoostersPlanned", 1)
+class BoostersPlannedV1(Schema):
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    session_ids = fields.List(fields.String(), required=True)
+    count = fields.Integer(required=True)
+    interval_months = fields.Integer(required=True)

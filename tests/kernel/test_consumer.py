@@ -1,0 +1,131 @@
+"""Consumer runner and projections against the real local broker and store."""
+import json
+
+from shared import kafka as kafka_clients
+from shared.consumer import ProjectionRunner, rebuild
+from shared.events import NewEvent
+from shared.outbox import OutboxRelay, message_from_document
+from shared.projections import snapshot
+from shared.pytest_plugin import eventually, running
+
+from .support import META, Totals, kernel_store, reg
+
+
+def append_counters(store, streams=5, increments=10, start=0):
+    for s in range(streams):
+        sid = f"c-{s}"
+        version = store.stream_version(sid)
+        events = [] if version else [NewEvent("CounterOpened", {"name": sid})]
+        events += [NewEvent("CounterIncremented", {"by": start + i + 1, "reason": "t"})
+                   for i in range(increments)]
+        store.append(sid, version, events, META)
+
+
+def expected_totals(store):
+    out = {}
+    for event in store.read_all():
+        doc = out.setdefault(event.stream_id, {"_id": event.stream_id, "sum": 0, "versions": []})
+        if event.type == "CounterOpened":
+            doc["name"] = event.data["name"]
+        else:
+            doc["sum"] += event.data["by"]
+            doc["versions"].append(event.stream_version)
+    return sorted(out.values(), key=lambda d: d["_id"])
+
+
+def setup(settings):
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    return store, topic, OutboxRelay(store, settings.kafka_bootstrap, topic)
+
+
+def live(settings):
+    runner = ProjectionRunner(settings, Totals(), registry=reg, status_interval=0.5)
+    return runner, runner.store
+
+
+def test_projection_follows_the_events_in_order(settings):
+    store, topic, relay = setup(settings)
+    append_counters(store)
+    relay.drain()
+    runner, pstore = live(settings)
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+    docs = snapshot(pstore.reader("totals"))
+    assert all(d["versions"] == list(range(2, 12)) for d in docs)
+
+
+def test_every_event_delivered_twice_changes_nothing(settings):
+    store, topic, relay = setup(settings)
+    append_counters(store)
+    # publish every event twice, as a relay that crashed before marking would
+    producer = kafka_clients.producer(settings.kafka_bootstrap)
+    for doc in store.pending(1000):
+        for _ in range(2):
+            producer.send(topic, key=doc["stream_id"].encode(), value=message_from_document(doc))
+    producer.flush()
+    producer.close()
+    runner, pstore = live(settings)
+    with running(runner.run):
+        eventually(lambda: runner.applied_total == 55 and
+                   snapshot(pstore.reader("totals")) == expected_totals(store))
+    assert runner.applied_total == 55, "each of the 55 events applied exactly once"
+
+
+def test_restarted_consumer_resumes_from_its_offset(settings):
+    store, topic, relay = setup(settings)
+    append_counters(store)
+    relay.drain()
+    first, pstore = live(settings)
+    with running(first.run):
+        eventually(lambda: first.applied_total == 55)
+    append_counters(store, increments=4, start=100)  # while no consumer runs
+    relay.drain()
+    second, _ = live(settings)
+    with running(second.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+    assert second.applied_total == 20, "the restarted consumer read only what it had not seen"
+    offsets = pstore.stored_offsets(pstore.active_generation())
+    assert sum(offsets.values()) == 75
+
+
+def test_unknown_event_type_is_parked_loudly_and_the_rest_apply(settings):
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=1, increments=2)
+    relay.drain()
+    producer = kafka_clients.producer(settings.kafka_bootstrap)
+    bogus = {"event_id": "x-1", "type": "CounterExploded", "schema_version": 1, "stream_id": "c-0",
+             "stream_version": 99, "occurred_at": "2026-11-26T10:00:00+00:00",
+             "recorded_at": "2026-11-26T10:00:00+00:00", "actor": {"id": "a", "role": "admin"},
+             "correlation_id": "c", "causation_id": None, "data": {}}
+    producer.send(topic, key=b"c-0", value=json.dumps(bogus).encode())
+    producer.flush()
+    producer.close()
+    append_counters(store, streams=1, increments=1, start=10)
+    relay.drain()
+    runner, pstore = live(settings)
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+    parked = list(pstore.dead_letters.find())
+    assert len(parked) == 1 and "CounterExploded" in parked[0]["error"]
+
+
+def test_rebuilt_projection_equals_the_live_one_and_is_swapped_in(settings):
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=8, increments=25)
+    relay.drain()
+    runner, pstore = live(settings)
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+        live_docs = snapshot(pstore.reader("totals"))
+        progress = []
+        generation = rebuild(settings, Totals(), registry=reg, progress=lambda d, t: progress.append((d, t)))
+        assert generation == 2
+        assert snapshot(pstore.reader("totals")) == live_docs
+        assert progress[-1] == (208, 208)
+        # the live consumer follows the new generation
+        append_counters(store, streams=8, increments=1, start=500)
+        relay.drain()
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+    assert pstore.active_generation() == 2

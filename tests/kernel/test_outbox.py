@@ -1,0 +1,99 @@
+"""Outbox relay against the real local broker and store."""
+import json
+import threading
+import time
+
+import pytest
+from kafka import TopicPartition
+
+from shared import kafka as kafka_clients
+from shared.events import NewEvent
+from shared.outbox import OutboxRelay
+from shared.pytest_plugin import STACK, eventually
+
+from .support import META, kernel_store
+
+
+def read_topic(settings, topic):
+    """Every record of a topic (all partitions, from the start) as decoded dicts."""
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out = []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                out.extend((tp.partition, json.loads(r.value)) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_relay_publishes_keyed_by_stream_and_marks_published(settings):
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    for i in range(10):
+        store.append(f"c-{i}", 0, [NewEvent("CounterOpened", {"name": str(i)})], META)
+    relay = OutboxRelay(store, settings.kafka_bootstrap, topic)
+    relay.drain()
+    assert store.outbox_backlog()[0] == 0
+    records = read_topic(settings, topic)
+    assert sorted(r["stream_id"] for _, r in records) == sorted(f"c-{i}" for i in range(10))
+    partitions = {r["stream_id"]: p for p, r in records}
+    # the same key always lands in the same partition
+    store.append("c-1", 1, [NewEvent("CounterIncremented", {"by": 1, "reason": "x"})], META)
+    relay.drain()
+    again = [(p, r) for p, r in read_topic(settings, topic) if r["stream_id"] == "c-1"]
+    assert {p for p, _ in again} == {partitions["c-1"]}
+
+
+@pytest.mark.skipif(STACK == "docker", reason="stops the local broker process")
+def test_broker_down_while_1000_events_are_appended_then_all_delivered_in_order(settings):
+    from deploy.local import infra as local
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    relay = OutboxRelay(store, settings.kafka_bootstrap, topic)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        local.stop("broker")
+        streams = [f"c-{i}" for i in range(20)]
+        for s in streams:
+            store.append(s, 0, [NewEvent("CounterOpened", {"name": s})], META)
+        versions = {s: 1 for s in streams}
+        for n in range(1000 - len(streams)):  # commands still succeed with the broker down
+            s = streams[n % len(streams)]
+            store.append(s, versions[s], [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+            versions[s] += 1
+        time.sleep(1.0)
+        assert store.outbox_backlog()[0] == 1000, "nothing can be published while the broker is down"
+        local.start("broker")
+        eventually(lambda: store.outbox_backlog()[0] == 0, timeout=90, message="outbox drained")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    records = read_topic(settings, topic)
+    by_stream = {}
+    for _, r in records:
+        by_stream.setdefault(r["stream_id"], []).append(r["stream_version"])
+    assert sum(len(set(v)) for v in by_stream.values()) == 1000, "every event delivered"
+    for s, seen in by_stream.items():
+        deduped = [v for i, v in enumerate(seen) if v not in seen[:i]]
+        assert deduped == sorted(deduped) == list(range(1, versions[s] + 1)), f"order of {s}"
+
+
+def test_two_relays_share_one_lease(settings):
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    a = OutboxRelay(store, settings.kafka_bootstrap, topic, owner="a")
+    b = OutboxRelay(store, settings.kafka_bootstrap, topic, owner="b")
+    assert a.lease.acquire() is True
+    assert b.lease.acquire() is False
+    a.lease.release()
+    assert b.lease.acquire() is True
