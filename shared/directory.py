@@ -66,6 +66,8 @@ def check_client_access(identity: Identity, client: dict | None, *, clinical: bo
             raise Forbidden("reception staff do not see clinical information")
         return
     if client is None:
+        if identity.role == "therapist":
+            raise NotFound("no such client on your caseload")
         return
     if not identity.can_see_client_of(client.get("therapist_id")):
         raise Forbidden("this client is not on your caseload")

@@ -1,0 +1,38 @@
+"""The audit trail's hash chain against the real store: altering or deleting any entry is
+detected and named."""
+from shared.audit import AuditTrail
+from shared.mongo import client
+
+
+def trail(settings):
+    t = AuditTrail(client(settings.mongo_uri), settings.database("audit"))
+    t.ensure_indexes()
+    for i in range(5):
+        t.append(actor=f"u{i}", role="therapist", action="read", resource=f"/clients/c{i}", client_id=f"c{i}")
+    return t
+
+
+def test_an_untouched_chain_verifies(settings):
+    assert trail(settings).verify() == (True, "5 entries verified")
+
+
+def test_an_altered_entry_is_named(settings):
+    t = trail(settings)
+    t.entries.update_one({"seq": 3}, {"$set": {"actor": "someone-else"}})
+    assert t.verify() == (False, "entry 3 was altered")
+
+
+def test_a_deleted_entry_is_named(settings):
+    t = trail(settings)
+    t.entries.delete_one({"seq": 2})
+    assert t.verify() == (False, "entry 2 is missing (next found is 3)")
+
+
+def test_a_rewritten_tail_is_detected(settings):
+    t = trail(settings)
+    entry = t.entries.find_one({"seq": 4})
+    from shared.audit import entry_hash
+    forged = {**entry, "actor": "forger"}
+    forged["hash"] = entry_hash(entry["prev_hash"], forged)  # recomputed, but entry 5 still points at the old hash
+    t.entries.replace_one({"seq": 4}, forged)
+    assert t.verify() == (False, "entry 5 does not follow entry 4")
