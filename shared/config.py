@@ -2,6 +2,8 @@
 deep inside the code). One `Settings` per process; tests build their own."""
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass, field, replace
 
@@ -9,6 +11,7 @@ SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
 DEFAULT_PORTS = {"portal": 8100, "scheduling": 8101, "records": 8102,
                  "measures": 8103, "notifications": 8104}
 DEMO_TOKEN_SECRET = "rapport-demo-token-secret-not-for-production"
+DEMO_MASTER_KEY = "cmFwcG9ydC1kZW1vLW1hc3Rlci1rZXktMzJieXRlcyE="  # base64 of a 32-byte demo key
 PRACTICE_TZ = "Europe/London"
 
 
@@ -33,6 +36,7 @@ class Settings:
     topic_partitions: int = 6
     token_secret: str = DEMO_TOKEN_SECRET
     token_ttl_seconds: int = 8 * 3600
+    master_key: str = DEMO_MASTER_KEY  # base64 AES-256 key wrapping the per-client keys
     demo_mode: bool = True
     practice_name: str = "Rapport IPT Practice, Maidstone"
     practice_tz: str = PRACTICE_TZ
@@ -63,6 +67,7 @@ class Settings:
             db_prefix=os.environ.get("RAPPORT_DB_PREFIX", cls.db_prefix),
             topic_partitions=int(os.environ.get("RAPPORT_TOPIC_PARTITIONS", "6")),
             token_secret=secret,
+            master_key=os.environ.get("RAPPORT_MASTER_KEY", DEMO_MASTER_KEY),
             token_ttl_seconds=int(os.environ.get("RAPPORT_TOKEN_TTL_SECONDS", str(8 * 3600))),
             demo_mode=demo,
             practice_name=os.environ.get("RAPPORT_PRACTICE_NAME", cls.practice_name),
@@ -78,3 +83,10 @@ class Settings:
                 raise ConfigError("RAPPORT_TOKEN_SECRET must be set outside demo mode")
             if len(self.token_secret) < 32:
                 raise ConfigError("RAPPORT_TOKEN_SECRET must be at least 32 characters")
+            if self.master_key == DEMO_MASTER_KEY:
+                raise ConfigError("RAPPORT_MASTER_KEY must be set outside demo mode")
+        try:
+            if len(base64.b64decode(self.master_key, validate=True)) != 32:
+                raise ConfigError("RAPPORT_MASTER_KEY must be 32 bytes, base64-encoded")
+        except binascii.Error:
+            raise ConfigError("RAPPORT_MASTER_KEY must be base64")

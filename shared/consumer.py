@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 
 from . import kafka as kafka_clients
 from .config import Settings
+from .crypto import cipher_for
 from .events import EventRegistry, registry as default_registry, utcnow
 from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore, Record
@@ -31,7 +32,7 @@ def group_id(settings: Settings, projection: Projection) -> str:
 def projection_store(settings: Settings, projection: Projection,
                      registry: EventRegistry = default_registry) -> ProjectionStore:
     return ProjectionStore(mongo_client(settings.mongo_uri), settings.database(projection.service),
-                           projection, registry)
+                           projection, registry, cipher=cipher_for(settings))
 
 
 def _records(batch) -> list[Record]:

@@ -131,13 +131,16 @@ class EventRegistry:
             raise InvalidEventData(type_, err.messages) from err
         return info.current, schema.dump(loaded)
 
-    def deserialise(self, type_: str, version: int, payload: Mapping[str, Any]) -> tuple[int, dict]:
-        """Upcast stored/wire data to the current version and load it. Unknown fields are
-        ignored (a newer producer may add some); an unknown type or version raises."""
+    def deserialise(self, type_: str, version: int, payload: Mapping[str, Any],
+                    cipher=None) -> tuple[int, dict]:
+        """Open sealed personal fields (if a cipher is given), upcast stored/wire data to the
+        current version and load it. Unknown fields are ignored (a newer producer may add
+        some); an unknown type or version raises. Fields whose key was destroyed load as
+        placeholders (shared.crypto)."""
         info = self._info(type_)
         if version not in info.schemas and version not in info.upcasters:
             raise UnknownEventType(f"unknown version {version} of {type_!r}")
-        data = dict(payload)
+        data, shredded = cipher.open(dict(payload)) if cipher is not None else (dict(payload), [])
         while version < info.current:
             step = info.upcasters.get(version)
             if step is None:
@@ -147,8 +150,13 @@ class EventRegistry:
         if version > info.current:
             raise UnknownEventType(f"{type_!r} v{version} is newer than this code (v{info.current})")
         schema = info.schemas[version]()
+        partial = None
+        if shredded:
+            from .crypto import placeholders
+            data, missing = placeholders(schema, data)
+            partial = tuple(missing) or None
         try:
-            return version, schema.load(data, unknown=EXCLUDE)
+            return version, schema.load(data, unknown=EXCLUDE, partial=partial)
         except ValidationError as err:
             raise InvalidEventData(type_, err.messages) from err
 
@@ -171,9 +179,9 @@ class EventRegistry:
         }
         return json.dumps(body, separators=(",", ":")).encode()
 
-    def from_message(self, raw: bytes | str | Mapping[str, Any]) -> Event:
+    def from_message(self, raw: bytes | str | Mapping[str, Any], cipher=None) -> Event:
         body = json.loads(raw) if isinstance(raw, (bytes, str)) else dict(raw)
-        version, data = self.deserialise(body["type"], int(body["schema_version"]), body["data"])
+        version, data = self.deserialise(body["type"], int(body["schema_version"]), body["data"], cipher)
         return Event(
             event_id=body["event_id"], type=body["type"], schema_version=version,
             stream_id=body["stream_id"], stream_version=int(body["stream_version"]),

@@ -49,8 +49,9 @@ class Metadata:
 
 class EventStore:
     def __init__(self, mongo: pymongo.MongoClient, database: str,
-                 registry: EventRegistry = default_registry):
+                 registry: EventRegistry = default_registry, cipher=None):
         self.mongo = mongo
+        self.cipher = cipher  # shared.crypto.FieldCipher: seals personal fields per client
         self.db = mongo[database]
         self.events = self.db["events"]
         self.counters = self.db["counters"]
@@ -89,7 +90,7 @@ class EventStore:
                 current = self.stream_version(append.stream_id, session=session)
                 if append.expected_version is not None and current != append.expected_version:
                     raise ConcurrencyError(append.stream_id, append.expected_version, current)
-                for offset, (type_, version, data, occurred_at) in enumerate(evts, start=1):
+                for offset, (type_, version, data, sealed, occurred_at) in enumerate(evts, start=1):
                     position += 1
                     event = Event(
                         event_id=new_id(), type=type_, schema_version=version,
@@ -97,7 +98,7 @@ class EventStore:
                         occurred_at=occurred_at or recorded_at, recorded_at=recorded_at,
                         actor=meta.actor, correlation_id=meta.correlation_id,
                         causation_id=meta.causation_id, data=data, position=position)
-                    docs.append(self._document(event, data))
+                    docs.append(self._document(event, sealed))
                     out.append(event)
             try:
                 self.events.insert_many(docs, ordered=True, session=session)
@@ -112,9 +113,10 @@ class EventStore:
         return [e.with_data(self.registry.deserialise(e.type, e.schema_version, e.data)[1])
                 for e in stored]
 
-    def _prepare(self, event: NewEvent) -> tuple[str, int, dict, datetime | None]:
+    def _prepare(self, event: NewEvent) -> tuple[str, int, dict, dict, datetime | None]:
         version, data = self.registry.serialise(event.type, event.data)
-        return event.type, version, data, event.occurred_at
+        sealed = self.cipher.seal(self.registry, event.type, version, data) if self.cipher else data
+        return event.type, version, data, sealed, event.occurred_at
 
     @staticmethod
     def _document(event: Event, wire_data: dict) -> dict:
@@ -154,7 +156,8 @@ class EventStore:
             last = docs[-1]["position"]
 
     def from_document(self, doc: dict) -> Event:
-        version, data = self.registry.deserialise(doc["type"], doc["schema_version"], doc["data"])
+        version, data = self.registry.deserialise(doc["type"], doc["schema_version"], doc["data"],
+                                                  self.cipher)
         return Event(
             event_id=doc["_id"], type=doc["type"], schema_version=version,
             stream_id=doc["stream_id"], stream_version=doc["stream_version"],

@@ -79,8 +79,9 @@ class Record:
 
 class ProjectionStore:
     def __init__(self, mongo: pymongo.MongoClient, database: str, projection: Projection,
-                 registry: EventRegistry):
+                 registry: EventRegistry, cipher=None):
         self.mongo, self.db = mongo, mongo[database]
+        self.cipher = cipher
         self.projection, self.registry = projection, registry
         self.meta = self.db["projection_meta"]
         self.offsets = self.db["projection_offsets"]
@@ -177,7 +178,7 @@ class ProjectionStore:
         for record in records:
             next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
-                event = self.registry.from_message(record.value)
+                event = self.registry.from_message(record.value, self.cipher)
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 self._dead_letter(record, err, session)
                 continue

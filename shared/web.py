@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from . import logs, metrics
 from .auth import AuthError, public
 from .config import Settings
+from .crypto import cipher_for
 from .domain import DomainError
 from .eventstore import ConcurrencyError, EventStore, Metadata
 from .events import Actor, registry
@@ -96,12 +97,14 @@ class ServiceContext:
     @property
     def store(self) -> EventStore:
         if self._store is None:
-            self._store = EventStore(self.mongo, self.settings.database(self.service), registry)
+            self._store = EventStore(self.mongo, self.settings.database(self.service), registry,
+                                     cipher=cipher_for(self.settings))
             self._store.ensure_indexes()
         return self._store
 
     def projection(self, projection: Projection) -> ProjectionStore:
-        return ProjectionStore(self.mongo, self.settings.database(projection.service), projection, registry)
+        return ProjectionStore(self.mongo, self.settings.database(projection.service), projection,
+                               registry, cipher=cipher_for(self.settings))
 
 
 def context() -> ServiceContext:

@@ -18,6 +18,10 @@ class QuestionnaireRequestedV1(Schema):
     due_at = utc(required=True)  # when the link should go to the client
     session_starts_at = optional(utc())
     expires_at = utc(required=True)
+    # added: the course the session belongs to and its number in it (a repeated
+    # QuestionnaireRequested for the same request_id moves it, after a reschedule)
+    course_id = optional(fields.String())
+    session_number = optional(fields.Integer())
 
 
 @registry.event("QuestionnaireWithdrawn", 1)
@@ -45,6 +49,9 @@ class QuestionnaireCompletedV1(Schema):
     completed_at = utc(required=True)
     source = one_of(("link", "staff"), required=True)
     scores = fields.List(fields.Nested(InstrumentScore), required=True)
+    # added: the course of treatment the answers count towards (outcomes per course)
+    course_id = optional(fields.String())
+    session_number = optional(fields.Integer())
 
 
 @registry.event("RiskIndicated", 1)
@@ -88,3 +95,13 @@ class OutcomeUpdatedV1(Schema):
     reliable_improvement = optional(fields.Boolean())
     reliable_deterioration = optional(fields.Boolean())
     reliable_recovery = optional(fields.Boolean())
+    # added: when the first and last paired measures were taken (dashboards' date range)
+    first_measured_at = optional(utc())
+    last_measured_at = optional(utc())
+
+
+@registry.event("InstrumentsConfigured", 1)
+class InstrumentsConfiguredV1(Schema):
+    """The questionnaires a client is asked to complete before each session."""
+    client_id = fields.String(required=True)
+    instruments = fields.List(one_of(INSTRUMENTS), required=True)

@@ -38,3 +38,14 @@ class NotificationFailedV1(_Notification):
 @registry.event("NotificationVoided", 1)
 class NotificationVoidedV1(_Notification):
     reason = fields.String(required=True)
+
+
+@registry.event("NotificationPreferencesSet", 1)
+class NotificationPreferencesSetV1(Schema):
+    """A client's contact preferences: channels (within their consent), how long before an
+    appointment the reminder goes, and quiet hours (practice-local "HH:MM", None = none)."""
+    client_id = fields.String(required=True)
+    channels = fields.List(one_of(("email", "sms")), required=True)
+    reminder_lead_minutes = fields.Integer(required=True)
+    quiet_start = optional(fields.String())
+    quiet_end = optional(fields.String())

@@ -96,6 +96,7 @@ class NoteRecordedV1(Schema):
     text = fields.String(required=True, metadata=PERSONAL)
     author = fields.String(required=True)
     amends = optional(fields.String())  # note_id this amends; the original stays
+    amendment_reason = optional(fields.String(metadata=PERSONAL))  # why it was amended
 
 
 @registry.event("TaskAssigned", 1)
@@ -113,6 +114,16 @@ class TaskCompletedV1(Schema):
     task_id = fields.String(required=True)
     reflection = optional(fields.String(metadata=PERSONAL))
     completed_at = utc(required=True)
+
+
+@registry.event("TaskReviewed", 1)
+class TaskReviewedV1(Schema):
+    """The task was gone over in a session (done or not: obstacles are discussed too)."""
+    client_id = fields.String(required=True)
+    task_id = fields.String(required=True)
+    review = fields.String(required=True, metadata=PERSONAL)
+    session_id = optional(fields.String())
+    by = fields.String(required=True)
 
 
 @registry.event("ClientDischarged", 1)

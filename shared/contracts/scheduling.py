@@ -106,3 +106,8 @@ class BoostersPlannedV1(Schema):
     session_ids = fields.List(fields.String(), required=True)
     count = fields.Integer(required=True)
     interval_months = fields.Integer(required=True)
+    # optional additions: which plan, when it starts, and (as CourseBooked) what could not
+    # be booked with alternatives, so nothing is silently dropped
+    plan_id = optional(fields.String())
+    first_starts_at = optional(utc())
+    unbooked = optional(fields.List(fields.Nested(Unbooked)))

@@ -1,0 +1,265 @@
+"""Crypto-shredding: personal data and clinical free text inside events are encrypted with a
+per-client key (AES-256-GCM, `cryptography`), so destroying the key disposes of the data while
+the events — and every count derived from them — stay.
+
+- Which fields: those whose schema field has `metadata={"personal": True}` (shared/contracts).
+  The key is named by the event's `client_id`.
+- Where keys live: a separate database (`<db_prefix>keys`), each client key wrapped (AES-GCM)
+  by a master key from the environment (`RAPPORT_MASTER_KEY`), never in the events.
+- Sealed value on the wire and in the store: {"$enc": 1, "kid": client_id, "n": nonce, "c": ct},
+  authenticated with the client id and the field path, so a ciphertext cannot be moved to
+  another client or field unnoticed.
+- After disposal the key is gone: opening yields a placeholder ("[disposed]" for text; other
+  values are left out and the schema loads partially).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pymongo
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from marshmallow import Schema, fields as mf
+from pymongo.errors import DuplicateKeyError
+
+DISPOSED = "[disposed]"
+
+
+class KeyDisposed(LookupError):
+    """The client's key was destroyed: their personal data can no longer be read."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode())
+
+
+class KeyStore:
+    """Per-client data keys, wrapped by the master key; cached briefly in-process."""
+
+    def __init__(self, mongo: pymongo.MongoClient, database: str, master_key_b64: str,
+                 cache_seconds: float = 30.0):
+        self.keys = mongo[database]["client_keys"]
+        self._master = AESGCM(_unb64(master_key_b64))
+        self._cache: dict[str, tuple[float, bytes | None]] = {}
+        self._lock = threading.Lock()
+        self.cache_seconds = cache_seconds
+
+    def _cached(self, client_id: str) -> tuple[bool, bytes | None]:
+        with self._lock:
+            hit = self._cache.get(client_id)
+        if hit and time.monotonic() - hit[0] < self.cache_seconds:
+            return True, hit[1]
+        return False, None
+
+    def _remember(self, client_id: str, key: bytes | None) -> None:
+        with self._lock:
+            self._cache[client_id] = (time.monotonic(), key)
+
+    def _unwrap(self, doc: dict) -> bytes | None:
+        if doc.get("disposed_at") is not None or doc.get("wrapped") is None:
+            return None
+        return self._master.decrypt(_unb64(doc["nonce"]), _unb64(doc["wrapped"]), doc["_id"].encode())
+
+    def key_for_writing(self, client_id: str) -> bytes:
+        """The client's key, created on first use. Writing for a disposed client is refused."""
+        hit, key = self._cached(client_id)
+        if hit and key is not None:
+            return key
+        doc = self.keys.find_one({"_id": client_id})
+        if doc is None:
+            fresh, nonce = AESGCM.generate_key(bit_length=256), os.urandom(12)
+            try:
+                self.keys.insert_one({"_id": client_id, "nonce": _b64(nonce),
+                                      "wrapped": _b64(self._master.encrypt(nonce, fresh, client_id.encode())),
+                                      "created_at": datetime.now(timezone.utc), "disposed_at": None})
+            except DuplicateKeyError:
+                pass  # another writer created it first: use theirs
+            doc = self.keys.find_one({"_id": client_id})
+        key = self._unwrap(doc)
+        if key is None:
+            raise KeyDisposed(f"client {client_id} has been disposed of")
+        self._remember(client_id, key)
+        return key
+
+    def key_for_reading(self, client_id: str) -> bytes | None:
+        hit, key = self._cached(client_id)
+        if hit:
+            return key
+        doc = self.keys.find_one({"_id": client_id})
+        key = self._unwrap(doc) if doc else None
+        self._remember(client_id, key)
+        return key
+
+    def destroy(self, client_id: str) -> bool:
+        """Crypto-shred: remove the wrapped key for good. Returns False if already gone."""
+        result = self.keys.update_one({"_id": client_id, "disposed_at": None},
+                                      {"$set": {"disposed_at": datetime.now(timezone.utc)},
+                                       "$unset": {"wrapped": "", "nonce": ""}}, upsert=False)
+        if result.matched_count == 0 and self.keys.find_one({"_id": client_id}) is None:
+            self.keys.insert_one({"_id": client_id, "disposed_at": datetime.now(timezone.utc)})
+            result_changed = True
+        else:
+            result_changed = result.modified_count == 1
+        self._remember(client_id, None)
+        return result_changed
+
+    def is_disposed(self, client_id: str) -> bool:
+        doc = self.keys.find_one({"_id": client_id}, {"disposed_at": 1})
+        return bool(doc and doc.get("disposed_at"))
+
+
+def _personal_paths(schema: Schema, prefix: str = "") -> list[tuple[str, mf.Field]]:
+    """Dotted paths of personal fields; nested schemas are walked."""
+    out = []
+    for name, field in schema.fields.items():
+        key = field.data_key or name
+        path = f"{prefix}{key}"
+        if field.metadata.get("personal"):
+            out.append((path, field))
+        elif isinstance(field, mf.Nested):
+            out.extend(_personal_paths(field.schema, path + "."))
+        elif isinstance(field, mf.List) and isinstance(field.inner, mf.Nested):
+            out.extend(_personal_paths(field.inner.schema, path + "[]."))
+        elif isinstance(field, mf.List) and field.inner.metadata.get("personal"):
+            out.append((path, field))
+    return out
+
+
+class FieldCipher:
+    def __init__(self, keys: KeyStore):
+        self.keys = keys
+        self._paths: dict[tuple[str, int], list] = {}
+
+    def paths(self, registry, type_: str, version: int) -> list[tuple[str, mf.Field]]:
+        cache_key = (type_, version)
+        if cache_key not in self._paths:
+            schema_cls = registry._info(type_).schemas[version]
+            self._paths[cache_key] = _personal_paths(schema_cls())
+        return self._paths[cache_key]
+
+    # -- sealing (write side) -----------------------------------------------------------
+    def seal(self, registry, type_: str, version: int, data: dict) -> dict:
+        paths = self.paths(registry, type_, version)
+        client_id = data.get("client_id")
+        if not paths or not client_id:
+            return data
+        key = AESGCM(self.keys.key_for_writing(client_id))
+        sealed = json.loads(json.dumps(data))  # a deep copy of JSON-safe data
+
+        def seal_value(value, path):
+            if value is None:
+                return None
+            nonce = os.urandom(12)
+            ct = key.encrypt(nonce, json.dumps(value).encode(), f"{client_id}|{path}".encode())
+            return {"$enc": 1, "kid": client_id, "n": _b64(nonce), "c": _b64(ct)}
+        for path, _ in paths:
+            _apply(sealed, path.split("."), seal_value, path)
+        return sealed
+
+    # -- opening (read side) ------------------------------------------------------------
+    def open(self, data: dict) -> tuple[dict, list[str]]:
+        """Decrypt every sealed value; return (data, paths that could not be opened)."""
+        shredded: list[str] = []
+
+        def walk(node, path):
+            if isinstance(node, dict):
+                if node.get("$enc") == 1:
+                    key = self.keys.key_for_reading(node["kid"])
+                    if key is None:
+                        shredded.append(path)
+                        return _Shredded
+                    plain = AESGCM(key).decrypt(_unb64(node["n"]), _unb64(node["c"]),
+                                                f"{node['kid']}|{_generic(path)}".encode())
+                    return json.loads(plain)
+                return {k: walk(v, f"{path}.{k}" if path else k) for k, v in node.items()}
+            if isinstance(node, list):
+                return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+            return node
+        opened = walk(data, "")
+        return opened, shredded
+
+
+class _ShreddedType:
+    def __repr__(self):
+        return "<shredded>"
+
+
+_Shredded = _ShreddedType()
+
+
+def _generic(path: str) -> str:
+    """'inventory[3].name' -> 'inventory[].name' (the path the value was sealed under)."""
+    import re
+    return re.sub(r"\[\d+\]", "[]", path)
+
+
+def _apply(node, parts: list[str], fn, full_path: str) -> None:
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        items = node.get(head[:-2]) if isinstance(node, dict) else None
+        for item in items or []:
+            if isinstance(item, dict):
+                _apply(item, rest, fn, full_path)
+        return
+    if not isinstance(node, dict) or head not in node:
+        return
+    if rest:
+        _apply(node[head], rest, fn, full_path)
+    else:
+        node[head] = fn(node[head], full_path)
+
+
+def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
+    """Replace shredded values: text becomes "[disposed]"; anything else is removed and its
+    dotted path returned so the schema can load partially."""
+    partial: list[str] = []
+
+    def fix(node, sch: Schema, prefix: str):
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            field = sch.fields.get(key)
+            if value is _Shredded:
+                if isinstance(field, mf.String):
+                    out[key] = DISPOSED
+                elif isinstance(field, mf.List):
+                    out[key] = []
+                else:
+                    partial.append(prefix + key)
+                continue
+            if isinstance(field, mf.Nested) and isinstance(value, dict):
+                out[key] = fix(value, field.schema, prefix + key + ".")
+            elif isinstance(field, mf.List) and isinstance(field.inner, mf.Nested) and isinstance(value, list):
+                out[key] = [fix(v, field.inner.schema, prefix + key + ".") for v in value]
+            else:
+                out[key] = value
+        return out
+    return fix(data, schema, ""), partial
+
+
+_ciphers: dict[tuple[str, str, str], FieldCipher] = {}
+_ciphers_lock = threading.Lock()
+
+
+def cipher_for(settings) -> FieldCipher:
+    """One cipher (and key cache) per process per store, so a key destroyed here is
+    forgotten here at once; other processes forget it within `cache_seconds`."""
+    from .mongo import client
+    ident = (settings.mongo_uri, settings.database("keys"), settings.master_key)
+    with _ciphers_lock:
+        found = _ciphers.get(ident)
+        if found is None:
+            found = FieldCipher(KeyStore(client(settings.mongo_uri), settings.database("keys"),
+                                         settings.master_key))
+            _ciphers[ident] = found
+        return found
