@@ -1,0 +1,301 @@
+"""Deciders of the measures service (pure: no Flask, no pymongo).
+
+- QuestionnaireRequestDecider: a pre-session request, from requested to completed or
+  withdrawn; "a score is computed exactly once": completing twice is a conflict.
+- ResponseDecider: answers entered by staff without a request (one stream per response).
+- RiskAlertDecider: an alert raised by a risk item, acknowledged once.
+- OutcomeDecider: a course's outcome, published again only when it changed.
+- InstrumentSetDecider: the questionnaires a client is asked before each session.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from shared.domain import Conflict, Invalid, NotFound
+from shared.events import NewEvent
+
+from .instruments import INSTRUMENTS, answer_errors, risk_items, score
+
+# Questionnaires go out this long before the session (or at once when booked later).
+REQUEST_LEAD = timedelta(hours=48)
+_IDS = uuid.UUID("5f0c6a52-7d0e-4c0c-9b7e-2a61f7f3c0de")
+
+
+def request_id_for(session_id: str) -> str:
+    """Deterministic: a redelivered SessionBooked maps to the same request."""
+    return str(uuid.uuid5(_IDS, f"session:{session_id}"))
+
+
+def alert_id_for(response_id: str, instrument: str, item: int) -> str:
+    return str(uuid.uuid5(_IDS, f"alert:{response_id}:{instrument}:{item}"))
+
+
+def request_stream(request_id: str) -> str:
+    return f"questionnaire-request-{request_id}"
+
+
+def response_stream(response_id: str) -> str:
+    return f"questionnaire-response-{response_id}"
+
+
+def alert_stream(alert_id: str) -> str:
+    return f"risk-alert-{alert_id}"
+
+
+def outcome_stream(episode_id: str) -> str:
+    return f"outcome-{episode_id}"
+
+
+def instruments_stream(client_id: str) -> str:
+    return f"client-instruments-{client_id}"
+
+
+# -- commands -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequestQuestionnaire:
+    request_id: str
+    client_id: str
+    therapist_id: str
+    session_id: str
+    instruments: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime
+    now: datetime
+    course_id: str | None = None
+    session_number: int | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawQuestionnaire:
+    reason: str
+
+
+@dataclass(frozen=True)
+class CompleteQuestionnaire:
+    response_id: str
+    client_id: str
+    therapist_id: str
+    answers: dict  # {instrument code: [answer or None, ...]}
+    source: str  # "link" | "staff"
+    now: datetime
+    session_id: str | None = None
+    course_id: str | None = None
+    session_number: int | None = None
+
+
+@dataclass(frozen=True)
+class AcknowledgeRisk:
+    by: str
+    note: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    data: dict
+
+
+@dataclass(frozen=True)
+class SetInstruments:
+    client_id: str
+    instruments: tuple[str, ...]
+
+
+# -- questionnaire requests ----------------------------------------------------------------
+@dataclass(frozen=True)
+class RequestState:
+    status: str = "none"  # none | requested | completed | withdrawn
+    data: dict = field(default_factory=dict)
+
+
+def scored_answers(answers: dict, *, allow_missing: bool) -> list[dict]:
+    """Validate and score each instrument (Invalid names the first bad item)."""
+    if not answers:
+        raise Invalid("answer at least one questionnaire", field="answers")
+    scores = []
+    for code, values in answers.items():
+        if code not in INSTRUMENTS:
+            raise Invalid(f"unknown instrument {code}", field=f"answers.{code}")
+        errors = answer_errors(code, values, allow_missing=allow_missing)
+        if errors:
+            item, why = sorted(errors.items())[0]
+            raise Invalid(f"{code} item {item}: {why}", field=f"answers.{code}.{item}")
+        scores.append(score(code, values).as_event())
+    return scores
+
+
+def completion(command: CompleteQuestionnaire, request_id: str | None) -> NewEvent:
+    scores = scored_answers(command.answers, allow_missing=command.source == "staff")
+    return NewEvent("QuestionnaireCompleted", {
+        "response_id": command.response_id, "request_id": request_id,
+        "client_id": command.client_id, "therapist_id": command.therapist_id,
+        "session_id": command.session_id, "completed_at": command.now,
+        "source": command.source, "scores": scores, "course_id": command.course_id,
+        "session_number": command.session_number})
+
+
+def risk_events(completed: NewEvent) -> list[tuple[str, NewEvent]]:
+    """[(alert_id, RiskIndicated)] for each risk item answered above 0; appended in the same
+    transaction as the completion, each on its own alert stream."""
+    d = completed.data
+    out = []
+    for s in d["scores"]:
+        for item, answer in risk_items(s["instrument"], s["answers"]):
+            alert_id = alert_id_for(d["response_id"], s["instrument"], item)
+            out.append((alert_id, NewEvent("RiskIndicated", {
+                "alert_id": alert_id, "client_id": d["client_id"],
+                "therapist_id": d["therapist_id"], "response_id": d["response_id"],
+                "instrument": s["instrument"], "item": item, "answer": answer,
+                "indicated_at": d["completed_at"]})))
+    return out
+
+
+class QuestionnaireRequestDecider:
+    def initial_state(self) -> RequestState:
+        return RequestState()
+
+    def evolve(self, state: RequestState, event) -> RequestState:
+        if event.type == "QuestionnaireRequested":
+            return RequestState("requested", dict(event.data))
+        if event.type == "QuestionnaireWithdrawn":
+            return replace(state, status="withdrawn")
+        if event.type == "QuestionnaireCompleted":
+            return replace(state, status="completed")
+        return state
+
+    def decide(self, state: RequestState, command) -> list[NewEvent]:
+        if isinstance(command, RequestQuestionnaire):
+            return self._request(state, command)
+        if isinstance(command, WithdrawQuestionnaire):
+            if state.status != "requested":
+                return []  # nothing outstanding: a cancel after completion changes nothing
+            return [NewEvent("QuestionnaireWithdrawn", {
+                "request_id": state.data["request_id"], "client_id": state.data["client_id"],
+                "reason": command.reason})]
+        if isinstance(command, CompleteQuestionnaire):
+            return [self._complete(state, command)]
+        raise TypeError(f"unknown command {command!r}")
+
+    @staticmethod
+    def _request(state: RequestState, c: RequestQuestionnaire) -> list[NewEvent]:
+        if state.status in ("completed", "withdrawn"):
+            return []
+        if state.status == "requested" and state.data.get("session_starts_at") == c.starts_at:
+            return []  # the same booking delivered again
+        if c.now >= c.ends_at:
+            return []  # the session is over: asking now would help nobody
+        return [NewEvent("QuestionnaireRequested", {
+            "request_id": c.request_id, "client_id": c.client_id,
+            "therapist_id": c.therapist_id, "session_id": c.session_id,
+            "instruments": list(c.instruments), "due_at": max(c.now, c.starts_at - REQUEST_LEAD),
+            "session_starts_at": c.starts_at, "expires_at": c.ends_at,
+            "course_id": c.course_id, "session_number": c.session_number})]
+
+    @staticmethod
+    def _complete(state: RequestState, c: CompleteQuestionnaire) -> NewEvent:
+        if state.status == "none":
+            raise NotFound("no such questionnaire request")
+        if state.status == "completed":
+            raise Conflict("this questionnaire has already been completed")
+        if state.status == "withdrawn":
+            raise Conflict("this questionnaire was withdrawn (the session was cancelled)")
+        if c.source == "link" and c.now >= state.data["expires_at"]:
+            raise Conflict("this questionnaire has expired")
+        wanted = set(state.data["instruments"])
+        if set(c.answers) != wanted:
+            raise Invalid(f"answer exactly these questionnaires: {', '.join(sorted(wanted))}",
+                          field="answers")
+        d = state.data
+        c = replace(c, session_id=d.get("session_id"), course_id=d.get("course_id"),
+                    session_number=d.get("session_number"))
+        return completion(c, d["request_id"])
+
+
+class ResponseDecider:
+    """Staff entering answers with no request behind them: one stream per response."""
+
+    def initial_state(self) -> bool:
+        return False
+
+    def evolve(self, state: bool, event) -> bool:
+        return state or event.type == "QuestionnaireCompleted"
+
+    def decide(self, state: bool, command: CompleteQuestionnaire) -> list[NewEvent]:
+        if state:
+            raise Conflict("this response has already been recorded")
+        return [completion(command, None)]
+
+
+# -- risk alerts ---------------------------------------------------------------------------
+class RiskAlertDecider:
+    def initial_state(self) -> dict:
+        return {"status": "none"}
+
+    def evolve(self, state: dict, event) -> dict:
+        if event.type == "RiskIndicated":
+            return {"status": "open", **event.data}
+        if event.type == "RiskAcknowledged":
+            return {**state, "status": "acknowledged", "by": event.data["by"]}
+        return state
+
+    def decide(self, state: dict, command: AcknowledgeRisk) -> list[NewEvent]:
+        if state["status"] == "none":
+            raise NotFound("no such risk alert")
+        if state["status"] == "acknowledged":
+            raise Conflict(f"this alert was already acknowledged by {state['by']}")
+        if not command.note.strip():
+            raise Invalid("say what was done", field="note")
+        return [NewEvent("RiskAcknowledged", {
+            "alert_id": state["alert_id"], "client_id": state["client_id"], "by": command.by,
+            "note": command.note, "acknowledged_at": command.now})]
+
+
+# -- outcomes and configuration ---------------------------------------------------------------
+class OutcomeDecider:
+    def initial_state(self) -> dict | None:
+        return None
+
+    def evolve(self, state, event) -> dict:
+        return dict(event.data) if event.type == "OutcomeUpdated" else state
+
+    def decide(self, state, command: PublishOutcome) -> list[NewEvent]:
+        if state is not None and _same(state, command.data):
+            return []  # recomputed after a redelivery: nothing changed
+        return [NewEvent("OutcomeUpdated", dict(command.data))]
+
+
+def _same(old: dict, new: dict) -> bool:
+    keys = set(old) | set(new)
+    return all(_norm(old.get(k)) == _norm(new.get(k)) for k in keys)
+
+
+def _norm(value):
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+class InstrumentSetDecider:
+    def initial_state(self):
+        return None
+
+    def evolve(self, state, event):
+        return tuple(event.data["instruments"]) if event.type == "InstrumentsConfigured" else state
+
+    def decide(self, state, command: SetInstruments) -> list[NewEvent]:
+        chosen = tuple(command.instruments)
+        if not chosen:
+            raise Invalid("choose at least one questionnaire", field="instruments")
+        if len(set(chosen)) != len(chosen):
+            raise Invalid("each questionnaire once", field="instruments")
+        unknown = [c for c in chosen if c not in INSTRUMENTS]
+        if unknown:
+            raise Invalid(f"unknown instrument {unknown[0]}", field="instruments")
+        if state == chosen:
+            return []
+        return [NewEvent("InstrumentsConfigured", {"client_id": command.client_id,
+                                                   "instruments": list(chosen)})]
