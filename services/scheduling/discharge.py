@@ -1,0 +1,71 @@
+"""When records discharges a client, their future sessions are cancelled by the practice
+(architecture.md, "Typical flows"). The `discharges` projection queues the discharge; this
+loop issues the cancellations. It is idempotent: a session already cancelled is skipped
+(the decider refuses a second cancellation and claims are gone), so running twice, or two
+workers at once, never cancels twice."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from pymongo.errors import PyMongoError
+
+from shared.config import Settings
+from shared.domain import DomainError
+from shared.eventstore import Metadata
+from shared.events import Actor, utcnow
+from shared.projections import ProjectionStore
+
+from .application import Scheduling
+from .domain import BOOKED, CancelSession
+from .projections import Discharges
+
+log = logging.getLogger(__name__)
+REASON = "discharged"
+
+
+class DischargeCanceller:
+    def __init__(self, scheduling: Scheduling, queue: ProjectionStore, *, interval: float = 0.5):
+        self.scheduling, self.queue, self.interval = scheduling, queue, interval
+
+    def step(self) -> int:
+        """Work through every pending discharge; returns the sessions cancelled."""
+        cancelled = 0
+        for job in list(self.queue.reader("discharges").find({"status": "pending"}).limit(50)):
+            cancelled += self._cancel_future(job["_id"], job.get("event_id"))
+            self.queue.reader("discharges").update_one(
+                {"_id": job["_id"]}, {"$set": {"status": "done", "done_at": utcnow()}})
+        return cancelled
+
+    def _cancel_future(self, client_id: str, cause: str | None) -> int:
+        meta = Metadata(actor=Actor.system("scheduling.discharge"),
+                        correlation_id=f"discharge-{client_id}", causation_id=cause)
+        now = self.scheduling.clock()
+        done = 0
+        for session_id in self.scheduling.future_sessions(client_id):
+            state, _ = self.scheduling.session(session_id)
+            if state.status != BOOKED or state.facts["starts_at"] <= now:
+                continue  # already cancelled, or under way: a therapist decides those
+            try:
+                self.scheduling.session_command(
+                    session_id, lambda s: CancelSession("practice", REASON, self.scheduling.clock()), meta)
+                done += 1
+            except DomainError as err:  # a concurrent worker got there first
+                log.info("discharge of %s: session %s not cancelled: %s", client_id, session_id, err)
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except PyMongoError as err:
+                log.warning("discharge canceller: store unavailable (%s)", err)
+            stop.wait(self.interval)
+
+
+def make_canceller(settings: Settings, clock=utcnow) -> DischargeCanceller:
+    from shared.web import ServiceContext
+    from .projections import directory
+    ctx = ServiceContext("scheduling", settings)
+    scheduling = Scheduling(ctx.store, ctx.projection(directory()), clock=clock)
+    return DischargeCanceller(scheduling, ctx.projection(Discharges()))
