@@ -1,0 +1,16 @@
+"""Records: clients, assessment, IPT formulation, phases, notes, tasks, discharge."""
+from shared.services import ServiceDefinition
+
+
+def _create_app(settings):
+    from .app import create_app
+    return create_app(settings)
+
+
+def _projections():
+    import shared.contracts  # noqa: F401  (the scheduling events the projections read)
+    from .projections import projections
+    return projections()
+
+
+SERVICE = ServiceDefinition(name="records", create_app=_create_app, projections=_projections)

@@ -1,0 +1,23 @@
+"""The records service's Flask app (gunicorn: services.records.wsgi:app)."""
+from __future__ import annotations
+
+from flask import Flask
+
+import shared.contracts  # noqa: F401  (registers every event type the projections read)
+from shared.config import Settings
+from shared.web import create_service_app
+
+from . import api_care, api_clients, api_reports
+from .projections import projections
+
+DESCRIPTION = """The clinical record of an IPT course. Every change is an event: the record as
+known on any past date is `GET /clients/{id}?as_of=...`. Reception (admin) sees contact and
+diary data only; notes, assessment, formulation and risk are for the client's therapist and
+the clinical lead, and every read of them is written to the tamper-evident audit trail."""
+
+
+def create_app(settings: Settings) -> Flask:
+    return create_service_app(
+        "records", settings, title="Rapport records", description=DESCRIPTION,
+        blueprints=[api_clients.blp, api_care.blp, api_care.tasks_blp, api_reports.blp],
+        projections=projections())

@@ -1,0 +1,319 @@
+"""The client record as a decider: `decide(state, command) -> [NewEvent]` and
+`evolve(state, event) -> state`. Pure: no Flask, no pymongo. One stream per client
+(stream id = client id); every change is an event, so folding the events recorded up to a
+moment gives the record as it stood then."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from shared.domain import Conflict, Invalid, NotFound
+from shared.events import NewEvent
+
+from . import commands as c
+from .rules import nhs_number_problem, normalise_nhs_number, phase_move_problem
+
+DETAIL_FIELDS = ("given_name", "family_name", "date_of_birth", "email", "phone",
+                 "preferred_modality", "reminder_channels", "therapist_id", "referral_source",
+                 "gp", "nhs_number")
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ClientState:
+    client_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    status: str | None = None  # None (not registered), "active", "discharged"
+    phase: str | None = None
+    assessment: Mapping[str, Any] | None = None
+    formulation: Mapping[str, Any] | None = None
+    notes: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
+    tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
+    discharge: Mapping[str, Any] | None = None
+    registered_at: datetime | None = None
+    last_changed_at: datetime | None = None
+    version: int = 0
+
+    @property
+    def registered(self) -> bool:
+        return self.status is not None
+
+    @property
+    def revision(self) -> int:
+        return self.formulation["revision"] if self.formulation else 0
+
+
+def _when(event) -> datetime | None:
+    """Kernel events carry recorded_at; the bare NewEvents of domain tests do not."""
+    return getattr(event, "recorded_at", None) or getattr(event, "occurred_at", None)
+
+
+def _with(mapping: Mapping, key: str, value: Any) -> Mapping:
+    return MappingProxyType({**mapping, key: value})
+
+
+# -- evolve ------------------------------------------------------------------------------
+def _registered(s: ClientState, d: Mapping, at) -> ClientState:
+    details = {k: d.get(k) for k in DETAIL_FIELDS}
+    return replace(s, client_id=d["client_id"], details=MappingProxyType(details),
+                   status="active", registered_at=at)
+
+
+def _corrected(s: ClientState, d: Mapping, at) -> ClientState:
+    changes = {k: d[k] for k in DETAIL_FIELDS if k in d}
+    return replace(s, details=MappingProxyType({**s.details, **changes}))
+
+
+def _assessed(s: ClientState, d: Mapping, at) -> ClientState:
+    return replace(s, assessment=MappingProxyType({**d, "recorded_at": at}))
+
+
+def _formulated(s: ClientState, d: Mapping, at) -> ClientState:
+    return replace(s, formulation=MappingProxyType({**d, "recorded_at": at}))
+
+
+def _phase_changed(s: ClientState, d: Mapping, at) -> ClientState:
+    return replace(s, phase=d["to_phase"])
+
+
+def _note_recorded(s: ClientState, d: Mapping, at) -> ClientState:
+    note = {**d, "recorded_at": at, "amended_by": None}
+    notes = _with(s.notes, d["note_id"], MappingProxyType(note))
+    if d.get("amends") in notes:  # the original stays; it only learns it was amended
+        notes = _with(notes, d["amends"], MappingProxyType({**notes[d["amends"]],
+                                                             "amended_by": d["note_id"]}))
+    return replace(s, notes=notes)
+
+
+def _task_assigned(s: ClientState, d: Mapping, at) -> ClientState:
+    task = {**d, "status": "open", "assigned_at": at, "reflection": None,
+            "completed_at": None, "reviews": ()}
+    return replace(s, tasks=_with(s.tasks, d["task_id"], MappingProxyType(task)))
+
+
+def _task_completed(s: ClientState, d: Mapping, at) -> ClientState:
+    task = {**s.tasks[d["task_id"]], "status": "completed", "reflection": d.get("reflection"),
+            "completed_at": d["completed_at"]}
+    return replace(s, tasks=_with(s.tasks, d["task_id"], MappingProxyType(task)))
+
+
+def _task_reviewed(s: ClientState, d: Mapping, at) -> ClientState:
+    old = s.tasks[d["task_id"]]
+    review = MappingProxyType({"review": d["review"], "by": d["by"],
+                               "session_id": d.get("session_id"), "reviewed_at": at})
+    task = {**old, "reviews": (*old["reviews"], review)}
+    return replace(s, tasks=_with(s.tasks, d["task_id"], MappingProxyType(task)))
+
+
+def _discharged(s: ClientState, d: Mapping, at) -> ClientState:
+    return replace(s, status="discharged", discharge=MappingProxyType(dict(d)))
+
+
+_EVOLVERS: dict[str, Callable[[ClientState, Mapping, Any], ClientState]] = {
+    "ClientRegistered": _registered, "ClientDetailsCorrected": _corrected,
+    "AssessmentRecorded": _assessed, "FormulationRecorded": _formulated,
+    "PhaseChanged": _phase_changed, "NoteRecorded": _note_recorded,
+    "TaskAssigned": _task_assigned, "TaskCompleted": _task_completed,
+    "TaskReviewed": _task_reviewed, "ClientDischarged": _discharged,
+}
+RECORD_EVENT_TYPES = tuple(_EVOLVERS)
+
+
+# -- decide ------------------------------------------------------------------------------
+def _must_exist(s: ClientState) -> None:
+    if not s.registered:
+        raise NotFound("no such client")
+
+
+def _must_be_in_care(s: ClientState, action: str) -> None:
+    """After discharge the record is closed to clinical commands; it stays readable."""
+    _must_exist(s)
+    if s.status == "discharged":
+        raise Conflict(f"the client was discharged; {action} is no longer possible",
+                       code="discharged")
+
+
+def _contact_problem(details: Mapping) -> Invalid | None:
+    """A reminder channel needs the contact detail it is sent to."""
+    needs = {"email": "email", "sms": "phone"}
+    for channel in details.get("reminder_channels") or ():
+        if not details.get(needs[channel]):
+            return Invalid(f"the client consented to {channel} reminders but no "
+                           f"{needs[channel]} is recorded", field=needs[channel])
+    return None
+
+
+def _checked_nhs_number(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    problem = nhs_number_problem(raw)
+    if problem:
+        raise Invalid(problem, field="nhs_number")
+    return normalise_nhs_number(raw)
+
+
+def _register(s: ClientState, cmd: c.RegisterClient) -> list[NewEvent]:
+    if s.registered:
+        raise Conflict("this client is already registered")
+    data = {k: getattr(cmd, k) for k in DETAIL_FIELDS}
+    data["reminder_channels"] = list(dict.fromkeys(cmd.reminder_channels))
+    data["nhs_number"] = _checked_nhs_number(cmd.nhs_number)
+    data["gp"] = dict(cmd.gp) if cmd.gp else None
+    problem = _contact_problem(data)
+    if problem:
+        raise problem
+    return [NewEvent("ClientRegistered", {"client_id": cmd.client_id, **data})]
+
+
+def _correct(s: ClientState, cmd: c.CorrectDetails) -> list[NewEvent]:
+    _must_exist(s)
+    unknown = set(cmd.changes) - set(DETAIL_FIELDS)
+    if unknown:
+        raise Invalid(f"cannot correct {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    changes = dict(cmd.changes)
+    if changes.get("nhs_number") is not None:
+        changes["nhs_number"] = _checked_nhs_number(changes["nhs_number"])
+    if "reminder_channels" in changes:
+        changes["reminder_channels"] = list(dict.fromkeys(changes["reminder_channels"]))
+    changed = {k: v for k, v in changes.items() if s.details.get(k) != v}
+    if not changed:
+        raise Invalid("nothing differs from the record; no correction to make", field="body")
+    problem = _contact_problem({**s.details, **changed})
+    if problem:
+        raise problem
+    return [NewEvent("ClientDetailsCorrected",
+                     {"client_id": s.client_id, "reason": cmd.reason, **changed})]
+
+
+def _assess(s: ClientState, cmd: c.RecordAssessment) -> list[NewEvent]:
+    _must_be_in_care(s, "recording an assessment")
+    return [NewEvent("AssessmentRecorded", {
+        "client_id": s.client_id, "session_id": cmd.session_id,
+        "presenting_difficulties": cmd.presenting_difficulties,
+        "conditions": list(dict.fromkeys(cmd.conditions)), "goals": list(cmd.goals),
+        "risk_summary": cmd.risk_summary})]
+
+
+def _formulate(s: ClientState, cmd: c.RecordFormulation) -> list[NewEvent]:
+    _must_be_in_care(s, "revising the formulation")
+    # IPT works on one focus, at most two (IPT UK; clinical.md).
+    if not 1 <= len(set(cmd.problem_areas)) == len(cmd.problem_areas) <= 2:
+        raise Invalid("choose one or two different problem areas", field="problem_areas")
+    for index, person in enumerate(cmd.inventory):
+        if person["closeness"] not in (1, 2, 3):  # the closeness circle's three rings
+            raise Invalid("closeness is ring 1 (inner), 2 or 3 (outer)",
+                          field=f"inventory.{index}.closeness")
+    if cmd.expected_revision is not None and cmd.expected_revision != s.revision:
+        raise Conflict(f"the formulation is at revision {s.revision}, not "
+                       f"{cmd.expected_revision}; reload it before revising", code="stale")
+    return [NewEvent("FormulationRecorded", {
+        "client_id": s.client_id, "revision": s.revision + 1,
+        "problem_areas": list(cmd.problem_areas), "formulation": cmd.formulation,
+        "inventory": [dict(p) for p in cmd.inventory], "goals": list(cmd.goals)})]
+
+
+def _change_phase(s: ClientState, cmd: c.ChangePhase) -> list[NewEvent]:
+    _must_be_in_care(s, "a phase change")
+    problem = phase_move_problem(s.phase, cmd.to_phase)
+    if problem:
+        raise Conflict(problem, field="to_phase", code="phase_order")
+    # The initial phase ends with the focus agreed in a formulation (IPT UK).
+    if cmd.to_phase == "middle" and s.formulation is None:
+        raise Conflict("record the IPT formulation before the middle phase", field="to_phase",
+                       code="no_formulation")
+    return [NewEvent("PhaseChanged", {"client_id": s.client_id, "from_phase": s.phase,
+                                      "to_phase": cmd.to_phase, "reason": cmd.reason,
+                                      "by": cmd.by})]
+
+
+def _note(s: ClientState, cmd: c.RecordNote) -> list[NewEvent]:
+    _must_be_in_care(s, "adding or amending a note")
+    if cmd.note_id in s.notes:
+        raise Conflict("a note with this id exists already")
+    session_id = cmd.session_id
+    if cmd.amends is not None:
+        original = s.notes.get(cmd.amends)
+        if original is None:
+            raise NotFound(f"no note {cmd.amends} on this record")
+        if original["amended_by"]:
+            raise Conflict(f"note {cmd.amends} was already amended by note "
+                           f"{original['amended_by']}; amend the latest version",
+                           code="superseded")
+        if original["author"] != cmd.author:
+            # a clinician corrects only their own entry; others add a note of their own
+            raise Conflict("only the author of a note may amend it", code="not_author")
+        session_id = session_id or original.get("session_id")
+    elif cmd.amendment_reason is not None:
+        raise Invalid("an amendment reason belongs to an amendment", field="amendment_reason")
+    return [NewEvent("NoteRecorded", {
+        "client_id": s.client_id, "note_id": cmd.note_id, "session_id": session_id,
+        "text": cmd.text, "author": cmd.author, "amends": cmd.amends,
+        "amendment_reason": cmd.amendment_reason})]
+
+
+def _assign(s: ClientState, cmd: c.AssignTask) -> list[NewEvent]:
+    _must_be_in_care(s, "assigning a task")
+    if cmd.task_id in s.tasks:
+        raise Conflict("a task with this id exists already")
+    return [NewEvent("TaskAssigned", {"client_id": s.client_id, "task_id": cmd.task_id,
+                                      "description": cmd.description, "due_at": cmd.due_at,
+                                      "session_id": cmd.session_id})]
+
+
+def _task(s: ClientState, task_id: str, action: str) -> Mapping:
+    _must_be_in_care(s, action)
+    task = s.tasks.get(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id} on this record")
+    return task
+
+
+def _complete(s: ClientState, cmd: c.CompleteTask) -> list[NewEvent]:
+    if _task(s, cmd.task_id, "completing a task")["status"] == "completed":
+        raise Conflict("the task is already completed", code="completed")
+    return [NewEvent("TaskCompleted", {"client_id": s.client_id, "task_id": cmd.task_id,
+                                       "reflection": cmd.reflection,
+                                       "completed_at": cmd.completed_at})]
+
+
+def _review(s: ClientState, cmd: c.ReviewTask) -> list[NewEvent]:
+    _task(s, cmd.task_id, "reviewing a task")
+    return [NewEvent("TaskReviewed", {"client_id": s.client_id, "task_id": cmd.task_id,
+                                      "review": cmd.review, "session_id": cmd.session_id,
+                                      "by": cmd.by})]
+
+
+def _discharge(s: ClientState, cmd: c.DischargeClient) -> list[NewEvent]:
+    _must_be_in_care(s, "discharging again")
+    return [NewEvent("ClientDischarged", {
+        "client_id": s.client_id, "therapist_id": s.details["therapist_id"],
+        "reason": cmd.reason, "outcome_summary": cmd.outcome_summary,
+        "discharged_at": cmd.discharged_at})]
+
+
+_DECIDERS: dict[type, Callable[[ClientState, Any], list[NewEvent]]] = {
+    c.RegisterClient: _register, c.CorrectDetails: _correct, c.RecordAssessment: _assess,
+    c.RecordFormulation: _formulate, c.ChangePhase: _change_phase, c.RecordNote: _note,
+    c.AssignTask: _assign, c.CompleteTask: _complete, c.ReviewTask: _review,
+    c.DischargeClient: _discharge,
+}
+
+
+class ClientRecord:
+    """The decider (shared.domain.Decider) of one client's record."""
+
+    def initial_state(self) -> ClientState:
+        return ClientState()
+
+    def evolve(self, state: ClientState, event) -> ClientState:
+        at = _when(event)
+        new = _EVOLVERS[event.type](state, event.data, at)
+        return replace(new, version=state.version + 1, last_changed_at=at)
+
+    def decide(self, state: ClientState, command) -> list[NewEvent]:
+        return _DECIDERS[type(command)](state, command)
+
+
+record = ClientRecord()

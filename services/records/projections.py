@@ -1,0 +1,168 @@
+"""Read models of the records service, built from its own events and scheduling's.
+
+- `client_summaries`: one document per client (names, therapist, status, phase, open tasks)
+  for the client list and the caseloads; scheduling's sessions and attendance beside it, in
+  their own collections, because scheduling's and records' topics are not ordered with
+  respect to each other (an attended session may arrive before the client's registration).
+- `record_timeline`: one line per event about a client, from both services, without personal
+  free text (summaries name what happened, not what was said).
+"""
+from __future__ import annotations
+
+from pymongo import ASCENDING, IndexModel
+
+from shared.projections import Projection
+
+from .domain import RECORD_EVENT_TYPES
+
+
+def search_terms(given_name: str, family_name: str) -> list[str]:
+    """Lower-case words of the name; the list search matches their starts (indexed)."""
+    return sorted({w for w in f"{given_name} {family_name}".lower().split() if w})
+
+
+class ClientSummaries(Projection):
+    service = "records"
+    name = "client_summaries"
+    sources = ("records", "scheduling")
+    collections = {
+        "clients": [IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
+                    IndexModel("status"), IndexModel("phase"), IndexModel("search_terms"),
+                    IndexModel([("family_name", ASCENDING), ("given_name", ASCENDING)])],
+        "sessions": [IndexModel([("client_id", ASCENDING), ("status", ASCENDING),
+                                 ("starts_at", ASCENDING)])],
+        "attendance": [IndexModel("client_id")],
+    }
+
+    # -- records ---------------------------------------------------------------------------
+    def on_ClientRegistered(self, event, view):
+        d = event.data
+        view["clients"].update_one({"_id": d["client_id"]}, {"$set": {
+            "given_name": d["given_name"], "family_name": d["family_name"],
+            "search_terms": search_terms(d["given_name"], d["family_name"]),
+            "therapist_id": d["therapist_id"], "status": "active", "phase": None,
+            "registered_at": event.recorded_at},
+            "$setOnInsert": {"open_tasks": 0}}, upsert=True)
+
+    def on_ClientDetailsCorrected(self, event, view):
+        d = event.data
+        changes = {k: d[k] for k in ("given_name", "family_name", "therapist_id") if k in d}
+        if not changes:
+            return
+        current = view["clients"].find_one({"_id": d["client_id"]}) or {}
+        names = {**current, **changes}
+        changes["search_terms"] = search_terms(names.get("given_name", ""),
+                                               names.get("family_name", ""))
+        view["clients"].update_one({"_id": d["client_id"]}, {"$set": changes}, upsert=True)
+
+    def on_PhaseChanged(self, event, view):
+        view["clients"].update_one({"_id": event.data["client_id"]},
+                                   {"$set": {"phase": event.data["to_phase"]}}, upsert=True)
+
+    def on_TaskAssigned(self, event, view):
+        view["clients"].update_one({"_id": event.data["client_id"]},
+                                   {"$inc": {"open_tasks": 1}}, upsert=True)
+
+    def on_TaskCompleted(self, event, view):
+        view["clients"].update_one({"_id": event.data["client_id"]},
+                                   {"$inc": {"open_tasks": -1}}, upsert=True)
+
+    def on_ClientDischarged(self, event, view):
+        view["clients"].update_one({"_id": event.data["client_id"]}, {"$set": {
+            "status": "discharged", "discharged_at": event.data["discharged_at"]}}, upsert=True)
+
+    # -- scheduling ------------------------------------------------------------------------
+    def _session(self, event, view, **changes):
+        d = event.data
+        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": {
+            "client_id": d["client_id"], "therapist_id": d["therapist_id"],
+            "starts_at": d["starts_at"], "ends_at": d["ends_at"], **changes}}, upsert=True)
+
+    def on_SessionBooked(self, event, view):
+        self._session(event, view, status="booked", kind=event.data["kind"],
+                      number=event.data.get("number"))
+
+    def on_SessionRescheduled(self, event, view):
+        self._session(event, view, status="booked")
+
+    def on_SessionCancelled(self, event, view):
+        self._session(event, view, status="cancelled")
+
+    def on_SessionMissed(self, event, view):
+        self._session(event, view, status="missed", kind=event.data["kind"])
+
+    def on_SessionAttended(self, event, view):
+        d = event.data
+        self._session(event, view, status="attended", kind=d["kind"])
+        # recorded_at lets the record "as of" a date count only what was known then
+        view["attendance"].update_one({"_id": d["session_id"]}, {"$set": {
+            "client_id": d["client_id"], "kind": d["kind"], "starts_at": d["starts_at"],
+            "recorded_at": event.recorded_at}}, upsert=True)
+
+
+def _records_summary(event) -> str:
+    d = event.data
+    t = event.type
+    if t == "ClientRegistered":
+        return f"Registered (referral: {d['referral_source']}; therapist {d['therapist_id']})"
+    if t == "ClientDetailsCorrected":
+        fields_ = sorted(k for k in d if k not in ("client_id", "reason"))
+        return f"Details corrected: {', '.join(fields_)}"
+    if t == "AssessmentRecorded":
+        return f"Assessment recorded (conditions: {', '.join(d['conditions'])})"
+    if t == "FormulationRecorded":
+        return f"Formulation revision {d['revision']} ({', '.join(d['problem_areas'])})"
+    if t == "PhaseChanged":
+        return f"Phase {d.get('from_phase') or 'none'} -> {d['to_phase']}"
+    if t == "NoteRecorded":
+        if d.get("amends"):
+            return f"Note {d['amends']} amended by note {d['note_id']}"
+        return f"Note {d['note_id']} added (session {d.get('session_id') or 'none'})"
+    if t in ("TaskAssigned", "TaskCompleted", "TaskReviewed"):
+        return f"Task {d['task_id']} {t[4:].lower()}"
+    if t == "ClientDischarged":
+        return "Discharged"
+    return t
+
+
+def _scheduling_summary(event) -> str | None:
+    d = event.data
+    when = d["starts_at"].isoformat() if "starts_at" in d else ""
+    return {
+        "SessionBooked": lambda: f"Session {d.get('number') or ''} booked for {when} "
+                                 f"({d.get('kind')}, {d.get('modality')})".replace("  ", " "),
+        "SessionRescheduled": lambda: f"Session moved from "
+                                      f"{d['previous_starts_at'].isoformat()} to {when}",
+        "SessionCancelled": lambda: f"Session at {when} cancelled by {d['by']}"
+                                    + (" (late)" if d["late"] else ""),
+        "SessionAttended": lambda: f"Attended the {d['kind']} session at {when}",
+        "SessionMissed": lambda: f"Missed the {d['kind']} session at {when}",
+    }.get(event.type, lambda: None)()
+
+
+class RecordTimeline(Projection):
+    service = "records"
+    name = "record_timeline"
+    sources = ("records", "scheduling")
+    collections = {"entries": [IndexModel([("client_id", ASCENDING), ("at", ASCENDING)])]}
+
+    def handle(self, event, view) -> None:
+        client_id = event.data.get("client_id")
+        if not client_id:
+            return  # therapist and availability events concern no client
+        if event.type.startswith("Session"):
+            summary, source = _scheduling_summary(event), "scheduling"
+        elif event.type in RECORD_EVENT_TYPES:
+            summary, source = _records_summary(event), "records"
+        else:
+            summary = None
+        if summary is None:
+            return
+        view["entries"].update_one({"_id": event.event_id}, {"$set": {
+            "client_id": client_id, "at": event.recorded_at, "type": event.type,
+            "source": source, "actor": event.actor.id, "summary": summary}}, upsert=True)
+
+
+
+def projections() -> list[Projection]:
+    return [ClientSummaries(), RecordTimeline()]

@@ -1,0 +1,277 @@
+"""Request and response schemas of the records API (flask-smorest documents them)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.config import PRACTICE_TZ
+from shared.contracts.common import MODALITIES
+from shared.contracts.records import CHANNELS, PHASES
+
+STATUSES = ("active", "discharged")
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+def free_text(max_length: int = 10_000, **kwargs) -> fields.String:
+    return fields.String(validate=[_not_blank, validate.Length(max=max_length)], **kwargs)
+
+
+def ident(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=64), **kwargs)
+
+
+def optional_text(max_length: int = 10_000) -> fields.String:
+    return free_text(max_length, load_default=None, allow_none=True)
+
+
+def _birth_date(value: date) -> None:
+    if value > date.today():
+        raise ValidationError("a date of birth cannot be in the future")
+    if value.year < 1900:
+        raise ValidationError("a date of birth before 1900 is not plausible")
+
+
+class Moment(fields.Field):
+    """An ISO datetime or date. A date means the end of that day and a datetime without an
+    offset is read as practice time (Europe/London): what staff mean when they type one."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        if not isinstance(value, str):
+            raise ValidationError("expected an ISO date or datetime")
+        tz = ZoneInfo(PRACTICE_TZ)
+        try:
+            if len(value) == 10:
+                day = date.fromisoformat(value)
+                return datetime.combine(day, time.max, tzinfo=tz).astimezone(timezone.utc)
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("not an ISO date (2026-03-02) or datetime (2026-03-02T10:00Z)")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        return moment.astimezone(timezone.utc)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value.isoformat() if value is not None else None
+
+
+# -- clients -------------------------------------------------------------------------------
+class GpSchema(Schema):
+    name = free_text(200, required=True)
+    practice = free_text(200, required=True)
+
+
+def _email(**kw):
+    return fields.Email(allow_none=True, validate=validate.Length(max=254), **kw)
+
+
+def _phone(**kw):
+    return fields.String(allow_none=True, validate=validate.Regexp(
+        r"^\+?[0-9 ()-]{7,20}$", error="a phone number of 7 to 20 digits, spaces or + - ( )"),
+        **kw)
+
+
+def _channels(**kw):
+    return fields.List(fields.String(validate=validate.OneOf(CHANNELS)),
+                       metadata={"description": "reminder channels the client consents to"}, **kw)
+
+
+def _nhs_number(**kw):
+    return fields.String(allow_none=True, metadata={
+        "description": "10 digits, modulus-11 check digit (NHS Data Dictionary); spaces allowed"},
+        **kw)
+
+
+class _ClientFields(Schema):
+    """The details as corrections send them: every field optional."""
+    given_name = free_text(100)
+    family_name = free_text(100)
+    date_of_birth = fields.Date(validate=_birth_date)
+    email = _email()
+    phone = _phone()
+    preferred_modality = fields.String(validate=validate.OneOf(MODALITIES))
+    reminder_channels = _channels()
+    therapist_id = ident()
+    referral_source = free_text(200)
+    gp = fields.Nested(GpSchema, allow_none=True)
+    nhs_number = _nhs_number()
+
+
+class ClientIn(Schema):
+    given_name = free_text(100, required=True)
+    family_name = free_text(100, required=True)
+    date_of_birth = fields.Date(required=True, validate=_birth_date)
+    email = _email(load_default=None)
+    phone = _phone(load_default=None)
+    preferred_modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
+    reminder_channels = _channels(load_default=list)
+    therapist_id = ident(required=True)
+    referral_source = free_text(200, required=True, metadata={
+        "description": "where the client came from: self (enquiry), GP, employer, ..."})
+    gp = fields.Nested(GpSchema, allow_none=True, load_default=None)
+    nhs_number = _nhs_number(load_default=None)
+
+
+class ClientCorrectionIn(_ClientFields):
+    reason = free_text(1000, required=True, metadata={"description": "why the details change"})
+
+
+class AsOfArgs(Schema):
+    as_of = Moment(metadata={"description": "show the record as known then (ISO date or datetime)"})
+
+
+class ClientListArgs(Schema):
+    q = fields.String(validate=validate.Length(min=1, max=100),
+                      metadata={"description": "name search: words matching the start of a name"})
+    therapist_id = ident()
+    phase = fields.String(validate=validate.OneOf(PHASES))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class AssessmentOut(Schema):
+    session_id = fields.String(allow_none=True)
+    presenting_difficulties = fields.String()
+    conditions = fields.List(fields.String())
+    goals = fields.List(fields.String())
+    risk_summary = fields.String()
+    recorded_at = fields.DateTime(allow_none=True)
+
+
+class InventoryPersonSchema(Schema):
+    name = free_text(200, required=True)
+    relationship = free_text(200, required=True)
+    closeness = fields.Integer(required=True, validate=validate.Range(min=1, max=3),
+                               metadata={"description": "closeness circle: 1 inner .. 3 outer"})
+    good = fields.String(load_default="", validate=validate.Length(max=5000))
+    hard = fields.String(load_default="", validate=validate.Length(max=5000))
+    unilateral_partner = fields.Boolean(load_default=False, metadata={
+        "description": "the partner in unilateral couples work (recorded here, not a client)"})
+
+
+class FormulationOut(Schema):
+    revision = fields.Integer()
+    problem_areas = fields.List(fields.String())
+    formulation = fields.String()
+    inventory = fields.List(fields.Nested(InventoryPersonSchema))
+    goals = fields.List(fields.String())
+    recorded_at = fields.DateTime(allow_none=True)
+
+
+class NoteOut(Schema):
+    note_id = fields.String()
+    session_id = fields.String(allow_none=True)
+    text = fields.String()
+    author = fields.String()
+    recorded_at = fields.DateTime(allow_none=True)
+    amends = fields.String(allow_none=True, metadata={"description": "the note this one amends"})
+    amendment_reason = fields.String(allow_none=True)
+    amended_by = fields.String(allow_none=True, metadata={
+        "description": "the later note that amends this one (this text is then superseded)"})
+    current = fields.Boolean()
+
+
+class TaskReviewOut(Schema):
+    review = fields.String()
+    by = fields.String()
+    session_id = fields.String(allow_none=True)
+    reviewed_at = fields.DateTime(allow_none=True)
+
+
+class TaskOut(Schema):
+    task_id = fields.String()
+    client_id = fields.String()
+    description = fields.String()
+    due_at = fields.DateTime(allow_none=True)
+    session_id = fields.String(allow_none=True)
+    status = fields.String()
+    assigned_at = fields.DateTime(allow_none=True)
+    reflection = fields.String(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    reviews = fields.List(fields.Nested(TaskReviewOut))
+
+
+class DischargeOut(Schema):
+    reason = fields.String()
+    outcome_summary = fields.String()
+    discharged_at = fields.DateTime()
+
+
+class ClientOut(_ClientFields):
+    """Reception (admin) and services receive only the contact and diary fields; the
+    clinical fields are present for the client's therapist and the clinical lead."""
+    client_id = fields.String()
+    nhs_number = fields.String(allow_none=True)
+    date_of_birth = fields.Date()
+    status = fields.String()
+    registered_at = fields.DateTime(allow_none=True)
+    discharged_at = fields.DateTime(allow_none=True)
+    version = fields.Integer(metadata={"description": "events in the record (as of)"})
+    as_of = fields.DateTime(allow_none=True)
+    view = fields.String(metadata={"description": "'full' or 'contact' (reduced, for reception)"})
+    phase = fields.String(allow_none=True)
+    suggested_phase = fields.String(allow_none=True, metadata={
+        "description": "what the attended count implies (1-4 initial, 5-12 middle, 13-16 "
+                       "ending; a booster: maintenance); the therapist decides"})
+    attended_sessions = fields.Integer()
+    assessment = fields.Nested(AssessmentOut, allow_none=True)
+    formulation = fields.Nested(FormulationOut, allow_none=True)
+    notes = fields.List(fields.Nested(NoteOut))
+    tasks = fields.List(fields.Nested(TaskOut))
+    discharge = fields.Nested(DischargeOut, allow_none=True)
+
+
+class ClientSummaryOut(Schema):
+    client_id = fields.String()
+    given_name = fields.String()
+    family_name = fields.String()
+    therapist_id = fields.String()
+    status = fields.String()
+    phase = fields.String(allow_none=True, metadata={"description": "omitted for reception"})
+
+
+class ClientPageOut(Schema):
+    items = fields.List(fields.Nested(ClientSummaryOut))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class ActorOut(Schema):
+    id = fields.String()
+    role = fields.String()
+
+
+class EventOut(Schema):
+    event_id = fields.String()
+    type = fields.String()
+    schema_version = fields.Integer()
+    stream_version = fields.Integer()
+    occurred_at = fields.DateTime()
+    recorded_at = fields.DateTime()
+    actor = fields.Nested(ActorOut)
+    correlation_id = fields.String()
+    data = fields.Dict()
+
+
+class HistoryOut(Schema):
+    client_id = fields.String()
+    as_of = fields.DateTime(allow_none=True)
+    events = fields.List(fields.Nested(EventOut))
+
+
+class ExportOut(Schema):
+    client_id = fields.String()
+    exported_at = fields.DateTime()
+    exported_by = fields.String()
+    record = fields.Nested(ClientOut)
+    events = fields.List(fields.Nested(EventOut))
+    sessions = fields.List(fields.Dict())
+    timeline = fields.List(fields.Dict())
+    audit = fields.List(fields.Dict(), metadata={"description": "who read this record, when"})

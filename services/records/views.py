@@ -1,0 +1,56 @@
+"""What each reader is shown of a record. Reception (admin) and other services get the
+contact view: who the client is, how to reach them, their therapist and status — never
+assessment, formulation, risk, phase, notes, tasks or the discharge summary."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from shared.events import Event, registry
+
+from .domain import ClientState
+
+
+def plain(value: Any) -> Any:
+    """Frozen mappings and tuples from the fold -> dicts and lists for the schemas."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def contact_view(state: ClientState, as_of: datetime | None = None) -> dict:
+    discharge = state.discharge or {}
+    return {"client_id": state.client_id, **plain(state.details), "status": state.status,
+            "registered_at": state.registered_at,
+            "discharged_at": discharge.get("discharged_at"), "version": state.version,
+            "as_of": as_of, "view": "contact"}
+
+
+def note_view(note: Mapping) -> dict:
+    return {**plain(note), "current": note.get("amended_by") is None}
+
+
+def task_view(client_id: str, task: Mapping) -> dict:
+    return {"client_id": client_id, **plain(task)}
+
+
+def full_view(state: ClientState, attendance: dict, as_of: datetime | None = None) -> dict:
+    return {
+        **contact_view(state, as_of), "view": "full", "phase": state.phase, **attendance,
+        "assessment": plain(state.assessment) if state.assessment else None,
+        "formulation": plain(state.formulation) if state.formulation else None,
+        "notes": [note_view(n) for n in state.notes.values()],
+        "tasks": [task_view(state.client_id, t) for t in state.tasks.values()],
+        "discharge": plain(state.discharge) if state.discharge else None,
+    }
+
+
+def event_view(event: Event) -> dict:
+    return {"event_id": event.event_id, "type": event.type,
+            "schema_version": event.schema_version, "stream_version": event.stream_version,
+            "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
+            "actor": {"id": event.actor.id, "role": event.actor.role},
+            "correlation_id": event.correlation_id,
+            "data": registry.dump(event.type, event.data)}
