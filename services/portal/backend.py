@@ -1,0 +1,99 @@
+"""Calls to the four services with the signed-in user's bearer token. The portal owns no
+clinical data: every page is built from these answers, and every refusal (403 for a role or
+a client that is not yours, 404, 409, 422) comes back as a `BackendError` the page shows."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import requests
+from flask import current_app, g
+
+from .security import backend_token, current_user
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackendError(Exception):
+    status: int
+    detail: str
+    service: str = ""
+    errors: list = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.detail
+
+    @property
+    def field_errors(self) -> dict:
+        return {e.get("field", ""): e.get("reason", "") for e in self.errors or []}
+
+
+class Backend:
+    def __init__(self, urls: dict, token: str, timeout: float, correlation_id: str | None = None):
+        self.urls, self.token, self.timeout = urls, token, timeout
+        self.correlation_id = correlation_id
+        self.http = requests.Session()
+
+    def call(self, method: str, service: str, path: str, *, params=None, json=None):
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if self.correlation_id:
+            headers["X-Correlation-ID"] = self.correlation_id
+        url = self.urls[service].rstrip("/") + path
+        try:
+            response = self.http.request(method, url, params=_clean(params), json=json,
+                                         headers=headers, timeout=self.timeout)
+        except requests.RequestException as err:
+            log.warning("%s unavailable: %r", service, err)
+            raise BackendError(503, f"The {service} service is not answering just now.", service)
+        if response.status_code >= 400:
+            raise _error(service, response)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise BackendError(502, f"The {service} service sent an answer the portal cannot read.", service)
+
+    def get(self, service, path, **params):
+        return self.call("GET", service, path, params=params)
+
+    def post(self, service, path, body=None):
+        return self.call("POST", service, path, json=body if body is not None else {})
+
+    def put(self, service, path, body):
+        return self.call("PUT", service, path, json=body)
+
+    def try_get(self, service, path, default=None, **params):
+        """For optional parts of a page: (value, error) instead of raising."""
+        try:
+            return self.get(service, path, **params), None
+        except BackendError as err:
+            return default, err
+
+
+def _clean(params):
+    if not params:
+        return None
+    return {k: v for k, v in params.items() if v not in (None, "")}
+
+
+def _error(service: str, response) -> BackendError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") or body.get("title") or response.reason or "request refused"
+    if response.status_code == 403:
+        detail = f"Not available to your role: {detail}"
+    return BackendError(response.status_code, detail, service, body.get("errors") or [])
+
+
+def backend() -> Backend:
+    """The per-request client, acting as the signed-in user."""
+    if "portal_backend" not in g:
+        settings = current_app.config["RAPPORT_SETTINGS"]
+        g.portal_backend = Backend(settings.service_urls, backend_token(current_user()),
+                                   current_app.config["PORTAL"].backend_timeout,
+                                   g.get("correlation_id"))
+    return g.portal_backend

@@ -1,0 +1,138 @@
+"""Inline SVG drawn on the server (no JavaScript library, no CDN; CSP allows no inline
+styles, so only presentation attributes are used). Pure functions: data in, markup out.
+
+- `closeness_circle`: the IPT interpersonal inventory as three rings (inner, middle, outer)
+  with each person on their ring; the partner worked with unilaterally is marked.
+- `score_chart`: one instrument's totals over the course, over its severity bands, with the
+  caseness line (NHS Talking Therapies: PHQ-9 >= 10, GAD-7 >= 8; CORE-10 clinical cut-off 11).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
+
+@dataclass(frozen=True)
+class Scale:
+    maximum: int
+    bands: tuple  # (low, high, label) inclusive
+    caseness: float | None
+    caseness_label: str = ""
+
+
+# Bands: PHQ-9 Kroenke 2001; GAD-7 Spitzer 2006; WSAS Mundt 2002; CORE-10 Barkham 2013
+# (as summarised in /work/shared/clinical.md). Caseness: NHS Talking Therapies manual.
+SCALES = {
+    "PHQ-9": Scale(27, ((0, 4, "minimal"), (5, 9, "mild"), (10, 14, "moderate"),
+                        (15, 19, "moderately severe"), (20, 27, "severe")), 10, "caseness 10"),
+    "GAD-7": Scale(21, ((0, 4, "minimal"), (5, 9, "mild"), (10, 14, "moderate"),
+                        (15, 21, "severe")), 8, "caseness 8"),
+    "WSAS": Scale(40, ((0, 9, "subclinical"), (10, 20, "significant impairment"),
+                       (21, 40, "moderately severe or worse")), None),
+    "CORE-10": Scale(40, ((0, 5, "healthy"), (6, 10, "low"), (11, 14, "mild"), (15, 19, "moderate"),
+                          (20, 24, "moderate to severe"), (25, 40, "severe")), 11, "clinical cut-off 11"),
+}
+# Light tints from calm to warm; text on them stays dark for contrast.
+BAND_FILLS = ("#eef6ee", "#f4f7e6", "#fbf3e0", "#fbe8dc", "#f8dede", "#f3d6d6")
+RING_NAMES = ("inner", "middle", "outer")
+
+
+def score_chart(instrument: str, points: list[dict], width: int = 640, height: int = 260) -> Markup:
+    """`points`: [{"total": float|None, "at": datetime|str, "label": str}] in time order."""
+    scale = SCALES.get(instrument)
+    if scale is None:
+        return Markup("")
+    left, right, top, bottom = 44, 150, 12, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    y = lambda v: top + plot_h - (v / scale.maximum) * plot_h  # noqa: E731
+    scored = [p for p in points if p.get("total") is not None]
+    n = max(len(scored), 2)
+    x = lambda i: left + (i / (n - 1)) * plot_w  # noqa: E731
+    title = f"{instrument} totals over {len(scored)} questionnaires"
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+             f"<title>{escape(title)}</title>"]
+    for i, (low, high, label) in enumerate(scale.bands):
+        y_top, y_bottom = y(high + (1 if high < scale.maximum else 0)), y(low)
+        y_top = max(y_top, top)
+        parts.append(f'<rect x="{left}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
+                     f'fill="{BAND_FILLS[i % len(BAND_FILLS)]}"/>')
+        parts.append(f'<text x="{left + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" '
+                     f'font-size="11" fill="#333">{escape(label)} {low}–{high}</text>')
+    for tick in range(0, scale.maximum + 1, 5 if scale.maximum < 30 else 10):
+        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end" '
+                     f'fill="#333">{tick}</text>')
+    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>')
+    if scale.caseness is not None:
+        cy = y(scale.caseness)
+        parts.append(f'<line x1="{left}" y1="{cy:.1f}" x2="{left + plot_w}" y2="{cy:.1f}" stroke="#8a1c1c" '
+                     f'stroke-width="1.5" stroke-dasharray="6 4"/>')
+        parts.append(f'<text x="{left + 4}" y="{cy - 4:.1f}" font-size="11" fill="#8a1c1c">'
+                     f'{escape(scale.caseness_label)}</text>')
+    coords = [(x(i), y(p["total"])) for i, p in enumerate(scored)]
+    if len(coords) > 1:
+        path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#1d4f7a" stroke-width="2"/>')
+    for (cx, cy), p in zip(coords, scored):
+        label = f'{p.get("label") or _when(p.get("at"))}: {_fmt(p["total"])}'
+        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#1d4f7a"><title>{escape(label)}</title></circle>')
+    for i, p in enumerate(scored):
+        if len(scored) <= 8 or i % max(1, len(scored) // 8) == 0 or i == len(scored) - 1:
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
+                         f'fill="#333">{escape(p.get("short") or str(i + 1))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def closeness_circle(inventory: list[dict], client_label: str = "Client", size: int = 420) -> Markup:
+    """People of the interpersonal inventory on their ring (closeness 1 inner .. 3 outer)."""
+    c = size / 2
+    radii = (size * 0.17, size * 0.31, size * 0.45)
+    title = f"Closeness circle: {len(inventory)} people in the interpersonal inventory"
+    parts = [f'<svg class="circle" viewBox="0 0 {size} {size}" role="img" aria-label="{escape(title)}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
+    for r, fill in zip(reversed(radii), ("#f7f9fb", "#eef3f7", "#e3ecf3")):
+        parts.append(f'<circle cx="{c}" cy="{c}" r="{r:.1f}" fill="{fill}" stroke="#8aa1b5"/>')
+    for r, name in zip(radii, RING_NAMES):
+        parts.append(f'<text x="{c}" y="{c - r + 13:.1f}" font-size="10" text-anchor="middle" fill="#4a5d6e">{name}</text>')
+    parts.append(f'<circle cx="{c}" cy="{c}" r="22" fill="#1d4f7a"/>'
+                 f'<text x="{c}" y="{c + 4}" font-size="11" text-anchor="middle" fill="#fff">{escape(client_label[:10])}</text>')
+    by_ring: dict[int, list[dict]] = {1: [], 2: [], 3: []}
+    for person in inventory:
+        ring = min(max(int(person.get("closeness") or 3), 1), 3)
+        by_ring[ring].append(person)
+    for ring, people in by_ring.items():
+        inner = radii[ring - 2] if ring > 1 else 30
+        radius = (inner + radii[ring - 1]) / 2
+        offset = {1: -90, 2: -60, 3: -75}[ring]
+        for i, person in enumerate(people):
+            angle = math.radians(offset + i * 360 / len(people))
+            px, py = c + radius * math.cos(angle), c + radius * math.sin(angle)
+            parts.append(_person(px, py, person))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _person(px: float, py: float, person: dict) -> str:
+    name, relation = person.get("name", "?"), person.get("relationship", "")
+    unilateral = bool(person.get("unilateral_partner"))
+    label = f"{name} ({relation})" + (", partner seen unilaterally" if unilateral else "")
+    dot = (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="9" fill="#fff" stroke="#8a1c1c" stroke-width="3" '
+           f'stroke-dasharray="3 2"/>' if unilateral else
+           f'<circle cx="{px:.1f}" cy="{py:.1f}" r="7" fill="#4f7a9a"/>')
+    text = escape(name) + (" ◆" if unilateral else "")
+    return (f'<g><title>{escape(label)}</title>{dot}<text x="{px:.1f}" y="{py + 20:.1f}" font-size="11" '
+            f'text-anchor="middle" fill="#1b2a36">{text}</text></g>')
+
+
+def _fmt(value) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def _when(value) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%d %b %Y")
+    return str(value or "")[:10]

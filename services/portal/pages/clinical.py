@@ -1,0 +1,58 @@
+"""Clinical writes from the client record: notes (add, amend), homework tasks, the phase.
+Only therapists (their own clients) and the clinical lead; records decides access."""
+from __future__ import annotations
+
+from flask import redirect, request, url_for
+
+from ..backend import backend
+from ..security import signed_in
+from .common import form_flash_ok, local_input_to_utc
+from . import blueprint
+
+CLINICAL = ("therapist", "clinical_lead")
+
+
+def _to_record(client_id, anchor=""):
+    return redirect(url_for("pages.client", client_id=client_id) + anchor)
+
+
+@blueprint.post("/clients/<client_id>/notes")
+@signed_in(*CLINICAL)
+def note_add(client_id):
+    body = {"text": request.form.get("text", "").strip(),
+            "session_id": request.form.get("session_id") or None}
+    if request.form.get("amends"):
+        body["amends"] = request.form["amends"]
+        body["amendment_reason"] = request.form.get("amendment_reason", "").strip() or None
+    backend().post("records", f"/clients/{client_id}/notes", body)
+    form_flash_ok("Note amended." if body.get("amends") else "Note added.")
+    return _to_record(client_id, "#notes")
+
+
+@blueprint.post("/clients/<client_id>/tasks")
+@signed_in(*CLINICAL)
+def task_add(client_id):
+    due = request.form.get("due_at")
+    body = {"description": request.form.get("description", "").strip(),
+            "due_at": local_input_to_utc(due + "T18:00") if due else None}
+    backend().post("records", f"/clients/{client_id}/tasks", body)
+    form_flash_ok("Task set.")
+    return _to_record(client_id, "#tasks")
+
+
+@blueprint.post("/clients/<client_id>/tasks/<task_id>/complete")
+@signed_in(*CLINICAL)
+def task_complete(client_id, task_id):
+    body = {"reflection": request.form.get("reflection", "").strip() or None}
+    backend().post("records", f"/tasks/{task_id}/complete", body)
+    form_flash_ok("Task marked complete.")
+    return _to_record(client_id, "#tasks")
+
+
+@blueprint.post("/clients/<client_id>/phase")
+@signed_in(*CLINICAL)
+def phase_change(client_id):
+    body = {"to_phase": request.form.get("to_phase", ""), "reason": request.form.get("reason", "").strip()}
+    backend().post("records", f"/clients/{client_id}/phase", body)
+    form_flash_ok("Phase changed.")
+    return _to_record(client_id, "#phase")

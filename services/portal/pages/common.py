@@ -1,0 +1,121 @@
+"""What every page shares: CSRF on every POST, the handling of the services' refusals,
+time shown in the practice's zone, and small helpers for the services' list answers."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+
+from ..backend import BackendError
+from ..security import check_csrf
+from . import blueprint
+
+LONDON = ZoneInfo("Europe/London")
+PROBLEM_AREAS = {"grief": "Grief", "role_dispute": "Role dispute", "role_transition": "Role transition",
+                 "interpersonal_deficits": "Interpersonal sensitivity"}
+PHASES = ("initial", "middle", "ending", "maintenance")
+
+
+@blueprint.before_request
+def _csrf():
+    check_csrf()
+
+
+@blueprint.errorhandler(BackendError)
+def _backend_refused(err: BackendError):
+    """A GET that the services refuse shows why; a refused form goes back with the reason."""
+    if request.method == "POST":
+        for field, reason in err.field_errors.items():
+            flash(f"{field or 'form'}: {reason}", "error")
+        if not err.field_errors:
+            flash(err.detail, "error")
+        return redirect(_back())
+    status = err.status if err.status in (403, 404, 409, 503) else 502
+    return render_template("error.html", status=status, title=_titles.get(status, "Error"),
+                           detail=err.detail), status
+
+
+_titles = {403: "Not available", 404: "Not found", 409: "Conflict", 503: "Service unavailable",
+           502: "Service error"}
+
+
+def _back() -> str:
+    ref = request.form.get("back") or request.referrer or ""
+    parsed = urlparse(ref)
+    if parsed.netloc and parsed.netloc != request.host:
+        return url_for("pages.home")
+    path = parsed.path or url_for("pages.home")
+    return path + (f"?{parsed.query}" if parsed.query else "")
+
+
+def items(answer) -> list:
+    """Services answer lists either bare or wrapped ({"items": [...]})."""
+    if isinstance(answer, list):
+        return answer
+    if isinstance(answer, dict):
+        for key in ("items", "results", "data", "sessions", "clients", "alerts", "slots",
+                    "therapists", "notes", "tasks", "events", "history", "entries"):
+            if isinstance(answer.get(key), list):
+                return answer[key]
+    return []
+
+
+def parse_dt(value) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def local(value, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    parsed = parse_dt(value)
+    return parsed.astimezone(LONDON).strftime(fmt) if parsed else ""
+
+
+def local_input_to_utc(value: str) -> str:
+    """An <input type=datetime-local> value, read as practice time, as a UTC ISO string."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=LONDON)
+    return parsed.astimezone(timezone.utc).isoformat()
+
+
+def age(date_of_birth) -> str:
+    try:
+        born = date.fromisoformat(str(date_of_birth)[:10])
+    except ValueError:
+        return ""
+    today = date.today()
+    return str(today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
+
+
+def form_flash_ok(message: str) -> None:
+    flash(message, "ok")
+
+
+@blueprint.app_template_filter("local")
+def _local_filter(value, fmt: str = "%a %d %b %Y, %H:%M"):
+    return local(value, fmt)
+
+
+@blueprint.app_template_filter("area")
+def _area_filter(value):
+    return PROBLEM_AREAS.get(value, (value or "").replace("_", " "))
+
+
+@blueprint.app_template_filter("human")
+def _human(value):
+    return (str(value) if value is not None else "").replace("_", " ")
+
+
+@blueprint.app_context_processor
+def _globals():
+    return {"age": age, "PHASES": PHASES, "PROBLEM_AREAS": PROBLEM_AREAS,
+            "config_demo": current_app.config["RAPPORT_SETTINGS"].demo_mode}
