@@ -4,8 +4,12 @@
 - the events of one command (one or several streams) are appended in one transaction,
   together with any extra writes the command needs (e.g. a slot claim);
 - a gap-free `position` from a counter gives "read all in order";
-- the events collection is also the outbox: `outbox` is "pending" until the relay has the
-  broker's acknowledgement, then "published" (eShop's integration-event log states).
+- the events collection is also the outbox. Because positions commit in order (the counter
+  is written in every append transaction, so concurrent appends serialise on it), the outbox
+  state is one checkpoint: events up to `outbox.published_through` are published (the broker
+  acknowledged them), later ones are pending. One write per relay batch instead of one per
+  event: on the local store that is the difference between ~700 and several thousand
+  events/s. `outbox_state()` answers "published / pending" per event for dashboards.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from .events import Actor, Event, EventRegistry, NewEvent, new_id, registry as d
 from .mongo import in_transaction
 
 PENDING, PUBLISHED = "pending", "published"
+OUTBOX_ID = "relay"
 ANY_VERSION = None
 
 
@@ -62,7 +67,6 @@ class EventStore:
             IndexModel([("stream_id", ASCENDING), ("stream_version", ASCENDING)],
                        unique=True, name="stream_version_unique"),
             IndexModel([("position", ASCENDING)], unique=True, name="position_unique"),
-            IndexModel([("outbox", ASCENDING), ("position", ASCENDING)], name="outbox_position"),
         ])
 
     # -- writing ------------------------------------------------------------------------
@@ -127,7 +131,7 @@ class EventStore:
             "recorded_at": event.recorded_at,
             "actor": {"id": event.actor.id, "role": event.actor.role},
             "correlation_id": event.correlation_id, "causation_id": event.causation_id,
-            "data": wire_data, "outbox": PENDING, "published_at": None,
+            "data": wire_data,
         }
 
     # -- reading ------------------------------------------------------------------------
@@ -166,20 +170,28 @@ class EventStore:
             causation_id=doc.get("causation_id"), data=data, position=doc["position"])
 
     # -- outbox -------------------------------------------------------------------------
-    def pending(self, limit: int = 500) -> list[dict]:
-        return list(self.events.find({"outbox": PENDING}).sort("position", ASCENDING).limit(limit))
+    def published_through(self) -> int:
+        doc = self.db["outbox"].find_one({"_id": OUTBOX_ID})
+        return doc["published_through"] if doc else 0
 
-    def mark_published(self, event_ids: Iterable[str]) -> int:
-        ids = list(event_ids)
-        if not ids:
-            return 0
-        result = self.events.update_many({"_id": {"$in": ids}, "outbox": PENDING},
-                                         {"$set": {"outbox": PUBLISHED, "published_at": utcnow()}})
-        return result.modified_count
+    def pending(self, limit: int = 500) -> list[dict]:
+        """Unpublished events in position order."""
+        return list(self.events.find({"position": {"$gt": self.published_through()}})
+                    .sort("position", ASCENDING).limit(limit))
+
+    def mark_published_through(self, position: int) -> None:
+        """The broker acknowledged every event up to `position` (never moves back)."""
+        self.db["outbox"].update_one({"_id": OUTBOX_ID},
+                                     {"$max": {"published_through": position},
+                                      "$set": {"updated_at": utcnow()}}, upsert=True)
+
+    def outbox_state(self, event: Event | dict) -> str:
+        position = event.position if isinstance(event, Event) else event["position"]
+        return PUBLISHED if position <= self.published_through() else PENDING
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:
         """(pending count, recorded_at of the oldest pending event)."""
-        count = self.events.count_documents({"outbox": PENDING})
-        oldest = self.events.find_one({"outbox": PENDING}, {"recorded_at": 1},
-                                      sort=[("position", ASCENDING)])
+        query = {"position": {"$gt": self.published_through()}}
+        count = self.events.count_documents(query)
+        oldest = self.events.find_one(query, {"recorded_at": 1}, sort=[("position", ASCENDING)])
         return count, (oldest or {}).get("recorded_at")

@@ -81,7 +81,10 @@ class OutboxRelay:
             self._producer = None
 
     def publish_once(self) -> int:
-        """Publish one batch of pending events; return how many were marked published."""
+        """Publish one batch of pending events in position order; advance the checkpoint
+        through the last event before the first one the broker did not acknowledge.
+        Events after a failure are sent again next time (consumers drop the duplicates),
+        so no stream is ever seen out of order."""
         docs = self.store.pending(self.batch_size)
         if not docs:
             return 0
@@ -89,26 +92,23 @@ class OutboxRelay:
         futures = []
         try:
             for doc in docs:
-                futures.append((doc, producer.send(self.topic, key=doc["stream_id"].encode(),
-                                                   value=message_from_document(doc))))
+                futures.append(producer.send(self.topic, key=doc["stream_id"].encode(),
+                                             value=message_from_document(doc)))
             producer.flush(timeout=15)
         except KafkaError as err:
             log.warning("relay: broker unavailable (%s); %d events wait", err, len(docs))
+        acked = 0
+        for future in futures:
+            if not (future.is_done and future.succeeded()):
+                break
+            acked += 1
+        self.last_failed = acked < len(docs)
+        if self.last_failed:
             self._drop_producer()
-        acked, failed_streams = [], set()
-        for doc, future in futures:
-            ok = future.is_done and future.succeeded()
-            # never mark an event published after an earlier one of its stream failed
-            if ok and doc["stream_id"] not in failed_streams:
-                acked.append(doc["_id"])
-            else:
-                failed_streams.add(doc["stream_id"])
-        marked = self.store.mark_published(acked)
-        self.published_total += marked
-        self.last_failed = bool(failed_streams)
-        if failed_streams:
-            self._drop_producer()
-        return marked
+        if acked:
+            self.store.mark_published_through(docs[acked - 1]["position"])
+        self.published_total += acked
+        return acked
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.05) -> None:
         backoff = 0.2

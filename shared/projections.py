@@ -172,32 +172,34 @@ class ProjectionStore:
         view = View(self, generation, session)
         key = self._key(generation)
         next_offsets: dict[tuple[str, int], int] = {}
-        seen: set[str] = set()
-        applied = 0
-        last: Event | None = None
+        events: list[Event] = []
         for record in records:
             next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
-                event = self.registry.from_message(record.value, self.cipher)
+                events.append(self.registry.from_message(record.value, self.cipher))
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 self._dead_letter(record, err, session)
-                continue
-            if event.event_id in seen:
-                continue
-            seen.add(event.event_id)
-            marker = f"{key}:{event.event_id}"
-            if self.processed.find_one({"_id": marker}, {"_id": 1}, session=session):
-                continue
+        # one query for the whole batch: which of these events were applied already?
+        markers = [f"{key}:{e.event_id}" for e in events]
+        done = {d["_id"] for d in self.processed.find({"_id": {"$in": markers}}, {"_id": 1},
+                                                      session=session)} if markers else set()
+        applied: list[str] = []
+        last: Event | None = None
+        for event, marker in zip(events, markers):
+            if marker in done:
+                continue  # delivered twice: by a redelivery or a relay that sent it again
+            done.add(marker)
             self.projection.handle(event, view)
-            self.processed.insert_one({"_id": marker}, session=session)
-            applied += 1
+            applied.append(marker)
             last = event
+        if applied:
+            self.processed.insert_many([{"_id": m} for m in applied], ordered=False, session=session)
         self._save_offsets(next_offsets, generation, session)
         if last is not None:
             self.meta.update_one({"_id": self.name}, {"$set": {
                 f"g{generation}.last_event_recorded_at": last.recorded_at,
                 f"g{generation}.last_applied_at": utcnow()}}, session=session)
-        return applied
+        return len(applied)
 
     def _save_offsets(self, next_offsets, generation: int, session: ClientSession) -> None:
         key = self._key(generation)

@@ -1,0 +1,94 @@
+"""Helpers for `make bench`: isolated settings on the local servers, timing, the table."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from shared.config import Settings
+from shared.mongo import client as mongo_client
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def bench_settings() -> Settings:
+    from deploy.local import infra
+    infra.start()
+    tag = uuid.uuid4().hex[:8]
+    return Settings(kafka_bootstrap=f"127.0.0.1:{infra.kafka_port()}",
+                    mongo_uri=f"mongodb://127.0.0.1:{infra.mongo_port()}/?directConnection=true",
+                    topic_prefix=f"bench{tag}.rapport.", db_prefix=f"bench{tag}_", topic_partitions=3)
+
+
+def drop(settings: Settings) -> None:
+    c = mongo_client(settings.mongo_uri)
+    for name in c.list_database_names():
+        if name.startswith(settings.db_prefix):
+            c.drop_database(name)
+
+
+class Timer:
+    def __init__(self):
+        self.seconds = 0.0
+
+    @contextmanager
+    def run(self):
+        start = time.perf_counter()
+        yield self
+        self.seconds = time.perf_counter() - start
+
+
+def percentile(values, p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+class Report:
+    """Rows of (figure, value, unit, limit name, limit value): ratio = value / limit."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.rows: list[dict] = []
+
+    def add(self, figure: str, value: float, unit: str, limit: str | None = None,
+            limit_value: float | None = None, note: str = "") -> None:
+        ratio = (value / limit_value) if limit_value else None
+        self.rows.append({"figure": figure, "value": value, "unit": unit, "limit": limit,
+                          "limit_value": limit_value, "ratio": ratio, "note": note})
+
+    def print(self) -> None:
+        print(f"\n== {self.name} ==")
+        print(f"{'figure':<44} {'value':>12} {'unit':<9} {'limit (same run)':<36} {'limit':>12} {'ratio':>7}")
+        for r in self.rows:
+            ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+            limit_value = f"{r['limit_value']:.1f}" if r["limit_value"] is not None else ""
+            print(f"{r['figure']:<44} {r['value']:>12.1f} {r['unit']:<9} {r['limit'] or '':<36} "
+                  f"{limit_value:>12} {ratio:>7}" + (f"  {r['note']}" if r["note"] else ""))
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "rows": self.rows}
+
+
+def save(reports: list[Report]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps({
+        "at": stamp, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                  "platform": platform.platform()},
+        "reports": [r.as_dict() for r in reports]}, indent=2, default=str))
+    return path
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else float("nan")

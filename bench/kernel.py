@@ -1,0 +1,148 @@
+"""Kernel figures, each next to the raw rate of the same store or broker in the same run:
+append vs raw insert_one; relay vs raw producer; consumer->projection vs raw consumption;
+projection rebuild vs raw insert_many of the same documents."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from kafka import TopicPartition
+
+from shared import kafka as kafka_clients
+from shared.consumer import ProjectionRunner, rebuild
+from shared.eventstore import StreamAppend
+from shared.events import NewEvent
+from shared.outbox import OutboxRelay, message_from_document
+from shared.projections import snapshot
+from tests.kernel.support import META, Totals, kernel_store, reg
+
+from .common import Report, Timer, drop
+
+N = int(os.environ.get("BENCH_KERNEL_EVENTS", "3000"))
+
+
+def _inc(i: int) -> NewEvent:
+    return NewEvent("CounterIncremented", {"by": i, "reason": "bench"})
+
+
+def bench_append(settings, report: Report, n: int) -> None:
+    store = kernel_store(settings)
+    t = Timer()
+    with t.run():
+        for i in range(n):
+            store.append(f"a-{i}", 0, [NewEvent("CounterOpened", {"name": str(i)})], META)
+    raw = store.db["raw_inserts"]
+    doc = store.events.find_one({}, {"_id": 0})
+    r = Timer()
+    with r.run():
+        for i in range(n):
+            raw.insert_one({**doc, "stream_id": f"raw-{i}"})
+    report.add("event append (1 event/command)", n / t.seconds, "events/s",
+               "raw insert_one, same store", n / r.seconds)
+
+
+def _fill(store, n: int, streams: int = 50) -> None:
+    """n events over `streams` streams, appended in commands of 100 events."""
+    per = n // streams
+    for s in range(streams):
+        events = [NewEvent("CounterOpened", {"name": f"s{s}"})] + [_inc(i) for i in range(per - 1)]
+        for start in range(0, len(events), 100):
+            store.append_streams([StreamAppend(f"s-{s}", start, events[start:start + 100])], META)
+
+
+def bench_relay(settings, report: Report, n: int) -> None:
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    _fill(store, n)
+    docs = list(store.events.find({}).sort("position", 1))
+    raw_topic = settings.topic("rawproduce")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [raw_topic], settings.topic_partitions)
+    producer = kafka_clients.producer(settings.kafka_bootstrap)
+    messages = [(d["stream_id"].encode(), message_from_document(d)) for d in docs]
+    r = Timer()
+    with r.run():
+        for key, value in messages:
+            producer.send(raw_topic, key=key, value=value)
+        producer.flush()
+    producer.close()
+    relay = OutboxRelay(store, settings.kafka_bootstrap, topic)
+    t = Timer()
+    with t.run():
+        relay.drain(timeout=600)
+    report.add("outbox relay (publish + mark published)", len(docs) / t.seconds, "events/s",
+               "raw kafka-python send+flush, same broker", len(docs) / r.seconds)
+    return store, topic
+
+
+def bench_consume(settings, report: Report, store, topic: str) -> None:
+    total = store.events.count_documents({})
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None, max_poll_records=500)
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends = consumer.end_offsets(parts)
+    r = Timer()
+    seen = 0
+    with r.run():
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for recs in consumer.poll(timeout_ms=500).values():
+                for rec in recs:
+                    json.loads(rec.value)
+                    seen += 1
+    consumer.close()
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    t = Timer()
+    with t.run():
+        thread.start()
+        while runner.applied_total < total:
+            time.sleep(0.02)
+    stop.set()
+    thread.join(timeout=30)
+    report.add("consumer -> projection (txn per poll batch)", total / t.seconds, "events/s",
+               "raw kafka-python poll + json decode", seen / r.seconds, note="includes group join")
+    coll = store.db["raw_upserts"]
+    u = Timer()
+    sample = min(total, 1500)
+    with u.run():
+        for i in range(sample):
+            coll.update_one({"_id": f"s-{i % 50}"}, {"$inc": {"sum": i}, "$push": {"versions": i}}, upsert=True)
+    report.add("consumer -> projection (same figure)", total / t.seconds, "events/s",
+               "raw update_one upserts, same store", sample / u.seconds,
+               note="each event is one projection upsert")
+    return runner
+
+
+def bench_rebuild(settings, report: Report, store, runner) -> None:
+    total = store.events.count_documents({})
+    t = Timer()
+    with t.run():
+        rebuild(settings, Totals(), registry=reg)
+    docs = snapshot(runner.store.reader("totals"))
+    processed = list(runner.store.processed.find({}).limit(total))
+    raw = store.db["raw_insert_many"]
+    r = Timer()
+    with r.run():
+        raw.insert_many([{k: v for k, v in d.items() if k != "_id"} for d in docs])
+        raw.insert_many([{"marker": p["_id"]} for p in processed])
+    written = len(docs) + len(processed)
+    report.add("projection rebuild (replay topic -> new gen)", total / t.seconds, "events/s",
+               f"raw insert_many of its {written} docs", total / r.seconds,
+               note="limit scaled to the same event count")
+
+
+def run(settings) -> Report:
+    report = Report(f"kernel ({N} events)")
+    try:
+        bench_append(settings, report, min(N, 2000))
+        drop(settings)
+        store, topic = bench_relay(settings, report, N)
+        runner = bench_consume(settings, report, store, topic)
+        bench_rebuild(settings, report, store, runner)
+    finally:
+        drop(settings)
+    return report
