@@ -3,6 +3,7 @@ they imply in one transaction. Streams: `therapist-<id>`, `session-<id>`, `cours
 (a course or a booster plan; its sessions get their own streams in the same append)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
@@ -54,6 +55,8 @@ class Scheduling:
 
     # -- one session ---------------------------------------------------------------------------
     def book(self, booking: Booking, therapist_id: str, meta: Metadata) -> Event:
+        if self.video_base and booking.video_link is None:
+            booking = replace(booking, video_link=f"{self.video_base}/{booking.session_id}")
         def command(state: SessionState) -> BookSession:
             return BookSession(booking, self.therapist(therapist_id),
                                self.client_status(booking.client_id), self.clock())
