@@ -1,0 +1,23 @@
+"""Notifications: decides what to tell clients and staff from the other services' events,
+keeps each message durable with its due time and idempotency key, and sends it once — by
+email (SMTP), SMS (a provider's HTTP API) or the staff inbox."""
+import shared.contracts  # noqa: F401  (registers every event type this service reads)
+from shared.services import ServiceDefinition
+
+
+def _create_app(settings):
+    from .app import create_app
+    return create_app(settings)
+
+
+def _projections():
+    from .planner import Planner
+    return [Planner()]
+
+
+def _workers(settings):
+    from .dispatcher import Dispatcher
+    return [Dispatcher(settings).run]
+
+
+SERVICE = ServiceDefinition("notifications", _create_app, projections=_projections, workers=_workers)

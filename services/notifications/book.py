@@ -1,0 +1,142 @@
+"""The message book: every notification the service means to send, durable in MongoDB and
+keyed by its idempotency key. It is not a rebuildable read model (a rebuild must never
+send anything again), so it lives outside the projection generations.
+
+States: pending → sending (claimed with a lease) → sent | pending again (retry with
+backoff) | failed (for good); pending → voided (the appointment moved or was cancelled, the
+request withdrawn, the client discharged). Planning writes carry `as_of`, the time of the
+fact behind them, so an older fact replayed later never undoes a newer one."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from shared.events import utcnow
+
+PENDING, SENDING, SENT, FAILED, VOIDED = "pending", "sending", "sent", "failed", "voided"
+STATUSES = (PENDING, SENDING, SENT, FAILED, VOIDED)
+
+INDEXES = {
+    "messages": [
+        IndexModel([("status", ASCENDING), ("priority", ASCENDING), ("next_at", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        IndexModel([("announced", ASCENDING)]),
+        IndexModel([("void_announced", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("session_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("request_id", ASCENDING)]),
+        IndexModel([("task_id", ASCENDING)]),
+        IndexModel([("client_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("created_at", ASCENDING)]),
+    ],
+    "inbox": [IndexModel([("audience", ASCENDING), ("created_at", ASCENDING)]),
+              IndexModel([("alert_id", ASCENDING)])],
+}
+
+
+def ensure_indexes(db) -> None:
+    for name, indexes in INDEXES.items():
+        db[name].create_indexes(indexes)
+
+
+class MessageBook:
+    """Operations on `messages` (and the client `preferences`), optionally inside a
+    transaction (`session`), as the planner's projection writes are."""
+
+    def __init__(self, db, session=None):
+        self.db, self.session = db, session
+        self.messages, self.preferences, self.inbox = db["messages"], db["preferences"], db["inbox"]
+
+    # -- planning ----------------------------------------------------------------------
+    def plan(self, planned: list[dict], as_of: datetime) -> None:
+        for message in planned:
+            self._plan_one(message, as_of)
+
+    def _plan_one(self, message: dict, as_of: datetime) -> None:
+        key, body = message["_id"], {k: v for k, v in message.items() if k != "_id"}
+        s = self.session
+        moved = self.messages.update_one({"_id": key, "status": PENDING, "as_of": {"$lte": as_of}},
+                                         {"$set": {**body, "as_of": as_of}}, session=s)
+        if moved.matched_count:
+            return
+        revived = self.messages.update_one(
+            {"_id": key, "status": VOIDED, "as_of": {"$lt": as_of}},
+            {"$set": {**body, "as_of": as_of, "status": PENDING, "announced": False,
+                      "void_reason": None}}, session=s)
+        if revived.matched_count:
+            return
+        try:
+            self.messages.update_one({"_id": key}, {"$setOnInsert": {
+                **body, "status": PENDING, "attempts": 0, "announced": False, "as_of": as_of,
+                "created_at": utcnow(), "last_error": None}}, upsert=True, session=s)
+        except DuplicateKeyError:
+            pass  # planned at the same moment by another writer: the same key, the same message
+
+    def void(self, query: dict, reason: str, as_of: datetime) -> int:
+        result = self.messages.update_many(
+            {**query, "status": PENDING, "as_of": {"$lte": as_of}},
+            {"$set": {"status": VOIDED, "void_reason": reason, "void_announced": False,
+                      "voided_at": utcnow(), "as_of": as_of}}, session=self.session)
+        return result.modified_count
+
+    def keep_only(self, query: dict, keys: list[str], reason: str, as_of: datetime) -> int:
+        """Void the pending messages matching `query` that are not among `keys`."""
+        return self.void({**query, "_id": {"$nin": keys}}, reason, as_of)
+
+    def preferences_of(self, client_id: str) -> dict | None:
+        return self.preferences.find_one({"_id": client_id}, session=self.session)
+
+    # -- sending -------------------------------------------------------------------------
+    def claim(self, lease: timedelta) -> dict | None:
+        """Take one due message for sending, atomically: first a message whose sender died
+        (its lease ran out), then the most urgent due one. Returns it with `claim` set."""
+        now = utcnow()
+        change = {"$set": {"status": SENDING, "lease_until": now + lease, "claim": uuid.uuid4().hex,
+                           "claimed_at": now}, "$inc": {"attempts": 1}}
+        stale = self.messages.find_one_and_update(
+            {"status": SENDING, "lease_until": {"$lt": now}}, change,
+            return_document=ReturnDocument.AFTER)
+        if stale is not None:
+            return stale
+        return self.messages.find_one_and_update(
+            {"status": PENDING, "next_at": {"$lte": now}}, change,
+            sort=[("priority", ASCENDING), ("next_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER)
+
+    def _mine(self, message: dict) -> dict:
+        return {"_id": message["_id"], "status": SENDING, "claim": message["claim"]}
+
+    def defer(self, message: dict, until: datetime, why: str) -> bool:
+        """Put a claimed message back untried (quiet hours): the attempt does not count."""
+        result = self.messages.update_one(self._mine(message), {
+            "$set": {"status": PENDING, "next_at": until, "deferred": why},
+            "$inc": {"attempts": -1}, "$unset": {"claim": "", "lease_until": ""}})
+        return result.modified_count == 1
+
+    def retry_later(self, message: dict, until: datetime, error: str, session=None) -> bool:
+        result = self.messages.update_one(self._mine(message), {
+            "$set": {"status": PENDING, "next_at": until, "last_error": error, "announced": True},
+            "$unset": {"claim": "", "lease_until": ""}}, session=session)
+        return result.modified_count == 1
+
+    def mark_failed(self, message: dict, error: str, session=None) -> bool:
+        result = self.messages.update_one(self._mine(message), {
+            "$set": {"status": FAILED, "failed_at": utcnow(), "last_error": error, "announced": True},
+            "$unset": {"claim": "", "lease_until": ""}}, session=session)
+        return result.modified_count == 1
+
+    def mark_sent(self, message: dict, session=None) -> bool:
+        result = self.messages.update_one(self._mine(message), {
+            "$set": {"status": SENT, "sent_at": utcnow(), "last_error": None, "announced": True},
+            "$unset": {"claim": "", "lease_until": ""}}, session=session)
+        return result.modified_count == 1
+
+    def void_claimed(self, message: dict, reason: str) -> bool:
+        """A claimed message that must not go after all (consent withdrawn, request gone)."""
+        result = self.messages.update_one(self._mine(message), {
+            "$set": {"status": VOIDED, "void_reason": reason, "void_announced": False,
+                     "voided_at": utcnow()}, "$unset": {"claim": "", "lease_until": ""}})
+        return result.modified_count == 1

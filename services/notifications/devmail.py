@@ -1,0 +1,79 @@
+"""A local SMTP sink for development and tests: accepts every message, keeps it in memory
+and, for `make up`, writes it to `$RAPPORT_RUN_DIR/mail/` — no real mail leaves the machine.
+
+    python -m services.notifications.devmail --port 8025
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import hashlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+
+class _Handler:
+    def __init__(self, sink: "MailSink"):
+        self.sink = sink
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.sink.received(envelope.rcpt_tos, message, envelope.content)
+        return "250 OK"
+
+
+class MailSink:
+    """An SMTP server on 127.0.0.1:`port`; `messages` lists (recipients, EmailMessage)."""
+
+    def __init__(self, port: int, directory: Path | None = None):
+        self.port, self.directory = port, directory
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def received(self, recipients, message, raw: bytes) -> None:
+        with self._lock:
+            self.messages.append((list(recipients), message))
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = f"{time.strftime('%Y%m%dT%H%M%S')}-{hashlib.sha256(raw).hexdigest()[:12]}.eml"
+            (self.directory / name).write_bytes(raw)
+
+    def to(self, address: str) -> list:
+        with self._lock:
+            return [m for rcpts, m in self.messages if address in rcpts]
+
+    def start(self) -> "MailSink":
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.notifications.devmail")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("RAPPORT_SMTP_PORT", "8025")))
+    args = parser.parse_args(argv)
+    run_dir = Path(os.environ.get("RAPPORT_RUN_DIR", Path(__file__).resolve().parents[2] / ".run"))
+    sink = MailSink(args.port, run_dir / "mail").start()
+    print(f"devmail: SMTP on 127.0.0.1:{args.port}, writing to {run_dir / 'mail'}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    sink.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""The dispatcher: the scheduler loop that sends what the planner put in the message book.
+
+Exactly once, as far as a sender can: each message is claimed atomically (pending →
+sending, with a lease) before it is sent, and recorded as sent — event and book in one
+transaction — only after the SMTP server or the SMS provider accepted it. Two dispatchers
+never hold the same claim; a restart finds unfinished claims when their lease runs out.
+The window that remains: a crash after the server accepted and before "sent" was recorded
+resends once the lease expires. Such a resend carries the same Message-ID (email) or
+Idempotency-Key (SMS), both derived from the idempotency key, so it is recognisable and a
+provider that honours the key drops it. Failures are retried with exponential backoff, then
+recorded as failed (listed by `GET /notifications?status=failed`)."""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from pymongo.errors import PyMongoError
+
+from shared.config import Settings
+from shared.domain import Conflict, fold
+from shared.eventstore import ConcurrencyError, EventStore, Metadata
+from shared.events import Actor, registry, utcnow
+from shared.mongo import client as mongo_client, in_transaction
+from shared.projections import ProjectionStore
+
+from . import book as states
+from .book import MessageBook, ensure_indexes
+from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
+from .config import NotifyConfig
+from .domain import (LEAD, NotificationDecider, RecordFailure, RecordSent, Schedule, Void,
+                     quiet_ends, retry_delay, stream_id)
+from .links import LinkGone, MeasuresLinks
+from .planner import Planner
+from .plans import contact_for
+from .render import Renderer
+
+log = logging.getLogger(__name__)
+META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
+
+
+class Voided(Exception):
+    """The message must not go after all (reason in args[0])."""
+
+
+class Deferred(Exception):
+    def __init__(self, until):
+        super().__init__(f"deferred until {until.isoformat()}")
+        self.until = until
+
+
+def info_of(doc: dict) -> dict:
+    return {"notification_id": doc["_id"], "kind": doc["kind"], "channel": doc["channel"],
+            "client_id": doc.get("client_id"), "recipient": doc["recipient"], "due_at": doc["due_at"]}
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, config: NotifyConfig | None = None, *, name: str = "dispatcher"):
+        self.settings, self.name = settings, name
+        self.config = config or NotifyConfig.from_env(settings)
+        self.decider = NotificationDecider()
+        self.sent_total = 0
+        self._ready = False
+
+    def _setup(self) -> None:
+        mongo = mongo_client(self.settings.mongo_uri)
+        db = mongo[self.settings.database("notifications")]
+        self.mongo, self.db = mongo, db
+        self.store = EventStore(mongo, db.name, registry)
+        self.store.ensure_indexes()
+        ensure_indexes(db)
+        self.book = MessageBook(db)
+        self.directory = ProjectionStore(mongo, db.name, Planner(self.config), registry)
+        self.email, self.sms = EmailChannel(self.config), SmsChannel(self.config)
+        self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
+        self.renderer = Renderer(self.config.practice_name, self.config.tz)
+        self._ready = True
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                if not self._ready:
+                    self._setup()
+                busy = self.step()
+                backoff = 0.2
+                if not busy:
+                    stop.wait(self.config.poll_seconds)
+            except PyMongoError as err:
+                log.warning("%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def step(self, batch: int = 20) -> int:
+        """Announce what was planned or voided, then send up to `batch` due messages."""
+        done = self.announce()
+        for _ in range(batch):
+            if not self.dispatch_one():
+                break
+            done += 1
+        return done
+
+    # -- recording -------------------------------------------------------------------------
+    def record(self, key: str, command, mark) -> None:
+        """Append the notification's events (if any) and update the book in one transaction."""
+        sid = stream_id(key)
+        for _ in range(5):
+            events = self.store.load(sid)
+            try:
+                new = self.decider.decide(fold(self.decider, events), command)
+            except Conflict:
+                new = []
+            if not new:
+                in_transaction(self.mongo, mark)
+                return
+            try:
+                self.store.append(sid, len(events), new, META, also=mark)
+                return
+            except ConcurrencyError:
+                continue
+        raise RuntimeError(f"could not record {type(command).__name__} for {key}")
+
+    def announce(self, limit: int = 100) -> int:
+        messages, count = self.book.messages, 0
+        for doc in list(messages.find({"announced": False}).limit(limit)):
+            self.record(doc["_id"], Schedule(info_of(doc)), lambda s, d=doc: messages.update_one(
+                {"_id": d["_id"]}, {"$set": {"announced": True}}, session=s))
+            count += 1
+        for doc in list(messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit)):
+            self.record(doc["_id"], Void(info_of(doc), doc.get("void_reason") or "voided"),
+                        lambda s, d=doc: messages.update_one({"_id": d["_id"]}, {"$set": {
+                            "void_announced": True, "announced": True}}, session=s))
+            count += 1
+        return count
+
+    # -- sending ---------------------------------------------------------------------------
+    def dispatch_one(self) -> bool:
+        message = self.book.claim(timedelta(seconds=self.config.lease_seconds))
+        if message is None:
+            return False
+        key, info, attempts = message["_id"], info_of(message), message["attempts"]
+        try:
+            self.deliver(message)
+        except Voided as why:
+            self.book.void_claimed(message, str(why))
+        except Deferred as later:
+            self.book.defer(message, later.until, "quiet hours")
+        except DeliveryError as err:
+            self.failed(message, err)
+        except Exception as err:  # a bug must not stop every other message: retry this one
+            log.exception("%s: delivering %s failed unexpectedly", self.name, key)
+            self.failed(message, TransientError(f"internal error: {type(err).__name__}"))
+        else:
+            self.record(key, RecordSent(info, utcnow(), attempts),
+                        lambda s: self.book.mark_sent(message, s) and None)
+            self.sent_total += 1
+            log.info("%s: sent %s %s (attempt %d)", self.name, message["kind"], message["channel"], attempts)
+        return True
+
+    def failed(self, message: dict, err: DeliveryError) -> None:
+        key, attempts, error = message["_id"], message["attempts"], str(err)
+        final = isinstance(err, PermanentError) or attempts >= self.config.max_attempts
+        command = RecordFailure(info_of(message), utcnow(), attempts, error, final)
+        if final:
+            log.error("%s: %s failed for good after %d attempts: %s", self.name, key, attempts, error)
+            self.record(key, command, lambda s: self.book.mark_failed(message, error, s) and None)
+            return
+        until = utcnow() + retry_delay(attempts, self.config.backoff_seconds, self.config.backoff_cap_seconds)
+        log.warning("%s: %s attempt %d failed (%s); next try %s", self.name, key, attempts, error, until)
+        self.record(key, command, lambda s: self.book.retry_later(message, until, error, s) and None)
+
+    def deliver(self, message: dict) -> None:
+        address, audience = self.address(message)
+        context = dict(message.get("context") or {}, client_id=message.get("client_id"))
+        if message["kind"] == "questionnaire_link":
+            try:
+                link = self.links.fetch(message["request_id"])
+            except LinkGone as gone:
+                raise Voided(f"questionnaire request no longer open ({gone})")
+            context.update(url=link.url, expires_at=link.expires_at)
+        if "session_ids" in context:
+            context["dates"] = self.session_dates(context["session_ids"])
+        rendered = self.renderer.render(message["kind"], message["channel"], context)
+        if message["channel"] == "email":
+            self.email.send(message["_id"], address, rendered)
+        elif message["channel"] == "sms":
+            self.sms.send(message["_id"], address, rendered)
+        else:
+            self.book.inbox.update_one({"_id": message["_id"]}, {"$setOnInsert": {
+                "audience": audience, "kind": message["kind"], "alert_id": message.get("alert_id"),
+                "client_id": message.get("client_id"), "therapist_id": message.get("therapist_id"),
+                "title": rendered.subject, "body": rendered.body, "details": message.get("context"),
+                "created_at": utcnow(), "read_at": None, "read_by": None}}, upsert=True)
+
+    def address(self, message: dict) -> tuple[str | None, str]:
+        """(address, inbox audience), looked up now so corrected details are used."""
+        recipient, channel = message["recipient"], message["channel"]
+        if recipient == "client":
+            return self._client_address(message), "client"
+        if recipient == LEAD:
+            return self.config.lead_email, LEAD
+        if channel == "inbox":
+            return None, recipient
+        therapist = self.directory.reader("therapists").find_one({"_id": recipient})
+        if not therapist or not therapist.get("email"):
+            raise TransientError("the therapist's email address is not known yet")
+        return therapist["email"], recipient
+
+    def _client_address(self, message: dict) -> str:
+        client = self.directory.reader("clients").find_one({"_id": message["client_id"]})
+        if not client or client.get("status") != "active":
+            raise Voided("the client is discharged or unknown")
+        contact = contact_for(client, self.book.preferences_of(message["client_id"]),
+                              self.config.default_quiet)
+        if message["channel"] not in contact.channels:
+            raise Voided(f"the client is no longer to be contacted by {message['channel']}")
+        address = client.get("email") if message["channel"] == "email" else client.get("phone")
+        if not address:
+            raise PermanentError(f"no {message['channel']} address on record for the client")
+        now = utcnow()
+        until = quiet_ends(now, contact.quiet, self.config.tz)
+        starts = (message.get("context") or {}).get("starts_at")
+        if until is not None and (starts is None or until < starts):
+            raise Deferred(until)
+        return address
+
+    def session_dates(self, session_ids: list[str]) -> list:
+        found = self.directory.reader("sessions").find(
+            {"_id": {"$in": list(session_ids)}, "status": "booked"}, {"starts_at": 1})
+        return sorted(d["starts_at"] for d in found)

@@ -1,0 +1,53 @@
+"""The one place that talks to measures: a fresh questionnaire link, fetched at send time
+with a short-lived service token. The link is a credential — it is returned to the caller
+for the message body and never stored, logged or put in an event."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+
+from shared.auth import service_token
+
+from .channels import PermanentError, TransientError
+
+
+class LinkGone(Exception):
+    """The request was withdrawn, completed or has expired: nothing to send."""
+
+
+@dataclass(frozen=True)
+class QuestionnaireLink:
+    url: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:  # keep the credential out of tracebacks and logs
+        return f"QuestionnaireLink(expires_at={self.expires_at.isoformat()})"
+
+
+class MeasuresLinks:
+    def __init__(self, base_url: str, token_secret: str, timeout: float = 5.0,
+                 http: requests.Session | None = None):
+        self.base_url, self.secret, self.timeout = base_url.rstrip("/"), token_secret, timeout
+        self.http = http or requests.Session()
+
+    def fetch(self, request_id: str) -> QuestionnaireLink:
+        token = service_token(self.secret, "notifications", ttl_seconds=60)
+        try:
+            response = self.http.post(f"{self.base_url}/questionnaire-requests/{request_id}/link",
+                                      headers={"Authorization": f"Bearer {token}"}, json={},
+                                      timeout=self.timeout)
+        except requests.RequestException as err:
+            raise TransientError(f"measures unreachable: {type(err).__name__}") from err
+        if response.status_code in (404, 409, 410):
+            raise LinkGone(f"measures answered {response.status_code}")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"measures answered {response.status_code}")
+        if response.status_code >= 400:
+            raise PermanentError(f"measures refused the link request: {response.status_code}")
+        try:
+            body = response.json()
+            return QuestionnaireLink(body["url"], datetime.fromisoformat(body["expires_at"]))
+        except (ValueError, KeyError, TypeError) as err:
+            raise TransientError("measures sent an unreadable link response") from err
