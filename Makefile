@@ -24,7 +24,8 @@ down:                ## stop everything `make up` started (by PID)
 status:
 	$(PY) -m deploy.local.stack status
 
-test: install        ## the test suite against the real local broker and store
+test: install        ## the test suite against the real local broker and store (and Chromium)
+	bash deploy/local/ensure-chromium.sh
 	$(PY) -m pytest -m "not slow"
 
 faults: install      ## the long fault-injection cases

@@ -38,6 +38,11 @@ def processes() -> list[tuple[str, list[str], dict]]:
     """(name, command line, extra environment) of every process `make up` runs."""
     py = sys.executable
     out = []
+    if (ROOT / "services" / "notifications" / "devmail.py").exists():
+        # no real mail or SMS leaves a dev machine: local sinks under .run/mail and .run/sms
+        out.append(("devmail", [py, "-m", "services.notifications.devmail", "--port",
+                                os.environ.get("RAPPORT_SMTP_PORT", "8025")], {}))
+        out.append(("devsms", [py, "-m", "services.notifications.devsms", "--port", "8026"], {}))
     for service in available_services():
         port = int(os.environ.get(f"RAPPORT_{service.upper()}_PORT", DEFAULT_PORTS[service]))
         out.append((f"{service}-api",
