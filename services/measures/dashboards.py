@@ -1,0 +1,148 @@
+"""Outcome dashboards from the measures_board projection: a therapist's caseload and the
+practice for a date range (by therapist and by IPT problem area), with the number of
+courses behind every rate and the national comparators; CSV for the practice."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, time, timezone
+
+from flask import Response
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shared.auth import current_identity, requires
+from shared.auth import Forbidden
+
+from .access import board, clients
+from .outcomes import NATIONAL, summarise
+from .views import Outcome, outcome_row
+
+blp = Blueprint("dashboards", __name__, description="Outcome dashboards")
+RATES = ("recovery", "reliable_recovery", "reliable_improvement", "reliable_deterioration")
+
+
+class Rate(Schema):
+    count = fields.Integer()
+    of = fields.Integer(metadata={"description": "the cases behind the rate (denominator)"})
+    rate = fields.Float(allow_none=True)
+
+
+class Summary(Schema):
+    courses = fields.Integer()
+    finished_with_paired_scores = fields.Integer()
+    recovery = fields.Nested(Rate)
+    reliable_recovery = fields.Nested(Rate)
+    reliable_improvement = fields.Nested(Rate)
+    reliable_deterioration = fields.Nested(Rate)
+
+
+class Group(Summary):
+    key = fields.String()
+
+
+class TherapistDashboard(Schema):
+    therapist_id = fields.String()
+    summary = fields.Nested(Summary)
+    national = fields.Dict(keys=fields.String(), values=fields.Float())
+    courses = fields.List(fields.Nested(Outcome))
+
+
+class PracticeQuery(Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+
+    @validates_schema
+    def _order(self, data, **kwargs):
+        if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
+            raise ValidationError({"to": ["must not be before from"]})
+
+
+class PracticeDashboard(Schema):
+    period = fields.Dict()
+    practice = fields.Nested(Summary)
+    by_therapist = fields.List(fields.Nested(Group))
+    by_problem_area = fields.List(fields.Nested(Group))
+    national = fields.Dict(keys=fields.String(), values=fields.Float())
+    notes = fields.List(fields.String())
+
+
+@blp.route("/dashboards/therapists/<therapist_id>", methods=["GET"])
+@requires("therapist", "clinical_lead")
+@blp.response(200, TherapistDashboard)
+def therapist_dashboard(therapist_id):
+    """A therapist's caseload outcomes (a therapist may see only their own)."""
+    identity = current_identity()
+    if identity.role == "therapist" and identity.therapist_id != therapist_id:
+        raise Forbidden("you may see only your own caseload")
+    episodes = list(board("episodes").find({"therapist_id": therapist_id}))
+    rows = [outcome_row(e) for e in episodes]
+    return {"therapist_id": therapist_id, "summary": summarise(rows), "national": NATIONAL,
+            "courses": rows}
+
+
+def _practice(query) -> dict:
+    start = datetime.combine(query["from_"], time.min, tzinfo=timezone.utc)
+    end = datetime.combine(query["to"], time.max, tzinfo=timezone.utc)
+    # a course counts in the period its last paired measure fell in
+    episodes = list(board("episodes").find({"last_measured_at": {"$gte": start, "$lte": end}}))
+    rows = [outcome_row(e) for e in episodes]
+    areas = {c["_id"]: c.get("problem_areas") or [] for c in
+             clients().find({"_id": {"$in": list({e["client_id"] for e in episodes})}})}
+    by_therapist: dict[str, list] = {}
+    by_area: dict[str, list] = {}
+    for episode, row in zip(episodes, rows):
+        by_therapist.setdefault(row["therapist_id"], []).append(row)
+        for area in areas.get(episode["client_id"]) or ["not recorded"]:
+            by_area.setdefault(area, []).append(row)  # a client with two foci counts in both
+    return {"period": {"from": query["from_"].isoformat(), "to": query["to"].isoformat()},
+            "practice": summarise(rows),
+            "by_therapist": [{"key": k, **summarise(v)} for k, v in sorted(by_therapist.items())],
+            "by_problem_area": [{"key": k, **summarise(v)} for k, v in sorted(by_area.items())],
+            "national": NATIONAL,
+            "notes": ["recovery and reliable recovery: over courses that finished treatment "
+                      "(2+ attended sessions) and were a case at the start",
+                      "reliable improvement and deterioration: over courses that finished treatment",
+                      "a client with two problem areas counts under both"]}
+
+
+def _csv(report: dict) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["group", "key", "courses", "finished_with_paired_scores",
+                     *[f"{r}_{p}" for r in RATES for p in ("count", "of", "rate")],
+                     "national_reliable_recovery", "national_reliable_improvement"])
+    groups = [("practice", "all", report["practice"])]
+    groups += [("therapist", g["key"], g) for g in report["by_therapist"]]
+    groups += [("problem_area", g["key"], g) for g in report["by_problem_area"]]
+    for group, key, s in groups:
+        writer.writerow([group, key, s["courses"], s["finished_with_paired_scores"],
+                         *[s[r][p] if s[r][p] is not None else "" for r in RATES
+                           for p in ("count", "of", "rate")],
+                         NATIONAL["reliable_recovery"], NATIONAL["reliable_improvement"]])
+    name = f"practice-outcomes-{report['period']['from']}-{report['period']['to']}.csv"
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@blp.route("/dashboards/practice", methods=["GET"])
+@requires("clinical_lead")
+@blp.arguments(PracticeQuery, location="query")
+@blp.response(200, PracticeDashboard)
+@blp.alt_response(200, content_type="text/csv", description="with ?format=csv", success=True)
+def practice_dashboard(query):
+    """Practice outcomes for courses whose last paired measure fell in [from, to]: recovery
+    and reliable improvement rates with their denominators, by therapist and problem area,
+    beside the national comparators."""
+    report = _practice(query)
+    return _csv(report) if query["format"] == "csv" else report
+
+
+@blp.route("/dashboards/practice.csv", methods=["GET"])
+@requires("clinical_lead")
+@blp.arguments(PracticeQuery, location="query")
+@blp.response(200, content_type="text/csv")
+def practice_csv(query):
+    """The practice dashboard as CSV."""
+    return _csv(_practice(query))

@@ -1,0 +1,76 @@
+"""FHIR R4 export of a client's questionnaires (UK Core profiles named where they exist):
+QuestionnaireResponse per completed questionnaire, Observation per total score (LOINC
+44261-6 "PHQ-9 total score [Reported]", 70274-6 "GAD-7 total score [Reported.PHQ]"; WSAS and
+CORE-10 have no LOINC total, so they are coded by text only), Flag per open risk alert."""
+from __future__ import annotations
+
+from .instruments import INSTRUMENTS
+
+LOINC = "http://loinc.org"
+RAPPORT = "https://rapport.example/fhir"
+
+
+def _ref(client_id: str) -> dict:
+    return {"reference": f"Patient/{client_id}"}
+
+
+def questionnaire_response(response: dict, score: dict) -> dict:
+    instrument = INSTRUMENTS[score["instrument"]]
+    items = []
+    for number, (text, answer) in enumerate(zip(instrument.items, score.get("answers") or []), start=1):
+        item = {"linkId": str(number), "text": text}
+        if answer is not None:
+            item["answer"] = [{"valueInteger": answer}]
+        items.append(item)
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": f"{response['_id']}-{instrument.code}",
+        "questionnaire": f"{RAPPORT}/Questionnaire/{instrument.code}",
+        "status": "completed", "subject": _ref(response["client_id"]),
+        "authored": response["completed_at"].isoformat(), "item": items,
+    }
+
+
+def observation(response: dict, score: dict) -> dict | None:
+    if score.get("total") is None:
+        return None  # not scored (too many items missing): no total to report
+    instrument = INSTRUMENTS[score["instrument"]]
+    coding = [{"system": LOINC, "code": instrument.loinc_total,
+               "display": f"{instrument.code} total score"}] if instrument.loinc_total else []
+    return {
+        "resourceType": "Observation", "id": f"{response['_id']}-{instrument.code}-total",
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "survey"}]}],
+        "code": {"coding": coding, "text": f"{instrument.title} total score"},
+        "subject": _ref(response["client_id"]),
+        "effectiveDateTime": response["completed_at"].isoformat(),
+        "valueQuantity": {"value": score["total"], "unit": "score"},
+        "interpretation": [{"text": score.get("band")}] if score.get("band") else [],
+        "derivedFrom": [{"reference": f"QuestionnaireResponse/{response['_id']}-{instrument.code}"}],
+    }
+
+
+def flag(alert: dict) -> dict:
+    return {
+        "resourceType": "Flag", "id": alert["_id"], "status": "active",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                                  "code": "clinical"}]}],
+        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} answered {alert['answer']}"},
+        "subject": _ref(alert["client_id"]),
+        "period": {"start": alert["indicated_at"].isoformat()},
+    }
+
+
+def bundle(client_id: str, responses: list[dict], open_alerts: list[dict]) -> dict:
+    resources = []
+    for response in responses:
+        for score in response["scores"]:
+            resources.append(questionnaire_response(response, score))
+            obs = observation(response, score)
+            if obs:
+                resources.append(obs)
+    resources += [flag(a) for a in open_alerts]
+    return {"resourceType": "Bundle", "type": "collection", "total": len(resources),
+            "entry": [{"fullUrl": f"urn:rapport:{r['resourceType']}/{r['id']}", "resource": r}
+                      for r in resources]}

@@ -1,0 +1,95 @@
+"""The measures service's own loop: it turns read-model changes into events.
+
+- a pending plan (a session booked, moved or cancelled) becomes `QuestionnaireRequested`
+  (request id derived from the session id) or `QuestionnaireWithdrawn`;
+- a pending episode (its outcome changed) becomes `OutcomeUpdated`.
+Each append goes through a decider with the expected stream version, so doing the same work
+twice (a crash before the flag was cleared, a redelivered event, a rebuilt projection) adds
+nothing. The flag is cleared only if the document did not change meanwhile (`rev`)."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from pymongo.errors import PyMongoError
+
+from shared.consumer import projection_store
+from shared.crypto import cipher_for
+from shared.domain import DomainError
+from shared.events import Actor, registry, utcnow
+from shared.eventstore import EventStore, Metadata
+from shared.mongo import client as mongo_client
+
+from . import application, domain
+from .projections import MeasuresBoard, QuestionnairePlans
+
+log = logging.getLogger(__name__)
+ACTOR = Actor.system("measures-reactor")
+
+
+class Reactor:
+    def __init__(self, settings, interval: float = 0.2):
+        self.settings, self.interval = settings, interval
+        self.store = EventStore(mongo_client(settings.mongo_uri), settings.database("measures"),
+                                registry, cipher=cipher_for(settings))
+        self.plans = projection_store(settings, QuestionnairePlans())
+        self.board = projection_store(settings, MeasuresBoard())
+
+    def run(self, stop: threading.Event) -> None:
+        self.store.ensure_indexes()
+        while not stop.is_set():
+            try:
+                busy = self.step()
+            except PyMongoError as err:
+                log.warning("reactor: store unavailable (%s)", err)
+                busy = 0
+            stop.wait(0 if busy else self.interval)
+
+    def step(self) -> int:
+        done = 0
+        plans = self.plans.reader("plans")
+        for plan in list(plans.find({"pending": True}).limit(50)):
+            self._guard(self._plan, plan)
+            plans.update_one({"_id": plan["_id"], "rev": plan["rev"]}, {"$set": {"pending": False}})
+            done += 1
+        episodes = self.board.reader("episodes")
+        for episode in list(episodes.find({"pending": True}).limit(50)):
+            self._guard(self._outcome, episode)
+            episodes.update_one({"_id": episode["_id"], "rev": episode["rev"]},
+                                {"$set": {"pending": False}})
+            done += 1
+        return done
+
+    @staticmethod
+    def _guard(work, doc) -> None:
+        try:
+            work(doc)
+        except DomainError as err:  # a rule refused it: nothing to retry
+            log.error("reactor: %s refused: %s", doc["_id"], err.detail)
+
+    def _plan(self, plan: dict) -> None:
+        request_id = domain.request_id_for(plan["_id"])
+        meta = Metadata(ACTOR, correlation_id=f"session:{plan['_id']}",
+                        causation_id=plan.get("last_event_id"))
+        if plan["status"] == "cancelled":
+            application.withdraw_request(self.store, request_id, "session cancelled", meta)
+            return
+        command = domain.RequestQuestionnaire(
+            request_id=request_id, client_id=plan["client_id"], therapist_id=plan["therapist_id"],
+            session_id=plan["_id"], instruments=application.instruments_for(self.store, plan["client_id"]),
+            starts_at=plan["starts_at"], ends_at=plan["ends_at"], now=utcnow(),
+            course_id=plan.get("course_id"), session_number=plan.get("number"))
+        application.plan_request(self.store, command, meta)
+
+    def _outcome(self, episode: dict) -> None:
+        o = episode["outcome"]
+        data = {"client_id": episode["client_id"], "therapist_id": episode["therapist_id"],
+                "episode_id": episode["_id"], **o,
+                "first_measured_at": episode.get("first_measured_at"),
+                "last_measured_at": episode.get("last_measured_at")}
+        meta = Metadata(ACTOR, correlation_id=f"episode:{episode['_id']}")
+        application.publish_outcome(self.store, episode["_id"], data, meta)
+
+
+def workers(settings) -> list:
+    return [Reactor(settings).run]

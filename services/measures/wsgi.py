@@ -1,0 +1,6 @@
+"""gunicorn entry point: `gunicorn services.measures.wsgi:app`."""
+from shared.config import Settings
+
+from .app import create_app
+
+app = create_app(Settings.from_env())
