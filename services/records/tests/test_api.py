@@ -7,7 +7,7 @@ import pytest
 
 from services.records.app import create_app
 
-from .support import EMMA, EMMA_FORMULATION, T1
+from .support import EMMA, EMMA_FORMULATION
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
 

@@ -6,10 +6,13 @@ from datetime import timedelta
 
 import pytest
 
+from shared.consumer import projection_store, rebuild
 from shared.events import utcnow
+from shared.projections import snapshot
 from shared.pytest_plugin import eventually, service_workers
 
 from services.records.app import create_app
+from services.records.projections import ClientSummaries
 
 from .support import (EMMA, EMMA_ASSESSMENT, EMMA_FORMULATION, JOHN, JOHN_FORMULATION, T1, T2,
                       Scheduling)
@@ -40,13 +43,26 @@ def phase(api, who, client_id, to, reason="agreed in session"):
 
 def test_emma_and_john_through_their_courses(api, staff, settings, workers):
     workers.start(*service_workers(settings, "records"))
+    e, j = register_both(api, staff)
+    emma_initial_then_middle_read_as_of(api, staff, e)
+    emma_notes_and_tasks(api, staff, e)
+    scheduling = attendance_suggests_a_phase_and_fills_the_caseload(api, staff, settings, e)
+    john_to_maintenance_with_a_booster(api, staff, scheduling, j)
+    discharge_emma(api, staff, e)
+    history_list_and_timeline(api, staff, e, j)
+    rebuilt_summaries_match_the_live_ones(settings)
+
+
+def register_both(api, staff):
     emma_r = api.post("/clients", json=EMMA, headers=staff["admin"])
     emma = ok(emma_r, 201)
     assert emma_r.headers["Location"] == f"/clients/{emma['client_id']}"
     assert emma["nhs_number"] == "9434765919" and emma["view"] == "contact"
     john = ok(api.post("/clients", json=JOHN, headers=staff["admin"]), 201)
-    e, j = emma["client_id"], john["client_id"]
+    return emma["client_id"], john["client_id"]
 
+
+def emma_initial_then_middle_read_as_of(api, staff, e):
     ok(api.post(f"/clients/{e}/assessment", json=EMMA_ASSESSMENT, headers=staff["t1"]), 201)
     first = ok(api.put(f"/clients/{e}/formulation", json=EMMA_FORMULATION, headers=staff["t1"]))
     assert first["revision"] == 1 and first["inventory"][0]["unilateral_partner"] is True
@@ -69,6 +85,8 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
     assert now["phase"] == "middle" and now["formulation"]["revision"] == 2
     assert now["assessment"]["conditions"] == ["depression"]
 
+
+def emma_notes_and_tasks(api, staff, e):
     # notes: the amendment is a new note; the original stays, marked
     note = ok(api.post(f"/clients/{e}/notes", headers=staff["t1"], json={
         "session_id": "s-1", "text": "Discussed the row about the school run"}), 201)
@@ -94,6 +112,8 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
     assert ok(api.post(f"/tasks/{task['task_id']}/complete", headers=staff["t1"], json={}),
               409)["code"] == "completed"
 
+
+def attendance_suggests_a_phase_and_fills_the_caseload(api, staff, settings, e):
     # scheduling reports five attended sessions and one booked ahead: the record suggests
     # the middle phase, the caseload shows the next session
     scheduling = Scheduling(settings)
@@ -116,7 +136,10 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
     entry = caseload["clients"][0]
     assert entry["client_id"] == e and entry["attended_sessions"] == 5
     assert entry["next_session"]["session_id"] == upcoming["session_id"]
+    return scheduling
 
+
+def john_to_maintenance_with_a_booster(api, staff, scheduling, j):
     # John: grief, the whole course, then maintenance with boosters
     ok(api.put(f"/clients/{j}/formulation", json=JOHN_FORMULATION, headers=staff["t2"]))
     for to in ("initial", "middle", "ending", "maintenance"):
@@ -128,6 +151,8 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
     eventually(lambda: ok(api.get(f"/clients/{j}", headers=staff["t2"]))["suggested_phase"]
                == "maintenance")
 
+
+def discharge_emma(api, staff, e):
     # discharge Emma: clinical commands refused afterwards, the record still readable
     ok(api.post(f"/clients/{e}/discharge", headers=staff["t1"], json={
         "reason": "course complete", "outcome_summary": "Better communication, more help at "
@@ -139,6 +164,8 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
                 json={"session_id": "s-9", "text": "late"}), 409)
     assert ok(api.get(f"/clients/{e}", headers=staff["t1"]))["status"] == "discharged"
 
+
+def history_list_and_timeline(api, staff, e, j):
     # the history keeps every change, the original note text included
     history = ok(api.get(f"/clients/{e}/history", headers=staff["lead"]))["events"]
     types = [ev["type"] for ev in history]
@@ -164,3 +191,15 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
                           and any(x["type"] == "ClientDischarged" for x in t["entries"]) and t)
     sources = {x["source"] for x in timeline["entries"]}
     assert sources == {"records", "scheduling"}
+
+
+
+def rebuilt_summaries_match_the_live_ones(settings):
+    """Replaying both topics into a new generation gives the same read model."""
+    store = projection_store(settings, ClientSummaries())
+    live = store.active_generation()
+    new = rebuild(settings, ClientSummaries())
+    for collection in ("clients", "sessions", "attendance"):
+        assert snapshot(store.physical(collection, new)) == \
+            snapshot(store.physical(collection, live)), collection
+    assert len(snapshot(store.physical("clients", new))) == 2
