@@ -7,6 +7,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+from services.scheduling import diary
+
 from .conftest import apply_records_directly, at, discharge_client, monday, register_client
 
 
@@ -176,3 +178,45 @@ def test_free_slots_skip_booked_sessions_leave_and_taken_rooms(client, settings,
 def test_the_committed_openapi_document_is_the_live_one(client):
     committed = json.loads((Path(__file__).parents[1] / "openapi.json").read_text())
     assert client.get("/openapi.json").json == committed
+
+
+def test_a_failed_reschedule_changes_nothing_and_a_small_move_may_overlap_itself(
+        client, settings, auth_header, therapist):
+    therapist()
+    register_client(settings, "c1", "t1")
+    register_client(settings, "c2", "t1")
+    apply_records_directly(settings)
+    admin = auth_header("admin")
+    first = monday()
+    assert client.post("/sessions", headers=admin, json=booking(start=at(first, 10))).status_code == 201
+    b = client.post("/sessions", headers=admin, json=booking(client_id="c2", start=at(first, 11))).json["session_id"]
+    r = client.post(f"/sessions/{b}/reschedule", headers=admin, json={"starts_at": at(first, 10).isoformat()})
+    assert r.status_code == 409 and "therapist already" in r.json["detail"]
+    assert client.get(f"/sessions/{b}", headers=admin).json["starts_at"] == at(first, 11).isoformat()
+    r = client.post("/sessions", headers=admin, json=booking(client_id="c2", start=at(first, 11, 30)))
+    assert r.status_code == 409, "the session kept its claims after the refused move"
+    r = client.post(f"/sessions/{b}/reschedule", headers=admin, json={"starts_at": at(first, 11, 20).isoformat()})
+    assert r.status_code == 200 and r.json["starts_at"] == at(first, 11, 20).isoformat()
+    r = client.post("/sessions", headers=admin, json=booking(client_id="c2", start=at(first, 12, 10)))
+    assert r.status_code == 201, "the move released 11:00-11:20 and holds 11:20-12:10"
+
+
+def test_boosters_are_planned_every_two_months(client, settings, auth_header, therapist):
+    therapist()
+    register_client(settings, "c1", "t1")
+    apply_records_directly(settings)
+    first = monday(weeks_ahead=4)
+    r = client.post("/boosters", headers=auth_header("therapist", therapist_id="t1"), json={
+        "client_id": "c1", "therapist_id": "t1", "modality": "telephone",
+        "first_starts_at": at(first, 9).isoformat(), "count": 3})
+    assert r.status_code == 201, r.json
+    sessions = r.json["sessions"]
+    assert [s["kind"] for s in sessions] == ["booster"] * 3 and r.json["unbooked"] == []
+    gaps = [(_parse(b["starts_at"]) - _parse(a["starts_at"])).days for a, b in zip(sessions, sessions[1:])]
+    assert all(52 <= g <= 70 for g in gaps), gaps  # two months, moved at most 3 days to the weekday
+    locals_ = [diary.local(_parse(s["starts_at"])) for s in sessions]
+    assert {(t.weekday(), t.hour) for t in locals_} == {(0, 9)}
+    r = client.post("/boosters", headers=auth_header("admin"), json={
+        "client_id": "c1", "therapist_id": "t1", "modality": "telephone",
+        "first_starts_at": at(first, 9).isoformat(), "interval_months": 0})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "interval_months"
