@@ -1,0 +1,129 @@
+"""The API's edges against the real store (no consumers needed): validation as problem+json
+naming the item, roles, the link's refusals and rate limit, and the committed OpenAPI."""
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from shared.events import new_id, utcnow
+
+from services.measures import application, domain
+from services.measures.app import create_app
+from services.measures.links import Links, token_hash
+
+from .support import META, app  # noqa: F401
+
+
+def test_instruments_for_any_staff_with_exact_wording(app, auth_header):
+    client = app.test_client()
+    r = client.get("/instruments", headers=auth_header("admin"))
+    assert r.status_code == 200 and r.json["default_set"] == ["PHQ-9", "GAD-7", "WSAS"]
+    core = next(i for i in r.json["instruments"] if i["code"] == "CORE-10")
+    assert [i["number"] for i in core["items"] if i["reversed"]] == [2, 3]
+    assert [i["number"] for i in core["items"] if i["risk"]] == [6]
+    assert client.get("/instruments").status_code == 401
+
+
+def test_answers_out_of_range_or_incomplete_are_422_naming_the_item(app, auth_header):
+    client = app.test_client()
+    lead = auth_header("clinical_lead")
+    r = client.post("/responses", headers=lead, json={
+        "client_id": "c-x", "answers": {"PHQ-9": [0] * 8 + [4], "GAD-7": [0] * 6}})
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    fields = {e["field"]: e["reason"] for e in r.json["errors"]}
+    assert fields == {"answers.PHQ-9.9": "must be between 0 and 3",
+                      "answers.GAD-7.7": "missing: please answer this question"}
+    r = client.post("/responses", headers=lead, json={"client_id": "c-x", "answers": {"BDI": [1]}})
+    assert r.status_code == 422
+    r = client.post("/responses", headers=lead, data="{nope", content_type="application/json")
+    assert r.status_code == 400
+    r = client.post("/responses", headers=lead, json={"client_id": "c-x", "answers": {"PHQ-9": [0] * 9}})
+    assert r.status_code == 404  # nobody registered c-x
+    store = app.extensions["rapport"].store
+    assert store.events.count_documents({}) == 0, "nothing written"
+
+
+def test_reception_never_sees_scores(app, auth_header):
+    client = app.test_client()
+    admin = auth_header("admin")
+    for path in ("/clients/c-1/trajectory", "/clients/c-1/outcomes", "/clients/c-1/responses",
+                 "/clients/c-1/fhir", "/risk-alerts", "/dashboards/therapists/t-1"):
+        assert client.get(path, headers=admin).status_code == 403, path
+    assert client.post("/responses", headers=admin, json={}).status_code == 403
+    other = auth_header("therapist", therapist_id="t-2")
+    assert client.get("/dashboards/therapists/t-1", headers=other).status_code == 403
+
+
+def test_practice_dashboard_validates_its_dates(app, auth_header):
+    client = app.test_client()
+    lead = auth_header("clinical_lead")
+    r = client.get("/dashboards/practice?from=2026-02-01&to=2026-01-01", headers=lead)
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "query.to"
+    r = client.get("/dashboards/practice?from=yesterday&to=2026-01-01", headers=lead)
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "query.from"
+    r = client.get("/dashboards/practice?from=2026-01-01&to=2026-01-31", headers=lead)
+    assert r.status_code == 200 and r.json["practice"]["recovery"] == {"count": 0, "of": 0, "rate": None}
+
+
+def _requested(store, session_id="s-1", hours=72):
+    start = utcnow() + timedelta(hours=hours)
+    command = domain.RequestQuestionnaire(domain.request_id_for(session_id), "c-1", "t-1", session_id,
+                                          ("PHQ-9",), start, start + timedelta(minutes=50), utcnow())
+    application.plan_request(store, command, META)
+    return command.request_id
+
+
+def test_links_are_single_use_replaced_by_a_new_one_and_hashed(app, auth_header):
+    client = app.test_client()
+    store = app.extensions["rapport"].store
+    request_id = _requested(store)
+    service = auth_header("service")
+    assert client.post(f"/questionnaire-requests/{request_id}/link",
+                       headers=auth_header("therapist", therapist_id="t-1")).status_code == 403
+    assert client.post("/questionnaire-requests/nope/link", headers=service).status_code == 404
+    first = client.post(f"/questionnaire-requests/{request_id}/link", headers=service).json
+    second = client.post(f"/questionnaire-requests/{request_id}/link", headers=service).json
+    old, new = (u["url"].rsplit("/", 1)[1] for u in (first, second))
+    links = app.extensions["rapport"].db["questionnaire_links"]
+    assert links.find_one({"_id": token_hash(new)}) and not links.find_one({"_id": new})
+    assert not any(old in json.dumps(d, default=str) for d in store.events.find())
+    stale, unknown = client.get(f"/q/{old}"), client.get("/q/not-a-token")
+    assert (stale.status_code, unknown.status_code) == (410, 404)
+    assert stale.text == unknown.text and "not valid" in stale.text
+    ok = client.post(f"/q/{new}", data={f"PHQ-9-{i}": "0" for i in range(1, 10)})
+    assert ok.status_code == 200 and "Samaritans" not in ok.text
+    assert client.post(f"/q/{new}", data={f"PHQ-9-{i}": "0" for i in range(1, 10)}).status_code == 410
+    done = client.post(f"/questionnaire-requests/{request_id}/link", headers=service)
+    assert done.status_code == 409 and done.json["code"] == "completed"
+
+
+def test_a_racing_second_submission_cannot_complete_twice(app):
+    store = app.extensions["rapport"].store
+    request_id = _requested(store, "s-race")
+    links = Links(app.extensions["rapport"].db)
+    token, _ = links.issue(request_id, "c-1", utcnow() + timedelta(days=1), utcnow())
+    link_id = token_hash(token)
+    links.links.update_one({"_id": link_id}, {"$set": {"used_at": utcnow()}})  # the other one won
+    command = domain.CompleteQuestionnaire(new_id(), "c-1", "t-1", {"PHQ-9": [0] * 9}, "link", utcnow())
+    try:
+        application.complete_request(store, request_id, command, META, also=links.use(link_id, utcnow()))
+        raise AssertionError("completed through a used link")
+    except domain.Conflict:
+        pass
+    assert [e.type for e in store.load(domain.request_stream(request_id))] == ["QuestionnaireRequested"]
+
+
+def test_token_attempts_are_rate_limited_per_ip(settings):
+    client = create_app(settings.with_(extra={"link_rate": (3, 600)})).test_client()
+    codes = [client.get(f"/q/guess-{i}").status_code for i in range(5)]
+    assert codes == [404, 404, 404, 429, 429]
+
+
+def test_committed_openapi_equals_the_live_one(app):
+    live = app.test_client().get("/openapi.json").json
+    committed = json.loads((Path(__file__).parents[1] / "openapi.json").read_text())
+    assert committed == live, "regenerate: python -m services.measures.openapi"
+    for path, methods in live["paths"].items():
+        for method, op in methods.items():
+            if method == "parameters":
+                continue
+            assert op.get("summary") or op.get("description"), (method, path)
