@@ -12,7 +12,7 @@ from shared.events import new_id, utcnow
 
 from . import commands as c
 from .access import authorised, records, run
-from .schemas import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut
+from .schemas import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut, problems
 from .schemas_care import (AmendIn, AssessmentIn, DischargeIn, FormulationIn, NoteIn,
                            NotesOut, PhaseIn, PhaseOut, TaskCompleteIn, TaskIn, TaskReviewIn)
 from .views import plain, note_view, task_view
@@ -27,6 +27,7 @@ CLINICAL = ("therapist", "clinical_lead")
 @blp.route("/<client_id>/assessment")
 class Assessment(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(AssessmentIn)
     @blp.response(201, AssessmentOut)
     def post(self, body, client_id):
@@ -38,6 +39,7 @@ class Assessment(MethodView):
 @blp.route("/<client_id>/formulation")
 class Formulation(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(FormulationIn)
     @blp.response(200, FormulationOut)
     def put(self, body, client_id):
@@ -49,6 +51,7 @@ class Formulation(MethodView):
 @blp.route("/<client_id>/phase")
 class Phase(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(PhaseIn)
     @blp.response(200, PhaseOut)
     def post(self, body, client_id):
@@ -67,6 +70,7 @@ class Phase(MethodView):
 @blp.route("/<client_id>/notes")
 class Notes(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404)
     @blp.response(200, NotesOut)
     def get(self, client_id):
         """Every note in recorded order; an amended note stays, marked with the note that
@@ -76,6 +80,7 @@ class Notes(MethodView):
         return {"client_id": client_id, "notes": [note_view(n) for n in state.notes.values()]}
 
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(NoteIn)
     @blp.response(201, NoteOut)
     def post(self, body, client_id):
@@ -91,6 +96,7 @@ class Notes(MethodView):
 @blp.route("/<client_id>/notes/<note_id>")
 class Note(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404)
     @blp.response(200, NoteOut)
     def get(self, client_id, note_id):
         """One note (audited)."""
@@ -104,6 +110,7 @@ class Note(MethodView):
 @blp.route("/<client_id>/notes/<note_id>/amend")
 class Amend(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(AmendIn)
     @blp.response(201, NoteOut)
     def post(self, body, client_id, note_id):
@@ -120,6 +127,7 @@ class Amend(MethodView):
 @blp.route("/<client_id>/tasks")
 class Tasks(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(TaskIn)
     @blp.response(201, TaskOut)
     def post(self, body, client_id):
@@ -133,6 +141,7 @@ class Tasks(MethodView):
 @blp.route("/<client_id>/discharge")
 class Discharge(MethodView):
     @requires(*CLINICAL)
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(DischargeIn)
     @blp.response(200, DischargeOut)
     def post(self, body, client_id):
@@ -151,6 +160,7 @@ def _task_state(task_id: str):
 @tasks_blp.route("/<task_id>")
 class Task(MethodView):
     @requires(*CLINICAL)
+    @problems(tasks_blp, 401, 403, 404)
     @tasks_blp.response(200, TaskOut)
     def get(self, task_id):
         """One task with its reflection and reviews (audited)."""
@@ -162,6 +172,7 @@ class Task(MethodView):
 @tasks_blp.route("/<task_id>/complete")
 class CompleteTask(MethodView):
     @requires(*CLINICAL)
+    @problems(tasks_blp, 401, 403, 404, 409)
     @tasks_blp.arguments(TaskCompleteIn)
     @tasks_blp.response(200, TaskOut)
     def post(self, body, task_id):
@@ -176,6 +187,7 @@ class CompleteTask(MethodView):
 @tasks_blp.route("/<task_id>/review")
 class ReviewTask(MethodView):
     @requires(*CLINICAL)
+    @problems(tasks_blp, 401, 403, 404, 409)
     @tasks_blp.arguments(TaskReviewIn)
     @tasks_blp.response(200, TaskOut)
     def post(self, body, task_id):

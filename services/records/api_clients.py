@@ -18,7 +18,7 @@ from .access import authorised, own_caseload_only, records, sees_clinical
 from .commands import CorrectDetails, RegisterClient
 from .projections import RecordTimeline
 from .schemas import (AsOfArgs, ClientCorrectionIn, ClientIn, ClientListArgs, ClientOut,
-                      ClientPageOut, ExportOut, HistoryOut)
+                      ClientPageOut, ExportOut, HistoryOut, problems)
 from .views import contact_view, event_view, full_view
 
 blp = Blueprint("clients", __name__, url_prefix="/clients",
@@ -36,6 +36,7 @@ def _view(state, client_id: str, as_of=None) -> dict:
 @blp.route("")
 class Clients(MethodView):
     @requires("admin", "therapist", "clinical_lead")
+    @problems(blp, 401, 403)
     @blp.arguments(ClientIn)
     @blp.response(201, ClientOut)
     def post(self, body):
@@ -47,6 +48,7 @@ class Clients(MethodView):
         return _view(state, client_id), 201, {"Location": f"/clients/{client_id}"}
 
     @requires("admin", "therapist", "clinical_lead")
+    @problems(blp, 401, 403)
     @blp.arguments(ClientListArgs, location="query")
     @blp.response(200, ClientPageOut)
     def get(self, args):
@@ -77,6 +79,7 @@ class Clients(MethodView):
 @blp.route("/<client_id>")
 class Client(MethodView):
     @requires("admin", "therapist", "clinical_lead", "service")
+    @problems(blp, 401, 403, 404)
     @blp.arguments(AsOfArgs, location="query")
     @blp.response(200, ClientOut)
     def get(self, args, client_id):
@@ -87,6 +90,7 @@ class Client(MethodView):
         return _view(state, client_id, as_of)
 
     @requires("admin", "therapist", "clinical_lead")
+    @problems(blp, 401, 403, 404, 409)
     @blp.arguments(ClientCorrectionIn)
     @blp.response(200, ClientOut)
     def patch(self, body, client_id):
@@ -104,6 +108,7 @@ class Client(MethodView):
 @blp.route("/<client_id>/history")
 class History(MethodView):
     @requires("therapist", "clinical_lead")
+    @problems(blp, 401, 403, 404)
     @blp.arguments(AsOfArgs, location="query")
     @blp.response(200, HistoryOut)
     def get(self, args, client_id):
@@ -119,6 +124,7 @@ class History(MethodView):
 @blp.route("/<client_id>/export")
 class Export(MethodView):
     @requires("clinical_lead")
+    @problems(blp, 401, 403, 404)
     @blp.response(200, ExportOut)
     def get(self, client_id):
         """Subject-access export: everything held about the client (UK GDPR Art. 15)."""

@@ -17,6 +17,7 @@ from shared.web import context
 
 from .access import authorised, own_caseload_only, records
 from .projections import RecordTimeline
+from .schemas import problems
 from .schemas_care import AuditArgs, AuditOut, CaseloadArgs, CaseloadOut, TimelineOut
 
 blp = Blueprint("reports", __name__,
@@ -37,6 +38,7 @@ def _next_session(sessions, client_id: str) -> dict | None:
 @blp.route("/therapists/<therapist_id>/caseload")
 class Caseload(MethodView):
     @requires("therapist", "clinical_lead")
+    @problems(blp, 401, 403)
     @blp.arguments(CaseloadArgs, location="query")
     @blp.response(200, CaseloadOut)
     def get(self, args, therapist_id):
@@ -63,6 +65,7 @@ class Caseload(MethodView):
 @blp.route("/clients/<client_id>/timeline")
 class Timeline(MethodView):
     @requires("therapist", "clinical_lead")
+    @problems(blp, 401, 403, 404)
     @blp.response(200, TimelineOut)
     def get(self, client_id):
         """The record and the diary in one line per event (the `record_timeline` projection)."""
@@ -95,6 +98,7 @@ def _cell(value) -> str:
 @blp.route("/audit")
 class Audit(MethodView):
     @requires("clinical_lead")
+    @problems(blp, 401, 403)
     @blp.arguments(AuditArgs, location="query")
     @blp.response(200, AuditOut)
     def get(self, args):
@@ -106,6 +110,7 @@ class Audit(MethodView):
 @blp.route("/audit/export")
 class AuditExport(MethodView):
     @requires("clinical_lead")
+    @problems(blp, 401, 403)
     @blp.arguments(AuditArgs, location="query")
     @blp.response(200, description="CSV, one audit entry a row", content_type="text/csv")
     def get(self, args):

@@ -275,3 +275,34 @@ class ExportOut(Schema):
     sessions = fields.List(fields.Dict())
     timeline = fields.List(fields.Dict())
     audit = fields.List(fields.Dict(), metadata={"description": "who read this record, when"})
+
+
+class ProblemError(Schema):
+    field = fields.String()
+    reason = fields.String()
+
+
+class Problem(Schema):
+    """RFC 9457 problem details, as every error of the API is answered."""
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String(metadata={"description": "machine-readable reason of a 409"})
+    errors = fields.List(fields.Nested(ProblemError))
+    correlation_id = fields.String()
+
+
+PROBLEMS = {401: "no valid bearer token", 403: "wrong role, or not this therapist's client",
+            404: "no such client (or task, or note)",
+            409: "not allowed in this state (discharged, phase order, stale revision)"}
+
+
+def problems(blp, *codes: int):
+    """Document the problem+json answers a route gives besides its success and 422."""
+    def decorate(view):
+        for code in codes:
+            view = blp.alt_response(code, schema=Problem, description=PROBLEMS[code],
+                                    content_type="application/problem+json")(view)
+        return view
+    return decorate
