@@ -1,12 +1,17 @@
 """FHIR R4 export of a client's questionnaires (UK Core profiles named where they exist):
 QuestionnaireResponse per completed questionnaire, Observation per total score (LOINC
-44261-6 "PHQ-9 total score [Reported]", 70274-6 "GAD-7 total score [Reported.PHQ]"; WSAS and
-CORE-10 have no LOINC total, so they are coded by text only), Flag per open risk alert."""
+44261-6 "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]", 70274-6
+"Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]", checked against
+loinc.org as listed in HL7's Personal Health Record IG value set
+observation-scored-assessment-score-codes; WSAS and CORE-10 are coded by text only), Flag per
+open risk alert."""
 from __future__ import annotations
 
 from .instruments import INSTRUMENTS
 
 LOINC = "http://loinc.org"
+LOINC_DISPLAY = {"44261-6": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+                 "70274-6": "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]"}
 RAPPORT = "https://rapport.example/fhir"
 
 
@@ -36,7 +41,7 @@ def observation(response: dict, score: dict) -> dict | None:
         return None  # not scored (too many items missing): no total to report
     instrument = INSTRUMENTS[score["instrument"]]
     coding = [{"system": LOINC, "code": instrument.loinc_total,
-               "display": f"{instrument.code} total score"}] if instrument.loinc_total else []
+               "display": LOINC_DISPLAY[instrument.loinc_total]}] if instrument.loinc_total else []
     return {
         "resourceType": "Observation", "id": f"{response['_id']}-{instrument.code}-total",
         "status": "final",
