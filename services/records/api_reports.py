@@ -82,7 +82,8 @@ def _audit_entries(args) -> tuple[list[dict], bool, str]:
     trail = trail_for(context().settings)
     trail.ensure_indexes()
     # not filed under the client: the lead's look at the trail is not a read of the record
-    record_read("audit_trail" + (f"?client_id={args['client_id']}" if args.get("client_id") else ""))
+    wanted = f"?client_id={args['client_id']}" if args.get("client_id") else ""
+    record_read("audit_trail" + wanted)
     entries = trail.entries_between(args.get("since"), args.get("until"), args.get("client_id"),
                                     limit=args["limit"])
     intact, message = trail.verify()
@@ -91,7 +92,9 @@ def _audit_entries(args) -> tuple[list[dict], bool, str]:
 
 def _cell(value) -> str:
     """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    text = value.isoformat() if hasattr(value, "isoformat") else ("" if value is None else str(value))
+    if value is None:
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 

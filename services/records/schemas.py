@@ -37,7 +37,7 @@ def _birth_date(value: date) -> None:
         raise ValidationError("a date of birth before 1900 is not plausible")
 
 
-class Moment(fields.Field):
+class Moment(fields.String):
     """An ISO datetime or date. A date means the end of that day and a datetime without an
     offset is read as practice time (Europe/London): what staff mean when they type one."""
 

@@ -231,7 +231,8 @@ def test_an_amendment_keeps_the_original_and_links_both_ways():
 def test_only_the_latest_version_of_a_note_may_be_amended():
     amended = NewEvent("NoteRecorded", {**NOTE.data, "note_id": "n2", "amends": "n1"})
     given(record, [REGISTERED, NOTE, amended]).when(
-        c.RecordNote(CID, "n3", "again", "t1", amends="n1")).then_raises(Conflict, "amend the latest")
+        c.RecordNote(CID, "n3", "again", "t1", amends="n1")).then_raises(
+            Conflict, "amend the latest")
 
 
 def test_only_the_author_may_amend_a_note():
