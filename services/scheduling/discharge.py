@@ -32,7 +32,7 @@ class DischargeCanceller:
         """Work through every pending discharge; returns the sessions cancelled."""
         cancelled = 0
         for job in list(self.queue.reader("discharges").find({"status": "pending"}).limit(50)):
-            cancelled += self._cancel_future(job["_id"], job.get("event_id"))
+            cancelled += self._cancel_future(job["client_id"], job["_id"])
             self.queue.reader("discharges").update_one(
                 {"_id": job["_id"]}, {"$set": {"status": "done", "done_at": utcnow()}})
         return cancelled
@@ -66,6 +66,8 @@ class DischargeCanceller:
 def make_canceller(settings: Settings, clock=utcnow) -> DischargeCanceller:
     from shared.web import ServiceContext
     from .projections import directory
+    from . import claims
     ctx = ServiceContext("scheduling", settings)
+    claims.ensure_indexes(ctx.db[claims.COLLECTION])
     scheduling = Scheduling(ctx.store, ctx.projection(directory()), clock=clock)
     return DischargeCanceller(scheduling, ctx.projection(Discharges()))

@@ -71,10 +71,11 @@ class Discharges(Projection):
     collections = {"discharges": [IndexModel([("status", ASCENDING)], name="status")]}
 
     def on_ClientDischarged(self, event, view):
-        # $setOnInsert: a redelivered or replayed discharge never re-opens finished work
-        view["discharges"].update_one({"_id": event.data["client_id"]}, {"$setOnInsert": {
-            "discharged_at": event.data["discharged_at"], "status": "pending",
-            "event_id": event.event_id}}, upsert=True)
+        # one job per discharge event (a client may return and be discharged again);
+        # $setOnInsert: a replayed discharge never re-opens finished work
+        view["discharges"].update_one({"_id": event.event_id}, {"$setOnInsert": {
+            "client_id": event.data["client_id"], "discharged_at": event.data["discharged_at"],
+            "status": "pending"}}, upsert=True)
 
 
 def directory() -> ClientDirectory:

@@ -220,3 +220,14 @@ def test_boosters_are_planned_every_two_months(client, settings, auth_header, th
         "client_id": "c1", "therapist_id": "t1", "modality": "telephone",
         "first_starts_at": at(first, 9).isoformat(), "interval_months": 0})
     assert r.status_code == 422 and r.json["errors"][0]["field"] == "interval_months"
+
+
+def test_every_route_declares_who_may_call_it(app):
+    mine = [rule for rule in app.url_map.iter_rules()
+            if rule.endpoint.split(".")[0] in ("scheduling", "scheduling_views", "calendar")]
+    assert len(mine) >= 16
+    for rule in mine:
+        roles = getattr(app.view_functions[rule.endpoint], "_rapport_roles", None)
+        assert roles, f"{rule} has no @requires/@public"
+        if "public" in roles:
+            assert rule.rule == "/therapists/<therapist_id>/calendar.ics", rule

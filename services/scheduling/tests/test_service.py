@@ -130,7 +130,7 @@ def test_a_discharge_cancels_the_future_sessions_exactly_once(client, settings, 
     assert cancellations() == 3
     # run the work again, as after a crash before it was marked done: nothing more happens
     queue = ServiceContext("scheduling", settings).projection(Discharges()).reader("discharges")
-    queue.update_one({"_id": "c1"}, {"$set": {"status": "pending"}})
+    assert queue.update_one({"client_id": "c1"}, {"$set": {"status": "pending"}}).modified_count == 1
     assert make_canceller(settings).step() == 0
     assert cancellations() == 3
     r = client.post("/sessions", headers=admin, json={
