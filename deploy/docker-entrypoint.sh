@@ -7,6 +7,7 @@
 #   rebuild <service> <projection>   rebuild a projection into a new generation and swap it in
 #   topics                        create every service's topic
 #   seed                          the demo practice (as `make up`)
+#   devmail | devsms              the development mail and SMS sinks (never for production)
 #   anything else                 run as given, e.g. `python -m services.notifications.devmail`
 #
 # The command lines are the same as `make up` runs (deploy/local/stack.py); tests/ops compares
@@ -27,7 +28,7 @@ run() {
 }
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -102,6 +103,12 @@ case $command in
         ;;
     seed)
         run "$PYTHON" -m deploy.local.seed "$@"
+        ;;
+    devmail)
+        run "$PYTHON" -m services.notifications.devmail --port "${RAPPORT_SMTP_PORT:-8025}"
+        ;;
+    devsms)
+        run "$PYTHON" -m services.notifications.devsms --port 8026
         ;;
     help | --help | -h)
         usage
