@@ -25,14 +25,10 @@ def clients():
     user = current_user()
     q = request.args.get("q", "").strip()
     therapist = user.therapist_id if user.role == "therapist" else request.args.get("therapist", "")
-    phase = request.args.get("phase", "")
+    phase = request.args.get("phase", "") if sees_clinical() else ""
     answer = backend().get("records", "/clients", q=q, therapist_id=therapist, phase=phase,
-                           status=request.args.get("status", ""))
+                           status=request.args.get("status", ""), per_page=100)
     found = items(answer)
-    if q:  # also narrow here, in case the service ignores `q`
-        needle = q.lower()
-        found = [c for c in found if needle in f"{c.get('given_name', '')} {c.get('family_name', '')}".lower()
-                 or needle in (c.get("email") or "").lower()] or found
     names = {t.get("therapist_id"): t.get("name") for t in therapists()}
     return render_template("clients.html", clients=found, q=q, therapist=therapist, phase=phase,
                            therapist_names=names)
@@ -55,7 +51,7 @@ def client_create():
             "referral_source": f.get("referral_source", "").strip()}
     created = backend().post("records", "/clients", body)
     form_flash_ok("Client registered.")
-    return redirect(url_for("pages.client", client_id=created.get("client_id") or created.get("id")))
+    return redirect(url_for("pages.client", client_id=created["client_id"]))
 
 
 @blueprint.get("/clients/<client_id>")
@@ -67,10 +63,10 @@ def client(client_id):
     context = {"c": record, "client_id": client_id, "sessions": items(sessions),
                "sessions_error": sessions_error, "clinical": sees_clinical()}
     if sees_clinical():
-        notes, context["notes_error"] = api.try_get("records", f"/clients/{client_id}/notes", default=[])
+        # The full record already carries notes and tasks; the history is a separate read.
         history, context["history_error"] = api.try_get("records", f"/clients/{client_id}/history", default=[])
-        context["notes"], context["history"] = items(notes), items(history)[-30:]
-        context["tasks"] = items(record.get("tasks") or [])
+        context["notes"], context["history"] = record.get("notes") or [], items(history)[-30:]
+        context["tasks"] = record.get("tasks") or []
     names = {t.get("therapist_id"): t.get("name") for t in therapists()}
     context["therapist_name"] = names.get(record.get("therapist_id"), record.get("therapist_id"))
     return render_template("client.html", **context)

@@ -19,13 +19,16 @@ def _to_record(client_id, anchor=""):
 @blueprint.post("/clients/<client_id>/notes")
 @signed_in(*CLINICAL)
 def note_add(client_id):
-    body = {"text": request.form.get("text", "").strip(),
-            "session_id": request.form.get("session_id") or None}
-    if request.form.get("amends"):
-        body["amends"] = request.form["amends"]
-        body["amendment_reason"] = request.form.get("amendment_reason", "").strip() or None
-    backend().post("records", f"/clients/{client_id}/notes", body)
-    form_flash_ok("Note amended." if body.get("amends") else "Note added.")
+    text = request.form.get("text", "").strip()
+    amends = request.form.get("amends")
+    if amends:
+        backend().post("records", f"/clients/{client_id}/notes/{amends}/amend",
+                       {"text": text, "reason": request.form.get("amendment_reason", "").strip()})
+        form_flash_ok("Note amended; the original is kept in the record.")
+    else:
+        backend().post("records", f"/clients/{client_id}/notes",
+                       {"text": text, "session_id": request.form.get("session_id", "")})
+        form_flash_ok("Note added.")
     return _to_record(client_id, "#notes")
 
 

@@ -1,7 +1,7 @@
 """The practice dashboard for the clinical lead: recovery and reliable improvement by
-therapist and by problem area, with the number of cases, over a chosen period, beside the
-national comparators (NHS Talking Therapies: 51% reliable recovery, 69% reliable
-improvement; /work/shared/clinical.md)."""
+therapist and by problem area, with the number of cases behind each rate, over a chosen
+period, beside the national comparators (NHS Talking Therapies: 51% reliable recovery, 69%
+reliable improvement; /work/shared/clinical.md). Measures computes; the portal presents."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -10,11 +10,13 @@ from flask import abort, render_template, request
 
 from ..backend import backend
 from ..security import signed_in
-from .common import PROBLEM_AREAS, items
+from .common import PROBLEM_AREAS
 from .diary import therapists
 from . import blueprint
 
-NATIONAL = {"reliable_recovery": 51.0, "reliable_improvement": 69.0}
+NATIONAL = {"reliable_recovery": 0.51, "reliable_improvement": 0.69}
+RATES = (("recovery", "Recovery"), ("reliable_improvement", "Reliable improvement"),
+         ("reliable_recovery", "Reliable recovery"), ("reliable_deterioration", "Reliable deterioration"))
 
 
 def _period() -> tuple[str, str]:
@@ -29,22 +31,8 @@ def _period() -> tuple[str, str]:
     return since.isoformat(), until.isoformat()
 
 
-def rate(row: dict, key: str):
-    """A percentage from the row: either given as `<key>_rate` (0..1 or %), or counted."""
-    for name in (f"{key}_rate", f"{key}_pct", key):
-        value = row.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return round(value * 100, 1) if value <= 1 and name != f"{key}_pct" else round(float(value), 1)
-        if isinstance(value, dict) and "rate" in value:
-            return rate({f"{key}_rate": value["rate"]}, key)
-    return None
-
-
-def rows(answer, key: str) -> list[dict]:
-    found = answer.get(key) if isinstance(answer, dict) else None
-    if isinstance(found, dict):
-        return [{"name": name, **(value if isinstance(value, dict) else {})} for name, value in found.items()]
-    return items(found or [])
+def percent(value) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
 
 
 @blueprint.get("/dashboard")
@@ -53,10 +41,10 @@ def dashboard():
     since, until = _period()
     answer = backend().get("measures", "/dashboards/practice", **{"from": since, "to": until})
     names = {t.get("therapist_id"): t.get("name") for t in therapists()}
-    return render_template("dashboard.html", since=since, until=until, practice=answer,
-                           by_therapist=rows(answer, "by_therapist"),
-                           by_problem_area=rows(answer, "by_problem_area"),
-                           national=NATIONAL, rate=rate,
-                           therapist_name=lambda r: names.get(r.get("therapist_id")) or r.get("name") or r.get("therapist_id"),
-                           area_name=lambda r: PROBLEM_AREAS.get(r.get("problem_area") or r.get("name"),
-                                                                 r.get("problem_area") or r.get("name")))
+    return render_template(
+        "dashboard.html", since=since, until=until, practice=answer.get("practice") or {},
+        by_therapist=[{**g, "label": names.get(g.get("key")) or g.get("key")} for g in answer.get("by_therapist") or []],
+        by_problem_area=[{**g, "label": PROBLEM_AREAS.get(g.get("key"), (g.get("key") or "").replace("_", " "))}
+                         for g in answer.get("by_problem_area") or []],
+        national={**NATIONAL, **(answer.get("national") or {})}, notes=answer.get("notes") or [],
+        rates=RATES, percent=percent)

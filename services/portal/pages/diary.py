@@ -50,7 +50,7 @@ def diary():
     sessions, error = [], None
     if therapist_id:
         answer, error = backend().try_get("scheduling", f"/therapists/{therapist_id}/diary",
-                                          default=[], **{"from": start.isoformat(), "to": end.isoformat()})
+                                          default=[], date=day.isoformat(), view=view)
         sessions = items(answer)
     days = defaultdict(list)
     for s in sorted(sessions, key=lambda s: s.get("starts_at") or ""):
@@ -70,27 +70,30 @@ def book():
     everyone = therapists()
     therapist_id = chosen_therapist(everyone)
     day = _day(request.args.get("date"))
-    until = day + timedelta(days=14)
+    until = day + timedelta(days=13)
+    modality = request.args.get("modality") or "face_to_face"
     slots, slots_error = [], None
     if therapist_id:
         answer, slots_error = backend().try_get(
-            "scheduling", "/slots", default=[], therapist_id=therapist_id,
+            "scheduling", "/slots", default=[], therapist_id=therapist_id, modality=modality,
             **{"from": day.isoformat(), "to": until.isoformat()})
         slots = items(answer)
     clients_answer, clients_error = backend().try_get("records", "/clients", default=[],
                                                      therapist_id=therapist_id)
     return render_template("book.html", therapists=everyone, therapist_id=therapist_id, day=day,
-                           slots=slots, slots_error=slots_error, clients=items(clients_answer),
+                           slots=slots, slots_error=slots_error, modality=modality, clients=items(clients_answer),
                            clients_error=clients_error, client_id=request.args.get("client", ""))
 
 
 def _booking_body(form) -> dict:
-    starts_at = form.get("starts_at") or ""
+    # A slot is offered as "<UTC start>|<first free room>" so a face-to-face booking gets a room.
+    starts_at, _, free_room = (form.get("slot") or "").partition("|")
     if not starts_at:
         abort(400, description="choose a slot")
+    modality = form.get("modality", "face_to_face")
     body = {"client_id": form.get("client_id", ""), "therapist_id": form.get("therapist_id", ""),
-            "modality": form.get("modality", "face_to_face"),
-            "room": form.get("room") or None}
+            "modality": modality,
+            "room": (form.get("room") or free_room or None) if modality == "face_to_face" else None}
     body["starts_at" if form.get("what") == "session" else "first_starts_at"] = (
         starts_at if "+" in starts_at or starts_at.endswith("Z") else local_input_to_utc(starts_at))
     return body
@@ -105,7 +108,7 @@ def book_submit():
         body["kind"] = form.get("kind", "treatment")
         session = backend().post("scheduling", "/sessions", body)
         form_flash_ok("Session booked.")
-        return redirect(url_for("pages.session_detail", session_id=session.get("session_id") or session.get("id")))
+        return redirect(url_for("pages.session_detail", session_id=session["session_id"]))
     body["count"] = int(form.get("count") or 16)
     body["interval_weeks"] = int(form.get("interval_weeks") or 1)
     course = backend().post("scheduling", "/courses", body)

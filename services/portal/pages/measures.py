@@ -53,8 +53,12 @@ def client_measures(client_id):
     record = api.get("records", f"/clients/{client_id}")
     trajectory = api.get("measures", f"/clients/{client_id}/trajectory")
     outcomes, outcomes_error = api.try_get("measures", f"/clients/{client_id}/outcomes", default={})
+    requests_, links_error = api.try_get("measures", "/questionnaire-requests", default={},
+                                         client_id=client_id)
     series = series_from(trajectory)
     charts = [(name, score_chart(name, points), points) for name, points in series.items()]
-    links = items(trajectory.get("requests") if isinstance(trajectory, dict) else [])
+    links = sorted(items((requests_ or {}).get("requests") or []), key=lambda r: str(r.get("due_at") or ""),
+                   reverse=True)[:20]
     return render_template("measures.html", c=record, client_id=client_id, charts=charts,
-                           outcomes=outcomes or {}, outcomes_error=outcomes_error, links=links)
+                           outcomes=items((outcomes or {}).get("outcomes") or []),
+                           outcomes_error=outcomes_error, links=links, links_error=links_error)

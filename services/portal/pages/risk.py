@@ -18,7 +18,7 @@ def _open_first(alert: dict):
 @blueprint.get("/risk")
 @signed_in("therapist", "clinical_lead")
 def risk_inbox():
-    alerts = items(backend().get("measures", "/risk-alerts"))
+    alerts = items(backend().get("measures", "/risk-alerts", status="all"))
     open_ = sorted([a for a in alerts if not _done(a)], key=lambda a: str(a.get("indicated_at") or ""), reverse=True)
     done = sorted([a for a in alerts if _done(a)], key=lambda a: str(a.get("acknowledged_at") or ""), reverse=True)
     return render_template("risk.html", open_alerts=open_, done_alerts=done)

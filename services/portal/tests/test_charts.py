@@ -1,0 +1,51 @@
+"""The inline SVG drawings, pure: data in, markup out."""
+import re
+
+from services.portal.charts import closeness_circle, score_chart
+
+
+def given_points(totals):
+    return [{"total": t, "at": f"2026-10-{i + 1:02d}T09:00:00+00:00", "short": str(i + 1)} for i, t in enumerate(totals)]
+
+
+def test_score_chart_draws_one_point_per_scored_questionnaire_and_skips_unscored():
+    svg = score_chart("PHQ-9", given_points([17, None, 12, 6]))
+    assert svg.count("<circle") == 3
+    assert "PHQ-9 totals over 3 questionnaires" in svg
+
+
+def test_the_caseness_line_sits_at_its_threshold():
+    # PHQ-9: 27 points over a 214-pixel-high plot (260 - 12 top - 34 bottom), from y=226 at 0.
+    svg = score_chart("PHQ-9", given_points([17, 6]))
+    line = re.search(r'<line x1="44" y1="([\d.]+)"[^>]*stroke="#8a1c1c"', svg)
+    assert line and abs(float(line.group(1)) - (12 + 214 - 10 / 27 * 214)) < 0.2
+    assert "caseness 10" in svg
+    assert "clinical cut-off 11" in score_chart("CORE-10", given_points([20]))
+    assert "#8a1c1c" not in score_chart("WSAS", given_points([20]))  # WSAS has no caseness line
+
+
+def test_every_severity_band_is_drawn_and_labelled():
+    svg = score_chart("GAD-7", given_points([9]))
+    for label in ("minimal 0–4", "mild 5–9", "moderate 10–14", "severe 15–21"):
+        assert label in svg
+    assert score_chart("unknown", given_points([1])) == ""
+
+
+def test_closeness_circle_places_each_person_on_their_ring_and_marks_the_unilateral_partner():
+    inventory = [{"name": "Mark", "relationship": "husband", "closeness": 1, "unilateral_partner": True},
+                 {"name": "Jo", "relationship": "sister", "closeness": 2, "unilateral_partner": False},
+                 {"name": "Ann", "relationship": "colleague", "closeness": 3, "unilateral_partner": False}]
+    svg = closeness_circle(inventory, "Emma", size=420)
+    assert svg.count("<g>") == 3 and "Mark ◆" in svg and "partner seen unilaterally" in svg
+    centre = 210
+    radii = {}
+    for name in ("Mark", "Jo", "Ann"):
+        g = re.search(rf'<g><title>{name} [^<]*</title><circle cx="([\d.]+)" cy="([\d.]+)"', svg)
+        x, y = float(g.group(1)), float(g.group(2))
+        radii[name] = ((x - centre) ** 2 + (y - centre) ** 2) ** 0.5
+    assert radii["Mark"] < 420 * 0.17 < radii["Jo"] < 420 * 0.31 < radii["Ann"] < 420 * 0.45
+
+
+def test_names_are_escaped():
+    svg = closeness_circle([{"name": "<img src=x>", "relationship": "&", "closeness": 2}])
+    assert "<img" not in svg and "&lt;img src=x&gt;" in svg
