@@ -4,6 +4,7 @@ book what to send and when. Extends the kernel's client directory so that a chan
 contact consent and the re-planning it causes happen in one transaction."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel
@@ -28,7 +29,13 @@ class Planner(ClientDirectory):
         **ClientDirectory.collections,
         "therapists": [],
         "sessions": [IndexModel([("client_id", ASCENDING), ("status", ASCENDING), ("starts_at", ASCENDING)])],
+        "awaiting": [IndexModel([("client_id", ASCENDING), ("recorded_at", ASCENDING)])],
     }
+    # facts about a client that can arrive before the client does: the planner reads three
+    # topics, and a batch may hold a booking before the registration it depends on
+    AWAIT_CLIENT = ("SessionBooked", "CourseBooked", "SessionRescheduled", "SessionCancelled",
+                    "BoostersPlanned", "TaskAssigned", "TaskCompleted", "QuestionnaireRequested",
+                    "QuestionnaireWithdrawn")
 
     def __init__(self, config: NotifyConfig | None = None):
         super().__init__("notifications")
@@ -37,6 +44,29 @@ class Planner(ClientDirectory):
     @property
     def config(self) -> NotifyConfig:
         return self._config or NotifyConfig.from_env()  # read each time: env may change in tests
+
+    def handle(self, event, view) -> None:
+        if event.type in self.AWAIT_CLIENT and self._client_unknown(event, view):
+            return
+        super().handle(event, view)
+
+    def _client_unknown(self, event, view) -> bool:
+        """Keep a fact about a client the directory does not know yet; it is applied, in
+        order, when the registration arrives (`on_ClientRegistered`)."""
+        client_id = event.data["client_id"]
+        if view["clients"].find_one({"_id": client_id}, {"_id": 1}) is not None:
+            return False
+        view["awaiting"].update_one({"_id": event.event_id}, {"$setOnInsert": {
+            "client_id": client_id, "type": event.type, "data": dict(event.data),
+            "recorded_at": event.recorded_at, "stream_version": event.stream_version}}, upsert=True)
+        return True
+
+    def _apply_awaiting(self, view, client_id: str) -> None:
+        waiting = list(view["awaiting"].find({"client_id": client_id}).sort(
+            [("recorded_at", ASCENDING), ("stream_version", ASCENDING)]))
+        for doc in waiting:
+            super().handle(_Later(doc["_id"], doc["type"], doc["data"], doc["recorded_at"]), view)
+        view["awaiting"].delete_many({"client_id": client_id})
 
     # -- helpers -----------------------------------------------------------------------
     @staticmethod
@@ -66,6 +96,7 @@ class Planner(ClientDirectory):
     # -- records -------------------------------------------------------------------------
     def on_ClientRegistered(self, event, view):
         super().on_ClientRegistered(event, view)
+        self._apply_awaiting(view, event.data["client_id"])
         self.replan_client(view, event.data["client_id"], event.recorded_at)
 
     def on_ClientDetailsCorrected(self, event, view):
@@ -172,3 +203,12 @@ class Planner(ClientDirectory):
         inbox = SessionCollection(view["sessions"].database["inbox"], view.session)
         inbox.update_many({"alert_id": event.data["alert_id"]}, {"$set": {
             "acknowledged_at": event.data["acknowledged_at"], "acknowledged_by": event.data["by"]}})
+
+
+@dataclass(frozen=True)
+class _Later:
+    """A fact kept in `awaiting`, handed to the handlers again like the event it came from."""
+    event_id: str
+    type: str
+    data: dict
+    recorded_at: datetime
