@@ -16,7 +16,7 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from . import logs, metrics
-from .auth import AuthError, public
+from .auth import AuthError, Forbidden, authenticate, public
 from .config import Settings
 from .crypto import cipher_for
 from .domain import DomainError
@@ -124,6 +124,13 @@ def created(body: dict, location: str) -> Response:
     return response
 
 
+def view_roles(app: Flask, rule, method: str):
+    """The roles a route's handler declares (`@requires` / `@public`), or None."""
+    view = app.view_functions.get(rule.endpoint)
+    handler = getattr(getattr(view, "view_class", None), method.lower(), None) or view
+    return getattr(handler, "_rapport_roles", None)
+
+
 def _kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -166,6 +173,16 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
         incoming = request.headers.get("X-Correlation-ID", "")
         g.correlation_id = incoming if 0 < len(incoming) <= 64 else str(uuid.uuid4())
         logs.correlation_id.set(g.correlation_id)
+
+    @app.before_request
+    def _enforce_access():
+        # Authenticate before the body is validated, whatever the decorator order on the
+        # view: an anonymous caller learns nothing about a route's schema (401, not 422).
+        roles = view_roles(app, request.url_rule, request.method) if request.url_rule else None
+        if roles and roles != ("public",):
+            identity = authenticate()
+            if identity.role not in roles:
+                raise Forbidden(f"role {identity.role} may not do this")
 
     @app.after_request
     def _finish(response: Response):
