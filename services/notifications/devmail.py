@@ -22,6 +22,12 @@ class _Handler:
     def __init__(self, sink: "MailSink"):
         self.sink = sink
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.sink.reject:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.sink.received(envelope.rcpt_tos, message, envelope.content)
@@ -34,6 +40,7 @@ class MailSink:
     def __init__(self, port: int, directory: Path | None = None):
         self.port, self.directory = port, directory
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.reject: set[str] = set()  # tests: addresses answered "550 mailbox unavailable"
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 

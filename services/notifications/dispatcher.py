@@ -83,7 +83,7 @@ class Dispatcher:
             try:
                 if not self._ready:
                     self._setup()
-                busy = self.step()
+                busy = self.step(stop=stop)
                 backoff = 0.2
                 if not busy:
                     stop.wait(self.config.poll_seconds)
@@ -92,11 +92,12 @@ class Dispatcher:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def step(self, batch: int = 20) -> int:
-        """Announce what was planned or voided, then send up to `batch` due messages."""
+    def step(self, batch: int = 20, stop: threading.Event | None = None) -> int:
+        """Announce what was planned or voided, then send up to `batch` due messages
+        (stopping between two messages when asked to, never in the middle of one)."""
         done = self.announce()
         for _ in range(batch):
-            if not self.dispatch_one():
+            if (stop is not None and stop.is_set()) or not self.dispatch_one():
                 break
             done += 1
         return done

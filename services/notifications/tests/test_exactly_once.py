@@ -1,0 +1,146 @@
+"""Service tier: each message once — redelivered events, a restart mid-way, a dead sender's
+claim, two dispatchers at once — and retries when the SMTP server is down."""
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from shared import kafka as kafka_clients
+from shared.consumer import ProjectionRunner
+from shared.outbox import message_from_document
+from shared.pytest_plugin import Workers, eventually
+
+from services.notifications.devmail import MailSink
+from services.notifications.dispatcher import Dispatcher
+from services.notifications.planner import Planner
+
+from .conftest import LEAD_EMAIL, notification_events
+
+
+def message_ids(mail):
+    return Counter(m["Message-ID"] for _, m in mail.messages)
+
+
+def publish_twice(feed, settings):
+    """Every source event on its topic twice, as a relay that crashed before marking would."""
+    producer = kafka_clients.producer(settings.kafka_bootstrap)
+    topics = [settings.topic(name) for name in feed.stores]
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+    for name, store in feed.stores.items():
+        for doc in store.pending(1000):
+            for _ in range(2):
+                producer.send(settings.topic(name), key=doc["stream_id"].encode(), value=message_from_document(doc))
+    producer.flush()
+    producer.close()
+
+
+class SlowDispatcher(Dispatcher):
+    """Sends slowly, so that stopping it leaves work half done."""
+
+    def dispatch_one(self) -> bool:
+        time.sleep(0.3)
+        return super().dispatch_one()
+
+
+def practice_day(feed, clients=3):
+    feed.therapist()
+    now = datetime.now(timezone.utc)
+    for i in range(clients):
+        feed.client(cid=f"c{i}", channels=("email",))
+        feed.booked(sid=f"s{i}a", cid=f"c{i}", starts=now + timedelta(days=3))
+        feed.booked(sid=f"s{i}b", cid=f"c{i}", starts=now + timedelta(hours=3))  # reminder due now
+    feed("measures", "alert-a1", "RiskIndicated", alert_id="a1", client_id="c0", therapist_id="t1",
+         response_id="r1", instrument="CORE-10", item=6, answer=1, indicated_at=now)
+    return clients * 3 + 2  # two confirmations and a reminder each; the therapist and the lead
+
+
+def test_events_delivered_twice_and_a_restart_mid_way_send_each_message_once(nsettings, feed, mail, book):
+    expected = practice_day(feed)
+    publish_twice(feed, nsettings)
+    first = Workers().start(ProjectionRunner(nsettings, Planner()).run, SlowDispatcher(nsettings).run)
+    try:
+        eventually(lambda: len(mail.messages) >= 3, message="some mail went before the restart")
+    finally:
+        first.close()
+    assert len(mail.messages) < expected, "stopped mid-way"
+    # and a sender that died holding a claim: its lease has run out
+    now = datetime.now(timezone.utc)
+    dead = book.update_one({"status": "pending", "next_at": {"$lte": now}}, {"$set": {
+        "status": "sending", "claim": "dead", "lease_until": now}})
+    assert dead.modified_count == 1
+    publish_twice(feed, nsettings)  # the redelivery again, after the restart
+    second = Workers().start(ProjectionRunner(nsettings, Planner()).run, Dispatcher(nsettings).run)
+    try:
+        eventually(lambda: len(mail.messages) >= expected and book.count_documents(
+            {"status": {"$in": ["pending", "sending"]}, "next_at": {"$lte": datetime.now(timezone.utc)}}) == 0)
+        time.sleep(1.0)  # anything extra would arrive now
+    finally:
+        second.close()
+    ids = message_ids(mail)
+    assert len(mail.messages) == expected and set(ids.values()) == {1}, ids
+    assert len(mail.to(LEAD_EMAIL)) == 1 and len(mail.to("t1@practice.test")) == 1
+    sent = list(book.find({"status": "sent"}))
+    assert Counter(m["channel"] for m in sent) == {"email": expected, "inbox": 2}
+    assert book.database["inbox"].count_documents({}) == 2
+    assert all(notification_events(nsettings, m["_id"]).count("NotificationSent") == 1 for m in sent)
+
+
+def test_two_dispatchers_at_once_send_each_message_once(nsettings, feed, mail, sms, book, workers):
+    feed.therapist()
+    for i in range(8):
+        feed.client(cid=f"c{i}")
+        feed.booked(sid=f"s{i}", cid=f"c{i}")
+    workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run)
+    eventually(lambda: book.count_documents({"status": "pending"}) == 16 + 16, message="all planned")
+    # 8 confirmations and 8 reminders, by email and SMS; the reminders are not due yet
+    workers.start(Dispatcher(nsettings, name="d1").run, Dispatcher(nsettings, name="d2").run)
+    eventually(lambda: book.count_documents({"status": "sent"}) == 16)
+    time.sleep(1.0)
+    assert len(mail.messages) == 8 and set(message_ids(mail).values()) == {1}
+    assert sms.requests == 8 and len(sms.delivered) == 8
+
+
+def test_smtp_down_is_retried_with_backoff_and_delivered_when_it_returns(nsettings, feed, mail, book, workers):
+    port = mail.port
+    mail.stop()
+    settings = nsettings.with_(extra={"notifications": {**nsettings.extra["notifications"], "max_attempts": 10}})
+    feed.therapist()
+    feed.client(channels=("email",))
+    feed.booked()
+    workers.start(*feed.relays(), ProjectionRunner(settings, Planner()).run, Dispatcher(settings).run)
+    key = "confirmation:s1:email"
+    failing = eventually(lambda: book.find_one({"_id": key, "attempts": {"$gte": 2}, "status": "pending"}))
+    assert "smtp" in failing["last_error"] and failing["next_at"] > failing["created_at"]
+    back = MailSink(port).start()
+    try:
+        eventually(lambda: back.to("c1@client.test"), message="delivered once the server is back")
+        eventually(lambda: book.find_one({"_id": key})["status"] == "sent")
+        time.sleep(0.5)
+        assert len(back.to("c1@client.test")) == 1
+    finally:
+        back.stop()
+    kinds = notification_events(settings, key)
+    assert kinds[0] == "NotificationScheduled" and kinds[-1] == "NotificationSent"
+    assert kinds.count("NotificationFailed") >= 2
+
+
+def test_failing_for_good_is_recorded_as_failed_and_listed(nsettings, feed, mail, book, workers, api, auth_header):
+    mail.reject.add("c2@client.test")  # a permanent refusal: no retries
+    port = mail.port
+    feed.therapist()
+    feed.client(channels=("email",))
+    feed.client(cid="c2", channels=("email",))
+    workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run, Dispatcher(nsettings).run)
+    eventually(lambda: api.get("/clients/c2/preferences", headers=auth_header("admin")).status_code == 200)
+    feed.booked(sid="s2", cid="c2")
+    eventually(lambda: book.find_one({"_id": "confirmation:s2:email", "status": "failed"}))
+    assert book.find_one({"_id": "confirmation:s2:email"})["attempts"] == 1
+    mail.stop()  # now the server is gone for good: retried max_attempts (4) times, then failed
+    feed.booked()
+    failed = eventually(lambda: book.find_one({"_id": "confirmation:s1:email", "status": "failed"}), timeout=30)
+    assert failed["attempts"] == 4 and "smtp" in failed["last_error"]
+    listed = api.get("/notifications?status=failed", headers=auth_header("clinical_lead")).json
+    assert {n["id"] for n in listed} == {"confirmation:s1:email", "confirmation:s2:email"}
+    assert "550" in next(n for n in listed if n["client_id"] == "c2")["last_error"]
+    kinds = notification_events(nsettings, "confirmation:s1:email")
+    assert kinds == ["NotificationScheduled"] + ["NotificationFailed"] * 4
+    assert port  # the sink fixture's server was stopped deliberately
