@@ -25,8 +25,10 @@ class PortalConfig:
             key = hashlib.sha256(b"portal-session:" + settings.token_secret.encode()).hexdigest()
         if not settings.demo_mode and len(key) < 32:
             raise ConfigError("RAPPORT_PORTAL_SECRET_KEY must be at least 32 characters")
-        # Secure cookies by default; local http (make up) turns them off explicitly.
-        secure = os.environ.get("SESSION_COOKIE_SECURE", "1").strip().lower() in ("1", "true", "yes", "on")
+        # Secure cookies outside demo mode; the local demo (`make up`) is plain http on
+        # 127.0.0.1, where a Secure cookie would never be sent back. The variable decides.
+        default = "0" if settings.demo_mode else "1"
+        secure = os.environ.get("SESSION_COOKIE_SECURE", default).strip().lower() in ("1", "true", "yes", "on")
         return cls(secret_key=key, cookie_secure=secure,
                    session_hours=int(os.environ.get("RAPPORT_PORTAL_SESSION_HOURS", "8")),
                    backend_timeout=float(os.environ.get("RAPPORT_PORTAL_BACKEND_TIMEOUT", "8")))

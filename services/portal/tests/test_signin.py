@@ -30,12 +30,26 @@ def test_sign_in_sets_a_fresh_httponly_samesite_cookie_and_goes_where_asked(port
     assert client.get_cookie("rapport_portal").value != before
 
 
-def test_secure_cookie_flag_is_on_by_default(settings, monkeypatch):
+def test_secure_cookie_flag_is_on_outside_demo_mode_and_configurable(settings, monkeypatch):
     from services.portal.config import PortalConfig
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
+    monkeypatch.setenv("RAPPORT_PORTAL_SECRET_KEY", "p" * 40)
+    production = settings.with_(demo_mode=False, token_secret="s" * 40)
+    assert PortalConfig.from_env(production).cookie_secure is True
+    assert PortalConfig.from_env(settings).cookie_secure is False  # local demo over http
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "1")
     assert PortalConfig.from_env(settings).cookie_secure is True
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "0")
-    assert PortalConfig.from_env(settings).cookie_secure is False
+    assert PortalConfig.from_env(production).cookie_secure is False
+
+
+def test_outside_demo_mode_the_session_key_must_be_set(settings, monkeypatch):
+    import pytest
+    from services.portal.config import PortalConfig
+    from shared.config import ConfigError
+    monkeypatch.delenv("RAPPORT_PORTAL_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError):
+        PortalConfig.from_env(settings.with_(demo_mode=False, token_secret="s" * 40))
 
 
 def test_no_open_redirect_after_sign_in(portal, staff):
