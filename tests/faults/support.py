@@ -1,0 +1,114 @@
+"""What the fault cases share: a load of records' own events whose projection effect is
+*not* idempotent (each TaskAssigned adds one to the client's `open_tasks`), so an event
+applied twice shows as a wrong count, and one lost shows as a missing one; and a reader
+of a whole topic."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from datetime import date
+
+from kafka import TopicPartition
+
+from shared import kafka as kafka_clients
+from shared.eventstore import Metadata
+from shared.events import Actor, NewEvent
+from shared.web import ServiceContext
+
+from services.records.projections import ClientSummaries
+
+RECEPTION = Metadata(actor=Actor("reception-user", "admin"), correlation_id="faults")
+THERAPIST = Metadata(actor=Actor("therapist-t1", "therapist"), correlation_id="faults")
+
+
+def registered(client_id: str, therapist_id: str = "t1") -> NewEvent:
+    return NewEvent("ClientRegistered", {
+        "client_id": client_id, "given_name": "Emma", "family_name": f"Fault{client_id}",
+        "date_of_birth": date(1980, 1, 2), "email": f"{client_id}@client.test", "phone": None,
+        "preferred_modality": "video", "reminder_channels": ["email"], "therapist_id": therapist_id,
+        "referral_source": "self", "gp": None, "nhs_number": None})
+
+
+def task(client_id: str, n: int) -> NewEvent:
+    return NewEvent("TaskAssigned", {"client_id": client_id, "task_id": f"{client_id}-task-{n}",
+                                     "description": "interpersonal inventory homework",
+                                     "due_at": None, "session_id": None})
+
+
+class RecordsLoad:
+    """Clients in records' own store, then tasks appended one command at a time."""
+
+    def __init__(self, settings, clients: int = 10):
+        self.settings = settings
+        self.store = ServiceContext("records", settings).store
+        self.clients = [f"c{i:03d}-{uuid.uuid4().hex[:6]}" for i in range(clients)]
+        self.tasks: Counter = Counter()
+        self.versions: dict[str, int] = {}
+        for cid in self.clients:
+            self.store.append(cid, 0, [registered(cid)], RECEPTION)
+            self.versions[cid] = 1
+
+    def assign(self, n: int, per_command: int = 1) -> int:
+        """Append `n` commands round-robin over the clients; returns events appended."""
+        appended = 0
+        for i in range(n):
+            cid = self.clients[i % len(self.clients)]
+            events = [task(cid, self.versions[cid] + k) for k in range(per_command)]
+            self.store.append(cid, self.versions[cid], events, THERAPIST)
+            self.versions[cid] += per_command
+            self.tasks[cid] += per_command
+            appended += per_command
+        return appended
+
+    def event_count(self) -> int:
+        return self.store.events.count_documents({})
+
+    def expected(self) -> dict[str, int]:
+        """open_tasks per client, from the store (the source of truth)."""
+        counts = Counter(d["data"]["client_id"] for d in
+                         self.store.events.find({"type": "TaskAssigned"}, {"data.client_id": 1}))
+        return {cid: counts.get(cid, 0) for cid in self.clients}
+
+
+def summaries(settings):
+    return ServiceContext("records", settings).projection(ClientSummaries())
+
+
+def open_tasks(settings) -> dict[str, int]:
+    reader = summaries(settings).reader("clients")
+    return {d["_id"]: d.get("open_tasks", 0) for d in reader.find({}, {"open_tasks": 1})}
+
+
+def processed_count(settings) -> int:
+    store = summaries(settings)
+    prefix = f"^{store.name}:g{store.active_generation()}:"
+    return store.processed.count_documents({"_id": {"$regex": prefix}})
+
+
+def read_topic(settings, topic: str) -> list[dict]:
+    """Every record of a topic (all partitions, from the start), decoded, in partition order."""
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None, max_poll_records=2000)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out = []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                out.extend(json.loads(r.value) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def per_stream_order_kept(messages: list[dict]) -> bool:
+    """After dropping repeats, each stream's versions are 1, 2, 3, ... in topic order."""
+    seen: dict[str, list[int]] = {}
+    for m in messages:
+        versions = seen.setdefault(m["stream_id"], [])
+        if m["stream_version"] not in versions:
+            versions.append(m["stream_version"])
+    return all(v == list(range(1, len(v) + 1)) for v in seen.values())
