@@ -152,11 +152,13 @@ def test_containers_are_locked_down():
 
 
 @pytest.fixture(scope="module")
-def imported_services() -> dict:
+def imported_services(tmp_path_factory) -> dict:
     """Import every written service's wsgi module and load its definition, each in a fresh
-    process with demo settings and unreachable servers (nothing is contacted; the store
-    client gives up after its selection timeout, so the five run side by side)."""
+    process, side by side, with demo settings and unreachable servers, and with
+    PROMETHEUS_MULTIPROC_DIR set as the entry point sets it for every API (without it,
+    registering the metrics collector reads the store at start-up and waits for it)."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("prometheus")),
            "RAPPORT_MONGO_URI": "mongodb://127.0.0.1:9/?directConnection=true",
            "RAPPORT_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
     running = {}
@@ -168,7 +170,7 @@ def imported_services() -> dict:
                  "    assert all(p.name for p in d.projections())\n")
         running[service] = subprocess.Popen([sys.executable, "-c", check], cwd=ROOT, env=env,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return {service: (proc.wait(timeout=90), proc.communicate()[1]) for service, proc in running.items()}
+    return {service: (proc.wait(timeout=120), proc.communicate()[1]) for service, proc in running.items()}
 
 
 @pytest.mark.parametrize("service", sorted(DEFAULT_PORTS))

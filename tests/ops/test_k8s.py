@@ -3,10 +3,12 @@ against the Kubernetes schemas shipped in the PyPI package kubernetes-validate (
 fields are errors), and the shape operators rely on checked."""
 from __future__ import annotations
 
+import functools
 import re
 import runpy
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 
 from shared.config import DEFAULT_PORTS
@@ -31,6 +33,16 @@ def containers(doc) -> list[dict]:
 def config(docs) -> dict:
     (cm,) = of_kind(docs, "ConfigMap")
     return cm["data"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schemas_read_once():
+    """kubernetes-validate reads and parses its ~1 MB definitions file for every object;
+    reading each schema file once keeps these tests fast (the validation is unchanged)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kubernetes_validate.utils, "schema_contents",
+                      functools.cache(kubernetes_validate.utils.schema_contents))
+        yield
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
