@@ -90,8 +90,9 @@ class Planner(ClientDirectory):
         """Contact details, consent or preferences changed: re-plan the future reminders."""
         upcoming = view["sessions"].find({"client_id": client_id, "status": "booked",
                                           "starts_at": {"$gt": utcnow()}})
-        for session in upcoming:
-            self._reconcile_reminders(view, session, as_of, "contact preferences changed")
+        for doc in upcoming:
+            self._reconcile_reminders(view, {**doc, "session_id": doc["_id"]}, as_of,
+                                      "contact preferences changed")
 
     # -- records -------------------------------------------------------------------------
     def on_ClientRegistered(self, event, view):
