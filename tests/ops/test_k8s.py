@@ -16,13 +16,20 @@ from tests.ops.deployfiles import (DEPLOY, KUBECTL, entrypoint, entrypoint_argv,
                                    of_kind, pod_spec, rendered)
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (renders kustomize offline) not installed")
-OVERLAYS = ["base", "overlays/production"]
+OVERLAYS = ["base", "overlays/production", "overlays/demo"]
+REAL = ["base", "overlays/production"]  # no Secret objects, demo mode off
 KUBERNETES_VERSION = "1.32"  # the kubectl here; pod-index labels need 1.28 or later
 GUNICORN = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
 
 
+def is_rapport(container: dict) -> bool:
+    """A container of the Rapport image (not the demo's Kafka or MongoDB)."""
+    return container["image"].split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1] == "rapport"
+
+
 def workloads(docs) -> list[dict]:
-    return of_kind(docs, "Deployment", "StatefulSet", "CronJob")
+    return [d for d in of_kind(docs, "Deployment", "StatefulSet", "CronJob", "Job")
+            if is_rapport(pod_spec(d)["containers"][0])]
 
 
 def containers(doc) -> list[dict]:
@@ -68,13 +75,21 @@ def test_containers_run_exactly_the_local_command_lines(overlay, monkeypatch):
     local = local_commands(monkeypatch)
     seen = set()
     for doc in of_kind(rendered(overlay), "Deployment", "StatefulSet"):
+        main, *sidecars = pod_spec(doc)["containers"]
+        if not is_rapport(main):
+            continue
         name = doc["metadata"]["name"]
-        (main,) = pod_spec(doc)["containers"]
         # RAPPORT_CONSUMER_INSTANCE comes from the pod at run time; without it the command is
         # the local one (instance 0), with it `--instance N` is appended (test_image.py)
         assert entrypoint_argv(main["args"]) == local[name], name
         seen.add(name)
-    assert seen == {n for n in local if n not in ("devmail", "devsms")}, "dev sinks stay out of Kubernetes"
+        for sidecar in sidecars:  # the demo's dev sinks
+            env = {e["name"]: e["value"] for e in sidecar.get("env", [])}
+            assert entrypoint_argv(sidecar["args"], env) == local[sidecar["name"]]
+            seen.add(sidecar["name"])
+    sinks = {"devmail", "devsms"}
+    expected = set(local) if overlay.endswith("demo") else set(local) - sinks
+    assert seen == expected, "dev sinks only in the demo"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -110,10 +125,10 @@ def test_one_relay_per_service_and_consumers_within_the_partitions(overlay):
     relays = [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-relay")]
     assert relays and all(d["spec"]["replicas"] == 1 for d in relays), "extra relays only idle on the lease"
     headless = {s["metadata"]["name"] for s in of_kind(docs, "Service") if s["spec"].get("clusterIP") == "None"}
-    for sts in of_kind(docs, "StatefulSet"):
+    for sts in (w for w in workloads(docs) if w["kind"] == "StatefulSet"):
         assert 1 <= sts["spec"]["replicas"] <= partitions, sts["metadata"]["name"]
         assert sts["spec"]["serviceName"] in headless
-        (c,) = pod_spec(sts)["containers"]
+        c = pod_spec(sts)["containers"][0]  # (the demo adds the dev sinks beside it)
         (instance,) = [e for e in c["env"] if e["name"] == "RAPPORT_CONSUMER_INSTANCE"]
         assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['apps.kubernetes.io/pod-index']"
         # shared/run.py joins worker threads for up to 30 s after SIGTERM
@@ -140,7 +155,7 @@ def test_pods_are_non_root_read_only_and_bounded(overlay):
                 assert "emptyDir" in volumes[mounts[multiproc]], where
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", REAL)
 def test_configuration_and_secrets_are_references(overlay):
     docs = rendered(overlay)
     assert of_kind(docs, "Secret") == [], "Secrets are created in the cluster, never kept here"
@@ -197,3 +212,23 @@ def test_rebuild_job_template_runs_the_rebuild_command_and_refuses_placeholders(
     argv = entrypoint_argv(expand(c["args"], {**env, "REBUILD_SERVICE": "records", "REBUILD_PROJECTION": "clients"}))
     assert argv[1:] == ["-m", "shared.run", "rebuild", "records", "clients"]
     assert pod_spec(cron)["restartPolicy"] == "Never"
+
+
+def test_demo_runs_its_own_kafka_and_mongo_with_the_public_demo_secrets_only():
+    from shared.config import DEMO_MASTER_KEY, DEMO_TOKEN_SECRET
+    docs = rendered("overlays/demo")
+    data = config(docs)
+    assert data["RAPPORT_DEMO_MODE"] == "true"
+    (secret,) = of_kind(docs, "Secret")
+    values = {k: __import__("base64").b64decode(v).decode() for k, v in secret["data"].items()}
+    assert values == {"token-secret": DEMO_TOKEN_SECRET, "master-key": DEMO_MASTER_KEY, "portal-secret-key": ""}
+    infra = {d["metadata"]["name"]: d for d in of_kind(docs, "StatefulSet")
+             if not is_rapport(pod_spec(d)["containers"][0])}
+    assert set(infra) == {"kafka", "mongo"}
+    kafka_env = {e["name"]: e["value"] for e in pod_spec(infra["kafka"])["containers"][0]["env"]}
+    assert kafka_env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{data['RAPPORT_KAFKA_BOOTSTRAP']}"
+    mongo = pod_spec(infra["mongo"])["containers"][0]
+    assert "rs.initiate" in " ".join(mongo["readinessProbe"]["exec"]["command"])
+    assert "replicaSet=rs0" in data["RAPPORT_MONGO_URI"]
+    (seed,) = of_kind(docs, "Job")
+    assert entrypoint_argv(pod_spec(seed)["containers"][0]["args"])[1:] == ["-m", "deploy.local.seed"]
