@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import sys
+import uuid
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -45,12 +46,15 @@ class AuditTrail:
     def append(self, *, actor: str, role: str, action: str, resource: str,
                client_id: str | None = None, source_ip: str | None = None,
                correlation_id: str | None = None, service: str | None = None) -> dict:
-        """Append one entry; a concurrent writer taking the same seq makes us retry."""
+        """Append one entry; a concurrent writer taking the same seq makes us retry. The
+        entry's `_id` is fixed before the first attempt, so a write the driver retried after
+        a lost reply is recognised as ours, never appended twice."""
+        entry_id = uuid.uuid4().hex
         for _ in range(50):
             last = self.entries.find_one({}, {"seq": 1, "hash": 1}, sort=[("seq", DESCENDING)])
             seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
             now = datetime.now(timezone.utc)
-            entry = {"seq": seq, "at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+            entry = {"_id": entry_id, "seq": seq, "at": now.replace(microsecond=now.microsecond // 1000 * 1000),
                      "actor": actor, "role": role, "action": action, "resource": resource,
                      "client_id": client_id, "source_ip": source_ip,
                      "correlation_id": correlation_id, "service": service, "prev_hash": prev}
@@ -59,6 +63,9 @@ class AuditTrail:
                 self.entries.insert_one(entry)
                 return entry
             except (DuplicateKeyError, OperationFailure):
+                mine = self.entries.find_one({"_id": entry_id})
+                if mine is not None:
+                    return mine
                 continue
         raise RuntimeError("audit trail: could not append after 50 attempts")
 

@@ -210,3 +210,21 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
     elif old > 1:
         store.drop_generation(old - 1)  # keep one previous generation for rollback
     return new
+
+
+def redrive(settings: Settings, projection: Projection, *,
+            registry: EventRegistry = default_registry) -> tuple[int, int]:
+    """Apply the projection's parked records again (after the code that refused them was
+    fixed), into the active generation, without moving its offsets. Returns (applied, still
+    parked). Records that fail again stay parked. A redriven event lands after the events
+    that followed it; for a projection where order matters, rebuild instead."""
+    store = projection_store(settings, projection, registry)
+    generation = store.active_generation()
+    applied = 0
+    for doc in list(store.dead_letters.find({"projection": store.name}).sort([("topic", 1), ("partition", 1), ("offset", 1)])):
+        record = Record(doc["topic"], doc["partition"], doc["offset"], doc["raw"].encode())
+        if store.apply([record], generation, track_offsets=False):
+            applied += 1
+        if not store.dead_letters.find_one({"_id": doc["_id"], "at": {"$gt": doc["at"]}}):
+            store.dead_letters.delete_one({"_id": doc["_id"], "at": doc["at"]})
+    return applied, store.dead_letters.count_documents({"projection": store.name})

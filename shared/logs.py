@@ -34,4 +34,6 @@ def configure(service: str, level: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("RAPPORT_LOG_LEVEL", "INFO"))
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python warns of every slow event-loop turn on a busy 2-core machine: not news
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     root._rapport_configured = True

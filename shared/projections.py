@@ -142,33 +142,32 @@ class ProjectionStore:
                 for d in self.offsets.find({"_id": {"$regex": prefix}})}
 
     # -- applying records ------------------------------------------------------------------
-    def apply(self, records: Sequence[Record], generation: int) -> int:
+    def apply(self, records: Sequence[Record], generation: int, *, track_offsets: bool = True) -> int:
         """Apply records in one transaction with their offsets and processed ids. A handler
         bug or an unknown event type parks that record in `dead_letters` (loudly) and the
         rest still apply; store errors propagate for the caller to retry."""
         if not records:
             return 0
         try:
-            return in_transaction(self.mongo, lambda s: self._apply(records, generation, s))
+            return in_transaction(self.mongo, lambda s: self._apply(records, generation, s, track_offsets))
         except PyMongoError:
             raise
         except Exception:
-            if len(records) == 1:
-                raise
             log.exception("projection %s: batch failed; applying one by one", self.name)
         applied = 0
         for record in records:
             try:
-                applied += in_transaction(self.mongo, lambda s: self._apply([record], generation, s))
+                applied += in_transaction(self.mongo, lambda s: self._apply([record], generation, s, track_offsets))
             except PyMongoError:
                 raise
             except Exception as err:  # a handler bug: park it, keep the projection moving
                 log.error("projection %s: event at %s/%d@%d failed: %r", self.name,
                           record.topic, record.partition, record.offset, err)
-                in_transaction(self.mongo, lambda s: self._park(record, generation, err, s))
+                in_transaction(self.mongo, lambda s: self._park(record, generation, err, s, track_offsets))
         return applied
 
-    def _apply(self, records: Sequence[Record], generation: int, session: ClientSession) -> int:
+    def _apply(self, records: Sequence[Record], generation: int, session: ClientSession,
+               track_offsets: bool = True) -> int:
         view = View(self, generation, session)
         key = self._key(generation)
         next_offsets: dict[tuple[str, int], int] = {}
@@ -194,7 +193,8 @@ class ProjectionStore:
             last = event
         if applied:
             self.processed.insert_many([{"_id": m} for m in applied], ordered=False, session=session)
-        self._save_offsets(next_offsets, generation, session)
+        if track_offsets:
+            self._save_offsets(next_offsets, generation, session)
         if last is not None:
             self.meta.update_one({"_id": self.name}, {"$set": {
                 f"g{generation}.last_event_recorded_at": last.recorded_at,
@@ -210,9 +210,11 @@ class ProjectionStore:
                           "updated_at": utcnow()}},
                 upsert=True, session=session)
 
-    def _park(self, record: Record, generation: int, err: Exception, session) -> int:
+    def _park(self, record: Record, generation: int, err: Exception, session,
+              track_offsets: bool = True) -> int:
         self._dead_letter(record, err, session)
-        self._save_offsets({(record.topic, record.partition): record.offset + 1}, generation, session)
+        if track_offsets:
+            self._save_offsets({(record.topic, record.partition): record.offset + 1}, generation, session)
         return 0
 
     def _dead_letter(self, record: Record, err: Exception, session: ClientSession) -> None:

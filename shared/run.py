@@ -9,9 +9,10 @@ import signal
 import sys
 import threading
 
+from . import contracts  # noqa: F401  (every process knows the whole published language)
 from . import logs, services
 from .config import Settings
-from .consumer import ProjectionRunner, rebuild
+from .consumer import ProjectionRunner, rebuild, redrive
 from .eventstore import EventStore
 from .events import registry
 from .kafka import ensure_topics
@@ -68,6 +69,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("rebuild", help="rebuild a projection into a new generation and swap it in")
     p.add_argument("service")
     p.add_argument("projection")
+    p = sub.add_parser("redrive", help="apply a projection's parked (dead-lettered) records again")
+    p.add_argument("service")
+    p.add_argument("projection")
     sub.add_parser("topics", help="create every service's topic")
     args = parser.parse_args(argv)
 
@@ -94,6 +98,13 @@ def main(argv=None) -> int:
             return 2
         run_threads(loops, stop)
         return 0
+    if args.command == "redrive":
+        projection = next((p for p in definition.projections() if p.name == args.projection), None)
+        if projection is None:
+            parser.error(f"{args.service} has no projection {args.projection!r}")
+        applied, still = redrive(settings, projection)
+        print(f"{args.projection}: {applied} parked records applied, {still} still parked")
+        return 0 if still == 0 else 1
     if args.command == "rebuild":
         from tqdm import tqdm
         projection = next((p for p in definition.projections() if p.name == args.projection), None)

@@ -15,6 +15,7 @@ from flask_smorest import Api
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
+from . import contracts  # noqa: F401  (every process knows the whole published language)
 from . import logs, metrics
 from .auth import AuthError, Forbidden, authenticate, public
 from .config import Settings

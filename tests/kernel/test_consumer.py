@@ -129,3 +129,34 @@ def test_rebuilt_projection_equals_the_live_one_and_is_swapped_in(settings):
         relay.drain()
         eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
     assert pstore.active_generation() == 2
+
+
+class Fragile(Totals):
+    """A handler bug on one stream: it is parked, the rest apply; once fixed, redrive applies it."""
+    broken = True
+
+    def on_CounterIncremented(self, event, view):
+        if Fragile.broken and event.stream_id == "c-1" and event.stream_version == 3:
+            raise RuntimeError("bug in the handler")
+        super().on_CounterIncremented(event, view)
+
+
+def test_a_handler_bug_parks_one_event_and_redrive_applies_it_after_the_fix(settings):
+    from shared.consumer import redrive
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=3, increments=3)
+    relay.drain()
+    Fragile.broken = True
+    runner = ProjectionRunner(settings, Fragile(), registry=reg)
+    with running(runner.run):
+        eventually(lambda: runner.store.dead_letters.count_documents({}) == 1 and runner.applied_total == 11)
+    assert "bug in the handler" in runner.store.dead_letters.find_one()["error"]
+    assert snapshot(runner.store.reader("totals")) != expected_totals(store)
+    Fragile.broken = False
+    offsets_before = runner.store.stored_offsets(1)
+    assert redrive(settings, Fragile(), registry=reg) == (1, 0)
+    assert runner.store.stored_offsets(1) == offsets_before, "redrive does not move offsets"
+    docs = snapshot(runner.store.reader("totals"))
+    # applied late, so after its successors: order-sensitive projections are rebuilt instead
+    assert sorted(next(d["versions"] for d in docs if d["_id"] == "c-1")) == [2, 3, 4]
+    assert [d["sum"] for d in docs] == [d["sum"] for d in expected_totals(store)]
