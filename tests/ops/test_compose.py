@@ -143,6 +143,15 @@ def test_seed_is_the_make_up_demo_practice_after_every_api_is_healthy(monkeypatc
     assert seed["restart"] == "no"
 
 
+def test_seed_module_exists_once_written():
+    if not (ROOT / "deploy" / "local" / "seed.py").exists():
+        pytest.skip("deploy/local/seed.py (the demo practice) is not written yet")
+    result = subprocess.run([sys.executable, "-c", "import deploy.local.seed as s; assert callable(s.main)"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_containers_are_locked_down():
     for name, svc in compose_services().items():
         if name in INFRA:
