@@ -3,15 +3,19 @@ against the Kubernetes schemas shipped in the PyPI package kubernetes-validate (
 fields are errors), and the shape operators rely on checked."""
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import re
 import runpy
+import subprocess
 
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
+import yaml
 
-from shared.config import DEFAULT_PORTS
+from shared.config import DEFAULT_PORTS, DEMO_MASTER_KEY, DEMO_TOKEN_SECRET
 from tests.ops.deployfiles import (DEPLOY, KUBECTL, entrypoint, entrypoint_argv, local_commands,
                                    of_kind, pod_spec, rendered)
 
@@ -215,12 +219,11 @@ def test_rebuild_job_template_runs_the_rebuild_command_and_refuses_placeholders(
 
 
 def test_demo_runs_its_own_kafka_and_mongo_with_the_public_demo_secrets_only():
-    from shared.config import DEMO_MASTER_KEY, DEMO_TOKEN_SECRET
     docs = rendered("overlays/demo")
     data = config(docs)
     assert data["RAPPORT_DEMO_MODE"] == "true"
     (secret,) = of_kind(docs, "Secret")
-    values = {k: __import__("base64").b64decode(v).decode() for k, v in secret["data"].items()}
+    values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert values == {"token-secret": DEMO_TOKEN_SECRET, "master-key": DEMO_MASTER_KEY, "portal-secret-key": ""}
     infra = {d["metadata"]["name"]: d for d in of_kind(docs, "StatefulSet")
              if not is_rapport(pod_spec(d)["containers"][0])}
@@ -232,3 +235,21 @@ def test_demo_runs_its_own_kafka_and_mongo_with_the_public_demo_secrets_only():
     assert "replicaSet=rs0" in data["RAPPORT_MONGO_URI"]
     (seed,) = of_kind(docs, "Job")
     assert entrypoint_argv(pod_spec(seed)["containers"][0]["args"])[1:] == ["-m", "deploy.local.seed"]
+
+
+def test_the_rebuild_runbook_sets_the_projection_on_a_job_made_from_the_template():
+    """deploy/README.md: `kubectl create job --from=cronjob/...` (needs a cluster) then
+    `kubectl set env --local` (offline, run here) fills in the service and projection."""
+    (cron,) = of_kind(rendered("overlays/production"), "CronJob")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "rebuild-records-1"},
+           "spec": cron["spec"]["jobTemplate"]["spec"]}
+    result = subprocess.run([KUBECTL, "set", "env", "--local", "-f", "-", "-c", "rebuild",
+                             "REBUILD_SERVICE=records", "REBUILD_PROJECTION=clients", "-o", "yaml"],
+                            input=json.dumps(job), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (c,) = pod_spec(yaml.safe_load(result.stdout))["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in c["args"]]
+    assert entrypoint_argv(args)[1:] == ["-m", "shared.run", "rebuild", "records", "clients"]
+    readme = (DEPLOY / "README.md").read_text()
+    assert "--from=cronjob/rebuild-projection" in readme and "set env --local -f - -c rebuild" in readme
