@@ -46,6 +46,12 @@ class ClientDirectory(Projection):
         view["clients"].update_one({"_id": event.data["client_id"]},
                                    {"$set": {"phase": event.data["to_phase"]}})
 
+    def on_ClientDisposed(self, event, view):
+        # the personal fields already read "[disposed]" after the rebuild that follows a
+        # disposal; say so in the status too
+        view["clients"].update_one({"_id": event.data["client_id"]}, {"$set": {
+            "status": "disposed", "disposed_at": event.data["disposed_at"]}})
+
     def on_ClientDischarged(self, event, view):
         view["clients"].update_one({"_id": event.data["client_id"]}, {"$set": {
             "status": "discharged", "discharged_at": event.data["discharged_at"]}})

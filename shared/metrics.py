@@ -30,6 +30,9 @@ class ServiceCollector:
     def __init__(self, service: str, app, projections, extra):
         self.service, self.app, self.projections, self.extra = service, app, projections, extra
 
+    def describe(self):
+        return []  # registering must not query the store (it may not be up yet)
+
     def collect(self):
         up = GaugeMetricFamily("rapport_store_up", "MongoDB answered the metrics scrape", labels=["service"])
         try:

@@ -135,7 +135,8 @@ def service_workers(settings: Settings, service: str, *, relay: bool = True, loo
     out = []
     if relay and definition.publishes:
         out.append(make_relay(settings, service).run)
-    out += [ProjectionRunner(settings, p).run for p in definition.projections()]
+    out += [ProjectionRunner(settings, p).run
+            for p in definition.projections() + definition.kernel_projections()]
     if loops:
-        out += definition.workers(settings)
+        out += definition.workers(settings) + definition.kernel_workers(settings)
     return out

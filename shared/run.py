@@ -89,10 +89,11 @@ def main(argv=None) -> int:
     if args.command == "consume":
         stop = _stop_on_signals()
         wanted = set(args.projection or [])
+        projections = definition.projections() + definition.kernel_projections()
         loops = [ProjectionRunner(settings, p, instance=args.instance).run
-                 for p in definition.projections() if not wanted or p.name in wanted]
+                 for p in projections if not wanted or p.name in wanted]
         if not args.no_loops and not wanted:
-            loops += definition.workers(settings)
+            loops += definition.workers(settings) + definition.kernel_workers(settings)
         if not loops:
             log.error("nothing to run for %s", args.service)
             return 2

@@ -22,6 +22,17 @@ class ServiceDefinition:
     publishes: bool = True  # has an events store whose outbox a relay publishes
     workers: Callable[[Settings], list] = field(default=lambda settings: [])
     """Extra long-running loops (e.g. the notifications scheduler): callables `run(stop)`."""
+    dispose: Callable[[Settings, str], None] | None = None
+    """Forget a disposed client's personal data kept outside projections (shared.disposal)."""
+
+    def kernel_projections(self) -> list[Projection]:
+        """Projections the kernel adds to every service (the disposal queue)."""
+        from .disposal import DisposalQueue
+        return [DisposalQueue(self.name)] if self.name != "portal" else []
+
+    def kernel_workers(self, settings: Settings) -> list:
+        from .disposal import DisposalWorker
+        return [DisposalWorker(settings, self).run] if self.name != "portal" else []
 
 
 def load(name: str) -> ServiceDefinition:

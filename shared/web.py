@@ -19,7 +19,7 @@ from . import contracts  # noqa: F401  (every process knows the whole published 
 from . import logs, metrics
 from .auth import AuthError, Forbidden, authenticate, public
 from .config import Settings
-from .crypto import cipher_for
+from .crypto import KeyDisposed, cipher_for
 from .domain import DomainError
 from .eventstore import ConcurrencyError, EventStore, Metadata
 from .events import Actor, registry
@@ -206,6 +206,10 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
     def _domain(err: DomainError):
         errors = [{"field": err.field, "reason": err.detail}] if err.field else None
         return problem(err.status, err.title, err.detail, errors=errors, code=err.code)
+
+    @app.errorhandler(KeyDisposed)
+    def _disposed(err: KeyDisposed):
+        return problem(409, "Conflict", "this client's record has been disposed of", code="disposed")
 
     @app.errorhandler(ConcurrencyError)
     def _concurrency(err: ConcurrencyError):

@@ -5,9 +5,10 @@ from flask import Flask
 
 import shared.contracts  # noqa: F401  (registers every event type the projections read)
 from shared.config import Settings
+from shared.events import utcnow
 from shared.web import create_service_app
 
-from . import api_care, api_clients, api_reports
+from . import api_care, api_clients, api_reports, api_retention
 from .projections import projections
 
 DESCRIPTION = """The clinical record of an IPT course. Every change is an event: the record as
@@ -17,7 +18,10 @@ the clinical lead, and every read of them is written to the tamper-evident audit
 
 
 def create_app(settings: Settings) -> Flask:
-    return create_service_app(
+    app = create_service_app(
         "records", settings, title="Rapport records", description=DESCRIPTION,
-        blueprints=[api_clients.blp, api_care.blp, api_care.tasks_blp, api_reports.blp],
+        blueprints=[api_clients.blp, api_care.blp, api_care.tasks_blp, api_reports.blp,
+                    api_retention.blp],
         projections=projections())
+    app.config.setdefault("RECORDS_CLOCK", utcnow)  # tests move it 20 years on
+    return app

@@ -13,6 +13,7 @@ from shared.domain import Conflict, Invalid, NotFound
 from shared.events import NewEvent
 
 from . import commands as c
+from . import retention
 from .rules import nhs_number_problem, normalise_nhs_number, phase_move_problem
 
 DETAIL_FIELDS = ("given_name", "family_name", "date_of_birth", "email", "phone",
@@ -25,7 +26,7 @@ _EMPTY: Mapping = MappingProxyType({})
 class ClientState:
     client_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    status: str | None = None  # None (not registered), "active", "discharged"
+    status: str | None = None  # None (not registered), "active", "discharged", "disposed"
     phase: str | None = None
     assessment: Mapping[str, Any] | None = None
     formulation: Mapping[str, Any] | None = None
@@ -111,12 +112,21 @@ def _discharged(s: ClientState, d: Mapping, at) -> ClientState:
     return replace(s, status="discharged", discharge=MappingProxyType(dict(d)))
 
 
+def _erasure_refused(s: ClientState, d: Mapping, at) -> ClientState:
+    return s  # recorded in the history; the record itself does not change
+
+
+def _disposed(s: ClientState, d: Mapping, at) -> ClientState:
+    return replace(s, status="disposed")
+
+
 _EVOLVERS: dict[str, Callable[[ClientState, Mapping, Any], ClientState]] = {
     "ClientRegistered": _registered, "ClientDetailsCorrected": _corrected,
     "AssessmentRecorded": _assessed, "FormulationRecorded": _formulated,
     "PhaseChanged": _phase_changed, "NoteRecorded": _note_recorded,
     "TaskAssigned": _task_assigned, "TaskCompleted": _task_completed,
     "TaskReviewed": _task_reviewed, "ClientDischarged": _discharged,
+    "ErasureRefused": _erasure_refused, "ClientDisposed": _disposed,
 }
 RECORD_EVENT_TYPES = tuple(_EVOLVERS)
 
@@ -130,9 +140,9 @@ def _must_exist(s: ClientState) -> None:
 def _must_be_in_care(s: ClientState, action: str) -> None:
     """After discharge the record is closed to clinical commands; it stays readable."""
     _must_exist(s)
-    if s.status == "discharged":
-        raise Conflict(f"the client was discharged; {action} is no longer possible",
-                       code="discharged")
+    if s.status in ("discharged", "disposed"):
+        raise Conflict(f"the client was {s.status}; {action} is no longer possible",
+                       code=s.status)
 
 
 def _contact_problem(details: Mapping) -> Invalid | None:
@@ -169,6 +179,8 @@ def _register(s: ClientState, cmd: c.RegisterClient) -> list[NewEvent]:
 
 def _correct(s: ClientState, cmd: c.CorrectDetails) -> list[NewEvent]:
     _must_exist(s)
+    if s.status == "disposed":
+        raise Conflict("the record was disposed of; it can no longer be corrected", code="disposed")
     unknown = set(cmd.changes) - set(DETAIL_FIELDS)
     if unknown:
         raise Invalid(f"cannot correct {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -298,6 +310,8 @@ _DECIDERS: dict[type, Callable[[ClientState, Any], list[NewEvent]]] = {
     c.RecordFormulation: _formulate, c.ChangePhase: _change_phase, c.RecordNote: _note,
     c.AssignTask: _assign, c.CompleteTask: _complete, c.ReviewTask: _review,
     c.DischargeClient: _discharge,
+    retention.RequestErasure: retention.decide_erasure,
+    retention.DisposeClient: retention.decide_disposal,
 }
 
 

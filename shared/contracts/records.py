@@ -133,3 +133,24 @@ class ClientDischargedV1(Schema):
     reason = fields.String(required=True, metadata=PERSONAL)
     outcome_summary = fields.String(required=True, metadata=PERSONAL)
     discharged_at = utc(required=True)
+
+
+@registry.event("ErasureRefused", 1)
+class ErasureRefusedV1(Schema):
+    """A request to erase inside the retention period, refused and recorded (UK GDPR
+    Art. 17(3)(c) with Art. 9(2)(h): records kept to provide care are not erased)."""
+    client_id = fields.String(required=True)
+    requested_by = fields.String(required=True)
+    request = fields.String(required=True, metadata=PERSONAL)
+    refusal = fields.String(required=True)
+    retention_until = optional(utc())  # None while the client is still in treatment
+
+
+@registry.event("ClientDisposed", 1)
+class ClientDisposedV1(Schema):
+    """End of retention: the client's key is destroyed after this event (crypto-shredding);
+    every service forgets the client's personal data and keeps the counts."""
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    retention_ended_at = utc(required=True)
+    disposed_at = utc(required=True)

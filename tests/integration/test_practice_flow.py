@@ -4,50 +4,14 @@ assessment and a 16-session course; the client receives a confirmation and a que
 link, answers with a risk item; the therapist and the clinical lead are alerted by email and in
 the staff inbox; a discharge cancels the future sessions."""
 import re
-import socket
-import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-from werkzeug.serving import make_server
+from shared.pytest_plugin import eventually
 
-from shared import services
-from shared.pytest_plugin import eventually, service_workers
+from .conftest import FOUR
 
 LONDON = ZoneInfo("Europe/London")
-FOUR = ("scheduling", "records", "measures", "notifications")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def mail():
-    from services.notifications.devmail import MailSink
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
-def practice(settings, mail, workers, monkeypatch):
-    monkeypatch.setenv("RAPPORT_QUIET_HOURS", "off")  # the test may run at any hour
-    port = free_port()
-    s = settings.with_(
-        service_urls={**settings.service_urls, "measures": f"http://127.0.0.1:{port}"},
-        extra={"notifications": {"smtp_port": mail.port, "lead_email": "lead@practice.test",
-                                 "poll_seconds": 0.1, "backoff_seconds": 0.3, "quiet_hours": "off",
-                                 "measures_url": f"http://127.0.0.1:{port}"}})
-    apps = {name: services.load(name).create_app(s) for name in FOUR}
-    server = make_server("127.0.0.1", port, apps["measures"], threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    workers.start(*[loop for name in FOUR for loop in service_workers(s, name)])
-    yield {name: app.test_client() for name, app in apps.items()}
-    server.shutdown()
 
 
 def _messages_to(mail, address):

@@ -1,0 +1,66 @@
+"""Disposal in every service (crypto-shredding, shared/crypto.py). When records reports
+`ClientDisposed`, the client's key is already destroyed; each service must still forget the
+decrypted copies it keeps. A queue projection notes the disposal; a worker loop then runs the
+service's own hook for its non-projection data (e.g. messages, links) and rebuilds every
+projection of the service from the log — the personal fields now read as "[disposed]" — while
+the counts stay, because the events stay."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from pymongo import IndexModel
+from pymongo.errors import PyMongoError
+
+from .config import Settings
+from .consumer import projection_store, rebuild
+from .events import utcnow
+from .projections import Projection
+
+log = logging.getLogger(__name__)
+
+
+class DisposalQueue(Projection):
+    name = "disposals"
+    sources = ("records",)
+    collections = {"disposals": [IndexModel("done_at")]}
+
+    def __init__(self, service: str):
+        self.service = service
+
+    def on_ClientDisposed(self, event, view):
+        view["disposals"].update_one({"_id": event.data["client_id"]}, {"$setOnInsert": {
+            "disposed_at": event.data["disposed_at"], "done_at": None}}, upsert=True)
+
+
+class DisposalWorker:
+    def __init__(self, settings: Settings, definition, poll_seconds: float = 2.0):
+        self.settings, self.definition, self.poll = settings, definition, poll_seconds
+        self.queue = DisposalQueue(definition.name)
+
+    def pending(self) -> list[str]:
+        store = projection_store(self.settings, self.queue)
+        return [d["_id"] for d in store.reader("disposals").find({"done_at": None})]
+
+    def sweep(self) -> int:
+        """Forget every pending disposed client; returns how many."""
+        clients = self.pending()
+        if not clients:
+            return 0
+        if self.definition.dispose is not None:
+            for client_id in clients:
+                self.definition.dispose(self.settings, client_id)
+        for projection in self.definition.projections():
+            log.info("disposal: rebuilding %s.%s", self.definition.name, projection.name)
+            rebuild(self.settings, projection, keep_previous=False)  # no plaintext left behind
+        queue = projection_store(self.settings, self.queue).reader("disposals")
+        queue.update_many({"_id": {"$in": clients}}, {"$set": {"done_at": utcnow()}})
+        return len(clients)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sweep()
+            except PyMongoError as err:
+                log.warning("disposal: store unavailable (%s)", err)
+            stop.wait(self.poll)
