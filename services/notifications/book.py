@@ -90,12 +90,12 @@ class MessageBook:
         return self.preferences.find_one({"_id": client_id}, session=self.session)
 
     # -- sending -------------------------------------------------------------------------
-    def claim(self, lease: timedelta) -> dict | None:
+    def claim(self, lease: timedelta, by: str = "dispatcher") -> dict | None:
         """Take one due message for sending, atomically: first a message whose sender died
         (its lease ran out), then the most urgent due one. Returns it with `claim` set."""
         now = utcnow()
         change = {"$set": {"status": SENDING, "lease_until": now + lease, "claim": uuid.uuid4().hex,
-                           "claimed_at": now}, "$inc": {"attempts": 1}}
+                           "claimed_at": now, "claimed_by": by}, "$inc": {"attempts": 1}}
         stale = self.messages.find_one_and_update(
             {"status": SENDING, "lease_until": {"$lt": now}}, change,
             return_document=ReturnDocument.AFTER)

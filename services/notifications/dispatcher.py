@@ -12,6 +12,8 @@ recorded as failed (listed by `GET /notifications?status=failed`)."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from datetime import timedelta
 
@@ -19,9 +21,10 @@ from pymongo.errors import PyMongoError
 
 from shared.config import Settings
 from shared.domain import Conflict, fold
-from shared.eventstore import ConcurrencyError, EventStore, Metadata
+from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 from shared.events import Actor, registry, utcnow
 from shared.mongo import client as mongo_client, in_transaction
+from shared.outbox import Lease
 from shared.projections import ProjectionStore
 
 from . import book as states
@@ -70,6 +73,8 @@ class Dispatcher:
         self.store.ensure_indexes()
         ensure_indexes(db)
         self.book = MessageBook(db)
+        self.announcer = Lease(db["dispatcher_leases"], "announce", f"{socket.gethostname()}:{os.getpid()}:{self.name}:{id(self)}",
+                               ttl=max(15.0, self.config.poll_seconds * 10))
         self.directory = ProjectionStore(mongo, db.name, Planner(self.config), registry)
         self.email, self.sms = EmailChannel(self.config), SmsChannel(self.config)
         self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
@@ -91,6 +96,11 @@ class Dispatcher:
                 log.warning("%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+        if self._ready:
+            try:
+                self.announcer.release()
+            except PyMongoError:
+                pass  # it expires by itself
 
     def step(self, batch: int = 20, stop: threading.Event | None = None) -> int:
         """Announce what was planned or voided, then send up to `batch` due messages
@@ -122,22 +132,48 @@ class Dispatcher:
                 continue
         raise RuntimeError(f"could not record {type(command).__name__} for {key}")
 
-    def announce(self, limit: int = 100) -> int:
-        messages, count = self.book.messages, 0
-        for doc in list(messages.find({"announced": False}).limit(limit)):
-            self.record(doc["_id"], Schedule(info_of(doc)), lambda s, d=doc: messages.update_one(
-                {"_id": d["_id"]}, {"$set": {"announced": True}}, session=s))
-            count += 1
-        for doc in list(messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit)):
-            self.record(doc["_id"], Void(info_of(doc), doc.get("void_reason") or "voided"),
-                        lambda s, d=doc: messages.update_one({"_id": d["_id"]}, {"$set": {
-                            "void_announced": True, "announced": True}}, session=s))
-            count += 1
-        return count
+    def announce(self, limit: int = 50) -> int:
+        """Record NotificationScheduled / NotificationVoided for what the planner wrote.
+        One dispatcher at a time does this (a lease), in one transaction per batch, so
+        several dispatchers do not race to append the same events."""
+        if not self.announcer.acquire():
+            return 0
+        messages = self.book.messages
+        planned = list(messages.find({"announced": False}).limit(limit))
+        voided = list(messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit))
+        batch = [(d, Schedule(info_of(d)), {"announced": True}) for d in planned]
+        batch += [(d, Void(info_of(d), d.get("void_reason") or "voided"),
+                   {"void_announced": True, "announced": True}) for d in voided]
+        if not batch:
+            return 0
+        try:
+            self._record_batch(batch)
+        except ConcurrencyError:  # a sender recorded one of them meanwhile: one by one
+            for doc, command, flags in batch:
+                self.record(doc["_id"], command, lambda s, d=doc, f=flags: messages.update_one(
+                    {"_id": d["_id"]}, {"$set": f}, session=s))
+        return len(batch)
+
+    def _record_batch(self, batch) -> None:
+        appends = []
+        for doc, command, _ in batch:
+            sid = stream_id(doc["_id"])
+            events = self.store.load(sid)
+            new = self.decider.decide(fold(self.decider, events), command)
+            if new:
+                appends.append(StreamAppend(sid, len(events), new))
+
+        def mark(session) -> None:
+            for doc, _, flags in batch:
+                self.book.messages.update_one({"_id": doc["_id"]}, {"$set": flags}, session=session)
+        if appends:
+            self.store.append_streams(appends, META, also=mark)
+        else:
+            in_transaction(self.mongo, mark)
 
     # -- sending ---------------------------------------------------------------------------
     def dispatch_one(self) -> bool:
-        message = self.book.claim(timedelta(seconds=self.config.lease_seconds))
+        message = self.book.claim(timedelta(seconds=self.config.lease_seconds), self.name)
         if message is None:
             return False
         key, info, attempts = message["_id"], info_of(message), message["attempts"]

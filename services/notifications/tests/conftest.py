@@ -189,3 +189,9 @@ def notification_events(settings, key: str) -> list:
 
 
 __all__ = ["Dispatcher", "LEAD_EMAIL", "notification_events"]
+
+
+def wait(check, timeout: float = 45.0, **kwargs):
+    """`eventually`, patient enough for a shared two-core machine under load."""
+    from shared.pytest_plugin import eventually
+    return eventually(check, timeout=timeout, **kwargs)

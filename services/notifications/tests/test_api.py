@@ -10,10 +10,12 @@ from shared.consumer import ProjectionRunner
 from shared.eventstore import EventStore
 from shared.events import registry
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import eventually
+
 
 from services.notifications.app import create_app
 from services.notifications.planner import Planner
+
+from .conftest import wait
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
 
@@ -27,8 +29,8 @@ def practice(nsettings, feed, workers, api, auth_header):
     starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
     feed.booked(starts=starts)
     workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run)
-    eventually(lambda: api.get("/clients/c2/preferences", headers=auth_header("admin")).status_code == 200)
-    eventually(lambda: len(api.get("/scheduled?kind=reminder", headers=auth_header("admin")).json) == 2)
+    wait(lambda: api.get("/clients/c2/preferences", headers=auth_header("admin")).status_code == 200)
+    wait(lambda: len(api.get("/scheduled?kind=reminder", headers=auth_header("admin")).json) == 2)
     return starts
 
 

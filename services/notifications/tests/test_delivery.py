@@ -2,9 +2,9 @@
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from shared.pytest_plugin import eventually
 
-from .conftest import LEAD_EMAIL, notification_events
+
+from .conftest import LEAD_EMAIL, notification_events, wait
 
 
 def subjects(mail, address):
@@ -17,8 +17,8 @@ def test_booking_confirms_and_reminds_rescheduling_moves_the_reminder_cancelling
     feed.client()
     starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
     feed.booked(starts=starts)
-    eventually(lambda: any("is booked" in s for s in subjects(mail, "c1@client.test")), message="confirmation")
-    eventually(lambda: len(sms.delivered) == 1, message="SMS confirmation")
+    wait(lambda: any("is booked" in s for s in subjects(mail, "c1@client.test")), message="confirmation")
+    wait(lambda: len(sms.delivered) == 1, message="SMS confirmation")
     assert "meet.test/room-s1" in mail.to("c1@client.test")[0].get_content()
 
     scheduled = api.get("/scheduled?kind=reminder", headers=auth_header("admin")).json
@@ -33,19 +33,19 @@ def test_booking_confirms_and_reminds_rescheduling_moves_the_reminder_cancelling
     def reminder_moved():
         due = {n["due_at"] for n in api.get("/scheduled?kind=reminder", headers=auth_header("admin")).json}
         return due == {(moved - timedelta(hours=24)).isoformat()}
-    eventually(reminder_moved, message="reminder moved with the session")
-    eventually(lambda: any("has moved" in s for s in subjects(mail, "c1@client.test")), message="notice")
+    wait(reminder_moved, message="reminder moved with the session")
+    wait(lambda: any("has moved" in s for s in subjects(mail, "c1@client.test")), message="notice")
     assert "Room 2" in mail.to("c1@client.test")[-1].get_content()
 
     feed("scheduling", "session-s1", "SessionCancelled", session_id="s1", client_id="c1", therapist_id="t1",
          starts_at=moved, ends_at=moved + timedelta(minutes=50), by="client", reason="unwell", late=False)
-    eventually(lambda: not api.get("/scheduled", headers=auth_header("admin")).json, message="voided")
-    eventually(lambda: any("is cancelled" in s for s in subjects(mail, "c1@client.test")))
+    wait(lambda: not api.get("/scheduled", headers=auth_header("admin")).json, message="voided")
+    wait(lambda: any("is cancelled" in s for s in subjects(mail, "c1@client.test")))
     voided = api.get("/notifications?status=voided&kind=reminder", headers=auth_header("clinical_lead")).json
     assert len(voided) == 4 and {n["void_reason"] for n in voided} == {"appointment rescheduled",
                                                                      "appointment cancelled"}
     key = f"reminder:s1:{moved.strftime('%Y%m%dT%H%MZ')}:email"
-    eventually(lambda: notification_events(nsettings, key) == ["NotificationScheduled", "NotificationVoided"])
+    wait(lambda: notification_events(nsettings, key) == ["NotificationScheduled", "NotificationVoided"])
 
 
 def test_a_reminder_goes_when_due_with_the_video_link(running_service, feed, mail):
@@ -53,7 +53,7 @@ def test_a_reminder_goes_when_due_with_the_video_link(running_service, feed, mai
     feed.client(channels=("email",))
     # booked three hours ahead: inside the 24 h lead time, so the reminder is due at once
     feed.booked(starts=datetime.now(timezone.utc) + timedelta(hours=3))
-    eventually(lambda: any(s.startswith("Reminder") for s in subjects(mail, "c1@client.test")))
+    wait(lambda: any(s.startswith("Reminder") for s in subjects(mail, "c1@client.test")))
     reminder = next(m for m in mail.to("c1@client.test") if m["Subject"].startswith("Reminder"))
     assert "By video: https://meet.test/room-s1" in reminder.get_content()
 
@@ -62,17 +62,17 @@ def test_a_risk_answer_reaches_therapist_and_lead_by_email_and_inbox_within_seco
         running_service, feed, mail, api, auth_header, nsettings):
     feed.therapist(email="dr.a@practice.test")
     feed.client()
-    eventually(lambda: api.get("/clients/c1/preferences", headers=auth_header("admin")).status_code == 200)
+    wait(lambda: api.get("/clients/c1/preferences", headers=auth_header("admin")).status_code == 200)
     feed("measures", "alert-a1", "RiskIndicated", alert_id="a1", client_id="c1", therapist_id="t1",
          response_id="r1", instrument="PHQ-9", item=9, answer=2, indicated_at=datetime.now(timezone.utc))
-    eventually(lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), timeout=10,
+    wait(lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), timeout=20,
                message="both mailboxes")
     assert mail.to(LEAD_EMAIL)[0]["Subject"].startswith("Risk alert")
     assert "Emma" not in mail.to(LEAD_EMAIL)[0].get_content()  # no name in an email
 
-    mine = eventually(lambda: api.get("/inbox", headers=auth_header("therapist", therapist_id="t1")).json)
+    mine = wait(lambda: api.get("/inbox", headers=auth_header("therapist", therapist_id="t1")).json)
     assert mine[0]["client_name"] == "Emma Example" and mine[0]["details"]["item"] == 9
-    lead = eventually(lambda: api.get("/inbox", headers=auth_header("clinical_lead")).json)
+    lead = wait(lambda: api.get("/inbox", headers=auth_header("clinical_lead")).json)
     assert lead[0]["alert_id"] == "a1"
     assert api.get("/inbox", headers=auth_header("therapist", therapist_id="t2")).json == []
     assert api.get("/inbox", headers=auth_header("admin")).status_code == 403
@@ -94,7 +94,7 @@ def test_a_questionnaire_link_is_fetched_at_send_time_and_never_stored(
     feed("measures", "request-q1", "QuestionnaireRequested", request_id="q1", client_id="c1",
          therapist_id="t1", session_id="s1", instruments=["PHQ-9", "GAD-7"], due_at=now,
          session_starts_at=now + timedelta(days=1), expires_at=now + timedelta(days=1))
-    eventually(lambda: mail.to("c1@client.test") and sms.delivered, message="link sent")
+    wait(lambda: mail.to("c1@client.test") and sms.delivered, message="link sent")
     issued = dict((url, rid) for rid, url in measures.issued)
     assert len(measures.issued) == 2  # one fresh link per message, fetched when it went
     email_url = next(u for u in issued if u in mail.to("c1@client.test")[0].get_content())
@@ -107,17 +107,17 @@ def test_a_questionnaire_link_is_fetched_at_send_time_and_never_stored(
     feed("measures", "request-q2", "QuestionnaireRequested", request_id="q2", client_id="c1",
          therapist_id="t1", session_id="s2", instruments=["PHQ-9"], due_at=now + timedelta(hours=5),
          session_starts_at=now + timedelta(days=1), expires_at=now + timedelta(days=1))
-    eventually(lambda: book.count_documents({"request_id": "q2"}) == 2)
+    wait(lambda: book.count_documents({"request_id": "q2"}) == 2)
     feed("measures", "request-q2", "QuestionnaireWithdrawn", request_id="q2", client_id="c1",
          reason="session cancelled")
-    eventually(lambda: book.count_documents({"request_id": "q2", "status": "voided"}) == 2)
+    wait(lambda: book.count_documents({"request_id": "q2", "status": "voided"}) == 2)
 
     # withdrawn at measures but the event not seen yet: measures answers 410 at send time
     measures.withdrawn.add("q3")
     feed("measures", "request-q3", "QuestionnaireRequested", request_id="q3", client_id="c1",
          therapist_id="t1", session_id="s3", instruments=["PHQ-9"], due_at=now,
          session_starts_at=now + timedelta(days=1), expires_at=now + timedelta(days=1))
-    eventually(lambda: book.count_documents({"request_id": "q3", "status": "voided"}) == 2)
+    wait(lambda: book.count_documents({"request_id": "q3", "status": "voided"}) == 2)
     assert all(rid != "q2" for rid, _ in measures.issued)
 
 
@@ -128,19 +128,19 @@ def test_homework_reminders_and_booster_invitations_go_and_discharge_voids_what_
     now = datetime.now(timezone.utc)
     feed("records", "client-c1", "TaskAssigned", client_id="c1", task_id="k1", description="call my sister",
          due_at=now + timedelta(hours=3), session_id=None)
-    eventually(lambda: any("reminder from" in s for s in subjects(mail, "c1@client.test")))
+    wait(lambda: any("reminder from" in s for s in subjects(mail, "c1@client.test")))
     assert "sister" not in mail.to("c1@client.test")[0].get_content()
 
     first = now + timedelta(days=60)
     feed.booked(sid="b1", starts=first, kind="booster")
     feed("scheduling", "boosters-c1", "BoostersPlanned", client_id="c1", therapist_id="t1",
          session_ids=["b1"], count=1, interval_months=2)
-    eventually(lambda: any("follow-up" in s for s in subjects(mail, "c1@client.test")))
+    wait(lambda: any("follow-up" in s for s in subjects(mail, "c1@client.test")))
     invitation = next(m for m in mail.to("c1@client.test") if "follow-up" in m["Subject"])
     assert first.astimezone(ZoneInfo("Europe/London")).strftime("%A %-d %B %Y at %H:%M") in invitation.get_content()
     assert not any("is booked" in s for s in subjects(mail, "c1@client.test"))  # no single confirmation
-    eventually(lambda: book.count_documents({"session_id": "b1", "kind": "reminder", "status": "pending"}) == 1)
+    wait(lambda: book.count_documents({"session_id": "b1", "kind": "reminder", "status": "pending"}) == 1)
 
     feed("records", "client-c1", "ClientDischarged", client_id="c1", therapist_id="t1", reason="ended",
          outcome_summary="well", discharged_at=now)
-    eventually(lambda: book.count_documents({"session_id": "b1", "status": "voided"}) == 1)
+    wait(lambda: book.count_documents({"session_id": "b1", "status": "voided"}) == 1)
