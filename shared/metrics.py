@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 REQUESTS = Counter("rapport_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-_collectors: list = []
 
 
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
@@ -80,24 +79,20 @@ class ServiceCollector:
 
 
 def register_service_collector(service: str, app, projections, extra) -> None:
-    collector = ServiceCollector(service, app, projections, extra)
-    _collectors[:] = [collector]  # one app per process; tests create several in turn
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        for old in list(getattr(REGISTRY, "_rapport_service", [])):
-            try:
-                REGISTRY.unregister(old)
-            except KeyError:
-                pass
-        REGISTRY.register(collector)
-        REGISTRY._rapport_service = [collector]
+    """Each app keeps its own collector (several apps share a process in tests)."""
+    own = CollectorRegistry(auto_describe=False)
+    own.register(ServiceCollector(service, app, projections, extra))
+    app.extensions["rapport_metrics"] = own
 
 
-def exposition() -> tuple[bytes, str]:
+def exposition(app) -> tuple[bytes, str]:
+    """Request metrics (per process, or summed over gunicorn workers in multiprocess mode)
+    followed by the app's figures read from the store."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        for collector in _collectors:
-            registry.register(collector)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        process = CollectorRegistry()
+        multiprocess.MultiProcessCollector(process)
+    else:
+        process = REGISTRY
+    body = generate_latest(process) + generate_latest(app.extensions["rapport_metrics"])
+    return body, CONTENT_TYPE_LATEST

@@ -241,7 +241,7 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
     @app.get("/metrics")
     @public
     def metrics_endpoint():
-        body, content_type = metrics.exposition()
+        body, content_type = metrics.exposition(current_app)
         return Response(body, mimetype=content_type)
 
     return app
