@@ -33,6 +33,7 @@ from shared.mongo import client as mongo_client
 from shared.web import ServiceContext
 
 LONDON = ZoneInfo("Europe/London")
+STARTED = time.monotonic()
 MARKER = "demo-practice"
 HOURS = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)]
 THERAPISTS = [
@@ -163,7 +164,7 @@ class Api:
         return r.json() if r.content else {}
 
 
-def wait_for(what: str, check, timeout: float = 60.0):
+def wait_for(what: str, check, timeout: float = 300.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()
@@ -236,10 +237,14 @@ def past_scores(settings: Settings, case: Case, client_id: str, sessions: list[d
     return len(case.phq9)
 
 
-def seed_case(api: Api, settings: Settings, progress: Progress, case: Case, meta: Metadata, today: date) -> None:
+def register(api: Api, progress: Progress, case: Case, today: date) -> str:
     born = date(today.year - case.age, 3, 2) if (today.month, today.day) >= (3, 2) else date(today.year - case.age - 1, 3, 2)
-    client_id = progress.once(f"{case.key}.client", lambda: api.call(
+    return progress.once(f"{case.key}.client", lambda: api.call(
         "POST", "records", "/clients", {**case.client, "date_of_birth": born.isoformat()})["client_id"])
+
+
+def seed_case(api: Api, settings: Settings, progress: Progress, case: Case, meta: Metadata, today: date) -> None:
+    client_id = register(api, progress, case, today)
     progress.once(f"{case.key}.assessment", lambda: bool(api.call(
         "POST", "records", f"/clients/{client_id}/assessment", case.assessment)))
     progress.once(f"{case.key}.formulation", lambda: bool(api.call(
@@ -275,7 +280,8 @@ def seed_case(api: Api, settings: Settings, progress: Progress, case: Case, meta
         progress.once(f"{case.key}.discharge", lambda: bool(api.call(
             "POST", "records", f"/clients/{client_id}/discharge",
             {"reason": "Treatment completed", "outcome_summary": case.discharge})))
-    print(f"seed: {case.client['given_name']} {case.client['family_name']} ready ({client_id})")
+    print(f"seed: {case.client['given_name']} {case.client['family_name']} ready ({client_id}, "
+          f"{time.monotonic() - STARTED:.0f}s)", flush=True)
 
 
 def seed_staff(store: UserStore, password: str) -> None:
@@ -316,6 +322,8 @@ def run(settings: Settings, password: str, today: date | None = None) -> bool:
     meta = Metadata(actor=Actor(id=lead.id, role="clinical_lead"), correlation_id="seed-" + new_id())
     seed_therapists(api, progress)
     today = today or datetime.now(LONDON).date()
+    for case in CASES:  # all registered first, so the services learn of them meanwhile
+        register(api, progress, case, today)
     for case in CASES:
         seed_case(api, settings, progress, case, meta, today)
     progress.finish()

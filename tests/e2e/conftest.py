@@ -72,7 +72,7 @@ class Stack:
                 out.append((f"{name}-consumers", [py, "-m", "shared.run", "consume", name]))
         return out
 
-    def start(self, timeout: float = 120.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:
         subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=self.env, cwd=ROOT, check=True)
         for name, command in self.commands():
             log = open(self.run_dir / "logs" / f"{name}.log", "ab")
@@ -103,7 +103,7 @@ class Stack:
 
     def seed(self) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "deploy.local.seed"], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +139,7 @@ def new_page(browser):
     def make():
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB",
                                       timezone_id="Europe/London")
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(60_000)  # a shared 2-core machine can be very slow
         contexts.append(context)
         return context.new_page()
     yield make

@@ -23,7 +23,7 @@ def token(stack, email: str) -> str:
     return r.json()["token"]
 
 
-def eventually(check, timeout: float = 60.0, what: str = ""):
+def eventually(check, timeout: float = 240.0, what: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()
@@ -83,6 +83,10 @@ def test_reception_registers_a_client_and_books_a_course(stack, practice, new_pa
     assert "Formulation" not in body and "Measures" not in body  # reception sees no clinical links
 
     # The scheduling service learns of the client from records' events: wait for that.
+    reception = {"Authorization": f"Bearer {token(stack, 'reception@rapport.test')}"}
+    eventually(lambda: requests.get(f"{stack.urls['scheduling']}/clients/{client_id}/sessions",
+                                    headers=reception, timeout=10).status_code == 200,
+               what="scheduling to learn of the new client")
     start = date.today() + timedelta(days=4)
     book_url = f"{stack.urls['portal']}/book?therapist=sarah-okafor&client={client_id}&date={start.isoformat()}"
 
@@ -95,12 +99,10 @@ def test_reception_registers_a_client_and_books_a_course(stack, practice, new_pa
     page.locator("input[name=slot]").first.check()
     page.get_by_label("A course").check()
 
-    def booked():
-        page.get_by_role("button", name="Book", exact=True).click()
-        page.wait_for_load_state()
-        return "Course booked" in page.content()
-    eventually(booked, timeout=30, what="the course to book (scheduling must know the client)")
+    page.get_by_role("button", name="Book", exact=True).click()
+    page.wait_for_load_state()
     text = page.inner_text("main")
+    assert "Course booked" in text, text
     assert re.search(r"1[0-6] of 16 sessions booked", text), text
     shot(page, "03-course-booked")
 

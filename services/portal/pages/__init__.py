@@ -2,6 +2,6 @@
 from flask import Blueprint
 
 blueprint = Blueprint("pages", __name__, template_folder="../templates",
-                      static_folder="../static", static_url_path="/static")
+                      static_folder="../static", static_url_path="/assets")
 
 from . import common, signin, diary, clients, clinical, measures, risk, dashboard  # noqa: E402,F401

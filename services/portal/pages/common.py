@@ -62,6 +62,14 @@ def items(answer) -> list:
     return []
 
 
+def client_names(api) -> dict:
+    """{client_id: "Given Family"} from the records list (contact data, not an audited read
+    of anyone's clinical record); empty when records is not answering."""
+    answer, _ = api.try_get("records", "/clients", default={}, per_page=100)
+    return {c["client_id"]: f"{c.get('given_name', '')} {c.get('family_name', '')}".strip()
+            for c in items(answer) if c.get("client_id")}
+
+
 def parse_dt(value) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -79,7 +79,8 @@ def book():
             **{"from": day.isoformat(), "to": until.isoformat()})
         slots = items(answer)
     clients_answer, clients_error = backend().try_get("records", "/clients", default=[],
-                                                     therapist_id=therapist_id)
+                                                     therapist_id=therapist_id, status="active",
+                                                     per_page=100)
     return render_template("book.html", therapists=everyone, therapist_id=therapist_id, day=day,
                            slots=slots, slots_error=slots_error, modality=modality, clients=items(clients_answer),
                            clients_error=clients_error, client_id=request.args.get("client", ""))

@@ -6,19 +6,17 @@ from flask import redirect, render_template, request, url_for
 
 from ..backend import backend
 from ..security import signed_in
-from .common import form_flash_ok, items
+from .common import client_names, form_flash_ok, items
 from . import blueprint
-
-
-def _open_first(alert: dict):
-    acknowledged = bool(alert.get("acknowledged_at") or alert.get("status") == "acknowledged")
-    return (acknowledged, "" if acknowledged else str(alert.get("indicated_at") or ""),)
 
 
 @blueprint.get("/risk")
 @signed_in("therapist", "clinical_lead")
 def risk_inbox():
-    alerts = items(backend().get("measures", "/risk-alerts", status="all"))
+    api = backend()
+    alerts = items(api.get("measures", "/risk-alerts", status="all"))
+    names = client_names(api) if alerts else {}
+    alerts = [{**a, "client_name": names.get(a.get("client_id"))} for a in alerts]
     open_ = sorted([a for a in alerts if not _done(a)], key=lambda a: str(a.get("indicated_at") or ""), reverse=True)
     done = sorted([a for a in alerts if _done(a)], key=lambda a: str(a.get("acknowledged_at") or ""), reverse=True)
     return render_template("risk.html", open_alerts=open_, done_alerts=done)

@@ -99,3 +99,13 @@ def test_roles_see_only_their_pages(signed_in):
     assert admin.get("/clients/c-1/measures", headers={"Accept": "text/html"}).status_code == 403
     therapist = signed_in("therapist")
     assert therapist.get("/dashboard", headers={"Accept": "text/html"}).status_code == 403
+
+
+def test_the_stylesheet_and_script_are_served_from_the_portal_itself(portal):
+    client = portal.test_client()
+    page = client.get("/sign-in").get_data(as_text=True)
+    for asset in ("/assets/portal.css", "/assets/portal.js"):
+        assert f'"{asset}"' in page
+        r = client.get(asset)
+        assert r.status_code == 200 and r.mimetype in ("text/css", "text/javascript", "application/javascript")
+    assert "http" not in page.split("<body>")[0].replace("http-equiv", "")  # no CDN in the head
