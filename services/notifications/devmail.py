@@ -24,7 +24,7 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.sink.reject:
-            return "550 5.1.1 mailbox unavailable"
+            return f"550 5.1.1 <{address}>: mailbox unavailable"  # as Postfix words it
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

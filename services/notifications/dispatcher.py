@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 from datetime import timedelta
@@ -39,6 +40,7 @@ from .plans import contact_for
 from .render import Renderer
 
 log = logging.getLogger(__name__)
+SESSION_BOUND = ("confirmation", "rescheduled", "reminder")
 META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
 
 
@@ -50,6 +52,15 @@ class Deferred(Exception):
     def __init__(self, until):
         super().__init__(f"deferred until {until.isoformat()}")
         self.until = until
+
+
+_ADDRESSES = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\+?\d[\d ()-]{6,}\d")
+
+
+def redact(error: str) -> str:
+    """Servers quote the address they refused; an error kept in the book and in events
+    must not carry a client's email address or phone number."""
+    return _ADDRESSES.sub("[address]", error)[:500]
 
 
 def info_of(doc: dict) -> dict:
@@ -196,7 +207,7 @@ class Dispatcher:
         return True
 
     def failed(self, message: dict, err: DeliveryError) -> None:
-        key, attempts, error = message["_id"], message["attempts"], str(err)
+        key, attempts, error = message["_id"], message["attempts"], redact(str(err))
         final = isinstance(err, PermanentError) or attempts >= self.config.max_attempts
         command = RecordFailure(info_of(message), utcnow(), attempts, error, final)
         if final:
@@ -210,6 +221,7 @@ class Dispatcher:
     def deliver(self, message: dict) -> None:
         address, audience = self.address(message)
         context = dict(message.get("context") or {}, client_id=message.get("client_id"))
+        self.check_still_true(message, context)
         if message["kind"] == "questionnaire_link":
             try:
                 link = self.links.fetch(message["request_id"])
@@ -229,6 +241,18 @@ class Dispatcher:
                 "client_id": message.get("client_id"), "therapist_id": message.get("therapist_id"),
                 "title": rendered.subject, "body": rendered.body, "details": message.get("context"),
                 "created_at": utcnow(), "read_at": None, "read_by": None}}, upsert=True)
+
+    def check_still_true(self, message: dict, context: dict) -> None:
+        """The last word before an appointment message goes: is the appointment still
+        booked at that time? (Catches a move the planner saw after a newer preferences
+        change, when its `as_of` guard kept the old reminder.)"""
+        if message["kind"] not in SESSION_BOUND or not message.get("session_id"):
+            return
+        session = self.directory.reader("sessions").find_one({"_id": message["session_id"]})
+        if session is None:
+            return
+        if session.get("status") != "booked" or session.get("starts_at") != context.get("starts_at"):
+            raise Voided("the appointment changed")
 
     def address(self, message: dict) -> tuple[str | None, str]:
         """(address, inbox audience), looked up now so corrected details are used."""

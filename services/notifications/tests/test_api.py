@@ -3,6 +3,7 @@ errors as problem+json, roles, the committed OpenAPI document, metrics."""
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -132,3 +133,16 @@ def test_metrics_show_the_message_book(practice, api):
     text = api.get("/metrics").get_data(as_text=True)
     assert 'rapport_notifications{status="pending"}' in text
     assert "rapport_notifications_overdue_seconds" in text
+
+
+def test_quiet_hours_hold_a_client_message_until_they_end(practice, api, auth_header, feed):
+    london = ZoneInfo("Europe/London")
+    now = datetime.now(london)
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    body = {"channels": ["email"], "reminder_lead_hours": 24, "quiet_hours": {"start": start, "end": end}}
+    assert api.put("/clients/c1/preferences", json=body, headers=auth_header("admin")).status_code == 200
+    feed.booked(sid="s9", starts=datetime.now(timezone.utc) + timedelta(days=4))
+    held = wait(lambda: [n for n in api.get("/scheduled?kind=confirmation", headers=auth_header("admin")).json
+                         if n["id"] == "confirmation:s9:email"])
+    due = datetime.fromisoformat(held[0]["due_at"]).astimezone(london)
+    assert due.strftime("%H:%M") == end and due > now

@@ -129,3 +129,10 @@ def test_times_are_shown_in_london_time_and_the_video_link_and_form_link_are_inc
     assert "Wednesday 1 July 2026 at 10:00" in reminder.body and "https://meet.example/abc" in reminder.body
     link = r.render("questionnaire_link", "sms", CONTEXTS["questionnaire_link"])
     assert "https://forms.example/q/tok" in link.body
+
+
+def test_errors_kept_in_the_log_carry_no_address_or_phone_number():
+    from services.notifications.dispatcher import redact
+    error = "smtp 550: 5.1.1 <emma.example@mail.test>: rejected; sms to +44 7700 900123 failed"
+    assert redact(error) == "smtp 550: 5.1.1 <[address]>: rejected; sms to [address] failed"
+    assert redact("smtp: ConnectionRefusedError: [Errno 111] Connection refused").endswith("refused")
