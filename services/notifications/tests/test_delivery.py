@@ -59,10 +59,14 @@ def test_a_reminder_goes_when_due_with_the_video_link(running_service, feed, mai
 
 
 def test_a_risk_answer_reaches_therapist_and_lead_by_email_and_inbox_within_seconds(
-        running_service, feed, mail, api, auth_header, nsettings):
+        running_service, feed, mail, api, auth_header, nsettings, monkeypatch):
     feed.therapist(email="dr.a@practice.test")
     feed.client()
     wait(lambda: api.get("/clients/c1/preferences", headers=auth_header("admin")).status_code == 200)
+    # in the middle of the practice's quiet hours: they never hold back a risk alert
+    now = datetime.now(ZoneInfo("Europe/London"))
+    quiet = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
+    monkeypatch.setenv("RAPPORT_QUIET_HOURS", quiet)
     feed("measures", "alert-a1", "RiskIndicated", alert_id="a1", client_id="c1", therapist_id="t1",
          response_id="r1", instrument="PHQ-9", item=9, answer=2, indicated_at=datetime.now(timezone.utc))
     wait(lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), timeout=20,
