@@ -67,6 +67,8 @@ class ProjectionRunner:
         self.generation = 0
         self.consumer = None
         self.applied_total = 0
+        self.idle = False
+        self.idle_wait = 0.3
         self._last_status = 0.0
 
     def seek_to_stored(self, partitions) -> None:
@@ -93,7 +95,10 @@ class ProjectionRunner:
                 if self.consumer is None:
                     self.generation = self.store.active_generation()
                     self._open()
-                self.step()
+                if self.step() == 0 and self.idle:
+                    # the local broker answers fetches at once instead of holding them for
+                    # fetch_max_wait_ms, so an idle consumer would spin: rest between polls
+                    stop.wait(self.idle_wait)
                 backoff = 0.2
             except PyMongoError as err:
                 log.warning("%s: store unavailable (%s); retrying in %.1fs",
@@ -107,13 +112,14 @@ class ProjectionRunner:
                 backoff = min(backoff * 2, 5.0)
         self.close()
 
-    def step(self, timeout_ms: int = 500) -> int:
+    def step(self, timeout_ms: int = 100) -> int:
         active = self.store.active_generation()
         if active != self.generation:  # a rebuild was swapped in: follow it
             log.info("%s: switching to generation %d", self.store.name, active)
             self.generation = active
             self.seek_to_stored(self.consumer.assignment())
         batch = self.consumer.poll(timeout_ms=timeout_ms)
+        self.idle = not batch
         applied = 0
         if batch:
             applied = self.store.apply(_records(batch), self.generation)
