@@ -1,23 +1,60 @@
 """`make bench`: every figure measured side by side with its limit in one run, printed as a
-table of ratios (value / limit) and saved as JSON under bench/results/."""
+table of ratios (value / limit) and saved as JSON under bench/results/.
+
+Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,scale):
+kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
+latencies with real relay/consumer processes and their memory (flows.py), a service
+projection from 10k to 100k events (scale.py)."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 from shared import logs
 
-from . import kernel
-from .common import bench_settings, save
+from . import booking, flows, kernel, scale
+from .common import Report, bench_settings, drop, save
+
+SECTIONS = ("kernel", "booking", "flows", "scale")
+
+
+def _memory(report: Report, rss: dict) -> None:
+    for name, mib in rss.items():
+        report.add(f"peak RSS {name}", mib, "MiB", note="VmHWM under the section's load")
 
 
 def main() -> int:
     logs.configure("bench", level="WARNING")
+    wanted = [s for s in os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)).split(",") if s]
+    log_dir = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
     reports = []
-    settings = bench_settings()
-    reports.append(kernel.run(settings))
-    for r in reports:
-        r.print()
-    print(f"\nsaved {save(reports)}")
+    for section in wanted:
+        settings = bench_settings()  # each section its own topics and databases
+        started = time.monotonic()
+        try:
+            if section == "kernel":
+                report = kernel.run(settings)
+            elif section == "booking":
+                report = Report("booking under gunicorn")
+                _memory(report, booking.run(settings, log_dir, report))
+            elif section == "flows":
+                report = Report("end to end, real processes")
+                _memory(report, flows.run(settings, log_dir, report))
+            elif section == "scale":
+                report = Report(f"records summaries at {', '.join(map(str, scale.SIZES))} events")
+                scale.run(settings, report)
+            else:
+                raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
+        finally:
+            drop(settings)
+        report.name += f" ({time.monotonic() - started:.0f}s)"
+        report.print()
+        reports.append(report)
+    print(f"\nprocess logs in {log_dir}")
+    print(f"saved {save(reports)}")
     return 0
 
 

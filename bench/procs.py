@@ -35,8 +35,9 @@ def settings_env(settings: Settings, **extra: str) -> dict:
         "RAPPORT_MONGO_URI": settings.mongo_uri, "RAPPORT_TOPIC_PREFIX": settings.topic_prefix,
         "RAPPORT_DB_PREFIX": settings.db_prefix,
         "RAPPORT_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "RAPPORT_DEMO_MODE": "1", "RAPPORT_LOG_LEVEL": "WARNING",
+        "RAPPORT_DEMO_MODE": "1",
     })
+    env.setdefault("RAPPORT_LOG_LEVEL", "WARNING")
     env.update(extra)
     return env
 

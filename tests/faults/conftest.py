@@ -11,7 +11,8 @@ LOCAL_ONLY = pytest.mark.skipif(STACK == "docker", reason="stops or kills the lo
 
 @pytest.fixture
 def procs(tmp_path):
-    """Start child processes through `procs.add(proc)`; all are SIGKILLed at teardown."""
+    """Start child processes through `procs.add(proc)`; stopped with SIGTERM at teardown (a
+    SIGKILL mid-transaction would leave the local store's locks held; see support.py)."""
     class Procs(list):
         log_dir = tmp_path / "logs"
 
@@ -21,7 +22,7 @@ def procs(tmp_path):
     started = Procs()
     yield started
     for proc in started:
-        proc.kill()
+        proc.stop(timeout=20)
 
 
 @pytest.fixture

@@ -1,0 +1,236 @@
+"""End-to-end latencies at a steady load, with every part a real process
+(`python -m shared.run relay|consume <service>`): events appended in their own service's
+store, then seen in another service's projection or accepted by the SMTP server.
+- SessionBooked (scheduling) -> records' client summary (`sessions`) and measures'
+  questionnaire plan;
+- QuestionnaireCompleted (measures) -> measures' dashboard read model (`responses`);
+- RiskIndicated (measures) -> the clinical lead's alert email accepted by the dev SMTP sink.
+Limits in the same run: a raw produce -> consume round trip on the same broker, and a raw
+smtplib send to the same sink. Peak RSS (VmHWM) of each process afterwards."""
+from __future__ import annotations
+
+import os
+import smtplib
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+
+from kafka import TopicPartition
+
+from shared import kafka as kafka_clients
+from shared.events import NewEvent, utcnow
+from shared.web import ServiceContext
+
+from services.measures.projections import MeasuresBoard, QuestionnairePlans
+from services.notifications.devmail import MailSink
+from services.notifications.domain import message_id
+from services.records.projections import ClientSummaries
+from tests.faults.support import RECEPTION, registered
+
+from .common import Report, percentile
+from .procs import free_port, worker
+
+RATE = float(os.environ.get("BENCH_FLOW_RATE", "20"))
+SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
+LEAD = "lead@bench.test"
+
+
+class TimedSink(MailSink):
+    """The dev SMTP sink, noting when each Message-ID was accepted."""
+
+    def __init__(self, port):
+        super().__init__(port)
+        self.accepted_at: dict[str, float] = {}
+
+    def received(self, recipients, message, raw) -> None:
+        self.accepted_at.setdefault(message["Message-ID"], time.monotonic())
+        super().received(recipients, message, raw)
+
+
+def _booked(i: int, now: datetime) -> NewEvent:
+    starts = now + timedelta(days=7, minutes=60 * i)
+    return NewEvent("SessionBooked", {
+        "session_id": f"fs-{i}", "client_id": f"fc{i % 10}", "therapist_id": "ft1",
+        "starts_at": starts, "ends_at": starts + timedelta(minutes=50), "kind": "treatment",
+        "modality": "video", "room": None, "course_id": None, "number": None, "video_link": None})
+
+
+def _completed(i: int) -> NewEvent:
+    return NewEvent("QuestionnaireCompleted", {
+        "response_id": f"fr-{i}", "request_id": None, "client_id": f"fc{i % 10}",
+        "therapist_id": "ft1", "session_id": None, "completed_at": utcnow(), "source": "staff",
+        "scores": [{"instrument": "PHQ-9", "answers": [1] * 9, "total": 9.0, "band": "mild",
+                    "prorated": False}], "course_id": None, "session_number": None})
+
+
+def _risk(i: int) -> NewEvent:
+    return NewEvent("RiskIndicated", {
+        "alert_id": f"fa-{i}", "client_id": f"fc{i % 10}", "therapist_id": "ft1",
+        "response_id": f"fr-{i}", "instrument": "PHQ-9", "item": 9, "answer": 1,
+        "indicated_at": utcnow()})
+
+
+class Watch:
+    """Ids appended (with the time) and a poller noting when each became visible."""
+
+    def __init__(self, lookup):
+        self.lookup, self.appended, self.seen = lookup, {}, {}
+
+    def poll(self) -> None:
+        waiting = [k for k in self.appended if k not in self.seen]
+        if waiting:
+            now = time.monotonic()
+            for key in self.lookup(waiting):
+                self.seen.setdefault(key, now)
+
+    def latencies_ms(self) -> list[float]:
+        return [(self.seen[k] - t) * 1000 for k, t in self.appended.items() if k in self.seen]
+
+
+def _by_ids(reader):
+    return lambda ids: [d["_id"] for d in reader().find({"_id": {"$in": ids}}, {"_id": 1})]
+
+
+def _processes(settings, log_dir, smtp_port):
+    notify_env = {"RAPPORT_SMTP_PORT": str(smtp_port), "RAPPORT_QUIET_HOURS": "off",
+                  "RAPPORT_NOTIFY_POLL_SECONDS": "0.05", "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD}
+    return [
+        worker(settings, "relay", "scheduling", log_dir=log_dir),
+        worker(settings, "relay", "measures", log_dir=log_dir),
+        worker(settings, "consume", "records", "--projection", "client_summaries", log_dir=log_dir),
+        worker(settings, "consume", "measures", "--projection", "questionnaire_plans",
+               "--projection", "measures_board", log_dir=log_dir),
+        worker(settings, "consume", "notifications", log_dir=log_dir, env=notify_env),
+    ]
+
+
+def _steady_load(settings, watches, stop_at: float) -> int:
+    scheduling = ServiceContext("scheduling", settings).store
+    measures = ServiceContext("measures", settings).store
+    now, i, interval = utcnow(), 0, 1.0 / RATE
+    next_at = time.monotonic()
+    while time.monotonic() < stop_at:
+        scheduling.append(f"session-fs-{i}", 0, [_booked(i, now)], RECEPTION)
+        t = time.monotonic()
+        watches["records"].appended[f"fs-{i}"] = t
+        watches["plans"].appended[f"fs-{i}"] = t
+        if i % 4 == 0:
+            measures.append(f"response-fr-{i}", 0, [_completed(i)], RECEPTION)
+            watches["board"].appended[f"fr-{i}"] = time.monotonic()
+        if i % 10 == 0:
+            measures.append(f"alert-fa-{i}", 0, [_risk(i)], RECEPTION)
+            watches["mail"].appended[message_id(f"risk:fa-{i}:lead:email")] = time.monotonic()
+        i += 1
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    return i
+
+
+def _broker_round_trips(settings, n: int = 200) -> list[float]:
+    topic = settings.topic("roundtrip")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], 1)
+    producer = kafka_clients.producer(settings.kafka_bootstrap)
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_end(tp)
+    consumer.position(tp)
+    out = []
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            producer.send(topic, b"x" * 600).get(timeout=10)
+            got = False
+            while not got:
+                got = any(consumer.poll(timeout_ms=100).values())
+            out.append((time.perf_counter() - start) * 1000)
+            time.sleep(1.0 / RATE)
+    finally:
+        producer.close()
+        consumer.close()
+    return out
+
+
+def _smtp_sends(sink: TimedSink, n: int = 100) -> list[float]:
+    out = []
+    for i in range(n):
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "bench@rapport.test", LEAD, "limit"
+        msg["Message-ID"] = f"<raw-{i}-{uuid.uuid4().hex}@bench>"
+        msg.set_content("raw send")
+        start = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as smtp:
+            smtp.send_message(msg)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def _seed(settings) -> None:
+    """The therapist and clients the flows refer to, in their own services' stores."""
+    records = ServiceContext("records", settings).store
+    for c in range(10):
+        records.append(f"fc{c}", 0, [registered(f"fc{c}", "ft1")], RECEPTION)
+    ServiceContext("scheduling", settings).store.append("therapist-ft1", 0, [NewEvent(
+        "TherapistRegistered", {"therapist_id": "ft1", "name": "Dr Flow", "email": "ft1@bench.test",
+                                "phone": None, "modalities": ["video"], "rooms": []})], RECEPTION)
+    kafka_clients.ensure_topics(settings.kafka_bootstrap,
+                                [settings.topic(s) for s in ("scheduling", "records", "measures",
+                                                             "notifications")],
+                                settings.topic_partitions)
+
+
+def run(settings, log_dir, report: Report) -> dict:
+    sink = TimedSink(free_port()).start()
+    summaries = ServiceContext("records", settings).projection(ClientSummaries())
+    plans = ServiceContext("measures", settings).projection(QuestionnairePlans())
+    board = ServiceContext("measures", settings).projection(MeasuresBoard())
+    watches = {"records": Watch(_by_ids(lambda: summaries.reader("sessions"))),
+               "plans": Watch(_by_ids(lambda: plans.reader("plans"))),
+               "board": Watch(_by_ids(lambda: board.reader("responses"))),
+               "mail": Watch(lambda ids: [k for k in ids if k in sink.accepted_at])}
+    _seed(settings)
+    procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
+    rss = {}
+    try:
+        time.sleep(8)  # processes up and joined their groups before the clock starts
+        stop_at = time.monotonic() + SECONDS
+        polling = threading.Event()
+
+        def poller():
+            while not polling.is_set():
+                for w in watches.values():
+                    w.poll()
+                time.sleep(0.01)
+        thread = threading.Thread(target=poller, daemon=True)
+        thread.start()
+        appended = _steady_load(settings, watches, stop_at)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(len(w.seen) < len(w.appended) for w in watches.values()):
+            time.sleep(0.2)
+        polling.set()
+        thread.join()
+        for p in procs:
+            rss[p.name] = p.rss_peak_mib()
+    finally:
+        for p in procs:
+            p.stop()
+    trips, smtp = _broker_round_trips(settings), _smtp_sends(sink)
+    sink.stop()
+    note = f"{RATE:.0f} events/s for {SECONDS:.0f}s ({appended} bookings)"
+    limits = {"records": ("raw produce->consume, same broker", trips),
+              "plans": ("raw produce->consume, same broker", trips),
+              "board": ("raw produce->consume, same broker", trips),
+              "mail": ("raw smtplib send, same sink", smtp)}
+    names = {"records": "SessionBooked -> records summary", "plans": "SessionBooked -> measures plan",
+             "board": "QuestionnaireCompleted -> dashboard", "mail": "RiskIndicated -> email accepted"}
+    for key, w in watches.items():
+        lat, (limit, raw) = w.latencies_ms(), limits[key]
+        missing = len(w.appended) - len(lat)
+        extra = note + (f"; {missing} NOT SEEN within 60s" if missing else "")
+        report.add(f"{names[key]} p50", percentile(lat, 50), "ms", f"{limit} p50",
+                   percentile(raw, 50), note=extra)
+        report.add(f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99",
+                   percentile(raw, 99))
+    return rss

@@ -1,0 +1,140 @@
+"""A service projection (records' client summaries, fed by scheduling's SessionBooked) at
+growing sizes: append, read_all, relay, the consumer pipeline vs raw kafka-python
+consumption of the same topic, the projection rebuild vs raw insert_many of the documents it
+wrote, and indexed query latency on the projection as its collection grows."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import timedelta
+
+from kafka import TopicPartition
+
+from shared import kafka as kafka_clients
+from shared.consumer import ProjectionRunner, rebuild
+from shared.eventstore import StreamAppend
+from shared.events import NewEvent, utcnow
+from shared.projections import snapshot
+from shared.run import make_relay
+from shared.web import ServiceContext
+
+from services.records.projections import ClientSummaries
+from tests.faults.support import RECEPTION
+
+from .common import Report, Timer, drop, percentile
+
+SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "10000,100000").split(",") if s]
+CLIENTS = 500
+
+
+def _append(store, n: int, start: int) -> float:
+    """n SessionBooked, each its own stream, 100 streams per command (one transaction)."""
+    now, t = utcnow(), Timer()
+    with t.run():
+        for base in range(start, start + n, 100):
+            appends = []
+            for i in range(base, min(base + 100, start + n)):
+                starts = now + timedelta(days=7, minutes=i)
+                appends.append(StreamAppend(f"session-sb{i}", 0, [NewEvent("SessionBooked", {
+                    "session_id": f"sb{i}", "client_id": f"sc{i % CLIENTS}", "therapist_id": "t1",
+                    "starts_at": starts, "ends_at": starts + timedelta(minutes=50),
+                    "kind": "treatment", "modality": "video", "room": None, "course_id": None,
+                    "number": None, "video_link": None})]))
+            store.append_streams(appends, RECEPTION)
+    return n / t.seconds
+
+
+def _raw_consume(settings, topic: str) -> float:
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None, max_poll_records=500)
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends, seen, t = consumer.end_offsets(parts), 0, Timer()
+    with t.run():
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for recs in consumer.poll(timeout_ms=500).values():
+                for rec in recs:
+                    json.loads(rec.value)
+                    seen += 1
+    consumer.close()
+    return seen / t.seconds
+
+
+def _live(settings, total: int) -> float:
+    runner = ProjectionRunner(settings, ClientSummaries())
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    t = Timer()
+    with t.run():
+        thread.start()
+        while runner.applied_total < total:
+            time.sleep(0.02)
+    stop.set()
+    thread.join(timeout=30)
+    return total / t.seconds
+
+
+def _query_latency(reader, samples: int = 300) -> tuple[float, float]:
+    out = []
+    for i in range(samples):
+        start = time.perf_counter()
+        list(reader.find({"client_id": f"sc{(i * 7) % CLIENTS}", "status": "booked"}).limit(20))
+        out.append((time.perf_counter() - start) * 1000)
+    return percentile(out, 50), percentile(out, 99)
+
+
+def _rebuild(settings, projection_store, total: int) -> tuple[float, float]:
+    t = Timer()
+    with t.run():
+        rebuild(settings, ClientSummaries())
+    docs = snapshot(projection_store.reader("sessions"))
+    raw = projection_store.db["raw_insert_many"]
+    raw.drop()
+    r = Timer()
+    with r.run():
+        for i in range(0, len(docs), 5000):
+            raw.insert_many([{k: v for k, v in d.items() if k != "_id"} for d in docs[i:i + 5000]])
+            raw.insert_many([{"marker": d["_id"]} for d in docs[i:i + 5000]])
+    return total / t.seconds, total / r.seconds
+
+
+def run(settings, report: Report) -> None:
+    try:
+        _run(settings, report)
+    finally:
+        drop(settings)
+
+
+def _run(settings, report: Report) -> None:
+    store = ServiceContext("scheduling", settings).store
+    topic = settings.topic("scheduling")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic, settings.topic("records")],
+                                settings.topic_partitions)
+    projection = ServiceContext("records", settings).projection(ClientSummaries())
+    done, first = 0, True
+    for size in SIZES:
+        append_rate = _append(store, size - done, done)
+        done = size
+        t = Timer()
+        with t.run():
+            read = sum(1 for _ in store.read_all())
+        relay = Timer()
+        with relay.run():
+            make_relay(settings, "scheduling").drain(timeout=3600)
+        label = f"{size // 1000}k"
+        report.add(f"[{label}] append (100 events/command)", append_rate, "events/s")
+        report.add(f"[{label}] read_all", read / t.seconds, "events/s")
+        report.add(f"[{label}] relay publish + mark", size / relay.seconds, "events/s")
+        if first:  # the live pipeline once; rebuild (the same apply path) at every size
+            raw = _raw_consume(settings, topic)
+            report.add(f"[{label}] records summaries consumer", _live(settings, size), "events/s",
+                       "raw kafka-python poll + json decode", raw, note="includes group join")
+            first = False
+        rebuild_rate, insert_rate = _rebuild(settings, projection, size)
+        report.add(f"[{label}] records summaries rebuild", rebuild_rate, "events/s",
+                   "raw insert_many of its docs (+markers)", insert_rate)
+        p50, p99 = _query_latency(projection.reader("sessions"))
+        report.add(f"[{label}] summary sessions query p50", p50, "ms", note="indexed client_id+status")
+        report.add(f"[{label}] summary sessions query p99", p99, "ms")

@@ -1,0 +1,134 @@
+"""Processes SIGKILLed mid-work and restarted (real `python -m shared.run ...` children):
+a projection consumer in the middle of a backlog, and the outbox relay between the broker's
+acknowledgement and the "published" mark. Nothing may be lost, nothing applied twice:
+records' `open_tasks` counts each TaskAssigned once, so a double apply shows."""
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+
+import pytest
+
+from shared.consumer import ProjectionRunner
+from shared.pytest_plugin import STACK, eventually, running
+from shared.run import make_relay
+
+from bench.procs import PYTHON, Proc, settings_env, worker
+from services.records.projections import ClientSummaries
+
+from .support import (RecordsLoad, open_tasks, per_stream_order_kept, processed_count,
+                      read_topic, release_dead_transactions)
+
+pytestmark = pytest.mark.slow
+
+
+def converged(settings, load, total) -> bool:
+    return open_tasks(settings) == load.expected() and processed_count(settings) == total
+
+
+def consumer(settings, procs):
+    # the same --instance on restart: static membership lets it take its partitions back
+    return worker(settings, "consume", "records", "--projection", "client_summaries",
+                  "--instance", "0", log_dir=procs.log_dir, name="consume-records")
+
+
+def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(settings, procs):
+    load = RecordsLoad(settings, clients=20)
+    load.assign(300, per_command=10)
+    total = load.event_count()
+    make_relay(settings, "records").drain(timeout=120)
+    first = procs.add(consumer(settings, procs))
+    eventually(lambda: processed_count(settings) >= 200, timeout=90, interval=0.02,
+               message="the consumer is working through the backlog")
+    first.kill()
+    at_kill = processed_count(settings)
+    release_dead_transactions(settings)  # the local store's gap, see support.py
+    assert at_kill < total, "killed while events were still to apply"
+    load.assign(100)  # more arrives while it is down
+    make_relay(settings, "records").drain(timeout=120)
+    total = load.event_count()
+    procs.add(consumer(settings, procs))
+    eventually(lambda: converged(settings, load, total), timeout=120,
+               message="the restarted consumer finished the backlog")
+    time.sleep(1.0)  # a redelivery would land now
+    assert converged(settings, load, total), "still exact after the dust settled"
+    assert sum(open_tasks(settings).values()) == 3100
+
+
+def topic_count(settings, topic) -> int:
+    from shared import kafka as kafka_clients
+    from kafka import TopicPartition
+    c = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
+        return sum(c.end_offsets(parts).values()) if parts else 0
+    finally:
+        c.close()
+
+
+def test_relay_killed_between_publish_and_mark_every_event_reaches_consumers_once(settings, procs):
+    load = RecordsLoad(settings, clients=20)
+    load.assign(240, per_command=25)
+    total = load.event_count()
+    topic = settings.topic("records")
+    store = load.store
+    relay = procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, name="relay-1"))
+    # wait until the broker holds events the relay has not yet marked published
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if topic_count(settings, topic) > store.published_through() > 0:
+            relay.kill()
+            break
+        time.sleep(0.005)
+    assert not relay.alive(), "the relay was killed mid-backlog"
+    unmarked = topic_count(settings, topic) - store.published_through()
+    assert unmarked > 0 and store.published_through() < total
+    procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, name="relay-2"))
+    eventually(lambda: store.published_through() == total, timeout=120, message="outbox drained")
+    messages = read_topic(settings, topic)
+    ids = [m["event_id"] for m in messages]
+    stored = {d["_id"] for d in store.events.find({}, {"_id": 1})}
+    assert set(ids) == stored, "every event on the topic at least once"
+    assert len(ids) > len(stored), "the unmarked events were published again (at least once)"
+    assert per_stream_order_kept(messages)
+    runner = ProjectionRunner(settings, ClientSummaries())
+    with running(runner.run):
+        eventually(lambda: converged(settings, load, total), timeout=120)
+    assert runner.applied_total == total, f"{len(ids) - total} duplicates on the topic, none applied"
+
+
+KILLABLE_MEMBER = textwrap.dedent("""
+    import sys, time
+    from kafka import KafkaConsumer
+    c = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id=sys.argv[3],
+                      enable_auto_commit=False, session_timeout_ms=10000,
+                      heartbeat_interval_ms=3000, auto_offset_reset="earliest")
+    while True:
+        c.poll(timeout_ms=500)
+        print("assigned", len(c.assignment()), flush=True)
+""")
+
+
+@pytest.mark.skipif(STACK != "docker", reason=(
+    "not run here: the local broker (noida-db) never expires a SIGKILLed consumer without "
+    "static membership (../shared/infrastructure.md); runs against real Kafka with "
+    "RAPPORT_TEST_STACK=docker"))
+def test_consumer_killed_without_static_membership_is_expired_and_the_survivor_takes_over(settings, procs):
+    from kafka import KafkaConsumer
+    from shared import kafka as kafka_clients
+    topic, group = settings.topic("members"), f"{settings.topic_prefix}members"
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], 3)
+    doomed = procs.add(Proc("member", [PYTHON, "-c", KILLABLE_MEMBER, settings.kafka_bootstrap,
+                                       topic, group], settings_env(settings), procs.log_dir))
+    survivor = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+                             enable_auto_commit=False, session_timeout_ms=10000)
+    try:
+        eventually(lambda: survivor.poll(timeout_ms=200) is not None and
+                   0 < len(survivor.assignment()) < 3, timeout=60, message="the group is shared")
+        doomed.kill()
+        eventually(lambda: survivor.poll(timeout_ms=200) is not None and
+                   len(survivor.assignment()) == 3, timeout=60,
+                   message="the dead member expired after session_timeout_ms")
+    finally:
+        survivor.close()
