@@ -36,3 +36,16 @@ def test_a_rewritten_tail_is_detected(settings):
     forged["hash"] = entry_hash(entry["prev_hash"], forged)  # recomputed, but entry 5 still points at the old hash
     t.entries.replace_one({"seq": 4}, forged)
     assert t.verify() == (False, "entry 5 does not follow entry 4")
+
+
+def test_the_verify_command_fails_and_names_the_entry(settings):
+    import os
+    import subprocess
+    import sys
+    t = trail(settings)
+    env = {**os.environ, "RAPPORT_MONGO_URI": settings.mongo_uri, "RAPPORT_DB_PREFIX": settings.db_prefix}
+    ok = subprocess.run([sys.executable, "-m", "shared.audit", "verify"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.strip() == "OK: 5 entries verified"
+    t.entries.update_one({"seq": 4}, {"$set": {"resource": "/clients/someone-else"}})
+    bad = subprocess.run([sys.executable, "-m", "shared.audit", "verify"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stdout.strip() == "TAMPERED: entry 4 was altered"
