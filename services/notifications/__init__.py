@@ -20,4 +20,11 @@ def _workers(settings):
     return [Dispatcher(settings).run]
 
 
-SERVICE = ServiceDefinition("notifications", _create_app, projections=_projections, workers=_workers)
+def _dispose(settings, client_id):
+    from shared.mongo import client
+    from .book import forget_client
+    forget_client(client(settings.mongo_uri)[settings.database("notifications")], client_id)
+
+
+SERVICE = ServiceDefinition("notifications", _create_app, projections=_projections, workers=_workers,
+                            dispose=_dispose)

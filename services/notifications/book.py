@@ -140,3 +140,12 @@ class MessageBook:
             "$set": {"status": VOIDED, "void_reason": reason, "void_announced": False,
                      "voided_at": utcnow()}, "$unset": {"claim": "", "lease_until": ""}})
         return result.modified_count == 1
+
+
+def forget_client(db, client_id: str) -> None:
+    """Disposal at the end of the retention period (shared.disposal): the staff inbox items
+    about the client go, the delivery log keeps its rows without their details (when, what
+    kind, by which channel), and the client's preferences go."""
+    db["inbox"].delete_many({"client_id": client_id})
+    db["messages"].update_many({"client_id": client_id}, {"$set": {"context": {}, "last_error": None}})
+    db["preferences"].delete_one({"_id": client_id})

@@ -146,3 +146,15 @@ def test_quiet_hours_hold_a_client_message_until_they_end(practice, api, auth_he
                          if n["id"] == "confirmation:s9:email"])
     due = datetime.fromisoformat(held[0]["due_at"]).astimezone(london)
     assert due.strftime("%H:%M") == end and due > now
+
+
+def test_disposal_forgets_the_client_but_keeps_the_bare_delivery_log(nsettings, book):
+    from services.notifications import SERVICE
+    db = book.database
+    book.insert_one({"_id": "risk:a1:lead:email", "client_id": "c1", "kind": "risk_alert", "status": "sent",
+                     "context": {"instrument": "PHQ-9", "item": 9, "answer": 2}, "last_error": None})
+    db["inbox"].insert_one({"_id": "risk:a1:lead:inbox", "client_id": "c1", "body": "PHQ-9 item 9 answered 2"})
+    db["preferences"].insert_one({"_id": "c1", "channels": ["email"]})
+    SERVICE.dispose(nsettings, "c1")
+    assert book.find_one({"_id": "risk:a1:lead:email"})["context"] == {}
+    assert db["inbox"].count_documents({}) == 0 and db["preferences"].count_documents({}) == 0
