@@ -43,6 +43,12 @@ class Backend:
         try:
             response = self.http.request(method, url, params=_clean(params), json=json,
                                          headers=headers, timeout=self.timeout)
+        except requests.Timeout as err:
+            log.warning("%s timed out: %r", service, err)
+            if method != "GET":  # it may have been done: say so rather than invite a double entry
+                raise BackendError(504, f"The {service} service took too long to answer. The change may "
+                                        "or may not have been saved: check before trying again.", service)
+            raise BackendError(503, f"The {service} service is not answering just now.", service)
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
             raise BackendError(503, f"The {service} service is not answering just now.", service)

@@ -13,7 +13,7 @@ class PortalConfig:
     secret_key: str
     cookie_secure: bool = True
     session_hours: int = 8
-    backend_timeout: float = 8.0
+    backend_timeout: float = 15.0
 
     @classmethod
     def from_env(cls, settings: Settings) -> "PortalConfig":
@@ -31,4 +31,4 @@ class PortalConfig:
         secure = os.environ.get("SESSION_COOKIE_SECURE", default).strip().lower() in ("1", "true", "yes", "on")
         return cls(secret_key=key, cookie_secure=secure,
                    session_hours=int(os.environ.get("RAPPORT_PORTAL_SESSION_HOURS", "8")),
-                   backend_timeout=float(os.environ.get("RAPPORT_PORTAL_BACKEND_TIMEOUT", "8")))
+                   backend_timeout=float(os.environ.get("RAPPORT_PORTAL_BACKEND_TIMEOUT", "15")))

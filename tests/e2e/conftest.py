@@ -56,6 +56,7 @@ class Stack:
                     "RAPPORT_DEMO_MODE": "1", "SESSION_COOKIE_SECURE": "0", "RAPPORT_RUN_DIR": str(self.run_dir),
                     "RAPPORT_MEASURES_PUBLIC_URL": self.urls["measures"], "RAPPORT_SMTP_PORT": str(smtp),
                     "RAPPORT_DEMO_PASSWORD": PASSWORD, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8",
+                    "RAPPORT_PORTAL_BACKEND_TIMEOUT": "90",
                     **{f"RAPPORT_{n.upper()}_URL": u for n, u in self.urls.items()}}
         self.procs: list[tuple[str, subprocess.Popen]] = []
 

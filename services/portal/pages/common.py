@@ -32,13 +32,13 @@ def _backend_refused(err: BackendError):
         if not err.field_errors:
             flash(err.detail, "error")
         return redirect(_back())
-    status = err.status if err.status in (403, 404, 409, 503) else 502
+    status = err.status if err.status in (403, 404, 409, 503, 504) else 502
     return render_template("error.html", status=status, title=_titles.get(status, "Error"),
                            detail=err.detail), status
 
 
 _titles = {403: "Not available", 404: "Not found", 409: "Conflict", 503: "Service unavailable",
-           502: "Service error"}
+           502: "Service error", 504: "Timed out"}
 
 
 def _back() -> str:

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from services.portal.app import create_app
 from services.portal.config import PortalConfig
 from services.portal.security import user_store
 
 PASSWORD = "correct horse battery"
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):  # pytest closes its capture before late requests end
+        pass
 
 
 class Services:
@@ -33,21 +39,22 @@ class Services:
             self.calls.append({"method": request.method, "path": "/" + path, "args": dict(request.args),
                                "json": request.get_json(silent=True),
                                "authorization": request.headers.get("Authorization", "")})
-            status, body = self.answers.get(key, (404, {"title": "Not Found", "status": 404,
-                                                        "detail": f"no {key}"}))
+            status, body, delay = self.answers.get(key, (404, {"title": "Not Found", "status": 404,
+                                                               "detail": f"no {key}"}, 0))
+            time.sleep(delay)
             response = jsonify(body)
             response.status_code = status
             if status >= 400:
                 response.mimetype = "application/problem+json"
             return response
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def on(self, method: str, path: str, body, status: int = 200) -> None:
-        self.answers[(method, path)] = (status, body)
+    def on(self, method: str, path: str, body, status: int = 200, delay: float = 0) -> None:
+        self.answers[(method, path)] = (status, body, delay)
 
     def last(self, method: str, path: str) -> dict:
         found = [c for c in self.calls if c["method"] == method and c["path"] == path]
@@ -70,7 +77,7 @@ def portal(settings, services):
     urls = {name: services.url for name in ("scheduling", "records", "measures", "notifications")}
     app = create_app(settings.with_(service_urls=urls),
                      PortalConfig(secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False,
-                                  backend_timeout=3))
+                                  backend_timeout=1))
     app.config["TESTING"] = True
     return app
 

@@ -189,3 +189,14 @@ def test_the_lead_sees_rates_with_case_counts_beside_the_national_comparators(si
 def test_a_bad_dashboard_period_is_400_not_500(signed_in):
     r = signed_in("clinical_lead").get("/dashboard?from=2026-12-01&to=2026-01-01", headers=HTML)
     assert r.status_code == 400 and "must start before" in r.get_data(as_text=True)
+
+
+def test_a_write_that_times_out_says_it_may_have_been_saved(signed_in, services):
+    services.on("GET", "/risk-alerts", {"alerts": []})
+    services.on("POST", "/risk-alerts/a-1/acknowledge", {"status": "acknowledged"}, delay=2)
+    client = signed_in("therapist")
+    token = csrf_of(client.get("/risk").get_data(as_text=True))
+    r = client.post("/risk/a-1/acknowledge", data={"csrf_token": token, "note": "Called."},
+                    headers={"Referer": "http://localhost/risk"})
+    assert r.status_code == 302
+    assert "may or may not have been saved" in client.get("/risk").get_data(as_text=True)
