@@ -55,10 +55,24 @@ def settings(infra) -> Iterable[Settings]:
     s = Settings(kafka_bootstrap=kafka, mongo_uri=mongo, topic_prefix=f"t{tag}.rapport.",
                  db_prefix=f"t{tag}_", topic_partitions=3, demo_mode=True)
     yield s
-    client = mongo_client(mongo)
-    for name in client.list_database_names():
-        if name.startswith(s.db_prefix):
-            client.drop_database(name)
+    _drop_databases(mongo, s.db_prefix)
+
+
+def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:
+    """Drop a test's databases; on a machine under heavy load the store can miss a reply,
+    so try again before leaving them behind (they are isolated by prefix anyway)."""
+    from pymongo.errors import PyMongoError
+    for attempt in range(attempts):
+        try:
+            client = mongo_client(mongo)
+            for name in client.list_database_names():
+                if name.startswith(prefix):
+                    client.drop_database(name)
+            return
+        except PyMongoError:
+            time.sleep(1 + attempt)
+    import warnings
+    warnings.warn(f"could not drop the databases prefixed {prefix}")
 
 
 @pytest.fixture
