@@ -38,7 +38,7 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     master_key: str = DEMO_MASTER_KEY  # base64 AES-256 key wrapping the per-client keys
     demo_mode: bool = True
-    practice_name: str = "Rapport IPT Practice, Maidstone"
+    practice_name: str = "Rapport Practice, Maidstone"  # clients see it: nothing clinical
     practice_tz: str = PRACTICE_TZ
     service_urls: dict = field(default_factory=lambda: {
         name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})

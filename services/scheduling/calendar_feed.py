@@ -82,7 +82,7 @@ def initials(client: dict | None) -> str:
 
 def build(docs: list[dict], clients: dict, now: datetime) -> bytes:
     cal = Calendar()
-    cal.add("prodid", "-//Rapport IPT Practice//Scheduling//EN")
+    cal.add("prodid", "-//Rapport//Scheduling//EN")
     cal.add("version", "2.0")
     cal.add("x-wr-calname", "Rapport sessions")
     for d in docs:
