@@ -6,10 +6,10 @@ from datetime import date, datetime, timezone
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from ..backend import BackendError
-from ..security import check_csrf
+from ..security import check_csrf, user_store
 from . import blueprint
 
 LONDON = ZoneInfo("Europe/London")
@@ -116,6 +116,27 @@ def _local_filter(value, fmt: str = "%a %d %b %Y, %H:%M"):
 @blueprint.app_template_filter("area")
 def _area_filter(value):
     return PROBLEM_AREAS.get(value, (value or "").replace("_", " "))
+
+
+@blueprint.app_template_filter("num")
+def _num(value):
+    """17.0 -> 17; 12.5 stays (a pro-rated CORE-10 total)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "—" if value is None else str(value)
+
+
+@blueprint.app_template_filter("staff")
+def _staff(user_id):
+    """A staff user's name for an actor id in the services' answers (the portal owns the
+    users); other actors (services, the seed) are shown as they are."""
+    if not user_id:
+        return ""
+    names = g.get("portal_staff_names")
+    if names is None:
+        names = {u["_id"]: u["name"] for u in user_store().users.find({}, {"name": 1})}
+        g.portal_staff_names = names
+    return names.get(user_id, user_id)
 
 
 @blueprint.app_template_filter("human")

@@ -61,9 +61,10 @@ def test_reception_sees_details_and_sessions_but_no_clinical_sections(signed_in,
     assert not [c for c in services.calls if c["path"].endswith(("/history", "/notes"))]
 
 
-def test_the_therapist_sees_the_formulation_with_the_closeness_circle(signed_in, services):
+def test_the_therapist_sees_the_formulation_with_the_closeness_circle(signed_in, services, staff):
     services.on("GET", "/therapists", THERAPISTS)
-    services.on("GET", "/clients/c-1", EMMA_FULL)
+    note = {**EMMA_FULL["notes"][0], "author": staff["therapist"].id}
+    services.on("GET", "/clients/c-1", {**EMMA_FULL, "notes": [note]})
     services.on("GET", "/clients/c-1/sessions", [SESSION])
     services.on("GET", "/clients/c-1/history", {"events": [{"type": "ClientRegistered", "occurred_at": "2026-10-01T09:00:00Z",
                                                              "actor": {"id": "u", "role": "admin"}}]})
@@ -72,6 +73,7 @@ def test_the_therapist_sees_the_formulation_with_the_closeness_circle(signed_in,
     assert "partner seen unilaterally" in html and "Suggested next phase" in html
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     assert "Talked about the rows." in html and "Ask Mark for help" in html and "ClientRegistered" in html
+    assert "Dr Sarah Okafor" in html.split('id="notes"')[1]  # the author by name, not by user id
 
 
 def test_a_refusal_from_a_service_is_a_clear_page_not_a_crash(signed_in, services):
@@ -151,7 +153,7 @@ def test_the_measures_page_draws_each_instrument_with_its_caseness_line(signed_i
                                                                  "due_at": "2026-10-21T09:00:00Z"}]})
     html = signed_in("therapist").get("/clients/c-1/measures").get_data(as_text=True)
     assert "PHQ-9 totals over 4 questionnaires" in html and "caseness 10" in html
-    assert "change -8" in html and "reliable improvement: yes" in html and "completed" in html
+    assert "first 17, last 9 (change -8)" in html and "reliable improvement: yes" in html and "completed" in html
     assert services.last("GET", "/questionnaire-requests")["args"] == {"client_id": "c-1"}
 
 
