@@ -3,6 +3,8 @@ the consumer running as real processes. Every acknowledged command's events must
 store exactly once, on the topic at least once, and applied exactly once by the projection."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -22,9 +24,22 @@ pytestmark = [pytest.mark.slow, LOCAL_ONLY]
 
 
 def pipeline(settings, procs):
-    procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir))
-    procs.add(worker(settings, "consume", "records", "--projection", "client_summaries",
-                     log_dir=procs.log_dir))
+    # PYTHONFAULTHANDLER: a SIGABRT (sent by `diagnose`) writes every thread's stack to the log
+    env = {"PYTHONFAULTHANDLER": "1", "RAPPORT_LOG_LEVEL": "INFO"}
+    return (procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, env=env)),
+            procs.add(worker(settings, "consume", "records", "--projection", "client_summaries",
+                             log_dir=procs.log_dir, env=env)))
+
+
+def diagnose(settings, store, total: int, stuck) -> str:
+    """Where a pipeline that did not converge stands; the stuck processes' stacks go to
+    their logs."""
+    state = (f"published_through={store.published_through()} of {total}, "
+             f"applied={processed_count(settings)}; logs: {[p.log_path for p in stuck]}")
+    for proc in stuck:
+        if proc.alive():
+            os.kill(proc.pid, signal.SIGABRT)
+    return state
 
 
 def converged(settings, expected: dict, total: int) -> bool:
@@ -34,7 +49,7 @@ def converged(settings, expected: dict, total: int) -> bool:
 def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, servers_restored):
     local = servers_restored
     load = RecordsLoad(settings, clients=10)
-    pipeline(settings, procs)
+    relay, consumer = pipeline(settings, procs)
     load.assign(50)
     eventually(lambda: processed_count(settings) > 0, timeout=90, message="pipeline flowing")
     stop = threading.Event()
@@ -60,8 +75,11 @@ def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, se
         thread.join(timeout=30)
         local.start("broker")
     total = load.event_count()
-    eventually(lambda: converged(settings, load.expected(), total), timeout=180,
-               message="projection converged after the broker came back")
+    try:
+        eventually(lambda: converged(settings, load.expected(), total), timeout=120,
+                   message="projection converged after the broker came back")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; {diagnose(settings, load.store, total, [relay, consumer])}")
     messages = read_topic(settings, settings.topic("records"))
     stored = {d["_id"] for d in load.store.events.find({}, {"_id": 1})}
     assert {m["event_id"] for m in messages} == stored, "every event published"
