@@ -32,7 +32,8 @@ def configure(service: str, level: str | None = None) -> None:
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     handler.addFilter(_CorrelationFilter(service))
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("RAPPORT_LOG_LEVEL", "INFO"))
+    # gunicorn takes the same variable in lower case; logging wants upper case
+    root.setLevel((level or os.environ.get("RAPPORT_LOG_LEVEL", "INFO")).upper())
     logging.getLogger("kafka").setLevel(logging.WARNING)
     # kafka-python warns of every slow event-loop turn on a busy 2-core machine: not news
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
