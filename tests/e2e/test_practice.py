@@ -158,8 +158,15 @@ def test_the_therapist_sees_the_alert_and_the_chart(stack, practice, new_page):
     shot(page, "07-measures-new-client")
 
     emma = eventually(lambda: _find_client(page, stack, "Emma"), what="Emma on the caseload")
-    page.goto(f"{stack.urls['portal']}/clients/{emma}")
-    assert page.locator("svg.circle").count() == 1 and "unilateral partner" in page.inner_text("main")
+    def record_with_circle():
+        page.goto(f"{stack.urls['portal']}/clients/{emma}")
+        return page.locator("svg.circle").count() == 1
+    try:
+        eventually(record_with_circle, timeout=120, what="Emma's record with the closeness circle")
+    except AssertionError:
+        shot(page, "08-client-record-FAILED")
+        raise AssertionError(page.inner_text("main")[:3000])
+    assert "unilateral partner" in page.inner_text("main")
     shot(page, "08-client-record")
     assert_accessible(page, "client record")
     page.goto(f"{stack.urls['portal']}/clients/{emma}/measures")
