@@ -31,6 +31,7 @@ def main() -> int:
     wanted = [s for s in os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)).split(",") if s]
     log_dir = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
     reports = []
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for section in wanted:
         settings = bench_settings()  # each section its own topics and databases
         started = time.monotonic()
@@ -53,8 +54,9 @@ def main() -> int:
         report.name += f" ({time.monotonic() - started:.0f}s)"
         report.print()
         reports.append(report)
+        path = save(reports, stamp)  # after every section: a long run cut short keeps the rest
     print(f"\nprocess logs in {log_dir}")
-    print(f"saved {save(reports)}")
+    print(f"saved {path}")
     return 0
 
 

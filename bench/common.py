@@ -79,9 +79,9 @@ class Report:
         return {"name": self.name, "rows": self.rows}
 
 
-def save(reports: list[Report]) -> Path:
+def save(reports: list[Report], stamp: str | None = None) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = stamp or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"bench-{stamp}.json"
     path.write_text(json.dumps({
         "at": stamp, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -138,3 +138,5 @@ def _run(settings, report: Report) -> None:
         p50, p99 = _query_latency(projection.reader("sessions"))
         report.add(f"[{label}] summary sessions query p50", p50, "ms", note="indexed client_id+status")
         report.add(f"[{label}] summary sessions query p99", p99, "ms")
+        print(f"scale: {label} done", flush=True)
+        report.print()  # as each size finishes: the larger ones may not fit a session
