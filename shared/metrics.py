@@ -47,7 +47,10 @@ class ServiceCollector:
     def _from_store(self):
         ctx = self.app.extensions["rapport"]
         now = datetime.now(timezone.utc)
-        count, oldest = ctx.store.outbox_backlog()
+        # read-only: `ctx.store` would create the events collection and its indexes, which a
+        # service that keeps no events (the portal) should not get from being scraped
+        from .eventstore import EventStore
+        count, oldest = EventStore(ctx.mongo, ctx.settings.database(ctx.service)).outbox_backlog()
         backlog = GaugeMetricFamily("rapport_outbox_backlog", "Events not yet published", labels=["service"])
         backlog.add_metric([self.service], count)
         age = GaugeMetricFamily("rapport_outbox_oldest_age_seconds", "Age of the oldest unpublished event",
@@ -55,7 +58,9 @@ class ServiceCollector:
         age.add_metric([self.service], (now - oldest).total_seconds() if oldest else 0.0)
         yield backlog
         yield age
+        yield from self._workers(ctx, now)
 
+    def _workers(self, ctx, now):
         lag = GaugeMetricFamily("rapport_consumer_lag", "Records behind the end of the topic",
                                 labels=["service", "projection"])
         heartbeat = GaugeMetricFamily("rapport_consumer_heartbeat_age_seconds",
