@@ -78,14 +78,14 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
     starts = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
     eventually(lambda: sched.post("/sessions", headers=reception, json={
         "client_id": cid, "therapist_id": tid, "kind": "assessment", "modality": "video",
-        "starts_at": starts.isoformat()}).status_code == 201, timeout=30, message="session booked")
-    eventually(lambda: practice["mail"].to("emma.w@client.test"), timeout=30, message="confirmation sent")
+        "starts_at": starts.isoformat()}).status_code == 201, timeout=90, message="session booked")
+    eventually(lambda: practice["mail"].to("emma.w@client.test"), timeout=90, message="confirmation sent")
 
     first = {"PHQ-9": [2, 2, 2, 2, 2, 2, 2, 1, 0], "GAD-7": [2, 2, 1, 1, 1, 1, 1]}
     last = {"PHQ-9": [1, 0, 1, 0, 1, 0, 1, 0, 0], "GAD-7": [0, 1, 0, 0, 1, 0, 0]}
     # measures learns of the client from records' events; until then it answers 404
     eventually(lambda: measures.post("/responses", headers=therapist,
-                                     json={"client_id": cid, "answers": first}).status_code == 201, timeout=30)
+                                     json={"client_id": cid, "answers": first}).status_code == 201, timeout=90)
     assert measures.post("/responses", headers=therapist,
                          json={"client_id": cid, "answers": last}).status_code == 201
     period = {"from": "2000-01-01", "to": "2100-01-01"}
@@ -93,7 +93,7 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
     def trajectory_points():
         body = measures.get(f"/clients/{cid}/trajectory", headers=lead).json
         return json.dumps(body).count('"total"') >= 4
-    eventually(trajectory_points, timeout=30, message="both measures in the trajectory")
+    eventually(trajectory_points, timeout=90, message="both measures in the trajectory")
     before = measures.get("/dashboards/practice", headers=lead, query_string=period).json
 
     # inside retention (still in treatment): refused with the reason, and recorded

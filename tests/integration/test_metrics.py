@@ -32,7 +32,7 @@ def test_every_service_exposes_the_operational_figures(practice, auth_header):
             text = client.get("/metrics").get_data(as_text=True)
             missing = [f for f in COMMON if f not in _families(text)]
             return text if not missing else None
-        text = eventually(complete, timeout=40, message=f"{name}: every figure in /metrics")
+        text = eventually(complete, timeout=90, message=f"{name}: every figure in /metrics")
         assert re.search(r'rapport_store_up\{service="%s"\} 1\.0' % name, text)
         assert re.search(r'rapport_http_requests_total\{method="GET",route="/healthz",service="%s",status="200"\}' % name, text)
     notifications = practice["notifications"].get("/metrics").get_data(as_text=True)

@@ -54,7 +54,7 @@ def test_from_booking_to_risk_alert_to_discharge(practice, mail, auth_header):
     booking = {"client_id": cid, "therapist_id": tid, "kind": "assessment", "modality": "video",
                "starts_at": assessment_at.isoformat()}
     r = eventually(lambda: (lambda resp: resp if resp.status_code == 201 else None)(
-        sched.post("/sessions", headers=reception, json=booking)), timeout=30, message="client known to scheduling")
+        sched.post("/sessions", headers=reception, json=booking)), timeout=90, message="client known to scheduling")
     assessment = r.json["session_id"]
     r = sched.post("/courses", headers=reception, json={
         "client_id": cid, "therapist_id": tid, "modality": "video",
@@ -63,10 +63,10 @@ def test_from_booking_to_risk_alert_to_discharge(practice, mail, auth_header):
     assert len(r.json["sessions"]) + len(r.json["unbooked"]) == 16
 
     # the client: a confirmation, then the questionnaire link for the session tomorrow
-    eventually(lambda: _messages_to(mail, "emma@client.test"), timeout=30, message="confirmation email")
+    eventually(lambda: _messages_to(mail, "emma@client.test"), timeout=90, message="confirmation email")
     link = eventually(lambda: next((m for body in (_text(x) for x in _messages_to(mail, "emma@client.test"))
                                     for m in re.findall(r"https?://[^\s\"<>]+/q/[A-Za-z0-9_\-]+", body)), None),
-                      timeout=45, message="questionnaire link emailed")
+                      timeout=90, message="questionnaire link emailed")
     for message in _messages_to(mail, "emma@client.test"):
         text = _text(message).lower()
         assert "depress" not in text and "therapy" not in text, "nothing clinical to the client"
@@ -81,12 +81,12 @@ def test_from_booking_to_risk_alert_to_discharge(practice, mail, auth_header):
 
     # the therapist and the clinical lead hear of it, by email and in the inbox
     eventually(lambda: _messages_to(mail, "sarah@practice.test") and _messages_to(mail, "lead@practice.test"),
-               timeout=30, message="risk alert emails")
+               timeout=90, message="risk alert emails")
     inbox = eventually(lambda: [i for i in notes.get("/inbox", headers=therapist).json
-                                if i.get("kind") == "risk_alert"], timeout=30, message="therapist inbox")
+                                if i.get("kind") == "risk_alert"], timeout=90, message="therapist inbox")
     assert inbox and inbox[0].get("client_id") == cid
     alerts = eventually(lambda: measures.get("/risk-alerts?status=open", headers=therapist).json.get("alerts"),
-                        timeout=30, message="open alert listed")
+                        timeout=90, message="open alert listed")
     assert alerts[0]["client_id"] == cid
     assert measures.get("/risk-alerts?status=open", headers=reception).status_code == 403
 
@@ -100,4 +100,4 @@ def test_from_booking_to_risk_alert_to_discharge(practice, mail, auth_header):
     def future_booked():
         sessions = sched.get(f"/clients/{cid}/sessions", headers=lead).json
         return [s for s in sessions if s["status"] == "booked"]
-    eventually(lambda: not future_booked(), timeout=45, message="future sessions cancelled on discharge")
+    eventually(lambda: not future_booked(), timeout=90, message="future sessions cancelled on discharge")
