@@ -94,7 +94,12 @@ def test_relay_killed_between_publish_and_mark_every_event_reaches_consumers_onc
     assert per_stream_order_kept(messages)
     runner = ProjectionRunner(settings, ClientSummaries())
     with running(runner.run):
-        eventually(lambda: converged(settings, load, total), timeout=120)
+        try:
+            eventually(lambda: converged(settings, load, total), timeout=120)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; applied_total={runner.applied_total} processed="
+                                 f"{processed_count(settings)} of {total} events, "
+                                 f"{len(ids)} records on the topic") from None
     assert runner.applied_total == total, f"{len(ids) - total} duplicates on the topic, none applied"
 
 
