@@ -141,6 +141,7 @@ class Progress:
         return bool((self.col.find_one({"_id": MARKER}) or {}).get("finished_at"))
 
     def once(self, key: str, work):
+        key = key.replace(".", ":")  # a dotted key would nest in $set and never be found again
         doc = self.col.find_one({"_id": MARKER}) or {}
         if key in (doc.get("steps") or {}):
             return doc["steps"][key]
