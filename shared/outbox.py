@@ -145,3 +145,37 @@ class OutboxRelay:
             if self.publish_once() == 0 or self.last_failed:
                 time.sleep(0.2)
         self._drop_producer()
+
+
+def reconcile(store: EventStore, bootstrap: str, topic: str, *, republish: bool = True) -> list[str]:
+    """Compare the events marked published with what the topic holds, and publish again the
+    ones missing (a broker that lost acknowledged records, as the local one can when it is
+    restarted mid-load). Returns the ids that were missing. A republished event lands after
+    later events of its stream: rebuild projections where order matters."""
+    from kafka import TopicPartition
+    on_topic: set[str] = set()
+    consumer = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=1000)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    on_topic.add(json.loads(record.value)["event_id"])
+    finally:
+        consumer.close()
+    through = store.published_through()
+    missing = [d for d in store.events.find({"position": {"$lte": through}}).sort("position", 1)
+               if d["_id"] not in on_topic]
+    if missing and republish:
+        producer = kafka_clients.producer(bootstrap)
+        try:
+            for doc in missing:
+                producer.send(topic, key=doc["stream_id"].encode(), value=message_from_document(doc))
+            producer.flush(timeout=30)
+        finally:
+            producer.close()
+        log.warning("reconcile %s: published %d missing events again", topic, len(missing))
+    return [d["_id"] for d in missing]

@@ -17,7 +17,7 @@ from .eventstore import EventStore
 from .events import registry
 from .kafka import ensure_topics
 from .mongo import client as mongo_client
-from .outbox import OutboxRelay
+from .outbox import OutboxRelay, reconcile
 
 log = logging.getLogger("rapport.run")
 
@@ -72,6 +72,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("redrive", help="apply a projection's parked (dead-lettered) records again")
     p.add_argument("service")
     p.add_argument("projection")
+    p = sub.add_parser("reconcile", help="publish again events marked published but missing from the topic")
+    p.add_argument("service")
+    p.add_argument("--dry-run", action="store_true")
     sub.add_parser("topics", help="create every service's topic")
     args = parser.parse_args(argv)
 
@@ -98,6 +101,13 @@ def main(argv=None) -> int:
             log.error("nothing to run for %s", args.service)
             return 2
         run_threads(loops, stop)
+        return 0
+    if args.command == "reconcile":
+        relay = make_relay(settings, args.service)
+        missing = reconcile(relay.store, settings.kafka_bootstrap, settings.topic(args.service),
+                            republish=not args.dry_run)
+        print(f"{settings.topic(args.service)}: {len(missing)} events missing from the topic"
+              + ("" if args.dry_run else ", published again"))
         return 0
     if args.command == "redrive":
         projection = next((p for p in definition.projections() if p.name == args.projection), None)
