@@ -23,14 +23,22 @@ log = logging.getLogger("rapport.run")
 
 
 def _stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT set `stop`. The handler runs in the main thread between two bytecodes,
+    possibly while that thread holds the very lock `stop.set()` (or a logging handler) needs
+    — inside `stop.wait()` — which deadlocked processes on SIGTERM (seen: a consumer process
+    that ignored three SIGTERMs). So the handler only hands the work to a new thread."""
     stop = threading.Event()
 
     def handler(signum, frame):
-        log.info("signal %s: stopping", signum)
-        stop.set()
+        threading.Thread(target=_stop, args=(stop, signum), daemon=True).start()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def _stop(stop: threading.Event, signum: int) -> None:
+    log.info("signal %s: stopping", signum)
+    stop.set()
 
 
 def make_relay(settings: Settings, service: str) -> OutboxRelay:
@@ -46,7 +54,7 @@ def run_threads(loops, stop: threading.Event) -> None:
         t.start()
     while not stop.is_set():
         stop.wait(0.5)
-        if not all(t.is_alive() for t in threads):
+        if not stop.is_set() and not all(t.is_alive() for t in threads):
             log.error("a worker thread died; stopping the process so it is restarted")
             stop.set()
             for t in threads:
