@@ -29,7 +29,7 @@ class NotifyConfig:
     backoff_seconds: float = 30.0
     backoff_cap_seconds: float = 3600.0
     lease_seconds: float = 120.0  # far longer than one SMTP or HTTP timeout
-    poll_seconds: float = 1.0
+    poll_seconds: float = 0.25  # a risk alert waits at most this long for the dispatcher
     practice_tz: str = "Europe/London"
     practice_name: str = "Rapport"
     measures_url: str = "http://127.0.0.1:8103"

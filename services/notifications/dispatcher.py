@@ -22,6 +22,7 @@ from pymongo.errors import PyMongoError
 
 from shared.config import Settings
 from shared.domain import Conflict, fold
+from shared.crypto import cipher_for
 from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 from shared.events import Actor, registry, utcnow
 from shared.mongo import client as mongo_client, in_transaction
@@ -80,7 +81,7 @@ class Dispatcher:
         mongo = mongo_client(self.settings.mongo_uri)
         db = mongo[self.settings.database("notifications")]
         self.mongo, self.db = mongo, db
-        self.store = EventStore(mongo, db.name, registry)
+        self.store = EventStore(mongo, db.name, registry, cipher=cipher_for(self.settings))
         self.store.ensure_indexes()
         ensure_indexes(db)
         self.book = MessageBook(db)
