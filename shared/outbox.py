@@ -43,7 +43,7 @@ class Lease:
     def acquire(self) -> bool:
         now = utcnow()
         try:
-            doc = self.collection.find_one_and_update(
+            self.collection.find_one_and_update(
                 {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
                 {"$set": {"owner": self.owner, "expires_at": now + timedelta(seconds=self.ttl)}},
                 upsert=True)

@@ -163,7 +163,7 @@ class ProjectionStore:
             except Exception as err:  # a handler bug: park it, keep the projection moving
                 log.error("projection %s: event at %s/%d@%d failed: %r", self.name,
                           record.topic, record.partition, record.offset, err)
-                in_transaction(self.mongo, lambda s: self._park(record, generation, err, s, track_offsets))
+                in_transaction(self.mongo, lambda s, err=err: self._park(record, generation, err, s, track_offsets))
         return applied
 
     def _apply(self, records: Sequence[Record], generation: int, session: ClientSession,

@@ -128,6 +128,14 @@ def running(*loops):
         w.close()
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server a test starts."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def eventually(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.1, message: str = ""):
     """Poll `check` until it returns a truthy value (returned) or fail after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -1,22 +1,17 @@
 """The four services together: each app, the measures API over real HTTP (notifications
 fetches links from it), every relay, consumer and loop on background threads, a real SMTP
 server."""
-import socket
 import threading
 
 import pytest
 from werkzeug.serving import make_server
 
 from shared import services
-from shared.pytest_plugin import service_workers
+from shared.pytest_plugin import service_workers, free_port
 
 FOUR = ("scheduling", "records", "measures", "notifications")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

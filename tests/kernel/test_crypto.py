@@ -16,7 +16,6 @@ from shared.eventstore import EventStore
 from shared.events import NewEvent, registry
 from shared.mongo import client
 from shared.outbox import OutboxRelay
-from shared.projections import snapshot
 from shared.pytest_plugin import eventually, running
 
 from .support import META

@@ -2,13 +2,14 @@
 generates — wrong types, missing fields, huge strings, odd unicode, unknown ids — no route
 answers 5xx. `make test` runs a short pass with a fixed seed; `make faults` a longer random one."""
 import os
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+
+from shared.pytest_plugin import free_port
 from werkzeug.serving import make_server
 
 from shared import services
@@ -17,10 +18,6 @@ ST = Path(sys.executable).with_name("st")
 SERVICES = [d.name for d in services.available()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fuzz(settings, make_token, service: str, *, examples: int, seed: str | None) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -17,7 +16,7 @@ from shared.auth import AuthError, verify_token
 from shared.eventstore import EventStore, Metadata
 from shared.events import Actor, NewEvent, registry
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import service_workers
+from shared.pytest_plugin import service_workers, free_port
 from shared.run import make_relay
 
 from services.notifications.app import create_app
@@ -28,10 +27,6 @@ from services.notifications.dispatcher import Dispatcher
 LEAD_EMAIL = "lead@practice.test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
