@@ -21,8 +21,13 @@ def producer(bootstrap: str, **overrides) -> KafkaProducer:
         retries=5,
         linger_ms=5,
         max_block_ms=5000,  # a send() while the broker is down fails fast; the relay retries
+        bootstrap_timeout_ms=10000,  # a relay started while the broker is away retries (and stops) sooner
         request_timeout_ms=10000,
         client_id="rapport-relay",
+        # never let a send create the topic with the broker's default partition count: a topic
+        # that later shows more partitions moves streams to other partitions (found by the
+        # fault suite on the local broker); topics are created by ensure_topics
+        allow_auto_create_topics=False,
     )
     options.update(overrides)
     return KafkaProducer(**options)
@@ -36,6 +41,7 @@ def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
         max_poll_records=200,
         session_timeout_ms=10000,
         heartbeat_interval_ms=3000,
+        allow_auto_create_topics=False,  # see producer()
     )
     options.update(overrides)
     return KafkaConsumer(**options)

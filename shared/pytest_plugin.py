@@ -101,10 +101,16 @@ class Workers:
 
     def start(self, *loops) -> "Workers":
         for loop in loops:
-            t = threading.Thread(target=loop, args=(self.stop,), daemon=True)
+            owner = getattr(loop, "__self__", None)
+            name = getattr(getattr(owner, "store", None), "name", None) or type(owner or loop).__name__
+            t = threading.Thread(target=loop, args=(self.stop,), daemon=True, name=f"worker:{name}")
             t.start()
             self.threads.append(t)
         return self
+
+    def alive(self) -> dict[str, bool]:
+        """Which loops still run (a loop that died shows False), for failure messages."""
+        return {t.name: t.is_alive() for t in self.threads}
 
     def close(self) -> None:
         self.stop.set()
@@ -136,8 +142,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def eventually(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.1, message: str = ""):
-    """Poll `check` until it returns a truthy value (returned) or fail after `timeout`."""
+def eventually(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.1, message: str = "",
+               describe: Callable[[], object] | None = None):
+    """Poll `check` until it returns a truthy value (returned) or fail after `timeout`;
+    `describe`, if given, is called on failure and its answer added to the message."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -145,7 +153,13 @@ def eventually(check: Callable[[], object], timeout: float = 20.0, interval: flo
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s: {message or check} (last: {last!r})")
+    seen = ""
+    if describe is not None:
+        try:
+            seen = f"; state: {describe()!r}"
+        except Exception as err:  # the description must not hide the failure
+            seen = f"; state unavailable: {err!r}"
+    raise AssertionError(f"not true within {timeout}s: {message or check} (last: {last!r}){seen}")
 
 
 def service_workers(settings: Settings, service: str, *, relay: bool = True, loops: bool = True):

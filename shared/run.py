@@ -44,7 +44,8 @@ def _stop(stop: threading.Event, signum: int) -> None:
 def make_relay(settings: Settings, service: str) -> OutboxRelay:
     store = EventStore(mongo_client(settings.mongo_uri), settings.database(service), registry)
     store.ensure_indexes()
-    return OutboxRelay(store, settings.kafka_bootstrap, settings.topic(service))
+    return OutboxRelay(store, settings.kafka_bootstrap, settings.topic(service),
+                       partitions=settings.topic_partitions)
 
 
 def run_threads(loops, stop: threading.Event) -> None:

@@ -116,3 +116,64 @@ def test_reconcile_publishes_again_what_the_broker_lost(settings):
     assert sorted(reconcile(store, settings.kafka_bootstrap, topic)) == sorted(lost)
     assert reconcile(store, settings.kafka_bootstrap, topic, republish=False) == []
     assert len(read_topic(settings, topic)) == 6
+
+
+def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_what_was_lost(settings):
+    """The broker acknowledged records and then lost them in an outage (the local one did,
+    restarted mid-load): the relay notes where its recent acknowledgements start when it
+    sees the failure (durably), and once a broker answers again — here a new relay process —
+    reads the topic from there and publishes again what is missing."""
+    from shared.outbox import VERIFY_ID
+    from shared.pytest_plugin import free_port
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    for i in range(6):
+        store.append(f"c-{i}", 0, [NewEvent("CounterOpened", {"name": str(i)})], META)
+    relay = OutboxRelay(store, settings.kafka_bootstrap, topic, batch_size=3)
+    assert relay.publish_once() == 3
+    store.mark_published_through(6)  # 4..6 "acknowledged", then lost by the broker
+    lost = sorted(d["_id"] for d in store.events.find({"position": {"$in": [4, 5, 6]}}))
+    store.append("c-9", 0, [NewEvent("CounterOpened", {"name": "9"})], META)
+
+    dead = f"127.0.0.1:{free_port()}"  # the broker is away: nothing answers there
+    relay._drop_producer()
+    relay._producer_factory = lambda: kafka_clients.producer(dead, bootstrap_timeout_ms=1000)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        doc = eventually(lambda: store.db["outbox"].find_one({"_id": VERIFY_ID}), timeout=60,
+                         message="the failure noted where the recent acknowledgements start")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert doc["from_position"] == 0 and doc["offsets"], doc
+    assert store.outbox_backlog()[0] == 1, "event 7 waits for the broker"
+
+    restarted = OutboxRelay(store, settings.kafka_bootstrap, topic)
+    stop = threading.Event()
+    thread = threading.Thread(target=restarted.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: store.db["outbox"].find_one({"_id": VERIFY_ID}) is None, timeout=60,
+                   message="the check ran and was cleared")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert restarted.republished_total == 3
+    on_topic = [r["event_id"] for _, r in read_topic(settings, topic)]
+    assert sorted(set(on_topic)) == sorted(d["_id"] for d in store.events.find({}, {"_id": 1}))
+    assert len(on_topic) == 7, "the lost three published once more, nothing else twice"
+    assert sorted(on_topic[i] for i in range(7) if on_topic[i] in lost) == lost
+
+
+def test_a_relay_that_saw_no_failure_reads_nothing_back(settings):
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "1"})], META)
+    relay = OutboxRelay(store, settings.kafka_bootstrap, topic)
+    assert relay.verify_after_outage() is None  # nothing in doubt: no topic read at all
+    relay.drain()
+    assert relay.verify_after_outage() is None and relay.republished_total == 0

@@ -39,7 +39,11 @@ def test_booking_confirms_and_reminds_rescheduling_moves_the_reminder_cancelling
 
     feed("scheduling", "session-s1", "SessionCancelled", session_id="s1", client_id="c1", therapist_id="t1",
          starts_at=moved, ends_at=moved + timedelta(minutes=50), by="client", reason="unwell", late=False)
-    wait(lambda: not api.get("/scheduled", headers=auth_header("admin")).json, message="voided")
+    def scheduled_now():
+        return [(n["kind"], n["channel"], n["status"], n["due_at"])
+                for n in api.get("/scheduled", headers=auth_header("admin")).json]
+    wait(lambda: not scheduled_now(), message="voided",
+         describe=lambda: (scheduled_now(), running_service.alive()))
     wait(lambda: any("is cancelled" in s for s in subjects(mail, "c1@client.test")))
     voided = api.get("/notifications?status=voided&kind=reminder", headers=auth_header("clinical_lead")).json
     assert len(voided) == 4 and {n["void_reason"] for n in voided} == {"appointment rescheduled",

@@ -59,7 +59,7 @@ class Scheduling:
                                 settings.database("scheduling"), registry)
         self.store.ensure_indexes()
         self.relay = OutboxRelay(self.store, settings.kafka_bootstrap,
-                                 settings.topic("scheduling"))
+                                 settings.topic("scheduling"), partitions=settings.topic_partitions)
         self.meta = Metadata(Actor("reception-user", "admin"), "corr-scheduling")
         self.start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(weeks=6)
 
