@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 import pymongo
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.client_session import ClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .events import Actor, Event, EventRegistry, NewEvent, new_id, registry as default_registry, utcnow
 from .mongo import in_transaction
@@ -78,6 +78,10 @@ class EventStore:
                        also: Callable[[ClientSession], None] | None = None) -> list[Event]:
         """Append the events of one command atomically. Raises ConcurrencyError if any
         stream is not at its expected version; `also(session)` runs in the same transaction."""
+        streams = [a.stream_id for a in appends]
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"a stream appears twice in one append: {sorted(streams)}; "
+                             "put its events in one StreamAppend")
         prepared = [(a, [self._prepare(e) for e in a.events]) for a in appends]
         total = sum(len(evts) for _, evts in prepared)
         if total == 0:
@@ -106,7 +110,12 @@ class EventStore:
                     out.append(event)
             try:
                 self.events.insert_many(docs, ordered=True, session=session)
-            except DuplicateKeyError as err:
+            except (DuplicateKeyError, BulkWriteError) as err:
+                # insert_many reports a duplicate key as a BulkWriteError (code 11000): another
+                # writer took this stream version first
+                errors = err.details.get("writeErrors", []) if isinstance(err, BulkWriteError) else [{"code": 11000}]
+                if not errors or any(e.get("code") != 11000 for e in errors):
+                    raise
                 raise ConcurrencyError(prepared[0][0].stream_id, prepared[0][0].expected_version) from err
             if also is not None:
                 also(session)

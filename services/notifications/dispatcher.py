@@ -153,25 +153,43 @@ class Dispatcher:
         messages = self.book.messages
         planned = list(messages.find({"announced": False}).limit(limit))
         voided = list(messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit))
-        batch = [(d, Schedule(info_of(d)), {"announced": True}) for d in planned]
-        batch += [(d, Void(info_of(d), d.get("void_reason") or "voided"),
-                   {"void_announced": True, "announced": True}) for d in voided]
+        # one entry per message: planned and voided before it was announced is both (once
+        # it came twice, and the two appends to one stream broke the whole batch for good)
+        batch: dict[str, tuple[dict, list, dict]] = {
+            d["_id"]: (d, [Schedule(info_of(d))], {"announced": True}) for d in planned}
+        for d in voided:
+            _, commands, _ = batch.get(d["_id"], (d, [], {}))
+            batch[d["_id"]] = (d, commands + [Void(info_of(d), d.get("void_reason") or "voided")],
+                               {"void_announced": True, "announced": True})
         if not batch:
             return 0
         try:
-            self._record_batch(batch)
+            self._record_batch(list(batch.values()))
         except ConcurrencyError:  # a sender recorded one of them meanwhile: one by one
-            for doc, command, flags in batch:
-                self.record(doc["_id"], command, lambda s, d=doc, f=flags: messages.update_one(
-                    {"_id": d["_id"]}, {"$set": f}, session=s))
+            for doc, commands, flags in batch.values():
+                for command in commands:
+                    self.record(doc["_id"], command, lambda s, d=doc, f=flags: messages.update_one(
+                        {"_id": d["_id"]}, {"$set": f}, session=s))
         return len(batch)
+
+    def _decide_all(self, state, commands) -> list:
+        new = []
+        for command in commands:
+            try:
+                decided = self.decider.decide(state, command)
+            except Conflict:
+                decided = []
+            for event in decided:
+                state = self.decider.evolve(state, event)
+            new += decided
+        return new
 
     def _record_batch(self, batch) -> None:
         appends = []
-        for doc, command, _ in batch:
+        for doc, commands, _ in batch:
             sid = stream_id(doc["_id"])
             events = self.store.load(sid)
-            new = self.decider.decide(fold(self.decider, events), command)
+            new = self._decide_all(fold(self.decider, events), commands)
             if new:
                 appends.append(StreamAppend(sid, len(events), new))
 

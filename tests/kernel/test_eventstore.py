@@ -89,3 +89,12 @@ def test_read_all_in_commit_order(settings):
     assert [e.position for e in events] == list(range(1, 11))
     assert len({e.event_id for e in events}) == 10
     assert [e.position for e in store.read_all(from_position=8)] == [9, 10]
+
+
+def test_one_stream_twice_in_one_append_is_refused_before_anything_is_written(settings):
+    store = kernel_store(settings)
+    opened = NewEvent("CounterOpened", {"name": "a"})
+    bumped = NewEvent("CounterIncremented", {"by": 1, "reason": "x"})
+    with pytest.raises(ValueError, match="appears twice"):
+        store.append_streams([StreamAppend("c-1", 0, [opened]), StreamAppend("c-1", 0, [bumped])], META)
+    assert store.load("c-1") == [] and store.events.count_documents({}) == 0

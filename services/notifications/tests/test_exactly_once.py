@@ -147,3 +147,28 @@ def test_failing_for_good_is_recorded_as_failed_and_listed(nsettings, feed, mail
     kinds = notification_events(nsettings, "confirmation:s1:email")
     assert kinds == ["NotificationScheduled"] + ["NotificationFailed"] * 4
     assert port  # the sink fixture's server was stopped deliberately
+
+
+def test_a_message_planned_and_voided_before_the_dispatcher_announced_it_is_recorded_once_each(
+        nsettings, feed, mail, sms, book, workers):
+    """Found by CI: a reminder planned and voided while no dispatcher ran was in both of the
+    announcer's lists, so one batch appended to its stream twice; the batch failed on every
+    try and the dispatcher sent nothing more."""
+    feed.therapist()
+    feed.client()
+    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
+    feed.booked(starts=starts)
+    moved = starts + timedelta(days=1)
+    feed("scheduling", "session-s1", "SessionRescheduled", session_id="s1", client_id="c1", therapist_id="t1",
+         starts_at=moved, ends_at=moved + timedelta(minutes=50), previous_starts_at=starts,
+         modality="video", room=None, reason="client asked")
+    workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run)
+    old_reminder = f"reminder:s1:{starts.strftime('%Y%m%dT%H%MZ')}:email"
+    wait(lambda: book.count_documents({"_id": old_reminder, "status": "voided", "announced": False}) == 1,
+         message="the first reminder planned and voided, neither announced")
+    workers.start(Dispatcher(nsettings).run)
+    wait(lambda: any("has moved" in m["Subject"] for _, m in mail.messages), message="the notice went")
+    wait(lambda: notification_events(nsettings, old_reminder) == ["NotificationScheduled", "NotificationVoided"],
+         message="scheduled, then voided, each once")
+    wait(lambda: book.count_documents({"announced": False}) == 0 and
+         book.count_documents({"status": "voided", "void_announced": False}) == 0, message="all announced")
