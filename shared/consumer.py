@@ -5,6 +5,7 @@ monitoring, rebalances and CommitFailedError handled, clean stop on SIGTERM; and
 projection rebuild: replay the topics from the start into a new generation, then swap."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,6 +56,44 @@ class _SeekOnAssign(ConsumerRebalanceListener):
         self.runner.seek_to_stored(assigned)
 
 
+def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) -> set:
+    """Of `checks` ({TopicPartition: (next offset, id of the event before it)}), the
+    partitions where the record at next offset - 1 is missing or holds another event. Real
+    Kafka keeps acknowledged records across a clean restart; the local broker was seen losing
+    some, and a consumer resuming at its stored offset would skip the records that then took
+    their offsets. A partition that cannot be checked in `timeout` counts as rewritten
+    (reading it again costs time; skipping records would lose them)."""
+    if not checks:
+        return set()
+    probe = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=100)
+    try:
+        parts = list(checks)
+        probe.assign(parts)
+        ends = probe.end_offsets(parts)
+        rewritten = {tp for tp in parts if ends[tp] < checks[tp][0]}
+        pending = set(parts) - rewritten
+        for tp in pending:
+            probe.seek(tp, checks[tp][0] - 1)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for tp, records in probe.poll(timeout_ms=500).items():
+                if tp not in pending or not records:
+                    continue
+                wanted, last_id = checks[tp][0] - 1, checks[tp][1]
+                first = records[0]
+                try:
+                    held = json.loads(first.value).get("event_id") if first.offset == wanted else None
+                except ValueError:
+                    held = None
+                if held != last_id:
+                    rewritten.add(tp)
+                pending.discard(tp)
+                probe.pause(tp)
+        return rewritten | pending
+    finally:
+        probe.close()
+
+
 class ProjectionRunner:
     def __init__(self, settings: Settings, projection: Projection, *, instance: int = 0,
                  registry: EventRegistry = default_registry, status_interval: float = 5.0):
@@ -72,13 +111,26 @@ class ProjectionRunner:
         self._last_status = 0.0
 
     def seek_to_stored(self, partitions) -> None:
-        stored = self.store.stored_offsets(self.generation)
+        """Position each partition at its stored offset; a partition whose record before
+        that offset is no longer the last event applied (the broker lost records and gave
+        their offsets to new ones) is read again from the beginning: the processed ids
+        drop what was applied already, and nothing new is skipped."""
+        partitions = list(partitions)
+        stored = self.store.stored_positions(self.generation)
+        rewritten = rewritten_partitions(
+            self.settings.kafka_bootstrap,
+            {tp: stored[(tp.topic, tp.partition)] for tp in partitions
+             if (tp.topic, tp.partition) in stored and stored[(tp.topic, tp.partition)][1]})
         for tp in partitions:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
+            position = stored.get((tp.topic, tp.partition))
+            if position is None or tp in rewritten:
+                if tp in rewritten:
+                    log.warning("%s: %s:%d no longer holds the last applied event at offset %d "
+                                "(the broker lost records): reading it again from the start",
+                                self.store.name, tp.topic, tp.partition, position[0] - 1)
                 self.consumer.seek_to_beginning(tp)
             else:
-                self.consumer.seek(tp, offset)
+                self.consumer.seek(tp, position[0])
 
     def _open(self) -> None:
         kafka_clients.ensure_topics(self.settings.kafka_bootstrap, self.topics,
@@ -110,6 +162,7 @@ class ProjectionRunner:
                 log.warning("%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+                self._reseek_after_failure()  # and check the broker still holds what was read
         self.close()
 
     def step(self, timeout_ms: int = 100) -> int:
@@ -138,7 +191,7 @@ class ProjectionRunner:
             return
         try:
             self.seek_to_stored(self.consumer.assignment())
-        except PyMongoError:
+        except (PyMongoError, KafkaError):
             pass  # still down; the next step fails again and we come back here
 
     def _report_status(self) -> None:

@@ -137,8 +137,12 @@ class ProjectionStore:
     # -- offsets ------------------------------------------------------------------------
     def stored_offsets(self, generation: int) -> dict[tuple[str, int], int]:
         """{(topic, partition): next offset to read} for a generation."""
+        return {tp: offset for tp, (offset, _) in self.stored_positions(generation).items()}
+
+    def stored_positions(self, generation: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """{(topic, partition): (next offset to read, id of the event just before it)}."""
         prefix = f"^{self._key(generation)}:"
-        return {(d["topic"], d["partition"]): d["next_offset"]
+        return {(d["topic"], d["partition"]): (d["next_offset"], d.get("last_event_id"))
                 for d in self.offsets.find({"_id": {"$regex": prefix}})}
 
     # -- applying records ------------------------------------------------------------------
@@ -171,12 +175,15 @@ class ProjectionStore:
         view = View(self, generation, session)
         key = self._key(generation)
         next_offsets: dict[tuple[str, int], int] = {}
+        last_ids: dict[tuple[str, int], str | None] = {}
         events: list[Event] = []
         for record in records:
             next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
                 events.append(self.registry.from_message(record.value, self.cipher))
+                last_ids[(record.topic, record.partition)] = events[-1].event_id
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
+                last_ids[(record.topic, record.partition)] = None
                 self._dead_letter(record, err, session)
         # one query for the whole batch: which of these events were applied already?
         markers = [f"{key}:{e.event_id}" for e in events]
@@ -194,19 +201,24 @@ class ProjectionStore:
         if applied:
             self.processed.insert_many([{"_id": m} for m in applied], ordered=False, session=session)
         if track_offsets:
-            self._save_offsets(next_offsets, generation, session)
+            self._save_offsets(next_offsets, generation, session, last_ids)
         if last is not None:
             self.meta.update_one({"_id": self.name}, {"$set": {
                 f"g{generation}.last_event_recorded_at": last.recorded_at,
                 f"g{generation}.last_applied_at": utcnow()}}, session=session)
         return len(applied)
 
-    def _save_offsets(self, next_offsets, generation: int, session: ClientSession) -> None:
+    def _save_offsets(self, next_offsets, generation: int, session: ClientSession,
+                      last_ids: dict | None = None) -> None:
+        """The next offset to read per partition, with the id of the event just before it
+        (`last_event_id`, None when that record was not an event) so a consumer can tell
+        that a broker which lost records gave their offsets to others (ProjectionRunner)."""
         key = self._key(generation)
         for (topic, partition), offset in next_offsets.items():
             self.offsets.update_one(
                 {"_id": f"{key}:{topic}:{partition}"},
                 {"$set": {"topic": topic, "partition": partition, "next_offset": offset,
+                          "last_event_id": (last_ids or {}).get((topic, partition)),
                           "updated_at": utcnow()}},
                 upsert=True, session=session)
 

@@ -160,3 +160,28 @@ def test_a_handler_bug_parks_one_event_and_redrive_applies_it_after_the_fix(sett
     # applied late, so after its successors: order-sensitive projections are rebuilt instead
     assert sorted(next(d["versions"] for d in docs if d["_id"] == "c-1")) == [2, 3, 4]
     assert [d["sum"] for d in docs] == [d["sum"] for d in expected_totals(store)]
+
+
+def test_a_partition_whose_offsets_now_hold_other_records_is_read_again_from_the_start(settings):
+    """The local broker lost acknowledged records in a restart and gave their offsets to new
+    ones. Simulated: the stored offsets say the runner read past the end, and the event
+    before them is one the topic no longer holds. Resuming there would skip what follows;
+    the runner notices and reads those partitions again (the processed ids drop repeats)."""
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=5, increments=4)
+    relay.drain()
+    runner, pstore = live(settings)
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+    applied_before = runner.applied_total
+    append_counters(store, streams=5, increments=2, start=100)  # arrive after the "loss"
+    relay.drain()
+    generation = pstore.active_generation()
+    for tp, (offset, _) in pstore.stored_positions(generation).items():
+        pstore.offsets.update_one({"_id": f"{pstore.name}:g{generation}:{tp[0]}:{tp[1]}"},
+                                  {"$set": {"next_offset": offset + 2, "last_event_id": "lost-event"}})
+    restarted, _ = live(settings)
+    with running(restarted.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store), timeout=30,
+                   message="the records after the stored offsets were applied")
+    assert applied_before == 25 and restarted.applied_total == 10, "each event applied once"
