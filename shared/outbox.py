@@ -180,8 +180,16 @@ class OutboxRelay:
                 self._drop_producer()
                 raise KafkaTimeoutError("republishing lost records was not acknowledged")
             self.republished_total += len(missing)
+            # kept for the operator: these events now follow later events of their streams
+            # on the topic, so a projection where order matters should be rebuilt
+            self.store.db["outbox_repairs"].insert_one({
+                "topic": self.topic, "at": utcnow(), "count": len(missing),
+                "event_ids": [d["_id"] for d in missing],
+                "streams": sorted({d["stream_id"] for d in missing})})
             log.warning("relay %s: the broker lost %d acknowledged events in an outage; "
-                        "published them again", self.topic, len(missing))
+                        "published them again (listed in outbox_repairs; they follow later "
+                        "events of their streams: rebuild order-sensitive projections)",
+                        self.topic, len(missing))
         if self.store.db["outbox"].delete_one({"_id": VERIFY_ID, "since": doc["since"]}).deleted_count:
             self._verify_due = False  # (a newer outage rewrote it meanwhile: check again)
         return len(missing)

@@ -105,14 +105,28 @@ def read_topic(settings, topic: str) -> list[dict]:
         consumer.close()
 
 
-def per_stream_order_kept(messages: list[dict]) -> bool:
-    """After dropping repeats, each stream's versions are 1, 2, 3, ... in topic order."""
+def per_stream_order_kept(messages: list[dict], repaired: set[str] = frozenset()) -> bool:
+    """After dropping repeats, each stream's versions are 1, 2, 3, ... in topic order.
+    Events a relay published again after the broker lost them (`repaired`, from
+    `outbox_repairs`) necessarily follow later events of their stream; the others must
+    still be in order."""
     seen: dict[str, list[int]] = {}
+    dropped: dict[str, set[int]] = {}
     for m in messages:
+        if m["event_id"] in repaired:
+            dropped.setdefault(m["stream_id"], set()).add(m["stream_version"])
+            continue
         versions = seen.setdefault(m["stream_id"], [])
         if m["stream_version"] not in versions:
             versions.append(m["stream_version"])
-    return all(v == list(range(1, len(v) + 1)) for v in seen.values())
+    return all(v == [n for n in range(1, len(v) + len(dropped.get(s, ())) + 1)
+                     if n not in dropped.get(s, ())]
+               for s, v in seen.items())
+
+
+def repaired_events(store) -> set[str]:
+    """Events the relay published again because the broker lost them (shared/outbox.py)."""
+    return {i for d in store.db["outbox_repairs"].find() for i in d["event_ids"]}
 
 
 def release_dead_transactions(settings) -> None:

@@ -18,7 +18,7 @@ from bench.procs import PYTHON, Proc, settings_env, worker
 from services.records.projections import ClientSummaries
 
 from .support import (RecordsLoad, open_tasks, per_stream_order_kept, processed_count,
-                      read_topic, release_dead_transactions)
+                      read_topic, release_dead_transactions, summaries)
 
 pytestmark = pytest.mark.slow
 
@@ -97,9 +97,13 @@ def test_relay_killed_between_publish_and_mark_every_event_reaches_consumers_onc
         try:
             eventually(lambda: converged(settings, load, total), timeout=120)
         except AssertionError as err:
+            consumer = runner.consumer
+            positions = ({f"{tp.topic[-10:]}:{tp.partition}": consumer.position(tp)
+                          for tp in consumer.assignment()} if consumer else None)
             raise AssertionError(f"{err}; applied_total={runner.applied_total} processed="
                                  f"{processed_count(settings)} of {total} events, "
-                                 f"{len(ids)} records on the topic") from None
+                                 f"{len(ids)} records on the topic; consumer positions {positions}, "
+                                 f"stored {summaries(settings).stored_positions(1)}") from None
     assert runner.applied_total == total, f"{len(ids) - total} duplicates on the topic, none applied"
 
 

@@ -162,6 +162,8 @@ def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_wha
         stop.set()
         thread.join(timeout=30)
     assert restarted.republished_total == 3
+    repair = store.db["outbox_repairs"].find_one()
+    assert repair["count"] == 3 and sorted(repair["event_ids"]) == lost, "kept for the operator"
     on_topic = [r["event_id"] for _, r in read_topic(settings, topic)]
     assert sorted(set(on_topic)) == sorted(d["_id"] for d in store.events.find({}, {"_id": 1}))
     assert len(on_topic) == 7, "the lost three published once more, nothing else twice"
