@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from kafka import TopicPartition
@@ -24,6 +25,7 @@ from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore, Record
 
 log = logging.getLogger(__name__)
+READ_CHECK_WINDOW = 120.0  # seconds of read records checked against the broker on assignment
 
 
 def group_id(settings: Settings, projection: Projection) -> str:
@@ -56,40 +58,46 @@ class _SeekOnAssign(ConsumerRebalanceListener):
         self.runner.seek_to_stored(assigned)
 
 
+def _event_id(value: bytes) -> str | None:
+    try:
+        return json.loads(value).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+
+
 def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) -> set:
-    """Of `checks` ({TopicPartition: (next offset, id of the event before it)}), the
-    partitions where the record at next offset - 1 is missing or holds another event. Real
-    Kafka keeps acknowledged records across a clean restart; the local broker was seen losing
-    some, and a consumer resuming at its stored offset would skip the records that then took
-    their offsets. A partition that cannot be checked in `timeout` counts as rewritten
-    (reading it again costs time; skipping records would lose them)."""
+    """Of `checks` ({TopicPartition: [(offset, event id read there), ...]}), the partitions
+    where one of those offsets is gone or now holds another record. Real Kafka keeps
+    acknowledged records across a clean restart; the local broker was seen losing its last
+    ones and giving their offsets to new records, and a consumer resuming past them would skip
+    the new ones. A partition that cannot be checked in `timeout` counts as rewritten (reading
+    it again costs time; skipping records would lose them)."""
+    checks = {tp: sorted(set(samples)) for tp, samples in checks.items() if samples}
     if not checks:
         return set()
-    probe = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=100)
+    probe = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=200)
+    deadline = time.monotonic() + timeout
+    rewritten = set()
     try:
-        parts = list(checks)
-        probe.assign(parts)
-        ends = probe.end_offsets(parts)
-        rewritten = {tp for tp in parts if ends[tp] < checks[tp][0]}
-        pending = set(parts) - rewritten
-        for tp in pending:
-            probe.seek(tp, checks[tp][0] - 1)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for tp, records in probe.poll(timeout_ms=500).items():
-                if tp not in pending or not records:
-                    continue
-                wanted, last_id = checks[tp][0] - 1, checks[tp][1]
-                first = records[0]
-                try:
-                    held = json.loads(first.value).get("event_id") if first.offset == wanted else None
-                except ValueError:
-                    held = None
-                if held != last_id:
+        ends = probe.end_offsets(list(checks))
+        for tp, samples in checks.items():
+            if ends[tp] <= samples[-1][0]:
+                rewritten.add(tp)  # the partition now ends before a record we read
+                continue
+            probe.assign([tp])
+            held: dict[int, str | None] = {}
+            for offset, event_id in samples:
+                if offset not in held:
+                    probe.seek(tp, offset)
+                    while offset not in held and time.monotonic() < deadline:
+                        for record in probe.poll(timeout_ms=500).get(tp, []):
+                            held[record.offset] = _event_id(record.value)
+                        if held and max(held) > offset:
+                            break  # the offset itself is not there (compacted or missing)
+                if held.get(offset, "missing") != event_id:
                     rewritten.add(tp)
-                pending.discard(tp)
-                probe.pause(tp)
-        return rewritten | pending
+                    break
+        return rewritten
     finally:
         probe.close()
 
@@ -109,6 +117,9 @@ class ProjectionRunner:
         self.idle = False
         self.idle_wait = 0.3
         self._last_status = 0.0
+        # per partition, (time, offset, event id) of the last record of each recent batch:
+        # checked on every assignment, so offsets a broker lost and reused are noticed
+        self._read: dict[TopicPartition, deque] = {}
 
     def seek_to_stored(self, partitions) -> None:
         """Position each partition at its stored offset; a partition whose record before
@@ -117,18 +128,23 @@ class ProjectionRunner:
         drop what was applied already, and nothing new is skipped."""
         partitions = list(partitions)
         stored = self.store.stored_positions(self.generation)
-        rewritten = rewritten_partitions(
-            self.settings.kafka_bootstrap,
-            {tp: stored[(tp.topic, tp.partition)] for tp in partitions
-             if (tp.topic, tp.partition) in stored and stored[(tp.topic, tp.partition)][1]})
+        checks = {}
+        for tp in partitions:
+            samples = [(offset, event_id) for _, offset, event_id in self._read.get(tp, ())]
+            offset, last_id = stored.get((tp.topic, tp.partition), (0, None))
+            if last_id:
+                samples.append((offset - 1, last_id))
+            checks[tp] = samples
+        rewritten = rewritten_partitions(self.settings.kafka_bootstrap, checks)
         for tp in partitions:
             position = stored.get((tp.topic, tp.partition))
             if position is None or tp in rewritten:
                 if tp in rewritten:
-                    log.warning("%s: %s:%d no longer holds the last applied event at offset %d "
-                                "(the broker lost records): reading it again from the start",
-                                self.store.name, tp.topic, tp.partition, position[0] - 1)
+                    log.warning("%s: %s:%d no longer holds records this consumer read (the "
+                                "broker lost records and reused their offsets): reading it "
+                                "again from the start", self.store.name, tp.topic, tp.partition)
                 self.consumer.seek_to_beginning(tp)
+                self._read.pop(tp, None)
             else:
                 self.consumer.seek(tp, position[0])
 
@@ -177,6 +193,7 @@ class ProjectionRunner:
         if batch:
             applied = self.store.apply(_records(batch), self.generation)
             self.applied_total += applied
+            self._remember(batch)
             try:
                 self.consumer.commit()
             except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as err:
@@ -184,6 +201,23 @@ class ProjectionRunner:
                 log.info("%s: commit skipped during rebalance (%s)", self.store.name, err)
         self._report_status()
         return applied
+
+    def _remember(self, batch, window: float = READ_CHECK_WINDOW, slot: float = 0.5) -> None:
+        """Keep, per half second, the last record read: the record read just before an outage
+        is always kept, and at most window/slot samples per partition."""
+        now = time.monotonic()
+        for tp, records in batch.items():
+            if not records:
+                continue
+            last = records[-1]
+            read = self._read.setdefault(tp, deque())
+            sample = (now, last.offset, _event_id(last.value))
+            if read and now - read[-1][0] < slot:
+                read[-1] = (read[-1][0], *sample[1:])
+            else:
+                read.append(sample)
+            while read and read[0][0] < now - window:
+                read.popleft()
 
     def _reseek_after_failure(self) -> None:
         # the consumer's positions moved past records that were not applied: go back
