@@ -185,3 +185,41 @@ def test_a_partition_whose_offsets_now_hold_other_records_is_read_again_from_the
         eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store), timeout=30,
                    message="the records after the stored offsets were applied")
     assert applied_before == 25 and restarted.applied_total == 10, "each event applied once"
+
+
+def test_rewritten_partitions_compares_what_was_read_with_what_the_broker_holds(settings):
+    from kafka import TopicPartition
+    from shared.consumer import rewritten_partitions
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=6, increments=5)
+    relay.drain()
+    held = {}
+    for doc in json_records(settings, topic):
+        held.setdefault(doc[0], []).append((doc[1], doc[2]))
+    parts = sorted(held)
+    samples = {TopicPartition(topic, p): held[p][::3] for p in parts}
+    assert rewritten_partitions(settings.kafka_bootstrap, samples) == set(), "all still there"
+    first = TopicPartition(topic, parts[0])
+    changed = dict(samples)
+    offset, _ = held[parts[0]][1]
+    changed[first] = samples[first] + [(offset, "an-event-the-broker-lost")]
+    past_end = TopicPartition(topic, parts[-1])
+    changed[past_end] = samples[past_end] + [(len(held[parts[-1]]) + 5, "beyond-the-end")]
+    assert rewritten_partitions(settings.kafka_bootstrap, changed) == {first, past_end}
+
+
+def json_records(settings, topic):
+    """(partition, offset, event id) of every record of a topic."""
+    from kafka import TopicPartition
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends, out = consumer.end_offsets(parts), []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                out.extend((tp.partition, r.offset, json.loads(r.value)["event_id"]) for r in records)
+        return out
+    finally:
+        consumer.close()
