@@ -75,7 +75,8 @@ def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) ->
     checks = {tp: sorted(set(samples)) for tp, samples in checks.items() if samples}
     if not checks:
         return set()
-    probe = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=200)
+    probe = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=200,
+                                   bootstrap_timeout_ms=int(timeout * 1000))
     deadline = time.monotonic() + timeout
     rewritten = set()
     try:
