@@ -126,7 +126,8 @@ def _run(settings, report: Report) -> None:
     projection = ServiceContext("records", settings).projection(ClientSummaries())
     done, first = 0, True
     for size in SIZES:
-        append_rate = _append(store, size - done, done)
+        added = size - done
+        append_rate = _append(store, added, done)
         done = size
         t = Timer()
         with t.run():
@@ -137,7 +138,8 @@ def _run(settings, report: Report) -> None:
         label = f"{size // 1000}k"
         report.add(f"[{label}] append (100 events/command)", append_rate, "events/s")
         report.add(f"[{label}] read_all", read / t.seconds, "events/s")
-        report.add(f"[{label}] relay publish + mark", size / relay.seconds, "events/s")
+        report.add(f"[{label}] relay publish + mark", added / relay.seconds, "events/s",
+                   note=f"the {added} events appended at this size")
         if first:  # the live pipeline once; rebuild (the same apply path) at every size
             raw = _raw_consume(settings, topic)
             report.add(f"[{label}] records summaries consumer", _live(settings, size), "events/s",
