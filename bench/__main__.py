@@ -1,10 +1,10 @@
 """`make bench`: every figure measured side by side with its limit in one run, printed as a
 table of ratios (value / limit) and saved as JSON under bench/results/.
 
-Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,scale):
+Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,scale,idle):
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
 latencies with real relay/consumer processes and their memory (flows.py), a service
-projection from 10k to 100k events (scale.py)."""
+projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py)."""
 from __future__ import annotations
 
 import os
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from shared import logs
 
-from . import booking, flows, kernel, scale
+from . import booking, flows, idle, kernel, scale
 from .common import Report, bench_settings, drop, save
 
-SECTIONS = ("kernel", "booking", "flows", "scale")
+SECTIONS = ("kernel", "booking", "flows", "scale", "idle")
 
 
 def _memory(report: Report, rss: dict) -> None:
@@ -47,6 +47,9 @@ def main() -> int:
             elif section == "scale":
                 report = Report(f"records summaries at {', '.join(map(str, scale.SIZES))} events")
                 scale.run(settings, report)
+            elif section == "idle":
+                report = Report("idle consumer")
+                idle.run(settings, report)
             else:
                 raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
         finally:

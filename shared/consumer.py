@@ -25,6 +25,10 @@ from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore, Record
 
 log = logging.getLogger(__name__)
+# how long poll() waits for records before an idle runner rests `idle_wait`: the local broker
+# answers fetches at once, so a client waiting in poll() spins on empty fetches; measured by
+# `BENCH_SECTIONS=idle make bench` (an idle runner: ~2% of a core at 20 ms, 7-10% at 100 ms)
+POLL_MS = 20
 READ_CHECK_WINDOW = 120.0  # seconds of read records checked against the broker on assignment
 
 
@@ -117,6 +121,7 @@ class ProjectionRunner:
         self.applied_total = 0
         self.idle = False
         self.idle_wait = 0.3
+        self.poll_ms = POLL_MS
         self._last_status = 0.0
         # per partition, (time, offset, event id) of the last record of each recent batch:
         # checked on every assignment, so offsets a broker lost and reused are noticed
@@ -182,13 +187,13 @@ class ProjectionRunner:
                 self._reseek_after_failure()  # and check the broker still holds what was read
         self.close()
 
-    def step(self, timeout_ms: int = 100) -> int:
+    def step(self, timeout_ms: int | None = None) -> int:
         active = self.store.active_generation()
         if active != self.generation:  # a rebuild was swapped in: follow it
             log.info("%s: switching to generation %d", self.store.name, active)
             self.generation = active
             self.seek_to_stored(self.consumer.assignment())
-        batch = self.consumer.poll(timeout_ms=timeout_ms)
+        batch = self.consumer.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
         self.idle = not batch
         applied = 0
         if batch:

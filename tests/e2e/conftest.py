@@ -104,7 +104,7 @@ class Stack:
                               capture_output=True, text=True, timeout=1200)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(infra):
     kafka, mongo = infra
     practice = Stack(kafka, mongo)
@@ -118,7 +118,7 @@ def stack(infra):
             c.drop_database(name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (bash deploy/local/ensure-chromium.sh)")
