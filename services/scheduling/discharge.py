@@ -11,6 +11,7 @@ import threading
 from pymongo.errors import PyMongoError
 
 from shared.config import Settings
+from shared.crypto import KeyDisposed
 from shared.domain import DomainError
 from shared.eventstore import Metadata
 from shared.events import Actor, utcnow
@@ -32,9 +33,16 @@ class DischargeCanceller:
         """Work through every pending discharge; returns the sessions cancelled."""
         cancelled = 0
         for job in list(self.queue.reader("discharges").find({"status": "pending"}).limit(50)):
-            cancelled += self._cancel_future(job["client_id"], job["_id"])
+            outcome = "cancelled"
+            try:
+                cancelled += self._cancel_future(job["client_id"], job["_id"])
+            except KeyDisposed:
+                # the record was disposed of (retention) before the discharge was worked
+                # through: nothing of theirs can be written, and nothing needs cancelling
+                log.info("discharge of %s: the client was disposed of; nothing to cancel", job["client_id"])
+                outcome = "client disposed of"
             self.queue.reader("discharges").update_one(
-                {"_id": job["_id"]}, {"$set": {"status": "done", "done_at": utcnow()}})
+                {"_id": job["_id"]}, {"$set": {"status": "done", "outcome": outcome, "done_at": utcnow()}})
         return cancelled
 
     def _cancel_future(self, client_id: str, cause: str | None) -> int:
@@ -60,6 +68,8 @@ class DischargeCanceller:
                 self.step()
             except PyMongoError as err:
                 log.warning("discharge canceller: store unavailable (%s)", err)
+            except Exception:  # a bug must not stop the loop: the job stays pending, retried
+                log.exception("discharge canceller: a discharge failed; retrying")
             stop.wait(self.interval)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.pytest_plugin import eventually, service_workers
+from shared.consumer import ProjectionRunner
+from shared.pytest_plugin import eventually, running, service_workers
 from shared.run import make_relay
 from shared.web import ServiceContext
 
@@ -137,3 +138,31 @@ def test_a_discharge_cancels_the_future_sessions_exactly_once(client, settings, 
         "client_id": "c1", "therapist_id": "t1", "kind": "booster", "modality": "video",
         "starts_at": at(first + timedelta(weeks=8), 10).isoformat()})
     assert r.status_code == 409 and r.json["code"] == "client_discharged"
+
+
+def test_a_discharge_of_a_client_disposed_of_meanwhile_is_closed_not_fatal(client, settings, auth_header,
+                                                                            therapist, workers):
+    """Seen as a dead canceller thread in the disposal test: the client's key was destroyed
+    (retention disposal) before their discharge was worked through."""
+    from shared.crypto import cipher_for
+    therapist()
+    register_client(settings, "c1", "t1")
+    start_workers(settings, workers)
+    wait_for_clients(settings, 1)
+    admin = auth_header("admin")
+    first = monday()
+    session = post(client, "/sessions", admin, client_id="c1", therapist_id="t1", kind="treatment",
+                   modality="video", starts_at=at(first, 10).isoformat())["session_id"]
+    workers.close()  # no canceller running: the discharge waits in the queue
+    discharge_client(settings, "c1", "t1")
+    queue = ServiceContext("scheduling", settings).projection(Discharges())
+    with running(make_relay(settings, "records").run, ProjectionRunner(settings, Discharges()).run):
+        eventually(lambda: queue.reader("discharges").find_one({"client_id": "c1", "status": "pending"}),
+                   timeout=60, message="the discharge queued")
+    assert cipher_for(settings).keys.destroy("c1")
+    assert make_canceller(settings).step() == 0
+    job = queue.reader("discharges").find_one({"client_id": "c1"})
+    assert job["status"] == "done" and job["outcome"] == "client disposed of"
+    store = ServiceContext("scheduling", settings).store
+    assert store.events.count_documents({"type": "SessionCancelled"}) == 0 and session
+
