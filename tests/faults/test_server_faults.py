@@ -100,7 +100,7 @@ def test_store_killed_mid_load_every_acknowledged_command_once_projection_conver
     local = servers_restored
     web = procs.add(Gunicorn("services.records.wsgi:app", settings, log_dir=procs.log_dir,
                              name="records-web"))
-    pipeline(settings, procs)
+    relay, consumer = pipeline(settings, procs)
     admin, t1 = auth_header("admin"), auth_header("therapist", therapist_id="t1", sub="t1-user")
     clients = []
     for i in range(4):
@@ -151,5 +151,7 @@ def test_store_killed_mid_load_every_acknowledged_command_once_projection_conver
     expected = {cid: sum(1 for d in events.find({"type": "TaskAssigned", "data.client_id": cid}))
                 for cid in clients}
     total = events.count_documents({})
+    store = ServiceContext("records", settings).store
     eventually(lambda: converged(settings, expected, total), timeout=180,
-               message="projection converged after the store came back")
+               message="projection converged after the store came back",
+               describe=lambda: diagnose(settings, store, total, [relay, consumer]))
