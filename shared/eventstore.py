@@ -160,13 +160,30 @@ class EventStore:
         """Every event of this store in commit order, from `from_position` (exclusive)."""
         last = from_position
         while True:
-            docs = list(self.events.find({"position": {"$gt": last}})
-                        .sort("position", ASCENDING).limit(batch_size))
+            docs = self._window(last, batch_size)
             if not docs:
                 return
             for doc in docs:
                 yield self.from_document(doc)
             last = docs[-1]["position"]
+
+    def _window(self, last: int, size: int) -> list[dict]:
+        """The events after position `last`, at most `size`, in order. Positions are gap-free,
+        so this asks for the range (last, last + size]: the local store (SecantusDB) reads
+        every match of an open `$gt` before it sorts and limits, which made reading the tail
+        of 100k events 7 times slower than of 10k (BENCH_SECTIONS=scale make bench). An
+        empty range is checked with one open query, in case a position was ever skipped."""
+        docs = list(self.events.find({"position": {"$gt": last, "$lte": last + size}})
+                    .sort("position", ASCENDING))
+        if docs:
+            return docs
+        following = self.events.find_one({"position": {"$gt": last}}, {"position": 1},
+                                         sort=[("position", ASCENDING)])
+        if following is None:
+            return []
+        start = following["position"]
+        return list(self.events.find({"position": {"$gte": start, "$lt": start + size}})
+                    .sort("position", ASCENDING))
 
     def from_document(self, doc: dict) -> Event:
         version, data = self.registry.deserialise(doc["type"], doc["schema_version"], doc["data"],
@@ -185,8 +202,7 @@ class EventStore:
 
     def pending(self, limit: int = 500) -> list[dict]:
         """Unpublished events in position order."""
-        return list(self.events.find({"position": {"$gt": self.published_through()}})
-                    .sort("position", ASCENDING).limit(limit))
+        return self._window(self.published_through(), limit)
 
     def mark_published_through(self, position: int) -> None:
         """The broker acknowledged every event up to `position` (never moves back)."""

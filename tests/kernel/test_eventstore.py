@@ -98,3 +98,18 @@ def test_one_stream_twice_in_one_append_is_refused_before_anything_is_written(se
     with pytest.raises(ValueError, match="appears twice"):
         store.append_streams([StreamAppend("c-1", 0, [opened]), StreamAppend("c-1", 0, [bumped])], META)
     assert store.load("c-1") == [] and store.events.count_documents({}) == 0
+
+
+def test_read_all_and_pending_step_over_a_skipped_position(settings):
+    """Reading goes by position windows (positions are gap-free); were one ever skipped,
+    nothing after it may be missed."""
+    store = kernel_store(settings)
+    for i in range(7):
+        store.append(f"c-{i}", 0, [NewEvent("CounterOpened", {"name": str(i)})], META)
+    store.events.delete_one({"position": 3})  # a hole, as if position 3 had been skipped
+    assert [e.position for e in store.read_all(batch_size=2)] == [1, 2, 4, 5, 6, 7]
+    store.mark_published_through(2)
+    assert [d["position"] for d in store.pending(limit=3)] == [4, 5]  # the window (2, 5]
+    assert [d["position"] for d in store.pending(limit=1)] == [4]  # (2, 3] empty: found beyond
+    store.mark_published_through(5)
+    assert [d["position"] for d in store.pending(limit=3)] == [6, 7]
