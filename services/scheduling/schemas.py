@@ -1,6 +1,8 @@
 """Request and response schemas (flask-smorest documents them in /openapi.json)."""
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.common import MODALITIES
@@ -11,9 +13,24 @@ ID = validate.Length(min=1, max=64)
 MAX_SEARCH_DAYS = 62
 
 
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _in_diary_years(value) -> None:
+    """A diary date or time between 2000 and 2099: the search windows around a booking (a
+    week either side) must stay within the calendar (the fuzzer sent year 9999 and got a 500)."""
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST <= day <= LATEST:
+        raise ValidationError(f"must be between {EARLIEST.year} and {LATEST.year}")
+
+
 def aware(**kwargs):
     """Instants must carry their offset: a naive time is ambiguous across clock changes."""
-    return fields.AwareDateTime(default_timezone=None, **kwargs)
+    return fields.AwareDateTime(default_timezone=None, validate=_in_diary_years, **kwargs)
+
+
+def day(**kwargs):
+    return fields.Date(validate=_in_diary_years, **kwargs)
 
 
 def _date_range(data, limit: int = MAX_SEARCH_DAYS):
@@ -44,8 +61,8 @@ class WeeklyHoursSchema(Schema):
 
 
 class ExceptionSchema(Schema):
-    start_date = fields.Date(required=True)
-    end_date = fields.Date(required=True, metadata={"description": "inclusive"})
+    start_date = day(required=True)
+    end_date = day(required=True, metadata={"description": "inclusive"})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
@@ -69,8 +86,8 @@ class TherapistOut(Schema):
 class SlotsQuery(Schema):
     therapist_id = fields.String(required=True, validate=ID)
     modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
-    from_ = fields.Date(required=True, data_key="from")
-    to = fields.Date(required=True, metadata={"description": "inclusive"})
+    from_ = day(required=True, data_key="from")
+    to = day(required=True, metadata={"description": "inclusive"})
     room = fields.String(validate=validate.Length(min=1, max=60))
 
     @validates_schema
@@ -158,7 +175,7 @@ class ManyOut(Schema):
 
 # -- views ----------------------------------------------------------------------------------------
 class DiaryQuery(Schema):
-    date = fields.Date(required=True)
+    date = day(required=True)
     view = fields.String(load_default="day", validate=validate.OneOf(("day", "week")))
 
 
@@ -169,14 +186,14 @@ class DiaryEntry(SessionOut):
 
 class DiaryOut(Schema):
     therapist_id = fields.String()
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = day(data_key="from")
+    to = day()
     sessions = fields.List(fields.Nested(DiaryEntry))
 
 
 class RangeQuery(Schema):
-    from_ = fields.Date(required=True, data_key="from")
-    to = fields.Date(required=True, metadata={"description": "inclusive"})
+    from_ = day(required=True, data_key="from")
+    to = day(required=True, metadata={"description": "inclusive"})
 
     @validates_schema
     def _range(self, data, **kwargs):
@@ -185,8 +202,8 @@ class RangeQuery(Schema):
 
 class UtilisationOut(Schema):
     therapist_id = fields.String()
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = day(data_key="from")
+    to = day()
     available_hours = fields.Float()
     booked_hours = fields.Float(metadata={"description": "sessions not cancelled"})
     utilisation = fields.Float(allow_none=True)

@@ -50,6 +50,14 @@ def test_bad_input_is_a_clear_problem_never_a_500(client, settings, auth_header,
     assert r.status_code == 409 and "working hours" in r.json["detail"]
     assert client.post("/sessions", json=booking()).status_code == 401
     assert client.post("/sessions/nope/cancel", headers=admin, json={"by": "client", "reason": "x"}).status_code == 404
+    # found by the fuzzer: year 9999 overflowed the search window around the course (500)
+    r = client.post("/courses", headers=admin, json={
+        "client_id": "c1", "therapist_id": "t1", "modality": "video", "count": 16,
+        "first_starts_at": "9999-12-31T10:00:00+00:00"})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "first_starts_at"
+    assert "between 2000 and 2099" in str(r.json["errors"][0])
+    r = client.get("/slots?therapist_id=t1&from=0001-01-01&to=0001-01-02", headers=admin)
+    assert r.status_code == 422, r.json
 
 
 def test_unknown_and_discharged_clients_cannot_be_booked(client, settings, auth_header, therapist):
