@@ -17,7 +17,7 @@ def _projections():
 
 def _workers(settings):
     from .dispatcher import Dispatcher
-    return [Dispatcher(settings).run]
+    return [Dispatcher(settings).run, Dispatcher(settings, name="urgent-lane", urgent_only=True).run]
 
 
 def _dispose(settings, client_id):

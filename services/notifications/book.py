@@ -16,6 +16,8 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.events import utcnow
 
+from .plans import URGENT
+
 PENDING, SENDING, SENT, FAILED, VOIDED = "pending", "sending", "sent", "failed", "voided"
 STATUSES = (PENDING, SENDING, SENT, FAILED, VOIDED)
 
@@ -90,19 +92,21 @@ class MessageBook:
         return self.preferences.find_one({"_id": client_id}, session=self.session)
 
     # -- sending -------------------------------------------------------------------------
-    def claim(self, lease: timedelta, by: str = "dispatcher") -> dict | None:
+    def claim(self, lease: timedelta, by: str = "dispatcher", *, urgent_only: bool = False) -> dict | None:
         """Take one due message for sending, atomically: first a message whose sender died
-        (its lease ran out), then the most urgent due one. Returns it with `claim` set."""
+        (its lease ran out), then the most urgent due one. Returns it with `claim` set.
+        `urgent_only`: risk alerts only (the dispatcher's urgent lane)."""
         now = utcnow()
+        only = {"priority": URGENT} if urgent_only else {}
         change = {"$set": {"status": SENDING, "lease_until": now + lease, "claim": uuid.uuid4().hex,
                            "claimed_at": now, "claimed_by": by}, "$inc": {"attempts": 1}}
         stale = self.messages.find_one_and_update(
-            {"status": SENDING, "lease_until": {"$lt": now}}, change,
+            {"status": SENDING, "lease_until": {"$lt": now}, **only}, change,
             return_document=ReturnDocument.AFTER)
         if stale is not None:
             return stale
         return self.messages.find_one_and_update(
-            {"status": PENDING, "next_at": {"$lte": now}}, change,
+            {"status": PENDING, "next_at": {"$lte": now}, **only}, change,
             sort=[("priority", ASCENDING), ("next_at", ASCENDING)],
             return_document=ReturnDocument.AFTER)
 

@@ -70,8 +70,12 @@ def info_of(doc: dict) -> dict:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, config: NotifyConfig | None = None, *, name: str = "dispatcher"):
-        self.settings, self.name = settings, name
+    def __init__(self, settings: Settings, config: NotifyConfig | None = None, *, name: str = "dispatcher",
+                 urgent_only: bool = False):
+        """`urgent_only`: the urgent lane, which sends risk alerts only and announces nothing,
+        so an alert never waits behind a busy hour of confirmations and reminders (the main
+        dispatcher still sends alerts too; claims keep each message to one sender)."""
+        self.settings, self.name, self.urgent_only = settings, name, urgent_only
         self.config = config or NotifyConfig.from_env(settings)
         self.decider = NotificationDecider()
         self.sent_total = 0
@@ -103,7 +107,8 @@ class Dispatcher:
                 busy = self.step(stop=stop)
                 backoff = 0.2
                 if not busy:
-                    stop.wait(self.config.poll_seconds)
+                    stop.wait(min(self.config.poll_seconds, 0.1) if self.urgent_only
+                              else self.config.poll_seconds)
             except PyMongoError as err:
                 log.warning("%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff)
                 stop.wait(backoff)
@@ -117,7 +122,7 @@ class Dispatcher:
     def step(self, batch: int = 20, stop: threading.Event | None = None) -> int:
         """Announce what was planned or voided, then send up to `batch` due messages
         (stopping between two messages when asked to, never in the middle of one)."""
-        done = self.announce()
+        done = 0 if self.urgent_only else self.announce()
         for _ in range(batch):
             if (stop is not None and stop.is_set()) or not self.dispatch_one():
                 break
@@ -203,7 +208,8 @@ class Dispatcher:
 
     # -- sending ---------------------------------------------------------------------------
     def dispatch_one(self) -> bool:
-        message = self.book.claim(timedelta(seconds=self.config.lease_seconds), self.name)
+        message = self.book.claim(timedelta(seconds=self.config.lease_seconds), self.name,
+                                  urgent_only=self.urgent_only)
         if message is None:
             return False
         key, info, attempts = message["_id"], info_of(message), message["attempts"]

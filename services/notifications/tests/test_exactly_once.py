@@ -172,3 +172,28 @@ def test_a_message_planned_and_voided_before_the_dispatcher_announced_it_is_reco
          message="scheduled, then voided, each once")
     wait(lambda: book.count_documents({"announced": False}) == 0 and
          book.count_documents({"status": "voided", "void_announced": False}) == 0, message="all announced")
+
+
+def test_the_urgent_lane_sends_risk_alerts_only_and_never_twice_with_the_main_dispatcher(
+        nsettings, feed, mail, sms, book, workers):
+    """A risk alert must not wait behind a busy hour of confirmations: the urgent lane
+    claims only urgent messages; with the main dispatcher beside it each goes once."""
+    from datetime import datetime, timezone as tz
+    feed.therapist(email="dr.a@practice.test")
+    feed.client()
+    feed.booked()
+    feed("measures", "alert-a1", "RiskIndicated", alert_id="a1", client_id="c1", therapist_id="t1",
+         response_id="r1", instrument="PHQ-9", item=9, answer=2, indicated_at=datetime.now(tz.utc))
+    workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run,
+                  Dispatcher(nsettings, name="urgent", urgent_only=True).run)
+    wait(lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), message="alerts by the lane")
+    time.sleep(1.0)
+    assert book.count_documents({"kind": "confirmation", "status": "pending"}) == 2, "not the lane's"
+    assert {d["claimed_by"] for d in book.find({"kind": "risk_alert", "status": "sent"})} == {"urgent"}
+    workers.start(Dispatcher(nsettings, name="main").run)
+    wait(lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 2, message="the rest")
+    wait(lambda: book.count_documents({"announced": False}) == 0, message="all announced")
+    assert set(message_ids(mail).values()) == {1}, "each email once"
+    sent = [d["_id"] for d in book.find({"kind": "risk_alert", "channel": "email"})]
+    assert sent and all(notification_events(nsettings, k) == ["NotificationScheduled", "NotificationSent"]
+                        for k in sent)
