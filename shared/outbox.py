@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 VERIFY_ID = "verify-after-outage"
 
 
+def send_documents(producer, topic: str, docs) -> list:
+    """Send stored event documents to `topic`, keyed by stream id; returns the futures."""
+    return [producer.send(topic, key=d["stream_id"].encode(), value=message_from_document(d))
+            for d in docs]
+
+
 def message_from_document(doc: dict) -> bytes:
     body = {
         "event_id": doc["_id"], "type": doc["type"], "schema_version": doc["schema_version"],
@@ -105,9 +111,8 @@ class OutboxRelay:
         producer = self._get_producer()
         futures = []
         try:
-            for doc in docs:
-                futures.append(producer.send(self.topic, key=doc["stream_id"].encode(),
-                                             value=message_from_document(doc)))
+            for doc in docs:  # one by one: a send that fails keeps the futures before it
+                futures += send_documents(producer, self.topic, [doc])
             producer.flush(timeout=15)
         except KafkaError as err:
             log.warning("relay: broker unavailable (%s); %d events wait", err, len(docs))
@@ -173,8 +178,7 @@ class OutboxRelay:
                                      from_position=doc["from_position"], offsets=offsets)
         if missing:
             producer = self._get_producer()
-            futures = [producer.send(self.topic, key=d["stream_id"].encode(),
-                                     value=message_from_document(d)) for d in missing]
+            futures = send_documents(producer, self.topic, missing)
             producer.flush(timeout=15)
             if not all(f.is_done and f.succeeded() for f in futures):
                 self._drop_producer()
@@ -275,8 +279,7 @@ def reconcile(store: EventStore, bootstrap: str, topic: str, *, republish: bool 
     if missing and republish:
         producer = kafka_clients.producer(bootstrap)
         try:
-            for doc in missing:
-                producer.send(topic, key=doc["stream_id"].encode(), value=message_from_document(doc))
+            send_documents(producer, topic, missing)
             producer.flush(timeout=30)
         finally:
             producer.close()

@@ -135,10 +135,7 @@ class Dispatcher:
         sid = stream_id(key)
         for _ in range(5):
             events = self.store.load(sid)
-            try:
-                new = self.decider.decide(fold(self.decider, events), command)
-            except Conflict:
-                new = []
+            new = self._decide_all(fold(self.decider, events), [command])
             if not new:
                 in_transaction(self.mongo, mark)
                 return

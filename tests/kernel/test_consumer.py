@@ -9,6 +9,7 @@ from shared.projections import snapshot
 from shared.pytest_plugin import eventually, running
 
 from .support import META, Totals, kernel_store, reg
+from .test_outbox import read_topic
 
 
 def append_counters(store, streams=5, increments=10, start=0):
@@ -194,8 +195,8 @@ def test_rewritten_partitions_compares_what_was_read_with_what_the_broker_holds(
     append_counters(store, streams=6, increments=5)
     relay.drain()
     held = {}
-    for doc in json_records(settings, topic):
-        held.setdefault(doc[0], []).append((doc[1], doc[2]))
+    for partition, offset, record in read_topic(settings, topic, with_offsets=True):
+        held.setdefault(partition, []).append((offset, record["event_id"]))
     parts = sorted(held)
     samples = {TopicPartition(topic, p): held[p][::3] for p in parts}
     assert rewritten_partitions(settings.kafka_bootstrap, samples) == set(), "all still there"
@@ -206,20 +207,3 @@ def test_rewritten_partitions_compares_what_was_read_with_what_the_broker_holds(
     past_end = TopicPartition(topic, parts[-1])
     changed[past_end] = samples[past_end] + [(len(held[parts[-1]]) + 5, "beyond-the-end")]
     assert rewritten_partitions(settings.kafka_bootstrap, changed) == {first, past_end}
-
-
-def json_records(settings, topic):
-    """(partition, offset, event id) of every record of a topic."""
-    from kafka import TopicPartition
-    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends, out = consumer.end_offsets(parts), []
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            for tp, records in consumer.poll(timeout_ms=1000).items():
-                out.extend((tp.partition, r.offset, json.loads(r.value)["event_id"]) for r in records)
-        return out
-    finally:
-        consumer.close()

@@ -14,8 +14,9 @@ from shared.pytest_plugin import STACK, eventually
 from .support import META, kernel_store
 
 
-def read_topic(settings, topic):
-    """Every record of a topic (all partitions, from the start) as decoded dicts."""
+def read_topic(settings, topic, with_offsets=False):
+    """Every record of a topic (all partitions, from the start): (partition, decoded dict),
+    or (partition, offset, decoded dict) `with_offsets`."""
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
     consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
     try:
@@ -26,7 +27,8 @@ def read_topic(settings, topic):
         out = []
         while any(consumer.position(tp) < ends[tp] for tp in parts):
             for tp, records in consumer.poll(timeout_ms=1000).items():
-                out.extend((tp.partition, json.loads(r.value)) for r in records)
+                out.extend((tp.partition, r.offset, json.loads(r.value)) if with_offsets
+                           else (tp.partition, json.loads(r.value)) for r in records)
         return out
     finally:
         consumer.close()
