@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 import requests
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request, session
 
 from .security import backend_token, current_user
 
@@ -39,6 +39,7 @@ class Backend:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if self.correlation_id:
             headers["X-Correlation-ID"] = self.correlation_id
+        headers.update(_consistency_headers(method, service, path))
         url = self.urls[service].rstrip("/") + path
         try:
             response = self.http.request(method, url, params=_clean(params), json=json,
@@ -54,6 +55,7 @@ class Backend:
             raise BackendError(503, f"The {service} service is not answering just now.", service)
         if response.status_code >= 400:
             raise _error(service, response)
+        _remember_position(service, response)
         if response.status_code == 204 or not response.content:
             return {}
         try:
@@ -76,6 +78,45 @@ class Backend:
             return self.get(service, path, **params), None
         except BackendError as err:
             return default, err
+
+
+POSITIONS = "positions"
+
+
+def _consistency_headers(method: str, service: str, path: str) -> dict:
+    """Read-your-writes and once-only writes, for the signed-in person.
+
+    A write sends the form's idempotency key (one per form shown, scoped by service and path,
+    so one form that calls two services does each once). A read sends the positions this
+    person's earlier writes produced, `service:position` for each service, and the service
+    waits (bounded) until its projections have reached them."""
+    if not has_request_context():
+        return {}
+    headers = {}
+    if method != "GET":
+        key = request.form.get("idempotency_key") if request.method == "POST" else None
+        if key:
+            headers["Idempotency-Key"] = f"{key}:{service}:{method}:{path}"[:200]
+    positions = session.get(POSITIONS) or {}
+    if positions:
+        headers["X-Rapport-Min-Position"] = ",".join(f"{k}:{v}" for k, v in sorted(positions.items()))
+    return headers
+
+
+def _remember_position(service: str, response) -> None:
+    """Keep the highest position a write of this person produced in each service (in the
+    signed session cookie: a few numbers, no clinical data)."""
+    position = response.headers.get("X-Rapport-Position")
+    if not position or not has_request_context():
+        return
+    try:
+        value = int(position.rsplit(":", 1)[-1])
+    except ValueError:
+        return
+    positions = dict(session.get(POSITIONS) or {})
+    if value > int(positions.get(service, 0)):
+        positions[service] = value
+        session[POSITIONS] = positions
 
 
 def _clean(params):

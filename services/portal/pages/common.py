@@ -6,7 +6,10 @@ from datetime import date, datetime, timezone
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
+
+from werkzeug.exceptions import HTTPException
 
 from ..backend import BackendError
 from ..security import check_csrf, user_store
@@ -25,16 +28,99 @@ def _csrf():
 
 @blueprint.errorhandler(BackendError)
 def _backend_refused(err: BackendError):
-    """A GET that the services refuse shows why; a refused form goes back with the reason."""
+    """A GET that the services refuse shows why. A refused form is shown again, on the page
+    it came from, with the reason beside the field and what the person typed kept (422)."""
     if request.method == "POST":
+        return _form_again(err)
+    status = err.status if err.status in (403, 404, 409, 503, 504) else 502
+    return render_template("error.html", status=status, title=_titles.get(status, "Error"),
+                           detail=err.detail), status
+
+
+def _form_again(err: BackendError):
+    """Render the page named by the form's `back` (or the referrer) again, inside this
+    request, with `g.form_state` holding the submitted values and the errors. Nothing is
+    kept in a cookie or at rest: clinical text never leaves this request."""
+    g.form_state = {"form": request.form.get("form", ""), "values": request.form,
+                    "errors": err.field_errors, "detail": err.detail}
+    target = _back()
+    path, _, query = target.partition("?")
+    headers = {"Cookie": request.headers.get("Cookie", ""), "Host": request.host}
+    try:
+        with current_app.test_request_context(path, query_string=query, method="GET", headers=headers,
+                                              environ_base={"REMOTE_ADDR": request.remote_addr}):
+            rule = request.url_rule
+            view = current_app.view_functions.get(rule.endpoint) if rule else None
+            if view is None or not rule.endpoint.startswith("pages."):
+                raise LookupError(path)
+            page = make_response(view(**(request.view_args or {})))
+    except (LookupError, HTTPException):
         for field, reason in err.field_errors.items():
             flash(f"{field or 'form'}: {reason}", "error")
         if not err.field_errors:
             flash(err.detail, "error")
-        return redirect(_back())
-    status = err.status if err.status in (403, 404, 409, 503, 504) else 502
-    return render_template("error.html", status=status, title=_titles.get(status, "Error"),
-                           detail=err.detail), status
+        return redirect(target)
+    page.status_code = 422 if err.status in (400, 422) else (err.status if 400 <= err.status < 600 else 422)
+    return page
+
+
+def _submitted(form: str) -> dict | None:
+    state = g.get("form_state")
+    return state if state and state["form"] == form else None
+
+
+def form_value(form: str, name: str, default=""):
+    """The value the person typed into `name` of `form`, when that form is shown again."""
+    state = _submitted(form)
+    return state["values"].get(name, default) if state else default
+
+
+def form_values(form: str, name: str, default=()):
+    state = _submitted(form)
+    return state["values"].getlist(name) if state else list(default)
+
+
+def field_error(form: str, name: str) -> Markup:
+    """The service's reason beside the field (`id="<form>-<name>-error"`, for aria-describedby)."""
+    state = _submitted(form)
+    reason = (state or {}).get("errors", {}).get(name) if state else None
+    if not reason:
+        return Markup("")
+    return Markup('<p class="field-error" id="%s-%s-error" role="alert">%s</p>') % (form, name, reason)
+
+
+def form_error(form: str) -> Markup:
+    """What the service said about the form as a whole (a clash, a state that forbids it),
+    and field errors for fields the form does not show."""
+    state = _submitted(form)
+    if not state:
+        return Markup("")
+    shown = set(state["values"].keys())
+    lines = [state["detail"]] if not state["errors"] else []
+    lines += [f"{k or 'form'}: {v}" for k, v in state["errors"].items() if k not in shown]
+    if not lines:
+        lines = ["Please correct the fields marked below."]
+    return Markup('<div class="msg error" role="alert">%s</div>') % Markup("<br>").join(escape(x) for x in lines)
+
+
+def form_fields(form: str = "") -> Markup:
+    """The hidden fields every portal form carries: the CSRF token, the form's name (so only
+    that form is filled in again after an error), the page to show it again on (the portal
+    sends no Referer), and the idempotency key."""
+    from ..security import csrf_token
+    back = request.full_path.rstrip("?") if request.method == "GET" else form_value(form, "back", _back())
+    return (Markup('<input type="hidden" name="csrf_token" value="%s">'
+                   '<input type="hidden" name="form" value="%s">'
+                   '<input type="hidden" name="back" value="%s">') % (csrf_token(), form, back)) + form_key()
+
+
+def form_key() -> Markup:
+    """A hidden form field naming this form submission once: the portal sends it to the
+    services as the `Idempotency-Key`, so a second press (or a retry after a timeout) of the
+    same form does the work once. A form shown again after an error keeps its key."""
+    import uuid
+    key = (g.get("form_state") or {}).get("values", {}).get("idempotency_key") or uuid.uuid4().hex
+    return Markup('<input type="hidden" name="idempotency_key" value="%s">') % key
 
 
 _titles = {403: "Not available", 404: "Not found", 409: "Conflict", 503: "Service unavailable",
@@ -142,6 +228,10 @@ def _staff(user_id):
 @blueprint.app_template_filter("human")
 def _human(value):
     return (str(value) if value is not None else "").replace("_", " ")
+
+
+for _helper in (form_value, form_values, field_error, form_error, form_key, form_fields):
+    blueprint.add_app_template_global(_helper)
 
 
 @blueprint.app_context_processor
