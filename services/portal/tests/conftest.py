@@ -38,7 +38,8 @@ class Services:
             key = (request.method, "/" + path)
             self.calls.append({"method": request.method, "path": "/" + path, "args": dict(request.args),
                                "json": request.get_json(silent=True),
-                               "authorization": request.headers.get("Authorization", "")})
+                               "authorization": request.headers.get("Authorization", ""),
+                               "headers": dict(request.headers)})
             status, body, delay = self.answers.get(key, (404, {"title": "Not Found", "status": 404,
                                                                "detail": f"no {key}"}, 0))
             time.sleep(delay)
