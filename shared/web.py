@@ -205,13 +205,6 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
         logs.correlation_id.set(g.correlation_id)
 
     @app.before_request
-    def _refuse_deep_json():
-        # before anything parses the body (webargs, get_json): deep nesting would make the
-        # parser recurse until it fails with a 500 (issue 15 #4)
-        if request.is_json and too_deep(request.get_data(cache=True)):
-            return problem(400, "Bad Request", f"the JSON body is nested deeper than {MAX_DEPTH} levels")
-
-    @app.before_request
     def _enforce_access():
         # Authenticate before the body is validated, whatever the decorator order on the
         # view: an anonymous caller learns nothing about a route's schema (401, not 422).
@@ -220,6 +213,13 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
             identity = authenticate()
             if identity.role not in roles:
                 raise Forbidden(f"role {identity.role} may not do this")
+
+    @app.before_request
+    def _refuse_deep_json():
+        # after authentication (401 first, as for any body), before anything parses the body (webargs, get_json): deep nesting would make the
+        # parser recurse until it fails with a 500 (issue 15 #4)
+        if request.is_json and too_deep(request.get_data(cache=True)):
+            return problem(400, "Bad Request", f"the JSON body is nested deeper than {MAX_DEPTH} levels")
 
     @app.before_request
     def _consistency():
