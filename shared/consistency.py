@@ -67,22 +67,34 @@ def note_seen(store: "ProjectionStore", key: str, session, records: Sequence["Re
     projection generation `key`). `events` are the records parsed, in order; when some
     records could not be parsed their positions are read from the raw records instead."""
     if len(events) == len(records):
-        pairs = [(_source(r.topic), e.position) for r, e in zip(records, events)]
+        pairs = [(r, e.position) for r, e in zip(records, events)]
     else:
-        pairs = [(_source(r.topic), _position(r.value)) for r in records]
+        pairs = [(r, _position(r.value)) for r in records]
     by_source: dict[str, list[int]] = {}
-    for source, position in pairs:
+    from_start: set[str] = set()
+    for record, position in pairs:
+        source = _source(record.topic)
         if position is not None:
             by_source.setdefault(source, []).append(position)
+        if record.offset == 0:
+            from_start.add(source)
     if not by_source:
         return
     progress = store.db[PROGRESS]
     ids = {f"{key}:{source}": source for source in by_source}
     found = {d["_id"]: d for d in progress.find({"_id": {"$in": list(ids)}}, session=session)}
     for doc_id, source in ids.items():
-        doc = found.get(doc_id) or {}
-        through, ahead = merge(doc.get("through", 0), doc.get("ahead", []), by_source[source])
-        if doc and through == doc.get("through") and ahead == doc.get("ahead"):
+        doc = found.get(doc_id)
+        positions = by_source[source]
+        if doc is None and source not in from_start:
+            # a consumer that was reading this topic before positions were recorded (an
+            # upgrade), or a topic whose first records are gone: what it applied before is
+            # not known, and waiting for it could last for ever; so the positions before this
+            # batch's last one count as seen (optimistic for this one batch, exact after it)
+            doc = {"through": max(positions), "ahead": []}
+        doc = doc or {}
+        through, ahead = merge(doc.get("through", 0), doc.get("ahead", []), positions)
+        if "_id" in doc and through == doc.get("through") and ahead == doc.get("ahead"):
             continue  # all delivered again: nothing new
         progress.update_one({"_id": doc_id}, {"$set": {"through": through, "ahead": ahead}},
                             upsert=True, session=session)
@@ -109,16 +121,27 @@ def drop_progress(store: "ProjectionStore", key: str) -> None:
     store.db[PROGRESS].delete_many({"_id": {"$regex": f"^{re.escape(key)}:"}})
 
 
+# {(database, projection generation key, source): a `through` seen}: it only grows within a
+# generation, so a position once reached needs no further query (a rebuild reads under a new
+# generation key)
+_reached: dict[tuple[str, str, str], int] = {}
+
+
 def unreached(store: "ProjectionStore", generation: int, wanted: dict[str, int]) -> dict[str, int]:
     """Of `wanted` ({service: position}), what this projection generation has not seen yet
     (services it does not read are left out)."""
-    asked = {s: p for s, p in wanted.items() if s in store.projection.sources}
+    key = f"{store.name}:g{generation}"
+    database = store.db.name
+    asked = {s: p for s, p in wanted.items() if s in store.projection.sources
+             and _reached.get((database, key, s), 0) < p}
     if not asked:
         return {}
-    key = f"{store.name}:g{generation}"
-    seen = {d["_id"].rsplit(":", 1)[-1]: d.get("through", 0) for d in store.db[PROGRESS].find(
-        {"_id": {"$in": [f"{key}:{s}" for s in asked]}}, {"through": 1})}
-    return {s: p for s, p in asked.items() if seen.get(s, 0) < p}
+    for doc in store.db[PROGRESS].find({"_id": {"$in": [f"{key}:{s}" for s in asked]}},
+                                       {"through": 1}):
+        source = doc["_id"].rsplit(":", 1)[-1]
+        cached = (database, key, source)
+        _reached[cached] = max(doc.get("through", 0), _reached.get(cached, 0))
+    return {s: p for s, p in asked.items() if _reached.get((database, key, s), 0) < p}
 
 
 # -- the request side -----------------------------------------------------------------------

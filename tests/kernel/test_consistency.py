@@ -56,10 +56,11 @@ def app(settings):
 
 def records_of(store, partitions=3):
     """The store's events as Kafka records, spread over partitions by stream."""
-    out = []
+    out, offsets = [], [0] * partitions
     for doc in store.events.find().sort("position", 1):
         partition = int(doc["stream_id"].rsplit("-", 1)[-1]) % partitions
-        out.append(Record("t.rapport.kernel", partition, doc["position"], message_from_document(doc)))
+        out.append(Record("t.rapport.kernel", partition, offsets[partition], message_from_document(doc)))
+        offsets[partition] += 1
     return out
 
 
@@ -95,6 +96,28 @@ def test_a_projection_has_reached_a_position_only_when_every_event_up_to_it_is_a
     pstore.apply([r for r in records if r.partition == 1], generation)
     assert consistency.unreached(pstore, generation, {"kernel": 9}) == {}
     assert consistency.unreached(pstore, generation, {"kernel": 10}) == {"kernel": 10}
+
+
+def test_a_projection_that_was_reading_before_positions_were_recorded_starts_where_it_is(settings):
+    """An upgrade: the consumer resumes mid-topic (no record at offset 0) with no positions
+    recorded. What it applied before cannot be known and must not be waited for (every read
+    would wait 2 s for ever); from there on it is exact."""
+    store = kernel_store(settings)
+    for s in range(3):
+        store.append(f"c-{s}", 0, [NewEvent("CounterOpened", {"name": f"c-{s}"}),
+                                   NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+    pstore = Totals_store(settings)
+    generation = pstore.active_generation()
+    resumed = [r for r in records_of(store) if r.offset > 0]  # positions 2, 4, 6
+    pstore.apply(resumed[1:], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 6}) == {}
+    for s in (0, 1):
+        store.append(f"c-{s}", 2, [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+    newer = [r for r in records_of(store) if r.offset > 1]  # positions 7 (p0), 8 (p1)
+    pstore.apply(newer[1:], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 8}) == {"kernel": 8}
+    pstore.apply(newer[:1], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 8}) == {}
 
 
 def test_events_a_projection_ignores_or_parks_count_as_reached(settings):
