@@ -136,7 +136,8 @@ def risk_alert(alert: dict, now: datetime) -> list[dict]:
     """To the client's therapist and the clinical lead, by email and in the staff inbox, at
     once: quiet hours never hold a risk alert back (PHQ-9 item 9 / CORE-10 item 6 > 0 needs
     follow-up whatever the total — Kroenke 2001; CORE-10 user manual)."""
-    context = {k: alert[k] for k in ("instrument", "item", "answer", "indicated_at", "response_id")}
+    # the answer is sealed with the client's key: after disposal it is absent (shared.crypto)
+    context = {k: alert.get(k) for k in ("instrument", "item", "answer", "indicated_at", "response_id")}
     out = []
     for who, recipient in (("therapist", alert["therapist_id"]), ("lead", LEAD)):
         for channel in ("email", "inbox"):
