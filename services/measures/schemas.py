@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.measures import INSTRUMENTS as CODES
+from shared.inputs import free_text
 
 from .instruments import answer_errors
 
@@ -144,8 +145,8 @@ class AlertList(Schema):
 
 
 class AcknowledgeIn(Schema):
-    note = fields.String(required=True, validate=validate.Length(min=1, max=4000),
-                         metadata={"description": "what was done (e.g. client phoned, safety plan reviewed)"})
+    note = free_text(4000, required=True,
+                     metadata={"description": "what was done (e.g. client phoned, safety plan reviewed)"})
 
 
 class AcknowledgeOut(Schema):

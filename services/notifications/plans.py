@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared.inputs import within_range
+
 from .domain import CLIENT, DEFAULT_LEAD, LEAD, QuietHours, deliver_at
 
 URGENT, NORMAL = 0, 1
@@ -125,6 +127,10 @@ def task_reminder(task: dict, therapist_id: str | None, contact: Contact, tz: Zo
     """A nudge before homework is due; the task's wording stays out of the message."""
     due_at = task.get("due_at")
     if due_at is None or due_at - now < TOO_LATE_FOR_A_REMINDER:
+        return []
+    if not within_range(due_at):
+        # stored before every API refused such dates (issue 15): a reminder in year 9999
+        # cannot even be stored (BSON overflows), and one that parked the event lost it
         return []
     due = deliver_at(max(due_at - contact.lead, now), contact.quiet, tz, now=now, latest=due_at)
     return to_client("task_reminder", f"task:{task['task_id']}", contact, due,
