@@ -89,6 +89,8 @@ class ResponseIn(Schema):
         for attr, values in answers.items():
             code = ANSWER_KEYS[attr]
             bad = answer_errors(code, values, allow_missing=True)
+            if isinstance(values, list) and values and all(v is None for v in values):
+                bad = {0: "no item answered: a blank form is not a response"}  # issue 15 (#11)
             if bad:
                 errors[code] = {str(item): [why] for item, why in bad.items()}
         if errors:
