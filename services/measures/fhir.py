@@ -56,12 +56,18 @@ def observation(response: dict, score: dict) -> dict | None:
     }
 
 
+def _answer(alert: dict) -> str:
+    """The answer is sealed with the client's key; once disposed of it is gone."""
+    answer = alert.get("answer")
+    return "[disposed]" if answer is None else str(answer)
+
+
 def flag(alert: dict) -> dict:
     return {
         "resourceType": "Flag", "id": alert["_id"], "status": "active",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
                                   "code": "clinical"}]}],
-        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} answered {alert['answer']}"},
+        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} answered {_answer(alert)}"},
         "subject": _ref(alert["client_id"]),
         "period": {"start": alert["indicated_at"].isoformat()},
     }

@@ -187,16 +187,28 @@ def parse_dt(value) -> datetime | None:
 
 
 def local(value, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    """In practice time. A stored time at the edge of the calendar (year 1 or 9999 with an
+    offset) cannot be converted: it is shown as written rather than breaking the page."""
     parsed = parse_dt(value)
-    return parsed.astimezone(LONDON).strftime(fmt) if parsed else ""
+    if not parsed:
+        return ""
+    try:
+        return parsed.astimezone(LONDON).strftime(fmt)
+    except (OverflowError, ValueError):
+        return parsed.strftime(fmt)
 
 
 def local_input_to_utc(value: str) -> str:
-    """An <input type=datetime-local> value, read as practice time, as a UTC ISO string."""
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LONDON)
-    return parsed.astimezone(timezone.utc).isoformat()
+    """An <input type=datetime-local> value, read as practice time, as a UTC ISO string.
+    What is not a time is passed on as typed: the service refuses it with 422 naming the
+    field, and the form is shown again with the error beside it."""
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=LONDON)
+        return parsed.astimezone(timezone.utc).isoformat()
+    except (ValueError, OverflowError):
+        return value
 
 
 def age(date_of_birth) -> str:
