@@ -155,9 +155,7 @@ class UserStore:
         # a lock that has run out starts a fresh count
         self.attempts.update_one({"_id": key, "locked_until": {"$ne": None, "$lte": now}},
                                  {"$set": {"failures": 0, "locked_until": None}})
-        after = self.attempts.find_one_and_update(
-            {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
-            upsert=True, return_document=ReturnDocument.AFTER)
+        after = self._count(key, now)
         locked_until = after.get("locked_until")
         if locked_until is None and after["failures"] > limit:
             # more attempts arrived at once than the limit allows: lock now
@@ -167,6 +165,23 @@ class UserStore:
         if locked_until is not None and locked_until > now:
             self._release(key)
             raise LockedOut(locked_until)
+
+    def _count(self, key: str, now: datetime) -> dict:
+        """One atomic increment of an existing counter document. The document is made first,
+        on its own: two upserts racing on a missing document can both miss (a duplicate key,
+        or no document returned), and a lost count would be an attempt past the limit."""
+        try:
+            self.attempts.update_one({"_id": key}, {"$setOnInsert": {"failures": 0, "locked_until": None}},
+                                     upsert=True)
+        except DuplicateKeyError:
+            pass  # made by the attempt racing this one
+        for _ in range(5):
+            after = self.attempts.find_one_and_update(
+                {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+                return_document=ReturnDocument.AFTER)
+            if after is not None:
+                return after
+        raise LockedOut(now + LOCKOUT)  # the counter cannot be kept: refuse rather than let through
 
     def _release(self, key: str) -> None:
         """An attempt that was refused unchecked, or that succeeded, is not a failure."""
