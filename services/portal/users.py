@@ -7,7 +7,8 @@ account after account. An attempt is counted *before* its password is checked, w
 increment: 16 attempts at once get exactly the limit's number of checks, not more. Since
 anyone can lock anyone's account that way, a browser the person signed in from before (a
 "known device", its cookie token hashed in `known_devices`) still gets in with the right
-password while the account is locked (OWASP Authentication Cheat Sheet, account lockout).
+password while the account or the source address is locked; its own failures are counted on
+the device (OWASP Authentication Cheat Sheet, account lockout).
 
     python -m services.portal.users add --email E --name N --role R [--therapist-id T]
     (the password from RAPPORT_USER_PASSWORD, or asked for)
@@ -121,9 +122,15 @@ class UserStore:
         email = normalise_email(email)
         doc = self.users.find_one({"email": email})
         known = bool(doc and device and self.is_known_device(doc["_id"], device, now))
-        counters = [] if known else [(email, MAX_FAILURES)]
-        if source:
-            counters.append((f"addr:{source}", MAX_ADDRESS_FAILURES))
+        if known:
+            # the person's own browser: neither the account's lock nor the address's (behind
+            # a shared office address or an ingress, strangers' failures count there) keeps
+            # them out; guesses with a stolen device cookie are throttled on the device
+            counters = [(f"device:{_digest(device)}", MAX_FAILURES)]
+        else:
+            counters = [(email, MAX_FAILURES)]
+            if source:
+                counters.append((f"addr:{source}", MAX_ADDRESS_FAILURES))
         claimed: list[str] = []
         try:
             for key, limit in counters:
@@ -135,8 +142,8 @@ class UserStore:
             raise
         if doc and _verify(doc["password_hash"], password):
             for key in claimed:  # a success costs nothing and clears the account's count
-                if key == email:
-                    self.attempts.delete_one({"_id": email})
+                if key == email or key.startswith("device:"):
+                    self.attempts.delete_one({"_id": key})
                 else:
                     self._release(key)
             if _hasher.check_needs_rehash(doc["password_hash"]):
