@@ -97,6 +97,9 @@ class Moment(fields.String):
 # "exe.txt" read as "txt.exe", zero-width characters), Co private use, Cs surrogates, Cn unassigned.
 _REFUSED = {"Cc", "Cf", "Co", "Cs", "Cn"}
 _LINE_BREAKS = {"\t", "\n", "\r"}
+# zero-width (non-)joiners are format characters that Persian and Indic scripts (and emoji
+# sequences) need; they change no direction
+_JOINERS = {"\u200c", "\u200d"}
 
 
 def no_control(multiline: bool = True):
@@ -107,7 +110,7 @@ def no_control(multiline: bool = True):
 def _clean(multiline: bool):
     def check(value: str) -> None:
         for ch in value:
-            if multiline and ch in _LINE_BREAKS:
+            if (multiline and ch in _LINE_BREAKS) or ch in _JOINERS:
                 continue
             if unicodedata.category(ch) in _REFUSED:
                 raise ValidationError(

@@ -7,7 +7,8 @@ account after account. An attempt is counted *before* its password is checked, w
 increment: 16 attempts at once get exactly the limit's number of checks, not more. Since
 anyone can lock anyone's account that way, a browser the person signed in from before (a
 "known device", its cookie token hashed in `known_devices`) still gets in with the right
-password while the account is locked (OWASP Authentication Cheat Sheet, account lockout).
+password while the account or the source address is locked; its own failures are counted on
+the device (OWASP Authentication Cheat Sheet, account lockout).
 
     python -m services.portal.users add --email E --name N --role R [--therapist-id T]
     (the password from RAPPORT_USER_PASSWORD, or asked for)
@@ -121,9 +122,15 @@ class UserStore:
         email = normalise_email(email)
         doc = self.users.find_one({"email": email})
         known = bool(doc and device and self.is_known_device(doc["_id"], device, now))
-        counters = [] if known else [(email, MAX_FAILURES)]
-        if source:
-            counters.append((f"addr:{source}", MAX_ADDRESS_FAILURES))
+        if known:
+            # the person's own browser: neither the account's lock nor the address's (behind
+            # a shared office address or an ingress, strangers' failures count there) keeps
+            # them out; guesses with a stolen device cookie are throttled on the device
+            counters = [(f"device:{_digest(device)}", MAX_FAILURES)]
+        else:
+            counters = [(email, MAX_FAILURES)]
+            if source:
+                counters.append((f"addr:{source}", MAX_ADDRESS_FAILURES))
         claimed: list[str] = []
         try:
             for key, limit in counters:
@@ -135,8 +142,8 @@ class UserStore:
             raise
         if doc and _verify(doc["password_hash"], password):
             for key in claimed:  # a success costs nothing and clears the account's count
-                if key == email:
-                    self.attempts.delete_one({"_id": email})
+                if key == email or key.startswith("device:"):
+                    self.attempts.delete_one({"_id": key})
                 else:
                     self._release(key)
             if _hasher.check_needs_rehash(doc["password_hash"]):
@@ -155,9 +162,7 @@ class UserStore:
         # a lock that has run out starts a fresh count
         self.attempts.update_one({"_id": key, "locked_until": {"$ne": None, "$lte": now}},
                                  {"$set": {"failures": 0, "locked_until": None}})
-        after = self.attempts.find_one_and_update(
-            {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
-            upsert=True, return_document=ReturnDocument.AFTER)
+        after = self._count(key, now)
         locked_until = after.get("locked_until")
         if locked_until is None and after["failures"] > limit:
             # more attempts arrived at once than the limit allows: lock now
@@ -167,6 +172,23 @@ class UserStore:
         if locked_until is not None and locked_until > now:
             self._release(key)
             raise LockedOut(locked_until)
+
+    def _count(self, key: str, now: datetime) -> dict:
+        """One atomic increment of an existing counter document. The document is made first,
+        on its own: two upserts racing on a missing document can both miss (a duplicate key,
+        or no document returned), and a lost count would be an attempt past the limit."""
+        try:
+            self.attempts.update_one({"_id": key}, {"$setOnInsert": {"failures": 0, "locked_until": None}},
+                                     upsert=True)
+        except DuplicateKeyError:
+            pass  # made by the attempt racing this one
+        for _ in range(5):
+            after = self.attempts.find_one_and_update(
+                {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+                return_document=ReturnDocument.AFTER)
+            if after is not None:
+                return after
+        raise LockedOut(now + LOCKOUT)  # the counter cannot be kept: refuse rather than let through
 
     def _release(self, key: str) -> None:
         """An attempt that was refused unchecked, or that succeeded, is not a failure."""

@@ -97,7 +97,7 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
                                      json={"client_id": cid, "answers": first}).status_code == 201, timeout=90)
     assert measures.post("/responses", headers=therapist,
                          json={"client_id": cid, "answers": last}).status_code == 201
-    period = {"from": "2000-01-01", "to": "2100-01-01"}
+    period = {"from": "2000-01-01", "to": "2099-12-31"}
 
     def trajectory_points():
         body = measures.get(f"/clients/{cid}/trajectory", headers=lead).json

@@ -44,3 +44,28 @@ def test_a_period_ending_early_in_2000_starts_at_the_range(signed_in, services):
     r = signed_in("clinical_lead").get("/dashboard?to=2000-03-01", headers=HTML)
     assert r.status_code == 200
     assert services.last("GET", "/dashboards/practice")["args"] == {"from": "2000-01-01", "to": "2000-03-01"}
+
+
+@pytest.mark.parametrize("due", ["garbage", "9999-12-31", "0001-01-01"])
+def test_a_task_form_with_a_bad_due_date_is_shown_again_not_a_500(signed_in, services, due):
+    """Issue 15 (#8): `due_at=garbage` was a 500 in the portal. It is passed on as typed; the
+    service's 422 naming `due_at` brings the form back with the error beside it."""
+    from .conftest import csrf_of
+    services.on("GET", "/therapists", THERAPISTS)
+    services.on("GET", "/clients/c-1", EMMA_FULL)
+    services.on("GET", "/clients/c-1/sessions", [SESSION])
+    services.on("GET", "/clients/c-1/history", {"events": []})
+    services.on("POST", "/clients/c-1/tasks", {"status": 422, "title": "Unprocessable Entity", "errors": [
+        {"field": "due_at", "reason": "must be between 2000-01-01 and 2099-12-31"}]}, status=422)
+    client = signed_in("therapist")
+    page = client.get("/clients/c-1")
+    r = client.post("/clients/c-1/tasks", data={"csrf_token": csrf_of(page.get_data(as_text=True)),
+                                                "form": "task-add", "back": "/clients/c-1",
+                                                "description": "a walk", "due_at": due},
+                    headers={"Referer": "http://localhost/clients/c-1", **HTML})
+    assert r.status_code == 422, r.status_code
+    html = r.get_data(as_text=True)
+    assert 'id="task-add-due_at-error"' in html and "between 2000-01-01 and 2099-12-31" in html
+    assert 'value="a walk"' in html  # what was typed is kept
+    sent = services.last("POST", "/clients/c-1/tasks")["json"]["due_at"]
+    assert sent.startswith(due), sent

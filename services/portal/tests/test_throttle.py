@@ -66,6 +66,23 @@ def test_the_right_password_from_a_known_device_gets_through_a_lock_others_cause
                            device=users.remember_device(other))
 
 
+def test_a_known_device_passes_a_locked_source_address_but_its_own_guesses_are_limited(users):
+    """Behind an office address (or an ingress) strangers' failures lock the address; the
+    person's own browser still gets in. A stolen device cookie does not give endless guesses."""
+    lead = users.add(email="lead@rapport.test", name="Lead", role="clinical_lead", password=PASSWORD)
+    device = users.remember_device(lead)
+    for n in range(MAX_ADDRESS_FAILURES):
+        users.authenticate(f"user{n}@rapport.test", "guess", source="192.0.2.1")
+    with pytest.raises(LockedOut):
+        users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1")
+    assert users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1", device=device) == lead
+    for n in range(MAX_FAILURES):
+        assert users.authenticate("lead@rapport.test", f"stolen cookie guess {n}", source="192.0.2.1",
+                                  device=device) is None
+    with pytest.raises(LockedOut):
+        users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1", device=device)
+
+
 def test_the_sign_in_page_remembers_the_browser_and_lets_it_in_during_a_lock(portal, staff):
     first = portal.test_client()
     assert sign_in(first, "lead@rapport.test").status_code == 302

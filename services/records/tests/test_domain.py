@@ -266,3 +266,13 @@ def test_reviewing_a_task_in_session_is_recorded_even_if_not_done():
 
 def test_completing_an_unknown_task_is_not_found():
     given(record, [REGISTERED]).when(c.CompleteTask(CID, "k9", AT)).then_raises(NotFound)
+
+
+def test_a_task_is_not_completed_in_the_future_beyond_a_clock_skew():
+    # issue 15 (#11): a task completed in 2099 was stored
+    from datetime import timedelta
+    later = c.CompleteTask(CID, "k1", AT + timedelta(hours=1), None, now=AT)
+    given(record, [REGISTERED, TASK]).when(later).then_raises(Invalid, "future")
+    skewed = c.CompleteTask(CID, "k1", AT + timedelta(minutes=2), None, now=AT)
+    given(record, [REGISTERED, TASK]).when(skewed).then([NewEvent("TaskCompleted", {
+        "client_id": CID, "task_id": "k1", "reflection": None, "completed_at": AT + timedelta(minutes=2)})])
