@@ -14,7 +14,7 @@ import threading
 from pymongo.errors import PyMongoError
 
 from shared.consumer import projection_store
-from shared.crypto import cipher_for
+from shared.crypto import KeyDisposed, cipher_for
 from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import EventStore, Metadata
@@ -43,6 +43,9 @@ class Reactor:
             except PyMongoError as err:
                 log.warning("reactor: store unavailable (%s)", err)
                 busy = 0
+            except Exception:  # one bad document must not stop the questionnaires of everyone
+                log.exception("reactor: step failed; trying again")
+                busy = 0
             stop.wait(0 if busy else self.interval)
 
     def step(self) -> int:
@@ -66,6 +69,8 @@ class Reactor:
             work(doc)
         except DomainError as err:  # a rule refused it: nothing to retry
             log.error("reactor: %s refused: %s", doc["_id"], err.detail)
+        except KeyDisposed:  # the client was disposed of: nothing of theirs may be written again
+            log.info("reactor: %s skipped, its client has been disposed of", doc["_id"])
 
     def _plan(self, plan: dict) -> None:
         request_id = domain.request_id_for(plan["_id"])
