@@ -90,10 +90,12 @@ class RequestEventStore(EventStore):
         if not has_request_context() or g.get("rapport_claim") is None:
             events = super().append_streams(appends, meta, also=also, **options)
         else:
+            clients = {e.data.get("client_id") for a in appends for e in a.events} - {None}
+
             def with_claim(session):
                 if also is not None:
                     also(session)
-                idempotency.in_transaction(self.db, session)
+                idempotency.in_transaction(self.db, session, clients)
             events = super().append_streams(appends, meta, also=with_claim, **options)
             if events:
                 idempotency.committed()
