@@ -12,9 +12,11 @@ import threading
 from pymongo import IndexModel
 from pymongo.errors import PyMongoError
 
+from . import idempotency
 from .config import Settings
 from .consumer import projection_store, rebuild
 from .events import utcnow
+from .mongo import client as mongo_client
 from .projections import Projection
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class DisposalWorker:
         clients = self.pending()
         if not clients:
             return 0
-        if self.definition.dispose is not None:
-            for client_id in clients:
+        db = mongo_client(self.settings.mongo_uri)[self.settings.database(self.definition.name)]
+        for client_id in clients:
+            idempotency.forget_client(db, client_id)  # answers kept for Idempotency-Key replays
+            if self.definition.dispose is not None:
                 self.definition.dispose(self.settings, client_id)
         for projection in self.definition.projections():
             log.info("disposal: rebuilding %s.%s", self.definition.name, projection.name)

@@ -15,7 +15,8 @@ back (status, body, Location, X-Rapport-Position, and `Idempotent-Replayed: true
   A refusal (422, 409, ...) releases the key, so a form shown again with its error can be
   corrected and sent with the same key.
 - Records expire after `TTL` (a TTL index). Answers are kept encrypted (AES-GCM, a key
-  derived from the master key): a write's answer can hold clinical text.
+  derived from the master key): a write's answer can hold clinical text. The clients a
+  write's events were about are noted, and a disposal deletes their answers at once.
 - Public routes (the token route, the client's questionnaire link) ignore the header: they
   have no caller to scope by, and a token answer must never be stored.
 """
@@ -61,7 +62,8 @@ class ClaimLost(RuntimeError):
 
 def ensure_indexes(db) -> None:
     db[COLLECTION].create_indexes([IndexModel([("expires_at", ASCENDING)],
-                                              expireAfterSeconds=0, name="expires")])
+                                              expireAfterSeconds=0, name="expires"),
+                                   IndexModel([("client_ids", ASCENDING)], name="client_ids")])
 
 
 def _cipher(master_key_b64: str) -> AESGCM:
@@ -127,14 +129,18 @@ def begin(db, sub: str, master_key: str) -> Response | None:
         time.sleep(0.05)
 
 
-def in_transaction(db, session) -> None:
+def in_transaction(db, session, client_ids=()) -> None:
     """In the transaction appending the request's events: mark the claim committed, only if
-    this request still owns it (else the whole append is undone)."""
+    this request still owns it (else the whole append is undone). The clients the events are
+    about are noted, so that a disposal forgets the answer (`forget_client`)."""
     claim: Claim | None = g.get("rapport_claim")
     if claim is None:
         return
-    found = db[COLLECTION].update_one({"_id": claim.id, "owner": claim.owner},
-                                      {"$set": {"state": "committed"}}, session=session)
+    change: dict = {"$set": {"state": "committed"}}
+    if client_ids:
+        change["$addToSet"] = {"client_ids": {"$each": sorted(client_ids)}}
+    found = db[COLLECTION].update_one({"_id": claim.id, "owner": claim.owner}, change,
+                                      session=session)
     if found.matched_count == 0:
         raise ClaimLost(f"{HEADER} claim {claim.id} was taken over")
 
@@ -173,6 +179,11 @@ def release(db) -> None:
     claim.finished = True
     if not claim.committed:
         db[COLLECTION].delete_one({"_id": claim.id, "owner": claim.owner, "state": "pending"})
+
+
+def forget_client(db, client_id: str) -> int:
+    """A disposed client (shared.disposal): drop the kept answers of writes about them."""
+    return db[COLLECTION].delete_many({"client_ids": client_id}).deleted_count
 
 
 def _replay(doc: dict, master_key: str) -> Response:

@@ -86,15 +86,17 @@ class RequestEventStore(EventStore):
     """The store as a request sees it: the position of what it appended goes back to the
     caller (X-Rapport-Position), and an idempotency claim is committed with the events."""
 
-    def append_streams(self, appends: list[StreamAppend], meta: Metadata, *, also=None):
+    def append_streams(self, appends: list[StreamAppend], meta: Metadata, *, also=None, **options):
         if not has_request_context() or g.get("rapport_claim") is None:
-            events = super().append_streams(appends, meta, also=also)
+            events = super().append_streams(appends, meta, also=also, **options)
         else:
+            clients = {e.data.get("client_id") for a in appends for e in a.events} - {None}
+
             def with_claim(session):
                 if also is not None:
                     also(session)
-                idempotency.in_transaction(self.db, session)
-            events = super().append_streams(appends, meta, also=with_claim)
+                idempotency.in_transaction(self.db, session, clients)
+            events = super().append_streams(appends, meta, also=with_claim, **options)
             if events:
                 idempotency.committed()
         consistency.note_appended(events)

@@ -160,3 +160,20 @@ def test_concurrent_submits_of_one_booking_do_it_once(practice, lead):
     assert [a.status_code for a in answers] == [201] * 4, [a.json for a in answers]
     assert len({a.json["session_id"] for a in answers}) == 1
     assert _count(practice, "scheduling", "SessionBooked") == 1
+
+
+def test_a_disposal_forgets_the_answers_kept_for_replays(practice, lead):
+    """A kept answer holds the client's details (encrypted); a disposal deletes it at once
+    rather than leaving it readable for the 24 h a key lives."""
+    from shared import idempotency, services
+    from shared.consumer import projection_store
+    from shared.disposal import DisposalQueue, DisposalWorker
+    settings = practice["settings"]
+    r = lead.call("records", "post", "/clients", _client(lead.therapist_id, "Zoe"), key="register-zoe")
+    cid = r.json["client_id"]
+    db = practice["apps"]["records"].extensions["rapport"].db
+    assert db[idempotency.COLLECTION].count_documents({"client_ids": cid}) == 1
+    projection_store(settings, DisposalQueue("records")).reader("disposals").insert_one(
+        {"_id": cid, "done_at": None})  # as the queue notes ClientDisposed
+    assert DisposalWorker(settings, services.load("records")).sweep() == 1
+    assert db[idempotency.COLLECTION].count_documents({"client_ids": cid}) == 0
