@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterator, Sequence
@@ -28,6 +29,18 @@ from .mongo import in_transaction
 PENDING, PUBLISHED = "pending", "published"
 OUTBOX_ID = "relay"
 ANY_VERSION = None
+# One lock per database and process: every append writes the position counter, so two
+# appends of one process in flight at once can only conflict on it, abort, back off and
+# try again (pymongo's with_transaction); under 8 booking threads those retries made the
+# p99 (BENCH_SECTIONS=booking). Taking turns in the process leaves conflicts to appends of
+# different processes only.
+_append_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _append_lock(database: str) -> threading.Lock:
+    with _locks_guard:
+        return _append_locks.setdefault(database, threading.Lock())
 
 
 class ConcurrencyError(RuntimeError):
@@ -122,7 +135,8 @@ class EventStore:
                 raise ConcurrencyError(prepared[0][0].stream_id, prepared[0][0].expected_version) from err
             return out
 
-        stored = in_transaction(self.mongo, work)
+        with _append_lock(self.db.name):
+            stored = in_transaction(self.mongo, work)
         # hand back loaded (Python-valued) data, as readers would see it
         return [e.with_data(self.registry.deserialise(e.type, e.schema_version, e.data)[1])
                 for e in stored]
