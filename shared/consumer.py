@@ -308,6 +308,25 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
     store.drop_generation(new)  # a previous rebuild that stopped half-way
     store.ensure_generation(new)
     store.meta.update_one({"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}})
+    try:
+        _replay(settings, projection, store, new, progress)
+    except BaseException:
+        # nothing half-built stays behind: the old generation keeps serving as if nothing happened
+        log.exception("rebuild of %s failed; generation %d dropped", store.name, new)
+        store.drop_generation(new)
+        store.meta.update_one({"_id": store.name}, {"$set": {"building": None}})
+        raise
+    store.activate(new)
+    if not keep_previous:
+        store.drop_generation(old)
+    elif old > 1:
+        store.drop_generation(old - 1)  # keep one previous generation for rollback
+    return new
+
+
+def _replay(settings: Settings, projection: Projection, store: ProjectionStore, generation: int,
+            progress: Callable[[int, int], None] | None) -> None:
+    """Apply the projection's topics from the beginning up to the end offsets seen now."""
     topics = [settings.topic(s) for s in projection.sources]
     kafka_clients.ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None,
@@ -327,7 +346,7 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
             batch = consumer.poll(timeout_ms=1000)
             wanted = {tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()}
             records = _records({tp: recs for tp, recs in wanted.items() if recs})
-            store.apply(records, new)
+            store.apply(records, generation)
             done += len(records)
             if progress:
                 progress(done, total)
@@ -337,12 +356,6 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
                     consumer.pause(tp)
     finally:
         consumer.close()
-    store.activate(new)
-    if not keep_previous:
-        store.drop_generation(old)
-    elif old > 1:
-        store.drop_generation(old - 1)  # keep one previous generation for rollback
-    return new
 
 
 def redrive(settings: Settings, projection: Projection, *,

@@ -2,7 +2,8 @@
 
 A projection owns a few collections. They live in *generations* (`diary__g1`, `diary__g2`):
 readers always see the active generation while a rebuild fills the next one, then the
-rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps,
+rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps
+its progress in `projection_meta` (`<name>:g<n>`: last event applied, when) and,
 in the same transaction as every projection write:
 - the next offset per topic partition (`projection_offsets`), where consumers resume;
 - the ids of the events applied (`projection_processed`), so an event delivered twice —
@@ -123,6 +124,11 @@ class ProjectionStore:
         prefix = f"^{self._key(generation)}:"
         self.offsets.delete_many({"_id": {"$regex": prefix}})
         self.processed.delete_many({"_id": {"$regex": prefix}})
+        self.meta.delete_one({"_id": self._key(generation)})
+
+    def progress(self, generation: int) -> dict:
+        """{last_event_recorded_at, last_applied_at} of a generation ({} before its first event)."""
+        return self.meta.find_one({"_id": self._key(generation)}) or {}
 
     def activate(self, generation: int) -> int:
         """Swap the readers (and the live consumer) to `generation`; return the old one."""
@@ -203,9 +209,12 @@ class ProjectionStore:
         if track_offsets:
             self._save_offsets(next_offsets, generation, session, last_ids)
         if last is not None:
-            self.meta.update_one({"_id": self.name}, {"$set": {
-                f"g{generation}.last_event_recorded_at": last.recorded_at,
-                f"g{generation}.last_applied_at": utcnow()}}, session=session)
+            # a document per generation, not a field of the projection's own: a rebuild and
+            # the live consumer apply at the same time, and one document written by both made
+            # every rebuild under live writes fail with WriteConflict (issue 14)
+            self.meta.update_one({"_id": key}, {"$set": {
+                "last_event_recorded_at": last.recorded_at, "last_applied_at": utcnow()}},
+                upsert=True, session=session)
         return len(applied)
 
     def _save_offsets(self, next_offsets, generation: int, session: ClientSession,
