@@ -37,6 +37,9 @@ POLL_MS = 20
 REST_MIN, REST_MAX, REST_FALLBACK = 0.01, 2.0, 0.3
 GENERATION_CHECK = 1.0  # seconds between two looks for a swapped-in rebuild, in run()
 STATUS_IDLE = 30.0  # an unchanged status is written again only after this long
+# records a rebuild applies per transaction: the handlers' writes go as one bulk_write per
+# collection (Projection.batched), so larger batches mean fewer round trips and commits
+REBUILD_BATCH = 5000
 READ_CHECK_WINDOW = 120.0  # seconds of read records checked against the broker on assignment
 
 
@@ -330,7 +333,7 @@ def _replay(settings: Settings, projection: Projection, store: ProjectionStore, 
     topics = [settings.topic(s) for s in projection.sources]
     kafka_clients.ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None,
-                                      client_id=f"rebuild-{store.name}", max_poll_records=500)
+                                      client_id=f"rebuild-{store.name}", max_poll_records=REBUILD_BATCH)
     try:
         partitions = [TopicPartition(t, p) for t in topics
                       for p in sorted(consumer.partitions_for_topic(t) or ())]
