@@ -49,7 +49,7 @@ def main() -> int:
                 scale.run(settings, report)
             elif section == "idle":
                 report = Report("idle consumer")
-                idle.run(settings, report)
+                idle.run(settings, report, log_dir)
             else:
                 raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
         finally:

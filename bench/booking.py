@@ -28,6 +28,9 @@ from .procs import Gunicorn
 SECONDS = float(os.environ.get("BENCH_HTTP_SECONDS", "15"))
 THREADS = int(os.environ.get("BENCH_HTTP_THREADS", "8"))
 THERAPISTS = 12
+COURSE_SECONDS = float(os.environ.get("BENCH_COURSE_SECONDS", "10"))
+COURSE_THREADS = 2
+COURSE_WEEK = 30  # courses start after every week the single bookings can reach
 WORKING_WEEK = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)]
 
 
@@ -62,6 +65,19 @@ def _slot_body(i: int) -> dict:
             "modality": "video", "starts_at": diary.to_utc(day, clock_time(hour)).isoformat()}
 
 
+def _course_body(i: int) -> dict | None:
+    """The i-th 16-week course: therapist, then hour and weekday, all from COURSE_WEEK on,
+    so no two courses (nor a course and a single booking) want the same slot."""
+    t, rest = i % THERAPISTS, i // THERAPISTS
+    hour, weekday = 9 + rest % 8, rest // 8
+    if weekday >= 5:
+        return None
+    today = diary.local(utcnow()).date()
+    day = today + timedelta(days=7 * COURSE_WEEK - today.weekday() + weekday)
+    return {"client_id": f"bc{t}", "therapist_id": f"bt{t}", "modality": "video",
+            "first_starts_at": diary.to_utc(day, clock_time(hour)).isoformat()}
+
+
 def _raw_inserts(settings, seconds: float) -> tuple[float, list[float]]:
     coll = mongo_client(settings.mongo_uri)[settings.database("rawbench")]["raw"]
     body, latencies = _slot_body(0), []
@@ -83,6 +99,8 @@ def run(settings, log_dir, report: Report) -> dict:
         _setup(settings, web.url, headers)
         booked = run_load(f"{web.url}/sessions", _slot_body, seconds=SECONDS, threads=THREADS,
                           headers=headers)
+        courses = run_load(f"{web.url}/courses", _course_body, seconds=COURSE_SECONDS,
+                           threads=COURSE_THREADS, headers=headers)
         rss["scheduling gunicorn (master + workers)"] = web.rss_peak_mib()
     finally:
         web.stop()
@@ -102,4 +120,9 @@ def run(settings, log_dir, report: Report) -> dict:
     report.add("booking p99", booked.p(99), "ms", "bare Flask p99", flat.p(99))
     report.add("booking p50 (same figure)", booked.p(50), "ms", "raw insert_one p50",
                percentile(raw_lat, 50) * 1000)
+    report.add("course POST /courses (16 sessions) p50", courses.p(50), "ms", "bare Flask p50",
+               flat.p(50), note=f"{COURSE_THREADS} client threads, {COURSE_SECONDS:.0f}s; "
+               f"statuses {courses.statuses}")
+    report.add("course POST /courses (16 sessions) p99", courses.p(99), "ms", "bare Flask p99",
+               flat.p(99))
     return rss

@@ -114,7 +114,33 @@ def bench_consume(settings, report: Report, store, topic: str) -> None:
     report.add("consumer -> projection (same figure)", total / t.seconds, "events/s",
                "raw update_one upserts, same store", sample / u.seconds,
                note="each event is one projection upsert")
+    report.add("consumer -> projection (same figure)", total / t.seconds, "events/s",
+               "raw bulk_write of its upserts, txn/batch", total / _raw_bulk(store, total),
+               note="500 upserts + processed ids + offsets per transaction, ordered")
     return runner
+
+
+def _raw_bulk(store, total: int, batch: int = 500) -> float:
+    """Seconds to write what the consumer writes, raw: per batch of 500 events, one ordered
+    bulk_write of the projection upserts, the processed ids and the offsets, in one
+    transaction."""
+    from pymongo import UpdateOne
+    from shared.mongo import in_transaction
+    coll, ids, offsets = (store.db[n] for n in ("raw_bulk", "raw_bulk_ids", "raw_bulk_offsets"))
+    r = Timer()
+    with r.run():
+        for start in range(0, total, batch):
+            n = min(batch, total - start)
+
+            def work(session, start=start, n=n):
+                coll.bulk_write([UpdateOne({"_id": f"s-{i % 50}"}, {"$inc": {"sum": i}, "$push": {"versions": i}},
+                                           upsert=True) for i in range(start, start + n)], session=session)
+                ids.insert_many([{"_id": f"e-{i}"} for i in range(start, start + n)], ordered=False,
+                                session=session)
+                offsets.bulk_write([UpdateOne({"_id": f"p-{p}"}, {"$set": {"next": start + n}}, upsert=True)
+                                    for p in range(3)], ordered=False, session=session)
+            in_transaction(store.mongo, work)
+    return r.seconds
 
 
 def bench_rebuild(settings, report: Report, store, runner) -> None:

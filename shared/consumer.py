@@ -23,12 +23,23 @@ from .crypto import cipher_for
 from .events import EventRegistry, registry as default_registry, utcnow
 from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore, Record
+from .wakeup import Doorbell
 
 log = logging.getLogger(__name__)
 # how long poll() waits for records before an idle runner rests `idle_wait`: the local broker
 # answers fetches at once, so a client waiting in poll() spins on empty fetches; measured by
 # `BENCH_SECTIONS=idle make bench` (an idle runner: ~2% of a core at 20 ms, 7-10% at 100 ms)
 POLL_MS = 20
+# An idle runner rests between polls, from REST_MIN after activity doubling to REST_MAX, and
+# wakes at once when a source's relay marks events published (shared.wakeup): idle costs a
+# poll a second, and the first event after a quiet spell waits for no rest. Without change
+# streams (REST_FALLBACK) it rests as it did before them.
+REST_MIN, REST_MAX, REST_FALLBACK = 0.01, 2.0, 0.3
+GENERATION_CHECK = 1.0  # seconds between two looks for a swapped-in rebuild, in run()
+STATUS_IDLE = 30.0  # an unchanged status is written again only after this long
+# records a rebuild applies per transaction: the handlers' writes go as one bulk_write per
+# collection (Projection.batched), so larger batches mean fewer round trips and commits
+REBUILD_BATCH = 5000
 READ_CHECK_WINDOW = 120.0  # seconds of read records checked against the broker on assignment
 
 
@@ -120,9 +131,12 @@ class ProjectionRunner:
         self.consumer = None
         self.applied_total = 0
         self.idle = False
-        self.idle_wait = 0.3
+        self.idle_wait = REST_MAX  # the longest rest while idle
         self.poll_ms = POLL_MS
         self._last_status = 0.0
+        self._last_status_written: tuple | None = None
+        self._last_status_write = 0.0
+        self._generation_checked = 0.0
         # per partition, (time, offset, event id) of the last record of each recent batch:
         # checked on every assignment, so offsets a broker lost and reused are noticed
         self._read: dict[TopicPartition, deque] = {}
@@ -162,37 +176,56 @@ class ProjectionRunner:
             group_instance_id=self.instance_id, client_id=self.instance_id)
         self.consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
 
+    def _doorbell(self) -> Doorbell:
+        """Rings when a source service's relay moves its published checkpoint (the records
+        are then on the topic): the sources' `outbox` collections."""
+        mongo = self.store.mongo
+        return Doorbell([mongo[self.settings.database(s)]["outbox"] for s in self.projection.sources],
+                        name=f"consumer {self.store.name}")
+
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                if self.consumer is None:
-                    self.generation = self.store.active_generation()
-                    self._open()
-                if self.step() == 0 and self.idle:
-                    # the local broker answers fetches at once instead of holding them for
-                    # fetch_max_wait_ms, so an idle consumer would spin: rest between polls
-                    stop.wait(self.idle_wait)
-                backoff = 0.2
-            except PyMongoError as err:
-                log.warning("%s: store unavailable (%s); retrying in %.1fs",
-                            self.store.name, err, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                self._reseek_after_failure()
-            except KafkaError as err:
-                log.warning("%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                self._reseek_after_failure()  # and check the broker still holds what was read
+        backoff, rest = 0.2, REST_MIN
+        bell = self._doorbell()
+        try:
+            while not stop.is_set():
+                try:
+                    ticket = bell.ticket()
+                    if self.consumer is None:
+                        self.generation = self.store.active_generation()
+                        self._open()
+                    due = time.monotonic() - self._generation_checked >= GENERATION_CHECK
+                    if self.step(check_generation=due) == 0 and self.idle:
+                        # the local broker answers fetches at once instead of holding them for
+                        # fetch_max_wait_ms, so an idle consumer would spin: rest between polls
+                        longest = self.idle_wait if bell.watching else min(self.idle_wait, REST_FALLBACK)
+                        rung = bell.wait(ticket, min(rest, longest), stop)
+                        rest = REST_MIN if rung else min(rest * 2, longest)
+                    else:
+                        rest = REST_MIN
+                    backoff = 0.2
+                except PyMongoError as err:
+                    log.warning("%s: store unavailable (%s); retrying in %.1fs",
+                                self.store.name, err, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    self._reseek_after_failure()
+                except KafkaError as err:
+                    log.warning("%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    self._reseek_after_failure()  # and check the broker still holds what was read
+        finally:
+            bell.close()
         self.close()
 
-    def step(self, timeout_ms: int | None = None) -> int:
-        active = self.store.active_generation()
-        if active != self.generation:  # a rebuild was swapped in: follow it
-            log.info("%s: switching to generation %d", self.store.name, active)
-            self.generation = active
-            self.seek_to_stored(self.consumer.assignment())
+    def step(self, timeout_ms: int | None = None, *, check_generation: bool = True) -> int:
+        if check_generation:
+            self._generation_checked = time.monotonic()
+            active = self.store.active_generation()
+            if active != self.generation:  # a rebuild was swapped in: follow it
+                log.info("%s: switching to generation %d", self.store.name, active)
+                self.generation = active
+                self.seek_to_stored(self.consumer.assignment())
         batch = self.consumer.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
         self.idle = not batch
         applied = 0
@@ -248,6 +281,10 @@ class ProjectionRunner:
                     lag[f"{tp.topic}:{tp.partition}"] = max(0, ends[tp] - self.consumer.position(tp))
             except KafkaError:
                 return
+        status = (self.generation, tuple(sorted(lag.items())), self.applied_total)
+        if status == self._last_status_written and now - self._last_status_write < STATUS_IDLE:
+            return  # idle: the same again would only be a write for every change stream to see
+        self._last_status_written, self._last_status_write = status, now
         self.store.db["worker_status"].update_one(
             {"_id": f"consumer:{self.instance_id}"},
             {"$set": {"kind": "consumer", "projection": self.projection.name,
@@ -274,10 +311,29 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
     store.drop_generation(new)  # a previous rebuild that stopped half-way
     store.ensure_generation(new)
     store.meta.update_one({"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}})
+    try:
+        _replay(settings, projection, store, new, progress)
+    except BaseException:
+        # nothing half-built stays behind: the old generation keeps serving as if nothing happened
+        log.exception("rebuild of %s failed; generation %d dropped", store.name, new)
+        store.drop_generation(new)
+        store.meta.update_one({"_id": store.name}, {"$set": {"building": None}})
+        raise
+    store.activate(new)
+    if not keep_previous:
+        store.drop_generation(old)
+    elif old > 1:
+        store.drop_generation(old - 1)  # keep one previous generation for rollback
+    return new
+
+
+def _replay(settings: Settings, projection: Projection, store: ProjectionStore, generation: int,
+            progress: Callable[[int, int], None] | None) -> None:
+    """Apply the projection's topics from the beginning up to the end offsets seen now."""
     topics = [settings.topic(s) for s in projection.sources]
     kafka_clients.ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None,
-                                      client_id=f"rebuild-{store.name}", max_poll_records=500)
+                                      client_id=f"rebuild-{store.name}", max_poll_records=REBUILD_BATCH)
     try:
         partitions = [TopicPartition(t, p) for t in topics
                       for p in sorted(consumer.partitions_for_topic(t) or ())]
@@ -293,7 +349,7 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
             batch = consumer.poll(timeout_ms=1000)
             wanted = {tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()}
             records = _records({tp: recs for tp, recs in wanted.items() if recs})
-            store.apply(records, new)
+            store.apply(records, generation)
             done += len(records)
             if progress:
                 progress(done, total)
@@ -303,12 +359,6 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
                     consumer.pause(tp)
     finally:
         consumer.close()
-    store.activate(new)
-    if not keep_previous:
-        store.drop_generation(old)
-    elif old > 1:
-        store.drop_generation(old - 1)  # keep one previous generation for rollback
-    return new
 
 
 def redrive(settings: Settings, projection: Projection, *,

@@ -18,6 +18,7 @@ from .consumer import projection_store, rebuild
 from .events import utcnow
 from .mongo import client as mongo_client
 from .projections import Projection
+from .wakeup import projections_bell
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class DisposalQueue(Projection):
 
 
 class DisposalWorker:
-    def __init__(self, settings: Settings, definition, poll_seconds: float = 2.0):
+    def __init__(self, settings: Settings, definition, poll_seconds: float = 2.0,
+                 idle_rest: float = 30.0):
         self.settings, self.definition, self.poll = settings, definition, poll_seconds
+        self.idle_rest = idle_rest  # with change streams: the queue's apply wakes the worker
         self.queue = DisposalQueue(definition.name)
 
     def pending(self) -> list[str]:
@@ -62,9 +65,15 @@ class DisposalWorker:
         return len(clients)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.sweep()
-            except PyMongoError as err:
-                log.warning("disposal: store unavailable (%s)", err)
-            stop.wait(self.poll)
+        mongo = projection_store(self.settings, self.queue).mongo
+        bell = projections_bell(mongo, self.settings.database(self.definition.name), name="disposal")
+        try:
+            while not stop.is_set():
+                ticket = bell.ticket()
+                try:
+                    self.sweep()
+                except PyMongoError as err:
+                    log.warning("disposal: store unavailable (%s)", err)
+                bell.wait(ticket, self.idle_rest if bell.watching else self.poll, stop)
+        finally:
+            bell.close()

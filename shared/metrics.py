@@ -74,8 +74,10 @@ class ServiceCollector:
         stale = GaugeMetricFamily("rapport_projection_staleness_seconds",
                                   "Seconds between now and the recording of the last event applied",
                                   labels=["service", "projection"])
-        for doc in ctx.db["projection_meta"].find():
-            last = (doc.get(f"g{doc.get('active', 1)}") or {}).get("last_event_recorded_at")
+        meta = ctx.db["projection_meta"]
+        for doc in meta.find({"active": {"$exists": True}}):  # one per projection
+            progress = meta.find_one({"_id": f"{doc['_id']}:g{doc['active']}"}) or {}
+            last = progress.get("last_event_recorded_at")
             if last is not None:
                 stale.add_metric([self.service, doc["_id"]], (now - last).total_seconds())
         yield stale

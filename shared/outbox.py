@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from . import kafka as kafka_clients
 from .eventstore import EventStore
 from .events import utcnow
+from .wakeup import Doorbell
 
 log = logging.getLogger(__name__)
 VERIFY_ID = "verify-after-outage"
@@ -199,31 +200,39 @@ class OutboxRelay:
         return len(missing)
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.05) -> None:
+        """Publish until `stop`. With nothing pending the relay rests until an event is
+        inserted (a change stream, shared.wakeup) or a third of its lease has passed (the
+        lease is renewed then); without change streams it polls every `idle_sleep`."""
         backoff = 0.2
-        while not stop.is_set():
-            try:
-                if self._outage:
-                    self._suspect_recent()
-                    self._outage = False
-                if not self.lease.acquire():
-                    stop.wait(self.lease.ttl / 3)
-                    continue
-                n = self.publish_once()
-                if self.last_failed:
+        bell = Doorbell(self.store.events, name=f"relay {self.topic}")
+        try:
+            while not stop.is_set():
+                try:
+                    ticket = bell.ticket()
+                    if self._outage:
+                        self._suspect_recent()
+                        self._outage = False
+                    if not self.lease.acquire():
+                        stop.wait(self.lease.ttl / 3)
+                        continue
+                    n = self.publish_once()
+                    if self.last_failed:
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
+                    if self._verify_due:
+                        self.verify_after_outage()
+                    backoff = 0.2
+                    if n == 0:
+                        bell.wait(ticket, self.lease.ttl / 3 if bell.watching else idle_sleep, stop)
+                except (KafkaError, PyMongoError) as err:
+                    log.warning("relay: %s; retrying in %.1fs", err, backoff)
+                    self._drop_producer()
+                    self._outage = self._outage or isinstance(err, KafkaError)
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
-                    continue
-                if self._verify_due:
-                    self.verify_after_outage()
-                backoff = 0.2
-                if n == 0:
-                    stop.wait(idle_sleep)
-            except (KafkaError, PyMongoError) as err:
-                log.warning("relay: %s; retrying in %.1fs", err, backoff)
-                self._drop_producer()
-                self._outage = self._outage or isinstance(err, KafkaError)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        finally:
+            bell.close()
         self._drop_producer()
         try:
             self.lease.release()

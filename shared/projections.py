@@ -2,7 +2,8 @@
 
 A projection owns a few collections. They live in *generations* (`diary__g1`, `diary__g2`):
 readers always see the active generation while a rebuild fills the next one, then the
-rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps,
+rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps
+its progress in `projection_meta` (`<name>:g<n>`: last event applied, when) and,
 in the same transaction as every projection write:
 - the next offset per topic partition (`projection_offsets`), where consumers resume;
 - the ids of the events applied (`projection_processed`), so an event delivered twice —
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import pymongo
-from pymongo import IndexModel
+from pymongo import DeleteMany, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
@@ -35,6 +36,11 @@ class Projection:
     name: str = ""
     sources: tuple[str, ...] = ()
     collections: dict[str, list[IndexModel]] = {}
+    # True: the handlers' writes of a batch wait and go to the store as one ordered bulk_write
+    # per collection (any read first sends what waits, so a handler still reads its writes).
+    # For projections whose handlers write only through `view[...]` and do not use the
+    # results of update_one & co (they get None).
+    batched: bool = False
 
     def handle(self, event: Event, view: "View") -> None:
         handler = getattr(self, f"on_{event.type}", None)
@@ -59,14 +65,68 @@ class SessionCollection:
         return bound
 
 
+class WriteBuffer:
+    """The writes of one batch in order, sent as one ordered bulk_write per run of writes to
+    one collection: a consumer batch of 500 events is a few round trips, not 500 (issue 14)."""
+    OPS = {"update_one": UpdateOne, "update_many": UpdateMany, "insert_one": InsertOne,
+           "replace_one": ReplaceOne, "delete_one": DeleteOne, "delete_many": DeleteMany}
+
+    def __init__(self, session: ClientSession):
+        self.session = session
+        self.pending: list[tuple[Collection, Any]] = []
+
+    def add(self, collection: Collection, op) -> None:
+        self.pending.append((collection, op))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        run: list = []
+        for i, (collection, op) in enumerate(pending):
+            run.append(op)
+            if i + 1 == len(pending) or pending[i + 1][0].full_name != collection.full_name:
+                collection.bulk_write(run, ordered=True, session=self.session)
+                run = []
+
+
+class BufferedCollection(SessionCollection):
+    """A view collection whose writes wait in the batch's WriteBuffer; every other call
+    (a read, find_one_and_update) first sends what waits, so it sees the batch so far."""
+
+    def __init__(self, collection: Collection, buffer: WriteBuffer):
+        super().__init__(collection, buffer.session)
+        self._buffer = buffer
+
+    def __getattr__(self, name: str) -> Any:
+        op = WriteBuffer.OPS.get(name)
+        if op is not None:
+            return lambda *args, **kwargs: self._buffer.add(self._collection, op(*args, **kwargs))
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        def bound(*args, **kwargs):
+            self._buffer.flush()
+            kwargs.setdefault("session", self._session)
+            return attr(*args, **kwargs)
+        return bound
+
+
 class View:
     """What a handler writes through: `view["diary"]` is that collection's generation."""
 
     def __init__(self, store: "ProjectionStore", generation: int, session: ClientSession):
         self._store, self._generation, self.session = store, generation, session
+        self.buffer = WriteBuffer(session) if store.projection.batched else None
 
     def __getitem__(self, logical: str) -> SessionCollection:
-        return SessionCollection(self._store.physical(logical, self._generation), self.session)
+        collection = self._store.physical(logical, self._generation)
+        if self.buffer is not None:
+            return BufferedCollection(collection, self.buffer)
+        return SessionCollection(collection, self.session)
+
+    def flush(self) -> None:
+        if self.buffer is not None:
+            self.buffer.flush()
 
 
 @dataclass(frozen=True)
@@ -128,6 +188,11 @@ class ProjectionStore:
         self.offsets.delete_many({"_id": {"$regex": prefix}})
         self.processed.delete_many({"_id": {"$regex": prefix}})
         consistency.drop_progress(self, self._key(generation))
+        self.meta.delete_one({"_id": self._key(generation)})
+
+    def progress(self, generation: int) -> dict:
+        """{last_event_recorded_at, last_applied_at} of a generation ({} before its first event)."""
+        return self.meta.find_one({"_id": self._key(generation)}) or {}
 
     def activate(self, generation: int) -> int:
         """Swap the readers (and the live consumer) to `generation`; return the old one."""
@@ -204,14 +269,18 @@ class ProjectionStore:
             self.projection.handle(event, view)
             applied.append(marker)
             last = event
+        view.flush()
         if applied:
             self.processed.insert_many([{"_id": m} for m in applied], ordered=False, session=session)
         if track_offsets:
             self._save_offsets(next_offsets, generation, session, last_ids)
         if last is not None:
-            self.meta.update_one({"_id": self.name}, {"$set": {
-                f"g{generation}.last_event_recorded_at": last.recorded_at,
-                f"g{generation}.last_applied_at": utcnow()}}, session=session)
+            # a document per generation, not a field of the projection's own: a rebuild and
+            # the live consumer apply at the same time, and one document written by both made
+            # every rebuild under live writes fail with WriteConflict (issue 14)
+            self.meta.update_one({"_id": key}, {"$set": {
+                "last_event_recorded_at": last.recorded_at, "last_applied_at": utcnow()}},
+                upsert=True, session=session)
         return len(applied)
 
     def _save_offsets(self, next_offsets, generation: int, session: ClientSession,
@@ -220,13 +289,14 @@ class ProjectionStore:
         (`last_event_id`, None when that record was not an event) so a consumer can tell
         that a broker which lost records gave their offsets to others (ProjectionRunner)."""
         key = self._key(generation)
-        for (topic, partition), offset in next_offsets.items():
-            self.offsets.update_one(
-                {"_id": f"{key}:{topic}:{partition}"},
-                {"$set": {"topic": topic, "partition": partition, "next_offset": offset,
-                          "last_event_id": (last_ids or {}).get((topic, partition)),
-                          "updated_at": utcnow()}},
-                upsert=True, session=session)
+        now = utcnow()
+        writes = [UpdateOne(
+            {"_id": f"{key}:{topic}:{partition}"},
+            {"$set": {"topic": topic, "partition": partition, "next_offset": offset,
+                      "last_event_id": (last_ids or {}).get((topic, partition)), "updated_at": now}},
+            upsert=True) for (topic, partition), offset in next_offsets.items()]
+        if writes:
+            self.offsets.bulk_write(writes, ordered=False, session=session)
 
     def _park(self, record: Record, generation: int, err: Exception, session,
               track_offsets: bool = True) -> int:

@@ -30,6 +30,7 @@ def _changed(event) -> dict:
 class QuestionnairePlans(Projection):
     service = "measures"
     name = "questionnaire_plans"
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("scheduling",)
     collections = {"plans": [IndexModel("pending"), IndexModel("client_id")]}
 
@@ -56,6 +57,7 @@ class QuestionnairePlans(Projection):
 class MeasuresBoard(Projection):
     service = "measures"
     name = "measures_board"
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("scheduling", "measures")
     collections = {
         "sessions": [IndexModel("episode_id"), IndexModel([("client_id", ASCENDING), ("starts_at", ASCENDING)])],

@@ -19,6 +19,7 @@ from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
+from shared.wakeup import projections_bell
 
 from . import application, domain
 from .projections import MeasuresBoard, QuestionnairePlans
@@ -28,25 +29,34 @@ ACTOR = Actor.system("measures-reactor")
 
 
 class Reactor:
-    def __init__(self, settings, interval: float = 0.2):
-        self.settings, self.interval = settings, interval
+    def __init__(self, settings, interval: float = 0.2, idle_rest: float = 2.0):
+        self.settings, self.interval, self.idle_rest = settings, interval, idle_rest
         self.store = EventStore(mongo_client(settings.mongo_uri), settings.database("measures"),
                                 registry, cipher=cipher_for(settings))
         self.plans = projection_store(settings, QuestionnairePlans())
         self.board = projection_store(settings, MeasuresBoard())
 
     def run(self, stop: threading.Event) -> None:
+        """Act on pending plans and outcomes; idle, rest until a measures projection applies
+        something (shared.wakeup) or `idle_rest` passes (`interval` without change streams)."""
         self.store.ensure_indexes()
-        while not stop.is_set():
-            try:
-                busy = self.step()
-            except PyMongoError as err:
-                log.warning("reactor: store unavailable (%s)", err)
-                busy = 0
-            except Exception:  # one bad document must not stop the questionnaires of everyone
-                log.exception("reactor: step failed; trying again")
-                busy = 0
-            stop.wait(0 if busy else self.interval)
+        bell = projections_bell(self.store.mongo, self.store.db.name, name="measures reactor")
+        try:
+            while not stop.is_set():
+                ticket = bell.ticket()
+                try:
+                    busy = self.step()
+                except PyMongoError as err:
+                    log.warning("reactor: store unavailable (%s)", err)
+                    busy = 0
+                except Exception:  # one bad document must not stop the questionnaires of everyone
+                    log.exception("reactor: step failed; trying again")
+                    busy = 0
+                if busy:
+                    continue
+                bell.wait(ticket, self.idle_rest if bell.watching else self.interval, stop)
+        finally:
+            bell.close()
 
     def step(self) -> int:
         done = 0

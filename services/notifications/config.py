@@ -29,7 +29,10 @@ class NotifyConfig:
     backoff_seconds: float = 30.0
     backoff_cap_seconds: float = 3600.0
     lease_seconds: float = 120.0  # far longer than one SMTP or HTTP timeout
-    poll_seconds: float = 0.25  # a risk alert waits at most this long for the dispatcher
+    poll_seconds: float = 0.25  # without change streams, how often an idle dispatcher looks
+    # with them, an idle dispatcher wakes on every new or changed message (a risk alert at
+    # once) and otherwise looks this often, for messages that fall due with time (reminders)
+    idle_rest_seconds: float = 2.0
     practice_tz: str = "Europe/London"
     practice_name: str = "Rapport"
     measures_url: str = "http://127.0.0.1:8103"
@@ -62,6 +65,7 @@ class NotifyConfig:
             max_attempts=int(env("RAPPORT_NOTIFY_MAX_ATTEMPTS", str(cls.max_attempts))),
             backoff_seconds=float(env("RAPPORT_NOTIFY_BACKOFF_SECONDS", str(cls.backoff_seconds))),
             poll_seconds=float(env("RAPPORT_NOTIFY_POLL_SECONDS", str(cls.poll_seconds))),
+            idle_rest_seconds=float(env("RAPPORT_NOTIFY_IDLE_REST_SECONDS", str(cls.idle_rest_seconds))),
         )
         if settings is not None:
             config = replace(config, practice_tz=settings.practice_tz,

@@ -28,6 +28,7 @@ from shared.events import Actor, registry, utcnow
 from shared.mongo import client as mongo_client, in_transaction
 from shared.outbox import Lease
 from shared.projections import ProjectionStore
+from shared.wakeup import Doorbell
 
 from . import book as states
 from .book import MessageBook, ensure_indexes
@@ -99,25 +100,38 @@ class Dispatcher:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                if not self._ready:
-                    self._setup()
-                busy = self.step(stop=stop)
-                backoff = 0.2
-                if not busy:
-                    stop.wait(min(self.config.poll_seconds, 0.1) if self.urgent_only
-                              else self.config.poll_seconds)
-            except PyMongoError as err:
-                log.warning("%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        """Send until `stop`. With nothing to do it rests until a message is written (the
+        planner's insert of a risk alert wakes it at once: shared.wakeup) or `idle_rest`
+        passes, so a message falling due later (a reminder) goes out within that rest;
+        without change streams it polls every `poll_seconds` as before."""
+        backoff, bell = 0.2, None
+        try:
+            while not stop.is_set():
+                try:
+                    if not self._ready:
+                        self._setup()
+                        bell = Doorbell(self.book.messages, name=self.name)
+                    ticket = bell.ticket()
+                    busy = self.step(stop=stop)
+                    backoff = 0.2
+                    if not busy:
+                        bell.wait(ticket, self._rest(bell.watching), stop)
+                except PyMongoError as err:
+                    log.warning("%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            if bell is not None:
+                bell.close()
         if self._ready:
             try:
                 self.announcer.release()
             except PyMongoError:
                 pass  # it expires by itself
+
+    def _rest(self, watching: bool) -> float:
+        polling = min(self.config.poll_seconds, 0.1) if self.urgent_only else self.config.poll_seconds
+        return max(polling, self.config.idle_rest_seconds) if watching else polling
 
     def step(self, batch: int = 20, stop: threading.Event | None = None) -> int:
         """Announce what was planned or voided, then send up to `batch` due messages

@@ -24,6 +24,7 @@ def search_terms(given_name: str, family_name: str) -> list[str]:
 class ClientSummaries(Projection):
     service = "records"
     name = "client_summaries"
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("records", "scheduling")
     collections = {
         "clients": [IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
@@ -143,6 +144,7 @@ def _scheduling_summary(event) -> str | None:
 class RecordTimeline(Projection):
     service = "records"
     name = "record_timeline"
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("records", "scheduling")
     collections = {"entries": [IndexModel([("client_id", ASCENDING), ("at", ASCENDING)])]}
 

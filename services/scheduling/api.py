@@ -93,12 +93,14 @@ def book_session(body):
 
 
 def _session_for_change(session_id: str):
+    """The session as stored now, (state, version), read once: the access check, the
+    command's first attempt and the answer all start from it."""
     app = scheduling()
-    state, _ = app.session(session_id)
-    if state.status is None:
+    loaded = app.session(session_id)
+    if loaded[0].status is None:
         raise NotFound(f"no session {session_id}")
-    own_diary(state.facts["therapist_id"])
-    return app, state
+    own_diary(loaded[0].facts["therapist_id"])
+    return app, loaded
 
 
 @blp.route("/sessions/<session_id>", methods=["GET"])
@@ -106,7 +108,7 @@ def _session_for_change(session_id: str):
 @blp.response(200, s.SessionOut)
 def get_session(session_id):
     """One session as the write side knows it now."""
-    _, state = _session_for_change(session_id)
+    _, (state, _) = _session_for_change(session_id)
     return session_out(state)
 
 
@@ -116,14 +118,13 @@ def get_session(session_id):
 @blp.response(200, s.SessionOut)
 def reschedule(body, session_id):
     """Move a booked session (its claims move with it, atomically)."""
-    app, state = _session_for_change(session_id)
-    therapist = app.therapist(state.facts["therapist_id"])
+    app, loaded = _session_for_change(session_id)
+    therapist = app.therapist(loaded[0].facts["therapist_id"])
 
     def command(current):
         return RescheduleSession(therapist=therapist, now=app.clock(),
                                  client_status=app.client_status(current.facts["client_id"]), **body)
-    app.session_command(session_id, command, request_metadata())
-    return session_out(app.session(session_id)[0])
+    return session_out(app.change_session(session_id, command, request_metadata(), loaded))
 
 
 @blp.route("/sessions/<session_id>/cancel", methods=["POST"])
@@ -132,9 +133,9 @@ def reschedule(body, session_id):
 @blp.response(200, s.SessionOut)
 def cancel(body, session_id):
     """Cancel by client, therapist or practice; `late` when less than 24 hours ahead."""
-    app, _ = _session_for_change(session_id)
-    app.session_command(session_id, lambda _s: CancelSession(now=app.clock(), **body), request_metadata())
-    return session_out(app.session(session_id)[0])
+    app, loaded = _session_for_change(session_id)
+    return session_out(app.change_session(session_id, lambda _s: CancelSession(now=app.clock(), **body),
+                                          request_metadata(), loaded))
 
 
 @blp.route("/sessions/<session_id>/attend", methods=["POST"])
@@ -142,9 +143,9 @@ def cancel(body, session_id):
 @blp.response(200, s.SessionOut)
 def attend(session_id):
     """Mark a started session attended."""
-    app, _ = _session_for_change(session_id)
-    app.session_command(session_id, lambda _s: AttendSession(app.clock()), request_metadata())
-    return session_out(app.session(session_id)[0])
+    app, loaded = _session_for_change(session_id)
+    return session_out(app.change_session(session_id, lambda _s: AttendSession(app.clock()),
+                                          request_metadata(), loaded))
 
 
 @blp.route("/sessions/<session_id>/miss", methods=["POST"])
@@ -152,9 +153,9 @@ def attend(session_id):
 @blp.response(200, s.SessionOut)
 def miss(session_id):
     """Mark a started session missed (did not attend)."""
-    app, _ = _session_for_change(session_id)
-    app.session_command(session_id, lambda _s: MissSession(app.clock()), request_metadata())
-    return session_out(app.session(session_id)[0])
+    app, loaded = _session_for_change(session_id)
+    return session_out(app.change_session(session_id, lambda _s: MissSession(app.clock()),
+                                          request_metadata(), loaded))
 
 
 # -- courses and boosters ---------------------------------------------------------------------

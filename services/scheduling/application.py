@@ -60,24 +60,42 @@ class Scheduling:
         def command(state: SessionState) -> BookSession:
             return BookSession(booking, self.therapist(therapist_id),
                                self.client_status(booking.client_id), self.clock())
-        return self.session_command(booking.session_id, command, meta)[0]
+        # a session id the API has just made has no events yet: nothing to load
+        fresh = (self.session_decider.initial_state(), 0)
+        return self.session_command(booking.session_id, command, meta, loaded=fresh)[0]
 
     def session_command(self, session_id: str, make: Callable[[SessionState], object],
-                        meta: Metadata) -> list[Event]:
+                        meta: Metadata, *, loaded: tuple[SessionState, int] | None = None) -> list[Event]:
         """Decide on fresh state and append with the claims the events imply; a concurrent
-        change of the same session makes us decide again on what it left."""
+        change of the same session makes us decide again on what it left. `loaded` is the
+        (state, version) the caller has just read, used for the first attempt."""
+        return self._decide_and_append(session_id, make, meta, loaded)[1]
+
+    def change_session(self, session_id: str, make: Callable[[SessionState], object],
+                       meta: Metadata, loaded: tuple[SessionState, int]) -> SessionState:
+        """session_command, returning the state after it without reading the stream again."""
+        state, stored = self._decide_and_append(session_id, make, meta, loaded)
+        for event in stored:
+            state = self.session_decider.evolve(state, event)
+        return state
+
+    def _decide_and_append(self, session_id, make, meta, loaded) -> tuple[SessionState, list[Event]]:
         for _ in range(ATTEMPTS):
-            state, version = self.session(session_id)
+            state, version = loaded or self.session(session_id)
+            loaded = None
             events = self.session_decider.decide(state, make(state))
             try:
-                return self.store.append(session_stream(session_id), version, events, meta,
-                                         also=self._claims_for(events))
+                return state, self.store.append(session_stream(session_id), version, events, meta,
+                                                also=self._claims_for(events))
             except ConcurrencyError:
                 continue
         raise Conflict("the session was changed by someone else at the same time; try again")
 
     def _claims_for(self, events: Sequence[NewEvent]):
+        """The claim writes the events imply: first the claims released (a cancelled or
+        moved session), then every claim taken, in one insert for the whole command."""
         def write(session) -> None:
+            taken = []
             for event in events:
                 d = event.data
                 if event.type in ("SessionRescheduled", "SessionCancelled"):
@@ -85,7 +103,8 @@ class Scheduling:
                 if event.type in ("SessionBooked", "SessionRescheduled"):
                     keys = diary.claim_keys(d["starts_at"], therapist_id=d["therapist_id"],
                                             client_id=d["client_id"], room=d.get("room"))
-                    claims.take(self.claims, session, [(k, d["session_id"]) for k in keys])
+                    taken += [(k, d["session_id"]) for k in keys]
+            claims.take(self.claims, session, taken)
         return write
 
     # -- courses and boosters -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Iterable
 from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.domain import Conflict
 
@@ -42,12 +42,28 @@ def _doc(key: str, session_id: str) -> dict:
 
 
 def take(collection: Collection, session: ClientSession, claims: Iterable[tuple[str, str]]) -> None:
-    """Insert (key, session_id) claims; the first one already held aborts the transaction."""
-    for key, session_id in claims:
-        try:
-            collection.insert_one(_doc(key, session_id), session=session)
-        except DuplicateKeyError:
-            raise SlotTaken(key) from None
+    """Insert (key, session_id) claims in one ordered `insert_many` (one round trip for a
+    booking's 15 claims, or a course's 240, instead of one each); the first key already
+    held stops it, and SlotTaken aborts the transaction. A racing booking of the same key
+    that has not committed yet makes the store raise a transient write conflict instead:
+    the transaction is run again and then meets the committed claim."""
+    docs = [_doc(key, session_id) for key, session_id in claims]
+    if not docs:
+        return
+    try:
+        collection.insert_many(docs, ordered=True, session=session)
+    except DuplicateKeyError as err:
+        raise SlotTaken(_held_key(err, docs)) from None
+    except BulkWriteError as err:
+        errors = err.details.get("writeErrors", [])
+        if not errors or errors[0].get("code") != 11000:
+            raise
+        raise SlotTaken(docs[errors[0].get("index", 0)]["_id"]) from None
+
+
+def _held_key(err: DuplicateKeyError, docs: list[dict]) -> str:
+    key = (err.details or {}).get("keyValue", {}).get("_id")
+    return key if key is not None else docs[0]["_id"]
 
 
 def release(collection: Collection, session: ClientSession, session_id: str) -> None:

@@ -16,6 +16,7 @@ from shared.domain import DomainError
 from shared.eventstore import Metadata
 from shared.events import Actor, utcnow
 from shared.projections import ProjectionStore
+from shared.wakeup import projections_bell
 
 from .application import Scheduling
 from .domain import BOOKED, CancelSession
@@ -26,8 +27,9 @@ REASON = "discharged"
 
 
 class DischargeCanceller:
-    def __init__(self, scheduling: Scheduling, queue: ProjectionStore, *, interval: float = 0.5):
-        self.scheduling, self.queue, self.interval = scheduling, queue, interval
+    def __init__(self, scheduling: Scheduling, queue: ProjectionStore, *, interval: float = 0.5,
+                 idle_rest: float = 2.0):
+        self.scheduling, self.queue, self.interval, self.idle_rest = scheduling, queue, interval, idle_rest
 
     def step(self) -> int:
         """Work through every pending discharge; returns the sessions cancelled."""
@@ -63,14 +65,22 @@ class DischargeCanceller:
         return done
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.step()
-            except PyMongoError as err:
-                log.warning("discharge canceller: store unavailable (%s)", err)
-            except Exception:  # a bug must not stop the loop: the job stays pending, retried
-                log.exception("discharge canceller: a discharge failed; retrying")
-            stop.wait(self.interval)
+        """Cancel what discharges left; idle, rest until a scheduling projection applies
+        something (a discharge reaches the queue: shared.wakeup) or `idle_rest` passes."""
+        store = self.scheduling.store
+        bell = projections_bell(store.mongo, store.db.name, name="discharge canceller")
+        try:
+            while not stop.is_set():
+                ticket = bell.ticket()
+                try:
+                    self.step()
+                except PyMongoError as err:
+                    log.warning("discharge canceller: store unavailable (%s)", err)
+                except Exception:  # a bug must not stop the loop: the job stays pending, retried
+                    log.exception("discharge canceller: a discharge failed; retrying")
+                bell.wait(ticket, self.idle_rest if bell.watching else self.interval, stop)
+        finally:
+            bell.close()
 
 
 def make_canceller(settings: Settings, clock=utcnow) -> DischargeCanceller:

@@ -16,6 +16,7 @@ SERVICE = "scheduling"
 
 class Sessions(Projection):
     service, name, sources = SERVICE, "sessions", (SERVICE,)
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     collections = {"sessions": [
         IndexModel([("therapist_id", ASCENDING), ("starts_at", ASCENDING)], name="therapist_time"),
         IndexModel([("client_id", ASCENDING), ("starts_at", ASCENDING)], name="client_time"),
@@ -50,6 +51,7 @@ class Sessions(Projection):
 
 class Therapists(Projection):
     service, name, sources = SERVICE, "therapists", (SERVICE,)
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     collections = {"therapists": [IndexModel([("name", ASCENDING)], name="name")]}
 
     def on_TherapistRegistered(self, event, view):
@@ -68,6 +70,7 @@ class Therapists(Projection):
 
 class Discharges(Projection):
     service, name, sources = SERVICE, "discharges", ("records",)
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     collections = {"discharges": [IndexModel([("status", ASCENDING)], name="status")]}
 
     def on_ClientDischarged(self, event, view):

@@ -35,6 +35,7 @@ class Totals(Projection):
     """Per stream: how many increments and their sum, in order (a list of stream versions)."""
     service = "kernel"
     name = "totals"
+    batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("kernel",)
     collections = {"totals": [IndexModel("name")]}
 

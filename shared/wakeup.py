@@ -1,0 +1,166 @@
+"""Waiting that costs neither CPU nor latency: a loop with nothing to do rests until a
+collection it depends on changes (a MongoDB change stream, which the store holds open and
+answers when a write commits) or a timeout passes.
+
+Polling the store in a loop was what an idle `make up` spent 1.2 cores on (issue 14): the
+relays asked for pending events every 50 ms, the dispatchers for due messages every 0.1-0.25 s,
+the consumers fetched from the broker every 0.3 s. With a doorbell the relay wakes on an
+insert into `events`, a consumer when a source's relay marks events published, a dispatcher
+on a new or changed message; the timeouts remain for what no write announces (a reminder
+falling due, records produced to a topic without a relay, a store without change streams).
+
+A process opens one change stream per store client, whatever the number of doorbells,
+filtered on the server to the collections some doorbell watches and reduced to their names:
+the local store scans its oplog for every open stream on every write, so forty streams (one
+per loop) cost more than the polling they replaced (BENCH_SECTIONS=idle make bench).
+
+    bell = Doorbell([db["events"]])
+    ticket = bell.ticket()          # before looking for work, so no ring is missed
+    if not do_work():
+        bell.wait(ticket, timeout=5.0, stop=stop)
+    bell.close()
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Sequence
+
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+AWAIT_MS = 1000  # how long the store holds an empty getMore before answering
+_hubs: dict[int, "_Hub"] = {}
+_hubs_lock = threading.Lock()
+
+
+class _Hub:
+    """The process's change stream on one store client, shared by every Doorbell on it."""
+
+    def __init__(self, mongo):
+        self.mongo = mongo
+        self.cond = threading.Condition()
+        self.rings: Counter = Counter()   # "db.coll" -> changes seen
+        self.wanted: Counter = Counter()  # "db.coll" -> doorbells watching it
+        self.open = False
+        self._changed = False  # the wanted set changed: reopen the stream with it
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, names: Sequence[str]) -> None:
+        with self.cond:
+            fresh = [n for n in names if not self.wanted[n]]
+            self.wanted.update(names)
+            if fresh:
+                self._changed = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="doorbell")
+                self._thread.start()
+
+    def unsubscribe(self, names: Sequence[str]) -> None:
+        with self.cond:
+            self.wanted.subtract(names)
+            for n in names:
+                if self.wanted[n] <= 0:
+                    del self.wanted[n]
+                    self._changed = True  # reopen without it (or end, when none is left)
+            self.cond.notify_all()
+
+    def _ring(self, names) -> None:
+        with self.cond:
+            self.rings.update(names)
+            self.cond.notify_all()
+
+    def _pipeline(self, names: list[str]) -> list[dict]:
+        which = [{"ns.db": n.split(".", 1)[0], "ns.coll": n.split(".", 1)[1]} for n in names]
+        return [{"$match": {"$or": which}}, {"$project": {"ns": 1}}]
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            with self.cond:
+                names = sorted(self.wanted)
+                self._changed = False
+                if not names:
+                    self._thread = None
+                    return
+            try:
+                with self.mongo.watch(self._pipeline(names), max_await_time_ms=AWAIT_MS) as stream:
+                    self.open = True
+                    self._ring(names)  # (re)opened: anything may have changed meanwhile
+                    backoff = 0.2
+                    while not self._changed and stream.alive:
+                        change = stream.try_next()
+                        if change is not None:
+                            ns = change.get("ns") or {}
+                            self._ring([f"{ns.get('db')}.{ns.get('coll')}"])
+            except PyMongoError as err:
+                log.debug("doorbell: change stream unavailable (%s)", err)
+                self.open = False
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self.open = False
+
+
+def _hub(mongo) -> _Hub:
+    with _hubs_lock:
+        hub = _hubs.get(id(mongo))
+        if hub is None or hub.mongo is not mongo:
+            hub = _hubs[id(mongo)] = _Hub(mongo)
+        return hub
+
+
+class Doorbell:
+    """Rings when one of `collections` (all on one store client) changes. `watching` is
+    False while the change stream is not open (store down, or a store without change
+    streams): callers then poll as they did before."""
+
+    def __init__(self, collections: Collection | Sequence[Collection], *, name: str = "doorbell"):
+        collections = [collections] if isinstance(collections, Collection) else list(collections)
+        self.name = name
+        self.names = [c.full_name for c in collections]
+        # with nothing to watch, a bell on a hub of its own that never opens: it only times out
+        self._hub = _hub(collections[0].database.client) if collections else _Hub(None)
+        if self.names:
+            self._hub.subscribe(self.names)
+        self._closed = False
+
+    @property
+    def watching(self) -> bool:
+        return self._hub.open and not self._closed
+
+    def ticket(self) -> int:
+        """Take before looking for work; `wait(ticket)` returns at once if a change came since."""
+        with self._hub.cond:
+            return self._count()
+
+    def _count(self) -> int:
+        return sum(self._hub.rings[n] for n in self.names)
+
+    def wait(self, ticket: int, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Rest until a change after `ticket`, `timeout` seconds, or `stop`. True if rung."""
+        deadline = time.monotonic() + timeout
+        with self._hub.cond:
+            while self._count() == ticket and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (stop is not None and stop.is_set()):
+                    break
+                # wake now and then to notice `stop` (a threading.Event cannot notify us)
+                self._hub.cond.wait(min(remaining, 0.5))
+            return self._count() != ticket
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self.names:
+                self._hub.unsubscribe(self.names)
+
+
+def projections_bell(mongo, database: str, *, name: str = "projections") -> Doorbell:
+    """Rings when a projection of `database` applied events: every apply that changes a
+    projection records its progress in `projection_meta` in the same transaction. For
+    loops that act on what projections wrote (a reactor, a canceller)."""
+    return Doorbell(mongo[database]["projection_meta"], name=name)

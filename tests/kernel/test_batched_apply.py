@@ -1,0 +1,50 @@
+"""A consumer batch goes to the store as a few bulk writes in one transaction, not one write
+per event (issue 14), and stays exactly-once: the same batch again changes nothing."""
+from __future__ import annotations
+
+import pymongo
+from pymongo import monitoring
+
+from shared.outbox import message_from_document
+from shared.projections import ProjectionStore, Record, snapshot
+
+from .support import Totals, reg
+from .test_consumer import append_counters, expected_totals, setup
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self):
+        self.names: list[str] = []
+
+    def started(self, event):
+        self.names.append(event.command_name)
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes_nothing(settings):
+    store, _, _ = setup(settings)
+    append_counters(store, streams=6, increments=49)  # 300 events
+    docs = list(store.events.find().sort("position", 1))
+    records = [Record("t", d["position"] % 3, d["position"], message_from_document(d)) for d in docs]
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        pstore = ProjectionStore(mongo, settings.database("kernel"), Totals(), reg)
+        generation = pstore.active_generation()
+        listener.names.clear()
+        assert pstore.apply(records, generation) == 300
+        writes = [n for n in listener.names if n in ("update", "insert", "delete")]
+        # was 300 updates (one per event) + offsets one by one; now one bulk per collection
+        assert len(writes) <= 5, listener.names
+        assert snapshot(pstore.reader("totals")) == expected_totals(store)
+        assert pstore.apply(records, generation) == 0  # delivered again: nothing applied twice
+        assert snapshot(pstore.reader("totals")) == expected_totals(store)
+        assert pstore.stored_offsets(generation) == {("t", p): max(
+            r.offset for r in records if r.partition == p) + 1 for p in range(3)}
+    finally:
+        mongo.close()

@@ -1,0 +1,86 @@
+"""Idle loops wait on a change stream (shared.wakeup) instead of polling the store: an idle
+relay sends the store almost nothing, and still publishes a new event at once (issue 14:
+`make up` doing nothing cost 1.2 cores, mostly the store serving idle polls)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pymongo
+from pymongo import monitoring
+
+from shared.eventstore import EventStore
+from shared.events import NewEvent
+from shared.outbox import OutboxRelay
+from shared.pytest_plugin import eventually
+from shared.wakeup import Doorbell
+
+from .support import META, reg
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self):
+        self.names: list[str] = []
+
+    def started(self, event):
+        self.names.append(event.command_name)
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_a_doorbell_rings_on_a_write_and_otherwise_times_out(settings):
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    coll = mongo[settings.database("kernel")]["things"]
+    bell = Doorbell(coll)
+    try:
+        eventually(lambda: bell.watching, timeout=10, message="change stream open")
+        ticket = bell.ticket()
+        started = time.monotonic()
+        assert not bell.wait(ticket, 0.3)
+        assert time.monotonic() - started >= 0.3
+        threading.Timer(0.2, lambda: coll.insert_one({"x": 1})).start()
+        started = time.monotonic()
+        assert bell.wait(ticket, 10)
+        assert time.monotonic() - started < 2
+        ticket = bell.ticket()
+        coll.insert_one({"x": 2})  # a change between ticket and wait is not missed
+        time.sleep(0.3)
+        assert bell.wait(ticket, 0.0) or bell.wait(ticket, 5)
+    finally:
+        bell.close()
+        mongo.close()
+
+
+def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settings):
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    store = EventStore(mongo, settings.database("kernel"), reg)
+    store.ensure_indexes()
+    relay = OutboxRelay(store, settings.kafka_bootstrap, settings.topic("kernel"),
+                        partitions=settings.topic_partitions)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "one"})], META)
+        eventually(lambda: store.published_through() == 1, timeout=30, message="first published")
+        time.sleep(1.0)
+        listener.names.clear()
+        time.sleep(3.0)
+        idle = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster")]
+        # polling every 50 ms was ~60 queries a second; now a lease renewal and a look at the
+        # outbox every 5 s, and the change stream's getMore about once a second
+        assert len(idle) <= 12, idle
+        appended = time.monotonic()
+        store.append("c-2", 0, [NewEvent("CounterOpened", {"name": "two"})], META)
+        eventually(lambda: store.published_through() == 2, timeout=10, interval=0.01,
+                   message="second published")
+        assert time.monotonic() - appended < 1.0
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        mongo.close()
