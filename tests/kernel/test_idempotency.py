@@ -1,7 +1,6 @@
 """Idempotency-Key on the kernel's writes, against the real local store, and JSON bodies
 nested too deep refused before they are parsed."""
 import threading
-import time
 
 import pytest
 from flask import g
@@ -102,9 +101,7 @@ def test_too_deep_counts_only_brackets_outside_strings():
     assert not too_deep(b'{"a": [[1, 2], {"b": "[[[[[[[["}]}', limit=3)
     assert too_deep(b"[" * 5, limit=4)
     assert not too_deep(b'"' + b"[" * 100 + b'"', limit=4)
-    started = time.perf_counter()
     assert too_deep(b"[" * 100_000) and not too_deep(b'{"x": "' + b"[" * 900_000 + b'"}')
-    assert time.perf_counter() - started < 0.5
 
 
 def test_deeply_nested_json_is_400_before_anything_parses_it(app, auth_header):
