@@ -69,9 +69,11 @@ def test_only_a_session_of_this_client_may_be_named(api, staff, settings, worker
     task_id = task.get_json()["task_id"]
     _refused(api.post(f"/tasks/{task_id}/review", headers=t1,
                       json={"review": "went over it", "session_id": other}))
-    # a made-up session: refused after the bounded wait
+    # a made-up session: refused after the bounded wait (3 s), not held indefinitely
+    started = time.monotonic()
     _refused(api.post(f"/clients/{emma}/notes", headers=t1,
                       json={"session_id": new_session_id(), "text": "no such session"}))
+    assert 2.5 < time.monotonic() - started < 8.0
     notes = api.get(f"/clients/{emma}/notes", headers=t1).get_json()["notes"]
     assert notes == []  # nothing was written by any refusal
 
