@@ -80,6 +80,23 @@ def verify_token(secret: str, token: str) -> Identity:
                     name=claims.get("name"), therapist_id=claims.get("therapist_id"))
 
 
+def verify_rotating(settings, token: str, now: datetime | None = None) -> Identity:
+    """Verify with the current secret and, during a rotation, with the previous one until
+    `token_secret_previous_until` (RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL): tokens issued
+    before the switch keep working for their grace period instead of signing everyone out
+    at once. The previous secret only verifies; every new token is signed with the current."""
+    try:
+        return verify_token(settings.token_secret, token)
+    except AuthError as current_refused:
+        previous, until = settings.token_secret_previous, settings.token_secret_previous_until
+        if not previous or until is None or (now or datetime.now(timezone.utc)) >= until:
+            raise
+        try:
+            return verify_token(previous, token)
+        except AuthError:
+            raise current_refused
+
+
 def service_token(secret: str, service: str, ttl_seconds: int = 300) -> str:
     return issue_token(secret, sub=f"service:{service}", role="service", ttl_seconds=ttl_seconds)
 
@@ -89,7 +106,7 @@ def authenticate() -> Identity:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("missing bearer token")
-    identity = verify_token(current_app.config["RAPPORT_SETTINGS"].token_secret, token.strip())
+    identity = verify_rotating(current_app.config["RAPPORT_SETTINGS"], token.strip())
     g.identity = identity
     return identity
 

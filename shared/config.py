@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
 DEFAULT_PORTS = {"portal": 8100, "scheduling": 8101, "records": 8102,
@@ -44,6 +45,12 @@ class Settings:
     service_urls: dict = field(default_factory=lambda: {
         name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
     extra: dict = field(default_factory=dict)
+    # Rotation (deploy/README.md): tokens signed with the previous secret are still accepted,
+    # for verification only, until the stated time; new tokens are signed with token_secret.
+    token_secret_previous: str = ""
+    token_secret_previous_until: datetime | None = None
+    # Bearer token Prometheus sends for /metrics; empty outside demo mode = /metrics refused
+    metrics_token: str = ""
 
     def topic(self, service: str) -> str:
         return f"{self.topic_prefix}{service}"
@@ -83,7 +90,14 @@ class Settings:
             demo_mode=demo,
             practice_name=os.environ.get("RAPPORT_PRACTICE_NAME", cls.practice_name),
             service_urls=urls,
+            **_rotation_from_env(),
+            metrics_token=os.environ.get("RAPPORT_METRICS_TOKEN", ""),
         )
+        # TLS and SASL reach every client through shared/kafka.py and shared/mongo.py, which
+        # read them where clients are made (many callers hold only a bootstrap or a URI);
+        # reading them here too refuses to start on a bad value, before any connection
+        kafka_options_from_env()
+        mongo_options_from_env()
         settings.check()
         return settings
 
@@ -96,8 +110,82 @@ class Settings:
                 raise ConfigError("RAPPORT_TOKEN_SECRET must be at least 32 characters")
             if self.master_key == DEMO_MASTER_KEY:
                 raise ConfigError("RAPPORT_MASTER_KEY must be set outside demo mode")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            raise ConfigError("RAPPORT_METRICS_TOKEN must be at least 32 characters")
+        if self.token_secret_previous:
+            if self.token_secret_previous_until is None:
+                raise ConfigError("RAPPORT_TOKEN_SECRET_PREVIOUS needs RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL "
+                                  "(an ISO time with offset, e.g. 2026-12-02T09:00:00+00:00)")
+            if self.token_secret_previous == self.token_secret:
+                raise ConfigError("RAPPORT_TOKEN_SECRET_PREVIOUS is the current secret: rotation needs a new one")
         try:
             if len(base64.b64decode(self.master_key, validate=True)) != 32:
                 raise ConfigError("RAPPORT_MASTER_KEY must be 32 bytes, base64-encoded")
         except binascii.Error:
             raise ConfigError("RAPPORT_MASTER_KEY must be base64")
+
+
+def _rotation_from_env() -> dict:
+    previous = os.environ.get("RAPPORT_TOKEN_SECRET_PREVIOUS", "")
+    raw = os.environ.get("RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL", "").strip()
+    until = None
+    if raw:
+        try:
+            until = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            until = None
+        if until is None or until.tzinfo is None:
+            raise ConfigError("RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL must be an ISO time with offset, "
+                              "e.g. 2026-12-02T09:00:00+00:00")
+    return {"token_secret_previous": previous, "token_secret_previous_until": until}
+
+
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def kafka_options_from_env() -> dict:
+    """kafka-python keyword arguments for TLS and SASL, from RAPPORT_KAFKA_*; {} (plaintext,
+    the local broker) when none is set. Every client (producer, consumer, admin) gets them."""
+    protocol = os.environ.get("RAPPORT_KAFKA_SECURITY_PROTOCOL", "").strip().upper()
+    if not protocol:
+        return {}
+    if protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(f"RAPPORT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}")
+    options: dict = {"security_protocol": protocol}
+    if "SSL" in protocol:
+        for env, key in (("RAPPORT_KAFKA_SSL_CAFILE", "ssl_cafile"), ("RAPPORT_KAFKA_SSL_CERTFILE", "ssl_certfile"),
+                         ("RAPPORT_KAFKA_SSL_KEYFILE", "ssl_keyfile")):
+            if os.environ.get(env):
+                options[key] = os.environ[env]
+        options["ssl_check_hostname"] = _env_bool("RAPPORT_KAFKA_SSL_CHECK_HOSTNAME", True)
+    if protocol.startswith("SASL"):
+        mechanism = os.environ.get("RAPPORT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").strip().upper()
+        if mechanism not in KAFKA_MECHANISMS:
+            raise ConfigError(f"RAPPORT_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_MECHANISMS)}")
+        user, password = os.environ.get("RAPPORT_KAFKA_SASL_USERNAME"), os.environ.get("RAPPORT_KAFKA_SASL_PASSWORD")
+        if not user or not password:
+            raise ConfigError(f"{protocol} needs RAPPORT_KAFKA_SASL_USERNAME and RAPPORT_KAFKA_SASL_PASSWORD")
+        options.update(sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
+    return options
+
+
+def mongo_options_from_env() -> dict:
+    """pymongo keyword arguments for TLS and authentication, from RAPPORT_MONGO_*; {} when
+    none is set (they may also be in RAPPORT_MONGO_URI; these keep the password out of it)."""
+    options: dict = {}
+    if _env_bool("RAPPORT_MONGO_TLS", False):
+        options["tls"] = True
+        for env, key in (("RAPPORT_MONGO_TLS_CA_FILE", "tlsCAFile"),
+                         ("RAPPORT_MONGO_TLS_CERT_KEY_FILE", "tlsCertificateKeyFile")):
+            if os.environ.get(env):
+                options[key] = os.environ[env]
+    user, password = os.environ.get("RAPPORT_MONGO_USERNAME"), os.environ.get("RAPPORT_MONGO_PASSWORD")
+    if user or password:
+        if not (user and password):
+            raise ConfigError("RAPPORT_MONGO_USERNAME and RAPPORT_MONGO_PASSWORD go together")
+        options.update(username=user, password=password,
+                       authSource=os.environ.get("RAPPORT_MONGO_AUTH_SOURCE", "admin"))
+        if os.environ.get("RAPPORT_MONGO_AUTH_MECHANISM"):
+            options["authMechanism"] = os.environ["RAPPORT_MONGO_AUTH_MECHANISM"]
+    return options

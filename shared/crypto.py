@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pymongo
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from marshmallow import Schema, fields as mf
 from pymongo.errors import DuplicateKeyError
@@ -115,6 +116,42 @@ class KeyStore:
     def is_disposed(self, client_id: str) -> bool:
         doc = self.keys.find_one({"_id": client_id}, {"disposed_at": 1})
         return bool(doc and doc.get("disposed_at"))
+
+
+def rewrap_keys(mongo: pymongo.MongoClient, database: str, old_master_b64: str,
+                new_master_b64: str) -> dict[str, int]:
+    """Master-key rotation: wrap every client key again under the new master key. The client
+    keys themselves do not change, so every sealed value in every event stays readable and
+    nothing in the events is rewritten; afterwards the old master key opens no key.
+
+    Safe to run again after an interruption: a key the new master already opens is skipped.
+    Each key is replaced only if it is still the wrapped key read (a disposal meanwhile wins).
+    Run it with the services stopped (deploy/README.md): a process still holding the old
+    master key could neither read nor create keys once some are rewrapped."""
+    if _unb64(old_master_b64) == _unb64(new_master_b64):
+        raise ValueError("the new master key is the old one")
+    old, new = AESGCM(_unb64(old_master_b64)), AESGCM(_unb64(new_master_b64))
+    counts = {"rewrapped": 0, "already": 0, "disposed": 0}
+    keys = mongo[database]["client_keys"]
+    for doc in keys.find({}):
+        if doc.get("disposed_at") is not None or doc.get("wrapped") is None:
+            counts["disposed"] += 1
+            continue
+        nonce, wrapped, aad = _unb64(doc["nonce"]), _unb64(doc["wrapped"]), doc["_id"].encode()
+        try:
+            new.decrypt(nonce, wrapped, aad)
+            counts["already"] += 1
+            continue
+        except InvalidTag:
+            pass
+        plain = old.decrypt(nonce, wrapped, aad)  # InvalidTag: the old key given is not the one in use
+        fresh = os.urandom(12)
+        done = keys.update_one(
+            {"_id": doc["_id"], "wrapped": doc["wrapped"], "disposed_at": None},
+            {"$set": {"nonce": _b64(fresh), "wrapped": _b64(new.encrypt(fresh, plain, aad)),
+                      "rewrapped_at": datetime.now(timezone.utc)}})
+        counts["rewrapped" if done.modified_count else "disposed"] += 1
+    return counts
 
 
 def _personal_paths(schema: Schema, prefix: str = "") -> list[tuple[str, mf.Field]]:

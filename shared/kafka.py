@@ -9,6 +9,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from .config import kafka_options_from_env
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,7 @@ def producer(bootstrap: str, **overrides) -> KafkaProducer:
         # fault suite on the local broker); topics are created by ensure_topics
         allow_auto_create_topics=False,
     )
+    options.update(kafka_options_from_env())  # TLS / SASL (deploy/README.md)
     options.update(overrides)
     return KafkaProducer(**options)
 
@@ -43,6 +46,7 @@ def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
         heartbeat_interval_ms=3000,
         allow_auto_create_topics=False,  # see producer()
     )
+    options.update(kafka_options_from_env())
     options.update(overrides)
     return KafkaConsumer(**options)
 
@@ -50,7 +54,7 @@ def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     """Create topics that do not exist yet (idempotent)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rapport-admin",
-                             request_timeout_ms=10000)
+                             request_timeout_ms=10000, **kafka_options_from_env())
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]

@@ -8,6 +8,8 @@ from typing import Callable, TypeVar
 import pymongo
 from pymongo.client_session import ClientSession
 
+from .config import mongo_options_from_env
+
 T = TypeVar("T")
 _clients: dict[str, pymongo.MongoClient] = {}
 _lock = threading.Lock()
@@ -17,8 +19,10 @@ def client(uri: str) -> pymongo.MongoClient:
     with _lock:
         found = _clients.get(uri)
         if found is None:
+            # TLS and credentials from RAPPORT_MONGO_* (deploy/README.md) on every client
             found = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
-                                        connectTimeoutMS=3000, tz_aware=True)
+                                        connectTimeoutMS=3000, tz_aware=True,
+                                        **mongo_options_from_env())
             _clients[uri] = found
         return found
 

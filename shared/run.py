@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     p.add_argument("service")
     p.add_argument("--dry-run", action="store_true")
     sub.add_parser("topics", help="create every service's topic")
+    sub.add_parser("rewrap-keys", help="wrap every client key under RAPPORT_MASTER_KEY_NEW "
+                                       "(master-key rotation; services stopped)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -93,6 +95,8 @@ def main(argv=None) -> int:
         ensure_topics(settings.kafka_bootstrap, [settings.topic(s) for s in services.SERVICE_NAMES],
                       settings.topic_partitions)
         return 0
+    if args.command == "rewrap-keys":
+        return _rewrap_keys(settings)
     definition = services.load(args.service)
     if args.command == "relay":
         stop = _stop_on_signals()
@@ -141,6 +145,30 @@ def main(argv=None) -> int:
         print(f"{args.projection}: generation {generation} is now active")
         return 0
     return 1
+
+
+def _rewrap_keys(settings: Settings) -> int:
+    """RAPPORT_MASTER_KEY is the key in use; RAPPORT_MASTER_KEY_NEW the one to move to."""
+    import os
+    from dataclasses import replace
+    from .config import ConfigError
+    from .crypto import rewrap_keys
+    new = os.environ.get("RAPPORT_MASTER_KEY_NEW", "")
+    if not new:
+        print("rewrap-keys: set RAPPORT_MASTER_KEY_NEW (32 random bytes, base64) to the new master key",
+              file=sys.stderr)
+        return 2
+    try:
+        replace(settings, master_key=new).check()  # base64, 32 bytes, not the demo key
+    except ConfigError as err:
+        print(f"rewrap-keys: RAPPORT_MASTER_KEY_NEW: {err}", file=sys.stderr)
+        return 2
+    counts = rewrap_keys(mongo_client(settings.mongo_uri), settings.database("keys"),
+                         settings.master_key, new)
+    print(f"{settings.database('keys')}: {counts['rewrapped']} keys wrapped under the new master key, "
+          f"{counts['already']} were already, {counts['disposed']} disposed (nothing to wrap). "
+          "Now set RAPPORT_MASTER_KEY to the new key everywhere and start the services.")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ readiness, OpenAPI (flask-smorest), Prometheus metrics, correlation ids and the 
 per-process MongoDB client (created after gunicorn forks)."""
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import socket
@@ -173,6 +174,25 @@ def _kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     return False
 
 
+def _metrics_refusal(settings: Settings) -> Response | None:
+    """/metrics is for Prometheus only (issue 15, #14: it was public on every service and the
+    portal, and names routes, backlogs and lag). It needs `Authorization: Bearer
+    <RAPPORT_METRICS_TOKEN>`; without a token configured it is open only in demo mode (the
+    local stack binds to 127.0.0.1) and refused otherwise."""
+    expected = settings.metrics_token
+    if not expected:
+        if settings.demo_mode:
+            return None
+        return problem(403, "Forbidden", "metrics are off: set RAPPORT_METRICS_TOKEN and scrape with it "
+                                         "as a bearer token (deploy/README.md)")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return None
+    response = problem(401, "Unauthorized", "metrics need the metrics bearer token")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
 def create_service_app(service: str, settings: Settings, *, title: str, description: str,
                        blueprints: Iterable = (), projections: Iterable[Projection] = (),
                        extra_metrics: Callable | None = None) -> Flask:
@@ -323,6 +343,9 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
     @app.get("/metrics")
     @public
     def metrics_endpoint():
+        refused = _metrics_refusal(settings)
+        if refused is not None:
+            return refused
         body, content_type = metrics.exposition(current_app)
         return Response(body, mimetype=content_type)
 

@@ -238,6 +238,16 @@ def past_scores(settings: Settings, case: Case, client_id: str, sessions: list[d
     return len(case.phq9)
 
 
+def records_know_sessions(settings: Settings, case: Case, session_ids: list[str]) -> None:
+    """A note names a session records has heard of from scheduling (issue 15, #10), and
+    records waits only a few seconds for one; the seed books a whole course at once, so it
+    waits here until records' projection holds every session it writes notes for."""
+    from services.records.projections import ClientSummaries
+    sessions = ServiceContext("records", settings).projection(ClientSummaries())
+    wait_for(f"records to know {case.key}'s sessions", lambda: sessions.reader("sessions").count_documents(
+        {"_id": {"$in": session_ids}}) == len(set(session_ids)))
+
+
 def register(api: Api, progress: Progress, case: Case, today: date) -> str:
     born = date(today.year - case.age, 3, 2) if (today.month, today.day) >= (3, 2) else date(today.year - case.age - 1, 3, 2)
     return progress.once(f"{case.key}.client", lambda: api.call(
@@ -253,6 +263,7 @@ def seed_case(api: Api, settings: Settings, progress: Progress, case: Case, meta
     sessions = progress.once(f"{case.key}.course", lambda: past_course(settings, case, client_id, meta, today))
     progress.once(f"{case.key}.scores", lambda: past_scores(settings, case, client_id, sessions, meta))
     attended = sessions[:case.attended]
+    records_know_sessions(settings, case, [s["session_id"] for s in attended])
     progress.once(f"{case.key}.notes", lambda: [api.call(
         "POST", "records", f"/clients/{client_id}/notes",
         {"session_id": s["session_id"], "text": text})["note_id"] for s, text in zip(

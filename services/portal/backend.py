@@ -4,10 +4,13 @@ a client that is not yours, 404, 409, 422) comes back as a `BackendError` the pa
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 import requests
 from flask import current_app, g, has_request_context, request, session
+
+from shared.inputs import ID_PATTERN
 
 from .security import backend_token, current_user
 
@@ -36,6 +39,7 @@ class Backend:
         self.http = requests.Session()
 
     def call(self, method: str, service: str, path: str, *, params=None, json=None):
+        _check_path(service, path)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if self.correlation_id:
             headers["X-Correlation-ID"] = self.correlation_id
@@ -79,6 +83,38 @@ class Backend:
             return self.get(service, path, **params), None
         except BackendError as err:
             return default, err
+
+
+_SEGMENT = re.compile(ID_PATTERN)
+
+
+def _check_path(service: str, path: str) -> None:
+    """Every segment of a backend path is a fixed word or an id, and both have the kernel's
+    safe id shape (shared/inputs.py). Pages build paths from form fields and URL parts
+    (issue 15, #13: a note's `amends`), so a value such as `../x`, `n-1/amend?x=` or `%2e%2e`
+    would otherwise reach another route of the service with the person's token. Checked here,
+    once for every page, before anything is sent; refused as a 422 naming the form field
+    that carried the value, so the form is shown again with the reason beside it."""
+    if not path.startswith("/"):
+        raise BackendError(422, "The portal built an address it will not send.", service)
+    for segment in path[1:].split("/"):
+        if not _SEGMENT.fullmatch(segment):
+            name = _field_holding(segment)
+            reason = ("must be an id: 1 to 64 letters, digits or _ . : - (starting with a letter "
+                      "or digit)")
+            raise BackendError(422, f"{name or 'An id in the address'} {reason}.", service,
+                               [{"field": name, "reason": reason}] if name else [])
+
+
+def _field_holding(segment: str) -> str:
+    """The form field or URL part the bad segment came from, when there is one."""
+    if not has_request_context():
+        return ""
+    for source in (request.form, request.view_args or {}, request.args):
+        for name, value in source.items():
+            if value == segment or (isinstance(value, str) and value and segment in value.split("/")):
+                return name
+    return ""
 
 
 POSITIONS = "positions"

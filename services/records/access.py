@@ -47,6 +47,16 @@ def run(client_id: str, command) -> ClientState:
     return records().execute(client_id, command, request_metadata())
 
 
+def run_on_session(client_id: str, session_id: str | None, command) -> ClientState:
+    """A clinical command that names a session: access first (403 before anything is said
+    about sessions), then the session must be the client's (422 naming `session_id`). A
+    closed record skips the check so the command's own 409 (discharged, disposed) answers."""
+    state = authorised(client_id, clinical=True)
+    if session_id and state.status == "active":
+        records().check_session(client_id, session_id)
+    return records().execute(client_id, command, request_metadata())
+
+
 def own_caseload_only(therapist_id: str | None) -> None:
     identity = current_identity()
     if identity.role == "therapist" and therapist_id != identity.therapist_id:

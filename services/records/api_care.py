@@ -11,7 +11,7 @@ from shared.domain import NotFound
 from shared.events import new_id, utcnow
 
 from . import commands as c
-from .access import authorised, records, run
+from .access import authorised, records, run, run_on_session
 from .schemas import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut, problems
 from .schemas_care import (AmendIn, AssessmentIn, DischargeIn, FormulationIn, NoteIn,
                            NotesOut, PhaseIn, PhaseOut, TaskCompleteIn, TaskIn, TaskReviewIn)
@@ -31,8 +31,10 @@ class Assessment(MethodView):
     @blp.arguments(AssessmentIn)
     @blp.response(201, AssessmentOut)
     def post(self, body, client_id):
-        """Record the first-session assessment (`AssessmentRecorded`)."""
-        state = run(client_id, c.RecordAssessment(client_id=client_id, **body))
+        """Record the first-session assessment (`AssessmentRecorded`); a `session_id`, when
+        given, must name a session of this client (422 otherwise)."""
+        state = run_on_session(client_id, body.get("session_id"),
+                               c.RecordAssessment(client_id=client_id, **body))
         return plain(state.assessment), 201, {"Location": f"/clients/{client_id}"}
 
 
@@ -84,9 +86,12 @@ class Notes(MethodView):
     @blp.arguments(NoteIn)
     @blp.response(201, NoteOut)
     def post(self, body, client_id):
-        """Add a session note (`NoteRecorded`)."""
+        """Add a session note (`NoteRecorded`). `session_id` must name a session scheduling
+        booked for this client (422 otherwise; a booking of the last few seconds is waited
+        for, up to 3 s)."""
         note_id = new_id()
-        state = run(client_id, c.RecordNote(client_id, note_id, body["text"],
+        state = run_on_session(client_id, body["session_id"],
+                               c.RecordNote(client_id, note_id, body["text"],
                                             author=current_identity().sub,
                                             session_id=body["session_id"]))
         return (note_view(state.notes[note_id]), 201,
@@ -131,9 +136,11 @@ class Tasks(MethodView):
     @blp.arguments(TaskIn)
     @blp.response(201, TaskOut)
     def post(self, body, client_id):
-        """Set a homework task (`TaskAssigned`)."""
+        """Set a homework task (`TaskAssigned`); a `session_id`, when given, must name a
+        session of this client (422 otherwise)."""
         task_id = new_id()
-        state = run(client_id, c.AssignTask(client_id=client_id, task_id=task_id, **body))
+        state = run_on_session(client_id, body.get("session_id"),
+                               c.AssignTask(client_id=client_id, task_id=task_id, **body))
         return (task_view(client_id, state.tasks[task_id]), 201,
                 {"Location": f"/tasks/{task_id}"})
 
@@ -191,9 +198,10 @@ class ReviewTask(MethodView):
     @tasks_blp.arguments(TaskReviewIn)
     @tasks_blp.response(200, TaskOut)
     def post(self, body, task_id):
-        """Record that the task was gone over in session (`TaskReviewed`), done or not."""
+        """Record that the task was gone over in session (`TaskReviewed`), done or not; a
+        `session_id`, when given, must name a session of this client (422 otherwise)."""
         client_id, _ = _task_state(task_id)
-        state = run(client_id, c.ReviewTask(client_id, task_id, body["review"],
+        state = run_on_session(client_id, body["session_id"], c.ReviewTask(client_id, task_id, body["review"],
                                             by=current_identity().sub,
                                             session_id=body["session_id"]))
         return task_view(client_id, state.tasks[task_id])

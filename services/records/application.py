@@ -3,12 +3,13 @@ synchronously, so a command's effect is visible at once and `as_of` is exact); t
 projections add what other services told us (sessions attended, sessions booked)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel
 
 from shared.application import CommandHandler
-from shared.domain import NotFound, fold
+from shared.domain import Invalid, NotFound, fold
 from shared.eventstore import EventStore, Metadata
 from shared.events import Event
 from shared.projections import ProjectionStore
@@ -17,6 +18,10 @@ from .domain import ClientState, record
 from .rules import suggested_phase
 
 COURSE_KINDS = ("assessment", "treatment")
+# How long a write naming a session records has not heard of yet waits for scheduling's
+# SessionBooked to reach the projection: a note written just after booking must not be
+# refused because the consumer is a few milliseconds behind (issue 15, #10).
+SESSION_WAIT_SECONDS = 3.0
 
 
 class Records:
@@ -80,3 +85,22 @@ class Records:
     def sessions(self, client_id: str) -> list[dict]:
         return list(self.summaries.reader("sessions").find({"client_id": client_id})
                     .sort("starts_at", ASCENDING))
+
+    def check_session(self, client_id: str, session_id: str,
+                      wait: float = SESSION_WAIT_SECONDS) -> None:
+        """The session must be one of this client's, as scheduling reported it (issue 15,
+        #10: records took any session id, another client's included). A session not known
+        yet is waited for, bounded; one of another client is refused at once. Both answers
+        read alike, so a refusal does not tell whether another client's session exists."""
+        sessions = self.summaries.reader("sessions")
+        deadline = time.monotonic() + wait
+        while True:
+            found = sessions.find_one({"_id": session_id}, {"client_id": 1})
+            if found is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        if found is None or found.get("client_id") != client_id:
+            raise Invalid(
+                f"no session {session_id} of this client is known: name a session booked for "
+                "this client in scheduling (one booked in the last few seconds may not have "
+                "reached records yet: send again in a moment)", field="session_id")

@@ -16,6 +16,7 @@ from shared.web import ServiceContext
 
 from bench.procs import Gunicorn
 from services.scheduling import diary
+from services.records.tests.support import known_session
 from services.scheduling.projections import directory
 
 from .support import RECEPTION, registered
@@ -101,7 +102,7 @@ def test_two_sessions_on_one_client_record_one_wins_no_lost_update(settings, pro
     assert sorted(at_once(2, formulate)) == [200, 409]
 
     r = requests.post(f"{url}/notes", headers=t1, timeout=30,
-                      json={"session_id": "s1", "text": "first note"})
+                      json={"session_id": known_session(settings, cid, "t1"), "text": "first note"})
     assert r.status_code == 201, r.text
     note = r.json()["note_id"]
 

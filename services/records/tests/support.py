@@ -87,3 +87,29 @@ class Scheduling:
 
 def new_session_id() -> str:
     return f"s-{uuid.uuid4().hex[:12]}"
+
+
+def known_session(settings, client_id: str, therapist_id: str = T1, session_id: str | None = None) -> str:
+    """A session of the client as records knows it once scheduling's SessionBooked has been
+    consumed, applied straight to records' projection (the real handler on the real store,
+    no broker) for tests whose subject is not the consumer. Returns the session id."""
+    from shared.consumer import projection_store
+    from shared.events import Event, new_id, utcnow
+    from shared.projections import Record
+    from services.records.projections import ClientSummaries
+
+    sid = session_id or new_session_id()
+    now = utcnow()
+    event = Event(event_id=new_id(), type="SessionBooked",
+                  schema_version=registry.current_version("SessionBooked"), stream_id=sid,
+                  stream_version=1, occurred_at=now, recorded_at=now,
+                  actor=Actor("reception-user", "admin"), correlation_id="test-session",
+                  causation_id=None, data={
+                      "session_id": sid, "client_id": client_id, "therapist_id": therapist_id,
+                      "starts_at": now, "ends_at": now + timedelta(minutes=50), "kind": "treatment",
+                      "modality": "video", "room": None, "course_id": None, "number": 1,
+                      "video_link": None})
+    store = projection_store(settings, ClientSummaries())
+    store.apply([Record(settings.topic("scheduling"), 0, -1, registry.to_message(event))],
+                store.active_generation(), track_offsets=False)
+    return sid

@@ -7,7 +7,7 @@ from shared.audit import trail_for
 
 from services.records.app import create_app
 
-from .support import EMMA, EMMA_ASSESSMENT, EMMA_FORMULATION, T1, T2
+from .support import EMMA, EMMA_ASSESSMENT, EMMA_FORMULATION, T1, T2, known_session
 
 CLINICAL_KEYS = {"assessment", "formulation", "phase", "suggested_phase", "notes", "tasks",
                  "discharge", "attended_sessions"}
@@ -28,18 +28,19 @@ def staff(auth_header):
 
 
 @pytest.fixture
-def emma(api, staff):
+def emma(api, staff, settings):
     """Emma with an assessment, a formulation, a note and a task; returns the ids."""
     cid = api.post("/clients", json=EMMA, headers=staff["admin"]).get_json()["client_id"]
     assert api.post(f"/clients/{cid}/assessment", json=EMMA_ASSESSMENT,
                     headers=staff["t1"]).status_code == 201
     assert api.put(f"/clients/{cid}/formulation", json=EMMA_FORMULATION,
                    headers=staff["t1"]).status_code == 200
-    note = api.post(f"/clients/{cid}/notes", json={"session_id": "s1", "text": "first"},
+    session = known_session(settings, cid)
+    note = api.post(f"/clients/{cid}/notes", json={"session_id": session, "text": "first"},
                     headers=staff["t1"]).get_json()["note_id"]
     task = api.post(f"/clients/{cid}/tasks", json={"description": "diary"},
                     headers=staff["t1"]).get_json()["task_id"]
-    return {"client": cid, "note": note, "task": task}
+    return {"client": cid, "note": note, "task": task, "session": session}
 
 
 def routes(ids):
@@ -56,7 +57,7 @@ def routes(ids):
         "phase": ("post", f"/clients/{c}/phase", {"to_phase": "initial", "reason": "start"}),
         "notes": ("get", f"/clients/{c}/notes", None),
         "note": ("get", f"/clients/{c}/notes/{n}", None),
-        "add_note": ("post", f"/clients/{c}/notes", {"session_id": "s2", "text": "second"}),
+        "add_note": ("post", f"/clients/{c}/notes", {"session_id": ids["session"], "text": "second"}),
         "add_task": ("post", f"/clients/{c}/tasks", {"description": "walk"}),
         "task": ("get", f"/tasks/{t}", None),
         "review": ("post", f"/tasks/{t}/review", {"review": "went over it"}),

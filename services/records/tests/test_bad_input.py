@@ -11,7 +11,7 @@ from shared.events import NewEvent
 from shared.eventstore import Metadata
 from shared.events import Actor
 
-from .support import EMMA
+from .support import EMMA, known_session
 from .test_api import api, app, emma, event_count, fields_of, lead, problem  # noqa: F401  (fixtures)
 
 EDGES = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1970-01-01T00:00:00Z",
@@ -72,8 +72,8 @@ def test_nonsense_in_a_registration_is_refused(app, api, lead, change, field):
     assert event_count(app) == 0, "nothing written"
 
 
-def test_control_characters_are_refused_in_notes_and_reasons_but_line_breaks_kept(app, api, lead, emma):
-    note = {"session_id": "s-1", "text": "Talked about Mark.\nAgreed a plan.\tNext week: chores."}
+def test_control_characters_are_refused_in_notes_and_reasons_but_line_breaks_kept(app, api, lead, emma, settings):
+    note = {"session_id": known_session(settings, emma), "text": "Talked about Mark.\nAgreed a plan.\tNext week: chores."}
     assert api.post(f"/clients/{emma}/notes", json=note, headers=lead).status_code == 201
     before = event_count(app)
     for path, body, field in (

@@ -45,7 +45,7 @@ def test_emma_and_john_through_their_courses(api, staff, settings, workers):
     workers.start(*service_workers(settings, "records"))
     e, j = register_both(api, staff)
     emma_initial_then_middle_read_as_of(api, staff, e)
-    emma_notes_and_tasks(api, staff, e)
+    emma_notes_and_tasks(api, staff, settings, e)
     scheduling = attendance_suggests_a_phase_and_fills_the_caseload(api, staff, settings, e)
     john_to_maintenance_with_a_booster(api, staff, scheduling, j)
     discharge_emma(api, staff, e)
@@ -86,10 +86,16 @@ def emma_initial_then_middle_read_as_of(api, staff, e):
     assert now["assessment"]["conditions"] == ["depression"]
 
 
-def emma_notes_and_tasks(api, staff, e):
+def emma_notes_and_tasks(api, staff, settings, e):
+    # notes name a session scheduling booked for Emma (issue 15, #10)
+    scheduling = Scheduling(settings)
+    first, sixth = (scheduling.facts(e, T1, n, session_id=f"s-{e[:8]}-note-{n}") for n in (1, 6))
+    scheduling.book(first, 1)
+    scheduling.book(sixth, 6)
+    scheduling.publish()
     # notes: the amendment is a new note; the original stays, marked
     note = ok(api.post(f"/clients/{e}/notes", headers=staff["t1"], json={
-        "session_id": "s-1", "text": "Discussed the row about the school run"}), 201)
+        "session_id": first["session_id"], "text": "Discussed the row about the school run"}), 201)
     amended = ok(api.post(f"/clients/{e}/notes/{note['note_id']}/amend", headers=staff["t1"],
                           json={"text": "Discussed the row about the school run and shifts",
                                 "reason": "left out the shifts"}), 201)
@@ -98,7 +104,7 @@ def emma_notes_and_tasks(api, staff, e):
         (note["note_id"], False), (amended["note_id"], True)]
     assert notes[0]["text"] == "Discussed the row about the school run"
     assert notes[0]["amended_by"] == amended["note_id"] and amended["amends"] == note["note_id"]
-    assert amended["author"] == "t1-user" and amended["session_id"] == "s-1"
+    assert amended["author"] == "t1-user" and amended["session_id"] == first["session_id"]
 
     # homework
     task = ok(api.post(f"/clients/{e}/tasks", headers=staff["t1"],
@@ -107,7 +113,7 @@ def emma_notes_and_tasks(api, staff, e):
                        json={"reflection": "He said yes to one"}))
     assert done["status"] == "completed" and done["reflection"] == "He said yes to one"
     reviewed = ok(api.post(f"/tasks/{task['task_id']}/review", headers=staff["t1"],
-                           json={"review": "A start; practise asking again", "session_id": "s-6"}))
+                           json={"review": "A start; practise asking again", "session_id": sixth["session_id"]}))
     assert reviewed["reviews"][0]["by"] == "t1-user"
     assert ok(api.post(f"/tasks/{task['task_id']}/complete", headers=staff["t1"], json={}),
               409)["code"] == "completed"
