@@ -18,6 +18,7 @@ from . import blueprint
 CLINICAL = ("therapist", "clinical_lead")
 RINGS = {"1": "Inner", "2": "Middle", "3": "Outer"}
 BLANK_ROWS = 2  # spare rows under the people already listed
+MIN_ROWS = 3  # a first formulation: partner, family, a friend
 PERSON = ("name", "relationship", "ring", "good", "hard", "unilateral")
 
 
@@ -73,7 +74,7 @@ def _formulation_page(client_id: str, extra: int = 0):
     record = backend().get("records", f"/clients/{client_id}")
     saved = (record.get("formulation") or {}).get("inventory") or []
     shown = int(request.form.get("rows") or 0) if g.get("form_state") else 0
-    rows = max(shown, len(saved) + BLANK_ROWS) + extra
+    rows = max(shown, len(saved) + BLANK_ROWS, MIN_ROWS) + extra
     return render_template("formulation.html", c=record, client_id=client_id, rows=rows, saved=saved,
                            rings=RINGS, problem_areas=PROBLEM_AREAS)
 
