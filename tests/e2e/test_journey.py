@@ -26,6 +26,9 @@ from playwright.sync_api import expect
 from .conftest import PASSWORD, ROOT, accessibility_violations, shot
 
 pytestmark = pytest.mark.browser
+# Saves wait on the services (a 16-session course takes seconds on a shared 2-core machine):
+# page assertions wait as long as page actions do (conftest's default timeout).
+expect.set_options(timeout=60_000)
 LONDON = ZoneInfo("Europe/London")
 THERAPIST = "sarah-okafor"
 PHONE, NEW_PHONE = "07700 900123", "07700 900456"
@@ -96,14 +99,14 @@ def first_weekday(after_days: int) -> date:
 
 
 def test_grace_from_registration_to_discharge(stack, staff, new_page):
-    portal = stack.urls["portal"]
     reception, therapist = new_page(), new_page()
     sign_in(reception, stack, "reception@rapport.test")
     sign_in(therapist, stack, "therapist1@rapport.test")
 
-    record_url = register(reception, portal)
+    reception.get_by_role("link", name="Clients", exact=True).click()
+    record_url = register(reception)
     correct_the_phone(reception)
-    find_by_phone(reception, portal)
+    find_by_phone(reception)
     therapist.goto(record_url)
     assess(therapist)
     formulate(therapist)
@@ -117,8 +120,7 @@ def test_grace_from_registration_to_discharge(stack, staff, new_page):
     discharge_by_keyboard(therapist)
 
 
-def register(page, portal: str) -> str:
-    page.get_by_role("link", name="Clients", exact=True).click()
+def register(page) -> str:
     page.get_by_role("link", name="Register a client").click()
     page.get_by_label("Given name").fill("Grace")
     page.get_by_label("Family name").fill("Whitfield")
@@ -150,7 +152,7 @@ def correct_the_phone(page) -> None:
     expect(page.locator("#details")).to_contain_text(NEW_PHONE)
 
 
-def find_by_phone(page, portal: str) -> None:
+def find_by_phone(page) -> None:
     page.get_by_role("link", name="Clients", exact=True).click()
 
     def listed() -> bool:
