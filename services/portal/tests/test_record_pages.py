@@ -288,3 +288,18 @@ def test_the_search_box_passes_phone_email_or_nhs_number_to_records(signed_in, s
     html = page(signed_in("admin"), "/clients?q=07700+900461")
     assert "Name, phone, e-mail or NHS number" in html and "Emma Hart" in html
     assert services.last("GET", "/clients")["args"]["q"] == "07700 900461"
+
+
+def test_a_refused_registration_keeps_what_was_typed(signed_in, services):
+    services.on("GET", "/therapists", THERAPISTS)
+    services.on("POST", "/clients", {"status": 422, "title": "Unprocessable Entity", "errors": [
+        {"field": "phone", "reason": "a phone number of 7 to 20 digits, spaces or + - ( )"}]}, status=422)
+    r = post(signed_in("admin"), "/clients/new", {"form": "register", "given_name": "Grace", "family_name": "Whitfield",
+                                                  "date_of_birth": "1980-09-14", "phone": "call me",
+                                                  "reminder_channels": ["email", "sms"], "therapist_id": "t-2",
+                                                  "preferred_modality": "video", "referral_source": "GP"},
+             "/clients/new")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "7 to 20 digits" in error_beside(html, "register", "phone")
+    assert 'value="Whitfield"' in html and 'value="call me"' in html and 'value="t-2" selected' in html
+    assert 'value="sms" checked' in html and 'value="video" selected' in html
