@@ -17,6 +17,7 @@ from shared.web import context, request_metadata
 from .access import authorised, own_caseload_only, records, sees_clinical
 from .commands import CorrectDetails, RegisterClient
 from .projections import RecordTimeline
+from .rules import query_keys
 from .schemas import (AsOfArgs, ClientCorrectionIn, ClientIn, ClientListArgs, ClientOut,
                       ClientPageOut, ExportOut, HistoryOut, problems)
 from .views import contact_view, event_view, full_view
@@ -52,8 +53,9 @@ class Clients(MethodView):
     @blp.arguments(ClientListArgs, location="query")
     @blp.response(200, ClientPageOut)
     def get(self, args):
-        """Search clients by name; filter by therapist, phase, status (a therapist sees their
-        own caseload; reception sees no phase)."""
+        """Search clients by name (the starts of its words), phone number, e-mail address or
+        NHS number (exact, in any usual spelling: spaces, dashes, +44); filter by therapist,
+        phase, status (a therapist sees their own caseload; reception sees no phase)."""
         identity = current_identity()
         if identity.role == "therapist":
             own_caseload_only(args.get("therapist_id", identity.therapist_id))
@@ -61,9 +63,7 @@ class Clients(MethodView):
         if "phase" in args and not sees_clinical():
             raise Forbidden("reception staff do not see clinical information (phase)")
         query: dict = {k: args[k] for k in ("therapist_id", "phase", "status") if k in args}
-        words = (args.get("q") or "").lower().split()
-        if words:
-            query["$and"] = [{"search_terms": {"$regex": f"^{re.escape(w)}"}} for w in words]
+        query.update(_search(args.get("q") or ""))
         clients = records().summaries.reader("clients")
         page, per_page = args["page"], args["per_page"]
         docs = (clients.find(query).sort([("family_name", ASCENDING), ("given_name", ASCENDING),
@@ -74,6 +74,18 @@ class Clients(MethodView):
             | ({"phase": d.get("phase")} if sees_clinical() else {}) for d in docs]
         return {"items": items, "page": page, "per_page": per_page,
                 "total": clients.count_documents(query)}
+
+
+def _search(q: str) -> dict:
+    """A name (every word the start of a name word) or a contact key, each an indexed path."""
+    words = q.lower().split()
+    if not words:
+        return {}
+    by_name = {"$and": [{"search_terms": {"$regex": f"^{re.escape(w)}"}} for w in words]}
+    keys = query_keys(q)
+    if not keys:
+        return by_name
+    return {"$or": [by_name, {"contact_keys": {"$in": keys}}]}
 
 
 @blp.route("/<client_id>")

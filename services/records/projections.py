@@ -14,11 +14,26 @@ from pymongo import ASCENDING, IndexModel
 from shared.projections import Projection
 
 from .domain import RECORD_EVENT_TYPES
+from .rules import contact_keys
+
+CONTACT_FIELDS = ("email", "phone", "nhs_number")
 
 
 def search_terms(given_name: str, family_name: str) -> list[str]:
     """Lower-case words of the name; the list search matches their starts (indexed)."""
     return sorted({w for w in f"{given_name} {family_name}".lower().split() if w})
+
+
+def _contact(details, known: dict | None = None) -> dict:
+    """The contact details a client is searched by, as normalised keys per field (a
+    correction changes some fields only); `contact_keys` holds them all, indexed, so the
+    search is an exact, indexed match."""
+    by_field = dict(known or {})
+    for name in CONTACT_FIELDS:
+        if name in details:
+            found = contact_keys(**{name: details[name]})
+            by_field[name] = found[0] if found else None
+    return {"contact": by_field, "contact_keys": sorted(k for k in by_field.values() if k)}
 
 
 class ClientSummaries(Projection):
@@ -29,6 +44,7 @@ class ClientSummaries(Projection):
     collections = {
         "clients": [IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
                     IndexModel("status"), IndexModel("phase"), IndexModel("search_terms"),
+                    IndexModel("contact_keys"),
                     IndexModel([("family_name", ASCENDING), ("given_name", ASCENDING)])],
         "sessions": [IndexModel([("client_id", ASCENDING), ("status", ASCENDING),
                                  ("starts_at", ASCENDING)])],
@@ -41,19 +57,20 @@ class ClientSummaries(Projection):
         view["clients"].update_one({"_id": d["client_id"]}, {"$set": {
             "given_name": d["given_name"], "family_name": d["family_name"],
             "search_terms": search_terms(d["given_name"], d["family_name"]),
-            "therapist_id": d["therapist_id"], "status": "active", "phase": None,
+            **_contact(d), "therapist_id": d["therapist_id"], "status": "active", "phase": None,
             "registered_at": event.recorded_at},
             "$setOnInsert": {"open_tasks": 0}}, upsert=True)
 
     def on_ClientDetailsCorrected(self, event, view):
         d = event.data
         changes = {k: d[k] for k in ("given_name", "family_name", "therapist_id") if k in d}
-        if not changes:
+        if not changes and not any(k in d for k in CONTACT_FIELDS):
             return
         current = view["clients"].find_one({"_id": d["client_id"]}) or {}
         names = {**current, **changes}
         changes["search_terms"] = search_terms(names.get("given_name", ""),
                                                names.get("family_name", ""))
+        changes.update(_contact(d, current.get("contact")))
         view["clients"].update_one({"_id": d["client_id"]}, {"$set": changes}, upsert=True)
 
     def on_PhaseChanged(self, event, view):

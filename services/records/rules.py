@@ -43,6 +43,53 @@ def nhs_number_problem(raw: str) -> str | None:
     return None
 
 
+# -- search keys -------------------------------------------------------------------------
+# Staff find a client by whatever they have to hand: a name, the phone number the client rang
+# from, an e-mail address or the NHS number on a referral letter. Contact details are
+# compared in one normal form so "+44 7700 900461", "07700-900461" and "07700900461" match.
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ()-]{7,25}$")
+
+
+def normalise_phone(raw: str | None) -> str | None:
+    """A UK phone number as national digits ('+44 7700 900461' -> '07700900461'); None when
+    `raw` is not phone-shaped."""
+    if not raw or not _PHONE_CHARS.match(raw.strip()):
+        return None
+    digits = re.sub(r"\D", "", raw)
+    if raw.strip().startswith("+44") or digits.startswith("0044"):
+        digits = "0" + digits[(4 if digits.startswith("0044") else 2):]
+    return digits if len(digits) >= 7 else None
+
+
+def normalise_email(raw: str | None) -> str | None:
+    value = (raw or "").strip().lower()
+    return value if "@" in value else None
+
+
+def contact_keys(email: str | None = None, phone: str | None = None,
+                 nhs_number: str | None = None) -> list[str]:
+    """The exact-match keys a client is found by, besides their name."""
+    keys = []
+    if normalise_email(email):
+        keys.append(f"email:{normalise_email(email)}")
+    if normalise_phone(phone):
+        keys.append(f"phone:{normalise_phone(phone)}")
+    if nhs_number and re.fullmatch(r"\d{10}", normalise_nhs_number(nhs_number)):
+        keys.append(f"nhs:{normalise_nhs_number(nhs_number)}")
+    return keys
+
+
+def query_keys(q: str) -> list[str]:
+    """What a search box entry could be, as contact keys: an e-mail address, a phone number,
+    an NHS number (a ten-digit entry may be either of the last two)."""
+    keys = [f"email:{normalise_email(q)}"] if normalise_email(q) else []
+    if normalise_phone(q):
+        keys.append(f"phone:{normalise_phone(q)}")
+    if re.fullmatch(r"\d{10}", normalise_nhs_number(q.strip())):
+        keys.append(f"nhs:{normalise_nhs_number(q.strip())}")
+    return keys
+
+
 # The order rule for phases. IPT runs its phases in sequence, each with its own tasks, so a
 # phase may not be skipped (initial -> ending would leave out the work on the focus). Two
 # steps back are allowed because practice needs them: middle -> initial when the focus or
@@ -58,6 +105,11 @@ ALLOWED_MOVES: dict[str | None, tuple[str, ...]] = {
     "maintenance": ("initial",),
 }
 assert set(ALLOWED_MOVES) - {None} == set(PHASES)
+
+
+def next_phases(current: str | None, has_formulation: bool) -> list[str]:
+    """The phases the record may move to now (the middle phase needs a formulation)."""
+    return [p for p in ALLOWED_MOVES[current] if p != "middle" or has_formulation]
 
 
 def phase_move_problem(current: str | None, target: str) -> str | None:

@@ -113,7 +113,9 @@ class AsOfArgs(Schema):
 
 class ClientListArgs(Schema):
     q = fields.String(validate=validate.Length(min=1, max=100),
-                      metadata={"description": "name search: words matching the start of a name"})
+                      metadata={"description": "search: words matching the starts of the name, or a "
+                                               "phone number, e-mail address or NHS number "
+                                               "(exact; spaces, dashes and +44 ignored)"})
     therapist_id = ident()
     phase = fields.String(validate=validate.OneOf(PHASES))
     status = fields.String(validate=validate.OneOf(STATUSES))
@@ -206,6 +208,8 @@ class ClientOut(_ClientFields):
         "description": "what the attended count implies (1-4 initial, 5-12 middle, 13-16 "
                        "ending; a booster: maintenance); the therapist decides"})
     attended_sessions = fields.Integer()
+    next_phases = fields.List(fields.String(), metadata={
+        "description": "the phases the record may move to now (none after discharge)"})
     assessment = fields.Nested(AssessmentOut, allow_none=True)
     formulation = fields.Nested(FormulationOut, allow_none=True)
     notes = fields.List(fields.Nested(NoteOut))

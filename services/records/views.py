@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from shared.events import Event, registry
 
 from .domain import ClientState
+from .rules import next_phases
 
 
 def plain(value: Any) -> Any:
@@ -39,6 +40,8 @@ def task_view(client_id: str, task: Mapping) -> dict:
 def full_view(state: ClientState, attendance: dict, as_of: datetime | None = None) -> dict:
     return {
         **contact_view(state, as_of), "view": "full", "phase": state.phase, **attendance,
+        "next_phases": (next_phases(state.phase, state.formulation is not None)
+                        if state.status == "active" else []),
         "assessment": plain(state.assessment) if state.assessment else None,
         "formulation": plain(state.formulation) if state.formulation else None,
         "notes": [note_view(n) for n in state.notes.values()],

@@ -63,8 +63,10 @@ class Stack:
         if (ROOT / "services" / "notifications" / "devmail.py").exists():
             out.append(("devmail", [py, "-m", "services.notifications.devmail", "--port", self.env["RAPPORT_SMTP_PORT"]]))
         for name in SERVICES:
+            # scheduling's clock can be moved forward by a test (tests/e2e/clock.py)
+            app = "tests.e2e.clock:app" if name == "scheduling" else f"services.{name}.wsgi:app"
             out.append((f"{name}-api", [py, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                                        "--bind", f"127.0.0.1:{self.ports[name]}", f"services.{name}.wsgi:app"]))
+                                        "--bind", f"127.0.0.1:{self.ports[name]}", app]))
             if name != "portal":
                 out.append((f"{name}-relay", [py, "-m", "shared.run", "relay", name]))
                 out.append((f"{name}-consumers", [py, "-m", "shared.run", "consume", name]))
@@ -85,6 +87,11 @@ class Stack:
                     self.stop()
                     raise RuntimeError(f"{name} did not start (exited: {dead}); see {self.run_dir}/logs")
                 time.sleep(0.2)
+
+    def shift_clock(self, seconds: float) -> None:
+        """Move the scheduling API's clock `seconds` ahead of real time (0: back to now)."""
+        from .clock import OFFSET_FILE
+        (self.run_dir / OFFSET_FILE).write_text(str(seconds))
 
     def stop(self) -> None:
         for _, proc in self.procs:

@@ -1,8 +1,9 @@
-"""Clinical writes from the client record: notes (add, amend), homework tasks, the phase.
-Only therapists (their own clients) and the clinical lead; records decides access."""
+"""Clinical writes from the client record: notes (add, amend), homework tasks, the phase and
+discharge. Only therapists (their own clients) and the clinical lead; records decides access.
+A refused write shows its form again with the reason beside the field (pages.common)."""
 from __future__ import annotations
 
-from flask import redirect, request, url_for
+from flask import redirect, render_template, request, url_for
 
 from ..backend import backend
 from ..security import signed_in
@@ -56,6 +57,24 @@ def task_complete(client_id, task_id):
 @signed_in(*CLINICAL)
 def phase_change(client_id):
     body = {"to_phase": request.form.get("to_phase", ""), "reason": request.form.get("reason", "").strip()}
-    backend().post("records", f"/clients/{client_id}/phase", body)
-    form_flash_ok("Phase changed.")
+    moved = backend().post("records", f"/clients/{client_id}/phase", body)
+    form_flash_ok(f"Phase changed to {(moved.get('phase') or body['to_phase']).capitalize()}.")
     return _to_record(client_id, "#phase")
+
+
+@blueprint.route("/clients/<client_id>/discharge", methods=["GET", "POST"])
+@signed_in(*CLINICAL)
+def discharge(client_id):
+    """Discharge: care ends (clinical.md: the client's to be told). Records cancels nothing
+    itself; scheduling cancels the future sessions when it hears of it."""
+    if request.method == "POST":
+        backend().post("records", f"/clients/{client_id}/discharge",
+                       {"reason": request.form.get("reason", "").strip(),
+                        "outcome_summary": request.form.get("outcome_summary", "").strip()})
+        form_flash_ok("Client discharged. Their future sessions are being cancelled.")
+        return _to_record(client_id)
+    record = backend().get("records", f"/clients/{client_id}")
+    return render_template("discharge.html", c=record, client_id=client_id)
+
+
+from . import formulation  # noqa: E402,F401  (the assessment and formulation pages)

@@ -89,6 +89,15 @@ def field_error(form: str, name: str) -> Markup:
     return Markup('<p class="field-error" id="%s-%s-error" role="alert">%s</p>') % (form, name, reason)
 
 
+def error_ref(form: str, name: str) -> Markup:
+    """` aria-describedby` pointing at the field's error, only when there is one (a reference
+    to a missing element would be announced as nothing, or flagged)."""
+    state = _submitted(form)
+    if not (state and state.get("errors", {}).get(name)):
+        return Markup("")
+    return Markup(' aria-describedby="%s-%s-error" aria-invalid="true"') % (form, name)
+
+
 def form_error(form: str) -> Markup:
     """What the service said about the form as a whole (a clash, a state that forbids it),
     and field errors for fields the form does not show."""
@@ -96,8 +105,10 @@ def form_error(form: str) -> Markup:
     if not state:
         return Markup("")
     shown = set(state["values"].keys())
-    lines = [state["detail"]] if not state["errors"] else []
+    lines = [state["detail"]] if not state["errors"] and state["detail"] else []
     lines += [f"{k or 'form'}: {v}" for k, v in state["errors"].items() if k not in shown]
+    if not lines and not state["errors"]:
+        return Markup("")  # shown again without a refusal (e.g. a row added to the form)
     if not lines:
         lines = ["Please correct the fields marked below."]
     return Markup('<div class="msg error" role="alert">%s</div>') % Markup("<br>").join(escape(x) for x in lines)
@@ -119,8 +130,8 @@ def error_summary() -> Markup:
     design system): what was not saved and why, with a link to the form, so the reason is
     seen even where the form is far down the page; the fields carry their own messages too."""
     state = g.get("form_state")
-    if not state:
-        return Markup("")
+    if not state or not (state["errors"] or state.get("detail")):
+        return Markup("")  # a form shown again without a refusal (a row added to it)
     lines = [f"{_label(k)}: {v}" for k, v in state["errors"].items()] or [state["detail"]]
     items_html = Markup("").join(Markup("<li>%s</li>") % line for line in lines)
     link = (Markup(' <a href="#form-%s">Go to the form</a>') % state["form"]) if state["form"] else ""
@@ -260,7 +271,8 @@ def _human(value):
     return (str(value) if value is not None else "").replace("_", " ")
 
 
-for _helper in (form_value, form_values, field_error, form_error, form_key, form_fields, error_summary):
+for _helper in (form_value, form_values, field_error, error_ref, form_error, form_key, form_fields,
+                error_summary):
     blueprint.add_app_template_global(_helper)
 
 

@@ -33,7 +33,7 @@ class Services:
         self.calls: list[dict] = []
         app = Flask("services-stand-in")
 
-        @app.route("/<path:path>", methods=["GET", "POST", "PUT"])
+        @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH"])
         def answer(path):
             key = (request.method, "/" + path)
             self.calls.append({"method": request.method, "path": "/" + path, "args": dict(request.args),

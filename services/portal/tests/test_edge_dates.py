@@ -60,12 +60,12 @@ def test_a_task_form_with_a_bad_due_date_is_shown_again_not_a_500(signed_in, ser
     client = signed_in("therapist")
     page = client.get("/clients/c-1")
     r = client.post("/clients/c-1/tasks", data={"csrf_token": csrf_of(page.get_data(as_text=True)),
-                                                "form": "task-add", "back": "/clients/c-1",
+                                                "form": "task", "back": "/clients/c-1",
                                                 "description": "a walk", "due_at": due},
                     headers={"Referer": "http://localhost/clients/c-1", **HTML})
     assert r.status_code == 422, r.status_code
     html = r.get_data(as_text=True)
-    assert 'id="task-add-due_at-error"' in html and "between 2000-01-01 and 2099-12-31" in html
+    assert 'id="task-due_at-error"' in html and "between 2000-01-01 and 2099-12-31" in html
     assert 'value="a walk"' in html  # what was typed is kept
     sent = services.last("POST", "/clients/c-1/tasks")["json"]["due_at"]
     assert sent.startswith(due), sent
