@@ -57,8 +57,9 @@ class InstrumentSetOut(Schema):
 
 def _answer_list(code: str):
     return fields.List(fields.Integer(allow_none=True, strict=True), data_key=code, metadata={
-        "description": f"{code} answers in item order; null = not answered "
-                       "(WSAS work item: not applicable)"})
+        "description": f"{code} answers in item order; null = not answered (WSAS work item: "
+                       "not applicable). Refused (422 naming the items) when more are missing than "
+                       "the instrument's scoring rule allows: PHQ-9 and GAD-7 none, WSAS and CORE-10 one"})
 
 
 class Answers(Schema):
@@ -87,7 +88,7 @@ class ResponseIn(Schema):
         errors = {}
         for attr, values in answers.items():
             code = ANSWER_KEYS[attr]
-            bad = answer_errors(code, values, allow_missing=True)
+            bad = answer_errors(code, values)
             if bad:
                 errors[code] = {str(item): [why] for item, why in bad.items()}
         if errors:
@@ -106,7 +107,7 @@ class AlertRef(Schema):
     alert_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer()
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered"})
 
 
 class ResponseOut(Schema):
@@ -131,7 +132,7 @@ class AlertOut(Schema):
     response_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer()
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: the risk item was left unanswered"})
     indicated_at = fields.DateTime()
     status = fields.String()
     acknowledged_by = fields.String(allow_none=True)
@@ -160,6 +161,12 @@ class LinkOut(Schema):
     expires_at = fields.DateTime()
 
 
+class ResendOut(Schema):
+    request_id = fields.String()
+    resend = fields.Integer(metadata={"description": "1 for the first resend, then 2, ..."})
+    resent_at = fields.DateTime()
+
+
 class RequestQuery(Schema):
     client_id = fields.String(required=True)
 
@@ -174,6 +181,7 @@ class RequestStatus(Schema):
     instruments = fields.List(fields.String())
     status = fields.String(metadata={"description": "requested | sent | completed | expired | withdrawn"})
     link_issued_at = fields.DateTime(allow_none=True)
+    resends = fields.Integer(metadata={"description": "how often staff resent the link"})
 
 
 class RequestList(Schema):
