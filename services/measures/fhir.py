@@ -61,7 +61,8 @@ def flag(alert: dict) -> dict:
         "resourceType": "Flag", "id": alert["_id"], "status": "active",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
                                   "code": "clinical"}]}],
-        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} answered {alert['answer']}"},
+        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} " + (
+            "left unanswered" if alert.get("answer") is None else f"answered {alert['answer']}")},
         "subject": _ref(alert["client_id"]),
         "period": {"start": alert["indicated_at"].isoformat()},
     }
