@@ -37,7 +37,8 @@ class Settings:
     token_secret: str = DEMO_TOKEN_SECRET
     token_ttl_seconds: int = 8 * 3600
     master_key: str = DEMO_MASTER_KEY  # base64 AES-256 key wrapping the per-client keys
-    demo_mode: bool = True
+    # off unless asked for: only `make up` (deploy/local/stack.py) and the tests turn it on
+    demo_mode: bool = False
     practice_name: str = "Rapport Practice, Maidstone"  # clients see it: nothing clinical
     practice_tz: str = PRACTICE_TZ
     service_urls: dict = field(default_factory=lambda: {
@@ -55,7 +56,17 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        demo = _env_bool("RAPPORT_DEMO_MODE", True)
+        # Unset means off (issue 15, #7): a deployment that forgot its secrets must refuse to
+        # start, not come up accepting tokens signed with the public demo secret.
+        demo = _env_bool("RAPPORT_DEMO_MODE", False)
+        if not demo:
+            missing = [n for n in ("RAPPORT_TOKEN_SECRET", "RAPPORT_MASTER_KEY") if not os.environ.get(n)]
+            if missing:
+                raise ConfigError(
+                    f"{' and '.join(missing)} not set. Outside demo mode Rapport needs its own "
+                    "secrets: RAPPORT_TOKEN_SECRET (32+ random characters) and RAPPORT_MASTER_KEY "
+                    "(32 random bytes, base64), from the environment or a Kubernetes Secret. "
+                    "For the demo practice on this machine run `make up`.")
         secret = os.environ.get("RAPPORT_TOKEN_SECRET", DEMO_TOKEN_SECRET)
         urls = {name: os.environ.get(f"RAPPORT_{name.upper()}_URL",
                                      f"http://127.0.0.1:{port}")

@@ -20,6 +20,7 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from . import consistency
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import in_transaction
 
@@ -109,8 +110,11 @@ class ProjectionStore:
         return self.db[f"{logical}__g{generation}"]
 
     def reader(self, logical: str) -> Collection:
-        """The collection API handlers query: the active generation."""
-        return self.physical(logical, self.active_generation())
+        """The collection API handlers query: the active generation, once it has reached
+        the positions the request asked for (shared.consistency; nothing without them)."""
+        generation = self.active_generation()
+        consistency.wait_for(self, generation)
+        return self.physical(logical, generation)
 
     def ensure_generation(self, generation: int) -> None:
         for logical, indexes in self.projection.collections.items():
@@ -123,6 +127,7 @@ class ProjectionStore:
         prefix = f"^{self._key(generation)}:"
         self.offsets.delete_many({"_id": {"$regex": prefix}})
         self.processed.delete_many({"_id": {"$regex": prefix}})
+        consistency.drop_progress(self, self._key(generation))
 
     def activate(self, generation: int) -> int:
         """Swap the readers (and the live consumer) to `generation`; return the old one."""
@@ -185,6 +190,7 @@ class ProjectionStore:
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[(record.topic, record.partition)] = None
                 self._dead_letter(record, err, session)
+        consistency.note_seen(self, key, session, records, events)  # read-your-writes
         # one query for the whole batch: which of these events were applied already?
         markers = [f"{key}:{e.event_id}" for e in events]
         done = {d["_id"] for d in self.processed.find({"_id": {"$in": markers}}, {"_id": 1},
@@ -225,6 +231,7 @@ class ProjectionStore:
     def _park(self, record: Record, generation: int, err: Exception, session,
               track_offsets: bool = True) -> int:
         self._dead_letter(record, err, session)
+        consistency.note_seen(self, self._key(generation), session, [record])  # read-your-writes
         if track_offsets:
             self._save_offsets({(record.topic, record.partition): record.offset + 1}, generation, session)
         return 0

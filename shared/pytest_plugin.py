@@ -17,6 +17,9 @@ from .config import Settings
 from .mongo import client as mongo_client
 
 STACK = os.environ.get("RAPPORT_TEST_STACK", "local")
+# The tests (with `make up`) are the only runs in demo mode; the processes they start inherit
+# it. Unset, every service refuses to start without its own secrets (shared/config.py).
+os.environ.setdefault("RAPPORT_DEMO_MODE", "1")
 
 
 @pytest.fixture(scope="session")

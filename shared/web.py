@@ -10,18 +10,20 @@ import time
 import uuid
 from typing import Callable, Iterable
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_smorest import Api
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from . import contracts  # noqa: F401  (every process knows the whole published language)
-from . import logs, metrics
+from . import consistency, idempotency, logs, metrics
+from .apidoc import document_kernel_headers
 from .auth import AuthError, Forbidden, authenticate, public
+from .bodies import MAX_DEPTH, too_deep
 from .config import Settings
 from .crypto import KeyDisposed, cipher_for
 from .domain import DomainError
-from .eventstore import ConcurrencyError, EventStore, Metadata
+from .eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 from .events import Actor, registry
 from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore
@@ -80,12 +82,32 @@ class RapportApi(Api):
         return response
 
 
+class RequestEventStore(EventStore):
+    """The store as a request sees it: the position of what it appended goes back to the
+    caller (X-Rapport-Position), and an idempotency claim is committed with the events."""
+
+    def append_streams(self, appends: list[StreamAppend], meta: Metadata, *, also=None):
+        if not has_request_context() or g.get("rapport_claim") is None:
+            events = super().append_streams(appends, meta, also=also)
+        else:
+            def with_claim(session):
+                if also is not None:
+                    also(session)
+                idempotency.in_transaction(self.db, session)
+            events = super().append_streams(appends, meta, also=with_claim)
+            if events:
+                idempotency.committed()
+        consistency.note_appended(events)
+        return events
+
+
 class ServiceContext:
     """Per-process access to this service's store and projections."""
 
     def __init__(self, service: str, settings: Settings):
         self.service, self.settings = service, settings
         self._store: EventStore | None = None
+        self._kernel_indexes = False
 
     @property
     def mongo(self):
@@ -95,10 +117,16 @@ class ServiceContext:
     def db(self):
         return self.mongo[self.settings.database(self.service)]
 
+    def ensure_kernel_indexes(self) -> None:
+        """Indexes of the collections the kernel keeps beside a service's own (once)."""
+        if not self._kernel_indexes:
+            idempotency.ensure_indexes(self.db)
+            self._kernel_indexes = True
+
     @property
     def store(self) -> EventStore:
         if self._store is None:
-            self._store = EventStore(self.mongo, self.settings.database(self.service), registry,
+            self._store = RequestEventStore(self.mongo, self.settings.database(self.service), registry,
                                      cipher=cipher_for(self.settings))
             self._store.ensure_indexes()
         return self._store
@@ -164,6 +192,7 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
     api = RapportApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    document_kernel_headers(api)
     app.extensions["rapport_api"] = api
     projections = list(projections)
     metrics.register_service_collector(service, app, projections, extra_metrics)
@@ -184,6 +213,38 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
             identity = authenticate()
             if identity.role not in roles:
                 raise Forbidden(f"role {identity.role} may not do this")
+
+    @app.before_request
+    def _refuse_deep_json():
+        # after authentication (401 first, as for any body), before anything parses the body (webargs, get_json): deep nesting would make the
+        # parser recurse until it fails with a 500 (issue 15 #4)
+        if request.is_json and too_deep(request.get_data(cache=True)):
+            return problem(400, "Bad Request", f"the JSON body is nested deeper than {MAX_DEPTH} levels")
+
+    @app.before_request
+    def _consistency():
+        # after authentication: idempotency keys are scoped by the caller
+        consistency.start_request()
+        identity = g.get("identity")
+        if identity is not None and request.method in idempotency.METHODS:
+            ctx = context()
+            ctx.ensure_kernel_indexes()
+            return idempotency.begin(ctx.db, identity.sub, settings.master_key)
+
+    @app.after_request
+    def _consistency_headers(response: Response):
+        consistency.finish(response)
+        if g.get("rapport_claim") is not None:
+            idempotency.finish(context().db, response, settings.master_key)
+        return response
+
+    @app.teardown_request
+    def _release_key(exc):
+        if g.get("rapport_claim") is not None:
+            try:
+                idempotency.release(context().db)
+            except PyMongoError:
+                log.warning("could not release an idempotency key; it expires by itself")
 
     @app.after_request
     def _finish(response: Response):
@@ -210,6 +271,25 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
     @app.errorhandler(KeyDisposed)
     def _disposed(err: KeyDisposed):
         return problem(409, "Conflict", "this client's record has been disposed of", code="disposed")
+
+    @app.errorhandler(consistency.BadConsistencyHeader)
+    def _bad_consistency_header(err):
+        return problem(400, "Bad Request", str(err))
+
+    @app.errorhandler(idempotency.KeyRefused)
+    def _key_refused(err: idempotency.KeyRefused):
+        titles = {400: "Bad Request", 409: "Conflict", 422: "Unprocessable Entity"}
+        response = problem(err.status, titles[err.status], err.detail, code=err.code,
+                           errors=[{"field": idempotency.HEADER, "reason": err.detail}]
+                           if err.status == 422 else None)
+        if err.position:
+            response.headers[consistency.POSITION_HEADER] = err.position
+        return response
+
+    @app.errorhandler(idempotency.ClaimLost)
+    def _claim_lost(err):
+        return problem(409, "Conflict", "a retry with the same Idempotency-Key took this request "
+                                        "over; its answer is the one that counts", code="key_taken_over")
 
     @app.errorhandler(ConcurrencyError)
     def _concurrency(err: ConcurrencyError):

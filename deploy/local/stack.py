@@ -76,7 +76,10 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     infra.start()
     pid_dir().mkdir(parents=True, exist_ok=True)
     log_dir().mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # `make up` is the demo practice on this machine: the one place (with the tests) that
+    # turns demo mode on, so a deployment that forgot its secrets refuses to start instead
+    # (an explicit RAPPORT_DEMO_MODE=0 with real secrets still gives a non-demo local run)
+    env = {"RAPPORT_DEMO_MODE": "1", **os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=env, cwd=ROOT, check=True)
     for name, command, extra in processes():
         if _pid(name):

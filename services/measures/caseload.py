@@ -27,7 +27,8 @@ class OpenAlert(Schema):
     alert_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered"})
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
+    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
     indicated_at = fields.DateTime()
 
 

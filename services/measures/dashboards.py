@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.auth import current_identity, requires
+from shared.inputs import day
 from shared.auth import Forbidden
 
 from .access import board, clients
@@ -49,8 +50,8 @@ class TherapistDashboard(Schema):
 
 
 class PracticeQuery(Schema):
-    from_ = fields.Date(data_key="from", required=True)
-    to = fields.Date(required=True)
+    from_ = day(data_key="from", required=True)
+    to = day(required=True)
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
 
     @validates_schema

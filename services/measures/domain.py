@@ -159,6 +159,7 @@ def risk_events(completed: NewEvent) -> list[tuple[str, NewEvent]]:
                 "alert_id": alert_id, "client_id": d["client_id"],
                 "therapist_id": d["therapist_id"], "response_id": d["response_id"],
                 "instrument": s["instrument"], "item": item, "answer": answer,
+                "unanswered": answer is None,
                 "indicated_at": d["completed_at"]})))
     return out
 

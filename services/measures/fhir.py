@@ -56,13 +56,21 @@ def observation(response: dict, score: dict) -> dict | None:
     }
 
 
+def _answer(alert: dict) -> str:
+    """The answer is sealed with the client's key; once disposed of it is gone. A risk item
+    left blank says so (it still needs follow-up)."""
+    if alert.get("unanswered"):
+        return "left unanswered"
+    answer = alert.get("answer")
+    return "[disposed]" if answer is None else f"answered {answer}"
+
+
 def flag(alert: dict) -> dict:
     return {
         "resourceType": "Flag", "id": alert["_id"], "status": "active",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
                                   "code": "clinical"}]}],
-        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} " + (
-            "left unanswered" if alert.get("answer") is None else f"answered {alert['answer']}")},
+        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} {_answer(alert)}"},
         "subject": _ref(alert["client_id"]),
         "period": {"start": alert["indicated_at"].isoformat()},
     }

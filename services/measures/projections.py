@@ -162,8 +162,9 @@ class MeasuresBoard(Projection):
     def on_RiskIndicated(self, event, view):
         d = event.data
         view["alerts"].update_one({"_id": d["alert_id"]}, {
-            "$set": {k: d[k] for k in ("client_id", "therapist_id", "response_id", "instrument",
-                                       "item", "answer", "indicated_at")},
+            # .get: the answer is sealed, and absent once the client is disposed of
+            "$set": {k: d.get(k) for k in ("client_id", "therapist_id", "response_id", "instrument",
+                                           "item", "answer", "unanswered", "indicated_at")},
             "$setOnInsert": {"status": "open"}}, upsert=True)
 
     def on_RiskAcknowledged(self, event, view):

@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.measures import INSTRUMENTS as CODES
+from shared.inputs import free_text
 
 from .instruments import answer_errors
 
@@ -89,6 +90,8 @@ class ResponseIn(Schema):
         for attr, values in answers.items():
             code = ANSWER_KEYS[attr]
             bad = answer_errors(code, values)
+            if isinstance(values, list) and values and all(v is None for v in values):
+                bad = {0: "no item answered: a blank form is not a response"}  # issue 15 (#11)
             if bad:
                 errors[code] = {str(item): [why] for item, why in bad.items()}
         if errors:
@@ -107,7 +110,8 @@ class AlertRef(Schema):
     alert_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered"})
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
+    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
 
 
 class ResponseOut(Schema):
@@ -132,7 +136,8 @@ class AlertOut(Schema):
     response_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer(allow_none=True, metadata={"description": "null: the risk item was left unanswered"})
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
+    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
     indicated_at = fields.DateTime()
     status = fields.String()
     acknowledged_by = fields.String(allow_none=True)
@@ -145,8 +150,8 @@ class AlertList(Schema):
 
 
 class AcknowledgeIn(Schema):
-    note = fields.String(required=True, validate=validate.Length(min=1, max=4000),
-                         metadata={"description": "what was done (e.g. client phoned, safety plan reviewed)"})
+    note = free_text(4000, required=True,
+                     metadata={"description": "what was done (e.g. client phoned, safety plan reviewed)"})
 
 
 class AcknowledgeOut(Schema):

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared.inputs import within_range
+
 from .domain import CLIENT, DEFAULT_LEAD, LEAD, QuietHours, deliver_at
 
 URGENT, NORMAL = 0, 1
@@ -131,6 +133,10 @@ def task_reminder(task: dict, therapist_id: str | None, contact: Contact, tz: Zo
     due_at = task.get("due_at")
     if due_at is None or due_at - now < TOO_LATE_FOR_A_REMINDER:
         return []
+    if not within_range(due_at):
+        # stored before every API refused such dates (issue 15): a reminder in year 9999
+        # cannot even be stored (BSON overflows), and one that parked the event lost it
+        return []
     due = deliver_at(max(due_at - contact.lead, now), contact.quiet, tz, now=now, latest=due_at)
     return to_client("task_reminder", f"task:{task['task_id']}", contact, due,
                      client_id=task["client_id"], therapist_id=therapist_id,
@@ -141,7 +147,8 @@ def risk_alert(alert: dict, now: datetime) -> list[dict]:
     """To the client's therapist and the clinical lead, by email and in the staff inbox, at
     once: quiet hours never hold a risk alert back (PHQ-9 item 9 / CORE-10 item 6 > 0 needs
     follow-up whatever the total — Kroenke 2001; CORE-10 user manual)."""
-    context = {k: alert[k] for k in ("instrument", "item", "answer", "indicated_at", "response_id")}
+    # the answer is sealed with the client's key: after disposal it is absent (shared.crypto)
+    context = {k: alert.get(k) for k in ("instrument", "item", "answer", "unanswered", "indicated_at", "response_id")}
     out = []
     for who, recipient in (("therapist", alert["therapist_id"]), ("lead", LEAD)):
         for channel in ("email", "inbox"):

@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.notifications import CHANNELS
+from shared.inputs import instant
 
 from .book import STATUSES
 
@@ -39,8 +40,8 @@ class NotificationQuery(Schema):
     kind = fields.String(validate=validate.OneOf(KINDS))
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     client_id = fields.String(validate=validate.Length(min=1, max=100))
-    since = fields.AwareDateTime(metadata={"description": "planned at or after (UTC)"})
-    until = fields.AwareDateTime(metadata={"description": "planned before (UTC)"})
+    since = instant(metadata={"description": "planned at or after"})
+    until = instant(metadata={"description": "planned before"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

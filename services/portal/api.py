@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -39,12 +39,13 @@ class Token(MethodView):
     @blp.arguments(TokenRequest)
     @blp.response(200, TokenResponse)
     @blp.alt_response(401, description="wrong e-mail or password")
-    @blp.alt_response(429, description="locked after 5 failed attempts, for 15 minutes")
+    @blp.alt_response(429, description="locked for 15 minutes after 5 failed attempts on the "
+                                       "address, or 20 from the same source address")
     @public
     def post(self, body):
         """Exchange a staff e-mail and password for a bearer token."""
         try:
-            user = user_store().authenticate(body["email"], body["password"])
+            user = user_store().authenticate(body["email"], body["password"], source=request.remote_addr)
         except LockedOut as locked:
             err = TooManyAttempts("too many failed attempts; try again after "
                                   f"{locked.until.strftime('%H:%M')} UTC")

@@ -47,8 +47,9 @@ class Backend:
         except requests.Timeout as err:
             log.warning("%s timed out: %r", service, err)
             if method != "GET":  # it may have been done: say so rather than invite a double entry
-                raise BackendError(504, f"The {service} service took too long to answer. The change may "
-                                        "or may not have been saved: check before trying again.", service)
+                raise BackendError(504, f"The {service} service took too long to answer, so the change may "
+                                        "or may not have been saved. Send the form again: it carries the same "
+                                        "key, so it is done once.", service)
             raise BackendError(503, f"The {service} service is not answering just now.", service)
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)

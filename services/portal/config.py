@@ -28,7 +28,7 @@ class PortalConfig:
         # Secure cookies outside demo mode; the local demo (`make up`) is plain http on
         # 127.0.0.1, where a Secure cookie would never be sent back. The variable decides.
         default = "0" if settings.demo_mode else "1"
-        secure = os.environ.get("SESSION_COOKIE_SECURE", default).strip().lower() in ("1", "true", "yes", "on")
+        secure = (os.environ.get("SESSION_COOKIE_SECURE") or default).strip().lower() in ("1", "true", "yes", "on")
         return cls(secret_key=key, cookie_secure=secure,
                    session_hours=int(os.environ.get("RAPPORT_PORTAL_SESSION_HOURS", "8")),
                    backend_timeout=float(os.environ.get("RAPPORT_PORTAL_BACKEND_TIMEOUT", "15")))

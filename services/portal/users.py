@@ -1,8 +1,13 @@
 """Staff users, owned by the portal (database `<prefix>portal`, collection `users`): who may
 sign in, their role and, for a therapist, their therapist id. Passwords are argon2id hashes
-(argon2-cffi defaults, RFC 9106). Failed sign-ins are counted per e-mail address in
-`sign_in_attempts` — also for addresses that have no account, so the answer and the lockout
-never tell an attacker which addresses exist.
+(argon2-cffi defaults, RFC 9106). Sign-in attempts are counted in `sign_in_attempts` per
+e-mail address — also for addresses that have no account, so the answer and the lockout never
+tell an attacker which addresses exist — and per source address, so one address cannot try
+account after account. An attempt is counted *before* its password is checked, with one atomic
+increment: 16 attempts at once get exactly the limit's number of checks, not more. Since
+anyone can lock anyone's account that way, a browser the person signed in from before (a
+"known device", its cookie token hashed in `known_devices`) still gets in with the right
+password while the account is locked (OWASP Authentication Cheat Sheet, account lockout).
 
     python -m services.portal.users add --email E --name N --role R [--therapist-id T]
     (the password from RAPPORT_USER_PASSWORD, or asked for)
@@ -11,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import os
 import re
+import secrets
 import sys
 import uuid
 from dataclasses import dataclass
@@ -25,8 +32,10 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.auth import STAFF_ROLES
 
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # per account
+MAX_ADDRESS_FAILURES = 20  # per source address: a practice's staff share an office address
 LOCKOUT = timedelta(minutes=15)
+KNOWN_DEVICE = timedelta(days=180)
 MIN_PASSWORD = 10
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
@@ -68,6 +77,7 @@ class UserStore:
     def __init__(self, db):
         self.users = db["users"]
         self.attempts = db["sign_in_attempts"]
+        self.devices = db["known_devices"]
 
     def ensure_indexes(self) -> None:
         self.users.create_indexes([IndexModel([("email", ASCENDING)], unique=True)])
@@ -102,37 +112,88 @@ class UserStore:
         doc = self.users.find_one({"email": normalise_email(email)})
         return User.from_doc(doc) if doc else None
 
-    def authenticate(self, email: str, password: str, now: datetime | None = None) -> User | None:
+    def authenticate(self, email: str, password: str, now: datetime | None = None, *,
+                     source: str | None = None, device: str | None = None) -> User | None:
         """The user, or None for a wrong address or password. Raises LockedOut while the
-        address is locked — even for the right password, or the lockout would be an oracle."""
+        address (or the source) is locked — even for the right password, or the lockout would
+        be an oracle — unless `device` is a known-device token of this very user."""
         now = now or _now()
         email = normalise_email(email)
-        record = self.attempts.find_one({"_id": email}) or {}
-        locked_until = record.get("locked_until")
-        if locked_until and locked_until > now:
-            raise LockedOut(locked_until)
         doc = self.users.find_one({"email": email})
+        known = bool(doc and device and self.is_known_device(doc["_id"], device, now))
+        counters = [] if known else [(email, MAX_FAILURES)]
+        if source:
+            counters.append((f"addr:{source}", MAX_ADDRESS_FAILURES))
+        claimed: list[str] = []
+        try:
+            for key, limit in counters:
+                self._claim(key, limit, now)
+                claimed.append(key)
+        except LockedOut:
+            for key in claimed:
+                self._release(key)
+            raise
         if doc and _verify(doc["password_hash"], password):
-            self.attempts.delete_one({"_id": email})
+            for key in claimed:  # a success costs nothing and clears the account's count
+                if key == email:
+                    self.attempts.delete_one({"_id": email})
+                else:
+                    self._release(key)
             if _hasher.check_needs_rehash(doc["password_hash"]):
                 self.users.update_one({"_id": doc["_id"]},
                                       {"$set": {"password_hash": _hasher.hash(password)}})
             return User.from_doc(doc)
         if not doc:
             _verify(_DUMMY_HASH, password)
-        self._fail(email, record, now)
+        for key, limit in counters:
+            self._lock_if_spent(key, limit, now)
         return None
 
-    def _fail(self, email: str, record: dict, now: datetime) -> None:
-        # A lock that has run out starts a fresh count.
-        if record.get("locked_until") and record["locked_until"] <= now:
-            self.attempts.update_one({"_id": email}, {"$set": {"failures": 0, "locked_until": None}})
+    def _claim(self, key: str, limit: int, now: datetime) -> None:
+        """Count this attempt before the password is checked (one atomic $inc), so parallel
+        attempts cannot all pass a check-then-count. Raises LockedOut past the limit."""
+        # a lock that has run out starts a fresh count
+        self.attempts.update_one({"_id": key, "locked_until": {"$ne": None, "$lte": now}},
+                                 {"$set": {"failures": 0, "locked_until": None}})
         after = self.attempts.find_one_and_update(
-            {"_id": email}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+            {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
             upsert=True, return_document=ReturnDocument.AFTER)
-        if after["failures"] >= MAX_FAILURES:
-            self.attempts.update_one({"_id": email}, {"$set": {
-                "locked_until": now + LOCKOUT, "failures": 0}})
+        locked_until = after.get("locked_until")
+        if locked_until is None and after["failures"] > limit:
+            # more attempts arrived at once than the limit allows: lock now
+            self.attempts.update_one({"_id": key, "locked_until": None},
+                                     {"$set": {"locked_until": now + LOCKOUT}})
+            locked_until = self.attempts.find_one({"_id": key})["locked_until"]
+        if locked_until is not None and locked_until > now:
+            self._release(key)
+            raise LockedOut(locked_until)
+
+    def _release(self, key: str) -> None:
+        """An attempt that was refused unchecked, or that succeeded, is not a failure."""
+        self.attempts.update_one({"_id": key, "failures": {"$gt": 0}}, {"$inc": {"failures": -1}})
+
+    def _lock_if_spent(self, key: str, limit: int, now: datetime) -> None:
+        self.attempts.update_one({"_id": key, "failures": {"$gte": limit}, "locked_until": None},
+                                 {"$set": {"locked_until": now + LOCKOUT}})
+
+    # -- known devices ---------------------------------------------------------------------
+    def remember_device(self, user: User, now: datetime | None = None) -> str:
+        """A new known-device token for the browser `user` just signed in from (shown once:
+        only its hash is kept, as for every credential)."""
+        token = secrets.token_urlsafe(32)
+        self.devices.insert_one({"_id": _digest(token), "user_id": user.id, "last_used_at": now or _now()})
+        return token
+
+    def is_known_device(self, user_id: str, token: str, now: datetime | None = None) -> bool:
+        now = now or _now()
+        found = self.devices.find_one_and_update(
+            {"_id": _digest(token), "user_id": user_id, "last_used_at": {"$gt": now - KNOWN_DEVICE}},
+            {"$set": {"last_used_at": now}})
+        return found is not None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _verify(hashed: str, password: str) -> bool:

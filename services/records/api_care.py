@@ -178,9 +178,9 @@ class CompleteTask(MethodView):
     def post(self, body, task_id):
         """Mark the task done, with the client's reflection (`TaskCompleted`)."""
         client_id, _ = _task_state(task_id)
-        state = run(client_id, c.CompleteTask(client_id, task_id,
-                                              body["completed_at"] or utcnow(),
-                                              body["reflection"]))
+        now = utcnow()
+        state = run(client_id, c.CompleteTask(client_id, task_id, body["completed_at"] or now,
+                                              body["reflection"], now=now))
         return task_view(client_id, state.tasks[task_id])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from shared.auth import current_identity, requires
 from shared.crypto import cipher_for
@@ -13,17 +13,16 @@ from shared.web import context, problem, request_metadata
 
 from .access import authorised, records
 from .retention import DisposeClient, RequestErasure
-from .schemas import problems
+from .schemas import free_text, line_text, problems
 
 blp = Blueprint("retention", __name__, url_prefix="/clients",
                 description="Erasure requests and disposal at the end of retention")
 
 
 class ErasureIn(Schema):
-    requested_by = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                                 metadata={"description": "who asked (the client, a representative)"})
-    request = fields.String(required=True, validate=validate.Length(min=1, max=5000),
-                            metadata={"description": "the request as received"})
+    requested_by = line_text(200, required=True,
+                             metadata={"description": "who asked (the client, a representative)"})
+    request = free_text(5000, required=True, metadata={"description": "the request as received"})
 
 
 class DisposalOut(Schema):

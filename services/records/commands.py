@@ -84,6 +84,7 @@ class CompleteTask:
     task_id: str
     completed_at: datetime
     reflection: str | None = None
+    now: datetime | None = None  # the handler's clock: a completion cannot lie in the future
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ moment gives the record as it stood then."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
@@ -282,9 +282,20 @@ def _task(s: ClientState, task_id: str, action: str) -> Mapping:
     return task
 
 
+# clocks of staff machines and the server differ a little; more than this is a typing error
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _complete(s: ClientState, cmd: c.CompleteTask) -> list[NewEvent]:
-    if _task(s, cmd.task_id, "completing a task")["status"] == "completed":
+    task = _task(s, cmd.task_id, "completing a task")
+    if task["status"] == "completed":
         raise Conflict("the task is already completed", code="completed")
+    assigned_at = task.get("assigned_at")
+    if assigned_at is not None and cmd.completed_at < assigned_at - CLOCK_SKEW:
+        raise Invalid("a task cannot be completed before it was set "
+                      f"({assigned_at.isoformat(timespec='minutes')})", field="completed_at")
+    if cmd.now is not None and cmd.completed_at > cmd.now + CLOCK_SKEW:
+        raise Invalid("a task cannot be completed in the future", field="completed_at")
     return [NewEvent("TaskCompleted", {"client_id": s.client_id, "task_id": cmd.task_id,
                                        "reflection": cmd.reflection,
                                        "completed_at": cmd.completed_at})]

@@ -26,8 +26,12 @@ def normalise_nhs_number(raw: str) -> str:
 def nhs_number_problem(raw: str) -> str | None:
     """Why `raw` is not a valid NHS number, or None when it is (NHS Data Dictionary)."""
     number = normalise_nhs_number(raw)
-    if not re.fullmatch(r"\d{10}", number):
-        return "an NHS number has exactly 10 digits"
+    # ASCII digits only: \d would take Arabic-Indic or full-width digits, which int() reads
+    if not re.fullmatch(r"[0-9]{10}", number):
+        return "an NHS number has exactly 10 digits (0-9)"
+    if len(set(number)) == 1:
+        # 0000000000 and 1111111111 pass the modulus-11 check but are never issued
+        return "not a valid NHS number (a placeholder of one repeated digit)"
     total = sum(int(digit) * weight for digit, weight in zip(number[:9], range(10, 1, -1)))
     check = 11 - total % 11
     if check == 11:

@@ -1,33 +1,30 @@
 """Request and response schemas of the records API (flask-smorest documents them)."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
-from zoneinfo import ZoneInfo
+from datetime import date
 
+import phonenumbers
 from marshmallow import Schema, ValidationError, fields, validate
 
-from shared.config import PRACTICE_TZ
 from shared.contracts.common import MODALITIES
 from shared.contracts.records import CHANNELS, PHASES
+from shared.inputs import Moment, free_text, line_text, no_control, safe_id
+
+__all__ = ["Moment", "free_text", "line_text"]  # the care schemas import them from here
 
 STATUSES = ("active", "discharged")
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("must not be blank")
-
-
-def free_text(max_length: int = 10_000, **kwargs) -> fields.String:
-    return fields.String(validate=[_not_blank, validate.Length(max=max_length)], **kwargs)
-
-
 def ident(**kwargs) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=64), **kwargs)
+    return safe_id(**kwargs)
 
 
 def optional_text(max_length: int = 10_000) -> fields.String:
     return free_text(max_length, load_default=None, allow_none=True)
+
+
+# the one date outside the 2000-2099 range every other input keeps (shared.inputs)
+BIRTH = {"description": "An ISO date, between 1900-01-01 and today."}
 
 
 def _birth_date(value: date) -> None:
@@ -37,43 +34,32 @@ def _birth_date(value: date) -> None:
         raise ValidationError("a date of birth before 1900 is not plausible")
 
 
-class Moment(fields.String):
-    """An ISO datetime or date. A date means the end of that day and a datetime without an
-    offset is read as practice time (Europe/London): what staff mean when they type one."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
-        if not isinstance(value, str):
-            raise ValidationError("expected an ISO date or datetime")
-        tz = ZoneInfo(PRACTICE_TZ)
-        try:
-            if len(value) == 10:
-                day = date.fromisoformat(value)
-                return datetime.combine(day, time.max, tzinfo=tz).astimezone(timezone.utc)
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError("not an ISO date (2026-03-02) or datetime (2026-03-02T10:00Z)")
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=tz)
-        return moment.astimezone(timezone.utc)
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return value.isoformat() if value is not None else None
-
-
 # -- clients -------------------------------------------------------------------------------
 class GpSchema(Schema):
-    name = free_text(200, required=True)
-    practice = free_text(200, required=True)
+    name = line_text(200, required=True)
+    practice = line_text(200, required=True)
 
 
 def _email(**kw):
     return fields.Email(allow_none=True, validate=validate.Length(max=254), **kw)
 
 
+def _possible_phone(value: str) -> None:
+    """A number a UK phone could dial (libphonenumber, region GB): '-------' or '(((((((' fit
+    the characters but are no number. 'Possible', not 'valid': Ofcom's reserved drama and
+    test ranges (07700 900xxx) are possible numbers but not assigned ones."""
+    try:
+        number = phonenumbers.parse(value, "GB")
+    except phonenumbers.NumberParseException:
+        raise ValidationError("not a phone number")
+    if not phonenumbers.is_possible_number(number):
+        raise ValidationError("not a possible phone number (too short or too long for its country)")
+
+
 def _phone(**kw):
-    return fields.String(allow_none=True, validate=validate.Regexp(
+    return fields.String(allow_none=True, validate=[validate.Regexp(
         r"^\+?[0-9 ()-]{7,20}$", error="a phone number of 7 to 20 digits, spaces or + - ( )"),
-        **kw)
+        _possible_phone], **kw)
 
 
 def _channels(**kw):
@@ -89,9 +75,9 @@ def _nhs_number(**kw):
 
 class _ClientFields(Schema):
     """The details as corrections send them: every field optional."""
-    given_name = free_text(100)
-    family_name = free_text(100)
-    date_of_birth = fields.Date(validate=_birth_date)
+    given_name = line_text(100)
+    family_name = line_text(100)
+    date_of_birth = fields.Date(validate=_birth_date, metadata=BIRTH)
     email = _email()
     phone = _phone()
     preferred_modality = fields.String(validate=validate.OneOf(MODALITIES))
@@ -103,9 +89,9 @@ class _ClientFields(Schema):
 
 
 class ClientIn(Schema):
-    given_name = free_text(100, required=True)
-    family_name = free_text(100, required=True)
-    date_of_birth = fields.Date(required=True, validate=_birth_date)
+    given_name = line_text(100, required=True)
+    family_name = line_text(100, required=True)
+    date_of_birth = fields.Date(required=True, validate=_birth_date, metadata=BIRTH)
     email = _email(load_default=None)
     phone = _phone(load_default=None)
     preferred_modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
@@ -149,8 +135,8 @@ class InventoryPersonSchema(Schema):
     relationship = free_text(200, required=True)
     closeness = fields.Integer(required=True, validate=validate.Range(min=1, max=3),
                                metadata={"description": "closeness circle: 1 inner .. 3 outer"})
-    good = fields.String(load_default="", validate=validate.Length(max=5000))
-    hard = fields.String(load_default="", validate=validate.Length(max=5000))
+    good = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
+    hard = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
     unilateral_partner = fields.Boolean(load_default=False, metadata={
         "description": "the partner in unilateral couples work (recorded here, not a client)"})
 

@@ -6,6 +6,8 @@ from marshmallow import Schema, fields, validate
 
 from shared.contracts.records import CONDITIONS, PHASES, PROBLEM_AREAS
 
+from shared.inputs import instant
+
 from .schemas import InventoryPersonSchema, Moment, NoteOut, free_text, ident, optional_text
 
 
@@ -64,7 +66,7 @@ class NotesOut(Schema):
 
 class TaskIn(Schema):
     description = free_text(2000, required=True)
-    due_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    due_at = instant(load_default=None, allow_none=True)
     session_id = ident(load_default=None, allow_none=True)
 
 

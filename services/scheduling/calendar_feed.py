@@ -39,10 +39,12 @@ def _digest(token: str) -> str:
 
 
 @blp.route("/therapists/<therapist_id>/calendar-token", methods=["POST"])
-@requires("admin", "therapist")
+@requires("therapist")
 @blp.response(201, s.CalendarTokenOut)
 def new_token(therapist_id):
-    """Issue the feed's secret token (shown once); any earlier token stops working."""
+    """Issue the feed's secret token (shown once); any earlier token stops working. Only
+    the therapist themselves: a token is a credential to their diary, and minting one
+    revokes the subscription they have (reception could do both: issue 15, #16)."""
     own_diary(therapist_id)
     if not scheduling().therapist(therapist_id).exists:
         raise NotFound(f"no therapist {therapist_id}")

@@ -1,36 +1,19 @@
 """Request and response schemas (flask-smorest documents them in /openapi.json)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.common import MODALITIES
 from shared.contracts.scheduling import CANCELLED_BY, SESSION_KINDS
+from shared.inputs import ID_PATTERN, LATEST, RANGE_TEXT, day, free_text, line_text, strict_integer
+from shared.inputs import instant as aware  # instants carry their offset; 2000-2099 (kernel)
 
 HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="must be HH:MM (24-hour, practice local time)")
-ID = validate.Length(min=1, max=64)
+# ids: letters, digits and _ . : - only (no '../x', 'a/b' or a lone space: issue 15)
+ID = validate.Regexp(ID_PATTERN, error="must be 1 to 64 letters, digits or _ . : - (starting with a letter or digit)")
 MAX_SEARCH_DAYS = 62
-
-
-EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
-
-
-def _in_diary_years(value) -> None:
-    """A diary date or time between 2000 and 2099: the search windows around a booking (a
-    week either side) must stay within the calendar (the fuzzer sent year 9999 and got a 500)."""
-    day = value.date() if isinstance(value, datetime) else value
-    if not EARLIEST <= day <= LATEST:
-        raise ValidationError(f"must be between {EARLIEST.year} and {LATEST.year}")
-
-
-def aware(**kwargs):
-    """Instants must carry their offset: a naive time is ambiguous across clock changes."""
-    return fields.AwareDateTime(default_timezone=None, validate=_in_diary_years, **kwargs)
-
-
-def day(**kwargs):
-    return fields.Date(validate=_in_diary_years, **kwargs)
 
 
 def _date_range(data, limit: int = MAX_SEARCH_DAYS):
@@ -45,7 +28,7 @@ def _date_range(data, limit: int = MAX_SEARCH_DAYS):
 # -- therapists -------------------------------------------------------------------------------
 class TherapistIn(Schema):
     therapist_id = fields.String(validate=ID, metadata={"description": "chosen id; generated if absent"})
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = line_text(200, required=True)
     email = fields.Email(required=True)
     phone = fields.String(validate=validate.Length(max=40), allow_none=True, load_default=None)
     modalities = fields.List(fields.String(validate=validate.OneOf(MODALITIES)), required=True,
@@ -63,7 +46,7 @@ class WeeklyHoursSchema(Schema):
 class ExceptionSchema(Schema):
     start_date = day(required=True)
     end_date = day(required=True, metadata={"description": "inclusive"})
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    reason = line_text(200, required=True)
 
 
 class AvailabilityIn(Schema):
@@ -132,12 +115,12 @@ class RescheduleIn(Schema):
     starts_at = aware(required=True)
     modality = fields.String(validate=validate.OneOf(MODALITIES), load_default=None)
     room = fields.String(validate=validate.Length(min=1, max=60), allow_none=True, load_default=None)
-    reason = fields.String(validate=validate.Length(max=500), allow_none=True, load_default=None)
+    reason = free_text(500, allow_none=True, load_default=None)
 
 
 class CancelIn(Schema):
     by = fields.String(required=True, validate=validate.OneOf(CANCELLED_BY))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = free_text(500, required=True)
 
 
 # -- courses and boosters -----------------------------------------------------------------------
@@ -149,15 +132,34 @@ class _ManyIn(Schema):
     first_starts_at = aware(required=True)
 
 
+def _last_within_range(first, days: int) -> None:
+    """The last session of a series must fall inside the range every date lies in."""
+    if first is not None and (first + timedelta(days=days)).date() > LATEST:
+        raise ValidationError(f"the last session would fall after {LATEST.isoformat()} "
+                              f"(every date must be {RANGE_TEXT})", "count")
+
+
 class CourseIn(_ManyIn):
-    count = fields.Integer(load_default=16, validate=validate.Range(1, 52))
-    interval_weeks = fields.Integer(load_default=1, validate=validate.Range(1, 8))
+    # strict: a count of 1.5 was truncated to 1 (issue 15)
+    count = strict_integer(load_default=16, validate=validate.Range(1, 52))
+    interval_weeks = strict_integer(load_default=1, validate=validate.Range(1, 8))
+
+    @validates_schema
+    def _ends_in_range(self, data, **kwargs):
+        _last_within_range(data.get("first_starts_at"),
+                           7 * data.get("interval_weeks", 1) * (data.get("count", 16) - 1))
 
 
 class BoostersIn(_ManyIn):
-    count = fields.Integer(load_default=3, validate=validate.Range(1, 12))
-    interval_months = fields.Integer(load_default=2, validate=validate.Range(1, 12),
+    count = strict_integer(load_default=3, validate=validate.Range(1, 12))
+    interval_months = strict_integer(load_default=2, validate=validate.Range(1, 12),
                                      metadata={"description": "2 = 'bi-monthly', every two months"})
+
+    @validates_schema
+    def _ends_in_range(self, data, **kwargs):
+        # a month is at most 31 days: a bound that never lets a booster leave the range
+        _last_within_range(data.get("first_starts_at"),
+                           31 * data.get("interval_months", 2) * data.get("count", 3))
 
 
 class UnbookedOut(Schema):

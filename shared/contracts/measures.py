@@ -34,8 +34,9 @@ class QuestionnaireWithdrawnV1(Schema):
 class InstrumentScore(Schema):
     instrument = one_of(INSTRUMENTS, required=True)
     answers = fields.List(fields.Integer(allow_none=True), required=True, metadata=PERSONAL)
-    total = optional(fields.Float())  # None when too many items are missing to score
-    band = optional(fields.String())
+    # None when too many items are missing to score; after disposal too (sealed)
+    total = optional(fields.Float(metadata=PERSONAL))
+    band = optional(fields.String(metadata=PERSONAL))
     prorated = fields.Boolean(required=True)
 
 
@@ -61,8 +62,10 @@ class RiskIndicatedV1(Schema):
     therapist_id = fields.String(required=True)
     response_id = fields.String(required=True)
     instrument = one_of(INSTRUMENTS, required=True)
-    item = fields.Integer(required=True)
-    answer = fields.Integer(required=True, allow_none=True)  # None: the risk item was left unanswered
+    item = fields.Integer(required=True)  # which question: routes and names the alert
+    # sealed; absent once disposed of; None (with `unanswered`) when the item was left blank
+    answer = fields.Integer(required=True, allow_none=True, metadata=PERSONAL)
+    unanswered = optional(fields.Boolean(metadata=PERSONAL))  # added: the risk item was left blank
     indicated_at = utc(required=True)
 
 
@@ -86,15 +89,16 @@ class OutcomeUpdatedV1(Schema):
     client_id = fields.String(required=True)
     therapist_id = fields.String(required=True)
     episode_id = fields.String(required=True)
-    phq9 = fields.Nested(MeasurePair, required=True)
-    gad7 = fields.Nested(MeasurePair, required=True)
+    # the scores and what they mean for this client are sealed; attendance is not
+    phq9 = fields.Nested(MeasurePair, required=True, metadata=PERSONAL)
+    gad7 = fields.Nested(MeasurePair, required=True, metadata=PERSONAL)
     attended_sessions = fields.Integer(required=True)
     finished_treatment = fields.Boolean(required=True)
-    caseness_at_start = optional(fields.Boolean())
-    recovered = optional(fields.Boolean())
-    reliable_improvement = optional(fields.Boolean())
-    reliable_deterioration = optional(fields.Boolean())
-    reliable_recovery = optional(fields.Boolean())
+    caseness_at_start = optional(fields.Boolean(metadata=PERSONAL))
+    recovered = optional(fields.Boolean(metadata=PERSONAL))
+    reliable_improvement = optional(fields.Boolean(metadata=PERSONAL))
+    reliable_deterioration = optional(fields.Boolean(metadata=PERSONAL))
+    reliable_recovery = optional(fields.Boolean(metadata=PERSONAL))
     # added: when the first and last paired measures were taken (dashboards' date range)
     first_measured_at = optional(utc())
     last_measured_at = optional(utc())

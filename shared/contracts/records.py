@@ -27,7 +27,7 @@ class ClientRegisteredV1(Schema):
     preferred_modality = one_of(MODALITIES, required=True)
     reminder_channels = fields.List(one_of(CHANNELS), required=True)  # consented channels
     therapist_id = fields.String(required=True)
-    referral_source = fields.String(required=True)
+    referral_source = fields.String(required=True, metadata=PERSONAL)  # free text: may name people
     gp = optional(fields.Nested(Gp))
     nhs_number = optional(fields.String(metadata=PERSONAL))
 
@@ -36,7 +36,7 @@ class ClientRegisteredV1(Schema):
 class ClientDetailsCorrectedV1(Schema):
     """Only the fields present changed (a reassigned therapist included)."""
     client_id = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = fields.String(required=True, metadata=PERSONAL)  # free text about the client
     given_name = fields.String(metadata=PERSONAL)
     family_name = fields.String(metadata=PERSONAL)
     date_of_birth = fields.Date(metadata=PERSONAL)
@@ -45,7 +45,7 @@ class ClientDetailsCorrectedV1(Schema):
     preferred_modality = one_of(MODALITIES)
     reminder_channels = fields.List(one_of(CHANNELS))
     therapist_id = fields.String()
-    referral_source = fields.String()
+    referral_source = fields.String(metadata=PERSONAL)
     gp = fields.Nested(Gp, allow_none=True)
     nhs_number = fields.String(allow_none=True, metadata=PERSONAL)
 
@@ -55,7 +55,7 @@ class AssessmentRecordedV1(Schema):
     client_id = fields.String(required=True)
     session_id = optional(fields.String())
     presenting_difficulties = fields.String(required=True, metadata=PERSONAL)
-    conditions = fields.List(one_of(CONDITIONS), required=True)
+    conditions = fields.List(one_of(CONDITIONS), required=True, metadata=PERSONAL)  # diagnoses
     goals = fields.List(fields.String(metadata=PERSONAL), required=True)
     risk_summary = fields.String(required=True, metadata=PERSONAL)
 
@@ -73,7 +73,7 @@ class InventoryPerson(Schema):
 class FormulationRecordedV1(Schema):
     client_id = fields.String(required=True)
     revision = fields.Integer(required=True)
-    problem_areas = fields.List(one_of(PROBLEM_AREAS), required=True)  # one or two
+    problem_areas = fields.List(one_of(PROBLEM_AREAS), required=True, metadata=PERSONAL)  # one or two
     formulation = fields.String(required=True, metadata=PERSONAL)
     inventory = fields.List(fields.Nested(InventoryPerson), required=True)
     goals = fields.List(fields.String(metadata=PERSONAL), required=True)
@@ -140,7 +140,7 @@ class ErasureRefusedV1(Schema):
     """A request to erase inside the retention period, refused and recorded (UK GDPR
     Art. 17(3)(c) with Art. 9(2)(h): records kept to provide care are not erased)."""
     client_id = fields.String(required=True)
-    requested_by = fields.String(required=True)
+    requested_by = fields.String(required=True, metadata=PERSONAL)  # often a named relative
     request = fields.String(required=True, metadata=PERSONAL)
     refusal = fields.String(required=True)
     retention_until = optional(utc())  # None while the client is still in treatment

@@ -4,6 +4,7 @@ recorded; at the end of retention the record is disposed of (the client's key de
 afterwards no personal data is readable from any service's events, the Kafka topics
 (re-consumed) or any collection — while the counts in the dashboards are unchanged."""
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 from kafka import TopicPartition
@@ -16,7 +17,15 @@ from .conftest import FOUR
 
 SECRETS = ("Whitfield", "emma.w@client.test", "07700900456", "9434765919", "Dr Patel",
            "argues with Mark", "Mark Whitfield", "Share the chores", "overeating and poor sleep",
-           "Felt heard this week")
+           "Felt heard this week",
+           # free text that named people or circumstances (issue 15, High #1)
+           "her sister Joan Whitfield", "moved after the divorce", "Joan acting for the client")
+# clinical values without a telltale word: diagnoses, problem areas, scores, bands, the risk
+# answer and the outcome categories. After disposal none of them may be left in clear.
+CLINICAL = (r'"depression"', r'"role_dispute"', r'"total":\s*\d', r'"band":\s*"(?!\[disposed\])',
+            r'"answer":\s*\d', r'"(first|last|change)":\s*-?\d', r'"phq9":\s*\d',
+            r'"gad7":\s*\d', r'"(recovered|reliable_improvement|caseness_at_start)":\s*(true|false)',
+            r'answered \d')
 
 
 def _all_documents(settings) -> str:
@@ -46,11 +55,6 @@ def _all_topics(settings) -> str:
         consumer.close()
 
 
-def _counts(dashboard: dict) -> str:
-    """The dashboard without its time stamp: the numbers that must not change."""
-    return json.dumps({k: v for k, v in dashboard.items() if k not in ("generated_at",)}, sort_keys=True)
-
-
 def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice, auth_header):
     sched, records, measures = practice["scheduling"], practice["records"], practice["measures"]
     settings = practice["settings"]
@@ -61,8 +65,12 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
     cid = records.post("/clients", headers=reception, json={
         "given_name": "Emma", "family_name": "Whitfield", "date_of_birth": "1981-03-14",
         "email": "emma.w@client.test", "phone": "07700900456", "preferred_modality": "video",
-        "reminder_channels": ["email"], "therapist_id": tid, "referral_source": "GP",
+        "reminder_channels": ["email"], "therapist_id": tid,
+        "referral_source": "her sister Joan Whitfield",
         "gp": {"name": "Dr Patel", "practice": "Vinters Park"}, "nhs_number": "9434765919"}).json["client_id"]
+    r = records.patch(f"/clients/{cid}", headers=reception, json={
+        "reason": "moved after the divorce", "phone": "07700900457"})
+    assert r.status_code == 200, r.json
     assert records.post(f"/clients/{cid}/assessment", headers=therapist, json={
         "presenting_difficulties": "Low mood, overeating and poor sleep since the new job",
         "conditions": ["depression"], "goals": ["Share the chores"],
@@ -81,7 +89,8 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
         "starts_at": starts.isoformat()}).status_code == 201, timeout=90, message="session booked")
     eventually(lambda: practice["mail"].to("emma.w@client.test"), timeout=90, message="confirmation sent")
 
-    first = {"PHQ-9": [2, 2, 2, 2, 2, 2, 2, 1, 0], "GAD-7": [2, 2, 1, 1, 1, 1, 1]}
+    # item 9 > 0 on the first form: a risk alert
+    first = {"PHQ-9": [2, 2, 2, 2, 2, 2, 2, 1, 1], "GAD-7": [2, 2, 1, 1, 1, 1, 1]}
     last = {"PHQ-9": [1, 0, 1, 0, 1, 0, 1, 0, 0], "GAD-7": [0, 1, 0, 0, 1, 0, 0]}
     # measures learns of the client from records' events; until then it answers 404
     eventually(lambda: measures.post("/responses", headers=therapist,
@@ -98,7 +107,7 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
 
     # inside retention (still in treatment): refused with the reason, and recorded
     r = records.post(f"/clients/{cid}/erasure-requests", headers=lead,
-                     json={"requested_by": "the client", "request": "Please delete everything"})
+                     json={"requested_by": "Joan acting for the client", "request": "Please delete everything"})
     assert r.status_code == 409 and "Art. 17(3)(c)" in r.json["detail"] and r.json["code"] == "retention"
     history = records.get(f"/clients/{cid}/history", headers=lead).json
     assert "ErasureRefused" in json.dumps(history)
@@ -130,7 +139,24 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
     for text in SECRETS:
         assert text not in documents, f"{text!r} still readable in a collection"
         assert text not in topics, f"{text!r} still readable on a topic"
+    for pattern in CLINICAL:
+        found = re.search(pattern, documents)
+        assert not found, f"{pattern!r} still readable in a collection: {documents[max(0, found.start() - 200):found.end() + 50]}"
+        found = re.search(pattern, topics)
+        assert not found, f"{pattern!r} still readable on a topic: {topics[max(0, found.start() - 200):found.end() + 50]}"
     record = records.get(f"/clients/{cid}", headers=lead).json
     assert record["family_name"] == "[disposed]" and record["status"] == "disposed"
+    assert record["referral_source"] == "[disposed]"
+    # the pages over the disposed record still answer, with nothing made up
+    for path in (f"/clients/{cid}/history", f"/clients/{cid}/timeline", f"/clients/{cid}/export"):
+        assert records.get(path, headers=lead).status_code == 200, path
+    for path in (f"/clients/{cid}/trajectory", f"/clients/{cid}/outcomes", "/risk-alerts",
+                 f"/dashboards/therapists/{tid}"):
+        assert measures.get(path, headers=lead).status_code == 200, path
+    trajectory = json.dumps(measures.get(f"/clients/{cid}/trajectory", headers=lead).json)
+    assert not re.search(r'"total":\s*\d', trajectory)
+    # the disposed course's scores are gone, so it leaves the outcome rates rather than being
+    # counted with made-up values; every other figure stays
     after = measures.get("/dashboards/practice", headers=lead, query_string=period).json
-    assert _counts(after) == _counts(before), "the counts stay"
+    assert after["practice"]["courses"] == before["practice"]["courses"] - 1
+    assert after["practice"]["finished_with_paired_scores"] == 0

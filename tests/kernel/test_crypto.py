@@ -48,7 +48,8 @@ def test_personal_fields_are_sealed_at_rest_and_open_for_readers(settings):
     raw = json.dumps(list(store.events.find({}, {"data": 1})), default=str)
     for text in PLAINTEXTS:
         assert text not in raw, f"{text} readable in the events collection"
-    assert "role_dispute" in raw and "t-1" in raw  # non-personal facts stay readable
+    assert "t-1" in raw  # non-personal facts stay readable
+    assert "role_dispute" not in raw  # the problem area is clinical: sealed (issue 15)
     events = store.load("client-c-emma")
     assert events[0].data["given_name"] == "Emma"
     assert events[0].data["date_of_birth"] == date(1981, 3, 14)
@@ -70,8 +71,9 @@ def test_disposal_leaves_placeholders_in_events_topic_and_rebuilt_projection(set
     events = store.load("client-c-emma")
     assert events[0].data["given_name"] == DISPOSED and "date_of_birth" not in events[0].data
     assert events[0].data["therapist_id"] == "t-1"  # the facts that are not personal stay
-    assert events[1].data["problem_areas"] == ["role_dispute"]
+    assert events[1].data["problem_areas"] == []  # sealed clinical list: gone, not guessed
     assert events[1].data["inventory"][0]["name"] == DISPOSED
+    assert events[1].data["inventory"][0]["closeness"] == 1
 
     on_topic = json.dumps([r for _, r in read_topic(settings, settings.topic("records"))])
     for text in PLAINTEXTS:
@@ -80,7 +82,7 @@ def test_disposal_leaves_placeholders_in_events_topic_and_rebuilt_projection(set
     rebuild(settings, directory)
     doc = projection_store(settings, directory).reader("clients").find_one({"_id": "c-emma"})
     assert doc["given_name"] == DISPOSED and doc["email"] == DISPOSED
-    assert doc["problem_areas"] == ["role_dispute"] and doc["therapist_id"] == "t-1"
+    assert doc["problem_areas"] == [] and doc["therapist_id"] == "t-1"
     with pytest.raises(KeyDisposed):
         store.append("client-c-emma", 2, [NewEvent("FormulationRecorded", {**FORMULATION, "revision": 2})], META)
 

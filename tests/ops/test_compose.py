@@ -166,7 +166,7 @@ def imported_services(tmp_path_factory) -> dict:
     process, side by side, with demo settings and unreachable servers, and with
     PROMETHEUS_MULTIPROC_DIR set as the entry point sets it for every API (without it,
     registering the metrics collector reads the store at start-up and waits for it)."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RAPPORT_DEMO_MODE": "1",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("prometheus")),
            "RAPPORT_MONGO_URI": "mongodb://127.0.0.1:9/?directConnection=true",
            "RAPPORT_KAFKA_BOOTSTRAP": "127.0.0.1:9"}

@@ -6,6 +6,7 @@ import base64
 import math
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -78,7 +79,8 @@ def test_no_key_or_env_files_are_committed():
 
 
 def test_compose_secrets_are_references_with_demo_defaults_only():
-    assert compose_services()["topics"]["environment"]["RAPPORT_DEMO_MODE"] == "${RAPPORT_DEMO_MODE:-true}"
+    # demo mode is never the default (issue 15, #7): only `make up` and the tests turn it on
+    assert compose_services()["topics"]["environment"]["RAPPORT_DEMO_MODE"] == "${RAPPORT_DEMO_MODE:-false}"
     checked = 0
     for name, svc in compose_services().items():
         for var, value in (svc.get("environment") or {}).items():
@@ -121,3 +123,37 @@ def test_rendered_kubernetes_configuration_holds_no_secrets(overlay):
         for key, value in cm["data"].items():
             assert not SECRET_NAME.search(key), f"{key} belongs in rapport-secrets"
             assert findings(value) == [], key
+
+
+def test_without_demo_mode_or_secrets_a_process_refuses_to_start_and_says_why(monkeypatch):
+    """Issue 15 (#7): with RAPPORT_DEMO_MODE unset the services came up in demo mode and
+    accepted tokens signed with the public demo secret. Unset now means off."""
+    for name in ("RAPPORT_DEMO_MODE", "RAPPORT_TOKEN_SECRET", "RAPPORT_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="RAPPORT_TOKEN_SECRET and RAPPORT_MASTER_KEY not set") as err:
+        Settings.from_env()
+    assert "make up" in str(err.value)
+    monkeypatch.setenv("RAPPORT_TOKEN_SECRET", DEMO_TOKEN_SECRET)
+    monkeypatch.setenv("RAPPORT_MASTER_KEY", DEMO_MASTER_KEY)
+    with pytest.raises(ConfigError, match="RAPPORT_TOKEN_SECRET"):
+        Settings.from_env()  # the public demo secret is refused too
+    real = base64.b64encode(bytes(range(32))).decode()
+    monkeypatch.setenv("RAPPORT_TOKEN_SECRET", "s" * 40)
+    monkeypatch.setenv("RAPPORT_MASTER_KEY", real)
+    assert Settings.from_env().demo_mode is False
+    assert Settings().demo_mode is False, "code that builds Settings() is not in demo mode either"
+
+
+def test_a_wsgi_module_started_without_secrets_exits_with_the_reason():
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", "import services.records.wsgi"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "RAPPORT_TOKEN_SECRET and RAPPORT_MASTER_KEY not set" in done.stderr
+
+
+def test_only_make_up_turns_demo_mode_on():
+    stack = (ROOT / "deploy" / "local" / "stack.py").read_text()
+    assert '"RAPPORT_DEMO_MODE": "1"' in stack
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "${RAPPORT_DEMO_MODE:-false}" in compose and "${RAPPORT_DEMO_MODE:-true}" not in compose

@@ -42,6 +42,22 @@ def test_answers_out_of_range_or_incomplete_are_422_naming_the_item(app, auth_he
     assert store.events.count_documents({}) == 0, "nothing written"
 
 
+def test_a_blank_form_or_an_edge_date_or_a_control_character_is_422(app, auth_header):
+    """Issue 15 (#11, #2): a PHQ-9 with every answer blank was stored as completed; a
+    dashboard period in year 1 and an acknowledgement note with a NUL were accepted."""
+    client = app.test_client()
+    lead = auth_header("clinical_lead")
+    r = client.post("/responses", headers=lead, json={"client_id": "c-x", "answers": {"PHQ-9": [None] * 9}})
+    assert r.status_code == 422, r.json
+    assert "answers.PHQ-9.0" in {e["field"] for e in r.json["errors"]}
+    for query in ("from=0001-01-01&to=2026-01-01", "from=2026-01-01&to=9999-12-31"):
+        r = client.get(f"/dashboards/practice?{query}", headers=lead)
+        assert r.status_code == 422 and "between 2000-01-01" in r.json["errors"][0]["reason"], r.json
+    r = client.post("/risk-alerts/a-1/acknowledge", headers=lead, json={"note": "phoned\x00"})
+    assert r.status_code == 422 and r.json["errors"][0]["field"] == "note", r.json
+    assert app.extensions["rapport"].store.events.count_documents({}) == 0, "nothing written"
+
+
 def test_reception_never_sees_scores(app, auth_header):
     client = app.test_client()
     admin = auth_header("admin")

@@ -158,3 +158,13 @@ def test_disposal_forgets_the_client_but_keeps_the_bare_delivery_log(nsettings, 
     SERVICE.dispose(nsettings, "c1")
     assert book.find_one({"_id": "risk:a1:lead:email"})["context"] == {}
     assert db["inbox"].count_documents({}) == 0 and db["preferences"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("name", ["since", "until"])
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_time_outside_the_range_is_a_422_naming_it(api, auth_header, name, value):
+    """Issue 15 (#8): year 9999 with an offset gave a 500 here."""
+    r = api.get("/notifications", query_string={name: value}, headers=auth_header("clinical_lead"))
+    assert r.status_code == 422, r.get_data(as_text=True)
+    assert {e["field"] for e in r.json["errors"]} == {f"query.{name}"}
+    assert "between 2000-01-01 and 2099-12-31" in r.json["errors"][0]["reason"]

@@ -136,3 +136,16 @@ def test_errors_kept_in_the_log_carry_no_address_or_phone_number():
     error = "smtp 550: 5.1.1 <emma.example@mail.test>: rejected; sms to +44 7700 900123 failed"
     assert redact(error) == "smtp 550: 5.1.1 <[address]>: rejected; sms to [address] failed"
     assert redact("smtp: ConnectionRefusedError: [Errno 111] Connection refused").endswith("refused")
+
+
+@pytest.mark.parametrize("due_at", [datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))),
+                                    datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=1)))])
+def test_a_task_stored_with_a_date_at_the_edge_of_the_calendar_plans_nothing_and_parks_nothing(due_at):
+    """Issue 15: such a task (accepted before every API kept dates in 2000-2099) made the
+    planner write a time BSON cannot hold; the event was parked. Now it plans no reminder,
+    and whatever is planned can be stored."""
+    import bson
+    planned = plans.task_reminder({"task_id": "t1", "client_id": "c1", "due_at": due_at}, "t1",
+                                  contact(quiet_start="21:00", quiet_end="08:00"), LONDON, NOW)
+    bson.encode({"planned": planned})
+    assert planned == []

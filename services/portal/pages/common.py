@@ -114,6 +114,24 @@ def form_fields(form: str = "") -> Markup:
                    '<input type="hidden" name="back" value="%s">') % (csrf_token(), form, back)) + form_key()
 
 
+def error_summary() -> Markup:
+    """At the top of a page shown again after a refused form (the pattern of the GOV.UK
+    design system): what was not saved and why, with a link to the form, so the reason is
+    seen even where the form is far down the page; the fields carry their own messages too."""
+    state = g.get("form_state")
+    if not state:
+        return Markup("")
+    lines = [f"{_label(k)}: {v}" for k, v in state["errors"].items()] or [state["detail"]]
+    items_html = Markup("").join(Markup("<li>%s</li>") % line for line in lines)
+    link = (Markup(' <a href="#form-%s">Go to the form</a>') % state["form"]) if state["form"] else ""
+    return (Markup('<div class="error-summary" role="alert" tabindex="-1" id="error-summary">'
+                   '<h2>This was not saved</h2><ul>%s</ul>%s</div>') % (items_html, link))
+
+
+def _label(field: str) -> str:
+    return (field or "form").replace("_", " ").capitalize()
+
+
 def form_key() -> Markup:
     """A hidden form field naming this form submission once: the portal sends it to the
     services as the `Idempotency-Key`, so a second press (or a retry after a timeout) of the
@@ -169,16 +187,28 @@ def parse_dt(value) -> datetime | None:
 
 
 def local(value, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    """In practice time. A stored time at the edge of the calendar (year 1 or 9999 with an
+    offset) cannot be converted: it is shown as written rather than breaking the page."""
     parsed = parse_dt(value)
-    return parsed.astimezone(LONDON).strftime(fmt) if parsed else ""
+    if not parsed:
+        return ""
+    try:
+        return parsed.astimezone(LONDON).strftime(fmt)
+    except (OverflowError, ValueError):
+        return parsed.strftime(fmt)
 
 
 def local_input_to_utc(value: str) -> str:
-    """An <input type=datetime-local> value, read as practice time, as a UTC ISO string."""
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LONDON)
-    return parsed.astimezone(timezone.utc).isoformat()
+    """An <input type=datetime-local> value, read as practice time, as a UTC ISO string.
+    What is not a time is passed on as typed: the service refuses it with 422 naming the
+    field, and the form is shown again with the error beside it."""
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=LONDON)
+        return parsed.astimezone(timezone.utc).isoformat()
+    except (ValueError, OverflowError):
+        return value
 
 
 def age(date_of_birth) -> str:
@@ -230,7 +260,7 @@ def _human(value):
     return (str(value) if value is not None else "").replace("_", " ")
 
 
-for _helper in (form_value, form_values, field_error, form_error, form_key, form_fields):
+for _helper in (form_value, form_values, field_error, form_error, form_key, form_fields, error_summary):
     blueprint.add_app_template_global(_helper)
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import Response, abort, render_template, request
+from marshmallow import ValidationError
+
+from shared.inputs import EARLIEST, in_date_range
 
 from ..backend import backend
 from ..charts import rate_chart
@@ -20,13 +23,26 @@ RATES = (("recovery", "Recovery"), ("reliable_improvement", "Reliable improvemen
          ("reliable_recovery", "Reliable recovery"), ("reliable_deterioration", "Reliable deterioration"))
 
 
-def _period() -> tuple[str, str]:
+def _date_arg(name: str, default: date) -> date:
+    """A query-string date inside the range every service accepts (shared.inputs)."""
+    raw = request.args.get(name)
+    if not raw:
+        return default
     try:
-        until = date.fromisoformat(request.args["to"]) if request.args.get("to") else date.today()
-        since = (date.fromisoformat(request.args["from"]) if request.args.get("from")
-                 else until - timedelta(days=365))
+        value = date.fromisoformat(raw)
     except ValueError:
-        abort(400, description="from and to must be dates (YYYY-MM-DD)")
+        abort(400, description=f"{name} must be a date (YYYY-MM-DD)")
+    try:
+        in_date_range(value)
+    except ValidationError as err:
+        abort(422, description=f"{name} {err.messages[0]}")
+    return value
+
+
+def _period() -> tuple[str, str]:
+    until = _date_arg("to", date.today())
+    # a year back by default, but never out of the range (early 2000 would leave it)
+    since = _date_arg("from", max(until - timedelta(days=365), EARLIEST))
     if since > until:
         abort(400, description="the period must start before it ends")
     return since.isoformat(), until.isoformat()

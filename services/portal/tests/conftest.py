@@ -39,6 +39,7 @@ class Services:
             self.calls.append({"method": request.method, "path": "/" + path, "args": dict(request.args),
                                "json": request.get_json(silent=True),
                                "authorization": request.headers.get("Authorization", ""),
+                               "headers": dict(request.headers),
                                "idempotency_key": request.headers.get("Idempotency-Key")})
             status, body, delay = self.answers.get(key, (404, {"title": "Not Found", "status": 404,
                                                                "detail": f"no {key}"}, 0))

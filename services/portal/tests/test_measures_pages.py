@@ -120,7 +120,8 @@ def test_the_caseload_joins_records_and_measures(signed_in, services):
         {"client_id": "c-2", "given_name": "John", "family_name": "Wood", "phase": "initial", "attended_sessions": 0}]})
     services.on("GET", "/therapists/t-1/latest-scores", {"therapist_id": "t-1", "clients": [
         {"client_id": "c-1", "latest": [{"instrument": "PHQ-9", "total": 12.0, "band": "moderate"}],
-         "open_alerts": [{"alert_id": "a-1", "instrument": "CORE-10", "item": 6, "answer": None}]}]})
+         "open_alerts": [{"alert_id": "a-1", "instrument": "CORE-10", "item": 6, "answer": None,
+                          "unanswered": True}]}]})
     html = signed_in("therapist").get("/caseload?therapist=t-2").get_data(as_text=True)
     assert services.last("GET", "/therapists/t-1/caseload")  # a therapist sees their own only
     row = html.split('id="client-c-1"')[1].split("</tr>")[0]
@@ -165,7 +166,7 @@ def test_the_dashboard_charts_recovery_and_improvement_over_time_and_downloads_c
 
 def test_an_unanswered_risk_item_reads_as_such_in_the_risk_inbox(signed_in, services):
     services.on("GET", "/risk-alerts", {"alerts": [
-        {"alert_id": "a-1", "client_id": "c-1", "instrument": "CORE-10", "item": 6, "answer": None,
+        {"alert_id": "a-1", "client_id": "c-1", "instrument": "CORE-10", "item": 6, "answer": None, "unanswered": True,
          "indicated_at": "2026-11-20T09:00:00Z", "status": "open"}]})
     html = signed_in("therapist").get("/risk").get_data(as_text=True)
     assert "CORE-10 item 6 left unanswered: ask the client" in html and "answered None" not in html

@@ -100,7 +100,11 @@ def check_calendar_feed(client, auth_header, attended_id, cancelled_id):
     assert "DTSTART:" in text and "Z\r\n" in text  # UTC times
     assert client.get("/therapists/t1/calendar.ics?token=wrong").status_code == 404
     assert client.get("/therapists/t9/calendar.ics?token=wrong").status_code == 404
-    client.post("/therapists/t1/calendar-token", headers=auth_header("admin"))
+    # issue 15 (#16): nobody but the therapist mints their token (and so revokes their feed)
+    for role in ("admin", "clinical_lead"):
+        assert client.post("/therapists/t1/calendar-token", headers=auth_header(role)).status_code == 403, role
+    assert client.get(issued.json["url"]).status_code == 200, "the therapist's subscription still works"
+    client.post("/therapists/t1/calendar-token", headers=mine)
     assert client.get(issued.json["url"]).status_code == 404, "a new token revokes the old one"
 
 

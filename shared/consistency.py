@@ -1,0 +1,216 @@
+"""Read-your-writes: a write tells its caller the position it produced; a read may ask to see
+at least that position and waits, bounded, until the projections it reads have reached it.
+
+- A write's response carries `X-Rapport-Position: <service>:<position>`: the event store's
+  gap-free position of the last event the request appended (shared.eventstore).
+- A request may send `X-Rapport-Min-Position: <service>:<position>[,<service>:<position>...]`
+  (the portal sends every position of the person's earlier writes, for all services). Before
+  a projection is read (`ProjectionStore.reader`, through `shared.web.context().projection`),
+  the request waits until that projection has seen every event of each service it reads up
+  to the position asked; services the projection does not read are ignored. The wait is at
+  most `MAX_WAIT` seconds for the whole request; past it the request answers anyway and says
+  `X-Rapport-Stale: <service>:<position>,...` (what was not reached). Without the header
+  nothing is checked (no extra round trip).
+
+"Reached" must hold although a topic has several partitions, so events of one service reach
+a consumer out of order: the consumer records, per projection generation and source service,
+in the same transaction as the projection writes (`note_seen`, called by
+ProjectionStore._apply and _park), the positions it has seen — `through` (every position up
+to it seen) and `ahead` (ranges seen beyond a gap). Every event the projection reads counts,
+whether a handler used it, ignored it, or parked it as a dead letter, and however many
+consumer instances share the partitions. Positions are gap-free and the relay publishes every
+one, so `through` only stops at an event still on its way.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from flask import Response, current_app, g, has_request_context, request
+
+if TYPE_CHECKING:  # imported for types only: projections imports this module
+    from .events import Event
+    from .projections import ProjectionStore, Record
+
+POSITION_HEADER = "X-Rapport-Position"
+MIN_POSITION_HEADER = "X-Rapport-Min-Position"
+STALE_HEADER = "X-Rapport-Stale"
+MAX_WAIT = 2.0  # seconds a request waits, in all, for its projections
+PROGRESS = "projection_progress"
+_ENTRY = re.compile(r"([a-z][a-z0-9_-]{0,39}):([0-9]{1,15})")
+MAX_ENTRIES = 16
+
+
+class BadConsistencyHeader(ValueError):
+    """X-Rapport-Min-Position is not a list of service:position."""
+
+
+# -- the consumer side: which positions a projection has seen ------------------------------
+def _source(topic: str) -> str:
+    """`<prefix><service>` -> service (service names hold no dot)."""
+    return topic.rsplit(".", 1)[-1]
+
+
+def _position(raw: bytes) -> int | None:
+    try:
+        value = json.loads(raw).get("position")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def note_seen(store: "ProjectionStore", key: str, session, records: Sequence["Record"],
+              events: Sequence["Event"] = ()) -> None:
+    """Record, in the apply transaction, the positions of `records` (one batch of a
+    projection generation `key`). `events` are the records parsed, in order; when some
+    records could not be parsed their positions are read from the raw records instead."""
+    if len(events) == len(records):
+        pairs = [(r, e.position) for r, e in zip(records, events)]
+    else:
+        pairs = [(r, _position(r.value)) for r in records]
+    by_source: dict[str, list[int]] = {}
+    from_start: set[str] = set()
+    for record, position in pairs:
+        source = _source(record.topic)
+        if position is not None:
+            by_source.setdefault(source, []).append(position)
+        if record.offset == 0:
+            from_start.add(source)
+    if not by_source:
+        return
+    progress = store.db[PROGRESS]
+    ids = {f"{key}:{source}": source for source in by_source}
+    found = {d["_id"]: d for d in progress.find({"_id": {"$in": list(ids)}}, session=session)}
+    for doc_id, source in ids.items():
+        doc = found.get(doc_id)
+        positions = by_source[source]
+        if doc is None and source not in from_start:
+            # a consumer that was reading this topic before positions were recorded (an
+            # upgrade), or a topic whose first records are gone: what it applied before is
+            # not known, and waiting for it could last for ever; so the positions before this
+            # batch's last one count as seen (optimistic for this one batch, exact after it)
+            doc = {"through": max(positions), "ahead": []}
+        doc = doc or {}
+        through, ahead = merge(doc.get("through", 0), doc.get("ahead", []), positions)
+        if "_id" in doc and through == doc.get("through") and ahead == doc.get("ahead"):
+            continue  # all delivered again: nothing new
+        progress.update_one({"_id": doc_id}, {"$set": {"through": through, "ahead": ahead}},
+                            upsert=True, session=session)
+
+
+def merge(through: int, ahead: list, positions: Iterable[int]) -> tuple[int, list]:
+    """Add `positions` to (`through`, `ahead` as sorted [[first, last], ...] ranges) and
+    move `through` over every range that now joins it. Ranges keep a long gap (an event
+    still on its way on a slow partition) to a few numbers."""
+    ranges = [list(r) for r in ahead] + [[p, p] for p in positions if p > through]
+    ranges.sort()
+    merged: list[list[int]] = []
+    for first, last in ranges:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    while merged and merged[0][0] <= through + 1:
+        through = max(through, merged.pop(0)[1])
+    return through, merged
+
+
+def drop_progress(store: "ProjectionStore", key: str) -> None:
+    store.db[PROGRESS].delete_many({"_id": {"$regex": f"^{re.escape(key)}:"}})
+
+
+# {(database, projection generation key, source): a `through` seen}: it only grows within a
+# generation, so a position once reached needs no further query (a rebuild reads under a new
+# generation key)
+_reached: dict[tuple[str, str, str], int] = {}
+
+
+def unreached(store: "ProjectionStore", generation: int, wanted: dict[str, int]) -> dict[str, int]:
+    """Of `wanted` ({service: position}), what this projection generation has not seen yet
+    (services it does not read are left out)."""
+    key = f"{store.name}:g{generation}"
+    database = store.db.name
+    asked = {s: p for s, p in wanted.items() if s in store.projection.sources
+             and _reached.get((database, key, s), 0) < p}
+    if not asked:
+        return {}
+    for doc in store.db[PROGRESS].find({"_id": {"$in": [f"{key}:{s}" for s in asked]}},
+                                       {"through": 1}):
+        source = doc["_id"].rsplit(":", 1)[-1]
+        cached = (database, key, source)
+        _reached[cached] = max(doc.get("through", 0), _reached.get(cached, 0))
+    return {s: p for s, p in asked.items() if _reached.get((database, key, s), 0) < p}
+
+
+# -- the request side -----------------------------------------------------------------------
+def parse_min_positions(header: str) -> dict[str, int]:
+    """`records:12,scheduling:40` -> {"records": 12, "scheduling": 40} (the highest of a
+    service named twice)."""
+    wanted: dict[str, int] = {}
+    parts = [p.strip() for p in header.split(",") if p.strip()]
+    if len(parts) > MAX_ENTRIES:
+        raise BadConsistencyHeader(f"{MIN_POSITION_HEADER}: at most {MAX_ENTRIES} entries")
+    for part in parts:
+        match = _ENTRY.fullmatch(part)
+        if not match:
+            raise BadConsistencyHeader(
+                f"{MIN_POSITION_HEADER}: {part[:60]!r} is not <service>:<position>")
+        service, position = match.group(1), int(match.group(2))
+        wanted[service] = max(position, wanted.get(service, 0))
+    return wanted
+
+
+def start_request() -> None:
+    """Read the header once per request (before_request)."""
+    header = request.headers.get(MIN_POSITION_HEADER, "")
+    g.rapport_min_positions = parse_min_positions(header) if header.strip() else {}
+
+
+def wait_for(store: "ProjectionStore", generation: int) -> None:
+    """Before a projection is read: wait, within the request's budget, until it has seen
+    the positions the request asked for. Once per projection per request."""
+    if not has_request_context():
+        return
+    wanted = g.get("rapport_min_positions")
+    if not wanted:
+        return
+    checked = g.setdefault("rapport_checked", set())
+    if store.name in checked:
+        return
+    checked.add(store.name)
+    if "rapport_wait_until" not in g:
+        g.rapport_wait_until = time.monotonic() + MAX_WAIT
+    pause = 0.01
+    while True:
+        missing = unreached(store, generation, wanted)
+        if not missing:
+            return
+        left = g.rapport_wait_until - time.monotonic()
+        if left <= 0:
+            stale = g.setdefault("rapport_stale", {})
+            for service, position in missing.items():
+                stale[service] = max(position, stale.get(service, 0))
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.1)
+
+
+def note_appended(events: Sequence["Event"]) -> None:
+    """After a request appended events: remember the last position for the response."""
+    if not has_request_context() or not events:
+        return
+    last = max(e.position or 0 for e in events)
+    g.rapport_position = max(last, g.get("rapport_position", 0))
+
+
+def finish(response: Response) -> Response:
+    """after_request: the position a write produced, and what a read could not wait for."""
+    position = g.get("rapport_position")
+    if position:
+        response.headers[POSITION_HEADER] = f"{current_app.config['RAPPORT_SERVICE']}:{position}"
+    stale = g.get("rapport_stale")
+    if stale:
+        response.headers[STALE_HEADER] = ",".join(f"{s}:{p}" for s, p in sorted(stale.items()))
+    return response

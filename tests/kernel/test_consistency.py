@@ -1,0 +1,183 @@
+"""Read-your-writes: the positions a projection has seen, per source service, out of order
+across partitions; a write answers its position; a read waits (bounded) for it. Against the
+real local store (and broker, for the end-to-end case)."""
+import threading
+import time
+
+import pytest
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from shared import consistency
+from shared.auth import requires
+from shared.domain import Invalid
+from shared.consumer import ProjectionRunner
+from shared.events import NewEvent
+from shared.outbox import message_from_document
+from shared.projections import Record
+from shared.pytest_plugin import running
+from shared.web import RequestEventStore, context, create_service_app, created
+
+from .support import META, Totals, kernel_store, reg
+from .test_consumer import setup
+
+blp = Blueprint("counters", __name__, url_prefix="/counters")
+
+
+def request_store():
+    ctx = context()
+    return RequestEventStore(ctx.mongo, ctx.settings.database("kernel"), reg)
+
+
+@blp.route("/<name>")
+class Counter(MethodView):
+    @requires("admin")
+    def post(self, name):
+        if request.args.get("refuse"):
+            raise Invalid("refused as asked", field="name")
+        store = request_store()
+        version = store.stream_version(name)
+        events = [] if version else [NewEvent("CounterOpened", {"name": name})]
+        store.append(name, version, events + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+        return created({"name": name}, f"/counters/{name}")
+
+    @requires("admin")
+    def get(self, name):
+        doc = context().projection(Totals()).reader("totals").find_one({"_id": name})
+        return {"name": name, "sum": doc["sum"] if doc else 0}
+
+
+@pytest.fixture
+def app(settings):
+    return create_service_app("kernel", settings, title="Kernel test", description="test",
+                              blueprints=[blp], projections=[Totals()])
+
+
+def records_of(store, partitions=3):
+    """The store's events as Kafka records, spread over partitions by stream."""
+    out, offsets = [], [0] * partitions
+    for doc in store.events.find().sort("position", 1):
+        partition = int(doc["stream_id"].rsplit("-", 1)[-1]) % partitions
+        out.append(Record("t.rapport.kernel", partition, offsets[partition], message_from_document(doc)))
+        offsets[partition] += 1
+    return out
+
+
+def test_merge_moves_through_over_joined_ranges():
+    assert consistency.merge(0, [], [3, 2, 5]) == (0, [[2, 3], [5, 5]])
+    assert consistency.merge(0, [[2, 3], [5, 5]], [1]) == (3, [[5, 5]])
+    assert consistency.merge(3, [[5, 5]], [4, 2, 6]) == (6, [])
+    assert consistency.merge(6, [], [6, 1]) == (6, []), "positions seen again change nothing"
+
+
+def test_parse_min_positions():
+    assert consistency.parse_min_positions("records:12, scheduling:40,records:3") == {
+        "records": 12, "scheduling": 40}
+    for bad in ("records", "records:-1", "Records:1", "records:1;x", "a:" + "9" * 16):
+        with pytest.raises(consistency.BadConsistencyHeader):
+            consistency.parse_min_positions(bad)
+
+
+def test_a_projection_has_reached_a_position_only_when_every_event_up_to_it_is_applied(settings):
+    """Partitions deliver out of order: position 7 applied does not mean 6 is."""
+    store = kernel_store(settings)
+    for s in range(3):
+        store.append(f"c-{s}", 0, [NewEvent("CounterOpened", {"name": f"c-{s}"})] +
+                     [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2, META)
+    records = records_of(store)  # positions 1-3 on partition 0, 4-6 on 1, 7-9 on 2
+    pstore = Totals_store(settings)
+    generation = pstore.active_generation()
+    pstore.apply([r for r in records if r.partition == 2], generation)
+    pstore.apply([r for r in records if r.partition == 0], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 3}) == {}
+    assert consistency.unreached(pstore, generation, {"kernel": 7}) == {"kernel": 7}
+    assert consistency.unreached(pstore, generation, {"other": 99}) == {}, "a service it does not read"
+    pstore.apply([r for r in records if r.partition == 1], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 9}) == {}
+    assert consistency.unreached(pstore, generation, {"kernel": 10}) == {"kernel": 10}
+
+
+def test_a_projection_that_was_reading_before_positions_were_recorded_starts_where_it_is(settings):
+    """An upgrade: the consumer resumes mid-topic (no record at offset 0) with no positions
+    recorded. What it applied before cannot be known and must not be waited for (every read
+    would wait 2 s for ever); from there on it is exact."""
+    store = kernel_store(settings)
+    for s in range(3):
+        store.append(f"c-{s}", 0, [NewEvent("CounterOpened", {"name": f"c-{s}"}),
+                                   NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+    pstore = Totals_store(settings)
+    generation = pstore.active_generation()
+    resumed = [r for r in records_of(store) if r.offset > 0]  # positions 2, 4, 6
+    pstore.apply(resumed[1:], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 6}) == {}
+    for s in (0, 1):
+        store.append(f"c-{s}", 2, [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+    newer = [r for r in records_of(store) if r.offset > 1]  # positions 7 (p0), 8 (p1)
+    pstore.apply(newer[1:], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 8}) == {"kernel": 8}
+    pstore.apply(newer[:1], generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 8}) == {}
+
+
+def test_events_a_projection_ignores_or_parks_count_as_reached(settings):
+    store = kernel_store(settings)
+    store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
+    doc = store.events.find_one({"position": 1})
+    pstore = Totals_store(settings)
+    generation = pstore.active_generation()
+    ignored = dict(doc, _id="e-2", type="TotalsIgnoreMe", position=2)  # no handler, unknown type
+    unreadable = Record("t.rapport.kernel", 0, 2, b'{"position": 3, "type": ')
+    pstore.apply([Record("t.rapport.kernel", 0, 0, message_from_document(doc)),
+                  Record("t.rapport.kernel", 0, 1, message_from_document(ignored)), unreadable],
+                 generation)
+    assert consistency.unreached(pstore, generation, {"kernel": 2}) == {}
+    assert pstore.dead_letters.count_documents({}) >= 1
+
+
+def Totals_store(settings):
+    from shared.consumer import projection_store
+    return projection_store(settings, Totals(), reg)
+
+
+def test_a_write_answers_its_position_and_a_read_waits_for_it(app, settings, auth_header):
+    client, admin = app.test_client(), auth_header("admin")
+    r = client.post("/counters/c-1", headers=admin)
+    assert r.status_code == 201 and r.headers["X-Rapport-Position"] == "kernel:2"
+    assert client.get("/counters/c-1", headers=admin).json["sum"] == 0, "not applied yet"
+
+    store, pstore = kernel_store(settings), Totals_store(settings)
+    threading.Timer(0.4, lambda: pstore.apply(records_of(store), pstore.active_generation())).start()
+    started = time.monotonic()
+    r = client.get("/counters/c-1", headers={**admin, "X-Rapport-Min-Position": "kernel:2,records:5"})
+    assert r.status_code == 200 and r.json["sum"] == 1, "the read waited for the write"
+    assert 0.3 < time.monotonic() - started < 2.0
+    assert "X-Rapport-Stale" not in r.headers
+
+
+def test_a_read_past_two_seconds_answers_anyway_and_says_it_may_be_stale(app, auth_header):
+    client, admin = app.test_client(), auth_header("admin")
+    started = time.monotonic()
+    r = client.get("/counters/c-1", headers={**admin, "X-Rapport-Min-Position": "kernel:40"})
+    assert r.status_code == 200 and r.headers["X-Rapport-Stale"] == "kernel:40"
+    assert 1.9 < time.monotonic() - started < 3.0
+
+
+def test_a_malformed_min_position_is_400(app, auth_header):
+    r = app.test_client().get("/counters/c-1", headers={**auth_header("admin"),
+                                                        "X-Rapport-Min-Position": "kernel=4"})
+    assert r.status_code == 400 and "X-Rapport-Min-Position" in r.json["detail"]
+
+
+def test_through_the_broker_with_several_partitions(app, settings, auth_header):
+    """The relay and a consumer on a 3-partition topic: every write is readable at once."""
+    store, topic, relay = setup(settings)
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    client, admin = app.test_client(), auth_header("admin")
+    with running(relay.run, runner.run):
+        for i in range(12):
+            name = f"c-{i % 5}"
+            position = client.post(f"/counters/{name}", headers=admin).headers["X-Rapport-Position"]
+            r = client.get(f"/counters/{name}", headers={**admin, "X-Rapport-Min-Position": position})
+            assert "X-Rapport-Stale" not in r.headers, r.headers
+            assert r.json["sum"] == i // 5 + 1
