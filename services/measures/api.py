@@ -2,7 +2,9 @@
 questionnaire links for the notifications service and request status for reception."""
 from __future__ import annotations
 
-from flask import current_app
+import uuid
+
+from flask import current_app, request
 from flask_smorest import Blueprint
 
 from shared.audit import record_read
@@ -17,7 +19,7 @@ from .instruments import DEFAULT_SET, INSTRUMENTS, describe
 from .links import Links
 from .schemas import (ANSWER_KEYS, AcknowledgeIn, AcknowledgeOut, AlertList, AlertQuery,
                       InstrumentList, InstrumentSetIn, InstrumentSetOut, LinkOut, RequestList,
-                      RequestQuery, ResponseIn, ResponseOut)
+                      RequestQuery, ResendOut, ResponseIn, ResponseOut)
 
 blp = Blueprint("measures", __name__, description="Questionnaires, scores and risk alerts")
 STAFF = ("admin", "therapist", "clinical_lead")
@@ -68,35 +70,66 @@ def _session_course(client_id: str, session_id: str | None) -> tuple[str | None,
     return (latest.get("course_id"), None) if latest else (None, None)
 
 
+_RESPONSE_IDS = uuid.UUID("0b7d4f1e-2f6c-4d8a-9a51-3c1f0e6b2a77")
+
+
+def _response_id() -> str:
+    """With an `Idempotency-Key` the response id is derived from it (and who sent it), so a
+    form submitted twice names the same response: the second finds it stored (or loses the
+    race on the stream's version) and is answered with the first one's result."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return new_id()
+    return str(uuid.uuid5(_RESPONSE_IDS, f"{current_identity().sub}:{key[:200]}"))
+
+
+def _response_out(client_id: str, response_id: str, events) -> dict:
+    completed = events[0].data
+    return ResponseOut().dump({
+        "response_id": response_id, "client_id": client_id,
+        "request_id": completed.get("request_id"), "session_id": completed.get("session_id"),
+        "completed_at": completed["completed_at"], "scores": completed["scores"],
+        "risk_alerts": [e.data for e in events[1:]]})
+
+
 @blp.route("/responses", methods=["POST"])
 @requires(*CLINICIANS)
 @blp.arguments(ResponseIn)
 @blp.response(201, ResponseOut)
+@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                      "schema": {"type": "string", "maxLength": 200},
+                      "description": "one per form shown: the same key stores the answers once"}])
 def post_response(body):
-    """Answers entered by staff in session. Scored at once; a risk item above 0 raises a
-    `RiskIndicated` in the same transaction. With `request_id` it completes that request."""
+    """Answers entered by staff in session, scored at once by the same rule as the client's
+    link (422 naming the items when the instrument's rule cannot score them). A risk item
+    above 0 or left unanswered raises a `RiskIndicated` in the same transaction. With
+    `request_id` it completes that request."""
     client = known_client_for(body["client_id"])
     answers = {ANSWER_KEYS[k]: v for k, v in body["answers"].items()}
-    response_id = new_id()
+    response_id, request_id = _response_id(), body.get("request_id")
+    location = f"/clients/{client['_id']}/responses/{response_id}"
+    store, meta = context().store, request_metadata()
+    done = application.recorded_completion(store, response_id, request_id)
+    if done:
+        return created(_response_out(client["_id"], response_id, done), location)
     course_id, number = _session_course(client["_id"], body.get("session_id"))
     command = domain.CompleteQuestionnaire(
         response_id=response_id, client_id=client["_id"], therapist_id=client["therapist_id"],
         answers=answers, source="staff", now=utcnow(), session_id=body.get("session_id"),
         course_id=course_id, session_number=number)
-    store, meta = context().store, request_metadata()
-    if body.get("request_id"):
-        state = application.request_state(store, body["request_id"])
-        if state.status != "none" and state.data["client_id"] != client["_id"]:
-            raise Invalid("this request is for another client", field="request_id")
-        events = application.complete_request(store, body["request_id"], command, meta)
-    else:
-        events = application.record_response(store, command, meta)
-    completed = events[0].data
-    out = {"response_id": response_id, "client_id": client["_id"],
-           "request_id": completed.get("request_id"), "session_id": completed.get("session_id"),
-           "completed_at": completed["completed_at"], "scores": completed["scores"],
-           "risk_alerts": [e.data for e in events[1:]]}
-    return created(ResponseOut().dump(out), f"/clients/{client['_id']}/responses/{response_id}")
+    try:
+        if request_id:
+            state = application.request_state(store, request_id)
+            if state.status != "none" and state.data["client_id"] != client["_id"]:
+                raise Invalid("this request is for another client", field="request_id")
+            events = application.complete_request(store, request_id, command, meta)
+        else:
+            events = application.record_response(store, command, meta)
+    except Conflict:
+        events = application.recorded_completion(store, response_id, request_id)
+        if not events:  # not our own first submission: a real conflict
+            raise
+    return created(_response_out(client["_id"], response_id, events), location)
 
 
 @blp.route("/risk-alerts", methods=["GET"])
@@ -148,11 +181,13 @@ def _links() -> Links:
 
 
 @blp.route("/questionnaire-requests/<request_id>/link", methods=["POST"])
-@requires("service", "admin")
+@requires("service")
 @blp.response(201, LinkOut)
 def issue_link(request_id):
-    """A fresh single-use link for the client (any earlier link for this request stops
-    working). The notifications service calls this when it sends the message."""
+    """A fresh link for one message to the client (the notifications service calls this when
+    it sends the message, once per channel). Links sent earlier keep working until the
+    questionnaire is completed through any of them, withdrawn or expired. Services only: no
+    staff role ever holds a usable client link (staff resend it to the client's channels)."""
     state = application.request_state(context().store, request_id)
     if state.status == "none":
         raise NotFound(f"no questionnaire request {request_id}")
@@ -165,6 +200,25 @@ def issue_link(request_id):
                                        state.data["expires_at"], now)
     url = f"{current_app.config['MEASURES_PUBLIC_URL'].rstrip('/')}/q/{token}"
     return created(LinkOut().dump({"url": url, "expires_at": expires_at}), url)
+
+
+@blp.route("/questionnaire-requests/<request_id>/resend", methods=["POST"])
+@requires(*STAFF)
+@blp.response(202, ResendOut)
+def resend_link(request_id):
+    """Send the questionnaire link to the client's own channels again (reception or a
+    clinician, e.g. the client lost the message). The notifications service sends a fresh
+    link on each channel the client consented to; the links already sent keep working. The
+    caller never sees a link. A second resend within two minutes: 409."""
+    store = context().store
+    state = application.request_state(store, request_id)
+    if state.status == "none":
+        raise NotFound(f"no questionnaire request {request_id}")
+    client_for(state.data["client_id"], clinical=False)
+    [event] = application.resend_request(store, request_id, domain.ResendQuestionnaire(utcnow()),
+                                         request_metadata())
+    return {"request_id": request_id, "resend": event.data["resend"],
+            "resent_at": event.data["resent_at"]}
 
 
 @blp.route("/questionnaire-requests", methods=["GET"])
@@ -187,6 +241,7 @@ def list_requests(query):
             status = "expired" if expired else ("sent" if link else "requested")
         out.append({"request_id": r["_id"], **{k: r.get(k) for k in (
             "client_id", "session_id", "session_starts_at", "due_at", "expires_at", "instruments")},
-            "status": status, "link_issued_at": link.get("link_issued_at")})
+            "status": status, "link_issued_at": link.get("link_issued_at"),
+            "resends": r.get("resends", 0)})
     return {"requests": out}
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.config import Settings
 from shared.directory import ClientDirectory
 from shared.web import create_service_app
 
-from . import api, dashboards, form, views
+from . import api, caseload, dashboards, form, views
 from .projections import MeasuresBoard, QuestionnairePlans
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8103"
@@ -24,9 +25,29 @@ def create_app(settings: Settings) -> Flask:
         "measures", settings, title="Rapport measures",
         description="Instruments, pre-session questionnaires, scores, risk alerts, outcomes "
                     "and dashboards.",
-        blueprints=[api.blp, views.blp, dashboards.blp, form.blp], projections=projections())
+        blueprints=[api.blp, views.blp, dashboards.blp, caseload.blp, form.blp], projections=projections())
     app.config["MEASURES_PUBLIC_URL"] = settings.extra.get(
         "measures_public_url", os.environ.get("RAPPORT_MEASURES_PUBLIC_URL", DEFAULT_PUBLIC_URL))
-    # (attempts, window seconds) per client IP on /q/<token>
+    # (attempts, window seconds) on /q/<token>: per client address, and per link
     app.config["MEASURES_LINK_RATE"] = settings.extra.get("link_rate", (30, 600))
+    app.config["MEASURES_LINK_RATE_PER_LINK"] = settings.extra.get("link_rate_per_link", (20, 600))
+    hops = int(settings.extra.get("proxy_hops", os.environ.get("RAPPORT_PROXY_HOPS", "0")))
+    if hops > 0:
+        # behind an ingress the peer is the proxy: take the client's address from the
+        # X-Forwarded-For entries the configured number of trusted proxies added
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    _never_log_links(app)
     return app
+
+
+def _never_log_links(app: Flask) -> None:
+    """Flask logs an unhandled error as "Exception on <path>"; on /q/<token> the path is the
+    client's credential, so the token is replaced before anything is logged."""
+    original = app.log_exception
+
+    def log_exception(exc_info) -> None:
+        if request.path.startswith("/q/"):
+            app.logger.error("Exception on /q/<link> [%s]", request.method, exc_info=exc_info)
+            return
+        original(exc_info)
+    app.log_exception = log_exception

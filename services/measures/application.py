@@ -74,6 +74,24 @@ def plan_request(store: EventStore, command: domain.RequestQuestionnaire, meta: 
         domain.request_stream(command.request_id), command, meta)
 
 
+def resend_request(store: EventStore, request_id: str, command: domain.ResendQuestionnaire,
+                   meta: Metadata) -> list[Event]:
+    return CommandHandler(store, domain.QuestionnaireRequestDecider()).execute(
+        domain.request_stream(request_id), command, meta)
+
+
+def recorded_completion(store: EventStore, response_id: str, request_id: str | None) -> list[Event]:
+    """The completion (and its risk alerts) a response id already produced, or []: a
+    double-submitted form is answered with what the first submission stored."""
+    stream = domain.request_stream(request_id) if request_id else domain.response_stream(response_id)
+    done = [e for e in store.load(stream) if e.type == "QuestionnaireCompleted"
+            and e.data["response_id"] == response_id]
+    if not done:
+        return []
+    alerts = [store.load(domain.alert_stream(alert_id))[:1] for alert_id, _ in domain.risk_events(done[0])]
+    return done + [a[0] for a in alerts if a]
+
+
 def withdraw_request(store: EventStore, request_id: str, reason: str, meta: Metadata) -> list[Event]:
     return CommandHandler(store, domain.QuestionnaireRequestDecider()).execute(
         domain.request_stream(request_id), domain.WithdrawQuestionnaire(reason), meta)

@@ -60,11 +60,20 @@ class PracticeQuery(Schema):
             raise ValidationError({"to": ["must not be before from"]})
 
 
+class Month(Schema):
+    month = fields.String(metadata={"description": "YYYY-MM (UTC) the courses' last paired measure fell in"})
+    practice = fields.Nested(Summary)
+    by_therapist = fields.List(fields.Nested(Group))
+    by_problem_area = fields.List(fields.Nested(Group))
+
+
 class PracticeDashboard(Schema):
     period = fields.Dict()
     practice = fields.Nested(Summary)
     by_therapist = fields.List(fields.Nested(Group))
     by_problem_area = fields.List(fields.Nested(Group))
+    by_month = fields.List(fields.Nested(Month), metadata={
+        "description": "the same figures month by month, for charts over time"})
     national = fields.Dict(keys=fields.String(), values=fields.Float())
     notes = fields.List(fields.String())
 
@@ -83,48 +92,64 @@ def therapist_dashboard(therapist_id):
             "courses": rows}
 
 
+def _grouped(pairs: list[tuple[dict, dict]], areas: dict) -> dict:
+    """Summaries of (episode, outcome row) pairs: the whole, by therapist, by problem area
+    (a client with two foci counts under both)."""
+    by_therapist: dict[str, list] = {}
+    by_area: dict[str, list] = {}
+    for episode, row in pairs:
+        by_therapist.setdefault(row["therapist_id"], []).append(row)
+        for area in areas.get(episode["client_id"]) or ["not recorded"]:
+            by_area.setdefault(area, []).append(row)
+    return {"practice": summarise([row for _, row in pairs]),
+            "by_therapist": [{"key": k, **summarise(v)} for k, v in sorted(by_therapist.items())],
+            "by_problem_area": [{"key": k, **summarise(v)} for k, v in sorted(by_area.items())]}
+
+
 def _practice(query) -> dict:
     start = datetime.combine(query["from_"], time.min, tzinfo=timezone.utc)
     end = datetime.combine(query["to"], time.max, tzinfo=timezone.utc)
-    # a course counts in the period its last paired measure fell in
+    # a course counts in the period (and the month) its last paired measure fell in
     episodes = list(board("episodes").find({"last_measured_at": {"$gte": start, "$lte": end}}))
-    rows = [outcome_row(e) for e in episodes]
+    pairs = [(e, outcome_row(e)) for e in episodes]
     areas = {c["_id"]: c.get("problem_areas") or [] for c in
              clients().find({"_id": {"$in": list({e["client_id"] for e in episodes})}})}
-    by_therapist: dict[str, list] = {}
-    by_area: dict[str, list] = {}
-    for episode, row in zip(episodes, rows):
-        by_therapist.setdefault(row["therapist_id"], []).append(row)
-        for area in areas.get(episode["client_id"]) or ["not recorded"]:
-            by_area.setdefault(area, []).append(row)  # a client with two foci counts in both
+    months: dict[str, list] = {}
+    for episode, row in pairs:
+        months.setdefault(episode["last_measured_at"].strftime("%Y-%m"), []).append((episode, row))
     return {"period": {"from": query["from_"].isoformat(), "to": query["to"].isoformat()},
-            "practice": summarise(rows),
-            "by_therapist": [{"key": k, **summarise(v)} for k, v in sorted(by_therapist.items())],
-            "by_problem_area": [{"key": k, **summarise(v)} for k, v in sorted(by_area.items())],
+            **_grouped(pairs, areas),
+            "by_month": [{"month": m, **_grouped(v, areas)} for m, v in sorted(months.items())],
             "national": NATIONAL,
             "notes": ["recovery and reliable recovery: over courses that finished treatment "
                       "(2+ attended sessions) and were a case at the start",
                       "reliable improvement and deterioration: over courses that finished treatment",
-                      "a client with two problem areas counts under both"]}
+                      "a client with two problem areas counts under both",
+                      "by month: the month of a course's last paired measure"]}
 
 
 def _csv(report: dict) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["group", "key", "courses", "finished_with_paired_scores",
+    writer.writerow(["period", "group", "key", "courses", "finished_with_paired_scores",
                      *[f"{r}_{p}" for r in RATES for p in ("count", "of", "rate")],
                      "national_reliable_recovery", "national_reliable_improvement"])
-    groups = [("practice", "all", report["practice"])]
-    groups += [("therapist", g["key"], g) for g in report["by_therapist"]]
-    groups += [("problem_area", g["key"], g) for g in report["by_problem_area"]]
-    for group, key, s in groups:
-        writer.writerow([group, key, s["courses"], s["finished_with_paired_scores"],
-                         *[s[r][p] if s[r][p] is not None else "" for r in RATES
-                           for p in ("count", "of", "rate")],
-                         NATIONAL["reliable_recovery"], NATIONAL["reliable_improvement"]])
+    for period, part in [("all", report), *[(m["month"], m) for m in report["by_month"]]]:
+        _csv_rows(writer, period, part)
     name = f"practice-outcomes-{report['period']['from']}-{report['period']['to']}.csv"
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _csv_rows(writer, period: str, part: dict) -> None:
+    groups = [("practice", "all", part["practice"])]
+    groups += [("therapist", g["key"], g) for g in part["by_therapist"]]
+    groups += [("problem_area", g["key"], g) for g in part["by_problem_area"]]
+    for group, key, s in groups:
+        writer.writerow([period, group, key, s["courses"], s["finished_with_paired_scores"],
+                         *[s[r][p] if s[r][p] is not None else "" for r in RATES
+                           for p in ("count", "of", "rate")],
+                         NATIONAL["reliable_recovery"], NATIONAL["reliable_improvement"]])
 
 
 @blp.route("/dashboards/practice", methods=["GET"])

@@ -73,6 +73,15 @@ class WithdrawQuestionnaire:
 
 
 @dataclass(frozen=True)
+class ResendQuestionnaire:
+    now: datetime
+
+
+# a second resend this soon is most likely the same press twice
+RESEND_PAUSE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
 class CompleteQuestionnaire:
     response_id: str
     client_id: str
@@ -110,15 +119,16 @@ class RequestState:
     data: dict = field(default_factory=dict)
 
 
-def scored_answers(answers: dict, *, allow_missing: bool) -> list[dict]:
-    """Validate and score each instrument (Invalid names the first bad item)."""
+def scored_answers(answers: dict) -> list[dict]:
+    """Validate and score each instrument by its published rule, the same for the client's
+    link and for staff (Invalid names the first bad item; the API names them all first)."""
     if not answers:
         raise Invalid("answer at least one questionnaire", field="answers")
     scores = []
     for code, values in answers.items():
         if code not in INSTRUMENTS:
             raise Invalid(f"unknown instrument {code}", field=f"answers.{code}")
-        errors = answer_errors(code, values, allow_missing=allow_missing)
+        errors = answer_errors(code, values)
         if errors:
             item, why = sorted(errors.items())[0]
             raise Invalid(f"{code} item {item}: {why}", field=f"answers.{code}.{item}")
@@ -127,7 +137,7 @@ def scored_answers(answers: dict, *, allow_missing: bool) -> list[dict]:
 
 
 def completion(command: CompleteQuestionnaire, request_id: str | None) -> NewEvent:
-    scores = scored_answers(command.answers, allow_missing=command.source == "staff")
+    scores = scored_answers(command.answers)
     return NewEvent("QuestionnaireCompleted", {
         "response_id": command.response_id, "request_id": request_id,
         "client_id": command.client_id, "therapist_id": command.therapist_id,
@@ -137,8 +147,9 @@ def completion(command: CompleteQuestionnaire, request_id: str | None) -> NewEve
 
 
 def risk_events(completed: NewEvent) -> list[tuple[str, NewEvent]]:
-    """[(alert_id, RiskIndicated)] for each risk item answered above 0; appended in the same
-    transaction as the completion, each on its own alert stream."""
+    """[(alert_id, RiskIndicated)] for each risk item answered above 0 or left unanswered
+    (answer None); appended in the same transaction as the completion, each on its own alert
+    stream."""
     d = completed.data
     out = []
     for s in d["scores"]:
@@ -148,6 +159,7 @@ def risk_events(completed: NewEvent) -> list[tuple[str, NewEvent]]:
                 "alert_id": alert_id, "client_id": d["client_id"],
                 "therapist_id": d["therapist_id"], "response_id": d["response_id"],
                 "instrument": s["instrument"], "item": item, "answer": answer,
+                "unanswered": answer is None,
                 "indicated_at": d["completed_at"]})))
     return out
 
@@ -161,6 +173,9 @@ class QuestionnaireRequestDecider:
             return RequestState("requested", dict(event.data))
         if event.type == "QuestionnaireWithdrawn":
             return replace(state, status="withdrawn")
+        if event.type == "QuestionnaireResent":
+            return replace(state, data={**state.data, "resends": event.data["resend"],
+                                        "last_resent_at": event.data["resent_at"]})
         if event.type == "QuestionnaireCompleted":
             return replace(state, status="completed")
         return state
@@ -176,6 +191,8 @@ class QuestionnaireRequestDecider:
                 "reason": command.reason})]
         if isinstance(command, CompleteQuestionnaire):
             return [self._complete(state, command)]
+        if isinstance(command, ResendQuestionnaire):
+            return [self._resend(state, command)]
         raise TypeError(f"unknown command {command!r}")
 
     @staticmethod
@@ -192,6 +209,26 @@ class QuestionnaireRequestDecider:
             "instruments": list(c.instruments), "due_at": max(c.now, c.starts_at - REQUEST_LEAD),
             "session_starts_at": c.starts_at, "expires_at": c.ends_at,
             "course_id": c.course_id, "session_number": c.session_number})]
+
+    @staticmethod
+    def _resend(state: RequestState, c: ResendQuestionnaire) -> NewEvent:
+        if state.status == "none":
+            raise NotFound("no such questionnaire request")
+        if state.status != "requested":
+            raise Conflict(f"this questionnaire is {state.status}: there is nothing to resend",
+                           code=state.status)
+        d = state.data
+        if c.now >= d["expires_at"]:
+            raise Conflict("this questionnaire has expired: there is nothing to resend", code="expired")
+        last = d.get("last_resent_at")
+        if last is not None and c.now - last < RESEND_PAUSE:
+            raise Conflict("the link was resent moments ago; the client should have it now",
+                           code="just_resent")
+        return NewEvent("QuestionnaireResent", {
+            "request_id": d["request_id"], "client_id": d["client_id"],
+            "therapist_id": d["therapist_id"], "resend": d.get("resends", 0) + 1,
+            "resent_at": c.now, "session_starts_at": d.get("session_starts_at"),
+            "expires_at": d["expires_at"]})
 
     @staticmethod
     def _complete(state: RequestState, c: CompleteQuestionnaire) -> NewEvent:

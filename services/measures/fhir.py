@@ -57,9 +57,12 @@ def observation(response: dict, score: dict) -> dict | None:
 
 
 def _answer(alert: dict) -> str:
-    """The answer is sealed with the client's key; once disposed of it is gone."""
+    """The answer is sealed with the client's key; once disposed of it is gone. A risk item
+    left blank says so (it still needs follow-up)."""
+    if alert.get("unanswered"):
+        return "left unanswered"
     answer = alert.get("answer")
-    return "[disposed]" if answer is None else str(answer)
+    return "[disposed]" if answer is None else f"answered {answer}"
 
 
 def flag(alert: dict) -> dict:
@@ -67,7 +70,7 @@ def flag(alert: dict) -> dict:
         "resourceType": "Flag", "id": alert["_id"], "status": "active",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
                                   "code": "clinical"}]}],
-        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} answered {_answer(alert)}"},
+        "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} {_answer(alert)}"},
         "subject": _ref(alert["client_id"]),
         "period": {"start": alert["indicated_at"].isoformat()},
     }

@@ -1,7 +1,8 @@
-"""The client's questionnaire at a single-use, expiring link (public: the token is the
-credential). Plain HTML from Jinja2 templates, no JavaScript, no external assets. A wrong,
-used or expired token gets the same page, revealing nothing; attempts are rate-limited per
-client IP."""
+"""The client's questionnaire at an expiring link (public: the token is the credential).
+Plain HTML from Jinja2 templates, no JavaScript, no external assets. A wrong, used or
+expired token gets the same page with the same status, revealing nothing; attempts are
+rate-limited per client address (behind the configured proxies, `RAPPORT_PROXY_HOPS`) and
+per link. The token is in the path: it is never logged (see app.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,19 +20,22 @@ from shared.web import context
 from . import application, domain
 from .access import clients
 from .api import _links
-from .instruments import INSTRUMENTS
+from .instruments import INSTRUMENTS, answer_errors
+from .links import token_hash
 
 blp = Blueprint("questionnaire_form", __name__, description="The client's questionnaire link (public)")
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(["html"]))
 _HTML_DOC = {"security": [], "responses": {
-    "404": {"description": "unknown link (plain page)"},
-    "410": {"description": "used, replaced or expired link (the same plain page)"},
-    "429": {"description": "too many attempts from this address"}}}
+    "404": {"description": "unknown, used or expired link: one plain page, so a guessed link "
+                           "cannot be told from a used one"},
+    "429": {"description": "too many attempts from this address or on this link"}}}
 _FORM_BODY = {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
     "schema": {"type": "object", "additionalProperties": {"type": "string"},
                "description": "one field per item, named '<instrument>-<item>' (e.g. 'PHQ-9-9'), "
-                              "value 0..max, or 'na' where the item allows it"}}}}}
+                              "value 0..max, 'na' where the item allows it, or empty (not "
+                              "answered: accepted only as far as the instrument's scoring rule "
+                              "allows)"}}}}}
 
 
 def _page(template: str, status: int, **values) -> Response:
@@ -46,17 +50,24 @@ def _page(template: str, status: int, **values) -> Response:
     return response
 
 
+def _invalid() -> Response:
+    return _page("invalid.html", 404)
+
+
 def _open(token: str):
     """(link, request state, None) or (None, None, the response to send)."""
-    limits = current_app.config["MEASURES_LINK_RATE"]
-    if not _links().allow(request.remote_addr or "unknown", utcnow(), *limits):
+    links, now = _links(), utcnow()
+    per_address = current_app.config["MEASURES_LINK_RATE"]
+    per_link = current_app.config["MEASURES_LINK_RATE_PER_LINK"]
+    if not (links.allow(f"ip:{request.remote_addr or 'unknown'}", now, *per_address)
+            and links.allow(f"link:{token_hash(token)}", now, *per_link)):
         return None, None, _page("busy.html", 429)
-    link, status = _links().usable(token, utcnow())
+    link = links.usable(token, now)
     if link is None:
-        return None, None, _page("invalid.html", status)
+        return None, None, _invalid()
     state = application.request_state(context().store, link["request_id"])
-    if state.status != "requested" or state.data["expires_at"] <= utcnow():
-        return None, None, _page("invalid.html", 410)
+    if state.status != "requested" or state.data["expires_at"] <= now:
+        return None, None, _invalid()
     return link, state, None
 
 
@@ -70,23 +81,29 @@ def _form(state, status: int = 200, errors=None, given=None) -> Response:
 
 
 def _parse(state, form) -> tuple[dict, dict]:
-    """({code: answers}, {field name: message})."""
+    """({code: answers}, {field name: message}). A blank item is None: whether the form can
+    still be scored is the instrument's rule (answer_errors), the same as for staff."""
     answers, errors = {}, {}
     for code in state.data["instruments"]:
         instrument = INSTRUMENTS[code]
         values = []
         for n in range(1, len(instrument.items) + 1):
             name, raw = f"{code}-{n}", (form.get(f"{code}-{n}") or "").strip()
-            if raw == "na" and n in instrument.optional_items:
+            if not raw or (raw == "na" and n in instrument.optional_items):
                 values.append(None)
-            elif raw.isdigit() and int(raw) <= instrument.item_max:
+            # ASCII digits only: str.isdigit() accepts "²", which int() refuses
+            elif raw in _CHOICES[:instrument.item_max + 1]:
                 values.append(int(raw))
             else:
-                errors[name] = ("please choose an answer" if not raw
-                                else f"please choose one of the answers 0 to {instrument.item_max}")
+                errors[name] = f"please choose one of the answers 0 to {instrument.item_max}"
                 values.append(None)
+        for n, why in answer_errors(code, values).items():
+            errors.setdefault(f"{code}-{n}", "please choose an answer" if why.startswith("missing") else why)
         answers[code] = values
     return answers, errors
+
+
+_CHOICES = tuple(str(n) for n in range(10))
 
 
 @blp.route("/q/<token>", methods=["GET"])
@@ -122,7 +139,7 @@ def submit(token):
         events = application.complete_request(context().store, link["request_id"], command, meta,
                                               also=_links().use(link["_id"], now))
     except Conflict:
-        return _page("invalid.html", 410)
+        return _invalid()
     except DomainError as err:  # an answer the parser let through but a rule refused
         return _form(state, 422, {f"{(err.field or '').split('.', 1)[-1].replace('.', '-')}": err.detail},
                      dict(request.form))

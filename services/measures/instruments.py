@@ -187,26 +187,31 @@ class Score:
                 "total": self.total, "band": self.band, "prorated": self.prorated}
 
 
-def answer_errors(code: str, answers, *, allow_missing: bool) -> dict[int, str]:
-    """{1-based item: why} for answers that cannot be accepted. `None` means "not answered":
-    allowed for an optional item (WSAS work, "not applicable") always, and for any item when
-    `allow_missing` (staff transcribing a paper form the client left partly blank)."""
+def answer_errors(code: str, answers) -> dict[int, str]:
+    """{1-based item: why} for answers that cannot be accepted. `None` means "not answered".
+
+    One rule however the answers arrive (the client's link or staff entering a paper form;
+    clinical.md): a form is accepted only if the instrument's published rule can score it,
+    so more missing items than `max_missing` (PHQ-9 and GAD-7: none; WSAS and CORE-10: one)
+    names every missing item; it is never stored unscored."""
     instrument = INSTRUMENTS[code]
     if not isinstance(answers, (list, tuple)):
         return {0: "answers must be a list"}
     errors: dict[int, str] = {}
+    missing: list[int] = []
     for number in range(1, len(instrument.items) + 1):
-        if number > len(answers):
-            errors[number] = "missing: please answer this question"
-            continue
-        value = answers[number - 1]
+        value = answers[number - 1] if number <= len(answers) else None
         if value is None:
-            if not allow_missing and number not in instrument.optional_items:
-                errors[number] = "missing: please answer this question"
+            missing.append(number)
         elif isinstance(value, bool) or not isinstance(value, int):
             errors[number] = "must be a whole number"
         elif not 0 <= value <= instrument.item_max:
             errors[number] = f"must be between 0 and {instrument.item_max}"
+    if len(missing) > instrument.max_missing:
+        # the "not applicable" choice is an answer the client gave: name the others
+        named = [n for n in missing if n not in instrument.optional_items] or missing
+        for number in named:
+            errors[number] = "missing: please answer this question"
     if len(answers) > len(instrument.items):
         errors[len(answers)] = f"{code} has only {len(instrument.items)} items"
     return errors
@@ -230,12 +235,18 @@ def score(code: str, answers) -> Score:
     return Score(code, tuple(answers), total, instrument.band(total), prorated)
 
 
-def risk_items(code: str, answers) -> list[tuple[int, int]]:
-    """[(item, answer)] for risk items answered above 0 (PHQ-9 item 9: Kroenke 2001 advises
-    follow-up whatever the total; CORE-10 item 6: Barkham 2013)."""
+def risk_items(code: str, answers) -> list[tuple[int, int | None]]:
+    """[(item, answer)] for risk items answered above 0 or left unanswered (answer None).
+    PHQ-9 item 9: Kroenke 2001 advises follow-up whatever the total; CORE-10 item 6: Barkham
+    2013. An unanswered risk item (CORE-10 may be scored with one item missing) never passes
+    silently: the therapist is asked to follow it up (clinical.md)."""
     instrument = INSTRUMENTS[code]
-    return [(n, answers[n - 1]) for n in sorted(instrument.risk_items)
-            if n <= len(answers) and answers[n - 1] is not None and answers[n - 1] > 0]
+    out = []
+    for n in sorted(instrument.risk_items):
+        answer = answers[n - 1] if n <= len(answers) else None
+        if answer is None or answer > 0:
+            out.append((n, answer))
+    return out
 
 
 def describe(instrument: Instrument) -> dict:

@@ -1,6 +1,14 @@
-"""Questionnaire links: single-use, expiring tokens. A token is a credential, so only its
-SHA-256 is stored (architecture.md: secrets are not events) and it never enters an event.
-Attempts are rate-limited per client IP with a fixed window counted in MongoDB."""
+"""Questionnaire links: expiring tokens, one per message sent. A token is a credential, so
+only its SHA-256 is stored (architecture.md: secrets are not events) and it never enters an
+event or a log line.
+
+A request may be sent on several channels (e-mail and SMS) and resent by staff: each send
+gets its own token, and every token of a request keeps working until the request is
+completed (by any of them), withdrawn or expired. Issuing a new token never revokes an
+earlier one, so the e-mail's link does not die when the SMS goes out.
+
+Attempts are rate-limited with fixed windows counted in MongoDB, per client address and per
+link (behind an ingress many clients may share an address)."""
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +37,7 @@ class Links:
 
     def issue(self, request_id: str, client_id: str, request_expires_at: datetime,
               now: datetime) -> tuple[str, datetime]:
-        """A fresh token for the request; any earlier one stops working."""
-        self.links.update_many({"request_id": request_id, "revoked_at": None},
-                               {"$set": {"revoked_at": now}})
+        """A fresh token for one message of the request; earlier ones keep working."""
         token = secrets.token_urlsafe(32)
         expires_at = min(request_expires_at, now + LINK_LIFETIME)
         self.links.insert_one({"_id": token_hash(token), "request_id": request_id,
@@ -39,16 +45,15 @@ class Links:
                                "expires_at": expires_at, "used_at": None, "revoked_at": None})
         return token, expires_at
 
-    def usable(self, token: str, now: datetime) -> tuple[dict | None, int]:
-        """(link, 200) or (None, 404 unknown / 410 used, revoked or expired)."""
+    def usable(self, token: str, now: datetime) -> dict | None:
+        """The link, or None when it is unknown, used, revoked or expired: the caller answers
+        all of those alike, so a guessed link cannot be told from a used one."""
         if not token or len(token) > 100:
-            return None, 404
+            return None
         link = self.links.find_one({"_id": token_hash(token)})
-        if link is None:
-            return None, 404
-        if link["used_at"] or link["revoked_at"] or link["expires_at"] <= now:
-            return None, 410
-        return link, 200
+        if link is None or link["used_at"] or link["revoked_at"] or link["expires_at"] <= now:
+            return None
+        return link
 
     def use(self, link_id: str, now: datetime):
         """For `append(..., also=...)`: claim the link in the completion's transaction, so
@@ -69,11 +74,12 @@ class Links:
                                        "link_used_at": link["used_at"]}
         return out
 
-    def allow(self, ip: str, now: datetime, limit: int, window_seconds: int) -> bool:
-        """Fixed window: at most `limit` attempts per IP per window."""
+    def allow(self, key: str, now: datetime, limit: int, window_seconds: int) -> bool:
+        """Fixed window: at most `limit` attempts per key (`ip:<address>` or `link:<hash>`)
+        per window."""
         start = int(now.timestamp()) // window_seconds * window_seconds
         doc = self.attempts.find_one_and_update(
-            {"_id": f"{ip}:{start}"},
+            {"_id": f"{key}:{start}"},
             {"$inc": {"count": 1},
              "$setOnInsert": {"expires_at": now + timedelta(seconds=2 * window_seconds)}},
             upsert=True, return_document=ReturnDocument.AFTER)

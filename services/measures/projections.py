@@ -104,6 +104,12 @@ class MeasuresBoard(Projection):
                                   "due_at", "expires_at", "session_starts_at", "session_number")},
             "$setOnInsert": {"status": "requested"}}, upsert=True)
 
+    def on_QuestionnaireResent(self, event, view):
+        d = event.data
+        view["requests"].update_one({"_id": d["request_id"]}, {
+            "$set": {"client_id": d["client_id"], "resends": d["resend"], "last_resent_at": d["resent_at"]},
+            "$setOnInsert": {"status": "requested"}}, upsert=True)
+
     def on_QuestionnaireWithdrawn(self, event, view):
         view["requests"].update_one({"_id": event.data["request_id"]},
                                     {"$set": {"status": "withdrawn", "client_id": event.data["client_id"]}},
@@ -160,7 +166,7 @@ class MeasuresBoard(Projection):
         view["alerts"].update_one({"_id": d["alert_id"]}, {
             # .get: the answer is sealed, and absent once the client is disposed of
             "$set": {k: d.get(k) for k in ("client_id", "therapist_id", "response_id", "instrument",
-                                           "item", "answer", "indicated_at")},
+                                           "item", "answer", "unanswered", "indicated_at")},
             "$setOnInsert": {"status": "open"}}, upsert=True)
 
     def on_RiskAcknowledged(self, event, view):

@@ -58,8 +58,9 @@ class InstrumentSetOut(Schema):
 
 def _answer_list(code: str):
     return fields.List(fields.Integer(allow_none=True, strict=True), data_key=code, metadata={
-        "description": f"{code} answers in item order; null = not answered "
-                       "(WSAS work item: not applicable)"})
+        "description": f"{code} answers in item order; null = not answered (WSAS work item: "
+                       "not applicable). Refused (422 naming the items) when more are missing than "
+                       "the instrument's scoring rule allows: PHQ-9 and GAD-7 none, WSAS and CORE-10 one"})
 
 
 class Answers(Schema):
@@ -88,7 +89,7 @@ class ResponseIn(Schema):
         errors = {}
         for attr, values in answers.items():
             code = ANSWER_KEYS[attr]
-            bad = answer_errors(code, values, allow_missing=True)
+            bad = answer_errors(code, values)
             if isinstance(values, list) and values and all(v is None for v in values):
                 bad = {0: "no item answered: a blank form is not a response"}  # issue 15 (#11)
             if bad:
@@ -109,7 +110,8 @@ class AlertRef(Schema):
     alert_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer()
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
+    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
 
 
 class ResponseOut(Schema):
@@ -134,7 +136,8 @@ class AlertOut(Schema):
     response_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer()
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
+    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
     indicated_at = fields.DateTime()
     status = fields.String()
     acknowledged_by = fields.String(allow_none=True)
@@ -163,6 +166,12 @@ class LinkOut(Schema):
     expires_at = fields.DateTime()
 
 
+class ResendOut(Schema):
+    request_id = fields.String()
+    resend = fields.Integer(metadata={"description": "1 for the first resend, then 2, ..."})
+    resent_at = fields.DateTime()
+
+
 class RequestQuery(Schema):
     client_id = fields.String(required=True)
 
@@ -177,6 +186,7 @@ class RequestStatus(Schema):
     instruments = fields.List(fields.String())
     status = fields.String(metadata={"description": "requested | sent | completed | expired | withdrawn"})
     link_issued_at = fields.DateTime(allow_none=True)
+    resends = fields.Integer(metadata={"description": "how often staff resent the link"})
 
 
 class RequestList(Schema):

@@ -36,6 +36,7 @@ class NotifyConfig:
     practice_tz: str = "Europe/London"
     practice_name: str = "Rapport"
     measures_url: str = "http://127.0.0.1:8103"
+    portal_url: str = "http://127.0.0.1:8100"  # where staff open a client's record (risk alerts)
     token_secret: str = ""
 
     @property
@@ -66,6 +67,7 @@ class NotifyConfig:
             backoff_seconds=float(env("RAPPORT_NOTIFY_BACKOFF_SECONDS", str(cls.backoff_seconds))),
             poll_seconds=float(env("RAPPORT_NOTIFY_POLL_SECONDS", str(cls.poll_seconds))),
             idle_rest_seconds=float(env("RAPPORT_NOTIFY_IDLE_REST_SECONDS", str(cls.idle_rest_seconds))),
+            portal_url=env("RAPPORT_PORTAL_PUBLIC_URL") or env("RAPPORT_PORTAL_URL") or cls.portal_url,
         )
         if settings is not None:
             config = replace(config, practice_tz=settings.practice_tz,

@@ -266,6 +266,8 @@ class Dispatcher:
             context.update(url=link.url, expires_at=link.expires_at)
         if "session_ids" in context:
             context["dates"] = self.session_dates(context["session_ids"])
+        if message["kind"] == "risk_alert":
+            context.update(self.alert_context(message))
         rendered = self.renderer.render(message["kind"], message["channel"], context)
         if message["channel"] == "email":
             self.email.send(message["_id"], address, rendered)
@@ -321,6 +323,15 @@ class Dispatcher:
         if until is not None and (starts is None or until < starts):
             raise Deferred(until)
         return address
+
+    def alert_context(self, message: dict) -> dict:
+        """A risk alert goes to staff (the therapist and the clinical lead), who may see the
+        client's name; it links to the record in the portal. The clinical detail stays in
+        the portal (the e-mail says only that an answer needs follow-up)."""
+        client = self.directory.reader("clients").find_one({"_id": message.get("client_id")}) or {}
+        name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
+        return {"client_name": name or None,
+                "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{message.get('client_id')}"}
 
     def session_dates(self, session_ids: list[str]) -> list:
         found = self.directory.reader("sessions").find(

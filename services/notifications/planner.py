@@ -35,7 +35,7 @@ class Planner(ClientDirectory):
     # topics, and a batch may hold a booking before the registration it depends on
     AWAIT_CLIENT = ("SessionBooked", "CourseBooked", "SessionRescheduled", "SessionCancelled",
                     "BoostersPlanned", "TaskAssigned", "TaskCompleted", "QuestionnaireRequested",
-                    "QuestionnaireWithdrawn")
+                    "QuestionnaireResent", "QuestionnaireWithdrawn")
 
     def __init__(self, config: NotifyConfig | None = None):
         super().__init__("notifications")
@@ -188,6 +188,12 @@ class Planner(ClientDirectory):
 
     # -- measures ------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):
+        d = dict(event.data)
+        planned = plans.questionnaire_link(d, self.contact(view, d["client_id"]), self.config.tz, utcnow())
+        self.book(view).plan(planned, event.recorded_at)
+
+    def on_QuestionnaireResent(self, event, view):
+        """Staff asked for the link to go again: to the client's channels as they are now."""
         d = dict(event.data)
         planned = plans.questionnaire_link(d, self.contact(view, d["client_id"]), self.config.tz, utcnow())
         self.book(view).plan(planned, event.recorded_at)

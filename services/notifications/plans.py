@@ -110,12 +110,17 @@ def booster_invitation(plan: dict, contact: Contact, tz: ZoneInfo, now: datetime
 
 
 def questionnaire_link(request: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
-    """The link goes when the request is due; the link itself is fetched at send time."""
+    """The link goes when the request is due (a resend: at once); the link itself is fetched
+    at send time, one per message, and the links sent earlier keep working."""
     if request["expires_at"] <= now:
         return []
     latest = request.get("session_starts_at") or request["expires_at"]
-    due = deliver_at(max(request["due_at"], now), contact.quiet, tz, now=now, latest=latest)
-    return to_client("questionnaire_link", f"questionnaire:{request['request_id']}", contact, due,
+    due_at = request.get("resent_at") or request["due_at"]
+    due = deliver_at(max(due_at, now), contact.quiet, tz, now=now, latest=latest)
+    key = f"questionnaire:{request['request_id']}"
+    if request.get("resend"):
+        key += f":resend-{request['resend']}"
+    return to_client("questionnaire_link", key, contact, due,
                      client_id=request["client_id"], therapist_id=request["therapist_id"],
                      refs={"request_id": request["request_id"], "session_id": request.get("session_id")},
                      context={"session_starts_at": request.get("session_starts_at"),
@@ -143,7 +148,7 @@ def risk_alert(alert: dict, now: datetime) -> list[dict]:
     once: quiet hours never hold a risk alert back (PHQ-9 item 9 / CORE-10 item 6 > 0 needs
     follow-up whatever the total — Kroenke 2001; CORE-10 user manual)."""
     # the answer is sealed with the client's key: after disposal it is absent (shared.crypto)
-    context = {k: alert.get(k) for k in ("instrument", "item", "answer", "indicated_at", "response_id")}
+    context = {k: alert.get(k) for k in ("instrument", "item", "answer", "unanswered", "indicated_at", "response_id")}
     out = []
     for who, recipient in (("therapist", alert["therapist_id"]), ("lead", LEAD)):
         for channel in ("email", "inbox"):

@@ -68,6 +68,20 @@ class Backend:
         except ValueError:
             raise BackendError(502, f"The {service} service sent an answer the portal cannot read.", service)
 
+    def get_file(self, service, path, **params) -> tuple[bytes, str]:
+        """A download that is not JSON (a CSV): (body, content type); refusals as `call`."""
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/csv, */*"}
+        headers.update(_consistency_headers("GET", service, path))
+        try:
+            response = self.http.get(self.urls[service].rstrip("/") + path, params=_clean(params),
+                                     headers=headers, timeout=self.timeout)
+        except requests.RequestException as err:
+            log.warning("%s unavailable: %r", service, err)
+            raise BackendError(503, f"The {service} service is not answering just now.", service)
+        if response.status_code >= 400:
+            raise _error(service, response)
+        return response.content, response.headers.get("Content-Type", "application/octet-stream")
+
     def get(self, service, path, **params):
         return self.call("GET", service, path, params=params)
 

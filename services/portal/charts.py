@@ -5,6 +5,10 @@ styles, so only presentation attributes are used). Pure functions: data in, mark
   with each person on their ring; the partner worked with unilaterally is marked.
 - `score_chart`: one instrument's totals over the course, over its severity bands, with the
   caseness line (NHS Talking Therapies: PHQ-9 >= 10, GAD-7 >= 8; CORE-10 clinical cut-off 11).
+  The bands come from measures' `GET /instruments` (`scale_from`); `SCALES` is the fallback
+  when measures cannot be asked.
+- `rate_chart`: an outcome rate month by month, one line per therapist or problem area, with
+  the national comparator; the page puts the same figures in a table beside it.
 """
 from __future__ import annotations
 
@@ -35,14 +39,59 @@ SCALES = {
     "CORE-10": Scale(40, ((0, 5, "healthy"), (6, 10, "low"), (11, 14, "mild"), (15, 19, "moderate"),
                           (20, 24, "moderate to severe"), (25, 40, "severe")), 11, "clinical cut-off 11"),
 }
+def scale_from(described: dict) -> Scale | None:
+    """A Scale from one instrument as measures' `GET /instruments` describes it: each band
+    starts at `from` (strictly above it when `above`, WSAS "> 20") and ends where the next
+    one starts; totals are whole numbers except pro-rated ones, drawn where they fall."""
+    try:
+        maximum = int(described["total_range"][1])
+        starts = [int(b["from"]) + (1 if b.get("above") else 0) for b in described["bands"]]
+        labels = [str(b["label"]) for b in described["bands"]]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    if not starts:
+        return None
+    ends = [nxt - 1 for nxt in starts[1:]] + [maximum]
+    caseness = described.get("caseness")
+    code = described.get("code")
+    label = {"CORE-10": "clinical cut-off"}.get(code, "caseness" if code in ("PHQ-9", "GAD-7") else "threshold")
+    return Scale(maximum, tuple(zip(starts, ends, labels)), caseness,
+                 f"{label} {caseness:g}" if caseness is not None else "")
+
+
+def scales_from(instruments_answer) -> dict[str, Scale]:
+    """{code: Scale} from `GET /instruments`, falling back to SCALES for what is missing."""
+    out = dict(SCALES)
+    for described in (instruments_answer or {}).get("instruments") or []:
+        scale = scale_from(described)
+        if scale is not None:
+            out[described["code"]] = scale
+    return out
+
+
+LABEL_CHARS = 21  # what fits in the 150-pixel right margin at 11 px (about 6.5 px a character)
+
+
+def wrap(text: str, width: int = LABEL_CHARS) -> list[str]:
+    """Words into lines of at most `width` characters (a longer single word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 # Light tints from calm to warm; text on them stays dark for contrast.
 BAND_FILLS = ("#eef6ee", "#f4f7e6", "#fbf3e0", "#fbe8dc", "#f8dede", "#f3d6d6")
 RING_NAMES = ("inner", "middle", "outer")
 
 
-def score_chart(instrument: str, points: list[dict], width: int = 640, height: int = 260) -> Markup:
+def score_chart(instrument: str, points: list[dict], width: int = 640, height: int = 260,
+                scale: Scale | None = None) -> Markup:
     """`points`: [{"total": float|None, "at": datetime|str, "label": str}] in time order."""
-    scale = SCALES.get(instrument)
+    scale = scale or SCALES.get(instrument)
     if scale is None:
         return Markup("")
     left, right, top, bottom = 44, 150, 12, 34
@@ -60,8 +109,12 @@ def score_chart(instrument: str, points: list[dict], width: int = 640, height: i
         y_top = max(y_top, top)
         parts.append(f'<rect x="{left}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
                      f'fill="{BAND_FILLS[i % len(BAND_FILLS)]}"/>')
-        parts.append(f'<text x="{left + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" '
-                     f'font-size="11" fill="#333">{escape(label)} {low}–{high}</text>')
+        # wrapped into the right margin (one line did not fit: "moderately severe or worse 21–40")
+        lines = wrap(f"{label} {low}–{high}")
+        first_y = (y_top + y_bottom) / 2 + 4 - (len(lines) - 1) * 6
+        spans = "".join(f'<tspan x="{left + plot_w + 6}" y="{first_y + n * 12:.1f}">{escape(line)}</tspan>'
+                        for n, line in enumerate(lines))
+        parts.append(f'<text font-size="11" fill="#333">{spans}</text>')
     for tick in range(0, scale.maximum + 1, 5 if scale.maximum < 30 else 10):
         parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end" '
                      f'fill="#333">{tick}</text>')
@@ -83,6 +136,59 @@ def score_chart(instrument: str, points: list[dict], width: int = 640, height: i
         if len(scored) <= 8 or i % max(1, len(scored) // 8) == 0 or i == len(scored) - 1:
             parts.append(f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
                          f'fill="#333">{escape(p.get("short") or str(i + 1))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# Lines told apart by colour *and* dash and marker, so no one depends on colour alone.
+LINE_STYLES = (("#1d4f7a", "", "circle"), ("#a64b00", "8 4", "square"), ("#2f6b2f", "3 3", "diamond"),
+               ("#6b2f6b", "10 3 2 3", "circle"), ("#5a5a00", "2 2", "square"), ("#8a1c1c", "12 4", "diamond"))
+
+
+def _marker(kind: str, cx: float, cy: float, colour: str, title: str) -> str:
+    tip = f"<title>{escape(title)}</title>"
+    if kind == "square":
+        return f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="{colour}">{tip}</rect>'
+    if kind == "diamond":
+        pts = f"{cx:.1f},{cy - 5:.1f} {cx + 5:.1f},{cy:.1f} {cx:.1f},{cy + 5:.1f} {cx - 5:.1f},{cy:.1f}"
+        return f'<polygon points="{pts}" fill="{colour}">{tip}</polygon>'
+    return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{colour}">{tip}</circle>'
+
+
+def rate_chart(title: str, months: list[str], series: list[tuple[str, list]], national: float | None = None,
+               width: int = 640, height: int = 280) -> Markup:
+    """`series`: [(label, [rate 0..1 or None per month])]; a month without courses is a gap.
+    The national comparator (NHS Talking Therapies) is a dashed line labelled in the plot."""
+    left, right, top, bottom = 44, 170, 12, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    y = lambda v: top + plot_h - v * plot_h  # noqa: E731
+    n = max(len(months), 2)
+    x = lambda i: left + (i / (n - 1)) * plot_w if len(months) > 1 else left + plot_w / 2  # noqa: E731
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
+    for tick in (0, 0.25, 0.5, 0.75, 1):
+        parts.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{left + plot_w}" y2="{y(tick):.1f}" stroke="#dde3e8"/>'
+                     f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end" fill="#333">{tick * 100:.0f}%</text>')
+    if national is not None:
+        parts.append(f'<line x1="{left}" y1="{y(national):.1f}" x2="{left + plot_w}" y2="{y(national):.1f}" '
+                     f'stroke="#555" stroke-width="1.5" stroke-dasharray="6 4"/>'
+                     f'<text x="{left + 4}" y="{y(national) - 4:.1f}" font-size="11" fill="#333">national {national * 100:.0f}%</text>')
+    for i, month in enumerate(months):
+        if len(months) <= 8 or i % max(1, len(months) // 8) == 0 or i == len(months) - 1:
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" fill="#333">{escape(month)}</text>')
+    for k, (label, rates) in enumerate(series):
+        colour, dash, marker = LINE_STYLES[k % len(LINE_STYLES)]
+        points = [(x(i), y(r), months[i], r) for i, r in enumerate(rates) if r is not None]
+        if len(points) > 1:
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"'
+                         + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
+        for px, py, month, r in points:
+            parts.append(_marker(marker, px, py, colour, f"{label}, {month}: {r * 100:.0f}%"))
+        ly = top + 14 + k * 18
+        parts.append(_marker(marker, left + plot_w + 14, ly - 4, colour, label)
+                     + f'<text x="{left + plot_w + 24}" y="{ly:.1f}" font-size="11" fill="#333">'
+                     f'{escape(wrap(label, 22)[0])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -63,7 +63,9 @@ class RiskIndicatedV1(Schema):
     response_id = fields.String(required=True)
     instrument = one_of(INSTRUMENTS, required=True)
     item = fields.Integer(required=True)  # which question: routes and names the alert
-    answer = fields.Integer(required=True, metadata=PERSONAL)  # absent once disposed of
+    # sealed; absent once disposed of; None (with `unanswered`) when the item was left blank
+    answer = fields.Integer(required=True, allow_none=True, metadata=PERSONAL)
+    unanswered = optional(fields.Boolean(metadata=PERSONAL))  # added: the risk item was left blank
     indicated_at = utc(required=True)
 
 
@@ -107,3 +109,16 @@ class InstrumentsConfiguredV1(Schema):
     """The questionnaires a client is asked to complete before each session."""
     client_id = fields.String(required=True)
     instruments = fields.List(one_of(INSTRUMENTS), required=True)
+
+
+@registry.event("QuestionnaireResent", 1)
+class QuestionnaireResentV1(Schema):
+    """Staff asked for the link to go to the client's own channels again (a fresh link per
+    channel; the links already sent keep working). No link is in the event."""
+    request_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    resend = fields.Integer(required=True)  # 1 for the first resend, then 2, ...
+    resent_at = utc(required=True)
+    session_starts_at = optional(utc())
+    expires_at = utc(required=True)

@@ -45,13 +45,14 @@ class Stack:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.ports = {name: free_port() for name in SERVICES}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
-        smtp = free_port()
+        smtp, sms = free_port(), free_port()
         self.db_prefix = f"e2e{tag}_"
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "RAPPORT_KAFKA_BOOTSTRAP": kafka,
                     "RAPPORT_MONGO_URI": mongo, "RAPPORT_TOPIC_PREFIX": f"e2e{tag}.rapport.",
                     "RAPPORT_DB_PREFIX": self.db_prefix, "RAPPORT_TOPIC_PARTITIONS": "3",
                     "RAPPORT_DEMO_MODE": "1", "SESSION_COOKIE_SECURE": "0", "RAPPORT_RUN_DIR": str(self.run_dir),
                     "RAPPORT_MEASURES_PUBLIC_URL": self.urls["measures"], "RAPPORT_SMTP_PORT": str(smtp),
+                    "RAPPORT_SMS_URL": f"http://127.0.0.1:{sms}/messages", "RAPPORT_SMS_PORT": str(sms),
                     "RAPPORT_DEMO_PASSWORD": PASSWORD, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8",
                     "RAPPORT_PORTAL_BACKEND_TIMEOUT": "90",
                     **{f"RAPPORT_{n.upper()}_URL": u for n, u in self.urls.items()}}
@@ -62,6 +63,8 @@ class Stack:
         out = []
         if (ROOT / "services" / "notifications" / "devmail.py").exists():
             out.append(("devmail", [py, "-m", "services.notifications.devmail", "--port", self.env["RAPPORT_SMTP_PORT"]]))
+        if (ROOT / "services" / "notifications" / "devsms.py").exists():  # texts in run_dir/sms/
+            out.append(("devsms", [py, "-m", "services.notifications.devsms", "--port", self.env["RAPPORT_SMS_PORT"]]))
         for name in SERVICES:
             # scheduling's clock can be moved forward by a test (tests/e2e/clock.py)
             app = "tests.e2e.clock:app" if name == "scheduling" else f"services.{name}.wsgi:app"

@@ -88,28 +88,80 @@ def _requested(store, session_id="s-1", hours=72):
     return command.request_id
 
 
-def test_links_are_single_use_replaced_by_a_new_one_and_hashed(app, auth_header):
+def _link(client, request_id, auth_header):
+    issued = client.post(f"/questionnaire-requests/{request_id}/link", headers=auth_header("service"))
+    assert issued.status_code == 201, issued.json
+    return issued.json["url"].rsplit("/", 1)[1]
+
+
+PHQ9_FORM = {f"PHQ-9-{i}": "0" for i in range(1, 10)}
+
+
+def test_every_link_of_a_request_works_until_one_is_used_and_is_hashed(app, auth_header):
+    # defect 2 (issue 13): the e-mail's link died (410) when the SMS was sent
     client = app.test_client()
     store = app.extensions["rapport"].store
     request_id = _requested(store)
-    service = auth_header("service")
-    assert client.post(f"/questionnaire-requests/{request_id}/link",
-                       headers=auth_header("therapist", therapist_id="t-1")).status_code == 403
-    assert client.post("/questionnaire-requests/nope/link", headers=service).status_code == 404
-    first = client.post(f"/questionnaire-requests/{request_id}/link", headers=service).json
-    second = client.post(f"/questionnaire-requests/{request_id}/link", headers=service).json
-    old, new = (u["url"].rsplit("/", 1)[1] for u in (first, second))
+    assert client.post("/questionnaire-requests/nope/link", headers=auth_header("service")).status_code == 404
+    by_email, by_sms = _link(client, request_id, auth_header), _link(client, request_id, auth_header)
     links = app.extensions["rapport"].db["questionnaire_links"]
-    assert links.find_one({"_id": token_hash(new)}) and not links.find_one({"_id": new})
-    assert not any(old in json.dumps(d, default=str) for d in store.events.find())
-    stale, unknown = client.get(f"/q/{old}"), client.get("/q/not-a-token")
-    assert (stale.status_code, unknown.status_code) == (410, 404)
-    assert stale.text == unknown.text and "not valid" in stale.text
-    ok = client.post(f"/q/{new}", data={f"PHQ-9-{i}": "0" for i in range(1, 10)})
+    assert links.find_one({"_id": token_hash(by_sms)}) and not links.find_one({"_id": by_sms})
+    assert not any(t in json.dumps(d, default=str) for d in store.events.find() for t in (by_email, by_sms))
+    assert client.get(f"/q/{by_email}").status_code == 200
+    assert client.get(f"/q/{by_sms}").status_code == 200
+    ok = client.post(f"/q/{by_email}", data=PHQ9_FORM)
     assert ok.status_code == 200 and "Samaritans" not in ok.text
-    assert client.post(f"/q/{new}", data={f"PHQ-9-{i}": "0" for i in range(1, 10)}).status_code == 410
-    done = client.post(f"/questionnaire-requests/{request_id}/link", headers=service)
+    # used, its sibling, and a guess: answered alike (issue 15 #15)
+    used, sibling, guess = (client.get(f"/q/{t}") for t in (by_email, by_sms, "not-a-token"))
+    assert used.status_code == sibling.status_code == guess.status_code == 404
+    assert used.text == sibling.text == guess.text and "not valid" in used.text
+    assert client.post(f"/q/{by_sms}", data=PHQ9_FORM).status_code == 404
+    done = client.post(f"/questionnaire-requests/{request_id}/link", headers=auth_header("service"))
     assert done.status_code == 409 and done.json["code"] == "completed"
+
+
+def test_no_staff_role_can_mint_a_client_link(app, auth_header):
+    # issue 15 #3: reception minted a link and could answer as the client
+    client = app.test_client()
+    request_id = _requested(app.extensions["rapport"].store, "s-mint")
+    for role in ("admin", "therapist", "clinical_lead"):
+        r = client.post(f"/questionnaire-requests/{request_id}/link",
+                        headers=auth_header(role, therapist_id="t-1"))
+        assert r.status_code == 403, role
+
+
+def test_staff_resend_the_link_to_the_clients_channels_without_seeing_it(app, auth_header):
+    client = app.test_client()
+    store = app.extensions["rapport"].store
+    request_id = _requested(store, "s-resend")
+    sent = _link(client, request_id, auth_header)
+    r = client.post(f"/questionnaire-requests/{request_id}/resend", headers=auth_header("admin"))
+    assert r.status_code == 202 and r.json["resend"] == 1 and "url" not in r.json
+    assert "/q/" not in r.text
+    [_, resent] = store.load(domain.request_stream(request_id))
+    assert resent.type == "QuestionnaireResent" and resent.data["expires_at"]
+    again = client.post(f"/questionnaire-requests/{request_id}/resend", headers=auth_header("clinical_lead"))
+    assert again.status_code == 409 and again.json["code"] == "just_resent"
+    assert client.get(f"/q/{sent}").status_code == 200, "a resend never revokes what was sent"
+    assert client.post("/questionnaire-requests/nope/resend", headers=auth_header("admin")).status_code == 404
+    assert client.post(f"/questionnaire-requests/{request_id}/resend").status_code == 401
+
+
+def test_unicode_digits_are_a_plain_refusal_and_a_failure_never_logs_the_link(app, auth_header, caplog,
+                                                                             monkeypatch):
+    # issue 15 #5: "²" passed str.isdigit() and int() raised: 500, with the link in the log
+    client = app.test_client()
+    token = _link(client, _requested(app.extensions["rapport"].store, "s-uni"), auth_header)
+    r = client.post(f"/q/{token}", data={**PHQ9_FORM, "PHQ-9-3": "²"})
+    assert r.status_code == 422 and 'id="PHQ-9-3-error"' in r.text
+    from services.measures import form
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(form, "_parse", broken)
+    with caplog.at_level("DEBUG"):
+        assert client.post(f"/q/{token}", data=PHQ9_FORM).status_code == 500
+    assert "/q/<link>" in caplog.text and token not in caplog.text
 
 
 def test_a_racing_second_submission_cannot_complete_twice(app):
@@ -128,10 +180,37 @@ def test_a_racing_second_submission_cannot_complete_twice(app):
     assert [e.type for e in store.load(domain.request_stream(request_id))] == ["QuestionnaireRequested"]
 
 
-def test_token_attempts_are_rate_limited_per_ip(settings):
-    client = create_app(settings.with_(extra={"link_rate": (3, 600)})).test_client()
-    codes = [client.get(f"/q/guess-{i}").status_code for i in range(5)]
+def test_token_attempts_are_rate_limited_per_address_behind_the_proxy_and_per_link(settings, auth_header):
+    # issue 15 #15: behind an ingress every client shared one bucket, and a link had none
+    app = create_app(settings.with_(extra={"link_rate": (3, 600), "link_rate_per_link": (2, 600),
+                                           "proxy_hops": 1}))
+    client = app.test_client()
+    codes = [client.get(f"/q/guess-{i}", headers={"X-Forwarded-For": "203.0.113.7"}).status_code
+             for i in range(5)]
     assert codes == [404, 404, 404, 429, 429]
+    assert client.get("/q/guess-x", headers={"X-Forwarded-For": "203.0.113.8"}).status_code == 404
+    token = _link(client, _requested(app.extensions["rapport"].store, "s-rate"), auth_header)
+    codes = [client.get(f"/q/{token}", headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+             for i in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_without_a_configured_proxy_forwarded_addresses_are_not_trusted(settings):
+    client = create_app(settings.with_(extra={"link_rate": (2, 600)})).test_client()
+    codes = [client.get(f"/q/guess-{i}", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+             for i in range(3)]
+    assert codes == [404, 404, 429]
+
+
+def test_staff_answers_that_the_rule_cannot_score_are_refused_naming_the_items(app, auth_header):
+    # issue 15 #12: a PHQ-9 with item 9 blank was stored unscored, with no alert
+    client = app.test_client()
+    lead = auth_header("clinical_lead")
+    r = client.post("/responses", headers=lead, json={
+        "client_id": "c-x", "answers": {"PHQ-9": [1] * 8 + [None], "CORE-10": [None, None] + [1] * 8}})
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json["errors"]} == {"answers.PHQ-9.9", "answers.CORE-10.1",
+                                                       "answers.CORE-10.2"}
 
 
 def test_committed_openapi_equals_the_live_one(app):

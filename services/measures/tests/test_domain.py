@@ -113,10 +113,22 @@ def test_risk_items_raise_one_alert_each():
     assert risk_events(none[0]) == []
 
 
-def test_staff_may_record_an_item_left_blank_which_is_then_not_scored():
-    staff = CompleteQuestionnaire("r-2", "c-1", "t-1", {"PHQ-9": [1] * 8 + [None]}, "staff", NOW)
-    [event] = given(ResponseDecider()).when(staff).then_types("QuestionnaireCompleted")
-    assert event.data["scores"][0]["total"] is None
+def test_staff_and_link_follow_one_rule_unscorable_answers_are_refused():
+    # issue 15 #12: staff-entered answers were stored unscored where the link refused them
+    for source in ("staff", "link"):
+        blank_item_9 = CompleteQuestionnaire("r-2", "c-1", "t-1", {"PHQ-9": [1] * 8 + [None]}, source, NOW)
+        err = given(ResponseDecider()).when(blank_item_9).then_raises(Invalid, "PHQ-9 item 9")
+        assert err.field == "answers.PHQ-9.9"
+
+
+def test_an_unanswered_risk_item_raises_an_alert_to_follow_up():
+    # CORE-10 is scored with one item missing (pro-rated); when that item is item 6, the
+    # therapist is still asked to follow it up (items 2 and 3 reverse-scored: 13 / 9 x 10)
+    staff = CompleteQuestionnaire("r-3", "c-1", "t-1", {"CORE-10": [1] * 5 + [None] + [1] * 4}, "staff", NOW)
+    [completed] = given(ResponseDecider()).when(staff).then_types("QuestionnaireCompleted")
+    assert completed.data["scores"][0]["total"] == 14.44 and completed.data["scores"][0]["prorated"]
+    [(alert_id, alert)] = risk_events(completed)
+    assert (alert.data["instrument"], alert.data["item"], alert.data["answer"]) == ("CORE-10", 6, None)
 
 
 RAISED = NewEvent("RiskIndicated", {"alert_id": "a-1", "client_id": "c-1", "therapist_id": "t-1",

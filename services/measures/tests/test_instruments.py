@@ -86,25 +86,33 @@ def test_wsas_work_not_applicable_takes_the_mean_of_the_others():
 
 
 def test_answer_errors_name_each_item():
-    assert answer_errors("PHQ-9", [0] * 9, allow_missing=False) == {}
-    errors = answer_errors("PHQ-9", [0, 4, -1, 0, "x", 0, 0, None], allow_missing=False)
+    assert answer_errors("PHQ-9", [0] * 9) == {}
+    errors = answer_errors("PHQ-9", [0, 4, -1, 0, "x", 0, 0, None])
     assert errors == {2: "must be between 0 and 3", 3: "must be between 0 and 3",
                       5: "must be a whole number", 8: "missing: please answer this question",
                       9: "missing: please answer this question"}
-    assert answer_errors("GAD-7", [0] * 8, allow_missing=False) == {8: "GAD-7 has only 7 items"}
-    assert answer_errors("PHQ-9", [True] + [0] * 8, allow_missing=False) == {1: "must be a whole number"}
+    assert answer_errors("GAD-7", [0] * 8) == {8: "GAD-7 has only 7 items"}
+    assert answer_errors("PHQ-9", [True] + [0] * 8) == {1: "must be a whole number"}
 
 
-def test_wsas_work_may_be_not_applicable_but_other_items_may_not_be_left_out_online():
-    assert answer_errors("WSAS", [None, 1, 1, 1, 1], allow_missing=False) == {}
-    assert answer_errors("WSAS", [1, None, 1, 1, 1], allow_missing=False) == {
-        2: "missing: please answer this question"}
-    assert answer_errors("WSAS", [1, None, 1, 1, 1], allow_missing=True) == {}
+def test_one_rule_for_every_way_of_answering_what_cannot_be_scored_is_refused():
+    # PHQ-9 and GAD-7: no item may be missing (no published pro-rating)
+    assert answer_errors("PHQ-9", [1] * 8 + [None]) == {9: "missing: please answer this question"}
+    assert answer_errors("GAD-7", [None] * 7) == {n: "missing: please answer this question" for n in range(1, 8)}
+    # WSAS and CORE-10: one missing item is scored (mean substitution / pro-rating), two are not
+    assert answer_errors("WSAS", [None, 1, 1, 1, 1]) == {}
+    assert answer_errors("WSAS", [1, None, 1, 1, 1]) == {}
+    assert answer_errors("WSAS", [None, None, 1, 1, 1]) == {2: "missing: please answer this question"}
+    assert answer_errors("CORE-10", [1] * 9 + [None]) == {}
+    assert answer_errors("CORE-10", [None, 1, None] + [1] * 7) == {
+        1: "missing: please answer this question", 3: "missing: please answer this question"}
 
 
 def test_risk_items():
     assert risk_items("PHQ-9", [0] * 9) == []
     assert risk_items("PHQ-9", [0] * 8 + [1]) == [(9, 1)]
-    assert risk_items("PHQ-9", [3] * 8 + [None]) == []
     assert risk_items("CORE-10", [0] * 5 + [2] + [0] * 4) == [(6, 2)]
+    # an unanswered risk item never passes silently
+    assert risk_items("CORE-10", [0] * 5 + [None] + [0] * 4) == [(6, None)]
+    assert risk_items("PHQ-9", [3] * 8 + [None]) == [(9, None)]
     assert risk_items("GAD-7", [3] * 7) == [] and risk_items("WSAS", [8] * 5) == []

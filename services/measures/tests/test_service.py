@@ -70,8 +70,8 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     form["WSAS-1"] = "na"  # retired: work item not applicable
     done = client.post(f"/q/{token}", data=form)
     assert done.status_code == 200 and "Samaritans" in done.text
-    assert client.post(f"/q/{token}", data=form).status_code == 410
-    assert client.get(f"/q/{token}").status_code == 410
+    assert client.post(f"/q/{token}", data=form).status_code == 404
+    assert client.get(f"/q/{token}").status_code == 404
     types = events_of(store, request_stream(r1))
     assert types == ["QuestionnaireRequested", "QuestionnaireCompleted"]
     completed = store.load(request_stream(r1))[1].data
@@ -143,3 +143,43 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     assert {r["session_id"]: r["status"] for r in status["requests"]} == {
         "s1": "completed", "s2": "completed", "s3": "withdrawn"}
     assert "scores" not in str(status)
+
+
+def test_staff_entry_is_stored_once_per_form_and_the_caseload_shows_latest_scores_and_risk(
+        settings, app, workers, auth_header):
+    workers.start(*service_workers(settings, "measures"))
+    records = Upstream(settings, "records")
+    register_client(records, "john", "t-1", "John", areas=["grief"])
+    register_client(records, "ann", "t-2", "Ann")
+    client = app.test_client()
+    therapist = auth_header("therapist", therapist_id="t-1")
+    eventually(lambda: client.get("/clients/john/instruments", headers=therapist).status_code == 200)
+    store = app.extensions["rapport"].store
+
+    # issue 15 #9: the same form submitted twice (same Idempotency-Key) is stored once
+    form = {"client_id": "john", "answers": {"PHQ-9": [2] * 8 + [1], "GAD-7": [1] * 7}}
+    key = {**therapist, "Idempotency-Key": "form-1:measures:POST:/responses"}
+    first = client.post("/responses", headers=key, json=form)
+    again = client.post("/responses", headers=key, json=form)
+    assert first.status_code == again.status_code == 201
+    assert first.json == again.json and first.headers["Location"] == again.headers["Location"]
+    completed = [e for e in store.read_all() if e.type == "QuestionnaireCompleted"]
+    assert len(completed) == 1 and len(first.json["risk_alerts"]) == 1
+    other = client.post("/responses", headers={**therapist, "Idempotency-Key": "form-2:measures:POST:/responses"},
+                        json={"client_id": "john", "answers": {"CORE-10": [0] * 5 + [None] + [0] * 4}})
+    assert other.status_code == 201 and other.json["response_id"] != first.json["response_id"]
+    # an unanswered risk item is not passed silently
+    assert [(a["instrument"], a["item"], a["answer"]) for a in other.json["risk_alerts"]] == [("CORE-10", 6, None)]
+
+    def caseload():
+        found = client.get("/therapists/t-1/latest-scores", headers=therapist).json["clients"]
+        mine = {c["client_id"]: c for c in found}
+        return "john" in mine and len(mine["john"]["latest"]) == 3 and len(mine["john"]["open_alerts"]) == 2 and mine
+    mine = eventually(caseload)
+    assert set(mine) == {"john"}, "another therapist's client is not on the caseload"
+    latest = {s["instrument"]: (s["total"], s["band"]) for s in mine["john"]["latest"]}
+    assert latest == {"PHQ-9": (17.0, "moderately severe"), "GAD-7": (7.0, "mild"), "CORE-10": (8.89, "low")}  # items 2, 3 reversed
+    assert {(a["instrument"], a["answer"]) for a in mine["john"]["open_alerts"]} == {("PHQ-9", 1), ("CORE-10", None)}
+    assert client.get("/therapists/t-1/latest-scores", headers=auth_header("therapist", therapist_id="t-2")).status_code == 403
+    assert client.get("/therapists/t-1/latest-scores", headers=auth_header("admin")).status_code == 403
+    assert client.get("/therapists/t-1/latest-scores", headers=auth_header("clinical_lead")).status_code == 200

@@ -114,7 +114,7 @@ def nsettings(settings, mail, sms, measures):
         extra={"notifications": {"smtp_port": mail.port, "sms_url": f"http://127.0.0.1:{sms.port}/messages",
                                  "lead_email": LEAD_EMAIL, "poll_seconds": 0.1, "backoff_seconds": 0.3,
                                  "max_attempts": 4, "smtp_timeout": 2.0, "lease_seconds": 30.0,
-                                 "quiet_hours": "off"}})
+                                 "quiet_hours": "off", "portal_url": "https://portal.practice.test/"}})
 
 
 class Feed:

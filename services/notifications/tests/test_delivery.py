@@ -76,7 +76,13 @@ def test_a_risk_answer_reaches_therapist_and_lead_by_email_and_inbox_within_seco
     wait(lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), timeout=20,
                message="both mailboxes")
     assert mail.to(LEAD_EMAIL)[0]["Subject"].startswith("Risk alert")
-    assert "Emma" not in mail.to(LEAD_EMAIL)[0].get_content()  # no name in an email
+    # defect 10 (issue 13): staff are told whom it is about and where the record is, but the
+    # clinical detail stays in the portal
+    for message in (mail.to(LEAD_EMAIL)[0], mail.to("dr.a@practice.test")[0]):
+        body = message.get_content()
+        assert "Emma Example" in body and "Client reference" not in body
+        assert "Record: https://portal.practice.test/clients/c1" in body
+        assert "PHQ-9" not in body and "item 9" not in body and "Emma" not in message["Subject"]
 
     mine = wait(lambda: api.get("/inbox", headers=auth_header("therapist", therapist_id="t1")).json)
     assert mine[0]["client_name"] == "Emma Example" and mine[0]["details"]["item"] == 9
@@ -110,6 +116,14 @@ def test_a_questionnaire_link_is_fetched_at_send_time_and_never_stored(
     assert any(u in sms.delivered[0]["body"] for u in issued) and issued[email_url] == "q1"
     stored = repr(list(book.database["messages"].find())) + repr(list(book.database["events"].find()))
     assert "forms.test" not in stored
+
+    # staff resent it: a fresh link on each of the client's channels, at once
+    feed("measures", "request-q1", "QuestionnaireResent", request_id="q1", client_id="c1", therapist_id="t1",
+         resend=1, resent_at=datetime.now(timezone.utc), session_starts_at=now + timedelta(days=1),
+         expires_at=now + timedelta(days=1))
+    wait(lambda: len(mail.to("c1@client.test")) == 2 and len(sms.delivered) == 2, message="link resent")
+    wait(lambda: book.count_documents({"request_id": "q1", "status": "sent"}) == 4, message="resend recorded")
+    assert len(measures.issued) == 4 and all(rid == "q1" for rid, _ in measures.issued)
 
     # withdrawn before it is due: voided, measures never asked
     feed("measures", "request-q2", "QuestionnaireRequested", request_id="q2", client_id="c1",

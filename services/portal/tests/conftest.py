@@ -39,10 +39,13 @@ class Services:
             self.calls.append({"method": request.method, "path": "/" + path, "args": dict(request.args),
                                "json": request.get_json(silent=True),
                                "authorization": request.headers.get("Authorization", ""),
-                               "headers": dict(request.headers)})
+                               "headers": dict(request.headers),
+                               "idempotency_key": request.headers.get("Idempotency-Key")})
             status, body, delay = self.answers.get(key, (404, {"title": "Not Found", "status": 404,
                                                                "detail": f"no {key}"}, 0))
             time.sleep(delay)
+            if isinstance(body, str):  # a download (CSV)
+                return app.response_class(body, status=status, mimetype="text/csv")
             response = jsonify(body)
             response.status_code = status
             if status >= 400:

@@ -1,7 +1,7 @@
 """The inline SVG drawings, pure: data in, markup out."""
 import re
 
-from services.portal.charts import closeness_circle, score_chart
+from services.portal.charts import closeness_circle, rate_chart, scale_from, score_chart
 
 
 def given_points(totals):
@@ -49,3 +49,44 @@ def test_closeness_circle_places_each_person_on_their_ring_and_marks_the_unilate
 def test_names_are_escaped():
     svg = closeness_circle([{"name": "<img src=x>", "relationship": "&", "closeness": 2}])
     assert "<img" not in svg and "&lt;img src=x&gt;" in svg
+
+
+WSAS_DESCRIBED = {"code": "WSAS", "total_range": [0, 40], "caseness": 10, "bands": [
+    {"from": 0, "above": False, "label": "subclinical"},
+    {"from": 10, "above": False, "label": "significant impairment"},
+    {"from": 20, "above": True, "label": "moderately severe or worse"}]}
+
+
+def _text_lines(svg: str) -> list[tuple[float, str]]:
+    found = re.findall(r'<tspan x="([\d.]+)"[^>]*>([^<]*)</tspan>', svg)
+    found += re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size="11" fill="#333">([^<]*)</text>', svg)
+    return [(float(x), t) for x, t in found]
+
+
+def test_every_band_label_fits_inside_the_chart():
+    # defect 9 (issue 13): "moderately severe or worse 21–40" ran past the right edge
+    for svg in (score_chart("WSAS", given_points([25])),
+                score_chart("WSAS", given_points([25]), scale=scale_from(WSAS_DESCRIBED)),
+                score_chart("CORE-10", given_points([22]))):
+        lines = _text_lines(svg)
+        assert lines, "band labels are drawn"
+        for x, text in lines:
+            assert x + len(text) * 6.5 <= 640, f"cut off: {text!r} at x={x}"
+    words = " ".join(t for _, t in _text_lines(score_chart("WSAS", given_points([25]))))
+    assert "moderately severe or worse 21–40" in words
+
+
+def test_bands_come_from_the_instruments_measures_describes():
+    scale = scale_from(WSAS_DESCRIBED)
+    assert scale.bands == ((0, 9, "subclinical"), (10, 20, "significant impairment"),
+                           (21, 40, "moderately severe or worse"))
+    assert scale.caseness == 10 and scale.caseness_label == "threshold 10"
+    assert scale_from({"code": "X"}) is None
+
+
+def test_rate_chart_has_a_title_one_line_per_group_and_the_national_line():
+    svg = rate_chart("Recovery by therapist", ["2026-09", "2026-10", "2026-11"],
+                     [("Dr Sarah Okafor", [0.5, None, 0.75]), ("Mr Tom Reid", [1.0, 0.5, 0.0])], national=0.51)
+    assert "<title>Recovery by therapist</title>" in svg and 'role="img"' in svg
+    assert svg.count("<polyline") == 2 and "national 51%" in svg
+    assert "Dr Sarah Okafor, 2026-11: 75%" in svg and "Mr Tom Reid, 2026-10: 50%" in svg

@@ -56,8 +56,10 @@ def test_reception_sees_details_and_sessions_but_no_clinical_sections(signed_in,
     services.on("GET", "/clients/c-1/sessions", [SESSION])
     html = signed_in("admin").get("/clients/c-1").get_data(as_text=True)
     assert "Emma Hart" in html and "Dr Sarah Okafor" in html
-    for clinical in ("Formulation", "Assessment", "Notes", "Measures", "/measures"):
+    for clinical in ("Formulation", "Assessment", "Notes", "Measures"):
         assert clinical not in html
+    # reception may resend a questionnaire link: the links' status, never the scores
+    assert 'measures#links">Questionnaire links' in html
     assert not [c for c in services.calls if c["path"].endswith(("/history", "/notes"))]
 
 

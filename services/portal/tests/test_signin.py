@@ -96,7 +96,7 @@ def test_roles_see_only_their_pages(signed_in):
     admin = signed_in("admin")
     assert admin.get("/risk", headers={"Accept": "text/html"}).status_code == 403
     assert admin.get("/dashboard", headers={"Accept": "text/html"}).status_code == 403
-    assert admin.get("/clients/c-1/measures", headers={"Accept": "text/html"}).status_code == 403
+    assert admin.get("/caseload", headers={"Accept": "text/html"}).status_code == 403
     therapist = signed_in("therapist")
     assert therapist.get("/dashboard", headers={"Accept": "text/html"}).status_code == 403
 

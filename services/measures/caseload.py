@@ -1,0 +1,65 @@
+"""A therapist's caseload as measures sees it: each client's latest score on each
+instrument and their open risk alerts. The portal puts this beside records' caseload
+(phase, sessions attended, next appointment)."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from shared.audit import record_read
+from shared.auth import Forbidden, current_identity, requires
+
+from .access import board, clients
+
+blp = Blueprint("caseload_measures", __name__, description="A therapist's caseload: latest scores and open risk")
+
+
+class Latest(Schema):
+    instrument = fields.String()
+    total = fields.Float(allow_none=True)
+    band = fields.String(allow_none=True)
+    prorated = fields.Boolean(allow_none=True)
+    at = fields.DateTime()
+    session_number = fields.Integer(allow_none=True)
+
+
+class OpenAlert(Schema):
+    alert_id = fields.String()
+    instrument = fields.String()
+    item = fields.Integer()
+    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
+    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
+    indicated_at = fields.DateTime()
+
+
+class ClientMeasures(Schema):
+    client_id = fields.String()
+    latest = fields.List(fields.Nested(Latest))
+    open_alerts = fields.List(fields.Nested(OpenAlert))
+
+
+class CaseloadMeasures(Schema):
+    therapist_id = fields.String()
+    clients = fields.List(fields.Nested(ClientMeasures))
+
+
+@blp.route("/therapists/<therapist_id>/latest-scores", methods=["GET"])
+@requires("therapist", "clinical_lead")
+@blp.response(200, CaseloadMeasures)
+def latest_scores(therapist_id):
+    """For each client on the therapist's caseload: the latest total on each instrument and
+    the open risk alerts (a therapist may see only their own caseload)."""
+    identity = current_identity()
+    if identity.role == "therapist" and identity.therapist_id != therapist_id:
+        raise Forbidden("you may see only your own caseload")
+    ids = [c["_id"] for c in clients().find({"therapist_id": therapist_id}, {"_id": 1})]
+    latest: dict[str, dict[str, dict]] = {i: {} for i in ids}
+    for p in board("points").find({"client_id": {"$in": ids}}).sort("at", 1):
+        latest[p["client_id"]][p["instrument"]] = p  # in time order: the last one stays
+    alerts: dict[str, list] = {i: [] for i in ids}
+    for a in board("alerts").find({"client_id": {"$in": ids}, "status": "open"}).sort("indicated_at", -1):
+        alerts[a["client_id"]].append({"alert_id": a["_id"], **a})
+    record_read("measures/caseload", None)
+    return {"therapist_id": therapist_id, "clients": [
+        {"client_id": i, "latest": sorted(latest[i].values(), key=lambda p: p["instrument"]),
+         "open_alerts": alerts[i]} for i in ids]}
