@@ -126,6 +126,8 @@ class SessionOut(Schema):
     video_link = fields.String(allow_none=True)
     cancelled_by = fields.String(allow_none=True)
     late = fields.Boolean(allow_none=True)
+    client_name = fields.String(allow_none=True, metadata={
+        "description": "given and family name (the diary and GET /sessions/{id}; null when not known yet)"})
 
 
 class RescheduleIn(Schema):
@@ -180,7 +182,6 @@ class DiaryQuery(Schema):
 
 
 class DiaryEntry(SessionOut):
-    client_name = fields.String(allow_none=True)
     client_status = fields.String(allow_none=True)
 
 

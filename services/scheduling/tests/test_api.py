@@ -29,6 +29,7 @@ def test_a_session_is_booked_with_a_location(client, settings, auth_header, ther
     assert r.json["video_link"].endswith(r.json["session_id"])
     got = client.get(r.headers["Location"], headers=auth_header("therapist", therapist_id="t1"))
     assert got.status_code == 200 and got.json["status"] == "booked"
+    assert got.json["client_name"] == "Emma Stone"  # issue 13, defect 8: the session page names the client
 
 
 def test_bad_input_is_a_clear_problem_never_a_500(client, settings, auth_header, therapist):
