@@ -136,3 +136,12 @@ def test_errors_kept_in_the_log_carry_no_address_or_phone_number():
     error = "smtp 550: 5.1.1 <emma.example@mail.test>: rejected; sms to +44 7700 900123 failed"
     assert redact(error) == "smtp 550: 5.1.1 <[address]>: rejected; sms to [address] failed"
     assert redact("smtp: ConnectionRefusedError: [Errno 111] Connection refused").endswith("refused")
+
+
+def test_a_course_recorded_after_it_ended_is_not_announced():
+    # issue 13, defect 11: the demo seed records past courses; their summary went out months late
+    course = {"course_id": "k1", "client_id": "c1", "therapist_id": "t1", "session_ids": ["s1", "s2"],
+              "count": 16, "interval_weeks": 1, "first_starts_at": NOW - timedelta(weeks=16), "unbooked": []}
+    assert plans.course_summary(course, contact(), LONDON, NOW) == []
+    ongoing = {**course, "first_starts_at": NOW - timedelta(weeks=10)}
+    assert [m["_id"] for m in plans.course_summary(ongoing, contact(), LONDON, NOW)] == ["course:k1:email", "course:k1:sms"]
