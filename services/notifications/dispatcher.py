@@ -265,7 +265,7 @@ class Dispatcher:
                 raise Voided(f"questionnaire request no longer open ({gone})")
             context.update(url=link.url, expires_at=link.expires_at)
         if "session_ids" in context:
-            context["dates"] = self.session_dates(context["session_ids"])
+            context["dates"] = self.upcoming_dates(context["session_ids"])
         if message["kind"] == "risk_alert":
             context.update(self.alert_context(message))
         rendered = self.renderer.render(message["kind"], message["channel"], context)
@@ -333,7 +333,17 @@ class Dispatcher:
         return {"client_name": name or None,
                 "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{message.get('client_id')}"}
 
-    def session_dates(self, session_ids: list[str]) -> list:
-        found = self.directory.reader("sessions").find(
-            {"_id": {"$in": list(session_ids)}, "status": "booked"}, {"starts_at": 1})
-        return sorted(d["starts_at"] for d in found)
+    def upcoming_dates(self, session_ids: list[str]) -> list:
+        """The booked, still-ahead times of a course's or a booster plan's sessions: what the
+        message says (how many, the first, each date) is what was actually booked, not what
+        was asked for (issue 13, defect 11: "16 ... first 2 June" above 10 dates from 14 July).
+        The sessions' own events may still be on their way (other partitions): wait for them."""
+        found = list(self.directory.reader("sessions").find(
+            {"_id": {"$in": list(session_ids)}}, {"starts_at": 1, "status": 1}))
+        if len(found) < len(set(session_ids)):
+            raise TransientError("the booked sessions are not all known yet")
+        now = utcnow()
+        dates = sorted(d["starts_at"] for d in found if d.get("status") == "booked" and d["starts_at"] > now)
+        if not dates:
+            raise Voided("none of the appointments is still ahead and booked")
+        return dates

@@ -138,8 +138,9 @@ class Planner(ClientDirectory):
 
     def on_SessionBooked(self, event, view):
         session = self._save_session(event, view, "booked")
-        # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned)
-        if not session.get("course_id") and session.get("kind") != "booster":
+        # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned);
+        # a booster booked on its own is confirmed like any session (issue 13: it was not)
+        if not session.get("course_id") and not event.data.get("plan_id"):
             planned = plans.notice("confirmation", f"confirmation:{session['session_id']}", session,
                                    self.contact(view, session["client_id"]), self.config.tz, utcnow())
             self.book(view).plan(planned, event.recorded_at)

@@ -88,7 +88,12 @@ def reminders(session: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> l
 
 
 def course_summary(course: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
-    """One message for a whole course instead of a confirmation per appointment."""
+    """One message for a whole course instead of a confirmation per appointment, while any
+    of it is still ahead (a course recorded after it ended, as the demo seed does, is not
+    announced). What it lists is read at send time: the sessions actually booked."""
+    last = course["first_starts_at"] + timedelta(weeks=(course["count"] - 1) * course["interval_weeks"])
+    if last <= now or not course["session_ids"]:
+        return []
     due = deliver_at(now, contact.quiet, tz, now=now, latest=course["first_starts_at"])
     return to_client("course_summary", f"course:{course['course_id']}", contact, due,
                      client_id=course["client_id"], therapist_id=course["therapist_id"],

@@ -107,9 +107,13 @@ def _session_for_change(session_id: str):
 @requires(*STAFF, "service")
 @blp.response(200, s.SessionOut)
 def get_session(session_id):
-    """One session as the write side knows it now."""
+    """One session as the write side knows it now, with the client's name (from the client
+    directory) so a page can say whose session it is."""
     _, (state, _) = _session_for_change(session_id)
-    return session_out(state)
+    client = context().projection(directory()).reader("clients").find_one(
+        {"_id": state.facts["client_id"]}, {"given_name": 1, "family_name": 1}) or {}
+    name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p) or None
+    return {**session_out(state), "client_name": name}
 
 
 @blp.route("/sessions/<session_id>/reschedule", methods=["POST"])

@@ -116,7 +116,8 @@ def _session_events(plan: Plan, outcome: _Outcome, prefix: str, kind: str,
         booking = Booking(session_id=sid, client_id=plan.client_id, kind=kind, modality=plan.modality,
                           starts_at=start, room=plan.room, course_id=course_id,
                           number=number if course_id else None,
-                          video_link=f"{plan.video_base}/{sid}" if plan.video_base else None)
+                          video_link=f"{plan.video_base}/{sid}" if plan.video_base else None,
+                          plan_id=None if course_id else prefix)
         events.append(NewEvent("SessionBooked", booked_data(booking, plan.therapist.therapist_id)))
     return events
 

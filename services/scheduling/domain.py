@@ -117,6 +117,7 @@ class Booking:
     course_id: str | None = None
     number: int | None = None
     video_link: str | None = None
+    plan_id: str | None = None  # the booster plan this session belongs to
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,8 @@ def booked_data(b: Booking, therapist_id: str) -> dict[str, Any]:
             "starts_at": b.starts_at, "ends_at": b.starts_at + diary.SESSION, "kind": b.kind,
             "modality": b.modality, "room": b.room if b.modality == "face_to_face" else None,
             "course_id": b.course_id, "number": b.number,
-            "video_link": b.video_link if b.modality == "video" else None}
+            "video_link": b.video_link if b.modality == "video" else None,
+            **({"plan_id": b.plan_id} if b.plan_id else {})}
 
 
 def _facts(state: SessionState) -> dict:

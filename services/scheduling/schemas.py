@@ -109,6 +109,8 @@ class SessionOut(Schema):
     video_link = fields.String(allow_none=True)
     cancelled_by = fields.String(allow_none=True)
     late = fields.Boolean(allow_none=True)
+    client_name = fields.String(allow_none=True, metadata={
+        "description": "given and family name (the diary and GET /sessions/{id}; null when not known yet)"})
 
 
 class RescheduleIn(Schema):
@@ -182,7 +184,6 @@ class DiaryQuery(Schema):
 
 
 class DiaryEntry(SessionOut):
-    client_name = fields.String(allow_none=True)
     client_status = fields.String(allow_none=True)
 
 

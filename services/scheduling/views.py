@@ -38,7 +38,16 @@ def _between(therapist_id: str, first: date, last: date) -> list[dict]:
 def list_therapists():
     """Every bookable therapist with their hours."""
     docs = context().projection(Therapists()).reader("therapists").find().sort("name", 1)
-    return [{**d, "therapist_id": d["_id"]} for d in docs]
+    return [therapist_out(d) for d in docs]
+
+
+def therapist_out(doc: dict) -> dict:
+    """The store has no date type, so the projection keeps leave days as ISO strings; the
+    response schema wants dates (a string there was a 500 for everyone: issue 13, defect 1)."""
+    exceptions = [{**e, "start_date": date.fromisoformat(str(e["start_date"])[:10]),
+                   "end_date": date.fromisoformat(str(e["end_date"])[:10])}
+                  for e in doc.get("exceptions") or []]
+    return {**doc, "therapist_id": doc["_id"], "exceptions": exceptions}
 
 
 @blp.route("/slots", methods=["GET"])

@@ -53,6 +53,9 @@ class SessionBookedV1(_SessionFacts):
     course_id = optional(fields.String())
     number = optional(fields.Integer())  # the session's number in its course, 1..n
     video_link = optional(fields.String())
+    # optional addition: the booster plan (BoostersPlanned) the session was booked in, so a
+    # consumer can tell a booster of a series (announced once, as a whole) from one booked alone
+    plan_id = optional(fields.String())
 
 
 class Unbooked(Schema):

@@ -154,9 +154,9 @@ def test_homework_reminders_and_booster_invitations_go_and_discharge_voids_what_
     assert "sister" not in mail.to("c1@client.test")[0].get_content()
 
     first = now + timedelta(days=60)
-    feed.booked(sid="b1", starts=first, kind="booster")
+    feed.booked(sid="b1", starts=first, kind="booster", plan_id="p1")
     feed("scheduling", "boosters-c1", "BoostersPlanned", client_id="c1", therapist_id="t1",
-         session_ids=["b1"], count=1, interval_months=2)
+         session_ids=["b1"], count=1, interval_months=2, plan_id="p1")
     wait(lambda: any("follow-up" in s for s in subjects(mail, "c1@client.test")))
     invitation = next(m for m in mail.to("c1@client.test") if "follow-up" in m["Subject"])
     assert first.astimezone(ZoneInfo("Europe/London")).strftime("%A %-d %B %Y at %H:%M") in invitation.get_content()
@@ -166,3 +166,35 @@ def test_homework_reminders_and_booster_invitations_go_and_discharge_voids_what_
     feed("records", "client-c1", "ClientDischarged", client_id="c1", therapist_id="t1", reason="ended",
          outcome_summary="well", discharged_at=now)
     wait(lambda: book.count_documents({"session_id": "b1", "status": "voided"}) == 1)
+
+
+def test_a_booster_booked_on_its_own_is_confirmed_like_any_session(running_service, feed, mail):
+    # issue 13: a booster booked from the portal (one at a time) sent the client nothing
+    feed.therapist()
+    feed.client(channels=("email",))
+    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=60)
+    feed.booked(sid="b9", starts=starts, kind="booster")
+    wait(lambda: any("is booked" in s for s in subjects(mail, "c1@client.test")), message="booster confirmation")
+    body = mail.to("c1@client.test")[0].get_content()
+    assert starts.astimezone(ZoneInfo("Europe/London")).strftime("%A %-d %B %Y at %H:%M") in body
+
+
+def test_a_course_message_says_what_was_booked_not_what_was_asked_for(running_service, feed, mail):
+    # issue 13, defect 11: "16 ... first 2 June" above a list of 10 dates from 14 July
+    feed.therapist()
+    feed.client(channels=("email", "sms"))
+    asked = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2)
+    booked = [asked + timedelta(weeks=w) for w in range(6, 16)]  # the first six could not be booked
+    for n, starts in enumerate(booked, start=7):
+        feed.booked(sid=f"k1-{n:02d}", starts=starts, course_id="k1", number=n)
+    feed("scheduling", "course-k1", "CourseBooked", course_id="k1", client_id="c1", therapist_id="t1",
+         session_ids=[f"k1-{n:02d}" for n in range(7, 17)], count=16, interval_weeks=1, first_starts_at=asked,
+         unbooked=[{"number": n, "wanted_at": asked + timedelta(weeks=n - 1), "reason": "therapist on leave",
+                    "alternatives": []} for n in range(1, 7)])
+    wait(lambda: subjects(mail, "c1@client.test"), message="course summary")
+    body = mail.to("c1@client.test")[0].get_content()
+    london = ZoneInfo("Europe/London")
+    first = booked[0].astimezone(london).strftime("%A %-d %B %Y at %H:%M")
+    assert "We have booked 10 appointments" in body and f"The first is on {first}." in body, body
+    assert "16 appointments" not in body
+    assert body.count(" at ") >= 11  # ten dates listed, and the first again above them

@@ -149,3 +149,12 @@ def test_a_task_stored_with_a_date_at_the_edge_of_the_calendar_plans_nothing_and
                                   contact(quiet_start="21:00", quiet_end="08:00"), LONDON, NOW)
     bson.encode({"planned": planned})
     assert planned == []
+
+
+def test_a_course_recorded_after_it_ended_is_not_announced():
+    # issue 13, defect 11: the demo seed records past courses; their summary went out months late
+    course = {"course_id": "k1", "client_id": "c1", "therapist_id": "t1", "session_ids": ["s1", "s2"],
+              "count": 16, "interval_weeks": 1, "first_starts_at": NOW - timedelta(weeks=16), "unbooked": []}
+    assert plans.course_summary(course, contact(), LONDON, NOW) == []
+    ongoing = {**course, "first_starts_at": NOW - timedelta(weeks=10)}
+    assert [m["_id"] for m in plans.course_summary(ongoing, contact(), LONDON, NOW)] == ["course:k1:email", "course:k1:sms"]

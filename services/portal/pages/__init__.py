@@ -4,4 +4,4 @@ from flask import Blueprint
 blueprint = Blueprint("pages", __name__, template_folder="../templates",
                       static_folder="../static", static_url_path="/assets")
 
-from . import common, signin, diary, clients, clinical, measures, risk, dashboard, caseload  # noqa: E402,F401
+from . import common, signin, diary, booking, availability, clients, clinical, measures, risk, dashboard, caseload  # noqa: E402,F401

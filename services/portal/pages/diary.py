@@ -1,24 +1,32 @@
-"""The diary: a therapist's day or week, booking from free slots (one session or a whole
-course), and what can happen to a session (reschedule, cancel, attended, did not attend)."""
+"""The diary: a day or a week as a time grid, therapists side by side (reception and the
+lead choose whom to see; a therapist sees their own), each session a block at its time and
+length, a free hour a link to book it, today's time marked."""
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import g, render_template, request
 
 from ..backend import backend
 from ..security import current_user, signed_in
-from .common import LONDON, form_flash_ok, items, local_input_to_utc, parse_dt
-from . import blueprint
+from . import blueprint, grid
+from .common import LONDON, items
 
 STAFF = ("admin", "therapist", "clinical_lead")
-BOOKERS = ("admin", "clinical_lead", "therapist")
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)  # the services' diary years
 
 
 def therapists() -> list[dict]:
-    found, _ = backend().try_get("scheduling", "/therapists", default=[])
-    return items(found)
+    return therapists_or_error()[0]
+
+
+def therapists_or_error() -> tuple[list[dict], str | None]:
+    """The bookable therapists, and why not when scheduling did not answer: a failed call
+    must never read as "no therapists are registered" (issue 13, defect 1)."""
+    found, error = backend().try_get("scheduling", "/therapists", default=None)
+    if error is not None:
+        return [], f"The diary is unavailable just now ({error.detail}). Please try again shortly."
+    return items(found), None
 
 
 def chosen_therapist(list_: list[dict]) -> str | None:
@@ -31,119 +39,69 @@ def chosen_therapist(list_: list[dict]) -> str | None:
     return (list_[0].get("therapist_id") or list_[0].get("id")) if list_ else None
 
 
-def _day(value: str | None) -> date:
+def query_date(form: str, name: str = "date") -> date:
+    """A date from the query string; a bad one is today, with the reason kept for the page
+    to show beside the field (`field_error(form, name)`), never a 500."""
+    value = request.args.get(name)
+    today = datetime.now(LONDON).date()
+    if not value:
+        return today
     try:
-        return date.fromisoformat(value) if value else datetime.now(LONDON).date()
+        day = date.fromisoformat(value)
     except ValueError:
-        abort(400, description="date must be YYYY-MM-DD")
+        return _query_error(form, name, "must be a date (YYYY-MM-DD)", today)
+    if not EARLIEST <= day <= LATEST:
+        return _query_error(form, name, f"must be between {EARLIEST.year} and {LATEST.year}", today)
+    return day
+
+
+def _query_error(form: str, name: str, reason: str, fallback: date) -> date:
+    state = g.setdefault("form_state", {"form": form, "values": request.args, "errors": {}, "detail": ""})
+    state["errors"][name] = reason
+    return fallback
+
+
+def query_status() -> int:
+    """400 when the page is shown with a query error beside a field, else 200."""
+    state = g.get("form_state")
+    return 400 if state and state.get("errors") and request.method == "GET" else 200
+
+
+def _shown(everyone: list[dict]) -> list[dict]:
+    user = current_user()
+    if user.role == "therapist":
+        return [t for t in everyone if t.get("therapist_id") == user.therapist_id] or \
+            [{"therapist_id": user.therapist_id, "name": user.name}]
+    wanted = request.args.getlist("therapist")
+    chosen = [t for t in everyone if t.get("therapist_id") in wanted]
+    return chosen or everyone[:grid.MAX_COLUMNS]
 
 
 @blueprint.get("/diary")
 @signed_in(*STAFF)
 def diary():
-    everyone = therapists()
-    therapist_id = chosen_therapist(everyone)
     view = "day" if request.args.get("view") == "day" else "week"
-    day = _day(request.args.get("date"))
+    day = query_date("diary-filter")
+    everyone, unavailable = therapists_or_error()
+    shown = _shown(everyone) if not unavailable else []
     start = day if view == "day" else day - timedelta(days=day.weekday())
-    end = start + timedelta(days=1 if view == "day" else 7)
-    sessions, error = [], None
-    if therapist_id:
-        answer, error = backend().try_get("scheduling", f"/therapists/{therapist_id}/diary",
-                                          default=[], date=day.isoformat(), view=view)
-        sessions = items(answer)
-    days = defaultdict(list)
-    for s in sorted(sessions, key=lambda s: s.get("starts_at") or ""):
-        starts = parse_dt(s.get("starts_at"))
-        if starts:
-            days[starts.astimezone(LONDON).date()].append(s)
-    dates = [start + timedelta(days=i) for i in range((end - start).days)]
-    return render_template("diary.html", therapists=everyone, therapist_id=therapist_id,
-                           view=view, day=day, dates=dates, days=days, error=error,
-                           prev=(start - timedelta(days=1 if view == "day" else 7)).isoformat(),
-                           next=end.isoformat() if view == "week" else (day + timedelta(days=1)).isoformat())
+    length = 1 if view == "day" else 7
+    sessions, errors = {}, []
+    for t in shown:
+        answer, error = backend().try_get("scheduling", f"/therapists/{t['therapist_id']}/diary",
+                                          default={}, date=day.isoformat(), view=view)
+        if error is not None:
+            errors.append(f"{t.get('name', 'A therapist')}'s diary could not be read: {error.detail}")
+        sessions[t["therapist_id"]] = items(answer)
+    per_day = max(1, len(shown))
+    days = grid.days_shown(start, length, shown, [s for found in sessions.values() for s in found])
+    days = days[:max(1, grid.MAX_COLUMNS // per_day)]
+    layout = grid.build(shown, sessions, days) if shown else None
+    step = timedelta(days=length)
+    return render_template(
+        "diary.html", everyone=everyone, shown=shown, unavailable=unavailable, errors=errors,
+        layout=layout, view=view, day=day, start=start, end=start + step - timedelta(days=1),
+        today=datetime.now(LONDON).date(), prev=(start - step).isoformat(),
+        next=(start + step).isoformat(),
+        chosen=[t["therapist_id"] for t in shown]), query_status()
 
-
-@blueprint.get("/book")
-@signed_in(*BOOKERS)
-def book():
-    everyone = therapists()
-    therapist_id = chosen_therapist(everyone)
-    day = _day(request.args.get("date"))
-    until = day + timedelta(days=13)
-    modality = request.args.get("modality") or "face_to_face"
-    slots, slots_error = [], None
-    if therapist_id:
-        answer, slots_error = backend().try_get(
-            "scheduling", "/slots", default=[], therapist_id=therapist_id, modality=modality,
-            **{"from": day.isoformat(), "to": until.isoformat()})
-        slots = items(answer)
-    clients_answer, clients_error = backend().try_get("records", "/clients", default=[],
-                                                     therapist_id=therapist_id, status="active",
-                                                     per_page=100)
-    return render_template("book.html", therapists=everyone, therapist_id=therapist_id, day=day,
-                           slots=slots, slots_error=slots_error, modality=modality, clients=items(clients_answer),
-                           clients_error=clients_error, client_id=request.args.get("client", ""))
-
-
-def _booking_body(form) -> dict:
-    # A slot is offered as "<UTC start>|<first free room>" so a face-to-face booking gets a room.
-    starts_at, _, free_room = (form.get("slot") or "").partition("|")
-    if not starts_at:
-        abort(400, description="choose a slot")
-    modality = form.get("modality", "face_to_face")
-    body = {"client_id": form.get("client_id", ""), "therapist_id": form.get("therapist_id", ""),
-            "modality": modality,
-            "room": (form.get("room") or free_room or None) if modality == "face_to_face" else None}
-    body["starts_at" if form.get("what") == "session" else "first_starts_at"] = (
-        starts_at if "+" in starts_at or starts_at.endswith("Z") else local_input_to_utc(starts_at))
-    return body
-
-
-@blueprint.post("/book")
-@signed_in(*BOOKERS)
-def book_submit():
-    form = request.form
-    body = _booking_body(form)
-    if form.get("what") == "session":
-        body["kind"] = form.get("kind", "treatment")
-        session = backend().post("scheduling", "/sessions", body)
-        form_flash_ok("Session booked.")
-        return redirect(url_for("pages.session_detail", session_id=session["session_id"]))
-    body["count"] = int(form.get("count") or 16)
-    body["interval_weeks"] = int(form.get("interval_weeks") or 1)
-    course = backend().post("scheduling", "/courses", body)
-    return render_template("course_booked.html", course=course, body=body)
-
-
-@blueprint.get("/sessions/<session_id>")
-@signed_in(*STAFF)
-def session_detail(session_id):
-    session = backend().get("scheduling", f"/sessions/{session_id}")
-    return render_template("session.html", s=session)
-
-
-@blueprint.post("/sessions/<session_id>/<action>")
-@signed_in(*STAFF)
-def session_action(session_id, action):
-    if action not in ("reschedule", "cancel", "attend", "miss"):
-        abort(404)
-    try:
-        body = _action_body(action, request.form)
-    except ValueError:
-        abort(400, description="the new time is not a date and time")
-    backend().post("scheduling", f"/sessions/{session_id}/{action}", body)
-    form_flash_ok({"reschedule": "Session moved.", "cancel": "Session cancelled.",
-                   "attend": "Marked attended.", "miss": "Marked did not attend."}[action])
-    return redirect(url_for("pages.session_detail", session_id=session_id))
-
-
-def _action_body(action: str, form) -> dict:
-    if action == "reschedule":
-        body = {"starts_at": local_input_to_utc(form.get("starts_at", "")), "reason": form.get("reason") or None}
-        if form.get("modality"):
-            body["modality"] = form["modality"]
-        return body
-    if action == "cancel":
-        return {"by": form.get("by", ""), "reason": form.get("reason", "")}
-    return {}

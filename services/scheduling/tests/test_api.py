@@ -29,6 +29,7 @@ def test_a_session_is_booked_with_a_location(client, settings, auth_header, ther
     assert r.json["video_link"].endswith(r.json["session_id"])
     got = client.get(r.headers["Location"], headers=auth_header("therapist", therapist_id="t1"))
     assert got.status_code == 200 and got.json["status"] == "booked"
+    assert got.json["client_name"] == "Emma Stone"  # issue 13, defect 8: the session page names the client
 
 
 def test_bad_input_is_a_clear_problem_never_a_500(client, settings, auth_header, therapist):
@@ -239,3 +240,29 @@ def test_every_route_declares_who_may_call_it(app):
         assert roles, f"{rule} has no @requires/@public"
         if "public" in roles:
             assert rule.rule == "/therapists/<therapist_id>/calendar.ics", rule
+
+
+def apply_own_events(settings, projection) -> None:
+    """Scheduling's own stored events through a projection's code, without the broker."""
+    from shared.outbox import message_from_document
+    from shared.projections import Record
+    from shared.web import ServiceContext
+    ctx = ServiceContext("scheduling", settings)
+    view = ctx.projection(projection)
+    docs = list(ctx.store.events.find().sort("position", 1))
+    view.apply([Record("scheduling-direct", 0, d["position"], message_from_document(d)) for d in docs],
+               view.active_generation())
+
+
+def test_the_therapist_list_shows_leave_rather_than_failing(client, settings, auth_header, therapist):
+    # issue 13, defect 1: one therapist with leave made GET /therapists answer 500 (the
+    # projection keeps leave dates as ISO strings; the response schema called isoformat on them)
+    from services.scheduling.projections import Therapists
+    therapist(exceptions=[{"start_date": "2030-08-05", "end_date": "2030-08-16", "reason": "Annual leave"}])
+    therapist("t2", name="Bob Therapist", rooms=("Room 2",))
+    apply_own_events(settings, Therapists())
+    r = client.get("/therapists", headers=auth_header("admin"))
+    assert r.status_code == 200, r.json
+    ann = next(t for t in r.json if t["therapist_id"] == "t1")
+    assert ann["exceptions"] == [{"start_date": "2030-08-05", "end_date": "2030-08-16", "reason": "Annual leave"}]
+    assert ann["weekly_hours"][0] == {"weekday": 0, "start": "09:00", "end": "17:00"}
