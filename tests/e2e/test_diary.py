@@ -141,7 +141,8 @@ def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(pract
         rf"free: book Dr Sarah Okafor, Tuesday {tuesday.day} {tuesday.strftime('%B')}")).first
     at = free.inner_text().strip().lstrip("+").strip()[:5]
     free.focus()
-    page.keyboard.press("Enter")
+    with page.expect_navigation():  # a key press does not wait for the page it opens
+        page.keyboard.press("Enter")
     page.wait_for_load_state()
     assert "/book" in page.url and f"time={at}" in page.url
     assert page.locator('input[name="slot"]:checked').count() == 1

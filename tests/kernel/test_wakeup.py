@@ -71,10 +71,14 @@ def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settin
         time.sleep(1.0)
         listener.names.clear()
         time.sleep(3.0)
-        idle = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster")]
-        # polling every 50 ms was ~60 queries a second; now a lease renewal and a look at the
-        # outbox every 5 s, and the change stream's getMore about once a second
-        assert len(idle) <= 12, idle
+        idle = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster", "getMore")]
+        waits = [n for n in listener.names if n == "getMore"]
+        # polling every 50 ms was ~60 queries a second (142 in these 3 s); now a lease renewal
+        # and a look at the outbox every 5 s, and the change stream's getMore, which the store
+        # holds for up to a second but answers early when another database is written (other
+        # tests' stacks on a shared store): bounded well below polling, not to one a second
+        assert len(idle) <= 6, idle
+        assert len(waits) <= 45, len(waits)
         appended = time.monotonic()
         store.append("c-2", 0, [NewEvent("CounterOpened", {"name": "two"})], META)
         eventually(lambda: store.published_through() == 2, timeout=10, interval=0.01,
