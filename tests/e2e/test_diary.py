@@ -10,13 +10,13 @@ import email.policy
 import re
 import subprocess
 import sys
-import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import PASSWORD, ROOT, accessibility_violations, shot
+from .ui import eventually, sign_in
+from .conftest import ROOT, accessibility_violations, shot
 
 pytestmark = pytest.mark.browser
 LONDON = ZoneInfo("Europe/London")
@@ -62,13 +62,6 @@ def practice(stack):
     return stack
 
 
-def sign_in(page, stack, email_address: str) -> None:
-    page.goto(stack.urls["portal"] + "/sign-in")
-    page.get_by_label("E-mail").fill(email_address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_load_state()
-    assert "/sign-in" not in page.url, page.content()[:2000]
 
 
 def both_widths(page, name: str) -> None:
@@ -91,14 +84,6 @@ def mail_to(stack, address: str) -> list:
     return found
 
 
-def eventually(check, timeout: float = 180.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(practice, new_page):

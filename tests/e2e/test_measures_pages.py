@@ -14,36 +14,20 @@ import email
 import email.policy
 import json
 import re
-import time
 from datetime import date, timedelta
 
 import pytest
-import requests
 
-from .conftest import PASSWORD, accessibility_violations, shot
+from .ui import eventually, sign_in
+from .conftest import accessibility_violations, shot
 
 pytestmark = pytest.mark.browser
 EMAIL, PHONE, PHONE_DIGITS = "nina.patel@example.test", "07700 900777", "7700900777"
 LINK = re.compile(r"https?://[^\s]+/q/[A-Za-z0-9_-]+")
 
 
-def eventually(check, timeout: float = 240.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
-def sign_in(page, stack, email_: str) -> None:
-    page.goto(stack.urls["portal"] + "/sign-in")
-    page.get_by_label("E-mail").fill(email_)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_load_state()
-    assert "/sign-in" not in page.url, page.content()[:2000]
 
 
 def check_page(page, name: str) -> None:

@@ -6,12 +6,12 @@ Each main page is screenshotted and checked with axe-core (no serious violations
 from __future__ import annotations
 
 import re
-import time
 from datetime import date, timedelta
 
 import pytest
 import requests
 
+from .ui import eventually, sign_in
 from .conftest import PASSWORD, accessibility_violations, shot
 
 pytestmark = pytest.mark.browser
@@ -23,23 +23,8 @@ def token(stack, email: str) -> str:
     return r.json()["token"]
 
 
-def eventually(check, timeout: float = 240.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
-def sign_in(page, stack, email: str) -> None:
-    page.goto(stack.urls["portal"] + "/sign-in")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_load_state()
-    assert "/sign-in" not in page.url, page.content()[:2000]
 
 
 def assert_accessible(page, name: str) -> None:
