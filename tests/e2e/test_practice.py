@@ -34,10 +34,11 @@ def assert_accessible(page, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def practice(stack):
-    """The seeded demo practice; the seed is run twice to show the second run changes nothing."""
+    """The seeded demo practice; the seed is run twice to show the second run changes nothing
+    (another module of the package may have seeded the stack first: then both runs find it)."""
     first = stack.seed()
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "demo practice ready" in first.stdout
+    assert "demo practice ready" in first.stdout or "already there" in first.stdout, first.stdout
     second = stack.seed()
     assert second.returncode == 0 and "already there" in second.stdout, second.stdout + second.stderr
     return {"state": {}}
