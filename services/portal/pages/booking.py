@@ -166,10 +166,11 @@ def session_action(session_id, action):
 
 def _action_body(action: str, form) -> dict:
     if action == "reschedule":
-        try:
-            starts_at = local_input_to_utc(form.get("starts_at", ""))
+        try:  # what is not a time at all is refused here, beside the field
+            datetime.fromisoformat(form.get("starts_at", ""))
         except ValueError:
             raise refused({"starts_at": "must be a date and time (UK time)"})
+        starts_at = local_input_to_utc(form.get("starts_at", ""))
         body = {"starts_at": starts_at, "reason": form.get("reason") or None}
         if form.get("modality"):
             body["modality"] = form["modality"]
