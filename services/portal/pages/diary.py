@@ -9,7 +9,7 @@ from flask import abort, redirect, render_template, request, url_for
 
 from ..backend import backend
 from ..security import current_user, signed_in
-from .common import LONDON, form_flash_ok, items, local_input_to_utc, parse_dt
+from .common import LONDON, form_flash_ok, form_int, items, local_input_to_utc, parse_dt
 from . import blueprint
 
 STAFF = ("admin", "therapist", "clinical_lead")
@@ -110,8 +110,9 @@ def book_submit():
         session = backend().post("scheduling", "/sessions", body)
         form_flash_ok("Session booked.")
         return redirect(url_for("pages.session_detail", session_id=session["session_id"]))
-    body["count"] = int(form.get("count") or 16)
-    body["interval_weeks"] = int(form.get("interval_weeks") or 1)
+    # scheduling states the real bounds and refuses beyond them; these only keep it a number.
+    body["count"] = form_int("count", 16, 1, 1000)
+    body["interval_weeks"] = form_int("interval_weeks", 1, 1, 1000)
     course = backend().post("scheduling", "/courses", body)
     return render_template("course_booked.html", course=course, body=body)
 
