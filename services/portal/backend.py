@@ -3,6 +3,7 @@ clinical data: every page is built from these answers, and every refusal (403 fo
 a client that is not yours, 404, 409, 422) comes back as a `BackendError` the page shows."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ class BackendError(Exception):
 
     @property
     def field_errors(self) -> dict:
-        return {e.get("field", ""): e.get("reason", "") for e in self.errors or []}
+        return {str(e.get("field") or ""): str(e.get("reason") or "") for e in self.errors or []}
 
 
 class Backend:
@@ -147,11 +148,22 @@ def _consistency_headers(method: str, service: str, path: str) -> dict:
     if method != "GET":
         key = request.form.get("idempotency_key") if request.method == "POST" else None
         if key:
-            headers["Idempotency-Key"] = f"{key}:{service}:{method}:{path}"[:200]
+            headers["Idempotency-Key"] = f"{_header_safe(key)}:{service}:{method}:{path}"[:200]
     positions = session.get(POSITIONS) or {}
     if positions:
         headers["X-Rapport-Min-Position"] = ",".join(f"{k}:{v}" for k, v in sorted(positions.items()))
     return headers
+
+
+_KEY = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _header_safe(key: str) -> str:
+    """The form's key as the portal made it (hex), or a digest of whatever else was posted: a
+    header carries Latin-1 only, and a key such as `é𝟘` made the send itself fail (a 500 found
+    by tests/security/test_portal_fuzz.py). The same posted value gives the same digest, so a
+    second press is still done once."""
+    return key if _KEY.fullmatch(key) else hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _remember_position(service: str, response) -> None:
@@ -181,10 +193,14 @@ def _error(service: str, response) -> BackendError:
         body = response.json()
     except ValueError:
         body = {}
+    if not isinstance(body, dict):  # a proxy's or a broken service's refusal: not problem+json
+        body = {}
+    errors = body.get("errors")
+    errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
     detail = body.get("detail") or body.get("title") or response.reason or "request refused"
     if response.status_code == 403:
         detail = f"Not available to your role: {detail}"
-    return BackendError(response.status_code, detail, service, body.get("errors") or [])
+    return BackendError(response.status_code, str(detail), service, errors)
 
 
 def backend() -> Backend:

@@ -11,7 +11,7 @@ from shared.contracts.records import CONDITIONS
 
 from ..backend import BackendError, backend
 from ..security import signed_in
-from .common import PROBLEM_AREAS, form_flash_ok, items
+from .common import PROBLEM_AREAS, form_flash_ok, form_int, items
 from .sessions import session_label, today_or_latest_attended
 from . import blueprint
 
@@ -19,6 +19,7 @@ CLINICAL = ("therapist", "clinical_lead")
 RINGS = {"1": "Inner", "2": "Middle", "3": "Outer"}
 BLANK_ROWS = 2  # spare rows under the people already listed
 MIN_ROWS = 3  # a first formulation: partner, family, a friend
+MAX_ROWS = 100  # far more people than a closeness circle holds; the form loops over them
 PERSON = ("name", "relationship", "ring", "good", "hard", "unilateral")
 
 
@@ -60,7 +61,7 @@ def formulation(client_id):
         body = {"problem_areas": request.form.getlist("problem_areas"),
                 "formulation": request.form.get("formulation", "").strip(), "inventory": people,
                 "goals": _lines(request.form.get("goals", "")),
-                "expected_revision": int(request.form.get("expected_revision") or 0)}
+                "expected_revision": form_int("expected_revision", 0, 0, 10**9)}
         try:
             backend().put("records", f"/clients/{client_id}/formulation", body)
         except BackendError as err:
@@ -73,17 +74,25 @@ def formulation(client_id):
 def _formulation_page(client_id: str, extra: int = 0):
     record = backend().get("records", f"/clients/{client_id}")
     saved = (record.get("formulation") or {}).get("inventory") or []
-    shown = int(request.form.get("rows") or 0) if g.get("form_state") else 0
+    shown = _shown_rows() if g.get("form_state") else 0
     rows = max(shown, len(saved) + BLANK_ROWS, MIN_ROWS) + extra
     return render_template("formulation.html", c=record, client_id=client_id, rows=rows, saved=saved,
                            rings=RINGS, problem_areas=PROBLEM_AREAS)
+
+
+def _shown_rows() -> int:
+    """The rows the form had when shown again (what was typed kept); a bad count shows none."""
+    try:
+        return form_int("rows", 0, 0, MAX_ROWS)
+    except BackendError:
+        return 0
 
 
 def _people(form) -> tuple[list[int], list[dict]]:
     """The inventory from the form's rows (`person-<i>-<field>`); blank rows are left out.
     Returns the form row of each person sent too, to put records' errors beside the row."""
     rows, people = [], []
-    for i in range(int(form.get("rows") or 0)):
+    for i in range(form_int("rows", 0, 0, MAX_ROWS)):
         value = {k: form.get(f"person-{i}-{k}", "").strip() for k in PERSON}
         if not any(value[k] for k in ("name", "relationship", "good", "hard", "unilateral")):
             continue
