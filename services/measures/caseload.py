@@ -10,6 +10,7 @@ from shared.audit import record_read
 from shared.auth import Forbidden, current_identity, requires
 
 from .access import board, clients
+from .schemas import AlertRef
 
 blp = Blueprint("caseload_measures", __name__, description="A therapist's caseload: latest scores and open risk")
 
@@ -23,12 +24,7 @@ class Latest(Schema):
     session_number = fields.Integer(allow_none=True)
 
 
-class OpenAlert(Schema):
-    alert_id = fields.String()
-    instrument = fields.String()
-    item = fields.Integer()
-    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
-    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
+class OpenAlert(AlertRef):
     indicated_at = fields.DateTime()
 
 
