@@ -7,6 +7,7 @@ import threading
 import time
 
 import pymongo
+import pytest
 from pymongo import monitoring
 
 from shared.eventstore import EventStore
@@ -30,6 +31,12 @@ class Commands(monitoring.CommandListener):
 
     def failed(self, event):
         pass
+
+
+
+@pytest.fixture(autouse=True)
+def _change_streams_on(monkeypatch):
+    monkeypatch.setenv("RAPPORT_CHANGE_STREAMS", "1")  # opt-in (shared.wakeup.change_streams_enabled)
 
 
 def test_a_doorbell_rings_on_a_write_and_otherwise_times_out(settings):
