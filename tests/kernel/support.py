@@ -1,6 +1,6 @@
 """A tiny event vocabulary and projection used only by the kernel tests."""
 from marshmallow import Schema, fields
-from pymongo import IndexModel
+from pymongo import IndexModel, monitoring
 
 from shared.eventstore import EventStore, Metadata
 from shared.events import Actor, EventRegistry
@@ -57,3 +57,19 @@ def kernel_store(settings) -> EventStore:
     store = EventStore(mongo_client(settings.mongo_uri), settings.database("kernel"), reg)
     store.ensure_indexes()
     return store
+
+
+class Commands(monitoring.CommandListener):
+    """The names of the commands a client sent, in order (for counting round trips)."""
+
+    def __init__(self):
+        self.names: list[str] = []
+
+    def started(self, event):
+        self.names.append(event.command_name)
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass

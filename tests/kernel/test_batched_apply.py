@@ -3,27 +3,12 @@ per event (issue 14), and stays exactly-once: the same batch again changes nothi
 from __future__ import annotations
 
 import pymongo
-from pymongo import monitoring
 
 from shared.outbox import message_from_document
 from shared.projections import ProjectionStore, Record, snapshot
 
-from .support import Totals, reg
+from .support import Commands, Totals, reg
 from .test_consumer import append_counters, expected_totals, setup
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names: list[str] = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes_nothing(settings):

@@ -8,7 +8,6 @@ import time
 
 import pymongo
 import pytest
-from pymongo import monitoring
 
 from shared.eventstore import EventStore
 from shared.events import NewEvent
@@ -16,21 +15,7 @@ from shared.outbox import OutboxRelay
 from shared.pytest_plugin import eventually
 from shared.wakeup import Doorbell
 
-from .support import META, reg
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names: list[str] = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
+from .support import META, Commands, reg
 
 
 

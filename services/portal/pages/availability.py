@@ -38,12 +38,16 @@ def availability_home():
     return redirect(url_for("pages.availability", therapist_id=wanted))
 
 
+def _not_yours():
+    return render_template("error.html", status=403, title="Not available",
+                           detail="You can change only your own hours and leave."), 403
+
+
 @blueprint.get("/therapists/<therapist_id>/availability")
 @signed_in(*STAFF)
 def availability(therapist_id):
     if not _allowed(therapist_id):
-        return render_template("error.html", status=403, title="Not available",
-                               detail="You can change only your own hours and leave."), 403
+        return _not_yours()
     everyone, unavailable = therapists_or_error()
     therapist = next((t for t in everyone if t.get("therapist_id") == therapist_id), None)
     if therapist is None and not unavailable:
@@ -61,8 +65,7 @@ def availability(therapist_id):
 @signed_in(*STAFF)
 def availability_submit(therapist_id):
     if not _allowed(therapist_id):
-        return render_template("error.html", status=403, title="Not available",
-                               detail="You can change only your own hours and leave."), 403
+        return _not_yours()
     body = availability_body(request.form)
     backend().put("scheduling", f"/therapists/{therapist_id}/availability", body)
     form_flash_ok("Hours and leave saved.")
