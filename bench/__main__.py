@@ -5,6 +5,7 @@ Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,scale,
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
 latencies with real relay/consumer processes and their memory (flows.py), a service
 projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py)."""
+
 from __future__ import annotations
 
 import os

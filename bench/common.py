@@ -1,4 +1,5 @@
 """Helpers for `make bench`: isolated settings on the local servers, timing, the table."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import statistics
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.config import Settings
@@ -19,11 +20,16 @@ RESULTS = Path(__file__).parent / "results"
 
 def bench_settings() -> Settings:
     from deploy.local import infra
+
     infra.start()
     tag = uuid.uuid4().hex[:8]
-    return Settings(kafka_bootstrap=f"127.0.0.1:{infra.kafka_port()}",
-                    mongo_uri=f"mongodb://127.0.0.1:{infra.mongo_port()}/?directConnection=true",
-                    topic_prefix=f"bench{tag}.rapport.", db_prefix=f"bench{tag}_", topic_partitions=3)
+    return Settings(
+        kafka_bootstrap=f"127.0.0.1:{infra.kafka_port()}",
+        mongo_uri=f"mongodb://127.0.0.1:{infra.mongo_port()}/?directConnection=true",
+        topic_prefix=f"bench{tag}.rapport.",
+        db_prefix=f"bench{tag}_",
+        topic_partitions=3,
+    )
 
 
 def drop(settings: Settings) -> None:
@@ -60,20 +66,40 @@ class Report:
         self.name = name
         self.rows: list[dict] = []
 
-    def add(self, figure: str, value: float, unit: str, limit: str | None = None,
-            limit_value: float | None = None, note: str = "") -> None:
+    def add(
+        self,
+        figure: str,
+        value: float,
+        unit: str,
+        limit: str | None = None,
+        limit_value: float | None = None,
+        note: str = "",
+    ) -> None:
         ratio = (value / limit_value) if limit_value else None
-        self.rows.append({"figure": figure, "value": value, "unit": unit, "limit": limit,
-                          "limit_value": limit_value, "ratio": ratio, "note": note})
+        self.rows.append(
+            {
+                "figure": figure,
+                "value": value,
+                "unit": unit,
+                "limit": limit,
+                "limit_value": limit_value,
+                "ratio": ratio,
+                "note": note,
+            }
+        )
 
     def print(self) -> None:
         print(f"\n== {self.name} ==")
-        print(f"{'figure':<44} {'value':>12} {'unit':<9} {'limit (same run)':<36} {'limit':>12} {'ratio':>7}")
+        print(
+            f"{'figure':<44} {'value':>12} {'unit':<9} {'limit (same run)':<36} {'limit':>12} {'ratio':>7}"
+        )
         for r in self.rows:
             ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
             limit_value = f"{r['limit_value']:.1f}" if r["limit_value"] is not None else ""
-            print(f"{r['figure']:<44} {r['value']:>12.1f} {r['unit']:<9} {r['limit'] or '':<36} "
-                  f"{limit_value:>12} {ratio:>7}" + (f"  {r['note']}" if r["note"] else ""))
+            print(
+                f"{r['figure']:<44} {r['value']:>12.1f} {r['unit']:<9} {r['limit'] or '':<36} "
+                f"{limit_value:>12} {ratio:>7}" + (f"  {r['note']}" if r["note"] else "")
+            )
 
     def as_dict(self) -> dict:
         return {"name": self.name, "rows": self.rows}
@@ -81,12 +107,23 @@ class Report:
 
 def save(reports: list[Report], stamp: str | None = None) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = stamp or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = stamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"bench-{stamp}.json"
-    path.write_text(json.dumps({
-        "at": stamp, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                  "platform": platform.platform()},
-        "reports": [r.as_dict() for r in reports]}, indent=2, default=str))
+    path.write_text(
+        json.dumps(
+            {
+                "at": stamp,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "reports": [r.as_dict() for r in reports],
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return path
 
 

@@ -7,6 +7,7 @@ store, then seen in another service's projection or accepted by the SMTP server.
 - RiskIndicated (measures) -> the clinical lead's alert email accepted by the dev SMTP sink.
 Limits in the same run: a raw produce -> consume round trip on the same broker, and a raw
 smtplib send to the same sink. Peak RSS (VmHWM) of each process afterwards."""
+
 from __future__ import annotations
 
 import os
@@ -14,19 +15,18 @@ import smtplib
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from kafka import TopicPartition
-
-from shared import kafka as kafka_clients
-from shared.events import NewEvent, utcnow
-from shared.web import ServiceContext
 
 from services.measures.projections import MeasuresBoard, QuestionnairePlans
 from services.notifications.devmail import MailSink
 from services.notifications.domain import message_id
 from services.records.projections import ClientSummaries
+from shared import kafka as kafka_clients
+from shared.events import NewEvent, utcnow
+from shared.web import ServiceContext
 from tests.faults.support import RECEPTION, registered
 
 from .common import Report, percentile
@@ -51,25 +51,64 @@ class TimedSink(MailSink):
 
 def _booked(i: int, now: datetime) -> NewEvent:
     starts = now + timedelta(days=7, minutes=60 * i)
-    return NewEvent("SessionBooked", {
-        "session_id": f"fs-{i}", "client_id": f"fc{i % 10}", "therapist_id": "ft1",
-        "starts_at": starts, "ends_at": starts + timedelta(minutes=50), "kind": "treatment",
-        "modality": "video", "room": None, "course_id": None, "number": None, "video_link": None})
+    return NewEvent(
+        "SessionBooked",
+        {
+            "session_id": f"fs-{i}",
+            "client_id": f"fc{i % 10}",
+            "therapist_id": "ft1",
+            "starts_at": starts,
+            "ends_at": starts + timedelta(minutes=50),
+            "kind": "treatment",
+            "modality": "video",
+            "room": None,
+            "course_id": None,
+            "number": None,
+            "video_link": None,
+        },
+    )
 
 
 def _completed(i: int) -> NewEvent:
-    return NewEvent("QuestionnaireCompleted", {
-        "response_id": f"fr-{i}", "request_id": None, "client_id": f"fc{i % 10}",
-        "therapist_id": "ft1", "session_id": None, "completed_at": utcnow(), "source": "staff",
-        "scores": [{"instrument": "PHQ-9", "answers": [1] * 9, "total": 9.0, "band": "mild",
-                    "prorated": False}], "course_id": None, "session_number": None})
+    return NewEvent(
+        "QuestionnaireCompleted",
+        {
+            "response_id": f"fr-{i}",
+            "request_id": None,
+            "client_id": f"fc{i % 10}",
+            "therapist_id": "ft1",
+            "session_id": None,
+            "completed_at": utcnow(),
+            "source": "staff",
+            "scores": [
+                {
+                    "instrument": "PHQ-9",
+                    "answers": [1] * 9,
+                    "total": 9.0,
+                    "band": "mild",
+                    "prorated": False,
+                }
+            ],
+            "course_id": None,
+            "session_number": None,
+        },
+    )
 
 
 def _risk(i: int) -> NewEvent:
-    return NewEvent("RiskIndicated", {
-        "alert_id": f"fa-{i}", "client_id": f"fc{i % 10}", "therapist_id": "ft1",
-        "response_id": f"fr-{i}", "instrument": "PHQ-9", "item": 9, "answer": 1,
-        "indicated_at": utcnow()})
+    return NewEvent(
+        "RiskIndicated",
+        {
+            "alert_id": f"fa-{i}",
+            "client_id": f"fc{i % 10}",
+            "therapist_id": "ft1",
+            "response_id": f"fr-{i}",
+            "instrument": "PHQ-9",
+            "item": 9,
+            "answer": 1,
+            "indicated_at": utcnow(),
+        },
+    )
 
 
 class Watch:
@@ -94,14 +133,26 @@ def _by_ids(reader):
 
 
 def _processes(settings, log_dir, smtp_port):
-    notify_env = {"RAPPORT_SMTP_PORT": str(smtp_port), "RAPPORT_QUIET_HOURS": "off",
-                  "RAPPORT_NOTIFY_POLL_SECONDS": "0.05", "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD}
+    notify_env = {
+        "RAPPORT_SMTP_PORT": str(smtp_port),
+        "RAPPORT_QUIET_HOURS": "off",
+        "RAPPORT_NOTIFY_POLL_SECONDS": "0.05",
+        "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
+    }
     return [
         worker(settings, "relay", "scheduling", log_dir=log_dir),
         worker(settings, "relay", "measures", log_dir=log_dir),
         worker(settings, "consume", "records", "--projection", "client_summaries", log_dir=log_dir),
-        worker(settings, "consume", "measures", "--projection", "questionnaire_plans",
-               "--projection", "measures_board", log_dir=log_dir),
+        worker(
+            settings,
+            "consume",
+            "measures",
+            "--projection",
+            "questionnaire_plans",
+            "--projection",
+            "measures_board",
+            log_dir=log_dir,
+        ),
         worker(settings, "consume", "notifications", log_dir=log_dir, env=notify_env),
     ]
 
@@ -172,13 +223,29 @@ def _seed(settings) -> None:
     records = ServiceContext("records", settings).store
     for c in range(10):
         records.append(f"fc{c}", 0, [registered(f"fc{c}", "ft1")], RECEPTION)
-    ServiceContext("scheduling", settings).store.append("therapist-ft1", 0, [NewEvent(
-        "TherapistRegistered", {"therapist_id": "ft1", "name": "Dr Flow", "email": "ft1@bench.test",
-                                "phone": None, "modalities": ["video"], "rooms": []})], RECEPTION)
-    kafka_clients.ensure_topics(settings.kafka_bootstrap,
-                                [settings.topic(s) for s in ("scheduling", "records", "measures",
-                                                             "notifications")],
-                                settings.topic_partitions)
+    ServiceContext("scheduling", settings).store.append(
+        "therapist-ft1",
+        0,
+        [
+            NewEvent(
+                "TherapistRegistered",
+                {
+                    "therapist_id": "ft1",
+                    "name": "Dr Flow",
+                    "email": "ft1@bench.test",
+                    "phone": None,
+                    "modalities": ["video"],
+                    "rooms": [],
+                },
+            )
+        ],
+        RECEPTION,
+    )
+    kafka_clients.ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.topic(s) for s in ("scheduling", "records", "measures", "notifications")],
+        settings.topic_partitions,
+    )
 
 
 def run(settings, log_dir, report: Report) -> dict:
@@ -186,10 +253,12 @@ def run(settings, log_dir, report: Report) -> dict:
     summaries = ServiceContext("records", settings).projection(ClientSummaries())
     plans = ServiceContext("measures", settings).projection(QuestionnairePlans())
     board = ServiceContext("measures", settings).projection(MeasuresBoard())
-    watches = {"records": Watch(_by_ids(lambda: summaries.reader("sessions"))),
-               "plans": Watch(_by_ids(lambda: plans.reader("plans"))),
-               "board": Watch(_by_ids(lambda: board.reader("responses"))),
-               "mail": Watch(lambda ids: [k for k in ids if k in sink.accepted_at])}
+    watches = {
+        "records": Watch(_by_ids(lambda: summaries.reader("sessions"))),
+        "plans": Watch(_by_ids(lambda: plans.reader("plans"))),
+        "board": Watch(_by_ids(lambda: board.reader("responses"))),
+        "mail": Watch(lambda ids: [k for k in ids if k in sink.accepted_at]),
+    }
     _seed(settings)
     procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
     rss = {}
@@ -203,11 +272,14 @@ def run(settings, log_dir, report: Report) -> dict:
                 for w in watches.values():
                     w.poll()
                 time.sleep(0.01)
+
         thread = threading.Thread(target=poller, daemon=True)
         thread.start()
         appended = _steady_load(settings, watches, stop_at)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(len(w.seen) < len(w.appended) for w in watches.values()):
+        while time.monotonic() < deadline and any(
+            len(w.seen) < len(w.appended) for w in watches.values()
+        ):
             time.sleep(0.2)
         polling.set()
         thread.join()
@@ -218,20 +290,35 @@ def run(settings, log_dir, report: Report) -> dict:
             p.stop()
     trips, smtp = _broker_round_trips(settings), _smtp_sends(sink)
     sink.stop()
-    note = (f"target {RATE:.0f} ticks/s for {SECONDS:.0f}s, achieved {appended / SECONDS:.1f}/s "
-            f"({appended} bookings, 1 in 4 + completion, 1 in 10 + risk)")
-    limits = {"records": ("raw produce->consume, same broker", trips),
-              "plans": ("raw produce->consume, same broker", trips),
-              "board": ("raw produce->consume, same broker", trips),
-              "mail": ("raw smtplib send, same sink", smtp)}
-    names = {"records": "SessionBooked -> records summary", "plans": "SessionBooked -> measures plan",
-             "board": "QuestionnaireCompleted -> dashboard", "mail": "RiskIndicated -> email accepted"}
+    note = (
+        f"target {RATE:.0f} ticks/s for {SECONDS:.0f}s, achieved {appended / SECONDS:.1f}/s "
+        f"({appended} bookings, 1 in 4 + completion, 1 in 10 + risk)"
+    )
+    limits = {
+        "records": ("raw produce->consume, same broker", trips),
+        "plans": ("raw produce->consume, same broker", trips),
+        "board": ("raw produce->consume, same broker", trips),
+        "mail": ("raw smtplib send, same sink", smtp),
+    }
+    names = {
+        "records": "SessionBooked -> records summary",
+        "plans": "SessionBooked -> measures plan",
+        "board": "QuestionnaireCompleted -> dashboard",
+        "mail": "RiskIndicated -> email accepted",
+    }
     for key, w in watches.items():
         lat, (limit, raw) = w.latencies_ms(), limits[key]
         missing = len(w.appended) - len(lat)
         extra = note + (f"; {missing} NOT SEEN within 60s" if missing else "")
-        report.add(f"{names[key]} p50", percentile(lat, 50), "ms", f"{limit} p50",
-                   percentile(raw, 50), note=extra)
-        report.add(f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99",
-                   percentile(raw, 99))
+        report.add(
+            f"{names[key]} p50",
+            percentile(lat, 50),
+            "ms",
+            f"{limit} p50",
+            percentile(raw, 50),
+            note=extra,
+        )
+        report.add(
+            f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99", percentile(raw, 99)
+        )
     return rss

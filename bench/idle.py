@@ -8,6 +8,7 @@ not shared with other work (run it on its own ports: RAPPORT_MONGO_PORT, bench/R
 
 The local broker answers a fetch at once instead of holding it for `fetch_max_wait_ms`, so
 while `poll()` waits the client sends fetch after fetch: the CPU goes into the poll window."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+from services.records.projections import ClientSummaries
 from shared import services
 from shared.consumer import POLL_MS, ProjectionRunner
-
-from services.records.projections import ClientSummaries
 
 from .common import Report
 from .procs import Gunicorn, _children, worker
@@ -36,7 +36,9 @@ def _idle_share(settings, poll_ms: int) -> float:
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while not (runner.consumer and runner.consumer.assignment()) and time.monotonic() < deadline:
+        while (
+            not (runner.consumer and runner.consumer.assignment()) and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         time.sleep(2)  # past the join and the first fetches
         before, started = os.times(), time.monotonic()
@@ -62,6 +64,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _server_pids() -> dict[str, int]:
     from deploy.local import infra
+
     found = {}
     for server in infra.servers():
         pid = server.pid()
@@ -75,11 +78,15 @@ def _whole_stack(settings, log_dir: Path) -> dict[str, float]:
     names = [d.name for d in services.available() if d.name != "portal"]
     procs = []
     for name in names:
-        procs.append(Gunicorn(f"services.{name}.wsgi:app", settings, log_dir=log_dir,
-                              name=f"idle-{name}-api"))
+        procs.append(
+            Gunicorn(
+                f"services.{name}.wsgi:app", settings, log_dir=log_dir, name=f"idle-{name}-api"
+            )
+        )
         procs.append(worker(settings, "relay", name, log_dir=log_dir, name=f"idle-{name}-relay"))
-        procs.append(worker(settings, "consume", name, log_dir=log_dir,
-                            name=f"idle-{name}-consumers"))
+        procs.append(
+            worker(settings, "consume", name, log_dir=log_dir, name=f"idle-{name}-consumers")
+        )
     try:
         for p in procs:
             p.start()
@@ -99,11 +106,22 @@ def _whole_stack(settings, log_dir: Path) -> dict[str, float]:
 def run(settings, report: Report, log_dir: Path) -> None:
     ours = _idle_share(settings.with_(topic_prefix=settings.topic_prefix + "a."), POLL_MS)
     wide = _idle_share(settings.with_(topic_prefix=settings.topic_prefix + "b."), 100)
-    report.add(f"idle consumer CPU, poll {POLL_MS} ms + rest", ours * 100, "% of a core",
-               "the same with a 100 ms poll window", wide * 100,
-               note=f"one ProjectionRunner, nothing to read, {SECONDS:.0f}s each")
+    report.add(
+        f"idle consumer CPU, poll {POLL_MS} ms + rest",
+        ours * 100,
+        "% of a core",
+        "the same with a 100 ms poll window",
+        wide * 100,
+        note=f"one ProjectionRunner, nothing to read, {SECONDS:.0f}s each",
+    )
     shares = _whole_stack(settings.with_(topic_prefix=settings.topic_prefix + "c."), log_dir)
     total = sum(shares.values())
     top = ", ".join(f"{n} {v:.1f}" for n, v in sorted(shares.items(), key=lambda kv: -kv[1])[:4])
-    report.add("whole stack idle CPU (every process + store + broker)", total, "% of a core",
-               "target (issue 14)", TARGET, note=f"{SECONDS:.0f}s after {SETTLE:.0f}s; largest: {top}")
+    report.add(
+        "whole stack idle CPU (every process + store + broker)",
+        total,
+        "% of a core",
+        "target (issue 14)",
+        TARGET,
+        note=f"{SECONDS:.0f}s after {SETTLE:.0f}s; largest: {top}",
+    )

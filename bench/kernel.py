@@ -1,6 +1,7 @@
 """Kernel figures, each next to the raw rate of the same store or broker in the same run:
 append vs raw insert_one; relay vs raw producer; consumer->projection vs raw consumption;
 projection rebuild vs raw insert_many of the same documents."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ from kafka import TopicPartition
 
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner, rebuild
-from shared.eventstore import StreamAppend
 from shared.events import NewEvent
+from shared.eventstore import StreamAppend
 from shared.outbox import OutboxRelay, message_from_document
 from shared.projections import snapshot
 from tests.kernel.support import META, Totals, kernel_store, reg
@@ -39,8 +40,13 @@ def bench_append(settings, report: Report, n: int) -> None:
     with r.run():
         for i in range(n):
             raw.insert_one({**doc, "stream_id": f"raw-{i}"})
-    report.add("event append (1 event/command)", n / t.seconds, "events/s",
-               "raw insert_one, same store", n / r.seconds)
+    report.add(
+        "event append (1 event/command)",
+        n / t.seconds,
+        "events/s",
+        "raw insert_one, same store",
+        n / r.seconds,
+    )
 
 
 def _fill(store, n: int, streams: int = 50) -> None:
@@ -49,7 +55,7 @@ def _fill(store, n: int, streams: int = 50) -> None:
     for s in range(streams):
         events = [NewEvent("CounterOpened", {"name": f"s{s}"})] + [_inc(i) for i in range(per - 1)]
         for start in range(0, len(events), 100):
-            store.append_streams([StreamAppend(f"s-{s}", start, events[start:start + 100])], META)
+            store.append_streams([StreamAppend(f"s-{s}", start, events[start : start + 100])], META)
 
 
 def bench_relay(settings, report: Report, n: int) -> None:
@@ -72,8 +78,13 @@ def bench_relay(settings, report: Report, n: int) -> None:
     t = Timer()
     with t.run():
         relay.drain(timeout=600)
-    report.add("outbox relay (publish + mark published)", len(docs) / t.seconds, "events/s",
-               "raw kafka-python send+flush, same broker", len(docs) / r.seconds)
+    report.add(
+        "outbox relay (publish + mark published)",
+        len(docs) / t.seconds,
+        "events/s",
+        "raw kafka-python send+flush, same broker",
+        len(docs) / r.seconds,
+    )
     return store, topic
 
 
@@ -103,20 +114,38 @@ def bench_consume(settings, report: Report, store, topic: str) -> None:
             time.sleep(0.02)
     stop.set()
     thread.join(timeout=30)
-    report.add("consumer -> projection (txn per poll batch)", total / t.seconds, "events/s",
-               "raw kafka-python poll + json decode", seen / r.seconds, note="includes group join")
+    report.add(
+        "consumer -> projection (txn per poll batch)",
+        total / t.seconds,
+        "events/s",
+        "raw kafka-python poll + json decode",
+        seen / r.seconds,
+        note="includes group join",
+    )
     coll = store.db["raw_upserts"]
     u = Timer()
     sample = min(total, 1500)
     with u.run():
         for i in range(sample):
-            coll.update_one({"_id": f"s-{i % 50}"}, {"$inc": {"sum": i}, "$push": {"versions": i}}, upsert=True)
-    report.add("consumer -> projection (same figure)", total / t.seconds, "events/s",
-               "raw update_one upserts, same store", sample / u.seconds,
-               note="each event is one projection upsert")
-    report.add("consumer -> projection (same figure)", total / t.seconds, "events/s",
-               "raw bulk_write of its upserts, txn/batch", total / _raw_bulk(store, total),
-               note="500 upserts + processed ids + offsets per transaction, ordered")
+            coll.update_one(
+                {"_id": f"s-{i % 50}"}, {"$inc": {"sum": i}, "$push": {"versions": i}}, upsert=True
+            )
+    report.add(
+        "consumer -> projection (same figure)",
+        total / t.seconds,
+        "events/s",
+        "raw update_one upserts, same store",
+        sample / u.seconds,
+        note="each event is one projection upsert",
+    )
+    report.add(
+        "consumer -> projection (same figure)",
+        total / t.seconds,
+        "events/s",
+        "raw bulk_write of its upserts, txn/batch",
+        total / _raw_bulk(store, total),
+        note="500 upserts + processed ids + offsets per transaction, ordered",
+    )
     return runner
 
 
@@ -125,7 +154,9 @@ def _raw_bulk(store, total: int, batch: int = 500) -> float:
     bulk_write of the projection upserts, the processed ids and the offsets, in one
     transaction."""
     from pymongo import UpdateOne
+
     from shared.mongo import in_transaction
+
     coll, ids, offsets = (store.db[n] for n in ("raw_bulk", "raw_bulk_ids", "raw_bulk_offsets"))
     r = Timer()
     with r.run():
@@ -133,12 +164,31 @@ def _raw_bulk(store, total: int, batch: int = 500) -> float:
             n = min(batch, total - start)
 
             def work(session, start=start, n=n):
-                coll.bulk_write([UpdateOne({"_id": f"s-{i % 50}"}, {"$inc": {"sum": i}, "$push": {"versions": i}},
-                                           upsert=True) for i in range(start, start + n)], session=session)
-                ids.insert_many([{"_id": f"e-{i}"} for i in range(start, start + n)], ordered=False,
-                                session=session)
-                offsets.bulk_write([UpdateOne({"_id": f"p-{p}"}, {"$set": {"next": start + n}}, upsert=True)
-                                    for p in range(3)], ordered=False, session=session)
+                coll.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": f"s-{i % 50}"},
+                            {"$inc": {"sum": i}, "$push": {"versions": i}},
+                            upsert=True,
+                        )
+                        for i in range(start, start + n)
+                    ],
+                    session=session,
+                )
+                ids.insert_many(
+                    [{"_id": f"e-{i}"} for i in range(start, start + n)],
+                    ordered=False,
+                    session=session,
+                )
+                offsets.bulk_write(
+                    [
+                        UpdateOne({"_id": f"p-{p}"}, {"$set": {"next": start + n}}, upsert=True)
+                        for p in range(3)
+                    ],
+                    ordered=False,
+                    session=session,
+                )
+
             in_transaction(store.mongo, work)
     return r.seconds
 
@@ -156,9 +206,14 @@ def bench_rebuild(settings, report: Report, store, runner) -> None:
         raw.insert_many([{k: v for k, v in d.items() if k != "_id"} for d in docs])
         raw.insert_many([{"marker": p["_id"]} for p in processed])
     written = len(docs) + len(processed)
-    report.add("projection rebuild (replay topic -> new gen)", total / t.seconds, "events/s",
-               f"raw insert_many of its {written} docs", total / r.seconds,
-               note="limit scaled to the same event count")
+    report.add(
+        "projection rebuild (replay topic -> new gen)",
+        total / t.seconds,
+        "events/s",
+        f"raw insert_many of its {written} docs",
+        total / r.seconds,
+        note="limit scaled to the same event count",
+    )
 
 
 def run(settings) -> Report:

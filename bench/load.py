@@ -1,12 +1,13 @@
 """A bounded HTTP load generator: a thread pool, each thread with its own keep-alive
 session, sending for a fixed number of seconds; latency of every request kept."""
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 import requests
 
@@ -31,8 +32,15 @@ class LoadResult:
         return percentile(self.latencies, q) * 1000
 
 
-def run_load(url: str, make_body: Callable[[int], dict | None], *, seconds: float, threads: int,
-             headers: dict | None = None, ok: int = 201) -> LoadResult:
+def run_load(
+    url: str,
+    make_body: Callable[[int], dict | None],
+    *,
+    seconds: float,
+    threads: int,
+    headers: dict | None = None,
+    ok: int = 201,
+) -> LoadResult:
     """POST make_body(i) to url from `threads` threads for `seconds`; None ends a thread."""
     counter, lock = iter(range(10**9)), threading.Lock()
     result, deadline = LoadResult(seconds), time.monotonic() + seconds
@@ -55,6 +63,7 @@ def run_load(url: str, make_body: Callable[[int], dict | None], *, seconds: floa
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if status == ok:
                     result.latencies.append(took)
+
     started = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(worker, range(threads)))

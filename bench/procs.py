@@ -2,6 +2,7 @@
 kernel's entry points (`python -m shared.run relay|consume <service>`), each configured
 only through the environment, as in production. Started in their own session, stopped by
 PID (SIGTERM, or SIGKILL for fault cases) — never by name."""
+
 from __future__ import annotations
 
 import os
@@ -30,13 +31,17 @@ def free_port() -> int:
 def settings_env(settings: Settings, **extra: str) -> dict:
     """The environment that makes `Settings.from_env()` equal to `settings` (prefixes too)."""
     env = dict(os.environ)
-    env.update({
-        "PYTHONPATH": str(ROOT), "RAPPORT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "RAPPORT_MONGO_URI": settings.mongo_uri, "RAPPORT_TOPIC_PREFIX": settings.topic_prefix,
-        "RAPPORT_DB_PREFIX": settings.db_prefix,
-        "RAPPORT_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "RAPPORT_DEMO_MODE": "1",
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "RAPPORT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "RAPPORT_MONGO_URI": settings.mongo_uri,
+            "RAPPORT_TOPIC_PREFIX": settings.topic_prefix,
+            "RAPPORT_DB_PREFIX": settings.db_prefix,
+            "RAPPORT_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "RAPPORT_DEMO_MODE": "1",
+        }
+    )
     env.setdefault("RAPPORT_LOG_LEVEL", "WARNING")
     env.update(extra)
     return env
@@ -51,11 +56,17 @@ class Proc:
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         with open(self.log_path, "ab") as out:
-            self.popen = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=out,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -121,8 +132,15 @@ def _vmhwm_kib(pid: int) -> float:
     return 0.0
 
 
-def worker(settings: Settings, verb: str, service: str, *args: str, log_dir: Path,
-           name: str | None = None, env: dict | None = None) -> Proc:
+def worker(
+    settings: Settings,
+    verb: str,
+    service: str,
+    *args: str,
+    log_dir: Path,
+    name: str | None = None,
+    env: dict | None = None,
+) -> Proc:
     """`python -m shared.run <verb> <service> [args]` as a child process."""
     argv = [PYTHON, "-m", "shared.run", verb, service, *args]
     return Proc(name or f"{verb}-{service}", argv, settings_env(settings, **(env or {})), log_dir)
@@ -131,8 +149,16 @@ def worker(settings: Settings, verb: str, service: str, *args: str, log_dir: Pat
 class Gunicorn(Proc):
     """An app under gunicorn with deploy/gunicorn.conf.py, on a free loopback port."""
 
-    def __init__(self, app: str, settings: Settings, *, log_dir: Path, name: str = "gunicorn",
-                 workers: int | None = None, env: dict | None = None):
+    def __init__(
+        self,
+        app: str,
+        settings: Settings,
+        *,
+        log_dir: Path,
+        name: str = "gunicorn",
+        workers: int | None = None,
+        env: dict | None = None,
+    ):
         self.port = free_port()
         extra = {"GUNICORN_BIND": f"127.0.0.1:{self.port}", **(env or {})}
         if workers is not None:
@@ -144,7 +170,7 @@ class Gunicorn(Proc):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "Gunicorn":
+    def start(self, timeout: float = 60.0) -> Gunicorn:
         super().start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

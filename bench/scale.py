@@ -2,6 +2,7 @@
 growing sizes: append, read_all, relay, the consumer pipeline vs raw kafka-python
 consumption of the same topic, the projection rebuild vs raw insert_many of the documents it
 wrote, and indexed query latency on the projection as its collection grows."""
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,14 @@ from datetime import timedelta
 from kafka import TopicPartition
 from pymongo.errors import BulkWriteError
 
+from services.records.projections import ClientSummaries
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner, rebuild
-from shared.eventstore import StreamAppend
 from shared.events import NewEvent, utcnow
+from shared.eventstore import StreamAppend
 from shared.projections import snapshot
 from shared.run import make_relay
 from shared.web import ServiceContext
-
-from services.records.projections import ClientSummaries
 from tests.faults.support import RECEPTION
 
 from .common import Report, Timer, drop, percentile
@@ -38,11 +38,30 @@ def _append(store, n: int, start: int) -> float:
             appends = []
             for i in range(base, min(base + 100, start + n)):
                 starts = now + timedelta(days=7, minutes=i)
-                appends.append(StreamAppend(f"session-sb{i}", 0, [NewEvent("SessionBooked", {
-                    "session_id": f"sb{i}", "client_id": f"sc{i % CLIENTS}", "therapist_id": "t1",
-                    "starts_at": starts, "ends_at": starts + timedelta(minutes=50),
-                    "kind": "treatment", "modality": "video", "room": None, "course_id": None,
-                    "number": None, "video_link": None})]))
+                appends.append(
+                    StreamAppend(
+                        f"session-sb{i}",
+                        0,
+                        [
+                            NewEvent(
+                                "SessionBooked",
+                                {
+                                    "session_id": f"sb{i}",
+                                    "client_id": f"sc{i % CLIENTS}",
+                                    "therapist_id": "t1",
+                                    "starts_at": starts,
+                                    "ends_at": starts + timedelta(minutes=50),
+                                    "kind": "treatment",
+                                    "modality": "video",
+                                    "room": None,
+                                    "course_id": None,
+                                    "number": None,
+                                    "video_link": None,
+                                },
+                            )
+                        ],
+                    )
+                )
             store.append_streams(appends, RECEPTION)
     return n / t.seconds
 
@@ -106,8 +125,10 @@ def _rebuild(settings, projection_store, total: int) -> tuple[float, float]:
     r = Timer()
     with r.run():
         for i in range(0, len(docs), 5000):
-            _insert_many(raw, [{k: v for k, v in d.items() if k != "_id"} for d in docs[i:i + 5000]])
-            _insert_many(raw, [{"marker": d["_id"]} for d in docs[i:i + 5000]])
+            _insert_many(
+                raw, [{k: v for k, v in d.items() if k != "_id"} for d in docs[i : i + 5000]]
+            )
+            _insert_many(raw, [{"marker": d["_id"]} for d in docs[i : i + 5000]])
     return total / t.seconds, total / r.seconds
 
 
@@ -121,8 +142,9 @@ def run(settings, report: Report) -> None:
 def _run(settings, report: Report) -> None:
     store = ServiceContext("scheduling", settings).store
     topic = settings.topic("scheduling")
-    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic, settings.topic("records")],
-                                settings.topic_partitions)
+    kafka_clients.ensure_topics(
+        settings.kafka_bootstrap, [topic, settings.topic("records")], settings.topic_partitions
+    )
     projection = ServiceContext("records", settings).projection(ClientSummaries())
     done, first = 0, True
     for size in SIZES:
@@ -138,18 +160,35 @@ def _run(settings, report: Report) -> None:
         label = f"{size // 1000}k"
         report.add(f"[{label}] append (100 events/command)", append_rate, "events/s")
         report.add(f"[{label}] read_all", read / t.seconds, "events/s")
-        report.add(f"[{label}] relay publish + mark", added / relay.seconds, "events/s",
-                   note=f"the {added} events appended at this size")
+        report.add(
+            f"[{label}] relay publish + mark",
+            added / relay.seconds,
+            "events/s",
+            note=f"the {added} events appended at this size",
+        )
         if first:  # the live pipeline once; rebuild (the same apply path) at every size
             raw = _raw_consume(settings, topic)
-            report.add(f"[{label}] records summaries consumer", _live(settings, size), "events/s",
-                       "raw kafka-python poll + json decode", raw, note="includes group join")
+            report.add(
+                f"[{label}] records summaries consumer",
+                _live(settings, size),
+                "events/s",
+                "raw kafka-python poll + json decode",
+                raw,
+                note="includes group join",
+            )
             first = False
         rebuild_rate, insert_rate = _rebuild(settings, projection, size)
-        report.add(f"[{label}] records summaries rebuild", rebuild_rate, "events/s",
-                   "raw insert_many of its docs (+markers)", insert_rate)
+        report.add(
+            f"[{label}] records summaries rebuild",
+            rebuild_rate,
+            "events/s",
+            "raw insert_many of its docs (+markers)",
+            insert_rate,
+        )
         p50, p99 = _query_latency(projection.reader("sessions"))
-        report.add(f"[{label}] summary sessions query p50", p50, "ms", note="indexed client_id+status")
+        report.add(
+            f"[{label}] summary sessions query p50", p50, "ms", note="indexed client_id+status"
+        )
         report.add(f"[{label}] summary sessions query p99", p99, "ms")
         print(f"scale: {label} done", flush=True)
         report.print()  # as each size finishes: the larger ones may not fit a session

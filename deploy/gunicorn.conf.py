@@ -6,6 +6,7 @@
 - Prometheus multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set;
 - SIGTERM: workers finish in-flight requests within graceful_timeout, then exit.
 """
+
 import multiprocessing
 import os
 
@@ -35,4 +36,5 @@ def on_starting(server):
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
+
         multiprocess.mark_process_dead(worker.pid)

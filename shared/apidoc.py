@@ -1,6 +1,7 @@
 """The kernel's request and response headers in every service's OpenAPI document: added to
 each signed-in operation once the blueprints are registered (they are handled by the kernel,
 not by the routes, so no route declares them)."""
+
 from __future__ import annotations
 
 from flask_smorest import Api
@@ -10,39 +11,57 @@ from . import consistency, idempotency
 WRITES = ("post", "put", "patch", "delete")
 
 MIN_POSITION = {
-    "in": "header", "name": consistency.MIN_POSITION_HEADER, "required": False,
+    "in": "header",
+    "name": consistency.MIN_POSITION_HEADER,
+    "required": False,
     "description": (
         "Read your writes: `<service>:<position>[,<service>:<position>...]`, the "
         f"`{consistency.POSITION_HEADER}` values of the caller's earlier writes (any service). "
         "Before answering, the request waits until every view it reads has applied the events "
         "of each service it reads up to that position (services it does not read are ignored), "
         f"at most {consistency.MAX_WAIT:g} s in all; past that it answers anyway with "
-        f"`{consistency.STALE_HEADER}`. A malformed value is refused with 400."),
-    "schema": {"type": "string", "maxLength": 1000,
-               "pattern": r"^[a-z][a-z0-9_-]{0,39}:[0-9]{1,15}(,[a-z][a-z0-9_-]{0,39}:[0-9]{1,15}){0,15}$"},
+        f"`{consistency.STALE_HEADER}`. A malformed value is refused with 400."
+    ),
+    "schema": {
+        "type": "string",
+        "maxLength": 1000,
+        "pattern": r"^[a-z][a-z0-9_-]{0,39}:[0-9]{1,15}(,[a-z][a-z0-9_-]{0,39}:[0-9]{1,15}){0,15}$",
+    },
 }
 IDEMPOTENCY_KEY = {
-    "in": "header", "name": idempotency.HEADER, "required": False,
+    "in": "header",
+    "name": idempotency.HEADER,
+    "required": False,
     "description": (
         "Once-only write: a key the caller makes up per request (e.g. a UUID), scoped to the "
         "signed-in user and kept 24 h. Sent again with the same request, the first answer is "
         f"replayed (status, body, Location; `{idempotency.REPLAYED_HEADER}: true`) without doing "
         "the work again; sent with another request it is refused with 422; while the first "
         "request is still running a second one waits for its answer (409 after "
-        f"{idempotency.WAIT:g} s). A refused request (4xx) does not keep the key."),
+        f"{idempotency.WAIT:g} s). A refused request (4xx) does not keep the key."
+    ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]+$"},
 }
 POSITION = {
-    "description": ("`<service>:<position>`: the event position this write produced; send it "
-                    f"back in `{consistency.MIN_POSITION_HEADER}` to read your write"),
-    "schema": {"type": "string"}}
+    "description": (
+        "`<service>:<position>`: the event position this write produced; send it "
+        f"back in `{consistency.MIN_POSITION_HEADER}` to read your write"
+    ),
+    "schema": {"type": "string"},
+}
 STALE = {
-    "description": (f"Present when the {consistency.MAX_WAIT:g} s wait for "
-                    f"`{consistency.MIN_POSITION_HEADER}` ran out: the `<service>:<position>` "
-                    "values not yet reached; the answer may not show those writes"),
-    "schema": {"type": "string"}}
-REPLAYED = {"description": "`true` when this is the stored answer to an earlier request with the "
-                           "same Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}}
+    "description": (
+        f"Present when the {consistency.MAX_WAIT:g} s wait for "
+        f"`{consistency.MIN_POSITION_HEADER}` ran out: the `<service>:<position>` "
+        "values not yet reached; the answer may not show those writes"
+    ),
+    "schema": {"type": "string"},
+}
+REPLAYED = {
+    "description": "`true` when this is the stored answer to an earlier request with the "
+    "same Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 
 def document_kernel_headers(api: Api) -> None:

@@ -1,15 +1,17 @@
 """Command handling: load the stream, decide, append with the expected version. A concurrent
 writer makes the append fail; the handler then decides again on the fresh state, so the
 second of two racing commands is judged against the first one's outcome."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pymongo.client_session import ClientSession
 
 from .domain import Conflict, Decider, fold
-from .eventstore import ConcurrencyError, EventStore, Metadata
 from .events import Event
+from .eventstore import ConcurrencyError, EventStore, Metadata
 
 
 class CommandHandler:
@@ -20,8 +22,14 @@ class CommandHandler:
         events = self.store.load(stream_id)
         return fold(self.decider, events), len(events)
 
-    def execute(self, stream_id: str, command: Any, meta: Metadata, *,
-                also: Callable[[ClientSession], None] | None = None) -> list[Event]:
+    def execute(
+        self,
+        stream_id: str,
+        command: Any,
+        meta: Metadata,
+        *,
+        also: Callable[[ClientSession], None] | None = None,
+    ) -> list[Event]:
         for _ in range(self.attempts):
             state, version = self.state(stream_id)
             new_events = self.decider.decide(state, command)

@@ -6,6 +6,7 @@ point; `python -m shared.audit verify` checks it and names the first bad entry.
 All services write to one practice-wide audit database (`<db_prefix>audit`), so the chain
 is one sequence. Commands are audited by their events already; reads of clinical records
 are recorded here by the API that serves them (`record_read`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,8 @@ import hashlib
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pymongo
 from pymongo import ASCENDING, DESCENDING
@@ -24,10 +25,23 @@ GENESIS = "0" * 64
 
 
 def _canonical(entry: dict) -> bytes:
-    fields = {k: entry.get(k) for k in ("seq", "at", "actor", "role", "action", "resource",
-                                        "client_id", "source_ip", "correlation_id", "service")}
+    fields = {
+        k: entry.get(k)
+        for k in (
+            "seq",
+            "at",
+            "actor",
+            "role",
+            "action",
+            "resource",
+            "client_id",
+            "source_ip",
+            "correlation_id",
+            "service",
+        )
+    }
     if isinstance(fields["at"], datetime):
-        fields["at"] = fields["at"].astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        fields["at"] = fields["at"].astimezone(UTC).isoformat(timespec="milliseconds")
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -43,9 +57,18 @@ class AuditTrail:
         self.entries.create_index([("seq", ASCENDING)], unique=True, name="seq_unique")
         self.entries.create_index([("client_id", ASCENDING), ("seq", ASCENDING)])
 
-    def append(self, *, actor: str, role: str, action: str, resource: str,
-               client_id: str | None = None, source_ip: str | None = None,
-               correlation_id: str | None = None, service: str | None = None) -> dict:
+    def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        resource: str,
+        client_id: str | None = None,
+        source_ip: str | None = None,
+        correlation_id: str | None = None,
+        service: str | None = None,
+    ) -> dict:
         """Append one entry; a concurrent writer taking the same seq makes us retry. The
         entry's `_id` is fixed before the first attempt, so a write the driver retried after
         a lost reply is recognised as ours, never appended twice."""
@@ -53,11 +76,21 @@ class AuditTrail:
         for _ in range(50):
             last = self.entries.find_one({}, {"seq": 1, "hash": 1}, sort=[("seq", DESCENDING)])
             seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
-            now = datetime.now(timezone.utc)
-            entry = {"_id": entry_id, "seq": seq, "at": now.replace(microsecond=now.microsecond // 1000 * 1000),
-                     "actor": actor, "role": role, "action": action, "resource": resource,
-                     "client_id": client_id, "source_ip": source_ip,
-                     "correlation_id": correlation_id, "service": service, "prev_hash": prev}
+            now = datetime.now(UTC)
+            entry = {
+                "_id": entry_id,
+                "seq": seq,
+                "at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+                "actor": actor,
+                "role": role,
+                "action": action,
+                "resource": resource,
+                "client_id": client_id,
+                "source_ip": source_ip,
+                "correlation_id": correlation_id,
+                "service": service,
+                "prev_hash": prev,
+            }
             entry["hash"] = entry_hash(prev, entry)
             try:
                 self.entries.insert_one(entry)
@@ -69,11 +102,19 @@ class AuditTrail:
                 continue
         raise RuntimeError("audit trail: could not append after 50 attempts")
 
-    def entries_between(self, since: datetime | None = None, until: datetime | None = None,
-                        client_id: str | None = None, limit: int = 1000) -> list[dict]:
+    def entries_between(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        client_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict]:
         query: dict = {}
         if since or until:
-            query["at"] = {**({"$gte": since} if since else {}), **({"$lte": until} if until else {})}
+            query["at"] = {
+                **({"$gte": since} if since else {}),
+                **({"$lte": until} if until else {}),
+            }
         if client_id:
             query["client_id"] = client_id
         return list(self.entries.find(query, {"_id": 0}).sort("seq", ASCENDING).limit(limit))
@@ -97,27 +138,37 @@ class AuditTrail:
 
 def trail_for(settings) -> AuditTrail:
     from .mongo import client
+
     return AuditTrail(client(settings.mongo_uri), settings.database("audit"))
 
 
 def record_read(resource: str, client_id: str | None = None, action: str = "read") -> None:
     """Record that the current request's identity read `resource` (call from a Flask view)."""
     from flask import current_app, g, request
+
     from .auth import current_identity
+
     identity = current_identity()
     trail = current_app.extensions.get("rapport_audit")
     if trail is None:
         trail = trail_for(current_app.config["RAPPORT_SETTINGS"])
         trail.ensure_indexes()
         current_app.extensions["rapport_audit"] = trail
-    trail.append(actor=identity.sub, role=identity.role, action=action, resource=resource,
-                 client_id=client_id, source_ip=request.remote_addr,
-                 correlation_id=g.get("correlation_id"),
-                 service=current_app.config.get("RAPPORT_SERVICE"))
+    trail.append(
+        actor=identity.sub,
+        role=identity.role,
+        action=action,
+        resource=resource,
+        client_id=client_id,
+        source_ip=request.remote_addr,
+        correlation_id=g.get("correlation_id"),
+        service=current_app.config.get("RAPPORT_SERVICE"),
+    )
 
 
 def main(argv=None) -> int:
     from .config import Settings
+
     parser = argparse.ArgumentParser(prog="python -m shared.audit")
     parser.add_argument("command", choices=["verify", "export"])
     args = parser.parse_args(argv)

@@ -1,11 +1,12 @@
 """Staff identity: signed bearer tokens (JWT, HS256) carrying the user, the role and, for a
 therapist, their therapist id. The portal issues them; every service verifies them.
 Services calling services use a `service` role token minted with the same secret."""
+
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from flask import current_app, g, request
@@ -48,14 +49,28 @@ class Identity:
         return False
 
 
-def issue_token(secret: str, *, sub: str, role: str, email: str | None = None,
-                name: str | None = None, therapist_id: str | None = None,
-                ttl_seconds: int = 3600, now: datetime | None = None) -> str:
+def issue_token(
+    secret: str,
+    *,
+    sub: str,
+    role: str,
+    email: str | None = None,
+    name: str | None = None,
+    therapist_id: str | None = None,
+    ttl_seconds: int = 3600,
+    now: datetime | None = None,
+) -> str:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    issued = now or datetime.now(timezone.utc)
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "role": role, "iat": issued,
-              "exp": issued + timedelta(seconds=ttl_seconds)}
+    issued = now or datetime.now(UTC)
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "role": role,
+        "iat": issued,
+        "exp": issued + timedelta(seconds=ttl_seconds),
+    }
     if email:
         claims["email"] = email
     if name:
@@ -67,8 +82,14 @@ def issue_token(secret: str, *, sub: str, role: str, email: str | None = None,
 
 def verify_token(secret: str, token: str) -> Identity:
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE,
-                            issuer=ISSUER, options={"require": ["exp", "iat", "sub"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired")
     except jwt.InvalidTokenError:
@@ -76,8 +97,13 @@ def verify_token(secret: str, token: str) -> Identity:
     role = claims.get("role")
     if role not in ROLES:
         raise AuthError("invalid token")
-    return Identity(sub=claims["sub"], role=role, email=claims.get("email"),
-                    name=claims.get("name"), therapist_id=claims.get("therapist_id"))
+    return Identity(
+        sub=claims["sub"],
+        role=role,
+        email=claims.get("email"),
+        name=claims.get("name"),
+        therapist_id=claims.get("therapist_id"),
+    )
 
 
 def verify_rotating(settings, token: str, now: datetime | None = None) -> Identity:
@@ -89,7 +115,7 @@ def verify_rotating(settings, token: str, now: datetime | None = None) -> Identi
         return verify_token(settings.token_secret, token)
     except AuthError as current_refused:
         previous, until = settings.token_secret_previous, settings.token_secret_previous_until
-        if not previous or until is None or (now or datetime.now(timezone.utc)) >= until:
+        if not previous or until is None or (now or datetime.now(UTC)) >= until:
             raise
         try:
             return verify_token(previous, token)
@@ -132,8 +158,10 @@ def requires(*roles: str):
             if identity.role not in roles:
                 raise Forbidden(f"role {identity.role} may not do this")
             return view(*args, **kwargs)
+
         wrapped._rapport_roles = tuple(roles)
         return wrapped
+
     return decorate
 
 

@@ -6,6 +6,7 @@ measured first. A body with at most `MAX_DEPTH` brackets cannot be deeper (one C
 decides that for ordinary bodies); otherwise a scan that skips strings follows the depth
 and stops as soon as it passes the limit.
 """
+
 from __future__ import annotations
 
 import re

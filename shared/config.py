@@ -1,5 +1,6 @@
 """Settings from the environment (Flask convention: configuration is injected, never read
 deep inside the code). One `Settings` per process; tests build their own."""
+
 from __future__ import annotations
 
 import base64
@@ -9,8 +10,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
-DEFAULT_PORTS = {"portal": 8100, "scheduling": 8101, "records": 8102,
-                 "measures": 8103, "notifications": 8104}
+DEFAULT_PORTS = {
+    "portal": 8100,
+    "scheduling": 8101,
+    "records": 8102,
+    "measures": 8103,
+    "notifications": 8104,
+}
 DEMO_TOKEN_SECRET = "rapport-demo-token-secret-not-for-production"
 DEMO_MASTER_KEY = "cmFwcG9ydC1kZW1vLW1hc3Rlci1rZXktMzJieXRlcyE="  # base64 of a 32-byte demo key
 PRACTICE_TZ = "Europe/London"
@@ -42,8 +48,11 @@ class Settings:
     demo_mode: bool = False
     practice_name: str = "Rapport Practice, Maidstone"  # clients see it: nothing clinical
     practice_tz: str = PRACTICE_TZ
-    service_urls: dict = field(default_factory=lambda: {
-        name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()})
+    service_urls: dict = field(
+        default_factory=lambda: {
+            name: f"http://127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()
+        }
+    )
     extra: dict = field(default_factory=dict)
     # Rotation (deploy/README.md): tokens signed with the previous secret are still accepted,
     # for verification only, until the stated time; new tokens are signed with token_secret.
@@ -58,26 +67,30 @@ class Settings:
     def database(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         # Unset means off (issue 15, #7): a deployment that forgot its secrets must refuse to
         # start, not come up accepting tokens signed with the public demo secret.
         demo = _env_bool("RAPPORT_DEMO_MODE", False)
         if not demo:
-            missing = [n for n in ("RAPPORT_TOKEN_SECRET", "RAPPORT_MASTER_KEY") if not os.environ.get(n)]
+            missing = [
+                n for n in ("RAPPORT_TOKEN_SECRET", "RAPPORT_MASTER_KEY") if not os.environ.get(n)
+            ]
             if missing:
                 raise ConfigError(
                     f"{' and '.join(missing)} not set. Outside demo mode Rapport needs its own "
                     "secrets: RAPPORT_TOKEN_SECRET (32+ random characters) and RAPPORT_MASTER_KEY "
                     "(32 random bytes, base64), from the environment or a Kubernetes Secret. "
-                    "For the demo practice on this machine run `make up`.")
+                    "For the demo practice on this machine run `make up`."
+                )
         secret = os.environ.get("RAPPORT_TOKEN_SECRET", DEMO_TOKEN_SECRET)
-        urls = {name: os.environ.get(f"RAPPORT_{name.upper()}_URL",
-                                     f"http://127.0.0.1:{port}")
-                for name, port in DEFAULT_PORTS.items()}
+        urls = {
+            name: os.environ.get(f"RAPPORT_{name.upper()}_URL", f"http://127.0.0.1:{port}")
+            for name, port in DEFAULT_PORTS.items()
+        }
         settings = cls(
             kafka_bootstrap=os.environ.get("RAPPORT_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             mongo_uri=os.environ.get("RAPPORT_MONGO_URI", cls.mongo_uri),
@@ -114,10 +127,14 @@ class Settings:
             raise ConfigError("RAPPORT_METRICS_TOKEN must be at least 32 characters")
         if self.token_secret_previous:
             if self.token_secret_previous_until is None:
-                raise ConfigError("RAPPORT_TOKEN_SECRET_PREVIOUS needs RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL "
-                                  "(an ISO time with offset, e.g. 2026-12-02T09:00:00+00:00)")
+                raise ConfigError(
+                    "RAPPORT_TOKEN_SECRET_PREVIOUS needs RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL "
+                    "(an ISO time with offset, e.g. 2026-12-02T09:00:00+00:00)"
+                )
             if self.token_secret_previous == self.token_secret:
-                raise ConfigError("RAPPORT_TOKEN_SECRET_PREVIOUS is the current secret: rotation needs a new one")
+                raise ConfigError(
+                    "RAPPORT_TOKEN_SECRET_PREVIOUS is the current secret: rotation needs a new one"
+                )
         try:
             if len(base64.b64decode(self.master_key, validate=True)) != 32:
                 raise ConfigError("RAPPORT_MASTER_KEY must be 32 bytes, base64-encoded")
@@ -135,8 +152,10 @@ def _rotation_from_env() -> dict:
         except ValueError:
             until = None
         if until is None or until.tzinfo is None:
-            raise ConfigError("RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL must be an ISO time with offset, "
-                              "e.g. 2026-12-02T09:00:00+00:00")
+            raise ConfigError(
+                "RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL must be an ISO time with offset, "
+                "e.g. 2026-12-02T09:00:00+00:00"
+            )
     return {"token_secret_previous": previous, "token_secret_previous_until": until}
 
 
@@ -151,22 +170,36 @@ def kafka_options_from_env() -> dict:
     if not protocol:
         return {}
     if protocol not in KAFKA_PROTOCOLS:
-        raise ConfigError(f"RAPPORT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}")
+        raise ConfigError(
+            f"RAPPORT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}"
+        )
     options: dict = {"security_protocol": protocol}
     if "SSL" in protocol:
-        for env, key in (("RAPPORT_KAFKA_SSL_CAFILE", "ssl_cafile"), ("RAPPORT_KAFKA_SSL_CERTFILE", "ssl_certfile"),
-                         ("RAPPORT_KAFKA_SSL_KEYFILE", "ssl_keyfile")):
+        for env, key in (
+            ("RAPPORT_KAFKA_SSL_CAFILE", "ssl_cafile"),
+            ("RAPPORT_KAFKA_SSL_CERTFILE", "ssl_certfile"),
+            ("RAPPORT_KAFKA_SSL_KEYFILE", "ssl_keyfile"),
+        ):
             if os.environ.get(env):
                 options[key] = os.environ[env]
         options["ssl_check_hostname"] = _env_bool("RAPPORT_KAFKA_SSL_CHECK_HOSTNAME", True)
     if protocol.startswith("SASL"):
         mechanism = os.environ.get("RAPPORT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").strip().upper()
         if mechanism not in KAFKA_MECHANISMS:
-            raise ConfigError(f"RAPPORT_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_MECHANISMS)}")
-        user, password = os.environ.get("RAPPORT_KAFKA_SASL_USERNAME"), os.environ.get("RAPPORT_KAFKA_SASL_PASSWORD")
+            raise ConfigError(
+                f"RAPPORT_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_MECHANISMS)}"
+            )
+        user, password = (
+            os.environ.get("RAPPORT_KAFKA_SASL_USERNAME"),
+            os.environ.get("RAPPORT_KAFKA_SASL_PASSWORD"),
+        )
         if not user or not password:
-            raise ConfigError(f"{protocol} needs RAPPORT_KAFKA_SASL_USERNAME and RAPPORT_KAFKA_SASL_PASSWORD")
-        options.update(sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
+            raise ConfigError(
+                f"{protocol} needs RAPPORT_KAFKA_SASL_USERNAME and RAPPORT_KAFKA_SASL_PASSWORD"
+            )
+        options.update(
+            sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password
+        )
     return options
 
 
@@ -176,16 +209,24 @@ def mongo_options_from_env() -> dict:
     options: dict = {}
     if _env_bool("RAPPORT_MONGO_TLS", False):
         options["tls"] = True
-        for env, key in (("RAPPORT_MONGO_TLS_CA_FILE", "tlsCAFile"),
-                         ("RAPPORT_MONGO_TLS_CERT_KEY_FILE", "tlsCertificateKeyFile")):
+        for env, key in (
+            ("RAPPORT_MONGO_TLS_CA_FILE", "tlsCAFile"),
+            ("RAPPORT_MONGO_TLS_CERT_KEY_FILE", "tlsCertificateKeyFile"),
+        ):
             if os.environ.get(env):
                 options[key] = os.environ[env]
-    user, password = os.environ.get("RAPPORT_MONGO_USERNAME"), os.environ.get("RAPPORT_MONGO_PASSWORD")
+    user, password = (
+        os.environ.get("RAPPORT_MONGO_USERNAME"),
+        os.environ.get("RAPPORT_MONGO_PASSWORD"),
+    )
     if user or password:
         if not (user and password):
             raise ConfigError("RAPPORT_MONGO_USERNAME and RAPPORT_MONGO_PASSWORD go together")
-        options.update(username=user, password=password,
-                       authSource=os.environ.get("RAPPORT_MONGO_AUTH_SOURCE", "admin"))
+        options.update(
+            username=user,
+            password=password,
+            authSource=os.environ.get("RAPPORT_MONGO_AUTH_SOURCE", "admin"),
+        )
         if os.environ.get("RAPPORT_MONGO_AUTH_MECHANISM"):
             options["authMechanism"] = os.environ["RAPPORT_MONGO_AUTH_MECHANISM"]
     return options

@@ -21,12 +21,14 @@ whether a handler used it, ignored it, or parked it as a dead letter, and howeve
 consumer instances share the partitions. Positions are gap-free and the relay publishes every
 one, so `through` only stops at an event still on its way.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from flask import Response, current_app, g, has_request_context, request
 
@@ -61,8 +63,13 @@ def _position(raw: bytes) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def note_seen(store: "ProjectionStore", key: str, session, records: Sequence["Record"],
-              events: Sequence["Event"] = ()) -> None:
+def note_seen(
+    store: ProjectionStore,
+    key: str,
+    session,
+    records: Sequence[Record],
+    events: Sequence[Event] = (),
+) -> None:
     """Record, in the apply transaction, the positions of `records` (one batch of a
     projection generation `key`). `events` are the records parsed, in order; when some
     records could not be parsed their positions are read from the raw records instead."""
@@ -96,8 +103,12 @@ def note_seen(store: "ProjectionStore", key: str, session, records: Sequence["Re
         through, ahead = merge(doc.get("through", 0), doc.get("ahead", []), positions)
         if "_id" in doc and through == doc.get("through") and ahead == doc.get("ahead"):
             continue  # all delivered again: nothing new
-        progress.update_one({"_id": doc_id}, {"$set": {"through": through, "ahead": ahead}},
-                            upsert=True, session=session)
+        progress.update_one(
+            {"_id": doc_id},
+            {"$set": {"through": through, "ahead": ahead}},
+            upsert=True,
+            session=session,
+        )
 
 
 def merge(through: int, ahead: list, positions: Iterable[int]) -> tuple[int, list]:
@@ -117,7 +128,7 @@ def merge(through: int, ahead: list, positions: Iterable[int]) -> tuple[int, lis
     return through, merged
 
 
-def drop_progress(store: "ProjectionStore", key: str) -> None:
+def drop_progress(store: ProjectionStore, key: str) -> None:
     store.db[PROGRESS].delete_many({"_id": {"$regex": f"^{re.escape(key)}:"}})
 
 
@@ -127,17 +138,21 @@ def drop_progress(store: "ProjectionStore", key: str) -> None:
 _reached: dict[tuple[str, str, str], int] = {}
 
 
-def unreached(store: "ProjectionStore", generation: int, wanted: dict[str, int]) -> dict[str, int]:
+def unreached(store: ProjectionStore, generation: int, wanted: dict[str, int]) -> dict[str, int]:
     """Of `wanted` ({service: position}), what this projection generation has not seen yet
     (services it does not read are left out)."""
     key = f"{store.name}:g{generation}"
     database = store.db.name
-    asked = {s: p for s, p in wanted.items() if s in store.projection.sources
-             and _reached.get((database, key, s), 0) < p}
+    asked = {
+        s: p
+        for s, p in wanted.items()
+        if s in store.projection.sources and _reached.get((database, key, s), 0) < p
+    }
     if not asked:
         return {}
-    for doc in store.db[PROGRESS].find({"_id": {"$in": [f"{key}:{s}" for s in asked]}},
-                                       {"through": 1}):
+    for doc in store.db[PROGRESS].find(
+        {"_id": {"$in": [f"{key}:{s}" for s in asked]}}, {"through": 1}
+    ):
         source = doc["_id"].rsplit(":", 1)[-1]
         cached = (database, key, source)
         _reached[cached] = max(doc.get("through", 0), _reached.get(cached, 0))
@@ -156,7 +171,8 @@ def parse_min_positions(header: str) -> dict[str, int]:
         match = _ENTRY.fullmatch(part)
         if not match:
             raise BadConsistencyHeader(
-                f"{MIN_POSITION_HEADER}: {part[:60]!r} is not <service>:<position>")
+                f"{MIN_POSITION_HEADER}: {part[:60]!r} is not <service>:<position>"
+            )
         service, position = match.group(1), int(match.group(2))
         wanted[service] = max(position, wanted.get(service, 0))
     return wanted
@@ -168,7 +184,7 @@ def start_request() -> None:
     g.rapport_min_positions = parse_min_positions(header) if header.strip() else {}
 
 
-def wait_for(store: "ProjectionStore", generation: int) -> None:
+def wait_for(store: ProjectionStore, generation: int) -> None:
     """Before a projection is read: wait, within the request's budget, until it has seen
     the positions the request asked for. Once per projection per request."""
     if not has_request_context():
@@ -197,7 +213,7 @@ def wait_for(store: "ProjectionStore", generation: int) -> None:
         pause = min(pause * 2, 0.1)
 
 
-def note_appended(events: Sequence["Event"]) -> None:
+def note_appended(events: Sequence[Event]) -> None:
     """After a request appended events: remember the last position for the response."""
     if not has_request_context() or not events:
         return

@@ -3,6 +3,7 @@
 offsets kept in MongoDB with the projection writes, Kafka commits after them for lag
 monitoring, rebalances and CommitFailedError handled, clean stop on SIGTERM; and the
 projection rebuild: replay the topics from the start into a new generation, then swap."""
+
 from __future__ import annotations
 
 import json
@@ -10,17 +11,23 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+)
 from pymongo.errors import PyMongoError
 
 from . import kafka as kafka_clients
 from .config import Settings
 from .crypto import cipher_for
-from .events import EventRegistry, registry as default_registry, utcnow
+from .events import EventRegistry, utcnow
+from .events import registry as default_registry
 from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore, Record
 from .wakeup import Doorbell
@@ -47,10 +54,16 @@ def group_id(settings: Settings, projection: Projection) -> str:
     return f"{settings.topic_prefix}{projection.service}.{projection.name}"
 
 
-def projection_store(settings: Settings, projection: Projection,
-                     registry: EventRegistry = default_registry) -> ProjectionStore:
-    return ProjectionStore(mongo_client(settings.mongo_uri), settings.database(projection.service),
-                           projection, registry, cipher=cipher_for(settings))
+def projection_store(
+    settings: Settings, projection: Projection, registry: EventRegistry = default_registry
+) -> ProjectionStore:
+    return ProjectionStore(
+        mongo_client(settings.mongo_uri),
+        settings.database(projection.service),
+        projection,
+        registry,
+        cipher=cipher_for(settings),
+    )
 
 
 def _records(batch) -> list[Record]:
@@ -61,7 +74,7 @@ def _records(batch) -> list[Record]:
 
 
 class _SeekOnAssign(ConsumerRebalanceListener):
-    def __init__(self, runner: "ProjectionRunner"):
+    def __init__(self, runner: ProjectionRunner):
         self.runner = runner
 
     def on_partitions_revoked(self, revoked):
@@ -90,8 +103,9 @@ def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) ->
     checks = {tp: sorted(set(samples)) for tp, samples in checks.items() if samples}
     if not checks:
         return set()
-    probe = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=200,
-                                   bootstrap_timeout_ms=int(timeout * 1000))
+    probe = kafka_clients.consumer(
+        bootstrap, group_id=None, max_poll_records=200, bootstrap_timeout_ms=int(timeout * 1000)
+    )
     deadline = time.monotonic() + timeout
     rewritten = set()
     try:
@@ -119,8 +133,15 @@ def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) ->
 
 
 class ProjectionRunner:
-    def __init__(self, settings: Settings, projection: Projection, *, instance: int = 0,
-                 registry: EventRegistry = default_registry, status_interval: float = 5.0):
+    def __init__(
+        self,
+        settings: Settings,
+        projection: Projection,
+        *,
+        instance: int = 0,
+        registry: EventRegistry = default_registry,
+        status_interval: float = 5.0,
+    ):
         self.settings, self.projection = settings, projection
         self.store = projection_store(settings, projection, registry)
         self.topics = [settings.topic(s) for s in projection.sources]
@@ -160,28 +181,39 @@ class ProjectionRunner:
             position = stored.get((tp.topic, tp.partition))
             if position is None or tp in rewritten:
                 if tp in rewritten:
-                    log.warning("%s: %s:%d no longer holds records this consumer read (the "
-                                "broker lost records and reused their offsets): reading it "
-                                "again from the start", self.store.name, tp.topic, tp.partition)
+                    log.warning(
+                        "%s: %s:%d no longer holds records this consumer read (the "
+                        "broker lost records and reused their offsets): reading it "
+                        "again from the start",
+                        self.store.name,
+                        tp.topic,
+                        tp.partition,
+                    )
                 self.consumer.seek_to_beginning(tp)
                 self._read.pop(tp, None)
             else:
                 self.consumer.seek(tp, position[0])
 
     def _open(self) -> None:
-        kafka_clients.ensure_topics(self.settings.kafka_bootstrap, self.topics,
-                                    self.settings.topic_partitions)
+        kafka_clients.ensure_topics(
+            self.settings.kafka_bootstrap, self.topics, self.settings.topic_partitions
+        )
         self.consumer = kafka_clients.consumer(
-            self.settings.kafka_bootstrap, group_id=self.group,
-            group_instance_id=self.instance_id, client_id=self.instance_id)
+            self.settings.kafka_bootstrap,
+            group_id=self.group,
+            group_instance_id=self.instance_id,
+            client_id=self.instance_id,
+        )
         self.consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
 
     def _doorbell(self) -> Doorbell:
         """Rings when a source service's relay moves its published checkpoint (the records
         are then on the topic): the sources' `outbox` collections."""
         mongo = self.store.mongo
-        return Doorbell([mongo[self.settings.database(s)]["outbox"] for s in self.projection.sources],
-                        name=f"consumer {self.store.name}")
+        return Doorbell(
+            [mongo[self.settings.database(s)]["outbox"] for s in self.projection.sources],
+            name=f"consumer {self.store.name}",
+        )
 
     def run(self, stop: threading.Event) -> None:
         backoff, rest = 0.2, REST_MIN
@@ -197,20 +229,28 @@ class ProjectionRunner:
                     if self.step(check_generation=due) == 0 and self.idle:
                         # the local broker answers fetches at once instead of holding them for
                         # fetch_max_wait_ms, so an idle consumer would spin: rest between polls
-                        longest = self.idle_wait if bell.watching else min(self.idle_wait, REST_FALLBACK)
+                        longest = (
+                            self.idle_wait if bell.watching else min(self.idle_wait, REST_FALLBACK)
+                        )
                         rung = bell.wait(ticket, min(rest, longest), stop)
                         rest = REST_MIN if rung else min(rest * 2, longest)
                     else:
                         rest = REST_MIN
                     backoff = 0.2
                 except PyMongoError as err:
-                    log.warning("%s: store unavailable (%s); retrying in %.1fs",
-                                self.store.name, err, backoff)
+                    log.warning(
+                        "%s: store unavailable (%s); retrying in %.1fs",
+                        self.store.name,
+                        err,
+                        backoff,
+                    )
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     self._reseek_after_failure()
                 except KafkaError as err:
-                    log.warning("%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff)
+                    log.warning(
+                        "%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff
+                    )
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     self._reseek_after_failure()  # and check the broker still holds what was read
@@ -278,7 +318,9 @@ class ProjectionRunner:
             try:
                 ends = self.consumer.end_offsets(assigned)
                 for tp in assigned:
-                    lag[f"{tp.topic}:{tp.partition}"] = max(0, ends[tp] - self.consumer.position(tp))
+                    lag[f"{tp.topic}:{tp.partition}"] = max(
+                        0, ends[tp] - self.consumer.position(tp)
+                    )
             except KafkaError:
                 return
         status = (self.generation, tuple(sorted(lag.items())), self.applied_total)
@@ -287,9 +329,18 @@ class ProjectionRunner:
         self._last_status_written, self._last_status_write = status, now
         self.store.db["worker_status"].update_one(
             {"_id": f"consumer:{self.instance_id}"},
-            {"$set": {"kind": "consumer", "projection": self.projection.name,
-                      "generation": self.generation, "lag": lag, "heartbeat": utcnow(),
-                      "applied_total": self.applied_total}}, upsert=True)
+            {
+                "$set": {
+                    "kind": "consumer",
+                    "projection": self.projection.name,
+                    "generation": self.generation,
+                    "lag": lag,
+                    "heartbeat": utcnow(),
+                    "applied_total": self.applied_total,
+                }
+            },
+            upsert=True,
+        )
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -300,8 +351,14 @@ class ProjectionRunner:
             self.consumer = None
 
 
-def rebuild(settings: Settings, projection: Projection, *, registry: EventRegistry = default_registry,
-            progress: Callable[[int, int], None] | None = None, keep_previous: bool = True) -> int:
+def rebuild(
+    settings: Settings,
+    projection: Projection,
+    *,
+    registry: EventRegistry = default_registry,
+    progress: Callable[[int, int], None] | None = None,
+    keep_previous: bool = True,
+) -> int:
     """Replay the projection's topics from the beginning into a new generation, up to the
     end offsets seen at the start, then make it active. The old generation serves readers
     until the swap. Returns the new generation."""
@@ -310,7 +367,9 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
     new = old + 1
     store.drop_generation(new)  # a previous rebuild that stopped half-way
     store.ensure_generation(new)
-    store.meta.update_one({"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}})
+    store.meta.update_one(
+        {"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}}
+    )
     try:
         _replay(settings, projection, store, new, progress)
     except BaseException:
@@ -327,16 +386,28 @@ def rebuild(settings: Settings, projection: Projection, *, registry: EventRegist
     return new
 
 
-def _replay(settings: Settings, projection: Projection, store: ProjectionStore, generation: int,
-            progress: Callable[[int, int], None] | None) -> None:
+def _replay(
+    settings: Settings,
+    projection: Projection,
+    store: ProjectionStore,
+    generation: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     """Apply the projection's topics from the beginning up to the end offsets seen now."""
     topics = [settings.topic(s) for s in projection.sources]
     kafka_clients.ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
-    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None,
-                                      client_id=f"rebuild-{store.name}", max_poll_records=REBUILD_BATCH)
+    consumer = kafka_clients.consumer(
+        settings.kafka_bootstrap,
+        group_id=None,
+        client_id=f"rebuild-{store.name}",
+        max_poll_records=REBUILD_BATCH,
+    )
     try:
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
@@ -361,8 +432,9 @@ def _replay(settings: Settings, projection: Projection, store: ProjectionStore, 
         consumer.close()
 
 
-def redrive(settings: Settings, projection: Projection, *,
-            registry: EventRegistry = default_registry) -> tuple[int, int]:
+def redrive(
+    settings: Settings, projection: Projection, *, registry: EventRegistry = default_registry
+) -> tuple[int, int]:
     """Apply the projection's parked records again (after the code that refused them was
     fixed), into the active generation, without moving its offsets. Returns (applied, still
     parked). Records that fail again stay parked. A redriven event lands after the events
@@ -370,7 +442,11 @@ def redrive(settings: Settings, projection: Projection, *,
     store = projection_store(settings, projection, registry)
     generation = store.active_generation()
     applied = 0
-    for doc in list(store.dead_letters.find({"projection": store.name}).sort([("topic", 1), ("partition", 1), ("offset", 1)])):
+    for doc in list(
+        store.dead_letters.find({"projection": store.name}).sort(
+            [("topic", 1), ("partition", 1), ("offset", 1)]
+        )
+    ):
         record = Record(doc["topic"], doc["partition"], doc["offset"], doc["raw"].encode())
         if store.apply([record], generation, track_offsets=False):
             applied += 1

@@ -12,6 +12,7 @@ the events — and every count derived from them — stay.
 - After disposal the key is gone: opening yields a placeholder ("[disposed]" for text; other
   values are left out and the schema loads partially).
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,13 +20,14 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from marshmallow import Schema, fields as mf
+from marshmallow import Schema
+from marshmallow import fields as mf
 from pymongo.errors import DuplicateKeyError
 
 DISPOSED = "[disposed]"
@@ -46,8 +48,13 @@ def _unb64(text: str) -> bytes:
 class KeyStore:
     """Per-client data keys, wrapped by the master key; cached briefly in-process."""
 
-    def __init__(self, mongo: pymongo.MongoClient, database: str, master_key_b64: str,
-                 cache_seconds: float = 30.0):
+    def __init__(
+        self,
+        mongo: pymongo.MongoClient,
+        database: str,
+        master_key_b64: str,
+        cache_seconds: float = 30.0,
+    ):
         self.keys = mongo[database]["client_keys"]
         self._master = AESGCM(_unb64(master_key_b64))
         self._cache: dict[str, tuple[float, bytes | None]] = {}
@@ -68,7 +75,9 @@ class KeyStore:
     def _unwrap(self, doc: dict) -> bytes | None:
         if doc.get("disposed_at") is not None or doc.get("wrapped") is None:
             return None
-        return self._master.decrypt(_unb64(doc["nonce"]), _unb64(doc["wrapped"]), doc["_id"].encode())
+        return self._master.decrypt(
+            _unb64(doc["nonce"]), _unb64(doc["wrapped"]), doc["_id"].encode()
+        )
 
     def key_for_writing(self, client_id: str) -> bytes:
         """The client's key, created on first use. Writing for a disposed client is refused."""
@@ -79,9 +88,15 @@ class KeyStore:
         if doc is None:
             fresh, nonce = AESGCM.generate_key(bit_length=256), os.urandom(12)
             try:
-                self.keys.insert_one({"_id": client_id, "nonce": _b64(nonce),
-                                      "wrapped": _b64(self._master.encrypt(nonce, fresh, client_id.encode())),
-                                      "created_at": datetime.now(timezone.utc), "disposed_at": None})
+                self.keys.insert_one(
+                    {
+                        "_id": client_id,
+                        "nonce": _b64(nonce),
+                        "wrapped": _b64(self._master.encrypt(nonce, fresh, client_id.encode())),
+                        "created_at": datetime.now(UTC),
+                        "disposed_at": None,
+                    }
+                )
             except DuplicateKeyError:
                 pass  # another writer created it first: use theirs
             doc = self.keys.find_one({"_id": client_id})
@@ -102,11 +117,16 @@ class KeyStore:
 
     def destroy(self, client_id: str) -> bool:
         """Crypto-shred: remove the wrapped key for good. Returns False if already gone."""
-        result = self.keys.update_one({"_id": client_id, "disposed_at": None},
-                                      {"$set": {"disposed_at": datetime.now(timezone.utc)},
-                                       "$unset": {"wrapped": "", "nonce": ""}}, upsert=False)
+        result = self.keys.update_one(
+            {"_id": client_id, "disposed_at": None},
+            {
+                "$set": {"disposed_at": datetime.now(UTC)},
+                "$unset": {"wrapped": "", "nonce": ""},
+            },
+            upsert=False,
+        )
         if result.matched_count == 0 and self.keys.find_one({"_id": client_id}) is None:
-            self.keys.insert_one({"_id": client_id, "disposed_at": datetime.now(timezone.utc)})
+            self.keys.insert_one({"_id": client_id, "disposed_at": datetime.now(UTC)})
             result_changed = True
         else:
             result_changed = result.modified_count == 1
@@ -118,8 +138,9 @@ class KeyStore:
         return bool(doc and doc.get("disposed_at"))
 
 
-def rewrap_keys(mongo: pymongo.MongoClient, database: str, old_master_b64: str,
-                new_master_b64: str) -> dict[str, int]:
+def rewrap_keys(
+    mongo: pymongo.MongoClient, database: str, old_master_b64: str, new_master_b64: str
+) -> dict[str, int]:
     """Master-key rotation: wrap every client key again under the new master key. The client
     keys themselves do not change, so every sealed value in every event stays readable and
     nothing in the events is rewritten; afterwards the old master key opens no key.
@@ -144,12 +165,20 @@ def rewrap_keys(mongo: pymongo.MongoClient, database: str, old_master_b64: str,
             continue
         except InvalidTag:
             pass
-        plain = old.decrypt(nonce, wrapped, aad)  # InvalidTag: the old key given is not the one in use
+        plain = old.decrypt(
+            nonce, wrapped, aad
+        )  # InvalidTag: the old key given is not the one in use
         fresh = os.urandom(12)
         done = keys.update_one(
             {"_id": doc["_id"], "wrapped": doc["wrapped"], "disposed_at": None},
-            {"$set": {"nonce": _b64(fresh), "wrapped": _b64(new.encrypt(fresh, plain, aad)),
-                      "rewrapped_at": datetime.now(timezone.utc)}})
+            {
+                "$set": {
+                    "nonce": _b64(fresh),
+                    "wrapped": _b64(new.encrypt(fresh, plain, aad)),
+                    "rewrapped_at": datetime.now(UTC),
+                }
+            },
+        )
         counts["rewrapped" if done.modified_count else "disposed"] += 1
     return counts
 
@@ -198,6 +227,7 @@ class FieldCipher:
             nonce = os.urandom(12)
             ct = key.encrypt(nonce, json.dumps(value).encode(), f"{client_id}|{path}".encode())
             return {"$enc": 1, "kid": client_id, "n": _b64(nonce), "c": _b64(ct)}
+
         for path, _ in paths:
             _apply(sealed, path.split("."), seal_value, path)
         return sealed
@@ -214,13 +244,17 @@ class FieldCipher:
                     if key is None:
                         shredded.append(path)
                         return _Shredded
-                    plain = AESGCM(key).decrypt(_unb64(node["n"]), _unb64(node["c"]),
-                                                f"{node['kid']}|{_generic(path)}".encode())
+                    plain = AESGCM(key).decrypt(
+                        _unb64(node["n"]),
+                        _unb64(node["c"]),
+                        f"{node['kid']}|{_generic(path)}".encode(),
+                    )
                     return json.loads(plain)
                 return {k: walk(v, f"{path}.{k}" if path else k) for k, v in node.items()}
             if isinstance(node, list):
                 return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
             return node
+
         opened = walk(data, "")
         return opened, shredded
 
@@ -236,6 +270,7 @@ _Shredded = _ShreddedType()
 def _generic(path: str) -> str:
     """'inventory[3].name' -> 'inventory[].name' (the path the value was sealed under)."""
     import re
+
     return re.sub(r"\[\d+\]", "[]", path)
 
 
@@ -276,11 +311,16 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
                 continue
             if isinstance(field, mf.Nested) and isinstance(value, dict):
                 out[key] = fix(value, field.schema, prefix + key + ".")
-            elif isinstance(field, mf.List) and isinstance(field.inner, mf.Nested) and isinstance(value, list):
+            elif (
+                isinstance(field, mf.List)
+                and isinstance(field.inner, mf.Nested)
+                and isinstance(value, list)
+            ):
                 out[key] = [fix(v, field.inner.schema, prefix + key + ".") for v in value]
             else:
                 out[key] = value
         return out
+
     return fix(data, schema, ""), partial
 
 
@@ -292,11 +332,13 @@ def cipher_for(settings) -> FieldCipher:
     """One cipher (and key cache) per process per store, so a key destroyed here is
     forgotten here at once; other processes forget it within `cache_seconds`."""
     from .mongo import client
+
     ident = (settings.mongo_uri, settings.database("keys"), settings.master_key)
     with _ciphers_lock:
         found = _ciphers.get(ident)
         if found is None:
-            found = FieldCipher(KeyStore(client(settings.mongo_uri), settings.database("keys"),
-                                         settings.master_key))
+            found = FieldCipher(
+                KeyStore(client(settings.mongo_uri), settings.database("keys"), settings.master_key)
+            )
             _ciphers[ident] = found
         return found

@@ -2,6 +2,7 @@
 their therapist is, whether they are still in treatment, how they may be contacted, and
 their IPT problem areas. Each service has its own copy (its own database); access checks
 ("a therapist reaches only their own clients") read it."""
+
 from __future__ import annotations
 
 from pymongo import IndexModel
@@ -10,8 +11,16 @@ from .auth import Forbidden, Identity
 from .domain import NotFound
 from .projections import Projection
 
-_CONTACT = ("given_name", "family_name", "email", "phone", "preferred_modality",
-            "reminder_channels", "therapist_id", "date_of_birth")
+_CONTACT = (
+    "given_name",
+    "family_name",
+    "email",
+    "phone",
+    "preferred_modality",
+    "reminder_channels",
+    "therapist_id",
+    "date_of_birth",
+)
 
 
 class ClientDirectory(Projection):
@@ -26,9 +35,19 @@ class ClientDirectory(Projection):
         d = event.data
         doc = {k: d.get(k) for k in _CONTACT}
         doc["date_of_birth"] = d["date_of_birth"].isoformat() if d.get("date_of_birth") else None
-        view["clients"].update_one({"_id": d["client_id"]}, {"$set": {
-            **doc, "status": "active", "phase": None, "problem_areas": [],
-            "registered_at": event.occurred_at}}, upsert=True)
+        view["clients"].update_one(
+            {"_id": d["client_id"]},
+            {
+                "$set": {
+                    **doc,
+                    "status": "active",
+                    "phase": None,
+                    "problem_areas": [],
+                    "registered_at": event.occurred_at,
+                }
+            },
+            upsert=True,
+        )
 
     def on_ClientDetailsCorrected(self, event, view):
         d = event.data
@@ -39,22 +58,29 @@ class ClientDirectory(Projection):
             view["clients"].update_one({"_id": d["client_id"]}, {"$set": changes})
 
     def on_FormulationRecorded(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]},
-                                   {"$set": {"problem_areas": list(event.data["problem_areas"])}})
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]},
+            {"$set": {"problem_areas": list(event.data["problem_areas"])}},
+        )
 
     def on_PhaseChanged(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]},
-                                   {"$set": {"phase": event.data["to_phase"]}})
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]}, {"$set": {"phase": event.data["to_phase"]}}
+        )
 
     def on_ClientDisposed(self, event, view):
         # the personal fields already read "[disposed]" after the rebuild that follows a
         # disposal; say so in the status too
-        view["clients"].update_one({"_id": event.data["client_id"]}, {"$set": {
-            "status": "disposed", "disposed_at": event.data["disposed_at"]}})
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]},
+            {"$set": {"status": "disposed", "disposed_at": event.data["disposed_at"]}},
+        )
 
     def on_ClientDischarged(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]}, {"$set": {
-            "status": "discharged", "discharged_at": event.data["discharged_at"]}})
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]},
+            {"$set": {"status": "discharged", "discharged_at": event.data["discharged_at"]}},
+        )
 
 
 def client_or_404(clients_collection, client_id: str) -> dict:

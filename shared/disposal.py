@@ -4,6 +4,7 @@ decrypted copies it keeps. A queue projection notes the disposal; a worker loop 
 service's own hook for its non-projection data (e.g. messages, links) and rebuilds every
 projection of the service from the log — the personal fields now read as "[disposed]" — while
 the counts stay, because the events stay."""
+
 from __future__ import annotations
 
 import logging
@@ -32,13 +33,17 @@ class DisposalQueue(Projection):
         self.service = service
 
     def on_ClientDisposed(self, event, view):
-        view["disposals"].update_one({"_id": event.data["client_id"]}, {"$setOnInsert": {
-            "disposed_at": event.data["disposed_at"], "done_at": None}}, upsert=True)
+        view["disposals"].update_one(
+            {"_id": event.data["client_id"]},
+            {"$setOnInsert": {"disposed_at": event.data["disposed_at"], "done_at": None}},
+            upsert=True,
+        )
 
 
 class DisposalWorker:
-    def __init__(self, settings: Settings, definition, poll_seconds: float = 2.0,
-                 idle_rest: float = 30.0):
+    def __init__(
+        self, settings: Settings, definition, poll_seconds: float = 2.0, idle_rest: float = 30.0
+    ):
         self.settings, self.definition, self.poll = settings, definition, poll_seconds
         self.idle_rest = idle_rest  # with change streams: the queue's apply wakes the worker
         self.queue = DisposalQueue(definition.name)
@@ -66,7 +71,9 @@ class DisposalWorker:
 
     def run(self, stop: threading.Event) -> None:
         mongo = projection_store(self.settings, self.queue).mongo
-        bell = projections_bell(mongo, self.settings.database(self.definition.name), name="disposal")
+        bell = projections_bell(
+            mongo, self.settings.database(self.definition.name), name="disposal"
+        )
         try:
             while not stop.is_set():
                 ticket = bell.ticket()

@@ -1,14 +1,17 @@
 """Domain building blocks: the decider shape and the errors the API maps to HTTP.
 No Flask and no pymongo here."""
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from .events import NewEvent
 
 
 class DomainError(Exception):
     """A rule of the domain refused the command (HTTP 409 unless a subclass says otherwise)."""
+
     status = 409
     title = "Conflict"
 
@@ -27,6 +30,7 @@ class NotFound(DomainError):
 
 class Invalid(DomainError):
     """Input that is well-formed but breaks a rule about one field (HTTP 422)."""
+
     status, title = 422, "Unprocessable Entity"
 
 

@@ -5,13 +5,15 @@ old versions are lifted by upcasters registered beside the schemas
 (`@registry.upcaster("SessionBooked", from_version=1)`). An event whose type the registry does
 not know is a loud error (`UnknownEventType`), never silently dropped.
 """
+
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
@@ -28,7 +30,7 @@ class InvalidEventData(ValueError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,14 @@ class Actor:
     role: str
 
     @classmethod
-    def system(cls, name: str) -> "Actor":
+    def system(cls, name: str) -> Actor:
         return cls(id=name, role="system")
 
 
 @dataclass(frozen=True)
 class NewEvent:
     """What a decider returns: the fact, before the store gives it an envelope."""
+
     type: str
     data: Mapping[str, Any]
     occurred_at: datetime | None = None
@@ -53,6 +56,7 @@ class NewEvent:
 class Event:
     """A recorded event: the envelope from architecture.md around validated `data`.
     `data` holds Python values (datetimes, dates) as the schema loads them."""
+
     event_id: str
     type: str
     schema_version: int
@@ -66,7 +70,7 @@ class Event:
     data: Mapping[str, Any]
     position: int | None = None  # global order within the service's store
 
-    def with_data(self, data: Mapping[str, Any]) -> "Event":
+    def with_data(self, data: Mapping[str, Any]) -> Event:
         return replace(self, data=data)
 
 
@@ -87,6 +91,7 @@ class EventRegistry:
     # -- registration -------------------------------------------------------------------
     def event(self, type_: str, version: int = 1):
         """Class decorator registering a marshmallow schema for `type_` at `version`."""
+
         def register(schema_cls: type[Schema]) -> type[Schema]:
             info = self._types.setdefault(type_, _TypeInfo())
             existing = info.schemas.get(version)
@@ -94,13 +99,16 @@ class EventRegistry:
                 raise ValueError(f"{type_} v{version} registered twice")
             info.schemas[version] = schema_cls
             return schema_cls
+
         return register
 
     def upcaster(self, type_: str, from_version: int):
         """Decorator for `fn(data_v_n) -> data_v_n+1`."""
+
         def register(fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
             self._types.setdefault(type_, _TypeInfo()).upcasters[from_version] = fn
             return fn
+
         return register
 
     # -- queries --------------------------------------------------------------------------
@@ -131,8 +139,9 @@ class EventRegistry:
             raise InvalidEventData(type_, err.messages) from err
         return info.current, schema.dump(loaded)
 
-    def deserialise(self, type_: str, version: int, payload: Mapping[str, Any],
-                    cipher=None) -> tuple[int, dict]:
+    def deserialise(
+        self, type_: str, version: int, payload: Mapping[str, Any], cipher=None
+    ) -> tuple[int, dict]:
         """Open sealed personal fields (if a cipher is given), upcast stored/wire data to the
         current version and load it. Unknown fields are ignored (a newer producer may add
         some); an unknown type or version raises. Fields whose key was destroyed load as
@@ -148,11 +157,14 @@ class EventRegistry:
             data = step(data)
             version += 1
         if version > info.current:
-            raise UnknownEventType(f"{type_!r} v{version} is newer than this code (v{info.current})")
+            raise UnknownEventType(
+                f"{type_!r} v{version} is newer than this code (v{info.current})"
+            )
         schema = info.schemas[version]()
         partial = None
         if shredded:
             from .crypto import placeholders
+
             data, missing = placeholders(schema, data)
             partial = tuple(missing) or None
         try:
@@ -167,13 +179,16 @@ class EventRegistry:
     # -- wire format --------------------------------------------------------------------
     def to_message(self, event: Event) -> bytes:
         body = {
-            "event_id": event.event_id, "type": event.type,
-            "schema_version": event.schema_version, "stream_id": event.stream_id,
+            "event_id": event.event_id,
+            "type": event.type,
+            "schema_version": event.schema_version,
+            "stream_id": event.stream_id,
             "stream_version": event.stream_version,
             "occurred_at": event.occurred_at.isoformat(),
             "recorded_at": event.recorded_at.isoformat(),
             "actor": {"id": event.actor.id, "role": event.actor.role},
-            "correlation_id": event.correlation_id, "causation_id": event.causation_id,
+            "correlation_id": event.correlation_id,
+            "causation_id": event.causation_id,
             "position": event.position,
             "data": self.dump(event.type, event.data),
         }
@@ -181,21 +196,30 @@ class EventRegistry:
 
     def from_message(self, raw: bytes | str | Mapping[str, Any], cipher=None) -> Event:
         body = json.loads(raw) if isinstance(raw, (bytes, str)) else dict(raw)
-        version, data = self.deserialise(body["type"], int(body["schema_version"]), body["data"], cipher)
+        version, data = self.deserialise(
+            body["type"], int(body["schema_version"]), body["data"], cipher
+        )
         return Event(
-            event_id=body["event_id"], type=body["type"], schema_version=version,
-            stream_id=body["stream_id"], stream_version=int(body["stream_version"]),
-            occurred_at=_parse_dt(body["occurred_at"]), recorded_at=_parse_dt(body["recorded_at"]),
-            actor=Actor(**body["actor"]), correlation_id=body["correlation_id"],
-            causation_id=body.get("causation_id"), data=data, position=body.get("position"),
+            event_id=body["event_id"],
+            type=body["type"],
+            schema_version=version,
+            stream_id=body["stream_id"],
+            stream_version=int(body["stream_version"]),
+            occurred_at=_parse_dt(body["occurred_at"]),
+            recorded_at=_parse_dt(body["recorded_at"]),
+            actor=Actor(**body["actor"]),
+            correlation_id=body["correlation_id"],
+            causation_id=body.get("causation_id"),
+            data=data,
+            position=body.get("position"),
         )
 
 
 def _parse_dt(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _jsonable(schema: Schema, data: Mapping[str, Any]) -> dict:

@@ -11,19 +11,30 @@
   event: on the local store that is the difference between ~700 and several thousand
   events/s. `outbox_state()` answers "published / pending" per event for dashboards.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterator, Sequence
 
 import pymongo
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from .events import Actor, Event, EventRegistry, NewEvent, new_id, registry as default_registry, utcnow
+from .events import (
+    Actor,
+    Event,
+    EventRegistry,
+    NewEvent,
+    new_id,
+    utcnow,
+)
+from .events import (
+    registry as default_registry,
+)
 from .mongo import in_transaction
 
 PENDING, PUBLISHED = "pending", "published"
@@ -66,8 +77,13 @@ class Metadata:
 
 
 class EventStore:
-    def __init__(self, mongo: pymongo.MongoClient, database: str,
-                 registry: EventRegistry = default_registry, cipher=None):
+    def __init__(
+        self,
+        mongo: pymongo.MongoClient,
+        database: str,
+        registry: EventRegistry = default_registry,
+        cipher=None,
+    ):
         self.mongo = mongo
         self.cipher = cipher  # shared.crypto.FieldCipher: seals personal fields per client
         self.db = mongo[database]
@@ -76,25 +92,46 @@ class EventStore:
         self.registry = registry
 
     def ensure_indexes(self) -> None:
-        self.events.create_indexes([
-            IndexModel([("stream_id", ASCENDING), ("stream_version", ASCENDING)],
-                       unique=True, name="stream_version_unique"),
-            IndexModel([("position", ASCENDING)], unique=True, name="position_unique"),
-        ])
+        self.events.create_indexes(
+            [
+                IndexModel(
+                    [("stream_id", ASCENDING), ("stream_version", ASCENDING)],
+                    unique=True,
+                    name="stream_version_unique",
+                ),
+                IndexModel([("position", ASCENDING)], unique=True, name="position_unique"),
+            ]
+        )
 
     # -- writing ------------------------------------------------------------------------
-    def append(self, stream_id: str, expected_version: int | None, events: Sequence[NewEvent],
-               meta: Metadata, *, also: Callable[[ClientSession], None] | None = None) -> list[Event]:
-        return self.append_streams([StreamAppend(stream_id, expected_version, events)], meta, also=also)
+    def append(
+        self,
+        stream_id: str,
+        expected_version: int | None,
+        events: Sequence[NewEvent],
+        meta: Metadata,
+        *,
+        also: Callable[[ClientSession], None] | None = None,
+    ) -> list[Event]:
+        return self.append_streams(
+            [StreamAppend(stream_id, expected_version, events)], meta, also=also
+        )
 
-    def append_streams(self, appends: Sequence[StreamAppend], meta: Metadata, *,
-                       also: Callable[[ClientSession], None] | None = None) -> list[Event]:
+    def append_streams(
+        self,
+        appends: Sequence[StreamAppend],
+        meta: Metadata,
+        *,
+        also: Callable[[ClientSession], None] | None = None,
+    ) -> list[Event]:
         """Append the events of one command atomically. Raises ConcurrencyError if any
         stream is not at its expected version; `also(session)` runs in the same transaction."""
         streams = [a.stream_id for a in appends]
         if len(set(streams)) != len(streams):
-            raise ValueError(f"a stream appears twice in one append: {sorted(streams)}; "
-                             "put its events in one StreamAppend")
+            raise ValueError(
+                f"a stream appears twice in one append: {sorted(streams)}; "
+                "put its events in one StreamAppend"
+            )
         prepared = [(a, [self._prepare(e) for e in a.events]) for a in appends]
         total = sum(len(evts) for _, evts in prepared)
         if total == 0:
@@ -109,19 +146,31 @@ class EventStore:
                 also(session)
             recorded_at = utcnow()
             counter = self.counters.find_one_and_update(
-                {"_id": "events"}, {"$inc": {"seq": total}}, upsert=True,
-                return_document=ReturnDocument.AFTER, session=session)
+                {"_id": "events"},
+                {"$inc": {"seq": total}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
             position = counter["seq"] - total
             docs, out = [], []
             for (append, evts), current in zip(prepared, currents):
                 for offset, (type_, version, data, sealed, occurred_at) in enumerate(evts, start=1):
                     position += 1
                     event = Event(
-                        event_id=new_id(), type=type_, schema_version=version,
-                        stream_id=append.stream_id, stream_version=current + offset,
-                        occurred_at=occurred_at or recorded_at, recorded_at=recorded_at,
-                        actor=meta.actor, correlation_id=meta.correlation_id,
-                        causation_id=meta.causation_id, data=data, position=position)
+                        event_id=new_id(),
+                        type=type_,
+                        schema_version=version,
+                        stream_id=append.stream_id,
+                        stream_version=current + offset,
+                        occurred_at=occurred_at or recorded_at,
+                        recorded_at=recorded_at,
+                        actor=meta.actor,
+                        correlation_id=meta.correlation_id,
+                        causation_id=meta.causation_id,
+                        data=data,
+                        position=position,
+                    )
                     docs.append(self._document(event, sealed))
                     out.append(event)
             try:
@@ -129,17 +178,25 @@ class EventStore:
             except (DuplicateKeyError, BulkWriteError) as err:
                 # insert_many reports a duplicate key as a BulkWriteError (code 11000): another
                 # writer took this stream version first
-                errors = err.details.get("writeErrors", []) if isinstance(err, BulkWriteError) else [{"code": 11000}]
+                errors = (
+                    err.details.get("writeErrors", [])
+                    if isinstance(err, BulkWriteError)
+                    else [{"code": 11000}]
+                )
                 if not errors or any(e.get("code") != 11000 for e in errors):
                     raise
-                raise ConcurrencyError(prepared[0][0].stream_id, prepared[0][0].expected_version) from err
+                raise ConcurrencyError(
+                    prepared[0][0].stream_id, prepared[0][0].expected_version
+                ) from err
             return out
 
         with _append_lock(self.db.name):
             stored = in_transaction(self.mongo, work)
         # hand back loaded (Python-valued) data, as readers would see it
-        return [e.with_data(self.registry.deserialise(e.type, e.schema_version, e.data)[1])
-                for e in stored]
+        return [
+            e.with_data(self.registry.deserialise(e.type, e.schema_version, e.data)[1])
+            for e in stored
+        ]
 
     def _current(self, append: StreamAppend, session: ClientSession) -> int:
         """The stream's version now, checked against the expected one. A new stream
@@ -161,19 +218,28 @@ class EventStore:
     @staticmethod
     def _document(event: Event, wire_data: dict) -> dict:
         return {
-            "_id": event.event_id, "type": event.type, "schema_version": event.schema_version,
-            "stream_id": event.stream_id, "stream_version": event.stream_version,
-            "position": event.position, "occurred_at": event.occurred_at,
+            "_id": event.event_id,
+            "type": event.type,
+            "schema_version": event.schema_version,
+            "stream_id": event.stream_id,
+            "stream_version": event.stream_version,
+            "position": event.position,
+            "occurred_at": event.occurred_at,
             "recorded_at": event.recorded_at,
             "actor": {"id": event.actor.id, "role": event.actor.role},
-            "correlation_id": event.correlation_id, "causation_id": event.causation_id,
+            "correlation_id": event.correlation_id,
+            "causation_id": event.causation_id,
             "data": wire_data,
         }
 
     # -- reading ------------------------------------------------------------------------
     def stream_version(self, stream_id: str, session: ClientSession | None = None) -> int:
-        last = self.events.find_one({"stream_id": stream_id}, {"stream_version": 1},
-                                    sort=[("stream_version", -1)], session=session)
+        last = self.events.find_one(
+            {"stream_id": stream_id},
+            {"stream_version": 1},
+            sort=[("stream_version", -1)],
+            session=session,
+        )
         return last["stream_version"] if last else 0
 
     def load(self, stream_id: str, *, until: datetime | None = None) -> list[Event]:
@@ -200,27 +266,43 @@ class EventStore:
         every match of an open `$gt` before it sorts and limits, which made reading the tail
         of 100k events 7 times slower than of 10k (BENCH_SECTIONS=scale make bench). An
         empty range is checked with one open query, in case a position was ever skipped."""
-        docs = list(self.events.find({"position": {"$gt": last, "$lte": last + size}})
-                    .sort("position", ASCENDING))
+        docs = list(
+            self.events.find({"position": {"$gt": last, "$lte": last + size}}).sort(
+                "position", ASCENDING
+            )
+        )
         if docs:
             return docs
-        following = self.events.find_one({"position": {"$gt": last}}, {"position": 1},
-                                         sort=[("position", ASCENDING)])
+        following = self.events.find_one(
+            {"position": {"$gt": last}}, {"position": 1}, sort=[("position", ASCENDING)]
+        )
         if following is None:
             return []
         start = following["position"]
-        return list(self.events.find({"position": {"$gte": start, "$lt": start + size}})
-                    .sort("position", ASCENDING))
+        return list(
+            self.events.find({"position": {"$gte": start, "$lt": start + size}}).sort(
+                "position", ASCENDING
+            )
+        )
 
     def from_document(self, doc: dict) -> Event:
-        version, data = self.registry.deserialise(doc["type"], doc["schema_version"], doc["data"],
-                                                  self.cipher)
+        version, data = self.registry.deserialise(
+            doc["type"], doc["schema_version"], doc["data"], self.cipher
+        )
         return Event(
-            event_id=doc["_id"], type=doc["type"], schema_version=version,
-            stream_id=doc["stream_id"], stream_version=doc["stream_version"],
-            occurred_at=doc["occurred_at"], recorded_at=doc["recorded_at"],
-            actor=Actor(**doc["actor"]), correlation_id=doc["correlation_id"],
-            causation_id=doc.get("causation_id"), data=data, position=doc["position"])
+            event_id=doc["_id"],
+            type=doc["type"],
+            schema_version=version,
+            stream_id=doc["stream_id"],
+            stream_version=doc["stream_version"],
+            occurred_at=doc["occurred_at"],
+            recorded_at=doc["recorded_at"],
+            actor=Actor(**doc["actor"]),
+            correlation_id=doc["correlation_id"],
+            causation_id=doc.get("causation_id"),
+            data=data,
+            position=doc["position"],
+        )
 
     # -- outbox -------------------------------------------------------------------------
     def published_through(self) -> int:
@@ -233,9 +315,11 @@ class EventStore:
 
     def mark_published_through(self, position: int) -> None:
         """The broker acknowledged every event up to `position` (never moves back)."""
-        self.db["outbox"].update_one({"_id": OUTBOX_ID},
-                                     {"$max": {"published_through": position},
-                                      "$set": {"updated_at": utcnow()}}, upsert=True)
+        self.db["outbox"].update_one(
+            {"_id": OUTBOX_ID},
+            {"$max": {"published_through": position}, "$set": {"updated_at": utcnow()}},
+            upsert=True,
+        )
 
     def outbox_state(self, event: Event | dict) -> str:
         position = event.position if isinstance(event, Event) else event["position"]

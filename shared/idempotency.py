@@ -20,6 +20,7 @@ back (status, body, Location, X-Rapport-Position, and `Idempotent-Replayed: true
 - Public routes (the token route, the client's questionnaire link) ignore the header: they
   have no caller to scope by, and a token answer must never be stored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,14 +62,18 @@ class ClaimLost(RuntimeError):
 
 
 def ensure_indexes(db) -> None:
-    db[COLLECTION].create_indexes([IndexModel([("expires_at", ASCENDING)],
-                                              expireAfterSeconds=0, name="expires"),
-                                   IndexModel([("client_ids", ASCENDING)], name="client_ids")])
+    db[COLLECTION].create_indexes(
+        [
+            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires"),
+            IndexModel([("client_ids", ASCENDING)], name="client_ids"),
+        ]
+    )
 
 
 def _cipher(master_key_b64: str) -> AESGCM:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"rapport idempotency answers").derive(_unb64(master_key_b64))
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"rapport idempotency answers"
+    ).derive(_unb64(master_key_b64))
     return AESGCM(key)
 
 
@@ -87,17 +92,27 @@ def begin(db, sub: str, master_key: str) -> Response | None:
     if not _KEY.fullmatch(key):
         raise KeyRefused(400, f"{HEADER} must be 1 to 255 visible ASCII characters", "bad_key")
     doc_id = hashlib.sha256(f"{sub}\0{key}".encode()).hexdigest()
-    fingerprint = hashlib.sha256(b"\0".join([
-        request.method.encode(), request.full_path.encode(), request.get_data(cache=True)])).hexdigest()
+    fingerprint = hashlib.sha256(
+        b"\0".join(
+            [request.method.encode(), request.full_path.encode(), request.get_data(cache=True)]
+        )
+    ).hexdigest()
     collection = db[COLLECTION]
     deadline = time.monotonic() + WAIT
     while True:
         owner = uuid.uuid4().hex
         now = utcnow()
         try:
-            collection.insert_one({"_id": doc_id, "owner": owner, "state": "pending",
-                                   "fingerprint": fingerprint, "claimed_at": now,
-                                   "expires_at": now + TTL})
+            collection.insert_one(
+                {
+                    "_id": doc_id,
+                    "owner": owner,
+                    "state": "pending",
+                    "fingerprint": fingerprint,
+                    "claimed_at": now,
+                    "expires_at": now + TTL,
+                }
+            )
             g.rapport_claim = Claim(doc_id, owner)
             return None
         except DuplicateKeyError:
@@ -106,26 +121,38 @@ def begin(db, sub: str, master_key: str) -> Response | None:
         if doc is None:
             continue  # expired or released meanwhile: claim it
         if doc["fingerprint"] != fingerprint:
-            raise KeyRefused(422, f"this {HEADER} was already used for another request; "
-                                  "use a new key for a new request", "key_reused")
+            raise KeyRefused(
+                422,
+                f"this {HEADER} was already used for another request; "
+                "use a new key for a new request",
+                "key_reused",
+            )
         if doc["state"] == "done":
             return _replay(doc, master_key)
         age = (utcnow() - doc["claimed_at"]).total_seconds()
         if doc["state"] == "committed" and age > ABANDONED:
-            raise KeyRefused(409, "this request was carried out already but its answer was "
-                                  "lost; reload to see the result", "answer_lost",
-                             doc.get("position"))
+            raise KeyRefused(
+                409,
+                "this request was carried out already but its answer was "
+                "lost; reload to see the result",
+                "answer_lost",
+                doc.get("position"),
+            )
         if doc["state"] == "pending" and age > ABANDONED:
             taken = collection.find_one_and_update(
                 {"_id": doc_id, "owner": doc["owner"], "state": "pending"},
-                {"$set": {"owner": owner, "claimed_at": now}})
+                {"$set": {"owner": owner, "claimed_at": now}},
+            )
             if taken is not None:
                 g.rapport_claim = Claim(doc_id, owner)
                 return None
             continue
         if time.monotonic() > deadline:
-            raise KeyRefused(409, f"a request with this {HEADER} is still being carried out; "
-                                  "try again shortly", "key_in_progress")
+            raise KeyRefused(
+                409,
+                f"a request with this {HEADER} is still being carried out; try again shortly",
+                "key_in_progress",
+            )
         time.sleep(0.05)
 
 
@@ -139,8 +166,9 @@ def in_transaction(db, session, client_ids=()) -> None:
     change: dict = {"$set": {"state": "committed"}}
     if client_ids:
         change["$addToSet"] = {"client_ids": {"$each": sorted(client_ids)}}
-    found = db[COLLECTION].update_one({"_id": claim.id, "owner": claim.owner}, change,
-                                      session=session)
+    found = db[COLLECTION].update_one(
+        {"_id": claim.id, "owner": claim.owner}, change, session=session
+    )
     if found.matched_count == 0:
         raise ClaimLost(f"{HEADER} claim {claim.id} was taken over")
 
@@ -165,9 +193,19 @@ def finish(db, response: Response, master_key: str) -> Response:
     nonce = os.urandom(12)
     sealed = _cipher(master_key).encrypt(nonce, body, claim.id.encode())
     headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-    collection.update_one({"_id": claim.id, "owner": claim.owner}, {"$set": {
-        "state": "done", "status": response.status_code, "headers": headers,
-        "nonce": nonce, "body": sealed, "position": headers.get("X-Rapport-Position")}})
+    collection.update_one(
+        {"_id": claim.id, "owner": claim.owner},
+        {
+            "$set": {
+                "state": "done",
+                "status": response.status_code,
+                "headers": headers,
+                "nonce": nonce,
+                "body": sealed,
+                "position": headers.get("X-Rapport-Position"),
+            }
+        },
+    )
     return response
 
 

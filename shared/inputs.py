@@ -7,11 +7,11 @@ into UTC (OverflowError) and a week either side of it leaves the calendar, so on
 once stored broke every page that showed it (issue 15). The practice's diary has always
 used 2000-2099; every date and time any API accepts now lies in the same range.
 """
+
 from __future__ import annotations
 
-import re
 import unicodedata
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields, validate
@@ -69,7 +69,9 @@ class Moment(fields.String):
     Loaded as an aware UTC datetime; the range is checked before the conversion."""
 
     def __init__(self, **kwargs):
-        super().__init__(**_described(kwargs, "An ISO date or datetime (without an offset: practice time),"))
+        super().__init__(
+            **_described(kwargs, "An ISO date or datetime (without an offset: practice time),")
+        )
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         if not isinstance(value, str):
@@ -85,7 +87,7 @@ class Moment(fields.String):
         in_date_range(moment)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=tz)
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value.isoformat() if value is not None else None
@@ -114,7 +116,9 @@ def _clean(multiline: bool):
                 continue
             if unicodedata.category(ch) in _REFUSED:
                 raise ValidationError(
-                    f"must not contain control or invisible formatting characters (found U+{ord(ch):04X})")
+                    f"must not contain control or invisible formatting characters (found U+{ord(ch):04X})"
+                )
+
     return check
 
 
@@ -126,18 +130,23 @@ def _not_blank(value: str) -> None:
 def free_text(max_length: int = 10_000, **kwargs) -> fields.String:
     """Text a person writes (a note, a reason): line breaks allowed, control and direction
     characters refused, not blank."""
-    return fields.String(validate=[_not_blank, validate.Length(max=max_length), _clean(True)], **kwargs)
+    return fields.String(
+        validate=[_not_blank, validate.Length(max=max_length), _clean(True)], **kwargs
+    )
 
 
 def line_text(max_length: int = 200, **kwargs) -> fields.String:
     """One line (a name, a practice): no line breaks either."""
-    return fields.String(validate=[_not_blank, validate.Length(max=max_length), _clean(False)], **kwargs)
+    return fields.String(
+        validate=[_not_blank, validate.Length(max=max_length), _clean(False)], **kwargs
+    )
 
 
 # -- ids ----------------------------------------------------------------------------------
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-_ID = validate.Regexp(ID_PATTERN, error="must be 1 to 64 letters, digits or _ . : - (starting "
-                                        "with a letter or digit)")
+_ID = validate.Regexp(
+    ID_PATTERN, error="must be 1 to 64 letters, digits or _ . : - (starting with a letter or digit)"
+)
 
 
 def safe_id(**kwargs) -> fields.String:

@@ -1,9 +1,10 @@
 """Kafka clients, created only where they are used (a relay or consumer process, or a
 gunicorn worker after the fork), and topic creation."""
+
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -53,8 +54,12 @@ def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     """Create topics that do not exist yet (idempotent)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rapport-admin",
-                             request_timeout_ms=10000, **kafka_options_from_env())
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="rapport-admin",
+        request_timeout_ms=10000,
+        **kafka_options_from_env(),
+    )
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]

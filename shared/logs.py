@@ -1,4 +1,5 @@
 """JSON logs with the correlation id of the request or event being handled."""
+
 from __future__ import annotations
 
 import contextvars
@@ -8,7 +9,9 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
-correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None
+)
 
 
 class _CorrelationFilter(logging.Filter):
@@ -27,9 +30,12 @@ def configure(service: str, level: str | None = None) -> None:
     if getattr(root, "_rapport_configured", False):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(correlation_id)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(correlation_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    )
     handler.addFilter(_CorrelationFilter(service))
     root.handlers[:] = [handler]
     # gunicorn takes the same variable in lower case; logging wants upper case

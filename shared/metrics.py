@@ -2,22 +2,35 @@
 under gunicorn when PROMETHEUS_MULTIPROC_DIR is set); the figures that workers own —
 outbox backlog and age, consumer lag, projection staleness — are read from MongoDB at scrape
 time, where relays and consumers keep them, so one /metrics per service shows them all."""
+
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
-                               Histogram, generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
 log = logging.getLogger(__name__)
 
-REQUESTS = Counter("rapport_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
-LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+REQUESTS = Counter(
+    "rapport_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "rapport_http_request_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
@@ -33,7 +46,9 @@ class ServiceCollector:
         return []  # registering must not query the store (it may not be up yet)
 
     def collect(self):
-        up = GaugeMetricFamily("rapport_store_up", "MongoDB answered the metrics scrape", labels=["service"])
+        up = GaugeMetricFamily(
+            "rapport_store_up", "MongoDB answered the metrics scrape", labels=["service"]
+        )
         try:
             families = list(self._from_store())
             up.add_metric([self.service], 1)
@@ -46,34 +61,50 @@ class ServiceCollector:
 
     def _from_store(self):
         ctx = self.app.extensions["rapport"]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # read-only: `ctx.store` would create the events collection and its indexes, which a
         # service that keeps no events (the portal) should not get from being scraped
         from .eventstore import EventStore
+
         count, oldest = EventStore(ctx.mongo, ctx.settings.database(ctx.service)).outbox_backlog()
-        backlog = GaugeMetricFamily("rapport_outbox_backlog", "Events not yet published", labels=["service"])
+        backlog = GaugeMetricFamily(
+            "rapport_outbox_backlog", "Events not yet published", labels=["service"]
+        )
         backlog.add_metric([self.service], count)
-        age = GaugeMetricFamily("rapport_outbox_oldest_age_seconds", "Age of the oldest unpublished event",
-                                labels=["service"])
+        age = GaugeMetricFamily(
+            "rapport_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished event",
+            labels=["service"],
+        )
         age.add_metric([self.service], (now - oldest).total_seconds() if oldest else 0.0)
         yield backlog
         yield age
         yield from self._workers(ctx, now)
 
     def _workers(self, ctx, now):
-        lag = GaugeMetricFamily("rapport_consumer_lag", "Records behind the end of the topic",
-                                labels=["service", "projection"])
-        heartbeat = GaugeMetricFamily("rapport_consumer_heartbeat_age_seconds",
-                                      "Seconds since a consumer last reported", labels=["service", "projection"])
+        lag = GaugeMetricFamily(
+            "rapport_consumer_lag",
+            "Records behind the end of the topic",
+            labels=["service", "projection"],
+        )
+        heartbeat = GaugeMetricFamily(
+            "rapport_consumer_heartbeat_age_seconds",
+            "Seconds since a consumer last reported",
+            labels=["service", "projection"],
+        )
         for doc in ctx.db["worker_status"].find({"kind": "consumer"}):
             lag.add_metric([self.service, doc["projection"]], sum((doc.get("lag") or {}).values()))
-            heartbeat.add_metric([self.service, doc["projection"]], (now - doc["heartbeat"]).total_seconds())
+            heartbeat.add_metric(
+                [self.service, doc["projection"]], (now - doc["heartbeat"]).total_seconds()
+            )
         yield lag
         yield heartbeat
 
-        stale = GaugeMetricFamily("rapport_projection_staleness_seconds",
-                                  "Seconds between now and the recording of the last event applied",
-                                  labels=["service", "projection"])
+        stale = GaugeMetricFamily(
+            "rapport_projection_staleness_seconds",
+            "Seconds between now and the recording of the last event applied",
+            labels=["service", "projection"],
+        )
         meta = ctx.db["projection_meta"]
         for doc in meta.find({"active": {"$exists": True}}):  # one per projection
             progress = meta.find_one({"_id": f"{doc['_id']}:g{doc['active']}"}) or {}
@@ -97,6 +128,7 @@ def exposition(app) -> tuple[bytes, str]:
     followed by the app's figures read from the store."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
+
         process = CollectorRegistry()
         multiprocess.MultiProcessCollector(process)
     else:

@@ -1,9 +1,11 @@
 """MongoDB access: one client per process, created lazily (so never before gunicorn forks),
 and a transaction helper that retries transient conflicts the way the driver intends."""
+
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import pymongo
 from pymongo.client_session import ClientSession
@@ -20,9 +22,13 @@ def client(uri: str) -> pymongo.MongoClient:
         found = _clients.get(uri)
         if found is None:
             # TLS and credentials from RAPPORT_MONGO_* (deploy/README.md) on every client
-            found = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000,
-                                        connectTimeoutMS=3000, tz_aware=True,
-                                        **mongo_options_from_env())
+            found = pymongo.MongoClient(
+                uri,
+                serverSelectionTimeoutMS=5000,
+                connectTimeoutMS=3000,
+                tz_aware=True,
+                **mongo_options_from_env(),
+            )
             _clients[uri] = found
         return found
 

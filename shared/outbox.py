@@ -3,6 +3,7 @@ and marks them published only after the broker acknowledged them (acks=all, idem
 producer). While the broker is down commands still succeed; events wait and go out in
 per-stream order when it returns. A lease in MongoDB keeps a single active relay per topic
 even when several replicas run."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from . import kafka as kafka_clients
-from .eventstore import EventStore
 from .events import utcnow
+from .eventstore import EventStore
 from .wakeup import Doorbell
 
 log = logging.getLogger(__name__)
@@ -28,17 +29,26 @@ VERIFY_ID = "verify-after-outage"
 
 def send_documents(producer, topic: str, docs) -> list:
     """Send stored event documents to `topic`, keyed by stream id; returns the futures."""
-    return [producer.send(topic, key=d["stream_id"].encode(), value=message_from_document(d))
-            for d in docs]
+    return [
+        producer.send(topic, key=d["stream_id"].encode(), value=message_from_document(d))
+        for d in docs
+    ]
 
 
 def message_from_document(doc: dict) -> bytes:
     body = {
-        "event_id": doc["_id"], "type": doc["type"], "schema_version": doc["schema_version"],
-        "stream_id": doc["stream_id"], "stream_version": doc["stream_version"],
-        "occurred_at": doc["occurred_at"].isoformat(), "recorded_at": doc["recorded_at"].isoformat(),
-        "actor": doc["actor"], "correlation_id": doc["correlation_id"],
-        "causation_id": doc.get("causation_id"), "position": doc["position"], "data": doc["data"],
+        "event_id": doc["_id"],
+        "type": doc["type"],
+        "schema_version": doc["schema_version"],
+        "stream_id": doc["stream_id"],
+        "stream_version": doc["stream_version"],
+        "occurred_at": doc["occurred_at"].isoformat(),
+        "recorded_at": doc["recorded_at"].isoformat(),
+        "actor": doc["actor"],
+        "correlation_id": doc["correlation_id"],
+        "causation_id": doc.get("causation_id"),
+        "position": doc["position"],
+        "data": doc["data"],
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -55,7 +65,8 @@ class Lease:
             self.collection.find_one_and_update(
                 {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
                 {"$set": {"owner": self.owner, "expires_at": now + timedelta(seconds=self.ttl)}},
-                upsert=True)
+                upsert=True,
+            )
         except DuplicateKeyError:  # someone else holds a live lease
             return False
         return True
@@ -67,22 +78,35 @@ class Lease:
 class OutboxRelay:
     verify_window = 60.0  # seconds of acknowledged publishes checked after a broker failure
 
-    def __init__(self, store: EventStore, bootstrap: str, topic: str, *,
-                 batch_size: int = 500, producer_factory=None, owner: str | None = None,
-                 partitions: int | None = None):
+    def __init__(
+        self,
+        store: EventStore,
+        bootstrap: str,
+        topic: str,
+        *,
+        batch_size: int = 500,
+        producer_factory=None,
+        owner: str | None = None,
+        partitions: int | None = None,
+    ):
         self.store, self.bootstrap, self.topic = store, bootstrap, topic
         self.partitions = partitions  # create the topic with these before the first publish
         self.batch_size = batch_size
         self._producer_factory = producer_factory or (lambda: kafka_clients.producer(bootstrap))
         self._producer = None
-        self.lease = Lease(store.db["relay_leases"], topic,
-                           owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}")
+        self.lease = Lease(
+            store.db["relay_leases"],
+            topic,
+            owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}",
+        )
         self.published_total = 0
         self.republished_total = 0
         self.last_failed = False
         # what was acknowledged lately: [(monotonic time, first position, {partition: first offset})]
         self._recent: deque[tuple[float, int, dict[int, int]]] = deque()
-        self._outage = False  # a broker error was seen outside publish_once: suspect the recent acks
+        self._outage = (
+            False  # a broker error was seen outside publish_once: suspect the recent acks
+        )
         self._verify_due = True  # at start, look for a check a previous relay left unfinished
 
     def _get_producer(self):
@@ -163,8 +187,17 @@ class OutboxRelay:
             for partition, offset in (doc.get("offsets") or {}).items():
                 offsets[partition] = min(offsets.get(partition, offset), offset)
         self.store.db["outbox"].update_one(
-            {"_id": VERIFY_ID}, {"$set": {"topic": self.topic, "from_position": first,
-                                          "offsets": offsets, "since": utcnow()}}, upsert=True)
+            {"_id": VERIFY_ID},
+            {
+                "$set": {
+                    "topic": self.topic,
+                    "from_position": first,
+                    "offsets": offsets,
+                    "since": utcnow(),
+                }
+            },
+            upsert=True,
+        )
 
     def verify_after_outage(self) -> int | None:
         """If a broker failure left acknowledged records in doubt, read the topic from where
@@ -175,8 +208,13 @@ class OutboxRelay:
             self._verify_due = False
             return None
         offsets = {int(p): o for p, o in (doc.get("offsets") or {}).items()}
-        missing = missing_from_topic(self.store, self.bootstrap, self.topic,
-                                     from_position=doc["from_position"], offsets=offsets)
+        missing = missing_from_topic(
+            self.store,
+            self.bootstrap,
+            self.topic,
+            from_position=doc["from_position"],
+            offsets=offsets,
+        )
         if missing:
             producer = self._get_producer()
             futures = send_documents(producer, self.topic, missing)
@@ -187,15 +225,27 @@ class OutboxRelay:
             self.republished_total += len(missing)
             # kept for the operator: these events now follow later events of their streams
             # on the topic, so a projection where order matters should be rebuilt
-            self.store.db["outbox_repairs"].insert_one({
-                "topic": self.topic, "at": utcnow(), "count": len(missing),
-                "event_ids": [d["_id"] for d in missing],
-                "streams": sorted({d["stream_id"] for d in missing})})
-            log.warning("relay %s: the broker lost %d acknowledged events in an outage; "
-                        "published them again (listed in outbox_repairs; they follow later "
-                        "events of their streams: rebuild order-sensitive projections)",
-                        self.topic, len(missing))
-        if self.store.db["outbox"].delete_one({"_id": VERIFY_ID, "since": doc["since"]}).deleted_count:
+            self.store.db["outbox_repairs"].insert_one(
+                {
+                    "topic": self.topic,
+                    "at": utcnow(),
+                    "count": len(missing),
+                    "event_ids": [d["_id"] for d in missing],
+                    "streams": sorted({d["stream_id"] for d in missing}),
+                }
+            )
+            log.warning(
+                "relay %s: the broker lost %d acknowledged events in an outage; "
+                "published them again (listed in outbox_repairs; they follow later "
+                "events of their streams: rebuild order-sensitive projections)",
+                self.topic,
+                len(missing),
+            )
+        if (
+            self.store.db["outbox"]
+            .delete_one({"_id": VERIFY_ID, "since": doc["since"]})
+            .deleted_count
+        ):
             self._verify_due = False  # (a newer outage rewrote it meanwhile: check again)
         return len(missing)
 
@@ -250,17 +300,27 @@ class OutboxRelay:
         self._drop_producer()
 
 
-def missing_from_topic(store: EventStore, bootstrap: str, topic: str, *, from_position: int = 0,
-                       offsets: dict[int, int] | None = None) -> list[dict]:
+def missing_from_topic(
+    store: EventStore,
+    bootstrap: str,
+    topic: str,
+    *,
+    from_position: int = 0,
+    offsets: dict[int, int] | None = None,
+) -> list[dict]:
     """The events marked published (position above `from_position`) that the topic does not
     hold. The topic is read from `offsets` (partition -> first offset to read; the others
     are not read) or, without them, from the beginning of every partition."""
     from kafka import TopicPartition
+
     on_topic: set[str] = set()
     consumer = kafka_clients.consumer(bootstrap, group_id=None, max_poll_records=1000)
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-                 if offsets is None or p in offsets]
+        parts = [
+            TopicPartition(topic, p)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+            if offsets is None or p in offsets
+        ]
         consumer.assign(parts)
         if offsets is None:
             consumer.seek_to_beginning(*parts)
@@ -278,7 +338,9 @@ def missing_from_topic(store: EventStore, bootstrap: str, topic: str, *, from_po
     return [d for d in store.events.find(query).sort("position", 1) if d["_id"] not in on_topic]
 
 
-def reconcile(store: EventStore, bootstrap: str, topic: str, *, republish: bool = True) -> list[str]:
+def reconcile(
+    store: EventStore, bootstrap: str, topic: str, *, republish: bool = True
+) -> list[str]:
     """Compare every event marked published with what the topic holds, and publish again the
     ones missing (a broker that lost acknowledged records, as the local one can when it is
     restarted mid-load). Returns the ids that were missing. A republished event lands after

@@ -9,11 +9,13 @@ in the same transaction as every projection write:
 - the ids of the events applied (`projection_processed`), so an event delivered twice —
   by a redelivery or by a relay that published it twice — changes nothing.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pymongo
 from pymongo import DeleteMany, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
@@ -32,6 +34,7 @@ class Projection:
     """Subclass and set `service` (the owning service), `name`, `sources` (services whose
     topics it reads) and `collections` ({logical name: [IndexModel, ...]}). Handlers are
     methods named `on_<EventType>(self, event, view)`; types without a handler are skipped."""
+
     service: str = ""
     name: str = ""
     sources: tuple[str, ...] = ()
@@ -42,7 +45,7 @@ class Projection:
     # results of update_one & co (they get None).
     batched: bool = False
 
-    def handle(self, event: Event, view: "View") -> None:
+    def handle(self, event: Event, view: View) -> None:
         handler = getattr(self, f"on_{event.type}", None)
         if handler is not None:
             handler(event, view)
@@ -62,14 +65,22 @@ class SessionCollection:
         def bound(*args, **kwargs):
             kwargs.setdefault("session", self._session)
             return attr(*args, **kwargs)
+
         return bound
 
 
 class WriteBuffer:
     """The writes of one batch in order, sent as one ordered bulk_write per run of writes to
     one collection: a consumer batch of 500 events is a few round trips, not 500 (issue 14)."""
-    OPS = {"update_one": UpdateOne, "update_many": UpdateMany, "insert_one": InsertOne,
-           "replace_one": ReplaceOne, "delete_one": DeleteOne, "delete_many": DeleteMany}
+
+    OPS = {
+        "update_one": UpdateOne,
+        "update_many": UpdateMany,
+        "insert_one": InsertOne,
+        "replace_one": ReplaceOne,
+        "delete_one": DeleteOne,
+        "delete_many": DeleteMany,
+    }
 
     def __init__(self, session: ClientSession):
         self.session = session
@@ -108,13 +119,14 @@ class BufferedCollection(SessionCollection):
             self._buffer.flush()
             kwargs.setdefault("session", self._session)
             return attr(*args, **kwargs)
+
         return bound
 
 
 class View:
     """What a handler writes through: `view["diary"]` is that collection's generation."""
 
-    def __init__(self, store: "ProjectionStore", generation: int, session: ClientSession):
+    def __init__(self, store: ProjectionStore, generation: int, session: ClientSession):
         self._store, self._generation, self.session = store, generation, session
         self.buffer = WriteBuffer(session) if store.projection.batched else None
 
@@ -132,6 +144,7 @@ class View:
 @dataclass(frozen=True)
 class Record:
     """The parts of a Kafka record a projection needs (also built from a ConsumerRecord)."""
+
     topic: str
     partition: int
     offset: int
@@ -139,8 +152,14 @@ class Record:
 
 
 class ProjectionStore:
-    def __init__(self, mongo: pymongo.MongoClient, database: str, projection: Projection,
-                 registry: EventRegistry, cipher=None):
+    def __init__(
+        self,
+        mongo: pymongo.MongoClient,
+        database: str,
+        projection: Projection,
+        registry: EventRegistry,
+        cipher=None,
+    ):
         self.mongo, self.db = mongo, mongo[database]
         self.cipher = cipher
         self.projection, self.registry = projection, registry
@@ -157,9 +176,11 @@ class ProjectionStore:
     def active_generation(self) -> int:
         doc = self.meta.find_one({"_id": self.name}, {"active": 1})
         if doc is None:
-            self.meta.update_one({"_id": self.name},
-                                 {"$setOnInsert": {"active": 1, "created_at": utcnow()}},
-                                 upsert=True)
+            self.meta.update_one(
+                {"_id": self.name},
+                {"$setOnInsert": {"active": 1, "created_at": utcnow()}},
+                upsert=True,
+            )
             self.ensure_generation(1)
             return 1
         return doc["active"]
@@ -197,8 +218,17 @@ class ProjectionStore:
     def activate(self, generation: int) -> int:
         """Swap the readers (and the live consumer) to `generation`; return the old one."""
         old = self.active_generation()
-        self.meta.update_one({"_id": self.name}, {"$set": {
-            "active": generation, "previous": old, "activated_at": utcnow(), "building": None}})
+        self.meta.update_one(
+            {"_id": self.name},
+            {
+                "$set": {
+                    "active": generation,
+                    "previous": old,
+                    "activated_at": utcnow(),
+                    "building": None,
+                }
+            },
+        )
         return old
 
     def _key(self, generation: int) -> str:
@@ -212,18 +242,24 @@ class ProjectionStore:
     def stored_positions(self, generation: int) -> dict[tuple[str, int], tuple[int, str | None]]:
         """{(topic, partition): (next offset to read, id of the event just before it)}."""
         prefix = f"^{self._key(generation)}:"
-        return {(d["topic"], d["partition"]): (d["next_offset"], d.get("last_event_id"))
-                for d in self.offsets.find({"_id": {"$regex": prefix}})}
+        return {
+            (d["topic"], d["partition"]): (d["next_offset"], d.get("last_event_id"))
+            for d in self.offsets.find({"_id": {"$regex": prefix}})
+        }
 
     # -- applying records ------------------------------------------------------------------
-    def apply(self, records: Sequence[Record], generation: int, *, track_offsets: bool = True) -> int:
+    def apply(
+        self, records: Sequence[Record], generation: int, *, track_offsets: bool = True
+    ) -> int:
         """Apply records in one transaction with their offsets and processed ids. A handler
         bug or an unknown event type parks that record in `dead_letters` (loudly) and the
         rest still apply; store errors propagate for the caller to retry."""
         if not records:
             return 0
         try:
-            return in_transaction(self.mongo, lambda s: self._apply(records, generation, s, track_offsets))
+            return in_transaction(
+                self.mongo, lambda s: self._apply(records, generation, s, track_offsets)
+            )
         except PyMongoError:
             raise
         except Exception:
@@ -231,17 +267,33 @@ class ProjectionStore:
         applied = 0
         for record in records:
             try:
-                applied += in_transaction(self.mongo, lambda s: self._apply([record], generation, s, track_offsets))
+                applied += in_transaction(
+                    self.mongo, lambda s: self._apply([record], generation, s, track_offsets)
+                )
             except PyMongoError:
                 raise
             except Exception as err:  # a handler bug: park it, keep the projection moving
-                log.error("projection %s: event at %s/%d@%d failed: %r", self.name,
-                          record.topic, record.partition, record.offset, err)
-                in_transaction(self.mongo, lambda s, err=err: self._park(record, generation, err, s, track_offsets))
+                log.error(
+                    "projection %s: event at %s/%d@%d failed: %r",
+                    self.name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    err,
+                )
+                in_transaction(
+                    self.mongo,
+                    lambda s, err=err: self._park(record, generation, err, s, track_offsets),
+                )
         return applied
 
-    def _apply(self, records: Sequence[Record], generation: int, session: ClientSession,
-               track_offsets: bool = True) -> int:
+    def _apply(
+        self,
+        records: Sequence[Record],
+        generation: int,
+        session: ClientSession,
+        track_offsets: bool = True,
+    ) -> int:
         view = View(self, generation, session)
         key = self._key(generation)
         next_offsets: dict[tuple[str, int], int] = {}
@@ -258,8 +310,14 @@ class ProjectionStore:
         consistency.note_seen(self, key, session, records, events)  # read-your-writes
         # one query for the whole batch: which of these events were applied already?
         markers = [f"{key}:{e.event_id}" for e in events]
-        done = {d["_id"] for d in self.processed.find({"_id": {"$in": markers}}, {"_id": 1},
-                                                      session=session)} if markers else set()
+        done = (
+            {
+                d["_id"]
+                for d in self.processed.find({"_id": {"$in": markers}}, {"_id": 1}, session=session)
+            }
+            if markers
+            else set()
+        )
         applied: list[str] = []
         last: Event | None = None
         for event, marker in zip(events, markers):
@@ -271,55 +329,89 @@ class ProjectionStore:
             last = event
         view.flush()
         if applied:
-            self.processed.insert_many([{"_id": m} for m in applied], ordered=False, session=session)
+            self.processed.insert_many(
+                [{"_id": m} for m in applied], ordered=False, session=session
+            )
         if track_offsets:
             self._save_offsets(next_offsets, generation, session, last_ids)
         if last is not None:
             # a document per generation, not a field of the projection's own: a rebuild and
             # the live consumer apply at the same time, and one document written by both made
             # every rebuild under live writes fail with WriteConflict (issue 14)
-            self.meta.update_one({"_id": key}, {"$set": {
-                "last_event_recorded_at": last.recorded_at, "last_applied_at": utcnow()}},
-                upsert=True, session=session)
+            self.meta.update_one(
+                {"_id": key},
+                {"$set": {"last_event_recorded_at": last.recorded_at, "last_applied_at": utcnow()}},
+                upsert=True,
+                session=session,
+            )
         return len(applied)
 
-    def _save_offsets(self, next_offsets, generation: int, session: ClientSession,
-                      last_ids: dict | None = None) -> None:
+    def _save_offsets(
+        self, next_offsets, generation: int, session: ClientSession, last_ids: dict | None = None
+    ) -> None:
         """The next offset to read per partition, with the id of the event just before it
         (`last_event_id`, None when that record was not an event) so a consumer can tell
         that a broker which lost records gave their offsets to others (ProjectionRunner)."""
         key = self._key(generation)
         now = utcnow()
-        writes = [UpdateOne(
-            {"_id": f"{key}:{topic}:{partition}"},
-            {"$set": {"topic": topic, "partition": partition, "next_offset": offset,
-                      "last_event_id": (last_ids or {}).get((topic, partition)), "updated_at": now}},
-            upsert=True) for (topic, partition), offset in next_offsets.items()]
+        writes = [
+            UpdateOne(
+                {"_id": f"{key}:{topic}:{partition}"},
+                {
+                    "$set": {
+                        "topic": topic,
+                        "partition": partition,
+                        "next_offset": offset,
+                        "last_event_id": (last_ids or {}).get((topic, partition)),
+                        "updated_at": now,
+                    }
+                },
+                upsert=True,
+            )
+            for (topic, partition), offset in next_offsets.items()
+        ]
         if writes:
             self.offsets.bulk_write(writes, ordered=False, session=session)
 
-    def _park(self, record: Record, generation: int, err: Exception, session,
-              track_offsets: bool = True) -> int:
+    def _park(
+        self, record: Record, generation: int, err: Exception, session, track_offsets: bool = True
+    ) -> int:
         self._dead_letter(record, err, session)
         consistency.note_seen(self, self._key(generation), session, [record])  # read-your-writes
         if track_offsets:
-            self._save_offsets({(record.topic, record.partition): record.offset + 1}, generation, session)
+            self._save_offsets(
+                {(record.topic, record.partition): record.offset + 1}, generation, session
+            )
         return 0
 
     def _dead_letter(self, record: Record, err: Exception, session: ClientSession) -> None:
-        log.error("projection %s rejected %s/%d@%d: %s", self.name, record.topic,
-                  record.partition, record.offset, err)
+        log.error(
+            "projection %s rejected %s/%d@%d: %s",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            err,
+        )
         self.dead_letters.update_one(
             {"_id": f"{self.name}:{record.topic}:{record.partition}:{record.offset}"},
-            {"$set": {"projection": self.name, "topic": record.topic,
-                      "partition": record.partition, "offset": record.offset,
-                      "error": repr(err), "raw": record.value.decode("utf-8", "replace"),
-                      "at": utcnow()}},
-            upsert=True, session=session)
+            {
+                "$set": {
+                    "projection": self.name,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": repr(err),
+                    "raw": record.value.decode("utf-8", "replace"),
+                    "at": utcnow(),
+                }
+            },
+            upsert=True,
+            session=session,
+        )
 
 
 def snapshot(collection: Collection, exclude: Iterable[str] = ()) -> list[dict]:
     """A collection's documents sorted by _id, for comparing a rebuild with the live one."""
     drop = set(exclude)
-    return [{k: v for k, v in d.items() if k not in drop}
-            for d in collection.find().sort("_id", 1)]
+    return [{k: v for k, v in d.items() if k not in drop} for d in collection.find().sort("_id", 1)]

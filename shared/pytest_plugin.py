@@ -1,14 +1,15 @@
 """Fixtures every test tier shares: the real broker and store (local processes by default,
 the docker-compose stack through pytest-docker with RAPPORT_TEST_STACK=docker), isolated
 topic and database prefixes per test, tokens, and background workers."""
+
 from __future__ import annotations
 
 import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from typing import Callable, Iterable
 
 import pytest
 
@@ -28,14 +29,24 @@ def infra(request):
     if STACK == "docker":
         docker_services = request.getfixturevalue("docker_services")
         from deploy.local.infra import port_open
-        kafka, mongo = "127.0.0.1:9092", "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true"
-        docker_services.wait_until_responsive(timeout=180, pause=1, check=lambda: port_open(9092) and port_open(27017))
+
+        kafka, mongo = (
+            "127.0.0.1:9092",
+            "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true",
+        )
+        docker_services.wait_until_responsive(
+            timeout=180, pause=1, check=lambda: port_open(9092) and port_open(27017)
+        )
         yield kafka, mongo
         return
     from deploy.local import infra as local
+
     already = all(s.pid() and s.answering() for s in local.servers())
     local.start()
-    yield f"127.0.0.1:{local.kafka_port()}", f"mongodb://127.0.0.1:{local.mongo_port()}/?directConnection=true"
+    yield (
+        f"127.0.0.1:{local.kafka_port()}",
+        f"mongodb://127.0.0.1:{local.mongo_port()}/?directConnection=true",
+    )
     if not already and not os.environ.get("RAPPORT_KEEP_INFRA"):
         local.stop()
 
@@ -55,8 +66,14 @@ def settings(infra) -> Iterable[Settings]:
     """Settings isolated for one test: its own topics and databases on the shared servers."""
     kafka, mongo = infra
     tag = uuid.uuid4().hex[:10]
-    s = Settings(kafka_bootstrap=kafka, mongo_uri=mongo, topic_prefix=f"t{tag}.rapport.",
-                 db_prefix=f"t{tag}_", topic_partitions=3, demo_mode=True)
+    s = Settings(
+        kafka_bootstrap=kafka,
+        mongo_uri=mongo,
+        topic_prefix=f"t{tag}.rapport.",
+        db_prefix=f"t{tag}_",
+        topic_partitions=3,
+        demo_mode=True,
+    )
     yield s
     _drop_databases(mongo, s.db_prefix)
 
@@ -65,6 +82,7 @@ def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:
     """Drop a test's databases; on a machine under heavy load the store can miss a reply,
     so try again before leaving them behind (they are isolated by prefix anyway)."""
     from pymongo.errors import PyMongoError
+
     for attempt in range(attempts):
         try:
             client = mongo_client(mongo)
@@ -75,16 +93,28 @@ def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:
         except PyMongoError:
             time.sleep(1 + attempt)
     import warnings
+
     warnings.warn(f"could not drop the databases prefixed {prefix}")
 
 
 @pytest.fixture
 def make_token(settings) -> Callable[..., str]:
-    def make(role: str = "clinical_lead", *, sub: str | None = None, therapist_id: str | None = None,
-             ttl_seconds: int = 600) -> str:
-        return issue_token(settings.token_secret, sub=sub or f"{role}-user", role=role,
-                           email=f"{role}@rapport.test", therapist_id=therapist_id,
-                           ttl_seconds=ttl_seconds)
+    def make(
+        role: str = "clinical_lead",
+        *,
+        sub: str | None = None,
+        therapist_id: str | None = None,
+        ttl_seconds: int = 600,
+    ) -> str:
+        return issue_token(
+            settings.token_secret,
+            sub=sub or f"{role}-user",
+            role=role,
+            email=f"{role}@rapport.test",
+            therapist_id=therapist_id,
+            ttl_seconds=ttl_seconds,
+        )
+
     return make
 
 
@@ -92,6 +122,7 @@ def make_token(settings) -> Callable[..., str]:
 def auth_header(make_token):
     def header(role: str = "clinical_lead", **kwargs) -> dict:
         return {"Authorization": f"Bearer {make_token(role, **kwargs)}"}
+
     return header
 
 
@@ -102,10 +133,12 @@ class Workers:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
-    def start(self, *loops) -> "Workers":
+    def start(self, *loops) -> Workers:
         for loop in loops:
             owner = getattr(loop, "__self__", None)
-            name = getattr(getattr(owner, "store", None), "name", None) or type(owner or loop).__name__
+            name = (
+                getattr(getattr(owner, "store", None), "name", None) or type(owner or loop).__name__
+            )
             t = threading.Thread(target=loop, args=(self.stop,), daemon=True, name=f"worker:{name}")
             t.start()
             self.threads.append(t)
@@ -140,13 +173,19 @@ def running(*loops):
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 for a server a test starts."""
     import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def eventually(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.1, message: str = "",
-               describe: Callable[[], object] | None = None):
+def eventually(
+    check: Callable[[], object],
+    timeout: float = 20.0,
+    interval: float = 0.1,
+    message: str = "",
+    describe: Callable[[], object] | None = None,
+):
     """Poll `check` until it returns a truthy value (returned) or fail after `timeout`;
     `describe`, if given, is called on failure and its answer added to the message."""
     deadline = time.monotonic() + timeout
@@ -170,12 +209,15 @@ def service_workers(settings: Settings, service: str, *, relay: bool = True, loo
     from . import services
     from .consumer import ProjectionRunner
     from .run import make_relay
+
     definition = services.load(service)
     out = []
     if relay and definition.publishes:
         out.append(make_relay(settings, service).run)
-    out += [ProjectionRunner(settings, p).run
-            for p in definition.projections() + definition.kernel_projections()]
+    out += [
+        ProjectionRunner(settings, p).run
+        for p in definition.projections() + definition.kernel_projections()
+    ]
     if loops:
         out += definition.workers(settings) + definition.kernel_workers(settings)
     return out

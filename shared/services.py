@@ -1,10 +1,11 @@
 """How the kernel finds a service: each `services/<name>/__init__.py` defines
 `SERVICE = ServiceDefinition(...)` (its app factory and its projections)."""
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from flask import Flask
 
@@ -28,10 +29,12 @@ class ServiceDefinition:
     def kernel_projections(self) -> list[Projection]:
         """Projections the kernel adds to every service (the disposal queue)."""
         from .disposal import DisposalQueue
+
         return [DisposalQueue(self.name)] if self.name != "portal" else []
 
     def kernel_workers(self, settings: Settings) -> list:
         from .disposal import DisposalWorker
+
         return [DisposalWorker(settings, self).run] if self.name != "portal" else []
 
 

@@ -1,11 +1,13 @@
 """Given/when/then for deciders (Emmett's form), with no database and no Flask:
 
-    given(decider, [past events]).when(command).then([new events])
-    given(decider, [past events]).when(command).then_raises(Conflict, "overlap")
+given(decider, [past events]).when(command).then([new events])
+given(decider, [past events]).when(command).then_raises(Conflict, "overlap")
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .domain import Decider, fold
 from .events import NewEvent

@@ -20,6 +20,7 @@ per loop) cost more than the polling they replaced (BENCH_SECTIONS=idle make ben
         bell.wait(ticket, timeout=5.0, stop=stop)
     bell.close()
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,14 +28,14 @@ import os
 import threading
 import time
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 log = logging.getLogger(__name__)
 AWAIT_MS = 1000  # how long the store holds an empty getMore before answering
-_hubs: dict[int, "_Hub"] = {}
+_hubs: dict[int, _Hub] = {}
 _hubs_lock = threading.Lock()
 
 
@@ -44,7 +45,7 @@ class _Hub:
     def __init__(self, mongo):
         self.mongo = mongo
         self.cond = threading.Condition()
-        self.rings: Counter = Counter()   # "db.coll" -> changes seen
+        self.rings: Counter = Counter()  # "db.coll" -> changes seen
         self.wanted: Counter = Counter()  # "db.coll" -> doorbells watching it
         self.open = False
         self._changed = False  # the wanted set changed: reopen the stream with it
@@ -120,7 +121,12 @@ def change_streams_enabled() -> bool:
     endSessions after hours of open change streams, database drops and transactions; the
     cause is not pinned down, so the loops poll with their adaptive rests (the fallback every
     caller already has) unless an operator turns the streams on (real MongoDB)."""
-    return os.environ.get("RAPPORT_CHANGE_STREAMS", "0").strip().lower() in ("1", "true", "yes", "on")
+    return os.environ.get("RAPPORT_CHANGE_STREAMS", "0").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
 
 
 class Doorbell:

@@ -1,6 +1,7 @@
 """Flask pieces every service uses: the app factory, problem+json errors, health and
 readiness, OpenAPI (flask-smorest), Prometheus metrics, correlation ids and the lazy
 per-process MongoDB client (created after gunicorn forks)."""
+
 from __future__ import annotations
 
 import hmac
@@ -9,23 +10,28 @@ import logging
 import socket
 import time
 import uuid
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_smorest import Api
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from . import contracts  # noqa: F401  (every process knows the whole published language)
-from . import consistency, idempotency, logs, metrics
+from . import (
+    consistency,
+    contracts,  # noqa: F401  (every process knows the whole published language)
+    idempotency,
+    logs,
+    metrics,
+)
 from .apidoc import document_kernel_headers
 from .auth import AuthError, Forbidden, authenticate, public
 from .bodies import MAX_DEPTH, too_deep
 from .config import Settings
 from .crypto import KeyDisposed, cipher_for
 from .domain import DomainError
-from .eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 from .events import Actor, registry
+from .eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore
 
@@ -72,7 +78,10 @@ class RapportApi(Api):
         messages = data.get("errors") or data.get("messages")
         errors = _flatten(messages) if messages else None
         detail = data.get("message") or (
-            "; ".join(f"{e['field']}: {e['reason']}" for e in errors) if errors else error.description)
+            "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+            if errors
+            else error.description
+        )
         if error.code == 500:
             detail = "internal error"
         response = problem(error.code or 500, error.name, detail, errors=errors)
@@ -97,6 +106,7 @@ class RequestEventStore(EventStore):
                 if also is not None:
                     also(session)
                 idempotency.in_transaction(self.db, session, clients)
+
             events = super().append_streams(appends, meta, also=with_claim, **options)
             if events:
                 idempotency.committed()
@@ -129,14 +139,23 @@ class ServiceContext:
     @property
     def store(self) -> EventStore:
         if self._store is None:
-            self._store = RequestEventStore(self.mongo, self.settings.database(self.service), registry,
-                                     cipher=cipher_for(self.settings))
+            self._store = RequestEventStore(
+                self.mongo,
+                self.settings.database(self.service),
+                registry,
+                cipher=cipher_for(self.settings),
+            )
             self._store.ensure_indexes()
         return self._store
 
     def projection(self, projection: Projection) -> ProjectionStore:
-        return ProjectionStore(self.mongo, self.settings.database(projection.service), projection,
-                               registry, cipher=cipher_for(self.settings))
+        return ProjectionStore(
+            self.mongo,
+            self.settings.database(projection.service),
+            projection,
+            registry,
+            cipher=cipher_for(self.settings),
+        )
 
 
 def context() -> ServiceContext:
@@ -183,32 +202,53 @@ def _metrics_refusal(settings: Settings) -> Response | None:
     if not expected:
         if settings.demo_mode:
             return None
-        return problem(403, "Forbidden", "metrics are off: set RAPPORT_METRICS_TOKEN and scrape with it "
-                                         "as a bearer token (deploy/README.md)")
+        return problem(
+            403,
+            "Forbidden",
+            "metrics are off: set RAPPORT_METRICS_TOKEN and scrape with it "
+            "as a bearer token (deploy/README.md)",
+        )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
         return None
     response = problem(401, "Unauthorized", "metrics need the metrics bearer token")
     response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
     return response
 
 
-def create_service_app(service: str, settings: Settings, *, title: str, description: str,
-                       blueprints: Iterable = (), projections: Iterable[Projection] = (),
-                       extra_metrics: Callable | None = None) -> Flask:
+def create_service_app(
+    service: str,
+    settings: Settings,
+    *,
+    title: str,
+    description: str,
+    blueprints: Iterable = (),
+    projections: Iterable[Projection] = (),
+    extra_metrics: Callable | None = None,
+) -> Flask:
     logs.configure(service)
     app = Flask(service)
     app.config.update(
-        RAPPORT_SETTINGS=settings, RAPPORT_SERVICE=service,
-        API_TITLE=title, API_VERSION="1.0.0", OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",
+        RAPPORT_SETTINGS=settings,
+        RAPPORT_SERVICE=service,
+        API_TITLE=title,
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {"description": description},
-            "components": {"securitySchemes": {"bearerAuth": {
-                "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
             "security": [{"bearerAuth": []}],
         },
-        JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=1 * 1024 * 1024,
     )
     app.extensions["rapport"] = ServiceContext(service, settings)
     api = RapportApi(app)
@@ -241,7 +281,9 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
         # after authentication (401 first, as for any body), before anything parses the body (webargs, get_json): deep nesting would make the
         # parser recurse until it fails with a 500 (issue 15 #4)
         if request.is_json and too_deep(request.get_data(cache=True)):
-            return problem(400, "Bad Request", f"the JSON body is nested deeper than {MAX_DEPTH} levels")
+            return problem(
+                400, "Bad Request", f"the JSON body is nested deeper than {MAX_DEPTH} levels"
+            )
 
     @app.before_request
     def _consistency():
@@ -274,13 +316,20 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         rule = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.observe_request(service, request.method, rule, response.status_code,
-                                time.perf_counter() - g.get("started", time.perf_counter()))
+        metrics.observe_request(
+            service,
+            request.method,
+            rule,
+            response.status_code,
+            time.perf_counter() - g.get("started", time.perf_counter()),
+        )
         return response
 
     @app.errorhandler(AuthError)
     def _auth(err: AuthError):
-        response = problem(err.status, "Unauthorized" if err.status == 401 else "Forbidden", err.detail)
+        response = problem(
+            err.status, "Unauthorized" if err.status == 401 else "Forbidden", err.detail
+        )
         if err.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="rapport"'
         return response
@@ -292,7 +341,9 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
 
     @app.errorhandler(KeyDisposed)
     def _disposed(err: KeyDisposed):
-        return problem(409, "Conflict", "this client's record has been disposed of", code="disposed")
+        return problem(
+            409, "Conflict", "this client's record has been disposed of", code="disposed"
+        )
 
     @app.errorhandler(consistency.BadConsistencyHeader)
     def _bad_consistency_header(err):
@@ -301,26 +352,41 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
     @app.errorhandler(idempotency.KeyRefused)
     def _key_refused(err: idempotency.KeyRefused):
         titles = {400: "Bad Request", 409: "Conflict", 422: "Unprocessable Entity"}
-        response = problem(err.status, titles[err.status], err.detail, code=err.code,
-                           errors=[{"field": idempotency.HEADER, "reason": err.detail}]
-                           if err.status == 422 else None)
+        response = problem(
+            err.status,
+            titles[err.status],
+            err.detail,
+            code=err.code,
+            errors=[{"field": idempotency.HEADER, "reason": err.detail}]
+            if err.status == 422
+            else None,
+        )
         if err.position:
             response.headers[consistency.POSITION_HEADER] = err.position
         return response
 
     @app.errorhandler(idempotency.ClaimLost)
     def _claim_lost(err):
-        return problem(409, "Conflict", "a retry with the same Idempotency-Key took this request "
-                                        "over; its answer is the one that counts", code="key_taken_over")
+        return problem(
+            409,
+            "Conflict",
+            "a retry with the same Idempotency-Key took this request "
+            "over; its answer is the one that counts",
+            code="key_taken_over",
+        )
 
     @app.errorhandler(ConcurrencyError)
     def _concurrency(err: ConcurrencyError):
-        return problem(409, "Conflict", "the record changed while you were saving; reload and try again")
+        return problem(
+            409, "Conflict", "the record changed while you were saving; reload and try again"
+        )
 
     @app.errorhandler(PyMongoError)
     def _store_down(err: PyMongoError):
         log.error("store error: %r", err)
-        return problem(503, "Service Unavailable", "the record store is unavailable; try again shortly")
+        return problem(
+            503, "Service Unavailable", "the record store is unavailable; try again shortly"
+        )
 
     @app.get("/healthz")
     @public
@@ -338,7 +404,10 @@ def create_service_app(service: str, settings: Settings, *, title: str, descript
             checks["store"] = f"unavailable: {type(err).__name__}"
         checks["broker"] = "ok" if _kafka_reachable(settings.kafka_bootstrap) else "unavailable"
         ready = all(v == "ok" for v in checks.values())
-        return ({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+        return (
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            200 if ready else 503,
+        )
 
     @app.get("/metrics")
     @public

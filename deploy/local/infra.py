@@ -5,6 +5,7 @@ harmless: a server already answering on its port with a live PID is left alone.
 
     python -m deploy.local.infra start|stop|status|restart [broker|store]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ def _venv_bin(name: str) -> Path:
 
 def _noida_binary() -> Path:
     import noida_db  # the Rust binary inside the wheel, not the console-script wrapper
+
     return Path(noida_db.__file__).parent / "noida-db"
 
 
@@ -60,11 +62,32 @@ class Server:
 
     def command(self) -> list[str]:
         if self.name == "broker":
-            return [str(_noida_binary()), "start", "--only", "kafka", "--kafka-port", str(self.port),
-                    "--host", "127.0.0.1", "--data-dir", str(self.datadir)]
-        return [str(_venv_bin("secantusd-py")), "--host", "127.0.0.1", "--port", str(self.port),
-                "--storage-path", str(self.datadir), "--sync-on-commit", "--cache-size", "512M",
-                "--log-level", "WARNING"]
+            return [
+                str(_noida_binary()),
+                "start",
+                "--only",
+                "kafka",
+                "--kafka-port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--data-dir",
+                str(self.datadir),
+            ]
+        return [
+            str(_venv_bin("secantusd-py")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.datadir),
+            "--sync-on-commit",
+            "--cache-size",
+            "512M",
+            "--log-level",
+            "WARNING",
+        ]
 
     def pid(self) -> int | None:
         try:
@@ -84,9 +107,12 @@ class Server:
             return False
         if self.name == "store":
             import pymongo
+
             try:
-                c = pymongo.MongoClient(f"mongodb://127.0.0.1:{self.port}/?directConnection=true",
-                                        serverSelectionTimeoutMS=1000)
+                c = pymongo.MongoClient(
+                    f"mongodb://127.0.0.1:{self.port}/?directConnection=true",
+                    serverSelectionTimeoutMS=1000,
+                )
                 c.admin.command("ping")
                 c.close()
                 return True
@@ -118,8 +144,14 @@ def start(which: str | None = None, timeout: float = 60.0) -> None:
         server.datadir.mkdir(parents=True, exist_ok=True)
         server.logfile.parent.mkdir(parents=True, exist_ok=True)
         with open(server.logfile, "ab") as out:
-            proc = subprocess.Popen(server.command(), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=run_dir())
+            proc = subprocess.Popen(
+                server.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=run_dir(),
+            )
         server.pidfile.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while not server.answering():

@@ -14,13 +14,15 @@ services' own command handlers in-process, on their own stores, with a clock set
 past (scheduling: `Scheduling(clock=...)` books a course and marks sessions attended;
 measures: `CompleteQuestionnaire(now=...)` through `application.record_response`), so every
 rule of their deciders still applies and the events reach every projection as usual."""
+
 from __future__ import annotations
 
 import os
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, time as clock_time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
 import requests
@@ -37,15 +39,27 @@ STARTED = time.monotonic()
 MARKER = "demo-practice"
 HOURS = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)]
 THERAPISTS = [
-    {"therapist_id": "sarah-okafor", "name": "Dr Sarah Okafor", "email": "therapist1@rapport.test",
-     "modalities": ["face_to_face", "video", "telephone"], "rooms": ["Maidstone Room 1"]},
-    {"therapist_id": "tom-reid", "name": "Mr Tom Reid", "email": "therapist2@rapport.test",
-     "modalities": ["face_to_face", "video", "telephone"], "rooms": ["Maidstone Room 2"]},
+    {
+        "therapist_id": "sarah-okafor",
+        "name": "Dr Sarah Okafor",
+        "email": "therapist1@rapport.test",
+        "modalities": ["face_to_face", "video", "telephone"],
+        "rooms": ["Maidstone Room 1"],
+    },
+    {
+        "therapist_id": "tom-reid",
+        "name": "Mr Tom Reid",
+        "email": "therapist2@rapport.test",
+        "modalities": ["face_to_face", "video", "telephone"],
+        "rooms": ["Maidstone Room 2"],
+    },
 ]
-STAFF = [("lead@rapport.test", "Dr Helen Marsh", "clinical_lead", None),
-         ("reception@rapport.test", "Jo Bennett", "admin", None),
-         ("therapist1@rapport.test", "Dr Sarah Okafor", "therapist", "sarah-okafor"),
-         ("therapist2@rapport.test", "Mr Tom Reid", "therapist", "tom-reid")]
+STAFF = [
+    ("lead@rapport.test", "Dr Helen Marsh", "clinical_lead", None),
+    ("reception@rapport.test", "Jo Bennett", "admin", None),
+    ("therapist1@rapport.test", "Dr Sarah Okafor", "therapist", "sarah-okafor"),
+    ("therapist2@rapport.test", "Mr Tom Reid", "therapist", "tom-reid"),
+]
 
 
 @dataclass(frozen=True)
@@ -67,67 +81,169 @@ class Case:
 
 
 def _person(name, relationship, closeness, good, hard, unilateral=False):
-    return {"name": name, "relationship": relationship, "closeness": closeness, "good": good,
-            "hard": hard, "unilateral_partner": unilateral}
+    return {
+        "name": name,
+        "relationship": relationship,
+        "closeness": closeness,
+        "good": good,
+        "hard": hard,
+        "unilateral_partner": unilateral,
+    }
 
 
 CASES = [
-    Case("emma", {"given_name": "Emma", "family_name": "Clarke", "email": "emma.clarke@example.test",
-                  "phone": "07700 900123", "preferred_modality": "face_to_face", "reminder_channels": ["email", "sms"],
-                  "therapist_id": "sarah-okafor", "referral_source": "GP"}, 45,
-         {"presenting_difficulties": "Low mood for four months since starting a new job as a care assistant; "
-                                     "overeating, poor sleep, irritable with her husband and three children.",
-          "conditions": ["depression"], "goals": ["Argue less with Mark", "Get more help at home"],
-          "risk_summary": "No thoughts of self-harm; protective factors: children, faith, work."},
-         {"problem_areas": ["role_dispute"],
-          "formulation": "Emma's depression began when her new job changed the balance at home; she and Mark "
-                         "disagree about who does what, and the dispute has reached an impasse.",
-          "goals": ["Renegotiate household roles with Mark", "Say what she needs without shouting"],
-          "inventory": [_person("Mark", "husband", 1, "Loyal, good father", "Expects her to do it all", True),
-                        _person("Lily", "daughter, 14", 1, "Close, funny", "Rows about chores"),
-                        _person("Jan", "mother", 2, "Always listens", "Lives in Hastings"),
-                        _person("Priti", "colleague", 3, "Understands the job", "Only see her at work")]},
-         weekday=0, hour=10, weeks_ago=18, attended=16,
-         phq9=(17, 17, 16, 15, 14, 13, 12, 12, 11, 10, 9, 8, 8, 7, 6, 6),
-         gad7=(12, 12, 11, 11, 10, 9, 9, 8, 7, 7, 6, 6, 5, 5, 4, 4), phase="ending",
-         discharge="Course completed: communication with Mark better, more help at home, mood lifted."),
-    Case("john", {"given_name": "John", "family_name": "Whitaker", "email": "john.whitaker@example.test",
-                  "phone": None, "preferred_modality": "face_to_face", "reminder_channels": ["email"],
-                  "therapist_id": "tom-reid", "referral_source": "self-referral"}, 68,
-         {"presenting_difficulties": "Wife Margaret died five months ago after a long illness; withdrawn, "
-                                     "waking at 4am, guilt, tearful, weight loss.",
-          "conditions": ["depression"], "goals": ["Feel less guilty", "See friends again"],
-          "risk_summary": "Passive thoughts early on, no plans; reviewed each session."},
-         {"problem_areas": ["grief"],
-          "formulation": "John's low mood follows Margaret's death; he has not been able to mourn, and has "
-                         "withdrawn from the tennis, cycling and friends they shared.",
-          "goals": ["Talk about Margaret and the illness", "Return to tennis and walking"],
-          "inventory": [_person("Margaret", "late wife", 1, "Forty years together", "Died in May"),
-                        _person("David", "son", 2, "Phones weekly", "Lives in Leeds"),
-                        _person("Ray", "tennis partner", 3, "Keeps asking him back", "John avoids him")]},
-         weekday=1, hour=14, weeks_ago=26, attended=16,
-         phq9=(19, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 9, 8, 7, 7),
-         gad7=(9, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5, 5, 4, 4, 4, 3), phase="maintenance", boosters=True),
-    Case("priya", {"given_name": "Priya", "family_name": "Shah", "email": "priya.shah@example.test",
-                   "phone": "07700 900456", "preferred_modality": "video", "reminder_channels": ["sms"],
-                   "therapist_id": "sarah-okafor", "referral_source": "employer"}, 32,
-         {"presenting_difficulties": "Low mood and worry since moving to Kent for a new role.",
-          "conditions": ["depression", "anxiety"], "goals": ["Build a life here"],
-          "risk_summary": "No risk identified."},
-         {"problem_areas": ["role_transition"], "formulation": "A move away from family and friends.",
-          "goals": ["Join a local group"], "inventory": [_person("Anil", "brother", 1, "Daily calls", "Far away")]},
-         weekday=2, hour=11, weeks_ago=8, attended=8,
-         phq9=(14, 14, 13, 13, 12, 12, 11, 10), gad7=(11, 11, 10, 10, 9, 9, 8, 8), phase="middle"),
-    Case("margaret", {"given_name": "Margaret", "family_name": "Ellis", "email": "m.ellis@example.test",
-                      "phone": None, "preferred_modality": "telephone", "reminder_channels": ["email"],
-                      "therapist_id": "tom-reid", "referral_source": "GP"}, 61,
-         {"presenting_difficulties": "Low mood after her sister's death last year.", "conditions": ["depression"],
-          "goals": ["Sleep better"], "risk_summary": "No risk identified."},
-         {"problem_areas": ["grief", "interpersonal_deficits"], "formulation": "Grief and isolation.",
-          "goals": ["Phone one friend a week"], "inventory": [_person("Ann", "neighbour", 3, "Kind", "Busy")]},
-         weekday=3, hour=15, weeks_ago=20, attended=16,
-         phq9=(15, 15, 15, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12, 12, 12),
-         gad7=(10, 10, 10, 10, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9), phase="ending"),
+    Case(
+        "emma",
+        {
+            "given_name": "Emma",
+            "family_name": "Clarke",
+            "email": "emma.clarke@example.test",
+            "phone": "07700 900123",
+            "preferred_modality": "face_to_face",
+            "reminder_channels": ["email", "sms"],
+            "therapist_id": "sarah-okafor",
+            "referral_source": "GP",
+        },
+        45,
+        {
+            "presenting_difficulties": "Low mood for four months since starting a new job as a care assistant; "
+            "overeating, poor sleep, irritable with her husband and three children.",
+            "conditions": ["depression"],
+            "goals": ["Argue less with Mark", "Get more help at home"],
+            "risk_summary": "No thoughts of self-harm; protective factors: children, faith, work.",
+        },
+        {
+            "problem_areas": ["role_dispute"],
+            "formulation": "Emma's depression began when her new job changed the balance at home; she and Mark "
+            "disagree about who does what, and the dispute has reached an impasse.",
+            "goals": [
+                "Renegotiate household roles with Mark",
+                "Say what she needs without shouting",
+            ],
+            "inventory": [
+                _person(
+                    "Mark", "husband", 1, "Loyal, good father", "Expects her to do it all", True
+                ),
+                _person("Lily", "daughter, 14", 1, "Close, funny", "Rows about chores"),
+                _person("Jan", "mother", 2, "Always listens", "Lives in Hastings"),
+                _person("Priti", "colleague", 3, "Understands the job", "Only see her at work"),
+            ],
+        },
+        weekday=0,
+        hour=10,
+        weeks_ago=18,
+        attended=16,
+        phq9=(17, 17, 16, 15, 14, 13, 12, 12, 11, 10, 9, 8, 8, 7, 6, 6),
+        gad7=(12, 12, 11, 11, 10, 9, 9, 8, 7, 7, 6, 6, 5, 5, 4, 4),
+        phase="ending",
+        discharge="Course completed: communication with Mark better, more help at home, mood lifted.",
+    ),
+    Case(
+        "john",
+        {
+            "given_name": "John",
+            "family_name": "Whitaker",
+            "email": "john.whitaker@example.test",
+            "phone": None,
+            "preferred_modality": "face_to_face",
+            "reminder_channels": ["email"],
+            "therapist_id": "tom-reid",
+            "referral_source": "self-referral",
+        },
+        68,
+        {
+            "presenting_difficulties": "Wife Margaret died five months ago after a long illness; withdrawn, "
+            "waking at 4am, guilt, tearful, weight loss.",
+            "conditions": ["depression"],
+            "goals": ["Feel less guilty", "See friends again"],
+            "risk_summary": "Passive thoughts early on, no plans; reviewed each session.",
+        },
+        {
+            "problem_areas": ["grief"],
+            "formulation": "John's low mood follows Margaret's death; he has not been able to mourn, and has "
+            "withdrawn from the tennis, cycling and friends they shared.",
+            "goals": ["Talk about Margaret and the illness", "Return to tennis and walking"],
+            "inventory": [
+                _person("Margaret", "late wife", 1, "Forty years together", "Died in May"),
+                _person("David", "son", 2, "Phones weekly", "Lives in Leeds"),
+                _person("Ray", "tennis partner", 3, "Keeps asking him back", "John avoids him"),
+            ],
+        },
+        weekday=1,
+        hour=14,
+        weeks_ago=26,
+        attended=16,
+        phq9=(19, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 9, 8, 7, 7),
+        gad7=(9, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5, 5, 4, 4, 4, 3),
+        phase="maintenance",
+        boosters=True,
+    ),
+    Case(
+        "priya",
+        {
+            "given_name": "Priya",
+            "family_name": "Shah",
+            "email": "priya.shah@example.test",
+            "phone": "07700 900456",
+            "preferred_modality": "video",
+            "reminder_channels": ["sms"],
+            "therapist_id": "sarah-okafor",
+            "referral_source": "employer",
+        },
+        32,
+        {
+            "presenting_difficulties": "Low mood and worry since moving to Kent for a new role.",
+            "conditions": ["depression", "anxiety"],
+            "goals": ["Build a life here"],
+            "risk_summary": "No risk identified.",
+        },
+        {
+            "problem_areas": ["role_transition"],
+            "formulation": "A move away from family and friends.",
+            "goals": ["Join a local group"],
+            "inventory": [_person("Anil", "brother", 1, "Daily calls", "Far away")],
+        },
+        weekday=2,
+        hour=11,
+        weeks_ago=8,
+        attended=8,
+        phq9=(14, 14, 13, 13, 12, 12, 11, 10),
+        gad7=(11, 11, 10, 10, 9, 9, 8, 8),
+        phase="middle",
+    ),
+    Case(
+        "margaret",
+        {
+            "given_name": "Margaret",
+            "family_name": "Ellis",
+            "email": "m.ellis@example.test",
+            "phone": None,
+            "preferred_modality": "telephone",
+            "reminder_channels": ["email"],
+            "therapist_id": "tom-reid",
+            "referral_source": "GP",
+        },
+        61,
+        {
+            "presenting_difficulties": "Low mood after her sister's death last year.",
+            "conditions": ["depression"],
+            "goals": ["Sleep better"],
+            "risk_summary": "No risk identified.",
+        },
+        {
+            "problem_areas": ["grief", "interpersonal_deficits"],
+            "formulation": "Grief and isolation.",
+            "goals": ["Phone one friend a week"],
+            "inventory": [_person("Ann", "neighbour", 3, "Kind", "Busy")],
+        },
+        weekday=3,
+        hour=15,
+        weeks_ago=20,
+        attended=16,
+        phq9=(15, 15, 15, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12, 12, 12),
+        gad7=(10, 10, 10, 10, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9),
+        phase="ending",
+    ),
 ]
 
 
@@ -150,7 +266,9 @@ class Progress:
         return result
 
     def finish(self) -> None:
-        self.col.update_one({"_id": MARKER}, {"$set": {"finished_at": datetime.now(timezone.utc)}}, upsert=True)
+        self.col.update_one(
+            {"_id": MARKER}, {"$set": {"finished_at": datetime.now(UTC)}}, upsert=True
+        )
 
 
 class Api:
@@ -189,16 +307,19 @@ def answers_for(total: int, items: int) -> list[int]:
 def first_session(case: Case, today: date) -> datetime:
     start = today - timedelta(weeks=case.weeks_ago)
     start -= timedelta(days=(start.weekday() - case.weekday) % 7)
-    return datetime.combine(start, clock_time(case.hour), tzinfo=LONDON).astimezone(timezone.utc)
+    return datetime.combine(start, clock_time(case.hour), tzinfo=LONDON).astimezone(UTC)
 
 
-def past_course(settings: Settings, case: Case, client_id: str, meta: Metadata, today: date) -> list[dict]:
+def past_course(
+    settings: Settings, case: Case, client_id: str, meta: Metadata, today: date
+) -> list[dict]:
     """Book the course as if on the day before it began, then mark each session attended just
     after it ended: scheduling's own handlers, clock set to the past."""
     from services.scheduling.application import Scheduling
     from services.scheduling.courses import BookCourse
     from services.scheduling.domain import AttendSession
     from services.scheduling.projections import directory
+
     ctx = ServiceContext("scheduling", settings)
     directory_store = ctx.projection(directory())
     first = first_session(case, today)
@@ -207,33 +328,63 @@ def past_course(settings: Settings, case: Case, client_id: str, meta: Metadata, 
     wait_for(f"scheduling to know {case.key}", lambda: app.client_status(client_id))
     therapist = case.client["therapist_id"]
     modality = case.client["preferred_modality"]
-    room = next(t["rooms"][0] for t in THERAPISTS if t["therapist_id"] == therapist) if modality == "face_to_face" else None
+    room = (
+        next(t["rooms"][0] for t in THERAPISTS if t["therapist_id"] == therapist)
+        if modality == "face_to_face"
+        else None
+    )
 
     def command(plan_id):
-        plan = app.plan(client_id=client_id, therapist_id=therapist, modality=modality, room=room,
-                        start=first, end=first + timedelta(weeks=16))
+        plan = app.plan(
+            client_id=client_id,
+            therapist_id=therapist,
+            modality=modality,
+            room=room,
+            start=first,
+            end=first + timedelta(weeks=16),
+        )
         return BookCourse(plan_id, plan, first, 16, 1)
+
     events = app.book_many(command, meta)
-    sessions = sorted(({"session_id": e.data["session_id"], "number": e.data["number"],
-                        "starts_at": e.data["starts_at"], "course_id": e.data["course_id"]}
-                       for e in events[1:]), key=lambda s: s["number"])
-    for s in sessions[:case.attended]:
+    sessions = sorted(
+        (
+            {
+                "session_id": e.data["session_id"],
+                "number": e.data["number"],
+                "starts_at": e.data["starts_at"],
+                "course_id": e.data["course_id"],
+            }
+            for e in events[1:]
+        ),
+        key=lambda s: s["number"],
+    )
+    for s in sessions[: case.attended]:
         now["at"] = s["starts_at"] + timedelta(minutes=55)
         app.session_command(s["session_id"], lambda _state: AttendSession(now["at"]), meta)
     return [{**s, "starts_at": s["starts_at"].isoformat()} for s in sessions]
 
 
-def past_scores(settings: Settings, case: Case, client_id: str, sessions: list[dict], meta: Metadata) -> int:
+def past_scores(
+    settings: Settings, case: Case, client_id: str, sessions: list[dict], meta: Metadata
+) -> int:
     """One PHQ-9 + GAD-7 before each attended session, completed the evening before, through
     measures' own scoring and handlers with the completion time in the past."""
     from services.measures import application, domain
+
     store = ServiceContext("measures", settings).store
     for s, phq9, gad7 in zip(sessions, case.phq9, case.gad7):
         when = datetime.fromisoformat(s["starts_at"]) - timedelta(hours=16)
         command = domain.CompleteQuestionnaire(
-            response_id=new_id(), client_id=client_id, therapist_id=case.client["therapist_id"],
-            answers={"PHQ-9": answers_for(phq9, 9), "GAD-7": answers_for(gad7, 7)}, source="link",
-            now=when, session_id=s["session_id"], course_id=s["course_id"], session_number=s["number"])
+            response_id=new_id(),
+            client_id=client_id,
+            therapist_id=case.client["therapist_id"],
+            answers={"PHQ-9": answers_for(phq9, 9), "GAD-7": answers_for(gad7, 7)},
+            source="link",
+            now=when,
+            session_id=s["session_id"],
+            course_id=s["course_id"],
+            session_number=s["number"],
+        )
         application.record_response(store, command, meta)
     return len(case.phq9)
 
@@ -243,79 +394,182 @@ def records_know_sessions(settings: Settings, case: Case, session_ids: list[str]
     records waits only a few seconds for one; the seed books a whole course at once, so it
     waits here until records' projection holds every session it writes notes for."""
     from services.records.projections import ClientSummaries
+
     sessions = ServiceContext("records", settings).projection(ClientSummaries())
-    wait_for(f"records to know {case.key}'s sessions", lambda: sessions.reader("sessions").count_documents(
-        {"_id": {"$in": session_ids}}) == len(set(session_ids)))
+    wait_for(
+        f"records to know {case.key}'s sessions",
+        lambda: (
+            sessions.reader("sessions").count_documents({"_id": {"$in": session_ids}})
+            == len(set(session_ids))
+        ),
+    )
 
 
 def register(api: Api, progress: Progress, case: Case, today: date) -> str:
-    born = date(today.year - case.age, 3, 2) if (today.month, today.day) >= (3, 2) else date(today.year - case.age - 1, 3, 2)
-    return progress.once(f"{case.key}.client", lambda: api.call(
-        "POST", "records", "/clients", {**case.client, "date_of_birth": born.isoformat()})["client_id"])
+    born = (
+        date(today.year - case.age, 3, 2)
+        if (today.month, today.day) >= (3, 2)
+        else date(today.year - case.age - 1, 3, 2)
+    )
+    return progress.once(
+        f"{case.key}.client",
+        lambda: api.call(
+            "POST", "records", "/clients", {**case.client, "date_of_birth": born.isoformat()}
+        )["client_id"],
+    )
 
 
-def seed_case(api: Api, settings: Settings, progress: Progress, case: Case, meta: Metadata, today: date) -> None:
+def seed_case(
+    api: Api, settings: Settings, progress: Progress, case: Case, meta: Metadata, today: date
+) -> None:
     client_id = register(api, progress, case, today)
-    progress.once(f"{case.key}.assessment", lambda: bool(api.call(
-        "POST", "records", f"/clients/{client_id}/assessment", case.assessment)))
-    progress.once(f"{case.key}.formulation", lambda: bool(api.call(
-        "PUT", "records", f"/clients/{client_id}/formulation", case.formulation)))
-    sessions = progress.once(f"{case.key}.course", lambda: past_course(settings, case, client_id, meta, today))
-    progress.once(f"{case.key}.scores", lambda: past_scores(settings, case, client_id, sessions, meta))
-    attended = sessions[:case.attended]
+    progress.once(
+        f"{case.key}.assessment",
+        lambda: bool(
+            api.call("POST", "records", f"/clients/{client_id}/assessment", case.assessment)
+        ),
+    )
+    progress.once(
+        f"{case.key}.formulation",
+        lambda: bool(
+            api.call("PUT", "records", f"/clients/{client_id}/formulation", case.formulation)
+        ),
+    )
+    sessions = progress.once(
+        f"{case.key}.course", lambda: past_course(settings, case, client_id, meta, today)
+    )
+    progress.once(
+        f"{case.key}.scores", lambda: past_scores(settings, case, client_id, sessions, meta)
+    )
+    attended = sessions[: case.attended]
     records_know_sessions(settings, case, [s["session_id"] for s in attended])
-    progress.once(f"{case.key}.notes", lambda: [api.call(
-        "POST", "records", f"/clients/{client_id}/notes",
-        {"session_id": s["session_id"], "text": text})["note_id"] for s, text in zip(
-            (attended[0], attended[len(attended) // 2], attended[-1]),
-            ("Assessment completed; agreed a focus and a 16-session contract.",
-             "Middle phase: worked on the focus; homework reviewed.",
-             "Reviewed progress and warning signs; plan for after therapy."))])
-    progress.once(f"{case.key}.task", lambda: api.call(
-        "POST", "records", f"/clients/{client_id}/tasks",
-        {"description": case.formulation["goals"][0]})["task_id"])
+    progress.once(
+        f"{case.key}.notes",
+        lambda: [
+            api.call(
+                "POST",
+                "records",
+                f"/clients/{client_id}/notes",
+                {"session_id": s["session_id"], "text": text},
+            )["note_id"]
+            for s, text in zip(
+                (attended[0], attended[len(attended) // 2], attended[-1]),
+                (
+                    "Assessment completed; agreed a focus and a 16-session contract.",
+                    "Middle phase: worked on the focus; homework reviewed.",
+                    "Reviewed progress and warning signs; plan for after therapy.",
+                ),
+            )
+        ],
+    )
+    progress.once(
+        f"{case.key}.task",
+        lambda: api.call(
+            "POST",
+            "records",
+            f"/clients/{client_id}/tasks",
+            {"description": case.formulation["goals"][0]},
+        )["task_id"],
+    )
     for phase in ("initial", "middle", "ending", "maintenance"):
-        progress.once(f"{case.key}.phase.{phase}", lambda: bool(api.call(
-            "POST", "records", f"/clients/{client_id}/phase",
-            {"to_phase": phase, "reason": f"Sessions attended: {case.attended}"})))
+        progress.once(
+            f"{case.key}.phase.{phase}",
+            lambda: bool(
+                api.call(
+                    "POST",
+                    "records",
+                    f"/clients/{client_id}/phase",
+                    {"to_phase": phase, "reason": f"Sessions attended: {case.attended}"},
+                )
+            ),
+        )
         if phase == case.phase:
             break
     if case.boosters:
-        first = datetime.combine(today + timedelta(days=14 + (case.weekday - today.weekday()) % 7),
-                                 clock_time(case.hour), tzinfo=LONDON).astimezone(timezone.utc)
-        progress.once(f"{case.key}.boosters", lambda: len(api.call("POST", "scheduling", "/boosters", {
-            "client_id": client_id, "therapist_id": case.client["therapist_id"],
-            "modality": case.client["preferred_modality"],
-            "room": next(t["rooms"][0] for t in THERAPISTS if t["therapist_id"] == case.client["therapist_id"]),
-            "first_starts_at": first.isoformat(), "count": 3, "interval_months": 2})["sessions"]))
+        first = datetime.combine(
+            today + timedelta(days=14 + (case.weekday - today.weekday()) % 7),
+            clock_time(case.hour),
+            tzinfo=LONDON,
+        ).astimezone(UTC)
+        progress.once(
+            f"{case.key}.boosters",
+            lambda: len(
+                api.call(
+                    "POST",
+                    "scheduling",
+                    "/boosters",
+                    {
+                        "client_id": client_id,
+                        "therapist_id": case.client["therapist_id"],
+                        "modality": case.client["preferred_modality"],
+                        "room": next(
+                            t["rooms"][0]
+                            for t in THERAPISTS
+                            if t["therapist_id"] == case.client["therapist_id"]
+                        ),
+                        "first_starts_at": first.isoformat(),
+                        "count": 3,
+                        "interval_months": 2,
+                    },
+                )["sessions"]
+            ),
+        )
     if case.discharge:
-        progress.once(f"{case.key}.discharge", lambda: bool(api.call(
-            "POST", "records", f"/clients/{client_id}/discharge",
-            {"reason": "Treatment completed", "outcome_summary": case.discharge})))
-    print(f"seed: {case.client['given_name']} {case.client['family_name']} ready ({client_id}, "
-          f"{time.monotonic() - STARTED:.0f}s)", flush=True)
+        progress.once(
+            f"{case.key}.discharge",
+            lambda: bool(
+                api.call(
+                    "POST",
+                    "records",
+                    f"/clients/{client_id}/discharge",
+                    {"reason": "Treatment completed", "outcome_summary": case.discharge},
+                )
+            ),
+        )
+    print(
+        f"seed: {case.client['given_name']} {case.client['family_name']} ready ({client_id}, "
+        f"{time.monotonic() - STARTED:.0f}s)",
+        flush=True,
+    )
 
 
 def seed_staff(store: UserStore, password: str) -> None:
     for email, name, role, therapist_id in STAFF:
         if store.by_email(email) is None:
-            store.add(email=email, name=name, role=role, password=password, therapist_id=therapist_id)
+            store.add(
+                email=email, name=name, role=role, password=password, therapist_id=therapist_id
+            )
 
 
 def seed_therapists(api: Api, progress: Progress) -> None:
     for t in THERAPISTS:
-        progress.once(f"therapist.{t['therapist_id']}", lambda: bool(api.call(
-            "POST", "scheduling", "/therapists", t, ok=(201, 409))))
-        progress.once(f"availability.{t['therapist_id']}", lambda: bool(api.call(
-            "PUT", "scheduling", f"/therapists/{t['therapist_id']}/availability",
-            {"weekly_hours": HOURS, "exceptions": []})))
+        progress.once(
+            f"therapist.{t['therapist_id']}",
+            lambda: bool(api.call("POST", "scheduling", "/therapists", t, ok=(201, 409))),
+        )
+        progress.once(
+            f"availability.{t['therapist_id']}",
+            lambda: bool(
+                api.call(
+                    "PUT",
+                    "scheduling",
+                    f"/therapists/{t['therapist_id']}/availability",
+                    {"weekly_hours": HOURS, "exceptions": []},
+                )
+            ),
+        )
 
 
 def lead_token(settings: Settings, password: str) -> tuple[str, str]:
-    r = requests.post(settings.service_urls["portal"] + "/api/auth/token",
-                      json={"email": "lead@rapport.test", "password": password}, timeout=30)
+    r = requests.post(
+        settings.service_urls["portal"] + "/api/auth/token",
+        json={"email": "lead@rapport.test", "password": password},
+        timeout=30,
+    )
     if r.status_code != 200:
-        raise SystemExit(f"seed: the portal refused the lead's sign-in: {r.status_code} {r.text[:200]}")
+        raise SystemExit(
+            f"seed: the portal refused the lead's sign-in: {r.status_code} {r.text[:200]}"
+        )
     return r.json()["token"], r.json()["role"]
 
 
@@ -331,7 +585,9 @@ def run(settings: Settings, password: str, today: date | None = None) -> bool:
     token, _ = lead_token(settings, password)
     api = Api(settings.service_urls, token)
     lead = users.by_email("lead@rapport.test")
-    meta = Metadata(actor=Actor(id=lead.id, role="clinical_lead"), correlation_id="seed-" + new_id())
+    meta = Metadata(
+        actor=Actor(id=lead.id, role="clinical_lead"), correlation_id="seed-" + new_id()
+    )
     seed_therapists(api, progress)
     today = today or datetime.now(LONDON).date()
     for case in CASES:  # all registered first, so the services learn of them meanwhile
@@ -349,8 +605,10 @@ def main() -> int:
         return 2
     password = os.environ.get("RAPPORT_DEMO_PASSWORD", "rapport-demo")
     if run(settings, password):
-        print("seed: demo practice ready; staff sign in as lead@, reception@, therapist1@, "
-              "therapist2@rapport.test")
+        print(
+            "seed: demo practice ready; staff sign in as lead@, reception@, therapist1@, "
+            "therapist2@rapport.test"
+        )
     else:
         print("seed: the demo practice is already there; nothing to do")
     return 0

@@ -4,6 +4,7 @@ the portal, and the demo practice. Runs in the background; PIDs and logs under .
 
     python -m deploy.local.stack up|down|status
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,11 @@ def log_dir() -> Path:
 
 
 def available_services() -> list[str]:
-    return [name for name in ("scheduling", "records", "measures", "notifications", "portal")
-            if (ROOT / "services" / name / "wsgi.py").exists()]
+    return [
+        name
+        for name in ("scheduling", "records", "measures", "notifications", "portal")
+        if (ROOT / "services" / name / "wsgi.py").exists()
+    ]
 
 
 def processes() -> list[tuple[str, list[str], dict]]:
@@ -40,15 +44,38 @@ def processes() -> list[tuple[str, list[str], dict]]:
     out = []
     if (ROOT / "services" / "notifications" / "devmail.py").exists():
         # no real mail or SMS leaves a dev machine: local sinks under .run/mail and .run/sms
-        out.append(("devmail", [py, "-m", "services.notifications.devmail", "--port",
-                                os.environ.get("RAPPORT_SMTP_PORT", "8025")], {}))
+        out.append(
+            (
+                "devmail",
+                [
+                    py,
+                    "-m",
+                    "services.notifications.devmail",
+                    "--port",
+                    os.environ.get("RAPPORT_SMTP_PORT", "8025"),
+                ],
+                {},
+            )
+        )
         out.append(("devsms", [py, "-m", "services.notifications.devsms", "--port", "8026"], {}))
     for service in available_services():
         port = int(os.environ.get(f"RAPPORT_{service.upper()}_PORT", DEFAULT_PORTS[service]))
-        out.append((f"{service}-api",
-                    [py, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                     "--bind", f"127.0.0.1:{port}", f"services.{service}.wsgi:app"],
-                    {"PROMETHEUS_MULTIPROC_DIR": str(infra.run_dir() / "prometheus" / service)}))
+        out.append(
+            (
+                f"{service}-api",
+                [
+                    py,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(ROOT / "deploy" / "gunicorn.conf.py"),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    f"services.{service}.wsgi:app",
+                ],
+                {"PROMETHEUS_MULTIPROC_DIR": str(infra.run_dir() / "prometheus" / service)},
+            )
+        )
         if service != "portal":
             out.append((f"{service}-relay", [py, "-m", "shared.run", "relay", service], {}))
             out.append((f"{service}-consumers", [py, "-m", "shared.run", "consume", service], {}))
@@ -86,16 +113,24 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
             print(f"{name}: already running (pid {_pid(name)})")
             continue
         with open(log_dir() / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(command, cwd=ROOT, env={**env, **extra}, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**env, **extra},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         (pid_dir() / f"{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
     for service in available_services():
         url = f"http://127.0.0.1:{DEFAULT_PORTS[service]}/healthz"
         while not _healthy(url):
             if time.monotonic() > deadline:
-                raise SystemExit(f"{service} did not become healthy; see {log_dir()}/{service}-api.log")
+                raise SystemExit(
+                    f"{service} did not become healthy; see {log_dir()}/{service}-api.log"
+                )
             time.sleep(0.2)
     if seed and (ROOT / "deploy" / "local" / "seed.py").exists():
         subprocess.run([sys.executable, "-m", "deploy.local.seed"], env=env, cwd=ROOT, check=True)

@@ -1,4 +1,5 @@
 """Who may see which client: the client directory (records' events) decides."""
+
 from __future__ import annotations
 
 from shared.auth import current_identity

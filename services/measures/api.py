@@ -1,5 +1,6 @@
 """Staff routes: instruments, instrument sets, answers entered in session, risk alerts,
 questionnaire links for the notifications service and request status for reception."""
+
 from __future__ import annotations
 
 import uuid
@@ -17,9 +18,22 @@ from . import application, domain
 from .access import board, client_for, clients, known_client_for
 from .instruments import DEFAULT_SET, INSTRUMENTS, describe
 from .links import Links
-from .schemas import (ANSWER_KEYS, AcknowledgeIn, AcknowledgeOut, AlertList, AlertQuery,
-                      InstrumentList, InstrumentSetIn, InstrumentSetOut, LinkOut, RequestList,
-                      RequestQuery, ResendOut, ResponseIn, ResponseOut)
+from .schemas import (
+    ANSWER_KEYS,
+    AcknowledgeIn,
+    AcknowledgeOut,
+    AlertList,
+    AlertQuery,
+    InstrumentList,
+    InstrumentSetIn,
+    InstrumentSetOut,
+    LinkOut,
+    RequestList,
+    RequestQuery,
+    ResendOut,
+    ResponseIn,
+    ResponseOut,
+)
 
 blp = Blueprint("measures", __name__, description="Questionnaires, scores and risk alerts")
 STAFF = ("admin", "therapist", "clinical_lead")
@@ -31,8 +45,10 @@ CLINICIANS = ("therapist", "clinical_lead")
 @blp.response(200, InstrumentList)
 def list_instruments():
     """The questionnaires: exact wording, options, ranges, bands and risk items."""
-    return {"instruments": [describe(i) for i in INSTRUMENTS.values()],
-            "default_set": list(DEFAULT_SET)}
+    return {
+        "instruments": [describe(i) for i in INSTRUMENTS.values()],
+        "default_set": list(DEFAULT_SET),
+    }
 
 
 @blp.route("/clients/<client_id>/instruments", methods=["GET"])
@@ -41,8 +57,10 @@ def list_instruments():
 def get_instrument_set(client_id):
     """The questionnaires this client is asked before each session."""
     client_for(client_id)
-    return {"client_id": client_id,
-            "instruments": list(application.instruments_for(context().store, client_id))}
+    return {
+        "client_id": client_id,
+        "instruments": list(application.instruments_for(context().store, client_id)),
+    }
 
 
 @blp.route("/clients/<client_id>/instruments", methods=["PUT"])
@@ -52,8 +70,11 @@ def get_instrument_set(client_id):
 def put_instrument_set(body, client_id):
     """Choose the questionnaires for this client's future sessions (default PHQ-9, GAD-7, WSAS)."""
     known_client_for(client_id)
-    application.set_instruments(context().store, domain.SetInstruments(
-        client_id, tuple(body["instruments"])), request_metadata())
+    application.set_instruments(
+        context().store,
+        domain.SetInstruments(client_id, tuple(body["instruments"])),
+        request_metadata(),
+    )
     return {"client_id": client_id, "instruments": body["instruments"]}
 
 
@@ -65,8 +86,9 @@ def _session_course(client_id: str, session_id: str | None) -> tuple[str | None,
         if found is None or found.get("client_id") != client_id:
             raise Invalid("no such session for this client", field="session_id")
         return found.get("course_id"), found.get("number")
-    latest = sessions.find_one({"client_id": client_id, "course_id": {"$ne": None}},
-                               sort=[("starts_at", -1)])
+    latest = sessions.find_one(
+        {"client_id": client_id, "course_id": {"$ne": None}}, sort=[("starts_at", -1)]
+    )
     return (latest.get("course_id"), None) if latest else (None, None)
 
 
@@ -85,20 +107,34 @@ def _response_id() -> str:
 
 def _response_out(client_id: str, response_id: str, events) -> dict:
     completed = events[0].data
-    return ResponseOut().dump({
-        "response_id": response_id, "client_id": client_id,
-        "request_id": completed.get("request_id"), "session_id": completed.get("session_id"),
-        "completed_at": completed["completed_at"], "scores": completed["scores"],
-        "risk_alerts": [e.data for e in events[1:]]})
+    return ResponseOut().dump(
+        {
+            "response_id": response_id,
+            "client_id": client_id,
+            "request_id": completed.get("request_id"),
+            "session_id": completed.get("session_id"),
+            "completed_at": completed["completed_at"],
+            "scores": completed["scores"],
+            "risk_alerts": [e.data for e in events[1:]],
+        }
+    )
 
 
 @blp.route("/responses", methods=["POST"])
 @requires(*CLINICIANS)
 @blp.arguments(ResponseIn)
 @blp.response(201, ResponseOut)
-@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                      "schema": {"type": "string", "maxLength": 200},
-                      "description": "one per form shown: the same key stores the answers once"}])
+@blp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 200},
+            "description": "one per form shown: the same key stores the answers once",
+        }
+    ]
+)
 def post_response(body):
     """Answers entered by staff in session, scored at once by the same rule as the client's
     link (422 naming the items when the instrument's rule cannot score them). A risk item
@@ -114,9 +150,16 @@ def post_response(body):
         return created(_response_out(client["_id"], response_id, done), location)
     course_id, number = _session_course(client["_id"], body.get("session_id"))
     command = domain.CompleteQuestionnaire(
-        response_id=response_id, client_id=client["_id"], therapist_id=client["therapist_id"],
-        answers=answers, source="staff", now=utcnow(), session_id=body.get("session_id"),
-        course_id=course_id, session_number=number)
+        response_id=response_id,
+        client_id=client["_id"],
+        therapist_id=client["therapist_id"],
+        answers=answers,
+        source="staff",
+        now=utcnow(),
+        session_id=body.get("session_id"),
+        course_id=course_id,
+        session_number=number,
+    )
     try:
         if request_id:
             state = application.request_state(store, request_id)
@@ -141,7 +184,10 @@ def list_alerts(query):
     identity = current_identity()
     where: dict = {} if query["status"] == "all" else {"status": query["status"]}
     if identity.role == "therapist":  # the current caseload (records may reassign clients)
-        mine = [c["_id"] for c in clients().find({"therapist_id": identity.therapist_id or "-"}, {"_id": 1})]
+        mine = [
+            c["_id"]
+            for c in clients().find({"therapist_id": identity.therapist_id or "-"}, {"_id": 1})
+        ]
         where["client_id"] = {"$in": mine}
     if query.get("client_id"):
         client_for(query["client_id"])
@@ -165,10 +211,18 @@ def acknowledge(body, alert_id):
         raise NotFound(f"no risk alert {alert_id}")
     client_for(state["client_id"])
     identity = current_identity()
-    [event] = application.acknowledge_risk(store, alert_id, domain.AcknowledgeRisk(
-        identity.sub, body["note"], utcnow()), request_metadata())
-    return {"alert_id": alert_id, "status": "acknowledged", "acknowledged_by": identity.sub,
-            "acknowledged_at": event.data["acknowledged_at"]}
+    [event] = application.acknowledge_risk(
+        store,
+        alert_id,
+        domain.AcknowledgeRisk(identity.sub, body["note"], utcnow()),
+        request_metadata(),
+    )
+    return {
+        "alert_id": alert_id,
+        "status": "acknowledged",
+        "acknowledged_by": identity.sub,
+        "acknowledged_at": event.data["acknowledged_at"],
+    }
 
 
 def _links() -> Links:
@@ -196,8 +250,9 @@ def issue_link(request_id):
         raise Conflict(f"this questionnaire is {state.status}", code=state.status)
     if state.data["expires_at"] <= now:
         raise Conflict("this questionnaire has expired", code="expired")
-    token, expires_at = _links().issue(request_id, state.data["client_id"],
-                                       state.data["expires_at"], now)
+    token, expires_at = _links().issue(
+        request_id, state.data["client_id"], state.data["expires_at"], now
+    )
     url = f"{current_app.config['MEASURES_PUBLIC_URL'].rstrip('/')}/q/{token}"
     return created(LinkOut().dump({"url": url, "expires_at": expires_at}), url)
 
@@ -215,10 +270,14 @@ def resend_link(request_id):
     if state.status == "none":
         raise NotFound(f"no questionnaire request {request_id}")
     client_for(state.data["client_id"], clinical=False)
-    [event] = application.resend_request(store, request_id, domain.ResendQuestionnaire(utcnow()),
-                                         request_metadata())
-    return {"request_id": request_id, "resend": event.data["resend"],
-            "resent_at": event.data["resent_at"]}
+    [event] = application.resend_request(
+        store, request_id, domain.ResendQuestionnaire(utcnow()), request_metadata()
+    )
+    return {
+        "request_id": request_id,
+        "resend": event.data["resend"],
+        "resent_at": event.data["resent_at"],
+    }
 
 
 @blp.route("/questionnaire-requests", methods=["GET"])
@@ -230,7 +289,9 @@ def list_requests(query):
     (no answers or scores: reception may follow up)."""
     client_for(query["client_id"], clinical=False)
     now = utcnow()
-    found = list(board("requests").find({"client_id": query["client_id"]}).sort("due_at", -1).limit(200))
+    found = list(
+        board("requests").find({"client_id": query["client_id"]}).sort("due_at", -1).limit(200)
+    )
     links = _links().latest([r["_id"] for r in found])
     out = []
     for r in found:
@@ -239,9 +300,23 @@ def list_requests(query):
         if status == "requested":
             expired = r.get("expires_at") and r["expires_at"] <= now
             status = "expired" if expired else ("sent" if link else "requested")
-        out.append({"request_id": r["_id"], **{k: r.get(k) for k in (
-            "client_id", "session_id", "session_starts_at", "due_at", "expires_at", "instruments")},
-            "status": status, "link_issued_at": link.get("link_issued_at"),
-            "resends": r.get("resends", 0)})
+        out.append(
+            {
+                "request_id": r["_id"],
+                **{
+                    k: r.get(k)
+                    for k in (
+                        "client_id",
+                        "session_id",
+                        "session_starts_at",
+                        "due_at",
+                        "expires_at",
+                        "instruments",
+                    )
+                },
+                "status": status,
+                "link_issued_at": link.get("link_issued_at"),
+                "resends": r.get("resends", 0),
+            }
+        )
     return {"requests": out}
-

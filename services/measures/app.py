@@ -1,4 +1,5 @@
 """The measures service's Flask app (gunicorn: services.measures.wsgi:app)."""
+
 from __future__ import annotations
 
 import os
@@ -22,12 +23,17 @@ def projections() -> list:
 
 def create_app(settings: Settings) -> Flask:
     app = create_service_app(
-        "measures", settings, title="Rapport measures",
+        "measures",
+        settings,
+        title="Rapport measures",
         description="Instruments, pre-session questionnaires, scores, risk alerts, outcomes "
-                    "and dashboards.",
-        blueprints=[api.blp, views.blp, dashboards.blp, caseload.blp, form.blp], projections=projections())
+        "and dashboards.",
+        blueprints=[api.blp, views.blp, dashboards.blp, caseload.blp, form.blp],
+        projections=projections(),
+    )
     app.config["MEASURES_PUBLIC_URL"] = settings.extra.get(
-        "measures_public_url", os.environ.get("RAPPORT_MEASURES_PUBLIC_URL", DEFAULT_PUBLIC_URL))
+        "measures_public_url", os.environ.get("RAPPORT_MEASURES_PUBLIC_URL", DEFAULT_PUBLIC_URL)
+    )
     # (attempts, window seconds) on /q/<token>: per client address, and per link
     app.config["MEASURES_LINK_RATE"] = settings.extra.get("link_rate", (30, 600))
     app.config["MEASURES_LINK_RATE_PER_LINK"] = settings.extra.get("link_rate_per_link", (20, 600))
@@ -50,4 +56,5 @@ def _never_log_links(app: Flask) -> None:
             app.logger.error("Exception on /q/<link> [%s]", request.method, exc_info=exc_info)
             return
         original(exc_info)
+
     app.log_exception = log_exception

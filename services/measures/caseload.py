@@ -1,6 +1,7 @@
 """A therapist's caseload as measures sees it: each client's latest score on each
 instrument and their open risk alerts. The portal puts this beside records' caseload
 (phase, sessions attended, next appointment)."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -12,7 +13,9 @@ from shared.auth import Forbidden, current_identity, requires
 from .access import board, clients
 from .schemas import AlertRef
 
-blp = Blueprint("caseload_measures", __name__, description="A therapist's caseload: latest scores and open risk")
+blp = Blueprint(
+    "caseload_measures", __name__, description="A therapist's caseload: latest scores and open risk"
+)
 
 
 class Latest(Schema):
@@ -53,9 +56,19 @@ def latest_scores(therapist_id):
     for p in board("points").find({"client_id": {"$in": ids}}).sort("at", 1):
         latest[p["client_id"]][p["instrument"]] = p  # in time order: the last one stays
     alerts: dict[str, list] = {i: [] for i in ids}
-    for a in board("alerts").find({"client_id": {"$in": ids}, "status": "open"}).sort("indicated_at", -1):
+    for a in (
+        board("alerts").find({"client_id": {"$in": ids}, "status": "open"}).sort("indicated_at", -1)
+    ):
         alerts[a["client_id"]].append({"alert_id": a["_id"], **a})
     record_read("measures/caseload", None)
-    return {"therapist_id": therapist_id, "clients": [
-        {"client_id": i, "latest": sorted(latest[i].values(), key=lambda p: p["instrument"]),
-         "open_alerts": alerts[i]} for i in ids]}
+    return {
+        "therapist_id": therapist_id,
+        "clients": [
+            {
+                "client_id": i,
+                "latest": sorted(latest[i].values(), key=lambda p: p["instrument"]),
+                "open_alerts": alerts[i],
+            }
+            for i in ids
+        ],
+    }

@@ -1,19 +1,19 @@
 """Outcome dashboards from the measures_board projection: a therapist's caseload and the
 practice for a date range (by therapist and by IPT problem area), with the number of
 courses behind every rate and the national comparators; CSV for the practice."""
+
 from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.auth import current_identity, requires
+from shared.auth import Forbidden, current_identity, requires
 from shared.inputs import day
-from shared.auth import Forbidden
 
 from .access import board, clients
 from .outcomes import NATIONAL, summarise
@@ -61,7 +61,9 @@ class PracticeQuery(Schema):
 
 
 class Month(Schema):
-    month = fields.String(metadata={"description": "YYYY-MM (UTC) the courses' last paired measure fell in"})
+    month = fields.String(
+        metadata={"description": "YYYY-MM (UTC) the courses' last paired measure fell in"}
+    )
     practice = fields.Nested(Summary)
     by_therapist = fields.List(fields.Nested(Group))
     by_problem_area = fields.List(fields.Nested(Group))
@@ -72,8 +74,10 @@ class PracticeDashboard(Schema):
     practice = fields.Nested(Summary)
     by_therapist = fields.List(fields.Nested(Group))
     by_problem_area = fields.List(fields.Nested(Group))
-    by_month = fields.List(fields.Nested(Month), metadata={
-        "description": "the same figures month by month, for charts over time"})
+    by_month = fields.List(
+        fields.Nested(Month),
+        metadata={"description": "the same figures month by month, for charts over time"},
+    )
     national = fields.Dict(keys=fields.String(), values=fields.Float())
     notes = fields.List(fields.String())
 
@@ -88,8 +92,12 @@ def therapist_dashboard(therapist_id):
         raise Forbidden("you may see only your own caseload")
     episodes = list(board("episodes").find({"therapist_id": therapist_id}))
     rows = [outcome_row(e) for e in episodes]
-    return {"therapist_id": therapist_id, "summary": summarise(rows), "national": NATIONAL,
-            "courses": rows}
+    return {
+        "therapist_id": therapist_id,
+        "summary": summarise(rows),
+        "national": NATIONAL,
+        "courses": rows,
+    }
 
 
 def _grouped(pairs: list[tuple[dict, dict]], areas: dict) -> dict:
@@ -101,44 +109,64 @@ def _grouped(pairs: list[tuple[dict, dict]], areas: dict) -> dict:
         by_therapist.setdefault(row["therapist_id"], []).append(row)
         for area in areas.get(episode["client_id"]) or ["not recorded"]:
             by_area.setdefault(area, []).append(row)
-    return {"practice": summarise([row for _, row in pairs]),
-            "by_therapist": [{"key": k, **summarise(v)} for k, v in sorted(by_therapist.items())],
-            "by_problem_area": [{"key": k, **summarise(v)} for k, v in sorted(by_area.items())]}
+    return {
+        "practice": summarise([row for _, row in pairs]),
+        "by_therapist": [{"key": k, **summarise(v)} for k, v in sorted(by_therapist.items())],
+        "by_problem_area": [{"key": k, **summarise(v)} for k, v in sorted(by_area.items())],
+    }
 
 
 def _practice(query) -> dict:
-    start = datetime.combine(query["from_"], time.min, tzinfo=timezone.utc)
-    end = datetime.combine(query["to"], time.max, tzinfo=timezone.utc)
+    start = datetime.combine(query["from_"], time.min, tzinfo=UTC)
+    end = datetime.combine(query["to"], time.max, tzinfo=UTC)
     # a course counts in the period (and the month) its last paired measure fell in
     episodes = list(board("episodes").find({"last_measured_at": {"$gte": start, "$lte": end}}))
     pairs = [(e, outcome_row(e)) for e in episodes]
-    areas = {c["_id"]: c.get("problem_areas") or [] for c in
-             clients().find({"_id": {"$in": list({e["client_id"] for e in episodes})}})}
+    areas = {
+        c["_id"]: c.get("problem_areas") or []
+        for c in clients().find({"_id": {"$in": list({e["client_id"] for e in episodes})}})
+    }
     months: dict[str, list] = {}
     for episode, row in pairs:
         months.setdefault(episode["last_measured_at"].strftime("%Y-%m"), []).append((episode, row))
-    return {"period": {"from": query["from_"].isoformat(), "to": query["to"].isoformat()},
-            **_grouped(pairs, areas),
-            "by_month": [{"month": m, **_grouped(v, areas)} for m, v in sorted(months.items())],
-            "national": NATIONAL,
-            "notes": ["recovery and reliable recovery: over courses that finished treatment "
-                      "(2+ attended sessions) and were a case at the start",
-                      "reliable improvement and deterioration: over courses that finished treatment",
-                      "a client with two problem areas counts under both",
-                      "by month: the month of a course's last paired measure"]}
+    return {
+        "period": {"from": query["from_"].isoformat(), "to": query["to"].isoformat()},
+        **_grouped(pairs, areas),
+        "by_month": [{"month": m, **_grouped(v, areas)} for m, v in sorted(months.items())],
+        "national": NATIONAL,
+        "notes": [
+            "recovery and reliable recovery: over courses that finished treatment "
+            "(2+ attended sessions) and were a case at the start",
+            "reliable improvement and deterioration: over courses that finished treatment",
+            "a client with two problem areas counts under both",
+            "by month: the month of a course's last paired measure",
+        ],
+    }
 
 
 def _csv(report: dict) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["period", "group", "key", "courses", "finished_with_paired_scores",
-                     *[f"{r}_{p}" for r in RATES for p in ("count", "of", "rate")],
-                     "national_reliable_recovery", "national_reliable_improvement"])
+    writer.writerow(
+        [
+            "period",
+            "group",
+            "key",
+            "courses",
+            "finished_with_paired_scores",
+            *[f"{r}_{p}" for r in RATES for p in ("count", "of", "rate")],
+            "national_reliable_recovery",
+            "national_reliable_improvement",
+        ]
+    )
     for period, part in [("all", report), *[(m["month"], m) for m in report["by_month"]]]:
         _csv_rows(writer, period, part)
     name = f"practice-outcomes-{report['period']['from']}-{report['period']['to']}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _csv_rows(writer, period: str, part: dict) -> None:
@@ -146,10 +174,22 @@ def _csv_rows(writer, period: str, part: dict) -> None:
     groups += [("therapist", g["key"], g) for g in part["by_therapist"]]
     groups += [("problem_area", g["key"], g) for g in part["by_problem_area"]]
     for group, key, s in groups:
-        writer.writerow([period, group, key, s["courses"], s["finished_with_paired_scores"],
-                         *[s[r][p] if s[r][p] is not None else "" for r in RATES
-                           for p in ("count", "of", "rate")],
-                         NATIONAL["reliable_recovery"], NATIONAL["reliable_improvement"]])
+        writer.writerow(
+            [
+                period,
+                group,
+                key,
+                s["courses"],
+                s["finished_with_paired_scores"],
+                *[
+                    s[r][p] if s[r][p] is not None else ""
+                    for r in RATES
+                    for p in ("count", "of", "rate")
+                ],
+                NATIONAL["reliable_recovery"],
+                NATIONAL["reliable_improvement"],
+            ]
+        )
 
 
 @blp.route("/dashboards/practice", methods=["GET"])

@@ -7,6 +7,7 @@
 - OutcomeDecider: a course's outcome, published again only when it changed.
 - InstrumentSetDecider: the questionnaires a client is asked before each session.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -138,12 +139,21 @@ def scored_answers(answers: dict) -> list[dict]:
 
 def completion(command: CompleteQuestionnaire, request_id: str | None) -> NewEvent:
     scores = scored_answers(command.answers)
-    return NewEvent("QuestionnaireCompleted", {
-        "response_id": command.response_id, "request_id": request_id,
-        "client_id": command.client_id, "therapist_id": command.therapist_id,
-        "session_id": command.session_id, "completed_at": command.now,
-        "source": command.source, "scores": scores, "course_id": command.course_id,
-        "session_number": command.session_number})
+    return NewEvent(
+        "QuestionnaireCompleted",
+        {
+            "response_id": command.response_id,
+            "request_id": request_id,
+            "client_id": command.client_id,
+            "therapist_id": command.therapist_id,
+            "session_id": command.session_id,
+            "completed_at": command.now,
+            "source": command.source,
+            "scores": scores,
+            "course_id": command.course_id,
+            "session_number": command.session_number,
+        },
+    )
 
 
 def risk_events(completed: NewEvent) -> list[tuple[str, NewEvent]]:
@@ -155,12 +165,25 @@ def risk_events(completed: NewEvent) -> list[tuple[str, NewEvent]]:
     for s in d["scores"]:
         for item, answer in risk_items(s["instrument"], s["answers"]):
             alert_id = alert_id_for(d["response_id"], s["instrument"], item)
-            out.append((alert_id, NewEvent("RiskIndicated", {
-                "alert_id": alert_id, "client_id": d["client_id"],
-                "therapist_id": d["therapist_id"], "response_id": d["response_id"],
-                "instrument": s["instrument"], "item": item, "answer": answer,
-                "unanswered": answer is None,
-                "indicated_at": d["completed_at"]})))
+            out.append(
+                (
+                    alert_id,
+                    NewEvent(
+                        "RiskIndicated",
+                        {
+                            "alert_id": alert_id,
+                            "client_id": d["client_id"],
+                            "therapist_id": d["therapist_id"],
+                            "response_id": d["response_id"],
+                            "instrument": s["instrument"],
+                            "item": item,
+                            "answer": answer,
+                            "unanswered": answer is None,
+                            "indicated_at": d["completed_at"],
+                        },
+                    ),
+                )
+            )
     return out
 
 
@@ -174,8 +197,14 @@ class QuestionnaireRequestDecider:
         if event.type == "QuestionnaireWithdrawn":
             return replace(state, status="withdrawn")
         if event.type == "QuestionnaireResent":
-            return replace(state, data={**state.data, "resends": event.data["resend"],
-                                        "last_resent_at": event.data["resent_at"]})
+            return replace(
+                state,
+                data={
+                    **state.data,
+                    "resends": event.data["resend"],
+                    "last_resent_at": event.data["resent_at"],
+                },
+            )
         if event.type == "QuestionnaireCompleted":
             return replace(state, status="completed")
         return state
@@ -186,9 +215,16 @@ class QuestionnaireRequestDecider:
         if isinstance(command, WithdrawQuestionnaire):
             if state.status != "requested":
                 return []  # nothing outstanding: a cancel after completion changes nothing
-            return [NewEvent("QuestionnaireWithdrawn", {
-                "request_id": state.data["request_id"], "client_id": state.data["client_id"],
-                "reason": command.reason})]
+            return [
+                NewEvent(
+                    "QuestionnaireWithdrawn",
+                    {
+                        "request_id": state.data["request_id"],
+                        "client_id": state.data["client_id"],
+                        "reason": command.reason,
+                    },
+                )
+            ]
         if isinstance(command, CompleteQuestionnaire):
             return [self._complete(state, command)]
         if isinstance(command, ResendQuestionnaire):
@@ -203,32 +239,55 @@ class QuestionnaireRequestDecider:
             return []  # the same booking delivered again
         if c.now >= c.ends_at:
             return []  # the session is over: asking now would help nobody
-        return [NewEvent("QuestionnaireRequested", {
-            "request_id": c.request_id, "client_id": c.client_id,
-            "therapist_id": c.therapist_id, "session_id": c.session_id,
-            "instruments": list(c.instruments), "due_at": max(c.now, c.starts_at - REQUEST_LEAD),
-            "session_starts_at": c.starts_at, "expires_at": c.ends_at,
-            "course_id": c.course_id, "session_number": c.session_number})]
+        return [
+            NewEvent(
+                "QuestionnaireRequested",
+                {
+                    "request_id": c.request_id,
+                    "client_id": c.client_id,
+                    "therapist_id": c.therapist_id,
+                    "session_id": c.session_id,
+                    "instruments": list(c.instruments),
+                    "due_at": max(c.now, c.starts_at - REQUEST_LEAD),
+                    "session_starts_at": c.starts_at,
+                    "expires_at": c.ends_at,
+                    "course_id": c.course_id,
+                    "session_number": c.session_number,
+                },
+            )
+        ]
 
     @staticmethod
     def _resend(state: RequestState, c: ResendQuestionnaire) -> NewEvent:
         if state.status == "none":
             raise NotFound("no such questionnaire request")
         if state.status != "requested":
-            raise Conflict(f"this questionnaire is {state.status}: there is nothing to resend",
-                           code=state.status)
+            raise Conflict(
+                f"this questionnaire is {state.status}: there is nothing to resend",
+                code=state.status,
+            )
         d = state.data
         if c.now >= d["expires_at"]:
-            raise Conflict("this questionnaire has expired: there is nothing to resend", code="expired")
+            raise Conflict(
+                "this questionnaire has expired: there is nothing to resend", code="expired"
+            )
         last = d.get("last_resent_at")
         if last is not None and c.now - last < RESEND_PAUSE:
-            raise Conflict("the link was resent moments ago; the client should have it now",
-                           code="just_resent")
-        return NewEvent("QuestionnaireResent", {
-            "request_id": d["request_id"], "client_id": d["client_id"],
-            "therapist_id": d["therapist_id"], "resend": d.get("resends", 0) + 1,
-            "resent_at": c.now, "session_starts_at": d.get("session_starts_at"),
-            "expires_at": d["expires_at"]})
+            raise Conflict(
+                "the link was resent moments ago; the client should have it now", code="just_resent"
+            )
+        return NewEvent(
+            "QuestionnaireResent",
+            {
+                "request_id": d["request_id"],
+                "client_id": d["client_id"],
+                "therapist_id": d["therapist_id"],
+                "resend": d.get("resends", 0) + 1,
+                "resent_at": c.now,
+                "session_starts_at": d.get("session_starts_at"),
+                "expires_at": d["expires_at"],
+            },
+        )
 
     @staticmethod
     def _complete(state: RequestState, c: CompleteQuestionnaire) -> NewEvent:
@@ -242,11 +301,16 @@ class QuestionnaireRequestDecider:
             raise Conflict("this questionnaire has expired")
         wanted = set(state.data["instruments"])
         if set(c.answers) != wanted:
-            raise Invalid(f"answer exactly these questionnaires: {', '.join(sorted(wanted))}",
-                          field="answers")
+            raise Invalid(
+                f"answer exactly these questionnaires: {', '.join(sorted(wanted))}", field="answers"
+            )
         d = state.data
-        c = replace(c, session_id=d.get("session_id"), course_id=d.get("course_id"),
-                    session_number=d.get("session_number"))
+        c = replace(
+            c,
+            session_id=d.get("session_id"),
+            course_id=d.get("course_id"),
+            session_number=d.get("session_number"),
+        )
         return completion(c, d["request_id"])
 
 
@@ -284,9 +348,18 @@ class RiskAlertDecider:
             raise Conflict(f"this alert was already acknowledged by {state['by']}")
         if not command.note.strip():
             raise Invalid("say what was done", field="note")
-        return [NewEvent("RiskAcknowledged", {
-            "alert_id": state["alert_id"], "client_id": state["client_id"], "by": command.by,
-            "note": command.note, "acknowledged_at": command.now})]
+        return [
+            NewEvent(
+                "RiskAcknowledged",
+                {
+                    "alert_id": state["alert_id"],
+                    "client_id": state["client_id"],
+                    "by": command.by,
+                    "note": command.note,
+                    "acknowledged_at": command.now,
+                },
+            )
+        ]
 
 
 # -- outcomes and configuration ---------------------------------------------------------------
@@ -334,5 +407,9 @@ class InstrumentSetDecider:
             raise Invalid(f"unknown instrument {unknown[0]}", field="instruments")
         if state == chosen:
             return []
-        return [NewEvent("InstrumentsConfigured", {"client_id": command.client_id,
-                                                   "instruments": list(chosen)})]
+        return [
+            NewEvent(
+                "InstrumentsConfigured",
+                {"client_id": command.client_id, "instruments": list(chosen)},
+            )
+        ]

@@ -5,13 +5,16 @@ QuestionnaireResponse per completed questionnaire, Observation per total score (
 loinc.org as listed in HL7's Personal Health Record IG value set
 observation-scored-assessment-score-codes; WSAS and CORE-10 are coded by text only), Flag per
 open risk alert."""
+
 from __future__ import annotations
 
 from .instruments import INSTRUMENTS
 
 LOINC = "http://loinc.org"
-LOINC_DISPLAY = {"44261-6": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
-                 "70274-6": "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]"}
+LOINC_DISPLAY = {
+    "44261-6": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+    "70274-6": "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
+}
 RAPPORT = "https://rapport.example/fhir"
 
 
@@ -22,7 +25,9 @@ def _ref(client_id: str) -> dict:
 def questionnaire_response(response: dict, score: dict) -> dict:
     instrument = INSTRUMENTS[score["instrument"]]
     items = []
-    for number, (text, answer) in enumerate(zip(instrument.items, score.get("answers") or []), start=1):
+    for number, (text, answer) in enumerate(
+        zip(instrument.items, score.get("answers") or []), start=1
+    ):
         item = {"linkId": str(number), "text": text}
         if answer is not None:
             item["answer"] = [{"valueInteger": answer}]
@@ -31,8 +36,10 @@ def questionnaire_response(response: dict, score: dict) -> dict:
         "resourceType": "QuestionnaireResponse",
         "id": f"{response['_id']}-{instrument.code}",
         "questionnaire": f"{RAPPORT}/Questionnaire/{instrument.code}",
-        "status": "completed", "subject": _ref(response["client_id"]),
-        "authored": response["completed_at"].isoformat(), "item": items,
+        "status": "completed",
+        "subject": _ref(response["client_id"]),
+        "authored": response["completed_at"].isoformat(),
+        "item": items,
     }
 
 
@@ -40,19 +47,39 @@ def observation(response: dict, score: dict) -> dict | None:
     if score.get("total") is None:
         return None  # not scored (too many items missing): no total to report
     instrument = INSTRUMENTS[score["instrument"]]
-    coding = [{"system": LOINC, "code": instrument.loinc_total,
-               "display": LOINC_DISPLAY[instrument.loinc_total]}] if instrument.loinc_total else []
+    coding = (
+        [
+            {
+                "system": LOINC,
+                "code": instrument.loinc_total,
+                "display": LOINC_DISPLAY[instrument.loinc_total],
+            }
+        ]
+        if instrument.loinc_total
+        else []
+    )
     return {
-        "resourceType": "Observation", "id": f"{response['_id']}-{instrument.code}-total",
+        "resourceType": "Observation",
+        "id": f"{response['_id']}-{instrument.code}-total",
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "survey"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
         "code": {"coding": coding, "text": f"{instrument.title} total score"},
         "subject": _ref(response["client_id"]),
         "effectiveDateTime": response["completed_at"].isoformat(),
         "valueQuantity": {"value": score["total"], "unit": "score"},
         "interpretation": [{"text": score.get("band")}] if score.get("band") else [],
-        "derivedFrom": [{"reference": f"QuestionnaireResponse/{response['_id']}-{instrument.code}"}],
+        "derivedFrom": [
+            {"reference": f"QuestionnaireResponse/{response['_id']}-{instrument.code}"}
+        ],
     }
 
 
@@ -67,9 +94,19 @@ def _answer(alert: dict) -> str:
 
 def flag(alert: dict) -> dict:
     return {
-        "resourceType": "Flag", "id": alert["_id"], "status": "active",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
-                                  "code": "clinical"}]}],
+        "resourceType": "Flag",
+        "id": alert["_id"],
+        "status": "active",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                        "code": "clinical",
+                    }
+                ]
+            }
+        ],
         "code": {"text": f"Risk: {alert['instrument']} item {alert['item']} {_answer(alert)}"},
         "subject": _ref(alert["client_id"]),
         "period": {"start": alert["indicated_at"].isoformat()},
@@ -85,6 +122,12 @@ def bundle(client_id: str, responses: list[dict], open_alerts: list[dict]) -> di
             if obs:
                 resources.append(obs)
     resources += [flag(a) for a in open_alerts]
-    return {"resourceType": "Bundle", "type": "collection", "total": len(resources),
-            "entry": [{"fullUrl": f"urn:rapport:{r['resourceType']}/{r['id']}", "resource": r}
-                      for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "total": len(resources),
+        "entry": [
+            {"fullUrl": f"urn:rapport:{r['resourceType']}/{r['id']}", "resource": r}
+            for r in resources
+        ],
+    }

@@ -3,6 +3,7 @@ Plain HTML from Jinja2 templates, no JavaScript, no external assets. A wrong, us
 expired token gets the same page with the same status, revealing nothing; attempts are
 rate-limited per client address (behind the configured proxies, `RAPPORT_PROXY_HOPS`) and
 per link. The token is in the path: it is never logged (see app.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,30 +24,53 @@ from .api import _links
 from .instruments import INSTRUMENTS, answer_errors
 from .links import token_hash
 
-blp = Blueprint("questionnaire_form", __name__, description="The client's questionnaire link (public)")
-_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                         autoescape=select_autoescape(["html"]))
-_HTML_DOC = {"security": [], "responses": {
-    "404": {"description": "unknown, used or expired link: one plain page, so a guessed link "
-                           "cannot be told from a used one"},
-    "429": {"description": "too many attempts from this address or on this link"}}}
-_FORM_BODY = {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
-    "schema": {"type": "object", "additionalProperties": {"type": "string"},
-               "description": "one field per item, named '<instrument>-<item>' (e.g. 'PHQ-9-9'), "
-                              "value 0..max, 'na' where the item allows it, or empty (not "
-                              "answered: accepted only as far as the instrument's scoring rule "
-                              "allows)"}}}}}
+blp = Blueprint(
+    "questionnaire_form", __name__, description="The client's questionnaire link (public)"
+)
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+_HTML_DOC = {
+    "security": [],
+    "responses": {
+        "404": {
+            "description": "unknown, used or expired link: one plain page, so a guessed link "
+            "cannot be told from a used one"
+        },
+        "429": {"description": "too many attempts from this address or on this link"},
+    },
+}
+_FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "one field per item, named '<instrument>-<item>' (e.g. 'PHQ-9-9'), "
+                    "value 0..max, 'na' where the item allows it, or empty (not "
+                    "answered: accepted only as far as the instrument's scoring rule "
+                    "allows)",
+                }
+            }
+        },
+    }
+}
 
 
 def _page(template: str, status: int, **values) -> Response:
     html = _templates.get_template(template).render(
-        practice=current_app.config["RAPPORT_SETTINGS"].practice_name, **values)
+        practice=current_app.config["RAPPORT_SETTINGS"].practice_name, **values
+    )
     response = Response(html, status=status, mimetype="text/html")
     # the token is in the URL: never leak it onwards; nothing cached, nothing framed
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    )
     return response
 
 
@@ -59,8 +83,10 @@ def _open(token: str):
     links, now = _links(), utcnow()
     per_address = current_app.config["MEASURES_LINK_RATE"]
     per_link = current_app.config["MEASURES_LINK_RATE_PER_LINK"]
-    if not (links.allow(f"ip:{request.remote_addr or 'unknown'}", now, *per_address)
-            and links.allow(f"link:{token_hash(token)}", now, *per_link)):
+    if not (
+        links.allow(f"ip:{request.remote_addr or 'unknown'}", now, *per_address)
+        and links.allow(f"link:{token_hash(token)}", now, *per_link)
+    ):
         return None, None, _page("busy.html", 429)
     link = links.usable(token, now)
     if link is None:
@@ -74,10 +100,20 @@ def _open(token: str):
 def _form(state, status: int = 200, errors=None, given=None) -> Response:
     client = clients().find_one({"_id": state.data["client_id"]}, {"given_name": 1}) or {}
     chosen = [INSTRUMENTS[c] for c in state.data["instruments"]]
-    labels = {f"{i.code}-{n}": f"{i.code} question {n}" for i in chosen
-              for n in range(1, len(i.items) + 1)}
-    return _page("questionnaire.html", status, instruments=chosen, errors=errors or {},
-                 given=given or {}, labels=labels, first_name=client.get("given_name"))
+    labels = {
+        f"{i.code}-{n}": f"{i.code} question {n}"
+        for i in chosen
+        for n in range(1, len(i.items) + 1)
+    }
+    return _page(
+        "questionnaire.html",
+        status,
+        instruments=chosen,
+        errors=errors or {},
+        given=given or {},
+        labels=labels,
+        first_name=client.get("given_name"),
+    )
 
 
 def _parse(state, form) -> tuple[dict, dict]:
@@ -92,13 +128,15 @@ def _parse(state, form) -> tuple[dict, dict]:
             if not raw or (raw == "na" and n in instrument.optional_items):
                 values.append(None)
             # ASCII digits only: str.isdigit() accepts "²", which int() refuses
-            elif raw in _CHOICES[:instrument.item_max + 1]:
+            elif raw in _CHOICES[: instrument.item_max + 1]:
                 values.append(int(raw))
             else:
                 errors[name] = f"please choose one of the answers 0 to {instrument.item_max}"
                 values.append(None)
         for n, why in answer_errors(code, values).items():
-            errors.setdefault(f"{code}-{n}", "please choose an answer" if why.startswith("missing") else why)
+            errors.setdefault(
+                f"{code}-{n}", "please choose an answer" if why.startswith("missing") else why
+            )
         answers[code] = values
     return answers, errors
 
@@ -120,7 +158,9 @@ def show(token):
 @public
 @blp.response(200, content_type="text/html", description="thank-you page")
 @blp.doc(**_HTML_DOC, **_FORM_BODY)
-@blp.alt_response(422, content_type="text/html", description="the form again, each problem next to its item")
+@blp.alt_response(
+    422, content_type="text/html", description="the form again, each problem next to its item"
+)
 def submit(token):
     """Send the answers: scored at once; a second use of the link is refused."""
     link, state, refused = _open(token)
@@ -131,18 +171,34 @@ def submit(token):
         return _form(state, 422, errors, dict(request.form))
     now = utcnow()
     command = domain.CompleteQuestionnaire(
-        response_id=new_id(), client_id=state.data["client_id"],
-        therapist_id=state.data["therapist_id"], answers=answers, source="link", now=now)
-    meta = Metadata(Actor(f"client:{state.data['client_id']}", "client"),
-                    correlation_id=request.headers.get("X-Correlation-ID") or new_id())
+        response_id=new_id(),
+        client_id=state.data["client_id"],
+        therapist_id=state.data["therapist_id"],
+        answers=answers,
+        source="link",
+        now=now,
+    )
+    meta = Metadata(
+        Actor(f"client:{state.data['client_id']}", "client"),
+        correlation_id=request.headers.get("X-Correlation-ID") or new_id(),
+    )
     try:
-        events = application.complete_request(context().store, link["request_id"], command, meta,
-                                              also=_links().use(link["_id"], now))
+        events = application.complete_request(
+            context().store, link["request_id"], command, meta, also=_links().use(link["_id"], now)
+        )
     except Conflict:
         return _invalid()
     except DomainError as err:  # an answer the parser let through but a rule refused
-        return _form(state, 422, {f"{(err.field or '').split('.', 1)[-1].replace('.', '-')}": err.detail},
-                     dict(request.form))
+        return _form(
+            state,
+            422,
+            {f"{(err.field or '').split('.', 1)[-1].replace('.', '-')}": err.detail},
+            dict(request.form),
+        )
     client = clients().find_one({"_id": state.data["client_id"]}, {"given_name": 1}) or {}
-    return _page("thanks.html", 200, first_name=client.get("given_name"),
-                 risk=any(e.type == "RiskIndicated" for e in events))
+    return _page(
+        "thanks.html",
+        200,
+        first_name=client.get("given_name"),
+        risk=any(e.type == "RiskIndicated" for e in events),
+    )

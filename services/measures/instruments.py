@@ -18,16 +18,21 @@ use in clinical practice):
   Barkham 2013 (clinical cut-off 11).
 - PHQ-9 / GAD-7 with any item missing are not scored: neither paper gives a pro-rating rule.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 FREQUENCY = ("Not at all", "Several days", "More than half the days", "Nearly every day")
-CORE_FREQUENCY = ("Not at all", "Only occasionally", "Sometimes", "Often",
-                  "Most or all of the time")
+CORE_FREQUENCY = (
+    "Not at all",
+    "Only occasionally",
+    "Sometimes",
+    "Often",
+    "Most or all of the time",
+)
 # WSAS anchors are printed at 0, 2, 4, 6, 8; the odd points are unlabelled on the form.
-WSAS_SCALE = ("Not at all", "", "Slightly", "", "Definitely", "", "Markedly", "",
-              "Very severely")
+WSAS_SCALE = ("Not at all", "", "Slightly", "", "Definitely", "", "Markedly", "", "Very severely")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ class Instrument:
 
 
 PHQ9 = Instrument(
-    code="PHQ-9", title="Patient Health Questionnaire (PHQ-9)",
+    code="PHQ-9",
+    title="Patient Health Questionnaire (PHQ-9)",
     source="Kroenke, Spitzer & Williams 2001, J Gen Intern Med 16:606-613",
     period="the last 2 weeks",
     preamble="Over the last 2 weeks, how often have you been bothered by any of the following problems?",
@@ -93,13 +99,21 @@ PHQ9 = Instrument(
         "Thoughts that you would be better off dead or of hurting yourself in some way",
     ),
     options=FREQUENCY,
-    bands=(Band(0, "minimal"), Band(5, "mild"), Band(10, "moderate"),
-           Band(15, "moderately severe"), Band(20, "severe")),
-    risk_items=frozenset({9}), caseness=10, loinc_total="44261-6",
+    bands=(
+        Band(0, "minimal"),
+        Band(5, "mild"),
+        Band(10, "moderate"),
+        Band(15, "moderately severe"),
+        Band(20, "severe"),
+    ),
+    risk_items=frozenset({9}),
+    caseness=10,
+    loinc_total="44261-6",
 )
 
 GAD7 = Instrument(
-    code="GAD-7", title="Generalised Anxiety Disorder Assessment (GAD-7)",
+    code="GAD-7",
+    title="Generalised Anxiety Disorder Assessment (GAD-7)",
     source="Spitzer, Kroenke, Williams & Lowe 2006, Arch Intern Med 166:1092-1097",
     period="the last 2 weeks",
     preamble="Over the last 2 weeks, how often have you been bothered by the following problems?",
@@ -114,16 +128,18 @@ GAD7 = Instrument(
     ),
     options=FREQUENCY,
     bands=(Band(0, "minimal"), Band(5, "mild"), Band(10, "moderate"), Band(15, "severe")),
-    caseness=8, loinc_total="70274-6",
+    caseness=8,
+    loinc_total="70274-6",
 )
 
 WSAS = Instrument(
-    code="WSAS", title="Work and Social Adjustment Scale (WSAS)",
+    code="WSAS",
+    title="Work and Social Adjustment Scale (WSAS)",
     source="Mundt, Marks, Shear & Greist 2002, Br J Psychiatry 180:461-464",
     period="now",
     preamble="People's problems sometimes affect their ability to do certain day-to-day tasks in "
-             "their lives. To rate your problems look at each section and determine on the scale "
-             "provided how much your problem impairs your ability to carry out the activity.",
+    "their lives. To rate your problems look at each section and determine on the scale "
+    "provided how much your problem impairs your ability to carry out the activity.",
     items=(
         "Because of my problem my ability to work is impaired. 0 means not at all impaired and "
         "8 means very severely impaired to the point I can't work.",
@@ -138,20 +154,27 @@ WSAS = Instrument(
     ),
     options=WSAS_SCALE,
     # Mundt 2002: "< 10 subclinical, 10-20 significant, > 20 moderately severe or worse"
-    bands=(Band(0, "subclinical"), Band(10, "significant impairment"),
-           Band(20, "moderately severe or worse", above=True)),
-    optional_items={1: "Not applicable: I am retired or choose not to have a job for reasons "
-                       "unrelated to my problem"},
-    max_missing=1, caseness=10,
+    bands=(
+        Band(0, "subclinical"),
+        Band(10, "significant impairment"),
+        Band(20, "moderately severe or worse", above=True),
+    ),
+    optional_items={
+        1: "Not applicable: I am retired or choose not to have a job for reasons "
+        "unrelated to my problem"
+    },
+    max_missing=1,
+    caseness=10,
 )
 
 CORE10 = Instrument(
-    code="CORE-10", title="Clinical Outcomes in Routine Evaluation (CORE-10)",
+    code="CORE-10",
+    title="Clinical Outcomes in Routine Evaluation (CORE-10)",
     source="Barkham et al. 2013, Couns Psychother Res 13(1):3-13",
     period="the last week",
     preamble="This form has 10 statements about how you have been over the last week. Please "
-             "read each statement and think how often you felt that way last week. Then choose "
-             "the answer which is closest to this.",
+    "read each statement and think how often you felt that way last week. Then choose "
+    "the answer which is closest to this.",
     items=(
         "I have felt tense, anxious or nervous",
         "I have felt I have someone to turn to for support when needed",
@@ -165,9 +188,18 @@ CORE10 = Instrument(
         "Unwanted images or memories have been distressing me",
     ),
     options=CORE_FREQUENCY,
-    bands=(Band(0, "healthy"), Band(6, "low"), Band(11, "mild"), Band(15, "moderate"),
-           Band(20, "moderate-to-severe"), Band(25, "severe")),
-    reversed_items=frozenset({2, 3}), risk_items=frozenset({6}), max_missing=1, caseness=11,
+    bands=(
+        Band(0, "healthy"),
+        Band(6, "low"),
+        Band(11, "mild"),
+        Band(15, "moderate"),
+        Band(20, "moderate-to-severe"),
+        Band(25, "severe"),
+    ),
+    reversed_items=frozenset({2, 3}),
+    risk_items=frozenset({6}),
+    max_missing=1,
+    caseness=11,
 )
 
 INSTRUMENTS: dict[str, Instrument] = {i.code: i for i in (PHQ9, GAD7, WSAS, CORE10)}
@@ -183,8 +215,13 @@ class Score:
     prorated: bool
 
     def as_event(self) -> dict:
-        return {"instrument": self.instrument, "answers": list(self.answers),
-                "total": self.total, "band": self.band, "prorated": self.prorated}
+        return {
+            "instrument": self.instrument,
+            "answers": list(self.answers),
+            "total": self.total,
+            "band": self.band,
+            "prorated": self.prorated,
+        }
 
 
 def answer_errors(code: str, answers) -> dict[int, str]:
@@ -220,8 +257,10 @@ def answer_errors(code: str, answers) -> dict[int, str]:
 def score(code: str, answers) -> Score:
     """Total, band and whether the total was pro-rated. Call after `answer_errors` is empty."""
     instrument = INSTRUMENTS[code]
-    values = [None if a is None else (instrument.item_max - a if n in instrument.reversed_items else a)
-              for n, a in enumerate(answers, start=1)]
+    values = [
+        None if a is None else (instrument.item_max - a if n in instrument.reversed_items else a)
+        for n, a in enumerate(answers, start=1)
+    ]
     answered = [v for v in values if v is not None]
     missing = len(values) - len(answered)
     if missing > instrument.max_missing or not answered:
@@ -252,15 +291,27 @@ def risk_items(code: str, answers) -> list[tuple[int, int | None]]:
 def describe(instrument: Instrument) -> dict:
     """The instrument as the API shows it."""
     return {
-        "code": instrument.code, "title": instrument.title, "source": instrument.source,
-        "period": instrument.period, "preamble": instrument.preamble,
-        "items": [{"number": n, "text": text,
-                   "not_applicable": instrument.optional_items.get(n),
-                   "reversed": n in instrument.reversed_items,
-                   "risk": n in instrument.risk_items}
-                  for n, text in enumerate(instrument.items, start=1)],
+        "code": instrument.code,
+        "title": instrument.title,
+        "source": instrument.source,
+        "period": instrument.period,
+        "preamble": instrument.preamble,
+        "items": [
+            {
+                "number": n,
+                "text": text,
+                "not_applicable": instrument.optional_items.get(n),
+                "reversed": n in instrument.reversed_items,
+                "risk": n in instrument.risk_items,
+            }
+            for n, text in enumerate(instrument.items, start=1)
+        ],
         "options": [{"value": v, "label": label} for v, label in enumerate(instrument.options)],
-        "item_range": [0, instrument.item_max], "total_range": [0, instrument.total_max],
-        "bands": [{"from": b.minimum, "above": b.above, "label": b.label} for b in instrument.bands],
-        "caseness": instrument.caseness, "loinc_total": instrument.loinc_total,
+        "item_range": [0, instrument.item_max],
+        "total_range": [0, instrument.total_max],
+        "bands": [
+            {"from": b.minimum, "above": b.above, "label": b.label} for b in instrument.bands
+        ],
+        "caseness": instrument.caseness,
+        "loinc_total": instrument.loinc_total,
     }

@@ -9,6 +9,7 @@ earlier one, so the e-mail's link does not die when the SMS goes out.
 
 Attempts are rate-limited with fixed windows counted in MongoDB, per client address and per
 link (behind an ingress many clients may share an address)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,14 +36,23 @@ class Links:
         self.links.create_indexes([IndexModel("request_id")])
         self.attempts.create_indexes([IndexModel("expires_at", expireAfterSeconds=0)])
 
-    def issue(self, request_id: str, client_id: str, request_expires_at: datetime,
-              now: datetime) -> tuple[str, datetime]:
+    def issue(
+        self, request_id: str, client_id: str, request_expires_at: datetime, now: datetime
+    ) -> tuple[str, datetime]:
         """A fresh token for one message of the request; earlier ones keep working."""
         token = secrets.token_urlsafe(32)
         expires_at = min(request_expires_at, now + LINK_LIFETIME)
-        self.links.insert_one({"_id": token_hash(token), "request_id": request_id,
-                               "client_id": client_id, "issued_at": now,
-                               "expires_at": expires_at, "used_at": None, "revoked_at": None})
+        self.links.insert_one(
+            {
+                "_id": token_hash(token),
+                "request_id": request_id,
+                "client_id": client_id,
+                "issued_at": now,
+                "expires_at": expires_at,
+                "used_at": None,
+                "revoked_at": None,
+            }
+        )
         return token, expires_at
 
     def usable(self, token: str, now: datetime) -> dict | None:
@@ -58,20 +68,27 @@ class Links:
     def use(self, link_id: str, now: datetime):
         """For `append(..., also=...)`: claim the link in the completion's transaction, so
         two submissions racing each other complete the questionnaire once."""
+
         def claim(session) -> None:
-            result = self.links.update_one({"_id": link_id, "used_at": None, "revoked_at": None},
-                                           {"$set": {"used_at": now}}, session=session)
+            result = self.links.update_one(
+                {"_id": link_id, "used_at": None, "revoked_at": None},
+                {"$set": {"used_at": now}},
+                session=session,
+            )
             if result.matched_count != 1:
                 raise Conflict("this link has already been used")
+
         return claim
 
     def latest(self, request_ids: list[str]) -> dict[str, dict]:
         """{request_id: the newest link's issue and use times} (no hashes leave this module)."""
         out: dict[str, dict] = {}
         for link in self.links.find({"request_id": {"$in": request_ids}}).sort("issued_at", 1):
-            out[link["request_id"]] = {"link_issued_at": link["issued_at"],
-                                       "link_expires_at": link["expires_at"],
-                                       "link_used_at": link["used_at"]}
+            out[link["request_id"]] = {
+                "link_issued_at": link["issued_at"],
+                "link_expires_at": link["expires_at"],
+                "link_used_at": link["used_at"],
+            }
         return out
 
     def allow(self, key: str, now: datetime, limit: int, window_seconds: int) -> bool:
@@ -80,7 +97,11 @@ class Links:
         start = int(now.timestamp()) // window_seconds * window_seconds
         doc = self.attempts.find_one_and_update(
             {"_id": f"{key}:{start}"},
-            {"$inc": {"count": 1},
-             "$setOnInsert": {"expires_at": now + timedelta(seconds=2 * window_seconds)}},
-            upsert=True, return_document=ReturnDocument.AFTER)
+            {
+                "$inc": {"count": 1},
+                "$setOnInsert": {"expires_at": now + timedelta(seconds=2 * window_seconds)},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
         return doc["count"] <= limit

@@ -1,4 +1,5 @@
 """Write the generated OpenAPI document: `python -m services.measures.openapi`."""
+
 import json
 from pathlib import Path
 

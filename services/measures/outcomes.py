@@ -14,6 +14,7 @@ its technical guidance on the outcome measures (formerly IAPT), as summarised in
 GAD-7 stands for the anxiety measure: where an anxiety-disorder-specific measure is required
 the caller must not use this module's recovery (no ADSM is collected yet; see the report).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ FINISHED_SESSIONS = 2
 @dataclass(frozen=True)
 class Measure:
     """One completed questionnaire's PHQ-9 and GAD-7 totals (None when not scored)."""
+
     at: datetime
     phq9: float | None
     gad7: float | None
@@ -58,8 +60,10 @@ def course_outcome(measures: list[Measure], attended_sessions: int) -> dict:
         "attended_sessions": attended_sessions,
         "finished_treatment": attended_sessions >= FINISHED_SESSIONS,
         "caseness_at_start": is_case(first.phq9, first.gad7) if first else None,
-        "recovered": None, "reliable_improvement": None,
-        "reliable_deterioration": None, "reliable_recovery": None,
+        "recovered": None,
+        "reliable_improvement": None,
+        "reliable_deterioration": None,
+        "reliable_recovery": None,
     }
     if first is None or last is None:
         return result
@@ -84,8 +88,11 @@ class Rate:
         self.count += 1 if hit else 0
 
     def as_dict(self) -> dict:
-        return {"count": self.count, "of": self.of,
-                "rate": round(self.count / self.of, 4) if self.of else None}
+        return {
+            "count": self.count,
+            "of": self.of,
+            "rate": round(self.count / self.of, 4) if self.of else None,
+        }
 
 
 def summarise(outcomes: list[dict]) -> dict:
@@ -104,10 +111,14 @@ def summarise(outcomes: list[dict]) -> dict:
         if o.get("caseness_at_start"):
             recovery.add(bool(o["recovered"]))
             reliable_recovery.add(bool(o["reliable_recovery"]))
-    return {"courses": len(outcomes), "finished_with_paired_scores": finished,
-            "recovery": recovery.as_dict(), "reliable_recovery": reliable_recovery.as_dict(),
-            "reliable_improvement": improvement.as_dict(),
-            "reliable_deterioration": deterioration.as_dict()}
+    return {
+        "courses": len(outcomes),
+        "finished_with_paired_scores": finished,
+        "recovery": recovery.as_dict(),
+        "reliable_recovery": reliable_recovery.as_dict(),
+        "reliable_improvement": improvement.as_dict(),
+        "reliable_deterioration": deterioration.as_dict(),
+    }
 
 
 # National comparators (NHS Talking Therapies targets 2026/27, secondary source: clinical.md)

@@ -7,6 +7,7 @@
   and per course of treatment the paired scores and the NHS Talking Therapies outcome; an
   episode whose outcome changed is `pending` until the reactor publishes `OutcomeUpdated`.
 """
+
 from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel
@@ -36,22 +37,47 @@ class QuestionnairePlans(Projection):
 
     def on_SessionBooked(self, event, view):
         d = event.data
-        view["plans"].update_one({"_id": d["session_id"]}, {
-            "$set": {**{k: d[k] for k in SESSION_FACTS}, "course_id": d.get("course_id"),
-                     "number": d.get("number"), **_changed(event)},
-            "$setOnInsert": {"status": "booked"}, "$inc": {"rev": 1}}, upsert=True)
+        view["plans"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    **{k: d[k] for k in SESSION_FACTS},
+                    "course_id": d.get("course_id"),
+                    "number": d.get("number"),
+                    **_changed(event),
+                },
+                "$setOnInsert": {"status": "booked"},
+                "$inc": {"rev": 1},
+            },
+            upsert=True,
+        )
 
     def on_SessionRescheduled(self, event, view):
         d = event.data
-        view["plans"].update_one({"_id": d["session_id"]}, {
-            "$set": {**{k: d[k] for k in SESSION_FACTS}, **_changed(event)},
-            "$setOnInsert": {"status": "booked"}, "$inc": {"rev": 1}}, upsert=True)
+        view["plans"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {**{k: d[k] for k in SESSION_FACTS}, **_changed(event)},
+                "$setOnInsert": {"status": "booked"},
+                "$inc": {"rev": 1},
+            },
+            upsert=True,
+        )
 
     def on_SessionCancelled(self, event, view):
         d = event.data
-        view["plans"].update_one({"_id": d["session_id"]}, {
-            "$set": {**{k: d[k] for k in SESSION_FACTS}, "status": "cancelled", **_changed(event)},
-            "$inc": {"rev": 1}}, upsert=True)
+        view["plans"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    **{k: d[k] for k in SESSION_FACTS},
+                    "status": "cancelled",
+                    **_changed(event),
+                },
+                "$inc": {"rev": 1},
+            },
+            upsert=True,
+        )
 
 
 class MeasuresBoard(Projection):
@@ -60,88 +86,199 @@ class MeasuresBoard(Projection):
     batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("scheduling", "measures")
     collections = {
-        "sessions": [IndexModel("episode_id"), IndexModel([("client_id", ASCENDING), ("starts_at", ASCENDING)])],
+        "sessions": [
+            IndexModel("episode_id"),
+            IndexModel([("client_id", ASCENDING), ("starts_at", ASCENDING)]),
+        ],
         "responses": [IndexModel([("client_id", ASCENDING), ("completed_at", ASCENDING)])],
         "points": [IndexModel([("client_id", ASCENDING), ("at", ASCENDING)])],
-        "alerts": [IndexModel([("status", ASCENDING), ("indicated_at", ASCENDING)]),
-                   IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
-                   IndexModel("client_id")],
+        "alerts": [
+            IndexModel([("status", ASCENDING), ("indicated_at", ASCENDING)]),
+            IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
+            IndexModel("client_id"),
+        ],
         "requests": [IndexModel([("client_id", ASCENDING), ("due_at", ASCENDING)])],
-        "episodes": [IndexModel("client_id"), IndexModel("therapist_id"), IndexModel("pending"),
-                     IndexModel("last_measured_at")],
+        "episodes": [
+            IndexModel("client_id"),
+            IndexModel("therapist_id"),
+            IndexModel("pending"),
+            IndexModel("last_measured_at"),
+        ],
     }
 
     # -- sessions (attendance counts towards "finished treatment") ------------------------------
     def on_SessionBooked(self, event, view):
         d = event.data
         episode = episode_of(d["client_id"], d.get("course_id"))
-        old = view["sessions"].find_one_and_update({"_id": d["session_id"]}, {"$set": {
-            "client_id": d["client_id"], "therapist_id": d["therapist_id"], "episode_id": episode,
-            "course_id": d.get("course_id"), "number": d.get("number"), "kind": d["kind"],
-            "starts_at": d["starts_at"]}}, upsert=True)
+        old = view["sessions"].find_one_and_update(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    "client_id": d["client_id"],
+                    "therapist_id": d["therapist_id"],
+                    "episode_id": episode,
+                    "course_id": d.get("course_id"),
+                    "number": d.get("number"),
+                    "kind": d["kind"],
+                    "starts_at": d["starts_at"],
+                }
+            },
+            upsert=True,
+        )
         if old and old.get("episode_id") not in (None, episode):  # attended arrived first
             self._recompute(view, old["episode_id"])
         self._recompute(view, episode)
 
     def on_SessionRescheduled(self, event, view):
-        view["sessions"].update_one({"_id": event.data["session_id"]},
-                                    {"$set": {"starts_at": event.data["starts_at"]}})
+        view["sessions"].update_one(
+            {"_id": event.data["session_id"]}, {"$set": {"starts_at": event.data["starts_at"]}}
+        )
 
     def on_SessionAttended(self, event, view):
         d = event.data
-        doc = view["sessions"].find_one_and_update({"_id": d["session_id"]}, {
-            "$set": {"attended": True, "kind": d["kind"], "client_id": d["client_id"],
-                     "therapist_id": d["therapist_id"]},
-            "$setOnInsert": {"episode_id": episode_of(d["client_id"], None),
-                             "starts_at": d["starts_at"]}}, upsert=True, return_document=True)
+        doc = view["sessions"].find_one_and_update(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    "attended": True,
+                    "kind": d["kind"],
+                    "client_id": d["client_id"],
+                    "therapist_id": d["therapist_id"],
+                },
+                "$setOnInsert": {
+                    "episode_id": episode_of(d["client_id"], None),
+                    "starts_at": d["starts_at"],
+                },
+            },
+            upsert=True,
+            return_document=True,
+        )
         self._recompute(view, doc["episode_id"])
 
     # -- requests -------------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):
         d = event.data
-        view["requests"].update_one({"_id": d["request_id"]}, {"$set": {
-            k: d.get(k) for k in ("client_id", "therapist_id", "session_id", "instruments",
-                                  "due_at", "expires_at", "session_starts_at", "session_number")},
-            "$setOnInsert": {"status": "requested"}}, upsert=True)
+        view["requests"].update_one(
+            {"_id": d["request_id"]},
+            {
+                "$set": {
+                    k: d.get(k)
+                    for k in (
+                        "client_id",
+                        "therapist_id",
+                        "session_id",
+                        "instruments",
+                        "due_at",
+                        "expires_at",
+                        "session_starts_at",
+                        "session_number",
+                    )
+                },
+                "$setOnInsert": {"status": "requested"},
+            },
+            upsert=True,
+        )
 
     def on_QuestionnaireResent(self, event, view):
         d = event.data
-        view["requests"].update_one({"_id": d["request_id"]}, {
-            "$set": {"client_id": d["client_id"], "resends": d["resend"], "last_resent_at": d["resent_at"]},
-            "$setOnInsert": {"status": "requested"}}, upsert=True)
+        view["requests"].update_one(
+            {"_id": d["request_id"]},
+            {
+                "$set": {
+                    "client_id": d["client_id"],
+                    "resends": d["resend"],
+                    "last_resent_at": d["resent_at"],
+                },
+                "$setOnInsert": {"status": "requested"},
+            },
+            upsert=True,
+        )
 
     def on_QuestionnaireWithdrawn(self, event, view):
-        view["requests"].update_one({"_id": event.data["request_id"]},
-                                    {"$set": {"status": "withdrawn", "client_id": event.data["client_id"]}},
-                                    upsert=True)
+        view["requests"].update_one(
+            {"_id": event.data["request_id"]},
+            {"$set": {"status": "withdrawn", "client_id": event.data["client_id"]}},
+            upsert=True,
+        )
 
     # -- responses, trajectory and outcomes -------------------------------------------------------
     def on_QuestionnaireCompleted(self, event, view):
         d = event.data
         episode = episode_of(d["client_id"], d.get("course_id"))
         scores = [dict(s) for s in d["scores"]]
-        view["responses"].update_one({"_id": d["response_id"]}, {"$set": {
-            **{k: d.get(k) for k in ("client_id", "therapist_id", "request_id", "session_id",
-                                     "session_number", "course_id", "completed_at", "source")},
-            "episode_id": episode, "scores": scores}}, upsert=True)
+        view["responses"].update_one(
+            {"_id": d["response_id"]},
+            {
+                "$set": {
+                    **{
+                        k: d.get(k)
+                        for k in (
+                            "client_id",
+                            "therapist_id",
+                            "request_id",
+                            "session_id",
+                            "session_number",
+                            "course_id",
+                            "completed_at",
+                            "source",
+                        )
+                    },
+                    "episode_id": episode,
+                    "scores": scores,
+                }
+            },
+            upsert=True,
+        )
         for s in scores:
-            view["points"].update_one({"_id": f"{d['response_id']}:{s['instrument']}"}, {"$set": {
-                "client_id": d["client_id"], "instrument": s["instrument"], "at": d["completed_at"],
-                "session_id": d.get("session_id"), "session_number": d.get("session_number"),
-                "total": s.get("total"), "band": s.get("band"), "prorated": s.get("prorated")}},
-                upsert=True)
+            view["points"].update_one(
+                {"_id": f"{d['response_id']}:{s['instrument']}"},
+                {
+                    "$set": {
+                        "client_id": d["client_id"],
+                        "instrument": s["instrument"],
+                        "at": d["completed_at"],
+                        "session_id": d.get("session_id"),
+                        "session_number": d.get("session_number"),
+                        "total": s.get("total"),
+                        "band": s.get("band"),
+                        "prorated": s.get("prorated"),
+                    }
+                },
+                upsert=True,
+            )
         if d.get("request_id"):
-            view["requests"].update_one({"_id": d["request_id"]}, {"$set": {
-                "status": "completed", "completed_at": d["completed_at"], "client_id": d["client_id"]}},
-                upsert=True)
+            view["requests"].update_one(
+                {"_id": d["request_id"]},
+                {
+                    "$set": {
+                        "status": "completed",
+                        "completed_at": d["completed_at"],
+                        "client_id": d["client_id"],
+                    }
+                },
+                upsert=True,
+            )
         totals = {s["instrument"]: s.get("total") for s in scores}
         if "PHQ-9" in totals or "GAD-7" in totals:
-            view["episodes"].update_one({"_id": episode}, {
-                "$set": {"client_id": d["client_id"], "therapist_id": d["therapist_id"],
-                         "course_id": d.get("course_id")},
-                "$push": {"measures": {"response_id": d["response_id"], "at": d["completed_at"],
-                                       "phq9": totals.get("PHQ-9"), "gad7": totals.get("GAD-7")}}},
-                upsert=True)
+            view["episodes"].update_one(
+                {"_id": episode},
+                {
+                    "$set": {
+                        "client_id": d["client_id"],
+                        "therapist_id": d["therapist_id"],
+                        "course_id": d.get("course_id"),
+                    },
+                    "$push": {
+                        "measures": {
+                            "response_id": d["response_id"],
+                            "at": d["completed_at"],
+                            "phq9": totals.get("PHQ-9"),
+                            "gad7": totals.get("GAD-7"),
+                        }
+                    },
+                },
+                upsert=True,
+            )
             self._recompute(view, episode)
 
     def _recompute(self, view, episode_id: str) -> None:
@@ -149,28 +286,59 @@ class MeasuresBoard(Projection):
         if episode is None:
             return  # no scores yet: attendance alone has no outcome to publish
         attended = view["sessions"].count_documents(
-            {"episode_id": episode_id, "attended": True, "kind": {"$ne": "assessment"}})
+            {"episode_id": episode_id, "attended": True, "kind": {"$ne": "assessment"}}
+        )
         measures = [Measure(m["at"], m["phq9"], m["gad7"]) for m in episode.get("measures", [])]
         outcome = course_outcome(measures, attended)
         paired = sorted(m.at for m in measures if m.paired)
-        changes = {"outcome": outcome, "first_measured_at": paired[0] if paired else None,
-                   "last_measured_at": paired[-1] if len(paired) >= 2 else None}
+        changes = {
+            "outcome": outcome,
+            "first_measured_at": paired[0] if paired else None,
+            "last_measured_at": paired[-1] if len(paired) >= 2 else None,
+        }
         if all(episode.get(k) == v for k, v in changes.items()):
             return
-        view["episodes"].update_one({"_id": episode_id}, {"$set": {**changes, "pending": True},
-                                                          "$inc": {"rev": 1}})
+        view["episodes"].update_one(
+            {"_id": episode_id}, {"$set": {**changes, "pending": True}, "$inc": {"rev": 1}}
+        )
 
     # -- risk -----------------------------------------------------------------------------------
     def on_RiskIndicated(self, event, view):
         d = event.data
-        view["alerts"].update_one({"_id": d["alert_id"]}, {
-            # .get: the answer is sealed, and absent once the client is disposed of
-            "$set": {k: d.get(k) for k in ("client_id", "therapist_id", "response_id", "instrument",
-                                           "item", "answer", "unanswered", "indicated_at")},
-            "$setOnInsert": {"status": "open"}}, upsert=True)
+        view["alerts"].update_one(
+            {"_id": d["alert_id"]},
+            {
+                # .get: the answer is sealed, and absent once the client is disposed of
+                "$set": {
+                    k: d.get(k)
+                    for k in (
+                        "client_id",
+                        "therapist_id",
+                        "response_id",
+                        "instrument",
+                        "item",
+                        "answer",
+                        "unanswered",
+                        "indicated_at",
+                    )
+                },
+                "$setOnInsert": {"status": "open"},
+            },
+            upsert=True,
+        )
 
     def on_RiskAcknowledged(self, event, view):
         d = event.data
-        view["alerts"].update_one({"_id": d["alert_id"]}, {"$set": {
-            "status": "acknowledged", "client_id": d["client_id"], "acknowledged_by": d["by"],
-            "acknowledged_at": d["acknowledged_at"], "note": d.get("note")}}, upsert=True)
+        view["alerts"].update_one(
+            {"_id": d["alert_id"]},
+            {
+                "$set": {
+                    "status": "acknowledged",
+                    "client_id": d["client_id"],
+                    "acknowledged_by": d["by"],
+                    "acknowledged_at": d["acknowledged_at"],
+                    "note": d.get("note"),
+                }
+            },
+            upsert=True,
+        )

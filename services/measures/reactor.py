@@ -6,6 +6,7 @@
 Each append goes through a decider with the expected stream version, so doing the same work
 twice (a crash before the flag was cleared, a redelivered event, a rebuilt projection) adds
 nothing. The flag is cleared only if the document did not change meanwhile (`rev`)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,12 @@ ACTOR = Actor.system("measures-reactor")
 class Reactor:
     def __init__(self, settings, interval: float = 0.2, idle_rest: float = 2.0):
         self.settings, self.interval, self.idle_rest = settings, interval, idle_rest
-        self.store = EventStore(mongo_client(settings.mongo_uri), settings.database("measures"),
-                                registry, cipher=cipher_for(settings))
+        self.store = EventStore(
+            mongo_client(settings.mongo_uri),
+            settings.database("measures"),
+            registry,
+            cipher=cipher_for(settings),
+        )
         self.plans = projection_store(settings, QuestionnairePlans())
         self.board = projection_store(settings, MeasuresBoard())
 
@@ -68,8 +73,9 @@ class Reactor:
         episodes = self.board.reader("episodes")
         for episode in list(episodes.find({"pending": True}).limit(50)):
             self._guard(self._outcome, episode)
-            episodes.update_one({"_id": episode["_id"], "rev": episode["rev"]},
-                                {"$set": {"pending": False}})
+            episodes.update_one(
+                {"_id": episode["_id"], "rev": episode["rev"]}, {"$set": {"pending": False}}
+            )
             done += 1
         return done
 
@@ -84,24 +90,36 @@ class Reactor:
 
     def _plan(self, plan: dict) -> None:
         request_id = domain.request_id_for(plan["_id"])
-        meta = Metadata(ACTOR, correlation_id=f"session:{plan['_id']}",
-                        causation_id=plan.get("last_event_id"))
+        meta = Metadata(
+            ACTOR, correlation_id=f"session:{plan['_id']}", causation_id=plan.get("last_event_id")
+        )
         if plan["status"] == "cancelled":
             application.withdraw_request(self.store, request_id, "session cancelled", meta)
             return
         command = domain.RequestQuestionnaire(
-            request_id=request_id, client_id=plan["client_id"], therapist_id=plan["therapist_id"],
-            session_id=plan["_id"], instruments=application.instruments_for(self.store, plan["client_id"]),
-            starts_at=plan["starts_at"], ends_at=plan["ends_at"], now=utcnow(),
-            course_id=plan.get("course_id"), session_number=plan.get("number"))
+            request_id=request_id,
+            client_id=plan["client_id"],
+            therapist_id=plan["therapist_id"],
+            session_id=plan["_id"],
+            instruments=application.instruments_for(self.store, plan["client_id"]),
+            starts_at=plan["starts_at"],
+            ends_at=plan["ends_at"],
+            now=utcnow(),
+            course_id=plan.get("course_id"),
+            session_number=plan.get("number"),
+        )
         application.plan_request(self.store, command, meta)
 
     def _outcome(self, episode: dict) -> None:
         o = episode["outcome"]
-        data = {"client_id": episode["client_id"], "therapist_id": episode["therapist_id"],
-                "episode_id": episode["_id"], **o,
-                "first_measured_at": episode.get("first_measured_at"),
-                "last_measured_at": episode.get("last_measured_at")}
+        data = {
+            "client_id": episode["client_id"],
+            "therapist_id": episode["therapist_id"],
+            "episode_id": episode["_id"],
+            **o,
+            "first_measured_at": episode.get("first_measured_at"),
+            "last_measured_at": episode.get("last_measured_at"),
+        }
         meta = Metadata(ACTOR, correlation_id=f"episode:{episode['_id']}")
         application.publish_outcome(self.store, episode["_id"], data, meta)
 

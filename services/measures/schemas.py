@@ -1,4 +1,5 @@
 """Request and response schemas (marshmallow); flask-smorest documents them in /openapi.json."""
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.measures import INSTRUMENTS as CODES
@@ -15,7 +16,10 @@ class Option(Schema):
 class Item(Schema):
     number = fields.Integer()
     text = fields.String()
-    not_applicable = fields.String(allow_none=True, metadata={"description": "text of the 'not applicable' choice, if the item has one"})
+    not_applicable = fields.String(
+        allow_none=True,
+        metadata={"description": "text of the 'not applicable' choice, if the item has one"},
+    )
     reversed = fields.Boolean()
     risk = fields.Boolean()
 
@@ -47,8 +51,11 @@ class InstrumentList(Schema):
 
 
 class InstrumentSetIn(Schema):
-    instruments = fields.List(fields.String(validate=validate.OneOf(CODES)), required=True,
-                              validate=validate.Length(min=1, max=len(CODES)))
+    instruments = fields.List(
+        fields.String(validate=validate.OneOf(CODES)),
+        required=True,
+        validate=validate.Length(min=1, max=len(CODES)),
+    )
 
 
 class InstrumentSetOut(Schema):
@@ -57,14 +64,20 @@ class InstrumentSetOut(Schema):
 
 
 def _answer_list(code: str):
-    return fields.List(fields.Integer(allow_none=True, strict=True), data_key=code, metadata={
-        "description": f"{code} answers in item order; null = not answered (WSAS work item: "
-                       "not applicable). Refused (422 naming the items) when more are missing than "
-                       "the instrument's scoring rule allows: PHQ-9 and GAD-7 none, WSAS and CORE-10 one"})
+    return fields.List(
+        fields.Integer(allow_none=True, strict=True),
+        data_key=code,
+        metadata={
+            "description": f"{code} answers in item order; null = not answered (WSAS work item: "
+            "not applicable). Refused (422 naming the items) when more are missing than "
+            "the instrument's scoring rule allows: PHQ-9 and GAD-7 none, WSAS and CORE-10 one"
+        },
+    )
 
 
 class Answers(Schema):
     """Keys are the instrument codes: {"PHQ-9": [...], "GAD-7": [...]}."""
+
     phq9 = _answer_list("PHQ-9")
     gad7 = _answer_list("GAD-7")
     wsas = _answer_list("WSAS")
@@ -77,8 +90,10 @@ ANSWER_KEYS = {"phq9": "PHQ-9", "gad7": "GAD-7", "wsas": "WSAS", "core10": "CORE
 class ResponseIn(Schema):
     client_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     session_id = fields.String(validate=validate.Length(min=1, max=100))
-    request_id = fields.String(validate=validate.Length(min=1, max=100),
-                               metadata={"description": "complete this pre-session request"})
+    request_id = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "complete this pre-session request"},
+    )
     answers = fields.Nested(Answers, required=True)
 
     @validates_schema
@@ -110,8 +125,13 @@ class AlertRef(Schema):
     alert_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
-    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
+    answer = fields.Integer(
+        allow_none=True,
+        metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"},
+    )
+    unanswered = fields.Boolean(
+        allow_none=True, metadata={"description": "the risk item was left blank"}
+    )
 
 
 class ResponseOut(Schema):
@@ -125,7 +145,9 @@ class ResponseOut(Schema):
 
 
 class AlertQuery(Schema):
-    status = fields.String(load_default="open", validate=validate.OneOf(("open", "acknowledged", "all")))
+    status = fields.String(
+        load_default="open", validate=validate.OneOf(("open", "acknowledged", "all"))
+    )
     client_id = fields.String()
 
 
@@ -136,8 +158,13 @@ class AlertOut(Schema):
     response_id = fields.String()
     instrument = fields.String()
     item = fields.Integer()
-    answer = fields.Integer(allow_none=True, metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"})
-    unanswered = fields.Boolean(allow_none=True, metadata={"description": "the risk item was left blank"})
+    answer = fields.Integer(
+        allow_none=True,
+        metadata={"description": "null: left unanswered (see `unanswered`) or disposed of"},
+    )
+    unanswered = fields.Boolean(
+        allow_none=True, metadata={"description": "the risk item was left blank"}
+    )
     indicated_at = fields.DateTime()
     status = fields.String()
     acknowledged_by = fields.String(allow_none=True)
@@ -150,8 +177,11 @@ class AlertList(Schema):
 
 
 class AcknowledgeIn(Schema):
-    note = free_text(4000, required=True,
-                     metadata={"description": "what was done (e.g. client phoned, safety plan reviewed)"})
+    note = free_text(
+        4000,
+        required=True,
+        metadata={"description": "what was done (e.g. client phoned, safety plan reviewed)"},
+    )
 
 
 class AcknowledgeOut(Schema):
@@ -184,7 +214,9 @@ class RequestStatus(Schema):
     due_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(allow_none=True)
     instruments = fields.List(fields.String())
-    status = fields.String(metadata={"description": "requested | sent | completed | expired | withdrawn"})
+    status = fields.String(
+        metadata={"description": "requested | sent | completed | expired | withdrawn"}
+    )
     link_issued_at = fields.DateTime(allow_none=True)
     resends = fields.Integer(metadata={"description": "how often staff resent the link"})
 

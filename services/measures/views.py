@@ -1,6 +1,7 @@
 """Clinical reads of one client: responses, trajectory, outcomes, FHIR export. Each is
 clinical content: admin gets 403, a therapist only their own clients, and every read is
 recorded in the audit trail."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -85,10 +86,14 @@ class Outcomes(Schema):
 
 
 def outcome_row(episode: dict) -> dict:
-    return {"episode_id": episode["_id"], "course_id": episode.get("course_id"),
-            "therapist_id": episode.get("therapist_id"), **episode["outcome"],
-            "first_measured_at": episode.get("first_measured_at"),
-            "last_measured_at": episode.get("last_measured_at")}
+    return {
+        "episode_id": episode["_id"],
+        "course_id": episode.get("course_id"),
+        "therapist_id": episode.get("therapist_id"),
+        **episode["outcome"],
+        "first_measured_at": episode.get("first_measured_at"),
+        "last_measured_at": episode.get("last_measured_at"),
+    }
 
 
 @blp.route("/clients/<client_id>/responses", methods=["GET"])
@@ -113,11 +118,18 @@ def trajectory(client_id):
     for code, instrument in INSTRUMENTS.items():
         mine = [p for p in points if p["instrument"] == code]
         if mine:
-            series.append({"instrument": code, "caseness": instrument.caseness,
-                           "total_range": [0, instrument.total_max],
-                           "bands": [{"from": b.minimum, "above": b.above, "label": b.label}
-                                     for b in instrument.bands],
-                           "points": mine})
+            series.append(
+                {
+                    "instrument": code,
+                    "caseness": instrument.caseness,
+                    "total_range": [0, instrument.total_max],
+                    "bands": [
+                        {"from": b.minimum, "above": b.above, "label": b.label}
+                        for b in instrument.bands
+                    ],
+                    "points": mine,
+                }
+            )
     record_read("measures/trajectory", client_id)
     return {"client_id": client_id, "series": series}
 

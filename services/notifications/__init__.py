@@ -1,30 +1,40 @@
 """Notifications: decides what to tell clients and staff from the other services' events,
 keeps each message durable with its due time and idempotency key, and sends it once — by
 email (SMTP), SMS (a provider's HTTP API) or the staff inbox."""
+
 import shared.contracts  # noqa: F401  (registers every event type this service reads)
 from shared.services import ServiceDefinition
 
 
 def _create_app(settings):
     from .app import create_app
+
     return create_app(settings)
 
 
 def _projections():
     from .planner import Planner
+
     return [Planner()]
 
 
 def _workers(settings):
     from .dispatcher import Dispatcher
-    return [Dispatcher(settings).run, Dispatcher(settings, name="urgent-lane", urgent_only=True).run]
+
+    return [
+        Dispatcher(settings).run,
+        Dispatcher(settings, name="urgent-lane", urgent_only=True).run,
+    ]
 
 
 def _dispose(settings, client_id):
     from shared.mongo import client
+
     from .book import forget_client
+
     forget_client(client(settings.mongo_uri)[settings.database("notifications")], client_id)
 
 
-SERVICE = ServiceDefinition("notifications", _create_app, projections=_projections, workers=_workers,
-                            dispose=_dispose)
+SERVICE = ServiceDefinition(
+    "notifications", _create_app, projections=_projections, workers=_workers, dispose=_dispose
+)

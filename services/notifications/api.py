@@ -1,6 +1,7 @@
 """HTTP API: the delivery log, pending messages, the staff inbox, client preferences.
 Reception (admin) sees the delivery log and the schedule but never a risk alert (that a
 client answered a risk item is clinical information)."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -19,11 +20,22 @@ from .book import MessageBook, ensure_indexes
 from .config import NotifyConfig
 from .domain import LEAD, SetPreferences
 from .planner import Planner
-from .schemas import (InboxItem, InboxQuery, NotificationOut, NotificationQuery, PreferencesIn,
-                      PreferencesOut, ScheduledQuery)
+from .schemas import (
+    InboxItem,
+    InboxQuery,
+    NotificationOut,
+    NotificationQuery,
+    PreferencesIn,
+    PreferencesOut,
+    ScheduledQuery,
+)
 
-blp = Blueprint("notifications", __name__, description="Confirmations, reminders, questionnaire "
-                "links and risk alerts: the delivery log, the schedule, the staff inbox")
+blp = Blueprint(
+    "notifications",
+    __name__,
+    description="Confirmations, reminders, questionnaire "
+    "links and risk alerts: the delivery log, the schedule, the staff inbox",
+)
 _indexed: set[str] = set()
 
 
@@ -63,9 +75,13 @@ class DeliveryLog(MethodView):
         """The delivery log, newest first: every planned, sent, failed and voided message."""
         query = {k: args[k] for k in ("status", "kind", "channel", "client_id") if k in args}
         if "since" in args or "until" in args:
-            query["created_at"] = {**({"$gte": args["since"]} if "since" in args else {}),
-                                   **({"$lt": args["until"]} if "until" in args else {})}
-        cursor = _book().messages.find(_role_scope(query)).sort("created_at", -1).limit(args["limit"])
+            query["created_at"] = {
+                **({"$gte": args["since"]} if "since" in args else {}),
+                **({"$lt": args["until"]} if "until" in args else {}),
+            }
+        cursor = (
+            _book().messages.find(_role_scope(query)).sort("created_at", -1).limit(args["limit"])
+        )
         return [_out(d) for d in cursor]
 
 
@@ -76,8 +92,10 @@ class Scheduled(MethodView):
     @requires("clinical_lead", "admin", "therapist")
     def get(self, args):
         """Messages waiting to go (or going now), soonest first; a therapist sees their clients'."""
-        query = {"status": {"$in": [states.PENDING, states.SENDING]},
-                 **{k: args[k] for k in ("kind", "client_id") if k in args}}
+        query = {
+            "status": {"$in": [states.PENDING, states.SENDING]},
+            **{k: args[k] for k in ("kind", "client_id") if k in args},
+        }
         cursor = _book().messages.find(_role_scope(query)).sort("next_at", 1).limit(args["limit"])
         return [_out(d) for d in cursor]
 
@@ -101,8 +119,10 @@ class Inbox(MethodView):
         clients = _planner().reader("clients")
         for client_id in sorted({i["client_id"] for i in items if i.get("client_id")}):
             record_read("notifications/inbox", client_id)
-        names = {c["_id"]: f"{c.get('given_name') or ''} {c.get('family_name') or ''}".strip()
-                 for c in clients.find({"_id": {"$in": [i.get("client_id") for i in items]}})}
+        names = {
+            c["_id"]: f"{c.get('given_name') or ''} {c.get('family_name') or ''}".strip()
+            for c in clients.find({"_id": {"$in": [i.get("client_id") for i in items]}})
+        }
         return [{**_out(i), "client_name": names.get(i.get("client_id"))} for i in items]
 
 
@@ -114,8 +134,10 @@ class InboxRead(MethodView):
         """Mark one of your inbox items read (marking it again changes nothing)."""
         inbox = _book().inbox
         mine = {"_id": item_id, "audience": _audience()}
-        inbox.update_one({**mine, "read_at": None},
-                         {"$set": {"read_at": utcnow(), "read_by": current_identity().sub}})
+        inbox.update_one(
+            {**mine, "read_at": None},
+            {"$set": {"read_at": utcnow(), "read_by": current_identity().sub}},
+        )
         item = inbox.find_one(mine)
         if item is None:
             raise NotFound(f"no inbox item {item_id} for you")
@@ -152,12 +174,18 @@ class Preferences(MethodView):
             quiet = body["quiet_hours"]
         else:
             default = _default_quiet()
-            quiet = {"start": default.start.strftime("%H:%M"), "end": default.end.strftime("%H:%M")} \
-                if default else None
+            quiet = (
+                {"start": default.start.strftime("%H:%M"), "end": default.end.strftime("%H:%M")}
+                if default
+                else None
+            )
         command = SetPreferences(
-            client_id=client_id, channels=tuple(body["channels"]),
+            client_id=client_id,
+            channels=tuple(body["channels"]),
             reminder_lead_minutes=body["reminder_lead_hours"] * 60,
-            quiet_start=quiet["start"] if quiet else None, quiet_end=quiet["end"] if quiet else None,
-            consented=tuple(client.get("reminder_channels") or ()))
+            quiet_start=quiet["start"] if quiet else None,
+            quiet_end=quiet["end"] if quiet else None,
+            consented=tuple(client.get("reminder_channels") or ()),
+        )
         set_preferences(context().store, _planner(), command, request_metadata())
         return preferences_view(client, _book().preferences_of(client_id), _default_quiet())

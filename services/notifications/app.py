@@ -1,4 +1,5 @@
 """The notifications service's app factory (gunicorn: `services.notifications.wsgi:app`)."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -15,21 +16,30 @@ from .planner import Planner
 def _message_metrics(ctx, now):
     """Messages by state, and how overdue the oldest pending one is (a stuck dispatcher)."""
     messages = ctx.db["messages"]
-    counts = GaugeMetricFamily("rapport_notifications", "Messages in the book by state", labels=["status"])
+    counts = GaugeMetricFamily(
+        "rapport_notifications", "Messages in the book by state", labels=["status"]
+    )
     for status in STATUSES:
         counts.add_metric([status], messages.count_documents({"status": status}))
     yield counts
-    oldest = messages.find_one({"status": "pending", "next_at": {"$lte": now}}, {"next_at": 1},
-                               sort=[("next_at", 1)])
-    overdue = GaugeMetricFamily("rapport_notifications_overdue_seconds",
-                                "How long the oldest due message has waited")
+    oldest = messages.find_one(
+        {"status": "pending", "next_at": {"$lte": now}}, {"next_at": 1}, sort=[("next_at", 1)]
+    )
+    overdue = GaugeMetricFamily(
+        "rapport_notifications_overdue_seconds", "How long the oldest due message has waited"
+    )
     overdue.add_metric([], (now - oldest["next_at"]).total_seconds() if oldest else 0.0)
     yield overdue
 
 
 def create_app(settings: Settings) -> Flask:
     return create_service_app(
-        "notifications", settings, title="Rapport notifications",
+        "notifications",
+        settings,
+        title="Rapport notifications",
         description="Booking confirmations, reminders, questionnaire links, homework reminders, "
-                    "booster invitations and risk alerts, by email, SMS and the staff inbox.",
-        blueprints=[blp], projections=[Planner()], extra_metrics=_message_metrics)
+        "booster invitations and risk alerts, by email, SMS and the staff inbox.",
+        blueprints=[blp],
+        projections=[Planner()],
+        extra_metrics=_message_metrics,
+    )

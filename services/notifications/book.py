@@ -6,6 +6,7 @@ States: pending → sending (claimed with a lease) → sent | pending again (ret
 backoff) | failed (for good); pending → voided (the appointment moved or was cancelled, the
 request withdrawn, the client discharged). Planning writes carry `as_of`, the time of the
 fact behind them, so an older fact replayed later never undoes a newer one."""
+
 from __future__ import annotations
 
 import uuid
@@ -34,8 +35,10 @@ INDEXES = {
         IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("created_at", ASCENDING)]),
     ],
-    "inbox": [IndexModel([("audience", ASCENDING), ("created_at", ASCENDING)]),
-              IndexModel([("alert_id", ASCENDING)])],
+    "inbox": [
+        IndexModel([("audience", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("alert_id", ASCENDING)]),
+    ],
 }
 
 
@@ -60,28 +63,62 @@ class MessageBook:
     def _plan_one(self, message: dict, as_of: datetime) -> None:
         key, body = message["_id"], {k: v for k, v in message.items() if k != "_id"}
         s = self.session
-        moved = self.messages.update_one({"_id": key, "status": PENDING, "as_of": {"$lte": as_of}},
-                                         {"$set": {**body, "as_of": as_of}}, session=s)
+        moved = self.messages.update_one(
+            {"_id": key, "status": PENDING, "as_of": {"$lte": as_of}},
+            {"$set": {**body, "as_of": as_of}},
+            session=s,
+        )
         if moved.matched_count:
             return
         revived = self.messages.update_one(
             {"_id": key, "status": VOIDED, "as_of": {"$lt": as_of}},
-            {"$set": {**body, "as_of": as_of, "status": PENDING, "announced": False,
-                      "void_reason": None}}, session=s)
+            {
+                "$set": {
+                    **body,
+                    "as_of": as_of,
+                    "status": PENDING,
+                    "announced": False,
+                    "void_reason": None,
+                }
+            },
+            session=s,
+        )
         if revived.matched_count:
             return
         try:
-            self.messages.update_one({"_id": key}, {"$setOnInsert": {
-                **body, "status": PENDING, "attempts": 0, "announced": False, "as_of": as_of,
-                "created_at": utcnow(), "last_error": None}}, upsert=True, session=s)
+            self.messages.update_one(
+                {"_id": key},
+                {
+                    "$setOnInsert": {
+                        **body,
+                        "status": PENDING,
+                        "attempts": 0,
+                        "announced": False,
+                        "as_of": as_of,
+                        "created_at": utcnow(),
+                        "last_error": None,
+                    }
+                },
+                upsert=True,
+                session=s,
+            )
         except DuplicateKeyError:
             pass  # planned at the same moment by another writer: the same key, the same message
 
     def void(self, query: dict, reason: str, as_of: datetime) -> int:
         result = self.messages.update_many(
             {**query, "status": PENDING, "as_of": {"$lte": as_of}},
-            {"$set": {"status": VOIDED, "void_reason": reason, "void_announced": False,
-                      "voided_at": utcnow(), "as_of": as_of}}, session=self.session)
+            {
+                "$set": {
+                    "status": VOIDED,
+                    "void_reason": reason,
+                    "void_announced": False,
+                    "voided_at": utcnow(),
+                    "as_of": as_of,
+                }
+            },
+            session=self.session,
+        )
         return result.modified_count
 
     def keep_only(self, query: dict, keys: list[str], reason: str, as_of: datetime) -> int:
@@ -92,57 +129,115 @@ class MessageBook:
         return self.preferences.find_one({"_id": client_id}, session=self.session)
 
     # -- sending -------------------------------------------------------------------------
-    def claim(self, lease: timedelta, by: str = "dispatcher", *, urgent_only: bool = False) -> dict | None:
+    def claim(
+        self, lease: timedelta, by: str = "dispatcher", *, urgent_only: bool = False
+    ) -> dict | None:
         """Take one due message for sending, atomically: first a message whose sender died
         (its lease ran out), then the most urgent due one. Returns it with `claim` set.
         `urgent_only`: risk alerts only (the dispatcher's urgent lane)."""
         now = utcnow()
         only = {"priority": URGENT} if urgent_only else {}
-        change = {"$set": {"status": SENDING, "lease_until": now + lease, "claim": uuid.uuid4().hex,
-                           "claimed_at": now, "claimed_by": by}, "$inc": {"attempts": 1}}
+        change = {
+            "$set": {
+                "status": SENDING,
+                "lease_until": now + lease,
+                "claim": uuid.uuid4().hex,
+                "claimed_at": now,
+                "claimed_by": by,
+            },
+            "$inc": {"attempts": 1},
+        }
         stale = self.messages.find_one_and_update(
-            {"status": SENDING, "lease_until": {"$lt": now}, **only}, change,
-            return_document=ReturnDocument.AFTER)
+            {"status": SENDING, "lease_until": {"$lt": now}, **only},
+            change,
+            return_document=ReturnDocument.AFTER,
+        )
         if stale is not None:
             return stale
         return self.messages.find_one_and_update(
-            {"status": PENDING, "next_at": {"$lte": now}, **only}, change,
+            {"status": PENDING, "next_at": {"$lte": now}, **only},
+            change,
             sort=[("priority", ASCENDING), ("next_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
     def _mine(self, message: dict) -> dict:
         return {"_id": message["_id"], "status": SENDING, "claim": message["claim"]}
 
     def defer(self, message: dict, until: datetime, why: str) -> bool:
         """Put a claimed message back untried (quiet hours): the attempt does not count."""
-        result = self.messages.update_one(self._mine(message), {
-            "$set": {"status": PENDING, "next_at": until, "deferred": why},
-            "$inc": {"attempts": -1}, "$unset": {"claim": "", "lease_until": ""}})
+        result = self.messages.update_one(
+            self._mine(message),
+            {
+                "$set": {"status": PENDING, "next_at": until, "deferred": why},
+                "$inc": {"attempts": -1},
+                "$unset": {"claim": "", "lease_until": ""},
+            },
+        )
         return result.modified_count == 1
 
     def retry_later(self, message: dict, until: datetime, error: str, session=None) -> bool:
-        result = self.messages.update_one(self._mine(message), {
-            "$set": {"status": PENDING, "next_at": until, "last_error": error, "announced": True},
-            "$unset": {"claim": "", "lease_until": ""}}, session=session)
+        result = self.messages.update_one(
+            self._mine(message),
+            {
+                "$set": {
+                    "status": PENDING,
+                    "next_at": until,
+                    "last_error": error,
+                    "announced": True,
+                },
+                "$unset": {"claim": "", "lease_until": ""},
+            },
+            session=session,
+        )
         return result.modified_count == 1
 
     def mark_failed(self, message: dict, error: str, session=None) -> bool:
-        result = self.messages.update_one(self._mine(message), {
-            "$set": {"status": FAILED, "failed_at": utcnow(), "last_error": error, "announced": True},
-            "$unset": {"claim": "", "lease_until": ""}}, session=session)
+        result = self.messages.update_one(
+            self._mine(message),
+            {
+                "$set": {
+                    "status": FAILED,
+                    "failed_at": utcnow(),
+                    "last_error": error,
+                    "announced": True,
+                },
+                "$unset": {"claim": "", "lease_until": ""},
+            },
+            session=session,
+        )
         return result.modified_count == 1
 
     def mark_sent(self, message: dict, session=None) -> bool:
-        result = self.messages.update_one(self._mine(message), {
-            "$set": {"status": SENT, "sent_at": utcnow(), "last_error": None, "announced": True},
-            "$unset": {"claim": "", "lease_until": ""}}, session=session)
+        result = self.messages.update_one(
+            self._mine(message),
+            {
+                "$set": {
+                    "status": SENT,
+                    "sent_at": utcnow(),
+                    "last_error": None,
+                    "announced": True,
+                },
+                "$unset": {"claim": "", "lease_until": ""},
+            },
+            session=session,
+        )
         return result.modified_count == 1
 
     def void_claimed(self, message: dict, reason: str) -> bool:
         """A claimed message that must not go after all (consent withdrawn, request gone)."""
-        result = self.messages.update_one(self._mine(message), {
-            "$set": {"status": VOIDED, "void_reason": reason, "void_announced": False,
-                     "voided_at": utcnow()}, "$unset": {"claim": "", "lease_until": ""}})
+        result = self.messages.update_one(
+            self._mine(message),
+            {
+                "$set": {
+                    "status": VOIDED,
+                    "void_reason": reason,
+                    "void_announced": False,
+                    "voided_at": utcnow(),
+                },
+                "$unset": {"claim": "", "lease_until": ""},
+            },
+        )
         return result.modified_count == 1
 
 
@@ -151,5 +246,7 @@ def forget_client(db, client_id: str) -> None:
     about the client go, the delivery log keeps its rows without their details (when, what
     kind, by which channel), and the client's preferences go."""
     db["inbox"].delete_many({"client_id": client_id})
-    db["messages"].update_many({"client_id": client_id}, {"$set": {"context": {}, "last_error": None}})
+    db["messages"].update_many(
+        {"client_id": client_id}, {"$set": {"context": {}, "last_error": None}}
+    )
     db["preferences"].delete_one({"_id": client_id})

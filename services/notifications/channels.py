@@ -2,11 +2,11 @@
 POST), and the staff inbox (a MongoDB collection). Each raises `TransientError` for what
 may pass (server down, timeouts, 4xx SMTP replies, HTTP 5xx/429) and `PermanentError` for
 what will not (5xx SMTP replies, HTTP 4xx): the dispatcher retries only the first."""
+
 from __future__ import annotations
 
 import hashlib
 import smtplib
-import socket
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -65,7 +65,7 @@ class EmailChannel:
         except smtplib.SMTPRecipientsRefused as err:
             code, text = next(iter(err.recipients.values()))
             self._raise_for(code, text)
-        except (smtplib.SMTPException, OSError, socket.timeout) as err:
+        except (TimeoutError, smtplib.SMTPException, OSError) as err:
             raise TransientError(f"smtp: {type(err).__name__}: {err}") from err
         if refused:
             code, text = next(iter(refused.values()))
@@ -90,9 +90,12 @@ class SmsChannel:
     def send(self, key: str, to: str, rendered: Rendered) -> None:
         reference = hashlib.sha256(key.encode()).hexdigest()[:40]
         try:
-            response = self.http.post(self.config.sms_url, timeout=self.config.sms_timeout,
-                                      json={"to": to, "body": rendered.body, "reference": reference},
-                                      headers={"Idempotency-Key": reference})
+            response = self.http.post(
+                self.config.sms_url,
+                timeout=self.config.sms_timeout,
+                json={"to": to, "body": rendered.body, "reference": reference},
+                headers={"Idempotency-Key": reference},
+            )
         except requests.RequestException as err:
             raise TransientError(f"sms: {type(err).__name__}") from err
         if response.status_code >= 500 or response.status_code == 429:

@@ -1,6 +1,7 @@
 """The notifications service's own settings, from the environment (tests pass overrides
 through `Settings.extra["notifications"]`). No real mail leaves a dev machine: the defaults
 point at the local sinks `devmail` (SMTP 8025) and `devsms` (HTTP 8026)."""
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ class NotifyConfig:
         return QuietHours.parse(start, end)
 
     @classmethod
-    def from_env(cls, settings: Settings | None = None) -> "NotifyConfig":
+    def from_env(cls, settings: Settings | None = None) -> NotifyConfig:
         env = os.environ.get
         config = cls(
             smtp_host=env("RAPPORT_SMTP_HOST", cls.smtp_host),
@@ -66,14 +67,21 @@ class NotifyConfig:
             max_attempts=int(env("RAPPORT_NOTIFY_MAX_ATTEMPTS", str(cls.max_attempts))),
             backoff_seconds=float(env("RAPPORT_NOTIFY_BACKOFF_SECONDS", str(cls.backoff_seconds))),
             poll_seconds=float(env("RAPPORT_NOTIFY_POLL_SECONDS", str(cls.poll_seconds))),
-            idle_rest_seconds=float(env("RAPPORT_NOTIFY_IDLE_REST_SECONDS", str(cls.idle_rest_seconds))),
-            portal_url=env("RAPPORT_PORTAL_PUBLIC_URL") or env("RAPPORT_PORTAL_URL") or cls.portal_url,
+            idle_rest_seconds=float(
+                env("RAPPORT_NOTIFY_IDLE_REST_SECONDS", str(cls.idle_rest_seconds))
+            ),
+            portal_url=env("RAPPORT_PORTAL_PUBLIC_URL")
+            or env("RAPPORT_PORTAL_URL")
+            or cls.portal_url,
         )
         if settings is not None:
-            config = replace(config, practice_tz=settings.practice_tz,
-                             practice_name=settings.practice_name,
-                             measures_url=settings.service_urls.get("measures", cls.measures_url),
-                             token_secret=settings.token_secret)
+            config = replace(
+                config,
+                practice_tz=settings.practice_tz,
+                practice_name=settings.practice_name,
+                measures_url=settings.service_urls.get("measures", cls.measures_url),
+                token_secret=settings.token_secret,
+            )
             overrides = (settings.extra or {}).get("notifications", {})
             known = {f.name for f in fields(cls)}
             config = replace(config, **{k: v for k, v in overrides.items() if k in known})

@@ -3,6 +3,7 @@ and, for `make up`, writes it to `$RAPPORT_RUN_DIR/mail/` — no real mail leave
 
     python -m services.notifications.devmail --port 8025
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ from aiosmtpd.controller import Controller
 
 
 class _Handler:
-    def __init__(self, sink: "MailSink"):
+    def __init__(self, sink: MailSink):
         self.sink = sink
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -56,7 +57,7 @@ class MailSink:
         with self._lock:
             return [m for rcpts, m in self.messages if address in rcpts]
 
-    def start(self) -> "MailSink":
+    def start(self) -> MailSink:
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
@@ -69,7 +70,9 @@ class MailSink:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.notifications.devmail")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("RAPPORT_SMTP_PORT", "8025")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("RAPPORT_SMTP_PORT", "8025"))
+    )
     args = parser.parse_args(argv)
     run_dir = Path(os.environ.get("RAPPORT_RUN_DIR", Path(__file__).resolve().parents[2] / ".run"))
     sink = MailSink(args.port, run_dir / "mail").start()

@@ -5,6 +5,7 @@ honours `Idempotency-Key`: a repeated key is answered 200 and not delivered agai
 
     python -m services.notifications.devsms --port 8026
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ class SmsSink:
         with self._lock:
             return [m for m in self.delivered if m["to"] == number]
 
-    def start(self) -> "SmsSink":
+    def start(self) -> SmsSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,8 +62,11 @@ class SmsSink:
                     body = json.loads(self.rfile.read(length) or b"{}")
                 except ValueError:
                     return self._answer(400)
-                self._answer(sink.accept(body if isinstance(body, dict) else {},
-                                         self.headers.get("Idempotency-Key")))
+                self._answer(
+                    sink.accept(
+                        body if isinstance(body, dict) else {}, self.headers.get("Idempotency-Key")
+                    )
+                )
 
             def _answer(self, status: int):
                 payload = json.dumps({"status": status}).encode()

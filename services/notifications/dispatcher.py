@@ -9,6 +9,7 @@ resends once the lease expires. Such a resend carries the same Message-ID (email
 Idempotency-Key (SMS), both derived from the idempotency key, so it is recognisable and a
 provider that honours the key drops it. Failures are retried with exponential backoff, then
 recorded as failed (listed by `GET /notifications?status=failed`)."""
+
 from __future__ import annotations
 
 import logging
@@ -21,11 +22,12 @@ from datetime import timedelta
 from pymongo.errors import PyMongoError
 
 from shared.config import Settings
-from shared.domain import Conflict, fold
 from shared.crypto import cipher_for
-from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
+from shared.domain import Conflict, fold
 from shared.events import Actor, registry, utcnow
-from shared.mongo import client as mongo_client, in_transaction
+from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
+from shared.mongo import client as mongo_client
+from shared.mongo import in_transaction
 from shared.outbox import Lease
 from shared.projections import ProjectionStore
 from shared.wakeup import Doorbell
@@ -34,8 +36,17 @@ from . import book as states
 from .book import MessageBook, ensure_indexes
 from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
 from .config import NotifyConfig
-from .domain import (LEAD, NotificationDecider, RecordFailure, RecordSent, Schedule, Void,
-                     quiet_ends, retry_delay, stream_id)
+from .domain import (
+    LEAD,
+    NotificationDecider,
+    RecordFailure,
+    RecordSent,
+    Schedule,
+    Void,
+    quiet_ends,
+    retry_delay,
+    stream_id,
+)
 from .links import LinkGone, MeasuresLinks
 from .planner import Planner
 from .plans import contact_for
@@ -66,13 +77,25 @@ def redact(error: str) -> str:
 
 
 def info_of(doc: dict) -> dict:
-    return {"notification_id": doc["_id"], "kind": doc["kind"], "channel": doc["channel"],
-            "client_id": doc.get("client_id"), "recipient": doc["recipient"], "due_at": doc["due_at"]}
+    return {
+        "notification_id": doc["_id"],
+        "kind": doc["kind"],
+        "channel": doc["channel"],
+        "client_id": doc.get("client_id"),
+        "recipient": doc["recipient"],
+        "due_at": doc["due_at"],
+    }
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, config: NotifyConfig | None = None, *, name: str = "dispatcher",
-                 urgent_only: bool = False):
+    def __init__(
+        self,
+        settings: Settings,
+        config: NotifyConfig | None = None,
+        *,
+        name: str = "dispatcher",
+        urgent_only: bool = False,
+    ):
         """`urgent_only`: the urgent lane, which sends risk alerts only and announces nothing,
         so an alert never waits behind a busy hour of confirmations and reminders (the main
         dispatcher still sends alerts too; claims keep each message to one sender)."""
@@ -90,8 +113,12 @@ class Dispatcher:
         self.store.ensure_indexes()
         ensure_indexes(db)
         self.book = MessageBook(db)
-        self.announcer = Lease(db["dispatcher_leases"], "announce", f"{socket.gethostname()}:{os.getpid()}:{self.name}:{id(self)}",
-                               ttl=max(15.0, self.config.poll_seconds * 10))
+        self.announcer = Lease(
+            db["dispatcher_leases"],
+            "announce",
+            f"{socket.gethostname()}:{os.getpid()}:{self.name}:{id(self)}",
+            ttl=max(15.0, self.config.poll_seconds * 10),
+        )
         self.directory = ProjectionStore(mongo, db.name, Planner(self.config), registry)
         self.email, self.sms = EmailChannel(self.config), SmsChannel(self.config)
         self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
@@ -117,7 +144,9 @@ class Dispatcher:
                     if not busy:
                         bell.wait(ticket, self._rest(bell.watching), stop)
                 except PyMongoError as err:
-                    log.warning("%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff)
+                    log.warning(
+                        "%s: store unavailable (%s); retrying in %.1fs", self.name, err, backoff
+                    )
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
@@ -130,7 +159,9 @@ class Dispatcher:
                 pass  # it expires by itself
 
     def _rest(self, watching: bool) -> float:
-        polling = min(self.config.poll_seconds, 0.1) if self.urgent_only else self.config.poll_seconds
+        polling = (
+            min(self.config.poll_seconds, 0.1) if self.urgent_only else self.config.poll_seconds
+        )
         return max(polling, self.config.idle_rest_seconds) if watching else polling
 
     def step(self, batch: int = 20, stop: threading.Event | None = None) -> int:
@@ -168,15 +199,21 @@ class Dispatcher:
             return 0
         messages = self.book.messages
         planned = list(messages.find({"announced": False}).limit(limit))
-        voided = list(messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit))
+        voided = list(
+            messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit)
+        )
         # one entry per message: planned and voided before it was announced is both (once
         # it came twice, and the two appends to one stream broke the whole batch for good)
         batch: dict[str, tuple[dict, list, dict]] = {
-            d["_id"]: (d, [Schedule(info_of(d))], {"announced": True}) for d in planned}
+            d["_id"]: (d, [Schedule(info_of(d))], {"announced": True}) for d in planned
+        }
         for d in voided:
             _, commands, _ = batch.get(d["_id"], (d, [], {}))
-            batch[d["_id"]] = (d, commands + [Void(info_of(d), d.get("void_reason") or "voided")],
-                               {"void_announced": True, "announced": True})
+            batch[d["_id"]] = (
+                d,
+                commands + [Void(info_of(d), d.get("void_reason") or "voided")],
+                {"void_announced": True, "announced": True},
+            )
         if not batch:
             return 0
         try:
@@ -184,8 +221,13 @@ class Dispatcher:
         except ConcurrencyError:  # a sender recorded one of them meanwhile: one by one
             for doc, commands, flags in batch.values():
                 for command in commands:
-                    self.record(doc["_id"], command, lambda s, d=doc, f=flags: messages.update_one(
-                        {"_id": d["_id"]}, {"$set": f}, session=s))
+                    self.record(
+                        doc["_id"],
+                        command,
+                        lambda s, d=doc, f=flags: messages.update_one(
+                            {"_id": d["_id"]}, {"$set": f}, session=s
+                        ),
+                    )
         return len(batch)
 
     def _decide_all(self, state, commands) -> list:
@@ -212,6 +254,7 @@ class Dispatcher:
         def mark(session) -> None:
             for doc, _, flags in batch:
                 self.book.messages.update_one({"_id": doc["_id"]}, {"$set": flags}, session=session)
+
         if appends:
             self.store.append_streams(appends, META, also=mark)
         else:
@@ -219,8 +262,9 @@ class Dispatcher:
 
     # -- sending ---------------------------------------------------------------------------
     def dispatch_one(self) -> bool:
-        message = self.book.claim(timedelta(seconds=self.config.lease_seconds), self.name,
-                                  urgent_only=self.urgent_only)
+        message = self.book.claim(
+            timedelta(seconds=self.config.lease_seconds), self.name, urgent_only=self.urgent_only
+        )
         if message is None:
             return False
         key, info, attempts = message["_id"], info_of(message), message["attempts"]
@@ -236,10 +280,19 @@ class Dispatcher:
             log.exception("%s: delivering %s failed unexpectedly", self.name, key)
             self.failed(message, TransientError(f"internal error: {type(err).__name__}"))
         else:
-            self.record(key, RecordSent(info, utcnow(), attempts),
-                        lambda s: self.book.mark_sent(message, s) and None)
+            self.record(
+                key,
+                RecordSent(info, utcnow(), attempts),
+                lambda s: self.book.mark_sent(message, s) and None,
+            )
             self.sent_total += 1
-            log.info("%s: sent %s %s (attempt %d)", self.name, message["kind"], message["channel"], attempts)
+            log.info(
+                "%s: sent %s %s (attempt %d)",
+                self.name,
+                message["kind"],
+                message["channel"],
+                attempts,
+            )
         return True
 
     def failed(self, message: dict, err: DeliveryError) -> None:
@@ -247,12 +300,20 @@ class Dispatcher:
         final = isinstance(err, PermanentError) or attempts >= self.config.max_attempts
         command = RecordFailure(info_of(message), utcnow(), attempts, error, final)
         if final:
-            log.error("%s: %s failed for good after %d attempts: %s", self.name, key, attempts, error)
+            log.error(
+                "%s: %s failed for good after %d attempts: %s", self.name, key, attempts, error
+            )
             self.record(key, command, lambda s: self.book.mark_failed(message, error, s) and None)
             return
-        until = utcnow() + retry_delay(attempts, self.config.backoff_seconds, self.config.backoff_cap_seconds)
-        log.warning("%s: %s attempt %d failed (%s); next try %s", self.name, key, attempts, error, until)
-        self.record(key, command, lambda s: self.book.retry_later(message, until, error, s) and None)
+        until = utcnow() + retry_delay(
+            attempts, self.config.backoff_seconds, self.config.backoff_cap_seconds
+        )
+        log.warning(
+            "%s: %s attempt %d failed (%s); next try %s", self.name, key, attempts, error, until
+        )
+        self.record(
+            key, command, lambda s: self.book.retry_later(message, until, error, s) and None
+        )
 
     def deliver(self, message: dict) -> None:
         address, audience = self.address(message)
@@ -274,11 +335,25 @@ class Dispatcher:
         elif message["channel"] == "sms":
             self.sms.send(message["_id"], address, rendered)
         else:
-            self.book.inbox.update_one({"_id": message["_id"]}, {"$setOnInsert": {
-                "audience": audience, "kind": message["kind"], "alert_id": message.get("alert_id"),
-                "client_id": message.get("client_id"), "therapist_id": message.get("therapist_id"),
-                "title": rendered.subject, "body": rendered.body, "details": message.get("context"),
-                "created_at": utcnow(), "read_at": None, "read_by": None}}, upsert=True)
+            self.book.inbox.update_one(
+                {"_id": message["_id"]},
+                {
+                    "$setOnInsert": {
+                        "audience": audience,
+                        "kind": message["kind"],
+                        "alert_id": message.get("alert_id"),
+                        "client_id": message.get("client_id"),
+                        "therapist_id": message.get("therapist_id"),
+                        "title": rendered.subject,
+                        "body": rendered.body,
+                        "details": message.get("context"),
+                        "created_at": utcnow(),
+                        "read_at": None,
+                        "read_by": None,
+                    }
+                },
+                upsert=True,
+            )
 
     def check_still_true(self, message: dict, context: dict) -> None:
         """The last word before an appointment message goes: is the appointment still
@@ -289,7 +364,9 @@ class Dispatcher:
         session = self.directory.reader("sessions").find_one({"_id": message["session_id"]})
         if session is None:
             return
-        if session.get("status") != "booked" or session.get("starts_at") != context.get("starts_at"):
+        if session.get("status") != "booked" or session.get("starts_at") != context.get(
+            "starts_at"
+        ):
             raise Voided("the appointment changed")
 
     def address(self, message: dict) -> tuple[str | None, str]:
@@ -310,8 +387,9 @@ class Dispatcher:
         client = self.directory.reader("clients").find_one({"_id": message["client_id"]})
         if not client or client.get("status") != "active":
             raise Voided("the client is discharged or unknown")
-        contact = contact_for(client, self.book.preferences_of(message["client_id"]),
-                              self.config.default_quiet)
+        contact = contact_for(
+            client, self.book.preferences_of(message["client_id"]), self.config.default_quiet
+        )
         if message["channel"] not in contact.channels:
             raise Voided(f"the client is no longer to be contacted by {message['channel']}")
         address = client.get("email") if message["channel"] == "email" else client.get("phone")
@@ -330,20 +408,27 @@ class Dispatcher:
         the portal (the e-mail says only that an answer needs follow-up)."""
         client = self.directory.reader("clients").find_one({"_id": message.get("client_id")}) or {}
         name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
-        return {"client_name": name or None,
-                "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{message.get('client_id')}"}
+        return {
+            "client_name": name or None,
+            "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{message.get('client_id')}",
+        }
 
     def upcoming_dates(self, session_ids: list[str]) -> list:
         """The booked, still-ahead times of a course's or a booster plan's sessions: what the
         message says (how many, the first, each date) is what was actually booked, not what
         was asked for (issue 13, defect 11: "16 ... first 2 June" above 10 dates from 14 July).
         The sessions' own events may still be on their way (other partitions): wait for them."""
-        found = list(self.directory.reader("sessions").find(
-            {"_id": {"$in": list(session_ids)}}, {"starts_at": 1, "status": 1}))
+        found = list(
+            self.directory.reader("sessions").find(
+                {"_id": {"$in": list(session_ids)}}, {"starts_at": 1, "status": 1}
+            )
+        )
         if len(found) < len(set(session_ids)):
             raise TransientError("the booked sessions are not all known yet")
         now = utcnow()
-        dates = sorted(d["starts_at"] for d in found if d.get("status") == "booked" and d["starts_at"] > now)
+        dates = sorted(
+            d["starts_at"] for d in found if d.get("status") == "booked" and d["starts_at"] > now
+        )
         if not dates:
             raise Voided("none of the appointments is still ahead and booked")
         return dates

@@ -1,11 +1,12 @@
 """The notifications domain, pure (no Flask, no pymongo): quiet hours, retry backoff,
 idempotency keys, and two deciders — a notification's life (scheduled → sent | failed |
 voided) and a client's contact preferences."""
+
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,11 +23,12 @@ DEFAULT_QUIET = ("21:00", "08:00")
 @dataclass(frozen=True)
 class QuietHours:
     """A daily window in practice-local time; it may run past midnight (21:00–08:00)."""
+
     start: time
     end: time
 
     @classmethod
-    def parse(cls, start: str | None, end: str | None) -> "QuietHours | None":
+    def parse(cls, start: str | None, end: str | None) -> QuietHours | None:
         if not start or not end:
             return None
         return cls(parse_hhmm(start), parse_hhmm(end))
@@ -48,7 +50,7 @@ def parse_hhmm(value: str) -> time:
 
 
 def _local_at(day: date, at: time, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def quiet_ends(moment: datetime, quiet: QuietHours | None, tz: ZoneInfo) -> datetime | None:
@@ -69,8 +71,14 @@ def quiet_begins(moment: datetime, quiet: QuietHours, tz: ZoneInfo) -> datetime:
     return _local_at(day, quiet.start, tz)
 
 
-def deliver_at(due: datetime, quiet: QuietHours | None, tz: ZoneInfo, *, now: datetime,
-               latest: datetime | None = None) -> datetime:
+def deliver_at(
+    due: datetime,
+    quiet: QuietHours | None,
+    tz: ZoneInfo,
+    *,
+    now: datetime,
+    latest: datetime | None = None,
+) -> datetime:
     """When a client message due at `due` may go. Inside quiet hours it waits for the
     morning; if the morning is too late (after `latest`, e.g. the appointment itself) it
     goes just before the quiet hours began, and if that has passed already, at once —
@@ -150,32 +158,54 @@ class NotificationDecider:
         return NotificationState()
 
     def evolve(self, state: NotificationState, event: Any) -> NotificationState:
-        status = {"NotificationScheduled": "scheduled", "NotificationSent": "sent",
-                  "NotificationVoided": "voided"}.get(event.type)
+        status = {
+            "NotificationScheduled": "scheduled",
+            "NotificationSent": "sent",
+            "NotificationVoided": "voided",
+        }.get(event.type)
         if event.type == "NotificationFailed":
             status = "failed" if event.data["final"] else state.status
-        return replace(state, status=status or state.status,
-                       attempts=event.data.get("attempts", state.attempts))
+        return replace(
+            state,
+            status=status or state.status,
+            attempts=event.data.get("attempts", state.attempts),
+        )
 
     def decide(self, state: NotificationState, command: Any) -> list[NewEvent]:
         ident = _ident(command.info)
-        first = ([] if state.status in ("scheduled", "failed", "sent")
-                 else [NewEvent("NotificationScheduled", {**ident, "due_at": command.info["due_at"]})])
+        first = (
+            []
+            if state.status in ("scheduled", "failed", "sent")
+            else [NewEvent("NotificationScheduled", {**ident, "due_at": command.info["due_at"]})]
+        )
         if isinstance(command, Schedule):
             return first if state.status != "failed" else []
         if isinstance(command, RecordSent):
             if state.status == "sent":
                 return []
-            return first + [NewEvent("NotificationSent", {
-                **ident, "sent_at": command.sent_at, "attempts": command.attempts})]
+            return first + [
+                NewEvent(
+                    "NotificationSent",
+                    {**ident, "sent_at": command.sent_at, "attempts": command.attempts},
+                )
+            ]
         if isinstance(command, RecordFailure):
             if state.status == "sent":
                 raise Conflict("this notification was sent already")
             if state.status == "failed":
                 return []
-            return first + [NewEvent("NotificationFailed", {
-                **ident, "failed_at": command.failed_at, "attempts": command.attempts,
-                "error": command.error[:500], "final": command.final})]
+            return first + [
+                NewEvent(
+                    "NotificationFailed",
+                    {
+                        **ident,
+                        "failed_at": command.failed_at,
+                        "attempts": command.attempts,
+                        "error": command.error[:500],
+                        "final": command.final,
+                    },
+                )
+            ]
         if isinstance(command, Void):
             if state.status in ("sent", "failed", "voided"):
                 return []
@@ -204,14 +234,20 @@ class PreferencesDecider:
     def decide(self, state: dict | None, command: SetPreferences) -> list[NewEvent]:
         refused = [c for c in command.channels if c not in command.consented]
         if refused:
-            raise Invalid(f"the client has not agreed to be contacted by {', '.join(refused)}",
-                          field="channels")
+            raise Invalid(
+                f"the client has not agreed to be contacted by {', '.join(refused)}",
+                field="channels",
+            )
         if (command.quiet_start is None) != (command.quiet_end is None):
             raise Invalid("give both start and end, or neither", field="quiet_hours")
         QuietHours.parse(command.quiet_start, command.quiet_end)  # validates the format
-        wanted = {"client_id": command.client_id, "channels": list(dict.fromkeys(command.channels)),
-                  "reminder_lead_minutes": command.reminder_lead_minutes,
-                  "quiet_start": command.quiet_start, "quiet_end": command.quiet_end}
+        wanted = {
+            "client_id": command.client_id,
+            "channels": list(dict.fromkeys(command.channels)),
+            "reminder_lead_minutes": command.reminder_lead_minutes,
+            "quiet_start": command.quiet_start,
+            "quiet_end": command.quiet_end,
+        }
         if state is not None and {k: state.get(k) for k in wanted} == wanted:
             return []  # the same preferences again change nothing
         return [NewEvent("NotificationPreferencesSet", wanted)]

@@ -1,6 +1,7 @@
 """The one place that talks to measures: a fresh questionnaire link, fetched at send time
 with a short-lived service token. The link is a credential — it is returned to the caller
 for the message body and never stored, logged or put in an event."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,17 +28,25 @@ class QuestionnaireLink:
 
 
 class MeasuresLinks:
-    def __init__(self, base_url: str, token_secret: str, timeout: float = 5.0,
-                 http: requests.Session | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        token_secret: str,
+        timeout: float = 5.0,
+        http: requests.Session | None = None,
+    ):
         self.base_url, self.secret, self.timeout = base_url.rstrip("/"), token_secret, timeout
         self.http = http or requests.Session()
 
     def fetch(self, request_id: str) -> QuestionnaireLink:
         token = service_token(self.secret, "notifications", ttl_seconds=60)
         try:
-            response = self.http.post(f"{self.base_url}/questionnaire-requests/{request_id}/link",
-                                      headers={"Authorization": f"Bearer {token}"}, json={},
-                                      timeout=self.timeout)
+            response = self.http.post(
+                f"{self.base_url}/questionnaire-requests/{request_id}/link",
+                headers={"Authorization": f"Bearer {token}"},
+                json={},
+                timeout=self.timeout,
+            )
         except requests.RequestException as err:
             raise TransientError(f"measures unreachable: {type(err).__name__}") from err
         if response.status_code in (404, 409, 410):

@@ -1,7 +1,8 @@
 """Write the service's OpenAPI document to `services/notifications/openapi.json`:
 
-    python -m services.notifications.openapi
+python -m services.notifications.openapi
 """
+
 import json
 from pathlib import Path
 

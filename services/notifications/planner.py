@@ -2,6 +2,7 @@
 needs to know (the client directory, therapists, sessions) and writing into the message
 book what to send and when. Extends the kernel's client directory so that a change of
 contact consent and the re-planning it causes happen in one transaction."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,16 @@ from .book import MessageBook
 from .config import NotifyConfig
 
 SESSION_NOTICES = ("confirmation", "rescheduled")
-CLIENT_KINDS = ("confirmation", "course_summary", "rescheduled", "cancelled", "reminder",
-                "questionnaire_link", "task_reminder", "booster_invitation")
+CLIENT_KINDS = (
+    "confirmation",
+    "course_summary",
+    "rescheduled",
+    "cancelled",
+    "reminder",
+    "questionnaire_link",
+    "task_reminder",
+    "booster_invitation",
+)
 
 
 class Planner(ClientDirectory):
@@ -28,14 +37,25 @@ class Planner(ClientDirectory):
     collections = {
         **ClientDirectory.collections,
         "therapists": [],
-        "sessions": [IndexModel([("client_id", ASCENDING), ("status", ASCENDING), ("starts_at", ASCENDING)])],
+        "sessions": [
+            IndexModel([("client_id", ASCENDING), ("status", ASCENDING), ("starts_at", ASCENDING)])
+        ],
         "awaiting": [IndexModel([("client_id", ASCENDING), ("recorded_at", ASCENDING)])],
     }
     # facts about a client that can arrive before the client does: the planner reads three
     # topics, and a batch may hold a booking before the registration it depends on
-    AWAIT_CLIENT = ("SessionBooked", "CourseBooked", "SessionRescheduled", "SessionCancelled",
-                    "BoostersPlanned", "TaskAssigned", "TaskCompleted", "QuestionnaireRequested",
-                    "QuestionnaireResent", "QuestionnaireWithdrawn")
+    AWAIT_CLIENT = (
+        "SessionBooked",
+        "CourseBooked",
+        "SessionRescheduled",
+        "SessionCancelled",
+        "BoostersPlanned",
+        "TaskAssigned",
+        "TaskCompleted",
+        "QuestionnaireRequested",
+        "QuestionnaireResent",
+        "QuestionnaireWithdrawn",
+    )
 
     def __init__(self, config: NotifyConfig | None = None):
         super().__init__("notifications")
@@ -56,14 +76,27 @@ class Planner(ClientDirectory):
         client_id = event.data["client_id"]
         if view["clients"].find_one({"_id": client_id}, {"_id": 1}) is not None:
             return False
-        view["awaiting"].update_one({"_id": event.event_id}, {"$setOnInsert": {
-            "client_id": client_id, "type": event.type, "data": dict(event.data),
-            "recorded_at": event.recorded_at, "stream_version": event.stream_version}}, upsert=True)
+        view["awaiting"].update_one(
+            {"_id": event.event_id},
+            {
+                "$setOnInsert": {
+                    "client_id": client_id,
+                    "type": event.type,
+                    "data": dict(event.data),
+                    "recorded_at": event.recorded_at,
+                    "stream_version": event.stream_version,
+                }
+            },
+            upsert=True,
+        )
         return True
 
     def _apply_awaiting(self, view, client_id: str) -> None:
-        waiting = list(view["awaiting"].find({"client_id": client_id}).sort(
-            [("recorded_at", ASCENDING), ("stream_version", ASCENDING)]))
+        waiting = list(
+            view["awaiting"]
+            .find({"client_id": client_id})
+            .sort([("recorded_at", ASCENDING), ("stream_version", ASCENDING)])
+        )
         for doc in waiting:
             super().handle(_Later(doc["_id"], doc["type"], doc["data"], doc["recorded_at"]), view)
         view["awaiting"].delete_many({"client_id": client_id})
@@ -79,20 +112,27 @@ class Planner(ClientDirectory):
         return plans.contact_for(client, prefs, self.config.default_quiet)
 
     def _reconcile_reminders(self, view, session: dict, as_of: datetime, reason: str) -> None:
-        planned = plans.reminders(session, self.contact(view, session["client_id"]),
-                                  self.config.tz, utcnow())
+        planned = plans.reminders(
+            session, self.contact(view, session["client_id"]), self.config.tz, utcnow()
+        )
         book = self.book(view)
         book.plan(planned, as_of)
-        book.keep_only({"session_id": session["session_id"], "kind": "reminder"},
-                       [m["_id"] for m in planned], reason, as_of)
+        book.keep_only(
+            {"session_id": session["session_id"], "kind": "reminder"},
+            [m["_id"] for m in planned],
+            reason,
+            as_of,
+        )
 
     def replan_client(self, view, client_id: str, as_of: datetime) -> None:
         """Contact details, consent or preferences changed: re-plan the future reminders."""
-        upcoming = view["sessions"].find({"client_id": client_id, "status": "booked",
-                                          "starts_at": {"$gt": utcnow()}})
+        upcoming = view["sessions"].find(
+            {"client_id": client_id, "status": "booked", "starts_at": {"$gt": utcnow()}}
+        )
         for doc in upcoming:
-            self._reconcile_reminders(view, {**doc, "session_id": doc["_id"]}, as_of,
-                                      "contact preferences changed")
+            self._reconcile_reminders(
+                view, {**doc, "session_id": doc["_id"]}, as_of, "contact preferences changed"
+            )
 
     # -- records -------------------------------------------------------------------------
     def on_ClientRegistered(self, event, view):
@@ -107,24 +147,37 @@ class Planner(ClientDirectory):
 
     def on_ClientDischarged(self, event, view):
         super().on_ClientDischarged(event, view)
-        self.book(view).void({"client_id": event.data["client_id"], "recipient": "client"},
-                             "client discharged", event.recorded_at)
+        self.book(view).void(
+            {"client_id": event.data["client_id"], "recipient": "client"},
+            "client discharged",
+            event.recorded_at,
+        )
 
     def on_TaskAssigned(self, event, view):
         d = event.data
         client = view["clients"].find_one({"_id": d["client_id"]}) or {}
-        planned = plans.task_reminder(dict(d), client.get("therapist_id"),
-                                      self.contact(view, d["client_id"]), self.config.tz, utcnow())
+        planned = plans.task_reminder(
+            dict(d),
+            client.get("therapist_id"),
+            self.contact(view, d["client_id"]),
+            self.config.tz,
+            utcnow(),
+        )
         self.book(view).plan(planned, event.recorded_at)
 
     def on_TaskCompleted(self, event, view):
-        self.book(view).void({"task_id": event.data["task_id"]}, "task completed", event.recorded_at)
+        self.book(view).void(
+            {"task_id": event.data["task_id"]}, "task completed", event.recorded_at
+        )
 
     # -- scheduling --------------------------------------------------------------------------
     def on_TherapistRegistered(self, event, view):
         d = event.data
-        view["therapists"].update_one({"_id": d["therapist_id"]}, {"$set": {
-            "name": d["name"], "email": d["email"]}}, upsert=True)
+        view["therapists"].update_one(
+            {"_id": d["therapist_id"]},
+            {"$set": {"name": d["name"], "email": d["email"]}},
+            upsert=True,
+        )
 
     def _save_session(self, event, view, status: str) -> dict:
         d = event.data
@@ -132,28 +185,40 @@ class Planner(ClientDirectory):
         for k in ("modality", "room", "video_link", "kind", "course_id", "number"):
             if k in d:
                 facts[k] = d[k]
-        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": {**facts, "status": status}},
-                                    upsert=True)
-        return {**view["sessions"].find_one({"_id": d["session_id"]}), "session_id": d["session_id"]}
+        view["sessions"].update_one(
+            {"_id": d["session_id"]}, {"$set": {**facts, "status": status}}, upsert=True
+        )
+        return {
+            **view["sessions"].find_one({"_id": d["session_id"]}),
+            "session_id": d["session_id"],
+        }
 
     def on_SessionBooked(self, event, view):
         session = self._save_session(event, view, "booked")
         # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned);
         # a booster booked on its own is confirmed like any session (issue 13: it was not)
         if not session.get("course_id") and not event.data.get("plan_id"):
-            planned = plans.notice("confirmation", f"confirmation:{session['session_id']}", session,
-                                   self.contact(view, session["client_id"]), self.config.tz, utcnow())
+            planned = plans.notice(
+                "confirmation",
+                f"confirmation:{session['session_id']}",
+                session,
+                self.contact(view, session["client_id"]),
+                self.config.tz,
+                utcnow(),
+            )
             self.book(view).plan(planned, event.recorded_at)
         self._reconcile_reminders(view, session, event.recorded_at, "superseded")
 
     def on_CourseBooked(self, event, view):
-        planned = plans.course_summary(dict(event.data), self.contact(view, event.data["client_id"]),
-                                       self.config.tz, utcnow())
+        planned = plans.course_summary(
+            dict(event.data), self.contact(view, event.data["client_id"]), self.config.tz, utcnow()
+        )
         self.book(view).plan(planned, event.recorded_at)
 
     def on_BoostersPlanned(self, event, view):
-        planned = plans.booster_invitation(dict(event.data), self.contact(view, event.data["client_id"]),
-                                           self.config.tz, utcnow())
+        planned = plans.booster_invitation(
+            dict(event.data), self.contact(view, event.data["client_id"]), self.config.tz, utcnow()
+        )
         self.book(view).plan(planned, event.recorded_at)
 
     def on_SessionRescheduled(self, event, view):
@@ -161,19 +226,33 @@ class Planner(ClientDirectory):
         key = f"rescheduled:{session['session_id']}:{plans.stamp(session['starts_at'])}"
         contact = self.contact(view, session["client_id"])
         book = self.book(view)
-        book.void({"session_id": session["session_id"], "kind": {"$in": list(SESSION_NOTICES)}},
-                  "the appointment moved again", event.recorded_at)
-        book.plan(plans.notice("rescheduled", key, session, contact, self.config.tz, utcnow()),
-                  event.recorded_at)
+        book.void(
+            {"session_id": session["session_id"], "kind": {"$in": list(SESSION_NOTICES)}},
+            "the appointment moved again",
+            event.recorded_at,
+        )
+        book.plan(
+            plans.notice("rescheduled", key, session, contact, self.config.tz, utcnow()),
+            event.recorded_at,
+        )
         self._reconcile_reminders(view, session, event.recorded_at, "appointment rescheduled")
 
     def on_SessionCancelled(self, event, view):
         session = self._save_session(event, view, "cancelled")
         book = self.book(view)
-        book.void({"session_id": session["session_id"], "recipient": "client"},
-                  "appointment cancelled", event.recorded_at)
-        planned = plans.notice("cancelled", f"cancelled:{session['session_id']}", session,
-                               self.contact(view, session["client_id"]), self.config.tz, utcnow())
+        book.void(
+            {"session_id": session["session_id"], "recipient": "client"},
+            "appointment cancelled",
+            event.recorded_at,
+        )
+        planned = plans.notice(
+            "cancelled",
+            f"cancelled:{session['session_id']}",
+            session,
+            self.contact(view, session["client_id"]),
+            self.config.tz,
+            utcnow(),
+        )
         book.plan(planned, event.recorded_at)
 
     def on_SessionAttended(self, event, view):
@@ -184,24 +263,32 @@ class Planner(ClientDirectory):
 
     def _session_over(self, event, view, status: str) -> None:
         self._save_session(event, view, status)
-        self.book(view).void({"session_id": event.data["session_id"], "kind": "reminder"},
-                             f"appointment {status}", event.recorded_at)
+        self.book(view).void(
+            {"session_id": event.data["session_id"], "kind": "reminder"},
+            f"appointment {status}",
+            event.recorded_at,
+        )
 
     # -- measures ------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):
         d = dict(event.data)
-        planned = plans.questionnaire_link(d, self.contact(view, d["client_id"]), self.config.tz, utcnow())
+        planned = plans.questionnaire_link(
+            d, self.contact(view, d["client_id"]), self.config.tz, utcnow()
+        )
         self.book(view).plan(planned, event.recorded_at)
 
     def on_QuestionnaireResent(self, event, view):
         """Staff asked for the link to go again: to the client's channels as they are now."""
         d = dict(event.data)
-        planned = plans.questionnaire_link(d, self.contact(view, d["client_id"]), self.config.tz, utcnow())
+        planned = plans.questionnaire_link(
+            d, self.contact(view, d["client_id"]), self.config.tz, utcnow()
+        )
         self.book(view).plan(planned, event.recorded_at)
 
     def on_QuestionnaireWithdrawn(self, event, view):
-        self.book(view).void({"request_id": event.data["request_id"]}, "request withdrawn",
-                             event.recorded_at)
+        self.book(view).void(
+            {"request_id": event.data["request_id"]}, "request withdrawn", event.recorded_at
+        )
 
     def on_RiskIndicated(self, event, view):
         self.book(view).plan(plans.risk_alert(dict(event.data), utcnow()), event.recorded_at)
@@ -209,13 +296,21 @@ class Planner(ClientDirectory):
     def on_RiskAcknowledged(self, event, view):
         # the staff inbox shows who followed the alert up; the alert itself still stands
         inbox = SessionCollection(view["sessions"].database["inbox"], view.session)
-        inbox.update_many({"alert_id": event.data["alert_id"]}, {"$set": {
-            "acknowledged_at": event.data["acknowledged_at"], "acknowledged_by": event.data["by"]}})
+        inbox.update_many(
+            {"alert_id": event.data["alert_id"]},
+            {
+                "$set": {
+                    "acknowledged_at": event.data["acknowledged_at"],
+                    "acknowledged_by": event.data["by"],
+                }
+            },
+        )
 
 
 @dataclass(frozen=True)
 class _Later:
     """A fact kept in `awaiting`, handed to the handlers again like the event it came from."""
+
     event_id: str
     type: str
     data: dict

@@ -2,6 +2,7 @@
 client's contact settings and the current time. Each planned message is a dict keyed by its
 idempotency key (`_id`); the same facts always plan the same keys, so a redelivered event
 plans nothing new. Addresses are not planned: they are looked up at send time."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,12 +21,15 @@ TOO_LATE_FOR_A_REMINDER = timedelta(hours=1)
 @dataclass(frozen=True)
 class Contact:
     """How a client may be reached: consented and chosen channels, reminder lead, quiet hours."""
+
     channels: tuple[str, ...] = ()
     lead: timedelta = DEFAULT_LEAD
     quiet: QuietHours | None = None
 
 
-def contact_for(client: dict | None, prefs: dict | None, default_quiet: QuietHours | None) -> Contact:
+def contact_for(
+    client: dict | None, prefs: dict | None, default_quiet: QuietHours | None
+) -> Contact:
     """Only an active client, and only on channels they consented to (records'
     `reminder_channels`), narrowed by their own preferences if they set any."""
     if not client or client.get("status") != "active":
@@ -34,44 +38,96 @@ def contact_for(client: dict | None, prefs: dict | None, default_quiet: QuietHou
     chosen = prefs["channels"] if prefs else consented
     if prefs is None:
         return Contact(tuple(c for c in chosen if c in consented), DEFAULT_LEAD, default_quiet)
-    return Contact(tuple(c for c in chosen if c in consented),
-                   timedelta(minutes=prefs["reminder_lead_minutes"]),
-                   QuietHours.parse(prefs.get("quiet_start"), prefs.get("quiet_end")))
+    return Contact(
+        tuple(c for c in chosen if c in consented),
+        timedelta(minutes=prefs["reminder_lead_minutes"]),
+        QuietHours.parse(prefs.get("quiet_start"), prefs.get("quiet_end")),
+    )
 
 
 def stamp(moment: datetime) -> str:
     return moment.strftime("%Y%m%dT%H%MZ")
 
 
-def _message(key: str, kind: str, channel: str, due: datetime, *, client_id: str,
-             therapist_id: str | None, recipient: str = CLIENT, priority: int = NORMAL,
-             refs: dict | None = None, context: dict | None = None) -> dict:
-    return {"_id": key, "kind": kind, "channel": channel, "recipient": recipient,
-            "client_id": client_id, "therapist_id": therapist_id, "due_at": due,
-            "next_at": due, "priority": priority, **(refs or {}), "context": context or {}}
+def _message(
+    key: str,
+    kind: str,
+    channel: str,
+    due: datetime,
+    *,
+    client_id: str,
+    therapist_id: str | None,
+    recipient: str = CLIENT,
+    priority: int = NORMAL,
+    refs: dict | None = None,
+    context: dict | None = None,
+) -> dict:
+    return {
+        "_id": key,
+        "kind": kind,
+        "channel": channel,
+        "recipient": recipient,
+        "client_id": client_id,
+        "therapist_id": therapist_id,
+        "due_at": due,
+        "next_at": due,
+        "priority": priority,
+        **(refs or {}),
+        "context": context or {},
+    }
 
 
 def session_context(session: dict) -> dict:
-    return {k: session.get(k) for k in ("starts_at", "ends_at", "modality", "room", "video_link", "kind")}
+    return {
+        k: session.get(k)
+        for k in ("starts_at", "ends_at", "modality", "room", "video_link", "kind")
+    }
 
 
-def to_client(kind: str, key_base: str, contact: Contact, due: datetime, *, client_id: str,
-              therapist_id: str | None, refs: dict | None = None, context: dict | None = None) -> list[dict]:
-    return [_message(f"{key_base}:{channel}", kind, channel, due, client_id=client_id,
-                     therapist_id=therapist_id, refs=refs, context=context)
-            for channel in contact.channels]
+def to_client(
+    kind: str,
+    key_base: str,
+    contact: Contact,
+    due: datetime,
+    *,
+    client_id: str,
+    therapist_id: str | None,
+    refs: dict | None = None,
+    context: dict | None = None,
+) -> list[dict]:
+    return [
+        _message(
+            f"{key_base}:{channel}",
+            kind,
+            channel,
+            due,
+            client_id=client_id,
+            therapist_id=therapist_id,
+            refs=refs,
+            context=context,
+        )
+        for channel in contact.channels
+    ]
 
 
-def notice(kind: str, key_base: str, session: dict, contact: Contact, tz: ZoneInfo,
-           now: datetime) -> list[dict]:
+def notice(
+    kind: str, key_base: str, session: dict, contact: Contact, tz: ZoneInfo, now: datetime
+) -> list[dict]:
     """A confirmation, reschedule or cancellation notice: at once (after quiet hours), and
     only while the appointment is still ahead."""
     if session["starts_at"] <= now:
         return []
     due = deliver_at(now, contact.quiet, tz, now=now, latest=session["starts_at"])
-    return to_client(kind, key_base, contact, due, client_id=session["client_id"],
-                     therapist_id=session["therapist_id"],
-                     refs={"session_id": session["session_id"]}, context=session_context(session))
+    return to_client(
+        kind,
+        key_base,
+        contact,
+        due,
+        client_id=session["client_id"],
+        therapist_id=session["therapist_id"],
+        refs={"session_id": session["session_id"]},
+        context=session_context(session),
+    )
 
 
 def reminders(session: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
@@ -80,38 +136,69 @@ def reminders(session: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> l
     starts = session["starts_at"]
     if session.get("status") != "booked" or starts - now < TOO_LATE_FOR_A_REMINDER:
         return []
-    due = deliver_at(max(starts - contact.lead, now), contact.quiet, tz, now=now,
-                     latest=starts - timedelta(minutes=30))
-    return to_client("reminder", f"reminder:{session['session_id']}:{stamp(starts)}", contact, due,
-                     client_id=session["client_id"], therapist_id=session["therapist_id"],
-                     refs={"session_id": session["session_id"]}, context=session_context(session))
+    due = deliver_at(
+        max(starts - contact.lead, now),
+        contact.quiet,
+        tz,
+        now=now,
+        latest=starts - timedelta(minutes=30),
+    )
+    return to_client(
+        "reminder",
+        f"reminder:{session['session_id']}:{stamp(starts)}",
+        contact,
+        due,
+        client_id=session["client_id"],
+        therapist_id=session["therapist_id"],
+        refs={"session_id": session["session_id"]},
+        context=session_context(session),
+    )
 
 
 def course_summary(course: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
     """One message for a whole course instead of a confirmation per appointment, while any
     of it is still ahead (a course recorded after it ended, as the demo seed does, is not
     announced). What it lists is read at send time: the sessions actually booked."""
-    last = course["first_starts_at"] + timedelta(weeks=(course["count"] - 1) * course["interval_weeks"])
+    last = course["first_starts_at"] + timedelta(
+        weeks=(course["count"] - 1) * course["interval_weeks"]
+    )
     if last <= now or not course["session_ids"]:
         return []
     due = deliver_at(now, contact.quiet, tz, now=now, latest=course["first_starts_at"])
-    return to_client("course_summary", f"course:{course['course_id']}", contact, due,
-                     client_id=course["client_id"], therapist_id=course["therapist_id"],
-                     refs={"course_id": course["course_id"]},
-                     context={"first_starts_at": course["first_starts_at"], "count": course["count"],
-                              "interval_weeks": course["interval_weeks"],
-                              "session_ids": list(course["session_ids"])})
+    return to_client(
+        "course_summary",
+        f"course:{course['course_id']}",
+        contact,
+        due,
+        client_id=course["client_id"],
+        therapist_id=course["therapist_id"],
+        refs={"course_id": course["course_id"]},
+        context={
+            "first_starts_at": course["first_starts_at"],
+            "count": course["count"],
+            "interval_weeks": course["interval_weeks"],
+            "session_ids": list(course["session_ids"]),
+        },
+    )
 
 
 def booster_invitation(plan: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
     if not plan["session_ids"]:
         return []
     digest = hashlib.sha256("|".join(sorted(plan["session_ids"])).encode()).hexdigest()[:12]
-    return to_client("booster_invitation", f"boosters:{plan['client_id']}:{digest}", contact,
-                     deliver_at(now, contact.quiet, tz, now=now), client_id=plan["client_id"],
-                     therapist_id=plan["therapist_id"],
-                     context={"count": plan["count"], "interval_months": plan["interval_months"],
-                              "session_ids": list(plan["session_ids"])})
+    return to_client(
+        "booster_invitation",
+        f"boosters:{plan['client_id']}:{digest}",
+        contact,
+        deliver_at(now, contact.quiet, tz, now=now),
+        client_id=plan["client_id"],
+        therapist_id=plan["therapist_id"],
+        context={
+            "count": plan["count"],
+            "interval_months": plan["interval_months"],
+            "session_ids": list(plan["session_ids"]),
+        },
+    )
 
 
 def questionnaire_link(request: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
@@ -125,15 +212,24 @@ def questionnaire_link(request: dict, contact: Contact, tz: ZoneInfo, now: datet
     key = f"questionnaire:{request['request_id']}"
     if request.get("resend"):
         key += f":resend-{request['resend']}"
-    return to_client("questionnaire_link", key, contact, due,
-                     client_id=request["client_id"], therapist_id=request["therapist_id"],
-                     refs={"request_id": request["request_id"], "session_id": request.get("session_id")},
-                     context={"session_starts_at": request.get("session_starts_at"),
-                              "expires_at": request["expires_at"]})
+    return to_client(
+        "questionnaire_link",
+        key,
+        contact,
+        due,
+        client_id=request["client_id"],
+        therapist_id=request["therapist_id"],
+        refs={"request_id": request["request_id"], "session_id": request.get("session_id")},
+        context={
+            "session_starts_at": request.get("session_starts_at"),
+            "expires_at": request["expires_at"],
+        },
+    )
 
 
-def task_reminder(task: dict, therapist_id: str | None, contact: Contact, tz: ZoneInfo,
-                  now: datetime) -> list[dict]:
+def task_reminder(
+    task: dict, therapist_id: str | None, contact: Contact, tz: ZoneInfo, now: datetime
+) -> list[dict]:
     """A nudge before homework is due; the task's wording stays out of the message."""
     due_at = task.get("due_at")
     if due_at is None or due_at - now < TOO_LATE_FOR_A_REMINDER:
@@ -143,9 +239,16 @@ def task_reminder(task: dict, therapist_id: str | None, contact: Contact, tz: Zo
         # cannot even be stored (BSON overflows), and one that parked the event lost it
         return []
     due = deliver_at(max(due_at - contact.lead, now), contact.quiet, tz, now=now, latest=due_at)
-    return to_client("task_reminder", f"task:{task['task_id']}", contact, due,
-                     client_id=task["client_id"], therapist_id=therapist_id,
-                     refs={"task_id": task["task_id"]}, context={"due_at": due_at})
+    return to_client(
+        "task_reminder",
+        f"task:{task['task_id']}",
+        contact,
+        due,
+        client_id=task["client_id"],
+        therapist_id=therapist_id,
+        refs={"task_id": task["task_id"]},
+        context={"due_at": due_at},
+    )
 
 
 def risk_alert(alert: dict, now: datetime) -> list[dict]:
@@ -153,12 +256,25 @@ def risk_alert(alert: dict, now: datetime) -> list[dict]:
     once: quiet hours never hold a risk alert back (PHQ-9 item 9 / CORE-10 item 6 > 0 needs
     follow-up whatever the total — Kroenke 2001; CORE-10 user manual)."""
     # the answer is sealed with the client's key: after disposal it is absent (shared.crypto)
-    context = {k: alert.get(k) for k in ("instrument", "item", "answer", "unanswered", "indicated_at", "response_id")}
+    context = {
+        k: alert.get(k)
+        for k in ("instrument", "item", "answer", "unanswered", "indicated_at", "response_id")
+    }
     out = []
     for who, recipient in (("therapist", alert["therapist_id"]), ("lead", LEAD)):
         for channel in ("email", "inbox"):
-            out.append(_message(f"risk:{alert['alert_id']}:{who}:{channel}", "risk_alert", channel,
-                                now, client_id=alert["client_id"], therapist_id=alert["therapist_id"],
-                                recipient=recipient, priority=URGENT,
-                                refs={"alert_id": alert["alert_id"]}, context=context))
+            out.append(
+                _message(
+                    f"risk:{alert['alert_id']}:{who}:{channel}",
+                    "risk_alert",
+                    channel,
+                    now,
+                    client_id=alert["client_id"],
+                    therapist_id=alert["therapist_id"],
+                    recipient=recipient,
+                    priority=URGENT,
+                    refs={"alert_id": alert["alert_id"]},
+                    context=context,
+                )
+            )
     return out

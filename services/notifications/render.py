@@ -3,6 +3,7 @@
 before your appointment" — because an email or a text can be read by anyone near the
 client's phone (NHS England, "Communicating with patients": keep sensitive content out of
 unsecured channels). Times are shown in the practice's zone."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -17,8 +18,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _env(tz: ZoneInfo) -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                      autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
     def local(value: datetime) -> datetime:
         return value.astimezone(tz)
@@ -45,8 +51,12 @@ class Renderer:
 
     def render(self, kind: str, channel: str, context: dict) -> Rendered:
         template = self.env.get_template(f"{kind}.txt")
-        values = {"practice_name": self.practice_name, "place": place(context), "dates": [],
-                  **context}
+        values = {
+            "practice_name": self.practice_name,
+            "place": place(context),
+            "dates": [],
+            **context,
+        }
         ctx = template.new_context(values)
         subject = "".join(template.blocks["subject"](ctx)).strip()
         block = {"sms": "sms", "inbox": "inbox"}.get(channel, "email")

@@ -1,4 +1,5 @@
 """Request and response schemas (flask-smorest documents them in /openapi.json)."""
+
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.notifications import CHANNELS
@@ -7,23 +8,41 @@ from shared.inputs import instant
 from .book import STATUSES
 
 HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a time of day like 21:00")
-KINDS = ("confirmation", "course_summary", "rescheduled", "cancelled", "reminder",
-         "questionnaire_link", "task_reminder", "booster_invitation", "risk_alert")
+KINDS = (
+    "confirmation",
+    "course_summary",
+    "rescheduled",
+    "cancelled",
+    "reminder",
+    "questionnaire_link",
+    "task_reminder",
+    "booster_invitation",
+    "risk_alert",
+)
 
 
 class QuietHoursSchema(Schema):
-    start = fields.String(required=True, validate=HHMM, metadata={"description": "practice-local, e.g. 21:00"})
-    end = fields.String(required=True, validate=HHMM, metadata={"description": "practice-local, e.g. 08:00"})
+    start = fields.String(
+        required=True, validate=HHMM, metadata={"description": "practice-local, e.g. 21:00"}
+    )
+    end = fields.String(
+        required=True, validate=HHMM, metadata={"description": "practice-local, e.g. 08:00"}
+    )
 
 
 class PreferencesIn(Schema):
-    channels = fields.List(fields.String(validate=validate.OneOf(("email", "sms"))), required=True,
-                           validate=validate.Length(max=2),
-                           metadata={"description": "within the channels the client consented to; [] = none"})
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(("email", "sms"))),
+        required=True,
+        validate=validate.Length(max=2),
+        metadata={"description": "within the channels the client consented to; [] = none"},
+    )
     reminder_lead_hours = fields.Integer(required=True, validate=validate.Range(min=1, max=168))
-    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True,
-                                metadata={"description": "omit for the practice default (21:00–08:00); "
-                                                         "null for none"})
+    quiet_hours = fields.Nested(
+        QuietHoursSchema,
+        allow_none=True,
+        metadata={"description": "omit for the practice default (21:00–08:00); null for none"},
+    )
 
 
 class PreferencesOut(Schema):
@@ -32,7 +51,9 @@ class PreferencesOut(Schema):
     reminder_lead_hours = fields.Float(required=True)
     quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
     consented_channels = fields.List(fields.String(), required=True)
-    default = fields.Boolean(required=True, metadata={"description": "true until preferences are set"})
+    default = fields.Boolean(
+        required=True, metadata={"description": "true until preferences are set"}
+    )
 
 
 class NotificationQuery(Schema):
@@ -55,7 +76,9 @@ class NotificationOut(Schema):
     id = fields.String(required=True, metadata={"description": "the idempotency key"})
     kind = fields.String(required=True)
     channel = fields.String(required=True)
-    recipient = fields.String(required=True, metadata={"description": "client, a therapist id or clinical_lead"})
+    recipient = fields.String(
+        required=True, metadata={"description": "client, a therapist id or clinical_lead"}
+    )
     client_id = fields.String(allow_none=True)
     therapist_id = fields.String(allow_none=True)
     status = fields.String(required=True)

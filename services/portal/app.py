@@ -1,5 +1,6 @@
 """The staff web portal: server-rendered pages over the four services' APIs, staff sign-in
 and the token API. It owns the staff users and their web sessions, and no clinical data."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -21,21 +22,30 @@ from .security import csrf_token, current_user, security_headers
 def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
     config = config or PortalConfig.from_env(settings)
     app = create_service_app(
-        "portal", settings, title="Rapport staff portal",
+        "portal",
+        settings,
+        title="Rapport staff portal",
         description="Staff sign-in and the web pages of the practice. The pages are HTML and "
-                    "not listed here; the JSON API issues bearer tokens for the services.",
-        blueprints=[api.blp])
+        "not listed here; the JSON API issues bearer tokens for the services.",
+        blueprints=[api.blp],
+    )
     app.config.update(
-        PORTAL=config, SECRET_KEY=config.secret_key,
-        SESSION_COOKIE_NAME="rapport_portal", SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=config.cookie_secure, SESSION_COOKIE_SAMESITE="Lax",
+        PORTAL=config,
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_NAME="rapport_portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=config.cookie_secure,
+        SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
     app.register_blueprint(pages)
     app.after_request(security_headers)
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user,
-                                 closeness_circle=closeness_circle,
-                                 practice_name=settings.practice_name)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        current_user=current_user,
+        closeness_circle=closeness_circle,
+        practice_name=settings.practice_name,
+    )
     api_handler = app.extensions["rapport_api"].handle_http_exception
 
     @app.errorhandler(HTTPException)
@@ -43,8 +53,9 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
         # JSON callers get problem+json (the kernel's handler); people get a page.
         if request.path.startswith("/api/") or not _wants_html():
             return api_handler(err)
-        return render_template("error.html", status=err.code, title=err.name,
-                               detail=err.description), err.code
+        return render_template(
+            "error.html", status=err.code, title=err.name, detail=err.description
+        ), err.code
 
     @app.errorhandler(TooManyAttempts)
     def _locked(err: TooManyAttempts):

@@ -1,6 +1,7 @@
 """Calls to the four services with the signed-in user's bearer token. The portal owns no
 clinical data: every page is built from these answers, and every refusal (403 for a role or
 a client that is not yours, 404, 409, 422) comes back as a `BackendError` the page shows."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,14 +48,19 @@ class Backend:
         headers.update(_consistency_headers(method, service, path))
         url = self.urls[service].rstrip("/") + path
         try:
-            response = self.http.request(method, url, params=_clean(params), json=json,
-                                         headers=headers, timeout=self.timeout)
+            response = self.http.request(
+                method, url, params=_clean(params), json=json, headers=headers, timeout=self.timeout
+            )
         except requests.Timeout as err:
             log.warning("%s timed out: %r", service, err)
             if method != "GET":  # it may have been done: say so rather than invite a double entry
-                raise BackendError(504, f"The {service} service took too long to answer, so the change may "
-                                        "or may not have been saved. Send the form again: it carries the same "
-                                        "key, so it is done once.", service)
+                raise BackendError(
+                    504,
+                    f"The {service} service took too long to answer, so the change may "
+                    "or may not have been saved. Send the form again: it carries the same "
+                    "key, so it is done once.",
+                    service,
+                )
             raise BackendError(503, f"The {service} service is not answering just now.", service)
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
@@ -67,15 +73,21 @@ class Backend:
         try:
             return response.json()
         except ValueError:
-            raise BackendError(502, f"The {service} service sent an answer the portal cannot read.", service)
+            raise BackendError(
+                502, f"The {service} service sent an answer the portal cannot read.", service
+            )
 
     def get_file(self, service, path, **params) -> tuple[bytes, str]:
         """A download that is not JSON (a CSV): (body, content type); refusals as `call`."""
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/csv, */*"}
         headers.update(_consistency_headers("GET", service, path))
         try:
-            response = self.http.get(self.urls[service].rstrip("/") + path, params=_clean(params),
-                                     headers=headers, timeout=self.timeout)
+            response = self.http.get(
+                self.urls[service].rstrip("/") + path,
+                params=_clean(params),
+                headers=headers,
+                timeout=self.timeout,
+            )
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
             raise BackendError(503, f"The {service} service is not answering just now.", service)
@@ -115,10 +127,16 @@ def _check_path(service: str, path: str) -> None:
     for segment in path[1:].split("/"):
         if not _SEGMENT.fullmatch(segment):
             name = _field_holding(segment)
-            reason = ("must be an id: 1 to 64 letters, digits or _ . : - (starting with a letter "
-                      "or digit)")
-            raise BackendError(422, f"{name or 'An id in the address'} {reason}.", service,
-                               [{"field": name, "reason": reason}] if name else [])
+            reason = (
+                "must be an id: 1 to 64 letters, digits or _ . : - (starting with a letter "
+                "or digit)"
+            )
+            raise BackendError(
+                422,
+                f"{name or 'An id in the address'} {reason}.",
+                service,
+                [{"field": name, "reason": reason}] if name else [],
+            )
 
 
 def _field_holding(segment: str) -> str:
@@ -127,7 +145,9 @@ def _field_holding(segment: str) -> str:
         return ""
     for source in (request.form, request.view_args or {}, request.args):
         for name, value in source.items():
-            if value == segment or (isinstance(value, str) and value and segment in value.split("/")):
+            if value == segment or (
+                isinstance(value, str) and value and segment in value.split("/")
+            ):
                 return name
     return ""
 
@@ -151,7 +171,9 @@ def _consistency_headers(method: str, service: str, path: str) -> dict:
             headers["Idempotency-Key"] = f"{_header_safe(key)}:{service}:{method}:{path}"[:200]
     positions = session.get(POSITIONS) or {}
     if positions:
-        headers["X-Rapport-Min-Position"] = ",".join(f"{k}:{v}" for k, v in sorted(positions.items()))
+        headers["X-Rapport-Min-Position"] = ",".join(
+            f"{k}:{v}" for k, v in sorted(positions.items())
+        )
     return headers
 
 
@@ -163,7 +185,11 @@ def _header_safe(key: str) -> str:
     header carries Latin-1 only, and a key such as `é𝟘` made the send itself fail (a 500 found
     by tests/security/test_portal_fuzz.py). The same posted value gives the same digest, so a
     second press is still done once."""
-    return key if _KEY.fullmatch(key) else hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return (
+        key
+        if _KEY.fullmatch(key)
+        else hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    )
 
 
 def _remember_position(service: str, response) -> None:
@@ -207,7 +233,10 @@ def backend() -> Backend:
     """The per-request client, acting as the signed-in user."""
     if "portal_backend" not in g:
         settings = current_app.config["RAPPORT_SETTINGS"]
-        g.portal_backend = Backend(settings.service_urls, backend_token(current_user()),
-                                   current_app.config["PORTAL"].backend_timeout,
-                                   g.get("correlation_id"))
+        g.portal_backend = Backend(
+            settings.service_urls,
+            backend_token(current_user()),
+            current_app.config["PORTAL"].backend_timeout,
+            g.get("correlation_id"),
+        )
     return g.portal_backend

@@ -1,4 +1,5 @@
 """The portal's own settings, from the environment beside the kernel's `Settings`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,7 @@ class PortalConfig:
     backend_timeout: float = 15.0
 
     @classmethod
-    def from_env(cls, settings: Settings) -> "PortalConfig":
+    def from_env(cls, settings: Settings) -> PortalConfig:
         key = os.environ.get("RAPPORT_PORTAL_SECRET_KEY")
         if not key:
             if not settings.demo_mode:
@@ -28,7 +29,15 @@ class PortalConfig:
         # Secure cookies outside demo mode; the local demo (`make up`) is plain http on
         # 127.0.0.1, where a Secure cookie would never be sent back. The variable decides.
         default = "0" if settings.demo_mode else "1"
-        secure = (os.environ.get("SESSION_COOKIE_SECURE") or default).strip().lower() in ("1", "true", "yes", "on")
-        return cls(secret_key=key, cookie_secure=secure,
-                   session_hours=int(os.environ.get("RAPPORT_PORTAL_SESSION_HOURS", "8")),
-                   backend_timeout=float(os.environ.get("RAPPORT_PORTAL_BACKEND_TIMEOUT", "15")))
+        secure = (os.environ.get("SESSION_COOKIE_SECURE") or default).strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
+        return cls(
+            secret_key=key,
+            cookie_secure=secure,
+            session_hours=int(os.environ.get("RAPPORT_PORTAL_SESSION_HOURS", "8")),
+            backend_timeout=float(os.environ.get("RAPPORT_PORTAL_BACKEND_TIMEOUT", "15")),
+        )

@@ -4,12 +4,13 @@ The browser holds only Flask's signed cookie with a random session id and a CSRF
 session itself (who, until when) lives in MongoDB (`web_sessions`), so signing out really
 ends it. Bearer tokens for the services are minted per request, short-lived, from that
 session — no token is ever stored in the browser or at rest."""
+
 from __future__ import annotations
 
 import functools
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 from flask import abort, current_app, g, redirect, request, session, url_for
@@ -21,9 +22,11 @@ from .users import User, UserStore
 
 CSRF_FIELD = "csrf_token"
 BACKEND_TOKEN_SECONDS = 300
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'; object-src 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
 
 
 def portal_db():
@@ -36,8 +39,9 @@ def user_store() -> UserStore:
     if store is None:
         store = UserStore(portal_db())
         store.ensure_indexes()
-        portal_db()["web_sessions"].create_indexes([
-            IndexModel("expires_at", expireAfterSeconds=0), IndexModel("user_id")])
+        portal_db()["web_sessions"].create_indexes(
+            [IndexModel("expires_at", expireAfterSeconds=0), IndexModel("user_id")]
+        )
         current_app.extensions["portal_users"] = store
     return store
 
@@ -55,7 +59,10 @@ def check_csrf() -> None:
     sent = request.form.get(CSRF_FIELD, "")
     expected = session.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, description="The form has expired or did not come from this site. Reload and try again.")
+        abort(
+            400,
+            description="The form has expired or did not come from this site. Reload and try again.",
+        )
 
 
 def start_session(user: User) -> None:
@@ -63,9 +70,15 @@ def start_session(user: User) -> None:
     session.clear()
     sid = secrets.token_urlsafe(32)
     hours = current_app.config["PORTAL"].session_hours
-    now = datetime.now(timezone.utc)
-    portal_db()["web_sessions"].insert_one({"_id": sid, "user_id": user.id, "created_at": now,
-                                           "expires_at": now + timedelta(hours=hours)})
+    now = datetime.now(UTC)
+    portal_db()["web_sessions"].insert_one(
+        {
+            "_id": sid,
+            "user_id": user.id,
+            "created_at": now,
+            "expires_at": now + timedelta(hours=hours),
+        }
+    )
     session["sid"] = sid
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
     session.permanent = True
@@ -85,7 +98,7 @@ def current_user() -> User | None:
     sid = session.get("sid")
     if sid:
         doc = portal_db()["web_sessions"].find_one({"_id": sid})
-        if doc and doc["expires_at"] > datetime.now(timezone.utc):
+        if doc and doc["expires_at"] > datetime.now(UTC):
             user = user_store().get(doc["user_id"])
     g.portal_user = user
     return user
@@ -93,9 +106,15 @@ def current_user() -> User | None:
 
 def backend_token(user: User) -> str:
     settings = current_app.config["RAPPORT_SETTINGS"]
-    return issue_token(settings.token_secret, sub=user.id, role=user.role, email=user.email,
-                       name=user.name, therapist_id=user.therapist_id,
-                       ttl_seconds=BACKEND_TOKEN_SECONDS)
+    return issue_token(
+        settings.token_secret,
+        sub=user.id,
+        role=user.role,
+        email=user.email,
+        name=user.name,
+        therapist_id=user.therapist_id,
+        ttl_seconds=BACKEND_TOKEN_SECONDS,
+    )
 
 
 def safe_next(target: str | None) -> str:
@@ -110,6 +129,7 @@ def safe_next(target: str | None) -> str:
 
 def signed_in(*roles: str):
     """Page decorator: a signed-in user (redirect to sign-in otherwise) with one of `roles`."""
+
     def decorate(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
@@ -119,8 +139,10 @@ def signed_in(*roles: str):
             if roles and user.role not in roles:
                 abort(403, description="Your role does not give access to this page.")
             return view(*args, **kwargs)
+
         wrapped._portal_roles = roles or ("signed_in",)
         return wrapped
+
     return decorate
 
 

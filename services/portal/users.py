@@ -13,6 +13,7 @@ the device (OWASP Authentication Cheat Sheet, account lockout).
     python -m services.portal.users add --email E --name N --role R [--therapist-id T]
     (the password from RAPPORT_USER_PASSWORD, or asked for)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ import secrets
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -65,9 +66,14 @@ class User:
     therapist_id: str | None
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "User":
-        return cls(id=doc["_id"], email=doc["email"], name=doc["name"], role=doc["role"],
-                   therapist_id=doc.get("therapist_id"))
+    def from_doc(cls, doc: dict) -> User:
+        return cls(
+            id=doc["_id"],
+            email=doc["email"],
+            name=doc["name"],
+            role=doc["role"],
+            therapist_id=doc.get("therapist_id"),
+        )
 
 
 def normalise_email(email: str) -> str:
@@ -83,8 +89,9 @@ class UserStore:
     def ensure_indexes(self) -> None:
         self.users.create_indexes([IndexModel([("email", ASCENDING)], unique=True)])
 
-    def add(self, *, email: str, name: str, role: str, password: str,
-            therapist_id: str | None = None) -> User:
+    def add(
+        self, *, email: str, name: str, role: str, password: str, therapist_id: str | None = None
+    ) -> User:
         email = normalise_email(email)
         if not EMAIL.match(email):
             raise UserError("email", "not an e-mail address")
@@ -96,9 +103,15 @@ class UserStore:
             raise UserError("therapist_id", "required for a therapist")
         if len(password) < MIN_PASSWORD:
             raise UserError("password", f"at least {MIN_PASSWORD} characters")
-        doc = {"_id": uuid.uuid4().hex, "email": email, "name": name.strip(), "role": role,
-               "therapist_id": therapist_id if role == "therapist" else None,
-               "password_hash": _hasher.hash(password), "created_at": _now()}
+        doc = {
+            "_id": uuid.uuid4().hex,
+            "email": email,
+            "name": name.strip(),
+            "role": role,
+            "therapist_id": therapist_id if role == "therapist" else None,
+            "password_hash": _hasher.hash(password),
+            "created_at": _now(),
+        }
         try:
             self.users.insert_one(doc)
         except DuplicateKeyError:
@@ -113,8 +126,15 @@ class UserStore:
         doc = self.users.find_one({"email": normalise_email(email)})
         return User.from_doc(doc) if doc else None
 
-    def authenticate(self, email: str, password: str, now: datetime | None = None, *,
-                     source: str | None = None, device: str | None = None) -> User | None:
+    def authenticate(
+        self,
+        email: str,
+        password: str,
+        now: datetime | None = None,
+        *,
+        source: str | None = None,
+        device: str | None = None,
+    ) -> User | None:
         """The user, or None for a wrong address or password. Raises LockedOut while the
         address (or the source) is locked — even for the right password, or the lockout would
         be an oracle — unless `device` is a known-device token of this very user."""
@@ -147,8 +167,9 @@ class UserStore:
                 else:
                     self._release(key)
             if _hasher.check_needs_rehash(doc["password_hash"]):
-                self.users.update_one({"_id": doc["_id"]},
-                                      {"$set": {"password_hash": _hasher.hash(password)}})
+                self.users.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"password_hash": _hasher.hash(password)}}
+                )
             return User.from_doc(doc)
         if not doc:
             _verify(_DUMMY_HASH, password)
@@ -160,14 +181,17 @@ class UserStore:
         """Count this attempt before the password is checked (one atomic $inc), so parallel
         attempts cannot all pass a check-then-count. Raises LockedOut past the limit."""
         # a lock that has run out starts a fresh count
-        self.attempts.update_one({"_id": key, "locked_until": {"$ne": None, "$lte": now}},
-                                 {"$set": {"failures": 0, "locked_until": None}})
+        self.attempts.update_one(
+            {"_id": key, "locked_until": {"$ne": None, "$lte": now}},
+            {"$set": {"failures": 0, "locked_until": None}},
+        )
         after = self._count(key, now)
         locked_until = after.get("locked_until")
         if locked_until is None and after["failures"] > limit:
             # more attempts arrived at once than the limit allows: lock now
-            self.attempts.update_one({"_id": key, "locked_until": None},
-                                     {"$set": {"locked_until": now + LOCKOUT}})
+            self.attempts.update_one(
+                {"_id": key, "locked_until": None}, {"$set": {"locked_until": now + LOCKOUT}}
+            )
             locked_until = self.attempts.find_one({"_id": key})["locked_until"]
         if locked_until is not None and locked_until > now:
             self._release(key)
@@ -178,14 +202,17 @@ class UserStore:
         on its own: two upserts racing on a missing document can both miss (a duplicate key,
         or no document returned), and a lost count would be an attempt past the limit."""
         try:
-            self.attempts.update_one({"_id": key}, {"$setOnInsert": {"failures": 0, "locked_until": None}},
-                                     upsert=True)
+            self.attempts.update_one(
+                {"_id": key}, {"$setOnInsert": {"failures": 0, "locked_until": None}}, upsert=True
+            )
         except DuplicateKeyError:
             pass  # made by the attempt racing this one
         for _ in range(5):
             after = self.attempts.find_one_and_update(
-                {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
-                return_document=ReturnDocument.AFTER)
+                {"_id": key},
+                {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+                return_document=ReturnDocument.AFTER,
+            )
             if after is not None:
                 return after
         raise LockedOut(now + LOCKOUT)  # the counter cannot be kept: refuse rather than let through
@@ -195,22 +222,31 @@ class UserStore:
         self.attempts.update_one({"_id": key, "failures": {"$gt": 0}}, {"$inc": {"failures": -1}})
 
     def _lock_if_spent(self, key: str, limit: int, now: datetime) -> None:
-        self.attempts.update_one({"_id": key, "failures": {"$gte": limit}, "locked_until": None},
-                                 {"$set": {"locked_until": now + LOCKOUT}})
+        self.attempts.update_one(
+            {"_id": key, "failures": {"$gte": limit}, "locked_until": None},
+            {"$set": {"locked_until": now + LOCKOUT}},
+        )
 
     # -- known devices ---------------------------------------------------------------------
     def remember_device(self, user: User, now: datetime | None = None) -> str:
         """A new known-device token for the browser `user` just signed in from (shown once:
         only its hash is kept, as for every credential)."""
         token = secrets.token_urlsafe(32)
-        self.devices.insert_one({"_id": _digest(token), "user_id": user.id, "last_used_at": now or _now()})
+        self.devices.insert_one(
+            {"_id": _digest(token), "user_id": user.id, "last_used_at": now or _now()}
+        )
         return token
 
     def is_known_device(self, user_id: str, token: str, now: datetime | None = None) -> bool:
         now = now or _now()
         found = self.devices.find_one_and_update(
-            {"_id": _digest(token), "user_id": user_id, "last_used_at": {"$gt": now - KNOWN_DEVICE}},
-            {"$set": {"last_used_at": now}})
+            {
+                "_id": _digest(token),
+                "user_id": user_id,
+                "last_used_at": {"$gt": now - KNOWN_DEVICE},
+            },
+            {"$set": {"last_used_at": now}},
+        )
         return found is not None
 
 
@@ -226,11 +262,12 @@ def _verify(hashed: str, password: str) -> bool:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def store_for(settings) -> UserStore:
     from shared.mongo import client
+
     store = UserStore(client(settings.mongo_uri)[settings.database("portal")])
     store.ensure_indexes()
     return store
@@ -238,6 +275,7 @@ def store_for(settings) -> UserStore:
 
 def main(argv=None) -> int:
     from shared.config import Settings
+
     parser = argparse.ArgumentParser(prog="python -m services.portal.users")
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="add a staff user")
@@ -248,8 +286,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     password = os.environ.get("RAPPORT_USER_PASSWORD") or getpass.getpass("Password: ")
     try:
-        user = store_for(Settings.from_env()).add(email=args.email, name=args.name, role=args.role,
-                                                  password=password, therapist_id=args.therapist_id)
+        user = store_for(Settings.from_env()).add(
+            email=args.email,
+            name=args.name,
+            role=args.role,
+            password=password,
+            therapist_id=args.therapist_id,
+        )
     except UserError as err:
         print(f"refused: {err.field}: {err.reason}", file=sys.stderr)
         return 2

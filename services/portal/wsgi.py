@@ -1,4 +1,5 @@
 """gunicorn entry point: `gunicorn services.portal.wsgi:app`."""
+
 from shared.config import Settings
 
 from .app import create_app

@@ -1,15 +1,19 @@
 """Records: clients, assessment, IPT formulation, phases, notes, tasks, discharge."""
+
 from shared.services import ServiceDefinition
 
 
 def _create_app(settings):
     from .app import create_app
+
     return create_app(settings)
 
 
 def _projections():
     import shared.contracts  # noqa: F401  (the scheduling events the projections read)
+
     from .projections import projections
+
     return projections()
 
 

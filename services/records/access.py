@@ -1,4 +1,5 @@
 """Who may reach a record, and the per-app Records handle the routes share."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -21,8 +22,9 @@ def records() -> Records:
     if found is None:
         ctx = context()
         Records.ensure_indexes(ctx.store)
-        found = current_app.extensions["records"] = Records(ctx.store,
-                                                            ctx.projection(ClientSummaries()))
+        found = current_app.extensions["records"] = Records(
+            ctx.store, ctx.projection(ClientSummaries())
+        )
     return found
 
 
@@ -30,14 +32,14 @@ def sees_clinical() -> bool:
     return current_identity().role in CLINICAL_ROLES
 
 
-def authorised(client_id: str, *, clinical: bool, until: datetime | None = None
-               ) -> ClientState:
+def authorised(client_id: str, *, clinical: bool, until: datetime | None = None) -> ClientState:
     """The record (as of `until`) if the caller may reach it: 404 if there is no such
     client, 403 if it is not on a therapist's caseload or is clinical and the caller is
     reception (shared.directory.check_client_access)."""
     now, then = records().states(client_id, until)
-    check_client_access(current_identity(), {"therapist_id": now.details["therapist_id"]},
-                        clinical=clinical)
+    check_client_access(
+        current_identity(), {"therapist_id": now.details["therapist_id"]}, clinical=clinical
+    )
     return then
 
 

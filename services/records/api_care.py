@@ -1,5 +1,6 @@
 """The clinical record: assessment, formulation, phases, session notes, homework tasks and
 discharge. Only the client's therapist and the clinical lead reach these routes."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -13,14 +14,30 @@ from shared.events import new_id, utcnow
 from . import commands as c
 from .access import authorised, records, run, run_on_session
 from .schemas import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut, problems
-from .schemas_care import (AmendIn, AssessmentIn, DischargeIn, FormulationIn, NoteIn,
-                           NotesOut, PhaseIn, PhaseOut, TaskCompleteIn, TaskIn, TaskReviewIn)
-from .views import plain, note_view, task_view
+from .schemas_care import (
+    AmendIn,
+    AssessmentIn,
+    DischargeIn,
+    FormulationIn,
+    NoteIn,
+    NotesOut,
+    PhaseIn,
+    PhaseOut,
+    TaskCompleteIn,
+    TaskIn,
+    TaskReviewIn,
+)
+from .views import note_view, plain, task_view
 
-blp = Blueprint("care", __name__, url_prefix="/clients",
-                description="Assessment, IPT formulation, phases, notes, tasks, discharge")
-tasks_blp = Blueprint("tasks", __name__, url_prefix="/tasks",
-                      description="Homework tasks between sessions")
+blp = Blueprint(
+    "care",
+    __name__,
+    url_prefix="/clients",
+    description="Assessment, IPT formulation, phases, notes, tasks, discharge",
+)
+tasks_blp = Blueprint(
+    "tasks", __name__, url_prefix="/tasks", description="Homework tasks between sessions"
+)
 CLINICAL = ("therapist", "clinical_lead")
 
 
@@ -33,8 +50,9 @@ class Assessment(MethodView):
     def post(self, body, client_id):
         """Record the first-session assessment (`AssessmentRecorded`); a `session_id`, when
         given, must name a session of this client (422 otherwise)."""
-        state = run_on_session(client_id, body.get("session_id"),
-                               c.RecordAssessment(client_id=client_id, **body))
+        state = run_on_session(
+            client_id, body.get("session_id"), c.RecordAssessment(client_id=client_id, **body)
+        )
         return plain(state.assessment), 201, {"Location": f"/clients/{client_id}"}
 
 
@@ -62,11 +80,18 @@ class Phase(MethodView):
         or ending; from maintenance back to initial (a new acute course). 409 otherwise and
         after discharge."""
         before = authorised(client_id, clinical=True)
-        state = run(client_id, c.ChangePhase(client_id, body["to_phase"], body["reason"],
-                                             by=current_identity().sub))
-        return {"client_id": client_id, "from_phase": before.phase, "phase": state.phase,
-                "reason": body["reason"], "by": current_identity().sub,
-                **records().attendance(client_id)}
+        state = run(
+            client_id,
+            c.ChangePhase(client_id, body["to_phase"], body["reason"], by=current_identity().sub),
+        )
+        return {
+            "client_id": client_id,
+            "from_phase": before.phase,
+            "phase": state.phase,
+            "reason": body["reason"],
+            "by": current_identity().sub,
+            **records().attendance(client_id),
+        }
 
 
 @blp.route("/<client_id>/notes")
@@ -90,12 +115,22 @@ class Notes(MethodView):
         booked for this client (422 otherwise; a booking of the last few seconds is waited
         for, up to 3 s)."""
         note_id = new_id()
-        state = run_on_session(client_id, body["session_id"],
-                               c.RecordNote(client_id, note_id, body["text"],
-                                            author=current_identity().sub,
-                                            session_id=body["session_id"]))
-        return (note_view(state.notes[note_id]), 201,
-                {"Location": f"/clients/{client_id}/notes/{note_id}"})
+        state = run_on_session(
+            client_id,
+            body["session_id"],
+            c.RecordNote(
+                client_id,
+                note_id,
+                body["text"],
+                author=current_identity().sub,
+                session_id=body["session_id"],
+            ),
+        )
+        return (
+            note_view(state.notes[note_id]),
+            201,
+            {"Location": f"/clients/{client_id}/notes/{note_id}"},
+        )
 
 
 @blp.route("/<client_id>/notes/<note_id>")
@@ -122,11 +157,22 @@ class Amend(MethodView):
         """Amend a note: a new note that `amends` the old one; the original text stays in the
         record and the history, marked as amended, with when and by whom."""
         new_note = new_id()
-        state = run(client_id, c.RecordNote(client_id, new_note, body["text"],
-                                            author=current_identity().sub, amends=note_id,
-                                            amendment_reason=body["reason"]))
-        return (note_view(state.notes[new_note]), 201,
-                {"Location": f"/clients/{client_id}/notes/{new_note}"})
+        state = run(
+            client_id,
+            c.RecordNote(
+                client_id,
+                new_note,
+                body["text"],
+                author=current_identity().sub,
+                amends=note_id,
+                amendment_reason=body["reason"],
+            ),
+        )
+        return (
+            note_view(state.notes[new_note]),
+            201,
+            {"Location": f"/clients/{client_id}/notes/{new_note}"},
+        )
 
 
 @blp.route("/<client_id>/tasks")
@@ -139,10 +185,12 @@ class Tasks(MethodView):
         """Set a homework task (`TaskAssigned`); a `session_id`, when given, must name a
         session of this client (422 otherwise)."""
         task_id = new_id()
-        state = run_on_session(client_id, body.get("session_id"),
-                               c.AssignTask(client_id=client_id, task_id=task_id, **body))
-        return (task_view(client_id, state.tasks[task_id]), 201,
-                {"Location": f"/tasks/{task_id}"})
+        state = run_on_session(
+            client_id,
+            body.get("session_id"),
+            c.AssignTask(client_id=client_id, task_id=task_id, **body),
+        )
+        return (task_view(client_id, state.tasks[task_id]), 201, {"Location": f"/tasks/{task_id}"})
 
 
 @blp.route("/<client_id>/discharge")
@@ -154,8 +202,10 @@ class Discharge(MethodView):
     def post(self, body, client_id):
         """Discharge with reason and outcome summary (`ClientDischarged`); afterwards
         clinical commands are refused (409) and the record stays readable."""
-        state = run(client_id, c.DischargeClient(client_id, body["reason"],
-                                                 body["outcome_summary"], utcnow()))
+        state = run(
+            client_id,
+            c.DischargeClient(client_id, body["reason"], body["outcome_summary"], utcnow()),
+        )
         return plain(state.discharge)
 
 
@@ -186,8 +236,12 @@ class CompleteTask(MethodView):
         """Mark the task done, with the client's reflection (`TaskCompleted`)."""
         client_id, _ = _task_state(task_id)
         now = utcnow()
-        state = run(client_id, c.CompleteTask(client_id, task_id, body["completed_at"] or now,
-                                              body["reflection"], now=now))
+        state = run(
+            client_id,
+            c.CompleteTask(
+                client_id, task_id, body["completed_at"] or now, body["reflection"], now=now
+            ),
+        )
         return task_view(client_id, state.tasks[task_id])
 
 
@@ -201,7 +255,15 @@ class ReviewTask(MethodView):
         """Record that the task was gone over in session (`TaskReviewed`), done or not; a
         `session_id`, when given, must name a session of this client (422 otherwise)."""
         client_id, _ = _task_state(task_id)
-        state = run_on_session(client_id, body["session_id"], c.ReviewTask(client_id, task_id, body["review"],
-                                            by=current_identity().sub,
-                                            session_id=body["session_id"]))
+        state = run_on_session(
+            client_id,
+            body["session_id"],
+            c.ReviewTask(
+                client_id,
+                task_id,
+                body["review"],
+                by=current_identity().sub,
+                session_id=body["session_id"],
+            ),
+        )
         return task_view(client_id, state.tasks[task_id])

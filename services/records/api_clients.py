@@ -1,5 +1,6 @@
 """Clients: registration, corrections, the record (as of any past moment), the list, the
 event history and the subject-access export."""
+
 from __future__ import annotations
 
 import re
@@ -18,12 +19,25 @@ from .access import authorised, own_caseload_only, records, sees_clinical
 from .commands import CorrectDetails, RegisterClient
 from .projections import RecordTimeline
 from .rules import query_keys
-from .schemas import (AsOfArgs, ClientCorrectionIn, ClientIn, ClientListArgs, ClientOut,
-                      ClientPageOut, ExportOut, HistoryOut, problems)
+from .schemas import (
+    AsOfArgs,
+    ClientCorrectionIn,
+    ClientIn,
+    ClientListArgs,
+    ClientOut,
+    ClientPageOut,
+    ExportOut,
+    HistoryOut,
+    problems,
+)
 from .views import contact_view, event_view, full_view
 
-blp = Blueprint("clients", __name__, url_prefix="/clients",
-                description="Clients of the practice and their clinical record")
+blp = Blueprint(
+    "clients",
+    __name__,
+    url_prefix="/clients",
+    description="Clients of the practice and their clinical record",
+)
 
 
 def _view(state, client_id: str, as_of=None) -> dict:
@@ -44,8 +58,9 @@ class Clients(MethodView):
         """Register a client from an enquiry or a referral (`ClientRegistered`)."""
         own_caseload_only(body["therapist_id"])
         client_id = new_id()
-        state = records().execute(client_id, RegisterClient(client_id=client_id, **body),
-                                  request_metadata())
+        state = records().execute(
+            client_id, RegisterClient(client_id=client_id, **body), request_metadata()
+        )
         return _view(state, client_id), 201, {"Location": f"/clients/{client_id}"}
 
     @requires("admin", "therapist", "clinical_lead")
@@ -66,14 +81,26 @@ class Clients(MethodView):
         query.update(_search(args.get("q") or ""))
         clients = records().summaries.reader("clients")
         page, per_page = args["page"], args["per_page"]
-        docs = (clients.find(query).sort([("family_name", ASCENDING), ("given_name", ASCENDING),
-                                          ("_id", ASCENDING)])
-                .skip((page - 1) * per_page).limit(per_page))
-        items = [{"client_id": d["_id"], **{k: d.get(k) for k in (
-            "given_name", "family_name", "therapist_id", "status")}}
-            | ({"phase": d.get("phase")} if sees_clinical() else {}) for d in docs]
-        return {"items": items, "page": page, "per_page": per_page,
-                "total": clients.count_documents(query)}
+        docs = (
+            clients.find(query)
+            .sort([("family_name", ASCENDING), ("given_name", ASCENDING), ("_id", ASCENDING)])
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        items = [
+            {
+                "client_id": d["_id"],
+                **{k: d.get(k) for k in ("given_name", "family_name", "therapist_id", "status")},
+            }
+            | ({"phase": d.get("phase")} if sees_clinical() else {})
+            for d in docs
+        ]
+        return {
+            "items": items,
+            "page": page,
+            "per_page": per_page,
+            "total": clients.count_documents(query),
+        }
 
 
 def _search(q: str) -> dict:
@@ -112,8 +139,9 @@ class Client(MethodView):
         reason = body.pop("reason")
         if "therapist_id" in body and current_identity().role == "therapist":
             raise Forbidden("reception or the clinical lead reassign clients")
-        state = records().execute(client_id, CorrectDetails(client_id, reason, body),
-                                  request_metadata())
+        state = records().execute(
+            client_id, CorrectDetails(client_id, reason, body), request_metadata()
+        )
         return _view(state, client_id)
 
 
@@ -146,7 +174,8 @@ class Export(MethodView):
         timeline = context().projection(RecordTimeline()).reader("entries")
         trail = trail_for(context().settings)
         return {
-            "client_id": client_id, "exported_at": utcnow(),
+            "client_id": client_id,
+            "exported_at": utcnow(),
             "exported_by": current_identity().sub,
             "record": full_view(state, r.attendance(client_id)),
             "events": [event_view(e) for e in r.store.load(client_id)],
@@ -158,6 +187,8 @@ class Export(MethodView):
 
 def _without_ids(docs) -> list[dict]:
     """Projection documents as plain JSON values (ISO datetimes, `id` for `_id`)."""
+
     def plain(value):
         return value.isoformat() if isinstance(value, datetime) else value
+
     return [{("id" if k == "_id" else k): plain(v) for k, v in d.items()} for d in docs]

@@ -1,5 +1,6 @@
 """Read models for staff: caseloads, a client's timeline, and the audit trail for the
 clinical lead (tamper-evident: shared.audit's hash chain is verified on every view)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,19 +21,36 @@ from .projections import RecordTimeline
 from .schemas import problems
 from .schemas_care import AuditArgs, AuditOut, CaseloadArgs, CaseloadOut, TimelineOut
 
-blp = Blueprint("reports", __name__,
-                description="Caseloads, timelines and the audit trail")
-AUDIT_COLUMNS = ("seq", "at", "actor", "role", "action", "resource", "client_id", "source_ip",
-                 "correlation_id", "service", "prev_hash", "hash")
+blp = Blueprint("reports", __name__, description="Caseloads, timelines and the audit trail")
+AUDIT_COLUMNS = (
+    "seq",
+    "at",
+    "actor",
+    "role",
+    "action",
+    "resource",
+    "client_id",
+    "source_ip",
+    "correlation_id",
+    "service",
+    "prev_hash",
+    "hash",
+)
 
 
 def _next_session(sessions, client_id: str) -> dict | None:
-    doc = sessions.find_one({"client_id": client_id, "status": "booked",
-                             "starts_at": {"$gte": utcnow()}}, sort=[("starts_at", ASCENDING)])
+    doc = sessions.find_one(
+        {"client_id": client_id, "status": "booked", "starts_at": {"$gte": utcnow()}},
+        sort=[("starts_at", ASCENDING)],
+    )
     if doc is None:
         return None
-    return {"session_id": doc["_id"], "starts_at": doc["starts_at"].isoformat(),
-            "ends_at": doc["ends_at"].isoformat(), "kind": doc.get("kind")}
+    return {
+        "session_id": doc["_id"],
+        "starts_at": doc["starts_at"].isoformat(),
+        "ends_at": doc["ends_at"].isoformat(),
+        "kind": doc.get("kind"),
+    }
 
 
 @blp.route("/therapists/<therapist_id>/caseload")
@@ -51,14 +69,23 @@ class Caseload(MethodView):
             query["status"] = "active"
         sessions = r.summaries.reader("sessions")
         clients = []
-        for doc in r.summaries.reader("clients").find(query).sort(
-                [("family_name", ASCENDING), ("given_name", ASCENDING)]):
-            clients.append({
-                "client_id": doc["_id"], "given_name": doc.get("given_name"),
-                "family_name": doc.get("family_name"), "status": doc.get("status"),
-                "phase": doc.get("phase"), **r.attendance(doc["_id"]),
-                "next_session": _next_session(sessions, doc["_id"]),
-                "open_tasks": doc.get("open_tasks", 0)})
+        for doc in (
+            r.summaries.reader("clients")
+            .find(query)
+            .sort([("family_name", ASCENDING), ("given_name", ASCENDING)])
+        ):
+            clients.append(
+                {
+                    "client_id": doc["_id"],
+                    "given_name": doc.get("given_name"),
+                    "family_name": doc.get("family_name"),
+                    "status": doc.get("status"),
+                    "phase": doc.get("phase"),
+                    **r.attendance(doc["_id"]),
+                    "next_session": _next_session(sessions, doc["_id"]),
+                    "open_tasks": doc.get("open_tasks", 0),
+                }
+            )
         return {"therapist_id": therapist_id, "clients": clients}
 
 
@@ -73,9 +100,16 @@ class Timeline(MethodView):
         record_read("client_timeline", client_id)
         entries = context().projection(RecordTimeline()).reader("entries")
         docs = entries.find({"client_id": client_id}).sort([("at", ASCENDING), ("_id", ASCENDING)])
-        return {"client_id": client_id,
-                "entries": [{"event_id": d["_id"], **{k: d.get(k) for k in (
-                    "at", "type", "source", "actor", "summary")}} for d in docs]}
+        return {
+            "client_id": client_id,
+            "entries": [
+                {
+                    "event_id": d["_id"],
+                    **{k: d.get(k) for k in ("at", "type", "source", "actor", "summary")},
+                }
+                for d in docs
+            ],
+        }
 
 
 def _audit_entries(args) -> tuple[list[dict], bool, str]:
@@ -84,8 +118,9 @@ def _audit_entries(args) -> tuple[list[dict], bool, str]:
     # not filed under the client: the lead's look at the trail is not a read of the record
     wanted = f"?client_id={args['client_id']}" if args.get("client_id") else ""
     record_read("audit_trail" + wanted)
-    entries = trail.entries_between(args.get("since"), args.get("until"), args.get("client_id"),
-                                    limit=args["limit"])
+    entries = trail.entries_between(
+        args.get("since"), args.get("until"), args.get("client_id"), limit=args["limit"]
+    )
     intact, message = trail.verify()
     return entries, intact, message
 

@@ -1,5 +1,6 @@
 """Retention: requests to erase (refused inside the retention period, and recorded) and
 disposal at its end (crypto-shredding). Clinical lead only."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -7,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from shared.auth import current_identity, requires
+from shared.auth import requires
 from shared.crypto import cipher_for
 from shared.web import context, problem, request_metadata
 
@@ -15,13 +16,18 @@ from .access import authorised, records
 from .retention import DisposeClient, RequestErasure
 from .schemas import free_text, line_text, problems
 
-blp = Blueprint("retention", __name__, url_prefix="/clients",
-                description="Erasure requests and disposal at the end of retention")
+blp = Blueprint(
+    "retention",
+    __name__,
+    url_prefix="/clients",
+    description="Erasure requests and disposal at the end of retention",
+)
 
 
 class ErasureIn(Schema):
-    requested_by = line_text(200, required=True,
-                             metadata={"description": "who asked (the client, a representative)"})
+    requested_by = line_text(
+        200, required=True, metadata={"description": "who asked (the client, a representative)"}
+    )
     request = free_text(5000, required=True, metadata={"description": "the request as received"})
 
 
@@ -53,13 +59,21 @@ class ErasureRequests(MethodView):
         reason (409) and the refusal is recorded (`ErasureRefused`); after it, the record is
         disposed of (`ClientDisposed`)."""
         authorised(client_id, clinical=True)
-        events = records().handler.execute(client_id, RequestErasure(
-            client_id, body["requested_by"], body["request"], _now()), request_metadata())
+        events = records().handler.execute(
+            client_id,
+            RequestErasure(client_id, body["requested_by"], body["request"], _now()),
+            request_metadata(),
+        )
         refused = next((e for e in events if e.type == "ErasureRefused"), None)
         if refused is not None:
             until = refused.data.get("retention_until")
-            return problem(409, "Conflict", refused.data["refusal"], code="retention",
-                           retention_until=until.isoformat() if until else None)
+            return problem(
+                409,
+                "Conflict",
+                refused.data["refusal"],
+                code="retention",
+                retention_until=until.isoformat() if until else None,
+            )
         return _disposed(client_id, events)
 
 
@@ -72,8 +86,9 @@ class Disposal(MethodView):
         """Dispose of the record at the end of retention: `ClientDisposed`, then the client's
         key is destroyed. Inside retention: 409 with the date it ends."""
         authorised(client_id, clinical=True)
-        events = records().handler.execute(client_id, DisposeClient(client_id, _now()),
-                                           request_metadata())
+        events = records().handler.execute(
+            client_id, DisposeClient(client_id, _now()), request_metadata()
+        )
         return _disposed(client_id, events)
 
 
@@ -82,5 +97,9 @@ def _disposed(client_id: str, events) -> dict:
     done = next((e for e in events if e.type == "ClientDisposed"), None)
     if done is None:  # disposed of before: look it up
         done = next(e for e in context().store.load(client_id) if e.type == "ClientDisposed")
-    return {"client_id": client_id, "status": "disposed",
-            "retention_ended_at": done.data["retention_ended_at"], "disposed_at": done.data["disposed_at"]}
+    return {
+        "client_id": client_id,
+        "status": "disposed",
+        "retention_ended_at": done.data["retention_ended_at"],
+        "disposed_at": done.data["disposed_at"],
+    }

@@ -1,4 +1,5 @@
 """The records service's Flask app (gunicorn: services.records.wsgi:app)."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -19,9 +20,18 @@ the clinical lead, and every read of them is written to the tamper-evident audit
 
 def create_app(settings: Settings) -> Flask:
     app = create_service_app(
-        "records", settings, title="Rapport records", description=DESCRIPTION,
-        blueprints=[api_clients.blp, api_care.blp, api_care.tasks_blp, api_reports.blp,
-                    api_retention.blp],
-        projections=projections())
+        "records",
+        settings,
+        title="Rapport records",
+        description=DESCRIPTION,
+        blueprints=[
+            api_clients.blp,
+            api_care.blp,
+            api_care.tasks_blp,
+            api_reports.blp,
+            api_retention.blp,
+        ],
+        projections=projections(),
+    )
     app.config.setdefault("RECORDS_CLOCK", utcnow)  # tests move it 20 years on
     return app

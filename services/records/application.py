@@ -1,6 +1,7 @@
 """Command handling and record reads: the client's stream is the source of truth (read
 synchronously, so a command's effect is visible at once and `as_of` is exact); the
 projections add what other services told us (sessions attended, sessions booked)."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ from pymongo import ASCENDING, IndexModel
 
 from shared.application import CommandHandler
 from shared.domain import Invalid, NotFound, fold
-from shared.eventstore import EventStore, Metadata
 from shared.events import Event
+from shared.eventstore import EventStore, Metadata
 from shared.projections import ProjectionStore
 
 from .domain import ClientState, record
@@ -32,8 +33,9 @@ class Records:
     @staticmethod
     def ensure_indexes(store: EventStore) -> None:
         # `POST /tasks/{id}/...` names only the task: find its client's stream by index
-        store.events.create_indexes([IndexModel([("data.task_id", ASCENDING),
-                                                 ("type", ASCENDING)], name="task_lookup")])
+        store.events.create_indexes(
+            [IndexModel([("data.task_id", ASCENDING), ("type", ASCENDING)], name="task_lookup")]
+        )
 
     def execute(self, client_id: str, command, meta: Metadata) -> ClientState:
         self.handler.execute(client_id, command, meta)
@@ -42,8 +44,9 @@ class Records:
     def state(self, client_id: str) -> ClientState:
         return self.states(client_id)[0]
 
-    def states(self, client_id: str, until: datetime | None = None
-               ) -> tuple[ClientState, ClientState]:
+    def states(
+        self, client_id: str, until: datetime | None = None
+    ) -> tuple[ClientState, ClientState]:
         """(the record now, the record as known at `until`). Access is judged on the first:
         who may read a record is decided by today's therapist, not the one of the past."""
         events = self.store.load(client_id)
@@ -64,8 +67,9 @@ class Records:
         return events
 
     def client_of_task(self, task_id: str) -> str:
-        doc = self.store.events.find_one({"data.task_id": task_id, "type": "TaskAssigned"},
-                                         {"data.client_id": 1})
+        doc = self.store.events.find_one(
+            {"data.task_id": task_id, "type": "TaskAssigned"}, {"data.client_id": 1}
+        )
         if doc is None:
             raise NotFound(f"no task {task_id}")
         return doc["data"]["client_id"]
@@ -79,15 +83,21 @@ class Records:
         docs = list(self.summaries.reader("attendance").find(query, {"kind": 1}))
         course = sum(1 for d in docs if d["kind"] in COURSE_KINDS)
         boosters = sum(1 for d in docs if d["kind"] == "booster")
-        return {"attended_sessions": course + boosters,
-                "suggested_phase": suggested_phase(course, boosters)}
+        return {
+            "attended_sessions": course + boosters,
+            "suggested_phase": suggested_phase(course, boosters),
+        }
 
     def sessions(self, client_id: str) -> list[dict]:
-        return list(self.summaries.reader("sessions").find({"client_id": client_id})
-                    .sort("starts_at", ASCENDING))
+        return list(
+            self.summaries.reader("sessions")
+            .find({"client_id": client_id})
+            .sort("starts_at", ASCENDING)
+        )
 
-    def check_session(self, client_id: str, session_id: str,
-                      wait: float = SESSION_WAIT_SECONDS) -> None:
+    def check_session(
+        self, client_id: str, session_id: str, wait: float = SESSION_WAIT_SECONDS
+    ) -> None:
         """The session must be one of this client's, as scheduling reported it (issue 15,
         #10: records took any session id, another client's included). A session not known
         yet is waited for, bounded; one of another client is refused at once. Both answers
@@ -103,4 +113,6 @@ class Records:
             raise Invalid(
                 f"no session {session_id} of this client is known: name a session booked for "
                 "this client in scheduling (one booked in the last few seconds may not have "
-                "reached records yet: send again in a moment)", field="session_id")
+                "reached records yet: send again in a moment)",
+                field="session_id",
+            )

@@ -1,9 +1,11 @@
 """Commands to the client record: what a user asks for, named after the intent."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class RegisterClient:
 @dataclass(frozen=True)
 class CorrectDetails:
     """`changes` holds only the fields the user sent (None clears an optional field)."""
+
     client_id: str
     reason: str
     changes: Mapping[str, Any] = field(default_factory=dict)

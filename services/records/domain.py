@@ -2,12 +2,14 @@
 `evolve(state, event) -> state`. Pure: no Flask, no pymongo. One stream per client
 (stream id = client id); every change is an event, so folding the events recorded up to a
 moment gives the record as it stood then."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import NewEvent
@@ -16,9 +18,19 @@ from . import commands as c
 from . import retention
 from .rules import nhs_number_problem, normalise_nhs_number, phase_move_problem
 
-DETAIL_FIELDS = ("given_name", "family_name", "date_of_birth", "email", "phone",
-                 "preferred_modality", "reminder_channels", "therapist_id", "referral_source",
-                 "gp", "nhs_number")
+DETAIL_FIELDS = (
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "preferred_modality",
+    "reminder_channels",
+    "therapist_id",
+    "referral_source",
+    "gp",
+    "nhs_number",
+)
 _EMPTY: Mapping = MappingProxyType({})
 
 
@@ -58,8 +70,13 @@ def _with(mapping: Mapping, key: str, value: Any) -> Mapping:
 # -- evolve ------------------------------------------------------------------------------
 def _registered(s: ClientState, d: Mapping, at) -> ClientState:
     details = {k: d.get(k) for k in DETAIL_FIELDS}
-    return replace(s, client_id=d["client_id"], details=MappingProxyType(details),
-                   status="active", registered_at=at)
+    return replace(
+        s,
+        client_id=d["client_id"],
+        details=MappingProxyType(details),
+        status="active",
+        registered_at=at,
+    )
 
 
 def _corrected(s: ClientState, d: Mapping, at) -> ClientState:
@@ -83,27 +100,39 @@ def _note_recorded(s: ClientState, d: Mapping, at) -> ClientState:
     note = {**d, "recorded_at": at, "amended_by": None}
     notes = _with(s.notes, d["note_id"], MappingProxyType(note))
     if d.get("amends") in notes:  # the original stays; it only learns it was amended
-        notes = _with(notes, d["amends"], MappingProxyType({**notes[d["amends"]],
-                                                             "amended_by": d["note_id"]}))
+        notes = _with(
+            notes, d["amends"], MappingProxyType({**notes[d["amends"]], "amended_by": d["note_id"]})
+        )
     return replace(s, notes=notes)
 
 
 def _task_assigned(s: ClientState, d: Mapping, at) -> ClientState:
-    task = {**d, "status": "open", "assigned_at": at, "reflection": None,
-            "completed_at": None, "reviews": ()}
+    task = {
+        **d,
+        "status": "open",
+        "assigned_at": at,
+        "reflection": None,
+        "completed_at": None,
+        "reviews": (),
+    }
     return replace(s, tasks=_with(s.tasks, d["task_id"], MappingProxyType(task)))
 
 
 def _task_completed(s: ClientState, d: Mapping, at) -> ClientState:
-    task = {**s.tasks[d["task_id"]], "status": "completed", "reflection": d.get("reflection"),
-            "completed_at": d["completed_at"]}
+    task = {
+        **s.tasks[d["task_id"]],
+        "status": "completed",
+        "reflection": d.get("reflection"),
+        "completed_at": d["completed_at"],
+    }
     return replace(s, tasks=_with(s.tasks, d["task_id"], MappingProxyType(task)))
 
 
 def _task_reviewed(s: ClientState, d: Mapping, at) -> ClientState:
     old = s.tasks[d["task_id"]]
-    review = MappingProxyType({"review": d["review"], "by": d["by"],
-                               "session_id": d.get("session_id"), "reviewed_at": at})
+    review = MappingProxyType(
+        {"review": d["review"], "by": d["by"], "session_id": d.get("session_id"), "reviewed_at": at}
+    )
     task = {**old, "reviews": (*old["reviews"], review)}
     return replace(s, tasks=_with(s.tasks, d["task_id"], MappingProxyType(task)))
 
@@ -121,12 +150,18 @@ def _disposed(s: ClientState, d: Mapping, at) -> ClientState:
 
 
 _EVOLVERS: dict[str, Callable[[ClientState, Mapping, Any], ClientState]] = {
-    "ClientRegistered": _registered, "ClientDetailsCorrected": _corrected,
-    "AssessmentRecorded": _assessed, "FormulationRecorded": _formulated,
-    "PhaseChanged": _phase_changed, "NoteRecorded": _note_recorded,
-    "TaskAssigned": _task_assigned, "TaskCompleted": _task_completed,
-    "TaskReviewed": _task_reviewed, "ClientDischarged": _discharged,
-    "ErasureRefused": _erasure_refused, "ClientDisposed": _disposed,
+    "ClientRegistered": _registered,
+    "ClientDetailsCorrected": _corrected,
+    "AssessmentRecorded": _assessed,
+    "FormulationRecorded": _formulated,
+    "PhaseChanged": _phase_changed,
+    "NoteRecorded": _note_recorded,
+    "TaskAssigned": _task_assigned,
+    "TaskCompleted": _task_completed,
+    "TaskReviewed": _task_reviewed,
+    "ClientDischarged": _discharged,
+    "ErasureRefused": _erasure_refused,
+    "ClientDisposed": _disposed,
 }
 RECORD_EVENT_TYPES = tuple(_EVOLVERS)
 
@@ -141,8 +176,7 @@ def _must_be_in_care(s: ClientState, action: str) -> None:
     """After discharge the record is closed to clinical commands; it stays readable."""
     _must_exist(s)
     if s.status in ("discharged", "disposed"):
-        raise Conflict(f"the client was {s.status}; {action} is no longer possible",
-                       code=s.status)
+        raise Conflict(f"the client was {s.status}; {action} is no longer possible", code=s.status)
 
 
 def _contact_problem(details: Mapping) -> Invalid | None:
@@ -150,8 +184,10 @@ def _contact_problem(details: Mapping) -> Invalid | None:
     needs = {"email": "email", "sms": "phone"}
     for channel in details.get("reminder_channels") or ():
         if not details.get(needs[channel]):
-            return Invalid(f"the client consented to {channel} reminders but no "
-                           f"{needs[channel]} is recorded", field=needs[channel])
+            return Invalid(
+                f"the client consented to {channel} reminders but no {needs[channel]} is recorded",
+                field=needs[channel],
+            )
     return None
 
 
@@ -195,17 +231,28 @@ def _correct(s: ClientState, cmd: c.CorrectDetails) -> list[NewEvent]:
     problem = _contact_problem({**s.details, **changed})
     if problem:
         raise problem
-    return [NewEvent("ClientDetailsCorrected",
-                     {"client_id": s.client_id, "reason": cmd.reason, **changed})]
+    return [
+        NewEvent(
+            "ClientDetailsCorrected", {"client_id": s.client_id, "reason": cmd.reason, **changed}
+        )
+    ]
 
 
 def _assess(s: ClientState, cmd: c.RecordAssessment) -> list[NewEvent]:
     _must_be_in_care(s, "recording an assessment")
-    return [NewEvent("AssessmentRecorded", {
-        "client_id": s.client_id, "session_id": cmd.session_id,
-        "presenting_difficulties": cmd.presenting_difficulties,
-        "conditions": list(dict.fromkeys(cmd.conditions)), "goals": list(cmd.goals),
-        "risk_summary": cmd.risk_summary})]
+    return [
+        NewEvent(
+            "AssessmentRecorded",
+            {
+                "client_id": s.client_id,
+                "session_id": cmd.session_id,
+                "presenting_difficulties": cmd.presenting_difficulties,
+                "conditions": list(dict.fromkeys(cmd.conditions)),
+                "goals": list(cmd.goals),
+                "risk_summary": cmd.risk_summary,
+            },
+        )
+    ]
 
 
 def _formulate(s: ClientState, cmd: c.RecordFormulation) -> list[NewEvent]:
@@ -215,15 +262,28 @@ def _formulate(s: ClientState, cmd: c.RecordFormulation) -> list[NewEvent]:
         raise Invalid("choose one or two different problem areas", field="problem_areas")
     for index, person in enumerate(cmd.inventory):
         if person["closeness"] not in (1, 2, 3):  # the closeness circle's three rings
-            raise Invalid("closeness is ring 1 (inner), 2 or 3 (outer)",
-                          field=f"inventory.{index}.closeness")
+            raise Invalid(
+                "closeness is ring 1 (inner), 2 or 3 (outer)", field=f"inventory.{index}.closeness"
+            )
     if cmd.expected_revision is not None and cmd.expected_revision != s.revision:
-        raise Conflict(f"the formulation is at revision {s.revision}, not "
-                       f"{cmd.expected_revision}; reload it before revising", code="stale")
-    return [NewEvent("FormulationRecorded", {
-        "client_id": s.client_id, "revision": s.revision + 1,
-        "problem_areas": list(cmd.problem_areas), "formulation": cmd.formulation,
-        "inventory": [dict(p) for p in cmd.inventory], "goals": list(cmd.goals)})]
+        raise Conflict(
+            f"the formulation is at revision {s.revision}, not "
+            f"{cmd.expected_revision}; reload it before revising",
+            code="stale",
+        )
+    return [
+        NewEvent(
+            "FormulationRecorded",
+            {
+                "client_id": s.client_id,
+                "revision": s.revision + 1,
+                "problem_areas": list(cmd.problem_areas),
+                "formulation": cmd.formulation,
+                "inventory": [dict(p) for p in cmd.inventory],
+                "goals": list(cmd.goals),
+            },
+        )
+    ]
 
 
 def _change_phase(s: ClientState, cmd: c.ChangePhase) -> list[NewEvent]:
@@ -233,11 +293,23 @@ def _change_phase(s: ClientState, cmd: c.ChangePhase) -> list[NewEvent]:
         raise Conflict(problem, field="to_phase", code="phase_order")
     # The initial phase ends with the focus agreed in a formulation (IPT UK).
     if cmd.to_phase == "middle" and s.formulation is None:
-        raise Conflict("record the IPT formulation before the middle phase", field="to_phase",
-                       code="no_formulation")
-    return [NewEvent("PhaseChanged", {"client_id": s.client_id, "from_phase": s.phase,
-                                      "to_phase": cmd.to_phase, "reason": cmd.reason,
-                                      "by": cmd.by})]
+        raise Conflict(
+            "record the IPT formulation before the middle phase",
+            field="to_phase",
+            code="no_formulation",
+        )
+    return [
+        NewEvent(
+            "PhaseChanged",
+            {
+                "client_id": s.client_id,
+                "from_phase": s.phase,
+                "to_phase": cmd.to_phase,
+                "reason": cmd.reason,
+                "by": cmd.by,
+            },
+        )
+    ]
 
 
 def _note(s: ClientState, cmd: c.RecordNote) -> list[NewEvent]:
@@ -250,28 +322,49 @@ def _note(s: ClientState, cmd: c.RecordNote) -> list[NewEvent]:
         if original is None:
             raise NotFound(f"no note {cmd.amends} on this record")
         if original["amended_by"]:
-            raise Conflict(f"note {cmd.amends} was already amended by note "
-                           f"{original['amended_by']}; amend the latest version",
-                           code="superseded")
+            raise Conflict(
+                f"note {cmd.amends} was already amended by note "
+                f"{original['amended_by']}; amend the latest version",
+                code="superseded",
+            )
         if original["author"] != cmd.author:
             # a clinician corrects only their own entry; others add a note of their own
             raise Conflict("only the author of a note may amend it", code="not_author")
         session_id = session_id or original.get("session_id")
     elif cmd.amendment_reason is not None:
         raise Invalid("an amendment reason belongs to an amendment", field="amendment_reason")
-    return [NewEvent("NoteRecorded", {
-        "client_id": s.client_id, "note_id": cmd.note_id, "session_id": session_id,
-        "text": cmd.text, "author": cmd.author, "amends": cmd.amends,
-        "amendment_reason": cmd.amendment_reason})]
+    return [
+        NewEvent(
+            "NoteRecorded",
+            {
+                "client_id": s.client_id,
+                "note_id": cmd.note_id,
+                "session_id": session_id,
+                "text": cmd.text,
+                "author": cmd.author,
+                "amends": cmd.amends,
+                "amendment_reason": cmd.amendment_reason,
+            },
+        )
+    ]
 
 
 def _assign(s: ClientState, cmd: c.AssignTask) -> list[NewEvent]:
     _must_be_in_care(s, "assigning a task")
     if cmd.task_id in s.tasks:
         raise Conflict("a task with this id exists already")
-    return [NewEvent("TaskAssigned", {"client_id": s.client_id, "task_id": cmd.task_id,
-                                      "description": cmd.description, "due_at": cmd.due_at,
-                                      "session_id": cmd.session_id})]
+    return [
+        NewEvent(
+            "TaskAssigned",
+            {
+                "client_id": s.client_id,
+                "task_id": cmd.task_id,
+                "description": cmd.description,
+                "due_at": cmd.due_at,
+                "session_id": cmd.session_id,
+            },
+        )
+    ]
 
 
 def _task(s: ClientState, task_id: str, action: str) -> Mapping:
@@ -292,34 +385,68 @@ def _complete(s: ClientState, cmd: c.CompleteTask) -> list[NewEvent]:
         raise Conflict("the task is already completed", code="completed")
     assigned_at = task.get("assigned_at")
     if assigned_at is not None and cmd.completed_at < assigned_at - CLOCK_SKEW:
-        raise Invalid("a task cannot be completed before it was set "
-                      f"({assigned_at.isoformat(timespec='minutes')})", field="completed_at")
+        raise Invalid(
+            "a task cannot be completed before it was set "
+            f"({assigned_at.isoformat(timespec='minutes')})",
+            field="completed_at",
+        )
     if cmd.now is not None and cmd.completed_at > cmd.now + CLOCK_SKEW:
         raise Invalid("a task cannot be completed in the future", field="completed_at")
-    return [NewEvent("TaskCompleted", {"client_id": s.client_id, "task_id": cmd.task_id,
-                                       "reflection": cmd.reflection,
-                                       "completed_at": cmd.completed_at})]
+    return [
+        NewEvent(
+            "TaskCompleted",
+            {
+                "client_id": s.client_id,
+                "task_id": cmd.task_id,
+                "reflection": cmd.reflection,
+                "completed_at": cmd.completed_at,
+            },
+        )
+    ]
 
 
 def _review(s: ClientState, cmd: c.ReviewTask) -> list[NewEvent]:
     _task(s, cmd.task_id, "reviewing a task")
-    return [NewEvent("TaskReviewed", {"client_id": s.client_id, "task_id": cmd.task_id,
-                                      "review": cmd.review, "session_id": cmd.session_id,
-                                      "by": cmd.by})]
+    return [
+        NewEvent(
+            "TaskReviewed",
+            {
+                "client_id": s.client_id,
+                "task_id": cmd.task_id,
+                "review": cmd.review,
+                "session_id": cmd.session_id,
+                "by": cmd.by,
+            },
+        )
+    ]
 
 
 def _discharge(s: ClientState, cmd: c.DischargeClient) -> list[NewEvent]:
     _must_be_in_care(s, "discharging again")
-    return [NewEvent("ClientDischarged", {
-        "client_id": s.client_id, "therapist_id": s.details["therapist_id"],
-        "reason": cmd.reason, "outcome_summary": cmd.outcome_summary,
-        "discharged_at": cmd.discharged_at})]
+    return [
+        NewEvent(
+            "ClientDischarged",
+            {
+                "client_id": s.client_id,
+                "therapist_id": s.details["therapist_id"],
+                "reason": cmd.reason,
+                "outcome_summary": cmd.outcome_summary,
+                "discharged_at": cmd.discharged_at,
+            },
+        )
+    ]
 
 
 _DECIDERS: dict[type, Callable[[ClientState, Any], list[NewEvent]]] = {
-    c.RegisterClient: _register, c.CorrectDetails: _correct, c.RecordAssessment: _assess,
-    c.RecordFormulation: _formulate, c.ChangePhase: _change_phase, c.RecordNote: _note,
-    c.AssignTask: _assign, c.CompleteTask: _complete, c.ReviewTask: _review,
+    c.RegisterClient: _register,
+    c.CorrectDetails: _correct,
+    c.RecordAssessment: _assess,
+    c.RecordFormulation: _formulate,
+    c.ChangePhase: _change_phase,
+    c.RecordNote: _note,
+    c.AssignTask: _assign,
+    c.CompleteTask: _complete,
+    c.ReviewTask: _review,
     c.DischargeClient: _discharge,
     retention.RequestErasure: retention.decide_erasure,
     retention.DisposeClient: retention.decide_disposal,

@@ -1,4 +1,5 @@
 """Write the committed OpenAPI document: `python -m services.records.openapi`."""
+
 import json
 from pathlib import Path
 

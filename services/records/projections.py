@@ -7,6 +7,7 @@
 - `record_timeline`: one line per event about a client, from both services, without personal
   free text (summaries name what happened, not what was said).
 """
+
 from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel
@@ -42,24 +43,40 @@ class ClientSummaries(Projection):
     batched = True  # one bulk_write per collection per batch (shared.projections)
     sources = ("records", "scheduling")
     collections = {
-        "clients": [IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
-                    IndexModel("status"), IndexModel("phase"), IndexModel("search_terms"),
-                    IndexModel("contact_keys"),
-                    IndexModel([("family_name", ASCENDING), ("given_name", ASCENDING)])],
-        "sessions": [IndexModel([("client_id", ASCENDING), ("status", ASCENDING),
-                                 ("starts_at", ASCENDING)])],
+        "clients": [
+            IndexModel([("therapist_id", ASCENDING), ("status", ASCENDING)]),
+            IndexModel("status"),
+            IndexModel("phase"),
+            IndexModel("search_terms"),
+            IndexModel("contact_keys"),
+            IndexModel([("family_name", ASCENDING), ("given_name", ASCENDING)]),
+        ],
+        "sessions": [
+            IndexModel([("client_id", ASCENDING), ("status", ASCENDING), ("starts_at", ASCENDING)])
+        ],
         "attendance": [IndexModel("client_id")],
     }
 
     # -- records ---------------------------------------------------------------------------
     def on_ClientRegistered(self, event, view):
         d = event.data
-        view["clients"].update_one({"_id": d["client_id"]}, {"$set": {
-            "given_name": d["given_name"], "family_name": d["family_name"],
-            "search_terms": search_terms(d["given_name"], d["family_name"]),
-            **_contact(d), "therapist_id": d["therapist_id"], "status": "active", "phase": None,
-            "registered_at": event.recorded_at},
-            "$setOnInsert": {"open_tasks": 0}}, upsert=True)
+        view["clients"].update_one(
+            {"_id": d["client_id"]},
+            {
+                "$set": {
+                    "given_name": d["given_name"],
+                    "family_name": d["family_name"],
+                    "search_terms": search_terms(d["given_name"], d["family_name"]),
+                    **_contact(d),
+                    "therapist_id": d["therapist_id"],
+                    "status": "active",
+                    "phase": None,
+                    "registered_at": event.recorded_at,
+                },
+                "$setOnInsert": {"open_tasks": 0},
+            },
+            upsert=True,
+        )
 
     def on_ClientDetailsCorrected(self, event, view):
         d = event.data
@@ -68,37 +85,57 @@ class ClientSummaries(Projection):
             return
         current = view["clients"].find_one({"_id": d["client_id"]}) or {}
         names = {**current, **changes}
-        changes["search_terms"] = search_terms(names.get("given_name", ""),
-                                               names.get("family_name", ""))
+        changes["search_terms"] = search_terms(
+            names.get("given_name", ""), names.get("family_name", "")
+        )
         changes.update(_contact(d, current.get("contact")))
         view["clients"].update_one({"_id": d["client_id"]}, {"$set": changes}, upsert=True)
 
     def on_PhaseChanged(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]},
-                                   {"$set": {"phase": event.data["to_phase"]}}, upsert=True)
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]},
+            {"$set": {"phase": event.data["to_phase"]}},
+            upsert=True,
+        )
 
     def on_TaskAssigned(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]},
-                                   {"$inc": {"open_tasks": 1}}, upsert=True)
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]}, {"$inc": {"open_tasks": 1}}, upsert=True
+        )
 
     def on_TaskCompleted(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]},
-                                   {"$inc": {"open_tasks": -1}}, upsert=True)
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]}, {"$inc": {"open_tasks": -1}}, upsert=True
+        )
 
     def on_ClientDischarged(self, event, view):
-        view["clients"].update_one({"_id": event.data["client_id"]}, {"$set": {
-            "status": "discharged", "discharged_at": event.data["discharged_at"]}}, upsert=True)
+        view["clients"].update_one(
+            {"_id": event.data["client_id"]},
+            {"$set": {"status": "discharged", "discharged_at": event.data["discharged_at"]}},
+            upsert=True,
+        )
 
     # -- scheduling ------------------------------------------------------------------------
     def _session(self, event, view, **changes):
         d = event.data
-        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": {
-            "client_id": d["client_id"], "therapist_id": d["therapist_id"],
-            "starts_at": d["starts_at"], "ends_at": d["ends_at"], **changes}}, upsert=True)
+        view["sessions"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    "client_id": d["client_id"],
+                    "therapist_id": d["therapist_id"],
+                    "starts_at": d["starts_at"],
+                    "ends_at": d["ends_at"],
+                    **changes,
+                }
+            },
+            upsert=True,
+        )
 
     def on_SessionBooked(self, event, view):
-        self._session(event, view, status="booked", kind=event.data["kind"],
-                      number=event.data.get("number"))
+        self._session(
+            event, view, status="booked", kind=event.data["kind"], number=event.data.get("number")
+        )
 
     def on_SessionRescheduled(self, event, view):
         self._session(event, view, status="booked")
@@ -113,9 +150,18 @@ class ClientSummaries(Projection):
         d = event.data
         self._session(event, view, status="attended", kind=d["kind"])
         # recorded_at lets the record "as of" a date count only what was known then
-        view["attendance"].update_one({"_id": d["session_id"]}, {"$set": {
-            "client_id": d["client_id"], "kind": d["kind"], "starts_at": d["starts_at"],
-            "recorded_at": event.recorded_at}}, upsert=True)
+        view["attendance"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    "client_id": d["client_id"],
+                    "kind": d["kind"],
+                    "starts_at": d["starts_at"],
+                    "recorded_at": event.recorded_at,
+                }
+            },
+            upsert=True,
+        )
 
 
 def _records_summary(event) -> str:
@@ -147,12 +193,16 @@ def _scheduling_summary(event) -> str | None:
     d = event.data
     when = d["starts_at"].isoformat() if "starts_at" in d else ""
     return {
-        "SessionBooked": lambda: f"Session {d.get('number') or ''} booked for {when} "
-                                 f"({d.get('kind')}, {d.get('modality')})".replace("  ", " "),
-        "SessionRescheduled": lambda: f"Session moved from "
-                                      f"{d['previous_starts_at'].isoformat()} to {when}",
-        "SessionCancelled": lambda: f"Session at {when} cancelled by {d['by']}"
-                                    + (" (late)" if d["late"] else ""),
+        "SessionBooked": lambda: (
+            f"Session {d.get('number') or ''} booked for {when} "
+            f"({d.get('kind')}, {d.get('modality')})".replace("  ", " ")
+        ),
+        "SessionRescheduled": lambda: (
+            f"Session moved from {d['previous_starts_at'].isoformat()} to {when}"
+        ),
+        "SessionCancelled": lambda: (
+            f"Session at {when} cancelled by {d['by']}" + (" (late)" if d["late"] else "")
+        ),
         "SessionAttended": lambda: f"Attended the {d['kind']} session at {when}",
         "SessionMissed": lambda: f"Missed the {d['kind']} session at {when}",
     }.get(event.type, lambda: None)()
@@ -177,10 +227,20 @@ class RecordTimeline(Projection):
             summary = None
         if summary is None:
             return
-        view["entries"].update_one({"_id": event.event_id}, {"$set": {
-            "client_id": client_id, "at": event.recorded_at, "type": event.type,
-            "source": source, "actor": event.actor.id, "summary": summary}}, upsert=True)
-
+        view["entries"].update_one(
+            {"_id": event.event_id},
+            {
+                "$set": {
+                    "client_id": client_id,
+                    "at": event.recorded_at,
+                    "type": event.type,
+                    "source": source,
+                    "actor": event.actor.id,
+                    "summary": summary,
+                }
+            },
+            upsert=True,
+        )
 
 
 def projections() -> list[Projection]:

@@ -9,6 +9,7 @@
 - Disposal in an append-only log is crypto-shredding: `ClientDisposed` is recorded, then the
   client's key is destroyed (shared/crypto.py); the events and their counts stay.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from shared.domain import Conflict
 from shared.events import NewEvent
 
 RETENTION_YEARS = 20
-REFUSAL = ("Health records are kept for 20 years after the end of treatment (Records "
-           "Management Code of Practice 2021) and the right to erasure does not apply to "
-           "records kept to provide care (UK GDPR Art. 17(3)(c), Art. 9(2)(h)).")
+REFUSAL = (
+    "Health records are kept for 20 years after the end of treatment (Records "
+    "Management Code of Practice 2021) and the right to erasure does not apply to "
+    "records kept to provide care (UK GDPR Art. 17(3)(c), Art. 9(2)(h))."
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,18 @@ def decide_erasure(state, cmd: RequestErasure) -> list[NewEvent]:
         raise Conflict("this record has already been disposed of", code="disposed")
     until = _until(state)
     if until is None or cmd.now < until:
-        return [NewEvent("ErasureRefused", {
-            "client_id": state.client_id, "requested_by": cmd.requested_by,
-            "request": cmd.request, "refusal": REFUSAL, "retention_until": until})]
+        return [
+            NewEvent(
+                "ErasureRefused",
+                {
+                    "client_id": state.client_id,
+                    "requested_by": cmd.requested_by,
+                    "request": cmd.request,
+                    "refusal": REFUSAL,
+                    "retention_until": until,
+                },
+            )
+        ]
     return decide_disposal(state, DisposeClient(state.client_id, cmd.now))
 
 
@@ -65,11 +77,21 @@ def decide_disposal(state, cmd: DisposeClient) -> list[NewEvent]:
         return []  # already done; the key is destroyed again, harmlessly
     until = _until(state)
     if until is None:
-        raise Conflict("a client in treatment cannot be disposed of; discharge first",
-                       code="in_treatment")
+        raise Conflict(
+            "a client in treatment cannot be disposed of; discharge first", code="in_treatment"
+        )
     if cmd.now < until:
-        raise Conflict(f"the retention period runs until {until.date().isoformat()}",
-                       code="retention")
-    return [NewEvent("ClientDisposed", {
-        "client_id": state.client_id, "therapist_id": state.details["therapist_id"],
-        "retention_ended_at": until, "disposed_at": cmd.now})]
+        raise Conflict(
+            f"the retention period runs until {until.date().isoformat()}", code="retention"
+        )
+    return [
+        NewEvent(
+            "ClientDisposed",
+            {
+                "client_id": state.client_id,
+                "therapist_id": state.details["therapist_id"],
+                "retention_ended_at": until,
+                "disposed_at": cmd.now,
+            },
+        )
+    ]

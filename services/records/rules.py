@@ -9,6 +9,7 @@ Sources:
   treatment contract), a middle phase (5-12) and an ending phase (13-16); optional
   maintenance (IPT-M, booster sessions) follows the acute course.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,7 +58,7 @@ def normalise_phone(raw: str | None) -> str | None:
         return None
     digits = re.sub(r"\D", "", raw)
     if raw.strip().startswith("+44") or digits.startswith("0044"):
-        digits = "0" + digits[(4 if digits.startswith("0044") else 2):]
+        digits = "0" + digits[(4 if digits.startswith("0044") else 2) :]
     return digits if len(digits) >= 7 else None
 
 
@@ -66,8 +67,9 @@ def normalise_email(raw: str | None) -> str | None:
     return value if "@" in value else None
 
 
-def contact_keys(email: str | None = None, phone: str | None = None,
-                 nhs_number: str | None = None) -> list[str]:
+def contact_keys(
+    email: str | None = None, phone: str | None = None, nhs_number: str | None = None
+) -> list[str]:
     """The exact-match keys a client is found by, besides their name."""
     keys = []
     if normalise_email(email):

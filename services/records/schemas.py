@@ -1,4 +1,5 @@
 """Request and response schemas of the records API (flask-smorest documents them)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -57,24 +58,39 @@ def _possible_phone(value: str) -> None:
 
 
 def _phone(**kw):
-    return fields.String(allow_none=True, validate=[validate.Regexp(
-        r"^\+?[0-9 ()-]{7,20}$", error="a phone number of 7 to 20 digits, spaces or + - ( )"),
-        _possible_phone], **kw)
+    return fields.String(
+        allow_none=True,
+        validate=[
+            validate.Regexp(
+                r"^\+?[0-9 ()-]{7,20}$", error="a phone number of 7 to 20 digits, spaces or + - ( )"
+            ),
+            _possible_phone,
+        ],
+        **kw,
+    )
 
 
 def _channels(**kw):
-    return fields.List(fields.String(validate=validate.OneOf(CHANNELS)),
-                       metadata={"description": "reminder channels the client consents to"}, **kw)
+    return fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)),
+        metadata={"description": "reminder channels the client consents to"},
+        **kw,
+    )
 
 
 def _nhs_number(**kw):
-    return fields.String(allow_none=True, metadata={
-        "description": "10 digits, modulus-11 check digit (NHS Data Dictionary); spaces allowed"},
-        **kw)
+    return fields.String(
+        allow_none=True,
+        metadata={
+            "description": "10 digits, modulus-11 check digit (NHS Data Dictionary); spaces allowed"
+        },
+        **kw,
+    )
 
 
 class _ClientFields(Schema):
     """The details as corrections send them: every field optional."""
+
     given_name = line_text(100)
     family_name = line_text(100)
     date_of_birth = fields.Date(validate=_birth_date, metadata=BIRTH)
@@ -97,8 +113,11 @@ class ClientIn(Schema):
     preferred_modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
     reminder_channels = _channels(load_default=list)
     therapist_id = ident(required=True)
-    referral_source = free_text(200, required=True, metadata={
-        "description": "where the client came from: self (enquiry), GP, employer, ..."})
+    referral_source = free_text(
+        200,
+        required=True,
+        metadata={"description": "where the client came from: self (enquiry), GP, employer, ..."},
+    )
     gp = fields.Nested(GpSchema, allow_none=True, load_default=None)
     nhs_number = _nhs_number(load_default=None)
 
@@ -112,10 +131,14 @@ class AsOfArgs(Schema):
 
 
 class ClientListArgs(Schema):
-    q = fields.String(validate=validate.Length(min=1, max=100),
-                      metadata={"description": "search: words matching the starts of the name, or a "
-                                               "phone number, e-mail address or NHS number "
-                                               "(exact; spaces, dashes and +44 ignored)"})
+    q = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={
+            "description": "search: words matching the starts of the name, or a "
+            "phone number, e-mail address or NHS number "
+            "(exact; spaces, dashes and +44 ignored)"
+        },
+    )
     therapist_id = ident()
     phase = fields.String(validate=validate.OneOf(PHASES))
     status = fields.String(validate=validate.OneOf(STATUSES))
@@ -135,12 +158,19 @@ class AssessmentOut(Schema):
 class InventoryPersonSchema(Schema):
     name = free_text(200, required=True)
     relationship = free_text(200, required=True)
-    closeness = fields.Integer(required=True, validate=validate.Range(min=1, max=3),
-                               metadata={"description": "closeness circle: 1 inner .. 3 outer"})
+    closeness = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1, max=3),
+        metadata={"description": "closeness circle: 1 inner .. 3 outer"},
+    )
     good = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
     hard = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
-    unilateral_partner = fields.Boolean(load_default=False, metadata={
-        "description": "the partner in unilateral couples work (recorded here, not a client)"})
+    unilateral_partner = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the partner in unilateral couples work (recorded here, not a client)"
+        },
+    )
 
 
 class FormulationOut(Schema):
@@ -160,8 +190,12 @@ class NoteOut(Schema):
     recorded_at = fields.DateTime(allow_none=True)
     amends = fields.String(allow_none=True, metadata={"description": "the note this one amends"})
     amendment_reason = fields.String(allow_none=True)
-    amended_by = fields.String(allow_none=True, metadata={
-        "description": "the later note that amends this one (this text is then superseded)"})
+    amended_by = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the later note that amends this one (this text is then superseded)"
+        },
+    )
     current = fields.Boolean()
 
 
@@ -194,6 +228,7 @@ class DischargeOut(Schema):
 class ClientOut(_ClientFields):
     """Reception (admin) and services receive only the contact and diary fields; the
     clinical fields are present for the client's therapist and the clinical lead."""
+
     client_id = fields.String()
     nhs_number = fields.String(allow_none=True)
     date_of_birth = fields.Date()
@@ -204,12 +239,18 @@ class ClientOut(_ClientFields):
     as_of = fields.DateTime(allow_none=True)
     view = fields.String(metadata={"description": "'full' or 'contact' (reduced, for reception)"})
     phase = fields.String(allow_none=True)
-    suggested_phase = fields.String(allow_none=True, metadata={
-        "description": "what the attended count implies (1-4 initial, 5-12 middle, 13-16 "
-                       "ending; a booster: maintenance); the therapist decides"})
+    suggested_phase = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "what the attended count implies (1-4 initial, 5-12 middle, 13-16 "
+            "ending; a booster: maintenance); the therapist decides"
+        },
+    )
     attended_sessions = fields.Integer()
-    next_phases = fields.List(fields.String(), metadata={
-        "description": "the phases the record may move to now (none after discharge)"})
+    next_phases = fields.List(
+        fields.String(),
+        metadata={"description": "the phases the record may move to now (none after discharge)"},
+    )
     assessment = fields.Nested(AssessmentOut, allow_none=True)
     formulation = fields.Nested(FormulationOut, allow_none=True)
     notes = fields.List(fields.Nested(NoteOut))
@@ -274,6 +315,7 @@ class ProblemError(Schema):
 
 class Problem(Schema):
     """RFC 9457 problem details, as every error of the API is answered."""
+
     type = fields.String()
     title = fields.String()
     status = fields.Integer()
@@ -283,16 +325,25 @@ class Problem(Schema):
     correlation_id = fields.String()
 
 
-PROBLEMS = {401: "no valid bearer token", 403: "wrong role, or not this therapist's client",
-            404: "no such client (or task, or note)",
-            409: "not allowed in this state (discharged, phase order, stale revision)"}
+PROBLEMS = {
+    401: "no valid bearer token",
+    403: "wrong role, or not this therapist's client",
+    404: "no such client (or task, or note)",
+    409: "not allowed in this state (discharged, phase order, stale revision)",
+}
 
 
 def problems(blp, *codes: int):
     """Document the problem+json answers a route gives besides its success and 422."""
+
     def decorate(view):
         for code in codes:
-            view = blp.alt_response(code, schema=Problem, description=PROBLEMS[code],
-                                    content_type="application/problem+json")(view)
+            view = blp.alt_response(
+                code,
+                schema=Problem,
+                description=PROBLEMS[code],
+                content_type="application/problem+json",
+            )(view)
         return view
+
     return decorate

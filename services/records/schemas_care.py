@@ -1,11 +1,11 @@
 """Schemas of the clinical commands (assessment .. discharge) and of the reports
 (caseload, timeline, audit)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.records import CONDITIONS, PHASES, PROBLEM_AREAS
-
 from shared.inputs import instant
 
 from .schemas import InventoryPersonSchema, Moment, NoteOut, free_text, ident, optional_text
@@ -14,24 +14,44 @@ from .schemas import InventoryPersonSchema, Moment, NoteOut, free_text, ident, o
 class AssessmentIn(Schema):
     session_id = ident(load_default=None, allow_none=True)
     presenting_difficulties = free_text(required=True)
-    conditions = fields.List(fields.String(validate=validate.OneOf(CONDITIONS)), required=True,
-                             validate=validate.Length(min=1))
-    goals = fields.List(free_text(1000), required=True, validate=validate.Length(min=1, max=20),
-                        metadata={"description": "the client's goals, in their words"})
+    conditions = fields.List(
+        fields.String(validate=validate.OneOf(CONDITIONS)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    goals = fields.List(
+        free_text(1000),
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "the client's goals, in their words"},
+    )
     risk_summary = free_text(required=True)
 
 
 class FormulationIn(Schema):
-    problem_areas = fields.List(fields.String(validate=validate.OneOf(PROBLEM_AREAS)),
-                                required=True, validate=validate.Length(min=1, max=2),
-                                metadata={"description": "the IPT focus: one or two areas"})
-    formulation = free_text(required=True, metadata={
-        "description": "the problem area linked to the symptoms, as agreed with the client"})
-    inventory = fields.List(fields.Nested(InventoryPersonSchema), load_default=list,
-                            validate=validate.Length(max=50))
+    problem_areas = fields.List(
+        fields.String(validate=validate.OneOf(PROBLEM_AREAS)),
+        required=True,
+        validate=validate.Length(min=1, max=2),
+        metadata={"description": "the IPT focus: one or two areas"},
+    )
+    formulation = free_text(
+        required=True,
+        metadata={
+            "description": "the problem area linked to the symptoms, as agreed with the client"
+        },
+    )
+    inventory = fields.List(
+        fields.Nested(InventoryPersonSchema), load_default=list, validate=validate.Length(max=50)
+    )
     goals = fields.List(free_text(1000), required=True, validate=validate.Length(min=1, max=20))
-    expected_revision = fields.Integer(load_default=None, allow_none=True, metadata={
-        "description": "the revision being revised (0 for the first); a newer one gives 409"})
+    expected_revision = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the revision being revised (0 for the first); a newer one gives 409"
+        },
+    )
 
 
 class PhaseIn(Schema):
@@ -72,8 +92,11 @@ class TaskIn(Schema):
 
 class TaskCompleteIn(Schema):
     reflection = optional_text(5000)
-    completed_at = Moment(load_default=None, allow_none=True, metadata={
-        "description": "when the client did it (default: now)"})
+    completed_at = Moment(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "when the client did it (default: now)"},
+    )
 
 
 class TaskReviewIn(Schema):
@@ -94,8 +117,12 @@ class CaseloadItemOut(Schema):
     phase = fields.String(allow_none=True)
     attended_sessions = fields.Integer()
     suggested_phase = fields.String(allow_none=True)
-    next_session = fields.Dict(allow_none=True, metadata={
-        "description": "{session_id, starts_at, ends_at, kind} of the next booked session"})
+    next_session = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "{session_id, starts_at, ends_at, kind} of the next booked session"
+        },
+    )
     open_tasks = fields.Integer()
 
 

@@ -1,10 +1,12 @@
 """What each reader is shown of a record. Reception (admin) and other services get the
 contact view: who the client is, how to reach them, their therapist and status — never
 assessment, formulation, risk, phase, notes, tasks or the discharge summary."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from shared.events import Event, registry
 
@@ -23,10 +25,16 @@ def plain(value: Any) -> Any:
 
 def contact_view(state: ClientState, as_of: datetime | None = None) -> dict:
     discharge = state.discharge or {}
-    return {"client_id": state.client_id, **plain(state.details), "status": state.status,
-            "registered_at": state.registered_at,
-            "discharged_at": discharge.get("discharged_at"), "version": state.version,
-            "as_of": as_of, "view": "contact"}
+    return {
+        "client_id": state.client_id,
+        **plain(state.details),
+        "status": state.status,
+        "registered_at": state.registered_at,
+        "discharged_at": discharge.get("discharged_at"),
+        "version": state.version,
+        "as_of": as_of,
+        "view": "contact",
+    }
 
 
 def note_view(note: Mapping) -> dict:
@@ -39,9 +47,15 @@ def task_view(client_id: str, task: Mapping) -> dict:
 
 def full_view(state: ClientState, attendance: dict, as_of: datetime | None = None) -> dict:
     return {
-        **contact_view(state, as_of), "view": "full", "phase": state.phase, **attendance,
-        "next_phases": (next_phases(state.phase, state.formulation is not None)
-                        if state.status == "active" else []),
+        **contact_view(state, as_of),
+        "view": "full",
+        "phase": state.phase,
+        **attendance,
+        "next_phases": (
+            next_phases(state.phase, state.formulation is not None)
+            if state.status == "active"
+            else []
+        ),
         "assessment": plain(state.assessment) if state.assessment else None,
         "formulation": plain(state.formulation) if state.formulation else None,
         "notes": [note_view(n) for n in state.notes.values()],
@@ -51,9 +65,14 @@ def full_view(state: ClientState, attendance: dict, as_of: datetime | None = Non
 
 
 def event_view(event: Event) -> dict:
-    return {"event_id": event.event_id, "type": event.type,
-            "schema_version": event.schema_version, "stream_version": event.stream_version,
-            "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
-            "actor": {"id": event.actor.id, "role": event.actor.role},
-            "correlation_id": event.correlation_id,
-            "data": registry.dump(event.type, event.data)}
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "stream_version": event.stream_version,
+        "occurred_at": event.occurred_at,
+        "recorded_at": event.recorded_at,
+        "actor": {"id": event.actor.id, "role": event.actor.role},
+        "correlation_id": event.correlation_id,
+        "data": registry.dump(event.type, event.data),
+    }

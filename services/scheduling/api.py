@@ -1,5 +1,6 @@
 """Commands over HTTP: therapists, sessions, courses and boosters. Each route parses, checks
 who may act, calls a handler in `application` and maps the result."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -16,8 +17,15 @@ from shared.web import context, request_metadata
 from . import schemas as s
 from .application import Scheduling
 from .courses import BookCourse, PlanBoosters
-from .domain import (AttendSession, Booking, CancelSession, MissSession, RegisterTherapist,
-                     RescheduleSession, SetAvailability)
+from .domain import (
+    AttendSession,
+    Booking,
+    CancelSession,
+    MissSession,
+    RegisterTherapist,
+    RescheduleSession,
+    SetAvailability,
+)
 from .projections import directory
 
 blp = Blueprint("scheduling", __name__, description="Therapists, sessions, courses and boosters")
@@ -26,9 +34,12 @@ STAFF = ("admin", "therapist", "clinical_lead")
 
 def scheduling() -> Scheduling:
     ctx = context()
-    return Scheduling(ctx.store, ctx.projection(directory()),
-                      clock=current_app.config["SCHEDULING_CLOCK"],
-                      video_base=current_app.config["SCHEDULING_VIDEO_BASE"])
+    return Scheduling(
+        ctx.store,
+        ctx.projection(directory()),
+        clock=current_app.config["SCHEDULING_CLOCK"],
+        video_base=current_app.config["SCHEDULING_VIDEO_BASE"],
+    )
 
 
 def own_diary(therapist_id: str) -> None:
@@ -56,8 +67,9 @@ def session_out(state) -> dict:
 def register_therapist(body):
     """Register a therapist as bookable."""
     therapist_id = body.pop("therapist_id", None) or new_id()
-    scheduling().therapist_command(therapist_id, RegisterTherapist(therapist_id=therapist_id, **body),
-                                   request_metadata())
+    scheduling().therapist_command(
+        therapist_id, RegisterTherapist(therapist_id=therapist_id, **body), request_metadata()
+    )
     out = {"therapist_id": therapist_id, **body, "weekly_hours": [], "exceptions": []}
     return out, 201, {"Location": f"/therapists/{therapist_id}"}
 
@@ -72,8 +84,13 @@ def set_availability(body, therapist_id):
     app = scheduling()
     app.therapist_command(therapist_id, SetAvailability(**body), request_metadata())
     therapist = app.therapist(therapist_id)
-    return {"therapist_id": therapist_id, "name": therapist.name, "modalities": therapist.modalities,
-            "rooms": therapist.rooms, **body}
+    return {
+        "therapist_id": therapist_id,
+        "name": therapist.name,
+        "modalities": therapist.modalities,
+        "rooms": therapist.rooms,
+        **body,
+    }
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -110,8 +127,13 @@ def get_session(session_id):
     """One session as the write side knows it now, with the client's name (from the client
     directory) so a page can say whose session it is."""
     _, (state, _) = _session_for_change(session_id)
-    client = context().projection(directory()).reader("clients").find_one(
-        {"_id": state.facts["client_id"]}, {"given_name": 1, "family_name": 1}) or {}
+    client = (
+        context()
+        .projection(directory())
+        .reader("clients")
+        .find_one({"_id": state.facts["client_id"]}, {"given_name": 1, "family_name": 1})
+        or {}
+    )
     name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p) or None
     return {**session_out(state), "client_name": name}
 
@@ -126,8 +148,13 @@ def reschedule(body, session_id):
     therapist = app.therapist(loaded[0].facts["therapist_id"])
 
     def command(current):
-        return RescheduleSession(therapist=therapist, now=app.clock(),
-                                 client_status=app.client_status(current.facts["client_id"]), **body)
+        return RescheduleSession(
+            therapist=therapist,
+            now=app.clock(),
+            client_status=app.client_status(current.facts["client_id"]),
+            **body,
+        )
+
     return session_out(app.change_session(session_id, command, request_metadata(), loaded))
 
 
@@ -138,8 +165,14 @@ def reschedule(body, session_id):
 def cancel(body, session_id):
     """Cancel by client, therapist or practice; `late` when less than 24 hours ahead."""
     app, loaded = _session_for_change(session_id)
-    return session_out(app.change_session(session_id, lambda _s: CancelSession(now=app.clock(), **body),
-                                          request_metadata(), loaded))
+    return session_out(
+        app.change_session(
+            session_id,
+            lambda _s: CancelSession(now=app.clock(), **body),
+            request_metadata(),
+            loaded,
+        )
+    )
 
 
 @blp.route("/sessions/<session_id>/attend", methods=["POST"])
@@ -148,8 +181,11 @@ def cancel(body, session_id):
 def attend(session_id):
     """Mark a started session attended."""
     app, loaded = _session_for_change(session_id)
-    return session_out(app.change_session(session_id, lambda _s: AttendSession(app.clock()),
-                                          request_metadata(), loaded))
+    return session_out(
+        app.change_session(
+            session_id, lambda _s: AttendSession(app.clock()), request_metadata(), loaded
+        )
+    )
 
 
 @blp.route("/sessions/<session_id>/miss", methods=["POST"])
@@ -158,8 +194,11 @@ def attend(session_id):
 def miss(session_id):
     """Mark a started session missed (did not attend)."""
     app, loaded = _session_for_change(session_id)
-    return session_out(app.change_session(session_id, lambda _s: MissSession(app.clock()),
-                                          request_metadata(), loaded))
+    return session_out(
+        app.change_session(
+            session_id, lambda _s: MissSession(app.clock()), request_metadata(), loaded
+        )
+    )
 
 
 # -- courses and boosters ---------------------------------------------------------------------
@@ -170,14 +209,24 @@ def _book_many(body, make, span):
     start = body["first_starts_at"]
 
     def command(plan_id):
-        plan = app.plan(client_id=body["client_id"], therapist_id=body["therapist_id"],
-                        modality=body["modality"], room=body["room"], start=start, end=start + span)
+        plan = app.plan(
+            client_id=body["client_id"],
+            therapist_id=body["therapist_id"],
+            modality=body["modality"],
+            room=body["room"],
+            start=start,
+            end=start + span,
+        )
         return make(plan_id, plan)
+
     events = app.book_many(command, request_metadata())
     head = events[0].data
     sessions = [{**e.data, "status": "booked"} for e in events[1:]]
-    out = {"course_id": head.get("course_id") or head.get("plan_id"), "sessions": sessions,
-           "unbooked": head.get("unbooked") or []}
+    out = {
+        "course_id": head.get("course_id") or head.get("plan_id"),
+        "sessions": sessions,
+        "unbooked": head.get("unbooked") or [],
+    }
     return out, 201, {"Location": f"/sessions/{sessions[0]['session_id']}"}
 
 
@@ -188,8 +237,12 @@ def _book_many(body, make, span):
 def book_course(body):
     """Book an IPT course (16 weekly sessions by default) at one local time, atomically.
     Sessions that cannot be booked are listed in `unbooked` with nearby free alternatives."""
+
     def make(plan_id, plan):
-        return BookCourse(plan_id, plan, body["first_starts_at"], body["count"], body["interval_weeks"])
+        return BookCourse(
+            plan_id, plan, body["first_starts_at"], body["count"], body["interval_weeks"]
+        )
+
     return _book_many(body, make, timedelta(weeks=body["count"] * body["interval_weeks"]))
 
 
@@ -199,6 +252,10 @@ def book_course(body):
 @blp.response(201, s.ManyOut)
 def plan_boosters(body):
     """Plan booster sessions after a course: every `interval_months` (default 2)."""
+
     def make(plan_id, plan):
-        return PlanBoosters(plan_id, plan, body["first_starts_at"], body["count"], body["interval_months"])
+        return PlanBoosters(
+            plan_id, plan, body["first_starts_at"], body["count"], body["interval_months"]
+        )
+
     return _book_many(body, make, timedelta(days=31 * body["count"] * body["interval_months"]))

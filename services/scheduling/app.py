@@ -1,9 +1,10 @@
 """The scheduling app factory (gunicorn: services.scheduling.wsgi:app)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from flask import Flask
 
@@ -21,13 +22,18 @@ time across the clock changes."""
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Flask:
     """`clock` is injectable so tests can step past a session's start to mark it attended."""
-    app = create_service_app("scheduling", settings, title="Rapport scheduling",
-                             description=DESCRIPTION,
-                             blueprints=[api.blp, views.blp, calendar_feed.blp],
-                             projections=all_projections())
+    app = create_service_app(
+        "scheduling",
+        settings,
+        title="Rapport scheduling",
+        description=DESCRIPTION,
+        blueprints=[api.blp, views.blp, calendar_feed.blp],
+        projections=all_projections(),
+    )
     app.config["SCHEDULING_CLOCK"] = clock
     app.config["SCHEDULING_VIDEO_BASE"] = settings.extra.get(
-        "video_base", os.environ.get("RAPPORT_VIDEO_BASE_URL", "https://video.rapport.test/session"))
+        "video_base", os.environ.get("RAPPORT_VIDEO_BASE_URL", "https://video.rapport.test/session")
+    )
     app.extensions["scheduling_indexes"] = _IndexesOnce(settings)
     app.before_request(app.extensions["scheduling_indexes"])
     return app
@@ -42,5 +48,6 @@ class _IndexesOnce:
     def __call__(self) -> None:
         if not self.done:
             from shared.web import context
+
             claims.ensure_indexes(context().db[claims.COLLECTION])
             self.done = True

@@ -5,6 +5,7 @@ The feed URL carries a secret token: a credential, so only its SHA-256 is stored
 token answers 404 exactly like an unknown therapist, so the feed reveals nothing. Entries
 carry client initials only — no surnames, no clinical detail — as calendar apps sync them
 to third-party servers."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,8 @@ from datetime import datetime, timedelta
 
 from flask import Response, url_for
 from flask_smorest import Blueprint
-from icalendar import Calendar, Event as VEvent
+from icalendar import Calendar
+from icalendar import Event as VEvent
 
 from shared.auth import public, requires
 from shared.domain import NotFound
@@ -49,8 +51,11 @@ def new_token(therapist_id):
     if not scheduling().therapist(therapist_id).exists:
         raise NotFound(f"no therapist {therapist_id}")
     token = secrets.token_urlsafe(32)
-    _tokens().update_one({"_id": therapist_id}, {"$set": {"sha256": _digest(token), "issued_at": utcnow()}},
-                         upsert=True)
+    _tokens().update_one(
+        {"_id": therapist_id},
+        {"$set": {"sha256": _digest(token), "issued_at": utcnow()}},
+        upsert=True,
+    )
     path = url_for("calendar.feed", therapist_id=therapist_id)
     return {"token": token, "url": f"{path}?token={token}"}, 201, {"Location": path}
 
@@ -66,11 +71,20 @@ def feed(query, therapist_id):
     if stored is None or not hmac.compare_digest(stored["sha256"], _digest(query["token"])):
         raise NotFound("not found")
     now = utcnow()
-    docs = list(context().projection(Sessions()).reader("sessions").find(
-        {"therapist_id": therapist_id, "starts_at": {"$gte": now - PAST, "$lt": now + FUTURE}}
-    ).sort("starts_at", 1))
+    docs = list(
+        context()
+        .projection(Sessions())
+        .reader("sessions")
+        .find(
+            {"therapist_id": therapist_id, "starts_at": {"$gte": now - PAST, "$lt": now + FUTURE}}
+        )
+        .sort("starts_at", 1)
+    )
     ids = list({d["client_id"] for d in docs})
-    clients = {c["_id"]: c for c in context().projection(directory()).reader("clients").find({"_id": {"$in": ids}})}
+    clients = {
+        c["_id"]: c
+        for c in context().projection(directory()).reader("clients").find({"_id": {"$in": ids}})
+    }
     body = build(docs, clients, now)
     return Response(body, mimetype="text/calendar")
 
@@ -93,8 +107,13 @@ def build(docs: list[dict], clients: dict, now: datetime) -> bytes:
         entry.add("dtstamp", now)
         entry.add("dtstart", d["starts_at"])
         entry.add("dtend", d["ends_at"])
-        entry.add("summary", f"{d['kind'].capitalize()} session – {initials(clients.get(d['client_id']))}")
-        entry.add("location", f"Room {d['room']}" if d.get("room") else LABELS.get(d["modality"], d["modality"]))
+        entry.add(
+            "summary", f"{d['kind'].capitalize()} session – {initials(clients.get(d['client_id']))}"
+        )
+        entry.add(
+            "location",
+            f"Room {d['room']}" if d.get("room") else LABELS.get(d["modality"], d["modality"]),
+        )
         entry.add("status", "CANCELLED" if d["status"] == "cancelled" else "CONFIRMED")
         # calendar clients replace an entry only when its sequence grows
         entry.add("sequence", len(d.get("moves") or []) + (1 if d["status"] == "cancelled" else 0))

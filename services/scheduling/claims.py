@@ -6,10 +6,11 @@ of one slot cannot both commit: the store's unique key decides, not a check-then
 Cancelling or rescheduling releases (or moves) the claims in the same transaction too.
 Claims also answer "who is busy when" for slot search and course planning, consistently
 with the write side (the diary projection may lag behind)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
@@ -30,10 +31,12 @@ class SlotTaken(Conflict):
 
 
 def ensure_indexes(collection: Collection) -> None:
-    collection.create_indexes([
-        IndexModel([("scope", ASCENDING), ("bucket", ASCENDING)], name="scope_bucket"),
-        IndexModel([("session_id", ASCENDING)], name="session"),
-    ])
+    collection.create_indexes(
+        [
+            IndexModel([("scope", ASCENDING), ("bucket", ASCENDING)], name="scope_bucket"),
+            IndexModel([("session_id", ASCENDING)], name="session"),
+        ]
+    )
 
 
 def _doc(key: str, session_id: str) -> dict:
@@ -70,20 +73,28 @@ def release(collection: Collection, session: ClientSession, session_id: str) -> 
     collection.delete_many({"session_id": session_id}, session=session)
 
 
-def busy(collection: Collection, scopes: Iterable[str], start: datetime, end: datetime) -> frozenset[str]:
+def busy(
+    collection: Collection, scopes: Iterable[str], start: datetime, end: datetime
+) -> frozenset[str]:
     """Claim keys held in `scopes` between two instants (bucket strings sort as times)."""
-    lo = (start - diary.SESSION).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
-    hi = (end + timedelta(hours=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    lo = (start - diary.SESSION).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    hi = (end + timedelta(hours=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
     keys: set[str] = set()
     for scope in scopes:
-        for doc in collection.find({"scope": scope, "bucket": {"$gte": lo, "$lte": hi}}, {"_id": 1}):
+        for doc in collection.find(
+            {"scope": scope, "bucket": {"$gte": lo, "$lte": hi}}, {"_id": 1}
+        ):
             keys.add(doc["_id"])
     return frozenset(keys)
 
 
 def future_sessions(collection: Collection, client_id: str, after: datetime) -> list[str]:
     """Ids of a client's sessions still holding claims after `after` (booked, not cancelled)."""
-    lo = after.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
-    ids = {d["session_id"] for d in collection.find(
-        {"scope": f"client:{client_id}", "bucket": {"$gte": lo}}, {"session_id": 1})}
+    lo = after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    ids = {
+        d["session_id"]
+        for d in collection.find(
+            {"scope": f"client:{client_id}", "bucket": {"$gte": lo}}, {"session_id": 1}
+        )
+    }
     return sorted(ids)

@@ -4,6 +4,7 @@ booster sessions after it ("bi-monthly" read as every two months, clinical.md). 
 The plan keeps the local wall-clock time across the clock changes (a 10:00 session stays
 at 10:00 Europe/London, so its UTC time moves by an hour). What cannot be booked is
 returned with the reason and the nearest free slots that week, never silently dropped."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ MAX_ALTERNATIVES = 3
 @dataclass(frozen=True)
 class Plan:
     """The facts every session of a plan shares, and the claims already taken in the store."""
+
     client_id: str
     client_status: str | None
     therapist: TherapistState
@@ -56,8 +58,9 @@ class _Outcome:
 
 
 def _keys(plan: Plan, start: datetime) -> list[str]:
-    return diary.claim_keys(start, therapist_id=plan.therapist.therapist_id,
-                            client_id=plan.client_id, room=plan.room)
+    return diary.claim_keys(
+        start, therapist_id=plan.therapist.therapist_id, client_id=plan.client_id, room=plan.room
+    )
 
 
 def refusal(plan: Plan, start: datetime, taken: set[str]) -> str | None:
@@ -71,8 +74,12 @@ def refusal(plan: Plan, start: datetime, taken: set[str]) -> str | None:
 def alternatives(plan: Plan, wanted: datetime, taken: set[str]) -> list[datetime]:
     """The free hourly slots of the wanted (local, Monday-Sunday) week, nearest first."""
     days = diary.week_of(diary.local(wanted).date())
-    free = [s for day in days for s in diary.hourly_starts(plan.therapist.availability, day)
-            if refusal(plan, s, taken) is None]
+    free = [
+        s
+        for day in days
+        for s in diary.hourly_starts(plan.therapist.availability, day)
+        if refusal(plan, s, taken) is None
+    ]
     return sorted(free, key=lambda s: (abs(s - wanted), s))[:MAX_ALTERNATIVES]
 
 
@@ -85,15 +92,23 @@ def plan_sessions(plan: Plan, wanted: list[tuple[int, datetime]]) -> _Outcome:
             out.booked.append((number, start))
             taken.update(_keys(plan, start))
         else:
-            out.unbooked.append({"number": number, "wanted_at": start, "reason": reason,
-                                 "alternatives": alternatives(plan, start, taken)})
+            out.unbooked.append(
+                {
+                    "number": number,
+                    "wanted_at": start,
+                    "reason": reason,
+                    "alternatives": alternatives(plan, start, taken),
+                }
+            )
     return out
 
 
 def weekly(first: datetime, count: int, interval_weeks: int) -> list[tuple[int, datetime]]:
     wall = diary.local(first)
-    return [(n, diary.to_utc(wall.date() + timedelta(weeks=(n - 1) * interval_weeks), wall.time()))
-            for n in range(1, count + 1)]
+    return [
+        (n, diary.to_utc(wall.date() + timedelta(weeks=(n - 1) * interval_weeks), wall.time()))
+        for n in range(1, count + 1)
+    ]
 
 
 def monthly(first: datetime, count: int, interval_months: int) -> list[tuple[int, datetime]]:
@@ -108,16 +123,24 @@ def monthly(first: datetime, count: int, interval_months: int) -> list[tuple[int
     return out
 
 
-def _session_events(plan: Plan, outcome: _Outcome, prefix: str, kind: str,
-                    course_id: str | None) -> list[NewEvent]:
+def _session_events(
+    plan: Plan, outcome: _Outcome, prefix: str, kind: str, course_id: str | None
+) -> list[NewEvent]:
     events = []
     for number, start in outcome.booked:
         sid = f"{prefix}-{number:02d}"
-        booking = Booking(session_id=sid, client_id=plan.client_id, kind=kind, modality=plan.modality,
-                          starts_at=start, room=plan.room, course_id=course_id,
-                          number=number if course_id else None,
-                          video_link=f"{plan.video_base}/{sid}" if plan.video_base else None,
-                          plan_id=None if course_id else prefix)
+        booking = Booking(
+            session_id=sid,
+            client_id=plan.client_id,
+            kind=kind,
+            modality=plan.modality,
+            starts_at=start,
+            room=plan.room,
+            course_id=course_id,
+            number=number if course_id else None,
+            video_link=f"{plan.video_base}/{sid}" if plan.video_base else None,
+            plan_id=None if course_id else prefix,
+        )
         events.append(NewEvent("SessionBooked", booked_data(booking, plan.therapist.therapist_id)))
     return events
 
@@ -153,20 +176,38 @@ class Course:
         outcome = plan_sessions(c.plan, weekly(c.first_starts_at, c.count, c.interval_weeks))
         _check(c.plan, outcome, "course's sessions")
         sessions = _session_events(c.plan, outcome, c.course_id, "treatment", c.course_id)
-        return [NewEvent("CourseBooked", {
-            "course_id": c.course_id, "client_id": c.plan.client_id,
-            "therapist_id": c.plan.therapist.therapist_id,
-            "session_ids": [e.data["session_id"] for e in sessions], "count": c.count,
-            "interval_weeks": c.interval_weeks, "first_starts_at": c.first_starts_at,
-            "unbooked": outcome.unbooked})] + sessions
+        return [
+            NewEvent(
+                "CourseBooked",
+                {
+                    "course_id": c.course_id,
+                    "client_id": c.plan.client_id,
+                    "therapist_id": c.plan.therapist.therapist_id,
+                    "session_ids": [e.data["session_id"] for e in sessions],
+                    "count": c.count,
+                    "interval_weeks": c.interval_weeks,
+                    "first_starts_at": c.first_starts_at,
+                    "unbooked": outcome.unbooked,
+                },
+            )
+        ] + sessions
 
     def _boosters(self, c: PlanBoosters) -> list[NewEvent]:
         outcome = plan_sessions(c.plan, monthly(c.first_starts_at, c.count, c.interval_months))
         _check(c.plan, outcome, "booster sessions")
         sessions = _session_events(c.plan, outcome, c.plan_id, "booster", None)
-        return [NewEvent("BoostersPlanned", {
-            "plan_id": c.plan_id, "client_id": c.plan.client_id,
-            "therapist_id": c.plan.therapist.therapist_id,
-            "session_ids": [e.data["session_id"] for e in sessions], "count": c.count,
-            "interval_months": c.interval_months, "first_starts_at": c.first_starts_at,
-            "unbooked": outcome.unbooked})] + sessions
+        return [
+            NewEvent(
+                "BoostersPlanned",
+                {
+                    "plan_id": c.plan_id,
+                    "client_id": c.plan.client_id,
+                    "therapist_id": c.plan.therapist.therapist_id,
+                    "session_ids": [e.data["session_id"] for e in sessions],
+                    "count": c.count,
+                    "interval_months": c.interval_months,
+                    "first_starts_at": c.first_starts_at,
+                    "unbooked": outcome.unbooked,
+                },
+            )
+        ] + sessions

@@ -4,16 +4,17 @@ the hour, and the 10-minute UTC buckets a session claims. No I/O.
 Hours are written in Europe/London wall-clock time (architecture.md, "Time"): a therapist
 who works 09:00-17:00 does so in both GMT and BST, so every conversion goes through
 `zoneinfo` for the date in question rather than a fixed offset."""
+
 from __future__ import annotations
 
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 PRACTICE_TZ = ZoneInfo("Europe/London")
 SESSION = timedelta(minutes=50)  # the practice's session length (clinical.md, IPT)
-BUCKET = timedelta(minutes=10)   # claim granularity; session starts must fall on it
+BUCKET = timedelta(minutes=10)  # claim granularity; session starts must fall on it
 LATE_CANCELLATION = timedelta(hours=24)
 
 
@@ -37,12 +38,16 @@ class Availability:
     exceptions: tuple[Leave, ...] = ()
 
     @classmethod
-    def from_event(cls, data) -> "Availability":
+    def from_event(cls, data) -> Availability:
         return cls(
-            weekly_hours=tuple(Hours(h["weekday"], parse_hhmm(h["start"]), parse_hhmm(h["end"]))
-                               for h in data["weekly_hours"]),
-            exceptions=tuple(Leave(e["start_date"], e["end_date"], e["reason"])
-                             for e in data["exceptions"]))
+            weekly_hours=tuple(
+                Hours(h["weekday"], parse_hhmm(h["start"]), parse_hhmm(h["end"]))
+                for h in data["weekly_hours"]
+            ),
+            exceptions=tuple(
+                Leave(e["start_date"], e["end_date"], e["reason"]) for e in data["exceptions"]
+            ),
+        )
 
 
 def parse_hhmm(value: str) -> time:
@@ -54,7 +59,7 @@ def parse_hhmm(value: str) -> time:
 
 def to_utc(day: date, wall: time) -> datetime:
     """A practice wall-clock time on `day` as an aware UTC datetime."""
-    return datetime.combine(day, wall, tzinfo=PRACTICE_TZ).astimezone(timezone.utc)
+    return datetime.combine(day, wall, tzinfo=PRACTICE_TZ).astimezone(UTC)
 
 
 def local(moment: datetime) -> datetime:
@@ -69,8 +74,11 @@ def windows(availability: Availability, day: date) -> list[tuple[datetime, datet
     """The therapist's working windows on a local date, in UTC; none on leave."""
     if leave_on(availability, day):
         return []
-    return [(to_utc(day, h.start), to_utc(day, h.end))
-            for h in availability.weekly_hours if h.weekday == day.weekday()]
+    return [
+        (to_utc(day, h.start), to_utc(day, h.end))
+        for h in availability.weekly_hours
+        if h.weekday == day.weekday()
+    ]
 
 
 def within_hours(availability: Availability, start: datetime) -> bool:
@@ -86,13 +94,13 @@ def hourly_starts(availability: Availability, day: date) -> list[datetime]:
 
 
 def on_bucket(start: datetime) -> bool:
-    utc = start.astimezone(timezone.utc)
+    utc = start.astimezone(UTC)
     return utc.second == 0 and utc.microsecond == 0 and utc.minute % 10 == 0
 
 
 def buckets(start: datetime) -> list[datetime]:
     """The 10-minute UTC buckets a session starting at `start` occupies (five of them)."""
-    first = start.astimezone(timezone.utc)
+    first = start.astimezone(UTC)
     count = -(-SESSION // BUCKET)
     return [first + i * BUCKET for i in range(count)]
 
@@ -101,10 +109,14 @@ def scope_keys(scope: str, start: datetime) -> list[str]:
     return [f"{scope}|{b.strftime('%Y-%m-%dT%H:%M')}" for b in buckets(start)]
 
 
-def claim_keys(start: datetime, *, therapist_id: str, client_id: str, room: str | None) -> list[str]:
+def claim_keys(
+    start: datetime, *, therapist_id: str, client_id: str, room: str | None
+) -> list[str]:
     """Unique keys a booking takes: one per bucket for the therapist, the client and the
     room. The store's unique _id on these is what makes a double booking impossible."""
-    scopes = [f"therapist:{therapist_id}", f"client:{client_id}"] + ([f"room:{room}"] if room else [])
+    scopes = [f"therapist:{therapist_id}", f"client:{client_id}"] + (
+        [f"room:{room}"] if room else []
+    )
     return [key for scope in scopes for key in scope_keys(scope, start)]
 
 

@@ -3,6 +3,7 @@
 loop issues the cancellations. It is idempotent: a session already cancelled is skipped
 (the decider refuses a second cancellation and claims are gone), so running twice, or two
 workers at once, never cancels twice."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,8 @@ from pymongo.errors import PyMongoError
 from shared.config import Settings
 from shared.crypto import KeyDisposed
 from shared.domain import DomainError
-from shared.eventstore import Metadata
 from shared.events import Actor, utcnow
+from shared.eventstore import Metadata
 from shared.projections import ProjectionStore
 from shared.wakeup import projections_bell
 
@@ -27,9 +28,20 @@ REASON = "discharged"
 
 
 class DischargeCanceller:
-    def __init__(self, scheduling: Scheduling, queue: ProjectionStore, *, interval: float = 0.5,
-                 idle_rest: float = 2.0):
-        self.scheduling, self.queue, self.interval, self.idle_rest = scheduling, queue, interval, idle_rest
+    def __init__(
+        self,
+        scheduling: Scheduling,
+        queue: ProjectionStore,
+        *,
+        interval: float = 0.5,
+        idle_rest: float = 2.0,
+    ):
+        self.scheduling, self.queue, self.interval, self.idle_rest = (
+            scheduling,
+            queue,
+            interval,
+            idle_rest,
+        )
 
     def step(self) -> int:
         """Work through every pending discharge; returns the sessions cancelled."""
@@ -41,15 +53,23 @@ class DischargeCanceller:
             except KeyDisposed:
                 # the record was disposed of (retention) before the discharge was worked
                 # through: nothing of theirs can be written, and nothing needs cancelling
-                log.info("discharge of %s: the client was disposed of; nothing to cancel", job["client_id"])
+                log.info(
+                    "discharge of %s: the client was disposed of; nothing to cancel",
+                    job["client_id"],
+                )
                 outcome = "client disposed of"
             self.queue.reader("discharges").update_one(
-                {"_id": job["_id"]}, {"$set": {"status": "done", "outcome": outcome, "done_at": utcnow()}})
+                {"_id": job["_id"]},
+                {"$set": {"status": "done", "outcome": outcome, "done_at": utcnow()}},
+            )
         return cancelled
 
     def _cancel_future(self, client_id: str, cause: str | None) -> int:
-        meta = Metadata(actor=Actor.system("scheduling.discharge"),
-                        correlation_id=f"discharge-{client_id}", causation_id=cause)
+        meta = Metadata(
+            actor=Actor.system("scheduling.discharge"),
+            correlation_id=f"discharge-{client_id}",
+            causation_id=cause,
+        )
         now = self.scheduling.clock()
         done = 0
         for session_id in self.scheduling.future_sessions(client_id):
@@ -58,10 +78,15 @@ class DischargeCanceller:
                 continue  # already cancelled, or under way: a therapist decides those
             try:
                 self.scheduling.session_command(
-                    session_id, lambda s: CancelSession("practice", REASON, self.scheduling.clock()), meta)
+                    session_id,
+                    lambda s: CancelSession("practice", REASON, self.scheduling.clock()),
+                    meta,
+                )
                 done += 1
             except DomainError as err:  # a concurrent worker got there first
-                log.info("discharge of %s: session %s not cancelled: %s", client_id, session_id, err)
+                log.info(
+                    "discharge of %s: session %s not cancelled: %s", client_id, session_id, err
+                )
         return done
 
     def run(self, stop: threading.Event) -> None:
@@ -85,8 +110,10 @@ class DischargeCanceller:
 
 def make_canceller(settings: Settings, clock=utcnow) -> DischargeCanceller:
     from shared.web import ServiceContext
-    from .projections import directory
+
     from . import claims
+    from .projections import directory
+
     ctx = ServiceContext("scheduling", settings)
     claims.ensure_indexes(ctx.db[claims.COLLECTION])
     scheduling = Scheduling(ctx.store, ctx.projection(directory()), clock=clock)

@@ -1,6 +1,7 @@
 """Deciders of scheduling: a therapist (who is bookable, when) and a session (its life from
 booking to attended, missed or cancelled). Pure: the application passes in what a rule
 needs to know (the therapist's state, the client's status in the directory, the clock)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ class RegisterTherapist:
 @dataclass(frozen=True)
 class SetAvailability:
     weekly_hours: list[dict]  # {"weekday", "start": "HH:MM", "end": "HH:MM"}
-    exceptions: list[dict]    # {"start_date", "end_date", "reason"}
+    exceptions: list[dict]  # {"start_date", "end_date", "reason"}
 
 
 class Therapist:
@@ -51,8 +52,13 @@ class Therapist:
     def evolve(self, state: TherapistState, event) -> TherapistState:
         d = event.data
         if event.type == "TherapistRegistered":
-            return replace(state, therapist_id=d["therapist_id"], name=d["name"],
-                           modalities=tuple(d["modalities"]), rooms=tuple(d["rooms"]))
+            return replace(
+                state,
+                therapist_id=d["therapist_id"],
+                name=d["name"],
+                modalities=tuple(d["modalities"]),
+                rooms=tuple(d["rooms"]),
+            )
         if event.type == "AvailabilitySet":
             return replace(state, availability=Availability.from_event(d))
         return state
@@ -62,18 +68,36 @@ class Therapist:
             if state.exists:
                 raise Conflict(f"therapist {command.therapist_id} is already registered")
             if "face_to_face" in command.modalities and not command.rooms:
-                raise Invalid("a therapist offering face-to-face needs at least one room", field="rooms")
-            return [NewEvent("TherapistRegistered", {
-                "therapist_id": command.therapist_id, "name": command.name, "email": command.email,
-                "phone": command.phone, "modalities": list(command.modalities),
-                "rooms": list(command.rooms)})]
+                raise Invalid(
+                    "a therapist offering face-to-face needs at least one room", field="rooms"
+                )
+            return [
+                NewEvent(
+                    "TherapistRegistered",
+                    {
+                        "therapist_id": command.therapist_id,
+                        "name": command.name,
+                        "email": command.email,
+                        "phone": command.phone,
+                        "modalities": list(command.modalities),
+                        "rooms": list(command.rooms),
+                    },
+                )
+            ]
         if isinstance(command, SetAvailability):
             if not state.exists:
                 raise NotFound("no such therapist")
             _check_hours(command.weekly_hours, command.exceptions)
-            return [NewEvent("AvailabilitySet", {
-                "therapist_id": state.therapist_id, "weekly_hours": list(command.weekly_hours),
-                "exceptions": list(command.exceptions)})]
+            return [
+                NewEvent(
+                    "AvailabilitySet",
+                    {
+                        "therapist_id": state.therapist_id,
+                        "weekly_hours": list(command.weekly_hours),
+                        "exceptions": list(command.exceptions),
+                    },
+                )
+            ]
         raise TypeError(f"unknown command {command!r}")
 
 
@@ -92,7 +116,9 @@ def _check_hours(weekly_hours: list[dict], exceptions: list[dict]) -> None:
         by_day.setdefault(h["weekday"], []).append((start, end))
     for i, e in enumerate(exceptions):
         if e["end_date"] < e["start_date"]:
-            raise Invalid("an exception must end on or after its first day", field=f"exceptions.{i}")
+            raise Invalid(
+                "an exception must end on or after its first day", field=f"exceptions.{i}"
+            )
 
 
 # -- session ----------------------------------------------------------------------------------
@@ -108,6 +134,7 @@ class SessionState:
 @dataclass(frozen=True)
 class Booking:
     """What is asked for when booking (one session, or one of a course or boosters)."""
+
     session_id: str
     client_id: str
     kind: str
@@ -193,8 +220,9 @@ def time_problem(therapist: TherapistState, start: datetime, now: datetime) -> D
     return None
 
 
-def check_bookable(therapist: TherapistState, modality: str, room: str | None,
-                   start: datetime, now: datetime) -> None:
+def check_bookable(
+    therapist: TherapistState, modality: str, room: str | None, start: datetime, now: datetime
+) -> None:
     check_place(therapist, modality, room)
     problem = time_problem(therapist, start, now)
     if problem is not None:
@@ -210,10 +238,15 @@ class Session:
         if event.type == "SessionBooked":
             return SessionState(BOOKED, d)
         if event.type == "SessionRescheduled":
-            facts = {**state.facts, **{k: d[k] for k in ("starts_at", "ends_at", "modality", "room")}}
+            facts = {
+                **state.facts,
+                **{k: d[k] for k in ("starts_at", "ends_at", "modality", "room")},
+            }
             return SessionState(BOOKED, facts)
         if event.type == "SessionCancelled":
-            return SessionState(CANCELLED, {**state.facts, "cancelled_by": d["by"], "late": d["late"]})
+            return SessionState(
+                CANCELLED, {**state.facts, "cancelled_by": d["by"], "late": d["late"]}
+            )
         status = {"SessionAttended": ATTENDED, "SessionMissed": MISSED}.get(event.type)
         return replace(state, status=status) if status else state
 
@@ -223,14 +256,20 @@ class Session:
         if state.status is None:
             raise NotFound("no such session")
         if state.status != BOOKED:
-            raise Conflict(f"the session is {state.status}; it cannot be {_verb(command)}",
-                           code=f"session_{state.status}")
+            raise Conflict(
+                f"the session is {state.status}; it cannot be {_verb(command)}",
+                code=f"session_{state.status}",
+            )
         if isinstance(command, RescheduleSession):
             return self._reschedule(state, command)
         if isinstance(command, CancelSession):
             late = state.facts["starts_at"] - command.now < diary.LATE_CANCELLATION
-            return [NewEvent("SessionCancelled", {**_facts(state), "by": command.by,
-                                                  "reason": command.reason, "late": late})]
+            return [
+                NewEvent(
+                    "SessionCancelled",
+                    {**_facts(state), "by": command.by, "reason": command.reason, "late": late},
+                )
+            ]
         if isinstance(command, (AttendSession, MissSession)):
             if command.now < state.facts["starts_at"]:
                 raise Conflict("the session has not started yet", code="not_started")
@@ -254,27 +293,56 @@ class Session:
         if modality != "face_to_face":
             room = None
         check_bookable(command.therapist, modality, room, command.starts_at, command.now)
-        if command.starts_at == f["starts_at"] and modality == f["modality"] and room == f.get("room"):
+        if (
+            command.starts_at == f["starts_at"]
+            and modality == f["modality"]
+            and room == f.get("room")
+        ):
             raise Conflict("the session is already at that time and place", code="unchanged")
-        return [NewEvent("SessionRescheduled", {
-            **_facts(state), "starts_at": command.starts_at,
-            "ends_at": command.starts_at + diary.SESSION, "previous_starts_at": f["starts_at"],
-            "modality": modality, "room": room, "reason": command.reason})]
+        return [
+            NewEvent(
+                "SessionRescheduled",
+                {
+                    **_facts(state),
+                    "starts_at": command.starts_at,
+                    "ends_at": command.starts_at + diary.SESSION,
+                    "previous_starts_at": f["starts_at"],
+                    "modality": modality,
+                    "room": room,
+                    "reason": command.reason,
+                },
+            )
+        ]
 
 
 def booked_data(b: Booking, therapist_id: str) -> dict[str, Any]:
-    return {"session_id": b.session_id, "client_id": b.client_id, "therapist_id": therapist_id,
-            "starts_at": b.starts_at, "ends_at": b.starts_at + diary.SESSION, "kind": b.kind,
-            "modality": b.modality, "room": b.room if b.modality == "face_to_face" else None,
-            "course_id": b.course_id, "number": b.number,
-            "video_link": b.video_link if b.modality == "video" else None,
-            **({"plan_id": b.plan_id} if b.plan_id else {})}
+    return {
+        "session_id": b.session_id,
+        "client_id": b.client_id,
+        "therapist_id": therapist_id,
+        "starts_at": b.starts_at,
+        "ends_at": b.starts_at + diary.SESSION,
+        "kind": b.kind,
+        "modality": b.modality,
+        "room": b.room if b.modality == "face_to_face" else None,
+        "course_id": b.course_id,
+        "number": b.number,
+        "video_link": b.video_link if b.modality == "video" else None,
+        **({"plan_id": b.plan_id} if b.plan_id else {}),
+    }
 
 
 def _facts(state: SessionState) -> dict:
-    return {k: state.facts[k] for k in ("session_id", "client_id", "therapist_id", "starts_at", "ends_at")}
+    return {
+        k: state.facts[k]
+        for k in ("session_id", "client_id", "therapist_id", "starts_at", "ends_at")
+    }
 
 
 def _verb(command) -> str:
-    return {RescheduleSession: "rescheduled", CancelSession: "cancelled",
-            AttendSession: "marked attended", MissSession: "marked missed"}.get(type(command), "changed")
+    return {
+        RescheduleSession: "rescheduled",
+        CancelSession: "cancelled",
+        AttendSession: "marked attended",
+        MissSession: "marked missed",
+    }.get(type(command), "changed")

@@ -4,6 +4,7 @@
 - `discharges`: records' ClientDischarged events waiting for their future sessions to be
   cancelled (the work queue of `discharge.DischargeCanceller`);
 - the client directory (shared.directory) for names and status."""
+
 from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel
@@ -17,36 +18,83 @@ SERVICE = "scheduling"
 class Sessions(Projection):
     service, name, sources = SERVICE, "sessions", (SERVICE,)
     batched = True  # one bulk_write per collection per batch (shared.projections)
-    collections = {"sessions": [
-        IndexModel([("therapist_id", ASCENDING), ("starts_at", ASCENDING)], name="therapist_time"),
-        IndexModel([("client_id", ASCENDING), ("starts_at", ASCENDING)], name="client_time"),
-    ]}
+    collections = {
+        "sessions": [
+            IndexModel(
+                [("therapist_id", ASCENDING), ("starts_at", ASCENDING)], name="therapist_time"
+            ),
+            IndexModel([("client_id", ASCENDING), ("starts_at", ASCENDING)], name="client_time"),
+        ]
+    }
 
     def on_SessionBooked(self, event, view):
         d = event.data
-        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": {
-            **{k: d.get(k) for k in ("client_id", "therapist_id", "starts_at", "ends_at", "kind",
-                                     "modality", "room", "course_id", "number", "video_link")},
-            "status": "booked", "booked_at": event.occurred_at, "late": False}}, upsert=True)
+        view["sessions"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    **{
+                        k: d.get(k)
+                        for k in (
+                            "client_id",
+                            "therapist_id",
+                            "starts_at",
+                            "ends_at",
+                            "kind",
+                            "modality",
+                            "room",
+                            "course_id",
+                            "number",
+                            "video_link",
+                        )
+                    },
+                    "status": "booked",
+                    "booked_at": event.occurred_at,
+                    "late": False,
+                }
+            },
+            upsert=True,
+        )
 
     def on_SessionRescheduled(self, event, view):
         d = event.data
-        view["sessions"].update_one({"_id": d["session_id"]}, {
-            "$set": {k: d.get(k) for k in ("starts_at", "ends_at", "modality", "room")},
-            "$push": {"moves": {"from": d["previous_starts_at"], "to": d["starts_at"],
-                                "at": event.occurred_at}}})
+        view["sessions"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {k: d.get(k) for k in ("starts_at", "ends_at", "modality", "room")},
+                "$push": {
+                    "moves": {
+                        "from": d["previous_starts_at"],
+                        "to": d["starts_at"],
+                        "at": event.occurred_at,
+                    }
+                },
+            },
+        )
 
     def on_SessionCancelled(self, event, view):
         d = event.data
-        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": {
-            "status": "cancelled", "cancelled_by": d["by"], "late": d["late"],
-            "cancelled_at": event.occurred_at}})
+        view["sessions"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$set": {
+                    "status": "cancelled",
+                    "cancelled_by": d["by"],
+                    "late": d["late"],
+                    "cancelled_at": event.occurred_at,
+                }
+            },
+        )
 
     def on_SessionAttended(self, event, view):
-        view["sessions"].update_one({"_id": event.data["session_id"]}, {"$set": {"status": "attended"}})
+        view["sessions"].update_one(
+            {"_id": event.data["session_id"]}, {"$set": {"status": "attended"}}
+        )
 
     def on_SessionMissed(self, event, view):
-        view["sessions"].update_one({"_id": event.data["session_id"]}, {"$set": {"status": "missed"}})
+        view["sessions"].update_one(
+            {"_id": event.data["session_id"]}, {"$set": {"status": "missed"}}
+        )
 
 
 class Therapists(Projection):
@@ -56,16 +104,30 @@ class Therapists(Projection):
 
     def on_TherapistRegistered(self, event, view):
         d = event.data
-        view["therapists"].update_one({"_id": d["therapist_id"]}, {
-            "$set": {k: d.get(k) for k in ("name", "email", "phone", "modalities", "rooms")},
-            "$setOnInsert": {"weekly_hours": [], "exceptions": []}}, upsert=True)
+        view["therapists"].update_one(
+            {"_id": d["therapist_id"]},
+            {
+                "$set": {k: d.get(k) for k in ("name", "email", "phone", "modalities", "rooms")},
+                "$setOnInsert": {"weekly_hours": [], "exceptions": []},
+            },
+            upsert=True,
+        )
 
     def on_AvailabilitySet(self, event, view):
         d = event.data
-        exceptions = [{**e, "start_date": e["start_date"].isoformat(),
-                       "end_date": e["end_date"].isoformat()} for e in d["exceptions"]]
-        view["therapists"].update_one({"_id": d["therapist_id"]}, {"$set": {
-            "weekly_hours": [dict(h) for h in d["weekly_hours"]], "exceptions": exceptions}})
+        exceptions = [
+            {**e, "start_date": e["start_date"].isoformat(), "end_date": e["end_date"].isoformat()}
+            for e in d["exceptions"]
+        ]
+        view["therapists"].update_one(
+            {"_id": d["therapist_id"]},
+            {
+                "$set": {
+                    "weekly_hours": [dict(h) for h in d["weekly_hours"]],
+                    "exceptions": exceptions,
+                }
+            },
+        )
 
 
 class Discharges(Projection):
@@ -76,9 +138,17 @@ class Discharges(Projection):
     def on_ClientDischarged(self, event, view):
         # one job per discharge event (a client may return and be discharged again);
         # $setOnInsert: a replayed discharge never re-opens finished work
-        view["discharges"].update_one({"_id": event.event_id}, {"$setOnInsert": {
-            "client_id": event.data["client_id"], "discharged_at": event.data["discharged_at"],
-            "status": "pending"}}, upsert=True)
+        view["discharges"].update_one(
+            {"_id": event.event_id},
+            {
+                "$setOnInsert": {
+                    "client_id": event.data["client_id"],
+                    "discharged_at": event.data["discharged_at"],
+                    "status": "pending",
+                }
+            },
+            upsert=True,
+        )
 
 
 def directory() -> ClientDirectory:

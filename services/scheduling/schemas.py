@@ -1,4 +1,5 @@
 """Request and response schemas (flask-smorest documents them in /openapi.json)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,9 +11,13 @@ from shared.contracts.scheduling import CANCELLED_BY, SESSION_KINDS
 from shared.inputs import ID_PATTERN, LATEST, RANGE_TEXT, day, free_text, line_text, strict_integer
 from shared.inputs import instant as aware  # instants carry their offset; 2000-2099 (kernel)
 
-HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="must be HH:MM (24-hour, practice local time)")
+HHMM = validate.Regexp(
+    r"^([01]\d|2[0-3]):[0-5]\d$", error="must be HH:MM (24-hour, practice local time)"
+)
 # ids: letters, digits and _ . : - only (no '../x', 'a/b' or a lone space: issue 15)
-ID = validate.Regexp(ID_PATTERN, error="must be 1 to 64 letters, digits or _ . : - (starting with a letter or digit)")
+ID = validate.Regexp(
+    ID_PATTERN, error="must be 1 to 64 letters, digits or _ . : - (starting with a letter or digit)"
+)
 MAX_SEARCH_DAYS = 62
 
 
@@ -27,18 +32,24 @@ def _date_range(data, limit: int = MAX_SEARCH_DAYS):
 
 # -- therapists -------------------------------------------------------------------------------
 class TherapistIn(Schema):
-    therapist_id = fields.String(validate=ID, metadata={"description": "chosen id; generated if absent"})
+    therapist_id = fields.String(
+        validate=ID, metadata={"description": "chosen id; generated if absent"}
+    )
     name = line_text(200, required=True)
     email = fields.Email(required=True)
     phone = fields.String(validate=validate.Length(max=40), allow_none=True, load_default=None)
-    modalities = fields.List(fields.String(validate=validate.OneOf(MODALITIES)), required=True,
-                             validate=validate.Length(min=1))
+    modalities = fields.List(
+        fields.String(validate=validate.OneOf(MODALITIES)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
     rooms = fields.List(fields.String(validate=validate.Length(min=1, max=60)), load_default=list)
 
 
 class WeeklyHoursSchema(Schema):
-    weekday = fields.Integer(required=True, validate=validate.Range(0, 6),
-                             metadata={"description": "Monday = 0"})
+    weekday = fields.Integer(
+        required=True, validate=validate.Range(0, 6), metadata={"description": "Monday = 0"}
+    )
     start = fields.String(required=True, validate=HHMM)
     end = fields.String(required=True, validate=HHMM)
 
@@ -90,7 +101,9 @@ class SessionIn(Schema):
     therapist_id = fields.String(required=True, validate=ID)
     kind = fields.String(required=True, validate=validate.OneOf(SESSION_KINDS))
     modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
-    room = fields.String(validate=validate.Length(min=1, max=60), allow_none=True, load_default=None)
+    room = fields.String(
+        validate=validate.Length(min=1, max=60), allow_none=True, load_default=None
+    )
     starts_at = aware(required=True)
 
 
@@ -109,14 +122,20 @@ class SessionOut(Schema):
     video_link = fields.String(allow_none=True)
     cancelled_by = fields.String(allow_none=True)
     late = fields.Boolean(allow_none=True)
-    client_name = fields.String(allow_none=True, metadata={
-        "description": "given and family name (the diary and GET /sessions/{id}; null when not known yet)"})
+    client_name = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "given and family name (the diary and GET /sessions/{id}; null when not known yet)"
+        },
+    )
 
 
 class RescheduleIn(Schema):
     starts_at = aware(required=True)
     modality = fields.String(validate=validate.OneOf(MODALITIES), load_default=None)
-    room = fields.String(validate=validate.Length(min=1, max=60), allow_none=True, load_default=None)
+    room = fields.String(
+        validate=validate.Length(min=1, max=60), allow_none=True, load_default=None
+    )
     reason = free_text(500, allow_none=True, load_default=None)
 
 
@@ -130,15 +149,20 @@ class _ManyIn(Schema):
     client_id = fields.String(required=True, validate=ID)
     therapist_id = fields.String(required=True, validate=ID)
     modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
-    room = fields.String(validate=validate.Length(min=1, max=60), allow_none=True, load_default=None)
+    room = fields.String(
+        validate=validate.Length(min=1, max=60), allow_none=True, load_default=None
+    )
     first_starts_at = aware(required=True)
 
 
 def _last_within_range(first, days: int) -> None:
     """The last session of a series must fall inside the range every date lies in."""
     if first is not None and (first + timedelta(days=days)).date() > LATEST:
-        raise ValidationError(f"the last session would fall after {LATEST.isoformat()} "
-                              f"(every date must be {RANGE_TEXT})", "count")
+        raise ValidationError(
+            f"the last session would fall after {LATEST.isoformat()} "
+            f"(every date must be {RANGE_TEXT})",
+            "count",
+        )
 
 
 class CourseIn(_ManyIn):
@@ -148,20 +172,26 @@ class CourseIn(_ManyIn):
 
     @validates_schema
     def _ends_in_range(self, data, **kwargs):
-        _last_within_range(data.get("first_starts_at"),
-                           7 * data.get("interval_weeks", 1) * (data.get("count", 16) - 1))
+        _last_within_range(
+            data.get("first_starts_at"),
+            7 * data.get("interval_weeks", 1) * (data.get("count", 16) - 1),
+        )
 
 
 class BoostersIn(_ManyIn):
     count = strict_integer(load_default=3, validate=validate.Range(1, 12))
-    interval_months = strict_integer(load_default=2, validate=validate.Range(1, 12),
-                                     metadata={"description": "2 = 'bi-monthly', every two months"})
+    interval_months = strict_integer(
+        load_default=2,
+        validate=validate.Range(1, 12),
+        metadata={"description": "2 = 'bi-monthly', every two months"},
+    )
 
     @validates_schema
     def _ends_in_range(self, data, **kwargs):
         # a month is at most 31 days: a bound that never lets a booster leave the range
-        _last_within_range(data.get("first_starts_at"),
-                           31 * data.get("interval_months", 2) * data.get("count", 3))
+        _last_within_range(
+            data.get("first_starts_at"), 31 * data.get("interval_months", 2) * data.get("count", 3)
+        )
 
 
 class UnbookedOut(Schema):
@@ -213,11 +243,14 @@ class UtilisationOut(Schema):
     sessions = fields.Integer()
     attended = fields.Integer()
     missed = fields.Integer()
-    dna_rate = fields.Float(allow_none=True, metadata={"description": "missed / (attended + missed)"})
+    dna_rate = fields.Float(
+        allow_none=True, metadata={"description": "missed / (attended + missed)"}
+    )
     cancellations = fields.Integer()
     late_cancellations = fields.Integer()
-    late_cancellation_rate = fields.Float(allow_none=True,
-                                          metadata={"description": "late cancellations / sessions"})
+    late_cancellation_rate = fields.Float(
+        allow_none=True, metadata={"description": "late cancellations / sessions"}
+    )
 
 
 class CalendarTokenOut(Schema):

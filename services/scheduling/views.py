@@ -1,7 +1,8 @@
 """Read routes: therapists, free slots, the diary, a client's sessions and utilisation."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
 from flask_smorest import Blueprint
 
@@ -44,9 +45,14 @@ def list_therapists():
 def therapist_out(doc: dict) -> dict:
     """The store has no date type, so the projection keeps leave days as ISO strings; the
     response schema wants dates (a string there was a 500 for everyone: issue 13, defect 1)."""
-    exceptions = [{**e, "start_date": date.fromisoformat(str(e["start_date"])[:10]),
-                   "end_date": date.fromisoformat(str(e["end_date"])[:10])}
-                  for e in doc.get("exceptions") or []]
+    exceptions = [
+        {
+            **e,
+            "start_date": date.fromisoformat(str(e["start_date"])[:10]),
+            "end_date": date.fromisoformat(str(e["end_date"])[:10]),
+        }
+        for e in doc.get("exceptions") or []
+    ]
     return {**doc, "therapist_id": doc["_id"], "exceptions": exceptions}
 
 
@@ -62,7 +68,9 @@ def slots(query):
     if not therapist.exists:
         raise NotFound(f"no therapist {query['therapist_id']}")
     if query["modality"] not in therapist.modalities:
-        raise Invalid(f"{therapist.name} does not offer {query['modality']} sessions", field="modality")
+        raise Invalid(
+            f"{therapist.name} does not offer {query['modality']} sessions", field="modality"
+        )
     rooms = []
     if query["modality"] == "face_to_face":
         rooms = [query["room"]] if query.get("room") else list(therapist.rooms)
@@ -77,8 +85,14 @@ def slots(query):
     while day <= query["to"]:
         for slot in diary.hourly_starts(therapist.availability, day):
             free_rooms = [r for r in rooms if taken.isdisjoint(diary.scope_keys(f"room:{r}", slot))]
-            if slot > now and taken.isdisjoint(diary.scope_keys(scope, slot)) and (free_rooms or not rooms):
-                out.append({"starts_at": slot, "ends_at": slot + diary.SESSION, "rooms": free_rooms})
+            if (
+                slot > now
+                and taken.isdisjoint(diary.scope_keys(scope, slot))
+                and (free_rooms or not rooms)
+            ):
+                out.append(
+                    {"starts_at": slot, "ends_at": slot + diary.SESSION, "rooms": free_rooms}
+                )
         day += timedelta(days=1)
     return out
 
@@ -94,7 +108,10 @@ def therapist_diary(query, therapist_id):
     last = first if query["view"] == "day" else first + timedelta(days=6)
     docs = _between(therapist_id, first, last)
     ids = list({d["client_id"] for d in docs})
-    clients = {c["_id"]: c for c in context().projection(directory()).reader("clients").find({"_id": {"$in": ids}})}
+    clients = {
+        c["_id"]: c
+        for c in context().projection(directory()).reader("clients").find({"_id": {"$in": ids}})
+    }
     entries = []
     for d in docs:
         c = clients.get(d["client_id"]) or {}
@@ -126,9 +143,17 @@ def utilisation(query, therapist_id):
     therapist = scheduling().therapist(therapist_id)
     if not therapist.exists:
         raise NotFound(f"no therapist {therapist_id}")
-    return {"therapist_id": therapist_id, "from_": query["from_"], "to": query["to"],
-            **measure(therapist.availability, _between(therapist_id, query["from_"], query["to"]),
-                      query["from_"], query["to"])}
+    return {
+        "therapist_id": therapist_id,
+        "from_": query["from_"],
+        "to": query["to"],
+        **measure(
+            therapist.availability,
+            _between(therapist_id, query["from_"], query["to"]),
+            query["from_"],
+            query["to"],
+        ),
+    }
 
 
 def measure(availability, docs: list[dict], first: date, last: date) -> dict:
@@ -144,10 +169,14 @@ def measure(availability, docs: list[dict], first: date, last: date) -> dict:
     hours = lambda delta: round(delta.total_seconds() / 3600, 2)  # noqa: E731
     booked = diary.SESSION * len(held)
     return {
-        "available_hours": hours(available), "booked_hours": hours(booked),
+        "available_hours": hours(available),
+        "booked_hours": hours(booked),
         "utilisation": round(booked / available, 3) if available else None,
-        "sessions": len(docs), "attended": attended, "missed": missed,
+        "sessions": len(docs),
+        "attended": attended,
+        "missed": missed,
         "dna_rate": round(missed / (attended + missed), 3) if attended + missed else None,
-        "cancellations": cancelled, "late_cancellations": late,
+        "cancellations": cancelled,
+        "late_cancellations": late,
         "late_cancellation_rate": round(late / len(docs), 3) if docs else None,
     }

@@ -5,4 +5,5 @@ fields here; changing a field's meaning needs a new version and an upcaster besi
 Fields holding personal data or clinical free text carry `metadata={"personal": True}`:
 the kernel encrypts them with the client's key (crypto-shredding); every event about a
 client carries `client_id`, which names that key."""
+
 from . import measures, notifications, records, scheduling  # noqa: F401  (registers the types)

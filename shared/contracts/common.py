@@ -1,4 +1,5 @@
 """Field helpers shared by the contracts."""
+
 from marshmallow import fields, validate
 
 PERSONAL = {"personal": True}

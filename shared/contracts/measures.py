@@ -1,5 +1,6 @@
 """Events of the measures service (topic rapport.measures). Link tokens are credentials:
 they never appear in events (architecture.md: secrets are not events)."""
+
 from marshmallow import Schema, fields
 
 from ..events import registry
@@ -107,6 +108,7 @@ class OutcomeUpdatedV1(Schema):
 @registry.event("InstrumentsConfigured", 1)
 class InstrumentsConfiguredV1(Schema):
     """The questionnaires a client is asked to complete before each session."""
+
     client_id = fields.String(required=True)
     instruments = fields.List(one_of(INSTRUMENTS), required=True)
 
@@ -115,6 +117,7 @@ class InstrumentsConfiguredV1(Schema):
 class QuestionnaireResentV1(Schema):
     """Staff asked for the link to go to the client's own channels again (a fresh link per
     channel; the links already sent keep working). No link is in the event."""
+
     request_id = fields.String(required=True)
     client_id = fields.String(required=True)
     therapist_id = fields.String(required=True)

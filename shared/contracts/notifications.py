@@ -1,5 +1,6 @@
 """Events of the notifications service (topic rapport.notifications). Message bodies and
 addresses are not events; a notification is identified by its idempotency key."""
+
 from marshmallow import Schema, fields
 
 from ..events import registry
@@ -10,7 +11,9 @@ CHANNELS = ("email", "sms", "inbox")
 
 class _Notification(Schema):
     notification_id = fields.String(required=True)  # = the idempotency key
-    kind = fields.String(required=True)  # confirmation, reminder, questionnaire_link, risk_alert, ...
+    kind = fields.String(
+        required=True
+    )  # confirmation, reminder, questionnaire_link, risk_alert, ...
     channel = one_of(CHANNELS, required=True)
     client_id = optional(fields.String())
     recipient = fields.String(required=True)  # "client" or a staff user id
@@ -44,6 +47,7 @@ class NotificationVoidedV1(_Notification):
 class NotificationPreferencesSetV1(Schema):
     """A client's contact preferences: channels (within their consent), how long before an
     appointment the reminder goes, and quiet hours (practice-local "HH:MM", None = none)."""
+
     client_id = fields.String(required=True)
     channels = fields.List(one_of(("email", "sms")), required=True)
     reminder_lead_minutes = fields.Integer(required=True)

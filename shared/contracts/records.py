@@ -1,12 +1,19 @@
 """Events of the records service (topic rapport.records)."""
+
 from marshmallow import Schema, fields
 
 from ..events import registry
 from .common import MODALITIES, PERSONAL, one_of, optional, utc
 
 CHANNELS = ("email", "sms")
-CONDITIONS = ("depression", "bipolar_disorder", "borderline_personality_disorder",
-              "eating_disorder", "anxiety", "other")
+CONDITIONS = (
+    "depression",
+    "bipolar_disorder",
+    "borderline_personality_disorder",
+    "eating_disorder",
+    "anxiety",
+    "other",
+)
 PROBLEM_AREAS = ("grief", "role_dispute", "role_transition", "interpersonal_deficits")
 PHASES = ("initial", "middle", "ending", "maintenance")
 
@@ -35,6 +42,7 @@ class ClientRegisteredV1(Schema):
 @registry.event("ClientDetailsCorrected", 1)
 class ClientDetailsCorrectedV1(Schema):
     """Only the fields present changed (a reassigned therapist included)."""
+
     client_id = fields.String(required=True)
     reason = fields.String(required=True, metadata=PERSONAL)  # free text about the client
     given_name = fields.String(metadata=PERSONAL)
@@ -73,7 +81,9 @@ class InventoryPerson(Schema):
 class FormulationRecordedV1(Schema):
     client_id = fields.String(required=True)
     revision = fields.Integer(required=True)
-    problem_areas = fields.List(one_of(PROBLEM_AREAS), required=True, metadata=PERSONAL)  # one or two
+    problem_areas = fields.List(
+        one_of(PROBLEM_AREAS), required=True, metadata=PERSONAL
+    )  # one or two
     formulation = fields.String(required=True, metadata=PERSONAL)
     inventory = fields.List(fields.Nested(InventoryPerson), required=True)
     goals = fields.List(fields.String(metadata=PERSONAL), required=True)
@@ -119,6 +129,7 @@ class TaskCompletedV1(Schema):
 @registry.event("TaskReviewed", 1)
 class TaskReviewedV1(Schema):
     """The task was gone over in a session (done or not: obstacles are discussed too)."""
+
     client_id = fields.String(required=True)
     task_id = fields.String(required=True)
     review = fields.String(required=True, metadata=PERSONAL)
@@ -139,6 +150,7 @@ class ClientDischargedV1(Schema):
 class ErasureRefusedV1(Schema):
     """A request to erase inside the retention period, refused and recorded (UK GDPR
     Art. 17(3)(c) with Art. 9(2)(h): records kept to provide care are not erased)."""
+
     client_id = fields.String(required=True)
     requested_by = fields.String(required=True, metadata=PERSONAL)  # often a named relative
     request = fields.String(required=True, metadata=PERSONAL)
@@ -150,6 +162,7 @@ class ErasureRefusedV1(Schema):
 class ClientDisposedV1(Schema):
     """End of retention: the client's key is destroyed after this event (crypto-shredding);
     every service forgets the client's personal data and keeps the counts."""
+
     client_id = fields.String(required=True)
     therapist_id = fields.String(required=True)
     retention_ended_at = utc(required=True)

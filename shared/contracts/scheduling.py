@@ -1,4 +1,5 @@
 """Events of the scheduling service (topic rapport.scheduling)."""
+
 from marshmallow import Schema, fields, validate
 
 from ..events import registry

@@ -6,6 +6,7 @@ first session must let time pass: it writes an offset in seconds to `clock-offse
 in the stack's run folder (`Stack.shift_clock`), and this app's clock reads it (0 when the
 file is absent). Only the scheduling API's clock moves; it is the clock services' tests
 inject too (services/scheduling/app.py)."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 consumers as separate processes on free ports — against the real local broker and store
 (topics and databases under a prefix of their own), and headless Debian Chromium driven by
 Playwright. Screenshots go to tests/artifacts/ (git-ignored)."""
+
 from __future__ import annotations
 
 import os
@@ -20,12 +21,18 @@ from shared.pytest_plugin import free_port
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
 PASSWORD = "e2e-password-not-for-production"
-
-
 
 
 def _healthy(url: str) -> bool:
@@ -47,40 +54,96 @@ class Stack:
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         smtp, sms = free_port(), free_port()
         self.db_prefix = f"e2e{tag}_"
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "RAPPORT_KAFKA_BOOTSTRAP": kafka,
-                    "RAPPORT_MONGO_URI": mongo, "RAPPORT_TOPIC_PREFIX": f"e2e{tag}.rapport.",
-                    "RAPPORT_DB_PREFIX": self.db_prefix, "RAPPORT_TOPIC_PARTITIONS": "3",
-                    "RAPPORT_DEMO_MODE": "1", "SESSION_COOKIE_SECURE": "0", "RAPPORT_RUN_DIR": str(self.run_dir),
-                    "RAPPORT_MEASURES_PUBLIC_URL": self.urls["measures"], "RAPPORT_SMTP_PORT": str(smtp),
-                    "RAPPORT_SMS_URL": f"http://127.0.0.1:{sms}/messages", "RAPPORT_SMS_PORT": str(sms),
-                    "RAPPORT_DEMO_PASSWORD": PASSWORD, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "8",
-                    "RAPPORT_PORTAL_BACKEND_TIMEOUT": "90",
-                    **{f"RAPPORT_{n.upper()}_URL": u for n, u in self.urls.items()}}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "RAPPORT_KAFKA_BOOTSTRAP": kafka,
+            "RAPPORT_MONGO_URI": mongo,
+            "RAPPORT_TOPIC_PREFIX": f"e2e{tag}.rapport.",
+            "RAPPORT_DB_PREFIX": self.db_prefix,
+            "RAPPORT_TOPIC_PARTITIONS": "3",
+            "RAPPORT_DEMO_MODE": "1",
+            "SESSION_COOKIE_SECURE": "0",
+            "RAPPORT_RUN_DIR": str(self.run_dir),
+            "RAPPORT_MEASURES_PUBLIC_URL": self.urls["measures"],
+            "RAPPORT_SMTP_PORT": str(smtp),
+            "RAPPORT_SMS_URL": f"http://127.0.0.1:{sms}/messages",
+            "RAPPORT_SMS_PORT": str(sms),
+            "RAPPORT_DEMO_PASSWORD": PASSWORD,
+            "WEB_CONCURRENCY": "1",
+            "GUNICORN_THREADS": "8",
+            "RAPPORT_PORTAL_BACKEND_TIMEOUT": "90",
+            **{f"RAPPORT_{n.upper()}_URL": u for n, u in self.urls.items()},
+        }
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
     def commands(self) -> list[tuple[str, list[str]]]:
         py = sys.executable
         out = []
         if (ROOT / "services" / "notifications" / "devmail.py").exists():
-            out.append(("devmail", [py, "-m", "services.notifications.devmail", "--port", self.env["RAPPORT_SMTP_PORT"]]))
+            out.append(
+                (
+                    "devmail",
+                    [
+                        py,
+                        "-m",
+                        "services.notifications.devmail",
+                        "--port",
+                        self.env["RAPPORT_SMTP_PORT"],
+                    ],
+                )
+            )
         if (ROOT / "services" / "notifications" / "devsms.py").exists():  # texts in run_dir/sms/
-            out.append(("devsms", [py, "-m", "services.notifications.devsms", "--port", self.env["RAPPORT_SMS_PORT"]]))
+            out.append(
+                (
+                    "devsms",
+                    [
+                        py,
+                        "-m",
+                        "services.notifications.devsms",
+                        "--port",
+                        self.env["RAPPORT_SMS_PORT"],
+                    ],
+                )
+            )
         for name in SERVICES:
             # scheduling's clock can be moved forward by a test (tests/e2e/clock.py)
             app = "tests.e2e.clock:app" if name == "scheduling" else f"services.{name}.wsgi:app"
-            out.append((f"{name}-api", [py, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                                        "--bind", f"127.0.0.1:{self.ports[name]}", app]))
+            out.append(
+                (
+                    f"{name}-api",
+                    [
+                        py,
+                        "-m",
+                        "gunicorn",
+                        "-c",
+                        str(ROOT / "deploy" / "gunicorn.conf.py"),
+                        "--bind",
+                        f"127.0.0.1:{self.ports[name]}",
+                        app,
+                    ],
+                )
+            )
             if name != "portal":
                 out.append((f"{name}-relay", [py, "-m", "shared.run", "relay", name]))
                 out.append((f"{name}-consumers", [py, "-m", "shared.run", "consume", name]))
         return out
 
     def start(self, timeout: float = 300.0) -> None:
-        subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=self.env, cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "shared.run", "topics"], env=self.env, cwd=ROOT, check=True
+        )
         for name, command in self.commands():
             log = open(self.run_dir / "logs" / f"{name}.log", "ab")
-            proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             self.procs.append((name, proc))
         deadline = time.monotonic() + timeout
         for name in SERVICES:
@@ -88,12 +151,15 @@ class Stack:
                 dead = [n for n, p in self.procs if p.poll() is not None]
                 if dead or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{name} did not start (exited: {dead}); see {self.run_dir}/logs")
+                    raise RuntimeError(
+                        f"{name} did not start (exited: {dead}); see {self.run_dir}/logs"
+                    )
                 time.sleep(0.2)
 
     def shift_clock(self, seconds: float) -> None:
         """Move the scheduling API's clock `seconds` ahead of real time (0: back to now)."""
         from .clock import OFFSET_FILE
+
         (self.run_dir / OFFSET_FILE).write_text(str(seconds))
 
     def stop(self) -> None:
@@ -110,8 +176,14 @@ class Stack:
         self.procs.clear()
 
     def seed(self) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "deploy.local.seed"], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=1200)
+        return subprocess.run(
+            [sys.executable, "-m", "deploy.local.seed"],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
 
 
 @pytest.fixture(scope="package")
@@ -122,6 +194,7 @@ def stack(infra):
     yield practice
     practice.stop()
     from shared.mongo import client
+
     c = client(mongo)
     for name in c.list_database_names():
         if name.startswith(practice.db_prefix):
@@ -133,6 +206,7 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (bash deploy/local/ensure-chromium.sh)")
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
@@ -145,11 +219,13 @@ def new_page(browser):
     contexts = []
 
     def make():
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB",
-                                      timezone_id="Europe/London")
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Europe/London"
+        )
         context.set_default_timeout(60_000)  # a shared 2-core machine can be very slow
         contexts.append(context)
         return context.new_page()
+
     yield make
     for context in contexts:
         context.close()
@@ -169,7 +245,9 @@ def accessibility_violations(page, impacts=("serious", "critical")) -> list[dict
     """axe-core (vendored, MPL-2.0) run in the page; evaluated through the DevTools protocol,
     so the portal's CSP (no inline scripts) need not be loosened for the test."""
     page.evaluate(AXE.read_text())
-    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-                           ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
-                           " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))")
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"
+    )
     return [v for v in result if v["impact"] in impacts]

@@ -3,6 +3,7 @@ reception records leave for a therapist, opens the week grid (two therapists sid
 books a session from a free hour in the grid (by keyboard), sees its block there, and books a
 booster series for a client, whose confirmation reaches the client's mailbox (the stack's
 development SMTP server). Screenshots at 1280 and 390 px; axe-core on every page."""
+
 from __future__ import annotations
 
 import email
@@ -15,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .ui import eventually, sign_in
 from .conftest import ROOT, accessibility_violations, shot
+from .ui import eventually, sign_in
 
 pytestmark = pytest.mark.browser
 LONDON = ZoneInfo("Europe/London")
@@ -56,12 +57,16 @@ print(json.dumps(ids))
 
 @pytest.fixture(scope="module")
 def practice(stack):
-    done = subprocess.run([sys.executable, "-c", SETUP], env=stack.env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", SETUP],
+        env=stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return stack
-
-
 
 
 def both_widths(page, name: str) -> None:
@@ -82,8 +87,6 @@ def mail_to(stack, address: str) -> list:
         if address in str(message["To"]):
             found.append(message)
     return found
-
-
 
 
 def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(practice, new_page):
@@ -113,17 +116,25 @@ def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(pract
     page.get_by_role("link", name="Diary", exact=True).click()
     page.get_by_role("link", name="Next week →").click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name=f"Week of {monday.day} {monday.strftime('%B %Y')}").is_visible()
+    assert page.get_by_role(
+        "heading", name=f"Week of {monday.day} {monday.strftime('%B %Y')}"
+    ).is_visible()
     heads = page.locator("h3.colhead").all_inner_texts()
     assert any("Dr Sarah Okafor" in h for h in heads) and any("Mr Tom Reid" in h for h in heads)
     leave = page.locator(".leave", has_text="Annual leave")
-    eventually(lambda: leave.count() == 2 or (page.reload() and False), what="Tom's leave in the grid")
+    eventually(
+        lambda: leave.count() == 2 or (page.reload() and False), what="Tom's leave in the grid"
+    )
     both_widths(page, "week")
 
     # 3. a free hour on Sarah's Tuesday, chosen by keyboard, opens the Book page there
     tuesday = monday + timedelta(days=1)
-    free = page.get_by_role("link", name=re.compile(
-        rf"free: book Dr Sarah Okafor, Tuesday {tuesday.day} {tuesday.strftime('%B')}")).first
+    free = page.get_by_role(
+        "link",
+        name=re.compile(
+            rf"free: book Dr Sarah Okafor, Tuesday {tuesday.day} {tuesday.strftime('%B')}"
+        ),
+    ).first
     at = free.inner_text().strip().lstrip("+").strip()[:5]
     free.focus()
     with page.expect_navigation():  # a key press does not wait for the page it opens
@@ -144,7 +155,9 @@ def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(pract
     page.get_by_role("link", name="See it in the diary").click()
     page.wait_for_load_state()
     block = page.locator("a.appt", has_text="Priya Shah").filter(has_text=f"{at}–")
-    eventually(lambda: block.count() == 1 or (page.reload() and False), what="the new session in the grid")
+    eventually(
+        lambda: block.count() == 1 or (page.reload() and False), what="the new session in the grid"
+    )
     assert "Booked" in block.inner_text()
     both_widths(page, "week-booked")
 
@@ -163,14 +176,21 @@ def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(pract
     assert page.get_by_label("Every (months) (booster series)").input_value() == "2"
     page.get_by_role("button", name="Book", exact=True).click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="Booster series booked").is_visible(), page.content()[:3000]
+    assert page.get_by_role("heading", name="Booster series booked").is_visible(), page.content()[
+        :3000
+    ]
     assert page.get_by_text("2 of 2 booster sessions booked, every 2 month(s)").is_visible()
     both_widths(page, "boosters-booked")
 
     # 6. the client is sent a confirmation listing the dates booked
     when = first_at.strftime("%A %-d %B %Y at %H:%M")
-    confirmation = eventually(lambda: [m for m in mail_to(stack, "john.whitaker@example.test")
-                                       if when in m.get_body(("plain",)).get_content()],
-                              what=f"John's booster confirmation listing {when}")
+    confirmation = eventually(
+        lambda: [
+            m
+            for m in mail_to(stack, "john.whitaker@example.test")
+            if when in m.get_body(("plain",)).get_content()
+        ],
+        what=f"John's booster confirmation listing {when}",
+    )
     body = confirmation[0].get_body(("plain",)).get_content()
     assert "We have booked 2 follow-up appointments" in body, body

@@ -11,12 +11,13 @@ and checked with axe-core (no serious or critical violation).
 Only the staff and the therapists' working hours are set up outside the UI (the seed's own
 steps). Scheduling marks a session attended only once it has started, so the test moves the
 scheduling API's clock to just after session 1 for that one click (tests/e2e/clock.py)."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -50,8 +51,14 @@ seed.seed_therapists(seed.Api(settings.service_urls, token), seed.Progress(db))
 
 @pytest.fixture(scope="module")
 def staff(stack):
-    done = subprocess.run([sys.executable, "-c", STAFF_AND_HOURS], env=stack.env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", STAFF_AND_HOURS],
+        env=stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     yield
     stack.shift_clock(0)
@@ -67,7 +74,10 @@ def sign_in(page, stack, email: str) -> None:
 
 def capture(page, name: str) -> None:
     """Screenshots at desktop and phone width, each checked with axe-core."""
-    for label, size in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+    for label, size in (
+        ("desktop", {"width": 1280, "height": 900}),
+        ("phone", {"width": 390, "height": 844}),
+    ):
         page.set_viewport_size(size)
         shot(page, f"journey-{name}-{label}")
         serious = accessibility_violations(page)
@@ -158,6 +168,7 @@ def find_by_phone(page) -> None:
         page.get_by_label("Search").fill("+44 7700 900456")
         page.get_by_role("button", name="Filter").click()
         return "Grace Whitfield" in page.locator("main table").inner_text()
+
     until_shown(page, listed, "Grace in the client list, found by her new phone number")
     row = page.locator("main table tbody tr", has_text="Grace Whitfield")
     expect(row).to_contain_text("Dr Sarah Okafor")  # a name, not the therapist's id
@@ -167,10 +178,13 @@ def find_by_phone(page) -> None:
 def assess(page) -> None:
     page.get_by_role("link", name="Record the assessment").click()
     page.get_by_label("Presenting difficulties").fill(
-        "Low mood since starting a new job as a care assistant; overeating, poor sleep, irritability")
+        "Low mood since starting a new job as a care assistant; overeating, poor sleep, irritability"
+    )
     page.get_by_label("Depression").check()
     page.get_by_label("Goals, one per line").fill("Feel like myself again\nMore help at home")
-    page.get_by_label("Risk summary").fill("No thoughts of self-harm; her three children are protective")
+    page.get_by_label("Risk summary").fill(
+        "No thoughts of self-harm; her three children are protective"
+    )
     capture(page, "05-assessment")
     page.get_by_role("button", name="Save the assessment").click()
     flash(page, "Assessment recorded.")
@@ -184,13 +198,25 @@ def formulate(page) -> None:
     page.get_by_role("link", name="Record the formulation").click()
     page.get_by_label("Role dispute").check()
     page.get_by_label("Formulation (the problem area").fill(
-        "Depression linked to a non-reciprocal role expectation with her husband since the new job")
-    person(page, 0, "Daniel", "husband", "Inner", "loyal, funny", "expects her to run the house", unilateral=True)
+        "Depression linked to a non-reciprocal role expectation with her husband since the new job"
+    )
+    person(
+        page,
+        0,
+        "Daniel",
+        "husband",
+        "Inner",
+        "loyal, funny",
+        "expects her to run the house",
+        unilateral=True,
+    )
     person(page, 1, "Sue", "sister", "Middle", "listens", "lives far away")
     page.get_by_role("button", name="Add another person").click()  # portal.js adds a row in place
     expect(page.get_by_role("group", name="Person 4")).to_be_visible()
     person(page, 3, "Maya", "eldest daughter", "Inner", "helps with the little ones", "")
-    page.get_by_label("Goals, one per line").fill("Negotiate the housework\nSay what she needs without a row")
+    page.get_by_label("Goals, one per line").fill(
+        "Negotiate the housework\nSay what she needs without a row"
+    )
     capture(page, "06-formulation")
     page.get_by_role("button", name="Save the formulation").click()
     flash(page, "Formulation recorded.")
@@ -202,8 +228,16 @@ def formulate(page) -> None:
     capture(page, "07-record-formulated")
 
 
-def person(page, row: int, name: str, relationship: str, ring: str, good: str, hard: str,
-           unilateral: bool = False) -> None:
+def person(
+    page,
+    row: int,
+    name: str,
+    relationship: str,
+    ring: str,
+    good: str,
+    hard: str,
+    unilateral: bool = False,
+) -> None:
     group = page.get_by_role("group", name=f"Person {row + 1}")
     group.get_by_label("Name").fill(name)
     group.get_by_label("Relationship").fill(relationship)
@@ -233,8 +267,14 @@ def book_the_course(page, record_url: str) -> None:
     page.get_by_role("button", name="Show free slots").click()
     client = page.get_by_label("Client", exact=True)
     # the booking list is records' client list (a projection): wait for Grace to be in it
-    until_shown(page, lambda: client.locator("option", has_text="Grace Whitfield").count() == 1
-                and page.locator("input[name=slot]").count() > 0, "Grace and free slots on the Book page")
+    until_shown(
+        page,
+        lambda: (
+            client.locator("option", has_text="Grace Whitfield").count() == 1
+            and page.locator("input[name=slot]").count() > 0
+        ),
+        "Grace and free slots on the Book page",
+    )
     client.select_option(label="Grace Whitfield")
     page.locator("input[name=slot]").first.check()
     page.get_by_label("A course").check()
@@ -247,29 +287,39 @@ def book_the_course(page, record_url: str) -> None:
 
 def attend_session_one(page, stack, record_url: str) -> None:
     page.goto(record_url)
-    until_shown(page, lambda: page.locator("#sessions tbody tr", has_text="Treatment").count() == 16,
-                "the sixteen sessions on Grace's record")
+    until_shown(
+        page,
+        lambda: page.locator("#sessions tbody tr", has_text="Treatment").count() == 16,
+        "the sixteen sessions on Grace's record",
+    )
     first = page.locator("#sessions tbody tr").first.get_by_role("link")
-    starts = datetime.strptime(first.inner_text().strip(), "%a %d %b %Y, %H:%M").replace(tzinfo=LONDON)
+    starts = datetime.strptime(first.inner_text().strip(), "%a %d %b %Y, %H:%M").replace(
+        tzinfo=LONDON
+    )
     first.click()
     expect(page.get_by_role("button", name="Attended")).to_be_visible()
     capture(page, "10-session")
-    stack.shift_clock((starts + timedelta(minutes=5) - datetime.now(timezone.utc)).total_seconds())
+    stack.shift_clock((starts + timedelta(minutes=5) - datetime.now(UTC)).total_seconds())
     try:
         page.get_by_role("button", name="Attended").click()
         flash(page, "Marked attended.")
     finally:
         stack.shift_clock(0)
     page.goto(record_url)
-    until_shown(page, lambda: "attended" in page.locator("#sessions tbody tr").first.inner_text(),
-                "session 1 attended on the record")
+    until_shown(
+        page,
+        lambda: "attended" in page.locator("#sessions tbody tr").first.inner_text(),
+        "session 1 attended on the record",
+    )
 
 
 def write_a_note(page) -> None:
     notes = page.locator("#notes")
     chosen = notes.get_by_label("Session").locator("option:checked")
     expect(chosen).to_contain_text("Session 1,")  # the attended session, not session 16
-    notes.get_by_label("New note").fill("Grace described the rows about the school run; agreed to map who does what.")
+    notes.get_by_label("New note").fill(
+        "Grace described the rows about the school run; agreed to map who does what."
+    )
     notes.get_by_role("button", name="Add note").click()
     flash(page, "Note added.")
     note = page.locator("#notes article.note").first

@@ -8,6 +8,7 @@ dashboard shows its charts and the CSV downloads. Every page is screenshotted at
 
 Links are read where the client would read them: the dev mail server's files and the dev
 SMS provider's log in the stack's run directory."""
+
 from __future__ import annotations
 
 import email
@@ -18,16 +19,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from .ui import eventually, sign_in
 from .conftest import accessibility_violations, shot
+from .ui import eventually, sign_in
 
 pytestmark = pytest.mark.browser
 EMAIL, PHONE, PHONE_DIGITS = "nina.patel@example.test", "07700 900777", "7700900777"
 LINK = re.compile(r"https?://[^\s]+/q/[A-Za-z0-9_-]+")
-
-
-
-
 
 
 def check_page(page, name: str) -> None:
@@ -55,7 +52,12 @@ def sms_links(stack) -> list[str]:
     if not log.exists():
         return []
     texts = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [url for t in texts if PHONE_DIGITS in re.sub(r"\D", "", str(t.get("to"))) for url in LINK.findall(t["body"])]
+    return [
+        url
+        for t in texts
+        if PHONE_DIGITS in re.sub(r"\D", "", str(t.get("to")))
+        for url in LINK.findall(t["body"])
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,9 @@ def test_reception_registers_nina_and_books_a_session_tomorrow(stack, practice, 
         # within 48 hours of the session, so its questionnaire goes out at once
         for days in (1, 2):
             day = (date.today() + timedelta(days=days)).isoformat()
-            page.goto(f"{stack.urls['portal']}/book?therapist=sarah-okafor&client={client_id}&date={day}")
+            page.goto(
+                f"{stack.urls['portal']}/book?therapist=sarah-okafor&client={client_id}&date={day}"
+            )
             slots = page.locator("input[name=slot]")
             if slots.count() == 0:
                 continue
@@ -96,11 +100,15 @@ def test_reception_registers_nina_and_books_a_session_tomorrow(stack, practice, 
             if "Session booked" in page.inner_text("main"):
                 return True
         return False
+
     eventually(booked, what="a session booked for Nina within two days")
 
 
 def test_the_link_goes_by_email_and_text(stack, practice):
-    eventually(lambda: mail_links(stack) and sms_links(stack), what="the questionnaire link by e-mail and SMS")
+    eventually(
+        lambda: mail_links(stack) and sms_links(stack),
+        what="the questionnaire link by e-mail and SMS",
+    )
     practice["first_email"], practice["first_sms"] = mail_links(stack)[0], sms_links(stack)[0]
     assert practice["first_email"] != practice["first_sms"]  # one link per message
 
@@ -111,14 +119,18 @@ def test_the_therapist_enters_a_phq9_in_the_room(stack, practice, new_page):
     page.goto(f"{stack.urls['portal']}/clients/{practice['client_id']}/measures")
     entry = page.locator("#enter")
     for n in range(1, 9):
-        entry.locator(f"fieldset[id='answers.PHQ-9.{n}']").get_by_label("2 More than half the days").check()
+        entry.locator(f"fieldset[id='answers.PHQ-9.{n}']").get_by_label(
+            "2 More than half the days"
+        ).check()
     entry.locator("fieldset[id='answers.PHQ-9.9']").get_by_label("0 Not at all").check()
     check_page(page, "entry-form")
     entry.get_by_role("button", name="Save answers").click()
     page.wait_for_load_state()
     assert "Answers saved: PHQ-9 16 (moderately severe)" in page.inner_text("main")
-    eventually(lambda: page.reload() or page.locator("#chart-phq9 svg.chart").count() == 1,
-               what="the PHQ-9 chart")
+    eventually(
+        lambda: page.reload() or page.locator("#chart-phq9 svg.chart").count() == 1,
+        what="the PHQ-9 chart",
+    )
 
 
 def test_reception_resends_the_link_and_sees_no_link_or_score(stack, practice, new_page):
@@ -127,8 +139,10 @@ def test_reception_resends_the_link_and_sees_no_link_or_score(stack, practice, n
     page.goto(f"{stack.urls['portal']}/clients/{practice['client_id']}")
     page.get_by_role("link", name="Questionnaire links").click()
     page.wait_for_load_state()
-    eventually(lambda: page.reload() or page.get_by_role("button", name="Resend link").count() == 1,
-               what="an open questionnaire to resend")
+    eventually(
+        lambda: page.reload() or page.get_by_role("button", name="Resend link").count() == 1,
+        what="an open questionnaire to resend",
+    )
     text = page.inner_text("main")
     assert "/q/" not in page.content() and "PHQ-9" not in text and "Enter answers" not in text
     check_page(page, "reception-links")
@@ -136,13 +150,21 @@ def test_reception_resends_the_link_and_sees_no_link_or_score(stack, practice, n
     page.get_by_role("button", name="Resend link").click()
     page.wait_for_load_state()
     assert "being sent again" in page.inner_text("main")
-    eventually(lambda: len(mail_links(stack)) > before_mail and len(sms_links(stack)) > before_sms,
-               what="the resent link by e-mail and SMS")
+    eventually(
+        lambda: len(mail_links(stack)) > before_mail and len(sms_links(stack)) > before_sms,
+        what="the resent link by e-mail and SMS",
+    )
 
 
-def test_the_client_opens_both_links_on_a_phone_and_answers_with_a_risk_item(stack, practice, browser):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB",
-                                  timezone_id="Europe/London", is_mobile=True)
+def test_the_client_opens_both_links_on_a_phone_and_answers_with_a_risk_item(
+    stack, practice, browser
+):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        locale="en-GB",
+        timezone_id="Europe/London",
+        is_mobile=True,
+    )
     try:
         page = context.new_page()
         page.goto(practice["first_email"])  # sent before the SMS and before the resend
@@ -173,8 +195,11 @@ def test_the_risk_answer_is_in_the_therapists_and_the_leads_inbox(stack, practic
     def shown():
         page.goto(stack.urls["portal"] + "/risk")
         return page.locator(f"article.alert a[href='/clients/{practice['client_id']}']").count() > 0
+
     eventually(shown, what=f"Nina's alert in {who}'s risk inbox")
-    alert = page.locator("article.alert", has=page.locator(f"a[href='/clients/{practice['client_id']}']"))
+    alert = page.locator(
+        "article.alert", has=page.locator(f"a[href='/clients/{practice['client_id']}']")
+    )
     assert "Nina Patel" in alert.inner_text() and "PHQ-9 item 9 answered 2" in alert.inner_text()
     check_page(page, "risk-inbox-" + who.split("@")[0])
 
@@ -190,8 +215,11 @@ def test_the_caseload_shows_the_latest_scores_and_the_open_risk(stack, practice,
         page.reload()
         text = row.inner_text() if row.count() else ""
         return "PHQ-9 " in text and "open alert" in text and text
+
     text = eventually(latest, what="Nina's latest scores and open risk on the caseload")
-    assert "PHQ-9 10" in text, text  # the link's answers (nine items at 1, item 9 at 2), after the 16 entered
+    assert "PHQ-9 10" in text, (
+        text
+    )  # the link's answers (nine items at 1, item 9 at 2), after the 16 entered
     assert "PHQ-9 item 9 answered 2" in text
     check_page(page, "caseload")
 
@@ -215,7 +243,11 @@ def test_the_dashboard_shows_charts_and_the_csv_downloads(stack, practice, new_p
 
     def charted():
         page.goto(f"{stack.urls['portal']}/dashboard?from={since}&to={date.today().isoformat()}")
-        return page.locator("#over-time svg.chart").count() == 4 and page.locator("#over-time polyline, #over-time circle").count() > 0
+        return (
+            page.locator("#over-time svg.chart").count() == 4
+            and page.locator("#over-time polyline, #over-time circle").count() > 0
+        )
+
     eventually(charted, what="the dashboard's four charts with data")
     assert page.get_by_text("Reliable improvement by therapist, month by month").first.is_visible()
     check_page(page, "dashboard")
@@ -224,5 +256,7 @@ def test_the_dashboard_shows_charts_and_the_csv_downloads(stack, practice, new_p
     saved = tmp_path / "outcomes.csv"
     download.value.save_as(saved)
     lines = saved.read_text().splitlines()
-    assert lines[0].startswith("period,group,key,courses") and any(line.startswith("all,practice,all,") for line in lines)
+    assert lines[0].startswith("period,group,key,courses") and any(
+        line.startswith("all,practice,all,") for line in lines
+    )
     assert any(re.match(r"\d{4}-\d{2},therapist,", line) for line in lines), lines[:5]

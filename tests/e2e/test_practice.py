@@ -3,6 +3,7 @@ the demo practice is seeded (once); reception registers a client and books a 16-
 course; the client opens their questionnaire link and answers with a risk item; the
 therapist sees the alert and the chart; the clinical lead sees the practice dashboard.
 Each main page is screenshotted and checked with axe-core (no serious violations)."""
+
 from __future__ import annotations
 
 import re
@@ -11,20 +12,20 @@ from datetime import date, timedelta
 import pytest
 import requests
 
-from .ui import eventually, sign_in
 from .conftest import PASSWORD, accessibility_violations, shot
+from .ui import eventually, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def token(stack, email: str) -> str:
-    r = requests.post(stack.urls["portal"] + "/api/auth/token", json={"email": email, "password": PASSWORD}, timeout=10)
+    r = requests.post(
+        stack.urls["portal"] + "/api/auth/token",
+        json={"email": email, "password": PASSWORD},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return r.json()["token"]
-
-
-
-
 
 
 def assert_accessible(page, name: str) -> None:
@@ -40,7 +41,9 @@ def practice(stack):
     assert first.returncode == 0, first.stdout + first.stderr
     assert "demo practice ready" in first.stdout or "already there" in first.stdout, first.stdout
     second = stack.seed()
-    assert second.returncode == 0 and "already there" in second.stdout, second.stdout + second.stderr
+    assert second.returncode == 0 and "already there" in second.stdout, (
+        second.stdout + second.stderr
+    )
     return {"state": {}}
 
 
@@ -70,15 +73,24 @@ def test_reception_registers_a_client_and_books_a_course(stack, practice, new_pa
 
     # The scheduling service learns of the client from records' events: wait for that.
     reception = {"Authorization": f"Bearer {token(stack, 'reception@rapport.test')}"}
-    eventually(lambda: requests.get(f"{stack.urls['scheduling']}/clients/{client_id}/sessions",
-                                    headers=reception, timeout=10).status_code == 200,
-               what="scheduling to learn of the new client")
+    eventually(
+        lambda: (
+            requests.get(
+                f"{stack.urls['scheduling']}/clients/{client_id}/sessions",
+                headers=reception,
+                timeout=10,
+            ).status_code
+            == 200
+        ),
+        what="scheduling to learn of the new client",
+    )
     start = date.today() + timedelta(days=4)
     book_url = f"{stack.urls['portal']}/book?therapist=sarah-okafor&client={client_id}&date={start.isoformat()}"
 
     def slots_shown():
         page.goto(book_url)
         return page.locator("input[name=slot]").count() > 0
+
     eventually(slots_shown, what="free slots on the booking page")
     shot(page, "02-book")
     assert_accessible(page, "book")
@@ -92,8 +104,13 @@ def test_reception_registers_a_client_and_books_a_course(stack, practice, new_pa
     assert re.search(r"1[0-6] of 16 sessions booked", text), text
     shot(page, "03-course-booked")
 
-    page.goto(f"{stack.urls['portal']}/diary?therapist=sarah-okafor&date={start.isoformat()}&view=week")
-    eventually(lambda: page.reload() or "Alex Morgan" in page.inner_text("main"), what="the diary to show Alex")
+    page.goto(
+        f"{stack.urls['portal']}/diary?therapist=sarah-okafor&date={start.isoformat()}&view=week"
+    )
+    eventually(
+        lambda: page.reload() or "Alex Morgan" in page.inner_text("main"),
+        what="the diary to show Alex",
+    )
     shot(page, "04-diary")
     assert_accessible(page, "diary")
     page.goto(stack.urls["portal"] + "/risk")
@@ -105,19 +122,30 @@ def test_the_client_answers_the_questionnaire_with_a_risk_item(stack, practice, 
     lead = {"Authorization": f"Bearer {token(stack, 'lead@rapport.test')}"}
 
     def requested():
-        r = requests.get(stack.urls["measures"] + "/questionnaire-requests", params={"client_id": client_id},
-                         headers=lead, timeout=10)
-        waiting = [q for q in r.json().get("requests", []) if q["status"] == "requested"] if r.ok else []
+        r = requests.get(
+            stack.urls["measures"] + "/questionnaire-requests",
+            params={"client_id": client_id},
+            headers=lead,
+            timeout=10,
+        )
+        waiting = (
+            [q for q in r.json().get("requests", []) if q["status"] == "requested"] if r.ok else []
+        )
         return sorted(waiting, key=lambda q: q["session_starts_at"] or "")
+
     request = eventually(requested, what="measures to request the first questionnaire")[0]
     # the link is the notifications service's to fetch (no staff role may mint one): stand in
     # for it with a service token, as the first session's link is not due for two days
     from shared.auth import service_token
     from shared.config import DEMO_TOKEN_SECRET
+
     secret = stack.env.get("RAPPORT_TOKEN_SECRET", DEMO_TOKEN_SECRET)
     notifications = {"Authorization": f"Bearer {service_token(secret, 'notifications')}"}
-    link = requests.post(f"{stack.urls['measures']}/questionnaire-requests/{request['request_id']}/link",
-                         headers=notifications, timeout=10)
+    link = requests.post(
+        f"{stack.urls['measures']}/questionnaire-requests/{request['request_id']}/link",
+        headers=notifications,
+        timeout=10,
+    )
     assert link.status_code == 201, link.text
 
     page = new_page()
@@ -139,6 +167,7 @@ def test_the_therapist_sees_the_alert_and_the_chart(stack, practice, new_page):
     def alert_shown():
         page.goto(stack.urls["portal"] + "/risk")
         return page.locator(f"article.alert a[href='/clients/{client_id}']").count() > 0
+
     eventually(alert_shown, what="the risk alert in the therapist's inbox")
     assert "PHQ-9 item 9 answered 2" in page.inner_text("main")
     shot(page, "06-risk-inbox")
@@ -149,9 +178,11 @@ def test_the_therapist_sees_the_alert_and_the_chart(stack, practice, new_page):
     shot(page, "07-measures-new-client")
 
     emma = eventually(lambda: _find_client(page, stack, "Emma"), what="Emma on the caseload")
+
     def record_with_circle():
         page.goto(f"{stack.urls['portal']}/clients/{emma}")
         return page.locator("svg.circle").count() == 1
+
     try:
         eventually(record_with_circle, timeout=120, what="Emma's record with the closeness circle")
     except AssertionError:
@@ -161,8 +192,10 @@ def test_the_therapist_sees_the_alert_and_the_chart(stack, practice, new_page):
     shot(page, "08-client-record")
     assert_accessible(page, "client record")
     page.goto(f"{stack.urls['portal']}/clients/{emma}/measures")
-    eventually(lambda: page.reload() or "PHQ-9 totals over 16 questionnaires" in page.content(),
-               what="Emma's sixteen PHQ-9 scores")
+    eventually(
+        lambda: page.reload() or "PHQ-9 totals over 16 questionnaires" in page.content(),
+        what="Emma's sixteen PHQ-9 scores",
+    )
     shot(page, "09-measures-emma")
     assert_accessible(page, "measures")
 
@@ -189,6 +222,7 @@ def test_the_clinical_lead_sees_the_practice_dashboard(stack, practice, new_page
         page.goto(f"{stack.urls['portal']}/dashboard?from={since}&to={date.today().isoformat()}")
         text = page.inner_text("main")
         return "Dr Sarah Okafor" in text and "Mr Tom Reid" in text and "Grief" in text
+
     eventually(dashboard_filled, what="outcomes for both therapists on the dashboard")
     text = page.inner_text("main")
     assert "national 69%" in text and "national 51%" in text

@@ -1,4 +1,5 @@
 """What the browser tests share: signing in through the form, and waiting for a check."""
+
 from __future__ import annotations
 
 import time

@@ -2,6 +2,7 @@
 *not* idempotent (each TaskAssigned adds one to the client's `open_tasks`), so an event
 applied twice shows as a wrong count, and one lost shows as a missing one; and a reader
 of a whole topic."""
+
 from __future__ import annotations
 
 import json
@@ -12,29 +13,47 @@ from datetime import date
 
 from kafka import TopicPartition
 
-from shared import kafka as kafka_clients
-from shared.eventstore import Metadata
-from shared.events import Actor, NewEvent
-from shared.web import ServiceContext
-
 from services.records.projections import ClientSummaries
+from shared import kafka as kafka_clients
+from shared.events import Actor, NewEvent
+from shared.eventstore import Metadata
+from shared.web import ServiceContext
 
 RECEPTION = Metadata(actor=Actor("reception-user", "admin"), correlation_id="faults")
 THERAPIST = Metadata(actor=Actor("therapist-t1", "therapist"), correlation_id="faults")
 
 
 def registered(client_id: str, therapist_id: str = "t1") -> NewEvent:
-    return NewEvent("ClientRegistered", {
-        "client_id": client_id, "given_name": "Emma", "family_name": f"Fault{client_id}",
-        "date_of_birth": date(1980, 1, 2), "email": f"{client_id}@client.test", "phone": None,
-        "preferred_modality": "video", "reminder_channels": ["email"], "therapist_id": therapist_id,
-        "referral_source": "self", "gp": None, "nhs_number": None})
+    return NewEvent(
+        "ClientRegistered",
+        {
+            "client_id": client_id,
+            "given_name": "Emma",
+            "family_name": f"Fault{client_id}",
+            "date_of_birth": date(1980, 1, 2),
+            "email": f"{client_id}@client.test",
+            "phone": None,
+            "preferred_modality": "video",
+            "reminder_channels": ["email"],
+            "therapist_id": therapist_id,
+            "referral_source": "self",
+            "gp": None,
+            "nhs_number": None,
+        },
+    )
 
 
 def task(client_id: str, n: int) -> NewEvent:
-    return NewEvent("TaskAssigned", {"client_id": client_id, "task_id": f"{client_id}-task-{n}",
-                                     "description": "interpersonal inventory homework",
-                                     "due_at": None, "session_id": None})
+    return NewEvent(
+        "TaskAssigned",
+        {
+            "client_id": client_id,
+            "task_id": f"{client_id}-task-{n}",
+            "description": "interpersonal inventory homework",
+            "due_at": None,
+            "session_id": None,
+        },
+    )
 
 
 class RecordsLoad:
@@ -67,8 +86,10 @@ class RecordsLoad:
 
     def expected(self) -> dict[str, int]:
         """open_tasks per client, from the store (the source of truth)."""
-        counts = Counter(d["data"]["client_id"] for d in
-                         self.store.events.find({"type": "TaskAssigned"}, {"data.client_id": 1}))
+        counts = Counter(
+            d["data"]["client_id"]
+            for d in self.store.events.find({"type": "TaskAssigned"}, {"data.client_id": 1})
+        )
         return {cid: counts.get(cid, 0) for cid in self.clients}
 
 
@@ -90,9 +111,13 @@ def processed_count(settings) -> int:
 def read_topic(settings, topic: str) -> list[dict]:
     """Every record of a topic (all partitions, from the start), decoded, in partition order."""
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
-    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None, max_poll_records=2000)
+    consumer = kafka_clients.consumer(
+        settings.kafka_bootstrap, group_id=None, max_poll_records=2000
+    )
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        parts = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
@@ -119,9 +144,13 @@ def per_stream_order_kept(messages: list[dict], repaired: set[str] = frozenset()
         versions = seen.setdefault(m["stream_id"], [])
         if m["stream_version"] not in versions:
             versions.append(m["stream_version"])
-    return all(v == [n for n in range(1, len(v) + len(dropped.get(s, ())) + 1)
-                     if n not in dropped.get(s, ())]
-               for s, v in seen.items())
+    return all(
+        v
+        == [
+            n for n in range(1, len(v) + len(dropped.get(s, ())) + 1) if n not in dropped.get(s, ())
+        ]
+        for s, v in seen.items()
+    )
 
 
 def repaired_events(store) -> set[str]:
@@ -137,12 +166,16 @@ def release_dead_transactions(settings) -> None:
     start and commit a trivial transaction. Real MongoDB aborts such a transaction itself
     (transactionLifetimeLimitSeconds=60) and a conflicting writer retries; with
     RAPPORT_TEST_STACK=docker this does nothing."""
-    from shared.mongo import client as mongo_client, in_transaction
+    from shared.mongo import client as mongo_client
+    from shared.mongo import in_transaction
     from shared.pytest_plugin import STACK
+
     if STACK == "docker":
         return
     time.sleep(61)
     mongo = mongo_client(settings.mongo_uri)
     probe = mongo[settings.database("faults")]["registry_probe"]
-    in_transaction(mongo, lambda s: probe.update_one({"_id": "probe"}, {"$inc": {"n": 1}},
-                                                     upsert=True, session=s))
+    in_transaction(
+        mongo,
+        lambda s: probe.update_one({"_id": "probe"}, {"$inc": {"n": 1}}, upsert=True, session=s),
+    )

@@ -1,11 +1,13 @@
 """Delivery faults, quick: every event delivered twice, and the events of different streams
 (and of two services' topics) interleaved in a shuffled order with each stream's own order
 kept — records' client summaries must come out exactly as from one clean delivery."""
+
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from services.records.projections import ClientSummaries
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner
 from shared.events import NewEvent
@@ -13,11 +15,9 @@ from shared.outbox import message_from_document
 from shared.pytest_plugin import eventually, running
 from shared.web import ServiceContext
 
-from services.records.projections import ClientSummaries
-
 from .support import RECEPTION, RecordsLoad, open_tasks, processed_count, summaries
 
-START = datetime(2030, 1, 7, 10, tzinfo=timezone.utc)
+START = datetime(2030, 1, 7, 10, tzinfo=UTC)
 
 
 def book_sessions(settings, load: RecordsLoad) -> dict[str, str]:
@@ -26,13 +26,39 @@ def book_sessions(settings, load: RecordsLoad) -> dict[str, str]:
     expected = {}
     for i, cid in enumerate(load.clients):
         sid = f"s-{cid}"
-        facts = {"session_id": sid, "client_id": cid, "therapist_id": "t1",
-                 "starts_at": START + timedelta(days=i), "ends_at": START + timedelta(days=i, minutes=50)}
-        store.append(f"session-{sid}", 0, [NewEvent("SessionBooked", {
-            **facts, "kind": "treatment", "modality": "video", "room": None, "course_id": None,
-            "number": None, "video_link": None})], RECEPTION)
-        last = (NewEvent("SessionAttended", {**facts, "kind": "treatment"}) if i % 2 else
-                NewEvent("SessionCancelled", {**facts, "by": "client", "reason": "unwell", "late": False}))
+        facts = {
+            "session_id": sid,
+            "client_id": cid,
+            "therapist_id": "t1",
+            "starts_at": START + timedelta(days=i),
+            "ends_at": START + timedelta(days=i, minutes=50),
+        }
+        store.append(
+            f"session-{sid}",
+            0,
+            [
+                NewEvent(
+                    "SessionBooked",
+                    {
+                        **facts,
+                        "kind": "treatment",
+                        "modality": "video",
+                        "room": None,
+                        "course_id": None,
+                        "number": None,
+                        "video_link": None,
+                    },
+                )
+            ],
+            RECEPTION,
+        )
+        last = (
+            NewEvent("SessionAttended", {**facts, "kind": "treatment"})
+            if i % 2
+            else NewEvent(
+                "SessionCancelled", {**facts, "by": "client", "reason": "unwell", "late": False}
+            )
+        )
         store.append(f"session-{sid}", 1, [last], RECEPTION)
         expected[sid] = "attended" if i % 2 else "cancelled"
     return expected
@@ -65,16 +91,21 @@ def all_streams(settings) -> list[list]:
         topic = settings.topic(service)
         for doc in ServiceContext(service, settings).store.events.find().sort("position", 1):
             streams.setdefault(f"{service}/{doc['stream_id']}", []).append((topic, doc))
-    kafka_clients.ensure_topics(settings.kafka_bootstrap,
-                                [settings.topic("records"), settings.topic("scheduling")],
-                                settings.topic_partitions)
+    kafka_clients.ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.topic("records"), settings.topic("scheduling")],
+        settings.topic_partitions,
+    )
     return list(streams.values())
 
 
 def converged(settings, load, sessions, total) -> bool:
     statuses = {d["_id"]: d["status"] for d in summaries(settings).reader("sessions").find()}
-    return (open_tasks(settings) == load.expected() and statuses == sessions
-            and processed_count(settings) == total)
+    return (
+        open_tasks(settings) == load.expected()
+        and statuses == sessions
+        and processed_count(settings) == total
+    )
 
 
 def test_every_event_delivered_twice_is_applied_once(settings):
@@ -89,8 +120,11 @@ def test_every_event_delivered_twice_is_applied_once(settings):
     produce(settings, twice + [m for s in streams for m in s])
     runner = ProjectionRunner(settings, ClientSummaries())
     with running(runner.run):
-        eventually(lambda: converged(settings, load, sessions, total), timeout=60,
-                   message="summaries equal one clean delivery")
+        eventually(
+            lambda: converged(settings, load, sessions, total),
+            timeout=60,
+            message="summaries equal one clean delivery",
+        )
     assert runner.applied_total == total, "each distinct event applied exactly once"
     assert sum(open_tasks(settings).values()) == 60
 
@@ -109,6 +143,9 @@ def test_streams_interleaved_out_of_order_across_topics_converge(settings):
     produce(settings, order)
     runner = ProjectionRunner(settings, ClientSummaries())
     with running(runner.run):
-        eventually(lambda: converged(settings, load, sessions, total), timeout=60,
-                   message="summaries equal the in-order result")
+        eventually(
+            lambda: converged(settings, load, sessions, total),
+            timeout=60,
+            message="summaries equal the in-order result",
+        )
     assert runner.applied_total == total

@@ -2,22 +2,22 @@
 each alert email reaches the SMTP server once, and each notification records one
 NotificationSent. The dispatcher's documented window (SMTP accepted, "sent" not yet
 recorded) may resend the one message in flight at the kill, with the same Message-ID."""
+
 from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
+from bench.procs import PYTHON, Proc, free_port, settings_env, worker
+from services.notifications.devmail import MailSink
 from shared.events import NewEvent
 from shared.mongo import client as mongo_client
 from shared.pytest_plugin import eventually
 from shared.run import make_relay
 from shared.web import ServiceContext
-
-from bench.procs import PYTHON, Proc, free_port, settings_env, worker
-from services.notifications.devmail import MailSink
 
 from .support import RECEPTION, release_dead_transactions
 
@@ -35,44 +35,99 @@ class SlowSink(MailSink):
 
 
 def feed(settings) -> None:
-    ServiceContext("scheduling", settings).store.append("therapist-t1", 0, [NewEvent(
-        "TherapistRegistered", {"therapist_id": "t1", "name": "Dr A", "email": "t1@faults.test",
-                                "phone": None, "modalities": ["video"], "rooms": []})], RECEPTION)
+    ServiceContext("scheduling", settings).store.append(
+        "therapist-t1",
+        0,
+        [
+            NewEvent(
+                "TherapistRegistered",
+                {
+                    "therapist_id": "t1",
+                    "name": "Dr A",
+                    "email": "t1@faults.test",
+                    "phone": None,
+                    "modalities": ["video"],
+                    "rooms": [],
+                },
+            )
+        ],
+        RECEPTION,
+    )
     measures = ServiceContext("measures", settings).store
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(ALERTS):
-        measures.append(f"alert-a{i}", 0, [NewEvent("RiskIndicated", {
-            "alert_id": f"a{i}", "client_id": f"c{i}", "therapist_id": "t1", "response_id": f"r{i}",
-            "instrument": "PHQ-9", "item": 9, "answer": 1, "indicated_at": now})], RECEPTION)
+        measures.append(
+            f"alert-a{i}",
+            0,
+            [
+                NewEvent(
+                    "RiskIndicated",
+                    {
+                        "alert_id": f"a{i}",
+                        "client_id": f"c{i}",
+                        "therapist_id": "t1",
+                        "response_id": f"r{i}",
+                        "instrument": "PHQ-9",
+                        "item": 9,
+                        "answer": 1,
+                        "indicated_at": now,
+                    },
+                )
+            ],
+            RECEPTION,
+        )
     for service in ("scheduling", "measures"):
         make_relay(settings, service).drain(timeout=120)
 
 
 def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settings, procs):
     sink = SlowSink(free_port()).start()
-    env = {"RAPPORT_SMTP_PORT": str(sink.port), "RAPPORT_QUIET_HOURS": "off",
-           "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD, "FAULTS_NOTIFY":
-           f'{{"smtp_port": {sink.port}, "lead_email": "{LEAD}", "quiet_hours": "off", '
-           f'"poll_seconds": 0.1, "lease_seconds": 5}}'}
+    env = {
+        "RAPPORT_SMTP_PORT": str(sink.port),
+        "RAPPORT_QUIET_HOURS": "off",
+        "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
+        "FAULTS_NOTIFY": f'{{"smtp_port": {sink.port}, "lead_email": "{LEAD}", "quiet_hours": "off", '
+        f'"poll_seconds": 0.1, "lease_seconds": 5}}',
+    }
     book = mongo_client(settings.mongo_uri)[settings.database("notifications")]["messages"]
 
     def dispatcher(name):
-        return Proc(name, [PYTHON, "-m", "tests.faults.dispatcher_proc"],
-                    settings_env(settings, **env), procs.log_dir)
+        return Proc(
+            name,
+            [PYTHON, "-m", "tests.faults.dispatcher_proc"],
+            settings_env(settings, **env),
+            procs.log_dir,
+        )
+
     try:
         feed(settings)
-        procs.add(worker(settings, "consume", "notifications", "--projection", "planner",
-                         log_dir=procs.log_dir, env=env))
-        eventually(lambda: book.count_documents({}) == ALERTS * 4, timeout=120,
-                   message="the planner booked two emails and two inbox entries per alert")
+        procs.add(
+            worker(
+                settings,
+                "consume",
+                "notifications",
+                "--projection",
+                "planner",
+                log_dir=procs.log_dir,
+                env=env,
+            )
+        )
+        eventually(
+            lambda: book.count_documents({}) == ALERTS * 4,
+            timeout=120,
+            message="the planner booked two emails and two inbox entries per alert",
+        )
         first = procs.add(dispatcher("dispatcher-1"))
         eventually(lambda: len(sink.messages) >= 4, timeout=120, message="some mail went")
         first.kill()
         assert len(sink.messages) < ALERTS * 2, "killed mid-way"
         release_dead_transactions(settings)
         procs.add(dispatcher("dispatcher-2"))
-        eventually(lambda: book.count_documents({"status": {"$ne": "sent"}}) == 0, timeout=180,
-                   message="every message recorded as sent")
+        eventually(
+            lambda: book.count_documents({"status": {"$ne": "sent"}}) == 0,
+            timeout=180,
+            message="every message recorded as sent",
+        )
         time.sleep(2.0)  # a duplicate would arrive now
     finally:
         sink.stop()
@@ -82,5 +137,7 @@ def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settin
     assert resent <= 1, f"only the message in flight at the kill may go twice: {ids}"
     assert len(sink.to(LEAD)) >= ALERTS and len({m["Message-ID"] for m in sink.to(LEAD)}) == ALERTS
     store = ServiceContext("notifications", settings).store
-    sent = Counter(d["stream_id"] for d in store.events.find({"type": "NotificationSent"}, {"stream_id": 1}))
+    sent = Counter(
+        d["stream_id"] for d in store.events.find({"type": "NotificationSent"}, {"stream_id": 1})
+    )
     assert len(sent) == ALERTS * 4 and set(sent.values()) == {1}, "one NotificationSent each"

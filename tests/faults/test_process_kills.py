@@ -2,23 +2,29 @@
 a projection consumer in the middle of a backlog, and the outbox relay between the broker's
 acknowledgement and the "published" mark. Nothing may be lost, nothing applied twice:
 records' `open_tasks` counts each TaskAssigned once, so a double apply shows."""
+
 from __future__ import annotations
 
-import sys
 import textwrap
 import time
 
 import pytest
 
+from bench.procs import PYTHON, Proc, settings_env, worker
+from services.records.projections import ClientSummaries
 from shared.consumer import ProjectionRunner
 from shared.pytest_plugin import STACK, eventually, running
 from shared.run import make_relay
 
-from bench.procs import PYTHON, Proc, settings_env, worker
-from services.records.projections import ClientSummaries
-
-from .support import (RecordsLoad, open_tasks, per_stream_order_kept, processed_count,
-                      read_topic, release_dead_transactions, summaries)
+from .support import (
+    RecordsLoad,
+    open_tasks,
+    per_stream_order_kept,
+    processed_count,
+    read_topic,
+    release_dead_transactions,
+    summaries,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +35,17 @@ def converged(settings, load, total) -> bool:
 
 def consumer(settings, procs):
     # the same --instance on restart: static membership lets it take its partitions back
-    return worker(settings, "consume", "records", "--projection", "client_summaries",
-                  "--instance", "0", log_dir=procs.log_dir, name="consume-records")
+    return worker(
+        settings,
+        "consume",
+        "records",
+        "--projection",
+        "client_summaries",
+        "--instance",
+        "0",
+        log_dir=procs.log_dir,
+        name="consume-records",
+    )
 
 
 def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(settings, procs):
@@ -39,8 +54,12 @@ def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(setting
     total = load.event_count()
     make_relay(settings, "records").drain(timeout=120)
     first = procs.add(consumer(settings, procs))
-    eventually(lambda: processed_count(settings) >= 200, timeout=90, interval=0.02,
-               message="the consumer is working through the backlog")
+    eventually(
+        lambda: processed_count(settings) >= 200,
+        timeout=90,
+        interval=0.02,
+        message="the consumer is working through the backlog",
+    )
     first.kill()
     at_kill = processed_count(settings)
     release_dead_transactions(settings)  # the local store's gap, see support.py
@@ -49,16 +68,21 @@ def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(setting
     make_relay(settings, "records").drain(timeout=120)
     total = load.event_count()
     procs.add(consumer(settings, procs))
-    eventually(lambda: converged(settings, load, total), timeout=120,
-               message="the restarted consumer finished the backlog")
+    eventually(
+        lambda: converged(settings, load, total),
+        timeout=120,
+        message="the restarted consumer finished the backlog",
+    )
     time.sleep(1.0)  # a redelivery would land now
     assert converged(settings, load, total), "still exact after the dust settled"
     assert sum(open_tasks(settings).values()) == 3100
 
 
 def topic_count(settings, topic) -> int:
-    from shared import kafka as kafka_clients
     from kafka import TopicPartition
+
+    from shared import kafka as kafka_clients
+
     c = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
     try:
         parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
@@ -98,13 +122,23 @@ def test_relay_killed_between_publish_and_mark_every_event_reaches_consumers_onc
             eventually(lambda: converged(settings, load, total), timeout=120)
         except AssertionError as err:
             consumer = runner.consumer
-            positions = ({f"{tp.topic[-10:]}:{tp.partition}": consumer.position(tp)
-                          for tp in consumer.assignment()} if consumer else None)
-            raise AssertionError(f"{err}; applied_total={runner.applied_total} processed="
-                                 f"{processed_count(settings)} of {total} events, "
-                                 f"{len(ids)} records on the topic; consumer positions {positions}, "
-                                 f"stored {summaries(settings).stored_positions(1)}") from None
-    assert runner.applied_total == total, f"{len(ids) - total} duplicates on the topic, none applied"
+            positions = (
+                {
+                    f"{tp.topic[-10:]}:{tp.partition}": consumer.position(tp)
+                    for tp in consumer.assignment()
+                }
+                if consumer
+                else None
+            )
+            raise AssertionError(
+                f"{err}; applied_total={runner.applied_total} processed="
+                f"{processed_count(settings)} of {total} events, "
+                f"{len(ids)} records on the topic; consumer positions {positions}, "
+                f"stored {summaries(settings).stored_positions(1)}"
+            ) from None
+    assert runner.applied_total == total, (
+        f"{len(ids) - total} duplicates on the topic, none applied"
+    )
 
 
 KILLABLE_MEMBER = textwrap.dedent("""
@@ -119,25 +153,51 @@ KILLABLE_MEMBER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(STACK != "docker", reason=(
-    "not run here: the local broker (noida-db) never expires a SIGKILLed consumer without "
-    "static membership (../shared/infrastructure.md); runs against real Kafka with "
-    "RAPPORT_TEST_STACK=docker"))
-def test_consumer_killed_without_static_membership_is_expired_and_the_survivor_takes_over(settings, procs):
+@pytest.mark.skipif(
+    STACK != "docker",
+    reason=(
+        "not run here: the local broker (noida-db) never expires a SIGKILLed consumer without "
+        "static membership (../shared/infrastructure.md); runs against real Kafka with "
+        "RAPPORT_TEST_STACK=docker"
+    ),
+)
+def test_consumer_killed_without_static_membership_is_expired_and_the_survivor_takes_over(
+    settings, procs
+):
     from kafka import KafkaConsumer
+
     from shared import kafka as kafka_clients
+
     topic, group = settings.topic("members"), f"{settings.topic_prefix}members"
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], 3)
-    doomed = procs.add(Proc("member", [PYTHON, "-c", KILLABLE_MEMBER, settings.kafka_bootstrap,
-                                       topic, group], settings_env(settings), procs.log_dir))
-    survivor = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
-                             enable_auto_commit=False, session_timeout_ms=10000)
+    doomed = procs.add(
+        Proc(
+            "member",
+            [PYTHON, "-c", KILLABLE_MEMBER, settings.kafka_bootstrap, topic, group],
+            settings_env(settings),
+            procs.log_dir,
+        )
+    )
+    survivor = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=10000,
+    )
     try:
-        eventually(lambda: survivor.poll(timeout_ms=200) is not None and
-                   0 < len(survivor.assignment()) < 3, timeout=60, message="the group is shared")
+        eventually(
+            lambda: (
+                survivor.poll(timeout_ms=200) is not None and 0 < len(survivor.assignment()) < 3
+            ),
+            timeout=60,
+            message="the group is shared",
+        )
         doomed.kill()
-        eventually(lambda: survivor.poll(timeout_ms=200) is not None and
-                   len(survivor.assignment()) == 3, timeout=60,
-                   message="the dead member expired after session_timeout_ms")
+        eventually(
+            lambda: survivor.poll(timeout_ms=200) is not None and len(survivor.assignment()) == 3,
+            timeout=60,
+            message="the dead member expired after session_timeout_ms",
+        )
     finally:
         survivor.close()

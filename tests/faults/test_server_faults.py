@@ -1,6 +1,7 @@
 """The broker stopped and the store killed while commands keep coming, with the relay and
 the consumer running as real processes. Every acknowledged command's events must be in the
 store exactly once, on the topic at least once, and applied exactly once by the projection."""
+
 from __future__ import annotations
 
 import os
@@ -12,13 +13,18 @@ from collections import Counter
 import pytest
 import requests
 
-from shared.pytest_plugin import STACK, eventually
-
 from bench.procs import Gunicorn, worker
+from shared.pytest_plugin import eventually
 
 from .conftest import LOCAL_ONLY
-from .support import (RecordsLoad, open_tasks, per_stream_order_kept, processed_count,
-                      read_topic, repaired_events)
+from .support import (
+    RecordsLoad,
+    open_tasks,
+    per_stream_order_kept,
+    processed_count,
+    read_topic,
+    repaired_events,
+)
 
 pytestmark = [pytest.mark.slow, LOCAL_ONLY]
 
@@ -26,9 +32,20 @@ pytestmark = [pytest.mark.slow, LOCAL_ONLY]
 def pipeline(settings, procs):
     # PYTHONFAULTHANDLER: a SIGABRT (sent by `diagnose`) writes every thread's stack to the log
     env = {"PYTHONFAULTHANDLER": "1", "RAPPORT_LOG_LEVEL": "INFO"}
-    return (procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, env=env)),
-            procs.add(worker(settings, "consume", "records", "--projection", "client_summaries",
-                             log_dir=procs.log_dir, env=env)))
+    return (
+        procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, env=env)),
+        procs.add(
+            worker(
+                settings,
+                "consume",
+                "records",
+                "--projection",
+                "client_summaries",
+                log_dir=procs.log_dir,
+                env=env,
+            )
+        ),
+    )
 
 
 def diagnose(settings, store, total: int, stuck) -> str:
@@ -36,9 +53,11 @@ def diagnose(settings, store, total: int, stuck) -> str:
     their logs."""
     on_topic = {m["event_id"] for m in read_topic(settings, settings.topic("records"))}
     stored = {d["_id"] for d in store.events.find({}, {"_id": 1})}
-    state = (f"published_through={store.published_through()} of {total}, "
-             f"applied={processed_count(settings)}, marked published but NOT on the topic: "
-             f"{len(stored - on_topic)}; logs: {[p.log_path for p in stuck]}")
+    state = (
+        f"published_through={store.published_through()} of {total}, "
+        f"applied={processed_count(settings)}, marked published but NOT on the topic: "
+        f"{len(stored - on_topic)}; logs: {[p.log_path for p in stuck]}"
+    )
     for proc in stuck:
         if proc.alive():
             os.kill(proc.pid, signal.SIGABRT)
@@ -67,6 +86,7 @@ def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, se
             load.assign(1)
             during["commands"] += 1
             time.sleep(0.02)
+
     thread = threading.Thread(target=steady, daemon=True)
     thread.start()
     try:
@@ -83,8 +103,11 @@ def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, se
         local.start("broker")
     total = load.event_count()
     try:
-        eventually(lambda: converged(settings, load.expected(), total), timeout=120,
-                   message="projection converged after the broker came back")
+        eventually(
+            lambda: converged(settings, load.expected(), total),
+            timeout=120,
+            message="projection converged after the broker came back",
+        )
     except AssertionError as err:
         raise AssertionError(f"{err}; {diagnose(settings, load.store, total, [relay, consumer])}")
     messages = read_topic(settings, settings.topic("records"))
@@ -96,17 +119,29 @@ def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, se
 
 
 def test_store_killed_mid_load_every_acknowledged_command_once_projection_converges(
-        settings, procs, servers_restored, auth_header):
+    settings, procs, servers_restored, auth_header
+):
     local = servers_restored
-    web = procs.add(Gunicorn("services.records.wsgi:app", settings, log_dir=procs.log_dir,
-                             name="records-web"))
+    web = procs.add(
+        Gunicorn("services.records.wsgi:app", settings, log_dir=procs.log_dir, name="records-web")
+    )
     relay, consumer = pipeline(settings, procs)
     admin, t1 = auth_header("admin"), auth_header("therapist", therapist_id="t1", sub="t1-user")
     clients = []
     for i in range(4):
-        r = requests.post(f"{web.url}/clients", headers=admin, timeout=30, json={
-            "given_name": "Emma", "family_name": f"Kill{i}", "date_of_birth": "1981-03-02",
-            "preferred_modality": "video", "therapist_id": "t1", "referral_source": "GP"})
+        r = requests.post(
+            f"{web.url}/clients",
+            headers=admin,
+            timeout=30,
+            json={
+                "given_name": "Emma",
+                "family_name": f"Kill{i}",
+                "date_of_birth": "1981-03-02",
+                "preferred_modality": "video",
+                "therapist_id": "t1",
+                "referral_source": "GP",
+            },
+        )
         assert r.status_code == 201, r.text
         clients.append(r.json()["client_id"])
     acked, outcomes, stop, lock = [], Counter(), threading.Event(), threading.Lock()
@@ -118,8 +153,12 @@ def test_store_killed_mid_load_every_acknowledged_command_once_projection_conver
             cid = clients[(n + i) % len(clients)]
             i += 1
             try:
-                r = session.post(f"{web.url}/clients/{cid}/tasks", headers=t1, timeout=30,
-                                 json={"description": f"homework {n}-{i}"})
+                r = session.post(
+                    f"{web.url}/clients/{cid}/tasks",
+                    headers=t1,
+                    timeout=30,
+                    json={"description": f"homework {n}-{i}"},
+                )
                 status = r.status_code
             except requests.RequestException:
                 status = 0
@@ -127,6 +166,7 @@ def test_store_killed_mid_load_every_acknowledged_command_once_projection_conver
                 outcomes[status] += 1
                 if status == 201:
                     acked.append(r.json()["task_id"])
+
     threads = [threading.Thread(target=tasks, args=(n,), daemon=True) for n in range(4)]
     for t in threads:
         t.start()
@@ -143,15 +183,23 @@ def test_store_killed_mid_load_every_acknowledged_command_once_projection_conver
             t.join(timeout=60)
         local.start("store")
     from shared.web import ServiceContext
+
     events = ServiceContext("records", settings).store.events
-    stored = Counter(d["data"]["task_id"] for d in events.find({"type": "TaskAssigned"}, {"data.task_id": 1}))
+    stored = Counter(
+        d["data"]["task_id"] for d in events.find({"type": "TaskAssigned"}, {"data.task_id": 1})
+    )
     assert all(stored[t] == 1 for t in acked), "every acknowledged command's event, exactly once"
     assert set(stored.values()) == {1}, "no command's event twice"
     assert outcomes[201] == len(acked) and 500 not in outcomes, dict(outcomes)
-    expected = {cid: sum(1 for d in events.find({"type": "TaskAssigned", "data.client_id": cid}))
-                for cid in clients}
+    expected = {
+        cid: sum(1 for d in events.find({"type": "TaskAssigned", "data.client_id": cid}))
+        for cid in clients
+    }
     total = events.count_documents({})
     store = ServiceContext("records", settings).store
-    eventually(lambda: converged(settings, expected, total), timeout=180,
-               message="projection converged after the store came back",
-               describe=lambda: diagnose(settings, store, total, [relay, consumer]))
+    eventually(
+        lambda: converged(settings, expected, total),
+        timeout=180,
+        message="projection converged after the store came back",
+        describe=lambda: diagnose(settings, store, total, [relay, consumer]),
+    )

@@ -5,13 +5,12 @@ A `Person` calls the APIs the way the portal's backend client does: it keeps the
 `X-Rapport-Position` of each of its writes and sends them all, for every service, in
 `X-Rapport-Min-Position` on every call; a form's submission carries an `Idempotency-Key`.
 Every read below comes straight after the write it must show, with no polling."""
+
 import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from .conftest import FOUR
 
 LONDON = ZoneInfo("Europe/London")
 HOURS = [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]
@@ -25,7 +24,9 @@ class Person:
     def call(self, service: str, method: str, path: str, json=None, key: str | None = None):
         headers = dict(self.auth)
         if self.positions:
-            headers["X-Rapport-Min-Position"] = ",".join(f"{s}:{p}" for s, p in sorted(self.positions.items()))
+            headers["X-Rapport-Min-Position"] = ",".join(
+                f"{s}:{p}" for s, p in sorted(self.positions.items())
+            )
         if key:
             headers["Idempotency-Key"] = key
         response = getattr(self.practice[service], method)(path, json=json, headers=headers)
@@ -43,22 +44,44 @@ def _at(days_ahead: int, hour: int) -> str:
 
 
 def _client(tid: str, given: str = "Emma") -> dict:
-    return {"given_name": given, "family_name": "Whitfield", "date_of_birth": "1981-03-14",
-            "email": f"{given.lower()}@client.test", "phone": "07700900123",
-            "preferred_modality": "video", "reminder_channels": ["email"], "therapist_id": tid,
-            "referral_source": "GP"}
+    return {
+        "given_name": given,
+        "family_name": "Whitfield",
+        "date_of_birth": "1981-03-14",
+        "email": f"{given.lower()}@client.test",
+        "phone": "07700900123",
+        "preferred_modality": "video",
+        "reminder_channels": ["email"],
+        "therapist_id": tid,
+        "referral_source": "GP",
+    }
 
 
 @pytest.fixture
 def lead(practice, auth_header):
     person = Person(practice, auth_header("clinical_lead", sub="lead-1"))
-    r = person.call("scheduling", "post", "/therapists", {
-        "name": "Dr Sarah Okafor", "email": "sarah@practice.test",
-        "modalities": ["video", "face_to_face"], "rooms": ["Room 1"]})
+    r = person.call(
+        "scheduling",
+        "post",
+        "/therapists",
+        {
+            "name": "Dr Sarah Okafor",
+            "email": "sarah@practice.test",
+            "modalities": ["video", "face_to_face"],
+            "rooms": ["Room 1"],
+        },
+    )
     assert r.status_code == 201, r.json
     person.therapist_id = r.json["therapist_id"]
-    assert person.call("scheduling", "put", f"/therapists/{person.therapist_id}/availability",
-                       {"weekly_hours": HOURS, "exceptions": []}).status_code == 200
+    assert (
+        person.call(
+            "scheduling",
+            "put",
+            f"/therapists/{person.therapist_id}/availability",
+            {"weekly_hours": HOURS, "exceptions": []},
+        ).status_code
+        == 200
+    )
     return person
 
 
@@ -71,39 +94,77 @@ def test_a_write_is_seen_at_once_by_every_service_that_reads_it(lead):
     assert r.status_code == 201, r.json
     cid, registered_at = r.json["client_id"], r.headers.get("X-Rapport-Position", "")
 
-    booking_list = lead.call("records", "get", f"/clients?therapist_id={tid}&status=active&per_page=100")
+    booking_list = lead.call(
+        "records", "get", f"/clients?therapist_id={tid}&status=active&per_page=100"
+    )
     assert cid in [c["client_id"] for c in booking_list.json["items"]]
     sessions = lead.call("scheduling", "get", f"/clients/{cid}/sessions")
     assert sessions.status_code == 200 and sessions.json == [], sessions.json
     assert lead.call("measures", "get", f"/clients/{cid}/trajectory").status_code == 200
 
-    r = lead.call("scheduling", "post", "/sessions", {
-        "client_id": cid, "therapist_id": tid, "kind": "assessment", "modality": "video",
-        "starts_at": _at(2, 10)})
+    r = lead.call(
+        "scheduling",
+        "post",
+        "/sessions",
+        {
+            "client_id": cid,
+            "therapist_id": tid,
+            "kind": "assessment",
+            "modality": "video",
+            "starts_at": _at(2, 10),
+        },
+    )
     assert r.status_code == 201, r.json  # scheduling knew the client at once
     sid = r.json["session_id"]
-    assert [s["status"] for s in lead.call("scheduling", "get", f"/clients/{cid}/sessions").json] == ["booked"]
-    assert lead.call("scheduling", "post", f"/sessions/{sid}/cancel",
-                     {"by": "client", "reason": "unwell"}).status_code == 200
+    assert [
+        s["status"] for s in lead.call("scheduling", "get", f"/clients/{cid}/sessions").json
+    ] == ["booked"]
+    assert (
+        lead.call(
+            "scheduling", "post", f"/sessions/{sid}/cancel", {"by": "client", "reason": "unwell"}
+        ).status_code
+        == 200
+    )
     assert lead.call("scheduling", "get", f"/sessions/{sid}").json["status"] == "cancelled"
-    assert [s["status"] for s in lead.call("scheduling", "get", f"/clients/{cid}/sessions").json] == ["cancelled"]
+    assert [
+        s["status"] for s in lead.call("scheduling", "get", f"/clients/{cid}/sessions").json
+    ] == ["cancelled"]
 
-    r = lead.call("measures", "post", "/responses", {
-        "client_id": cid, "answers": {"PHQ-9": [1, 1, 1, 1, 1, 1, 1, 1, 2]}})
+    r = lead.call(
+        "measures",
+        "post",
+        "/responses",
+        {"client_id": cid, "answers": {"PHQ-9": [1, 1, 1, 1, 1, 1, 1, 1, 2]}},
+    )
     assert r.status_code == 201, r.json
-    alerts = lead.call("measures", "get", f"/risk-alerts?status=open&client_id={cid}").json["alerts"]
+    alerts = lead.call("measures", "get", f"/risk-alerts?status=open&client_id={cid}").json[
+        "alerts"
+    ]
     assert len(alerts) == 1, alerts
     alert_id = alerts[0]["alert_id"]
-    assert lead.call("measures", "post", f"/risk-alerts/{alert_id}/acknowledge",
-                     {"note": "phoned; safety plan reviewed"}).status_code == 200
-    assert lead.call("measures", "get", f"/risk-alerts?status=open&client_id={cid}").json["alerts"] == []
-    [acknowledged] = lead.call("measures", "get", f"/risk-alerts?status=all&client_id={cid}").json["alerts"]
+    assert (
+        lead.call(
+            "measures",
+            "post",
+            f"/risk-alerts/{alert_id}/acknowledge",
+            {"note": "phoned; safety plan reviewed"},
+        ).status_code
+        == 200
+    )
+    assert (
+        lead.call("measures", "get", f"/risk-alerts?status=open&client_id={cid}").json["alerts"]
+        == []
+    )
+    [acknowledged] = lead.call("measures", "get", f"/risk-alerts?status=all&client_id={cid}").json[
+        "alerts"
+    ]
     assert acknowledged["status"] == "acknowledged"
     assert registered_at.startswith("records:")
 
 
 def _count(practice, service: str, event_type: str) -> int:
     from shared.web import context
+
     with practice["apps"][service].app_context():
         return context().store.events.count_documents({"type": event_type})
 
@@ -119,20 +180,31 @@ def test_a_form_submitted_twice_is_carried_out_once(practice, lead):
     assert again.json == first.json and again.headers["Location"] == first.headers["Location"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert _count(practice, "records", "ClientRegistered") == 1
-    other = lead.call("records", "post", "/clients", {**client, "given_name": "Jon"}, key="register-john")
+    other = lead.call(
+        "records", "post", "/clients", {**client, "given_name": "Jon"}, key="register-john"
+    )
     assert other.status_code == 422 and other.json["code"] == "key_reused"
     cid = first.json["client_id"]
 
-    booking = {"client_id": cid, "therapist_id": lead.therapist_id, "kind": "assessment",
-               "modality": "video", "starts_at": _at(3, 9)}
-    answers = [lead.call("scheduling", "post", "/sessions", booking, key="book-1") for _ in range(2)]
+    booking = {
+        "client_id": cid,
+        "therapist_id": lead.therapist_id,
+        "kind": "assessment",
+        "modality": "video",
+        "starts_at": _at(3, 9),
+    }
+    answers = [
+        lead.call("scheduling", "post", "/sessions", booking, key="book-1") for _ in range(2)
+    ]
     assert [a.status_code for a in answers] == [201, 201]
     assert answers[0].json["session_id"] == answers[1].json["session_id"]
     assert _count(practice, "scheduling", "SessionBooked") == 1
     sid = answers[0].json["session_id"]
 
     note = {"session_id": sid, "text": "Assessment: low mood since the bereavement."}
-    notes = [lead.call("records", "post", f"/clients/{cid}/notes", note, key="note-1") for _ in range(2)]
+    notes = [
+        lead.call("records", "post", f"/clients/{cid}/notes", note, key="note-1") for _ in range(2)
+    ]
     assert [n.status_code for n in notes] == [201, 201] and notes[0].json == notes[1].json
     assert len(lead.call("records", "get", f"/clients/{cid}/notes").json["notes"]) == 1
 
@@ -144,14 +216,22 @@ def test_a_form_submitted_twice_is_carried_out_once(practice, lead):
 
 
 def test_concurrent_submits_of_one_booking_do_it_once(practice, lead):
-    cid = lead.call("records", "post", "/clients", _client(lead.therapist_id, "Ann")).json["client_id"]
+    cid = lead.call("records", "post", "/clients", _client(lead.therapist_id, "Ann")).json[
+        "client_id"
+    ]
     lead.call("records", "get", f"/clients/{cid}")  # scheduling reads records: wait for it below
-    body = {"client_id": cid, "therapist_id": lead.therapist_id, "kind": "assessment",
-            "modality": "video", "starts_at": _at(4, 15)}
+    body = {
+        "client_id": cid,
+        "therapist_id": lead.therapist_id,
+        "kind": "assessment",
+        "modality": "video",
+        "starts_at": _at(4, 15),
+    }
     answers = []
 
     def submit():
         answers.append(lead.call("scheduling", "post", "/sessions", body, key="double-click"))
+
     threads = [threading.Thread(target=submit) for _ in range(4)]
     for t in threads:
         t.start()
@@ -168,12 +248,16 @@ def test_a_disposal_forgets_the_answers_kept_for_replays(practice, lead):
     from shared import idempotency, services
     from shared.consumer import projection_store
     from shared.disposal import DisposalQueue, DisposalWorker
+
     settings = practice["settings"]
-    r = lead.call("records", "post", "/clients", _client(lead.therapist_id, "Zoe"), key="register-zoe")
+    r = lead.call(
+        "records", "post", "/clients", _client(lead.therapist_id, "Zoe"), key="register-zoe"
+    )
     cid = r.json["client_id"]
     db = practice["apps"]["records"].extensions["rapport"].db
     assert db[idempotency.COLLECTION].count_documents({"client_ids": cid}) == 1
     projection_store(settings, DisposalQueue("records")).reader("disposals").insert_one(
-        {"_id": cid, "done_at": None})  # as the queue notes ClientDisposed
+        {"_id": cid, "done_at": None}
+    )  # as the queue notes ClientDisposed
     assert DisposalWorker(settings, services.load("records")).sweep() == 1
     assert db[idempotency.COLLECTION].count_documents({"client_ids": cid}) == 0

@@ -2,6 +2,7 @@
 consumer running (issue 13, defects 3 and 5): a client registered through the portal's form is
 at once on their record page (no red "no client <uuid>" from scheduling) and in the booking
 list, and the same form sent twice registers one client."""
+
 import re
 import threading
 
@@ -33,13 +34,17 @@ def portal(practice):
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         urls[name] = f"http://127.0.0.1:{port}"
-    app = create_portal(s.with_(service_urls=urls),
-                        PortalConfig(secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False,
-                                     backend_timeout=15))
+    app = create_portal(
+        s.with_(service_urls=urls),
+        PortalConfig(
+            secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False, backend_timeout=15
+        ),
+    )
     app.config["TESTING"] = True
     with app.app_context():
-        user_store().add(email="lead@rapport.test", name="Lee Lead", role="clinical_lead",
-                         password=PASSWORD)
+        user_store().add(
+            email="lead@rapport.test", name="Lee Lead", role="clinical_lead", password=PASSWORD
+        )
     yield app
     for server in servers:
         server.shutdown()
@@ -60,23 +65,58 @@ def _registered(practice) -> int:
 def signed_in(practice, portal, auth_header):
     """(browser signed in as the clinical lead, the registration form's fields filled in)."""
     lead = auth_header("clinical_lead")
-    tid = practice["scheduling"].post("/therapists", headers=lead, json={
-        "name": "Dr Sarah Okafor", "email": "sarah@practice.test", "modalities": ["video"],
-        "rooms": []}).json["therapist_id"]
-    practice["scheduling"].put(f"/therapists/{tid}/availability", headers=lead,
-                               json={"weekly_hours": HOURS, "exceptions": []})
-    eventually(lambda: tid in str(practice["scheduling"].get("/therapists", headers=lead).json),
-               timeout=60, message="the therapist is listed (set up outside the portal)")
+    tid = (
+        practice["scheduling"]
+        .post(
+            "/therapists",
+            headers=lead,
+            json={
+                "name": "Dr Sarah Okafor",
+                "email": "sarah@practice.test",
+                "modalities": ["video"],
+                "rooms": [],
+            },
+        )
+        .json["therapist_id"]
+    )
+    practice["scheduling"].put(
+        f"/therapists/{tid}/availability",
+        headers=lead,
+        json={"weekly_hours": HOURS, "exceptions": []},
+    )
+    eventually(
+        lambda: tid in str(practice["scheduling"].get("/therapists", headers=lead).json),
+        timeout=60,
+        message="the therapist is listed (set up outside the portal)",
+    )
     browser = portal.test_client()
     page = browser.get("/sign-in").get_data(as_text=True)
-    assert browser.post("/sign-in", data={"email": "lead@rapport.test", "password": PASSWORD,
-                                          "csrf_token": _hidden(page, "csrf_token")}).status_code == 302
+    assert (
+        browser.post(
+            "/sign-in",
+            data={
+                "email": "lead@rapport.test",
+                "password": PASSWORD,
+                "csrf_token": _hidden(page, "csrf_token"),
+            },
+        ).status_code
+        == 302
+    )
     html = browser.get("/clients/new").get_data(as_text=True)
-    fields = {"csrf_token": _hidden(html, "csrf_token"), "idempotency_key": _hidden(html, "idempotency_key"),
-              "form": "client-new", "back": "/clients/new", "given_name": "Emma",
-              "family_name": "Whitfield", "date_of_birth": "1981-03-14", "email": "emma@client.test",
-              "reminder_channels": "email", "preferred_modality": "video", "therapist_id": tid,
-              "referral_source": "GP"}
+    fields = {
+        "csrf_token": _hidden(html, "csrf_token"),
+        "idempotency_key": _hidden(html, "idempotency_key"),
+        "form": "client-new",
+        "back": "/clients/new",
+        "given_name": "Emma",
+        "family_name": "Whitfield",
+        "date_of_birth": "1981-03-14",
+        "email": "emma@client.test",
+        "reminder_channels": "email",
+        "preferred_modality": "video",
+        "therapist_id": tid,
+        "referral_source": "GP",
+    }
     return browser, fields
 
 

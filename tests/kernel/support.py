@@ -1,9 +1,10 @@
 """A tiny event vocabulary and projection used only by the kernel tests."""
+
 from marshmallow import Schema, fields
 from pymongo import IndexModel, monitoring
 
-from shared.eventstore import EventStore, Metadata
 from shared.events import Actor, EventRegistry
+from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
 from shared.projections import Projection
 
@@ -33,6 +34,7 @@ def _incremented_v1_to_v2(data: dict) -> dict:
 
 class Totals(Projection):
     """Per stream: how many increments and their sum, in order (a list of stream versions)."""
+
     service = "kernel"
     name = "totals"
     batched = True  # one bulk_write per collection per batch (shared.projections)
@@ -40,14 +42,18 @@ class Totals(Projection):
     collections = {"totals": [IndexModel("name")]}
 
     def on_CounterOpened(self, event, view):
-        view["totals"].update_one({"_id": event.stream_id},
-                                  {"$set": {"name": event.data["name"]},
-                                   "$setOnInsert": {"sum": 0, "versions": []}}, upsert=True)
+        view["totals"].update_one(
+            {"_id": event.stream_id},
+            {"$set": {"name": event.data["name"]}, "$setOnInsert": {"sum": 0, "versions": []}},
+            upsert=True,
+        )
 
     def on_CounterIncremented(self, event, view):
-        view["totals"].update_one({"_id": event.stream_id},
-                                  {"$inc": {"sum": event.data["by"]},
-                                   "$push": {"versions": event.stream_version}}, upsert=True)
+        view["totals"].update_one(
+            {"_id": event.stream_id},
+            {"$inc": {"sum": event.data["by"]}, "$push": {"versions": event.stream_version}},
+            upsert=True,
+        )
 
 
 META = Metadata(actor=Actor("tester", "clinical_lead"), correlation_id="corr-1")

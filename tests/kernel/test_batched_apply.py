@@ -1,5 +1,6 @@
 """A consumer batch goes to the store as a few bulk writes in one transaction, not one write
 per event (issue 14), and stays exactly-once: the same batch again changes nothing."""
+
 from __future__ import annotations
 
 import pymongo
@@ -15,7 +16,9 @@ def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes
     store, _, _ = setup(settings)
     append_counters(store, streams=6, increments=49)  # 300 events
     docs = list(store.events.find().sort("position", 1))
-    records = [Record("t", d["position"] % 3, d["position"], message_from_document(d)) for d in docs]
+    records = [
+        Record("t", d["position"] % 3, d["position"], message_from_document(d)) for d in docs
+    ]
     listener = Commands()
     mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
     try:
@@ -29,7 +32,8 @@ def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes
         assert snapshot(pstore.reader("totals")) == expected_totals(store)
         assert pstore.apply(records, generation) == 0  # delivered again: nothing applied twice
         assert snapshot(pstore.reader("totals")) == expected_totals(store)
-        assert pstore.stored_offsets(generation) == {("t", p): max(
-            r.offset for r in records if r.partition == p) + 1 for p in range(3)}
+        assert pstore.stored_offsets(generation) == {
+            ("t", p): max(r.offset for r in records if r.partition == p) + 1 for p in range(3)
+        }
     finally:
         mongo.close()

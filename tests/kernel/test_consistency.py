@@ -1,6 +1,7 @@
 """Read-your-writes: the positions a projection has seen, per source service, out of order
 across partitions; a write answers its position; a read waits (bounded) for it. Against the
 real local store (and broker, for the end-to-end case)."""
+
 import threading
 import time
 
@@ -11,8 +12,8 @@ from flask_smorest import Blueprint
 
 from shared import consistency
 from shared.auth import requires
-from shared.domain import Invalid
 from shared.consumer import ProjectionRunner
+from shared.domain import Invalid
 from shared.events import NewEvent
 from shared.outbox import message_from_document
 from shared.projections import Record
@@ -39,7 +40,9 @@ class Counter(MethodView):
         store = request_store()
         version = store.stream_version(name)
         events = [] if version else [NewEvent("CounterOpened", {"name": name})]
-        store.append(name, version, events + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+        store.append(
+            name, version, events + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META
+        )
         return created({"name": name}, f"/counters/{name}")
 
     @requires("admin")
@@ -50,8 +53,14 @@ class Counter(MethodView):
 
 @pytest.fixture
 def app(settings):
-    return create_service_app("kernel", settings, title="Kernel test", description="test",
-                              blueprints=[blp], projections=[Totals()])
+    return create_service_app(
+        "kernel",
+        settings,
+        title="Kernel test",
+        description="test",
+        blueprints=[blp],
+        projections=[Totals()],
+    )
 
 
 def records_of(store, partitions=3):
@@ -59,7 +68,9 @@ def records_of(store, partitions=3):
     out, offsets = [], [0] * partitions
     for doc in store.events.find().sort("position", 1):
         partition = int(doc["stream_id"].rsplit("-", 1)[-1]) % partitions
-        out.append(Record("t.rapport.kernel", partition, offsets[partition], message_from_document(doc)))
+        out.append(
+            Record("t.rapport.kernel", partition, offsets[partition], message_from_document(doc))
+        )
         offsets[partition] += 1
     return out
 
@@ -73,7 +84,9 @@ def test_merge_moves_through_over_joined_ranges():
 
 def test_parse_min_positions():
     assert consistency.parse_min_positions("records:12, scheduling:40,records:3") == {
-        "records": 12, "scheduling": 40}
+        "records": 12,
+        "scheduling": 40,
+    }
     for bad in ("records", "records:-1", "Records:1", "records:1;x", "a:" + "9" * 16):
         with pytest.raises(consistency.BadConsistencyHeader):
             consistency.parse_min_positions(bad)
@@ -83,8 +96,13 @@ def test_a_projection_has_reached_a_position_only_when_every_event_up_to_it_is_a
     """Partitions deliver out of order: position 7 applied does not mean 6 is."""
     store = kernel_store(settings)
     for s in range(3):
-        store.append(f"c-{s}", 0, [NewEvent("CounterOpened", {"name": f"c-{s}"})] +
-                     [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2, META)
+        store.append(
+            f"c-{s}",
+            0,
+            [NewEvent("CounterOpened", {"name": f"c-{s}"})]
+            + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2,
+            META,
+        )
     records = records_of(store)  # positions 1-3 on partition 0, 4-6 on 1, 7-9 on 2
     pstore = Totals_store(settings)
     generation = pstore.active_generation()
@@ -92,7 +110,9 @@ def test_a_projection_has_reached_a_position_only_when_every_event_up_to_it_is_a
     pstore.apply([r for r in records if r.partition == 0], generation)
     assert consistency.unreached(pstore, generation, {"kernel": 3}) == {}
     assert consistency.unreached(pstore, generation, {"kernel": 7}) == {"kernel": 7}
-    assert consistency.unreached(pstore, generation, {"other": 99}) == {}, "a service it does not read"
+    assert consistency.unreached(pstore, generation, {"other": 99}) == {}, (
+        "a service it does not read"
+    )
     pstore.apply([r for r in records if r.partition == 1], generation)
     assert consistency.unreached(pstore, generation, {"kernel": 9}) == {}
     assert consistency.unreached(pstore, generation, {"kernel": 10}) == {"kernel": 10}
@@ -104,8 +124,15 @@ def test_a_projection_that_was_reading_before_positions_were_recorded_starts_whe
     would wait 2 s for ever); from there on it is exact."""
     store = kernel_store(settings)
     for s in range(3):
-        store.append(f"c-{s}", 0, [NewEvent("CounterOpened", {"name": f"c-{s}"}),
-                                   NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+        store.append(
+            f"c-{s}",
+            0,
+            [
+                NewEvent("CounterOpened", {"name": f"c-{s}"}),
+                NewEvent("CounterIncremented", {"by": 1, "reason": "t"}),
+            ],
+            META,
+        )
     pstore = Totals_store(settings)
     generation = pstore.active_generation()
     resumed = [r for r in records_of(store) if r.offset > 0]  # positions 2, 4, 6
@@ -128,15 +155,21 @@ def test_events_a_projection_ignores_or_parks_count_as_reached(settings):
     generation = pstore.active_generation()
     ignored = dict(doc, _id="e-2", type="TotalsIgnoreMe", position=2)  # no handler, unknown type
     unreadable = Record("t.rapport.kernel", 0, 2, b'{"position": 3, "type": ')
-    pstore.apply([Record("t.rapport.kernel", 0, 0, message_from_document(doc)),
-                  Record("t.rapport.kernel", 0, 1, message_from_document(ignored)), unreadable],
-                 generation)
+    pstore.apply(
+        [
+            Record("t.rapport.kernel", 0, 0, message_from_document(doc)),
+            Record("t.rapport.kernel", 0, 1, message_from_document(ignored)),
+            unreadable,
+        ],
+        generation,
+    )
     assert consistency.unreached(pstore, generation, {"kernel": 2}) == {}
     assert pstore.dead_letters.count_documents({}) >= 1
 
 
 def Totals_store(settings):
     from shared.consumer import projection_store
+
     return projection_store(settings, Totals(), reg)
 
 
@@ -147,9 +180,13 @@ def test_a_write_answers_its_position_and_a_read_waits_for_it(app, settings, aut
     assert client.get("/counters/c-1", headers=admin).json["sum"] == 0, "not applied yet"
 
     store, pstore = kernel_store(settings), Totals_store(settings)
-    threading.Timer(0.4, lambda: pstore.apply(records_of(store), pstore.active_generation())).start()
+    threading.Timer(
+        0.4, lambda: pstore.apply(records_of(store), pstore.active_generation())
+    ).start()
     started = time.monotonic()
-    r = client.get("/counters/c-1", headers={**admin, "X-Rapport-Min-Position": "kernel:2,records:5"})
+    r = client.get(
+        "/counters/c-1", headers={**admin, "X-Rapport-Min-Position": "kernel:2,records:5"}
+    )
     assert r.status_code == 200 and r.json["sum"] == 1, "the read waited for the write"
     assert 0.3 < time.monotonic() - started < 2.0
     assert "X-Rapport-Stale" not in r.headers
@@ -164,8 +201,9 @@ def test_a_read_past_two_seconds_answers_anyway_and_says_it_may_be_stale(app, au
 
 
 def test_a_malformed_min_position_is_400(app, auth_header):
-    r = app.test_client().get("/counters/c-1", headers={**auth_header("admin"),
-                                                        "X-Rapport-Min-Position": "kernel=4"})
+    r = app.test_client().get(
+        "/counters/c-1", headers={**auth_header("admin"), "X-Rapport-Min-Position": "kernel=4"}
+    )
     assert r.status_code == 400 and "X-Rapport-Min-Position" in r.json["detail"]
 
 
@@ -178,6 +216,8 @@ def test_through_the_broker_with_several_partitions(app, settings, auth_header):
         for i in range(12):
             name = f"c-{i % 5}"
             position = client.post(f"/counters/{name}", headers=admin).headers["X-Rapport-Position"]
-            r = client.get(f"/counters/{name}", headers={**admin, "X-Rapport-Min-Position": position})
+            r = client.get(
+                f"/counters/{name}", headers={**admin, "X-Rapport-Min-Position": position}
+            )
             assert "X-Rapport-Stale" not in r.headers, r.headers
             assert r.json["sum"] == i // 5 + 1

@@ -1,4 +1,5 @@
 """Consumer runner and projections against the real local broker and store."""
+
 import json
 
 from shared import kafka as kafka_clients
@@ -17,8 +18,10 @@ def append_counters(store, streams=5, increments=10, start=0):
         sid = f"c-{s}"
         version = store.stream_version(sid)
         events = [] if version else [NewEvent("CounterOpened", {"name": sid})]
-        events += [NewEvent("CounterIncremented", {"by": start + i + 1, "reason": "t"})
-                   for i in range(increments)]
+        events += [
+            NewEvent("CounterIncremented", {"by": start + i + 1, "reason": "t"})
+            for i in range(increments)
+        ]
         store.append(sid, version, events, META)
 
 
@@ -69,8 +72,12 @@ def test_every_event_delivered_twice_changes_nothing(settings):
     producer.close()
     runner, pstore = live(settings)
     with running(runner.run):
-        eventually(lambda: runner.applied_total == 55 and
-                   snapshot(pstore.reader("totals")) == expected_totals(store))
+        eventually(
+            lambda: (
+                runner.applied_total == 55
+                and snapshot(pstore.reader("totals")) == expected_totals(store)
+            )
+        )
     assert runner.applied_total == 55, "each of the 55 events applied exactly once"
 
 
@@ -96,10 +103,19 @@ def test_unknown_event_type_is_parked_loudly_and_the_rest_apply(settings):
     append_counters(store, streams=1, increments=2)
     relay.drain()
     producer = kafka_clients.producer(settings.kafka_bootstrap)
-    bogus = {"event_id": "x-1", "type": "CounterExploded", "schema_version": 1, "stream_id": "c-0",
-             "stream_version": 99, "occurred_at": "2026-11-26T10:00:00+00:00",
-             "recorded_at": "2026-11-26T10:00:00+00:00", "actor": {"id": "a", "role": "admin"},
-             "correlation_id": "c", "causation_id": None, "data": {}}
+    bogus = {
+        "event_id": "x-1",
+        "type": "CounterExploded",
+        "schema_version": 1,
+        "stream_id": "c-0",
+        "stream_version": 99,
+        "occurred_at": "2026-11-26T10:00:00+00:00",
+        "recorded_at": "2026-11-26T10:00:00+00:00",
+        "actor": {"id": "a", "role": "admin"},
+        "correlation_id": "c",
+        "causation_id": None,
+        "data": {},
+    }
     producer.send(topic, key=b"c-0", value=json.dumps(bogus).encode())
     producer.flush()
     producer.close()
@@ -121,7 +137,9 @@ def test_rebuilt_projection_equals_the_live_one_and_is_swapped_in(settings):
         eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
         live_docs = snapshot(pstore.reader("totals"))
         progress = []
-        generation = rebuild(settings, Totals(), registry=reg, progress=lambda d, t: progress.append((d, t)))
+        generation = rebuild(
+            settings, Totals(), registry=reg, progress=lambda d, t: progress.append((d, t))
+        )
         assert generation == 2
         assert snapshot(pstore.reader("totals")) == live_docs
         assert progress[-1] == (208, 208)
@@ -134,6 +152,7 @@ def test_rebuilt_projection_equals_the_live_one_and_is_swapped_in(settings):
 
 class Fragile(Totals):
     """A handler bug on one stream: it is parked, the rest apply; once fixed, redrive applies it."""
+
     broken = True
 
     def on_CounterIncremented(self, event, view):
@@ -144,13 +163,18 @@ class Fragile(Totals):
 
 def test_a_handler_bug_parks_one_event_and_redrive_applies_it_after_the_fix(settings):
     from shared.consumer import redrive
+
     store, topic, relay = setup(settings)
     append_counters(store, streams=3, increments=3)
     relay.drain()
     Fragile.broken = True
     runner = ProjectionRunner(settings, Fragile(), registry=reg)
     with running(runner.run):
-        eventually(lambda: runner.store.dead_letters.count_documents({}) == 1 and runner.applied_total == 11)
+        eventually(
+            lambda: (
+                runner.store.dead_letters.count_documents({}) == 1 and runner.applied_total == 11
+            )
+        )
     assert "bug in the handler" in runner.store.dead_letters.find_one()["error"]
     assert snapshot(runner.store.reader("totals")) != expected_totals(store)
     Fragile.broken = False
@@ -179,18 +203,25 @@ def test_a_partition_whose_offsets_now_hold_other_records_is_read_again_from_the
     relay.drain()
     generation = pstore.active_generation()
     for tp, (offset, _) in pstore.stored_positions(generation).items():
-        pstore.offsets.update_one({"_id": f"{pstore.name}:g{generation}:{tp[0]}:{tp[1]}"},
-                                  {"$set": {"next_offset": offset + 2, "last_event_id": "lost-event"}})
+        pstore.offsets.update_one(
+            {"_id": f"{pstore.name}:g{generation}:{tp[0]}:{tp[1]}"},
+            {"$set": {"next_offset": offset + 2, "last_event_id": "lost-event"}},
+        )
     restarted, _ = live(settings)
     with running(restarted.run):
-        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store), timeout=30,
-                   message="the records after the stored offsets were applied")
+        eventually(
+            lambda: snapshot(pstore.reader("totals")) == expected_totals(store),
+            timeout=30,
+            message="the records after the stored offsets were applied",
+        )
     assert applied_before == 25 and restarted.applied_total == 10, "each event applied once"
 
 
 def test_rewritten_partitions_compares_what_was_read_with_what_the_broker_holds(settings):
     from kafka import TopicPartition
+
     from shared.consumer import rewritten_partitions
+
     store, topic, relay = setup(settings)
     append_counters(store, streams=6, increments=5)
     relay.drain()

@@ -1,6 +1,7 @@
 """Crypto-shredding against the real store and broker: personal fields are sealed per client
 in the events collection and on the topic; destroying the key leaves placeholders everywhere
 while the non-personal facts stay."""
+
 import json
 from datetime import date
 
@@ -12,8 +13,8 @@ from shared.config import ConfigError, Settings
 from shared.consumer import ProjectionRunner, projection_store, rebuild
 from shared.crypto import DISPOSED, KeyDisposed, cipher_for
 from shared.directory import ClientDirectory
-from shared.eventstore import EventStore
 from shared.events import NewEvent, registry
+from shared.eventstore import EventStore
 from shared.mongo import client
 from shared.outbox import OutboxRelay
 from shared.pytest_plugin import eventually, running
@@ -21,30 +22,70 @@ from shared.pytest_plugin import eventually, running
 from .support import META
 from .test_outbox import read_topic
 
-EMMA = {"client_id": "c-emma", "given_name": "Emma", "family_name": "Whitfield",
-        "date_of_birth": date(1981, 3, 14), "email": "emma@example.org", "phone": "07700900123",
-        "preferred_modality": "video", "reminder_channels": ["email", "sms"],
-        "therapist_id": "t-1", "referral_source": "GP", "gp": {"name": "Dr Patel", "practice": "Vinters Park"},
-        "nhs_number": "9434765919"}
-FORMULATION = {"client_id": "c-emma", "revision": 1, "problem_areas": ["role_dispute"],
-               "formulation": "Dispute with husband after new job", "goals": ["Share chores"],
-               "inventory": [{"name": "Mark", "relationship": "husband", "closeness": 1,
-                              "good": "kind", "hard": "does not help at home", "unilateral_partner": True}]}
-PLAINTEXTS = ("Emma", "Whitfield", "emma@example.org", "07700900123", "Dr Patel", "9434765919",
-              "Mark", "husband", "Share chores", "1981-03-14")
+EMMA = {
+    "client_id": "c-emma",
+    "given_name": "Emma",
+    "family_name": "Whitfield",
+    "date_of_birth": date(1981, 3, 14),
+    "email": "emma@example.org",
+    "phone": "07700900123",
+    "preferred_modality": "video",
+    "reminder_channels": ["email", "sms"],
+    "therapist_id": "t-1",
+    "referral_source": "GP",
+    "gp": {"name": "Dr Patel", "practice": "Vinters Park"},
+    "nhs_number": "9434765919",
+}
+FORMULATION = {
+    "client_id": "c-emma",
+    "revision": 1,
+    "problem_areas": ["role_dispute"],
+    "formulation": "Dispute with husband after new job",
+    "goals": ["Share chores"],
+    "inventory": [
+        {
+            "name": "Mark",
+            "relationship": "husband",
+            "closeness": 1,
+            "good": "kind",
+            "hard": "does not help at home",
+            "unilateral_partner": True,
+        }
+    ],
+}
+PLAINTEXTS = (
+    "Emma",
+    "Whitfield",
+    "emma@example.org",
+    "07700900123",
+    "Dr Patel",
+    "9434765919",
+    "Mark",
+    "husband",
+    "Share chores",
+    "1981-03-14",
+)
 
 
 def records_store(settings):
-    store = EventStore(client(settings.mongo_uri), settings.database("records"), registry,
-                       cipher=cipher_for(settings))
+    store = EventStore(
+        client(settings.mongo_uri),
+        settings.database("records"),
+        registry,
+        cipher=cipher_for(settings),
+    )
     store.ensure_indexes()
     return store
 
 
 def test_personal_fields_are_sealed_at_rest_and_open_for_readers(settings):
     store = records_store(settings)
-    store.append("client-c-emma", 0, [NewEvent("ClientRegistered", EMMA),
-                                      NewEvent("FormulationRecorded", FORMULATION)], META)
+    store.append(
+        "client-c-emma",
+        0,
+        [NewEvent("ClientRegistered", EMMA), NewEvent("FormulationRecorded", FORMULATION)],
+        META,
+    )
     raw = json.dumps(list(store.events.find({}, {"data": 1})), default=str)
     for text in PLAINTEXTS:
         assert text not in raw, f"{text} readable in the events collection"
@@ -58,14 +99,24 @@ def test_personal_fields_are_sealed_at_rest_and_open_for_readers(settings):
 
 def test_disposal_leaves_placeholders_in_events_topic_and_rebuilt_projection(settings):
     store = records_store(settings)
-    store.append("client-c-emma", 0, [NewEvent("ClientRegistered", EMMA),
-                                      NewEvent("FormulationRecorded", FORMULATION)], META)
+    store.append(
+        "client-c-emma",
+        0,
+        [NewEvent("ClientRegistered", EMMA), NewEvent("FormulationRecorded", FORMULATION)],
+        META,
+    )
     OutboxRelay(store, settings.kafka_bootstrap, settings.topic("records")).drain()
     directory = ClientDirectory("kernel")
     runner = ProjectionRunner(settings, directory)
     with running(runner.run):
-        eventually(lambda: projection_store(settings, directory).reader("clients").find_one({"_id": "c-emma"}))
-    assert projection_store(settings, directory).reader("clients").find_one()["given_name"] == "Emma"
+        eventually(
+            lambda: (
+                projection_store(settings, directory).reader("clients").find_one({"_id": "c-emma"})
+            )
+        )
+    assert (
+        projection_store(settings, directory).reader("clients").find_one()["given_name"] == "Emma"
+    )
 
     assert cipher_for(settings).keys.destroy("c-emma") is True
     events = store.load("client-c-emma")
@@ -84,16 +135,28 @@ def test_disposal_leaves_placeholders_in_events_topic_and_rebuilt_projection(set
     assert doc["given_name"] == DISPOSED and doc["email"] == DISPOSED
     assert doc["problem_areas"] == [] and doc["therapist_id"] == "t-1"
     with pytest.raises(KeyDisposed):
-        store.append("client-c-emma", 2, [NewEvent("FormulationRecorded", {**FORMULATION, "revision": 2})], META)
+        store.append(
+            "client-c-emma",
+            2,
+            [NewEvent("FormulationRecorded", {**FORMULATION, "revision": 2})],
+            META,
+        )
 
 
 def test_a_ciphertext_moved_to_another_client_does_not_open(settings):
     store = records_store(settings)
     store.append("client-c-emma", 0, [NewEvent("ClientRegistered", EMMA)], META)
-    store.append("client-c-john", 0, [NewEvent("ClientRegistered", {**EMMA, "client_id": "c-john", "given_name": "John"})], META)
+    store.append(
+        "client-c-john",
+        0,
+        [NewEvent("ClientRegistered", {**EMMA, "client_id": "c-john", "given_name": "John"})],
+        META,
+    )
     emma = store.events.find_one({"stream_id": "client-c-emma"})
-    store.events.update_one({"stream_id": "client-c-john"},
-                            {"$set": {"data.given_name": {**emma["data"]["given_name"], "kid": "c-john"}}})
+    store.events.update_one(
+        {"stream_id": "client-c-john"},
+        {"$set": {"data.given_name": {**emma["data"]["given_name"], "kid": "c-john"}}},
+    )
     with pytest.raises(InvalidTag):
         store.load("client-c-john")
 
@@ -101,5 +164,8 @@ def test_a_ciphertext_moved_to_another_client_does_not_open(settings):
 def test_demo_keys_are_refused_outside_demo_mode():
     with pytest.raises(ConfigError):
         Settings(demo_mode=False, token_secret="x" * 40).check()
-    Settings(demo_mode=False, token_secret="x" * 40,
-             master_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").check()
+    Settings(
+        demo_mode=False,
+        token_secret="x" * 40,
+        master_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    ).check()

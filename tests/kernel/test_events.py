@@ -1,4 +1,5 @@
 """The envelope, the registry and upcasters (pure: no broker, no store)."""
+
 import json
 
 import pytest
@@ -35,11 +36,21 @@ def test_newer_version_than_code_is_refused():
 
 
 def test_consumers_ignore_unknown_fields():
-    message = json.dumps({
-        "event_id": "e1", "type": "CounterOpened", "schema_version": 1, "stream_id": "s1",
-        "stream_version": 1, "occurred_at": "2026-11-26T10:00:00+00:00",
-        "recorded_at": "2026-11-26T10:00:01+00:00", "actor": {"id": "u", "role": "admin"},
-        "correlation_id": "c", "causation_id": None, "data": {"name": "n", "added_later": 1}})
+    message = json.dumps(
+        {
+            "event_id": "e1",
+            "type": "CounterOpened",
+            "schema_version": 1,
+            "stream_id": "s1",
+            "stream_version": 1,
+            "occurred_at": "2026-11-26T10:00:00+00:00",
+            "recorded_at": "2026-11-26T10:00:01+00:00",
+            "actor": {"id": "u", "role": "admin"},
+            "correlation_id": "c",
+            "causation_id": None,
+            "data": {"name": "n", "added_later": 1},
+        }
+    )
     event = reg.from_message(message)
     assert event.data == {"name": "n"}
     assert event.occurred_at.tzinfo is not None

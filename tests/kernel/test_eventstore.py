@@ -1,10 +1,11 @@
 """Event store against the real local MongoDB-wire server."""
+
 import threading
 
 import pytest
 
-from shared.eventstore import ConcurrencyError, StreamAppend
 from shared.events import NewEvent
+from shared.eventstore import ConcurrencyError, StreamAppend
 
 from .support import META, kernel_store
 
@@ -48,6 +49,7 @@ def test_two_concurrent_appends_at_one_version_exactly_one_wins(settings):
             outcomes.append("won")
         except ConcurrencyError:
             outcomes.append("conflict")
+
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
@@ -62,8 +64,9 @@ def test_events_of_one_command_are_atomic_across_streams(settings):
     store = kernel_store(settings)
     store.append("c-2", 0, [OPEN], META)
     with pytest.raises(ConcurrencyError):
-        store.append_streams([StreamAppend("c-new", 0, [OPEN, inc()]),
-                              StreamAppend("c-2", 0, [inc()])], META)  # c-2 is at 1
+        store.append_streams(
+            [StreamAppend("c-new", 0, [OPEN, inc()]), StreamAppend("c-2", 0, [inc()])], META
+        )  # c-2 is at 1
     assert store.load("c-new") == []
     assert store.stream_version("c-2") == 1
 
@@ -73,6 +76,7 @@ def test_extra_write_failing_rolls_back_the_events(settings):
 
     def claim(session):
         store.db["claims"].insert_one({"_id": "slot"}, session=session)
+
     store.append("c-3", 0, [OPEN], META, also=claim)
     with pytest.raises(Exception):
         store.append("c-4", 0, [OPEN], META, also=claim)  # duplicate claim
@@ -96,7 +100,9 @@ def test_one_stream_twice_in_one_append_is_refused_before_anything_is_written(se
     opened = NewEvent("CounterOpened", {"name": "a"})
     bumped = NewEvent("CounterIncremented", {"by": 1, "reason": "x"})
     with pytest.raises(ValueError, match="appears twice"):
-        store.append_streams([StreamAppend("c-1", 0, [opened]), StreamAppend("c-1", 0, [bumped])], META)
+        store.append_streams(
+            [StreamAppend("c-1", 0, [opened]), StreamAppend("c-1", 0, [bumped])], META
+        )
     assert store.load("c-1") == [] and store.events.count_documents({}) == 0
 
 

@@ -1,5 +1,6 @@
 """Idempotency-Key on the kernel's writes, against the real local store, and JSON bodies
 nested too deep refused before they are parsed."""
+
 import threading
 
 import pytest
@@ -16,23 +17,33 @@ def increments(settings, name):
     return sum(1 for e in kernel_store(settings).load(name) if e.type == "CounterIncremented")
 
 
-def test_the_same_key_and_request_replays_the_first_answer_without_doing_it_again(app, settings, auth_header):
+def test_the_same_key_and_request_replays_the_first_answer_without_doing_it_again(
+    app, settings, auth_header
+):
     client, admin = app.test_client(), {**auth_header("admin"), "Idempotency-Key": "form-1"}
     first = client.post("/counters/c-1?x=1", headers=admin, json={"a": 1})
     again = client.post("/counters/c-1?x=1", headers=admin, json={"a": 1})
     assert first.status_code == again.status_code == 201
     assert again.json == first.json and again.headers["Location"] == first.headers["Location"]
     assert again.headers["X-Rapport-Position"] == first.headers["X-Rapport-Position"]
-    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert (
+        again.headers["Idempotent-Replayed"] == "true"
+        and "Idempotent-Replayed" not in first.headers
+    )
     assert increments(settings, "c-1") == 1
-    assert client.post("/counters/c-1", headers=auth_header("admin"), json={"a": 1}).status_code == 201
+    assert (
+        client.post("/counters/c-1", headers=auth_header("admin"), json={"a": 1}).status_code == 201
+    )
     assert increments(settings, "c-1") == 2, "without a key every request is carried out"
 
 
 def test_the_same_key_with_another_request_is_refused(app, settings, auth_header):
     client, admin = app.test_client(), {**auth_header("admin"), "Idempotency-Key": "form-2"}
     assert client.post("/counters/c-2", headers=admin, json={"a": 1}).status_code == 201
-    for other in (dict(path="/counters/c-2", json={"a": 2}), dict(path="/counters/c-3", json={"a": 1})):
+    for other in (
+        dict(path="/counters/c-2", json={"a": 2}),
+        dict(path="/counters/c-3", json={"a": 1}),
+    ):
         r = client.post(other["path"], headers=admin, json=other["json"])
         assert r.status_code == 422 and r.json["code"] == "key_reused"
         assert r.json["errors"][0]["field"] == "Idempotency-Key"
@@ -55,6 +66,7 @@ def test_concurrent_requests_with_one_key_do_the_work_once(app, settings, auth_h
 
     def submit():
         answers.append(app.test_client().post("/counters/c-5", headers=admin, json={"n": 1}))
+
     threads = [threading.Thread(target=submit) for _ in range(6)]
     for t in threads:
         t.start()
@@ -80,20 +92,23 @@ def test_an_abandoned_claim_cannot_commit_after_a_retry_took_it_over(app, settin
     """A first request that looked dead (its claim older than ABANDONED) is taken over by a
     retry; when the first one then tries to commit, its events are undone."""
     from shared.web import context
+
     admin = {**auth_header("admin"), "Idempotency-Key": "slow"}
     with app.test_request_context("/counters/c-8", method="POST", headers=admin):
         assert app.preprocess_request() is None  # claimed
         db = context().db
-        db[idempotency.COLLECTION].update_one({"_id": g.rapport_claim.id},
-                                              {"$set": {"owner": "a retry"}})
+        db[idempotency.COLLECTION].update_one(
+            {"_id": g.rapport_claim.id}, {"$set": {"owner": "a retry"}}
+        )
         with pytest.raises(idempotency.ClaimLost):
             app.view_functions["counters.Counter"](name="c-8")
     assert increments(settings, "c-8") == 0
 
 
 def test_a_bad_key_is_400(app, auth_header):
-    r = app.test_client().post("/counters/c-9", headers={**auth_header("admin"),
-                                                         "Idempotency-Key": "x" * 256})
+    r = app.test_client().post(
+        "/counters/c-9", headers={**auth_header("admin"), "Idempotency-Key": "x" * 256}
+    )
     assert r.status_code == 400
 
 
@@ -108,5 +123,7 @@ def test_deeply_nested_json_is_400_before_anything_parses_it(app, auth_header):
     client = app.test_client()
     deep = dict(data="[" * 100_000, content_type="application/json")
     assert client.post("/counters/c-1", **deep).status_code == 401, "a signed-in route: 401 first"
-    r = client.post("/counters/c-1", headers={**auth_header("admin"), "Idempotency-Key": "k"}, **deep)
+    r = client.post(
+        "/counters/c-1", headers={**auth_header("admin"), "Idempotency-Key": "k"}, **deep
+    )
     assert r.status_code == 400 and "nested" in r.json["detail"]

@@ -2,6 +2,7 @@
 again under RAPPORT_MASTER_KEY_NEW. Every event of every service still opens, with the same
 values, under the new master key; the old master key opens no key any more; a disposed
 client stays disposed; running it again changes nothing. Real store, records' real API."""
+
 from __future__ import annotations
 
 import base64
@@ -10,15 +11,14 @@ import os
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from shared.config import SERVICES
-from shared.crypto import FieldCipher, KeyStore
-from shared.eventstore import EventStore
-from shared.events import registry
-from shared.mongo import client as mongo_client
-from shared.run import main
-
 from services.records.app import create_app
 from services.records.tests.support import EMMA, EMMA_ASSESSMENT, EMMA_FORMULATION, JOHN
+from shared.config import SERVICES
+from shared.crypto import FieldCipher, KeyStore
+from shared.events import registry
+from shared.eventstore import EventStore
+from shared.mongo import client as mongo_client
+from shared.run import main
 
 
 def _every_event(settings, master: str) -> list[tuple[str, dict]]:
@@ -32,45 +32,73 @@ def _every_event(settings, master: str) -> list[tuple[str, dict]]:
 
 
 def _env(monkeypatch, settings, new_master: str) -> None:
-    for name, value in {"RAPPORT_DEMO_MODE": "true", "RAPPORT_MONGO_URI": settings.mongo_uri,
-                        "RAPPORT_DB_PREFIX": settings.db_prefix, "RAPPORT_TOPIC_PREFIX": settings.topic_prefix,
-                        "RAPPORT_MASTER_KEY": settings.master_key, "RAPPORT_TOKEN_SECRET": settings.token_secret,
-                        "RAPPORT_MASTER_KEY_NEW": new_master}.items():
+    for name, value in {
+        "RAPPORT_DEMO_MODE": "true",
+        "RAPPORT_MONGO_URI": settings.mongo_uri,
+        "RAPPORT_DB_PREFIX": settings.db_prefix,
+        "RAPPORT_TOPIC_PREFIX": settings.topic_prefix,
+        "RAPPORT_MASTER_KEY": settings.master_key,
+        "RAPPORT_TOKEN_SECRET": settings.token_secret,
+        "RAPPORT_MASTER_KEY_NEW": new_master,
+    }.items():
         monkeypatch.setenv(name, value)
 
 
-def test_rewrapping_keeps_every_event_readable_and_retires_the_old_master_key(settings, auth_header,
-                                                                              monkeypatch, capsys):
+def test_rewrapping_keeps_every_event_readable_and_retires_the_old_master_key(
+    settings, auth_header, monkeypatch, capsys
+):
     api = create_app(settings).test_client()
     admin, lead = auth_header("admin"), auth_header("clinical_lead")
     emma = api.post("/clients", json=EMMA, headers=admin).get_json()["client_id"]
     john = api.post("/clients", json=JOHN, headers=admin).get_json()["client_id"]
-    assert api.post(f"/clients/{emma}/assessment", json=EMMA_ASSESSMENT, headers=lead).status_code == 201
-    assert api.put(f"/clients/{emma}/formulation", json=EMMA_FORMULATION, headers=lead).status_code == 200
-    assert api.patch(f"/clients/{john}", json={"reason": "new number", "phone": "07700 900999"},
-                     headers=admin).status_code == 200
+    assert (
+        api.post(f"/clients/{emma}/assessment", json=EMMA_ASSESSMENT, headers=lead).status_code
+        == 201
+    )
+    assert (
+        api.put(f"/clients/{emma}/formulation", json=EMMA_FORMULATION, headers=lead).status_code
+        == 200
+    )
+    assert (
+        api.patch(
+            f"/clients/{john}",
+            json={"reason": "new number", "phone": "07700 900999"},
+            headers=admin,
+        ).status_code
+        == 200
+    )
     mongo = mongo_client(settings.mongo_uri)
     old = settings.master_key
-    KeyStore(mongo, settings.database("keys"), old).destroy(john)  # John disposed of before the rotation
+    KeyStore(mongo, settings.database("keys"), old).destroy(
+        john
+    )  # John disposed of before the rotation
     before = _every_event(settings, old)
     assert any(data.get("given_name") == "Emma" for _, data in before)
 
     new = base64.b64encode(os.urandom(32)).decode()
     _env(monkeypatch, settings, new)
     assert main(["rewrap-keys"]) == 0
-    assert "1 keys wrapped under the new master key, 0 were already, 1 disposed" in capsys.readouterr().out
+    assert (
+        "1 keys wrapped under the new master key, 0 were already, 1 disposed"
+        in capsys.readouterr().out
+    )
 
     after = _every_event(settings, new)
     assert after == before, "every event opens to the same values under the new master key"
     registered = {data["client_id"]: data for _, data in after if "given_name" in data}
-    assert registered[emma]["given_name"] == "Emma" and registered[emma]["nhs_number"] == "9434765919"
+    assert (
+        registered[emma]["given_name"] == "Emma" and registered[emma]["nhs_number"] == "9434765919"
+    )
     assert registered[john]["given_name"] == "[disposed]"
     assessment = next(d for _, d in after if "presenting_difficulties" in d)
     assert assessment["conditions"] == ["depression"]
 
     with pytest.raises(InvalidTag):  # the old master key no longer opens Emma's key
         KeyStore(mongo, settings.database("keys"), old, cache_seconds=0).key_for_reading(emma)
-    assert KeyStore(mongo, settings.database("keys"), new, cache_seconds=0).key_for_reading(john) is None
+    assert (
+        KeyStore(mongo, settings.database("keys"), new, cache_seconds=0).key_for_reading(john)
+        is None
+    )
 
     assert main(["rewrap-keys"]) == 0  # interrupted or repeated: nothing changes
     assert "0 keys wrapped under the new master key, 1 were already" in capsys.readouterr().out

@@ -2,39 +2,47 @@
 secret accepted for a stated grace period during rotation, and TLS/SASL settings for Kafka
 and MongoDB reaching the clients' constructors (no TLS server needed: the arguments are
 what is checked)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.portal.app import create_app as create_portal
+from services.portal.config import PortalConfig
 from shared import kafka as kafka_clients
 from shared import mongo as mongo_clients
 from shared.auth import AuthError, issue_token, verify_rotating
 from shared.config import ConfigError, Settings
 from shared.web import create_service_app
 
-from services.portal.app import create_app as create_portal
-from services.portal.config import PortalConfig
-
 METRICS_TOKEN = "m" * 40
 PRODUCTION = dict(demo_mode=False, token_secret="s" * 40)
 
 
 def _kernel(settings):
-    return create_service_app("kernel", settings, title="Kernel test", description="test").test_client()
+    return create_service_app(
+        "kernel", settings, title="Kernel test", description="test"
+    ).test_client()
 
 
 def _portal(settings):
-    app = create_portal(settings, PortalConfig(secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False))
+    app = create_portal(
+        settings, PortalConfig(secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False)
+    )
     return app.test_client()
 
 
 @pytest.mark.parametrize("make", [_kernel, _portal], ids=["service", "portal"])
 def test_metrics_need_the_metrics_token(settings, make):
     client = make(settings.with_(**PRODUCTION, metrics_token=METRICS_TOKEN))
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN},
-                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": METRICS_TOKEN},
+        {"Authorization": f"Basic {METRICS_TOKEN}"},
+    ):
         r = client.get("/metrics", headers=headers)
         assert r.status_code == 401, (headers, r.status_code)
         assert "rapport_" not in r.get_data(as_text=True)
@@ -67,7 +75,7 @@ def _rotating(until):
 
 
 def test_a_token_of_the_previous_secret_passes_until_the_stated_time_and_not_after():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     old_token = issue_token(OLD, sub="u1", role="therapist", therapist_id="t1")
     settings = _rotating(now + timedelta(hours=2))
     assert verify_rotating(settings, old_token, now=now).sub == "u1"
@@ -84,27 +92,40 @@ def test_a_token_of_the_previous_secret_passes_until_the_stated_time_and_not_aft
 
 
 def test_a_service_accepts_the_previous_secret_during_the_grace_period(settings):
-    until = datetime.now(timezone.utc) + timedelta(hours=1)
-    app = create_service_app("kernel", settings.with_(token_secret=NEW, token_secret_previous=OLD,
-                                                      token_secret_previous_until=until),
-                             title="Kernel test", description="test")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    app = create_service_app(
+        "kernel",
+        settings.with_(
+            token_secret=NEW, token_secret_previous=OLD, token_secret_previous_until=until
+        ),
+        title="Kernel test",
+        description="test",
+    )
     from shared.auth import current_identity, requires
 
     @app.get("/whoami")
     @requires("admin")
     def whoami():
         return {"sub": current_identity().sub}
+
     client = app.test_client()
     old = issue_token(OLD, sub="before-rotation", role="admin")
-    assert client.get("/whoami", headers={"Authorization": f"Bearer {old}"}).get_json() == {"sub": "before-rotation"}
+    assert client.get("/whoami", headers={"Authorization": f"Bearer {old}"}).get_json() == {
+        "sub": "before-rotation"
+    }
     app.config["RAPPORT_SETTINGS"] = app.config["RAPPORT_SETTINGS"].with_(
-        token_secret_previous_until=datetime.now(timezone.utc) - timedelta(seconds=1))
+        token_secret_previous_until=datetime.now(UTC) - timedelta(seconds=1)
+    )
     assert client.get("/whoami", headers={"Authorization": f"Bearer {old}"}).status_code == 401
 
 
 def _production_env(monkeypatch):
-    for name in ("RAPPORT_DEMO_MODE", "RAPPORT_TOKEN_SECRET_PREVIOUS", "RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL",
-                 "RAPPORT_METRICS_TOKEN"):
+    for name in (
+        "RAPPORT_DEMO_MODE",
+        "RAPPORT_TOKEN_SECRET_PREVIOUS",
+        "RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL",
+        "RAPPORT_METRICS_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAPPORT_TOKEN_SECRET", NEW)
     monkeypatch.setenv("RAPPORT_MASTER_KEY", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=")
@@ -121,7 +142,7 @@ def test_rotation_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL", "2026-12-02T09:00:00+00:00")
     settings = Settings.from_env()
     assert settings.token_secret_previous == OLD
-    assert settings.token_secret_previous_until == datetime(2026, 12, 2, 9, tzinfo=timezone.utc)
+    assert settings.token_secret_previous_until == datetime(2026, 12, 2, 9, tzinfo=UTC)
     monkeypatch.setenv("RAPPORT_TOKEN_SECRET_PREVIOUS", NEW)
     with pytest.raises(ConfigError, match="current secret"):
         Settings.from_env()
@@ -130,6 +151,7 @@ def test_rotation_settings_from_the_environment(monkeypatch):
 # -- TLS and SASL ---------------------------------------------------------------------------
 class _Recorder:
     """Stands in for a client class: keeps the keyword arguments it was built with."""
+
     calls: list
 
     def __init__(self, *args, **kwargs):
@@ -146,9 +168,13 @@ def _recorder(name):
     return type(name, (_Recorder,), {"calls": []})
 
 
-KAFKA_ENV = {"RAPPORT_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "RAPPORT_KAFKA_SSL_CAFILE": "/etc/rapport/kafka-ca.pem",
-             "RAPPORT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "RAPPORT_KAFKA_SASL_USERNAME": "rapport",
-             "RAPPORT_KAFKA_SASL_PASSWORD": "kafka-password"}
+KAFKA_ENV = {
+    "RAPPORT_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+    "RAPPORT_KAFKA_SSL_CAFILE": "/etc/rapport/kafka-ca.pem",
+    "RAPPORT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "RAPPORT_KAFKA_SASL_USERNAME": "rapport",
+    "RAPPORT_KAFKA_SASL_PASSWORD": "kafka-password",
+}
 
 
 def test_kafka_tls_and_sasl_reach_every_kafka_client(monkeypatch):
@@ -161,9 +187,14 @@ def test_kafka_tls_and_sasl_reach_every_kafka_client(monkeypatch):
     kafka_clients.producer("kafka-1:9093")
     kafka_clients.consumer("kafka-1:9093", group_id="g")
     kafka_clients.ensure_topics("kafka-1:9093", ["rapport.records"], 6)
-    expected = {"security_protocol": "SASL_SSL", "ssl_cafile": "/etc/rapport/kafka-ca.pem",
-                "ssl_check_hostname": True, "sasl_mechanism": "SCRAM-SHA-512",
-                "sasl_plain_username": "rapport", "sasl_plain_password": "kafka-password"}
+    expected = {
+        "security_protocol": "SASL_SSL",
+        "ssl_cafile": "/etc/rapport/kafka-ca.pem",
+        "ssl_check_hostname": True,
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "rapport",
+        "sasl_plain_password": "kafka-password",
+    }
     for made in (producer, consumer, admin):
         (kwargs,) = made.calls
         assert {k: kwargs.get(k) for k in expected} == expected, made.__name__
@@ -176,14 +207,21 @@ def test_without_settings_kafka_stays_plaintext(monkeypatch):
     producer = _recorder("P")
     monkeypatch.setattr(kafka_clients, "KafkaProducer", producer)
     kafka_clients.producer("127.0.0.1:19092")
-    assert "security_protocol" not in producer.calls[0] and "sasl_plain_password" not in producer.calls[0]
+    assert (
+        "security_protocol" not in producer.calls[0]
+        and "sasl_plain_password" not in producer.calls[0]
+    )
 
 
 def test_mongo_tls_and_credentials_reach_the_client(monkeypatch):
-    for name, value in {"RAPPORT_MONGO_TLS": "true", "RAPPORT_MONGO_TLS_CA_FILE": "/etc/rapport/mongo-ca.pem",
-                        "RAPPORT_MONGO_TLS_CERT_KEY_FILE": "/etc/rapport/mongo-client.pem",
-                        "RAPPORT_MONGO_USERNAME": "rapport", "RAPPORT_MONGO_PASSWORD": "mongo-password",
-                        "RAPPORT_MONGO_AUTH_MECHANISM": "SCRAM-SHA-256"}.items():
+    for name, value in {
+        "RAPPORT_MONGO_TLS": "true",
+        "RAPPORT_MONGO_TLS_CA_FILE": "/etc/rapport/mongo-ca.pem",
+        "RAPPORT_MONGO_TLS_CERT_KEY_FILE": "/etc/rapport/mongo-client.pem",
+        "RAPPORT_MONGO_USERNAME": "rapport",
+        "RAPPORT_MONGO_PASSWORD": "mongo-password",
+        "RAPPORT_MONGO_AUTH_MECHANISM": "SCRAM-SHA-256",
+    }.items():
         monkeypatch.setenv(name, value)
     made = _recorder("M")
     monkeypatch.setattr(mongo_clients.pymongo, "MongoClient", made)
@@ -194,19 +232,45 @@ def test_mongo_tls_and_credentials_reach_the_client(monkeypatch):
         mongo_clients._clients.pop(uri, None)
     (kwargs,) = made.calls
     assert kwargs["args"] == (uri,)
-    assert {k: kwargs.get(k) for k in ("tls", "tlsCAFile", "tlsCertificateKeyFile", "username", "password",
-                                       "authSource", "authMechanism")} == {
-        "tls": True, "tlsCAFile": "/etc/rapport/mongo-ca.pem", "tlsCertificateKeyFile": "/etc/rapport/mongo-client.pem",
-        "username": "rapport", "password": "mongo-password", "authSource": "admin", "authMechanism": "SCRAM-SHA-256"}
+    assert {
+        k: kwargs.get(k)
+        for k in (
+            "tls",
+            "tlsCAFile",
+            "tlsCertificateKeyFile",
+            "username",
+            "password",
+            "authSource",
+            "authMechanism",
+        )
+    } == {
+        "tls": True,
+        "tlsCAFile": "/etc/rapport/mongo-ca.pem",
+        "tlsCertificateKeyFile": "/etc/rapport/mongo-client.pem",
+        "username": "rapport",
+        "password": "mongo-password",
+        "authSource": "admin",
+        "authMechanism": "SCRAM-SHA-256",
+    }
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"RAPPORT_KAFKA_SECURITY_PROTOCOL": "TLS"}, "RAPPORT_KAFKA_SECURITY_PROTOCOL"),
-    ({"RAPPORT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "RAPPORT_KAFKA_SASL_USERNAME"),
-    ({"RAPPORT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "RAPPORT_KAFKA_SASL_MECHANISM": "GSSAPI",
-      "RAPPORT_KAFKA_SASL_USERNAME": "u", "RAPPORT_KAFKA_SASL_PASSWORD": "p"}, "RAPPORT_KAFKA_SASL_MECHANISM"),
-    ({"RAPPORT_MONGO_USERNAME": "rapport"}, "RAPPORT_MONGO_PASSWORD"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"RAPPORT_KAFKA_SECURITY_PROTOCOL": "TLS"}, "RAPPORT_KAFKA_SECURITY_PROTOCOL"),
+        ({"RAPPORT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "RAPPORT_KAFKA_SASL_USERNAME"),
+        (
+            {
+                "RAPPORT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "RAPPORT_KAFKA_SASL_MECHANISM": "GSSAPI",
+                "RAPPORT_KAFKA_SASL_USERNAME": "u",
+                "RAPPORT_KAFKA_SASL_PASSWORD": "p",
+            },
+            "RAPPORT_KAFKA_SASL_MECHANISM",
+        ),
+        ({"RAPPORT_MONGO_USERNAME": "rapport"}, "RAPPORT_MONGO_PASSWORD"),
+    ],
+)
 def test_incomplete_connection_security_refuses_to_start(monkeypatch, env, named):
     _production_env(monkeypatch)
     for name, value in env.items():

@@ -1,4 +1,5 @@
 """Outbox relay against the real local broker and store."""
+
 import json
 import threading
 import time
@@ -20,15 +21,21 @@ def read_topic(settings, topic, with_offsets=False):
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
     consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        parts = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
         out = []
         while any(consumer.position(tp) < ends[tp] for tp in parts):
             for tp, records in consumer.poll(timeout_ms=1000).items():
-                out.extend((tp.partition, r.offset, json.loads(r.value)) if with_offsets
-                           else (tp.partition, json.loads(r.value)) for r in records)
+                out.extend(
+                    (tp.partition, r.offset, json.loads(r.value))
+                    if with_offsets
+                    else (tp.partition, json.loads(r.value))
+                    for r in records
+                )
         return out
     finally:
         consumer.close()
@@ -56,6 +63,7 @@ def test_relay_publishes_keyed_by_stream_and_marks_published(settings):
 @pytest.mark.skipif(STACK == "docker", reason="stops the local broker process")
 def test_broker_down_while_1000_events_are_appended_then_all_delivered_in_order(settings):
     from deploy.local import infra as local
+
     store = kernel_store(settings)
     topic = settings.topic("kernel")
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
@@ -68,13 +76,17 @@ def test_broker_down_while_1000_events_are_appended_then_all_delivered_in_order(
         streams = [f"c-{i}" for i in range(20)]
         for s in streams:
             store.append(s, 0, [NewEvent("CounterOpened", {"name": s})], META)
-        versions = {s: 1 for s in streams}
+        versions = dict.fromkeys(streams, 1)
         for n in range(1000 - len(streams)):  # commands still succeed with the broker down
             s = streams[n % len(streams)]
-            store.append(s, versions[s], [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+            store.append(
+                s, versions[s], [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META
+            )
             versions[s] += 1
         time.sleep(1.0)
-        assert store.outbox_backlog()[0] == 1000, "nothing can be published while the broker is down"
+        assert store.outbox_backlog()[0] == 1000, (
+            "nothing can be published while the broker is down"
+        )
         local.start("broker")
         eventually(lambda: store.outbox_backlog()[0] == 0, timeout=90, message="outbox drained")
     finally:
@@ -105,6 +117,7 @@ def test_reconcile_publishes_again_what_the_broker_lost(settings):
     """The local broker can lose acknowledged records when restarted mid-load (found by the
     fault suite). Simulated here by marking events published that never reached the topic."""
     from shared.outbox import reconcile
+
     store = kernel_store(settings)
     topic = settings.topic("kernel")
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
@@ -114,19 +127,24 @@ def test_reconcile_publishes_again_what_the_broker_lost(settings):
     store.append("c-9", 0, [NewEvent("CounterOpened", {"name": "9"})], META)
     store.mark_published_through(6)  # 4..6 "acknowledged" but lost; 7 still pending
     lost = [d["_id"] for d in store.events.find({"position": {"$in": [4, 5, 6]}})]
-    assert sorted(reconcile(store, settings.kafka_bootstrap, topic, republish=False)) == sorted(lost)
+    assert sorted(reconcile(store, settings.kafka_bootstrap, topic, republish=False)) == sorted(
+        lost
+    )
     assert sorted(reconcile(store, settings.kafka_bootstrap, topic)) == sorted(lost)
     assert reconcile(store, settings.kafka_bootstrap, topic, republish=False) == []
     assert len(read_topic(settings, topic)) == 6
 
 
-def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_what_was_lost(settings):
+def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_what_was_lost(
+    settings,
+):
     """The broker acknowledged records and then lost them in an outage (the local one did,
     restarted mid-load): the relay notes where its recent acknowledgements start when it
     sees the failure (durably), and once a broker answers again — here a new relay process —
     reads the topic from there and publishes again what is missing."""
     from shared.outbox import VERIFY_ID
     from shared.pytest_plugin import free_port
+
     store = kernel_store(settings)
     topic = settings.topic("kernel")
     kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
@@ -145,8 +163,11 @@ def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_wha
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        doc = eventually(lambda: store.db["outbox"].find_one({"_id": VERIFY_ID}), timeout=60,
-                         message="the failure noted where the recent acknowledgements start")
+        doc = eventually(
+            lambda: store.db["outbox"].find_one({"_id": VERIFY_ID}),
+            timeout=60,
+            message="the failure noted where the recent acknowledgements start",
+        )
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -158,8 +179,11 @@ def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_wha
     thread = threading.Thread(target=restarted.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        eventually(lambda: store.db["outbox"].find_one({"_id": VERIFY_ID}) is None, timeout=60,
-                   message="the check ran and was cleared")
+        eventually(
+            lambda: store.db["outbox"].find_one({"_id": VERIFY_ID}) is None,
+            timeout=60,
+            message="the check ran and was cleared",
+        )
     finally:
         stop.set()
         thread.join(timeout=30)

@@ -1,6 +1,7 @@
 """A rebuild while the live consumer keeps applying new events (issue 14: rebuilding records'
 client summaries under live writes failed with WriteConflict, stuck at 0 of 683, and left
 `building: 2` and half-built collections behind)."""
+
 from __future__ import annotations
 
 import threading
@@ -27,17 +28,23 @@ def test_a_rebuild_under_live_writes_completes_equals_the_live_one_and_leaves_no
             append_counters(store, streams=6, increments=1, start=n)
             relay.publish_once()
             n += 1
+
     with running(runner.run, keep_writing):
         eventually(lambda: pstore.stored_offsets(1), timeout=30, message="live consumer started")
         generation = rebuild(settings, Totals(), registry=reg)
         stop_writing.set()
         assert generation == 2
-        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store), timeout=60,
-                   message="the rebuilt generation, followed by the live consumer, equals the log")
+        eventually(
+            lambda: snapshot(pstore.reader("totals")) == expected_totals(store),
+            timeout=60,
+            message="the rebuilt generation, followed by the live consumer, equals the log",
+        )
     meta = pstore.meta.find_one({"_id": pstore.name})
     assert meta["active"] == 2 and meta.get("building") is None, meta
     names = set(pstore.db.list_collection_names())
-    assert not any(n.startswith("totals__g") and n not in ("totals__g1", "totals__g2") for n in names), names
+    assert not any(
+        n.startswith("totals__g") and n not in ("totals__g1", "totals__g2") for n in names
+    ), names
 
 
 def test_a_failed_rebuild_leaves_no_half_built_generation(settings):
@@ -48,6 +55,7 @@ def test_a_failed_rebuild_leaves_no_half_built_generation(settings):
     def boom(done, total):
         if done:
             raise RuntimeError("stopped half-way")
+
     runner = ProjectionRunner(settings, Totals(), registry=reg)
     pstore = runner.store
     assert pstore.active_generation() == 1

@@ -1,6 +1,7 @@
 """Idle loops wait on a change stream (shared.wakeup) instead of polling the store: an idle
 relay sends the store almost nothing, and still publishes a new event at once (issue 14:
 `make up` doing nothing cost 1.2 cores, mostly the store serving idle polls)."""
+
 from __future__ import annotations
 
 import threading
@@ -9,8 +10,8 @@ import time
 import pymongo
 import pytest
 
-from shared.eventstore import EventStore
 from shared.events import NewEvent
+from shared.eventstore import EventStore
 from shared.outbox import OutboxRelay
 from shared.pytest_plugin import eventually
 from shared.wakeup import Doorbell
@@ -18,10 +19,11 @@ from shared.wakeup import Doorbell
 from .support import META, Commands, reg
 
 
-
 @pytest.fixture(autouse=True)
 def _change_streams_on(monkeypatch):
-    monkeypatch.setenv("RAPPORT_CHANGE_STREAMS", "1")  # opt-in (shared.wakeup.change_streams_enabled)
+    monkeypatch.setenv(
+        "RAPPORT_CHANGE_STREAMS", "1"
+    )  # opt-in (shared.wakeup.change_streams_enabled)
 
 
 def test_a_doorbell_rings_on_a_write_and_otherwise_times_out(settings):
@@ -52,8 +54,12 @@ def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settin
     mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
     store = EventStore(mongo, settings.database("kernel"), reg)
     store.ensure_indexes()
-    relay = OutboxRelay(store, settings.kafka_bootstrap, settings.topic("kernel"),
-                        partitions=settings.topic_partitions)
+    relay = OutboxRelay(
+        store,
+        settings.kafka_bootstrap,
+        settings.topic("kernel"),
+        partitions=settings.topic_partitions,
+    )
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
@@ -73,8 +79,12 @@ def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settin
         assert len(waits) <= 45, len(waits)
         appended = time.monotonic()
         store.append("c-2", 0, [NewEvent("CounterOpened", {"name": "two"})], META)
-        eventually(lambda: store.published_through() == 2, timeout=10, interval=0.01,
-                   message="second published")
+        eventually(
+            lambda: store.published_through() == 2,
+            timeout=10,
+            interval=0.01,
+            message="second published",
+        )
         assert time.monotonic() - appended < 1.0
     finally:
         stop.set()

@@ -1,5 +1,6 @@
 """Flask helpers: problem+json errors, auth, health, readiness, OpenAPI, metrics."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.views import MethodView
@@ -37,8 +38,9 @@ class Thing(MethodView):
 
 @pytest.fixture
 def client(settings):
-    app = create_service_app("kernel", settings, title="Kernel test", description="test",
-                             blueprints=[blp])
+    app = create_service_app(
+        "kernel", settings, title="Kernel test", description="test", blueprints=[blp]
+    )
     return app.test_client()
 
 
@@ -48,8 +50,9 @@ def test_created_with_location(client, auth_header):
 
 
 def test_malformed_json_is_400_problem(client, auth_header):
-    r = client.post("/things", data="{not json", content_type="application/json",
-                    headers=auth_header("admin"))
+    r = client.post(
+        "/things", data="{not json", content_type="application/json", headers=auth_header("admin")
+    )
     assert r.status_code == 400
     assert r.mimetype == "application/problem+json"
     assert r.json["status"] == 400
@@ -66,11 +69,20 @@ def test_field_errors_are_422_naming_each_field(client, auth_header):
 def test_no_token_forged_token_and_expired_token_are_401(client, settings):
     assert client.post("/things", json={"name": "a", "size": 1}).status_code == 401
     forged = issue_token("another-secret-entirely-another-secret", sub="x", role="admin")
-    r = client.post("/things", json={"name": "a", "size": 1}, headers={"Authorization": f"Bearer {forged}"})
+    r = client.post(
+        "/things", json={"name": "a", "size": 1}, headers={"Authorization": f"Bearer {forged}"}
+    )
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
-    old = issue_token(settings.token_secret, sub="x", role="admin",
-                      now=datetime.now(timezone.utc) - timedelta(hours=2), ttl_seconds=60)
-    r = client.post("/things", json={"name": "a", "size": 1}, headers={"Authorization": f"Bearer {old}"})
+    old = issue_token(
+        settings.token_secret,
+        sub="x",
+        role="admin",
+        now=datetime.now(UTC) - timedelta(hours=2),
+        ttl_seconds=60,
+    )
+    r = client.post(
+        "/things", json={"name": "a", "size": 1}, headers={"Authorization": f"Bearer {old}"}
+    )
     assert r.status_code == 401 and r.json["detail"] == "token expired"
 
 
@@ -81,7 +93,9 @@ def test_wrong_role_is_403(client, auth_header):
 
 def test_domain_errors_map_to_409_and_404(client, auth_header):
     r = client.post("/things", json={"name": "taken", "size": 1}, headers=auth_header("admin"))
-    assert r.status_code == 409 and r.json["errors"] == [{"field": "name", "reason": "that name is taken"}]
+    assert r.status_code == 409 and r.json["errors"] == [
+        {"field": "name", "reason": "that name is taken"}
+    ]
     r = client.get("/things/zz", headers=auth_header("therapist"))
     assert r.status_code == 404 and "zz" in r.json["detail"]
 
@@ -103,8 +117,13 @@ def test_readyz_checks_store_and_broker(client):
 
 
 def test_readyz_reports_a_missing_broker(settings):
-    app = create_service_app("kernel", settings.with_(kafka_bootstrap="127.0.0.1:1"),
-                             title="t", description="t", blueprints=[])
+    app = create_service_app(
+        "kernel",
+        settings.with_(kafka_bootstrap="127.0.0.1:1"),
+        title="t",
+        description="t",
+        blueprints=[],
+    )
     r = app.test_client().get("/readyz")
     assert r.status_code == 503 and r.json["checks"]["broker"] == "unavailable"
 
@@ -120,6 +139,9 @@ def test_openapi_documents_the_routes_and_bearer_auth(client):
 def test_metrics_expose_requests_and_outbox(client):
     client.get("/healthz")
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'rapport_http_requests_total{method="GET",route="/healthz",service="kernel",status="200"}' in text
+    assert (
+        'rapport_http_requests_total{method="GET",route="/healthz",service="kernel",status="200"}'
+        in text
+    )
     assert 'rapport_outbox_backlog{service="kernel"} 0.0' in text
     assert 'rapport_store_up{service="kernel"} 1.0' in text

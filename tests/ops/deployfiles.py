@@ -1,5 +1,6 @@
 """Loading the deployment files for the offline checks in tests/ops: the compose file, the
 rendered Kustomize overlays, the entry point's command lines, and the local stack's."""
+
 from __future__ import annotations
 
 import functools
@@ -36,8 +37,9 @@ def compose_services() -> dict:
 def rendered(overlay: str) -> tuple[dict, ...]:
     """`kubectl kustomize deploy/k8s/<overlay>` as a tuple of documents (kubectl renders
     offline; no cluster is contacted)."""
-    result = subprocess.run([KUBECTL, "kustomize", str(K8S / overlay)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(K8S / overlay)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return tuple(d for d in yaml.safe_load_all(result.stdout) if d)
 
@@ -56,10 +58,19 @@ def entrypoint(args: list[str], env: dict | None = None) -> subprocess.Completed
     """Run the image's entry point in dry-run mode: it prints the command it would exec,
     one argument per line. PYTHON and the bind host are set to what `make up` uses, so the
     output is comparable with deploy/local/stack.py's command lines."""
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RAPPORT_ENTRYPOINT_DRY_RUN": "1",
-            "PYTHON": sys.executable, "RAPPORT_BIND_HOST": "127.0.0.1"}
-    return subprocess.run(["sh", str(ENTRYPOINT), *args], env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=30)
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "RAPPORT_ENTRYPOINT_DRY_RUN": "1",
+        "PYTHON": sys.executable,
+        "RAPPORT_BIND_HOST": "127.0.0.1",
+    }
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def entrypoint_argv(args: list[str], env: dict | None = None) -> list[str]:
@@ -73,6 +84,7 @@ def local_commands(monkeypatch) -> dict[str, list[str]]:
     its package is written yet (stack.py lists only services that have a wsgi.py)."""
     from deploy.local import stack
     from shared.config import SERVICES
+
     monkeypatch.setattr(stack, "available_services", lambda: list(SERVICES))
     return {name: command for name, command, _ in stack.processes()}
 

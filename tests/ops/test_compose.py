@@ -1,6 +1,7 @@
 """docker-compose.yml: valid against the Compose Specification's schema (vendored; these
 machines have no Docker engine), real Kafka and MongoDB as the test suite's docker stack
 expects them, and every Rapport process run exactly as `make up` runs it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,19 @@ import jsonschema
 import pytest
 
 from shared.config import DEFAULT_PORTS
-from tests.ops.deployfiles import (COMPOSE, DEPLOY, DEV_SINKS, INFRA, ONE_OFFS, ROOT, compose,
-                                   compose_services, entrypoint_argv, local_commands, service_written)
+from tests.ops.deployfiles import (
+    COMPOSE,
+    DEPLOY,
+    DEV_SINKS,
+    INFRA,
+    ONE_OFFS,
+    ROOT,
+    compose,
+    compose_services,
+    entrypoint_argv,
+    local_commands,
+    service_written,
+)
 
 SCHEMA = DEPLOY / "schemas" / "compose-spec.json"
 SCHEMA_SHA256 = "56bab44c85c0ce8affb74474950293f37d510673283a243bcd7eeadb900fa35c"
@@ -38,7 +50,10 @@ def test_vendored_schema_is_the_recorded_one_and_a_valid_schema():
 
 def test_compose_file_is_valid_against_the_compose_specification():
     validator = jsonschema.Draft201909Validator(json.loads(SCHEMA.read_bytes()))
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose())]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose())
+    ]
     assert errors == []
 
 
@@ -52,8 +67,13 @@ def test_schema_check_catches_a_misspelt_key():
 
 @pytest.mark.skipif(not (shutil.which("docker-compose")), reason="docker-compose not installed")
 def test_docker_compose_config_accepts_the_file():
-    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config", "-q"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -69,9 +89,14 @@ def test_kafka_is_a_kraft_node_reachable_from_the_host_where_the_tests_expect_it
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
     assert "127.0.0.1:9092:9092" in kafka["ports"]
     listeners = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
-    assert "127.0.0.1:9092" in listeners.values(), "clients on the host are sent back to 127.0.0.1:9092"
+    assert "127.0.0.1:9092" in listeners.values(), (
+        "clients on the host are sent back to 127.0.0.1:9092"
+    )
     internal = next(v for v in listeners.values() if not v.startswith("127.0.0.1"))
-    assert all(s["environment"]["RAPPORT_KAFKA_BOOTSTRAP"] == internal for s in service_processes().values())
+    assert all(
+        s["environment"]["RAPPORT_KAFKA_BOOTSTRAP"] == internal
+        for s in service_processes().values()
+    )
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert kafka["healthcheck"]["test"] and "kafka-data" in " ".join(kafka["volumes"])
     plugin = (ROOT / "shared" / "pytest_plugin.py").read_text()
@@ -89,7 +114,10 @@ def test_mongo_is_a_replica_set_rs0_initiated_by_its_health_check():
     assert "/data/db" in " ".join(mongo["volumes"])
     plugin = (ROOT / "shared" / "pytest_plugin.py").read_text()
     assert "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true" in plugin
-    assert all("replicaSet=rs0" in s["environment"]["RAPPORT_MONGO_URI"] for s in service_processes().values())
+    assert all(
+        "replicaSet=rs0" in s["environment"]["RAPPORT_MONGO_URI"]
+        for s in service_processes().values()
+    )
 
 
 def test_the_docker_test_stack_names_services_that_exist():
@@ -146,9 +174,14 @@ def test_seed_is_the_make_up_demo_practice_after_every_api_is_healthy(monkeypatc
 def test_seed_module_exists_once_written():
     if not (ROOT / "deploy" / "local" / "seed.py").exists():
         pytest.skip("deploy/local/seed.py (the demo practice) is not written yet")
-    result = subprocess.run([sys.executable, "-c", "import deploy.local.seed as s; assert callable(s.main)"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", "import deploy.local.seed as s; assert callable(s.main)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -166,20 +199,35 @@ def imported_services(tmp_path_factory) -> dict:
     process, side by side, with demo settings and unreachable servers, and with
     PROMETHEUS_MULTIPROC_DIR set as the entry point sets it for every API (without it,
     registering the metrics collector reads the store at start-up and waits for it)."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "RAPPORT_DEMO_MODE": "1",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("prometheus")),
-           "RAPPORT_MONGO_URI": "mongodb://127.0.0.1:9/?directConnection=true",
-           "RAPPORT_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "RAPPORT_DEMO_MODE": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("prometheus")),
+        "RAPPORT_MONGO_URI": "mongodb://127.0.0.1:9/?directConnection=true",
+        "RAPPORT_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+    }
     running = {}
     for service in (s for s in DEFAULT_PORTS if service_written(s)):
-        check = (f"import services.{service}.wsgi as w; assert callable(w.app), 'no wsgi app'\n"
-                 "from shared import services\n"
-                 f"if '{service}' != 'portal':\n"
-                 f"    d = services.load('{service}'); assert d.name == '{service}'\n"
-                 "    assert all(p.name for p in d.projections())\n")
-        running[service] = subprocess.Popen([sys.executable, "-c", check], cwd=ROOT, env=env,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return {service: (proc.wait(timeout=120), proc.communicate()[1]) for service, proc in running.items()}
+        check = (
+            f"import services.{service}.wsgi as w; assert callable(w.app), 'no wsgi app'\n"
+            "from shared import services\n"
+            f"if '{service}' != 'portal':\n"
+            f"    d = services.load('{service}'); assert d.name == '{service}'\n"
+            "    assert all(p.name for p in d.projections())\n"
+        )
+        running[service] = subprocess.Popen(
+            [sys.executable, "-c", check],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    return {
+        service: (proc.wait(timeout=120), proc.communicate()[1])
+        for service, proc in running.items()
+    }
 
 
 @pytest.mark.parametrize("service", sorted(DEFAULT_PORTS))

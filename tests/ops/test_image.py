@@ -1,4 +1,5 @@
 """The image (deploy/Dockerfile, .dockerignore) and its entry point, checked without Docker."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,11 @@ DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
 def instructions(keyword: str) -> list[str]:
     """The arguments of every Dockerfile instruction `keyword` (continuation lines joined)."""
     joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
-    return [line.split(None, 1)[1] for line in joined.splitlines()
-            if line.strip() and line.split(None, 1)[0].upper() == keyword]
+    return [
+        line.split(None, 1)[1]
+        for line in joined.splitlines()
+        if line.strip() and line.split(None, 1)[0].upper() == keyword
+    ]
 
 
 def local_infra_packages() -> set[str]:
@@ -52,13 +56,17 @@ def test_installs_runtime_requirements_without_dev_or_local_infrastructure():
     assert "requirements-dev" not in run + " ".join(instructions("COPY"))
     excluded = re.search(r"grep -v -i -E '\^\(([^)]*)\)=='", run)
     assert excluded, "the Dockerfile filters requirements.txt"
-    assert {p.lower() for p in excluded.group(1).split("|")} == local_infra_packages(), \
+    assert {p.lower() for p in excluded.group(1).split("|")} == local_infra_packages(), (
         "exactly the local stand-in servers are left out of the image"
+    )
 
 
 def test_copies_only_existing_paths_that_dockerignore_keeps():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for must in (".git", ".venv", ".run", ".env", "tests"):
         assert must in ignored, f".dockerignore must leave out {must}"
     for copy in instructions("COPY"):
@@ -72,8 +80,12 @@ def test_copies_only_existing_paths_that_dockerignore_keeps():
 
 
 def test_entrypoint_is_committed_executable():
-    mode = subprocess.run(["git", "ls-files", "-s", str(ENTRYPOINT.relative_to(ROOT))], cwd=ROOT,
-                          capture_output=True, text=True).stdout.split()
+    mode = subprocess.run(
+        ["git", "ls-files", "-s", str(ENTRYPOINT.relative_to(ROOT))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert mode and mode[0] == "100755", mode
 
 
@@ -81,7 +93,11 @@ def test_entrypoint_is_committed_executable():
 def test_api_runs_gunicorn_on_the_service_port(service):
     argv = entrypoint_argv(["api", service])
     assert argv[1:5] == ["-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
-    assert argv[5:] == ["--bind", f"127.0.0.1:{DEFAULT_PORTS[service]}", f"services.{service}.wsgi:app"]
+    assert argv[5:] == [
+        "--bind",
+        f"127.0.0.1:{DEFAULT_PORTS[service]}",
+        f"services.{service}.wsgi:app",
+    ]
 
 
 def test_api_port_follows_the_same_variable_as_make_up():
@@ -90,16 +106,30 @@ def test_api_port_follows_the_same_variable_as_make_up():
 
 
 def test_consume_takes_the_static_member_index_from_the_environment():
-    assert entrypoint_argv(["consume", "measures"], {"RAPPORT_CONSUMER_INSTANCE": "4"})[-2:] == ["--instance", "4"]
-    explicit = entrypoint_argv(["consume", "measures", "--instance", "1"], {"RAPPORT_CONSUMER_INSTANCE": "4"})
+    assert entrypoint_argv(["consume", "measures"], {"RAPPORT_CONSUMER_INSTANCE": "4"})[-2:] == [
+        "--instance",
+        "4",
+    ]
+    explicit = entrypoint_argv(
+        ["consume", "measures", "--instance", "1"], {"RAPPORT_CONSUMER_INSTANCE": "4"}
+    )
     assert explicit.count("--instance") == 1 and explicit[-1] == "1"
     refused = entrypoint(["consume", "measures"], {"RAPPORT_CONSUMER_INSTANCE": "pod-x"})
     assert refused.returncode == 64 and "must be a number" in refused.stderr
 
 
-@pytest.mark.parametrize("args", [["api", "billing"], ["relay", "portal"], ["consume", "portal"],
-                                  ["rebuild", "set-me", "set-me"], ["rebuild", "records"],
-                                  ["topics", "extra"], ["api"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["api", "billing"],
+        ["relay", "portal"],
+        ["consume", "portal"],
+        ["rebuild", "set-me", "set-me"],
+        ["rebuild", "records"],
+        ["topics", "extra"],
+        ["api"],
+    ],
+)
 def test_wrong_command_lines_are_refused_with_a_usage_error(args):
     result = entrypoint(args)
     assert result.returncode == 64, (args, result.stdout)
@@ -109,10 +139,20 @@ def test_wrong_command_lines_are_refused_with_a_usage_error(args):
 def test_one_off_commands_and_passthrough():
     py = entrypoint_argv(["topics"])[0]
     assert entrypoint_argv(["topics"]) == [py, "-m", "shared.run", "topics"]
-    assert entrypoint_argv(["rebuild", "records", "clients"]) == [py, "-m", "shared.run", "rebuild", "records", "clients"]
+    assert entrypoint_argv(["rebuild", "records", "clients"]) == [
+        py,
+        "-m",
+        "shared.run",
+        "rebuild",
+        "records",
+        "clients",
+    ]
     assert entrypoint_argv(["seed"]) == [py, "-m", "deploy.local.seed"]
-    assert entrypoint_argv(["python", "-m", "services.notifications.devmail"]) == \
-        ["python", "-m", "services.notifications.devmail"]
+    assert entrypoint_argv(["python", "-m", "services.notifications.devmail"]) == [
+        "python",
+        "-m",
+        "services.notifications.devmail",
+    ]
     assert set(SERVICE_NAMES) | {"portal"} == set(SERVICES)
 
 

@@ -1,5 +1,6 @@
 """No secret values in the deployment files: only references (Kubernetes secretKeyRef, compose
 `${VAR}`), and the demo values that shared/config.py and the portal refuse outside demo mode."""
+
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,15 @@ import sys
 import pytest
 
 from shared.config import DEMO_MASTER_KEY, DEMO_TOKEN_SECRET, ConfigError, Settings
-from tests.ops.deployfiles import COMPOSE, DEPLOY, KUBECTL, ROOT, compose_services, of_kind, rendered
+from tests.ops.deployfiles import (
+    COMPOSE,
+    DEPLOY,
+    KUBECTL,
+    ROOT,
+    compose_services,
+    of_kind,
+    rendered,
+)
 
 DEMO_PASSWORD = "rapport-demo"  # the documented demo staff password (architecture.md)
 DEMO_VALUES = {DEMO_TOKEN_SECRET, DEMO_MASTER_KEY, DEMO_PASSWORD}
@@ -42,7 +51,9 @@ def entropy(token: str) -> float:
 def findings(text: str) -> list[str]:
     found = [name for name, pattern in PATTERNS.items() if pattern.search(text)]
     for token in (t.lstrip("-/") for t in RANDOM_LOOKING.findall(text)):
-        mixed = re.search(r"[A-Z]", token) and re.search(r"[a-z]", token) and re.search(r"\d", token)
+        mixed = (
+            re.search(r"[A-Z]", token) and re.search(r"[a-z]", token) and re.search(r"\d", token)
+        )
         # generated keys have mixed case and digits and ~4.6+ bits per character; paths and
         # identifiers stay below 4.3
         if mixed and entropy(token) > 4.3 and token not in DEMO_VALUES:
@@ -64,8 +75,10 @@ def test_the_scanner_finds_planted_secrets():
         "RAPPORT_MONGO_URI=mongodb://rapport:s3cr3t@mongo-1:27017/?replicaSet=rs0",
         "-----BEGIN RSA PRIVATE KEY-----",
         "token: eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJsZWFkIn0.abc",
-        "master-key: " + base64.b64encode(bytes.fromhex("9f3a61c2e07b4d58a1f0c39e7b2d6a4f"
-                                                        "0c8e5b17d2a94f6e3b70c1d8a25e9f4b")).decode(),
+        "master-key: "
+        + base64.b64encode(
+            bytes.fromhex("9f3a61c2e07b4d58a1f0c39e7b2d6a4f0c8e5b17d2a94f6e3b70c1d8a25e9f4b")
+        ).decode(),
     ]
     for text in planted:
         assert findings(text), text
@@ -73,14 +86,19 @@ def test_the_scanner_finds_planted_secrets():
 
 
 def test_no_key_or_env_files_are_committed():
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
     offending = [f for f in tracked if re.search(r"(^|/)\.env(\.|$)|\.(pem|key|p12|pfx|jks)$", f)]
     assert offending == []
 
 
 def test_compose_secrets_are_references_with_demo_defaults_only():
     # demo mode is never the default (issue 15, #7): only `make up` and the tests turn it on
-    assert compose_services()["topics"]["environment"]["RAPPORT_DEMO_MODE"] == "${RAPPORT_DEMO_MODE:-false}"
+    assert (
+        compose_services()["topics"]["environment"]["RAPPORT_DEMO_MODE"]
+        == "${RAPPORT_DEMO_MODE:-false}"
+    )
     checked = 0
     for name, svc in compose_services().items():
         for var, value in (svc.get("environment") or {}).items():
@@ -88,7 +106,9 @@ def test_compose_secrets_are_references_with_demo_defaults_only():
                 continue
             ref = re.fullmatch(r"\$\{(\w+)(?::?-(.*))?\}", str(value))
             assert ref and ref.group(1) == var, f"{name}: {var} must be ${{{var}...}}, not a value"
-            assert ref.group(2) in (None, "") or ref.group(2) in DEMO_VALUES, f"{name}: {var} default"
+            assert ref.group(2) in (None, "") or ref.group(2) in DEMO_VALUES, (
+                f"{name}: {var} default"
+            )
             checked += 1
     assert checked >= 2
 
@@ -105,8 +125,9 @@ def test_the_demo_secrets_are_refused_outside_demo_mode():
 def test_the_portal_refuses_to_start_without_its_key_outside_demo_mode(monkeypatch):
     config = pytest.importorskip("services.portal.config")
     monkeypatch.delenv("RAPPORT_PORTAL_SECRET_KEY", raising=False)
-    settings = Settings(demo_mode=False, token_secret="x" * 40,
-                        master_key=base64.b64encode(bytes(32)).decode())
+    settings = Settings(
+        demo_mode=False, token_secret="x" * 40, master_key=base64.b64encode(bytes(32)).decode()
+    )
     with pytest.raises(ConfigError):
         config.PortalConfig.from_env(settings)
 
@@ -130,7 +151,9 @@ def test_without_demo_mode_or_secrets_a_process_refuses_to_start_and_says_why(mo
     accepted tokens signed with the public demo secret. Unset now means off."""
     for name in ("RAPPORT_DEMO_MODE", "RAPPORT_TOKEN_SECRET", "RAPPORT_MASTER_KEY"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ConfigError, match="RAPPORT_TOKEN_SECRET and RAPPORT_MASTER_KEY not set") as err:
+    with pytest.raises(
+        ConfigError, match="RAPPORT_TOKEN_SECRET and RAPPORT_MASTER_KEY not set"
+    ) as err:
         Settings.from_env()
     assert "make up" in str(err.value)
     monkeypatch.setenv("RAPPORT_TOKEN_SECRET", DEMO_TOKEN_SECRET)
@@ -146,8 +169,14 @@ def test_without_demo_mode_or_secrets_a_process_refuses_to_start_and_says_why(mo
 
 def test_a_wsgi_module_started_without_secrets_exits_with_the_reason():
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", "import services.records.wsgi"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", "import services.records.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "RAPPORT_TOKEN_SECRET and RAPPORT_MASTER_KEY not set" in done.stderr
 

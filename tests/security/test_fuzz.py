@@ -1,6 +1,7 @@
 """Fuzzing each service from its own OpenAPI document with schemathesis (bounded): whatever it
 generates — wrong types, missing fields, huge strings, odd unicode, unknown ids — no route
 answers 5xx. `make test` runs a short pass with a fixed seed; `make faults` a longer random one."""
+
 import os
 import subprocess
 import sys
@@ -8,40 +9,55 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from shared.pytest_plugin import free_port
 from werkzeug.serving import make_server
 
 from shared import services
+from shared.pytest_plugin import free_port
 
 ST = Path(sys.executable).with_name("st")
 SERVICES = [d.name for d in services.available()]
 
 
-
-
-def fuzz(settings, make_token, service: str, *, examples: int, seed: str | None,
-         timeout: int = 900) -> subprocess.CompletedProcess:
+def fuzz(
+    settings, make_token, service: str, *, examples: int, seed: str | None, timeout: int = 900
+) -> subprocess.CompletedProcess:
     app = services.load(service).create_app(settings)
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        command = [str(ST), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "not_a_server_error",
-                   "--max-examples", str(examples), "--request-timeout", "20",
-                   "-H", f"Authorization: Bearer {make_token('clinical_lead', ttl_seconds=3600)}"]
+        command = [
+            str(ST),
+            "run",
+            f"http://127.0.0.1:{port}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            str(examples),
+            "--request-timeout",
+            "20",
+            "-H",
+            f"Authorization: Bearer {make_token('clinical_lead', ttl_seconds=3600)}",
+        ]
         if seed:
             command += ["--seed", seed]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""})
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""},
+        )
     finally:
         server.shutdown()
 
 
 def _verdict(result: subprocess.CompletedProcess) -> tuple[bool, str]:
     tail = "\n".join(result.stdout.splitlines()[-40:])
-    generated = [line for line in result.stdout.splitlines() if "generated" in line and "passed" in line]
+    generated = [
+        line for line in result.stdout.splitlines() if "generated" in line and "passed" in line
+    ]
     return result.returncode == 0 and bool(generated), tail
 
 

@@ -1,6 +1,7 @@
 """Every route of every service's OpenAPI document has an access rule, and the rule is what
 the service enforces: each role x each route -> the right status (issue: security). A new
 route without `@requires(...)` or `@public` fails here."""
+
 import importlib
 import re
 
@@ -11,12 +12,15 @@ from shared.web import view_roles
 
 ROLES = ("admin", "therapist", "clinical_lead")
 SERVICES = [d.name for d in services.available()] + (
-    ["portal"] if importlib.util.find_spec("services.portal") else [])
+    ["portal"] if importlib.util.find_spec("services.portal") else []
+)
 
 # Reception (admin) never reaches clinical content: notes, formulation, assessment, scores,
 # risk, outcomes, exports and the audit trail (architecture.md, issue 4/5/9).
-ADMIN_FORBIDDEN = re.compile(r"/(notes|formulation|assessment|trajectory|outcomes|responses|"
-                             r"risk-alerts|fhir|dashboards|audit|export|history|timeline)(/|$|\.)")
+ADMIN_FORBIDDEN = re.compile(
+    r"/(notes|formulation|assessment|trajectory|outcomes|responses|"
+    r"risk-alerts|fhir|dashboards|audit|export|history|timeline)(/|$|\.)"
+)
 KERNEL_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
@@ -43,8 +47,12 @@ def _operations(spec):
 @pytest.fixture
 def app_for(settings):
     def build(name):
-        return services.load(name).create_app(settings) if name != "portal" else \
-            importlib.import_module("services.portal").SERVICE.create_app(settings)
+        return (
+            services.load(name).create_app(settings)
+            if name != "portal"
+            else importlib.import_module("services.portal").SERVICE.create_app(settings)
+        )
+
     return build
 
 
@@ -87,10 +95,14 @@ def test_each_role_on_each_route_gets_the_right_status(service, app_for, make_to
         anonymous = call(url, **body)
         if roles == ("public",):
             if anonymous.status_code in (401, 403) or anonymous.status_code >= 500:
-                failures.append(f"{method.upper()} {path} public but anonymous got {anonymous.status_code}")
+                failures.append(
+                    f"{method.upper()} {path} public but anonymous got {anonymous.status_code}"
+                )
             continue
         if anonymous.status_code != 401:
-            failures.append(f"{method.upper()} {path} without a token: {anonymous.status_code}, want 401")
+            failures.append(
+                f"{method.upper()} {path} without a token: {anonymous.status_code}, want 401"
+            )
         if ADMIN_FORBIDDEN.search(path) and "admin" in roles:
             failures.append(f"{method.upper()} {path} is clinical but allows admin")
         for role in ROLES:
@@ -100,7 +112,11 @@ def test_each_role_on_each_route_gets_the_right_status(service, app_for, make_to
                 failures.append(f"{method.upper()} {path} as {role}: {r.status_code}")
             elif role not in roles and r.status_code != 403:
                 failures.append(f"{method.upper()} {path} as {role}: {r.status_code}, want 403")
-            elif role in roles and (r.status_code == 401 or (
-                    r.status_code == 403 and "may not do this" in (r.json or {}).get("detail", ""))):
-                failures.append(f"{method.upper()} {path} as {role}: refused by role but allowed by rule")
+            elif role in roles and (
+                r.status_code == 401
+                or (r.status_code == 403 and "may not do this" in (r.json or {}).get("detail", ""))
+            ):
+                failures.append(
+                    f"{method.upper()} {path} as {role}: refused by role but allowed by rule"
+                )
     assert not failures, "\n".join(failures)

@@ -1,9 +1,10 @@
 """NHS Talking Therapies outcome rules on worked cases (pure)."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 from services.measures.outcomes import Measure, course_outcome, summarise
 
-T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 
 def measures(*pairs):
@@ -56,13 +57,26 @@ def test_a_single_measure_only():
     o = course_outcome(measures((15, 10)), attended_sessions=1)
     assert o["caseness_at_start"] is True and o["finished_treatment"] is False
     assert o["phq9"] == {"first": 15, "last": None, "change": None}
-    assert all(o[k] is None for k in ("recovered", "reliable_improvement",
-                                      "reliable_deterioration", "reliable_recovery"))
+    assert all(
+        o[k] is None
+        for k in (
+            "recovered",
+            "reliable_improvement",
+            "reliable_deterioration",
+            "reliable_recovery",
+        )
+    )
 
 
 def test_measures_without_both_scales_do_not_pair():
-    o = course_outcome([Measure(T0, 15, None), Measure(T0 + timedelta(days=7), 14, 9),
-                        Measure(T0 + timedelta(days=14), 5, None)], attended_sessions=3)
+    o = course_outcome(
+        [
+            Measure(T0, 15, None),
+            Measure(T0 + timedelta(days=7), 14, 9),
+            Measure(T0 + timedelta(days=14), 5, None),
+        ],
+        attended_sessions=3,
+    )
     assert o["phq9"]["first"] == 14 and o["phq9"]["last"] is None
 
 

@@ -1,14 +1,14 @@
 """The measures service against the real local broker and store: a booked session produces a
 request, the client answers once through the link, a risk answer raises an alert, and the
 trajectory, outcome and practice dashboard projections follow."""
+
 import re
 from datetime import date, timedelta
 
-from shared.events import NewEvent
-from shared.pytest_plugin import eventually, service_workers
-
 from services.measures.domain import request_id_for, request_stream
 from services.measures.instruments import INSTRUMENTS
+from shared.events import NewEvent
+from shared.pytest_plugin import eventually, service_workers
 
 from .support import Upstream, app, booked, now, register_client, session_facts  # noqa: F401
 
@@ -29,22 +29,42 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     register_client(records, "emma", "t-1", "Emma", areas=["role_dispute"])
     start = now() + timedelta(days=3)
     scheduling.publish("session-s1", booked("s1", "emma", "t-1", start, "course-1", 1))
-    scheduling.publish("session-s2", booked("s2", "emma", "t-1", start + timedelta(days=7), "course-1", 2))
-    scheduling.publish("session-s3", booked("s3", "emma", "t-1", start + timedelta(days=14), "course-1", 3))
+    scheduling.publish(
+        "session-s2", booked("s2", "emma", "t-1", start + timedelta(days=7), "course-1", 2)
+    )
+    scheduling.publish(
+        "session-s3", booked("s3", "emma", "t-1", start + timedelta(days=14), "course-1", 3)
+    )
     store = app.extensions["rapport"].store
     r1, r2, r3 = (request_id_for(s) for s in ("s1", "s2", "s3"))
     eventually(lambda: events_of(store, request_stream(r3)) == ["QuestionnaireRequested"])
-    scheduling.publish("session-s3", NewEvent("SessionCancelled", {
-        **session_facts("s3", "emma", "t-1", start + timedelta(days=14)),
-        "by": "client", "reason": "holiday", "late": False}))
-    eventually(lambda: events_of(store, request_stream(r3)) == ["QuestionnaireRequested", "QuestionnaireWithdrawn"]
-               and events_of(store, request_stream(r2)) == ["QuestionnaireRequested"])
+    scheduling.publish(
+        "session-s3",
+        NewEvent(
+            "SessionCancelled",
+            {
+                **session_facts("s3", "emma", "t-1", start + timedelta(days=14)),
+                "by": "client",
+                "reason": "holiday",
+                "late": False,
+            },
+        ),
+    )
+    eventually(
+        lambda: (
+            events_of(store, request_stream(r3))
+            == ["QuestionnaireRequested", "QuestionnaireWithdrawn"]
+            and events_of(store, request_stream(r2)) == ["QuestionnaireRequested"]
+        )
+    )
     [requested] = store.load(request_stream(r1))
     assert requested.data["due_at"] == start - timedelta(hours=48)
     assert requested.data["instruments"] == ["PHQ-9", "GAD-7", "WSAS"]
 
     # the same booking delivered again requests nothing more
-    scheduling.relay.store.events.update_many({"stream_id": "session-s1"}, {"$set": {"outbox": "pending"}})
+    scheduling.relay.store.events.update_many(
+        {"stream_id": "session-s1"}, {"$set": {"outbox": "pending"}}
+    )
     scheduling.relay.drain()
     client = app.test_client()
     issued = client.post(f"/questionnaire-requests/{r1}/link", headers=auth_header("service"))
@@ -56,7 +76,10 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     # the form: first name only, a label for every choice
     page = client.get(f"/q/{token}")
     assert page.status_code == 200 and "Hello Emma" in page.text and "Test" not in page.text
-    assert page.text.count("<fieldset") == 9 + 7 + 5 and page.headers["Referrer-Policy"] == "no-referrer"
+    assert (
+        page.text.count("<fieldset") == 9 + 7 + 5
+        and page.headers["Referrer-Policy"] == "no-referrer"
+    )
     assert "<script" not in page.text and "http" not in page.text.split("<body>")[1]
 
     # incomplete: the form again, the message next to the missing item
@@ -76,41 +99,74 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     assert types == ["QuestionnaireRequested", "QuestionnaireCompleted"]
     completed = store.load(request_stream(r1))[1].data
     scores = {s["instrument"]: (s["total"], s["band"], s["prorated"]) for s in completed["scores"]}
-    assert scores == {"PHQ-9": (17.0, "moderately severe", False), "GAD-7": (14.0, "moderate", False),
-                      "WSAS": (25.0, "moderately severe or worse", True)}
+    assert scores == {
+        "PHQ-9": (17.0, "moderately severe", False),
+        "GAD-7": (14.0, "moderate", False),
+        "WSAS": (25.0, "moderately severe or worse", True),
+    }
     assert completed["course_id"] == "course-1" and completed["session_number"] == 1
 
     # risk: an open alert for the therapist and the lead, none for reception
     therapist = auth_header("therapist", therapist_id="t-1")
-    alerts = eventually(lambda: client.get("/risk-alerts?status=open", headers=therapist).json["alerts"])
+    alerts = eventually(
+        lambda: client.get("/risk-alerts?status=open", headers=therapist).json["alerts"]
+    )
     assert [(a["instrument"], a["item"], a["answer"]) for a in alerts] == [("PHQ-9", 9, 1)]
     assert client.get("/risk-alerts", headers=auth_header("admin")).status_code == 403
-    assert client.get("/risk-alerts", headers=auth_header("therapist", therapist_id="t-2")).json["alerts"] == []
-    ack = client.post(f"/risk-alerts/{alerts[0]['alert_id']}/acknowledge",
-                      json={"note": "phoned Emma; safety plan reviewed"}, headers=therapist)
+    assert (
+        client.get("/risk-alerts", headers=auth_header("therapist", therapist_id="t-2")).json[
+            "alerts"
+        ]
+        == []
+    )
+    ack = client.post(
+        f"/risk-alerts/{alerts[0]['alert_id']}/acknowledge",
+        json={"note": "phoned Emma; safety plan reviewed"},
+        headers=therapist,
+    )
     assert ack.status_code == 200 and ack.json["acknowledged_by"] == "therapist-user"
-    again = client.post(f"/risk-alerts/{alerts[0]['alert_id']}/acknowledge",
-                        json={"note": "again"}, headers=auth_header("clinical_lead"))
+    again = client.post(
+        f"/risk-alerts/{alerts[0]['alert_id']}/acknowledge",
+        json={"note": "again"},
+        headers=auth_header("clinical_lead"),
+    )
     assert again.status_code == 409
 
     # session 2's questionnaire entered by the therapist in session: recovered
-    staff = client.post("/responses", headers=therapist, json={
-        "client_id": "emma", "request_id": r2,
-        "answers": {"PHQ-9": [1] * 8 + [0], "GAD-7": [1] * 7, "WSAS": [2] * 5}})
-    assert staff.status_code == 201 and staff.headers["Location"].startswith("/clients/emma/responses/")
+    staff = client.post(
+        "/responses",
+        headers=therapist,
+        json={
+            "client_id": "emma",
+            "request_id": r2,
+            "answers": {"PHQ-9": [1] * 8 + [0], "GAD-7": [1] * 7, "WSAS": [2] * 5},
+        },
+    )
+    assert staff.status_code == 201 and staff.headers["Location"].startswith(
+        "/clients/emma/responses/"
+    )
     for s in ("s1", "s2"):
-        scheduling.publish(f"session-{s}", NewEvent("SessionAttended", {
-            **session_facts(s, "emma", "t-1", start), "kind": "treatment"}))
+        scheduling.publish(
+            f"session-{s}",
+            NewEvent(
+                "SessionAttended", {**session_facts(s, "emma", "t-1", start), "kind": "treatment"}
+            ),
+        )
 
     def outcome():
         found = client.get("/clients/emma/outcomes", headers=therapist).json["outcomes"]
         return found and found[0]["finished_treatment"] and found[0]
+
     o = eventually(outcome)
     assert (o["episode_id"], o["phq9"], o["gad7"]) == (
-        "course-1", {"first": 17, "last": 8, "change": -9}, {"first": 14, "last": 7, "change": -7})
+        "course-1",
+        {"first": 17, "last": 8, "change": -9},
+        {"first": 14, "last": 7, "change": -7},
+    )
     assert o["recovered"] and o["reliable_improvement"] and o["reliable_recovery"]
-    published = eventually(lambda: [e.data for e in store.load("outcome-course-1")
-                                    if e.data["finished_treatment"]])
+    published = eventually(
+        lambda: [e.data for e in store.load("outcome-course-1") if e.data["finished_treatment"]]
+    )
     assert published[-1]["reliable_recovery"] is True
 
     trajectory = client.get("/clients/emma/trajectory", headers=therapist).json
@@ -118,7 +174,12 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     assert phq["caseness"] == 10 and [p["total"] for p in phq["points"]] == [17, 8]
     assert [p["session_number"] for p in phq["points"]] == [1, 2]
     assert client.get("/clients/emma/trajectory", headers=auth_header("admin")).status_code == 403
-    assert client.get("/clients/emma/outcomes", headers=auth_header("therapist", therapist_id="t-2")).status_code == 403
+    assert (
+        client.get(
+            "/clients/emma/outcomes", headers=auth_header("therapist", therapist_id="t-2")
+        ).status_code
+        == 403
+    )
 
     lead = auth_header("clinical_lead")
     today = date.today().isoformat()
@@ -135,25 +196,35 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     fhir = client.get("/clients/emma/fhir", headers=lead).json
     kinds = [e["resource"]["resourceType"] for e in fhir["entry"]]
     assert kinds.count("QuestionnaireResponse") == 6 and "Flag" not in kinds  # acknowledged
-    codes = {c["code"] for e in fhir["entry"] if e["resource"]["resourceType"] == "Observation"
-             for c in e["resource"]["code"]["coding"]}
+    codes = {
+        c["code"]
+        for e in fhir["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        for c in e["resource"]["code"]["coding"]
+    }
     assert codes == {"44261-6", "70274-6"}
 
     status = client.get("/questionnaire-requests?client_id=emma", headers=auth_header("admin")).json
     assert {r["session_id"]: r["status"] for r in status["requests"]} == {
-        "s1": "completed", "s2": "completed", "s3": "withdrawn"}
+        "s1": "completed",
+        "s2": "completed",
+        "s3": "withdrawn",
+    }
     assert "scores" not in str(status)
 
 
 def test_staff_entry_is_stored_once_per_form_and_the_caseload_shows_latest_scores_and_risk(
-        settings, app, workers, auth_header):
+    settings, app, workers, auth_header
+):
     workers.start(*service_workers(settings, "measures"))
     records = Upstream(settings, "records")
     register_client(records, "john", "t-1", "John", areas=["grief"])
     register_client(records, "ann", "t-2", "Ann")
     client = app.test_client()
     therapist = auth_header("therapist", therapist_id="t-1")
-    eventually(lambda: client.get("/clients/john/instruments", headers=therapist).status_code == 200)
+    eventually(
+        lambda: client.get("/clients/john/instruments", headers=therapist).status_code == 200
+    )
     store = app.extensions["rapport"].store
 
     # issue 15 #9: the same form submitted twice (same Idempotency-Key) is stored once
@@ -165,21 +236,51 @@ def test_staff_entry_is_stored_once_per_form_and_the_caseload_shows_latest_score
     assert first.json == again.json and first.headers["Location"] == again.headers["Location"]
     completed = [e for e in store.read_all() if e.type == "QuestionnaireCompleted"]
     assert len(completed) == 1 and len(first.json["risk_alerts"]) == 1
-    other = client.post("/responses", headers={**therapist, "Idempotency-Key": "form-2:measures:POST:/responses"},
-                        json={"client_id": "john", "answers": {"CORE-10": [0] * 5 + [None] + [0] * 4}})
+    other = client.post(
+        "/responses",
+        headers={**therapist, "Idempotency-Key": "form-2:measures:POST:/responses"},
+        json={"client_id": "john", "answers": {"CORE-10": [0] * 5 + [None] + [0] * 4}},
+    )
     assert other.status_code == 201 and other.json["response_id"] != first.json["response_id"]
     # an unanswered risk item is not passed silently
-    assert [(a["instrument"], a["item"], a["answer"]) for a in other.json["risk_alerts"]] == [("CORE-10", 6, None)]
+    assert [(a["instrument"], a["item"], a["answer"]) for a in other.json["risk_alerts"]] == [
+        ("CORE-10", 6, None)
+    ]
 
     def caseload():
         found = client.get("/therapists/t-1/latest-scores", headers=therapist).json["clients"]
         mine = {c["client_id"]: c for c in found}
-        return "john" in mine and len(mine["john"]["latest"]) == 3 and len(mine["john"]["open_alerts"]) == 2 and mine
+        return (
+            "john" in mine
+            and len(mine["john"]["latest"]) == 3
+            and len(mine["john"]["open_alerts"]) == 2
+            and mine
+        )
+
     mine = eventually(caseload)
     assert set(mine) == {"john"}, "another therapist's client is not on the caseload"
     latest = {s["instrument"]: (s["total"], s["band"]) for s in mine["john"]["latest"]}
-    assert latest == {"PHQ-9": (17.0, "moderately severe"), "GAD-7": (7.0, "mild"), "CORE-10": (8.89, "low")}  # items 2, 3 reversed
-    assert {(a["instrument"], a["answer"]) for a in mine["john"]["open_alerts"]} == {("PHQ-9", 1), ("CORE-10", None)}
-    assert client.get("/therapists/t-1/latest-scores", headers=auth_header("therapist", therapist_id="t-2")).status_code == 403
-    assert client.get("/therapists/t-1/latest-scores", headers=auth_header("admin")).status_code == 403
-    assert client.get("/therapists/t-1/latest-scores", headers=auth_header("clinical_lead")).status_code == 200
+    assert latest == {
+        "PHQ-9": (17.0, "moderately severe"),
+        "GAD-7": (7.0, "mild"),
+        "CORE-10": (8.89, "low"),
+    }  # items 2, 3 reversed
+    assert {(a["instrument"], a["answer"]) for a in mine["john"]["open_alerts"]} == {
+        ("PHQ-9", 1),
+        ("CORE-10", None),
+    }
+    assert (
+        client.get(
+            "/therapists/t-1/latest-scores", headers=auth_header("therapist", therapist_id="t-2")
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get("/therapists/t-1/latest-scores", headers=auth_header("admin")).status_code == 403
+    )
+    assert (
+        client.get(
+            "/therapists/t-1/latest-scores", headers=auth_header("clinical_lead")
+        ).status_code
+        == 200
+    )

@@ -1,32 +1,30 @@
 """Service-tier fixtures: a real SMTP server (aiosmtpd), a fake SMS provider and a small
 stand-in for measures' link endpoint, each on a free 127.0.0.1 port; other services' events
 appended to their own stores and published by their real relays."""
+
 from __future__ import annotations
 
 import json
 import secrets
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from shared.auth import AuthError, verify_token
-from shared.eventstore import EventStore, Metadata
-from shared.events import Actor, NewEvent, registry
-from shared.mongo import client as mongo_client
-from shared.pytest_plugin import service_workers, free_port
-from shared.run import make_relay
 
 from services.notifications.app import create_app
 from services.notifications.devmail import MailSink
 from services.notifications.devsms import SmsSink
 from services.notifications.dispatcher import Dispatcher
+from shared.auth import AuthError, verify_token
+from shared.events import Actor, NewEvent, registry
+from shared.eventstore import EventStore, Metadata
+from shared.mongo import client as mongo_client
+from shared.pytest_plugin import free_port, service_workers
+from shared.run import make_relay
 
 LEAD_EMAIL = "lead@practice.test"
-
-
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +62,9 @@ class MeasuresStandIn:
                 if len(parts) != 3 or parts[0] != "questionnaire-requests" or parts[2] != "link":
                     return self._answer(404, {})
                 try:
-                    identity = verify_token(stand_in.secret, self.headers.get("Authorization", "")[7:])
+                    identity = verify_token(
+                        stand_in.secret, self.headers.get("Authorization", "")[7:]
+                    )
                 except AuthError:
                     return self._answer(401, {})
                 if identity.role != "service":
@@ -73,7 +73,7 @@ class MeasuresStandIn:
                     return self._answer(410, {})
                 url = f"https://forms.test/q/{secrets.token_urlsafe(16)}"
                 stand_in.issued.append((parts[1], url))
-                expires = datetime.now(timezone.utc) + timedelta(days=2)
+                expires = datetime.now(UTC) + timedelta(days=2)
                 self._answer(200, {"url": url, "expires_at": expires.isoformat()})
 
             def _answer(self, status, body):
@@ -111,10 +111,21 @@ def nsettings(settings, mail, sms, measures):
     """Settings for the notifications service under test: fast polling and retries."""
     return settings.with_(
         service_urls={**settings.service_urls, "measures": measures.url},
-        extra={"notifications": {"smtp_port": mail.port, "sms_url": f"http://127.0.0.1:{sms.port}/messages",
-                                 "lead_email": LEAD_EMAIL, "poll_seconds": 0.1, "backoff_seconds": 0.3,
-                                 "max_attempts": 4, "smtp_timeout": 2.0, "lease_seconds": 30.0,
-                                 "quiet_hours": "off", "portal_url": "https://portal.practice.test/"}})
+        extra={
+            "notifications": {
+                "smtp_port": mail.port,
+                "sms_url": f"http://127.0.0.1:{sms.port}/messages",
+                "lead_email": LEAD_EMAIL,
+                "poll_seconds": 0.1,
+                "backoff_seconds": 0.3,
+                "max_attempts": 4,
+                "smtp_timeout": 2.0,
+                "lease_seconds": 30.0,
+                "quiet_hours": "off",
+                "portal_url": "https://portal.practice.test/",
+            }
+        },
+    )
 
 
 class Feed:
@@ -122,8 +133,10 @@ class Feed:
 
     def __init__(self, settings):
         self.settings = settings
-        self.stores = {name: EventStore(mongo_client(settings.mongo_uri), settings.database(name), registry)
-                       for name in ("scheduling", "records", "measures")}
+        self.stores = {
+            name: EventStore(mongo_client(settings.mongo_uri), settings.database(name), registry)
+            for name in ("scheduling", "records", "measures")
+        }
         for store in self.stores.values():
             store.ensure_indexes()
 
@@ -137,21 +150,52 @@ class Feed:
 
     # the usual facts, with defaults
     def therapist(self, tid="t1", email="t1@practice.test"):
-        self("scheduling", f"therapist-{tid}", "TherapistRegistered", therapist_id=tid, name="Dr A",
-             email=email, phone=None, modalities=["video"], rooms=["Room 1"])
+        self(
+            "scheduling",
+            f"therapist-{tid}",
+            "TherapistRegistered",
+            therapist_id=tid,
+            name="Dr A",
+            email=email,
+            phone=None,
+            modalities=["video"],
+            rooms=["Room 1"],
+        )
 
     def client(self, cid="c1", tid="t1", channels=("email", "sms"), email=None, phone=None):
-        self("records", f"client-{cid}", "ClientRegistered", client_id=cid, given_name="Emma",
-             family_name="Example", date_of_birth="1981-04-01", email=email or f"{cid}@client.test",
-             phone=phone or f"+4477009{abs(hash(cid)) % 100000:05d}", preferred_modality="video",
-             reminder_channels=list(channels), therapist_id=tid, referral_source="self", gp=None,
-             nhs_number=None)
+        self(
+            "records",
+            f"client-{cid}",
+            "ClientRegistered",
+            client_id=cid,
+            given_name="Emma",
+            family_name="Example",
+            date_of_birth="1981-04-01",
+            email=email or f"{cid}@client.test",
+            phone=phone or f"+4477009{abs(hash(cid)) % 100000:05d}",
+            preferred_modality="video",
+            reminder_channels=list(channels),
+            therapist_id=tid,
+            referral_source="self",
+            gp=None,
+            nhs_number=None,
+        )
 
     def booked(self, sid="s1", cid="c1", tid="t1", starts=None, **extra):
-        starts = starts or datetime.now(timezone.utc) + timedelta(days=3)
-        data = dict(session_id=sid, client_id=cid, therapist_id=tid, starts_at=starts,
-                    ends_at=starts + timedelta(minutes=50), kind="treatment", modality="video",
-                    room=None, course_id=None, number=None, video_link="https://meet.test/room-s1")
+        starts = starts or datetime.now(UTC) + timedelta(days=3)
+        data = dict(
+            session_id=sid,
+            client_id=cid,
+            therapist_id=tid,
+            starts_at=starts,
+            ends_at=starts + timedelta(minutes=50),
+            kind="treatment",
+            modality="video",
+            room=None,
+            course_id=None,
+            number=None,
+            video_link="https://meet.test/room-s1",
+        )
         data.update(extra)
         return self("scheduling", f"session-{sid}", "SessionBooked", **data)
 
@@ -179,7 +223,9 @@ def running_service(nsettings, feed, workers):
 
 
 def notification_events(settings, key: str) -> list:
-    store = EventStore(mongo_client(settings.mongo_uri), settings.database("notifications"), registry)
+    store = EventStore(
+        mongo_client(settings.mongo_uri), settings.database("notifications"), registry
+    )
     return [e.type for e in store.load(f"notification-{key}")]
 
 
@@ -189,4 +235,5 @@ __all__ = ["Dispatcher", "LEAD_EMAIL", "notification_events"]
 def wait(check, timeout: float = 45.0, **kwargs):
     """`eventually`, patient enough for a shared two-core machine under load."""
     from shared.pytest_plugin import eventually
+
     return eventually(check, timeout=timeout, **kwargs)

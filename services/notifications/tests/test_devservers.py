@@ -1,5 +1,6 @@
 """The development sinks `make up` runs: a real SMTP conversation and a real HTTP POST
 reach them, and they write what they received under the run folder."""
+
 import json
 import os
 import smtplib
@@ -15,8 +16,13 @@ from .conftest import free_port
 
 def start(module, port, run_dir):
     env = {**os.environ, "RAPPORT_RUN_DIR": str(run_dir), "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert "127.0.0.1" in proc.stdout.readline()  # it says where it listens once it does
     return proc
 
@@ -43,8 +49,14 @@ def test_devsms_records_a_text_once_per_idempotency_key(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}/messages"
         body = {"to": "+447700900001", "body": "see you soon", "reference": "r1"}
-        assert requests.post(url, json=body, headers={"Idempotency-Key": "r1"}, timeout=5).status_code == 202
-        assert requests.post(url, json=body, headers={"Idempotency-Key": "r1"}, timeout=5).status_code == 200
+        assert (
+            requests.post(url, json=body, headers={"Idempotency-Key": "r1"}, timeout=5).status_code
+            == 202
+        )
+        assert (
+            requests.post(url, json=body, headers={"Idempotency-Key": "r1"}, timeout=5).status_code
+            == 200
+        )
         assert requests.post(url, json={"to": 7}, timeout=5).status_code == 400
         time.sleep(0.1)
         lines = (tmp_path / "sms" / "messages.jsonl").read_text().splitlines()

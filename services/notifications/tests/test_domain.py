@@ -1,22 +1,39 @@
 """Domain tier: the notification and preferences deciders (given/when/then), quiet hours,
 backoff and identities. Pure, no I/O."""
-from datetime import datetime, time, timedelta, timezone
+
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.notifications.domain import (
+    NotificationDecider,
+    PreferencesDecider,
+    QuietHours,
+    RecordFailure,
+    RecordSent,
+    Schedule,
+    SetPreferences,
+    Void,
+    deliver_at,
+    message_id,
+    quiet_ends,
+    retry_delay,
+)
 from shared.domain import Conflict, Invalid
 from shared.events import NewEvent
 from shared.testing import given
 
-from services.notifications.domain import (NotificationDecider, PreferencesDecider, QuietHours,
-                                           RecordFailure, RecordSent, Schedule, SetPreferences,
-                                           Void, deliver_at, message_id, quiet_ends, retry_delay)
-
 LONDON = ZoneInfo("Europe/London")
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
-INFO = {"notification_id": "reminder:s1:20260303T1000Z:email", "kind": "reminder", "channel": "email",
-        "client_id": "c1", "recipient": "client", "due_at": NOW}
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+INFO = {
+    "notification_id": "reminder:s1:20260303T1000Z:email",
+    "kind": "reminder",
+    "channel": "email",
+    "client_id": "c1",
+    "recipient": "client",
+    "due_at": NOW,
+}
 IDENT = {k: v for k, v in INFO.items() if k != "due_at"}
 SCHEDULED = NewEvent("NotificationScheduled", {**IDENT, "due_at": NOW})
 SENT = NewEvent("NotificationSent", {**IDENT, "sent_at": NOW, "attempts": 1})
@@ -24,7 +41,7 @@ decider = NotificationDecider()
 
 
 def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 # -- a notification's life ----------------------------------------------------------------------
@@ -42,7 +59,9 @@ def test_a_send_is_recorded_once_however_often_it_is_reported():
 
 
 def test_a_send_reported_before_it_was_announced_records_both():
-    given(decider, []).when(RecordSent(INFO, NOW, 1)).then_types("NotificationScheduled", "NotificationSent")
+    given(decider, []).when(RecordSent(INFO, NOW, 1)).then_types(
+        "NotificationScheduled", "NotificationSent"
+    )
 
 
 def test_a_retryable_failure_keeps_it_scheduled_and_a_final_one_ends_it():
@@ -57,7 +76,8 @@ def test_a_retryable_failure_keeps_it_scheduled_and_a_final_one_ends_it():
 
 def test_nothing_fails_or_is_voided_after_it_was_sent():
     given(decider, [SCHEDULED, SENT]).when(
-        RecordFailure(INFO, NOW, 2, "late", final=True)).then_raises(Conflict, "sent already")
+        RecordFailure(INFO, NOW, 2, "late", final=True)
+    ).then_raises(Conflict, "sent already")
     given(decider, [SCHEDULED, SENT]).when(Void(INFO, "appointment cancelled")).then([])
 
 
@@ -69,19 +89,39 @@ def test_a_voided_notification_can_be_scheduled_again_when_the_appointment_moves
 
 # -- preferences --------------------------------------------------------------------------------
 def prefs(channels=("email",), lead=24 * 60, quiet=("21:00", "08:00"), consented=("email", "sms")):
-    return SetPreferences("c1", tuple(channels), lead, quiet[0] if quiet else None,
-                          quiet[1] if quiet else None, tuple(consented))
+    return SetPreferences(
+        "c1",
+        tuple(channels),
+        lead,
+        quiet[0] if quiet else None,
+        quiet[1] if quiet else None,
+        tuple(consented),
+    )
 
 
 def test_preferences_within_consent_are_recorded():
-    given(PreferencesDecider(), []).when(prefs(("sms",), 120)).then([NewEvent(
-        "NotificationPreferencesSet", {"client_id": "c1", "channels": ["sms"], "reminder_lead_minutes": 120,
-                                       "quiet_start": "21:00", "quiet_end": "08:00"})])
+    given(PreferencesDecider(), []).when(prefs(("sms",), 120)).then(
+        [
+            NewEvent(
+                "NotificationPreferencesSet",
+                {
+                    "client_id": "c1",
+                    "channels": ["sms"],
+                    "reminder_lead_minutes": 120,
+                    "quiet_start": "21:00",
+                    "quiet_end": "08:00",
+                },
+            )
+        ]
+    )
 
 
 def test_a_channel_without_consent_is_refused_naming_the_field():
-    err = given(PreferencesDecider(), []).when(prefs(("sms",), consented=("email",))).then_raises(
-        Invalid, "sms")
+    err = (
+        given(PreferencesDecider(), [])
+        .when(prefs(("sms",), consented=("email",)))
+        .then_raises(Invalid, "sms")
+    )
     assert err.field == "channels"
 
 
@@ -98,8 +138,17 @@ def test_no_quiet_hours_is_a_valid_choice():
 QUIET = QuietHours(time(21), time(8))
 
 
-@pytest.mark.parametrize("local,inside", [(time(20, 59), False), (time(21), True), (time(23, 30), True),
-                                          (time(0, 5), True), (time(7, 59), True), (time(8), False)])
+@pytest.mark.parametrize(
+    "local,inside",
+    [
+        (time(20, 59), False),
+        (time(21), True),
+        (time(23, 30), True),
+        (time(0, 5), True),
+        (time(7, 59), True),
+        (time(8), False),
+    ],
+)
 def test_quiet_hours_run_past_midnight(local, inside):
     assert QUIET.contains(local) is inside
 
@@ -121,7 +170,9 @@ def test_deliver_at_sends_before_the_quiet_hours_when_morning_is_too_late():
     # given an 07:30 appointment and a reminder due at 23:00 the night before
     due, latest = utc(2026, 1, 14, 23, 0), utc(2026, 1, 15, 7, 0)
     # then it goes just before quiet hours began that evening
-    assert deliver_at(due, QUIET, LONDON, now=utc(2026, 1, 14, 12), latest=latest) == utc(2026, 1, 14, 20, 55)
+    assert deliver_at(due, QUIET, LONDON, now=utc(2026, 1, 14, 12), latest=latest) == utc(
+        2026, 1, 14, 20, 55
+    )
     # and if that moment has passed too, at once
     now = utc(2026, 1, 14, 23, 10)
     assert deliver_at(due, QUIET, LONDON, now=now, latest=latest) == now
@@ -140,4 +191,6 @@ def test_backoff_doubles_up_to_the_cap():
 
 def test_the_message_id_is_stable_per_key_and_differs_between_keys():
     assert message_id("a:1") == message_id("a:1") != message_id("a:2")
-    assert message_id("a:1").startswith("<") and message_id("a:1").endswith("@rapport.notifications>")
+    assert message_id("a:1").startswith("<") and message_id("a:1").endswith(
+        "@rapport.notifications>"
+    )

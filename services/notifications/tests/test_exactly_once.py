@@ -1,17 +1,17 @@
 """Service tier: each message once — redelivered events, a restart mid-way, a dead sender's
 claim, two dispatchers at once — and retries when the SMTP server is down."""
+
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-
-from shared import kafka as kafka_clients
-from shared.consumer import ProjectionRunner
-from shared.outbox import message_from_document
-from shared.pytest_plugin import Workers
+from datetime import UTC, datetime, timedelta
 
 from services.notifications.devmail import MailSink
 from services.notifications.dispatcher import Dispatcher
 from services.notifications.planner import Planner
+from shared import kafka as kafka_clients
+from shared.consumer import ProjectionRunner
+from shared.outbox import message_from_document
+from shared.pytest_plugin import Workers
 
 from .conftest import LEAD_EMAIL, notification_events, wait
 
@@ -28,7 +28,11 @@ def publish_twice(feed, settings):
     for name, store in feed.stores.items():
         for doc in store.pending(1000):
             for _ in range(2):
-                producer.send(settings.topic(name), key=doc["stream_id"].encode(), value=message_from_document(doc))
+                producer.send(
+                    settings.topic(name),
+                    key=doc["stream_id"].encode(),
+                    value=message_from_document(doc),
+                )
     producer.flush()
     producer.close()
 
@@ -43,35 +47,62 @@ class SlowDispatcher(Dispatcher):
 
 def practice_day(feed, clients=3):
     feed.therapist()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(clients):
         feed.client(cid=f"c{i}", channels=("email",))
         feed.booked(sid=f"s{i}a", cid=f"c{i}", starts=now + timedelta(days=3))
         feed.booked(sid=f"s{i}b", cid=f"c{i}", starts=now + timedelta(hours=3))  # reminder due now
-    feed("measures", "alert-a1", "RiskIndicated", alert_id="a1", client_id="c0", therapist_id="t1",
-         response_id="r1", instrument="CORE-10", item=6, answer=1, indicated_at=now)
+    feed(
+        "measures",
+        "alert-a1",
+        "RiskIndicated",
+        alert_id="a1",
+        client_id="c0",
+        therapist_id="t1",
+        response_id="r1",
+        instrument="CORE-10",
+        item=6,
+        answer=1,
+        indicated_at=now,
+    )
     return clients * 3 + 2  # two confirmations and a reminder each; the therapist and the lead
 
 
-def test_events_delivered_twice_and_a_restart_mid_way_send_each_message_once(nsettings, feed, mail, book):
+def test_events_delivered_twice_and_a_restart_mid_way_send_each_message_once(
+    nsettings, feed, mail, book
+):
     expected = practice_day(feed)
     publish_twice(feed, nsettings)
-    first = Workers().start(ProjectionRunner(nsettings, Planner()).run, SlowDispatcher(nsettings).run)
+    first = Workers().start(
+        ProjectionRunner(nsettings, Planner()).run, SlowDispatcher(nsettings).run
+    )
     try:
         wait(lambda: len(mail.messages) >= 3, message="some mail went before the restart")
     finally:
         first.close()
     assert len(mail.messages) < expected, "stopped mid-way"
     # and a sender that died holding a claim: its lease has run out
-    now = datetime.now(timezone.utc)
-    dead = book.update_one({"status": "pending", "next_at": {"$lte": now}}, {"$set": {
-        "status": "sending", "claim": "dead", "lease_until": now}})
+    now = datetime.now(UTC)
+    dead = book.update_one(
+        {"status": "pending", "next_at": {"$lte": now}},
+        {"$set": {"status": "sending", "claim": "dead", "lease_until": now}},
+    )
     assert dead.modified_count == 1
     publish_twice(feed, nsettings)  # the redelivery again, after the restart
     second = Workers().start(ProjectionRunner(nsettings, Planner()).run, Dispatcher(nsettings).run)
     try:
-        wait(lambda: len(mail.messages) >= expected and book.count_documents(
-            {"status": {"$in": ["pending", "sending"]}, "next_at": {"$lte": datetime.now(timezone.utc)}}) == 0)
+        wait(
+            lambda: (
+                len(mail.messages) >= expected
+                and book.count_documents(
+                    {
+                        "status": {"$in": ["pending", "sending"]},
+                        "next_at": {"$lte": datetime.now(UTC)},
+                    }
+                )
+                == 0
+            )
+        )
         time.sleep(1.0)  # anything extra would arrive now
     finally:
         second.close()
@@ -81,7 +112,9 @@ def test_events_delivered_twice_and_a_restart_mid_way_send_each_message_once(nse
     sent = list(book.find({"status": "sent"}))
     assert Counter(m["channel"] for m in sent) == {"email": expected, "inbox": 2}
     assert book.database["inbox"].count_documents({}) == 2
-    assert all(notification_events(nsettings, m["_id"]).count("NotificationSent") == 1 for m in sent)
+    assert all(
+        notification_events(nsettings, m["_id"]).count("NotificationSent") == 1 for m in sent
+    )
 
 
 def test_two_dispatchers_at_once_send_each_message_once(nsettings, feed, mail, sms, book, workers):
@@ -101,16 +134,24 @@ def test_two_dispatchers_at_once_send_each_message_once(nsettings, feed, mail, s
     assert senders <= {"d1", "d2"}
 
 
-def test_smtp_down_is_retried_with_backoff_and_delivered_when_it_returns(nsettings, feed, mail, book, workers):
+def test_smtp_down_is_retried_with_backoff_and_delivered_when_it_returns(
+    nsettings, feed, mail, book, workers
+):
     port = mail.port
     mail.stop()
-    settings = nsettings.with_(extra={"notifications": {**nsettings.extra["notifications"], "max_attempts": 10}})
+    settings = nsettings.with_(
+        extra={"notifications": {**nsettings.extra["notifications"], "max_attempts": 10}}
+    )
     feed.therapist()
     feed.client(channels=("email",))
     feed.booked()
-    workers.start(*feed.relays(), ProjectionRunner(settings, Planner()).run, Dispatcher(settings).run)
+    workers.start(
+        *feed.relays(), ProjectionRunner(settings, Planner()).run, Dispatcher(settings).run
+    )
     key = "confirmation:s1:email"
-    failing = wait(lambda: book.find_one({"_id": key, "attempts": {"$gte": 2}, "status": "pending"}))
+    failing = wait(
+        lambda: book.find_one({"_id": key, "attempts": {"$gte": 2}, "status": "pending"})
+    )
     assert "smtp" in failing["last_error"] and failing["next_at"] > failing["created_at"]
     back = MailSink(port).start()
     try:
@@ -125,14 +166,20 @@ def test_smtp_down_is_retried_with_backoff_and_delivered_when_it_returns(nsettin
     assert kinds.count("NotificationFailed") >= 2
 
 
-def test_failing_for_good_is_recorded_as_failed_and_listed(nsettings, feed, mail, book, workers, api, auth_header):
+def test_failing_for_good_is_recorded_as_failed_and_listed(
+    nsettings, feed, mail, book, workers, api, auth_header
+):
     mail.reject.add("c2@client.test")  # a permanent refusal: no retries
     port = mail.port
     feed.therapist()
     feed.client(channels=("email",))
     feed.client(cid="c2", channels=("email",))
-    workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run, Dispatcher(nsettings).run)
-    wait(lambda: api.get("/clients/c2/preferences", headers=auth_header("admin")).status_code == 200)
+    workers.start(
+        *feed.relays(), ProjectionRunner(nsettings, Planner()).run, Dispatcher(nsettings).run
+    )
+    wait(
+        lambda: api.get("/clients/c2/preferences", headers=auth_header("admin")).status_code == 200
+    )
     feed.booked(sid="s2", cid="c2")
     wait(lambda: book.find_one({"_id": "confirmation:s2:email", "status": "failed"}))
     assert book.find_one({"_id": "confirmation:s2:email"})["attempts"] == 1
@@ -150,50 +197,106 @@ def test_failing_for_good_is_recorded_as_failed_and_listed(nsettings, feed, mail
 
 
 def test_a_message_planned_and_voided_before_the_dispatcher_announced_it_is_recorded_once_each(
-        nsettings, feed, mail, sms, book, workers):
+    nsettings, feed, mail, sms, book, workers
+):
     """Found by CI: a reminder planned and voided while no dispatcher ran was in both of the
     announcer's lists, so one batch appended to its stream twice; the batch failed on every
     try and the dispatcher sent nothing more."""
     feed.therapist()
     feed.client()
-    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     feed.booked(starts=starts)
     moved = starts + timedelta(days=1)
-    feed("scheduling", "session-s1", "SessionRescheduled", session_id="s1", client_id="c1", therapist_id="t1",
-         starts_at=moved, ends_at=moved + timedelta(minutes=50), previous_starts_at=starts,
-         modality="video", room=None, reason="client asked")
+    feed(
+        "scheduling",
+        "session-s1",
+        "SessionRescheduled",
+        session_id="s1",
+        client_id="c1",
+        therapist_id="t1",
+        starts_at=moved,
+        ends_at=moved + timedelta(minutes=50),
+        previous_starts_at=starts,
+        modality="video",
+        room=None,
+        reason="client asked",
+    )
     workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run)
     old_reminder = f"reminder:s1:{starts.strftime('%Y%m%dT%H%MZ')}:email"
-    wait(lambda: book.count_documents({"_id": old_reminder, "status": "voided", "announced": False}) == 1,
-         message="the first reminder planned and voided, neither announced")
+    wait(
+        lambda: (
+            book.count_documents({"_id": old_reminder, "status": "voided", "announced": False}) == 1
+        ),
+        message="the first reminder planned and voided, neither announced",
+    )
     workers.start(Dispatcher(nsettings).run)
-    wait(lambda: any("has moved" in m["Subject"] for _, m in mail.messages), message="the notice went")
-    wait(lambda: notification_events(nsettings, old_reminder) == ["NotificationScheduled", "NotificationVoided"],
-         message="scheduled, then voided, each once")
-    wait(lambda: book.count_documents({"announced": False}) == 0 and
-         book.count_documents({"status": "voided", "void_announced": False}) == 0, message="all announced")
+    wait(
+        lambda: any("has moved" in m["Subject"] for _, m in mail.messages),
+        message="the notice went",
+    )
+    wait(
+        lambda: (
+            notification_events(nsettings, old_reminder)
+            == ["NotificationScheduled", "NotificationVoided"]
+        ),
+        message="scheduled, then voided, each once",
+    )
+    wait(
+        lambda: (
+            book.count_documents({"announced": False}) == 0
+            and book.count_documents({"status": "voided", "void_announced": False}) == 0
+        ),
+        message="all announced",
+    )
 
 
 def test_the_urgent_lane_sends_risk_alerts_only_and_never_twice_with_the_main_dispatcher(
-        nsettings, feed, mail, sms, book, workers):
+    nsettings, feed, mail, sms, book, workers
+):
     """A risk alert must not wait behind a busy hour of confirmations: the urgent lane
     claims only urgent messages; with the main dispatcher beside it each goes once."""
-    from datetime import datetime, timezone as tz
+    from datetime import datetime
+
     feed.therapist(email="dr.a@practice.test")
     feed.client()
     feed.booked()
-    feed("measures", "alert-a1", "RiskIndicated", alert_id="a1", client_id="c1", therapist_id="t1",
-         response_id="r1", instrument="PHQ-9", item=9, answer=2, indicated_at=datetime.now(tz.utc))
-    workers.start(*feed.relays(), ProjectionRunner(nsettings, Planner()).run,
-                  Dispatcher(nsettings, name="urgent", urgent_only=True).run)
-    wait(lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), message="alerts by the lane")
+    feed(
+        "measures",
+        "alert-a1",
+        "RiskIndicated",
+        alert_id="a1",
+        client_id="c1",
+        therapist_id="t1",
+        response_id="r1",
+        instrument="PHQ-9",
+        item=9,
+        answer=2,
+        indicated_at=datetime.now(UTC),
+    )
+    workers.start(
+        *feed.relays(),
+        ProjectionRunner(nsettings, Planner()).run,
+        Dispatcher(nsettings, name="urgent", urgent_only=True).run,
+    )
+    wait(
+        lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), message="alerts by the lane"
+    )
     time.sleep(1.0)
-    assert book.count_documents({"kind": "confirmation", "status": "pending"}) == 2, "not the lane's"
-    assert {d["claimed_by"] for d in book.find({"kind": "risk_alert", "status": "sent"})} == {"urgent"}
+    assert book.count_documents({"kind": "confirmation", "status": "pending"}) == 2, (
+        "not the lane's"
+    )
+    assert {d["claimed_by"] for d in book.find({"kind": "risk_alert", "status": "sent"})} == {
+        "urgent"
+    }
     workers.start(Dispatcher(nsettings, name="main").run)
-    wait(lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 2, message="the rest")
+    wait(
+        lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 2,
+        message="the rest",
+    )
     wait(lambda: book.count_documents({"announced": False}) == 0, message="all announced")
     assert set(message_ids(mail).values()) == {1}, "each email once"
     sent = [d["_id"] for d in book.find({"kind": "risk_alert", "channel": "email"})]
-    assert sent and all(notification_events(nsettings, k) == ["NotificationScheduled", "NotificationSent"]
-                        for k in sent)
+    assert sent and all(
+        notification_events(nsettings, k) == ["NotificationScheduled", "NotificationSent"]
+        for k in sent
+    )

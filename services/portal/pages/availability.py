@@ -1,5 +1,6 @@
 """A therapist's working hours and leave (scheduling's PUT /therapists/{id}/availability,
 which replaces both): reception and the lead for anyone, a therapist for themself."""
+
 from __future__ import annotations
 
 import re
@@ -33,14 +34,19 @@ def availability_home():
     everyone, _ = therapists_or_error()
     wanted = request.args.get("therapist") or (everyone[0]["therapist_id"] if everyone else None)
     if not wanted:
-        return render_template("error.html", status=404, title="Not found",
-                               detail="No therapists are registered yet."), 404
+        return render_template(
+            "error.html", status=404, title="Not found", detail="No therapists are registered yet."
+        ), 404
     return redirect(url_for("pages.availability", therapist_id=wanted))
 
 
 def _not_yours():
-    return render_template("error.html", status=403, title="Not available",
-                           detail="You can change only your own hours and leave."), 403
+    return render_template(
+        "error.html",
+        status=403,
+        title="Not available",
+        detail="You can change only your own hours and leave.",
+    ), 403
 
 
 @blueprint.get("/therapists/<therapist_id>/availability")
@@ -51,14 +57,29 @@ def availability(therapist_id):
     everyone, unavailable = therapists_or_error()
     therapist = next((t for t in everyone if t.get("therapist_id") == therapist_id), None)
     if therapist is None and not unavailable:
-        return render_template("error.html", status=404, title="Not found",
-                               detail="There is no such therapist."), 404
-    therapist = therapist or {"therapist_id": therapist_id, "name": "", "weekly_hours": [], "exceptions": []}
-    days = [[h for h in therapist.get("weekly_hours") or [] if h.get("weekday") == d] for d in range(7)]
+        return render_template(
+            "error.html", status=404, title="Not found", detail="There is no such therapist."
+        ), 404
+    therapist = therapist or {
+        "therapist_id": therapist_id,
+        "name": "",
+        "weekly_hours": [],
+        "exceptions": [],
+    }
+    days = [
+        [h for h in therapist.get("weekly_hours") or [] if h.get("weekday") == d] for d in range(7)
+    ]
     leave = sorted(therapist.get("exceptions") or [], key=lambda e: str(e.get("start_date")))
-    return render_template("availability.html", therapist=therapist, everyone=everyone, days=days,
-                           weekdays=WEEKDAYS, leave=leave, new_rows=NEW_LEAVE_ROWS,
-                           unavailable=unavailable)
+    return render_template(
+        "availability.html",
+        therapist=therapist,
+        everyone=everyone,
+        days=days,
+        weekdays=WEEKDAYS,
+        leave=leave,
+        new_rows=NEW_LEAVE_ROWS,
+        unavailable=unavailable,
+    )
 
 
 @blueprint.post("/therapists/<therapist_id>/availability")
@@ -77,7 +98,10 @@ def availability_body(form) -> dict:
     hours = []
     for d in range(7):
         for suffix in ("", "2"):
-            start, end = (form.get(f"start{suffix}-{d}") or "").strip(), (form.get(f"end{suffix}-{d}") or "").strip()
+            start, end = (
+                (form.get(f"start{suffix}-{d}") or "").strip(),
+                (form.get(f"end{suffix}-{d}") or "").strip(),
+            )
             if not start and not end:
                 continue
             window = _window(d, suffix, start, end, errors)
@@ -108,7 +132,10 @@ def _window(d: int, suffix: str, start: str, end: str, errors: dict) -> dict | N
 
 
 def _leave(form, i: int, errors: dict) -> dict | None:
-    start, end = (form.get(f"leave-start-{i}") or "").strip(), (form.get(f"leave-end-{i}") or "").strip()
+    start, end = (
+        (form.get(f"leave-start-{i}") or "").strip(),
+        (form.get(f"leave-end-{i}") or "").strip(),
+    )
     reason = (form.get(f"leave-reason-{i}") or "").strip()
     if not (start or end or reason):
         return None

@@ -1,6 +1,7 @@
 """Booking from free slots (one session, a course, or a booster series) and what can happen
 to a session (reschedule, cancel, attended, did not attend). Every form is checked here
 first, so bad input comes back beside its field rather than as a service error or a 500."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -17,15 +18,26 @@ BOOKERS = ("admin", "clinical_lead", "therapist")
 KINDS = ("treatment", "assessment", "booster")
 MODALITIES = ("face_to_face", "video", "telephone")
 # (field, label, lowest, highest, default): the services' own limits (scheduling schemas.py)
-NUMBERS = {"course": [("count", "Sessions in the course", 1, 52, 16), ("interval_weeks", "Every (weeks)", 1, 8, 1)],
-           "boosters": [("booster_count", "Booster sessions", 1, 12, 3),
-                        ("interval_months", "Every (months)", 1, 12, 2)]}
+NUMBERS = {
+    "course": [
+        ("count", "Sessions in the course", 1, 52, 16),
+        ("interval_weeks", "Every (weeks)", 1, 8, 1),
+    ],
+    "boosters": [
+        ("booster_count", "Booster sessions", 1, 12, 3),
+        ("interval_months", "Every (months)", 1, 12, 2),
+    ],
+}
 
 
 def refused(reasons: dict) -> BackendError:
     """The portal's own check failing, shaped as a service's 422 so the form comes back."""
-    return BackendError(422, "Please correct the fields marked below.", "portal",
-                        [{"field": k, "reason": v} for k, v in reasons.items()])
+    return BackendError(
+        422,
+        "Please correct the fields marked below.",
+        "portal",
+        [{"field": k, "reason": v} for k, v in reasons.items()],
+    )
 
 
 @blueprint.get("/book")
@@ -35,22 +47,42 @@ def book():
     therapist_id = chosen_therapist(everyone)
     day = query_date("book-filter")
     until = min(day + timedelta(days=13), LATEST)
-    modality = request.args.get("modality") if request.args.get("modality") in MODALITIES else "face_to_face"
+    modality = (
+        request.args.get("modality")
+        if request.args.get("modality") in MODALITIES
+        else "face_to_face"
+    )
     slots, slots_error = [], None
     if therapist_id and not unavailable:
         answer, slots_error = backend().try_get(
-            "scheduling", "/slots", default=[], therapist_id=therapist_id, modality=modality,
-            **{"from": day.isoformat(), "to": until.isoformat()})
+            "scheduling",
+            "/slots",
+            default=[],
+            therapist_id=therapist_id,
+            modality=modality,
+            **{"from": day.isoformat(), "to": until.isoformat()},
+        )
         slots = items(answer)
-    clients_answer, clients_error = backend().try_get("records", "/clients", default=[],
-                                                     therapist_id=therapist_id, status="active",
-                                                     per_page=100)
+    clients_answer, clients_error = backend().try_get(
+        "records", "/clients", default=[], therapist_id=therapist_id, status="active", per_page=100
+    )
     wanted = _wanted_slot(slots, day, request.args.get("time", ""))
     return render_template(
-        "book.html", therapists=everyone, unavailable=unavailable, therapist_id=therapist_id, day=day,
-        slots=slots, slots_error=slots_error, modality=modality, clients=items(clients_answer),
-        clients_error=clients_error, client_id=request.args.get("client", ""),
-        wanted=wanted, wanted_time=request.args.get("time", ""), numbers=NUMBERS), query_status()
+        "book.html",
+        therapists=everyone,
+        unavailable=unavailable,
+        therapist_id=therapist_id,
+        day=day,
+        slots=slots,
+        slots_error=slots_error,
+        modality=modality,
+        clients=items(clients_answer),
+        clients_error=clients_error,
+        client_id=request.args.get("client", ""),
+        wanted=wanted,
+        wanted_time=request.args.get("time", ""),
+        numbers=NUMBERS,
+    ), query_status()
 
 
 def slot_value(slot: dict) -> str:
@@ -64,7 +96,10 @@ def _wanted_slot(slots: list[dict], day, at: str) -> str | None:
         return None
     for slot in slots:
         starts = parse_dt(slot.get("starts_at"))
-        if starts and starts.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") == f"{day.isoformat()} {at}":
+        if (
+            starts
+            and starts.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") == f"{day.isoformat()} {at}"
+        ):
             return slot_value(slot)
     return None
 
@@ -108,9 +143,12 @@ def booking_body(form) -> tuple[str, dict]:
     if modality not in MODALITIES:
         errors["modality"] = "choose face to face, video or telephone"
     starts_at, free_room = _slot(form, errors)
-    body = {"client_id": form.get("client_id", ""), "therapist_id": form.get("therapist_id", ""),
-            "modality": modality,
-            "room": (form.get("room") or free_room or None) if modality == "face_to_face" else None}
+    body = {
+        "client_id": form.get("client_id", ""),
+        "therapist_id": form.get("therapist_id", ""),
+        "modality": modality,
+        "room": (form.get("room") or free_room or None) if modality == "face_to_face" else None,
+    }
     if what == "session":
         kind = form.get("kind") or "treatment"
         if kind not in KINDS:
@@ -118,8 +156,10 @@ def booking_body(form) -> tuple[str, dict]:
         body.update(kind=kind, starts_at=starts_at)
     else:
         body["first_starts_at"] = starts_at
-        values = {name: _whole(form, name, label, low, high, default, errors)
-                  for name, label, low, high, default in NUMBERS.get(what, [])}
+        values = {
+            name: _whole(form, name, label, low, high, default, errors)
+            for name, label, low, high, default in NUMBERS.get(what, [])
+        }
         if what == "course":
             body.update(values)
         elif what == "boosters":
@@ -149,17 +189,27 @@ def session_detail(session_id):
     return render_template("session.html", s=session)
 
 
-ACTIONS = {"reschedule": "Session moved.", "cancel": "Session cancelled.",
-           "attend": "Marked attended.", "miss": "Marked did not attend."}
+ACTIONS = {
+    "reschedule": "Session moved.",
+    "cancel": "Session cancelled.",
+    "attend": "Marked attended.",
+    "miss": "Marked did not attend.",
+}
 
 
 @blueprint.post("/sessions/<session_id>/<action>")
 @signed_in(*STAFF)
 def session_action(session_id, action):
     if action not in ACTIONS:
-        return render_template("error.html", status=404, title="Not found",
-                               detail="There is no such action on a session."), 404
-    backend().post("scheduling", f"/sessions/{session_id}/{action}", _action_body(action, request.form))
+        return render_template(
+            "error.html",
+            status=404,
+            title="Not found",
+            detail="There is no such action on a session.",
+        ), 404
+    backend().post(
+        "scheduling", f"/sessions/{session_id}/{action}", _action_body(action, request.form)
+    )
     form_flash_ok(ACTIONS[action])
     return redirect(url_for("pages.session_detail", session_id=session_id))
 

@@ -1,14 +1,15 @@
 """Clinical writes from the client record: notes (add, amend), homework tasks, the phase and
 discharge. Only therapists (their own clients) and the clinical lead; records decides access.
 A refused write shows its form again with the reason beside the field (pages.common)."""
+
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
 from ..backend import backend
 from ..security import signed_in
-from .common import form_flash_ok, local_input_to_utc
 from . import blueprint
+from .common import form_flash_ok, local_input_to_utc
 
 CLINICAL = ("therapist", "clinical_lead")
 
@@ -23,12 +24,18 @@ def note_add(client_id):
     text = request.form.get("text", "").strip()
     amends = request.form.get("amends")
     if amends:
-        backend().post("records", f"/clients/{client_id}/notes/{amends}/amend",
-                       {"text": text, "reason": request.form.get("amendment_reason", "").strip()})
+        backend().post(
+            "records",
+            f"/clients/{client_id}/notes/{amends}/amend",
+            {"text": text, "reason": request.form.get("amendment_reason", "").strip()},
+        )
         form_flash_ok("Note amended; the original is kept in the record.")
     else:
-        backend().post("records", f"/clients/{client_id}/notes",
-                       {"text": text, "session_id": request.form.get("session_id", "")})
+        backend().post(
+            "records",
+            f"/clients/{client_id}/notes",
+            {"text": text, "session_id": request.form.get("session_id", "")},
+        )
         form_flash_ok("Note added.")
     return _to_record(client_id, "#notes")
 
@@ -37,8 +44,10 @@ def note_add(client_id):
 @signed_in(*CLINICAL)
 def task_add(client_id):
     due = request.form.get("due_at")
-    body = {"description": request.form.get("description", "").strip(),
-            "due_at": local_input_to_utc(due + "T18:00") if due else None}
+    body = {
+        "description": request.form.get("description", "").strip(),
+        "due_at": local_input_to_utc(due + "T18:00") if due else None,
+    }
     backend().post("records", f"/clients/{client_id}/tasks", body)
     form_flash_ok("Task set.")
     return _to_record(client_id, "#tasks")
@@ -56,7 +65,10 @@ def task_complete(client_id, task_id):
 @blueprint.post("/clients/<client_id>/phase")
 @signed_in(*CLINICAL)
 def phase_change(client_id):
-    body = {"to_phase": request.form.get("to_phase", ""), "reason": request.form.get("reason", "").strip()}
+    body = {
+        "to_phase": request.form.get("to_phase", ""),
+        "reason": request.form.get("reason", "").strip(),
+    }
     moved = backend().post("records", f"/clients/{client_id}/phase", body)
     form_flash_ok(f"Phase changed to {(moved.get('phase') or body['to_phase']).capitalize()}.")
     return _to_record(client_id, "#phase")
@@ -68,9 +80,14 @@ def discharge(client_id):
     """Discharge: care ends (clinical.md: the client's to be told). Records cancels nothing
     itself; scheduling cancels the future sessions when it hears of it."""
     if request.method == "POST":
-        backend().post("records", f"/clients/{client_id}/discharge",
-                       {"reason": request.form.get("reason", "").strip(),
-                        "outcome_summary": request.form.get("outcome_summary", "").strip()})
+        backend().post(
+            "records",
+            f"/clients/{client_id}/discharge",
+            {
+                "reason": request.form.get("reason", "").strip(),
+                "outcome_summary": request.form.get("outcome_summary", "").strip(),
+            },
+        )
         form_flash_ok("Client discharged. Their future sessions are being cancelled.")
         return _to_record(client_id)
     record = backend().get("records", f"/clients/{client_id}")

@@ -1,14 +1,14 @@
 """What every page shares: CSRF on every POST, the handling of the services' refusals,
 time shown in the practice's zone, and small helpers for the services' list answers."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
-
 from werkzeug.exceptions import HTTPException
 
 from ..backend import BackendError
@@ -16,8 +16,12 @@ from ..security import check_csrf, user_store
 from . import blueprint
 
 LONDON = ZoneInfo("Europe/London")
-PROBLEM_AREAS = {"grief": "Grief", "role_dispute": "Role dispute", "role_transition": "Role transition",
-                 "interpersonal_deficits": "Interpersonal sensitivity"}
+PROBLEM_AREAS = {
+    "grief": "Grief",
+    "role_dispute": "Role dispute",
+    "role_transition": "Role transition",
+    "interpersonal_deficits": "Interpersonal sensitivity",
+}
 PHASES = ("initial", "middle", "ending", "maintenance")
 
 
@@ -33,25 +37,39 @@ def _backend_refused(err: BackendError):
     if request.method == "POST":
         return _form_again(err)
     if err.status in (400, 422):  # what was asked is refused (a malformed id or query): not a
-        return render_template("error.html", status=400, title="Bad request",  # service fault
-                               detail=err.detail), 400
+        return render_template(
+            "error.html",
+            status=400,
+            title="Bad request",  # service fault
+            detail=err.detail,
+        ), 400
     status = err.status if err.status in (403, 404, 409, 503, 504) else 502
-    return render_template("error.html", status=status, title=_titles.get(status, "Error"),
-                           detail=err.detail), status
+    return render_template(
+        "error.html", status=status, title=_titles.get(status, "Error"), detail=err.detail
+    ), status
 
 
 def _form_again(err: BackendError):
     """Render the page named by the form's `back` (or the referrer) again, inside this
     request, with `g.form_state` holding the submitted values and the errors. Nothing is
     kept in a cookie or at rest: clinical text never leaves this request."""
-    g.form_state = {"form": request.form.get("form", ""), "values": request.form,
-                    "errors": err.field_errors, "detail": err.detail}
+    g.form_state = {
+        "form": request.form.get("form", ""),
+        "values": request.form,
+        "errors": err.field_errors,
+        "detail": err.detail,
+    }
     target = _back()
     path, _, query = target.partition("?")
     headers = {"Cookie": request.headers.get("Cookie", ""), "Host": request.host}
     try:
-        with current_app.test_request_context(path, query_string=query, method="GET", headers=headers,
-                                              environ_base={"REMOTE_ADDR": request.remote_addr}):
+        with current_app.test_request_context(
+            path,
+            query_string=query,
+            method="GET",
+            headers=headers,
+            environ_base={"REMOTE_ADDR": request.remote_addr},
+        ):
             rule = request.url_rule
             view = current_app.view_functions.get(rule.endpoint) if rule else None
             if view is None or not rule.endpoint.startswith("pages."):
@@ -102,7 +120,11 @@ def field_error(form: str, name: str) -> Markup:
     reason = (state or {}).get("errors", {}).get(name) if state else None
     if not reason:
         return Markup("")
-    return Markup('<p class="field-error" id="%s-%s-error" role="alert">%s</p>') % (form, name, reason)
+    return Markup('<p class="field-error" id="%s-%s-error" role="alert">%s</p>') % (
+        form,
+        name,
+        reason,
+    )
 
 
 def error_ref(form: str, name: str) -> Markup:
@@ -127,7 +149,9 @@ def form_error(form: str) -> Markup:
         return Markup("")  # shown again without a refusal (e.g. a row added to the form)
     if not lines:
         lines = ["Please correct the fields marked below."]
-    return Markup('<div class="msg error" role="alert">%s</div>') % Markup("<br>").join(escape(x) for x in lines)
+    return Markup('<div class="msg error" role="alert">%s</div>') % Markup("<br>").join(
+        escape(x) for x in lines
+    )
 
 
 def form_fields(form: str = "") -> Markup:
@@ -135,10 +159,20 @@ def form_fields(form: str = "") -> Markup:
     that form is filled in again after an error), the page to show it again on (the portal
     sends no Referer), and the idempotency key."""
     from ..security import csrf_token
-    back = request.full_path.rstrip("?") if request.method == "GET" else form_value(form, "back", _back())
-    return (Markup('<input type="hidden" name="csrf_token" value="%s">'
-                   '<input type="hidden" name="form" value="%s">'
-                   '<input type="hidden" name="back" value="%s">') % (csrf_token(), form, back)) + form_key()
+
+    back = (
+        request.full_path.rstrip("?")
+        if request.method == "GET"
+        else form_value(form, "back", _back())
+    )
+    return (
+        Markup(
+            '<input type="hidden" name="csrf_token" value="%s">'
+            '<input type="hidden" name="form" value="%s">'
+            '<input type="hidden" name="back" value="%s">'
+        )
+        % (csrf_token(), form, back)
+    ) + form_key()
 
 
 def error_summary() -> Markup:
@@ -150,9 +184,13 @@ def error_summary() -> Markup:
         return Markup("")  # a form shown again without a refusal (a row added to it)
     lines = [f"{_label(k)}: {v}" for k, v in state["errors"].items()] or [state["detail"]]
     items_html = Markup("").join(Markup("<li>%s</li>") % line for line in lines)
-    link = (Markup(' <a href="#form-%s">Go to the form</a>') % state["form"]) if state["form"] else ""
-    return (Markup('<div class="error-summary" role="alert" tabindex="-1" id="error-summary">'
-                   '<h2>This was not saved</h2><ul>%s</ul>%s</div>') % (items_html, link))
+    link = (
+        (Markup(' <a href="#form-%s">Go to the form</a>') % state["form"]) if state["form"] else ""
+    )
+    return Markup(
+        '<div class="error-summary" role="alert" tabindex="-1" id="error-summary">'
+        "<h2>This was not saved</h2><ul>%s</ul>%s</div>"
+    ) % (items_html, link)
 
 
 def _label(field: str) -> str:
@@ -164,12 +202,19 @@ def form_key() -> Markup:
     services as the `Idempotency-Key`, so a second press (or a retry after a timeout) of the
     same form does the work once. A form shown again after an error keeps its key."""
     import uuid
+
     key = (g.get("form_state") or {}).get("values", {}).get("idempotency_key") or uuid.uuid4().hex
     return Markup('<input type="hidden" name="idempotency_key" value="%s">') % key
 
 
-_titles = {403: "Not available", 404: "Not found", 409: "Conflict", 503: "Service unavailable",
-           502: "Service error", 504: "Timed out"}
+_titles = {
+    403: "Not available",
+    404: "Not found",
+    409: "Conflict",
+    503: "Service unavailable",
+    502: "Service error",
+    504: "Timed out",
+}
 
 
 def _back() -> str:
@@ -186,8 +231,21 @@ def items(answer) -> list:
     if isinstance(answer, list):
         return answer
     if isinstance(answer, dict):
-        for key in ("items", "results", "data", "sessions", "clients", "alerts", "slots",
-                    "therapists", "notes", "tasks", "events", "history", "entries"):
+        for key in (
+            "items",
+            "results",
+            "data",
+            "sessions",
+            "clients",
+            "alerts",
+            "slots",
+            "therapists",
+            "notes",
+            "tasks",
+            "events",
+            "history",
+            "entries",
+        ):
             if isinstance(answer.get(key), list):
                 return answer[key]
     return []
@@ -197,20 +255,23 @@ def client_names(api) -> dict:
     """{client_id: "Given Family"} from the records list (contact data, not an audited read
     of anyone's clinical record); empty when records is not answering."""
     answer, _ = api.try_get("records", "/clients", default={}, per_page=100)
-    return {c["client_id"]: f"{c.get('given_name', '')} {c.get('family_name', '')}".strip()
-            for c in items(answer) if c.get("client_id")}
+    return {
+        c["client_id"]: f"{c.get('given_name', '')} {c.get('family_name', '')}".strip()
+        for c in items(answer)
+        if c.get("client_id")
+    }
 
 
 def parse_dt(value) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def local(value, fmt: str = "%a %d %b %Y, %H:%M") -> str:
@@ -233,7 +294,7 @@ def local_input_to_utc(value: str) -> str:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=LONDON)
-        return parsed.astimezone(timezone.utc).isoformat()
+        return parsed.astimezone(UTC).isoformat()
     except (ValueError, OverflowError):
         return value
 
@@ -305,12 +366,24 @@ def _human(value):
     return (str(value) if value is not None else "").replace("_", " ")
 
 
-for _helper in (form_value, form_values, field_error, error_ref, form_error, form_key, form_fields,
-                error_summary):
+for _helper in (
+    form_value,
+    form_values,
+    field_error,
+    error_ref,
+    form_error,
+    form_key,
+    form_fields,
+    error_summary,
+):
     blueprint.add_app_template_global(_helper)
 
 
 @blueprint.app_context_processor
 def _globals():
-    return {"age": age, "PHASES": PHASES, "PROBLEM_AREAS": PROBLEM_AREAS,
-            "config_demo": current_app.config["RAPPORT_SETTINGS"].demo_mode}
+    return {
+        "age": age,
+        "PHASES": PHASES,
+        "PROBLEM_AREAS": PROBLEM_AREAS,
+        "config_demo": current_app.config["RAPPORT_SETTINGS"].demo_mode,
+    }

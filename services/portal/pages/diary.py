@@ -1,6 +1,7 @@
 """The diary: a day or a week as a time grid, therapists side by side (reception and the
 lead choose whom to see; a therapist sees their own), each session a block at its time and
 length, a free hour a link to book it, today's time marked."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -56,7 +57,9 @@ def query_date(form: str, name: str = "date") -> date:
 
 
 def _query_error(form: str, name: str, reason: str, fallback: date) -> date:
-    state = g.setdefault("form_state", {"form": form, "values": request.args, "errors": {}, "detail": ""})
+    state = g.setdefault(
+        "form_state", {"form": form, "values": request.args, "errors": {}, "detail": ""}
+    )
     state["errors"][name] = reason
     return fallback
 
@@ -70,11 +73,12 @@ def query_status() -> int:
 def _shown(everyone: list[dict]) -> list[dict]:
     user = current_user()
     if user.role == "therapist":
-        return [t for t in everyone if t.get("therapist_id") == user.therapist_id] or \
-            [{"therapist_id": user.therapist_id, "name": user.name}]
+        return [t for t in everyone if t.get("therapist_id") == user.therapist_id] or [
+            {"therapist_id": user.therapist_id, "name": user.name}
+        ]
     wanted = request.args.getlist("therapist")
     chosen = [t for t in everyone if t.get("therapist_id") in wanted]
-    return chosen or everyone[:grid.MAX_COLUMNS]
+    return chosen or everyone[: grid.MAX_COLUMNS]
 
 
 @blueprint.get("/diary")
@@ -88,20 +92,36 @@ def diary():
     length = 1 if view == "day" else 7
     sessions, errors = {}, []
     for t in shown:
-        answer, error = backend().try_get("scheduling", f"/therapists/{t['therapist_id']}/diary",
-                                          default={}, date=day.isoformat(), view=view)
+        answer, error = backend().try_get(
+            "scheduling",
+            f"/therapists/{t['therapist_id']}/diary",
+            default={},
+            date=day.isoformat(),
+            view=view,
+        )
         if error is not None:
-            errors.append(f"{t.get('name', 'A therapist')}'s diary could not be read: {error.detail}")
+            errors.append(
+                f"{t.get('name', 'A therapist')}'s diary could not be read: {error.detail}"
+            )
         sessions[t["therapist_id"]] = items(answer)
     per_day = max(1, len(shown))
     days = grid.days_shown(start, length, shown, [s for found in sessions.values() for s in found])
-    days = days[:max(1, grid.MAX_COLUMNS // per_day)]
+    days = days[: max(1, grid.MAX_COLUMNS // per_day)]
     layout = grid.build(shown, sessions, days) if shown else None
     step = timedelta(days=length)
     return render_template(
-        "diary.html", everyone=everyone, shown=shown, unavailable=unavailable, errors=errors,
-        layout=layout, view=view, day=day, start=start, end=start + step - timedelta(days=1),
-        today=datetime.now(LONDON).date(), prev=(start - step).isoformat(),
+        "diary.html",
+        everyone=everyone,
+        shown=shown,
+        unavailable=unavailable,
+        errors=errors,
+        layout=layout,
+        view=view,
+        day=day,
+        start=start,
+        end=start + step - timedelta(days=1),
+        today=datetime.now(LONDON).date(),
+        prev=(start - step).isoformat(),
         next=(start + step).isoformat(),
-        chosen=[t["therapist_id"] for t in shown]), query_status()
-
+        chosen=[t["therapist_id"] for t in shown],
+    ), query_status()

@@ -5,28 +5,30 @@ diary.css maps each class to a CSS grid line. Ten minutes is the diary's grain: 
 start on a 10-minute bucket (scheduling's rule) and last 50 minutes, five rows.
 
 Pure: no Flask, no HTTP; the page hands in the services' answers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from .common import LONDON, parse_dt
 
 ROW = timedelta(minutes=10)
 ROWS_PER_HOUR = 6
 SESSION = timedelta(minutes=50)  # the practice's session length (clinical.md)
-DAY_START, DAY_END = 8, 18        # shown at least; widened to fit hours and sessions
-MAX_COLUMNS = 35                  # diary.css defines c1..c35 (7 days x 5 therapists)
-LAST_LINE = 144                   # r0..r144 / e0..e144: a whole day
+DAY_START, DAY_END = 8, 18  # shown at least; widened to fit hours and sessions
+MAX_COLUMNS = 35  # diary.css defines c1..c35 (7 days x 5 therapists)
+LAST_LINE = 144  # r0..r144 / e0..e144: a whole day
 
 
 @dataclass
 class Block:
     """One thing placed on the grid."""
-    kind: str                 # hours | leave | free | session | now
+
+    kind: str  # hours | leave | free | session | now
     column: int
-    start: int                # first 10-minute row, from the top of the grid
-    end: int                  # the row it stops before
+    start: int  # first 10-minute row, from the top of the grid
+    end: int  # the row it stops before
     session: dict | None = None
     label: str = ""
     starts_at: datetime | None = None
@@ -56,7 +58,10 @@ class Grid:
     @property
     def hours(self) -> list[tuple[int, int]]:
         """(hour, row) for each hour label down the side."""
-        return [(h, (h - self.first_hour) * ROWS_PER_HOUR) for h in range(self.first_hour, self.last_hour)]
+        return [
+            (h, (h - self.first_hour) * ROWS_PER_HOUR)
+            for h in range(self.first_hour, self.last_hour)
+        ]
 
     @property
     def rows(self) -> int:
@@ -69,14 +74,20 @@ def _hhmm(value: str) -> time:
 
 
 def working_windows(therapist: dict, day: date) -> list[tuple[time, time]]:
-    return sorted((_hhmm(h["start"]), _hhmm(h["end"])) for h in therapist.get("weekly_hours") or []
-                  if h.get("weekday") == day.weekday())
+    return sorted(
+        (_hhmm(h["start"]), _hhmm(h["end"]))
+        for h in therapist.get("weekly_hours") or []
+        if h.get("weekday") == day.weekday()
+    )
 
 
 def leave_on(therapist: dict, day: date) -> str | None:
     for e in therapist.get("exceptions") or []:
         try:
-            first, last = date.fromisoformat(str(e["start_date"])[:10]), date.fromisoformat(str(e["end_date"])[:10])
+            first, last = (
+                date.fromisoformat(str(e["start_date"])[:10]),
+                date.fromisoformat(str(e["end_date"])[:10]),
+            )
         except (KeyError, ValueError):
             continue
         if first <= day <= last:
@@ -89,9 +100,16 @@ def days_shown(start: date, count: int, therapists: list[dict], sessions: list[d
     days = [start + timedelta(days=i) for i in range(count)]
     if count == 1:
         return days
-    busy = {parse_dt(s.get("starts_at")).astimezone(LONDON).date() for s in sessions if parse_dt(s.get("starts_at"))}
-    return [d for d in days if d.weekday() < 5 or d in busy
-            or any(working_windows(t, d) for t in therapists)]
+    busy = {
+        parse_dt(s.get("starts_at")).astimezone(LONDON).date()
+        for s in sessions
+        if parse_dt(s.get("starts_at"))
+    }
+    return [
+        d
+        for d in days
+        if d.weekday() < 5 or d in busy or any(working_windows(t, d) for t in therapists)
+    ]
 
 
 def _hour_span(columns: list[Column], sessions: list[dict]) -> tuple[int, int]:
@@ -105,8 +123,12 @@ def _hour_span(columns: list[Column], sessions: list[dict]) -> tuple[int, int]:
             local_start = starts.astimezone(LONDON)
             local_end = (ends or starts + SESSION).astimezone(LONDON)
             first = min(first, local_start.hour)
-            last = max(last, 24 if local_end.date() > local_start.date()
-                       else local_end.hour + (1 if local_end.minute else 0))
+            last = max(
+                last,
+                24
+                if local_end.date() > local_start.date()
+                else local_end.hour + (1 if local_end.minute else 0),
+            )
     return first, min(last, 24)
 
 
@@ -115,11 +137,17 @@ def _row(moment: datetime, day: date, first_hour: int) -> int:
     local = moment.astimezone(LONDON)
     if local.date() < day:
         return 0
-    minutes = (local.hour - first_hour) * 60 + local.minute if local.date() == day else (24 - first_hour) * 60
+    minutes = (
+        (local.hour - first_hour) * 60 + local.minute
+        if local.date() == day
+        else (24 - first_hour) * 60
+    )
     return max(0, min(LAST_LINE, minutes // 10))
 
 
-def _free_starts(therapist: dict, day: date, taken: list[tuple[datetime, datetime]], now: datetime) -> list[datetime]:
+def _free_starts(
+    therapist: dict, day: date, taken: list[tuple[datetime, datetime]], now: datetime
+) -> list[datetime]:
     """Hourly 50-minute slots inside working hours, ahead of now, clear of every session:
     the same rule as scheduling's /slots (which also checks rooms, on the Book page)."""
     out = []
@@ -136,25 +164,43 @@ def _free_starts(therapist: dict, day: date, taken: list[tuple[datetime, datetim
     return out
 
 
-def build(therapists: list[dict], sessions_by_therapist: dict[str, list[dict]], days: list[date],
-          now: datetime | None = None) -> Grid:
+def build(
+    therapists: list[dict],
+    sessions_by_therapist: dict[str, list[dict]],
+    days: list[date],
+    now: datetime | None = None,
+) -> Grid:
     """Columns are day by day, therapists side by side within each day."""
-    now = (now or datetime.now(timezone.utc)).astimezone(LONDON)
+    now = (now or datetime.now(UTC)).astimezone(LONDON)
     everything = [s for found in sessions_by_therapist.values() for s in found]
     columns = []
     for day in days:
         for therapist in therapists:
             if len(columns) == MAX_COLUMNS:
                 break
-            columns.append(Column(len(columns) + 1, day, therapist, today=day == now.date(),
-                                  leave=leave_on(therapist, day)))
+            columns.append(
+                Column(
+                    len(columns) + 1,
+                    day,
+                    therapist,
+                    today=day == now.date(),
+                    leave=leave_on(therapist, day),
+                )
+            )
     active = [s for s in everything if (s.get("status") or "booked") != "cancelled"]
     first, last = _hour_span(columns, active)
     for col in columns:
-        _fill(col, sessions_by_therapist.get(col.therapist["therapist_id"], []), first,
-              (last - first) * ROWS_PER_HOUR, now)
-    cancelled = sorted((s for s in everything if s.get("status") == "cancelled"),
-                       key=lambda s: s.get("starts_at") or "")
+        _fill(
+            col,
+            sessions_by_therapist.get(col.therapist["therapist_id"], []),
+            first,
+            (last - first) * ROWS_PER_HOUR,
+            now,
+        )
+    cancelled = sorted(
+        (s for s in everything if s.get("status") == "cancelled"),
+        key=lambda s: s.get("starts_at") or "",
+    )
     return Grid(first, last, columns, cancelled)
 
 
@@ -171,13 +217,29 @@ def _fill(col: Column, sessions: list[dict], first_hour: int, rows: int, now: da
         col.blocks.append(Block("leave", col.number, 0, rows, label=col.leave))
     else:
         for start, end in working_windows(col.therapist, day):
-            col.blocks.append(Block("hours", col.number,
-                                    _row(datetime.combine(day, start, tzinfo=LONDON), day, first_hour),
-                                    _row(datetime.combine(day, end, tzinfo=LONDON), day, first_hour)))
+            col.blocks.append(
+                Block(
+                    "hours",
+                    col.number,
+                    _row(datetime.combine(day, start, tzinfo=LONDON), day, first_hour),
+                    _row(datetime.combine(day, end, tzinfo=LONDON), day, first_hour),
+                )
+            )
     taken = [(a, b) for a, b, _ in mine]
-    timeline = [(starts, Block("session", col.number, _row(starts, day, first_hour),
-                               max(_row(ends, day, first_hour), _row(starts, day, first_hour) + 1),
-                               session=s, starts_at=starts)) for starts, ends, s in mine]
+    timeline = [
+        (
+            starts,
+            Block(
+                "session",
+                col.number,
+                _row(starts, day, first_hour),
+                max(_row(ends, day, first_hour), _row(starts, day, first_hour) + 1),
+                session=s,
+                starts_at=starts,
+            ),
+        )
+        for starts, ends, s in mine
+    ]
     if not col.leave:
         for begins in _free_starts(col.therapist, day, taken, now):
             row = _row(begins, day, first_hour)

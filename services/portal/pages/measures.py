@@ -3,6 +3,7 @@ bands (from measures' `GET /instruments`) and the caseness line, the outcome sum
 staff form for answers given with the client in the room, and the questionnaire links with
 a resend button. Reception sees the links only (no scores): they may resend a link to the
 client's own channels, and no one on the staff ever sees the link itself."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,8 @@ from flask import abort, redirect, render_template, request, url_for
 from ..backend import backend
 from ..charts import SCALES, scales_from, score_chart
 from ..security import current_user, signed_in
-from .common import form_flash_ok, items, local
 from . import blueprint
+from .common import form_flash_ok, items, local
 
 ENTRY_FORM = "enter-answers"
 DEFAULT_SET = ("PHQ-9", "GAD-7", "WSAS")
@@ -38,17 +39,28 @@ def series_from(answer) -> dict[str, list[dict]]:
         when = response.get("completed_at") or response.get("at")
         for score in response.get("scores") or [response]:
             if score.get("instrument"):
-                out.setdefault(score["instrument"], []).append(_point({**score, "completed_at": when,
-                                                                       "session_number": response.get("session_number")}))
+                out.setdefault(score["instrument"], []).append(
+                    _point(
+                        {
+                            **score,
+                            "completed_at": when,
+                            "session_number": response.get("session_number"),
+                        }
+                    )
+                )
     return _sorted(out)
 
 
 def _point(p: dict) -> dict:
     at = p.get("completed_at") or p.get("at") or p.get("date")
     number = p.get("session_number") or p.get("number")
-    return {"total": p.get("total", p.get("score")), "at": at, "band": p.get("band"),
-            "label": (f"Session {number}, " if number else "") + local(at, "%d %b %Y"),
-            "short": str(number) if number else local(at, "%d/%m")}
+    return {
+        "total": p.get("total", p.get("score")),
+        "at": at,
+        "band": p.get("band"),
+        "label": (f"Session {number}, " if number else "") + local(at, "%d %b %Y"),
+        "short": str(number) if number else local(at, "%d/%m"),
+    }
 
 
 def _sorted(out: dict) -> dict:
@@ -62,13 +74,18 @@ def _clinical(api, client_id: str) -> dict:
     chosen, _ = api.try_get("measures", f"/clients/{client_id}/instruments", default={})
     outcomes, outcomes_error = api.try_get("measures", f"/clients/{client_id}/outcomes", default={})
     scales = scales_from(described)
-    charts = [(name, score_chart(name, points, scale=scales.get(name)), points)
-              for name, points in series_from(trajectory).items()]
+    charts = [
+        (name, score_chart(name, points, scale=scales.get(name)), points)
+        for name, points in series_from(trajectory).items()
+    ]
     by_code = {i.get("code"): i for i in (described or {}).get("instruments") or []}
     wanted = (chosen or {}).get("instruments") or list(DEFAULT_SET)
-    return {"charts": charts, "outcomes": items((outcomes or {}).get("outcomes") or []),
-            "outcomes_error": outcomes_error,
-            "entry": [by_code[c] for c in wanted if c in by_code]}
+    return {
+        "charts": charts,
+        "outcomes": items((outcomes or {}).get("outcomes") or []),
+        "outcomes_error": outcomes_error,
+        "entry": [by_code[c] for c in wanted if c in by_code],
+    }
 
 
 @blueprint.get("/clients/<client_id>/measures")
@@ -77,14 +94,26 @@ def client_measures(client_id):
     api = backend()
     clinical = current_user().role != "admin"
     record = api.get("records", f"/clients/{client_id}")
-    requests_, links_error = api.try_get("measures", "/questionnaire-requests", default={},
-                                         client_id=client_id)
-    links = sorted(items((requests_ or {}).get("requests") or []), key=lambda r: str(r.get("due_at") or ""),
-                   reverse=True)[:20]
+    requests_, links_error = api.try_get(
+        "measures", "/questionnaire-requests", default={}, client_id=client_id
+    )
+    links = sorted(
+        items((requests_ or {}).get("requests") or []),
+        key=lambda r: str(r.get("due_at") or ""),
+        reverse=True,
+    )[:20]
     extra = _clinical(api, client_id) if clinical else {}
-    return render_template("measures.html", c=record, client_id=client_id, clinical=clinical,
-                           links=links, links_error=links_error, open_statuses=OPEN,
-                           entry_form=ENTRY_FORM, **extra)
+    return render_template(
+        "measures.html",
+        c=record,
+        client_id=client_id,
+        clinical=clinical,
+        links=links,
+        links_error=links_error,
+        open_statuses=OPEN,
+        entry_form=ENTRY_FORM,
+        **extra,
+    )
 
 
 def answers_from(form, codes: list[str]) -> dict:
@@ -118,10 +147,15 @@ def safe_id(value: str) -> str:
 def enter_answers(client_id):
     safe_id(client_id)
     codes = request.form.getlist("instrument")
-    saved = backend().post("measures", "/responses",
-                           {"client_id": client_id, "answers": answers_from(request.form, codes)})
-    scores = ", ".join(f"{s['instrument']} {_total(s.get('total'))}" + (f" ({s['band']})" if s.get("band") else "")
-                       for s in saved.get("scores") or [])
+    saved = backend().post(
+        "measures",
+        "/responses",
+        {"client_id": client_id, "answers": answers_from(request.form, codes)},
+    )
+    scores = ", ".join(
+        f"{s['instrument']} {_total(s.get('total'))}" + (f" ({s['band']})" if s.get("band") else "")
+        for s in saved.get("scores") or []
+    )
     form_flash_ok(f"Answers saved: {scores}.")
     if saved.get("risk_alerts"):
         form_flash_ok("A risk item needs follow-up: it is in the risk inbox.")
@@ -139,5 +173,7 @@ def _total(value) -> str:
 def resend_link(client_id, request_id):
     safe_id(client_id)
     backend().post("measures", f"/questionnaire-requests/{safe_id(request_id)}/resend")
-    form_flash_ok("The questionnaire link is being sent again to the client's own e-mail and phone.")
+    form_flash_ok(
+        "The questionnaire link is being sent again to the client's own e-mail and phone."
+    )
     return redirect(url_for("pages.client_measures", client_id=client_id) + "#links")

@@ -1,6 +1,7 @@
 """Which of a client's sessions a note (or an assessment) is about. A note is written in or
 just after a session: the one today, else the latest attended one — never a session still
 weeks ahead (issue 13, defect 6)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -19,15 +20,21 @@ def note_sessions(sessions: list[dict], today: date | None = None) -> list[dict]
     """Sessions a note may be about, latest first: those attended or missed, and those that
     are not cancelled and fall on or before today."""
     today = today or datetime.now(LONDON).date()
-    held = [s for s in sessions if s.get("status") in ("attended", "missed")
-            or ((s.get("status") or "booked") in WRITTEN_ABOUT and (_day(s) or today) <= today)]
+    held = [
+        s
+        for s in sessions
+        if s.get("status") in ("attended", "missed")
+        or ((s.get("status") or "booked") in WRITTEN_ABOUT and (_day(s) or today) <= today)
+    ]
     return sorted(held, key=lambda s: s.get("starts_at") or "", reverse=True)
 
 
 def today_or_latest_attended(sessions: list[dict], today: date | None = None) -> dict | None:
     """Today's session (not cancelled), else the latest attended one, else the latest held."""
     today = today or datetime.now(LONDON).date()
-    todays = [s for s in sessions if _day(s) == today and (s.get("status") or "booked") != "cancelled"]
+    todays = [
+        s for s in sessions if _day(s) == today and (s.get("status") or "booked") != "cancelled"
+    ]
     if todays:
         return sorted(todays, key=lambda s: s.get("starts_at") or "")[0]
     attended = [s for s in sessions if s.get("status") == "attended"]

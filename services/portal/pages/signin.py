@@ -1,4 +1,5 @@
 """Sign in, sign out, and the landing page for each role."""
+
 from __future__ import annotations
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
@@ -28,11 +29,15 @@ def sign_in():
         password = request.form.get("password", "")[:1024]
         device = request.cookies.get(DEVICE_COOKIE)
         try:
-            user = user_store().authenticate(email, password, source=request.remote_addr, device=device)
+            user = user_store().authenticate(
+                email, password, source=request.remote_addr, device=device
+            )
         except LockedOut as locked:
             user, status = None, 429
-            error = ("Too many failed attempts: sign-in is locked for 15 minutes "
-                     f"(until {locked.until.strftime('%H:%M')} UTC).")
+            error = (
+                "Too many failed attempts: sign-in is locked for 15 minutes "
+                f"(until {locked.until.strftime('%H:%M')} UTC)."
+            )
         else:
             if user is None:
                 error, status = "That e-mail address and password do not match.", 401
@@ -52,9 +57,15 @@ def _remember_device(user, device: str | None, response):
     if device and store.is_known_device(user.id, device):
         return response
     response = make_response(response)
-    response.set_cookie(DEVICE_COOKIE, store.remember_device(user), max_age=180 * 24 * 3600,
-                        httponly=True, samesite="Lax", path="/sign-in",
-                        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+    response.set_cookie(
+        DEVICE_COOKIE,
+        store.remember_device(user),
+        max_age=180 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        path="/sign-in",
+        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
     return response
 
 
@@ -62,4 +73,3 @@ def _remember_device(user, device: str | None, response):
 def sign_out():
     end_session()
     return redirect(url_for("pages.sign_in"))
-

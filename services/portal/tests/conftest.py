@@ -3,6 +3,7 @@ users, signing in through the real form, and — for page tests — a stand-in f
 services: a real HTTP server on a free port that answers with bodies shaped like their
 OpenAPI documents and records what the portal sent (the end-to-end tests in tests/e2e run
 the real services instead)."""
+
 from __future__ import annotations
 
 import re
@@ -36,13 +37,20 @@ class Services:
         @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH"])
         def answer(path):
             key = (request.method, "/" + path)
-            self.calls.append({"method": request.method, "path": "/" + path, "args": dict(request.args),
-                               "json": request.get_json(silent=True),
-                               "authorization": request.headers.get("Authorization", ""),
-                               "headers": dict(request.headers),
-                               "idempotency_key": request.headers.get("Idempotency-Key")})
-            status, body, delay = self.answers.get(key, (404, {"title": "Not Found", "status": 404,
-                                                               "detail": f"no {key}"}, 0))
+            self.calls.append(
+                {
+                    "method": request.method,
+                    "path": "/" + path,
+                    "args": dict(request.args),
+                    "json": request.get_json(silent=True),
+                    "authorization": request.headers.get("Authorization", ""),
+                    "headers": dict(request.headers),
+                    "idempotency_key": request.headers.get("Idempotency-Key"),
+                }
+            )
+            status, body, delay = self.answers.get(
+                key, (404, {"title": "Not Found", "status": 404, "detail": f"no {key}"}, 0)
+            )
             time.sleep(delay)
             if isinstance(body, str):  # a download (CSV)
                 return app.response_class(body, status=status, mimetype="text/csv")
@@ -62,7 +70,9 @@ class Services:
 
     def last(self, method: str, path: str) -> dict:
         found = [c for c in self.calls if c["method"] == method and c["path"] == path]
-        assert found, f"the portal never called {method} {path}; calls: {[(c['method'], c['path']) for c in self.calls]}"
+        assert found, (
+            f"the portal never called {method} {path}; calls: {[(c['method'], c['path']) for c in self.calls]}"
+        )
         return found[-1]
 
     def close(self):
@@ -78,10 +88,13 @@ def services():
 
 @pytest.fixture
 def portal(settings, services):
-    urls = {name: services.url for name in ("scheduling", "records", "measures", "notifications")}
-    app = create_app(settings.with_(service_urls=urls),
-                     PortalConfig(secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False,
-                                  backend_timeout=1))
+    urls = dict.fromkeys(("scheduling", "records", "measures", "notifications"), services.url)
+    app = create_app(
+        settings.with_(service_urls=urls),
+        PortalConfig(
+            secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False, backend_timeout=1
+        ),
+    )
     app.config["TESTING"] = True
     return app
 
@@ -98,11 +111,19 @@ def users(portal):
 def staff(users):
     """One user per role (the therapist is therapist t-1)."""
     return {
-        "admin": users.add(email="reception@rapport.test", name="Rita Reception", role="admin", password=PASSWORD),
-        "therapist": users.add(email="sarah@rapport.test", name="Dr Sarah Okafor", role="therapist",
-                               password=PASSWORD, therapist_id="t-1"),
-        "clinical_lead": users.add(email="lead@rapport.test", name="Lee Lead", role="clinical_lead",
-                                   password=PASSWORD),
+        "admin": users.add(
+            email="reception@rapport.test", name="Rita Reception", role="admin", password=PASSWORD
+        ),
+        "therapist": users.add(
+            email="sarah@rapport.test",
+            name="Dr Sarah Okafor",
+            role="therapist",
+            password=PASSWORD,
+            therapist_id="t-1",
+        ),
+        "clinical_lead": users.add(
+            email="lead@rapport.test", name="Lee Lead", role="clinical_lead", password=PASSWORD
+        ),
     }
 
 
@@ -122,9 +143,11 @@ def sign_in(client, email: str, password: str = PASSWORD, next_: str | None = No
 @pytest.fixture
 def signed_in(portal, staff):
     """`signed_in(role)` -> a test client with a signed-in session of that role."""
+
     def make(role: str):
         client = portal.test_client()
         response = sign_in(client, staff[role].email)
         assert response.status_code == 302, response.get_data(as_text=True)
         return client
+
     return make

@@ -1,11 +1,15 @@
 """The inline SVG drawings, pure: data in, markup out."""
+
 import re
 
 from services.portal.charts import closeness_circle, rate_chart, scale_from, score_chart
 
 
 def given_points(totals):
-    return [{"total": t, "at": f"2026-10-{i + 1:02d}T09:00:00+00:00", "short": str(i + 1)} for i, t in enumerate(totals)]
+    return [
+        {"total": t, "at": f"2026-10-{i + 1:02d}T09:00:00+00:00", "short": str(i + 1)}
+        for i, t in enumerate(totals)
+    ]
 
 
 def test_score_chart_draws_one_point_per_scored_questionnaire_and_skips_unscored():
@@ -32,9 +36,11 @@ def test_every_severity_band_is_drawn_and_labelled():
 
 
 def test_closeness_circle_places_each_person_on_their_ring_and_marks_the_unilateral_partner():
-    inventory = [{"name": "Mark", "relationship": "husband", "closeness": 1, "unilateral_partner": True},
-                 {"name": "Jo", "relationship": "sister", "closeness": 2, "unilateral_partner": False},
-                 {"name": "Ann", "relationship": "colleague", "closeness": 3, "unilateral_partner": False}]
+    inventory = [
+        {"name": "Mark", "relationship": "husband", "closeness": 1, "unilateral_partner": True},
+        {"name": "Jo", "relationship": "sister", "closeness": 2, "unilateral_partner": False},
+        {"name": "Ann", "relationship": "colleague", "closeness": 3, "unilateral_partner": False},
+    ]
     svg = closeness_circle(inventory, "Emma", size=420)
     assert svg.count("<g>") == 3 and "Mark ◆" in svg and "partner seen unilaterally" in svg
     centre = 210
@@ -51,23 +57,33 @@ def test_names_are_escaped():
     assert "<img" not in svg and "&lt;img src=x&gt;" in svg
 
 
-WSAS_DESCRIBED = {"code": "WSAS", "total_range": [0, 40], "caseness": 10, "bands": [
-    {"from": 0, "above": False, "label": "subclinical"},
-    {"from": 10, "above": False, "label": "significant impairment"},
-    {"from": 20, "above": True, "label": "moderately severe or worse"}]}
+WSAS_DESCRIBED = {
+    "code": "WSAS",
+    "total_range": [0, 40],
+    "caseness": 10,
+    "bands": [
+        {"from": 0, "above": False, "label": "subclinical"},
+        {"from": 10, "above": False, "label": "significant impairment"},
+        {"from": 20, "above": True, "label": "moderately severe or worse"},
+    ],
+}
 
 
 def _text_lines(svg: str) -> list[tuple[float, str]]:
     found = re.findall(r'<tspan x="([\d.]+)"[^>]*>([^<]*)</tspan>', svg)
-    found += re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size="11" fill="#333">([^<]*)</text>', svg)
+    found += re.findall(
+        r'<text x="([\d.]+)" y="[\d.]+" font-size="11" fill="#333">([^<]*)</text>', svg
+    )
     return [(float(x), t) for x, t in found]
 
 
 def test_every_band_label_fits_inside_the_chart():
     # defect 9 (issue 13): "moderately severe or worse 21–40" ran past the right edge
-    for svg in (score_chart("WSAS", given_points([25])),
-                score_chart("WSAS", given_points([25]), scale=scale_from(WSAS_DESCRIBED)),
-                score_chart("CORE-10", given_points([22]))):
+    for svg in (
+        score_chart("WSAS", given_points([25])),
+        score_chart("WSAS", given_points([25]), scale=scale_from(WSAS_DESCRIBED)),
+        score_chart("CORE-10", given_points([22])),
+    ):
         lines = _text_lines(svg)
         assert lines, "band labels are drawn"
         for x, text in lines:
@@ -78,15 +94,22 @@ def test_every_band_label_fits_inside_the_chart():
 
 def test_bands_come_from_the_instruments_measures_describes():
     scale = scale_from(WSAS_DESCRIBED)
-    assert scale.bands == ((0, 9, "subclinical"), (10, 20, "significant impairment"),
-                           (21, 40, "moderately severe or worse"))
+    assert scale.bands == (
+        (0, 9, "subclinical"),
+        (10, 20, "significant impairment"),
+        (21, 40, "moderately severe or worse"),
+    )
     assert scale.caseness == 10 and scale.caseness_label == "threshold 10"
     assert scale_from({"code": "X"}) is None
 
 
 def test_rate_chart_has_a_title_one_line_per_group_and_the_national_line():
-    svg = rate_chart("Recovery by therapist", ["2026-09", "2026-10", "2026-11"],
-                     [("Dr Sarah Okafor", [0.5, None, 0.75]), ("Mr Tom Reid", [1.0, 0.5, 0.0])], national=0.51)
+    svg = rate_chart(
+        "Recovery by therapist",
+        ["2026-09", "2026-10", "2026-11"],
+        [("Dr Sarah Okafor", [0.5, None, 0.75]), ("Mr Tom Reid", [1.0, 0.5, 0.0])],
+        national=0.51,
+    )
     assert "<title>Recovery by therapist</title>" in svg and 'role="img"' in svg
     assert svg.count("<polyline") == 2 and "national 51%" in svg
     assert "Dr Sarah Okafor, 2026-11: 75%" in svg and "Mr Tom Reid, 2026-10: 50%" in svg

@@ -1,6 +1,7 @@
 """Issue 15 (#2, #8): a date at the edge of the calendar never breaks a page. Stored times
 of year 1 or 9999 with an offset (accepted before every service kept dates in 2000-2099)
 are shown as written; a dashboard period outside the range is refused, not a 500."""
+
 import pytest
 
 from services.portal.pages.common import local, local_input_to_utc
@@ -23,14 +24,32 @@ def test_a_record_with_a_task_due_at_the_edge_still_shows(signed_in, services, v
     task = {**EMMA_FULL["tasks"][0], "due_at": value, "assigned_at": value}
     services.on("GET", "/clients/c-1", {**EMMA_FULL, "tasks": [task]})
     services.on("GET", "/clients/c-1/sessions", [SESSION])
-    services.on("GET", "/clients/c-1/history", {"events": [{"type": "TaskAssigned", "occurred_at": value,
-                                                             "actor": {"id": "u", "role": "therapist"}}]})
+    services.on(
+        "GET",
+        "/clients/c-1/history",
+        {
+            "events": [
+                {
+                    "type": "TaskAssigned",
+                    "occurred_at": value,
+                    "actor": {"id": "u", "role": "therapist"},
+                }
+            ]
+        },
+    )
     page = signed_in("therapist").get("/clients/c-1", headers=HTML)
     assert page.status_code == 200 and "Ask Mark for help" in page.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("query", ["to=0001-01-01", "to=9999-12-31", "from=0001-01-01&to=2026-01-01",
-                                   "from=1999-12-31&to=2000-01-02"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "to=0001-01-01",
+        "to=9999-12-31",
+        "from=0001-01-01&to=2026-01-01",
+        "from=1999-12-31&to=2000-01-02",
+    ],
+)
 def test_a_dashboard_period_outside_the_range_is_refused_not_a_500(signed_in, services, query):
     r = signed_in("clinical_lead").get(f"/dashboard?{query}", headers=HTML)
     assert r.status_code == 422, r.status_code
@@ -40,10 +59,15 @@ def test_a_dashboard_period_outside_the_range_is_refused_not_a_500(signed_in, se
 
 def test_a_period_ending_early_in_2000_starts_at_the_range(signed_in, services):
     services.on("GET", "/therapists", THERAPISTS)
-    services.on("GET", "/dashboards/practice", {"practice": {}, "by_therapist": [], "by_problem_area": []})
+    services.on(
+        "GET", "/dashboards/practice", {"practice": {}, "by_therapist": [], "by_problem_area": []}
+    )
     r = signed_in("clinical_lead").get("/dashboard?to=2000-03-01", headers=HTML)
     assert r.status_code == 200
-    assert services.last("GET", "/dashboards/practice")["args"] == {"from": "2000-01-01", "to": "2000-03-01"}
+    assert services.last("GET", "/dashboards/practice")["args"] == {
+        "from": "2000-01-01",
+        "to": "2000-03-01",
+    }
 
 
 @pytest.mark.parametrize("due", ["garbage", "9999-12-31", "0001-01-01"])
@@ -51,18 +75,34 @@ def test_a_task_form_with_a_bad_due_date_is_shown_again_not_a_500(signed_in, ser
     """Issue 15 (#8): `due_at=garbage` was a 500 in the portal. It is passed on as typed; the
     service's 422 naming `due_at` brings the form back with the error beside it."""
     from .conftest import csrf_of
+
     services.on("GET", "/therapists", THERAPISTS)
     services.on("GET", "/clients/c-1", EMMA_FULL)
     services.on("GET", "/clients/c-1/sessions", [SESSION])
     services.on("GET", "/clients/c-1/history", {"events": []})
-    services.on("POST", "/clients/c-1/tasks", {"status": 422, "title": "Unprocessable Entity", "errors": [
-        {"field": "due_at", "reason": "must be between 2000-01-01 and 2099-12-31"}]}, status=422)
+    services.on(
+        "POST",
+        "/clients/c-1/tasks",
+        {
+            "status": 422,
+            "title": "Unprocessable Entity",
+            "errors": [{"field": "due_at", "reason": "must be between 2000-01-01 and 2099-12-31"}],
+        },
+        status=422,
+    )
     client = signed_in("therapist")
     page = client.get("/clients/c-1")
-    r = client.post("/clients/c-1/tasks", data={"csrf_token": csrf_of(page.get_data(as_text=True)),
-                                                "form": "task", "back": "/clients/c-1",
-                                                "description": "a walk", "due_at": due},
-                    headers={"Referer": "http://localhost/clients/c-1", **HTML})
+    r = client.post(
+        "/clients/c-1/tasks",
+        data={
+            "csrf_token": csrf_of(page.get_data(as_text=True)),
+            "form": "task",
+            "back": "/clients/c-1",
+            "description": "a walk",
+            "due_at": due,
+        },
+        headers={"Referer": "http://localhost/clients/c-1", **HTML},
+    )
     assert r.status_code == 422, r.status_code
     html = r.get_data(as_text=True)
     assert 'id="task-due_at-error"' in html and "between 2000-01-01 and 2099-12-31" in html

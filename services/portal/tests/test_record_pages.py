@@ -1,8 +1,9 @@
 """The client record's forms (issue 13): assessment, formulation with the interpersonal
 inventory, phase, discharge, corrections of details, notes about the right session, the
 search box and therapist names. Against a stand-in for the services (conftest)."""
-from datetime import datetime, timedelta, timezone
+
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,12 +14,21 @@ HTML = {"Accept": "text/html"}
 
 
 def _at(days: int, hour: int = 10) -> str:
-    day = datetime.now(timezone.utc).replace(hour=hour, minute=0, second=0, microsecond=0)
+    day = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
     return (day + timedelta(days=days)).isoformat()
 
 
-COURSE = [{**SESSION, "session_id": f"s-{n}", "number": n, "starts_at": _at(7 * (n - 3)),
-           "ends_at": _at(7 * (n - 3)), "status": "attended" if n < 3 else "booked"} for n in range(1, 17)]
+COURSE = [
+    {
+        **SESSION,
+        "session_id": f"s-{n}",
+        "number": n,
+        "starts_at": _at(7 * (n - 3)),
+        "ends_at": _at(7 * (n - 3)),
+        "status": "attended" if n < 3 else "booked",
+    }
+    for n in range(1, 17)
+]
 
 
 @pytest.fixture
@@ -43,7 +53,10 @@ def post(client, path, data, back):
 
 
 def error_beside(html: str, form: str, field: str) -> str:
-    found = re.search(rf'<p class="field-error" id="{re.escape(form)}-{re.escape(field)}-error"[^>]*>([^<]*)</p>', html)
+    found = re.search(
+        rf'<p class="field-error" id="{re.escape(form)}-{re.escape(field)}-error"[^>]*>([^<]*)</p>',
+        html,
+    )
     assert found, f"no error beside {form}.{field}"
     return found.group(1)
 
@@ -55,25 +68,52 @@ def test_the_assessment_is_recorded_with_goals_one_per_line(signed_in, emma):
     html = page(client, "/clients/c-1/assessment")
     assert 'value="bipolar_disorder"' in html and "Eating disorder" in html
     assert 'value="s-3" selected' in html  # today's session
-    r = post(client, "/clients/c-1/assessment", {
-        "form": "assessment", "session_id": "s-3", "presenting_difficulties": "Low mood, poor sleep",
-        "conditions": ["depression", "eating_disorder"], "goals": "Argue less\r\n\r\n More help at home ",
-        "risk_summary": "No thoughts of self-harm"}, "/clients/c-1/assessment")
+    r = post(
+        client,
+        "/clients/c-1/assessment",
+        {
+            "form": "assessment",
+            "session_id": "s-3",
+            "presenting_difficulties": "Low mood, poor sleep",
+            "conditions": ["depression", "eating_disorder"],
+            "goals": "Argue less\r\n\r\n More help at home ",
+            "risk_summary": "No thoughts of self-harm",
+        },
+        "/clients/c-1/assessment",
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("/clients/c-1#assessment")
     assert emma.last("POST", "/clients/c-1/assessment")["json"] == {
-        "session_id": "s-3", "presenting_difficulties": "Low mood, poor sleep",
-        "conditions": ["depression", "eating_disorder"], "goals": ["Argue less", "More help at home"],
-        "risk_summary": "No thoughts of self-harm"}
+        "session_id": "s-3",
+        "presenting_difficulties": "Low mood, poor sleep",
+        "conditions": ["depression", "eating_disorder"],
+        "goals": ["Argue less", "More help at home"],
+        "risk_summary": "No thoughts of self-harm",
+    }
 
 
 def test_a_refused_assessment_is_shown_again_with_the_reason_beside_the_field(signed_in, emma):
-    emma.on("POST", "/clients/c-1/assessment", {"status": 422, "title": "Unprocessable Entity",
-                                                "errors": [{"field": "conditions", "reason": "Shorter than minimum length 1."}]},
-            status=422)
+    emma.on(
+        "POST",
+        "/clients/c-1/assessment",
+        {
+            "status": 422,
+            "title": "Unprocessable Entity",
+            "errors": [{"field": "conditions", "reason": "Shorter than minimum length 1."}],
+        },
+        status=422,
+    )
     client = signed_in("therapist")
-    r = post(client, "/clients/c-1/assessment", {"form": "assessment", "presenting_difficulties": "Low mood",
-                                                 "goals": "Sleep better", "risk_summary": "none"},
-             "/clients/c-1/assessment")
+    r = post(
+        client,
+        "/clients/c-1/assessment",
+        {
+            "form": "assessment",
+            "presenting_difficulties": "Low mood",
+            "goals": "Sleep better",
+            "risk_summary": "none",
+        },
+        "/clients/c-1/assessment",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 422
     assert error_beside(html, "assessment", "conditions") == "Shorter than minimum length 1."
@@ -84,7 +124,10 @@ def test_a_refused_assessment_is_shown_again_with_the_reason_beside_the_field(si
 def test_the_formulation_form_lists_the_inventory_with_spare_rows(signed_in, emma):
     html = page(signed_in("therapist"), "/clients/c-1/formulation")
     assert 'name="rows" value="4"' in html  # two people and two blank rows
-    assert 'value="Mark"' in html and 'id="person-0-unilateral" name="person-0-unilateral" value="1" checked' in html
+    assert (
+        'value="Mark"' in html
+        and 'id="person-0-unilateral" name="person-0-unilateral" value="1" checked' in html
+    )
     assert 'value="role_dispute" checked' in html and 'name="expected_revision" value="1"' in html
     assert "Add another person" in html and "Significant other seen unilaterally" in html
 
@@ -92,47 +135,124 @@ def test_the_formulation_form_lists_the_inventory_with_spare_rows(signed_in, emm
 def test_a_formulation_is_sent_without_blank_rows_with_the_unilateral_partner(signed_in, emma):
     emma.on("PUT", "/clients/c-1/formulation", {"revision": 2})
     client = signed_in("therapist")
-    r = post(client, "/clients/c-1/formulation", {
-        "form": "formulation", "rows": "3", "expected_revision": "1", "problem_areas": ["role_dispute"],
-        "formulation": "A dispute with Mark about the housework.", "goals": "Share the housework",
-        "person-0-name": "Mark", "person-0-relationship": "husband", "person-0-ring": "1",
-        "person-0-good": "kind", "person-0-hard": "rows", "person-0-unilateral": "1",
-        "person-1-name": "", "person-1-relationship": "", "person-1-ring": "2",
-        "person-2-name": "Sue", "person-2-relationship": "sister", "person-2-ring": "3"}, "/clients/c-1/formulation")
+    r = post(
+        client,
+        "/clients/c-1/formulation",
+        {
+            "form": "formulation",
+            "rows": "3",
+            "expected_revision": "1",
+            "problem_areas": ["role_dispute"],
+            "formulation": "A dispute with Mark about the housework.",
+            "goals": "Share the housework",
+            "person-0-name": "Mark",
+            "person-0-relationship": "husband",
+            "person-0-ring": "1",
+            "person-0-good": "kind",
+            "person-0-hard": "rows",
+            "person-0-unilateral": "1",
+            "person-1-name": "",
+            "person-1-relationship": "",
+            "person-1-ring": "2",
+            "person-2-name": "Sue",
+            "person-2-relationship": "sister",
+            "person-2-ring": "3",
+        },
+        "/clients/c-1/formulation",
+    )
     assert r.status_code == 302
     sent = emma.last("PUT", "/clients/c-1/formulation")["json"]
-    assert sent == {"problem_areas": ["role_dispute"], "formulation": "A dispute with Mark about the housework.",
-                    "goals": ["Share the housework"], "expected_revision": 1, "inventory": [
-                        {"name": "Mark", "relationship": "husband", "closeness": 1, "good": "kind", "hard": "rows",
-                         "unilateral_partner": True},
-                        {"name": "Sue", "relationship": "sister", "closeness": 3, "good": "", "hard": "",
-                         "unilateral_partner": False}]}
+    assert sent == {
+        "problem_areas": ["role_dispute"],
+        "formulation": "A dispute with Mark about the housework.",
+        "goals": ["Share the housework"],
+        "expected_revision": 1,
+        "inventory": [
+            {
+                "name": "Mark",
+                "relationship": "husband",
+                "closeness": 1,
+                "good": "kind",
+                "hard": "rows",
+                "unilateral_partner": True,
+            },
+            {
+                "name": "Sue",
+                "relationship": "sister",
+                "closeness": 3,
+                "good": "",
+                "hard": "",
+                "unilateral_partner": False,
+            },
+        ],
+    }
 
 
 def test_an_error_in_a_person_shows_beside_that_row(signed_in, emma):
-    emma.on("PUT", "/clients/c-1/formulation", {"status": 422, "title": "Unprocessable Entity", "errors": [
-        {"field": "inventory.1.relationship", "reason": "Missing data for required field."}]}, status=422)
+    emma.on(
+        "PUT",
+        "/clients/c-1/formulation",
+        {
+            "status": 422,
+            "title": "Unprocessable Entity",
+            "errors": [
+                {"field": "inventory.1.relationship", "reason": "Missing data for required field."}
+            ],
+        },
+        status=422,
+    )
     client = signed_in("therapist")
-    r = post(client, "/clients/c-1/formulation", {
-        "form": "formulation", "rows": "4", "expected_revision": "1", "problem_areas": ["role_dispute"],
-        "formulation": "Kept text", "goals": "One goal",
-        "person-0-name": "Mark", "person-0-relationship": "husband", "person-0-unilateral": "1",
-        "person-3-name": "Sue"}, "/clients/c-1/formulation")
+    r = post(
+        client,
+        "/clients/c-1/formulation",
+        {
+            "form": "formulation",
+            "rows": "4",
+            "expected_revision": "1",
+            "problem_areas": ["role_dispute"],
+            "formulation": "Kept text",
+            "goals": "One goal",
+            "person-0-name": "Mark",
+            "person-0-relationship": "husband",
+            "person-0-unilateral": "1",
+            "person-3-name": "Sue",
+        },
+        "/clients/c-1/formulation",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 422
-    assert error_beside(html, "formulation", "person-3-relationship") == "Missing data for required field."
+    assert (
+        error_beside(html, "formulation", "person-3-relationship")
+        == "Missing data for required field."
+    )
     assert 'value="Sue"' in html and ">Kept text</textarea>" in html
-    assert 'name="person-0-unilateral" value="1" checked' in html and 'name="person-1-unilateral" value="1" checked' not in html
+    assert (
+        'name="person-0-unilateral" value="1" checked' in html
+        and 'name="person-1-unilateral" value="1" checked' not in html
+    )
 
 
 def test_add_another_person_works_without_javascript_and_keeps_the_input(signed_in, emma):
     client = signed_in("therapist")
-    r = post(client, "/clients/c-1/formulation", {
-        "form": "formulation", "rows": "4", "add_person": "1", "formulation": "Half written",
-        "person-2-name": "Sue"}, "/clients/c-1/formulation")
+    r = post(
+        client,
+        "/clients/c-1/formulation",
+        {
+            "form": "formulation",
+            "rows": "4",
+            "add_person": "1",
+            "formulation": "Half written",
+            "person-2-name": "Sue",
+        },
+        "/clients/c-1/formulation",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and 'name="rows" value="5"' in html and 'id="person-4-name"' in html
-    assert 'value="Sue"' in html and ">Half written</textarea>" in html and 'class="msg error"' not in html
+    assert (
+        'value="Sue"' in html
+        and ">Half written</textarea>" in html
+        and 'class="msg error"' not in html
+    )
     assert not [c for c in emma.calls if c["method"] == "PUT"]
 
 
@@ -140,7 +260,11 @@ def test_add_another_person_works_without_javascript_and_keeps_the_input(signed_
 def test_move_to_offers_the_phases_the_record_allows(signed_in, emma):
     html = page(signed_in("therapist"), "/clients/c-1")
     select = re.search(r'<select id="to_phase".*?</select>', html, re.S).group(0)
-    assert re.findall(r'<option value="(\w+)"', select) == ["middle", "ending", "maintenance"]  # no next_phases: all but now
+    assert re.findall(r'<option value="(\w+)"', select) == [
+        "middle",
+        "ending",
+        "maintenance",
+    ]  # no next_phases: all but now
 
     emma.on("GET", "/clients/c-1", {**EMMA_FULL, "next_phases": ["middle"]})
     html = page(signed_in("therapist"), "/clients/c-1")
@@ -150,12 +274,30 @@ def test_move_to_offers_the_phases_the_record_allows(signed_in, emma):
 
 def test_a_refused_phase_change_shows_why_beside_the_choice(signed_in, emma):
     emma.on("GET", "/clients/c-1", {**EMMA_FULL, "next_phases": ["middle"]})
-    emma.on("POST", "/clients/c-1/phase", {"status": 409, "title": "Conflict", "code": "no_formulation",
-                                           "detail": "record the IPT formulation before the middle phase",
-                                           "errors": [{"field": "to_phase", "reason": "record the IPT formulation before the middle phase"}]},
-            status=409)
+    emma.on(
+        "POST",
+        "/clients/c-1/phase",
+        {
+            "status": 409,
+            "title": "Conflict",
+            "code": "no_formulation",
+            "detail": "record the IPT formulation before the middle phase",
+            "errors": [
+                {
+                    "field": "to_phase",
+                    "reason": "record the IPT formulation before the middle phase",
+                }
+            ],
+        },
+        status=409,
+    )
     client = signed_in("therapist")
-    r = post(client, "/clients/c-1/phase", {"form": "phase", "to_phase": "middle", "reason": "focus agreed"}, "/clients/c-1")
+    r = post(
+        client,
+        "/clients/c-1/phase",
+        {"form": "phase", "to_phase": "middle", "reason": "focus agreed"},
+        "/clients/c-1",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 409
     assert "formulation before the middle phase" in error_beside(html, "phase", "to_phase")
@@ -164,10 +306,17 @@ def test_a_refused_phase_change_shows_why_beside_the_choice(signed_in, emma):
 
 def test_changing_phase_sends_the_choice_and_reason(signed_in, emma):
     emma.on("POST", "/clients/c-1/phase", {"phase": "middle"})
-    r = post(signed_in("therapist"), "/clients/c-1/phase", {"form": "phase", "to_phase": "middle", "reason": "session 5"},
-             "/clients/c-1")
+    r = post(
+        signed_in("therapist"),
+        "/clients/c-1/phase",
+        {"form": "phase", "to_phase": "middle", "reason": "session 5"},
+        "/clients/c-1",
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("#phase")
-    assert emma.last("POST", "/clients/c-1/phase")["json"] == {"to_phase": "middle", "reason": "session 5"}
+    assert emma.last("POST", "/clients/c-1/phase")["json"] == {
+        "to_phase": "middle",
+        "reason": "session 5",
+    }
 
 
 # -- discharge ----------------------------------------------------------------------------
@@ -175,22 +324,46 @@ def test_discharge_sends_reason_and_outcome(signed_in, emma):
     emma.on("POST", "/clients/c-1/discharge", {"reason": "course complete"})
     client = signed_in("clinical_lead")
     assert "Outcome summary" in page(client, "/clients/c-1/discharge")
-    r = post(client, "/clients/c-1/discharge", {"form": "discharge", "reason": "Course complete",
-                                                "outcome_summary": "Depression lifted"}, "/clients/c-1/discharge")
+    r = post(
+        client,
+        "/clients/c-1/discharge",
+        {"form": "discharge", "reason": "Course complete", "outcome_summary": "Depression lifted"},
+        "/clients/c-1/discharge",
+    )
     assert r.status_code == 302
-    assert emma.last("POST", "/clients/c-1/discharge")["json"] == {"reason": "Course complete",
-                                                                   "outcome_summary": "Depression lifted"}
+    assert emma.last("POST", "/clients/c-1/discharge")["json"] == {
+        "reason": "Course complete",
+        "outcome_summary": "Depression lifted",
+    }
 
 
 def test_a_discharged_record_offers_no_clinical_writes(signed_in, emma):
-    discharged = {**EMMA_FULL, "status": "discharged", "next_phases": [], "discharged_at": "2026-11-20T10:00:00Z",
-                  "discharge": {"reason": "Course complete", "outcome_summary": "Depression lifted",
-                                "discharged_at": "2026-11-20T10:00:00Z"}}
+    discharged = {
+        **EMMA_FULL,
+        "status": "discharged",
+        "next_phases": [],
+        "discharged_at": "2026-11-20T10:00:00Z",
+        "discharge": {
+            "reason": "Course complete",
+            "outcome_summary": "Depression lifted",
+            "discharged_at": "2026-11-20T10:00:00Z",
+        },
+    }
     emma.on("GET", "/clients/c-1", discharged)
     html = page(signed_in("therapist"), "/clients/c-1")
     assert "Depression lifted" in html and "was discharged" in html
-    for write in ("Add note", "Amend this note", "Mark done", "Set task", "Change phase", "Record the assessment",
-                  "Revise the assessment", "Revise the formulation", "Discharge…", "Book for this client"):
+    for write in (
+        "Add note",
+        "Amend this note",
+        "Mark done",
+        "Set task",
+        "Change phase",
+        "Record the assessment",
+        "Revise the assessment",
+        "Revise the formulation",
+        "Discharge…",
+        "Book for this client",
+    ):
         assert write not in html, write
     assert 'method="post"' not in html.split("<main")[1]
 
@@ -202,37 +375,94 @@ def test_reception_corrects_details_and_may_reassign(signed_in, emma):
     client = signed_in("admin")
     html = page(client, "/clients/c-1/edit")
     assert 'id="e-therapist"' in html and 'value="emma@example.test"' in html
-    r = post(client, "/clients/c-1/edit", {"form": "details", "given_name": "Emma", "family_name": "Hart",
-                                           "date_of_birth": "1981-03-02", "email": "emma@example.test",
-                                           "phone": "07700 900461", "reminder_channels": ["email"],
-                                           "preferred_modality": "face_to_face", "therapist_id": "t-2",
-                                           "referral_source": "", "reason": "new mobile; moved to Tom"},
-             "/clients/c-1/edit")
+    r = post(
+        client,
+        "/clients/c-1/edit",
+        {
+            "form": "details",
+            "given_name": "Emma",
+            "family_name": "Hart",
+            "date_of_birth": "1981-03-02",
+            "email": "emma@example.test",
+            "phone": "07700 900461",
+            "reminder_channels": ["email"],
+            "preferred_modality": "face_to_face",
+            "therapist_id": "t-2",
+            "referral_source": "",
+            "reason": "new mobile; moved to Tom",
+        },
+        "/clients/c-1/edit",
+    )
     assert r.status_code == 302
-    assert emma.last("PATCH", "/clients/c-1")["json"] == {"phone": "07700 900461", "therapist_id": "t-2",
-                                                          "reason": "new mobile; moved to Tom"}
+    assert emma.last("PATCH", "/clients/c-1")["json"] == {
+        "phone": "07700 900461",
+        "therapist_id": "t-2",
+        "reason": "new mobile; moved to Tom",
+    }
 
 
 def test_a_therapist_is_not_offered_reassignment_and_cannot_send_it(signed_in, emma):
     emma.on("PATCH", "/clients/c-1", EMMA_FULL)
     client = signed_in("therapist")
     assert 'id="e-therapist"' not in page(client, "/clients/c-1/edit")
-    post(client, "/clients/c-1/edit", {"form": "details", **{k: EMMA_FULL.get(k) or "" for k in (
-        "given_name", "family_name", "date_of_birth", "email", "preferred_modality")},
-        "reminder_channels": ["email"], "therapist_id": "t-2", "family_name": "Hart-Jones", "reason": "married"},
-        "/clients/c-1/edit")
-    assert emma.last("PATCH", "/clients/c-1")["json"] == {"family_name": "Hart-Jones", "reason": "married"}
+    post(
+        client,
+        "/clients/c-1/edit",
+        {
+            "form": "details",
+            **{
+                k: EMMA_FULL.get(k) or ""
+                for k in (
+                    "given_name",
+                    "family_name",
+                    "date_of_birth",
+                    "email",
+                    "preferred_modality",
+                )
+            },
+            "reminder_channels": ["email"],
+            "therapist_id": "t-2",
+            "family_name": "Hart-Jones",
+            "reason": "married",
+        },
+        "/clients/c-1/edit",
+    )
+    assert emma.last("PATCH", "/clients/c-1")["json"] == {
+        "family_name": "Hart-Jones",
+        "reason": "married",
+    }
 
 
 def test_a_refused_correction_is_shown_again_beside_the_field(signed_in, emma):
     emma.on("GET", "/clients/c-1", EMMA)
-    emma.on("PATCH", "/clients/c-1", {"status": 422, "title": "Unprocessable Entity", "errors": [
-        {"field": "nhs_number", "reason": "the check digit does not match (modulus 11)"}]}, status=422)
-    r = post(signed_in("admin"), "/clients/c-1/edit", {"form": "details", "given_name": "Emma", "family_name": "Hart",
-                                                       "date_of_birth": "1981-03-02", "nhs_number": "943 476 5918",
-                                                       "reminder_channels": ["email"], "email": "emma@example.test",
-                                                       "preferred_modality": "face_to_face", "reason": "from the letter"},
-             "/clients/c-1/edit")
+    emma.on(
+        "PATCH",
+        "/clients/c-1",
+        {
+            "status": 422,
+            "title": "Unprocessable Entity",
+            "errors": [
+                {"field": "nhs_number", "reason": "the check digit does not match (modulus 11)"}
+            ],
+        },
+        status=422,
+    )
+    r = post(
+        signed_in("admin"),
+        "/clients/c-1/edit",
+        {
+            "form": "details",
+            "given_name": "Emma",
+            "family_name": "Hart",
+            "date_of_birth": "1981-03-02",
+            "nhs_number": "943 476 5918",
+            "reminder_channels": ["email"],
+            "email": "emma@example.test",
+            "preferred_modality": "face_to_face",
+            "reason": "from the letter",
+        },
+        "/clients/c-1/edit",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and "check digit" in error_beside(html, "details", "nhs_number")
     assert 'value="943 476 5918"' in html and 'value="from the letter"' in html
@@ -263,23 +493,48 @@ def test_each_note_shows_its_session(signed_in, emma):
 
 
 def test_a_refused_note_keeps_the_text_beside_the_reason(signed_in, emma):
-    emma.on("POST", "/clients/c-1/notes", {"status": 409, "title": "Conflict", "code": "discharged",
-                                           "detail": "the client was discharged; adding or amending a note is no longer possible"},
-            status=409)
-    r = post(signed_in("therapist"), "/clients/c-1/notes", {"form": "note", "session_id": "s-2", "text": "Long note"},
-             "/clients/c-1")
+    emma.on(
+        "POST",
+        "/clients/c-1/notes",
+        {
+            "status": 409,
+            "title": "Conflict",
+            "code": "discharged",
+            "detail": "the client was discharged; adding or amending a note is no longer possible",
+        },
+        status=409,
+    )
+    r = post(
+        signed_in("therapist"),
+        "/clients/c-1/notes",
+        {"form": "note", "session_id": "s-2", "text": "Long note"},
+        "/clients/c-1",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 409 and "no longer possible" in html and ">Long note</textarea>" in html
 
 
 # -- list (defects 9 and 12) --------------------------------------------------------------
-def test_the_client_list_names_therapists_even_when_scheduling_cannot_list_them(signed_in, services, users):
-    users.add(email="tom@rapport.test", name="Mr Tom Reid", role="therapist", password="x" * 12, therapist_id="t-2")
+def test_the_client_list_names_therapists_even_when_scheduling_cannot_list_them(
+    signed_in, services, users
+):
+    users.add(
+        email="tom@rapport.test",
+        name="Mr Tom Reid",
+        role="therapist",
+        password="x" * 12,
+        therapist_id="t-2",
+    )
     services.on("GET", "/therapists", {"title": "Internal Server Error", "status": 500}, status=500)
     services.on("GET", "/clients", {"items": [{**EMMA, "therapist_id": "t-2"}, EMMA], "total": 2})
     html = page(signed_in("admin"), "/clients")
     rows = html.split("<tbody>")[1]
-    assert "Mr Tom Reid" in rows and "Dr Sarah Okafor" in rows and ">t-2<" not in rows and ">t-1<" not in rows
+    assert (
+        "Mr Tom Reid" in rows
+        and "Dr Sarah Okafor" in rows
+        and ">t-2<" not in rows
+        and ">t-1<" not in rows
+    )
 
 
 def test_the_search_box_passes_phone_email_or_nhs_number_to_records(signed_in, services):
@@ -292,14 +547,37 @@ def test_the_search_box_passes_phone_email_or_nhs_number_to_records(signed_in, s
 
 def test_a_refused_registration_keeps_what_was_typed(signed_in, services):
     services.on("GET", "/therapists", THERAPISTS)
-    services.on("POST", "/clients", {"status": 422, "title": "Unprocessable Entity", "errors": [
-        {"field": "phone", "reason": "a phone number of 7 to 20 digits, spaces or + - ( )"}]}, status=422)
-    r = post(signed_in("admin"), "/clients/new", {"form": "register", "given_name": "Grace", "family_name": "Whitfield",
-                                                  "date_of_birth": "1980-09-14", "phone": "call me",
-                                                  "reminder_channels": ["email", "sms"], "therapist_id": "t-2",
-                                                  "preferred_modality": "video", "referral_source": "GP"},
-             "/clients/new")
+    services.on(
+        "POST",
+        "/clients",
+        {
+            "status": 422,
+            "title": "Unprocessable Entity",
+            "errors": [
+                {"field": "phone", "reason": "a phone number of 7 to 20 digits, spaces or + - ( )"}
+            ],
+        },
+        status=422,
+    )
+    r = post(
+        signed_in("admin"),
+        "/clients/new",
+        {
+            "form": "register",
+            "given_name": "Grace",
+            "family_name": "Whitfield",
+            "date_of_birth": "1980-09-14",
+            "phone": "call me",
+            "reminder_channels": ["email", "sms"],
+            "therapist_id": "t-2",
+            "preferred_modality": "video",
+            "referral_source": "GP",
+        },
+        "/clients/new",
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and "7 to 20 digits" in error_beside(html, "register", "phone")
-    assert 'value="Whitfield"' in html and 'value="call me"' in html and 'value="t-2" selected' in html
+    assert (
+        'value="Whitfield"' in html and 'value="call me"' in html and 'value="t-2" selected' in html
+    )
     assert 'value="sms" checked' in html and 'value="video" selected' in html

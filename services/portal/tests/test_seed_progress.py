@@ -1,6 +1,7 @@
 """The seed's step record against the real store: a step done once is not done again, even
 when its name has dots (a dotted name once nested inside the record and every client was
 registered twice)."""
+
 from deploy.local.seed import Progress
 from shared.mongo import client
 

@@ -1,5 +1,6 @@
 """Signing in on the web: CSRF, cookie flags, security headers, lockout, sign-out that
 really ends the session, no open redirect, pages guarded by role."""
+
 from .conftest import PASSWORD, csrf_of, sign_in
 
 
@@ -11,11 +12,17 @@ def test_pages_need_a_signed_in_user(portal):
 def test_sign_in_without_the_csrf_token_is_refused(portal, staff):
     client = portal.test_client()
     client.get("/sign-in")
-    r = client.post("/sign-in", data={"email": "lead@rapport.test", "password": PASSWORD},
-                    headers={"Accept": "text/html"})
+    r = client.post(
+        "/sign-in",
+        data={"email": "lead@rapport.test", "password": PASSWORD},
+        headers={"Accept": "text/html"},
+    )
     assert r.status_code == 400 and "did not come from this site" in r.get_data(as_text=True)
-    r = client.post("/sign-in", data={"email": "lead@rapport.test", "password": PASSWORD, "csrf_token": "forged"},
-                    headers={"Accept": "text/html"})
+    r = client.post(
+        "/sign-in",
+        data={"email": "lead@rapport.test", "password": PASSWORD, "csrf_token": "forged"},
+        headers={"Accept": "text/html"},
+    )
     assert r.status_code == 400
 
 
@@ -32,6 +39,7 @@ def test_sign_in_sets_a_fresh_httponly_samesite_cookie_and_goes_where_asked(port
 
 def test_secure_cookie_flag_is_on_outside_demo_mode_and_configurable(settings, monkeypatch):
     from services.portal.config import PortalConfig
+
     monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
     monkeypatch.setenv("RAPPORT_PORTAL_SECRET_KEY", "p" * 40)
     production = settings.with_(demo_mode=False, token_secret="s" * 40)
@@ -45,8 +53,10 @@ def test_secure_cookie_flag_is_on_outside_demo_mode_and_configurable(settings, m
 
 def test_outside_demo_mode_the_session_key_must_be_set(settings, monkeypatch):
     import pytest
+
     from services.portal.config import PortalConfig
     from shared.config import ConfigError
+
     monkeypatch.delenv("RAPPORT_PORTAL_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError):
         PortalConfig.from_env(settings.with_(demo_mode=False, token_secret="s" * 40))
@@ -71,7 +81,11 @@ def test_wrong_password_shows_one_message_and_the_fifth_locks(portal, staff):
 def test_security_headers_on_every_page(portal):
     r = portal.test_client().get("/sign-in")
     csp = r.headers["Content-Security-Policy"]
-    assert "'unsafe-inline'" not in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert (
+        "'unsafe-inline'" not in csp
+        and "script-src 'self'" in csp
+        and "frame-ancestors 'none'" in csp
+    )
     assert r.headers["X-Frame-Options"] == "DENY"
     assert r.headers["Referrer-Policy"] == "no-referrer"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
@@ -107,5 +121,9 @@ def test_the_stylesheet_and_script_are_served_from_the_portal_itself(portal):
     for asset in ("/assets/portal.css", "/assets/portal.js"):
         assert f'"{asset}"' in page
         r = client.get(asset)
-        assert r.status_code == 200 and r.mimetype in ("text/css", "text/javascript", "application/javascript")
+        assert r.status_code == 200 and r.mimetype in (
+            "text/css",
+            "text/javascript",
+            "application/javascript",
+        )
     assert "http" not in page.split("<body>")[0].replace("http-equiv", "")  # no CDN in the head

@@ -3,8 +3,9 @@ included), and 16 parallel wrong attempts got 8 password checks past the lock. A
 now counted atomically before the check, throttled per source address as well, and the right
 password from a browser the person signed in on before still gets in while the account is
 locked by someone else's guesses."""
+
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,15 +24,19 @@ def test_sixteen_parallel_wrong_attempts_get_no_more_checks_than_the_limit(users
         with lock:
             checks.append(password)
         return real(hashed, password)
+
     monkeypatch.setattr(users_module, "_verify", counted)
     start, outcomes = threading.Barrier(16), []
 
     def attempt(n):
         start.wait()
         try:
-            outcomes.append(users.authenticate("lead@rapport.test", f"guess {n}", source=f"10.0.0.{n}"))
+            outcomes.append(
+                users.authenticate("lead@rapport.test", f"guess {n}", source=f"10.0.0.{n}")
+            )
         except LockedOut:
             outcomes.append("locked")
+
     threads = [threading.Thread(target=attempt, args=(n,)) for n in range(16)]
     for t in threads:
         t.start()
@@ -44,41 +49,66 @@ def test_sixteen_parallel_wrong_attempts_get_no_more_checks_than_the_limit(users
 
 
 def test_one_source_address_is_throttled_across_accounts(users):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for n in range(MAX_ADDRESS_FAILURES):  # a different account each time: no account locks
-        assert users.authenticate(f"user{n}@rapport.test", "guess", now=now, source="203.0.113.9") is None
+        assert (
+            users.authenticate(f"user{n}@rapport.test", "guess", now=now, source="203.0.113.9")
+            is None
+        )
     with pytest.raises(LockedOut):
         users.authenticate("someone-else@rapport.test", "guess", now=now, source="203.0.113.9")
-    assert users.authenticate("someone-else@rapport.test", "guess", now=now, source="198.51.100.1") is None
+    assert (
+        users.authenticate("someone-else@rapport.test", "guess", now=now, source="198.51.100.1")
+        is None
+    )
 
 
 def test_the_right_password_from_a_known_device_gets_through_a_lock_others_caused(users):
-    lead = users.add(email="lead@rapport.test", name="Lead", role="clinical_lead", password=PASSWORD)
+    lead = users.add(
+        email="lead@rapport.test", name="Lead", role="clinical_lead", password=PASSWORD
+    )
     device = users.remember_device(lead)
     for n in range(MAX_FAILURES):
         users.authenticate("lead@rapport.test", "attacker guess", source="203.0.113.9")
     with pytest.raises(LockedOut):
         users.authenticate("lead@rapport.test", PASSWORD, source="198.51.100.1")
-    assert users.authenticate("lead@rapport.test", PASSWORD, source="198.51.100.1", device=device) == lead
-    with pytest.raises(LockedOut):  # the lock stays for everyone else, and another user's device is no key
+    assert (
+        users.authenticate("lead@rapport.test", PASSWORD, source="198.51.100.1", device=device)
+        == lead
+    )
+    with pytest.raises(
+        LockedOut
+    ):  # the lock stays for everyone else, and another user's device is no key
         other = users.add(email="a@rapport.test", name="A", role="admin", password=PASSWORD)
-        users.authenticate("lead@rapport.test", PASSWORD, source="198.51.100.1",
-                           device=users.remember_device(other))
+        users.authenticate(
+            "lead@rapport.test",
+            PASSWORD,
+            source="198.51.100.1",
+            device=users.remember_device(other),
+        )
 
 
 def test_a_known_device_passes_a_locked_source_address_but_its_own_guesses_are_limited(users):
     """Behind an office address (or an ingress) strangers' failures lock the address; the
     person's own browser still gets in. A stolen device cookie does not give endless guesses."""
-    lead = users.add(email="lead@rapport.test", name="Lead", role="clinical_lead", password=PASSWORD)
+    lead = users.add(
+        email="lead@rapport.test", name="Lead", role="clinical_lead", password=PASSWORD
+    )
     device = users.remember_device(lead)
     for n in range(MAX_ADDRESS_FAILURES):
         users.authenticate(f"user{n}@rapport.test", "guess", source="192.0.2.1")
     with pytest.raises(LockedOut):
         users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1")
-    assert users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1", device=device) == lead
+    assert (
+        users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1", device=device) == lead
+    )
     for n in range(MAX_FAILURES):
-        assert users.authenticate("lead@rapport.test", f"stolen cookie guess {n}", source="192.0.2.1",
-                                  device=device) is None
+        assert (
+            users.authenticate(
+                "lead@rapport.test", f"stolen cookie guess {n}", source="192.0.2.1", device=device
+            )
+            is None
+        )
     with pytest.raises(LockedOut):
         users.authenticate("lead@rapport.test", PASSWORD, source="192.0.2.1", device=device)
 

@@ -1,5 +1,6 @@
 """Staff users on the real store: argon2 hashes, validation, the 5-failure / 15-minute lockout."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,8 +10,13 @@ from .conftest import PASSWORD
 
 
 def test_a_user_is_stored_with_an_argon2_hash_never_the_password(users):
-    user = users.add(email=" Sarah@Rapport.TEST ", name="Dr Sarah Okafor", role="therapist",
-                     password=PASSWORD, therapist_id="t-1")
+    user = users.add(
+        email=" Sarah@Rapport.TEST ",
+        name="Dr Sarah Okafor",
+        role="therapist",
+        password=PASSWORD,
+        therapist_id="t-1",
+    )
     doc = users.users.find_one({"_id": user.id})
     assert doc["email"] == "sarah@rapport.test"
     assert doc["password_hash"].startswith("$argon2id$")
@@ -18,13 +24,16 @@ def test_a_user_is_stored_with_an_argon2_hash_never_the_password(users):
     assert users.authenticate("SARAH@rapport.test", PASSWORD) == user
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"email": "not-an-email"}, "email"),
-    ({"role": "service"}, "role"),
-    ({"role": "therapist", "therapist_id": None}, "therapist_id"),
-    ({"password": "short"}, "password"),
-    ({"name": "  "}, "name"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"role": "service"}, "role"),
+        ({"role": "therapist", "therapist_id": None}, "therapist_id"),
+        ({"password": "short"}, "password"),
+        ({"name": "  "}, "name"),
+    ],
+)
 def test_bad_users_are_refused_naming_the_field(users, kwargs, field):
     args = {"email": "a@rapport.test", "name": "A", "role": "admin", "password": PASSWORD, **kwargs}
     with pytest.raises(UserError) as refused:
@@ -48,7 +57,7 @@ def test_a_wrong_password_is_none(users):
 
 def test_five_failures_lock_the_address_for_fifteen_minutes_even_for_the_right_password(users):
     users.add(email="a@rapport.test", name="A", role="admin", password=PASSWORD)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for _ in range(4):
         assert users.authenticate("a@rapport.test", "guess", now=now) is None
     assert users.authenticate("a@rapport.test", PASSWORD, now=now) is not None  # resets the count
@@ -56,13 +65,17 @@ def test_five_failures_lock_the_address_for_fifteen_minutes_even_for_the_right_p
         assert users.authenticate("a@rapport.test", "guess", now=now) is None
     with pytest.raises(LockedOut) as locked:
         users.authenticate("a@rapport.test", PASSWORD, now=now + timedelta(minutes=14))
-    assert locked.value.until == pytest.approx(now + timedelta(minutes=15), abs=timedelta(seconds=1))
+    assert locked.value.until == pytest.approx(
+        now + timedelta(minutes=15), abs=timedelta(seconds=1)
+    )
     assert users.attempts.find_one({"_id": "a@rapport.test"})["locked_until"] is not None
-    assert users.authenticate("a@rapport.test", PASSWORD, now=now + timedelta(minutes=16)) is not None
+    assert (
+        users.authenticate("a@rapport.test", PASSWORD, now=now + timedelta(minutes=16)) is not None
+    )
 
 
 def test_unknown_addresses_lock_too_so_the_lockout_does_not_reveal_who_exists(users):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for _ in range(5):
         users.authenticate("ghost@rapport.test", "guess", now=now)
     with pytest.raises(LockedOut):
@@ -71,11 +84,26 @@ def test_unknown_addresses_lock_too_so_the_lockout_does_not_reveal_who_exists(us
 
 def test_the_cli_adds_a_user_with_the_password_from_the_environment(settings, monkeypatch, capsys):
     from services.portal import users as module
+
     monkeypatch.setattr("shared.config.Settings.from_env", classmethod(lambda cls: settings))
     monkeypatch.setenv("RAPPORT_USER_PASSWORD", PASSWORD)
-    code = module.main(["add", "--email", "t2@rapport.test", "--name", "Mr Tom Reid",
-                        "--role", "therapist", "--therapist-id", "t-2"])
+    code = module.main(
+        [
+            "add",
+            "--email",
+            "t2@rapport.test",
+            "--name",
+            "Mr Tom Reid",
+            "--role",
+            "therapist",
+            "--therapist-id",
+            "t-2",
+        ]
+    )
     assert code == 0 and "added t2@rapport.test (therapist)" in capsys.readouterr().out
     store = module.store_for(settings)
     assert store.authenticate("t2@rapport.test", PASSWORD).therapist_id == "t-2"
-    assert module.main(["add", "--email", "t2@rapport.test", "--name", "Again", "--role", "admin"]) == 2
+    assert (
+        module.main(["add", "--email", "t2@rapport.test", "--name", "Again", "--role", "admin"])
+        == 2
+    )

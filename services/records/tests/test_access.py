@@ -1,16 +1,24 @@
 """Who gets what: reception sees contact data only, a therapist only their own clients, the
 clinical lead everything (and alone the export and the audit trail); every clinical read is
 in the audit trail."""
+
 import pytest
 
-from shared.audit import trail_for
-
 from services.records.app import create_app
+from shared.audit import trail_for
 
 from .support import EMMA, EMMA_ASSESSMENT, EMMA_FORMULATION, T1, T2, known_session
 
-CLINICAL_KEYS = {"assessment", "formulation", "phase", "suggested_phase", "notes", "tasks",
-                 "discharge", "attended_sessions"}
+CLINICAL_KEYS = {
+    "assessment",
+    "formulation",
+    "phase",
+    "suggested_phase",
+    "notes",
+    "tasks",
+    "discharge",
+    "attended_sessions",
+}
 
 
 @pytest.fixture
@@ -20,26 +28,38 @@ def api(settings):
 
 @pytest.fixture
 def staff(auth_header):
-    return {"admin": auth_header("admin", sub="reception-user"),
-            "lead": auth_header("clinical_lead", sub="lead-user"),
-            "t1": auth_header("therapist", sub="t1-user", therapist_id=T1),
-            "t2": auth_header("therapist", sub="t2-user", therapist_id=T2),
-            "service": auth_header("service", sub="service:scheduling")}
+    return {
+        "admin": auth_header("admin", sub="reception-user"),
+        "lead": auth_header("clinical_lead", sub="lead-user"),
+        "t1": auth_header("therapist", sub="t1-user", therapist_id=T1),
+        "t2": auth_header("therapist", sub="t2-user", therapist_id=T2),
+        "service": auth_header("service", sub="service:scheduling"),
+    }
 
 
 @pytest.fixture
 def emma(api, staff, settings):
     """Emma with an assessment, a formulation, a note and a task; returns the ids."""
     cid = api.post("/clients", json=EMMA, headers=staff["admin"]).get_json()["client_id"]
-    assert api.post(f"/clients/{cid}/assessment", json=EMMA_ASSESSMENT,
-                    headers=staff["t1"]).status_code == 201
-    assert api.put(f"/clients/{cid}/formulation", json=EMMA_FORMULATION,
-                   headers=staff["t1"]).status_code == 200
+    assert (
+        api.post(
+            f"/clients/{cid}/assessment", json=EMMA_ASSESSMENT, headers=staff["t1"]
+        ).status_code
+        == 201
+    )
+    assert (
+        api.put(
+            f"/clients/{cid}/formulation", json=EMMA_FORMULATION, headers=staff["t1"]
+        ).status_code
+        == 200
+    )
     session = known_session(settings, cid)
-    note = api.post(f"/clients/{cid}/notes", json={"session_id": session, "text": "first"},
-                    headers=staff["t1"]).get_json()["note_id"]
-    task = api.post(f"/clients/{cid}/tasks", json={"description": "diary"},
-                    headers=staff["t1"]).get_json()["task_id"]
+    note = api.post(
+        f"/clients/{cid}/notes", json={"session_id": session, "text": "first"}, headers=staff["t1"]
+    ).get_json()["note_id"]
+    task = api.post(
+        f"/clients/{cid}/tasks", json={"description": "diary"}, headers=staff["t1"]
+    ).get_json()["task_id"]
     return {"client": cid, "note": note, "task": task, "session": session}
 
 
@@ -57,7 +77,11 @@ def routes(ids):
         "phase": ("post", f"/clients/{c}/phase", {"to_phase": "initial", "reason": "start"}),
         "notes": ("get", f"/clients/{c}/notes", None),
         "note": ("get", f"/clients/{c}/notes/{n}", None),
-        "add_note": ("post", f"/clients/{c}/notes", {"session_id": ids["session"], "text": "second"}),
+        "add_note": (
+            "post",
+            f"/clients/{c}/notes",
+            {"session_id": ids["session"], "text": "second"},
+        ),
         "add_task": ("post", f"/clients/{c}/tasks", {"description": "walk"}),
         "task": ("get", f"/tasks/{t}", None),
         "review": ("post", f"/tasks/{t}/review", {"review": "went over it"}),
@@ -69,8 +93,22 @@ def routes(ids):
 
 ALLOWED = {  # role -> the routes it may use on Emma (a client of therapist 1)
     "lead": "all",
-    "t1": {"record", "correct", "history", "timeline", "assessment", "formulation", "phase",
-           "notes", "note", "add_note", "add_task", "task", "review", "caseload"},
+    "t1": {
+        "record",
+        "correct",
+        "history",
+        "timeline",
+        "assessment",
+        "formulation",
+        "phase",
+        "notes",
+        "note",
+        "add_note",
+        "add_task",
+        "task",
+        "review",
+        "caseload",
+    },
     "t2": set(),
     "admin": {"record", "correct"},
     "service": {"record"},
@@ -117,10 +155,14 @@ def test_a_therapist_registers_only_onto_their_own_caseload(api, staff):
 
 
 def test_a_therapist_lists_only_their_own_clients(api, staff, emma):
-    assert api.get("/clients", query_string={"therapist_id": T1},
-                   headers=staff["t2"]).status_code == 403
-    assert api.get("/clients", query_string={"phase": "initial"},
-                   headers=staff["admin"]).status_code == 403
+    assert (
+        api.get("/clients", query_string={"therapist_id": T1}, headers=staff["t2"]).status_code
+        == 403
+    )
+    assert (
+        api.get("/clients", query_string={"phase": "initial"}, headers=staff["admin"]).status_code
+        == 403
+    )
 
 
 def test_no_token_is_401(api, emma):
@@ -138,9 +180,12 @@ def test_clinical_reads_are_audited_and_the_lead_sees_the_trail(api, staff, emma
     trail = api.get("/audit", query_string={"client_id": c}, headers=staff["lead"]).get_json()
     assert trail["chain_intact"] is True
     seen = [(e["actor"], e["resource"], e["action"]) for e in trail["entries"]]
-    assert seen == [("t1-user", "client_record", "read"), ("t1-user", "session_notes", "read"),
-                    ("lead-user", "client_history", "read"),
-                    ("lead-user", "client_export", "export")]
+    assert seen == [
+        ("t1-user", "client_record", "read"),
+        ("t1-user", "session_notes", "read"),
+        ("lead-user", "client_history", "read"),
+        ("lead-user", "client_export", "export"),
+    ]
     csv = api.get("/audit/export", query_string={"client_id": c}, headers=staff["lead"])
     assert csv.mimetype == "text/csv" and csv.headers["X-Audit-Chain"].startswith("intact")
     lines = csv.get_data(as_text=True).strip().splitlines()
@@ -150,13 +195,17 @@ def test_clinical_reads_are_audited_and_the_lead_sees_the_trail(api, staff, emma
 
 def test_every_route_declares_its_roles(api):
     app = api.application
-    own = [r for r in app.url_map.iter_rules() if r.endpoint.split(".")[0] in (
-        "clients", "care", "tasks", "reports")]
+    own = [
+        r
+        for r in app.url_map.iter_rules()
+        if r.endpoint.split(".")[0] in ("clients", "care", "tasks", "reports")
+    ]
     assert len(own) == 19
     for rule in own:
         view = app.view_functions[rule.endpoint]
         cls = getattr(view, "view_class", None)
-        handlers = [getattr(cls, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}] \
-            if cls else [view]
+        handlers = (
+            [getattr(cls, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}] if cls else [view]
+        )
         for handler in handlers:
             assert getattr(handler, "_rapport_roles", None), f"{rule} has no @requires/@public"

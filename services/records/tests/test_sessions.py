@@ -2,15 +2,15 @@
 client, as scheduling reported it, or is refused with 422 naming `session_id`. Against the
 real broker and store, with records' consumers running: scheduling publishes the booking
 and records learns it from the topic."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
 
-from shared.pytest_plugin import eventually, service_workers
-
 from services.records.app import create_app
+from shared.pytest_plugin import eventually, service_workers
 
 from .support import EMMA, EMMA_ASSESSMENT, JOHN, T1, T2, Scheduling, new_session_id
 
@@ -22,9 +22,11 @@ def api(settings):
 
 @pytest.fixture
 def staff(auth_header):
-    return {"admin": auth_header("admin", sub="reception-user"),
-            "t1": auth_header("therapist", sub="t1-user", therapist_id=T1),
-            "t2": auth_header("therapist", sub="t2-user", therapist_id=T2)}
+    return {
+        "admin": auth_header("admin", sub="reception-user"),
+        "t1": auth_header("therapist", sub="t1-user", therapist_id=T1),
+        "t2": auth_header("therapist", sub="t2-user", therapist_id=T2),
+    }
 
 
 def _client(api, staff, details):
@@ -49,30 +51,57 @@ def test_only_a_session_of_this_client_may_be_named(api, staff, settings, worker
     scheduling.book(john_session, 1)
     scheduling.publish()
     # John's booking has reached records before Emma's is even written
-    eventually(lambda: api.post(f"/clients/{john}/notes", headers=staff["t2"], json={
-        "session_id": john_session["session_id"], "text": "First session"}).status_code == 201)
+    eventually(
+        lambda: (
+            api.post(
+                f"/clients/{john}/notes",
+                headers=staff["t2"],
+                json={"session_id": john_session["session_id"], "text": "First session"},
+            ).status_code
+            == 201
+        )
+    )
 
     # Emma's therapist names John's session: refused at once, on every write that names one
     t1 = staff["t1"]
     other = john_session["session_id"]
     started = time.monotonic()
-    reason = _refused(api.post(f"/clients/{emma}/notes", headers=t1,
-                               json={"session_id": other, "text": "wrong client"}))
+    reason = _refused(
+        api.post(
+            f"/clients/{emma}/notes", headers=t1, json={"session_id": other, "text": "wrong client"}
+        )
+    )
     assert time.monotonic() - started < 2.0  # a session known to be another's is not waited for
     assert "no session" in reason and "John" not in reason
-    _refused(api.post(f"/clients/{emma}/assessment", headers=t1,
-                      json={**EMMA_ASSESSMENT, "session_id": other}))
-    _refused(api.post(f"/clients/{emma}/tasks", headers=t1,
-                      json={"description": "diary", "session_id": other}))
+    _refused(
+        api.post(
+            f"/clients/{emma}/assessment", headers=t1, json={**EMMA_ASSESSMENT, "session_id": other}
+        )
+    )
+    _refused(
+        api.post(
+            f"/clients/{emma}/tasks", headers=t1, json={"description": "diary", "session_id": other}
+        )
+    )
     task = api.post(f"/clients/{emma}/tasks", headers=t1, json={"description": "diary"})
     assert task.status_code == 201  # a task need not name a session
     task_id = task.get_json()["task_id"]
-    _refused(api.post(f"/tasks/{task_id}/review", headers=t1,
-                      json={"review": "went over it", "session_id": other}))
+    _refused(
+        api.post(
+            f"/tasks/{task_id}/review",
+            headers=t1,
+            json={"review": "went over it", "session_id": other},
+        )
+    )
     # a made-up session: refused after the bounded wait (3 s), not held indefinitely
     started = time.monotonic()
-    _refused(api.post(f"/clients/{emma}/notes", headers=t1,
-                      json={"session_id": new_session_id(), "text": "no such session"}))
+    _refused(
+        api.post(
+            f"/clients/{emma}/notes",
+            headers=t1,
+            json={"session_id": new_session_id(), "text": "no such session"},
+        )
+    )
     assert 2.5 < time.monotonic() - started < 8.0
     notes = api.get(f"/clients/{emma}/notes", headers=t1).get_json()["notes"]
     assert notes == []  # nothing was written by any refusal
@@ -82,10 +111,22 @@ def test_only_a_session_of_this_client_may_be_named(api, staff, settings, worker
     scheduling.book(emma_session, 1)
     scheduling.publish()
     sid = emma_session["session_id"]
-    note = api.post(f"/clients/{emma}/notes", headers=t1, json={"session_id": sid, "text": "Session 1"})
+    note = api.post(
+        f"/clients/{emma}/notes", headers=t1, json={"session_id": sid, "text": "Session 1"}
+    )
     assert note.status_code == 201, note.get_json()
     assert note.get_json()["session_id"] == sid
-    assert api.post(f"/clients/{emma}/assessment", headers=t1,
-                    json={**EMMA_ASSESSMENT, "session_id": sid}).status_code == 201
-    assert api.post(f"/tasks/{task_id}/review", headers=t1,
-                    json={"review": "went over it", "session_id": sid}).status_code == 200
+    assert (
+        api.post(
+            f"/clients/{emma}/assessment", headers=t1, json={**EMMA_ASSESSMENT, "session_id": sid}
+        ).status_code
+        == 201
+    )
+    assert (
+        api.post(
+            f"/tasks/{task_id}/review",
+            headers=t1,
+            json={"review": "went over it", "session_id": sid},
+        ).status_code
+        == 200
+    )

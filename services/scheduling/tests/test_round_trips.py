@@ -2,6 +2,7 @@
 booking's 15 slot claims, or a course's 240, go in one `insert_many`, and a new stream is
 not read before its first append. Counted with pymongo's command monitoring on the app's
 own client, so a regression back to one write per claim shows as a number, not a feeling."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -10,9 +11,8 @@ import pymongo
 import pytest
 from pymongo import monitoring
 
-from shared import mongo
-
 from services.scheduling.app import create_app
+from shared import mongo
 
 from .conftest import apply_records_directly, at, monday, register_client
 
@@ -53,19 +53,39 @@ def _post(client, listener, url, headers, body) -> Counter:
     return Counter(listener.seen)
 
 
-def test_a_booking_and_a_course_take_their_claims_in_one_insert(counted, therapist, settings,
-                                                                  auth_header):
+def test_a_booking_and_a_course_take_their_claims_in_one_insert(
+    counted, therapist, settings, auth_header
+):
     client, listener = counted
     therapist()
     register_client(settings, "c1", "t1")
     apply_records_directly(settings)
     admin = auth_header("admin")
-    one = _post(client, listener, "/sessions", admin, {
-        "client_id": "c1", "therapist_id": "t1", "kind": "treatment", "modality": "video",
-        "starts_at": at(monday(3), 9).isoformat()})
-    course = _post(client, listener, "/courses", admin, {
-        "client_id": "c1", "therapist_id": "t1", "modality": "video",
-        "first_starts_at": at(monday(4), 11).isoformat()})
+    one = _post(
+        client,
+        listener,
+        "/sessions",
+        admin,
+        {
+            "client_id": "c1",
+            "therapist_id": "t1",
+            "kind": "treatment",
+            "modality": "video",
+            "starts_at": at(monday(3), 9).isoformat(),
+        },
+    )
+    course = _post(
+        client,
+        listener,
+        "/courses",
+        admin,
+        {
+            "client_id": "c1",
+            "therapist_id": "t1",
+            "modality": "video",
+            "first_starts_at": at(monday(4), 11).isoformat(),
+        },
+    )
     # a booking was 15 claim inserts and a stream read more (~27 commands); a course ~270
     assert one["insert"] == 2, one  # the event and the claims
     assert course["insert"] == 2, course  # 17 events in one insert, 240 claims in another
@@ -73,10 +93,13 @@ def test_a_booking_and_a_course_take_their_claims_in_one_insert(counted, therapi
     assert sum(course.values()) <= 16, course
 
 
-def test_courses_racing_for_the_same_weeks_never_share_a_slot(app, therapist, settings, auth_header):
+def test_courses_racing_for_the_same_weeks_never_share_a_slot(
+    app, therapist, settings, auth_header
+):
     """Six 16-session courses for one therapist at the same hour, at once: the claims of one
     insert_many per command still leave each slot to exactly one session."""
     import threading
+
     from shared.web import ServiceContext
 
     therapist()
@@ -89,9 +112,18 @@ def test_courses_racing_for_the_same_weeks_never_share_a_slot(app, therapist, se
     def book(n):
         client = app.test_client()
         barrier.wait()
-        r = client.post("/courses", headers=admin, json={
-            "client_id": f"r{n}", "therapist_id": "t1", "modality": "video", "first_starts_at": start})
+        r = client.post(
+            "/courses",
+            headers=admin,
+            json={
+                "client_id": f"r{n}",
+                "therapist_id": "t1",
+                "modality": "video",
+                "first_starts_at": start,
+            },
+        )
         statuses.append(r.status_code)
+
     threads = [threading.Thread(target=book, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()

@@ -2,17 +2,17 @@
 events reach the client directory over Kafka, sessions are booked, moved, cancelled,
 attended and missed through HTTP, and the diary projection follows; a discharge cancels
 the client's future sessions exactly once."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 
+from services.scheduling.discharge import make_canceller
+from services.scheduling.projections import Discharges, directory
 from shared.consumer import ProjectionRunner
 from shared.pytest_plugin import eventually, running, service_workers
 from shared.run import make_relay
 from shared.web import ServiceContext
-
-from services.scheduling.discharge import make_canceller
-from services.scheduling.projections import Discharges, directory
 
 from .conftest import at, discharge_client, monday, register_client
 
@@ -33,7 +33,8 @@ def post(client, url, headers, **body):
 
 
 def test_booking_moving_cancelling_attending_and_missing_and_the_diary_follows(
-        client, settings, auth_header, therapist, clock, workers):
+    client, settings, auth_header, therapist, clock, workers
+):
     therapist()
     register_client(settings, "c1", "t1", "Emma", "Stone")
     register_client(settings, "c2", "t1", "John", "Hale")
@@ -42,14 +43,37 @@ def test_booking_moving_cancelling_attending_and_missing_and_the_diary_follows(
     admin, mine = auth_header("admin"), auth_header("therapist", therapist_id="t1")
     first = monday()
     video = {"kind": "treatment", "modality": "video", "therapist_id": "t1"}
-    a = post(client, "/sessions", admin, client_id="c1", starts_at=at(first, 10).isoformat(), **video)["session_id"]
-    b = post(client, "/sessions", admin, client_id="c2", starts_at=at(first, 11).isoformat(), kind="assessment",
-             therapist_id="t1", modality="face_to_face", room="Room 1")["session_id"]
-    c = post(client, "/sessions", mine, client_id="c1", starts_at=at(first + timedelta(days=1), 10).isoformat(),
-             **video)["session_id"]
+    a = post(
+        client, "/sessions", admin, client_id="c1", starts_at=at(first, 10).isoformat(), **video
+    )["session_id"]
+    b = post(
+        client,
+        "/sessions",
+        admin,
+        client_id="c2",
+        starts_at=at(first, 11).isoformat(),
+        kind="assessment",
+        therapist_id="t1",
+        modality="face_to_face",
+        room="Room 1",
+    )["session_id"]
+    c = post(
+        client,
+        "/sessions",
+        mine,
+        client_id="c1",
+        starts_at=at(first + timedelta(days=1), 10).isoformat(),
+        **video,
+    )["session_id"]
 
     wednesday = at(first + timedelta(days=2), 14)
-    moved = post(client, f"/sessions/{a}/reschedule", mine, starts_at=wednesday.isoformat(), reason="school run")
+    moved = post(
+        client,
+        f"/sessions/{a}/reschedule",
+        mine,
+        starts_at=wednesday.isoformat(),
+        reason="school run",
+    )
     assert moved["starts_at"] == wednesday.isoformat()
     cancelled = post(client, f"/sessions/{b}/cancel", admin, by="client", reason="unwell")
     assert cancelled["status"] == "cancelled" and cancelled["late"] is False
@@ -59,7 +83,9 @@ def test_booking_moving_cancelling_attending_and_missing_and_the_diary_follows(
     clock.move_past(wednesday + timedelta(minutes=50))
     assert post(client, f"/sessions/{a}/attend", mine)["status"] == "attended"
     assert post(client, f"/sessions/{c}/miss", mine)["status"] == "missed"
-    r = client.post(f"/sessions/{a}/reschedule", headers=mine, json={"starts_at": at(first, 15).isoformat()})
+    r = client.post(
+        f"/sessions/{a}/reschedule", headers=mine, json={"starts_at": at(first, 15).isoformat()}
+    )
     assert r.status_code == 409 and "attended" in r.json["detail"]
     assert client.post(f"/sessions/{b}/attend", headers=mine).status_code == 409
 
@@ -68,9 +94,12 @@ def test_booking_moving_cancelling_attending_and_missing_and_the_diary_follows(
         assert r.status_code == 200, r.json
         statuses = {s["session_id"]: s["status"] for s in r.json["sessions"]}
         return r.json if statuses == {a: "attended", b: "cancelled", c: "missed"} else None
+
     week = eventually(diary, timeout=60, message="diary follows the events")
     entry = {s["session_id"]: s for s in week["sessions"]}
-    assert entry[a]["starts_at"] == wednesday.isoformat() and entry[a]["client_name"] == "Emma Stone"
+    assert (
+        entry[a]["starts_at"] == wednesday.isoformat() and entry[a]["client_name"] == "Emma Stone"
+    )
     assert entry[b]["room"] == "Room 1" and entry[b]["cancelled_by"] == "client"
     assert [s["session_id"] for s in week["sessions"]] == [b, c, a]  # in time order
 
@@ -79,17 +108,28 @@ def test_booking_moving_cancelling_attending_and_missing_and_the_diary_follows(
     mine_c1 = client.get("/clients/c1/sessions", headers=mine).json
     assert {s["session_id"] for s in mine_c1} == {a, c}
 
-    use = client.get(f"/therapists/t1/utilisation?from={first}&to={first + timedelta(days=4)}", headers=admin).json
+    use = client.get(
+        f"/therapists/t1/utilisation?from={first}&to={first + timedelta(days=4)}", headers=admin
+    ).json
     assert use["available_hours"] == 40 and use["booked_hours"] == round(100 / 60, 2)
-    assert use["dna_rate"] == 0.5 and use["cancellations"] == 1 and use["late_cancellation_rate"] == 0
+    assert (
+        use["dna_rate"] == 0.5 and use["cancellations"] == 1 and use["late_cancellation_rate"] == 0
+    )
     check_calendar_feed(client, auth_header, a, b)
-    listed = eventually(lambda: client.get("/therapists", headers=admin).json, message="therapists listed")
+    listed = eventually(
+        lambda: client.get("/therapists", headers=admin).json, message="therapists listed"
+    )
     assert listed[0]["therapist_id"] == "t1" and listed[0]["weekly_hours"][0]["start"] == "09:00"
 
 
 def check_calendar_feed(client, auth_header, attended_id, cancelled_id):
     mine = auth_header("therapist", therapist_id="t1")
-    assert client.post("/therapists/t1/calendar-token", headers=auth_header("therapist", therapist_id="t2")).status_code == 403
+    assert (
+        client.post(
+            "/therapists/t1/calendar-token", headers=auth_header("therapist", therapist_id="t2")
+        ).status_code
+        == 403
+    )
     issued = client.post("/therapists/t1/calendar-token", headers=mine)
     assert issued.status_code == 201
     feed = client.get(issued.json["url"])
@@ -102,13 +142,20 @@ def check_calendar_feed(client, auth_header, attended_id, cancelled_id):
     assert client.get("/therapists/t9/calendar.ics?token=wrong").status_code == 404
     # issue 15 (#16): nobody but the therapist mints their token (and so revokes their feed)
     for role in ("admin", "clinical_lead"):
-        assert client.post("/therapists/t1/calendar-token", headers=auth_header(role)).status_code == 403, role
-    assert client.get(issued.json["url"]).status_code == 200, "the therapist's subscription still works"
+        assert (
+            client.post("/therapists/t1/calendar-token", headers=auth_header(role)).status_code
+            == 403
+        ), role
+    assert client.get(issued.json["url"]).status_code == 200, (
+        "the therapist's subscription still works"
+    )
     client.post("/therapists/t1/calendar-token", headers=mine)
     assert client.get(issued.json["url"]).status_code == 404, "a new token revokes the old one"
 
 
-def test_a_discharge_cancels_the_future_sessions_exactly_once(client, settings, auth_header, therapist, workers):
+def test_a_discharge_cancels_the_future_sessions_exactly_once(
+    client, settings, auth_header, therapist, workers
+):
     therapist()
     register_client(settings, "c1", "t1")
     register_client(settings, "c2", "t1", "John", "Hale")
@@ -116,17 +163,34 @@ def test_a_discharge_cancels_the_future_sessions_exactly_once(client, settings, 
     wait_for_clients(settings, 2)
     admin = auth_header("admin")
     first = monday()
-    course = post(client, "/courses", admin, client_id="c1", therapist_id="t1", modality="video",
-                  first_starts_at=at(first, 10).isoformat(), count=3)
+    course = post(
+        client,
+        "/courses",
+        admin,
+        client_id="c1",
+        therapist_id="t1",
+        modality="video",
+        first_starts_at=at(first, 10).isoformat(),
+        count=3,
+    )
     ids = [s["session_id"] for s in course["sessions"]]
-    other = post(client, "/sessions", admin, client_id="c2", therapist_id="t1", kind="treatment",
-                 modality="video", starts_at=at(first, 12).isoformat())["session_id"]
+    other = post(
+        client,
+        "/sessions",
+        admin,
+        client_id="c2",
+        therapist_id="t1",
+        kind="treatment",
+        modality="video",
+        starts_at=at(first, 12).isoformat(),
+    )["session_id"]
 
     discharge_client(settings, "c1", "t1")  # the running records relay publishes it
 
     def all_cancelled():
         states = [client.get(f"/sessions/{i}", headers=admin).json for i in ids]
         return all(s["status"] == "cancelled" and s["cancelled_by"] == "practice" for s in states)
+
     eventually(all_cancelled, timeout=60, message="future sessions cancelled by the practice")
     assert client.get(f"/sessions/{other}", headers=admin).json["status"] == "booked"
 
@@ -135,38 +199,60 @@ def test_a_discharge_cancels_the_future_sessions_exactly_once(client, settings, 
     assert cancellations() == 3
     # run the work again, as after a crash before it was marked done: nothing more happens
     queue = ServiceContext("scheduling", settings).projection(Discharges()).reader("discharges")
-    assert queue.update_one({"client_id": "c1"}, {"$set": {"status": "pending"}}).modified_count == 1
+    assert (
+        queue.update_one({"client_id": "c1"}, {"$set": {"status": "pending"}}).modified_count == 1
+    )
     assert make_canceller(settings).step() == 0
     assert cancellations() == 3
-    r = client.post("/sessions", headers=admin, json={
-        "client_id": "c1", "therapist_id": "t1", "kind": "booster", "modality": "video",
-        "starts_at": at(first + timedelta(weeks=8), 10).isoformat()})
+    r = client.post(
+        "/sessions",
+        headers=admin,
+        json={
+            "client_id": "c1",
+            "therapist_id": "t1",
+            "kind": "booster",
+            "modality": "video",
+            "starts_at": at(first + timedelta(weeks=8), 10).isoformat(),
+        },
+    )
     assert r.status_code == 409 and r.json["code"] == "client_discharged"
 
 
-def test_a_discharge_of_a_client_disposed_of_meanwhile_is_closed_not_fatal(client, settings, auth_header,
-                                                                            therapist, workers):
+def test_a_discharge_of_a_client_disposed_of_meanwhile_is_closed_not_fatal(
+    client, settings, auth_header, therapist, workers
+):
     """Seen as a dead canceller thread in the disposal test: the client's key was destroyed
     (retention disposal) before their discharge was worked through."""
     from shared.crypto import cipher_for
+
     therapist()
     register_client(settings, "c1", "t1")
     start_workers(settings, workers)
     wait_for_clients(settings, 1)
     admin = auth_header("admin")
     first = monday()
-    session = post(client, "/sessions", admin, client_id="c1", therapist_id="t1", kind="treatment",
-                   modality="video", starts_at=at(first, 10).isoformat())["session_id"]
+    session = post(
+        client,
+        "/sessions",
+        admin,
+        client_id="c1",
+        therapist_id="t1",
+        kind="treatment",
+        modality="video",
+        starts_at=at(first, 10).isoformat(),
+    )["session_id"]
     workers.close()  # no canceller running: the discharge waits in the queue
     discharge_client(settings, "c1", "t1")
     queue = ServiceContext("scheduling", settings).projection(Discharges())
     with running(make_relay(settings, "records").run, ProjectionRunner(settings, Discharges()).run):
-        eventually(lambda: queue.reader("discharges").find_one({"client_id": "c1", "status": "pending"}),
-                   timeout=60, message="the discharge queued")
+        eventually(
+            lambda: queue.reader("discharges").find_one({"client_id": "c1", "status": "pending"}),
+            timeout=60,
+            message="the discharge queued",
+        )
     assert cipher_for(settings).keys.destroy("c1")
     assert make_canceller(settings).step() == 0
     job = queue.reader("discharges").find_one({"client_id": "c1"})
     assert job["status"] == "done" and job["outcome"] == "client disposed of"
     store = ServiceContext("scheduling", settings).store
     assert store.events.count_documents({"type": "SessionCancelled"}) == 0 and session
-
