@@ -5,6 +5,7 @@ second of two racing commands is judged against the first one's outcome."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo.client_session import ClientSession
@@ -12,6 +13,16 @@ from pymongo.client_session import ClientSession
 from .domain import Conflict, Decider, fold
 from .events import Event
 from .eventstore import ConcurrencyError, EventStore, Metadata
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the stream's state after it, the events it appended (none when
+    the decider found nothing to do) and the stream's version after them."""
+
+    state: Any
+    events: list[Event]
+    version: int
 
 
 class CommandHandler:
@@ -30,13 +41,32 @@ class CommandHandler:
         *,
         also: Callable[[ClientSession], None] | None = None,
     ) -> list[Event]:
+        return self.run(stream_id, command, meta, also=also).events
+
+    def run(
+        self,
+        stream_id: str,
+        command: Any,
+        meta: Metadata,
+        *,
+        check: Callable[[Any], None] | None = None,
+        also: Callable[[ClientSession], None] | None = None,
+    ) -> Outcome:
+        """`execute` that loads the stream once per attempt: `check(state)` (e.g. an access
+        rule) runs on the state the decision is made on, and the state returned is that one
+        with the new events applied, so a route never loads the stream again."""
         for _ in range(self.attempts):
             state, version = self.state(stream_id)
+            if check is not None:
+                check(state)
             new_events = self.decider.decide(state, command)
             if not new_events:
-                return []
+                return Outcome(state, [], version)
             try:
-                return self.store.append(stream_id, version, new_events, meta, also=also)
+                stored = self.store.append(stream_id, version, new_events, meta, also=also)
             except ConcurrencyError:
                 continue
+            for event in stored:
+                state = self.decider.evolve(state, event)
+            return Outcome(state, stored, version + len(stored))
         raise Conflict("the record was changed by someone else at the same time; try again")
