@@ -24,8 +24,9 @@ from shared.eventstore import EventStore, Metadata
 from shared.projections import ProjectionStore
 from shared.web import context
 
-from .domain import ClientState, record
+from .domain import ClientState
 from .domain import commands as c
+from .domain import record as decider
 from .domain.rules import suggested_phase
 from .projections import ClientSummaries
 
@@ -65,7 +66,7 @@ def access(identity: Identity, client_id: str, *, clinical: bool) -> Callable[[C
 class Application:
     def __init__(self, store: EventStore, summaries: ProjectionStore):
         self.store, self.summaries = store, summaries
-        self.handler = CommandHandler(store, record)
+        self.handler = CommandHandler(store, decider)
 
     @staticmethod
     def ensure_indexes(store: EventStore) -> None:
@@ -154,12 +155,12 @@ class Application:
     ) -> tuple[ClientState, ClientState]:
         """(the record now, the record as known at `until`), from one read of the stream."""
         events = self.store.load(client_id)
-        now = fold(record, events)
+        now = fold(decider, events)
         if not now.registered:
             raise NotFound(f"no client {client_id}")
         if until is None:
             return now, now
-        then = fold(record, (e for e in events if e.recorded_at <= until))
+        then = fold(decider, (e for e in events if e.recorded_at <= until))
         if not then.registered:
             raise NotFound(f"client {client_id} was not yet registered at {until.isoformat()}")
         return now, then

@@ -125,7 +125,7 @@ class Application:
     def visible_session(self, session_id: str, who: Identity) -> SessionState:
         """The session as stored now, if `who` may see it."""
         state, _ = self.session(session_id)
-        self._may_change(session_id, who)(state)
+        self._in_callers_diary(session_id, who)(state)
         return state
 
     def reschedule(self, session_id: str, who: Identity, meta: Metadata, **wanted) -> Outcome:
@@ -155,10 +155,15 @@ class Application:
         return self._change(session_id, who, meta, lambda _s: MissSession(self.clock()))
 
     def _change(self, session_id: str, who: Identity, meta: Metadata, make) -> Outcome:
-        return self.run_session(session_id, make, meta, check=self._may_change(session_id, who))
+        return self.run_session(
+            session_id, make, meta, check=self._in_callers_diary(session_id, who)
+        )
 
     @staticmethod
-    def _may_change(session_id: str, who: Identity) -> Callable[[SessionState], None]:
+    def _in_callers_diary(session_id: str, who: Identity) -> Callable[[SessionState], None]:
+        """The access rule on a session: it exists (404) and is in a diary `who` may see
+        and change (`own_diary`, 403)."""
+
         def check(state: SessionState) -> None:
             if state.status is None:
                 raise NotFound(f"no session {session_id}")
