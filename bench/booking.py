@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import requests
 
-from services.scheduling import diary
+from services.scheduling.domain import diary
 from services.scheduling.projections import directory
 from shared.auth import issue_token
 from shared.events import utcnow

@@ -11,7 +11,7 @@ What is present-day goes through the services' HTTP APIs with the clinical lead'
 (from the portal's POST /api/auth/token). Sessions and questionnaires in the *past* cannot:
 the scheduling API refuses to book in the past, by design. For those the seed runs the
 services' own command handlers in-process, on their own stores, with a clock set to the
-past (scheduling: `Scheduling(clock=...)` books a course and marks sessions attended;
+past (scheduling: `Application(clock=...)` books a course and marks sessions attended;
 measures: `CompleteQuestionnaire(now=...)` through `application.record_response`), so every
 rule of their deciders still applies and the events reach every projection as usual."""
 
@@ -315,16 +315,16 @@ def past_course(
 ) -> list[dict]:
     """Book the course as if on the day before it began, then mark each session attended just
     after it ended: scheduling's own handlers, clock set to the past."""
-    from services.scheduling.application import Scheduling
-    from services.scheduling.courses import BookCourse
-    from services.scheduling.domain import AttendSession
+    from services.scheduling.application import Application
+    from services.scheduling.domain.courses import BookCourse
+    from services.scheduling.domain.session import AttendSession
     from services.scheduling.projections import directory
 
     ctx = ServiceContext("scheduling", settings)
     directory_store = ctx.projection(directory())
     first = first_session(case, today)
     now = {"at": first - timedelta(days=1)}
-    app = Scheduling(ctx.store, directory_store, clock=lambda: now["at"])
+    app = Application(ctx.store, directory_store, clock=lambda: now["at"])
     wait_for(f"scheduling to know {case.key}", lambda: app.client_status(client_id))
     therapist = case.client["therapist_id"]
     modality = case.client["preferred_modality"]
@@ -360,7 +360,7 @@ def past_course(
     )
     for s in sessions[: case.attended]:
         now["at"] = s["starts_at"] + timedelta(minutes=55)
-        app.session_command(s["session_id"], lambda _state: AttendSession(now["at"]), meta)
+        app.run_session(s["session_id"], lambda _state: AttendSession(now["at"]), meta)
     return [{**s, "starts_at": s["starts_at"].isoformat()} for s in sessions]
 
 

@@ -9,7 +9,7 @@ from shared.config import Settings
 from shared.events import utcnow
 from shared.web import create_service_app
 
-from . import api_care, api_clients, api_reports, api_retention
+from . import api, queries
 from .projections import projections
 
 DESCRIPTION = """The clinical record of an IPT course. Every change is an event: the record as
@@ -24,13 +24,7 @@ def create_app(settings: Settings) -> Flask:
         settings,
         title="Rapport records",
         description=DESCRIPTION,
-        blueprints=[
-            api_clients.blp,
-            api_care.blp,
-            api_care.tasks_blp,
-            api_reports.blp,
-            api_retention.blp,
-        ],
+        blueprints=[*queries.BLUEPRINTS, *api.BLUEPRINTS],
         projections=projections(),
     )
     app.config.setdefault("RECORDS_CLOCK", utcnow)  # tests move it 20 years on

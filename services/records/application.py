@@ -1,23 +1,36 @@
-"""Command handling and record reads: the client's stream is the source of truth (read
-synchronously, so a command's effect is visible at once and `as_of` is exact); the
-projections add what other services told us (sessions attended, sessions booked)."""
+"""The records application: one method per command. Each loads the client's stream once
+(`CommandHandler.run`), judges on that state who may reach the record, decides, appends
+with the expected version (deciding again on a concurrent write) and returns the record
+with the new events applied, so a route never reads the stream a second time.
+
+Reads of the record come from the stream too (synchronously, so a command's effect is
+visible at once and `as_of` is exact); the projections add what other services told us
+(sessions booked and attended)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
+from flask import current_app
 from pymongo import ASCENDING, IndexModel
 
-from shared.application import CommandHandler
+from shared.application import CommandHandler, Outcome
+from shared.auth import Forbidden, Identity
+from shared.directory import check_client_access
 from shared.domain import Invalid, NotFound, fold
-from shared.events import Event
 from shared.eventstore import EventStore, Metadata
 from shared.projections import ProjectionStore
+from shared.web import context
 
-from .domain import ClientState, record
-from .rules import suggested_phase
+from .domain import ClientState
+from .domain import commands as c
+from .domain import record as decider
+from .domain.rules import suggested_phase
+from .projections import ClientSummaries
 
+CLINICAL_ROLES = ("therapist", "clinical_lead")
 COURSE_KINDS = ("assessment", "treatment")
 # How long a write naming a session records has not heard of yet waits for scheduling's
 # SessionBooked to reach the projection: a note written just after booking must not be
@@ -25,10 +38,35 @@ COURSE_KINDS = ("assessment", "treatment")
 SESSION_WAIT_SECONDS = 3.0
 
 
-class Records:
+def sees_clinical(identity: Identity) -> bool:
+    return identity.role in CLINICAL_ROLES
+
+
+def own_caseload_only(identity: Identity, therapist_id: str | None) -> None:
+    if identity.role == "therapist" and therapist_id != identity.therapist_id:
+        raise Forbidden("a therapist reaches only their own caseload")
+
+
+def access(identity: Identity, client_id: str, *, clinical: bool) -> Callable[[ClientState], None]:
+    """The access rule on a record: 404 if there is no such client, 403 if it is not on a
+    therapist's caseload or is clinical and the caller is reception
+    (shared.directory.check_client_access). Judged on today's record: who may read a
+    record is decided by today's therapist, not the one of the past."""
+
+    def check(state: ClientState) -> None:
+        if not state.registered:
+            raise NotFound(f"no client {client_id}")
+        check_client_access(
+            identity, {"therapist_id": state.details["therapist_id"]}, clinical=clinical
+        )
+
+    return check
+
+
+class Application:
     def __init__(self, store: EventStore, summaries: ProjectionStore):
         self.store, self.summaries = store, summaries
-        self.handler = CommandHandler(store, record)
+        self.handler = CommandHandler(store, decider)
 
     @staticmethod
     def ensure_indexes(store: EventStore) -> None:
@@ -37,34 +75,95 @@ class Records:
             [IndexModel([("data.task_id", ASCENDING), ("type", ASCENDING)], name="task_lookup")]
         )
 
-    def execute(self, client_id: str, command, meta: Metadata) -> ClientState:
-        self.handler.execute(client_id, command, meta)
-        return self.state(client_id)
+    # -- commands ----------------------------------------------------------------------------
+    def register(self, command: c.RegisterClient, who: Identity, meta: Metadata) -> ClientState:
+        own_caseload_only(who, command.therapist_id)
+        return self.handler.run(command.client_id, command, meta).state
 
-    def state(self, client_id: str) -> ClientState:
-        return self.states(client_id)[0]
+    def correct_details(
+        self, command: c.CorrectDetails, who: Identity, meta: Metadata
+    ) -> ClientState:
+        """Reassigning the therapist is a correction, for reception or the clinical lead."""
+        may_reach = access(who, command.client_id, clinical=False)
+
+        def check(state: ClientState) -> None:
+            may_reach(state)
+            if "therapist_id" in command.changes and who.role == "therapist":
+                raise Forbidden("reception or the clinical lead reassign clients")
+
+        return self.handler.run(command.client_id, command, meta, check=check).state
+
+    def assess(self, command: c.RecordAssessment, who: Identity, meta: Metadata) -> ClientState:
+        return self._clinical(command, who, meta, session_id=command.session_id).state
+
+    def formulate(self, command: c.RecordFormulation, who: Identity, meta: Metadata) -> ClientState:
+        return self._clinical(command, who, meta).state
+
+    def change_phase(self, command: c.ChangePhase, who: Identity, meta: Metadata) -> Outcome:
+        return self._clinical(command, who, meta)
+
+    def record_note(self, command: c.RecordNote, who: Identity, meta: Metadata) -> ClientState:
+        """A new note names its session; an amendment keeps the session of the original."""
+        return self._clinical(command, who, meta, session_id=command.session_id).state
+
+    def assign_task(self, command: c.AssignTask, who: Identity, meta: Metadata) -> ClientState:
+        return self._clinical(command, who, meta, session_id=command.session_id).state
+
+    def complete_task(self, command: c.CompleteTask, who: Identity, meta: Metadata) -> ClientState:
+        return self._clinical(command, who, meta).state
+
+    def review_task(self, command: c.ReviewTask, who: Identity, meta: Metadata) -> ClientState:
+        return self._clinical(command, who, meta, session_id=command.session_id).state
+
+    def discharge(self, command: c.DischargeClient, who: Identity, meta: Metadata) -> ClientState:
+        return self._clinical(command, who, meta).state
+
+    def request_erasure(self, command: c.RequestErasure, who: Identity, meta: Metadata) -> Outcome:
+        return self._clinical(command, who, meta)
+
+    def dispose(self, command: c.DisposeClient, who: Identity, meta: Metadata) -> Outcome:
+        return self._clinical(command, who, meta)
+
+    def _clinical(
+        self, command, who: Identity, meta: Metadata, *, session_id: str | None = None
+    ) -> Outcome:
+        """A clinical command: only the client's therapist or the clinical lead. One that
+        names a session: access first (403 before anything is said about sessions), then
+        the session must be the client's (422 naming `session_id`). A closed record skips
+        that check so the command's own 409 (discharged, disposed) answers."""
+        may_reach = access(who, command.client_id, clinical=True)
+
+        def check(state: ClientState) -> None:
+            may_reach(state)
+            if session_id and state.status == "active":
+                self.check_session(command.client_id, session_id)
+
+        return self.handler.run(command.client_id, command, meta, check=check)
+
+    # -- the record ------------------------------------------------------------------------
+    def record(
+        self, client_id: str, who: Identity, *, clinical: bool, until: datetime | None = None
+    ) -> ClientState:
+        """The record (as of `until`) if the caller may reach it (`access`, judged on the
+        record now)."""
+        now, then = self.states(client_id, until)
+        access(who, client_id, clinical=clinical)(now)
+        return then
 
     def states(
         self, client_id: str, until: datetime | None = None
     ) -> tuple[ClientState, ClientState]:
-        """(the record now, the record as known at `until`). Access is judged on the first:
-        who may read a record is decided by today's therapist, not the one of the past."""
+        """(the record now, the record as known at `until`), from one read of the stream."""
         events = self.store.load(client_id)
-        now = fold(record, events)
+        now = fold(decider, events)
         if not now.registered:
             raise NotFound(f"no client {client_id}")
         if until is None:
             return now, now
-        then = fold(record, (e for e in events if e.recorded_at <= until))
+        then = fold(decider, (e for e in events if e.recorded_at <= until))
         if not then.registered:
             raise NotFound(f"client {client_id} was not yet registered at {until.isoformat()}")
         return now, then
-
-    def events(self, client_id: str, until: datetime | None = None) -> list[Event]:
-        events = self.store.load(client_id, until=until)
-        if not events:
-            raise NotFound(f"no client {client_id}")
-        return events
 
     def client_of_task(self, task_id: str) -> str:
         doc = self.store.events.find_one(
@@ -74,6 +173,7 @@ class Records:
             raise NotFound(f"no task {task_id}")
         return doc["data"]["client_id"]
 
+    # -- what scheduling told us -------------------------------------------------------------
     def attendance(self, client_id: str, until: datetime | None = None) -> dict:
         """Sessions attended as scheduling reported them (known by `until`), and the phase
         that count suggests."""
@@ -116,3 +216,16 @@ class Records:
                 "reached records yet: send again in a moment)",
                 field="session_id",
             )
+
+
+def application() -> Application:
+    """The app's Application, shared by its routes; made on first use (in a request, so
+    never before gunicorn forks)."""
+    found = current_app.extensions.get("records")
+    if found is None:
+        ctx = context()
+        Application.ensure_indexes(ctx.store)
+        found = current_app.extensions["records"] = Application(
+            ctx.store, ctx.projection(ClientSummaries())
+        )
+    return found

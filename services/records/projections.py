@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from pymongo import ASCENDING, IndexModel
 
 from shared.projections import Projection
 
 from .domain import RECORD_EVENT_TYPES
-from .rules import contact_keys
+from .domain.rules import contact_keys
 
 CONTACT_FIELDS = ("email", "phone", "nhs_number")
 
@@ -164,29 +166,42 @@ class ClientSummaries(Projection):
         )
 
 
+def _note_summary(d) -> str:
+    if d.get("amends"):
+        return f"Note {d['amends']} amended by note {d['note_id']}"
+    return f"Note {d['note_id']} added (session {d.get('session_id') or 'none'})"
+
+
+def _corrected_summary(d) -> str:
+    return (
+        f"Details corrected: {', '.join(sorted(k for k in d if k not in ('client_id', 'reason')))}"
+    )
+
+
+# one line per records event type, from its data (no clinical free text)
+_RECORDS_SUMMARIES: dict[str, Callable[[Mapping], str]] = {
+    "ClientRegistered": lambda d: (
+        f"Registered (referral: {d['referral_source']}; therapist {d['therapist_id']})"
+    ),
+    "ClientDetailsCorrected": _corrected_summary,
+    "AssessmentRecorded": lambda d: (
+        f"Assessment recorded (conditions: {', '.join(d['conditions'])})"
+    ),
+    "FormulationRecorded": lambda d: (
+        f"Formulation revision {d['revision']} ({', '.join(d['problem_areas'])})"
+    ),
+    "PhaseChanged": lambda d: f"Phase {d.get('from_phase') or 'none'} -> {d['to_phase']}",
+    "NoteRecorded": _note_summary,
+    "TaskAssigned": lambda d: f"Task {d['task_id']} assigned",
+    "TaskCompleted": lambda d: f"Task {d['task_id']} completed",
+    "TaskReviewed": lambda d: f"Task {d['task_id']} reviewed",
+    "ClientDischarged": lambda d: "Discharged",
+}
+
+
 def _records_summary(event) -> str:
-    d = event.data
-    t = event.type
-    if t == "ClientRegistered":
-        return f"Registered (referral: {d['referral_source']}; therapist {d['therapist_id']})"
-    if t == "ClientDetailsCorrected":
-        fields_ = sorted(k for k in d if k not in ("client_id", "reason"))
-        return f"Details corrected: {', '.join(fields_)}"
-    if t == "AssessmentRecorded":
-        return f"Assessment recorded (conditions: {', '.join(d['conditions'])})"
-    if t == "FormulationRecorded":
-        return f"Formulation revision {d['revision']} ({', '.join(d['problem_areas'])})"
-    if t == "PhaseChanged":
-        return f"Phase {d.get('from_phase') or 'none'} -> {d['to_phase']}"
-    if t == "NoteRecorded":
-        if d.get("amends"):
-            return f"Note {d['amends']} amended by note {d['note_id']}"
-        return f"Note {d['note_id']} added (session {d.get('session_id') or 'none'})"
-    if t in ("TaskAssigned", "TaskCompleted", "TaskReviewed"):
-        return f"Task {d['task_id']} {t[4:].lower()}"
-    if t == "ClientDischarged":
-        return "Discharged"
-    return t
+    summary = _RECORDS_SUMMARIES.get(event.type)
+    return summary(event.data) if summary else event.type
 
 
 def _scheduling_summary(event) -> str | None:

@@ -16,7 +16,7 @@ def _projections():
 
 
 def _workers(settings):
-    from .discharge import make_canceller
+    from .workers import make_canceller
 
     return [make_canceller(settings).run]
 

@@ -1,62 +1,28 @@
-"""Commands over HTTP: therapists, sessions, courses and boosters. Each route parses, checks
-who may act, calls a handler in `application` and maps the result."""
+"""Commands over HTTP: therapists, sessions, courses and boosters, and the calendar feed's
+token. Each route parses, calls the Application (which checks who may act on the state it
+loads) and maps the result; the reads are in queries.py, on these blueprints."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
-from flask import current_app
-from flask_smorest import Blueprint
+from flask import url_for
 
-from shared.auth import Forbidden, current_identity, requires
-from shared.directory import check_client_access
+from shared.auth import current_identity, requires
 from shared.domain import NotFound
-from shared.events import new_id
-from shared.web import context, request_metadata
+from shared.events import new_id, utcnow
+from shared.web import request_metadata
 
 from . import schemas as s
-from .application import Scheduling
-from .courses import BookCourse, PlanBoosters
-from .domain import (
-    AttendSession,
-    Booking,
-    CancelSession,
-    MissSession,
-    RegisterTherapist,
-    RescheduleSession,
-    SetAvailability,
-)
-from .projections import directory
+from .application import application, own_diary
+from .domain.courses import BookCourse, PlanBoosters
+from .domain.session import Booking
+from .domain.therapist import RegisterTherapist, SetAvailability
+from .queries import STAFF, blp, calendar_blp, calendar_tokens, session_out, token_digest
 
-blp = Blueprint("scheduling", __name__, description="Therapists, sessions, courses and boosters")
-STAFF = ("admin", "therapist", "clinical_lead")
-
-
-def scheduling() -> Scheduling:
-    ctx = context()
-    return Scheduling(
-        ctx.store,
-        ctx.projection(directory()),
-        clock=current_app.config["SCHEDULING_CLOCK"],
-        video_base=current_app.config["SCHEDULING_VIDEO_BASE"],
-    )
-
-
-def own_diary(therapist_id: str) -> None:
-    """A therapist sees and changes only their own diary (admin and lead: everyone's)."""
-    identity = current_identity()
-    if identity.role == "therapist" and identity.therapist_id != therapist_id:
-        raise Forbidden("you can see and change only your own diary")
-
-
-def check_client(client_id: str) -> None:
-    """Diary data, not clinical content: admin may; a therapist only for their own client."""
-    client = context().projection(directory()).reader("clients").find_one({"_id": client_id})
-    check_client_access(current_identity(), client)
-
-
-def session_out(state) -> dict:
-    return {**state.facts, "status": state.status}
+# the writes are on queries' blueprints (one resource, one group in the OpenAPI document)
+BLUEPRINTS: list = []
 
 
 # -- therapists -------------------------------------------------------------------------------
@@ -67,9 +33,8 @@ def session_out(state) -> dict:
 def register_therapist(body):
     """Register a therapist as bookable."""
     therapist_id = body.pop("therapist_id", None) or new_id()
-    scheduling().therapist_command(
-        therapist_id, RegisterTherapist(therapist_id=therapist_id, **body), request_metadata()
-    )
+    command = RegisterTherapist(therapist_id=therapist_id, **body)
+    application().register_therapist(command, request_metadata())
     out = {"therapist_id": therapist_id, **body, "weekly_hours": [], "exceptions": []}
     return out, 201, {"Location": f"/therapists/{therapist_id}"}
 
@@ -80,10 +45,9 @@ def register_therapist(body):
 @blp.response(200, s.TherapistOut)
 def set_availability(body, therapist_id):
     """Replace the weekly working hours (practice local time) and exceptions (leave, bank holidays)."""
-    own_diary(therapist_id)
-    app = scheduling()
-    app.therapist_command(therapist_id, SetAvailability(**body), request_metadata())
-    therapist = app.therapist(therapist_id)
+    therapist = application().set_availability(
+        therapist_id, SetAvailability(**body), current_identity(), request_metadata()
+    )
     return {
         "therapist_id": therapist_id,
         "name": therapist.name,
@@ -93,6 +57,27 @@ def set_availability(body, therapist_id):
     }
 
 
+@calendar_blp.route("/therapists/<therapist_id>/calendar-token", methods=["POST"])
+@requires("therapist")
+@calendar_blp.response(201, s.CalendarTokenOut)
+def new_calendar_token(therapist_id):
+    """Issue the feed's secret token (shown once); any earlier token stops working. Only
+    the therapist themselves: a token is a credential to their diary, and minting one
+    revokes the subscription they have (reception could do both: issue 15, #16)."""
+    own_diary(current_identity(), therapist_id)
+    app = application()
+    if not app.therapist(therapist_id).exists:
+        raise NotFound(f"no therapist {therapist_id}")
+    token = secrets.token_urlsafe(32)
+    calendar_tokens().update_one(
+        {"_id": therapist_id},
+        {"$set": {"sha256": token_digest(token), "issued_at": utcnow()}},
+        upsert=True,
+    )
+    path = url_for("calendar.feed", therapist_id=therapist_id)
+    return {"token": token, "url": f"{path}?token={token}"}, 201, {"Location": path}
+
+
 # -- sessions ---------------------------------------------------------------------------------
 @blp.route("/sessions", methods=["POST"])
 @requires(*STAFF)
@@ -100,42 +85,11 @@ def set_availability(body, therapist_id):
 @blp.response(201, s.SessionOut)
 def book_session(body):
     """Book one session. 409 with the reason when the therapist, client or room is taken."""
-    own_diary(body["therapist_id"])
-    check_client(body["client_id"])
     therapist_id = body.pop("therapist_id")
     booking = Booking(session_id=new_id(), **body)
-    event = scheduling().book(booking, therapist_id, request_metadata())
+    event = application().book(booking, therapist_id, current_identity(), request_metadata())
     out = {**event.data, "status": "booked"}
     return out, 201, {"Location": f"/sessions/{booking.session_id}"}
-
-
-def _session_for_change(session_id: str):
-    """The session as stored now, (state, version), read once: the access check, the
-    command's first attempt and the answer all start from it."""
-    app = scheduling()
-    loaded = app.session(session_id)
-    if loaded[0].status is None:
-        raise NotFound(f"no session {session_id}")
-    own_diary(loaded[0].facts["therapist_id"])
-    return app, loaded
-
-
-@blp.route("/sessions/<session_id>", methods=["GET"])
-@requires(*STAFF, "service")
-@blp.response(200, s.SessionOut)
-def get_session(session_id):
-    """One session as the write side knows it now, with the client's name (from the client
-    directory) so a page can say whose session it is."""
-    _, (state, _) = _session_for_change(session_id)
-    client = (
-        context()
-        .projection(directory())
-        .reader("clients")
-        .find_one({"_id": state.facts["client_id"]}, {"given_name": 1, "family_name": 1})
-        or {}
-    )
-    name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p) or None
-    return {**session_out(state), "client_name": name}
 
 
 @blp.route("/sessions/<session_id>/reschedule", methods=["POST"])
@@ -144,18 +98,8 @@ def get_session(session_id):
 @blp.response(200, s.SessionOut)
 def reschedule(body, session_id):
     """Move a booked session (its claims move with it, atomically)."""
-    app, loaded = _session_for_change(session_id)
-    therapist = app.therapist(loaded[0].facts["therapist_id"])
-
-    def command(current):
-        return RescheduleSession(
-            therapist=therapist,
-            now=app.clock(),
-            client_status=app.client_status(current.facts["client_id"]),
-            **body,
-        )
-
-    return session_out(app.change_session(session_id, command, request_metadata(), loaded))
+    outcome = application().reschedule(session_id, current_identity(), request_metadata(), **body)
+    return session_out(outcome.state)
 
 
 @blp.route("/sessions/<session_id>/cancel", methods=["POST"])
@@ -164,15 +108,10 @@ def reschedule(body, session_id):
 @blp.response(200, s.SessionOut)
 def cancel(body, session_id):
     """Cancel by client, therapist or practice; `late` when less than 24 hours ahead."""
-    app, loaded = _session_for_change(session_id)
-    return session_out(
-        app.change_session(
-            session_id,
-            lambda _s: CancelSession(now=app.clock(), **body),
-            request_metadata(),
-            loaded,
-        )
+    outcome = application().cancel(
+        session_id, body["by"], body["reason"], current_identity(), request_metadata()
     )
+    return session_out(outcome.state)
 
 
 @blp.route("/sessions/<session_id>/attend", methods=["POST"])
@@ -180,12 +119,8 @@ def cancel(body, session_id):
 @blp.response(200, s.SessionOut)
 def attend(session_id):
     """Mark a started session attended."""
-    app, loaded = _session_for_change(session_id)
-    return session_out(
-        app.change_session(
-            session_id, lambda _s: AttendSession(app.clock()), request_metadata(), loaded
-        )
-    )
+    outcome = application().attend(session_id, current_identity(), request_metadata())
+    return session_out(outcome.state)
 
 
 @blp.route("/sessions/<session_id>/miss", methods=["POST"])
@@ -193,19 +128,15 @@ def attend(session_id):
 @blp.response(200, s.SessionOut)
 def miss(session_id):
     """Mark a started session missed (did not attend)."""
-    app, loaded = _session_for_change(session_id)
-    return session_out(
-        app.change_session(
-            session_id, lambda _s: MissSession(app.clock()), request_metadata(), loaded
-        )
-    )
+    outcome = application().miss(session_id, current_identity(), request_metadata())
+    return session_out(outcome.state)
 
 
 # -- courses and boosters ---------------------------------------------------------------------
 def _book_many(body, make, span):
-    own_diary(body["therapist_id"])
-    check_client(body["client_id"])
-    app = scheduling()
+    who, app = current_identity(), application()
+    own_diary(who, body["therapist_id"])
+    app.client(body["client_id"], who)
     start = body["first_starts_at"]
 
     def command(plan_id):

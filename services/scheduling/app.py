@@ -12,7 +12,8 @@ from shared.config import Settings
 from shared.events import utcnow
 from shared.web import create_service_app
 
-from . import api, calendar_feed, claims, views
+from . import api, queries
+from .application import claims
 from .projections import all_projections
 
 DESCRIPTION = """Therapists' availability, sessions, 16-session IPT courses and boosters.
@@ -27,7 +28,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         settings,
         title="Rapport scheduling",
         description=DESCRIPTION,
-        blueprints=[api.blp, views.blp, calendar_feed.blp],
+        blueprints=[*queries.BLUEPRINTS, *api.BLUEPRINTS],
         projections=all_projections(),
     )
     app.config["SCHEDULING_CLOCK"] = clock

@@ -2,7 +2,7 @@
 - `sessions`: one document per session (diary, a client's sessions, utilisation, calendar);
 - `therapists`: who can be booked, with their hours;
 - `discharges`: records' ClientDischarged events waiting for their future sessions to be
-  cancelled (the work queue of `discharge.DischargeCanceller`);
+  cancelled (the work queue of `workers.DischargeCanceller`);
 - the client directory (shared.directory) for names and status."""
 
 from __future__ import annotations

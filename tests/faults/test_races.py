@@ -12,7 +12,7 @@ import requests
 
 from bench.procs import Gunicorn
 from services.records.tests.support import known_session
-from services.scheduling import diary
+from services.scheduling.domain import diary
 from services.scheduling.projections import directory
 from shared.events import utcnow
 from shared.outbox import message_from_document

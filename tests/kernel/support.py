@@ -1,8 +1,13 @@
-"""A tiny event vocabulary and projection used only by the kernel tests."""
+"""A tiny event vocabulary and projection used by the kernel tests, and a command listener
+that counts what a store client sent (the services' stream-load tests use it too)."""
 
+from dataclasses import replace
+
+import pymongo
 from marshmallow import Schema, fields
 from pymongo import IndexModel, monitoring
 
+import shared.mongo
 from shared.events import Actor, EventRegistry
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
@@ -66,16 +71,50 @@ def kernel_store(settings) -> EventStore:
 
 
 class Commands(monitoring.CommandListener):
-    """The names of the commands a client sent, in order (for counting round trips)."""
+    """The commands a client sent, in order (for counting round trips): their names, and
+    the documents themselves for a test that asks what a command read."""
 
     def __init__(self):
         self.names: list[str] = []
+        self.commands: list[dict] = []
 
     def started(self, event):
         self.names.append(event.command_name)
+        self.commands.append(dict(event.command))
 
     def succeeded(self, event):
         pass
 
     def failed(self, event):
         pass
+
+
+def listened_settings(settings, monkeypatch, name: str):
+    """(settings, Commands): a copy of `settings` whose store client records every command
+    it sends. The copy's own URI gets its own client in shared.mongo's per-process cache, so
+    only what uses these settings is heard; the client is dropped from the cache after the
+    test (monkeypatch)."""
+    listener = Commands()
+    ours = replace(settings, mongo_uri=f"{settings.mongo_uri}&appName={name}")
+    mongo = pymongo.MongoClient(ours.mongo_uri, tz_aware=True, event_listeners=[listener])
+    monkeypatch.setitem(shared.mongo._clients, ours.mongo_uri, mongo)
+    return ours, listener
+
+
+def stream_reads(listener: Commands, stream_id: str) -> tuple[int, int]:
+    """(loads, all reads) of one stream in an event store, from the commands heard. A load
+    reads the whole stream; the append's version check inside its transaction reads only
+    the last event (`limit`)."""
+    loads = reads = 0
+    for command in listener.commands:
+        if command.get("find") == "events":
+            query = command.get("filter") or {}
+        elif command.get("aggregate") == "events":
+            query = next((s["$match"] for s in command.get("pipeline", []) if "$match" in s), {})
+        else:
+            continue
+        if query.get("stream_id") != stream_id:
+            continue
+        reads += 1
+        loads += command.get("limit") is None
+    return loads, reads

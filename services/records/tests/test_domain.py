@@ -4,9 +4,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.records import commands as c
+from services.records.domain import commands as c
 from services.records.domain import record
-from services.records.rules import nhs_number_problem, suggested_phase
+from services.records.domain.rules import nhs_number_problem, suggested_phase
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.events import NewEvent
 from shared.testing import given

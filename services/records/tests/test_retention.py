@@ -3,9 +3,10 @@ recorded), disposal only after it, and nothing clinical after disposal."""
 
 from datetime import UTC, datetime
 
-from services.records import commands as c
+from services.records.domain import commands as c
 from services.records.domain import record
-from services.records.retention import REFUSAL, DisposeClient, RequestErasure, retention_until
+from services.records.domain.commands import DisposeClient, RequestErasure
+from services.records.domain.retention import REFUSAL, retention_until
 from shared.domain import Conflict
 from shared.events import NewEvent
 from shared.testing import given

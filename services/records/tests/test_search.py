@@ -5,7 +5,7 @@ broker and store (the client list is a projection)."""
 import pytest
 
 from services.records.app import create_app
-from services.records.rules import next_phases, normalise_phone, query_keys
+from services.records.domain.rules import next_phases, normalise_phone, query_keys
 from shared.pytest_plugin import eventually, service_workers
 
 from .support import EMMA, JOHN

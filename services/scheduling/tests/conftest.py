@@ -8,8 +8,8 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from services.scheduling import diary
 from services.scheduling.app import create_app
+from services.scheduling.domain import diary
 from services.scheduling.projections import directory
 from shared.events import Actor, NewEvent, utcnow
 from shared.eventstore import Metadata
@@ -112,11 +112,12 @@ def discharge_client(settings, client_id: str, therapist_id: str):
     )
 
 
-def apply_records_directly(settings) -> None:
-    """Feed records' stored events to scheduling's client directory through the kernel's
-    projection code, without the broker: for tests about booking rather than messaging."""
+def apply_records_directly(settings, projection=None) -> None:
+    """Feed records' stored events to scheduling's client directory (or another of its
+    projections) through the kernel's projection code, without the broker: for tests about
+    booking rather than messaging."""
     store = records_store(settings)
-    projection = ServiceContext("scheduling", settings).projection(directory())
+    projection = ServiceContext("scheduling", settings).projection(projection or directory())
     docs = list(store.events.find().sort("position", 1))
     records = [Record("records-direct", 0, d["position"], message_from_document(d)) for d in docs]
     projection.apply(records, projection.active_generation())

@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from services.scheduling import diary
+from services.scheduling.domain import diary
 
 from .conftest import apply_records_directly, at, discharge_client, monday, register_client
 

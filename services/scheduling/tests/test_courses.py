@@ -2,9 +2,9 @@
 
 from datetime import UTC, date, datetime
 
-from services.scheduling import diary
-from services.scheduling.courses import BookCourse, Course, Plan, PlanBoosters
-from services.scheduling.domain import Therapist
+from services.scheduling.domain import diary
+from services.scheduling.domain.courses import BookCourse, Course, Plan, PlanBoosters
+from services.scheduling.domain.therapist import Therapist
 from shared.domain import Conflict, NotFound, fold
 from shared.testing import given
 

@@ -5,18 +5,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.scheduling.domain import (
+from services.scheduling.domain.session import (
     AttendSession,
     Booking,
     BookSession,
     CancelSession,
     MissSession,
-    RegisterTherapist,
     RescheduleSession,
     Session,
-    SetAvailability,
-    Therapist,
 )
+from services.scheduling.domain.therapist import RegisterTherapist, SetAvailability, Therapist
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.events import NewEvent
 from shared.testing import given

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.scheduling.discharge import make_canceller
 from services.scheduling.projections import Discharges, directory
+from services.scheduling.workers import make_canceller
 from shared.consumer import ProjectionRunner
 from shared.pytest_plugin import eventually, running, service_workers
 from shared.run import make_relay

@@ -33,7 +33,9 @@ def nhs_number_problem(raw: str) -> str | None:
     if len(set(number)) == 1:
         # 0000000000 and 1111111111 pass the modulus-11 check but are never issued
         return "not a valid NHS number (a placeholder of one repeated digit)"
-    total = sum(int(digit) * weight for digit, weight in zip(number[:9], range(10, 1, -1)))
+    total = sum(
+        int(digit) * weight for digit, weight in zip(number[:9], range(10, 1, -1), strict=True)
+    )
     check = 11 - total % 11
     if check == 11:
         check = 0

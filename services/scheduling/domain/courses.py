@@ -7,14 +7,17 @@ returned with the reason and the nearest free slots that week, never silently dr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.domain import Conflict
 from shared.events import NewEvent
 
 from . import diary
-from .domain import Booking, TherapistState, booked_data, check_client, check_place, time_problem
+from .session import Booking, booked_data, check_client, check_place, time_problem
+from .therapist import TherapistState
 
 MAX_ALTERNATIVES = 3
 
@@ -151,8 +154,57 @@ def _check(plan: Plan, outcome: _Outcome, what: str) -> None:
         raise Conflict(f"none of the {what} could be booked: {reasons}", code="nothing_bookable")
 
 
+def _course(c: BookCourse) -> list[NewEvent]:
+    outcome = plan_sessions(c.plan, weekly(c.first_starts_at, c.count, c.interval_weeks))
+    _check(c.plan, outcome, "course's sessions")
+    sessions = _session_events(c.plan, outcome, c.course_id, "treatment", c.course_id)
+    return [
+        NewEvent(
+            "CourseBooked",
+            {
+                "course_id": c.course_id,
+                "client_id": c.plan.client_id,
+                "therapist_id": c.plan.therapist.therapist_id,
+                "session_ids": [e.data["session_id"] for e in sessions],
+                "count": c.count,
+                "interval_weeks": c.interval_weeks,
+                "first_starts_at": c.first_starts_at,
+                "unbooked": outcome.unbooked,
+            },
+        )
+    ] + sessions
+
+
+def _boosters(c: PlanBoosters) -> list[NewEvent]:
+    outcome = plan_sessions(c.plan, monthly(c.first_starts_at, c.count, c.interval_months))
+    _check(c.plan, outcome, "booster sessions")
+    sessions = _session_events(c.plan, outcome, c.plan_id, "booster", None)
+    return [
+        NewEvent(
+            "BoostersPlanned",
+            {
+                "plan_id": c.plan_id,
+                "client_id": c.plan.client_id,
+                "therapist_id": c.plan.therapist.therapist_id,
+                "session_ids": [e.data["session_id"] for e in sessions],
+                "count": c.count,
+                "interval_months": c.interval_months,
+                "first_starts_at": c.first_starts_at,
+                "unbooked": outcome.unbooked,
+            },
+        )
+    ] + sessions
+
+
+DECIDERS: dict[type, Callable[[Any], list[NewEvent]]] = {
+    BookCourse: _course,
+    PlanBoosters: _boosters,
+}
+
+
 class Course:
-    """The course stream holds CourseBooked; its sessions get their own streams."""
+    """The course stream holds CourseBooked (or BoostersPlanned); its sessions get their
+    own streams, appended in the same transaction."""
 
     def initial_state(self) -> bool:
         return False
@@ -166,48 +218,4 @@ class Course:
             raise Conflict("that course or plan already exists")
         check_client(plan.client_id, plan.client_status)
         check_place(plan.therapist, plan.modality, plan.room)
-        if isinstance(command, BookCourse):
-            return self._course(command)
-        if isinstance(command, PlanBoosters):
-            return self._boosters(command)
-        raise TypeError(f"unknown command {command!r}")
-
-    def _course(self, c: BookCourse) -> list[NewEvent]:
-        outcome = plan_sessions(c.plan, weekly(c.first_starts_at, c.count, c.interval_weeks))
-        _check(c.plan, outcome, "course's sessions")
-        sessions = _session_events(c.plan, outcome, c.course_id, "treatment", c.course_id)
-        return [
-            NewEvent(
-                "CourseBooked",
-                {
-                    "course_id": c.course_id,
-                    "client_id": c.plan.client_id,
-                    "therapist_id": c.plan.therapist.therapist_id,
-                    "session_ids": [e.data["session_id"] for e in sessions],
-                    "count": c.count,
-                    "interval_weeks": c.interval_weeks,
-                    "first_starts_at": c.first_starts_at,
-                    "unbooked": outcome.unbooked,
-                },
-            )
-        ] + sessions
-
-    def _boosters(self, c: PlanBoosters) -> list[NewEvent]:
-        outcome = plan_sessions(c.plan, monthly(c.first_starts_at, c.count, c.interval_months))
-        _check(c.plan, outcome, "booster sessions")
-        sessions = _session_events(c.plan, outcome, c.plan_id, "booster", None)
-        return [
-            NewEvent(
-                "BoostersPlanned",
-                {
-                    "plan_id": c.plan_id,
-                    "client_id": c.plan.client_id,
-                    "therapist_id": c.plan.therapist.therapist_id,
-                    "session_ids": [e.data["session_id"] for e in sessions],
-                    "count": c.count,
-                    "interval_months": c.interval_months,
-                    "first_starts_at": c.first_starts_at,
-                    "unbooked": outcome.unbooked,
-                },
-            )
-        ] + sessions
+        return DECIDERS[type(command)](command)

@@ -1,14 +1,92 @@
-"""Schemas of the clinical commands (assessment .. discharge) and of the reports
-(caseload, timeline, audit)."""
+"""Schemas of the clinical commands (assessment .. discharge) and of what they answer."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.records import CONDITIONS, PHASES, PROBLEM_AREAS
-from shared.inputs import instant
+from shared.inputs import instant, no_control
 
-from .schemas import InventoryPersonSchema, Moment, NoteOut, free_text, ident, optional_text
+from . import Moment, free_text, ident, optional_text
+
+
+class AssessmentOut(Schema):
+    session_id = fields.String(allow_none=True)
+    presenting_difficulties = fields.String()
+    conditions = fields.List(fields.String())
+    goals = fields.List(fields.String())
+    risk_summary = fields.String()
+    recorded_at = fields.DateTime(allow_none=True)
+
+
+class InventoryPersonSchema(Schema):
+    name = free_text(200, required=True)
+    relationship = free_text(200, required=True)
+    closeness = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1, max=3),
+        metadata={"description": "closeness circle: 1 inner .. 3 outer"},
+    )
+    good = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
+    hard = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
+    unilateral_partner = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the partner in unilateral couples work (recorded here, not a client)"
+        },
+    )
+
+
+class FormulationOut(Schema):
+    revision = fields.Integer()
+    problem_areas = fields.List(fields.String())
+    formulation = fields.String()
+    inventory = fields.List(fields.Nested(InventoryPersonSchema))
+    goals = fields.List(fields.String())
+    recorded_at = fields.DateTime(allow_none=True)
+
+
+class NoteOut(Schema):
+    note_id = fields.String()
+    session_id = fields.String(allow_none=True)
+    text = fields.String()
+    author = fields.String()
+    recorded_at = fields.DateTime(allow_none=True)
+    amends = fields.String(allow_none=True, metadata={"description": "the note this one amends"})
+    amendment_reason = fields.String(allow_none=True)
+    amended_by = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the later note that amends this one (this text is then superseded)"
+        },
+    )
+    current = fields.Boolean()
+
+
+class TaskReviewOut(Schema):
+    review = fields.String()
+    by = fields.String()
+    session_id = fields.String(allow_none=True)
+    reviewed_at = fields.DateTime(allow_none=True)
+
+
+class TaskOut(Schema):
+    task_id = fields.String()
+    client_id = fields.String()
+    description = fields.String()
+    due_at = fields.DateTime(allow_none=True)
+    session_id = fields.String(allow_none=True)
+    status = fields.String()
+    assigned_at = fields.DateTime(allow_none=True)
+    reflection = fields.String(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    reviews = fields.List(fields.Nested(TaskReviewOut))
+
+
+class DischargeOut(Schema):
+    reason = fields.String()
+    outcome_summary = fields.String()
+    discharged_at = fields.DateTime()
 
 
 class AssessmentIn(Schema):
@@ -107,71 +185,3 @@ class TaskReviewIn(Schema):
 class DischargeIn(Schema):
     reason = free_text(2000, required=True)
     outcome_summary = free_text(required=True)
-
-
-class CaseloadItemOut(Schema):
-    client_id = fields.String()
-    given_name = fields.String()
-    family_name = fields.String()
-    status = fields.String()
-    phase = fields.String(allow_none=True)
-    attended_sessions = fields.Integer()
-    suggested_phase = fields.String(allow_none=True)
-    next_session = fields.Dict(
-        allow_none=True,
-        metadata={
-            "description": "{session_id, starts_at, ends_at, kind} of the next booked session"
-        },
-    )
-    open_tasks = fields.Integer()
-
-
-class CaseloadArgs(Schema):
-    include_discharged = fields.Boolean(load_default=False)
-
-
-class CaseloadOut(Schema):
-    therapist_id = fields.String()
-    clients = fields.List(fields.Nested(CaseloadItemOut))
-
-
-class TimelineEntryOut(Schema):
-    event_id = fields.String()
-    at = fields.DateTime()
-    type = fields.String()
-    source = fields.String(metadata={"description": "records or scheduling"})
-    actor = fields.String(allow_none=True)
-    summary = fields.String()
-
-
-class TimelineOut(Schema):
-    client_id = fields.String()
-    entries = fields.List(fields.Nested(TimelineEntryOut))
-
-
-class AuditArgs(Schema):
-    since = Moment()
-    until = Moment()
-    client_id = ident()
-    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
-
-
-class AuditEntryOut(Schema):
-    seq = fields.Integer()
-    at = fields.DateTime()
-    actor = fields.String()
-    role = fields.String()
-    action = fields.String()
-    resource = fields.String()
-    client_id = fields.String(allow_none=True)
-    source_ip = fields.String(allow_none=True)
-    correlation_id = fields.String(allow_none=True)
-    service = fields.String(allow_none=True)
-    prev_hash = fields.String()
-    hash = fields.String()
-
-
-class AuditOut(Schema):
-    chain_intact = fields.Boolean(metadata={"description": "the hash chain verified end to end"})
-    chain_message = fields.String()
-    entries = fields.List(fields.Nested(AuditEntryOut))

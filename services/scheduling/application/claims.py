@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.domain import Conflict
 
-from . import diary
+from ..domain import diary
 
 COLLECTION = "slot_claims"
 

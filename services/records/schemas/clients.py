@@ -1,4 +1,4 @@
-"""Request and response schemas of the records API (flask-smorest documents them)."""
+"""Schemas of the client's details, the record, its history and export, and retention."""
 
 from __future__ import annotations
 
@@ -9,20 +9,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.contracts.common import MODALITIES
 from shared.contracts.records import CHANNELS, PHASES
-from shared.inputs import Moment, free_text, line_text, no_control, safe_id
 
-__all__ = ["Moment", "free_text", "line_text"]  # the care schemas import them from here
+from . import Moment, free_text, ident, line_text
+from .care import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut
 
 STATUSES = ("active", "discharged")
-
-
-def ident(**kwargs) -> fields.String:
-    return safe_id(**kwargs)
-
-
-def optional_text(max_length: int = 10_000) -> fields.String:
-    return free_text(max_length, load_default=None, allow_none=True)
-
 
 # the one date outside the 2000-2099 range every other input keeps (shared.inputs)
 BIRTH = {"description": "An ISO date, between 1900-01-01 and today."}
@@ -52,7 +43,7 @@ def _possible_phone(value: str) -> None:
     try:
         number = phonenumbers.parse(value, "GB")
     except phonenumbers.NumberParseException:
-        raise ValidationError("not a phone number")
+        raise ValidationError("not a phone number") from None
     if not phonenumbers.is_possible_number(number):
         raise ValidationError("not a possible phone number (too short or too long for its country)")
 
@@ -146,85 +137,6 @@ class ClientListArgs(Schema):
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
 
 
-class AssessmentOut(Schema):
-    session_id = fields.String(allow_none=True)
-    presenting_difficulties = fields.String()
-    conditions = fields.List(fields.String())
-    goals = fields.List(fields.String())
-    risk_summary = fields.String()
-    recorded_at = fields.DateTime(allow_none=True)
-
-
-class InventoryPersonSchema(Schema):
-    name = free_text(200, required=True)
-    relationship = free_text(200, required=True)
-    closeness = fields.Integer(
-        required=True,
-        validate=validate.Range(min=1, max=3),
-        metadata={"description": "closeness circle: 1 inner .. 3 outer"},
-    )
-    good = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
-    hard = fields.String(load_default="", validate=[validate.Length(max=5000), no_control()])
-    unilateral_partner = fields.Boolean(
-        load_default=False,
-        metadata={
-            "description": "the partner in unilateral couples work (recorded here, not a client)"
-        },
-    )
-
-
-class FormulationOut(Schema):
-    revision = fields.Integer()
-    problem_areas = fields.List(fields.String())
-    formulation = fields.String()
-    inventory = fields.List(fields.Nested(InventoryPersonSchema))
-    goals = fields.List(fields.String())
-    recorded_at = fields.DateTime(allow_none=True)
-
-
-class NoteOut(Schema):
-    note_id = fields.String()
-    session_id = fields.String(allow_none=True)
-    text = fields.String()
-    author = fields.String()
-    recorded_at = fields.DateTime(allow_none=True)
-    amends = fields.String(allow_none=True, metadata={"description": "the note this one amends"})
-    amendment_reason = fields.String(allow_none=True)
-    amended_by = fields.String(
-        allow_none=True,
-        metadata={
-            "description": "the later note that amends this one (this text is then superseded)"
-        },
-    )
-    current = fields.Boolean()
-
-
-class TaskReviewOut(Schema):
-    review = fields.String()
-    by = fields.String()
-    session_id = fields.String(allow_none=True)
-    reviewed_at = fields.DateTime(allow_none=True)
-
-
-class TaskOut(Schema):
-    task_id = fields.String()
-    client_id = fields.String()
-    description = fields.String()
-    due_at = fields.DateTime(allow_none=True)
-    session_id = fields.String(allow_none=True)
-    status = fields.String()
-    assigned_at = fields.DateTime(allow_none=True)
-    reflection = fields.String(allow_none=True)
-    completed_at = fields.DateTime(allow_none=True)
-    reviews = fields.List(fields.Nested(TaskReviewOut))
-
-
-class DischargeOut(Schema):
-    reason = fields.String()
-    outcome_summary = fields.String()
-    discharged_at = fields.DateTime()
-
-
 class ClientOut(_ClientFields):
     """Reception (admin) and services receive only the contact and diary fields; the
     clinical fields are present for the client's therapist and the clinical lead."""
@@ -308,42 +220,15 @@ class ExportOut(Schema):
     audit = fields.List(fields.Dict(), metadata={"description": "who read this record, when"})
 
 
-class ProblemError(Schema):
-    field = fields.String()
-    reason = fields.String()
+class ErasureIn(Schema):
+    requested_by = line_text(
+        200, required=True, metadata={"description": "who asked (the client, a representative)"}
+    )
+    request = free_text(5000, required=True, metadata={"description": "the request as received"})
 
 
-class Problem(Schema):
-    """RFC 9457 problem details, as every error of the API is answered."""
-
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String(metadata={"description": "machine-readable reason of a 409"})
-    errors = fields.List(fields.Nested(ProblemError))
-    correlation_id = fields.String()
-
-
-PROBLEMS = {
-    401: "no valid bearer token",
-    403: "wrong role, or not this therapist's client",
-    404: "no such client (or task, or note)",
-    409: "not allowed in this state (discharged, phase order, stale revision)",
-}
-
-
-def problems(blp, *codes: int):
-    """Document the problem+json answers a route gives besides its success and 422."""
-
-    def decorate(view):
-        for code in codes:
-            view = blp.alt_response(
-                code,
-                schema=Problem,
-                description=PROBLEMS[code],
-                content_type="application/problem+json",
-            )(view)
-        return view
-
-    return decorate
+class DisposalOut(Schema):
+    client_id = fields.String()
+    status = fields.String()
+    retention_ended_at = fields.DateTime(allow_none=True)
+    disposed_at = fields.DateTime(allow_none=True)

@@ -12,11 +12,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain import Conflict
 from shared.events import NewEvent
+
+from .commands import DisposeClient, RequestErasure
 
 RETENTION_YEARS = 20
 REFUSAL = (
@@ -24,20 +25,6 @@ REFUSAL = (
     "Management Code of Practice 2021) and the right to erasure does not apply to "
     "records kept to provide care (UK GDPR Art. 17(3)(c), Art. 9(2)(h))."
 )
-
-
-@dataclass(frozen=True)
-class RequestErasure:
-    client_id: str
-    requested_by: str
-    request: str
-    now: datetime
-
-
-@dataclass(frozen=True)
-class DisposeClient:
-    client_id: str
-    now: datetime
 
 
 def retention_until(discharged_at: datetime) -> datetime:

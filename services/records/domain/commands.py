@@ -105,3 +105,19 @@ class DischargeClient:
     reason: str
     outcome_summary: str
     discharged_at: datetime
+
+
+@dataclass(frozen=True)
+class RequestErasure:
+    """A request to erase the record (domain.retention decides: refused or disposal)."""
+
+    client_id: str
+    requested_by: str
+    request: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class DisposeClient:
+    client_id: str
+    now: datetime

@@ -1,4 +1,6 @@
-"""When records discharges a client, their future sessions are cancelled by the practice
+"""The service's background loops.
+
+When records discharges a client, their future sessions are cancelled by the practice
 (architecture.md, "Typical flows"). The `discharges` projection queues the discharge; this
 loop issues the cancellations. It is idempotent: a session already cancelled is skipped
 (the decider refuses a second cancellation and claims are gone), so running twice, or two
@@ -19,8 +21,8 @@ from shared.eventstore import Metadata
 from shared.projections import ProjectionStore
 from shared.wakeup import projections_bell
 
-from .application import Scheduling
-from .domain import BOOKED, CancelSession
+from .application import Application
+from .domain.session import BOOKED, CancelSession
 from .projections import Discharges
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ REASON = "discharged"
 class DischargeCanceller:
     def __init__(
         self,
-        scheduling: Scheduling,
+        scheduling: Application,
         queue: ProjectionStore,
         *,
         interval: float = 0.5,
@@ -73,14 +75,17 @@ class DischargeCanceller:
         now = self.scheduling.clock()
         done = 0
         for session_id in self.scheduling.future_sessions(client_id):
-            state, _ = self.scheduling.session(session_id)
+            loaded = self.scheduling.session(session_id)
+            state = loaded[0]
             if state.status != BOOKED or state.facts["starts_at"] <= now:
                 continue  # already cancelled, or under way: a therapist decides those
             try:
-                self.scheduling.session_command(
+                # the state just read serves the first attempt: the stream is read once
+                self.scheduling.run_session(
                     session_id,
                     lambda s: CancelSession("practice", REASON, self.scheduling.clock()),
                     meta,
+                    loaded=loaded,
                 )
                 done += 1
             except DomainError as err:  # a concurrent worker got there first
@@ -111,10 +116,10 @@ class DischargeCanceller:
 def make_canceller(settings: Settings, clock=utcnow) -> DischargeCanceller:
     from shared.web import ServiceContext
 
-    from . import claims
+    from .application import claims
     from .projections import directory
 
     ctx = ServiceContext("scheduling", settings)
     claims.ensure_indexes(ctx.db[claims.COLLECTION])
-    scheduling = Scheduling(ctx.store, ctx.projection(directory()), clock=clock)
+    scheduling = Application(ctx.store, ctx.projection(directory()), clock=clock)
     return DischargeCanceller(scheduling, ctx.projection(Discharges()))

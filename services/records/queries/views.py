@@ -8,10 +8,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.audit import record_read
+from shared.auth import Identity
 from shared.events import Event, registry
 
-from .domain import ClientState
-from .rules import next_phases
+from ..application import Application, sees_clinical
+from ..domain import ClientState
+from ..domain.rules import next_phases
 
 
 def plain(value: Any) -> Any:
@@ -76,3 +79,12 @@ def event_view(event: Event) -> dict:
         "correlation_id": event.correlation_id,
         "data": registry.dump(event.type, event.data),
     }
+
+
+def record_view(app: Application, state: ClientState, who: Identity, as_of=None) -> dict:
+    """The full record for the client's therapist and the lead (audited), else the contact
+    view."""
+    if not sees_clinical(who):
+        return contact_view(state, as_of)
+    record_read("client_record", state.client_id)
+    return full_view(state, app.attendance(state.client_id, as_of), as_of)
