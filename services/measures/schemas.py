@@ -4,7 +4,7 @@ may be missing are read from the registry (domain/instruments.py) when a request
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.inputs import day, free_text
+from shared.inputs import Registered, day, free_text
 
 from .domain import INSTRUMENTS, answer_errors
 
@@ -70,10 +70,9 @@ def _at_most_all(codes: list) -> None:
 
 class InstrumentSetIn(Schema):
     instruments = fields.List(
-        fields.String(validate=_known),
+        fields.String(validate=Registered(INSTRUMENTS)),
         required=True,
         validate=[validate.Length(min=1), _at_most_all],
-        metadata={"description": "instrument codes from GET /instruments"},
     )
 
 
