@@ -11,7 +11,15 @@ from .deciders import (
     message_id,
     stream_id,
 )
-from .kinds import KINDS, Facts, Kind, clinical_kinds, planned_on, session_bound
+from .kinds import (
+    KINDS,
+    Facts,
+    Kind,
+    clinical_kinds,
+    planned_on,
+    session_bound,
+    waits_for_client,
+)
 from .rules import (
     CLIENT,
     CLIENT_CHANNELS,
@@ -54,4 +62,5 @@ __all__ = [
     "retry_delay",
     "session_bound",
     "stream_id",
+    "waits_for_client",
 ]

@@ -42,6 +42,7 @@ class Kind:
     planned_on: Mapping[str, Plan] = field(default_factory=dict)  # event type -> plan
     clinical: bool = False  # reception (admin) never sees it: clinical information
     session_bound: bool = False  # the dispatcher checks the appointment still stands
+    to_client: bool = True  # to the client's own channels: planned once the client is known
 
 
 def _questionnaire_link(f: Facts) -> list[dict]:
@@ -87,6 +88,7 @@ KINDS: dict[str, Kind] = {
             "risk_alert",
             {"RiskIndicated": lambda f: plans.risk_alert(f.data, f.now)},
             clinical=True,
+            to_client=False,  # to staff, at once: it never waits for the client's record
         ),
     )
 }
@@ -95,6 +97,11 @@ KINDS: dict[str, Kind] = {
 def planned_on(event_type: str) -> list[Kind]:
     """The kinds an event plans, read from the registry now (entries may be added)."""
     return [k for k in KINDS.values() if event_type in k.planned_on]
+
+
+def waits_for_client(event_type: str) -> bool:
+    """Whether a kind planned on this event goes to the client (so needs their record)."""
+    return any(k.to_client for k in planned_on(event_type))
 
 
 def clinical_kinds() -> list[str]:

@@ -43,7 +43,7 @@ def parse_hhmm(value: str) -> time:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))
     except (ValueError, AttributeError):
-        raise Invalid(f"{value!r} is not a time of day like 21:00", field="quiet_hours")
+        raise Invalid(f"{value!r} is not a time of day like 21:00", field="quiet_hours") from None
 
 
 def _local_at(day: date, at: time, tz: ZoneInfo) -> datetime:
