@@ -47,8 +47,8 @@ _FORM_BODY = {
                 "schema": {
                     "type": "object",
                     "additionalProperties": {"type": "string"},
-                    "description": "one field per item, named '<instrument>-<item>' (e.g. 'PHQ-9-9'), "
-                    "value 0..max, 'na' where the item allows it, or empty (not "
+                    "description": "one field per item, named '<instrument>-<item>' "
+                    "(e.g. 'PHQ-9-9'), value 0..max, 'na' where the item allows it, or empty (not "
                     "answered: accepted only as far as the instrument's scoring rule "
                     "allows)",
                 }

@@ -104,14 +104,16 @@ PHQ9 = Instrument(
     title="Patient Health Questionnaire (PHQ-9)",
     source="Kroenke, Spitzer & Williams 2001, J Gen Intern Med 16:606-613",
     period="the last 2 weeks",
-    preamble="Over the last 2 weeks, how often have you been bothered by any of the following problems?",
+    preamble="Over the last 2 weeks, how often have you been bothered by any of the following "
+    "problems?",
     items=(
         "Little interest or pleasure in doing things",
         "Feeling down, depressed, or hopeless",
         "Trouble falling or staying asleep, or sleeping too much",
         "Feeling tired or having little energy",
         "Poor appetite or overeating",
-        "Feeling bad about yourself \u2014 or that you are a failure or have let yourself or your family down",
+        "Feeling bad about yourself \u2014 or that you are a failure or have let yourself or "
+        "your family down",
         "Trouble concentrating on things, such as reading the newspaper or watching television",
         "Moving or speaking so slowly that other people could have noticed? Or the opposite \u2014 "
         "being so fidgety or restless that you have been moving around a lot more than usual",

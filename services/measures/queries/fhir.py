@@ -20,7 +20,9 @@ def questionnaire_response(response: dict, score: dict) -> dict:
     instrument = INSTRUMENTS[score["instrument"]]
     items = []
     for number, (text, answer) in enumerate(
-        zip(instrument.items, score.get("answers") or []), start=1
+        # answers stored before disposal; afterwards none (sealed), so the items stay bare
+        zip(instrument.items, score.get("answers") or [], strict=False),
+        start=1,
     ):
         item = {"linkId": str(number), "text": text}
         if answer is not None:

@@ -286,7 +286,7 @@ class Dispatcher:
             try:
                 link = self.links.fetch(message["request_id"])
             except LinkGone as gone:
-                raise Voided(f"questionnaire request no longer open ({gone})")
+                raise Voided(f"questionnaire request no longer open ({gone})") from gone
             context.update(url=link.url, expires_at=link.expires_at)
         if "session_ids" in context:
             context["dates"] = self.upcoming_dates(context["session_ids"])
@@ -369,11 +369,12 @@ class Dispatcher:
         """A risk alert goes to staff (the therapist and the clinical lead), who may see the
         client's name; it links to the record in the portal. The clinical detail stays in
         the portal (the e-mail says only that an answer needs follow-up)."""
-        client = self.directory.reader("clients").find_one({"_id": message.get("client_id")}) or {}
+        client_id = message.get("client_id")
+        client = self.directory.reader("clients").find_one({"_id": client_id}) or {}
         name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
         return {
             "client_name": name or None,
-            "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{message.get('client_id')}",
+            "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{client_id}",
         }
 
     def upcoming_dates(self, session_ids: list[str]) -> list:
