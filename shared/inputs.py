@@ -159,3 +159,22 @@ def safe_id(**kwargs) -> fields.String:
 def strict_integer(**kwargs) -> fields.Integer:
     """An integer that is one: 1.5 or "2" refused rather than truncated or coerced."""
     return fields.Integer(strict=True, **kwargs)
+
+
+class Registered(validate.OneOf):
+    """One of a registry's keys as they are when asked (the dict a service states its
+    instruments or message kinds in, once): validation and the OpenAPI enum both read the
+    registry then, so an entry added to it needs no schema change."""
+
+    def __init__(self, registry, *, error: str | None = None):
+        self.registry = registry
+        self.labels, self.labels_text = [], ""
+        self.error = error or self.default_message
+
+    @property
+    def choices(self) -> tuple:
+        return tuple(self.registry)
+
+    @property
+    def choices_text(self) -> str:
+        return ", ".join(str(choice) for choice in self.choices)

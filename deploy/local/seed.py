@@ -369,9 +369,10 @@ def past_scores(
 ) -> int:
     """One PHQ-9 + GAD-7 before each attended session, completed the evening before, through
     measures' own scoring and handlers with the completion time in the past."""
-    from services.measures import application, domain
+    from services.measures import domain
+    from services.measures.application import Application
 
-    store = ServiceContext("measures", settings).store
+    measures = Application(ServiceContext("measures", settings).store)
     for s, phq9, gad7 in zip(sessions, case.phq9, case.gad7):
         when = datetime.fromisoformat(s["starts_at"]) - timedelta(hours=16)
         command = domain.CompleteQuestionnaire(
@@ -385,7 +386,7 @@ def past_scores(
             course_id=s["course_id"],
             session_number=s["number"],
         )
-        application.record_response(store, command, meta)
+        measures.record_response(command, meta)
     return len(case.phq9)
 
 

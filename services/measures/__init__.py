@@ -16,7 +16,7 @@ def _projections():
 
 
 def _workers(settings):
-    from .reactor import workers
+    from .workers import workers
 
     return workers(settings)
 

@@ -11,7 +11,7 @@ from shared.config import Settings
 from shared.directory import ClientDirectory
 from shared.web import create_service_app
 
-from . import api, caseload, dashboards, form, views
+from . import api, queries
 from .projections import MeasuresBoard, QuestionnairePlans
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8103"
@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> Flask:
         title="Rapport measures",
         description="Instruments, pre-session questionnaires, scores, risk alerts, outcomes "
         "and dashboards.",
-        blueprints=[api.blp, views.blp, dashboards.blp, caseload.blp, form.blp],
+        blueprints=[*api.BLUEPRINTS, *queries.BLUEPRINTS],
         projections=projections(),
     )
     app.config["MEASURES_PUBLIC_URL"] = settings.extra.get(

@@ -2,7 +2,7 @@
 
 - questionnaire_plans: the sessions questionnaires must be requested for (scheduling's
   bookings, moves and cancellations). A plan whose `pending` flag is set is acted on by the
-  planner loop (reactor.py), which appends to the request's stream idempotently.
+  planner loop (workers.py), which appends to the request's stream idempotently.
 - measures_board: what staff read: responses, trajectory points, risk alerts, request status,
   and per course of treatment the paired scores and the NHS Talking Therapies outcome; an
   episode whose outcome changed is `pending` until the reactor publishes `OutcomeUpdated`.
@@ -14,9 +14,33 @@ from pymongo import ASCENDING, IndexModel
 
 from shared.projections import Projection
 
-from .outcomes import Measure, course_outcome
+from .domain.outcomes import Measure, course_outcome
 
 SESSION_FACTS = ("client_id", "therapist_id", "starts_at", "ends_at")
+RESPONSE_FACTS = (
+    "client_id",
+    "therapist_id",
+    "request_id",
+    "session_id",
+    "session_number",
+    "course_id",
+    "completed_at",
+    "source",
+)
+
+
+def _point(completed: dict, score: dict) -> dict:
+    """One total on the trajectory (any instrument the registry knows)."""
+    return {
+        "client_id": completed["client_id"],
+        "instrument": score["instrument"],
+        "at": completed["completed_at"],
+        "session_id": completed.get("session_id"),
+        "session_number": completed.get("session_number"),
+        "total": score.get("total"),
+        "band": score.get("band"),
+        "prorated": score.get("prorated"),
+    }
 
 
 def episode_of(client_id: str, course_id: str | None) -> str:
@@ -206,44 +230,16 @@ class MeasuresBoard(Projection):
         d = event.data
         episode = episode_of(d["client_id"], d.get("course_id"))
         scores = [dict(s) for s in d["scores"]]
+        kept = {k: d.get(k) for k in RESPONSE_FACTS}
         view["responses"].update_one(
             {"_id": d["response_id"]},
-            {
-                "$set": {
-                    **{
-                        k: d.get(k)
-                        for k in (
-                            "client_id",
-                            "therapist_id",
-                            "request_id",
-                            "session_id",
-                            "session_number",
-                            "course_id",
-                            "completed_at",
-                            "source",
-                        )
-                    },
-                    "episode_id": episode,
-                    "scores": scores,
-                }
-            },
+            {"$set": {**kept, "episode_id": episode, "scores": scores}},
             upsert=True,
         )
         for s in scores:
             view["points"].update_one(
                 {"_id": f"{d['response_id']}:{s['instrument']}"},
-                {
-                    "$set": {
-                        "client_id": d["client_id"],
-                        "instrument": s["instrument"],
-                        "at": d["completed_at"],
-                        "session_id": d.get("session_id"),
-                        "session_number": d.get("session_number"),
-                        "total": s.get("total"),
-                        "band": s.get("band"),
-                        "prorated": s.get("prorated"),
-                    }
-                },
+                {"$set": _point(d, s)},
                 upsert=True,
             )
         if d.get("request_id"):
@@ -258,28 +254,32 @@ class MeasuresBoard(Projection):
                 },
                 upsert=True,
             )
-        totals = {s["instrument"]: s.get("total") for s in scores}
-        if "PHQ-9" in totals or "GAD-7" in totals:
-            view["episodes"].update_one(
-                {"_id": episode},
-                {
-                    "$set": {
-                        "client_id": d["client_id"],
-                        "therapist_id": d["therapist_id"],
-                        "course_id": d.get("course_id"),
-                    },
-                    "$push": {
-                        "measures": {
-                            "response_id": d["response_id"],
-                            "at": d["completed_at"],
-                            "phq9": totals.get("PHQ-9"),
-                            "gad7": totals.get("GAD-7"),
-                        }
-                    },
+        self._measured(view, d, episode, {s["instrument"]: s.get("total") for s in scores})
+
+    def _measured(self, view, d: dict, episode: str, totals: dict) -> None:
+        """PHQ-9 and GAD-7 totals count towards the course's NHS Talking Therapies outcome."""
+        if "PHQ-9" not in totals and "GAD-7" not in totals:
+            return
+        view["episodes"].update_one(
+            {"_id": episode},
+            {
+                "$set": {
+                    "client_id": d["client_id"],
+                    "therapist_id": d["therapist_id"],
+                    "course_id": d.get("course_id"),
                 },
-                upsert=True,
-            )
-            self._recompute(view, episode)
+                "$push": {
+                    "measures": {
+                        "response_id": d["response_id"],
+                        "at": d["completed_at"],
+                        "phq9": totals.get("PHQ-9"),
+                        "gad7": totals.get("GAD-7"),
+                    }
+                },
+            },
+            upsert=True,
+        )
+        self._recompute(view, episode)
 
     def _recompute(self, view, episode_id: str) -> None:
         episode = view["episodes"].find_one({"_id": episode_id})

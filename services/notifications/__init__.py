@@ -13,24 +13,21 @@ def _create_app(settings):
 
 
 def _projections():
-    from .planner import Planner
+    from .projections import Planner
 
     return [Planner()]
 
 
 def _workers(settings):
-    from .dispatcher import Dispatcher
+    from .workers import workers
 
-    return [
-        Dispatcher(settings).run,
-        Dispatcher(settings, name="urgent-lane", urgent_only=True).run,
-    ]
+    return workers(settings)
 
 
 def _dispose(settings, client_id):
     from shared.mongo import client
 
-    from .book import forget_client
+    from .application.book import forget_client
 
     forget_client(client(settings.mongo_uri)[settings.database("notifications")], client_id)
 

@@ -8,9 +8,9 @@ from prometheus_client.core import GaugeMetricFamily
 from shared.config import Settings
 from shared.web import create_service_app
 
-from .api import blp
-from .book import STATUSES
-from .planner import Planner
+from . import api, queries
+from .application.book import STATUSES
+from .projections import Planner
 
 
 def _message_metrics(ctx, now):
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> Flask:
         title="Rapport notifications",
         description="Booking confirmations, reminders, questionnaire links, homework reminders, "
         "booster invitations and risk alerts, by email, SMS and the staff inbox.",
-        blueprints=[blp],
+        blueprints=[api.blp, queries.blp],
         projections=[Planner()],
         extra_metrics=_message_metrics,
     )

@@ -3,22 +3,12 @@
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.notifications import CHANNELS
-from shared.inputs import instant
+from shared.inputs import Registered, instant
 
-from .book import STATUSES
+from .application.book import STATUSES
+from .domain import KINDS
 
 HHMM = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a time of day like 21:00")
-KINDS = (
-    "confirmation",
-    "course_summary",
-    "rescheduled",
-    "cancelled",
-    "reminder",
-    "questionnaire_link",
-    "task_reminder",
-    "booster_invitation",
-    "risk_alert",
-)
 
 
 class QuietHoursSchema(Schema):
@@ -58,7 +48,7 @@ class PreferencesOut(Schema):
 
 class NotificationQuery(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
-    kind = fields.String(validate=validate.OneOf(KINDS))
+    kind = fields.String(validate=Registered(KINDS))
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     client_id = fields.String(validate=validate.Length(min=1, max=100))
     since = instant(metadata={"description": "planned at or after"})
@@ -67,7 +57,7 @@ class NotificationQuery(Schema):
 
 
 class ScheduledQuery(Schema):
-    kind = fields.String(validate=validate.OneOf(KINDS))
+    kind = fields.String(validate=Registered(KINDS))
     client_id = fields.String(validate=validate.Length(min=1, max=100))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 

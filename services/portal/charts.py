@@ -4,9 +4,10 @@ styles, so only presentation attributes are used). Pure functions: data in, mark
 - `closeness_circle`: the IPT interpersonal inventory as three rings (inner, middle, outer)
   with each person on their ring; the partner worked with unilaterally is marked.
 - `score_chart`: one instrument's totals over the course, over its severity bands, with the
-  caseness line (NHS Talking Therapies: PHQ-9 >= 10, GAD-7 >= 8; CORE-10 clinical cut-off 11).
-  The bands come from measures' `GET /instruments` (`scale_from`); `SCALES` is the fallback
-  when measures cannot be asked.
+  caseness line. Bands, caseness and their labels come only from measures' `GET /instruments`
+  (`scale_from`), where each instrument is stated once (measures' domain/instruments.py,
+  citing /shared/clinical.md); when measures cannot be asked there is no chart (the page
+  still lists the scores).
 - `rate_chart`: an outcome rate month by month, one line per therapist or problem area, with
   the national comparator; the page puts the same figures in a table beside it.
 """
@@ -28,52 +29,6 @@ class Scale:
     caseness_label: str = ""
 
 
-# Bands: PHQ-9 Kroenke 2001; GAD-7 Spitzer 2006; WSAS Mundt 2002; CORE-10 Barkham 2013
-# (as summarised in /work/shared/clinical.md). Caseness: NHS Talking Therapies manual.
-SCALES = {
-    "PHQ-9": Scale(
-        27,
-        (
-            (0, 4, "minimal"),
-            (5, 9, "mild"),
-            (10, 14, "moderate"),
-            (15, 19, "moderately severe"),
-            (20, 27, "severe"),
-        ),
-        10,
-        "caseness 10",
-    ),
-    "GAD-7": Scale(
-        21,
-        ((0, 4, "minimal"), (5, 9, "mild"), (10, 14, "moderate"), (15, 21, "severe")),
-        8,
-        "caseness 8",
-    ),
-    "WSAS": Scale(
-        40,
-        (
-            (0, 9, "subclinical"),
-            (10, 20, "significant impairment"),
-            (21, 40, "moderately severe or worse"),
-        ),
-        None,
-    ),
-    "CORE-10": Scale(
-        40,
-        (
-            (0, 5, "healthy"),
-            (6, 10, "low"),
-            (11, 14, "mild"),
-            (15, 19, "moderate"),
-            (20, 24, "moderate to severe"),
-            (25, 40, "severe"),
-        ),
-        11,
-        "clinical cut-off 11",
-    ),
-}
-
-
 def scale_from(described: dict) -> Scale | None:
     """A Scale from one instrument as measures' `GET /instruments` describes it: each band
     starts at `from` (strictly above it when `above`, WSAS "> 20") and ends where the next
@@ -88,10 +43,7 @@ def scale_from(described: dict) -> Scale | None:
         return None
     ends = [nxt - 1 for nxt in starts[1:]] + [maximum]
     caseness = described.get("caseness")
-    code = described.get("code")
-    label = {"CORE-10": "clinical cut-off"}.get(
-        code, "caseness" if code in ("PHQ-9", "GAD-7") else "threshold"
-    )
+    label = described.get("caseness_label") or "caseness"
     return Scale(
         maximum,
         tuple(zip(starts, ends, labels)),
@@ -101,8 +53,8 @@ def scale_from(described: dict) -> Scale | None:
 
 
 def scales_from(instruments_answer) -> dict[str, Scale]:
-    """{code: Scale} from `GET /instruments`, falling back to SCALES for what is missing."""
-    out = dict(SCALES)
+    """{code: Scale} from `GET /instruments` (empty when measures could not be asked)."""
+    out: dict[str, Scale] = {}
     for described in (instruments_answer or {}).get("instruments") or []:
         scale = scale_from(described)
         if scale is not None:
@@ -136,8 +88,8 @@ def score_chart(
     height: int = 260,
     scale: Scale | None = None,
 ) -> Markup:
-    """`points`: [{"total": float|None, "at": datetime|str, "label": str}] in time order."""
-    scale = scale or SCALES.get(instrument)
+    """`points`: [{"total": float|None, "at": datetime|str, "label": str}] in time order;
+    `scale` from `scales_from` (no scale, no chart)."""
     if scale is None:
         return Markup("")
     left, right, top, bottom = 44, 150, 12, 34

@@ -1,12 +1,19 @@
 """Events of the measures service (topic rapport.measures). Link tokens are credentials:
 they never appear in events (architecture.md: secrets are not events)."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from ..events import registry
 from .common import PERSONAL, one_of, optional, utc
 
-INSTRUMENTS = ("PHQ-9", "GAD-7", "WSAS", "CORE-10")
+# An instrument code is well formed here ("PHQ-9", "CORE-10"); which codes exist is the
+# measures service's registry (services/measures/domain/instruments.py), so a new instrument
+# never needs the published language changed.
+CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="not an instrument code")
+
+
+def instrument_code(**kwargs):
+    return fields.String(validate=[validate.Length(max=20), CODE], **kwargs)
 
 
 @registry.event("QuestionnaireRequested", 1)
@@ -15,7 +22,7 @@ class QuestionnaireRequestedV1(Schema):
     client_id = fields.String(required=True)
     therapist_id = fields.String(required=True)
     session_id = optional(fields.String())
-    instruments = fields.List(one_of(INSTRUMENTS), required=True)
+    instruments = fields.List(instrument_code(), required=True)
     due_at = utc(required=True)  # when the link should go to the client
     session_starts_at = optional(utc())
     expires_at = utc(required=True)
@@ -33,7 +40,7 @@ class QuestionnaireWithdrawnV1(Schema):
 
 
 class InstrumentScore(Schema):
-    instrument = one_of(INSTRUMENTS, required=True)
+    instrument = instrument_code(required=True)
     answers = fields.List(fields.Integer(allow_none=True), required=True, metadata=PERSONAL)
     # None when too many items are missing to score; after disposal too (sealed)
     total = optional(fields.Float(metadata=PERSONAL))
@@ -62,7 +69,7 @@ class RiskIndicatedV1(Schema):
     client_id = fields.String(required=True)
     therapist_id = fields.String(required=True)
     response_id = fields.String(required=True)
-    instrument = one_of(INSTRUMENTS, required=True)
+    instrument = instrument_code(required=True)
     item = fields.Integer(required=True)  # which question: routes and names the alert
     # sealed; absent once disposed of; None (with `unanswered`) when the item was left blank
     answer = fields.Integer(required=True, allow_none=True, metadata=PERSONAL)
@@ -110,7 +117,7 @@ class InstrumentsConfiguredV1(Schema):
     """The questionnaires a client is asked to complete before each session."""
 
     client_id = fields.String(required=True)
-    instruments = fields.List(one_of(INSTRUMENTS), required=True)
+    instruments = fields.List(instrument_code(), required=True)
 
 
 @registry.event("QuestionnaireResent", 1)

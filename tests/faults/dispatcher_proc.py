@@ -5,7 +5,7 @@ lease, which `NotifyConfig.from_env` does not read from the environment)."""
 import json
 import os
 
-from services.notifications.dispatcher import Dispatcher
+from services.notifications.workers.dispatcher import Dispatcher
 from shared import logs
 from shared.config import Settings
 from shared.run import _stop_on_signals

@@ -5,9 +5,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from services.measures import application, domain
+from services.measures import domain
+from services.measures.application import Application
 from services.measures.app import create_app
-from services.measures.links import Links, token_hash
+from services.measures.application.links import Links, token_hash
+from shared.domain import Conflict
 from shared.events import new_id, utcnow
 
 from .support import META, app  # noqa: F401
@@ -113,7 +115,7 @@ def _requested(store, session_id="s-1", hours=72):
         start + timedelta(minutes=50),
         utcnow(),
     )
-    application.plan_request(store, command, META)
+    Application(store).request_questionnaire(command, META)
     return command.request_id
 
 
@@ -201,7 +203,7 @@ def test_unicode_digits_are_a_plain_refusal_and_a_failure_never_logs_the_link(
     token = _link(client, _requested(app.extensions["rapport"].store, "s-uni"), auth_header)
     r = client.post(f"/q/{token}", data={**PHQ9_FORM, "PHQ-9-3": "²"})
     assert r.status_code == 422 and 'id="PHQ-9-3-error"' in r.text
-    from services.measures import form
+    from services.measures.api import form
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
@@ -223,11 +225,11 @@ def test_a_racing_second_submission_cannot_complete_twice(app):
         new_id(), "c-1", "t-1", {"PHQ-9": [0] * 9}, "link", utcnow()
     )
     try:
-        application.complete_request(
-            store, request_id, command, META, also=links.use(link_id, utcnow())
+        Application(store).complete_request(
+            request_id, command, META, also=links.use(link_id, utcnow())
         )
         raise AssertionError("completed through a used link")
-    except domain.Conflict:
+    except Conflict:
         pass
     assert [e.type for e in store.load(domain.request_stream(request_id))] == [
         "QuestionnaireRequested"

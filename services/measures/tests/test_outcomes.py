@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.measures.outcomes import Measure, course_outcome, summarise
+from services.measures.domain.outcomes import Measure, course_outcome, summarise
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
 

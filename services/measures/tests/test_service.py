@@ -6,7 +6,7 @@ import re
 from datetime import date, timedelta
 
 from services.measures.domain import request_id_for, request_stream
-from services.measures.instruments import INSTRUMENTS
+from services.measures.domain import INSTRUMENTS
 from shared.events import NewEvent
 from shared.pytest_plugin import eventually, service_workers
 
@@ -196,13 +196,14 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     fhir = client.get("/clients/emma/fhir", headers=lead).json
     kinds = [e["resource"]["resourceType"] for e in fhir["entry"]]
     assert kinds.count("QuestionnaireResponse") == 6 and "Flag" not in kinds  # acknowledged
-    codes = {
-        c["code"]
-        for e in fhir["entry"]
-        if e["resource"]["resourceType"] == "Observation"
-        for c in e["resource"]["code"]["coding"]
-    }
+    observations = [
+        e["resource"] for e in fhir["entry"] if e["resource"]["resourceType"] == "Observation"
+    ]
+    codes = {c["code"] for o in observations for c in o["code"].get("coding", [])}
     assert codes == {"44261-6", "70274-6"}
+    # WSAS has no LOINC code: named by text alone, never an empty (invalid) `coding` array
+    uncoded = [o["code"] for o in observations if "coding" not in o["code"]]
+    assert uncoded and all(c["text"].startswith("Work and Social") for c in uncoded)
 
     status = client.get("/questionnaire-requests?client_id=emma", headers=auth_header("admin")).json
     assert {r["session_id"]: r["status"] for r in status["requests"]} == {

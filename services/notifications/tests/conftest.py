@@ -16,7 +16,7 @@ import pytest
 from services.notifications.app import create_app
 from services.notifications.devmail import MailSink
 from services.notifications.devsms import SmsSink
-from services.notifications.dispatcher import Dispatcher
+from services.notifications.workers.dispatcher import Dispatcher
 from shared.auth import AuthError, verify_token
 from shared.events import Actor, NewEvent, registry
 from shared.eventstore import EventStore, Metadata

@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from services.notifications.devmail import MailSink
-from services.notifications.dispatcher import Dispatcher
-from services.notifications.planner import Planner
+from services.notifications.projections import Planner
+from services.notifications.workers.dispatcher import Dispatcher
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner
 from shared.outbox import message_from_document

@@ -6,9 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.notifications import plans
-from services.notifications.domain import QuietHours
-from services.notifications.render import Renderer
+from services.notifications.domain import QuietHours, plans
+from services.notifications.workers.render import Renderer
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday, noon
@@ -199,7 +198,7 @@ def test_times_are_shown_in_london_time_and_the_video_link_and_form_link_are_inc
 
 
 def test_errors_kept_in_the_log_carry_no_address_or_phone_number():
-    from services.notifications.dispatcher import redact
+    from services.notifications.workers.dispatcher import redact
 
     error = "smtp 550: 5.1.1 <emma.example@mail.test>: rejected; sms to +44 7700 900123 failed"
     assert redact(error) == "smtp 550: 5.1.1 <[address]>: rejected; sms to [address] failed"

@@ -11,7 +11,7 @@ import re
 from flask import abort, redirect, render_template, request, url_for
 
 from ..backend import backend
-from ..charts import SCALES, scales_from, score_chart
+from ..charts import scales_from, score_chart
 from ..security import current_user, signed_in
 from . import blueprint
 from .common import form_flash_ok, items, local
@@ -64,7 +64,7 @@ def _point(p: dict) -> dict:
 
 
 def _sorted(out: dict) -> dict:
-    return {k: sorted(v, key=lambda p: str(p["at"] or "")) for k, v in out.items() if k in SCALES}
+    return {k: sorted(v, key=lambda p: str(p["at"] or "")) for k, v in out.items()}
 
 
 def _clinical(api, client_id: str) -> dict:

@@ -2,7 +2,18 @@
 
 import re
 
-from services.portal.charts import closeness_circle, rate_chart, scale_from, score_chart
+from services.measures.domain import INSTRUMENTS
+from services.measures.queries.staff import describe
+from services.portal.charts import (
+    closeness_circle,
+    rate_chart,
+    scale_from,
+    scales_from,
+    score_chart,
+)
+
+# what measures' GET /instruments answers: the portal's only source of bands and caseness
+SCALES = scales_from({"instruments": [describe(i) for i in INSTRUMENTS.values()]})
 
 
 def given_points(totals):
@@ -12,27 +23,34 @@ def given_points(totals):
     ]
 
 
+def chart(code, points):
+    return score_chart(code, points, scale=SCALES.get(code))
+
+
 def test_score_chart_draws_one_point_per_scored_questionnaire_and_skips_unscored():
-    svg = score_chart("PHQ-9", given_points([17, None, 12, 6]))
+    svg = chart("PHQ-9", given_points([17, None, 12, 6]))
     assert svg.count("<circle") == 3
     assert "PHQ-9 totals over 3 questionnaires" in svg
 
 
 def test_the_caseness_line_sits_at_its_threshold():
     # PHQ-9: 27 points over a 214-pixel-high plot (260 - 12 top - 34 bottom), from y=226 at 0.
-    svg = score_chart("PHQ-9", given_points([17, 6]))
+    svg = chart("PHQ-9", given_points([17, 6]))
     line = re.search(r'<line x1="44" y1="([\d.]+)"[^>]*stroke="#8a1c1c"', svg)
     assert line and abs(float(line.group(1)) - (12 + 214 - 10 / 27 * 214)) < 0.2
     assert "caseness 10" in svg
-    assert "clinical cut-off 11" in score_chart("CORE-10", given_points([20]))
-    assert "#8a1c1c" not in score_chart("WSAS", given_points([20]))  # WSAS has no caseness line
+    assert "clinical cut-off 11" in chart("CORE-10", given_points([20]))
+    # clinical.md gives WSAS bands but no caseness: measures and the chart agree on no line
+    assert "#8a1c1c" not in chart("WSAS", given_points([20]))
 
 
 def test_every_severity_band_is_drawn_and_labelled():
-    svg = score_chart("GAD-7", given_points([9]))
+    svg = chart("GAD-7", given_points([9]))
     for label in ("minimal 0–4", "mild 5–9", "moderate 10–14", "severe 15–21"):
         assert label in svg
-    assert score_chart("unknown", given_points([1])) == ""
+    core10 = " ".join(t for _, t in _text_lines(chart("CORE-10", given_points([22]))))
+    assert "moderate-to-severe 20–24" in core10  # measures' spelling, from clinical.md
+    assert score_chart("unknown", given_points([1])) == ""  # no scale from measures: no chart
 
 
 def test_closeness_circle_places_each_person_on_their_ring_and_marks_the_unilateral_partner():
@@ -80,15 +98,15 @@ def _text_lines(svg: str) -> list[tuple[float, str]]:
 def test_every_band_label_fits_inside_the_chart():
     # defect 9 (issue 13): "moderately severe or worse 21–40" ran past the right edge
     for svg in (
-        score_chart("WSAS", given_points([25])),
+        chart("WSAS", given_points([25])),
         score_chart("WSAS", given_points([25]), scale=scale_from(WSAS_DESCRIBED)),
-        score_chart("CORE-10", given_points([22])),
+        chart("CORE-10", given_points([22])),
     ):
         lines = _text_lines(svg)
         assert lines, "band labels are drawn"
         for x, text in lines:
             assert x + len(text) * 6.5 <= 640, f"cut off: {text!r} at x={x}"
-    words = " ".join(t for _, t in _text_lines(score_chart("WSAS", given_points([25]))))
+    words = " ".join(t for _, t in _text_lines(chart("WSAS", given_points([25]))))
     assert "moderately severe or worse 21–40" in words
 
 
@@ -99,7 +117,9 @@ def test_bands_come_from_the_instruments_measures_describes():
         (10, 20, "significant impairment"),
         (21, 40, "moderately severe or worse"),
     )
-    assert scale.caseness == 10 and scale.caseness_label == "threshold 10"
+    assert scale.caseness == 10 and scale.caseness_label == "caseness 10"
+    described = {**WSAS_DESCRIBED, "caseness_label": "clinical cut-off"}
+    assert scale_from(described).caseness_label == "clinical cut-off 10"
     assert scale_from({"code": "X"}) is None
 
 

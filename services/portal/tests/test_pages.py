@@ -1,6 +1,9 @@
 """Pages built from the services' answers (a stand-in server shaped like their OpenAPI):
 what each role sees, the bearer token the portal sends, and how refusals are shown."""
 
+from services.measures.domain import INSTRUMENTS
+from services.measures.queries.staff import describe
+from services.measures.schemas import InstrumentOut
 from shared.auth import verify_token
 
 from .conftest import csrf_of
@@ -307,6 +310,9 @@ def test_the_measures_page_draws_each_instrument_with_its_caseness_line(signed_i
     services.on(
         "GET", "/clients/c-1/trajectory", {"series": [{"instrument": "PHQ-9", "points": points}]}
     )
+    # bands and the caseness line come only from measures' GET /instruments (one registry)
+    phq9 = InstrumentOut().dump(describe(INSTRUMENTS["PHQ-9"]))
+    services.on("GET", "/instruments", {"instruments": [phq9], "default_set": ["PHQ-9"]})
     services.on(
         "GET",
         "/clients/c-1/outcomes",

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from shared.inputs import within_range
 
-from .domain import CLIENT, DEFAULT_LEAD, LEAD, QuietHours, deliver_at
+from .rules import CLIENT, DEFAULT_LEAD, LEAD, QuietHours, deliver_at
 
 URGENT, NORMAL = 0, 1
 TOO_LATE_FOR_A_REMINDER = timedelta(hours=1)

@@ -20,7 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-PHQ9_CASE, GAD7_CASE = 10, 8
+from shared.events import NewEvent
+
+from .commands import PublishOutcome
+from .instruments import GAD7, PHQ9
+from .streams import evolve_by
+
+# Caseness is each instrument's own line (instruments.py, from clinical.md), stated once.
+PHQ9_CASE, GAD7_CASE = PHQ9.caseness, GAD7.caseness
 PHQ9_RELIABLE, GAD7_RELIABLE = 6, 4
 FINISHED_SESSIONS = 2
 
@@ -123,3 +130,33 @@ def summarise(outcomes: list[dict]) -> dict:
 
 # National comparators (NHS Talking Therapies targets 2026/27, secondary source: clinical.md)
 NATIONAL = {"reliable_recovery": 0.51, "reliable_improvement": 0.69}
+
+
+# -- a course's outcome as a stream: published again only when it changed ----------------
+class OutcomeDecider:
+    def initial_state(self) -> dict | None:
+        return None
+
+    def evolve(self, state, event) -> dict:
+        return evolve_by(_OUTCOME_EVOLVE, state, event)
+
+    def decide(self, state, command: PublishOutcome) -> list[NewEvent]:
+        if state is not None and _same(state, command.data):
+            return []  # recomputed after a redelivery: nothing changed
+        return [NewEvent("OutcomeUpdated", dict(command.data))]
+
+
+def _same(old: dict, new: dict) -> bool:
+    keys = set(old) | set(new)
+    return all(_norm(old.get(k)) == _norm(new.get(k)) for k in keys)
+
+
+def _norm(value):
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+_OUTCOME_EVOLVE = {"OutcomeUpdated": lambda state, event: dict(event.data)}

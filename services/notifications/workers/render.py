@@ -1,4 +1,5 @@
-"""Message wording: Jinja2 templates, one per kind, with `subject`, `email` and `sms` (or
+"""Message wording: Jinja2 templates, one per kind (the kind's entry in domain/kinds.py
+names it), with `subject`, `email` and `sms` (or
 `inbox`) blocks. Client messages say nothing clinical — "your appointment", "a short form
 before your appointment" — because an email or a text can be read by anyone near the
 client's phone (NHS England, "Communicating with patients": keep sensitive content out of
@@ -12,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from ..domain import KINDS
 from .channels import Rendered
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 
 def _env(tz: ZoneInfo) -> Environment:
@@ -50,7 +52,7 @@ class Renderer:
         self.practice_name, self.env = practice_name, _env(tz)
 
     def render(self, kind: str, channel: str, context: dict) -> Rendered:
-        template = self.env.get_template(f"{kind}.txt")
+        template = self.env.get_template(f"{KINDS[kind].template}.txt")
         values = {
             "practice_name": self.practice_name,
             "place": place(context),

@@ -23,37 +23,34 @@ from pymongo.errors import PyMongoError
 
 from shared.config import Settings
 from shared.crypto import cipher_for
-from shared.domain import Conflict, fold
 from shared.events import Actor, registry, utcnow
-from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
+from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
-from shared.mongo import in_transaction
 from shared.outbox import Lease
 from shared.projections import ProjectionStore
 from shared.wakeup import Doorbell
 
-from . import book as states
-from .book import MessageBook, ensure_indexes
-from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
-from .config import NotifyConfig
-from .domain import (
+from ..application import Application
+from ..application import book as states
+from ..application.book import MessageBook, ensure_indexes
+from ..application.config import NotifyConfig
+from ..domain import (
     LEAD,
-    NotificationDecider,
     RecordFailure,
     RecordSent,
     Schedule,
     Void,
     quiet_ends,
     retry_delay,
-    stream_id,
+    session_bound,
 )
+from ..domain.plans import contact_for
+from ..projections import Planner
+from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
 from .links import LinkGone, MeasuresLinks
-from .planner import Planner
-from .plans import contact_for
 from .render import Renderer
 
 log = logging.getLogger(__name__)
-SESSION_BOUND = ("confirmation", "rescheduled", "reminder")
 META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
 
 
@@ -101,7 +98,6 @@ class Dispatcher:
         dispatcher still sends alerts too; claims keep each message to one sender)."""
         self.settings, self.name, self.urgent_only = settings, name, urgent_only
         self.config = config or NotifyConfig.from_env(settings)
-        self.decider = NotificationDecider()
         self.sent_total = 0
         self._ready = False
 
@@ -111,6 +107,7 @@ class Dispatcher:
         self.mongo, self.db = mongo, db
         self.store = EventStore(mongo, db.name, registry, cipher=cipher_for(self.settings))
         self.store.ensure_indexes()
+        self.application = Application(self.store)
         ensure_indexes(db)
         self.book = MessageBook(db)
         self.announcer = Lease(
@@ -177,19 +174,7 @@ class Dispatcher:
     # -- recording -------------------------------------------------------------------------
     def record(self, key: str, command, mark) -> None:
         """Append the notification's events (if any) and update the book in one transaction."""
-        sid = stream_id(key)
-        for _ in range(5):
-            events = self.store.load(sid)
-            new = self._decide_all(fold(self.decider, events), [command])
-            if not new:
-                in_transaction(self.mongo, mark)
-                return
-            try:
-                self.store.append(sid, len(events), new, META, also=mark)
-                return
-            except ConcurrencyError:
-                continue
-        raise RuntimeError(f"could not record {type(command).__name__} for {key}")
+        self.application.record(key, command, META, mark)
 
     def announce(self, limit: int = 50) -> int:
         """Record NotificationScheduled / NotificationVoided for what the planner wrote.
@@ -230,35 +215,13 @@ class Dispatcher:
                     )
         return len(batch)
 
-    def _decide_all(self, state, commands) -> list:
-        new = []
-        for command in commands:
-            try:
-                decided = self.decider.decide(state, command)
-            except Conflict:
-                decided = []
-            for event in decided:
-                state = self.decider.evolve(state, event)
-            new += decided
-        return new
-
     def _record_batch(self, batch) -> None:
-        appends = []
-        for doc, commands, _ in batch:
-            sid = stream_id(doc["_id"])
-            events = self.store.load(sid)
-            new = self._decide_all(fold(self.decider, events), commands)
-            if new:
-                appends.append(StreamAppend(sid, len(events), new))
-
         def mark(session) -> None:
             for doc, _, flags in batch:
                 self.book.messages.update_one({"_id": doc["_id"]}, {"$set": flags}, session=session)
 
-        if appends:
-            self.store.append_streams(appends, META, also=mark)
-        else:
-            in_transaction(self.mongo, mark)
+        commands = [(doc["_id"], commands) for doc, commands, _ in batch]
+        self.application.record_all(commands, META, mark)
 
     # -- sending ---------------------------------------------------------------------------
     def dispatch_one(self) -> bool:
@@ -323,7 +286,7 @@ class Dispatcher:
             try:
                 link = self.links.fetch(message["request_id"])
             except LinkGone as gone:
-                raise Voided(f"questionnaire request no longer open ({gone})")
+                raise Voided(f"questionnaire request no longer open ({gone})") from gone
             context.update(url=link.url, expires_at=link.expires_at)
         if "session_ids" in context:
             context["dates"] = self.upcoming_dates(context["session_ids"])
@@ -359,7 +322,7 @@ class Dispatcher:
         """The last word before an appointment message goes: is the appointment still
         booked at that time? (Catches a move the planner saw after a newer preferences
         change, when its `as_of` guard kept the old reminder.)"""
-        if message["kind"] not in SESSION_BOUND or not message.get("session_id"):
+        if not session_bound(message["kind"]) or not message.get("session_id"):
             return
         session = self.directory.reader("sessions").find_one({"_id": message["session_id"]})
         if session is None:
@@ -406,11 +369,12 @@ class Dispatcher:
         """A risk alert goes to staff (the therapist and the clinical lead), who may see the
         client's name; it links to the record in the portal. The clinical detail stays in
         the portal (the e-mail says only that an answer needs follow-up)."""
-        client = self.directory.reader("clients").find_one({"_id": message.get("client_id")}) or {}
+        client_id = message.get("client_id")
+        client = self.directory.reader("clients").find_one({"_id": client_id}) or {}
         name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
         return {
             "client_name": name or None,
-            "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{message.get('client_id')}",
+            "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{client_id}",
         }
 
     def upcoming_dates(self, session_ids: list[str]) -> list:

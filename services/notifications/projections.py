@@ -1,7 +1,12 @@
 """The planner: one projection reading scheduling, records and measures, keeping what it
 needs to know (the client directory, therapists, sessions) and writing into the message
 book what to send and when. Extends the kernel's client directory so that a change of
-contact consent and the re-planning it causes happen in one transaction."""
+contact consent and the re-planning it causes happen in one transaction.
+
+Every kind an event plans is read from the kinds registry (domain/kinds.py); the session
+handlers here plan the appointment notices and reminders, which also void or move what an
+earlier fact planned. Like every projection it depends on the events only: "now" is the
+event's own time, never the clock, so a rebuild plans what the live projection planned."""
 
 from __future__ import annotations
 
@@ -11,24 +16,14 @@ from datetime import datetime
 from pymongo import ASCENDING, IndexModel
 
 from shared.directory import ClientDirectory
-from shared.events import utcnow
 from shared.projections import SessionCollection
 
-from . import plans
-from .book import MessageBook
-from .config import NotifyConfig
+from .application.book import MessageBook
+from .application.config import NotifyConfig
+from .domain import Facts, planned_on, plans, waits_for_client
 
+# the notices that announce an appointment's time: a move voids the ones still pending
 SESSION_NOTICES = ("confirmation", "rescheduled")
-CLIENT_KINDS = (
-    "confirmation",
-    "course_summary",
-    "rescheduled",
-    "cancelled",
-    "reminder",
-    "questionnaire_link",
-    "task_reminder",
-    "booster_invitation",
-)
 
 
 class Planner(ClientDirectory):
@@ -43,17 +38,13 @@ class Planner(ClientDirectory):
         "awaiting": [IndexModel([("client_id", ASCENDING), ("recorded_at", ASCENDING)])],
     }
     # facts about a client that can arrive before the client does: the planner reads three
-    # topics, and a batch may hold a booking before the registration it depends on
+    # topics, and a batch may hold a booking before the registration it depends on. These
+    # are the handlers' own; an event a client-bound kind is planned on waits too (kinds.py)
     AWAIT_CLIENT = (
         "SessionBooked",
-        "CourseBooked",
         "SessionRescheduled",
         "SessionCancelled",
-        "BoostersPlanned",
-        "TaskAssigned",
         "TaskCompleted",
-        "QuestionnaireRequested",
-        "QuestionnaireResent",
         "QuestionnaireWithdrawn",
     )
 
@@ -66,9 +57,29 @@ class Planner(ClientDirectory):
         return self._config or NotifyConfig.from_env()  # read each time: env may change in tests
 
     def handle(self, event, view) -> None:
-        if event.type in self.AWAIT_CLIENT and self._client_unknown(event, view):
+        waits = event.type in self.AWAIT_CLIENT or waits_for_client(event.type)
+        if waits and self._client_unknown(event, view):
             return
+        self._apply(event, view)
+
+    def _apply(self, event, view) -> None:
+        """The event's handler, then every kind the registry plans on this event type."""
         super().handle(event, view)
+        kinds = planned_on(event.type)
+        if not kinds:
+            return
+        client_id = event.data.get("client_id")
+        client = view["clients"].find_one({"_id": client_id}) if client_id else None
+        facts = Facts(
+            dict(event.data),
+            self.contact(view, client_id),
+            (client or {}).get("therapist_id"),
+            self.config.tz,
+            event.recorded_at,
+        )
+        book = self.book(view)
+        for kind in kinds:
+            book.plan(kind.planned_on[event.type](facts), event.recorded_at)
 
     def _client_unknown(self, event, view) -> bool:
         """Keep a fact about a client the directory does not know yet; it is applied, in
@@ -98,7 +109,7 @@ class Planner(ClientDirectory):
             .sort([("recorded_at", ASCENDING), ("stream_version", ASCENDING)])
         )
         for doc in waiting:
-            super().handle(_Later(doc["_id"], doc["type"], doc["data"], doc["recorded_at"]), view)
+            self._apply(_Later(doc["_id"], doc["type"], doc["data"], doc["recorded_at"]), view)
         view["awaiting"].delete_many({"client_id": client_id})
 
     # -- helpers -----------------------------------------------------------------------
@@ -113,7 +124,7 @@ class Planner(ClientDirectory):
 
     def _reconcile_reminders(self, view, session: dict, as_of: datetime, reason: str) -> None:
         planned = plans.reminders(
-            session, self.contact(view, session["client_id"]), self.config.tz, utcnow()
+            session, self.contact(view, session["client_id"]), self.config.tz, as_of
         )
         book = self.book(view)
         book.plan(planned, as_of)
@@ -125,9 +136,10 @@ class Planner(ClientDirectory):
         )
 
     def replan_client(self, view, client_id: str, as_of: datetime) -> None:
-        """Contact details, consent or preferences changed: re-plan the future reminders."""
+        """Contact details, consent or preferences changed: re-plan the reminders of the
+        appointments still ahead at `as_of` (the event's time, or now for a preferences change)."""
         upcoming = view["sessions"].find(
-            {"client_id": client_id, "status": "booked", "starts_at": {"$gt": utcnow()}}
+            {"client_id": client_id, "status": "booked", "starts_at": {"$gt": as_of}}
         )
         for doc in upcoming:
             self._reconcile_reminders(
@@ -152,18 +164,6 @@ class Planner(ClientDirectory):
             "client discharged",
             event.recorded_at,
         )
-
-    def on_TaskAssigned(self, event, view):
-        d = event.data
-        client = view["clients"].find_one({"_id": d["client_id"]}) or {}
-        planned = plans.task_reminder(
-            dict(d),
-            client.get("therapist_id"),
-            self.contact(view, d["client_id"]),
-            self.config.tz,
-            utcnow(),
-        )
-        self.book(view).plan(planned, event.recorded_at)
 
     def on_TaskCompleted(self, event, view):
         self.book(view).void(
@@ -204,22 +204,10 @@ class Planner(ClientDirectory):
                 session,
                 self.contact(view, session["client_id"]),
                 self.config.tz,
-                utcnow(),
+                event.recorded_at,
             )
             self.book(view).plan(planned, event.recorded_at)
         self._reconcile_reminders(view, session, event.recorded_at, "superseded")
-
-    def on_CourseBooked(self, event, view):
-        planned = plans.course_summary(
-            dict(event.data), self.contact(view, event.data["client_id"]), self.config.tz, utcnow()
-        )
-        self.book(view).plan(planned, event.recorded_at)
-
-    def on_BoostersPlanned(self, event, view):
-        planned = plans.booster_invitation(
-            dict(event.data), self.contact(view, event.data["client_id"]), self.config.tz, utcnow()
-        )
-        self.book(view).plan(planned, event.recorded_at)
 
     def on_SessionRescheduled(self, event, view):
         session = self._save_session(event, view, "booked")
@@ -232,7 +220,7 @@ class Planner(ClientDirectory):
             event.recorded_at,
         )
         book.plan(
-            plans.notice("rescheduled", key, session, contact, self.config.tz, utcnow()),
+            plans.notice("rescheduled", key, session, contact, self.config.tz, event.recorded_at),
             event.recorded_at,
         )
         self._reconcile_reminders(view, session, event.recorded_at, "appointment rescheduled")
@@ -251,7 +239,7 @@ class Planner(ClientDirectory):
             session,
             self.contact(view, session["client_id"]),
             self.config.tz,
-            utcnow(),
+            event.recorded_at,
         )
         book.plan(planned, event.recorded_at)
 
@@ -270,28 +258,10 @@ class Planner(ClientDirectory):
         )
 
     # -- measures ------------------------------------------------------------------------
-    def on_QuestionnaireRequested(self, event, view):
-        d = dict(event.data)
-        planned = plans.questionnaire_link(
-            d, self.contact(view, d["client_id"]), self.config.tz, utcnow()
-        )
-        self.book(view).plan(planned, event.recorded_at)
-
-    def on_QuestionnaireResent(self, event, view):
-        """Staff asked for the link to go again: to the client's channels as they are now."""
-        d = dict(event.data)
-        planned = plans.questionnaire_link(
-            d, self.contact(view, d["client_id"]), self.config.tz, utcnow()
-        )
-        self.book(view).plan(planned, event.recorded_at)
-
     def on_QuestionnaireWithdrawn(self, event, view):
         self.book(view).void(
             {"request_id": event.data["request_id"]}, "request withdrawn", event.recorded_at
         )
-
-    def on_RiskIndicated(self, event, view):
-        self.book(view).plan(plans.risk_alert(dict(event.data), utcnow()), event.recorded_at)
 
     def on_RiskAcknowledged(self, event, view):
         # the staff inbox shows who followed the alert up; the alert itself still stands

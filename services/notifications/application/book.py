@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.events import utcnow
 
-from .plans import URGENT
+from ..domain.plans import URGENT
 
 PENDING, SENDING, SENT, FAILED, VOIDED = "pending", "sending", "sent", "failed", "voided"
 STATUSES = (PENDING, SENDING, SENT, FAILED, VOIDED)

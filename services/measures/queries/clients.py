@@ -5,84 +5,18 @@ recorded in the audit trail."""
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
 
 from shared.audit import record_read
 from shared.auth import requires
 
+from ..domain import INSTRUMENTS
+from ..schemas import FhirBundle, Outcomes, ResponseRows, Trajectory
 from .access import board, client_for
 from .fhir import bundle
-from .instruments import INSTRUMENTS
-from .schemas import ScoreOut
+from .staff import bands
 
 blp = Blueprint("client_measures", __name__, description="A client's scores and outcomes")
 CLINICIANS = ("therapist", "clinical_lead")
-
-
-class ResponseRow(Schema):
-    response_id = fields.String()
-    request_id = fields.String(allow_none=True)
-    session_id = fields.String(allow_none=True)
-    session_number = fields.Integer(allow_none=True)
-    episode_id = fields.String()
-    source = fields.String()
-    completed_at = fields.DateTime()
-    scores = fields.List(fields.Nested(ScoreOut))
-
-
-class ResponseRows(Schema):
-    client_id = fields.String()
-    responses = fields.List(fields.Nested(ResponseRow))
-
-
-class Point(Schema):
-    at = fields.DateTime()
-    session_id = fields.String(allow_none=True)
-    session_number = fields.Integer(allow_none=True)
-    total = fields.Float(allow_none=True)
-    band = fields.String(allow_none=True)
-    prorated = fields.Boolean(allow_none=True)
-
-
-class Series(Schema):
-    instrument = fields.String()
-    caseness = fields.Float(allow_none=True, metadata={"description": "clinical threshold line"})
-    total_range = fields.List(fields.Integer())
-    bands = fields.List(fields.Dict())
-    points = fields.List(fields.Nested(Point))
-
-
-class Trajectory(Schema):
-    client_id = fields.String()
-    series = fields.List(fields.Nested(Series))
-
-
-class Pair(Schema):
-    first = fields.Float(allow_none=True)
-    last = fields.Float(allow_none=True)
-    change = fields.Float(allow_none=True)
-
-
-class Outcome(Schema):
-    episode_id = fields.String()
-    course_id = fields.String(allow_none=True)
-    therapist_id = fields.String()
-    phq9 = fields.Nested(Pair)
-    gad7 = fields.Nested(Pair)
-    attended_sessions = fields.Integer()
-    finished_treatment = fields.Boolean()
-    caseness_at_start = fields.Boolean(allow_none=True)
-    recovered = fields.Boolean(allow_none=True)
-    reliable_improvement = fields.Boolean(allow_none=True)
-    reliable_deterioration = fields.Boolean(allow_none=True)
-    reliable_recovery = fields.Boolean(allow_none=True)
-    first_measured_at = fields.DateTime(allow_none=True)
-    last_measured_at = fields.DateTime(allow_none=True)
-
-
-class Outcomes(Schema):
-    client_id = fields.String()
-    outcomes = fields.List(fields.Nested(Outcome))
 
 
 def outcome_row(episode: dict) -> dict:
@@ -123,10 +57,7 @@ def trajectory(client_id):
                     "instrument": code,
                     "caseness": instrument.caseness,
                     "total_range": [0, instrument.total_max],
-                    "bands": [
-                        {"from": b.minimum, "above": b.above, "label": b.label}
-                        for b in instrument.bands
-                    ],
+                    "bands": bands(instrument),
                     "points": mine,
                 }
             )
@@ -144,13 +75,6 @@ def outcomes(client_id):
     episodes = list(board("episodes").find({"client_id": client_id}))
     record_read("measures/outcomes", client_id)
     return {"client_id": client_id, "outcomes": [outcome_row(e) for e in episodes]}
-
-
-class FhirBundle(Schema):
-    resourceType = fields.String()
-    type = fields.String()
-    total = fields.Integer()
-    entry = fields.List(fields.Dict())
 
 
 @blp.route("/clients/<client_id>/fhir", methods=["GET"])

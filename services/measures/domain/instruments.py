@@ -1,4 +1,14 @@
-"""The four instruments as data, and their scoring. Pure: no Flask, no pymongo.
+"""The instruments, each stated once: one `Instrument` entry in `INSTRUMENTS` holds its
+wording, options, scoring rule, bands, caseness line, risk items and FHIR code. Everything
+else derives from this table: scoring (scoring.py), the request schema and the event
+contract's checks, `GET /instruments` (which the portal draws its charts from), the
+trajectory and the FHIR export. A new instrument is one entry here (and its tests).
+Pure: no Flask, no pymongo.
+
+Bands and thresholds as /shared/clinical.md states them ("Questionnaires" table; caseness
+from "NHS Talking Therapies outcome rules": PHQ-9 >= 10, GAD-7 >= 8; CORE-10 clinical
+cut-off 11; WSAS has none there, so no caseness line is drawn for it: its 10 and 20 are band
+edges, drawn as bands).
 
 Sources (item wording and response options kept exactly as published; all four are free to
 use in clinical practice):
@@ -46,6 +56,14 @@ class Band:
 
 
 @dataclass(frozen=True)
+class Loinc:
+    """A LOINC code for the total score, with LOINC's own display text (loinc.org)."""
+
+    code: str
+    display: str
+
+
+@dataclass(frozen=True)
 class Instrument:
     code: str
     title: str
@@ -60,7 +78,8 @@ class Instrument:
     optional_items: dict[int, str] = field(default_factory=dict)  # 1-based -> "not applicable" text
     max_missing: int = 0  # items that may be missing and still scored
     caseness: float | None = None  # the clinical threshold drawn on trajectories
-    loinc_total: str | None = None
+    caseness_label: str = "caseness"  # what the line is called beside it
+    loinc: Loinc | None = None  # the total score's LOINC code; None: FHIR `code.text` only
 
     @property
     def item_max(self) -> int:
@@ -85,14 +104,16 @@ PHQ9 = Instrument(
     title="Patient Health Questionnaire (PHQ-9)",
     source="Kroenke, Spitzer & Williams 2001, J Gen Intern Med 16:606-613",
     period="the last 2 weeks",
-    preamble="Over the last 2 weeks, how often have you been bothered by any of the following problems?",
+    preamble="Over the last 2 weeks, how often have you been bothered by any of the following "
+    "problems?",
     items=(
         "Little interest or pleasure in doing things",
         "Feeling down, depressed, or hopeless",
         "Trouble falling or staying asleep, or sleeping too much",
         "Feeling tired or having little energy",
         "Poor appetite or overeating",
-        "Feeling bad about yourself \u2014 or that you are a failure or have let yourself or your family down",
+        "Feeling bad about yourself \u2014 or that you are a failure or have let yourself or "
+        "your family down",
         "Trouble concentrating on things, such as reading the newspaper or watching television",
         "Moving or speaking so slowly that other people could have noticed? Or the opposite \u2014 "
         "being so fidgety or restless that you have been moving around a lot more than usual",
@@ -108,7 +129,9 @@ PHQ9 = Instrument(
     ),
     risk_items=frozenset({9}),
     caseness=10,
-    loinc_total="44261-6",
+    # LOINC 44261-6, as listed in HL7's Personal Health Record IG value set
+    # observation-scored-assessment-score-codes (clinical.md: FHIR codes)
+    loinc=Loinc("44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"),
 )
 
 GAD7 = Instrument(
@@ -129,7 +152,9 @@ GAD7 = Instrument(
     options=FREQUENCY,
     bands=(Band(0, "minimal"), Band(5, "mild"), Band(10, "moderate"), Band(15, "severe")),
     caseness=8,
-    loinc_total="70274-6",
+    loinc=Loinc(
+        "70274-6", "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]"
+    ),
 )
 
 WSAS = Instrument(
@@ -153,7 +178,8 @@ WSAS = Instrument(
         "including those I live with, is impaired.",
     ),
     options=WSAS_SCALE,
-    # Mundt 2002: "< 10 subclinical, 10-20 significant, > 20 moderately severe or worse"
+    # Mundt 2002 (clinical.md): "< 10 subclinical, 10-20 significant impairment,
+    # > 20 moderately severe or worse"
     bands=(
         Band(0, "subclinical"),
         Band(10, "significant impairment"),
@@ -164,7 +190,6 @@ WSAS = Instrument(
         "unrelated to my problem"
     },
     max_missing=1,
-    caseness=10,
 )
 
 CORE10 = Instrument(
@@ -199,119 +224,11 @@ CORE10 = Instrument(
     reversed_items=frozenset({2, 3}),
     risk_items=frozenset({6}),
     max_missing=1,
-    caseness=11,
+    caseness=11,  # Barkham 2013 clinical cut-off (clinical.md)
+    caseness_label="clinical cut-off",
 )
 
+# The registry: every instrument the service knows, by code. Read it at call time (never
+# copy it at import), so an entry added here is seen everywhere at once.
 INSTRUMENTS: dict[str, Instrument] = {i.code: i for i in (PHQ9, GAD7, WSAS, CORE10)}
 DEFAULT_SET = ("PHQ-9", "GAD-7", "WSAS")
-
-
-@dataclass(frozen=True)
-class Score:
-    instrument: str
-    answers: tuple[int | None, ...]
-    total: float | None
-    band: str | None
-    prorated: bool
-
-    def as_event(self) -> dict:
-        return {
-            "instrument": self.instrument,
-            "answers": list(self.answers),
-            "total": self.total,
-            "band": self.band,
-            "prorated": self.prorated,
-        }
-
-
-def answer_errors(code: str, answers) -> dict[int, str]:
-    """{1-based item: why} for answers that cannot be accepted. `None` means "not answered".
-
-    One rule however the answers arrive (the client's link or staff entering a paper form;
-    clinical.md): a form is accepted only if the instrument's published rule can score it,
-    so more missing items than `max_missing` (PHQ-9 and GAD-7: none; WSAS and CORE-10: one)
-    names every missing item; it is never stored unscored."""
-    instrument = INSTRUMENTS[code]
-    if not isinstance(answers, (list, tuple)):
-        return {0: "answers must be a list"}
-    errors: dict[int, str] = {}
-    missing: list[int] = []
-    for number in range(1, len(instrument.items) + 1):
-        value = answers[number - 1] if number <= len(answers) else None
-        if value is None:
-            missing.append(number)
-        elif isinstance(value, bool) or not isinstance(value, int):
-            errors[number] = "must be a whole number"
-        elif not 0 <= value <= instrument.item_max:
-            errors[number] = f"must be between 0 and {instrument.item_max}"
-    if len(missing) > instrument.max_missing:
-        # the "not applicable" choice is an answer the client gave: name the others
-        named = [n for n in missing if n not in instrument.optional_items] or missing
-        for number in named:
-            errors[number] = "missing: please answer this question"
-    if len(answers) > len(instrument.items):
-        errors[len(answers)] = f"{code} has only {len(instrument.items)} items"
-    return errors
-
-
-def score(code: str, answers) -> Score:
-    """Total, band and whether the total was pro-rated. Call after `answer_errors` is empty."""
-    instrument = INSTRUMENTS[code]
-    values = [
-        None if a is None else (instrument.item_max - a if n in instrument.reversed_items else a)
-        for n, a in enumerate(answers, start=1)
-    ]
-    answered = [v for v in values if v is not None]
-    missing = len(values) - len(answered)
-    if missing > instrument.max_missing or not answered:
-        total, prorated = None, False
-    elif missing == 0:
-        total, prorated = float(sum(answered)), False
-    else:
-        # CORE-10 (CamCOPS core10.py) and WSAS (mean substitution) give the same figure:
-        # the mean of the answered items times the number of items.
-        total, prorated = round(sum(answered) * len(values) / len(answered), 2), True
-    return Score(code, tuple(answers), total, instrument.band(total), prorated)
-
-
-def risk_items(code: str, answers) -> list[tuple[int, int | None]]:
-    """[(item, answer)] for risk items answered above 0 or left unanswered (answer None).
-    PHQ-9 item 9: Kroenke 2001 advises follow-up whatever the total; CORE-10 item 6: Barkham
-    2013. An unanswered risk item (CORE-10 may be scored with one item missing) never passes
-    silently: the therapist is asked to follow it up (clinical.md)."""
-    instrument = INSTRUMENTS[code]
-    out = []
-    for n in sorted(instrument.risk_items):
-        answer = answers[n - 1] if n <= len(answers) else None
-        if answer is None or answer > 0:
-            out.append((n, answer))
-    return out
-
-
-def describe(instrument: Instrument) -> dict:
-    """The instrument as the API shows it."""
-    return {
-        "code": instrument.code,
-        "title": instrument.title,
-        "source": instrument.source,
-        "period": instrument.period,
-        "preamble": instrument.preamble,
-        "items": [
-            {
-                "number": n,
-                "text": text,
-                "not_applicable": instrument.optional_items.get(n),
-                "reversed": n in instrument.reversed_items,
-                "risk": n in instrument.risk_items,
-            }
-            for n, text in enumerate(instrument.items, start=1)
-        ],
-        "options": [{"value": v, "label": label} for v, label in enumerate(instrument.options)],
-        "item_range": [0, instrument.item_max],
-        "total_range": [0, instrument.total_max],
-        "bands": [
-            {"from": b.minimum, "above": b.above, "label": b.label} for b in instrument.bands
-        ],
-        "caseness": instrument.caseness,
-        "loinc_total": instrument.loinc_total,
-    }

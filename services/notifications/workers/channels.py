@@ -13,8 +13,8 @@ from email.utils import formatdate
 
 import requests
 
-from .config import NotifyConfig
-from .domain import message_id
+from ..application.config import NotifyConfig
+from ..domain import message_id
 
 
 class DeliveryError(Exception):

@@ -5,41 +5,16 @@ instrument and their open risk alerts. The portal puts this beside records' case
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
 
 from shared.audit import record_read
 from shared.auth import Forbidden, current_identity, requires
 
+from ..schemas import CaseloadMeasures
 from .access import board, clients
-from .schemas import AlertRef
 
 blp = Blueprint(
     "caseload_measures", __name__, description="A therapist's caseload: latest scores and open risk"
 )
-
-
-class Latest(Schema):
-    instrument = fields.String()
-    total = fields.Float(allow_none=True)
-    band = fields.String(allow_none=True)
-    prorated = fields.Boolean(allow_none=True)
-    at = fields.DateTime()
-    session_number = fields.Integer(allow_none=True)
-
-
-class OpenAlert(AlertRef):
-    indicated_at = fields.DateTime()
-
-
-class ClientMeasures(Schema):
-    client_id = fields.String()
-    latest = fields.List(fields.Nested(Latest))
-    open_alerts = fields.List(fields.Nested(OpenAlert))
-
-
-class CaseloadMeasures(Schema):
-    therapist_id = fields.String()
-    clients = fields.List(fields.Nested(ClientMeasures))
 
 
 @blp.route("/therapists/<therapist_id>/latest-scores", methods=["GET"])

@@ -1,20 +1,14 @@
 """FHIR R4 export of a client's questionnaires (UK Core profiles named where they exist):
-QuestionnaireResponse per completed questionnaire, Observation per total score (LOINC
-44261-6 "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]", 70274-6
-"Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]", checked against
-loinc.org as listed in HL7's Personal Health Record IG value set
-observation-scored-assessment-score-codes; WSAS and CORE-10 are coded by text only), Flag per
-open risk alert."""
+QuestionnaireResponse per completed questionnaire, Observation per total score, Flag per
+open risk alert. An Observation is coded with the instrument's LOINC code and display where
+the registry gives one (domain/instruments.py); an instrument without one is named by
+`code.text` alone, since FHIR forbids an empty `coding` array."""
 
 from __future__ import annotations
 
-from .instruments import INSTRUMENTS
+from ..domain import INSTRUMENTS, Instrument
 
 LOINC = "http://loinc.org"
-LOINC_DISPLAY = {
-    "44261-6": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
-    "70274-6": "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
-}
 RAPPORT = "https://rapport.example/fhir"
 
 
@@ -26,7 +20,9 @@ def questionnaire_response(response: dict, score: dict) -> dict:
     instrument = INSTRUMENTS[score["instrument"]]
     items = []
     for number, (text, answer) in enumerate(
-        zip(instrument.items, score.get("answers") or []), start=1
+        # answers stored before disposal; afterwards none (sealed), so the items stay bare
+        zip(instrument.items, score.get("answers") or [], strict=False),
+        start=1,
     ):
         item = {"linkId": str(number), "text": text}
         if answer is not None:
@@ -47,17 +43,6 @@ def observation(response: dict, score: dict) -> dict | None:
     if score.get("total") is None:
         return None  # not scored (too many items missing): no total to report
     instrument = INSTRUMENTS[score["instrument"]]
-    coding = (
-        [
-            {
-                "system": LOINC,
-                "code": instrument.loinc_total,
-                "display": LOINC_DISPLAY[instrument.loinc_total],
-            }
-        ]
-        if instrument.loinc_total
-        else []
-    )
     return {
         "resourceType": "Observation",
         "id": f"{response['_id']}-{instrument.code}-total",
@@ -72,7 +57,7 @@ def observation(response: dict, score: dict) -> dict | None:
                 ]
             }
         ],
-        "code": {"coding": coding, "text": f"{instrument.title} total score"},
+        "code": observation_code(instrument),
         "subject": _ref(response["client_id"]),
         "effectiveDateTime": response["completed_at"].isoformat(),
         "valueQuantity": {"value": score["total"], "unit": "score"},
@@ -81,6 +66,14 @@ def observation(response: dict, score: dict) -> dict | None:
             {"reference": f"QuestionnaireResponse/{response['_id']}-{instrument.code}"}
         ],
     }
+
+
+def observation_code(instrument: Instrument) -> dict:
+    code = {"text": f"{instrument.title} total score"}
+    if instrument.loinc is not None:
+        loinc = instrument.loinc
+        code["coding"] = [{"system": LOINC, "code": loinc.code, "display": loinc.display}]
+    return code
 
 
 def _answer(alert: dict) -> str:

@@ -22,7 +22,8 @@ from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
 from shared.wakeup import projections_bell
 
-from . import application, domain
+from . import domain
+from .application import Application
 from .projections import MeasuresBoard, QuestionnairePlans
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Reactor:
             registry,
             cipher=cipher_for(settings),
         )
+        self.application = Application(self.store)
         self.plans = projection_store(settings, QuestionnairePlans())
         self.board = projection_store(settings, MeasuresBoard())
 
@@ -94,21 +96,23 @@ class Reactor:
             ACTOR, correlation_id=f"session:{plan['_id']}", causation_id=plan.get("last_event_id")
         )
         if plan["status"] == "cancelled":
-            application.withdraw_request(self.store, request_id, "session cancelled", meta)
+            self.application.withdraw_questionnaire(
+                request_id, domain.WithdrawQuestionnaire("session cancelled"), meta
+            )
             return
         command = domain.RequestQuestionnaire(
             request_id=request_id,
             client_id=plan["client_id"],
             therapist_id=plan["therapist_id"],
             session_id=plan["_id"],
-            instruments=application.instruments_for(self.store, plan["client_id"]),
+            instruments=self.application.instruments_for(plan["client_id"]),
             starts_at=plan["starts_at"],
             ends_at=plan["ends_at"],
             now=utcnow(),
             course_id=plan.get("course_id"),
             session_number=plan.get("number"),
         )
-        application.plan_request(self.store, command, meta)
+        self.application.request_questionnaire(command, meta)
 
     def _outcome(self, episode: dict) -> None:
         o = episode["outcome"]
@@ -121,7 +125,7 @@ class Reactor:
             "last_measured_at": episode.get("last_measured_at"),
         }
         meta = Metadata(ACTOR, correlation_id=f"episode:{episode['_id']}")
-        application.publish_outcome(self.store, episode["_id"], data, meta)
+        self.application.publish_outcome(episode["_id"], domain.PublishOutcome(data), meta)
 
 
 def workers(settings) -> list:

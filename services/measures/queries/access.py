@@ -1,13 +1,18 @@
-"""Who may see which client: the client directory (records' events) decides."""
+"""What a request reads, and who may see which client: the client directory (records'
+events) decides. Used by the write routes (api) as well as the reads."""
 
 from __future__ import annotations
+
+from flask import current_app
 
 from shared.auth import current_identity
 from shared.directory import ClientDirectory, check_client_access
 from shared.domain import NotFound
 from shared.web import context
 
-from .projections import MeasuresBoard, QuestionnairePlans
+from ..application import Application
+from ..application.links import Links
+from ..projections import MeasuresBoard, QuestionnairePlans
 
 
 def clients():
@@ -20,6 +25,20 @@ def board(collection: str):
 
 def plans():
     return context().projection(QuestionnairePlans()).reader("plans")
+
+
+def application() -> Application:
+    return Application(context().store)
+
+
+def links() -> Links:
+    """The questionnaire links (indexes made once per app)."""
+    found = current_app.extensions.get("measures_links")
+    if found is None:
+        found = Links(context().db)
+        found.ensure_indexes()
+        current_app.extensions["measures_links"] = found
+    return found
 
 
 def client_for(client_id: str, *, clinical: bool = True) -> dict | None:

@@ -16,19 +16,17 @@ from shared.auth import public
 from shared.domain import Conflict, DomainError
 from shared.events import Actor, new_id, utcnow
 from shared.eventstore import Metadata
-from shared.web import context
 
-from . import application, domain
-from .access import clients
-from .api import _links
-from .instruments import INSTRUMENTS, answer_errors
-from .links import token_hash
+from .. import domain
+from ..application.links import token_hash
+from ..domain import INSTRUMENTS, answer_errors
+from ..queries.access import application, clients, links
 
 blp = Blueprint(
     "questionnaire_form", __name__, description="The client's questionnaire link (public)"
 )
 _templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
 _HTML_DOC = {
@@ -49,8 +47,8 @@ _FORM_BODY = {
                 "schema": {
                     "type": "object",
                     "additionalProperties": {"type": "string"},
-                    "description": "one field per item, named '<instrument>-<item>' (e.g. 'PHQ-9-9'), "
-                    "value 0..max, 'na' where the item allows it, or empty (not "
+                    "description": "one field per item, named '<instrument>-<item>' "
+                    "(e.g. 'PHQ-9-9'), value 0..max, 'na' where the item allows it, or empty (not "
                     "answered: accepted only as far as the instrument's scoring rule "
                     "allows)",
                 }
@@ -80,18 +78,18 @@ def _invalid() -> Response:
 
 def _open(token: str):
     """(link, request state, None) or (None, None, the response to send)."""
-    links, now = _links(), utcnow()
+    found, now = links(), utcnow()
     per_address = current_app.config["MEASURES_LINK_RATE"]
     per_link = current_app.config["MEASURES_LINK_RATE_PER_LINK"]
     if not (
-        links.allow(f"ip:{request.remote_addr or 'unknown'}", now, *per_address)
-        and links.allow(f"link:{token_hash(token)}", now, *per_link)
+        found.allow(f"ip:{request.remote_addr or 'unknown'}", now, *per_address)
+        and found.allow(f"link:{token_hash(token)}", now, *per_link)
     ):
         return None, None, _page("busy.html", 429)
-    link = links.usable(token, now)
+    link = found.usable(token, now)
     if link is None:
         return None, None, _invalid()
-    state = application.request_state(context().store, link["request_id"])
+    state = application().request_state(link["request_id"])
     if state.status != "requested" or state.data["expires_at"] <= now:
         return None, None, _invalid()
     return link, state, None
@@ -183,8 +181,8 @@ def submit(token):
         correlation_id=request.headers.get("X-Correlation-ID") or new_id(),
     )
     try:
-        events = application.complete_request(
-            context().store, link["request_id"], command, meta, also=_links().use(link["_id"], now)
+        events = application().complete_request(
+            link["request_id"], command, meta, also=links().use(link["_id"], now)
         )
     except Conflict:
         return _invalid()

@@ -1,5 +1,6 @@
-"""Staff routes: instruments, instrument sets, answers entered in session, risk alerts,
-questionnaire links for the notifications service and request status for reception."""
+"""Staff writes: a client's instrument set, answers entered in session, acknowledging a
+risk alert, resending a questionnaire link; and the fresh link the notifications service
+asks for when it sends one. Parse, call the Application, map the result."""
 
 from __future__ import annotations
 
@@ -8,28 +9,19 @@ import uuid
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from shared.audit import record_read
 from shared.auth import current_identity, requires
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import new_id, utcnow
-from shared.web import context, created, request_metadata
+from shared.web import created, request_metadata
 
-from . import application, domain
-from .access import board, client_for, clients, known_client_for
-from .instruments import DEFAULT_SET, INSTRUMENTS, describe
-from .links import Links
-from .schemas import (
-    ANSWER_KEYS,
+from .. import domain
+from ..queries.access import application, board, client_for, known_client_for, links
+from ..schemas import (
     AcknowledgeIn,
     AcknowledgeOut,
-    AlertList,
-    AlertQuery,
-    InstrumentList,
     InstrumentSetIn,
     InstrumentSetOut,
     LinkOut,
-    RequestList,
-    RequestQuery,
     ResendOut,
     ResponseIn,
     ResponseOut,
@@ -40,29 +32,6 @@ STAFF = ("admin", "therapist", "clinical_lead")
 CLINICIANS = ("therapist", "clinical_lead")
 
 
-@blp.route("/instruments", methods=["GET"])
-@requires(*STAFF, "service")
-@blp.response(200, InstrumentList)
-def list_instruments():
-    """The questionnaires: exact wording, options, ranges, bands and risk items."""
-    return {
-        "instruments": [describe(i) for i in INSTRUMENTS.values()],
-        "default_set": list(DEFAULT_SET),
-    }
-
-
-@blp.route("/clients/<client_id>/instruments", methods=["GET"])
-@requires(*CLINICIANS)
-@blp.response(200, InstrumentSetOut)
-def get_instrument_set(client_id):
-    """The questionnaires this client is asked before each session."""
-    client_for(client_id)
-    return {
-        "client_id": client_id,
-        "instruments": list(application.instruments_for(context().store, client_id)),
-    }
-
-
 @blp.route("/clients/<client_id>/instruments", methods=["PUT"])
 @requires(*CLINICIANS)
 @blp.arguments(InstrumentSetIn)
@@ -70,10 +39,8 @@ def get_instrument_set(client_id):
 def put_instrument_set(body, client_id):
     """Choose the questionnaires for this client's future sessions (default PHQ-9, GAD-7, WSAS)."""
     known_client_for(client_id)
-    application.set_instruments(
-        context().store,
-        domain.SetInstruments(client_id, tuple(body["instruments"])),
-        request_metadata(),
+    application().set_instruments(
+        domain.SetInstruments(client_id, tuple(body["instruments"])), request_metadata()
     )
     return {"client_id": client_id, "instruments": body["instruments"]}
 
@@ -141,11 +108,10 @@ def post_response(body):
     above 0 or left unanswered raises a `RiskIndicated` in the same transaction. With
     `request_id` it completes that request."""
     client = known_client_for(body["client_id"])
-    answers = {ANSWER_KEYS[k]: v for k, v in body["answers"].items()}
     response_id, request_id = _response_id(), body.get("request_id")
     location = f"/clients/{client['_id']}/responses/{response_id}"
-    store, meta = context().store, request_metadata()
-    done = application.recorded_completion(store, response_id, request_id)
+    app, meta = application(), request_metadata()
+    done = app.recorded_completion(response_id, request_id)
     if done:
         return created(_response_out(client["_id"], response_id, done), location)
     course_id, number = _session_course(client["_id"], body.get("session_id"))
@@ -153,50 +119,28 @@ def post_response(body):
         response_id=response_id,
         client_id=client["_id"],
         therapist_id=client["therapist_id"],
-        answers=answers,
+        answers=dict(body["answers"]),
         source="staff",
         now=utcnow(),
         session_id=body.get("session_id"),
         course_id=course_id,
         session_number=number,
     )
+
+    def same_client(state: domain.RequestState) -> None:
+        if state.status != "none" and state.data["client_id"] != client["_id"]:
+            raise Invalid("this request is for another client", field="request_id")
+
     try:
         if request_id:
-            state = application.request_state(store, request_id)
-            if state.status != "none" and state.data["client_id"] != client["_id"]:
-                raise Invalid("this request is for another client", field="request_id")
-            events = application.complete_request(store, request_id, command, meta)
+            events = app.complete_request(request_id, command, meta, check=same_client)
         else:
-            events = application.record_response(store, command, meta)
+            events = app.record_response(command, meta)
     except Conflict:
-        events = application.recorded_completion(store, response_id, request_id)
+        events = app.recorded_completion(response_id, request_id)
         if not events:  # not our own first submission: a real conflict
             raise
     return created(_response_out(client["_id"], response_id, events), location)
-
-
-@blp.route("/risk-alerts", methods=["GET"])
-@requires(*CLINICIANS)
-@blp.arguments(AlertQuery, location="query")
-@blp.response(200, AlertList)
-def list_alerts(query):
-    """Risk alerts (default: open), newest first. A therapist sees their own clients' only."""
-    identity = current_identity()
-    where: dict = {} if query["status"] == "all" else {"status": query["status"]}
-    if identity.role == "therapist":  # the current caseload (records may reassign clients)
-        mine = [
-            c["_id"]
-            for c in clients().find({"therapist_id": identity.therapist_id or "-"}, {"_id": 1})
-        ]
-        where["client_id"] = {"$in": mine}
-    if query.get("client_id"):
-        client_for(query["client_id"])
-        if query["client_id"] not in where.get("client_id", {}).get("$in", [query["client_id"]]):
-            return {"alerts": []}
-        where["client_id"] = query["client_id"]
-    found = list(board("alerts").find(where).sort("indicated_at", -1).limit(500))
-    record_read("risk-alerts", query.get("client_id"))
-    return {"alerts": [{"alert_id": a["_id"], **a} for a in found]}
 
 
 @blp.route("/risk-alerts/<alert_id>/acknowledge", methods=["POST"])
@@ -205,33 +149,25 @@ def list_alerts(query):
 @blp.response(200, AcknowledgeOut)
 def acknowledge(body, alert_id):
     """Record who acknowledged the alert, when, and what was done. Twice: 409."""
-    store = context().store
-    state = application.alert_state(store, alert_id)
-    if state["status"] == "none":
-        raise NotFound(f"no risk alert {alert_id}")
-    client_for(state["client_id"])
+
+    def may_see(state: dict) -> None:
+        if state["status"] == "none":
+            raise NotFound(f"no risk alert {alert_id}")
+        client_for(state["client_id"])
+
     identity = current_identity()
-    [event] = application.acknowledge_risk(
-        store,
+    outcome = application().acknowledge_risk(
         alert_id,
         domain.AcknowledgeRisk(identity.sub, body["note"], utcnow()),
         request_metadata(),
+        check=may_see,
     )
     return {
         "alert_id": alert_id,
         "status": "acknowledged",
         "acknowledged_by": identity.sub,
-        "acknowledged_at": event.data["acknowledged_at"],
+        "acknowledged_at": outcome.events[0].data["acknowledged_at"],
     }
-
-
-def _links() -> Links:
-    links = current_app.extensions.get("measures_links")
-    if links is None:
-        links = Links(context().db)
-        links.ensure_indexes()
-        current_app.extensions["measures_links"] = links
-    return links
 
 
 @blp.route("/questionnaire-requests/<request_id>/link", methods=["POST"])
@@ -242,7 +178,7 @@ def issue_link(request_id):
     it sends the message, once per channel). Links sent earlier keep working until the
     questionnaire is completed through any of them, withdrawn or expired. Services only: no
     staff role ever holds a usable client link (staff resend it to the client's channels)."""
-    state = application.request_state(context().store, request_id)
+    state = application().request_state(request_id)
     if state.status == "none":
         raise NotFound(f"no questionnaire request {request_id}")
     now = utcnow()
@@ -250,7 +186,7 @@ def issue_link(request_id):
         raise Conflict(f"this questionnaire is {state.status}", code=state.status)
     if state.data["expires_at"] <= now:
         raise Conflict("this questionnaire has expired", code="expired")
-    token, expires_at = _links().issue(
+    token, expires_at = links().issue(
         request_id, state.data["client_id"], state.data["expires_at"], now
     )
     url = f"{current_app.config['MEASURES_PUBLIC_URL'].rstrip('/')}/q/{token}"
@@ -265,58 +201,18 @@ def resend_link(request_id):
     clinician, e.g. the client lost the message). The notifications service sends a fresh
     link on each channel the client consented to; the links already sent keep working. The
     caller never sees a link. A second resend within two minutes: 409."""
-    store = context().store
-    state = application.request_state(store, request_id)
-    if state.status == "none":
-        raise NotFound(f"no questionnaire request {request_id}")
-    client_for(state.data["client_id"], clinical=False)
-    [event] = application.resend_request(
-        store, request_id, domain.ResendQuestionnaire(utcnow()), request_metadata()
+
+    def may_resend(state: domain.RequestState) -> None:
+        if state.status == "none":
+            raise NotFound(f"no questionnaire request {request_id}")
+        client_for(state.data["client_id"], clinical=False)
+
+    outcome = application().resend_questionnaire(
+        request_id, domain.ResendQuestionnaire(utcnow()), request_metadata(), check=may_resend
     )
+    event = outcome.events[0]
     return {
         "request_id": request_id,
         "resend": event.data["resend"],
         "resent_at": event.data["resent_at"],
     }
-
-
-@blp.route("/questionnaire-requests", methods=["GET"])
-@requires(*STAFF)
-@blp.arguments(RequestQuery, location="query")
-@blp.response(200, RequestList)
-def list_requests(query):
-    """A client's questionnaire requests and whether they were sent, completed or expired
-    (no answers or scores: reception may follow up)."""
-    client_for(query["client_id"], clinical=False)
-    now = utcnow()
-    found = list(
-        board("requests").find({"client_id": query["client_id"]}).sort("due_at", -1).limit(200)
-    )
-    links = _links().latest([r["_id"] for r in found])
-    out = []
-    for r in found:
-        link = links.get(r["_id"], {})
-        status = r["status"]
-        if status == "requested":
-            expired = r.get("expires_at") and r["expires_at"] <= now
-            status = "expired" if expired else ("sent" if link else "requested")
-        out.append(
-            {
-                "request_id": r["_id"],
-                **{
-                    k: r.get(k)
-                    for k in (
-                        "client_id",
-                        "session_id",
-                        "session_starts_at",
-                        "due_at",
-                        "expires_at",
-                        "instruments",
-                    )
-                },
-                "status": status,
-                "link_issued_at": link.get("link_issued_at"),
-                "resends": r.get("resends", 0),
-            }
-        )
-    return {"requests": out}

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from shared.config import Settings
 
-from .domain import DEFAULT_QUIET, QuietHours
+from ..domain import DEFAULT_QUIET, QuietHours
 
 
 @dataclass(frozen=True)

@@ -10,76 +10,16 @@ from datetime import UTC, datetime, time
 
 from flask import Response
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.auth import Forbidden, current_identity, requires
-from shared.inputs import day
 
+from ..domain.outcomes import NATIONAL, summarise
+from ..schemas import PracticeDashboard, PracticeQuery, TherapistDashboard
 from .access import board, clients
-from .outcomes import NATIONAL, summarise
-from .views import Outcome, outcome_row
+from .clients import outcome_row
 
 blp = Blueprint("dashboards", __name__, description="Outcome dashboards")
 RATES = ("recovery", "reliable_recovery", "reliable_improvement", "reliable_deterioration")
-
-
-class Rate(Schema):
-    count = fields.Integer()
-    of = fields.Integer(metadata={"description": "the cases behind the rate (denominator)"})
-    rate = fields.Float(allow_none=True)
-
-
-class Summary(Schema):
-    courses = fields.Integer()
-    finished_with_paired_scores = fields.Integer()
-    recovery = fields.Nested(Rate)
-    reliable_recovery = fields.Nested(Rate)
-    reliable_improvement = fields.Nested(Rate)
-    reliable_deterioration = fields.Nested(Rate)
-
-
-class Group(Summary):
-    key = fields.String()
-
-
-class TherapistDashboard(Schema):
-    therapist_id = fields.String()
-    summary = fields.Nested(Summary)
-    national = fields.Dict(keys=fields.String(), values=fields.Float())
-    courses = fields.List(fields.Nested(Outcome))
-
-
-class PracticeQuery(Schema):
-    from_ = day(data_key="from", required=True)
-    to = day(required=True)
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
-
-    @validates_schema
-    def _order(self, data, **kwargs):
-        if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ValidationError({"to": ["must not be before from"]})
-
-
-class Month(Schema):
-    month = fields.String(
-        metadata={"description": "YYYY-MM (UTC) the courses' last paired measure fell in"}
-    )
-    practice = fields.Nested(Summary)
-    by_therapist = fields.List(fields.Nested(Group))
-    by_problem_area = fields.List(fields.Nested(Group))
-
-
-class PracticeDashboard(Schema):
-    period = fields.Dict()
-    practice = fields.Nested(Summary)
-    by_therapist = fields.List(fields.Nested(Group))
-    by_problem_area = fields.List(fields.Nested(Group))
-    by_month = fields.List(
-        fields.Nested(Month),
-        metadata={"description": "the same figures month by month, for charts over time"},
-    )
-    national = fields.Dict(keys=fields.String(), values=fields.Float())
-    notes = fields.List(fields.String())
 
 
 @blp.route("/dashboards/therapists/<therapist_id>", methods=["GET"])
