@@ -10,6 +10,14 @@ from .money import Money
 from .state import PAYERS
 
 FIGURES = ("charged", "waived", "credited", "paid", "refunded", "credit")
+EVENTS = (
+    "ChargeRaised",
+    "ChargeWaived",
+    "CreditNoteIssued",
+    "InvoiceIssued",
+    "PaymentRecorded",
+    "RefundRecorded",
+)
 
 
 def empty(currency: str = "GBP") -> dict:
