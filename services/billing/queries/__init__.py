@@ -14,11 +14,11 @@ from shared.directory import check_client_access
 from shared.domain import NotFound
 from shared.web import context
 
-from . import schemas as s
-from .domain import PriceList, ledger
-from .domain.money import Money
-from .domain.state import FUNDER, AccountState
-from .projections import Ledger, directory
+from .. import schemas as s
+from ..domain import PriceList, ledger
+from ..domain.money import Money
+from ..domain.state import FUNDER, AccountState
+from ..projections import Ledger, directory
 
 blp = Blueprint("billing-reads", __name__, description="Balances, invoices and reports")
 MONEY = ("admin", "clinical_lead")
@@ -26,7 +26,7 @@ BUCKETS = (("0-30", 30), ("31-60", 60), ("61-90", 90), ("90+", None))
 
 
 def _billing():
-    from .api import billing
+    from ..api import billing
 
     return billing()
 
@@ -315,7 +315,7 @@ def get_invoice(invoice_id):
         request.accept_mimetypes.best_match(["application/json", "application/pdf"])
         == "application/pdf"
     ):
-        from .pdf import render_invoice
+        from .invoice_pdf import render_invoice
 
         settings = current_app.config["RAPPORT_SETTINGS"]
         pdf = render_invoice(out, practice=settings.practice_name)
