@@ -145,6 +145,7 @@ class FundedSessionOut(Schema):
 
 class ChargesOut(Schema):
     client_id = fields.String()
+    client_name = fields.String(metadata={"description": "contact data, for the page's title"})
     funded = fields.Boolean(metadata={"description": "a funder pays for sessions now"})
     charges = fields.List(fields.Nested(ChargeOut), metadata={"description": "staff with money"})
     sessions = fields.List(

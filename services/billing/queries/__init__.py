@@ -125,7 +125,11 @@ def charges(client_id):
     """Reception and the lead: every charge with its money. A therapist (their own clients
     only): whether each charged session was funded, and whether a funder pays now; no money."""
     identity = current_identity()
-    check_client_access(identity, _client(client_id))
+    client = _client(client_id)
+    check_client_access(identity, client)
+    if client is None:
+        raise NotFound(f"no client {client_id}")
+    name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
     docs = list(_ledger("charges").find({"client_id": client_id}).sort("starts_at", 1))
     account = _ledger("accounts").find_one({"_id": client_id}) or {}
     funding = account.get("funding") or {}
@@ -142,8 +146,14 @@ def charges(client_id):
             }
             for d in docs
         ]
-        return {"client_id": client_id, "funded": funded_now, "sessions": sessions}
-    return {"client_id": client_id, "funded": funded_now, "charges": [_charge_out(d) for d in docs]}
+        return {
+            "client_id": client_id,
+            "client_name": name,
+            "funded": funded_now,
+            "sessions": sessions,
+        }
+    charges = [_charge_out(d) for d in docs]
+    return {"client_id": client_id, "client_name": name, "funded": funded_now, "charges": charges}
 
 
 @blp.route("/clients/<client_id>/funding", methods=["GET"])
