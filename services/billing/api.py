@@ -71,7 +71,7 @@ def set_funding(body, client_id):
         reduced_fee=Money(reduced["amount"], reduced["currency"]) if reduced else None,
         **body,
     )
-    outcome = billing().act(client_id, command, request_metadata(), existing=False)
+    outcome = billing().set_funding(command, request_metadata())
     return funding_out(client_id, outcome.state)
 
 
@@ -84,7 +84,7 @@ def waive(body, charge_id):
     doc = context().projection(Ledger()).reader("charges").find_one({"_id": charge_id})
     if doc is None:
         raise NotFound(f"no charge {charge_id}")
-    outcome = billing().act(
+    outcome = billing().waive(
         doc["client_id"], WaiveCharge(charge_id, body["reason"]), request_metadata()
     )
     charge = outcome.state.charges[charge_id]
@@ -122,7 +122,7 @@ def issue_invoice(body):
             payer=body.get("payer"),
         )
 
-    outcome = app.numbered(body["client_id"], "invoice", invoice_id, make, request_metadata())
+    outcome = app.issue_invoice(body["client_id"], invoice_id, make, request_metadata())
     data = dict(outcome.events[0].data)
     return invoice_out(data, outcome.state, []), 201, {"Location": f"/invoices/{invoice_id}"}
 
@@ -135,7 +135,6 @@ def credit_note(body, invoice_id):
     """Correct an issued invoice: credit some of its lines, or all not credited yet. What
     was already paid on them is held as the payer's credit."""
     app = billing()
-    client_id = app.client_of_document(invoice_id)
     note_id = new_id()
 
     def make(number: str) -> IssueCreditNote:
@@ -148,7 +147,7 @@ def credit_note(body, invoice_id):
             charge_ids=tuple(body["charge_ids"]) if "charge_ids" in body else None,
         )
 
-    outcome = app.numbered(client_id, "credit_note", note_id, make, request_metadata())
+    outcome = app.issue_credit_note(invoice_id, note_id, make, request_metadata())
     return dict(outcome.events[0].data), 201, {"Location": f"/invoices/{invoice_id}"}
 
 
@@ -185,6 +184,6 @@ def record_payment(body):
             body["reference"],
             body["invoice_id"],
         )
-    outcome = billing().act(client_id, command, request_metadata(), existing=False)
+    outcome = billing().record_payment(command, request_metadata())
     out = payment_out(dict(outcome.events[0].data), body["kind"])
     return out, 201, {"Location": f"/clients/{client_id}/payments"}

@@ -19,7 +19,21 @@ from shared.domain import Conflict, NotFound, fold
 from shared.events import Event
 from shared.eventstore import EventStore, Metadata
 
-from .domain import Account, ChargeSession, Fees, PriceList, SessionOutcome, SetFees, local_date
+from .domain import (
+    Account,
+    ChargeSession,
+    Fees,
+    IssueCreditNote,
+    IssueInvoice,
+    PriceList,
+    RecordPayment,
+    RecordRefund,
+    SessionOutcome,
+    SetFees,
+    SetFunding,
+    WaiveCharge,
+    local_date,
+)
 from .domain.account import needs_account
 from .domain.state import AccountState
 
@@ -66,12 +80,32 @@ class Billing:
     def account(self, client_id: str, *, until: datetime | None = None) -> list[Event]:
         return self.store.load(account_stream(client_id), until=until)
 
-    def act(self, client_id: str, command, meta: Metadata, *, existing: bool = True) -> Outcome:
-        def check(state: AccountState) -> None:
-            if existing:
-                needs_account(state, client_id)
+    def set_funding(self, command: SetFunding, meta: Metadata) -> Outcome:
+        return self.accounts.run(account_stream(command.client_id), command, meta)
 
-        return self.accounts.run(account_stream(client_id), command, meta, check=check)
+    def waive(self, client_id: str, command: WaiveCharge, meta: Metadata) -> Outcome:
+        return self.accounts.run(
+            account_stream(client_id), command, meta, check=lambda s: needs_account(s, client_id)
+        )
+
+    def record_payment(self, command: RecordPayment | RecordRefund, meta: Metadata) -> Outcome:
+        """Money may arrive before anything is charged: it is then held as credit."""
+        return self.accounts.run(account_stream(command.client_id), command, meta)
+
+    def issue_invoice(
+        self, client_id: str, invoice_id: str, make: Callable[[str], IssueInvoice], meta: Metadata
+    ) -> Outcome:
+        return self.numbered(client_id, "invoice", invoice_id, make, meta)
+
+    def issue_credit_note(
+        self,
+        invoice_id: str,
+        note_id: str,
+        make: Callable[[str], IssueCreditNote],
+        meta: Metadata,
+    ) -> Outcome:
+        client_id = self.client_of_document(invoice_id)
+        return self.numbered(client_id, "credit_note", note_id, make, meta)
 
     def charge_session(self, session: SessionOutcome, meta: Metadata) -> list[Event]:
         """The charge (if any) for a session the diary says ended; nothing if already done."""

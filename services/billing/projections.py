@@ -40,7 +40,13 @@ class Diary(Projection):
     name = "billing_diary"
     sources = ("scheduling",)
     batched = True
-    collections = {"sessions": [IndexModel("pending"), IndexModel("client_id")]}
+    collections = {
+        "sessions": [
+            IndexModel("pending"),
+            IndexModel("client_id"),
+            IndexModel("unpriced.fees_version", sparse=True),
+        ]
+    }
 
     def on_SessionBooked(self, event, view):
         d = event.data

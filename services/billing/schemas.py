@@ -143,6 +143,12 @@ class FundedSessionOut(Schema):
     funded = fields.Boolean()
 
 
+class UnpricedOut(Schema):
+    session_id = fields.String()
+    starts_at = fields.AwareDateTime()
+    reason = fields.String(metadata={"description": "why it was not charged (no price)"})
+
+
 class ChargesOut(Schema):
     client_id = fields.String()
     client_name = fields.String(metadata={"description": "contact data, for the page's title"})
@@ -150,6 +156,10 @@ class ChargesOut(Schema):
     charges = fields.List(fields.Nested(ChargeOut), metadata={"description": "staff with money"})
     sessions = fields.List(
         fields.Nested(FundedSessionOut), metadata={"description": "therapists: funded or not"}
+    )
+    unpriced = fields.List(
+        fields.Nested(UnpricedOut),
+        metadata={"description": "ended sessions the price list has no fee for (staff)"},
     )
 
 

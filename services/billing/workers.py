@@ -78,24 +78,39 @@ class ChargeWorker:
         sessions = self.diary.reader("sessions")
         done = 0
         for doc in list(sessions.find({"pending": True}).sort("starts_at", 1).limit(50)):
-            if doc.get("status") in ENDED and doc.get("modality") and doc.get("kind"):
-                self._charge(doc)
+            ended = doc.get("status") in ENDED and doc.get("modality") and doc.get("kind")
+            unpriced = self._charge(doc) if ended else None
             sessions.update_one(
-                {"_id": doc["_id"], "rev": doc["rev"]}, {"$set": {"pending": False}}
+                {"_id": doc["_id"], "rev": doc["rev"]},
+                {"$set": {"pending": False, "unpriced": unpriced}},
             )
             done += 1
-        return done
+        return done + self._retry_unpriced(sessions)
 
-    def _charge(self, doc: dict) -> None:
+    def _retry_unpriced(self, sessions) -> int:
+        """A session left uncharged for want of a price is tried again once the price list
+        has changed since (a price it lacked may have been added)."""
+        version = self.store.stream_version("fees")
+        stale = list(sessions.find({"unpriced.fees_version": {"$lt": version}}).limit(50))
+        for doc in stale:
+            sessions.update_one({"_id": doc["_id"], "rev": doc["rev"]}, {"$set": {"pending": True}})
+        return len(stale)
+
+    def _charge(self, doc: dict) -> dict | None:
+        """Charge the session; why not, when the price list has no fee for it (shown to
+        reception with the client's charges, and tried again when the list changes)."""
         meta = Metadata(
             ACTOR, correlation_id=f"session:{doc['_id']}", causation_id=doc.get("last_event_id")
         )
+        version = self.store.stream_version("fees")  # before: a change meanwhile retries it
         try:
             self.billing.charge_session(outcome_of(doc), meta)
-        except DomainError as err:  # no price list for that date: reception must set one
+        except DomainError as err:
             log.error("charges: session %s not charged: %s", doc["_id"], err.detail)
+            return {"reason": err.detail, "fees_version": version}
         except KeyDisposed:
             log.info("charges: session %s skipped, its client has been disposed of", doc["_id"])
+        return None
 
 
 def workers(settings) -> list:

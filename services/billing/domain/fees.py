@@ -174,16 +174,34 @@ class Fees:
         d = command.data
         _check(d)
         # a list taking effect in the past would price some sessions of a day one way and the
-        # rest (charged later) another: only the very first list may start before today
-        if state.schedules and d["effective_from"] < command.today:
+        # rest (charged later) another: only the very first list may start before today, and
+        # a list in force may only gain prices it lacked (nothing was charged at those)
+        past = state.schedules and d["effective_from"] < command.today
+        if past and not _only_adds_prices(state, d):
             raise Invalid(
-                "a new price list takes effect today or later; "
-                "charges already raised keep their fee",
+                "a new price list takes effect today or later (a list in force may only gain "
+                "prices it lacked); charges already raised keep their fee",
                 field="effective_from",
             )
         if state.schedules and d["currency"] != state.schedules[-1].currency:
             raise Conflict("the practice bills in one currency", code="currency_changed")
         return [NewEvent("FeesSet", d)]
+
+
+def _price_key(p: dict) -> tuple:
+    return (p["kind"], p.get("modality"), p.get("therapist_id"))
+
+
+POLICY = ("currency", "notice_hours", "late_cancellation", "did_not_attend", "vat")
+
+
+def _only_adds_prices(state: PriceList, d: dict) -> bool:
+    """The list already in force from that date, with prices added and nothing else changed."""
+    old = next((r for r in state.raw if r["effective_from"] == d["effective_from"]), None)
+    if old is None or any(old.get(k) != d.get(k) for k in POLICY):
+        return False
+    new = {_price_key(p): p["amount"] for p in d["prices"]}
+    return all(new.get(_price_key(p)) == p["amount"] for p in old["prices"])
 
 
 def _fees_set(state: PriceList, d: dict) -> PriceList:

@@ -10,60 +10,47 @@ from .money import Money
 from .state import PAYERS
 
 FIGURES = ("charged", "waived", "credited", "paid", "refunded", "credit")
-EVENTS = (
-    "ChargeRaised",
-    "ChargeWaived",
-    "CreditNoteIssued",
-    "InvoiceIssued",
-    "PaymentRecorded",
-    "RefundRecorded",
-)
 
 
 def empty(currency: str = "GBP") -> dict:
     return {payer: dict.fromkeys(FIGURES, 0) for payer in PAYERS} | {"currency": currency}
 
 
-def _add(totals: dict, payer: str, figure: str, amount: dict) -> None:
-    totals["currency"] = amount["currency"]
-    totals[payer][figure] += amount["amount"]
+def _neg(amount: dict) -> dict:
+    return {"amount": -amount["amount"], "currency": amount["currency"]}
+
+
+# each event type: the (payer, figure, amount) it adds to
+MOVES = {
+    "ChargeRaised": lambda d: [
+        (d["payer"], "charged", d["net"]),
+        (d["payer"], "charged", d["vat"]),
+    ],
+    "ChargeWaived": lambda d: [(d["payer"], "waived", d["amount"])],
+    "CreditNoteIssued": lambda d: [
+        (d["payer"], "credited", d["amount"]),
+        (d["payer"], "credit", d["to_credit"]),
+    ],
+    "InvoiceIssued": lambda d: [(d["payer"], "credit", _neg(d["credit_applied"]))],
+    "PaymentRecorded": lambda d: [
+        (d["payer"], "paid", d["amount"]),
+        (d["payer"], "credit", d["to_credit"]),
+    ],
+    "RefundRecorded": lambda d: [
+        (d["payer"], "refunded", d["amount"]),
+        (d["payer"], "credit", _neg(d["amount"])),
+    ],
+}
+EVENTS = tuple(MOVES)
 
 
 def apply(totals: dict, event) -> dict:
     """The totals after one event (a new dict; pence as integers)."""
     out = {p: dict(totals[p]) for p in PAYERS} | {"currency": totals["currency"]}
-    d = event.data
-    step = {
-        "ChargeRaised": lambda: (
-            _add(out, d["payer"], "charged", d["net"]),
-            _add(out, d["payer"], "charged", d["vat"]),
-        ),
-        "ChargeWaived": lambda: _add(out, d["payer"], "waived", d["amount"]),
-        "CreditNoteIssued": lambda: (
-            _add(out, _payer_of(d), "credited", d["amount"]),
-            _add(out, _payer_of(d), "credit", d["to_credit"]),
-        ),
-        "InvoiceIssued": lambda: _add(out, d["payer"], "credit", _neg(d["credit_applied"])),
-        "PaymentRecorded": lambda: (
-            _add(out, d["payer"], "paid", d["amount"]),
-            _add(out, d["payer"], "credit", d["to_credit"]),
-        ),
-        "RefundRecorded": lambda: (
-            _add(out, d["payer"], "refunded", d["amount"]),
-            _add(out, d["payer"], "credit", _neg(d["amount"])),
-        ),
-    }.get(event.type)
-    if step is not None:
-        step()
+    for payer, figure, amount in MOVES.get(event.type, lambda d: [])(event.data):
+        out["currency"] = amount["currency"]
+        out[payer][figure] += amount["amount"]
     return out
-
-
-def _neg(amount: dict) -> dict:
-    return {"amount": -amount["amount"], "currency": amount["currency"]}
-
-
-def _payer_of(d: dict) -> str:
-    return d.get("payer") or "client"
 
 
 def fold(events: Iterable) -> dict:

@@ -18,7 +18,7 @@ from .. import schemas as s
 from ..domain import PriceList, ledger
 from ..domain.money import Money
 from ..domain.state import FUNDER, AccountState
-from ..projections import Ledger, directory
+from ..projections import Diary, Ledger, directory
 
 blp = Blueprint("billing-reads", __name__, description="Balances, invoices and reports")
 MONEY = ("admin", "clinical_lead")
@@ -153,7 +153,21 @@ def charges(client_id):
             "sessions": sessions,
         }
     charges = [_charge_out(d) for d in docs]
-    return {"client_id": client_id, "client_name": name, "funded": funded_now, "charges": charges}
+    unpriced = [
+        {"session_id": d["_id"], "starts_at": d["starts_at"], "reason": d["unpriced"]["reason"]}
+        for d in context()
+        .projection(Diary())
+        .reader("sessions")
+        .find({"client_id": client_id, "unpriced": {"$type": "object"}})
+        .sort("starts_at", 1)
+    ]
+    return {
+        "client_id": client_id,
+        "client_name": name,
+        "funded": funded_now,
+        "charges": charges,
+        "unpriced": unpriced,
+    }
 
 
 @blp.route("/clients/<client_id>/funding", methods=["GET"])

@@ -105,6 +105,18 @@ def test_a_new_price_list_takes_effect_today_or_later():
     ).then_raises(Invalid, "today or later")
 
 
+def test_a_list_in_force_may_gain_a_price_it_lacked_but_never_change_one():
+    lacking = fees()
+    lacking["prices"] = [p for p in lacking["prices"] if p["kind"] != "booster"]
+    history = [NewEvent("FeesSet", lacking)]
+    today = date(2026, 3, 10)
+    given(Fees(), history).when(SetFees(fees(), today=today)).then([NewEvent("FeesSet", fees())])
+    changed = fees(treatment=9500)
+    given(Fees(), history).when(SetFees(changed, today=today)).then_raises(Invalid, "lacked")
+    stricter = {**fees(), "notice_hours": 48}
+    given(Fees(), history).when(SetFees(stricter, today=today)).then_raises(Invalid, "lacked")
+
+
 def test_the_first_price_list_may_start_in_the_past():
     given(Fees()).when(SetFees(fees(date(2025, 1, 1)), today=date(2026, 3, 10))).then_types(
         "FeesSet"

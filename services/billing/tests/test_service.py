@@ -223,3 +223,28 @@ def test_invoices_racing_for_numbers_get_every_number_once(client, auth_header, 
         answers = list(pool.map(issue, clients))
     assert [a.status_code for a in answers] == [201] * 6, [a.json for a in answers]
     assert sorted(a.json["number"] for a in answers) == [f"INV-{n:06d}" for n in range(1, 7)]
+
+
+def test_a_session_without_a_price_is_shown_and_charged_once_the_price_is_added(
+    client, auth_header, settings, running
+):
+    h = auth_header("admin")
+    lacking = fees_body()
+    lacking["prices"] = [p for p in lacking["prices"] if p["kind"] != "booster"]
+    assert client.put("/fees", headers=h, json=lacking).status_code == 200
+    register_client(settings, "c1")
+    wait_for_client(client, h, "c1")
+    diary = Diary(settings, "c1")
+    diary.book("b1", FIRST, kind="booster")
+    diary.attend("b1", FIRST, kind="booster")
+    unpriced = eventually(
+        lambda: client.get("/clients/c1/charges", headers=h).json["unpriced"],
+        message="the booster shown as not charged",
+    )
+    assert unpriced[0]["session_id"] == "b1" and "no fee" in unpriced[0]["reason"]
+    changed = client.put("/fees", headers=h, json={**lacking, "notice_hours": 48})
+    assert changed.status_code == 422  # a list in force may gain prices, not change its policy
+    assert client.put("/fees", headers=h, json=fees_body()).status_code == 200
+    charges = charges_of(client, h, "c1", 1)
+    assert summary(charges) == [("b1", "attended", "client", 8000)]
+    assert client.get("/clients/c1/charges", headers=h).json["unpriced"] == []

@@ -94,6 +94,7 @@ def client_billing(client_id):
         "funded": answer.get("funded") is True,
         "charges": _rows(answer, "charges"),
         "sessions": _rows(answer, "sessions"),
+        "unpriced": _rows(answer, "unpriced"),
     }
     if current_user().role == "therapist":
         return render_template(

@@ -50,7 +50,19 @@ def client_answers(services, owed=4500):
     services.on(
         "GET",
         "/clients/c-1/charges",
-        {"client_id": "c-1", "client_name": "Emma Hart", "funded": False, "charges": [CHARGE]},
+        {
+            "client_id": "c-1",
+            "client_name": "Emma Hart",
+            "funded": False,
+            "charges": [CHARGE],
+            "unpriced": [
+                {
+                    "session_id": "s-9",
+                    "starts_at": "2026-03-09T10:00:00+00:00",
+                    "reason": "the price list of 2026-01-01 has no fee for a video booster session",
+                }
+            ],
+        },
     )
     services.on(
         "GET",
@@ -99,6 +111,7 @@ def test_reception_records_a_payment_in_pounds_sent_as_pence(signed_in, services
     page = reception.get("/clients/c-1/billing").get_data(as_text=True)
     assert "Billing: Emma Hart" in page and "£45.00" in page and "Non-attendance" not in page
     assert "did not attend" in page
+    assert "Not charged" in page and "no fee for a video booster session" in page
     services.on(
         "POST",
         "/payments",
