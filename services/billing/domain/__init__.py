@@ -1,6 +1,6 @@
 """What billing decides, pure: money (`money`), the price list (`fees`), the account's state
 (`state`), charges from the diary (`charging`), invoices, credit notes, payments and refunds
-(`account`) and the figures worked out from events (`ledger`, `reports`)."""
+(`account`) and the balances worked out from events (`ledger`)."""
 
 from .account import (
     Account,

@@ -68,19 +68,17 @@ def _policy_amount(policy: LateCharge, fee: Money) -> Money | None:
     return {"none": None, "full_fee": fee, "fixed": policy.amount}[policy.charge]
 
 
-def decide_charge(state: AccountState, command: ChargeSession) -> list[NewEvent]:
-    session, schedule = command.session, command.schedule
-    if session.session_id in state.by_session:
-        return []  # already charged: the diary's event arrived again
-    reason = {"attended": ATTENDED, "missed": DID_NOT_ATTEND}.get(session.outcome)
+def _reason(session: SessionOutcome, schedule: FeeSchedule | None) -> str | None:
+    """What the session is charged for under the policy, or None (no charge)."""
     if session.outcome == "cancelled":
-        if schedule is None or not _late(session, schedule.notice_hours):
-            return []
-        reason = LATE_CANCELLATION
-    if reason is None:
-        return []
-    when = local_date(session.starts_at)
+        late = schedule is not None and _late(session, schedule.notice_hours)
+        return LATE_CANCELLATION if late else None
+    return {"attended": ATTENDED, "missed": DID_NOT_ATTEND}.get(session.outcome)
+
+
+def _fee(session: SessionOutcome, schedule: FeeSchedule | None) -> Money:
     if schedule is None:
+        when = local_date(session.starts_at)
         raise Conflict(f"no price list is in force on {when}", code="no_price_list")
     fee = schedule.fee(session.kind, session.modality, session.therapist_id)
     if fee is None:
@@ -89,22 +87,38 @@ def decide_charge(state: AccountState, command: ChargeSession) -> list[NewEvent]
             f"{session.modality} {session.kind} session",
             code="no_price",
         )
+    return fee
+
+
+def _payer_and_amount(
+    state: AccountState, reason: str, fee: Money, schedule: FeeSchedule
+) -> tuple[str, str | None, Money | None]:
+    """(payer, funder's name, net amount): the funder pays attended sessions while funded
+    sessions last, at the list's fee; the client pays the rest at their own fee."""
     funding = state.funding
     own_fee = funding.reduced_fee or fee
     if own_fee.currency != fee.currency:
         raise Conflict("the client's reduced fee is in another currency", code="currency")
-    payer, payer_name, net = CLIENT, None, own_fee
     if reason == ATTENDED:
         left = funding.funded_sessions is None or state.funded_used() < funding.funded_sessions
         if funding.funded and left:
-            payer, payer_name, net = FUNDER, funding.payer_name, fee
-    else:
-        policy = (
-            schedule.late_cancellation if reason == LATE_CANCELLATION else schedule.did_not_attend
-        )
-        net = _policy_amount(policy, own_fee)
-        if net is None:
-            return []
+            return FUNDER, funding.payer_name, fee
+        return CLIENT, None, own_fee
+    policy = schedule.late_cancellation if reason == LATE_CANCELLATION else schedule.did_not_attend
+    return CLIENT, None, _policy_amount(policy, own_fee)
+
+
+def decide_charge(state: AccountState, command: ChargeSession) -> list[NewEvent]:
+    session, schedule = command.session, command.schedule
+    if session.session_id in state.by_session:
+        return []  # already charged: the diary's event arrived again
+    reason = _reason(session, schedule)
+    if reason is None:
+        return []
+    fee = _fee(session, schedule)
+    payer, payer_name, net = _payer_and_amount(state, reason, fee, schedule)
+    if net is None:
+        return []  # the policy charges nothing for this
     return [
         NewEvent(
             "ChargeRaised",
@@ -117,7 +131,7 @@ def decide_charge(state: AccountState, command: ChargeSession) -> list[NewEvent]
                 "kind": session.kind,
                 "modality": session.modality,
                 "starts_at": session.starts_at,
-                "session_date": when,
+                "session_date": local_date(session.starts_at),
                 "net": net.wire(),
                 "vat": schedule.vat_on(net).wire(),
                 "payer": payer,

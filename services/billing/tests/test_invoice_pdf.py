@@ -26,6 +26,21 @@ def _tool(name: str) -> str:
     return path
 
 
+def image_and_text(pdf_bytes: bytes) -> str:
+    """Save the PDF and a PNG of its page under tests/artifacts/; return its text."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = ARTIFACTS / "billing-invoice.pdf"
+    pdf.write_bytes(pdf_bytes)
+    png = ARTIFACTS / "billing-invoice"
+    subprocess.run(
+        [_tool("pdftoppm"), "-png", "-r", "80", "-singlefile", str(pdf), str(png)], check=True
+    )
+    assert png.with_suffix(".png").stat().st_size > 10_000
+    return subprocess.run(
+        [_tool("pdftotext"), "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
 def test_the_invoice_pdf_names_practice_payer_lines_totals_and_vat(
     client, auth_header, settings, running, clock
 ):
@@ -49,36 +64,7 @@ def test_the_invoice_pdf_names_practice_payer_lines_totals_and_vat(
     answer = client.get(issued.headers["Location"], headers={**h, "Accept": "application/pdf"})
     assert answer.status_code == 200 and answer.mimetype == "application/pdf"
     assert answer.data.startswith(b"%PDF")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pdf = ARTIFACTS / "billing-invoice.pdf"
-    pdf.write_bytes(answer.data)
-    subprocess.run(
-        [
-            _tool("pdftoppm"),
-            "-png",
-            "-r",
-            "80",
-            "-singlefile",
-            str(pdf),
-            str(ARTIFACTS / "billing-invoice"),
-        ],
-        check=True,
-    )
-    assert (ARTIFACTS / "billing-invoice.png").stat().st_size > 10_000
-    text = subprocess.run(
-        [
-            _tool(
-                "pdftotext",
-            ),
-            "-layout",
-            str(pdf),
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    flat = " ".join(text.split())
+    flat = " ".join(image_and_text(answer.data).split())
     assert settings.practice_name in flat
     assert "Invoice INV-000001" in flat and "Bill to Emma Stone" in flat
     assert "2 March 2026 Therapy session £60.00 £0.00 £60.00" in flat
