@@ -328,6 +328,22 @@ class BalanceOut(Schema):
     funder = fields.Nested(PayerBalance)
 
 
+class StatementLine(Schema):
+    at = fields.AwareDateTime(metadata={"description": "when it was recorded"})
+    on = fields.Date(metadata={"description": "the session's, invoice's or payment's date"})
+    what = fields.String()
+    payer = fields.String()
+    amount = fields.Nested(MoneyOut, metadata={"description": "change to what the payer owes"})
+    owed = fields.Nested(MoneyOut, metadata={"description": "what the payer owes after it"})
+
+
+class StatementOut(Schema):
+    client_id = fields.String()
+    client_name = fields.String()
+    as_of = fields.AwareDateTime(allow_none=True)
+    lines = fields.List(fields.Nested(StatementLine))
+
+
 class AgedDebtOut(Schema):
     as_of = fields.String()
     currency = fields.String()

@@ -85,3 +85,52 @@ def balance(totals: dict) -> dict:
         }
         for payer in PAYERS
     }
+
+
+def _what(event) -> str:
+    d = event.data
+    kind = {"assessment": "Assessment session", "treatment": "Therapy session"}.get(
+        d.get("kind"), "Follow-up session"
+    )
+    return {
+        "ChargeRaised": lambda: {
+            "attended": kind,
+            "late_cancellation": f"Late cancellation: {kind.lower()}",
+            "did_not_attend": f"Non-attendance: {kind.lower()}",
+        }[d["reason"]],
+        "ChargeWaived": lambda: "Charge waived",
+        "InvoiceIssued": lambda: f"Invoice {d['number']}",
+        "CreditNoteIssued": lambda: f"Credit note {d['number']} on {d['invoice_number']}",
+        "PaymentRecorded": lambda: f"Payment ({d['method'].replace('_', ' ')})",
+        "RefundRecorded": lambda: f"Refund ({d['method'].replace('_', ' ')})",
+    }[event.type]()
+
+
+def _on(event):
+    d = event.data
+    return d.get("session_date") or d.get("issued_on") or d.get("received_on") or d.get("paid_on")
+
+
+def statement(events: Iterable) -> list[dict]:
+    """The account line by line, oldest first: what each event did to what each payer owes,
+    and the running figure after it (an invoice moves nothing: it asks for what is owed)."""
+    totals, lines = empty(), []
+    for event in events:
+        if event.type not in MOVES:
+            continue
+        after = apply(totals, event)
+        payer = event.data["payer"]
+        change = owed(after[payer]) - owed(totals[payer])
+        currency = after["currency"]
+        lines.append(
+            {
+                "at": event.occurred_at,
+                "on": _on(event),
+                "what": _what(event),
+                "payer": payer,
+                "amount": Money(change, currency).wire(),
+                "owed": Money(owed(after[payer]), currency).wire(),
+            }
+        )
+        totals = after
+    return lines

@@ -229,6 +229,22 @@ def balance(args, client_id):
     return {"client_id": client_id, "as_of": as_of, **ledger.balance(totals)}
 
 
+@blp.route("/clients/<client_id>/statement", methods=["GET"])
+@requires(*MONEY)
+@blp.arguments(s.AsOfQuery, location="query")
+@blp.response(200, s.StatementOut)
+def statement(args, client_id):
+    """The account line by line from its events (charges, waivers, invoices, credit notes,
+    payments, refunds), each with what the payer owes after it; up to `as_of` if given."""
+    client = _client(client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id}")
+    as_of = args.get("as_of")
+    name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
+    lines = ledger.statement(_billing().account(client_id, until=as_of))
+    return {"client_id": client_id, "client_name": name, "as_of": as_of, "lines": lines}
+
+
 def _summary(doc: dict, as_of: date | None) -> dict:
     c = doc["currency"]
     out = {

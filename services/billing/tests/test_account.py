@@ -152,3 +152,20 @@ def test_absurd_payments_are_refused():
         .then_raises(Invalid)
     )
     assert error.field == "currency"
+
+
+def test_the_statement_runs_line_by_line_to_the_balance():
+    history = account_with(2)
+    history += Account().decide(fold(Account(), history), invoice())
+    history += Account().decide(
+        fold(Account(), history),
+        RecordPayment("c1", "p1", "client", "bank_transfer", Money(20000), date(2026, 3, 22)),
+    )
+    lines = ledger.statement(history)
+    assert [(x["what"], x["amount"]["amount"], x["owed"]["amount"]) for x in lines] == [
+        ("Therapy session", 9000, 9000),
+        ("Therapy session", 9000, 18000),
+        ("Invoice INV-000001", 0, 18000),
+        ("Payment (bank transfer)", -20000, -2000),
+    ]
+    assert lines[-1]["owed"]["amount"] == ledger.owed(ledger.fold(history)["client"])

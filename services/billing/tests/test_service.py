@@ -139,6 +139,9 @@ def test_invoices_payments_credit_and_a_replay_to_the_penny(
     as_of = client.get("/clients/c1/balance?as_of=2026-01-01", headers=h).json
     assert as_of["client"]["owed"]["amount"] == 0
     replay_gives_the_same_balances(client, h, settings, payments=3)
+    lines = client.get("/clients/c1/statement", headers=h).json["lines"]
+    assert lines[-1]["owed"] == client.get("/clients/c1/balance", headers=h).json["client"]["owed"]
+    assert [x["what"] for x in lines][:2] == ["Therapy session", "Non-attendance: therapy session"]
     aged = client.get("/reports/aged-debt?as_of=2026-05-15", headers=h).json
     assert aged["buckets"]["31-60"] == 1500 and aged["invoices"][0]["client_name"] == "Emma Stone"
     income = client.get("/reports/income", headers=h).json

@@ -104,6 +104,7 @@ def client_billing(client_id):
     invoices = _rows(api.get("billing", f"/clients/{client_id}/invoices"))
     funding = _dict(api.get("billing", f"/clients/{client_id}/funding"))
     reduced = _pence_of(funding.get("reduced_fee"))
+    statement, statement_error = api.try_get("billing", f"/clients/{client_id}/statement")
     return render_template(
         "billing_client.html",
         client_id=client_id,
@@ -122,6 +123,8 @@ def client_billing(client_id):
         ),
         methods=METHODS,
         funders=FUNDERS,
+        statement=_rows(statement, "lines"),
+        statement_error=statement_error,
         today=date.today().isoformat(),
     )
 

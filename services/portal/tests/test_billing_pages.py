@@ -73,6 +73,25 @@ def client_answers(services, owed=4500):
     services.on("GET", "/clients/c-1/payments", [])
     services.on(
         "GET",
+        "/clients/c-1/statement",
+        {
+            "client_id": "c-1",
+            "client_name": "Emma Hart",
+            "as_of": None,
+            "lines": [
+                {
+                    "at": "2026-03-02T11:00:00+00:00",
+                    "on": "2026-03-02",
+                    "what": "Non-attendance: therapy session",
+                    "payer": "client",
+                    "amount": m(4500),
+                    "owed": m(4500),
+                }
+            ],
+        },
+    )
+    services.on(
+        "GET",
         "/clients/c-1/funding",
         {
             "client_id": "c-1",
@@ -109,8 +128,9 @@ def test_reception_records_a_payment_in_pounds_sent_as_pence(signed_in, services
     client_answers(services)
     reception = signed_in("admin")
     page = reception.get("/clients/c-1/billing").get_data(as_text=True)
-    assert "Billing: Emma Hart" in page and "£45.00" in page and "Non-attendance" not in page
+    assert "Billing: Emma Hart" in page and "£45.00" in page
     assert "did not attend" in page
+    assert "Non-attendance: therapy session" in page  # the statement
     assert "Not charged" in page and "no fee for a video booster session" in page
     services.on(
         "POST",
