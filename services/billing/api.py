@@ -1,9 +1,8 @@
-"""Billing's writes over HTTP: each route parses, checks who may act, calls `Billing` and
+"""Billing's writes over HTTP: each route parses, checks who may act, calls the Application and
 maps the result. Money is for reception (admin) and the clinical lead only."""
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import Blueprint
 
 from shared.auth import requires
@@ -12,7 +11,7 @@ from shared.events import new_id
 from shared.web import context, request_metadata
 
 from . import schemas as s
-from .application import Billing, ensure_indexes
+from .application import application
 from .domain import (
     Addressee,
     IssueCreditNote,
@@ -24,19 +23,19 @@ from .domain import (
     WaiveCharge,
 )
 from .projections import Ledger, directory
-from .queries import fees_out, funding_out, invoice_out, payment_out
+from .queries import (
+    accounts_blp,
+    fees_blp,
+    fees_out,
+    funding_out,
+    invoice_out,
+    invoices_blp,
+    payment_out,
+)
 
-blp = Blueprint("billing", __name__, description="Fees, funding, charges, invoices and payments")
+payments_blp = Blueprint("payments", __name__, description="Payments and refunds")
+BLUEPRINTS = [payments_blp]
 MONEY = ("admin", "clinical_lead")
-
-
-def billing() -> Billing:
-    store = context().store
-    if not current_app.extensions.get("billing_indexes"):
-        # on the first request that needs them, never before gunicorn forks
-        ensure_indexes(store)
-        current_app.extensions["billing_indexes"] = True
-    return Billing(store, clock=current_app.config["BILLING_CLOCK"])
 
 
 def client_or_404(client_id: str) -> dict:
@@ -46,21 +45,21 @@ def client_or_404(client_id: str) -> dict:
     return client
 
 
-@blp.route("/fees", methods=["PUT"])
+@fees_blp.route("/fees", methods=["PUT"])
 @requires(*MONEY)
-@blp.arguments(s.FeesIn)
-@blp.response(200, s.FeesOut)
+@fees_blp.arguments(s.FeesIn)
+@fees_blp.response(200, s.FeesOut)
 def set_fees(body):
     """Set the price list and policy in force from `effective_from` (today or later; only the
     first list may start earlier). A charge already raised keeps its fee."""
-    app = billing()
+    app = application()
     return fees_out(app.set_fees(body, request_metadata()), app.today())
 
 
-@blp.route("/clients/<client_id>/funding", methods=["PUT"])
+@accounts_blp.route("/clients/<client_id>/funding", methods=["PUT"])
 @requires(*MONEY)
-@blp.arguments(s.FundingIn)
-@blp.response(200, s.FundingOut)
+@accounts_blp.arguments(s.FundingIn)
+@accounts_blp.response(200, s.FundingOut)
 def set_funding(body, client_id):
     """Who pays for this client's sessions: the client (self), or an insurer or a referring
     organisation for `funded_sessions` sessions (then the client); a reduced fee needs a reason."""
@@ -71,20 +70,20 @@ def set_funding(body, client_id):
         reduced_fee=Money(reduced["amount"], reduced["currency"]) if reduced else None,
         **body,
     )
-    outcome = billing().set_funding(command, request_metadata())
+    outcome = application().set_funding(command, request_metadata())
     return funding_out(client_id, outcome.state)
 
 
-@blp.route("/charges/<charge_id>/waive", methods=["POST"])
+@accounts_blp.route("/charges/<charge_id>/waive", methods=["POST"])
 @requires(*MONEY)
-@blp.arguments(s.WaiveIn)
-@blp.response(200, s.ChargeOut)
+@accounts_blp.arguments(s.WaiveIn)
+@accounts_blp.response(200, s.ChargeOut)
 def waive(body, charge_id):
     """Waive an open charge with a reason (an invoiced one is corrected by a credit note)."""
     doc = context().projection(Ledger()).reader("charges").find_one({"_id": charge_id})
     if doc is None:
         raise NotFound(f"no charge {charge_id}")
-    outcome = billing().waive(
+    outcome = application().waive(
         doc["client_id"], WaiveCharge(charge_id, body["reason"]), request_metadata()
     )
     charge = outcome.state.charges[charge_id]
@@ -95,15 +94,15 @@ def _amounts(charge) -> dict:
     return {"net": charge.net.wire(), "vat": charge.vat.wire(), "gross": charge.gross.wire()}
 
 
-@blp.route("/invoices", methods=["POST"])
+@invoices_blp.route("/invoices", methods=["POST"])
 @requires(*MONEY)
-@blp.arguments(s.InvoiceIn)
-@blp.response(201, s.InvoiceOut)
+@invoices_blp.arguments(s.InvoiceIn)
+@invoices_blp.response(201, s.InvoiceOut)
 def issue_invoice(body):
     """Invoice charges to their payer: the charges named, or every open charge of a period
     (`from`, `to`, `payer`). Numbered without gaps (INV-000001, ...); never edited after."""
     client = client_or_404(body["client_id"])
-    app = billing()
+    app = application()
     invoice_id = new_id()
     name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
     schedule = app.price_list().in_force(app.today())
@@ -127,14 +126,14 @@ def issue_invoice(body):
     return invoice_out(data, outcome.state, []), 201, {"Location": f"/invoices/{invoice_id}"}
 
 
-@blp.route("/invoices/<invoice_id>/credit-note", methods=["POST"])
+@invoices_blp.route("/invoices/<invoice_id>/credit-note", methods=["POST"])
 @requires(*MONEY)
-@blp.arguments(s.CreditNoteIn)
-@blp.response(201, s.CreditNoteOut)
+@invoices_blp.arguments(s.CreditNoteIn)
+@invoices_blp.response(201, s.CreditNoteOut)
 def credit_note(body, invoice_id):
     """Correct an issued invoice: credit some of its lines, or all not credited yet. What
     was already paid on them is held as the payer's credit."""
-    app = billing()
+    app = application()
     note_id = new_id()
 
     def make(number: str) -> IssueCreditNote:
@@ -151,10 +150,10 @@ def credit_note(body, invoice_id):
     return dict(outcome.events[0].data), 201, {"Location": f"/invoices/{invoice_id}"}
 
 
-@blp.route("/payments", methods=["POST"])
+@payments_blp.route("/payments", methods=["POST"])
 @requires(*MONEY)
-@blp.arguments(s.PaymentIn)
-@blp.response(201, s.PaymentOut)
+@payments_blp.arguments(s.PaymentIn)
+@payments_blp.response(201, s.PaymentOut)
 def record_payment(body):
     """Record money received (card terminal, bank transfer, insurer remittance, cash),
     against an invoice or the payer's oldest open invoices; more than is owed is held as
@@ -184,6 +183,6 @@ def record_payment(body):
             body["reference"],
             body["invoice_id"],
         )
-    outcome = billing().record_payment(command, request_metadata())
+    outcome = application().record_payment(command, request_metadata())
     out = payment_out(dict(outcome.events[0].data), body["kind"])
     return out, 201, {"Location": f"/clients/{client_id}/payments"}

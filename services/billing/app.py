@@ -32,7 +32,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         settings,
         title="Rapport billing",
         description=DESCRIPTION,
-        blueprints=[api.blp, queries.blp],
+        blueprints=[*queries.BLUEPRINTS, *api.BLUEPRINTS],
         projections=all_projections(),
     )
     app.config["BILLING_CLOCK"] = clock

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 
+from flask import current_app
 from pymongo import DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
@@ -18,6 +19,7 @@ from shared.application import CommandHandler, Outcome
 from shared.domain import Conflict, NotFound, fold
 from shared.events import Event
 from shared.eventstore import EventStore, Metadata
+from shared.web import context
 
 from .domain import (
     Account,
@@ -59,7 +61,7 @@ def ensure_indexes(store: EventStore) -> None:
     )
 
 
-class Billing:
+class Application:
     def __init__(self, store: EventStore, *, clock: Callable[[], datetime]):
         self.store, self.clock = store, clock
         self.accounts = CommandHandler(store, Account())
@@ -178,3 +180,13 @@ class Billing:
             if e.type == "CreditNoteIssued" and e.data["invoice_id"] == invoice_id
         ]
         return dict(issued.data), state, notes
+
+
+def application() -> Application:
+    """The Application for this request (stateless beyond the store: made per request). The
+    document-number indexes are made on the first request, never before gunicorn forks."""
+    store = context().store
+    if not current_app.extensions.get("billing_indexes"):
+        ensure_indexes(store)
+        current_app.extensions["billing_indexes"] = True
+    return Application(store, clock=current_app.config["BILLING_CLOCK"])

@@ -18,7 +18,7 @@ from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
 from shared.wakeup import projections_bell
 
-from .application import Billing
+from .application import Application
 from .domain import SessionOutcome
 from .projections import Diary
 
@@ -50,7 +50,7 @@ class ChargeWorker:
             registry,
             cipher=cipher_for(settings),
         )
-        self.billing = Billing(self.store, clock=utcnow)
+        self.billing = Application(self.store, clock=utcnow)
         self.diary = projection_store(settings, Diary())
 
     def run(self, stop: threading.Event) -> None:

@@ -15,20 +15,21 @@ from shared.domain import NotFound
 from shared.web import context
 
 from .. import schemas as s
+from ..application import application
 from ..domain import PriceList, ledger
 from ..domain.money import Money
 from ..domain.state import FUNDER, AccountState
 from ..projections import Diary, Ledger, directory
 
-blp = Blueprint("billing-reads", __name__, description="Balances, invoices and reports")
+fees_blp = Blueprint("fees", __name__, description="The practice's price list and policy")
+accounts_blp = Blueprint(
+    "accounts", __name__, description="A client's funding, charges, payments and balance"
+)
+invoices_blp = Blueprint("invoices", __name__, description="Invoices and credit notes")
+reports_blp = Blueprint("reports", __name__, description="Aged debt and income")
+BLUEPRINTS = [fees_blp, accounts_blp, invoices_blp, reports_blp]
 MONEY = ("admin", "clinical_lead")
 BUCKETS = (("0-30", 30), ("31-60", 60), ("61-90", 90), ("90+", None))
-
-
-def _billing():
-    from ..api import billing
-
-    return billing()
 
 
 def _ledger(collection: str):
@@ -109,18 +110,18 @@ def _charge_out(doc: dict) -> dict:
 
 
 # -- routes -------------------------------------------------------------------------------------
-@blp.route("/fees", methods=["GET"])
+@fees_blp.route("/fees", methods=["GET"])
 @requires(*MONEY)
-@blp.response(200, s.FeesOut)
+@fees_blp.response(200, s.FeesOut)
 def get_fees():
     """The price list in force today and every list, oldest first."""
-    app = _billing()
+    app = application()
     return fees_out(app.price_list(), app.today())
 
 
-@blp.route("/clients/<client_id>/charges", methods=["GET"])
+@accounts_blp.route("/clients/<client_id>/charges", methods=["GET"])
 @requires(*MONEY, "therapist")
-@blp.response(200, s.ChargesOut)
+@accounts_blp.response(200, s.ChargesOut)
 def charges(client_id):
     """Reception and the lead: every charge with its money. A therapist (their own clients
     only): whether each charged session was funded, and whether a funder pays now; no money."""
@@ -170,29 +171,29 @@ def charges(client_id):
     }
 
 
-@blp.route("/clients/<client_id>/funding", methods=["GET"])
+@accounts_blp.route("/clients/<client_id>/funding", methods=["GET"])
 @requires(*MONEY)
-@blp.response(200, s.FundingOut)
+@accounts_blp.response(200, s.FundingOut)
 def get_funding(client_id):
     """The client's funding arrangement (self-pay when none was set)."""
     if _client(client_id) is None:
         raise NotFound(f"no client {client_id}")
-    app = _billing()
+    app = application()
     return funding_out(client_id, app.accounts.state(f"account-{client_id}")[0])
 
 
-@blp.route("/clients/<client_id>/invoices", methods=["GET"])
+@accounts_blp.route("/clients/<client_id>/invoices", methods=["GET"])
 @requires(*MONEY)
-@blp.response(200, s.InvoiceSummaryOut(many=True))
+@accounts_blp.response(200, s.InvoiceSummaryOut(many=True))
 def client_invoices(client_id):
     """The client's invoices, newest first, with what each still owes."""
     docs = _ledger("invoices").find({"client_id": client_id}).sort("number", -1)
     return [_summary(d, None) for d in docs]
 
 
-@blp.route("/clients/<client_id>/payments", methods=["GET"])
+@accounts_blp.route("/clients/<client_id>/payments", methods=["GET"])
 @requires(*MONEY)
-@blp.response(200, s.PaymentOut(many=True))
+@accounts_blp.response(200, s.PaymentOut(many=True))
 def client_payments(client_id):
     """Payments and refunds, newest first."""
     docs = _ledger("payments").find({"client_id": client_id}).sort("on", -1)
@@ -211,10 +212,10 @@ def client_payments(client_id):
     return out
 
 
-@blp.route("/clients/<client_id>/balance", methods=["GET"])
+@accounts_blp.route("/clients/<client_id>/balance", methods=["GET"])
 @requires(*MONEY)
-@blp.arguments(s.AsOfQuery, location="query")
-@blp.response(200, s.BalanceOut)
+@accounts_blp.arguments(s.AsOfQuery, location="query")
+@accounts_blp.response(200, s.BalanceOut)
 def balance(args, client_id):
     """What the client and their funder owe (negative: money held for them). With `as_of`,
     the balance as it stood then, from the account's events recorded by that moment."""
@@ -225,14 +226,14 @@ def balance(args, client_id):
         totals = (_ledger("accounts").find_one({"_id": client_id}) or {}).get("totals")
         totals = totals or ledger.empty()
     else:
-        totals = ledger.fold(_billing().account(client_id, until=as_of))
+        totals = ledger.fold(application().account(client_id, until=as_of))
     return {"client_id": client_id, "as_of": as_of, **ledger.balance(totals)}
 
 
-@blp.route("/clients/<client_id>/statement", methods=["GET"])
+@accounts_blp.route("/clients/<client_id>/statement", methods=["GET"])
 @requires(*MONEY)
-@blp.arguments(s.AsOfQuery, location="query")
-@blp.response(200, s.StatementOut)
+@accounts_blp.arguments(s.AsOfQuery, location="query")
+@accounts_blp.response(200, s.StatementOut)
 def statement(args, client_id):
     """The account line by line from its events (charges, waivers, invoices, credit notes,
     payments, refunds), each with what the payer owes after it; up to `as_of` if given."""
@@ -241,7 +242,7 @@ def statement(args, client_id):
         raise NotFound(f"no client {client_id}")
     as_of = args.get("as_of")
     name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
-    lines = ledger.statement(_billing().account(client_id, until=as_of))
+    lines = ledger.statement(application().account(client_id, until=as_of))
     return {"client_id": client_id, "client_name": name, "as_of": as_of, "lines": lines}
 
 
@@ -261,13 +262,13 @@ def _summary(doc: dict, as_of: date | None) -> dict:
     return out
 
 
-@blp.route("/reports/aged-debt", methods=["GET"])
+@reports_blp.route("/reports/aged-debt", methods=["GET"])
 @requires(*MONEY)
-@blp.arguments(s.ReportQuery, location="query")
-@blp.response(200, s.AgedDebtOut)
+@reports_blp.arguments(s.ReportQuery, location="query")
+@reports_blp.response(200, s.AgedDebtOut)
 def aged_debt(args):
     """What is owed on issued invoices, by days since issue: 0-30, 31-60, 61-90, 90+."""
-    as_of = args.get("as_of") or _billing().today()
+    as_of = args.get("as_of") or application().today()
     docs = _ledger("invoices").find({"outstanding": {"$gt": 0}})
     rows = [_summary(d, as_of) for d in docs if d["issued_on"] <= as_of.isoformat()]
     names = _names({r["client_id"] for r in rows})
@@ -301,10 +302,10 @@ def _names(client_ids: set) -> dict:
     }
 
 
-@blp.route("/reports/income", methods=["GET"])
+@reports_blp.route("/reports/income", methods=["GET"])
 @requires(*MONEY)
-@blp.arguments(s.IncomeQuery, location="query")
-@blp.response(200, s.IncomeOut)
+@reports_blp.arguments(s.IncomeQuery, location="query")
+@reports_blp.response(200, s.IncomeOut)
 def income(args):
     """By month: what was charged for sessions of that month (less waivers and credit notes)
     and what was received (payments less refunds); and what each therapist's sessions were
@@ -342,14 +343,14 @@ def income(args):
     }
 
 
-@blp.route("/invoices/<invoice_id>", methods=["GET"])
+@invoices_blp.route("/invoices/<invoice_id>", methods=["GET"])
 @requires(*MONEY)
-@blp.response(200, s.InvoiceOut)
-@blp.alt_response(200, content_type="application/pdf", description="the invoice as a PDF")
+@invoices_blp.response(200, s.InvoiceOut)
+@invoices_blp.alt_response(200, content_type="application/pdf", description="the invoice as a PDF")
 def get_invoice(invoice_id):
     """The invoice as issued, with what it still owes and its credit notes. With
     `Accept: application/pdf`, the PDF to send to the payer."""
-    data, state, notes = _billing().invoice(invoice_id)
+    data, state, notes = application().invoice(invoice_id)
     out = invoice_out(data, state, notes)
     if (
         request.accept_mimetypes.best_match(["application/json", "application/pdf"])
