@@ -10,7 +10,8 @@ from pathlib import Path
 from services.billing.projections import Ledger
 from shared.consumer import projection_store, rebuild
 from shared.projections import snapshot
-from shared.pytest_plugin import eventually
+from shared.pytest_plugin import eventually, service_workers
+from shared.run import make_relay
 from shared.web import ServiceContext
 
 from .conftest import Diary, charges_of, fees_body, register_client, wait_for_client
@@ -251,3 +252,46 @@ def test_a_session_without_a_price_is_shown_and_charged_once_the_price_is_added(
     charges = charges_of(client, h, "c1", 1)
     assert summary(charges) == [("b1", "attended", "client", 8000)]
     assert client.get("/clients/c1/charges", headers=h).json["unpriced"] == []
+
+
+def test_two_charge_workers_at_once_charge_each_session_once(
+    client, auth_header, settings, workers
+):
+    """As with two consumer pods: both workers see the same pending sessions; the account
+    stream's version makes the second decision see the first charge (and the funded count)."""
+    from services.billing.workers import ChargeWorker
+
+    workers.start(
+        make_relay(settings, "scheduling").run,
+        make_relay(settings, "records").run,
+        *service_workers(settings, "billing", loops=False),
+        ChargeWorker(settings).run,
+        ChargeWorker(settings).run,
+    )
+    h = auth_header("admin")
+    setup_practice(client, h, settings)
+    funding = {"payer": "insurer", "payer_name": "Acme Health", "funded_sessions": 12}
+    assert client.put("/clients/c1/funding", headers=h, json=funding).status_code == 200
+    Diary(settings, "c1").course(FIRST)
+    payers = [c["payer"] for c in charges_of(client, h, "c1", 16)]
+    assert (payers.count("funder"), payers.count("client")) == (12, 4)
+    store = ServiceContext("billing", settings).store
+    assert store.events.count_documents({"type": "ChargeRaised"}) == 16
+
+
+def test_a_payment_sent_twice_with_one_key_is_recorded_once(client, auth_header, settings, running):
+    h = auth_header("admin")
+    setup_practice(client, h, settings)
+    pay = {"client_id": "c1", "method": "card", "amount": 5000, "received_on": "2026-02-16"}
+    keyed = {**h, "Idempotency-Key": "form-123"}
+    first = client.post("/payments", headers=keyed, json=pay)
+    again = client.post("/payments", headers=keyed, json=pay)
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json["payment_id"] == first.json["payment_id"]
+    store = ServiceContext("billing", settings).store
+    assert store.events.count_documents({"type": "PaymentRecorded"}) == 1
+    # read-your-writes: the balance waits for the position the payment produced
+    seen = {**h, "X-Rapport-Min-Position": first.headers["X-Rapport-Position"]}
+    balance = client.get("/clients/c1/balance", headers=seen).json
+    assert balance["client"]["credit"]["amount"] == 5000  # nothing owed yet: held as credit
