@@ -209,18 +209,23 @@ class Ledger(Projection):
             {"_id": d["invoice_id"]},
             {"$inc": {"outstanding": -_pence(d["applied"]), "credited": _pence(d["amount"])}},
         )
+        self._allocated(view, d["allocations"])
 
     def on_PaymentRecorded(self, event, view):
         d = event.data
-        for a in d["allocations"]:
-            view["invoices"].update_one(
-                {"_id": a["invoice_id"]}, {"$inc": {"outstanding": -_pence(a["amount"])}}
-            )
+        self._allocated(view, d["allocations"])
         self._money_moved(view, d["payment_id"], "payment", d, d["received_on"])
 
     def on_RefundRecorded(self, event, view):
         d = event.data
         self._money_moved(view, d["refund_id"], "refund", d, d["paid_on"])
+
+    @staticmethod
+    def _allocated(view, allocations) -> None:
+        for a in allocations:
+            view["invoices"].update_one(
+                {"_id": a["invoice_id"]}, {"$inc": {"outstanding": -_pence(a["amount"])}}
+            )
 
     @staticmethod
     def _money_moved(view, _id, kind, d, on) -> None:

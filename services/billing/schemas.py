@@ -212,6 +212,9 @@ class CreditNoteOut(Schema):
     charge_ids = fields.List(fields.String())
     amount = fields.Nested(MoneyOut)
     applied = fields.Nested(MoneyOut)
+    allocations = fields.List(
+        fields.Dict(), metadata={"description": "paid already: to the payer's other invoices"}
+    )
     to_credit = fields.Nested(MoneyOut)
     reason = fields.String()
 

@@ -126,6 +126,11 @@ class InvoiceIssuedV1(Schema):
     vat_statement = fields.String(required=True)
 
 
+class Allocation(Schema):
+    invoice_id = fields.String(required=True)
+    amount = fields.Nested(Money, required=True)
+
+
 @registry.event("CreditNoteIssued", 1)
 class CreditNoteIssuedV1(Schema):
     client_id = fields.String(required=True)
@@ -138,13 +143,10 @@ class CreditNoteIssuedV1(Schema):
     charge_ids = fields.List(fields.String(), required=True)
     amount = fields.Nested(Money, required=True)
     applied = fields.Nested(Money, required=True)  # off what the invoice still owed
-    to_credit = fields.Nested(Money, required=True)  # already paid: the payer's credit
+    # paid already on the credited lines: to the payer's other open invoices, then credit
+    allocations = fields.List(fields.Nested(Allocation), required=True)
+    to_credit = fields.Nested(Money, required=True)
     reason = fields.String(required=True, metadata=PERSONAL)
-
-
-class Allocation(Schema):
-    invoice_id = fields.String(required=True)
-    amount = fields.Nested(Money, required=True)
 
 
 @registry.event("PaymentRecorded", 1)

@@ -13,7 +13,7 @@ from shared.events import NewEvent
 
 from . import charging
 from .money import MAX_PENCE, Money, total
-from .state import FUNDER, OPEN, WAIVED, AccountState, Charge, evolve
+from .state import FUNDER, OPEN, WAIVED, AccountState, Charge, Invoice, evolve
 
 KIND_WORDS = {
     "assessment": "Assessment session",
@@ -258,6 +258,9 @@ def _credit_note(s: AccountState, c: IssueCreditNote) -> list[NewEvent]:
         )
     amount = total((s.charges[i].gross for i in ids), invoice.total.currency)
     applied = amount.min(invoice.outstanding)
+    # what was paid on the credited lines settles the payer's other open invoices first
+    others = [i for i in s.open_invoices(invoice.payer) if i.invoice_id != invoice.invoice_id]
+    allocations, left = _allocate(amount - applied, others)
     data = {
         "client_id": s.client_id,
         "credit_note_id": c.credit_note_id,
@@ -269,10 +272,22 @@ def _credit_note(s: AccountState, c: IssueCreditNote) -> list[NewEvent]:
         "charge_ids": ids,
         "amount": amount.wire(),
         "applied": applied.wire(),  # off what the invoice still owed
-        "to_credit": (amount - applied).wire(),  # already paid: held as the payer's credit
+        "allocations": allocations,  # paid already: to the payer's other open invoices
+        "to_credit": left.wire(),  # and what is left held as the payer's credit
         "reason": c.reason,
     }
     return [NewEvent("CreditNoteIssued", data)]
+
+
+def _allocate(amount: Money, invoices: list[Invoice]) -> tuple[list[dict], Money]:
+    """Spread money over open invoices in order: (allocations, what is left)."""
+    left, allocations = amount, []
+    for invoice in invoices:
+        share = left.min(invoice.outstanding)
+        if share.positive:
+            allocations.append({"invoice_id": invoice.invoice_id, "amount": share.wire()})
+            left = left - share
+    return allocations, left
 
 
 def _amount_ok(amount: Money, field: str) -> None:
@@ -304,12 +319,7 @@ def _payment(s: AccountState, c: RecordPayment) -> list[NewEvent]:
                 f"invoice {invoice.number} is addressed to the {invoice.payer}", field="invoice_id"
             )
         targets = [invoice] + [i for i in targets if i.invoice_id != invoice.invoice_id]
-    left, allocations = c.amount, []
-    for invoice in targets:
-        share = left.min(invoice.outstanding)
-        if share.positive:
-            allocations.append({"invoice_id": invoice.invoice_id, "amount": share.wire()})
-            left = left - share
+    allocations, left = _allocate(c.amount, targets)
     data = {
         "client_id": c.client_id,
         "payment_id": c.payment_id,

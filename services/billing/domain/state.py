@@ -174,18 +174,22 @@ def _credit_note_issued(s: AccountState, d: dict) -> AccountState:
         settled=invoice.settled + _money(d["applied"]),
         credited_ids=invoice.credited_ids + tuple(d["charge_ids"]),
     )
+    invoices = _settle({**s.invoices, invoice.invoice_id: invoice}, d.get("allocations") or [])
     payer = invoice.payer
     credit = {**s.credit, payer: s.credit_of(payer) + _money(d["to_credit"])}
-    return replace(
-        s, charges=charges, invoices={**s.invoices, invoice.invoice_id: invoice}, credit=credit
-    )
+    return replace(s, charges=charges, invoices=invoices, credit=credit)
+
+
+def _settle(invoices: dict, allocations: list[dict]) -> dict:
+    out = dict(invoices)
+    for a in allocations:
+        invoice = out[a["invoice_id"]]
+        out[a["invoice_id"]] = replace(invoice, settled=invoice.settled + _money(a["amount"]))
+    return out
 
 
 def _payment_recorded(s: AccountState, d: dict) -> AccountState:
-    invoices = dict(s.invoices)
-    for a in d["allocations"]:
-        invoice = invoices[a["invoice_id"]]
-        invoices[a["invoice_id"]] = replace(invoice, settled=invoice.settled + _money(a["amount"]))
+    invoices = _settle(s.invoices, d["allocations"])
     payer = d["payer"]
     amount = _money(d["amount"])
     return replace(

@@ -169,3 +169,23 @@ def test_the_statement_runs_line_by_line_to_the_balance():
         ("Payment (bank transfer)", -20000, -2000),
     ]
     assert lines[-1]["owed"]["amount"] == ledger.owed(ledger.fold(history)["client"])
+
+
+def test_what_a_credit_note_frees_settles_the_payers_other_invoices_first():
+    history = account_with(3)
+    state = fold(Account(), history)
+    history += Account().decide(state, invoice(charge_ids=(charge_id_for("s1"),)))
+    history += Account().decide(
+        fold(Account(), history), invoice("INV-000002", "i2", charge_ids=(charge_id_for("s2"),))
+    )
+    pay = RecordPayment("c1", "p1", "client", "card", Money(9000), date(2026, 3, 22), None, "i1")
+    history += Account().decide(fold(Account(), history), pay)  # i1 paid, i2 open
+    note = IssueCreditNote("n1", "CN-000001", "i1", date(2026, 3, 23), "billed in error")
+    [credit] = given(Account(), history).when(note).then_types("CreditNoteIssued")
+    assert credit.data["allocations"] == [
+        {"invoice_id": "i2", "amount": {"amount": 9000, "currency": GBP}}
+    ]
+    assert credit.data["to_credit"]["amount"] == 0
+    state = fold(Account(), history + [credit])
+    assert state.invoices["i2"].outstanding == Money(0) and state.credit_of("client") == Money(0)
+    assert ledger.owed(ledger.fold(history + [credit])["client"]) == 9000  # s3, not invoiced
