@@ -179,6 +179,18 @@ def billing_waive(client_id, charge_id):
     return _back_to(client_id, "#charges")
 
 
+@blueprint.post("/clients/<client_id>/billing/invoices/<invoice_id>/credit-note")
+@signed_in(*MONEY)
+def billing_credit_note(client_id, invoice_id):
+    """Credit what the invoice has not had credited yet (an issued invoice is never edited)."""
+    reason = request.form.get("reason", "").strip()
+    answer = _dict(
+        backend().post("billing", f"/invoices/{invoice_id}/credit-note", {"reason": reason})
+    )
+    form_flash_ok(f"Credit note {answer.get('number')} issued for {money(answer.get('amount'))}.")
+    return _back_to(client_id, "#invoices")
+
+
 @blueprint.post("/clients/<client_id>/billing/funding")
 @signed_in(*MONEY)
 def billing_funding(client_id):

@@ -259,3 +259,48 @@ def test_the_billing_dashboard_and_its_csv(signed_in, services):
     assert "income,2026-03,,315.00,300.00" in text
     assert "by therapist,2026-03,Dr Sarah Okafor,315.00," in text
     assert "31-60,INV-000002,Emma Hart,client,2026-03-31,45,15.00" in text
+
+
+def test_a_credit_note_from_the_invoice_list(signed_in, services):
+    client_answers(services)
+    services.on(
+        "GET",
+        "/clients/c-1/invoices",
+        [
+            {
+                "invoice_id": "i-1",
+                "number": "INV-000001",
+                "client_id": "c-1",
+                "payer": "client",
+                "payer_name": None,
+                "issued_on": "2026-03-31",
+                "total": m(4500),
+                "outstanding": m(4500),
+                "credited": m(0),
+            }
+        ],
+    )
+    reception = signed_in("admin")
+    page = reception.get("/clients/c-1/billing").get_data(as_text=True)
+    assert "Credit INV-000001" in page
+    services.on(
+        "POST", "/invoices/i-1/credit-note", {"number": "CN-000001", "amount": m(4500)}, 201
+    )
+    key = page.split('id="form-credit-i-1"')[1].split('name="idempotency_key" value="')[1][:32]
+    answer = reception.post(
+        "/clients/c-1/billing/invoices/i-1/credit-note",
+        data={
+            "csrf_token": csrf_of(page),
+            "form": "credit-i-1",
+            "back": "/clients/c-1/billing",
+            "idempotency_key": key,
+            "reason": "billed in error",
+        },
+    )
+    assert answer.status_code == 302
+    assert services.last("POST", "/invoices/i-1/credit-note")["json"] == {
+        "reason": "billed in error"
+    }
+    assert "Credit note CN-000001 issued for £45.00." in reception.get(
+        "/clients/c-1/billing"
+    ).get_data(as_text=True)
