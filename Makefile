@@ -26,6 +26,7 @@ status:
 
 test: install        ## the test suite against the real local broker and store (and Chromium)
 	bash deploy/local/ensure-chromium.sh
+	bash deploy/local/ensure-poppler.sh
 	$(PY) -m pytest -m "not slow"
 
 faults: install      ## the long fault-injection cases

@@ -4,7 +4,9 @@ store, then seen in another service's projection or accepted by the SMTP server.
 - SessionBooked (scheduling) -> records' client summary (`sessions`) and measures'
   questionnaire plan;
 - QuestionnaireCompleted (measures) -> measures' dashboard read model (`responses`);
-- RiskIndicated (measures) -> the clinical lead's alert email accepted by the dev SMTP sink.
+- RiskIndicated (measures) -> the clinical lead's alert email accepted by the dev SMTP sink;
+- SessionAttended (scheduling) -> the charge visible in billing's ledger (the diary projection,
+  the charge worker's append, billing's relay and its ledger projection).
 Limits in the same run: a raw produce -> consume round trip on the same broker, and a raw
 smtplib send to the same sink. Peak RSS (VmHWM) of each process afterwards."""
 
@@ -20,6 +22,8 @@ from email.message import EmailMessage
 
 from kafka import TopicPartition
 
+from services.billing.domain import charge_id_for
+from services.billing.projections import Ledger
 from services.measures.projections import MeasuresBoard, QuestionnairePlans
 from services.notifications.devmail import MailSink
 from services.notifications.domain import message_id
@@ -65,6 +69,21 @@ def _booked(i: int, now: datetime) -> NewEvent:
             "course_id": None,
             "number": None,
             "video_link": None,
+        },
+    )
+
+
+def _attended(i: int, now: datetime) -> NewEvent:
+    starts = now + timedelta(days=7, minutes=60 * i)
+    return NewEvent(
+        "SessionAttended",
+        {
+            "session_id": f"fs-{i}",
+            "client_id": f"fc{i % 10}",
+            "therapist_id": "ft1",
+            "starts_at": starts,
+            "ends_at": starts + timedelta(minutes=50),
+            "kind": "treatment",
         },
     )
 
@@ -154,6 +173,8 @@ def _processes(settings, log_dir, smtp_port):
             log_dir=log_dir,
         ),
         worker(settings, "consume", "notifications", log_dir=log_dir, env=notify_env),
+        worker(settings, "relay", "billing", log_dir=log_dir),
+        worker(settings, "consume", "billing", log_dir=log_dir),
     ]
 
 
@@ -167,6 +188,9 @@ def _steady_load(settings, watches, stop_at: float) -> int:
         t = time.monotonic()
         watches["records"].appended[f"fs-{i}"] = t
         watches["plans"].appended[f"fs-{i}"] = t
+        if i % 5 == 0:
+            scheduling.append(f"session-fs-{i}", 1, [_attended(i, now)], RECEPTION)
+            watches["charge"].appended[charge_id_for(f"fs-{i}")] = time.monotonic()
         if i % 4 == 0:
             measures.append(f"response-fr-{i}", 0, [_completed(i)], RECEPTION)
             watches["board"].appended[f"fr-{i}"] = time.monotonic()
@@ -218,6 +242,25 @@ def _smtp_sends(sink: TimedSink, n: int = 100) -> list[float]:
     return out
 
 
+def _fees() -> NewEvent:
+    """A price list for billing, so an attended session has a fee."""
+    none = {"charge": "none", "amount": None}
+    return NewEvent(
+        "FeesSet",
+        {
+            "effective_from": datetime(2000, 1, 1).date(),
+            "currency": "GBP",
+            "prices": [
+                {"kind": "treatment", "modality": None, "therapist_id": None, "amount": 9000}
+            ],
+            "notice_hours": 24,
+            "late_cancellation": none,
+            "did_not_attend": none,
+            "vat": {"exempt": True, "rate_basis_points": None, "number": None},
+        },
+    )
+
+
 def _seed(settings) -> None:
     """The therapist and clients the flows refer to, in their own services' stores."""
     records = ServiceContext("records", settings).store
@@ -241,9 +284,13 @@ def _seed(settings) -> None:
         ],
         RECEPTION,
     )
+    ServiceContext("billing", settings).store.append("fees", 0, [_fees()], RECEPTION)
     kafka_clients.ensure_topics(
         settings.kafka_bootstrap,
-        [settings.topic(s) for s in ("scheduling", "records", "measures", "notifications")],
+        [
+            settings.topic(s)
+            for s in ("scheduling", "records", "measures", "notifications", "billing")
+        ],
         settings.topic_partitions,
     )
 
@@ -253,11 +300,13 @@ def run(settings, log_dir, report: Report) -> dict:
     summaries = ServiceContext("records", settings).projection(ClientSummaries())
     plans = ServiceContext("measures", settings).projection(QuestionnairePlans())
     board = ServiceContext("measures", settings).projection(MeasuresBoard())
+    ledger = ServiceContext("billing", settings).projection(Ledger())
     watches = {
         "records": Watch(_by_ids(lambda: summaries.reader("sessions"))),
         "plans": Watch(_by_ids(lambda: plans.reader("plans"))),
         "board": Watch(_by_ids(lambda: board.reader("responses"))),
         "mail": Watch(lambda ids: [k for k in ids if k in sink.accepted_at]),
+        "charge": Watch(_by_ids(lambda: ledger.reader("charges"))),
     }
     _seed(settings)
     procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
@@ -292,19 +341,21 @@ def run(settings, log_dir, report: Report) -> dict:
     sink.stop()
     note = (
         f"target {RATE:.0f} ticks/s for {SECONDS:.0f}s, achieved {appended / SECONDS:.1f}/s "
-        f"({appended} bookings, 1 in 4 + completion, 1 in 10 + risk)"
+        f"({appended} bookings, 1 in 4 + completion, 1 in 10 + risk, 1 in 5 attended)"
     )
     limits = {
         "records": ("raw produce->consume, same broker", trips),
         "plans": ("raw produce->consume, same broker", trips),
         "board": ("raw produce->consume, same broker", trips),
         "mail": ("raw smtplib send, same sink", smtp),
+        "charge": ("raw produce->consume, same broker", trips),
     }
     names = {
         "records": "SessionBooked -> records summary",
         "plans": "SessionBooked -> measures plan",
         "board": "QuestionnaireCompleted -> dashboard",
         "mail": "RiskIndicated -> email accepted",
+        "charge": "SessionAttended -> billing charge",
     }
     for key, w in watches.items():
         lat, (limit, raw) = w.latencies_ms(), limits[key]

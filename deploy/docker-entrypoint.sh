@@ -17,7 +17,7 @@ set -eu
 
 ROOT=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 PYTHON=${PYTHON:-python}
-SERVICES="scheduling records measures notifications"
+SERVICES="scheduling records measures notifications billing"
 
 run() {
     if [ -n "${RAPPORT_ENTRYPOINT_DRY_RUN:-}" ]; then
@@ -52,6 +52,7 @@ default_port() {
         records) echo 8102 ;;
         measures) echo 8103 ;;
         notifications) echo 8104 ;;
+        billing) echo 8105 ;;
     esac
 }
 

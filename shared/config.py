@@ -9,13 +9,14 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
+SERVICES = ("scheduling", "records", "measures", "notifications", "billing", "portal")
 DEFAULT_PORTS = {
     "portal": 8100,
     "scheduling": 8101,
     "records": 8102,
     "measures": 8103,
     "notifications": 8104,
+    "billing": 8105,
 }
 DEMO_TOKEN_SECRET = "rapport-demo-token-secret-not-for-production"
 DEMO_MASTER_KEY = "cmFwcG9ydC1kZW1vLW1hc3Rlci1rZXktMzJieXRlcyE="  # base64 of a 32-byte demo key

@@ -12,7 +12,7 @@ from flask import Flask
 from .config import Settings
 from .projections import Projection
 
-SERVICE_NAMES = ("scheduling", "records", "measures", "notifications")
+SERVICE_NAMES = ("scheduling", "records", "measures", "notifications", "billing")
 
 
 @dataclass(frozen=True)

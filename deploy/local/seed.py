@@ -561,6 +561,27 @@ def seed_therapists(api: Api, progress: Progress) -> None:
         )
 
 
+# The practice's price list (billing): in force since before any demo course began, so the
+# demo's attended, late-cancelled and missed sessions are charged as they arrive.
+FEES = {
+    "effective_from": "2020-01-01",
+    "currency": "GBP",
+    "prices": [
+        {"kind": "assessment", "amount": 12000},
+        {"kind": "treatment", "amount": 9000},
+        {"kind": "booster", "amount": 8000},
+    ],
+    "notice_hours": 24,
+    "late_cancellation": {"charge": "full_fee"},
+    "did_not_attend": {"charge": "fixed", "amount": 4500},
+    "vat": {"exempt": True},
+}
+
+
+def seed_fees(api: Api, progress: Progress) -> None:
+    progress.once("billing.fees", lambda: bool(api.call("PUT", "billing", "/fees", FEES)))
+
+
 def lead_token(settings: Settings, password: str) -> tuple[str, str]:
     r = requests.post(
         settings.service_urls["portal"] + "/api/auth/token",
@@ -590,6 +611,7 @@ def run(settings: Settings, password: str, today: date | None = None) -> bool:
         actor=Actor(id=lead.id, role="clinical_lead"), correlation_id="seed-" + new_id()
     )
     seed_therapists(api, progress)
+    seed_fees(api, progress)
     today = today or datetime.now(LONDON).date()
     for case in CASES:  # all registered first, so the services learn of them meanwhile
         register(api, progress, case, today)

@@ -33,7 +33,7 @@ def log_dir() -> Path:
 def available_services() -> list[str]:
     return [
         name
-        for name in ("scheduling", "records", "measures", "notifications", "portal")
+        for name in ("scheduling", "records", "measures", "notifications", "billing", "portal")
         if (ROOT / "services" / name / "wsgi.py").exists()
     ]
 

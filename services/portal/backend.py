@@ -77,9 +77,9 @@ class Backend:
                 502, f"The {service} service sent an answer the portal cannot read.", service
             )
 
-    def get_file(self, service, path, **params) -> tuple[bytes, str]:
-        """A download that is not JSON (a CSV): (body, content type); refusals as `call`."""
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/csv, */*"}
+    def get_file(self, service, path, accept="text/csv, */*", **params) -> tuple[bytes, str]:
+        """A download that is not JSON (a CSV, a PDF): (body, content type); refusals as `call`."""
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
         headers.update(_consistency_headers("GET", service, path))
         try:
             response = self.http.get(

@@ -6,4 +6,4 @@ Fields holding personal data or clinical free text carry `metadata={"personal": 
 the kernel encrypts them with the client's key (crypto-shredding); every event about a
 client carries `client_id`, which names that key."""
 
-from . import measures, notifications, records, scheduling  # noqa: F401  (registers the types)
+from . import billing, measures, notifications, records, scheduling  # noqa: F401  (registers the types)

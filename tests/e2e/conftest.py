@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
+SERVICES = ("scheduling", "records", "measures", "notifications", "billing", "portal")
 PASSWORD = "e2e-password-not-for-production"
 
 

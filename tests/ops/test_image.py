@@ -121,7 +121,7 @@ def test_consume_takes_the_static_member_index_from_the_environment():
 @pytest.mark.parametrize(
     "args",
     [
-        ["api", "billing"],
+        ["api", "payroll"],
         ["relay", "portal"],
         ["consume", "portal"],
         ["rebuild", "set-me", "set-me"],

@@ -12,6 +12,7 @@ blueprint = Blueprint(
 
 from . import (
     availability,
+    billing,
     booking,
     caseload,
     clients,

@@ -88,7 +88,9 @@ def services():
 
 @pytest.fixture
 def portal(settings, services):
-    urls = dict.fromkeys(("scheduling", "records", "measures", "notifications"), services.url)
+    urls = dict.fromkeys(
+        ("scheduling", "records", "measures", "notifications", "billing"), services.url
+    )
     app = create_app(
         settings.with_(service_urls=urls),
         PortalConfig(

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# poppler-utils (pdftoppm, pdftotext) for the billing tests, which turn the invoice PDF into an
+# image and read its text back (services/billing/tests/test_invoice_pdf.py). From Debian's own
+# package, as ensure-chromium.sh does for the browser. Idempotent: does nothing when present.
+set -euo pipefail
+if command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null; then
+    exit 0
+fi
+SUDO=""
+if [ "$(id -u)" != "0" ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null
+pdftoppm -v 2>&1 | head -1

@@ -1,0 +1,117 @@
+"""Billing's loop: the charge worker. A session the diary projection marks `pending` (it
+was attended, missed or cancelled) gets its charge decided on the client's account. Doing
+it twice adds nothing (one charge per session, its id derived from the session's); the flag
+is cleared only if the session did not change meanwhile (`rev`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pymongo.errors import PyMongoError
+
+from shared.consumer import projection_store
+from shared.crypto import KeyDisposed, cipher_for
+from shared.domain import DomainError
+from shared.events import Actor, registry, utcnow
+from shared.eventstore import EventStore, Metadata
+from shared.mongo import client as mongo_client
+from shared.wakeup import projections_bell
+
+from .application import Application
+from .domain import SessionOutcome
+from .projections import Diary
+
+log = logging.getLogger(__name__)
+ACTOR = Actor.system("billing-charges")
+ENDED = ("attended", "missed", "cancelled")
+
+
+def outcome_of(doc: dict) -> SessionOutcome:
+    return SessionOutcome(
+        session_id=doc["_id"],
+        client_id=doc["client_id"],
+        therapist_id=doc["therapist_id"],
+        kind=doc["kind"],
+        modality=doc["modality"],
+        starts_at=doc["starts_at"],
+        outcome=doc["status"],
+        cancelled_by=doc.get("cancelled_by"),
+        cancelled_at=doc.get("cancelled_at"),
+    )
+
+
+class ChargeWorker:
+    def __init__(self, settings, interval: float = 0.2, idle_rest: float = 2.0):
+        self.settings, self.interval, self.idle_rest = settings, interval, idle_rest
+        self.store = EventStore(
+            mongo_client(settings.mongo_uri),
+            settings.database("billing"),
+            registry,
+            cipher=cipher_for(settings),
+        )
+        self.billing = Application(self.store, clock=utcnow)
+        self.diary = projection_store(settings, Diary())
+
+    def run(self, stop: threading.Event) -> None:
+        self.store.ensure_indexes()
+        bell = projections_bell(self.store.mongo, self.store.db.name, name="billing charges")
+        try:
+            while not stop.is_set():
+                ticket = bell.ticket()
+                try:
+                    busy = self.step()
+                except PyMongoError as err:
+                    log.warning("charges: store unavailable (%s)", err)
+                    busy = 0
+                except Exception:  # one bad session must not stop everyone's charges
+                    log.exception("charges: step failed; trying again")
+                    busy = 0
+                if busy:
+                    continue
+                bell.wait(ticket, self.idle_rest if bell.watching else self.interval, stop)
+        finally:
+            bell.close()
+
+    def step(self) -> int:
+        """Oldest sessions first, so a funder's sessions are the first ones the diary reports."""
+        sessions = self.diary.reader("sessions")
+        done = 0
+        for doc in list(sessions.find({"pending": True}).sort("starts_at", 1).limit(50)):
+            ended = doc.get("status") in ENDED and doc.get("modality") and doc.get("kind")
+            unpriced = self._charge(doc) if ended else None
+            sessions.update_one(
+                {"_id": doc["_id"], "rev": doc["rev"]},
+                {"$set": {"pending": False, "unpriced": unpriced}},
+            )
+            done += 1
+        return done + self._retry_unpriced(sessions)
+
+    def _retry_unpriced(self, sessions) -> int:
+        """A session left uncharged for want of a price is tried again once the price list
+        has changed since (a price it lacked may have been added)."""
+        version = self.store.stream_version("fees")
+        stale = list(sessions.find({"unpriced.fees_version": {"$lt": version}}).limit(50))
+        for doc in stale:
+            sessions.update_one({"_id": doc["_id"], "rev": doc["rev"]}, {"$set": {"pending": True}})
+        return len(stale)
+
+    def _charge(self, doc: dict) -> dict | None:
+        """Charge the session; why not, when the price list has no fee for it (shown to
+        reception with the client's charges, and tried again when the list changes)."""
+        meta = Metadata(
+            ACTOR, correlation_id=f"session:{doc['_id']}", causation_id=doc.get("last_event_id")
+        )
+        version = self.store.stream_version("fees")  # before: a change meanwhile retries it
+        try:
+            self.billing.charge_session(outcome_of(doc), meta)
+        except DomainError as err:
+            log.error("charges: session %s not charged: %s", doc["_id"], err.detail)
+            return {"reason": err.detail, "fees_version": version}
+        except KeyDisposed:
+            log.info("charges: session %s skipped, its client has been disposed of", doc["_id"])
+        return None
+
+
+def workers(settings) -> list:
+    return [ChargeWorker(settings).run]
