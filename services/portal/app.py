@@ -9,7 +9,7 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Settings
-from shared.web import create_service_app, problem
+from shared.web import create_service_app, problem, trust_proxies
 
 from . import api
 from .api import TooManyAttempts
@@ -39,6 +39,7 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
     app.register_blueprint(pages)
+    trust_proxies(app, settings)  # the public pages limit attempts per client address
     app.after_request(security_headers)
     app.jinja_env.globals.update(
         csrf_token=csrf_token,

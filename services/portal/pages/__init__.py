@@ -20,6 +20,7 @@ from . import (
     dashboard,
     diary,
     measures,
+    public_enquire,
     risk,
     signin,
 )
