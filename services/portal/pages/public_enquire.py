@@ -19,6 +19,7 @@ from .public_common import (
     fill_time_problem,
     limit,
     limit_address,
+    open_to_all,
     public_backend,
     public_page,
     refuse,
@@ -31,6 +32,7 @@ MODALITIES = {"telephone": "By telephone", "video": "By video", "face_to_face": 
 
 
 @blueprint.get("/enquire")
+@open_to_all
 def enquire():
     return public_page(
         "enquire.html",
@@ -42,6 +44,7 @@ def enquire():
 
 
 @blueprint.post("/enquire")
+@open_to_all
 def enquire_send():
     try:
         limit_address()
