@@ -18,6 +18,7 @@ KINDS = (
     "task_reminder",
     "booster_invitation",
     "risk_alert",
+    "booking_link",
 )
 
 
