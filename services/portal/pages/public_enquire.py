@@ -82,7 +82,7 @@ def _body(form) -> dict:
         "preferred_modality": form.get("preferred_modality") or "",
         "preferred_times": _text(form, "preferred_times"),
         "heard_from": _text(form, "heard_from"),
-        "consent_to_contact": form.get("consent_to_contact") == "yes",
+        "consent_to_contact": "yes" in form.getlist("consent_to_contact"),
     }
 
 
