@@ -1,8 +1,7 @@
 """From a phone-sized "get in touch" page to a registered client, in headless Chromium against
-every real service, using only the pages (the one step outside them is the booking link's
-token, fetched as the notifications service fetches it for the message to the person: staff
-never see it). A person sends an enquiry from a phone → reception puts them on the waiting
-list → offers assessment times → the person books one by link on the phone → reception
+every real service, using only the pages and the text message the person is sent (staff
+never see the booking link). A person sends an enquiry from a phone → reception puts them on
+the waiting list → offers assessment times → the person books one by link on the phone → reception
 registers them without retyping, and the booked assessment is already theirs. Screenshots
 at 1280 and 390 px; axe-core on every page."""
 
@@ -37,24 +36,6 @@ token, _ = seed.lead_token(settings, os.environ["RAPPORT_DEMO_PASSWORD"])
 seed.seed_therapists(seed.Api(settings.service_urls, token), seed.Progress(db))
 """
 
-# what the notifications service does before it sends the link: a fresh token, as a service
-TOKEN = """
-import json, requests
-from shared.auth import service_token
-from shared.config import Settings
-from shared.mongo import client as mongo_client
-settings = Settings.from_env()
-events = mongo_client(settings.mongo_uri)[settings.database("scheduling")]["events"]
-link = events.find_one({"type": "BookingLinkIssued"})
-answer = requests.post(
-    settings.service_urls["scheduling"] + f"/booking-links/{link['data']['link_id']}/token",
-    headers={"Authorization": "Bearer " + service_token(settings.token_secret, "notifications")},
-    timeout=30,
-)
-answer.raise_for_status()
-print(json.dumps(answer.json()["token"]))
-"""
-
 
 def python(stack, code: str) -> str:
     done = subprocess.run(
@@ -73,6 +54,16 @@ def python(stack, code: str) -> str:
 def practice(stack):
     python(stack, SETUP)
     return stack
+
+
+def booking_link_sent(stack) -> str | None:
+    """The link in the text message the notifications service sent (the stack's SMS sink)."""
+    sent = stack.run_dir / "sms" / "messages.jsonl"
+    for line in sent.read_text().splitlines() if sent.exists() else []:
+        found = re.search(r"https?://\S+/book-online/[\w-]+", json.loads(line)["body"])
+        if found:
+            return found.group(0)
+    return None
 
 
 def both_widths(page, name: str) -> None:
@@ -149,11 +140,12 @@ def test_enquiry_waiting_list_booking_link_and_registration(practice, new_page):
     reception.wait_for_load_state()
     assert reception.get_by_text("3 time(s) sent to the person by link").is_visible()
 
-    # 4. the person books the second time on the phone
-    token = json.loads(python(stack, TOKEN))
-    assert token not in reception.content()
+    # 4. the link arrives by text (Sam asked for a phone call); they book the second time
+    url = eventually(lambda: booking_link_sent(stack), what="the booking link by text")
+    assert url.startswith(f"{portal}/book-online/")
+    assert url.rsplit("/", 1)[-1] not in reception.content()  # staff never see it
     person.set_viewport_size(PHONE)
-    person.goto(f"{portal}/book-online/{token}")
+    person.goto(url)
     assert person.get_by_role("heading", name=re.compile("Choose a time")).is_visible()
     radios = person.locator('input[name="starts_at"]')
     assert [radios.nth(n).get_attribute("value") for n in range(radios.count())] == offered
@@ -164,7 +156,7 @@ def test_enquiry_waiting_list_booking_link_and_registration(practice, new_page):
     person.wait_for_load_state()
     assert person.get_by_role("heading", name="Your appointment is booked").is_visible()
     both_widths(person, "booked")
-    person.goto(f"{portal}/book-online/{token}")
+    person.goto(url)
     assert person.get_by_role("heading", name="This link is not valid any more").is_visible()
 
     # 5. reception registers Sam: only the date of birth is asked, the rest carried over
