@@ -155,7 +155,14 @@ def test_enquiry_to_booked_assessment_to_client(stack, therapist, signed_in, set
     assert "Your appointment is booked" in booked.get_data(as_text=True)
     assert person.get(f"/book-online/{token}").status_code == 404  # single use
 
-    page = reception.get(f"/enquiries/{eid}").get_data(as_text=True)
+    page = eventually(
+        lambda: (
+            html
+            if "Assessment booked"
+            in (html := reception.get(f"/enquiries/{eid}").get_data(as_text=True))
+            else None
+        )
+    )
     assert token not in page
     registered = post_form(
         reception,

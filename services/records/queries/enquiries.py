@@ -59,6 +59,9 @@ def enquiry_view(state: EnquiryState) -> dict:
         "weeks_waiting": weeks_waiting(added_at, _today()) if added_at else None,
         "offered_to": state.offered_to,
         "retention_until": retention_until(state) if state.status != "registered" else None,
+        "assessment_at": _first_sessions([state.client_id]).get((state.client_id, "assessment"))
+        if state.client_id
+        else None,
     }
 
 

@@ -103,6 +103,10 @@ class EnquiryOut(Schema):
     added_at = fields.DateTime(allow_none=True)
     weeks_waiting = fields.Integer(allow_none=True)
     offered_to = fields.String(allow_none=True)
+    assessment_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "the first assessment session booked for the person, if any"},
+    )
     retention_until = fields.DateTime(
         allow_none=True, metadata={"description": "when an unconverted enquiry may be disposed of"}
     )

@@ -97,6 +97,9 @@ def test_from_enquiry_to_client_without_retyping(app, api, staff, settings, work
     scheduling.book(facts, 1, kind="assessment")
     scheduling.publish()
 
+    booked = eventually(lambda: ok(api.get(a, headers=staff["admin"]))["assessment_at"])
+    assert booked.startswith(facts["starts_at"].isoformat()[:16])
+
     made = api.post(
         f"{a}/register",
         json={"date_of_birth": "1990-01-02", "therapist_id": T1},
