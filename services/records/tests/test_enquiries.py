@@ -175,7 +175,8 @@ def test_steps_are_refused_once_the_enquiry_is_closed(api, staff):
     ok(api.post("/enquiries", json=SAM, headers=staff["t1"]), 403)
 
 
-def test_an_unconverted_enquiry_is_disposed_of_after_a_year(app, api, staff, settings):
+def test_an_unconverted_enquiry_is_disposed_of_after_a_year(app, api, staff, settings, workers):
+    workers.start(*service_workers(settings, "records"))
     made = ok(api.post("/enquiries", json=SAM, headers=staff["admin"]), 201)
     eid, cid = made["enquiry_id"], made["client_id"]
     body = ok(api.post(f"/enquiries/{eid}/disposal", headers=staff["lead"]), 409)
@@ -188,3 +189,11 @@ def test_an_unconverted_enquiry_is_disposed_of_after_a_year(app, api, staff, set
     again = ok(api.get(f"/enquiries/{eid}", headers=staff["lead"]))
     assert again["given_name"] == DISPOSED and again["concern"] == DISPOSED
     assert [e["type"] for e in events(app)] == ["EnquiryReceived", "EnquiryDisposed"]
+
+    # the kernel's disposal (as for a client) rebuilds the projections: the inbox forgets too
+    def inbox_entry():
+        found = ok(api.get("/enquiries", headers=staff["lead"]))["enquiries"]
+        return found and found[0]["given_name"] == DISPOSED and found[0]
+
+    entry = eventually(inbox_entry)
+    assert (entry["given_name"], entry["concern"], entry["phone"]) == (DISPOSED,) * 3
