@@ -16,6 +16,7 @@ from .api import TooManyAttempts
 from .charts import closeness_circle
 from .config import PortalConfig
 from .pages import blueprint as pages
+from .pages.public_common import never_log_links
 from .security import csrf_token, current_user, security_headers
 
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
     )
     app.register_blueprint(pages)
     trust_proxies(app, settings)  # the public pages limit attempts per client address
+    never_log_links(app)
     app.after_request(security_headers)
     app.jinja_env.globals.update(
         csrf_token=csrf_token,

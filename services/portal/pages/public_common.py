@@ -125,3 +125,20 @@ def busy_page():
     response = public_page("public_busy.html", 429)
     response.headers["Retry-After"] = "600"
     return response
+
+
+def never_log_links(app) -> None:
+    """Flask logs an unhandled error as "Exception on <path>"; on /book-online/<token> the
+    path is the person's credential, so it is replaced before anything is logged (as
+    measures does for the questionnaire link)."""
+    original = app.log_exception
+
+    def log_exception(exc_info) -> None:
+        if request.path.startswith("/book-online/"):
+            app.logger.error(
+                "Exception on /book-online/<link> [%s]", request.method, exc_info=exc_info
+            )
+            return
+        original(exc_info)
+
+    app.log_exception = log_exception

@@ -237,3 +237,19 @@ def test_reception_pages_are_for_reception_and_the_lead(stack, signed_in):
     assert signed_in("clinical_lead").get("/enquiries").status_code == 200
     anonymous = stack["portal"].test_client().get("/enquiries")
     assert anonymous.status_code == 302 and "/sign-in" in anonymous.headers["Location"]
+
+
+def test_a_failure_on_a_booking_link_never_logs_the_link(stack, monkeypatch, caplog):
+    portal = stack["portal"]
+    portal.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    from services.portal.pages import public_booking
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(public_booking, "public_backend", broken)
+    with caplog.at_level("ERROR"):
+        answer = portal.test_client().get("/book-online/secret-token-123")
+    assert answer.status_code == 500
+    assert "Exception on /book-online/<link>" in caplog.text
+    assert "secret-token-123" not in caplog.text
