@@ -39,6 +39,10 @@ class DisposalQueue(Projection):
             upsert=True,
         )
 
+    # an enquiry that never became a client is disposed of the same way: its data was
+    # sealed under the client id reserved for the person (services/records/domain/enquiry.py)
+    on_EnquiryDisposed = on_ClientDisposed
+
 
 class DisposalWorker:
     def __init__(

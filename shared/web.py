@@ -419,3 +419,16 @@ def create_service_app(
         return Response(body, mimetype=content_type)
 
     return app
+
+
+def trust_proxies(app: Flask, settings: Settings) -> None:
+    """Behind an ingress the peer is the proxy: take the client's address (for the public
+    pages' per-address limits) from the X-Forwarded-For entries the configured number of
+    trusted proxies added (`RAPPORT_PROXY_HOPS`; 0, the default, trusts none)."""
+    import os
+
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    hops = int(settings.extra.get("proxy_hops", os.environ.get("RAPPORT_PROXY_HOPS", "0")))
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

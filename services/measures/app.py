@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 from flask import Flask, request
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.config import Settings
 from shared.directory import ClientDirectory
-from shared.web import create_service_app
+from shared.web import create_service_app, trust_proxies
 
 from . import api, queries
 from .projections import MeasuresBoard, QuestionnairePlans
@@ -37,11 +36,7 @@ def create_app(settings: Settings) -> Flask:
     # (attempts, window seconds) on /q/<token>: per client address, and per link
     app.config["MEASURES_LINK_RATE"] = settings.extra.get("link_rate", (30, 600))
     app.config["MEASURES_LINK_RATE_PER_LINK"] = settings.extra.get("link_rate_per_link", (20, 600))
-    hops = int(settings.extra.get("proxy_hops", os.environ.get("RAPPORT_PROXY_HOPS", "0")))
-    if hops > 0:
-        # behind an ingress the peer is the proxy: take the client's address from the
-        # X-Forwarded-For entries the configured number of trusted proxies added
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    trust_proxies(app, settings)
     _never_log_links(app)
     return app
 

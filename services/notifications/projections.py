@@ -36,6 +36,7 @@ class Planner(ClientDirectory):
             IndexModel([("client_id", ASCENDING), ("status", ASCENDING), ("starts_at", ASCENDING)])
         ],
         "awaiting": [IndexModel([("client_id", ASCENDING), ("recorded_at", ASCENDING)])],
+        "enquirers": [],
     }
     # facts about a client that can arrive before the client does: the planner reads three
     # topics, and a batch may hold a booking before the registration it depends on. These
@@ -170,7 +171,22 @@ class Planner(ClientDirectory):
             {"task_id": event.data["task_id"]}, "task completed", event.recorded_at
         )
 
+    def on_EnquiryReceived(self, event, view):
+        """How to reach someone who got in touch (a booking link goes to them before they are
+        a client); keyed by the client id records reserved for them."""
+        d = event.data
+        view["enquirers"].update_one(
+            {"_id": d["client_id"]},
+            {"$set": {k: d.get(k) for k in ("enquiry_id", "email", "phone", "contact_by")}},
+            upsert=True,
+        )
+
     # -- scheduling --------------------------------------------------------------------------
+    def on_BookingLinkIssued(self, event, view):
+        enquirer = view["enquirers"].find_one({"_id": event.data["client_id"]})
+        planned = plans.booking_link(dict(event.data), enquirer, event.recorded_at)
+        self.book(view).plan(planned, event.recorded_at)
+
     def on_TherapistRegistered(self, event, view):
         d = event.data
         view["therapists"].update_one(

@@ -9,13 +9,14 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Settings
-from shared.web import create_service_app, problem
+from shared.web import create_service_app, problem, trust_proxies
 
 from . import api
 from .api import TooManyAttempts
 from .charts import closeness_circle
 from .config import PortalConfig
 from .pages import blueprint as pages
+from .pages.public_common import never_log_links
 from .security import csrf_token, current_user, security_headers
 
 
@@ -39,6 +40,8 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
     app.register_blueprint(pages)
+    trust_proxies(app, settings)  # the public pages limit attempts per client address
+    never_log_links(app)
     app.after_request(security_headers)
     app.jinja_env.globals.update(
         csrf_token=csrf_token,

@@ -19,13 +19,14 @@ from pymongo import ASCENDING, IndexModel
 from shared.application import CommandHandler, Outcome
 from shared.auth import Forbidden, Identity
 from shared.directory import check_client_access
-from shared.domain import Invalid, NotFound, fold
-from shared.eventstore import EventStore, Metadata
+from shared.domain import Conflict, Invalid, NotFound, fold
+from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 from shared.projections import ProjectionStore
 from shared.web import context
 
 from .domain import ClientState
 from .domain import commands as c
+from .domain import enquiry as enq
 from .domain import record as decider
 from .domain.rules import suggested_phase
 from .projections import ClientSummaries
@@ -67,6 +68,7 @@ class Application:
     def __init__(self, store: EventStore, summaries: ProjectionStore):
         self.store, self.summaries = store, summaries
         self.handler = CommandHandler(store, decider)
+        self.enquiries = CommandHandler(store, enq.enquiry)
 
     @staticmethod
     def ensure_indexes(store: EventStore) -> None:
@@ -139,6 +141,42 @@ class Application:
                 self.check_session(command.client_id, session_id)
 
         return self.handler.run(command.client_id, command, meta, check=check)
+
+    # -- enquiries (reception; their own streams, domain/enquiry.py) --------------------------
+    def enquiry_step(self, enquiry_id: str, command, meta: Metadata) -> Outcome:
+        return self.enquiries.run(enquiry_stream(enquiry_id), command, meta)
+
+    def enquiry(self, enquiry_id: str) -> enq.EnquiryState:
+        state, _ = self.enquiries.state(enquiry_stream(enquiry_id))
+        if state.status is None:
+            raise NotFound(f"no enquiry {enquiry_id}")
+        return state
+
+    def register_from_enquiry(
+        self, enquiry_id: str, extra: dict, who: Identity, meta: Metadata, now: datetime
+    ) -> ClientState:
+        """`EnquiryConverted` and the client's `ClientRegistered` (details carried over from
+        the enquiry) in one append: both or neither."""
+        own_caseload_only(who, extra.get("therapist_id"))
+        stream = enquiry_stream(enquiry_id)
+        for _ in range(5):
+            state, version = self.enquiries.state(stream)
+            converted = enq.enquiry.decide(state, enq.ConvertEnquiry(who.sub, now))
+            register = c.RegisterClient(**enq.registration(state, extra))
+            client, client_version = self.handler.state(state.client_id)
+            registered = decider.decide(client, register)
+            try:
+                stored = self.store.append_streams(
+                    [
+                        StreamAppend(stream, version, converted),
+                        StreamAppend(state.client_id, client_version, registered),
+                    ],
+                    meta,
+                )
+            except ConcurrencyError:
+                continue
+            return fold(decider, [e for e in stored if e.stream_id == state.client_id])
+        raise Conflict("the enquiry was changed by someone else at the same time; try again")
 
     # -- the record ------------------------------------------------------------------------
     def record(
@@ -216,6 +254,10 @@ class Application:
                 "reached records yet: send again in a moment)",
                 field="session_id",
             )
+
+
+def enquiry_stream(enquiry_id: str) -> str:
+    return f"enquiry-{enquiry_id}"
 
 
 def application() -> Application:

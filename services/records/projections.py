@@ -258,5 +258,77 @@ class RecordTimeline(Projection):
         )
 
 
+class EnquiryInbox(Projection):
+    """Reception's inbox and the waiting list: one document per enquiry, its details (opened
+    from the sealed fields; rebuilt after a disposal, when they read "[disposed]") and where
+    it stands. The sessions booked for the reserved client id are in `client_summaries`."""
+
+    service = "records"
+    name = "enquiry_inbox"
+    batched = True
+    sources = ("records",)
+    collections = {
+        "enquiries": [
+            IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]),
+            IndexModel("received_at"),
+            IndexModel([("status", ASCENDING), ("priority_rank", ASCENDING)]),
+        ]
+    }
+    _RANKS = {"urgent": 0, "soon": 1, "routine": 2}
+
+    def _set(self, event, view, **fields):
+        view["enquiries"].update_one({"_id": event.data["enquiry_id"]}, {"$set": fields})
+
+    def on_EnquiryReceived(self, event, view):
+        d = event.data
+        view["enquiries"].update_one(
+            {"_id": d["enquiry_id"]},
+            {
+                "$set": {k: d.get(k) for k in d if k != "enquiry_id"} | {"status": "received"},
+                "$setOnInsert": {"attempts": []},
+            },
+            upsert=True,
+        )
+
+    def on_EnquiryContactAttempted(self, event, view):
+        d = event.data
+        attempt = {k: d.get(k) for k in ("channel", "outcome", "note", "by", "attempted_at")}
+        view["enquiries"].update_one({"_id": d["enquiry_id"]}, {"$push": {"attempts": attempt}})
+
+    def on_AssessmentOffered(self, event, view):
+        d = event.data
+        self._set(
+            event, view, status="offered", offered_to=d["therapist_id"], offered_at=d["offered_at"]
+        )
+
+    def on_EnquiryWaitlisted(self, event, view):
+        d = event.data
+        self._set(
+            event,
+            view,
+            status="waiting",
+            priority=d["priority"],
+            priority_rank=self._RANKS[d["priority"]],
+            added_at=d["added_at"],
+        )
+
+    def on_EnquiryDeclined(self, event, view):
+        d = event.data
+        self._set(
+            event,
+            view,
+            status="declined",
+            reason=d.get("reason"),
+            signposted_to=d.get("signposted_to"),
+            declined_at=d["declined_at"],
+        )
+
+    def on_EnquiryConverted(self, event, view):
+        self._set(event, view, status="registered", registered_at=event.data["registered_at"])
+
+    def on_EnquiryDisposed(self, event, view):
+        self._set(event, view, status="disposed", disposed_at=event.data["disposed_at"])
+
+
 def projections() -> list[Projection]:
-    return [ClientSummaries(), RecordTimeline()]
+    return [ClientSummaries(), RecordTimeline(), EnquiryInbox()]

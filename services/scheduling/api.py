@@ -19,7 +19,16 @@ from .application import application, own_diary
 from .domain.courses import BookCourse, PlanBoosters
 from .domain.session import Booking
 from .domain.therapist import RegisterTherapist, SetAvailability
-from .queries import STAFF, blp, calendar_blp, calendar_tokens, session_out, token_digest
+from .queries import (
+    STAFF,
+    blp,
+    booking_link_out,
+    calendar_blp,
+    calendar_tokens,
+    links_blp,
+    session_out,
+    token_digest,
+)
 
 # the writes are on queries' blueprints (one resource, one group in the OpenAPI document)
 BLUEPRINTS: list = []
@@ -190,3 +199,79 @@ def plan_boosters(body):
         )
 
     return _book_many(body, make, timedelta(days=31 * body["count"] * body["interval_months"]))
+
+
+# -- booking links ------------------------------------------------------------------------
+def _links():
+    from .application.booking_links import BookingLinks
+
+    links = BookingLinks(application())
+    links.ensure_indexes()
+    return links
+
+
+@links_blp.route("/booking-links", methods=["POST"])
+@requires("admin", "clinical_lead", "service")
+@links_blp.arguments(s.BookingLinkIn)
+@links_blp.response(201, s.BookingLinkOut)
+def issue_booking_link(body):
+    """Offer a person some of a therapist's free times by link (`BookingLinkIssued`). The
+    answer never holds the link's token: the notifications service fetches one for each
+    message to the person's own channels."""
+    from .domain.booking_link import IssueBookingLink
+
+    app = application()
+    command = IssueBookingLink(
+        link_id=new_id(),
+        client_id=body["client_id"],
+        therapist=app.therapist(body["therapist_id"]),
+        kind=body["kind"],
+        modality=body["modality"],
+        starts=tuple(body["starts"]),
+        now=app.clock(),
+        room=body["room"],
+        enquiry_id=body["enquiry_id"],
+        expires_at=body["expires_at"],
+    )
+    outcome = _links().issue(command, request_metadata())
+    return (
+        booking_link_out(outcome.state),
+        201,
+        {"Location": f"/booking-links/{command.link_id}"},
+    )
+
+
+@links_blp.route("/booking-links/<link_id>/token", methods=["POST"])
+@requires("service")
+@links_blp.response(201, s.LinkTokenOut)
+def mint_booking_link_token(link_id):
+    """A fresh token for one message carrying the link (services only: no staff role ever
+    holds one). 404 once the link is used or expired."""
+    token, expires_at = _links().mint(link_id)
+    return {"token": token, "expires_at": expires_at}, 201
+
+
+@links_blp.route("/booking-links/open", methods=["POST"])
+@requires("service")
+@links_blp.arguments(s.LinkTokenIn)
+@links_blp.response(200, s.LinkOfferOut)
+def open_booking_link(body):
+    """What a token offers (the portal's public page asks, as the portal): the offered
+    times still free. Unknown, used and expired tokens are one 404."""
+    links = _links()
+    state = links.open(body["token"])
+    therapist = links.app.therapist(state.facts["therapist_id"])
+    return {**state.facts, "therapist_name": therapist.name, "free": links.free_times(state)}
+
+
+@links_blp.route("/booking-links/book", methods=["POST"])
+@requires("service")
+@links_blp.arguments(s.LinkBookIn)
+@links_blp.response(201, s.SessionOut)
+def book_by_link(body):
+    """Book the chosen time (`BookingLinkUsed` and `SessionBooked`, with the slot claims of
+    a staff booking, in one transaction). 409 `slot_taken` when the time went meanwhile,
+    404 when the link is not valid any more, 422 for a time it did not offer."""
+    event = _links().book(body["token"], body["starts_at"], request_metadata())
+    out = {**event.data, "status": "booked"}
+    return out, 201, {"Location": f"/sessions/{event.data['session_id']}"}

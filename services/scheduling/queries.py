@@ -281,3 +281,28 @@ def ical_feed(docs: list[dict], clients: dict, now: datetime) -> bytes:
         entry.add("sequence", len(d.get("moves") or []) + (1 if d["status"] == "cancelled" else 0))
         cal.add_component(entry)
     return cal.to_ical()
+
+
+# -- booking links (the writes and the person's side are in api.py) -----------------------
+links_blp = Blueprint(
+    "booking_links",
+    __name__,
+    description="Times offered to a person by link; they book one on their phone",
+)
+BLUEPRINTS.append(links_blp)
+
+
+def booking_link_out(state) -> dict:
+    used = state.facts.get("used") or {}
+    return {**state.facts, "status": state.status, "session_id": used.get("session_id")}
+
+
+@links_blp.route("/booking-links/<link_id>", methods=["GET"])
+@requires("admin", "clinical_lead")
+@links_blp.response(200, s.BookingLinkOut)
+def get_booking_link(link_id):
+    """A link as reception sees it: the times offered, until when, and whether it was used
+    (never its token)."""
+    from .application.booking_links import BookingLinks
+
+    return booking_link_out(BookingLinks(application()).state(link_id))

@@ -260,3 +260,66 @@ class CalendarTokenOut(Schema):
 
 class CalendarQuery(Schema):
     token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+# -- booking links ------------------------------------------------------------------------
+class BookingLinkIn(Schema):
+    client_id = fields.String(
+        required=True,
+        validate=ID,
+        metadata={"description": "the client, or the id records reserved for an enquirer"},
+    )
+    enquiry_id = fields.String(validate=ID, allow_none=True, load_default=None)
+    therapist_id = fields.String(required=True, validate=ID)
+    kind = fields.String(validate=validate.OneOf(SESSION_KINDS), load_default="assessment")
+    modality = fields.String(required=True, validate=validate.OneOf(MODALITIES))
+    room = fields.String(
+        validate=validate.Length(min=1, max=60), allow_none=True, load_default=None
+    )
+    starts = fields.List(
+        aware(),
+        required=True,
+        validate=validate.Length(min=1, max=10),
+        metadata={"description": "1 to 10 free times offered (each a bookable session start)"},
+    )
+    expires_at = aware(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "default and at most 7 days, never beyond the last time"},
+    )
+
+
+class BookingLinkOut(Schema):
+    link_id = fields.String()
+    client_id = fields.String()
+    enquiry_id = fields.String(allow_none=True)
+    therapist_id = fields.String()
+    kind = fields.String()
+    modality = fields.String()
+    room = fields.String(allow_none=True)
+    starts = fields.List(aware())
+    expires_at = aware()
+    status = fields.String(metadata={"description": "offered or used"})
+    session_id = fields.String(allow_none=True, metadata={"description": "once used"})
+
+
+class LinkTokenOut(Schema):
+    token = fields.String(metadata={"description": "a credential: goes only to the person"})
+    expires_at = aware()
+
+
+class LinkTokenIn(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class LinkBookIn(LinkTokenIn):
+    starts_at = aware(required=True)
+
+
+class LinkOfferOut(Schema):
+    therapist_name = fields.String()
+    kind = fields.String()
+    modality = fields.String()
+    room = fields.String(allow_none=True)
+    expires_at = aware()
+    free = fields.List(aware(), metadata={"description": "the offered times still free"})

@@ -167,3 +167,89 @@ class ClientDisposedV1(Schema):
     therapist_id = fields.String(required=True)
     retention_ended_at = utc(required=True)
     disposed_at = utc(required=True)
+
+
+# -- enquiries (issue 17): someone who got in touch, before they are a client ---------------
+# `client_id` is the id reserved for the person at enquiry: their data is sealed under that
+# client's key, and a client registered from the enquiry keeps it (nothing retyped).
+ENQUIRY_CONTACT_BY = ("phone", "sms", "email")
+WAITLIST_PRIORITIES = ("routine", "soon", "urgent")
+
+
+@registry.event("EnquiryReceived", 1)
+class EnquiryReceivedV1(Schema):
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    given_name = fields.String(required=True, metadata=PERSONAL)
+    family_name = fields.String(required=True, metadata=PERSONAL)
+    email = optional(fields.String(metadata=PERSONAL))
+    phone = optional(fields.String(metadata=PERSONAL))
+    contact_by = one_of(ENQUIRY_CONTACT_BY, required=True)
+    concern = fields.String(required=True, metadata=PERSONAL)  # what is troubling them
+    preferred_modality = one_of(MODALITIES, required=True)
+    preferred_times = optional(fields.String(metadata=PERSONAL))
+    heard_from = optional(fields.String(metadata=PERSONAL))  # free text: may name people
+    consent_to_contact = fields.Boolean(required=True)
+    received_at = utc(required=True)
+
+
+@registry.event("EnquiryContactAttempted", 1)
+class EnquiryContactAttemptedV1(Schema):
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    channel = one_of(ENQUIRY_CONTACT_BY, required=True)
+    outcome = fields.String(required=True)
+    note = optional(fields.String(metadata=PERSONAL))
+    by = fields.String(required=True)
+    attempted_at = utc(required=True)
+
+
+@registry.event("AssessmentOffered", 1)
+class AssessmentOfferedV1(Schema):
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    by = fields.String(required=True)
+    offered_at = utc(required=True)
+
+
+@registry.event("EnquiryWaitlisted", 1)
+class EnquiryWaitlistedV1(Schema):
+    """Put on the waiting list, or its priority changed (`added_at` stays the first date)."""
+
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    priority = one_of(WAITLIST_PRIORITIES, required=True)
+    by = fields.String(required=True)
+    added_at = utc(required=True)
+
+
+@registry.event("EnquiryDeclined", 1)
+class EnquiryDeclinedV1(Schema):
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    reason = fields.String(required=True, metadata=PERSONAL)
+    signposted_to = optional(fields.String(metadata=PERSONAL))
+    by = fields.String(required=True)
+    declined_at = utc(required=True)
+
+
+@registry.event("EnquiryConverted", 1)
+class EnquiryConvertedV1(Schema):
+    """Registered as a client (`ClientRegistered` of `client_id`, in the same append)."""
+
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    by = fields.String(required=True)
+    registered_at = utc(required=True)
+
+
+@registry.event("EnquiryDisposed", 1)
+class EnquiryDisposedV1(Schema):
+    """End of an unconverted enquiry's retention: the reserved client key is destroyed after
+    this event (crypto-shredding) and every service forgets it (shared/disposal.py)."""
+
+    enquiry_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    retention_ended_at = utc(required=True)
+    disposed_at = utc(required=True)

@@ -115,3 +115,30 @@ class BoostersPlannedV1(Schema):
     plan_id = optional(fields.String())
     first_starts_at = optional(utc())
     unbooked = optional(fields.List(fields.Nested(Unbooked)))
+
+
+# -- booking links (issue 17): a person picks one of the times offered, on their phone ------
+# The link's token is a credential: it is never in an event (only its hash is stored).
+@registry.event("BookingLinkIssued", 1)
+class BookingLinkIssuedV1(Schema):
+    link_id = fields.String(required=True)
+    client_id = fields.String(required=True)  # a client, or the id reserved for an enquirer
+    enquiry_id = optional(fields.String())
+    therapist_id = fields.String(required=True)
+    kind = one_of(SESSION_KINDS, required=True)
+    modality = one_of(MODALITIES, required=True)
+    room = optional(fields.String())
+    starts = fields.List(utc(), required=True)
+    expires_at = utc(required=True)
+
+
+@registry.event("BookingLinkUsed", 1)
+class BookingLinkUsedV1(Schema):
+    """The person booked `session_id` through the link (its `SessionBooked` is in the same
+    append); the link is spent."""
+
+    link_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    starts_at = utc(required=True)
+    used_at = utc(required=True)

@@ -16,9 +16,10 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from pymongo import IndexModel, ReturnDocument
+from pymongo import IndexModel
 
 from shared.domain import Conflict
+from shared.ratelimit import FixedWindow
 
 LINK_LIFETIME = timedelta(days=7)  # at most; never beyond the end of the session
 
@@ -94,14 +95,4 @@ class Links:
     def allow(self, key: str, now: datetime, limit: int, window_seconds: int) -> bool:
         """Fixed window: at most `limit` attempts per key (`ip:<address>` or `link:<hash>`)
         per window."""
-        start = int(now.timestamp()) // window_seconds * window_seconds
-        doc = self.attempts.find_one_and_update(
-            {"_id": f"{key}:{start}"},
-            {
-                "$inc": {"count": 1},
-                "$setOnInsert": {"expires_at": now + timedelta(seconds=2 * window_seconds)},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        return doc["count"] <= limit
+        return FixedWindow(self.attempts).allow(key, now, limit, window_seconds)

@@ -90,6 +90,9 @@ KINDS: dict[str, Kind] = {
             clinical=True,
             to_client=False,  # to staff, at once: it never waits for the client's record
         ),
+        # offered times go to someone who enquired, before they are a client; the planner's
+        # on_BookingLinkIssued plans it, as it needs how that person asked to be reached
+        Kind("booking_link", "booking_link", to_client=False),
     )
 }
 

@@ -227,6 +227,33 @@ def questionnaire_link(request: dict, contact: Contact, tz: ZoneInfo, now: datet
     )
 
 
+ENQUIRER = "enquirer"  # someone who got in touch, not (yet) a client: records' EnquiryReceived
+
+
+def booking_link(link: dict, enquirer: dict | None, now: datetime) -> list[dict]:
+    """The times reception offered, as a link, at once, on the one channel the person asked
+    to be contacted by (a phone call becomes a text: the link is for their phone). The token
+    is fetched at send time (scheduling mints one per message); nothing without a contact."""
+    if not enquirer or link["expires_at"] <= now:
+        return []
+    channel = "email" if enquirer.get("contact_by") == "email" else "sms"
+    if not enquirer.get("email" if channel == "email" else "phone"):
+        return []
+    return [
+        _message(
+            f"booking-link:{link['link_id']}:{channel}",
+            "booking_link",
+            channel,
+            now,
+            client_id=link["client_id"],
+            therapist_id=link["therapist_id"],
+            recipient=ENQUIRER,
+            refs={"link_id": link["link_id"]},
+            context={"expires_at": link["expires_at"], "kind": link["kind"]},
+        )
+    ]
+
+
 def task_reminder(
     task: dict, therapist_id: str | None, contact: Contact, tz: ZoneInfo, now: datetime
 ) -> list[dict]:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pymongo.errors import PyMongoError
 
 from shared.config import Settings
-from shared.crypto import cipher_for
+from shared.crypto import DISPOSED, cipher_for
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
@@ -44,10 +44,10 @@ from ..domain import (
     retry_delay,
     session_bound,
 )
-from ..domain.plans import contact_for
+from ..domain.plans import ENQUIRER, contact_for
 from ..projections import Planner
 from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
-from .links import LinkGone, MeasuresLinks
+from .links import LinkGone, MeasuresLinks, SchedulingLinks
 from .render import Renderer
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,9 @@ class Dispatcher:
         self.directory = ProjectionStore(mongo, db.name, Planner(self.config), registry)
         self.email, self.sms = EmailChannel(self.config), SmsChannel(self.config)
         self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
+        self.booking_links = SchedulingLinks(
+            self.config.scheduling_url, self.config.portal_url, self.config.token_secret
+        )
         self.renderer = Renderer(self.config.practice_name, self.config.tz)
         self._ready = True
 
@@ -288,6 +291,12 @@ class Dispatcher:
             except LinkGone as gone:
                 raise Voided(f"questionnaire request no longer open ({gone})") from gone
             context.update(url=link.url, expires_at=link.expires_at)
+        if message["kind"] == "booking_link":
+            try:
+                link = self.booking_links.fetch(message["link_id"])
+            except LinkGone as gone:
+                raise Voided(f"booking link used or expired ({gone})") from None
+            context.update(url=link.url, expires_at=link.expires_at)
         if "session_ids" in context:
             context["dates"] = self.upcoming_dates(context["session_ids"])
         if message["kind"] == "risk_alert":
@@ -337,6 +346,12 @@ class Dispatcher:
         recipient, channel = message["recipient"], message["channel"]
         if recipient == "client":
             return self._client_address(message), "client"
+        if recipient == ENQUIRER:
+            found = self.directory.reader("enquirers").find_one({"_id": message["client_id"]})
+            address = (found or {}).get("email" if channel == "email" else "phone")
+            if not address or address == DISPOSED:
+                raise Voided("no way to reach the person who enquired")
+            return address, ENQUIRER
         if recipient == LEAD:
             return self.config.lead_email, LEAD
         if channel == "inbox":

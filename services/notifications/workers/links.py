@@ -60,3 +60,37 @@ class MeasuresLinks:
             return QuestionnaireLink(body["url"], datetime.fromisoformat(body["expires_at"]))
         except (ValueError, KeyError, TypeError) as err:
             raise TransientError("measures sent an unreadable link response") from err
+
+
+class SchedulingLinks:
+    """A fresh token for a booking link (scheduling `POST /booking-links/{id}/token`), fetched
+    at send time like a questionnaire link; the URL is the portal's public booking page."""
+
+    def __init__(self, base_url: str, portal_url: str, token_secret: str, timeout: float = 5.0):
+        self.base_url, self.portal_url = base_url.rstrip("/"), portal_url.rstrip("/")
+        self.secret, self.timeout = token_secret, timeout
+        self.http = requests.Session()
+
+    def fetch(self, link_id: str) -> QuestionnaireLink:
+        token = service_token(self.secret, "notifications", ttl_seconds=60)
+        try:
+            response = self.http.post(
+                f"{self.base_url}/booking-links/{link_id}/token",
+                headers={"Authorization": f"Bearer {token}"},
+                json={},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as err:
+            raise TransientError(f"scheduling unreachable: {type(err).__name__}") from err
+        if response.status_code in (404, 409, 410):
+            raise LinkGone(f"scheduling answered {response.status_code}")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"scheduling answered {response.status_code}")
+        if response.status_code >= 400:
+            raise PermanentError(f"scheduling refused the link request: {response.status_code}")
+        try:
+            body = response.json()
+            url = f"{self.portal_url}/book-online/{body['token']}"
+            return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
+        except (ValueError, KeyError, TypeError) as err:
+            raise TransientError("scheduling sent an unreadable link response") from err

@@ -20,7 +20,10 @@ from . import (
     common,
     dashboard,
     diary,
+    enquiries,
     measures,
+    public_booking,
+    public_enquire,
     risk,
     signin,
 )
