@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.pytest_plugin import free_port
+from testkit.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -11,15 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bench.procs import PYTHON, Proc, free_port, settings_env, worker
 from services.notifications.devmail import MailSink
 from shared.events import NewEvent
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import eventually
 from shared.run import make_relay
 from shared.web import ServiceContext
-
-from .support import RECEPTION, release_dead_transactions
+from testkit.faults import RECEPTION, release_dead_transactions
+from testkit.plugin import eventually
+from testkit.procs import PYTHON, Proc, free_port, settings_env, worker
 
 pytestmark = pytest.mark.slow
 ALERTS = 10

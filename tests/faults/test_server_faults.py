@@ -13,11 +13,7 @@ from collections import Counter
 import pytest
 import requests
 
-from bench.procs import Gunicorn, worker
-from shared.pytest_plugin import eventually
-
-from .conftest import LOCAL_ONLY
-from .support import (
+from testkit.faults import (
     RecordsLoad,
     open_tasks,
     per_stream_order_kept,
@@ -25,6 +21,10 @@ from .support import (
     read_topic,
     repaired_events,
 )
+from testkit.plugin import eventually
+from testkit.procs import Gunicorn, worker
+
+from .conftest import LOCAL_ONLY
 
 pytestmark = [pytest.mark.slow, LOCAL_ONLY]
 

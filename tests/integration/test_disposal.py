@@ -12,7 +12,7 @@ from kafka import TopicPartition
 
 from shared import kafka as kafka_clients
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 from .conftest import FOUR
 

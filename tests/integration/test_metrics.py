@@ -4,7 +4,7 @@ the messages pending and failed — read while the services are running with the
 
 import re
 
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 from .conftest import FOUR
 

@@ -6,8 +6,7 @@ import pytest
 
 from shared.events import NewEvent
 from shared.eventstore import ConcurrencyError, StreamAppend
-
-from .support import META, kernel_store
+from testkit.kernel import META, kernel_store
 
 OPEN = NewEvent("CounterOpened", {"name": "a"})
 

@@ -8,8 +8,8 @@ from flask import g
 
 from shared import idempotency
 from shared.bodies import too_deep
+from testkit.kernel import kernel_store
 
-from .support import kernel_store
 from .test_consistency import app  # noqa: F401  (the fixture)
 
 

@@ -153,7 +153,9 @@ def test_answer_errors_name_each_item():
 def test_one_rule_for_every_way_of_answering_what_cannot_be_scored_is_refused():
     # PHQ-9 and GAD-7: no item may be missing (no published pro-rating)
     assert answer_errors("PHQ-9", [1] * 8 + [None]) == {9: "missing: please answer this question"}
-    assert answer_errors("GAD-7", [None] * 7) == dict.fromkeys(range(1, 8), "missing: please answer this question")
+    assert answer_errors("GAD-7", [None] * 7) == dict.fromkeys(
+        range(1, 8), "missing: please answer this question"
+    )
     # WSAS and CORE-10: one missing item is scored (mean substitution / pro-rating), two are not
     assert answer_errors("WSAS", [None, 1, 1, 1, 1]) == {}
     assert answer_errors("WSAS", [1, None, 1, 1, 1]) == {}

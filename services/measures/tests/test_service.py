@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from services.measures.domain import request_id_for, request_stream
 from services.measures.instruments import INSTRUMENTS
 from shared.events import NewEvent
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import Upstream, app, booked, now, register_client, session_facts  # noqa: F401
 

@@ -8,7 +8,7 @@ from services.records.domain import record
 from services.records.retention import REFUSAL, DisposeClient, RequestErasure, retention_until
 from shared.domain import Conflict
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import AT, CID, DISCHARGED, REGISTERED
 

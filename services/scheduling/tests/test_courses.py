@@ -6,7 +6,7 @@ from services.scheduling import diary
 from services.scheduling.courses import BookCourse, Course, Plan, PlanBoosters
 from services.scheduling.domain import Therapist
 from shared.domain import Conflict, NotFound, fold
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import hours, registered
 
