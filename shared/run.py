@@ -33,7 +33,7 @@ from .projections import Projection
 log = logging.getLogger("rapport.run")
 
 
-def _stop_on_signals() -> threading.Event:
+def stop_on_signals() -> threading.Event:
     """SIGTERM/SIGINT set `stop`. The handler runs in the main thread between two bytecodes,
     possibly while that thread holds the very lock `stop.set()` (or a logging handler) needs
     — inside `stop.wait()` — which deadlocked processes on SIGTERM (seen: a consumer process
@@ -116,7 +116,7 @@ def cli() -> None:
 def relay(service: str) -> None:
     """Publish the service's outbox to its topic."""
     settings, _ = _service(service)
-    make_relay(settings, service).run(_stop_on_signals())
+    make_relay(settings, service).run(stop_on_signals())
 
 
 @cli.command()
@@ -127,7 +127,7 @@ def relay(service: str) -> None:
 def consume(service: str, wanted: tuple[str, ...], instance: int, no_loops: bool) -> None:
     """Run the service's projections (and its other loops)."""
     settings, definition = _service(service)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     projections = definition.projections() + definition.kernel_projections()
     loops = [
         ProjectionRunner(settings, p, instance=instance).run
