@@ -14,6 +14,7 @@ from shared.web import create_service_app, problem
 from . import api
 from .api import TooManyAttempts
 from .charts import closeness_circle
+from .commands import users_cli
 from .config import PortalConfig
 from .pages import blueprint as pages
 from .security import csrf_token, current_user, security_headers
@@ -39,6 +40,7 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
     app.register_blueprint(pages)
+    app.cli.add_command(users_cli)
     app.after_request(security_headers)
     app.jinja_env.globals.update(
         csrf_token=csrf_token,
