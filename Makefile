@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install up down status test faults bench infra-start infra-stop clean
+.PHONY: install up down status test faults bench infra-start infra-stop openapi clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,14 @@ infra-start: install
 
 infra-stop:
 	$(PY) -m deploy.local.infra stop
+
+# flask-smorest's `openapi write` for every service that commits its document. Demo mode only
+# lets the app start without secrets; the document does not depend on them.
+openapi: install     ## write each service's committed openapi.json from its app
+	for doc in services/*/openapi.json; do \
+	  service=$$(basename $$(dirname $$doc)); \
+	  RAPPORT_DEMO_MODE=1 $(PY) -m flask --app services.$$service.wsgi openapi write $$doc || exit 1; \
+	done
 
 clean: down
 	rm -rf .run
