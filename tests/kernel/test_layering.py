@@ -78,3 +78,14 @@ def test_the_rule_sees_lazy_and_relative_imports(tmp_path):
         "shared/sub/c.py (shared) imports tests",
         "tests/b.py (tests) imports bench.common",
     ]
+
+
+def test_no_command_line_is_argparse():
+    """Command lines are click commands (Flask's own CLI for the apps), one style throughout."""
+    users = [
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "argparse" in imported(path, ROOT)
+    ]
+    assert users == []
