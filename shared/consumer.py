@@ -24,6 +24,7 @@ from kafka.errors import (
 from pymongo.errors import PyMongoError
 
 from . import kafka as kafka_clients
+from .backoff import Backoff
 from .config import Settings
 from .crypto import cipher_for
 from .events import EventRegistry, utcnow
@@ -216,7 +217,7 @@ class ProjectionRunner:
         )
 
     def run(self, stop: threading.Event) -> None:
-        backoff, rest = 0.2, REST_MIN
+        backoff, rest = Backoff(), REST_MIN
         bell = self._doorbell()
         try:
             while not stop.is_set():
@@ -236,24 +237,15 @@ class ProjectionRunner:
                         rest = REST_MIN if rung else min(rest * 2, longest)
                     else:
                         rest = REST_MIN
-                    backoff = 0.2
-                except PyMongoError as err:
+                    backoff.succeeded()
+                except (PyMongoError, KafkaError) as err:
+                    what = "store unavailable" if isinstance(err, PyMongoError) else "broker error"
                     log.warning(
-                        "%s: store unavailable (%s); retrying in %.1fs",
-                        self.store.name,
-                        err,
-                        backoff,
+                        "%s: %s (%s); retrying in %.1fs", self.store.name, what, err, backoff.delay
                     )
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff.failed(stop)
+                    # and, after a broker error, check the broker still holds what was read
                     self._reseek_after_failure()
-                except KafkaError as err:
-                    log.warning(
-                        "%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff
-                    )
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    self._reseek_after_failure()  # and check the broker still holds what was read
         finally:
             bell.close()
         self.close()

@@ -19,6 +19,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from . import kafka as kafka_clients
+from .backoff import Backoff
 from .events import utcnow
 from .eventstore import EventStore
 from .wakeup import Doorbell
@@ -253,7 +254,7 @@ class OutboxRelay:
         """Publish until `stop`. With nothing pending the relay rests until an event is
         inserted (a change stream, shared.wakeup) or a third of its lease has passed (the
         lease is renewed then); without change streams it polls every `idle_sleep`."""
-        backoff = 0.2
+        backoff = Backoff()
         bell = Doorbell(self.store.events, name=f"relay {self.topic}")
         try:
             while not stop.is_set():
@@ -267,20 +268,18 @@ class OutboxRelay:
                         continue
                     n = self.publish_once()
                     if self.last_failed:
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, 5.0)
+                        backoff.failed(stop)
                         continue
                     if self._verify_due:
                         self.verify_after_outage()
-                    backoff = 0.2
+                    backoff.succeeded()
                     if n == 0:
                         bell.wait(ticket, self.lease.ttl / 3 if bell.watching else idle_sleep, stop)
                 except (KafkaError, PyMongoError) as err:
-                    log.warning("relay: %s; retrying in %.1fs", err, backoff)
+                    log.warning("relay: %s; retrying in %.1fs", err, backoff.delay)
                     self._drop_producer()
                     self._outage = self._outage or isinstance(err, KafkaError)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff.failed(stop)
         finally:
             bell.close()
         self._drop_producer()

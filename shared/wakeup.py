@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from .backoff import Backoff
+
 log = logging.getLogger(__name__)
 AWAIT_MS = 1000  # how long the store holds an empty getMore before answering
 _hubs: dict[int, _Hub] = {}
@@ -80,7 +82,7 @@ class _Hub:
         return [{"$match": {"$or": which}}, {"$project": {"ns": 1}}]
 
     def _run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff()
         while True:
             with self.cond:
                 names = sorted(self.wanted)
@@ -92,7 +94,7 @@ class _Hub:
                 with self.mongo.watch(self._pipeline(names), max_await_time_ms=AWAIT_MS) as stream:
                     self.open = True
                     self._ring(names)  # (re)opened: anything may have changed meanwhile
-                    backoff = 0.2
+                    backoff.succeeded()
                     while not self._changed and stream.alive:
                         change = stream.try_next()
                         if change is not None:
@@ -101,8 +103,7 @@ class _Hub:
             except PyMongoError as err:
                 log.debug("doorbell: change stream unavailable (%s)", err)
                 self.open = False
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.failed()
             finally:
                 self.open = False
 
