@@ -91,9 +91,9 @@ def verify_token(secret: str, token: str) -> Identity:
             options={"require": ["exp", "iat", "sub"]},
         )
     except jwt.ExpiredSignatureError:
-        raise AuthError("token expired")
+        raise AuthError("token expired") from None
     except jwt.InvalidTokenError:
-        raise AuthError("invalid token")
+        raise AuthError("invalid token") from None
     role = claims.get("role")
     if role not in ROLES:
         raise AuthError("invalid token")
@@ -120,7 +120,7 @@ def verify_rotating(settings, token: str, now: datetime | None = None) -> Identi
         try:
             return verify_token(previous, token)
         except AuthError:
-            raise current_refused
+            raise current_refused from None
 
 
 def service_token(secret: str, service: str, ttl_seconds: int = 300) -> str:

@@ -139,7 +139,7 @@ class Settings:
             if len(base64.b64decode(self.master_key, validate=True)) != 32:
                 raise ConfigError("RAPPORT_MASTER_KEY must be 32 bytes, base64-encoded")
         except binascii.Error:
-            raise ConfigError("RAPPORT_MASTER_KEY must be base64")
+            raise ConfigError("RAPPORT_MASTER_KEY must be base64") from None
 
 
 def _rotation_from_env() -> dict:

@@ -74,7 +74,7 @@ def note_seen(
     projection generation `key`). `events` are the records parsed, in order; when some
     records could not be parsed their positions are read from the raw records instead."""
     if len(events) == len(records):
-        pairs = [(r, e.position) for r, e in zip(records, events)]
+        pairs = [(r, e.position) for r, e in zip(records, events, strict=True)]
     else:
         pairs = [(r, _position(r.value)) for r in records]
     by_source: dict[str, list[int]] = {}

@@ -154,7 +154,7 @@ class EventStore:
             )
             position = counter["seq"] - total
             docs, out = [], []
-            for (append, evts), current in zip(prepared, currents):
+            for (append, evts), current in zip(prepared, currents, strict=True):
                 for offset, (type_, version, data, sealed, occurred_at) in enumerate(evts, start=1):
                     position += 1
                     event = Event(

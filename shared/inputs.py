@@ -83,7 +83,9 @@ class Moment(fields.String):
             else:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationError("not an ISO date (2026-03-02) or datetime (2026-03-02T10:00Z)")
+            raise ValidationError(
+                "not an ISO date (2026-03-02) or datetime (2026-03-02T10:00Z)"
+            ) from None
         in_date_range(moment)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=tz)
@@ -116,7 +118,8 @@ def _clean(multiline: bool):
                 continue
             if unicodedata.category(ch) in _REFUSED:
                 raise ValidationError(
-                    f"must not contain control or invisible formatting characters (found U+{ord(ch):04X})"
+                    "must not contain control or invisible formatting characters "
+                    f"(found U+{ord(ch):04X})"
                 )
 
     return check

@@ -103,7 +103,8 @@ class OutboxRelay:
         self.published_total = 0
         self.republished_total = 0
         self.last_failed = False
-        # what was acknowledged lately: [(monotonic time, first position, {partition: first offset})]
+        # what was acknowledged lately:
+        # [(monotonic time, first position, {partition: first offset})]
         self._recent: deque[tuple[float, int, dict[int, int]]] = deque()
         self._outage = (
             False  # a broker error was seen outside publish_once: suspect the recent acks

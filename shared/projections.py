@@ -268,7 +268,8 @@ class ProjectionStore:
         for record in records:
             try:
                 applied += in_transaction(
-                    self.mongo, lambda s: self._apply([record], generation, s, track_offsets)
+                    self.mongo,
+                    lambda s, record=record: self._apply([record], generation, s, track_offsets),
                 )
             except PyMongoError:
                 raise
@@ -283,7 +284,9 @@ class ProjectionStore:
                 )
                 in_transaction(
                     self.mongo,
-                    lambda s, err=err: self._park(record, generation, err, s, track_offsets),
+                    lambda s, record=record, err=err: self._park(
+                        record, generation, err, s, track_offsets
+                    ),
                 )
         return applied
 
@@ -320,7 +323,7 @@ class ProjectionStore:
         )
         applied: list[str] = []
         last: Event | None = None
-        for event, marker in zip(events, markers):
+        for event, marker in zip(events, markers, strict=True):
             if marker in done:
                 continue  # delivered twice: by a redelivery or a relay that sent it again
             done.add(marker)

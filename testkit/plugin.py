@@ -91,7 +91,7 @@ def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:
             time.sleep(1 + attempt)
     import warnings
 
-    warnings.warn(f"could not drop the databases prefixed {prefix}")
+    warnings.warn(f"could not drop the databases prefixed {prefix}", stacklevel=2)
 
 
 @pytest.fixture

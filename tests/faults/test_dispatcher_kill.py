@@ -5,6 +5,7 @@ recorded) may resend the one message in flight at the kill, with the same Messag
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -85,8 +86,15 @@ def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settin
         "RAPPORT_SMTP_PORT": str(sink.port),
         "RAPPORT_QUIET_HOURS": "off",
         "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
-        "FAULTS_NOTIFY": f'{{"smtp_port": {sink.port}, "lead_email": "{LEAD}", "quiet_hours": "off", '
-        f'"poll_seconds": 0.1, "lease_seconds": 5}}',
+        "FAULTS_NOTIFY": json.dumps(
+            {
+                "smtp_port": sink.port,
+                "lead_email": LEAD,
+                "quiet_hours": "off",
+                "poll_seconds": 0.1,
+                "lease_seconds": 5,
+            }
+        ),
     }
     book = mongo_client(settings.mongo_uri)[settings.database("notifications")]["messages"]
 

@@ -109,7 +109,8 @@ def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, se
             message="projection converged after the broker came back",
         )
     except AssertionError as err:
-        raise AssertionError(f"{err}; {diagnose(settings, load.store, total, [relay, consumer])}")
+        seen = diagnose(settings, load.store, total, [relay, consumer])
+        raise AssertionError(f"{err}; {seen}") from err
     messages = read_topic(settings, settings.topic("records"))
     stored = {d["_id"] for d in load.store.events.find({}, {"_id": 1})}
     assert {m["event_id"] for m in messages} == stored, "every event published"
