@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
@@ -68,7 +68,7 @@ def projection_store(
 
 
 def _records(batch) -> list[Record]:
-    out = []
+    out: list[Record] = []
     for tp in sorted(batch, key=lambda t: (t.topic, t.partition)):
         out.extend(Record(r.topic, r.partition, r.offset, r.value) for r in batch[tp])
     return out
@@ -150,7 +150,7 @@ class ProjectionRunner:
         self.instance_id = f"{self.group}-{instance}"
         self.status_interval = status_interval
         self.generation = 0
-        self.consumer = None
+        self.consumer: KafkaConsumer | None = None
         self.applied_total = 0
         self.idle = False
         self.idle_wait = REST_MAX  # the longest rest while idle
@@ -190,22 +190,29 @@ class ProjectionRunner:
                         tp.topic,
                         tp.partition,
                     )
-                self.consumer.seek_to_beginning(tp)
+                self.opened.seek_to_beginning(tp)
                 self._read.pop(tp, None)
             else:
-                self.consumer.seek(tp, position[0])
+                self.opened.seek(tp, position[0])
+
+    @property
+    def opened(self) -> KafkaConsumer:
+        """The Kafka consumer, once `run` (or a test) opened it: stepping and seeking need it."""
+        if self.consumer is None:
+            raise RuntimeError(f"{self.store.name}: the consumer is not open")
+        return self.consumer
 
     def _open(self) -> None:
         kafka_clients.ensure_topics(
             self.settings.kafka_bootstrap, self.topics, self.settings.topic_partitions
         )
-        self.consumer = kafka_clients.consumer(
+        self.consumer = consumer = kafka_clients.consumer(
             self.settings.kafka_bootstrap,
             group_id=self.group,
             group_instance_id=self.instance_id,
             client_id=self.instance_id,
         )
-        self.consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
+        consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
 
     def _doorbell(self) -> Doorbell:
         """Rings when a source service's relay moves its published checkpoint (the records
@@ -257,8 +264,8 @@ class ProjectionRunner:
             if active != self.generation:  # a rebuild was swapped in: follow it
                 log.info("%s: switching to generation %d", self.store.name, active)
                 self.generation = active
-                self.seek_to_stored(self.consumer.assignment())
-        batch = self.consumer.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
+                self.seek_to_stored(self.opened.assignment())
+        batch = self.opened.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
         self.idle = not batch
         applied = 0
         if batch:
@@ -266,7 +273,7 @@ class ProjectionRunner:
             self.applied_total += applied
             self._remember(batch)
             try:
-                self.consumer.commit()
+                self.opened.commit()
             except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as err:
                 # normal during a rebalance: the MongoDB offsets are the source of truth
                 log.info("%s: commit skipped during rebalance (%s)", self.store.name, err)

@@ -100,7 +100,7 @@ class KeyStore:
             except DuplicateKeyError:
                 pass  # another writer created it first: use theirs
             doc = self.keys.find_one({"_id": client_id})
-        key = self._unwrap(doc)
+        key = self._unwrap(doc) if doc is not None else None
         if key is None:
             raise KeyDisposed(f"client {client_id} has been disposed of")
         self._remember(client_id, key)
@@ -298,7 +298,7 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
     def fix(node, sch: Schema, prefix: str):
         if not isinstance(node, dict):
             return node
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             field = sch.fields.get(key)
             if value is _Shredded:

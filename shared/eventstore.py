@@ -152,6 +152,7 @@ class EventStore:
                 return_document=ReturnDocument.AFTER,
                 session=session,
             )
+            assert counter is not None  # upserted, and AFTER answers the document as written
             position = counter["seq"] - total
             docs, out = [], []
             for (append, evts), current in zip(prepared, currents, strict=True):
@@ -322,7 +323,9 @@ class EventStore:
         )
 
     def outbox_state(self, event: Event | dict) -> str:
-        position = event.position if isinstance(event, Event) else event["position"]
+        position = event.position if isinstance(event, Event) else event.get("position")
+        if position is None:  # not stored yet, so not published either
+            return PENDING
         return PUBLISHED if position <= self.published_through() else PENDING
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:

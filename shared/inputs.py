@@ -63,10 +63,11 @@ def day(**kwargs) -> fields.Date:
     return fields.Date(validate=_validators(kwargs), **kwargs)
 
 
-class Moment(fields.String):
+class Moment(fields.Field[datetime]):
     """An ISO date or datetime. A date means the end of that day and a datetime without an
     offset is read as practice time (Europe/London): what staff mean when they type one.
-    Loaded as an aware UTC datetime; the range is checked before the conversion."""
+    Loaded as an aware UTC datetime; the range is checked before the conversion. OpenAPI
+    documents it as a string (shared/web.py registers it with flask-smorest)."""
 
     def __init__(self, **kwargs):
         super().__init__(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pymongo
@@ -267,10 +268,8 @@ class ProjectionStore:
         applied = 0
         for record in records:
             try:
-                applied += in_transaction(
-                    self.mongo,
-                    lambda s, record=record: self._apply([record], generation, s, track_offsets),
-                )
+                one = partial(self._apply, [record], generation, track_offsets=track_offsets)
+                applied += in_transaction(self.mongo, one)
             except PyMongoError:
                 raise
             except Exception as err:  # a handler bug: park it, keep the projection moving
@@ -282,12 +281,8 @@ class ProjectionStore:
                     record.offset,
                     err,
                 )
-                in_transaction(
-                    self.mongo,
-                    lambda s, record=record, err=err: self._park(
-                        record, generation, err, s, track_offsets
-                    ),
-                )
+                park = partial(self._park, record, generation, err, track_offsets=track_offsets)
+                in_transaction(self.mongo, park)
         return applied
 
     def _apply(
@@ -377,7 +372,12 @@ class ProjectionStore:
             self.offsets.bulk_write(writes, ordered=False, session=session)
 
     def _park(
-        self, record: Record, generation: int, err: Exception, session, track_offsets: bool = True
+        self,
+        record: Record,
+        generation: int,
+        err: Exception,
+        session: ClientSession,
+        track_offsets: bool = True,
     ) -> int:
         self._dead_letter(record, err, session)
         consistency.note_seen(self, self._key(generation), session, [record])  # read-your-writes

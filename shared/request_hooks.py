@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, request
 from pymongo.errors import PyMongoError
 
 from . import consistency, idempotency, logs, metrics
-from .auth import Forbidden, authenticate
+from .auth import ROLES_ATTRIBUTE, Forbidden, authenticate
 from .bodies import MAX_DEPTH, too_deep
 from .problems import problem
 
@@ -24,7 +24,7 @@ def view_roles(app: Flask, rule, method: str):
     """The roles a route's handler declares (`@requires` / `@public`), or None."""
     view = app.view_functions.get(rule.endpoint)
     handler = getattr(getattr(view, "view_class", None), method.lower(), None) or view
-    return getattr(handler, "_rapport_roles", None)
+    return getattr(handler, ROLES_ATTRIBUTE, None)
 
 
 def _context():

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from flask import Flask, Response, current_app, g, has_request_context
+from marshmallow import fields
+from pymongo.client_session import ClientSession
 
 from . import (
     consistency,
@@ -21,8 +23,9 @@ from . import (
 from .apidoc import document_kernel_headers
 from .config import Settings
 from .crypto import cipher_for
-from .events import Actor, registry
+from .events import Actor, Event, registry
 from .eventstore import EventStore, Metadata, StreamAppend
+from .inputs import Moment
 from .mongo import client as mongo_client
 from .probes import probes
 from .problems import RapportApi, register_error_handlers
@@ -36,18 +39,24 @@ class RequestEventStore(EventStore):
     """The store as a request sees it: the position of what it appended goes back to the
     caller (X-Rapport-Position), and an idempotency claim is committed with the events."""
 
-    def append_streams(self, appends: list[StreamAppend], meta: Metadata, *, also=None, **options):
+    def append_streams(
+        self,
+        appends: Sequence[StreamAppend],
+        meta: Metadata,
+        *,
+        also: Callable[[ClientSession], None] | None = None,
+    ) -> list[Event]:
         if not has_request_context() or g.get("rapport_claim") is None:
-            events = super().append_streams(appends, meta, also=also, **options)
+            events = super().append_streams(appends, meta, also=also)
         else:
             clients = {e.data.get("client_id") for a in appends for e in a.events} - {None}
 
-            def with_claim(session):
+            def with_claim(session: ClientSession) -> None:
                 if also is not None:
                     also(session)
                 idempotency.in_transaction(self.db, session, clients)
 
-            events = super().append_streams(appends, meta, also=with_claim, **options)
+            events = super().append_streams(appends, meta, also=with_claim)
             if events:
                 idempotency.committed()
         consistency.note_appended(events)
@@ -152,6 +161,7 @@ def create_service_app(
     )
     app.extensions["rapport"] = ServiceContext(service, settings)
     api = RapportApi(app)
+    api.register_field(Moment, fields.String)  # what a client sends is a string
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     document_kernel_headers(api)
