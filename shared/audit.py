@@ -21,6 +21,8 @@ import pymongo
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from .config import Settings
+
 GENESIS = "0" * 64
 
 
@@ -136,7 +138,7 @@ class AuditTrail:
         return self.entries.find({}).sort("seq", ASCENDING)
 
 
-def trail_for(settings) -> AuditTrail:
+def trail_for(settings: Settings) -> AuditTrail:
     from .mongo import client
 
     return AuditTrail(client(settings.mongo_uri), settings.database("audit"))

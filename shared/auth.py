@@ -13,6 +13,8 @@ from typing import Any, ParamSpec, TypeVar
 import jwt
 from flask import current_app, g, request
 
+from .config import Settings
+
 ROLES = ("admin", "therapist", "clinical_lead", "service")
 STAFF_ROLES = ("admin", "therapist", "clinical_lead")
 ISSUER, AUDIENCE = "rapport", "rapport-api"
@@ -108,7 +110,7 @@ def verify_token(secret: str, token: str) -> Identity:
     )
 
 
-def verify_rotating(settings, token: str, now: datetime | None = None) -> Identity:
+def verify_rotating(settings: Settings, token: str, now: datetime | None = None) -> Identity:
     """Verify with the current secret and, during a rotation, with the previous one until
     `token_secret_previous_until` (RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL): tokens issued
     before the switch keep working for their grace period instead of signing everyone out

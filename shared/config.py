@@ -8,6 +8,7 @@ import binascii
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 SERVICES = ("scheduling", "records", "measures", "notifications", "portal")
 DEFAULT_PORTS = {
@@ -67,7 +68,7 @@ class Settings:
     def database(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
 
-    def with_(self, **changes) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     @classmethod

@@ -11,9 +11,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
@@ -67,7 +68,7 @@ def projection_store(
     )
 
 
-def _records(batch) -> list[Record]:
+def _records(batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> list[Record]:
     out: list[Record] = []
     for tp in sorted(batch, key=lambda t: (t.topic, t.partition)):
         out.extend(Record(r.topic, r.partition, r.offset, r.value) for r in batch[tp])
@@ -163,7 +164,7 @@ class ProjectionRunner:
         # checked on every assignment, so offsets a broker lost and reused are noticed
         self._read: dict[TopicPartition, deque] = {}
 
-    def seek_to_stored(self, partitions) -> None:
+    def seek_to_stored(self, partitions: Iterable[TopicPartition]) -> None:
         """Position each partition at its stored offset; a partition whose record before
         that offset is no longer the last event applied (the broker lost records and gave
         their offsets to new ones) is read again from the beginning: the processed ids
@@ -280,7 +281,12 @@ class ProjectionRunner:
         self._report_status()
         return applied
 
-    def _remember(self, batch, window: float = READ_CHECK_WINDOW, slot: float = 0.5) -> None:
+    def _remember(
+        self,
+        batch: Mapping[TopicPartition, Sequence[ConsumerRecord]],
+        window: float = READ_CHECK_WINDOW,
+        slot: float = 0.5,
+    ) -> None:
         """Keep, per half second, the last record read: the record read just before an outage
         is always kept, and at most window/slot samples per partition."""
         now = time.monotonic()

@@ -24,6 +24,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .crypto import FieldCipher
 from .events import (
     Actor,
     Event,
@@ -82,8 +83,8 @@ class EventStore:
         mongo: pymongo.MongoClient,
         database: str,
         registry: EventRegistry = default_registry,
-        cipher=None,
-    ):
+        cipher: FieldCipher | None = None,
+    ) -> None:
         self.mongo = mongo
         self.cipher = cipher  # shared.crypto.FieldCipher: seals personal fields per client
         self.db = mongo[database]

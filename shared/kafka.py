@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -15,7 +16,7 @@ from .config import kafka_options_from_env
 log = logging.getLogger(__name__)
 
 
-def producer(bootstrap: str, **overrides) -> KafkaProducer:
+def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
     options = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
@@ -38,7 +39,7 @@ def producer(bootstrap: str, **overrides) -> KafkaProducer:
     return KafkaProducer(**options)
 
 
-def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
+def consumer(bootstrap: str, **overrides: Any) -> KafkaConsumer:
     options = {
         "bootstrap_servers": bootstrap,
         "enable_auto_commit": False,

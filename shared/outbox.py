@@ -13,9 +13,12 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from . import kafka as kafka_clients
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 VERIFY_ID = "verify-after-outage"
 
 
-def send_documents(producer, topic: str, docs) -> list:
+def send_documents(producer: KafkaProducer, topic: str, docs: Iterable[dict]) -> list:
     """Send stored event documents to `topic`, keyed by stream id; returns the futures."""
     return [
         producer.send(topic, key=d["stream_id"].encode(), value=message_from_document(d))
@@ -57,7 +60,7 @@ def message_from_document(doc: dict) -> bytes:
 class Lease:
     """A time-bound lock document: {_id: name, owner, expires_at}."""
 
-    def __init__(self, collection, name: str, owner: str, ttl: float = 15.0):
+    def __init__(self, collection: Collection, name: str, owner: str, ttl: float = 15.0) -> None:
         self.collection, self.name, self.owner, self.ttl = collection, name, owner, ttl
 
     def acquire(self) -> bool:
@@ -86,10 +89,10 @@ class OutboxRelay:
         topic: str,
         *,
         batch_size: int = 500,
-        producer_factory=None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
         owner: str | None = None,
         partitions: int | None = None,
-    ):
+    ) -> None:
         self.store, self.bootstrap, self.topic = store, bootstrap, topic
         self.partitions = partitions  # create the topic with these before the first publish
         self.batch_size = batch_size

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from flask import Flask, Response, g
 from flask_smorest import Api
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str | None = None, **extra) -> Response:
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -33,7 +34,7 @@ def problem(status: int, title: str, detail: str | None = None, **extra) -> Resp
     return Response(json.dumps(body, default=str), status=status, mimetype=PROBLEM)
 
 
-def _flatten(messages, prefix: str = "") -> list[dict]:
+def _flatten(messages: Any, prefix: str = "") -> list[dict]:
     """webargs/marshmallow messages -> [{"field": "json.start", "reason": "..."}]."""
     out: list[dict] = []
     if isinstance(messages, dict):
@@ -56,7 +57,7 @@ def _flatten(messages, prefix: str = "") -> list[dict]:
 class RapportApi(Api):
     """flask-smorest's Api answering errors as application/problem+json."""
 
-    def handle_http_exception(self, error: HTTPException):
+    def handle_http_exception(self, error: HTTPException) -> Response:
         data = getattr(error, "data", None) or {}
         messages = data.get("errors") or data.get("messages")
         errors = _flatten(messages) if messages else None
@@ -75,27 +76,27 @@ class RapportApi(Api):
         return response
 
 
-def _auth(err: AuthError):
+def _auth(err: AuthError) -> Response:
     response = problem(err.status, "Unauthorized" if err.status == 401 else "Forbidden", err.detail)
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="rapport"'
     return response
 
 
-def _domain(err: DomainError):
+def _domain(err: DomainError) -> Response:
     errors = [{"field": err.field, "reason": err.detail}] if err.field else None
     return problem(err.status, err.title, err.detail, errors=errors, code=err.code)
 
 
-def _disposed(err: KeyDisposed):
+def _disposed(err: KeyDisposed) -> Response:
     return problem(409, "Conflict", "this client's record has been disposed of", code="disposed")
 
 
-def _bad_consistency_header(err):
+def _bad_consistency_header(err: consistency.BadConsistencyHeader) -> Response:
     return problem(400, "Bad Request", str(err))
 
 
-def _key_refused(err: idempotency.KeyRefused):
+def _key_refused(err: idempotency.KeyRefused) -> Response:
     titles = {400: "Bad Request", 409: "Conflict", 422: "Unprocessable Entity"}
     response = problem(
         err.status,
@@ -109,7 +110,7 @@ def _key_refused(err: idempotency.KeyRefused):
     return response
 
 
-def _claim_lost(err):
+def _claim_lost(err: idempotency.ClaimLost) -> Response:
     return problem(
         409,
         "Conflict",
@@ -119,13 +120,13 @@ def _claim_lost(err):
     )
 
 
-def _concurrency(err: ConcurrencyError):
+def _concurrency(err: ConcurrencyError) -> Response:
     return problem(
         409, "Conflict", "the record changed while you were saving; reload and try again"
     )
 
 
-def _store_down(err: PyMongoError):
+def _store_down(err: PyMongoError) -> Response:
     log.error("store error: %r", err)
     return problem(503, "Service Unavailable", "the record store is unavailable; try again shortly")
 

@@ -25,6 +25,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from . import consistency
+from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import in_transaction
 
@@ -87,7 +88,7 @@ class WriteBuffer:
         self.session = session
         self.pending: list[tuple[Collection, Any]] = []
 
-    def add(self, collection: Collection, op) -> None:
+    def add(self, collection: Collection, op: Any) -> None:
         self.pending.append((collection, op))
 
     def flush(self) -> None:
@@ -159,8 +160,8 @@ class ProjectionStore:
         database: str,
         projection: Projection,
         registry: EventRegistry,
-        cipher=None,
-    ):
+        cipher: FieldCipher | None = None,
+    ) -> None:
         self.mongo, self.db = mongo, mongo[database]
         self.cipher = cipher
         self.projection, self.registry = projection, registry
@@ -345,7 +346,11 @@ class ProjectionStore:
         return len(applied)
 
     def _save_offsets(
-        self, next_offsets, generation: int, session: ClientSession, last_ids: dict | None = None
+        self,
+        next_offsets: dict[tuple[str, int], int],
+        generation: int,
+        session: ClientSession,
+        last_ids: dict | None = None,
     ) -> None:
         """The next offset to read per partition, with the id of the event just before it
         (`last_event_id`, None when that record was not an event) so a consumer can tell

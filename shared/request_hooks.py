@@ -11,6 +11,7 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 from pymongo.errors import PyMongoError
+from werkzeug.routing import Rule
 
 from . import consistency, idempotency, logs, metrics
 from .auth import ROLES_ATTRIBUTE, Forbidden, authenticate
@@ -20,7 +21,7 @@ from .problems import problem
 log = logging.getLogger(__name__)
 
 
-def view_roles(app: Flask, rule, method: str):
+def view_roles(app: Flask, rule: Rule, method: str) -> tuple[str, ...] | None:
     """The roles a route's handler declares (`@requires` / `@public`), or None."""
     view = app.view_functions.get(rule.endpoint)
     handler = getattr(getattr(view, "view_class", None), method.lower(), None) or view

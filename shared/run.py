@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
 
 import click
 
@@ -64,7 +65,7 @@ def make_relay(settings: Settings, service: str) -> OutboxRelay:
     )
 
 
-def run_threads(loops, stop: threading.Event) -> None:
+def run_threads(loops: Iterable[Callable[[threading.Event], None]], stop: threading.Event) -> None:
     threads = [
         threading.Thread(
             target=loop, args=(stop,), name=getattr(loop, "__qualname__", "loop"), daemon=True

@@ -28,8 +28,9 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
@@ -72,7 +73,7 @@ class _Hub:
                     self._changed = True  # reopen without it (or end, when none is left)
             self.cond.notify_all()
 
-    def _ring(self, names) -> None:
+    def _ring(self, names: Iterable[str]) -> None:
         with self.cond:
             self.rings.update(names)
             self.cond.notify_all()
@@ -108,7 +109,7 @@ class _Hub:
                 self.open = False
 
 
-def _hub(mongo) -> _Hub:
+def _hub(mongo: MongoClient) -> _Hub:
     with _hubs_lock:
         hub = _hubs.get(id(mongo))
         if hub is None or hub.mongo is not mongo:
@@ -178,7 +179,7 @@ class Doorbell:
                 self._hub.unsubscribe(self.names)
 
 
-def projections_bell(mongo, database: str, *, name: str = "projections") -> Doorbell:
+def projections_bell(mongo: MongoClient, database: str, *, name: str = "projections") -> Doorbell:
     """Rings when a projection of `database` applied events: every apply that changes a
     projection records its progress in `projection_meta` in the same transaction. For
     loops that act on what projections wrote (a reactor, a canceller)."""

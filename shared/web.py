@@ -49,7 +49,12 @@ class RequestEventStore(EventStore):
         if not has_request_context() or g.get("rapport_claim") is None:
             events = super().append_streams(appends, meta, also=also)
         else:
-            clients = {e.data.get("client_id") for a in appends for e in a.events} - {None}
+            clients = {
+                e.data["client_id"]
+                for a in appends
+                for e in a.events
+                if e.data.get("client_id") is not None
+            }
 
             def with_claim(session: ClientSession) -> None:
                 if also is not None:
