@@ -1,1 +1,1 @@
-pytest_plugins = ["shared.pytest_plugin"]
+pytest_plugins = ["testkit.plugin"]

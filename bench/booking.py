@@ -20,11 +20,11 @@ from shared.mongo import client as mongo_client
 from shared.outbox import message_from_document
 from shared.projections import Record
 from shared.web import ServiceContext
-from tests.faults.support import RECEPTION, registered
+from testkit.faults import RECEPTION, registered
+from testkit.procs import Gunicorn
 
 from .common import Report, percentile
 from .load import run_load
-from .procs import Gunicorn
 
 SECONDS = float(os.environ.get("BENCH_HTTP_SECONDS", "15"))
 THREADS = int(os.environ.get("BENCH_HTTP_THREADS", "8"))

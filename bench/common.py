@@ -90,9 +90,8 @@ class Report:
 
     def print(self) -> None:
         print(f"\n== {self.name} ==")
-        print(
-            f"{'figure':<44} {'value':>12} {'unit':<9} {'limit (same run)':<36} {'limit':>12} {'ratio':>7}"
-        )
+        heading = f"{'figure':<44} {'value':>12} {'unit':<9} {'limit (same run)':<36}"
+        print(f"{heading} {'limit':>12} {'ratio':>7}")
         for r in self.rows:
             ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
             limit_value = f"{r['limit_value']:.1f}" if r["limit_value"] is not None else ""

@@ -31,10 +31,10 @@ from services.records.projections import ClientSummaries
 from shared import kafka as kafka_clients
 from shared.events import NewEvent, utcnow
 from shared.web import ServiceContext
-from tests.faults.support import RECEPTION, registered
+from testkit.faults import RECEPTION, registered
+from testkit.procs import free_port, worker
 
 from .common import Report, percentile
-from .procs import free_port, worker
 
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))

@@ -19,9 +19,9 @@ from pathlib import Path
 from services.records.projections import ClientSummaries
 from shared import services
 from shared.consumer import POLL_MS, ProjectionRunner
+from testkit.procs import Gunicorn, child_pids, worker
 
 from .common import Report
-from .procs import Gunicorn, _children, worker
 
 SECONDS = float(os.environ.get("BENCH_IDLE_SECONDS", "15"))
 SETTLE = 20.0  # after start: group joins, topic creation, the first status reports
@@ -53,7 +53,7 @@ def _idle_share(settings, poll_ms: int) -> float:
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children (gunicorn workers), in seconds."""
     total = 0.0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *child_pids(pid)]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

@@ -17,7 +17,7 @@ from shared.events import NewEvent
 from shared.eventstore import StreamAppend
 from shared.outbox import OutboxRelay, message_from_document
 from shared.projections import snapshot
-from tests.kernel.support import META, Totals, kernel_store, reg
+from testkit.kernel import META, Totals, kernel_store, reg
 
 from .common import Report, Timer, drop
 

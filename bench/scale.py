@@ -22,7 +22,7 @@ from shared.eventstore import StreamAppend
 from shared.projections import snapshot
 from shared.run import make_relay
 from shared.web import ServiceContext
-from tests.faults.support import RECEPTION
+from testkit.faults import RECEPTION
 
 from .common import Report, Timer, drop, percentile
 

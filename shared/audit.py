@@ -9,7 +9,6 @@ are recorded here by the API that serves them (`record_read`)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -17,9 +16,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import click
 import pymongo
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from .config import Settings
 
 GENESIS = "0" * 64
 
@@ -136,7 +138,7 @@ class AuditTrail:
         return self.entries.find({}).sort("seq", ASCENDING)
 
 
-def trail_for(settings) -> AuditTrail:
+def trail_for(settings: Settings) -> AuditTrail:
     from .mongo import client
 
     return AuditTrail(client(settings.mongo_uri), settings.database("audit"))
@@ -166,22 +168,30 @@ def record_read(resource: str, client_id: str | None = None, action: str = "read
     )
 
 
-def main(argv=None) -> int:
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """The audit trail of clinical reads."""
+
+
+@cli.command()
+def verify() -> None:
+    """Check the hash chain; name the first altered, missing or re-chained entry."""
     from .config import Settings
 
-    parser = argparse.ArgumentParser(prog="python -m shared.audit")
-    parser.add_argument("command", choices=["verify", "export"])
-    args = parser.parse_args(argv)
-    trail = trail_for(Settings.from_env())
-    if args.command == "verify":
-        ok, message = trail.verify()
-        print(("OK: " if ok else "TAMPERED: ") + message)
-        return 0 if ok else 1
-    for entry in trail._all():
+    ok, message = trail_for(Settings.from_env()).verify()
+    click.echo(("OK: " if ok else "TAMPERED: ") + message)
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+def export() -> None:
+    """Print every entry as one JSON line, oldest first."""
+    from .config import Settings
+
+    for entry in trail_for(Settings.from_env())._all():
         entry.pop("_id", None)
-        print(json.dumps(entry, default=str))
-    return 0
+        click.echo(json.dumps(entry, default=str))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m shared.audit")

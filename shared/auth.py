@@ -5,11 +5,15 @@ Services calling services use a `service` role token minted with the same secret
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
 import jwt
 from flask import current_app, g, request
+
+from .config import Settings
 
 ROLES = ("admin", "therapist", "clinical_lead", "service")
 STAFF_ROLES = ("admin", "therapist", "clinical_lead")
@@ -91,9 +95,9 @@ def verify_token(secret: str, token: str) -> Identity:
             options={"require": ["exp", "iat", "sub"]},
         )
     except jwt.ExpiredSignatureError:
-        raise AuthError("token expired")
+        raise AuthError("token expired") from None
     except jwt.InvalidTokenError:
-        raise AuthError("invalid token")
+        raise AuthError("invalid token") from None
     role = claims.get("role")
     if role not in ROLES:
         raise AuthError("invalid token")
@@ -106,7 +110,7 @@ def verify_token(secret: str, token: str) -> Identity:
     )
 
 
-def verify_rotating(settings, token: str, now: datetime | None = None) -> Identity:
+def verify_rotating(settings: Settings, token: str, now: datetime | None = None) -> Identity:
     """Verify with the current secret and, during a rotation, with the previous one until
     `token_secret_previous_until` (RAPPORT_TOKEN_SECRET_PREVIOUS_UNTIL): tokens issued
     before the switch keep working for their grace period instead of signing everyone out
@@ -120,7 +124,7 @@ def verify_rotating(settings, token: str, now: datetime | None = None) -> Identi
         try:
             return verify_token(previous, token)
         except AuthError:
-            raise current_refused
+            raise current_refused from None
 
 
 def service_token(secret: str, service: str, ttl_seconds: int = 300) -> str:
@@ -144,28 +148,42 @@ def current_identity() -> Identity:
     return identity
 
 
-def requires(*roles: str):
-    """Route decorator: a valid token whose role is one of `roles` (401 / 403 otherwise).
-    The rule table is kept on the view (`view._rapport_roles`) so tests can enumerate it."""
+# The attribute of a view function that holds the roles it admits: set by `requires` and
+# `public`, read by the request hook that checks them before the body (shared/request_hooks.py)
+# and by the tests that enumerate the rule table.
+ROLES_ATTRIBUTE = "_rapport_roles"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def _declare(view: Callable[..., Any], roles: tuple[str, ...]) -> None:
+    setattr(view, ROLES_ATTRIBUTE, roles)
+
+
+def requires(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Route decorator: a valid token whose role is one of `roles` (401 / 403 otherwise)."""
     for role in roles:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
 
-    def decorate(view):
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
-        def wrapped(*args, **kwargs):
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
             identity = authenticate()
             if identity.role not in roles:
                 raise Forbidden(f"role {identity.role} may not do this")
             return view(*args, **kwargs)
 
-        wrapped._rapport_roles = tuple(roles)
+        _declare(wrapped, tuple(roles))
         return wrapped
 
     return decorate
 
 
-def public(view):
+def public(view: View) -> View:
     """Mark a route as deliberately open (health, the client's questionnaire link)."""
-    view._rapport_roles = ("public",)
+    _declare(view, ("public",))
     return view

@@ -8,6 +8,7 @@ import binascii
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 SERVICES = ("scheduling", "records", "measures", "notifications", "billing", "portal")
 DEFAULT_PORTS = {
@@ -68,7 +69,7 @@ class Settings:
     def database(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
 
-    def with_(self, **changes) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     @classmethod
@@ -140,7 +141,7 @@ class Settings:
             if len(base64.b64decode(self.master_key, validate=True)) != 32:
                 raise ConfigError("RAPPORT_MASTER_KEY must be 32 bytes, base64-encoded")
         except binascii.Error:
-            raise ConfigError("RAPPORT_MASTER_KEY must be base64")
+            raise ConfigError("RAPPORT_MASTER_KEY must be base64") from None
 
 
 def _rotation_from_env() -> dict:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from flask import Response, current_app, g, has_request_context, request
+from pymongo.client_session import ClientSession
 
 if TYPE_CHECKING:  # imported for types only: projections imports this module
     from .events import Event
@@ -66,7 +67,7 @@ def _position(raw: bytes) -> int | None:
 def note_seen(
     store: ProjectionStore,
     key: str,
-    session,
+    session: ClientSession,
     records: Sequence[Record],
     events: Sequence[Event] = (),
 ) -> None:
@@ -74,7 +75,7 @@ def note_seen(
     projection generation `key`). `events` are the records parsed, in order; when some
     records could not be parsed their positions are read from the raw records instead."""
     if len(events) == len(records):
-        pairs = [(r, e.position) for r, e in zip(records, events)]
+        pairs = [(r, e.position) for r, e in zip(records, events, strict=True)]
     else:
         pairs = [(r, _position(r.value)) for r in records]
     by_source: dict[str, list[int]] = {}

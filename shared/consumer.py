@@ -11,9 +11,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
@@ -24,6 +25,7 @@ from kafka.errors import (
 from pymongo.errors import PyMongoError
 
 from . import kafka as kafka_clients
+from .backoff import Backoff
 from .config import Settings
 from .crypto import cipher_for
 from .events import EventRegistry, utcnow
@@ -66,8 +68,8 @@ def projection_store(
     )
 
 
-def _records(batch) -> list[Record]:
-    out = []
+def _records(batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> list[Record]:
+    out: list[Record] = []
     for tp in sorted(batch, key=lambda t: (t.topic, t.partition)):
         out.extend(Record(r.topic, r.partition, r.offset, r.value) for r in batch[tp])
     return out
@@ -149,7 +151,7 @@ class ProjectionRunner:
         self.instance_id = f"{self.group}-{instance}"
         self.status_interval = status_interval
         self.generation = 0
-        self.consumer = None
+        self.consumer: KafkaConsumer | None = None
         self.applied_total = 0
         self.idle = False
         self.idle_wait = REST_MAX  # the longest rest while idle
@@ -162,7 +164,7 @@ class ProjectionRunner:
         # checked on every assignment, so offsets a broker lost and reused are noticed
         self._read: dict[TopicPartition, deque] = {}
 
-    def seek_to_stored(self, partitions) -> None:
+    def seek_to_stored(self, partitions: Iterable[TopicPartition]) -> None:
         """Position each partition at its stored offset; a partition whose record before
         that offset is no longer the last event applied (the broker lost records and gave
         their offsets to new ones) is read again from the beginning: the processed ids
@@ -189,22 +191,29 @@ class ProjectionRunner:
                         tp.topic,
                         tp.partition,
                     )
-                self.consumer.seek_to_beginning(tp)
+                self.opened.seek_to_beginning(tp)
                 self._read.pop(tp, None)
             else:
-                self.consumer.seek(tp, position[0])
+                self.opened.seek(tp, position[0])
+
+    @property
+    def opened(self) -> KafkaConsumer:
+        """The Kafka consumer, once `run` (or a test) opened it: stepping and seeking need it."""
+        if self.consumer is None:
+            raise RuntimeError(f"{self.store.name}: the consumer is not open")
+        return self.consumer
 
     def _open(self) -> None:
         kafka_clients.ensure_topics(
             self.settings.kafka_bootstrap, self.topics, self.settings.topic_partitions
         )
-        self.consumer = kafka_clients.consumer(
+        self.consumer = consumer = kafka_clients.consumer(
             self.settings.kafka_bootstrap,
             group_id=self.group,
             group_instance_id=self.instance_id,
             client_id=self.instance_id,
         )
-        self.consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
+        consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
 
     def _doorbell(self) -> Doorbell:
         """Rings when a source service's relay moves its published checkpoint (the records
@@ -216,7 +225,7 @@ class ProjectionRunner:
         )
 
     def run(self, stop: threading.Event) -> None:
-        backoff, rest = 0.2, REST_MIN
+        backoff, rest = Backoff(), REST_MIN
         bell = self._doorbell()
         try:
             while not stop.is_set():
@@ -236,24 +245,15 @@ class ProjectionRunner:
                         rest = REST_MIN if rung else min(rest * 2, longest)
                     else:
                         rest = REST_MIN
-                    backoff = 0.2
-                except PyMongoError as err:
+                    backoff.succeeded()
+                except (PyMongoError, KafkaError) as err:
+                    what = "store unavailable" if isinstance(err, PyMongoError) else "broker error"
                     log.warning(
-                        "%s: store unavailable (%s); retrying in %.1fs",
-                        self.store.name,
-                        err,
-                        backoff,
+                        "%s: %s (%s); retrying in %.1fs", self.store.name, what, err, backoff.delay
                     )
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff.failed(stop)
+                    # and, after a broker error, check the broker still holds what was read
                     self._reseek_after_failure()
-                except KafkaError as err:
-                    log.warning(
-                        "%s: broker error (%s); retrying in %.1fs", self.store.name, err, backoff
-                    )
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    self._reseek_after_failure()  # and check the broker still holds what was read
         finally:
             bell.close()
         self.close()
@@ -265,8 +265,8 @@ class ProjectionRunner:
             if active != self.generation:  # a rebuild was swapped in: follow it
                 log.info("%s: switching to generation %d", self.store.name, active)
                 self.generation = active
-                self.seek_to_stored(self.consumer.assignment())
-        batch = self.consumer.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
+                self.seek_to_stored(self.opened.assignment())
+        batch = self.opened.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
         self.idle = not batch
         applied = 0
         if batch:
@@ -274,14 +274,19 @@ class ProjectionRunner:
             self.applied_total += applied
             self._remember(batch)
             try:
-                self.consumer.commit()
+                self.opened.commit()
             except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as err:
                 # normal during a rebalance: the MongoDB offsets are the source of truth
                 log.info("%s: commit skipped during rebalance (%s)", self.store.name, err)
         self._report_status()
         return applied
 
-    def _remember(self, batch, window: float = READ_CHECK_WINDOW, slot: float = 0.5) -> None:
+    def _remember(
+        self,
+        batch: Mapping[TopicPartition, Sequence[ConsumerRecord]],
+        window: float = READ_CHECK_WINDOW,
+        slot: float = 0.5,
+    ) -> None:
         """Keep, per half second, the last record read: the record read just before an outage
         is always kept, and at most window/slot samples per partition."""
         now = time.monotonic()

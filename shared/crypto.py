@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from marshmallow import Schema
 from marshmallow import fields as mf
 from pymongo.errors import DuplicateKeyError
+
+from .config import Settings
+from .events import EventRegistry
 
 DISPOSED = "[disposed]"
 
@@ -100,7 +104,7 @@ class KeyStore:
             except DuplicateKeyError:
                 pass  # another writer created it first: use theirs
             doc = self.keys.find_one({"_id": client_id})
-        key = self._unwrap(doc)
+        key = self._unwrap(doc) if doc is not None else None
         if key is None:
             raise KeyDisposed(f"client {client_id} has been disposed of")
         self._remember(client_id, key)
@@ -205,7 +209,9 @@ class FieldCipher:
         self.keys = keys
         self._paths: dict[tuple[str, int], list] = {}
 
-    def paths(self, registry, type_: str, version: int) -> list[tuple[str, mf.Field]]:
+    def paths(
+        self, registry: EventRegistry, type_: str, version: int
+    ) -> list[tuple[str, mf.Field]]:
         cache_key = (type_, version)
         if cache_key not in self._paths:
             schema_cls = registry._info(type_).schemas[version]
@@ -213,7 +219,7 @@ class FieldCipher:
         return self._paths[cache_key]
 
     # -- sealing (write side) -----------------------------------------------------------
-    def seal(self, registry, type_: str, version: int, data: dict) -> dict:
+    def seal(self, registry: EventRegistry, type_: str, version: int, data: dict) -> dict:
         paths = self.paths(registry, type_, version)
         client_id = data.get("client_id")
         if not paths or not client_id:
@@ -274,7 +280,7 @@ def _generic(path: str) -> str:
     return re.sub(r"\[\d+\]", "[]", path)
 
 
-def _apply(node, parts: list[str], fn, full_path: str) -> None:
+def _apply(node: Any, parts: list[str], fn: Callable[[Any, str], Any], full_path: str) -> None:
     head, rest = parts[0], parts[1:]
     if head.endswith("[]"):
         items = node.get(head[:-2]) if isinstance(node, dict) else None
@@ -295,10 +301,10 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
     dotted path returned so the schema can load partially."""
     partial: list[str] = []
 
-    def fix(node, sch: Schema, prefix: str):
+    def fix(node: Any, sch: Schema, prefix: str) -> Any:
         if not isinstance(node, dict):
             return node
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             field = sch.fields.get(key)
             if value is _Shredded:
@@ -328,7 +334,7 @@ _ciphers: dict[tuple[str, str, str], FieldCipher] = {}
 _ciphers_lock = threading.Lock()
 
 
-def cipher_for(settings) -> FieldCipher:
+def cipher_for(settings: Settings) -> FieldCipher:
     """One cipher (and key cache) per process per store, so a key destroyed here is
     forgotten here at once; other processes forget it within `cache_seconds`."""
     from .mongo import client

@@ -6,6 +6,7 @@ their IPT problem areas. Each service has its own copy (its own database); acces
 from __future__ import annotations
 
 from pymongo import IndexModel
+from pymongo.collection import Collection
 
 from .auth import Forbidden, Identity
 from .domain import NotFound
@@ -83,7 +84,7 @@ class ClientDirectory(Projection):
         )
 
 
-def client_or_404(clients_collection, client_id: str) -> dict:
+def client_or_404(clients_collection: Collection, client_id: str) -> dict:
     doc = clients_collection.find_one({"_id": client_id})
     if doc is None:
         raise NotFound(f"no client {client_id}")

@@ -19,6 +19,7 @@ from .consumer import projection_store, rebuild
 from .events import utcnow
 from .mongo import client as mongo_client
 from .projections import Projection
+from .services import ServiceDefinition
 from .wakeup import projections_bell
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,12 @@ class DisposalQueue(Projection):
 
 class DisposalWorker:
     def __init__(
-        self, settings: Settings, definition, poll_seconds: float = 2.0, idle_rest: float = 30.0
-    ):
+        self,
+        settings: Settings,
+        definition: ServiceDefinition,
+        poll_seconds: float = 2.0,
+        idle_rest: float = 30.0,
+    ) -> None:
         self.settings, self.definition, self.poll = settings, definition, poll_seconds
         self.idle_rest = idle_rest  # with change streams: the queue's apply wakes the worker
         self.queue = DisposalQueue(definition.name)

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
+
+if TYPE_CHECKING:  # for annotations only: shared.crypto imports this module
+    from .crypto import FieldCipher
 
 
 class UnknownEventType(LookupError):
@@ -89,7 +92,7 @@ class EventRegistry:
         self._types: dict[str, _TypeInfo] = {}
 
     # -- registration -------------------------------------------------------------------
-    def event(self, type_: str, version: int = 1):
+    def event(self, type_: str, version: int = 1) -> Callable[[type[Schema]], type[Schema]]:
         """Class decorator registering a marshmallow schema for `type_` at `version`."""
 
         def register(schema_cls: type[Schema]) -> type[Schema]:
@@ -102,7 +105,9 @@ class EventRegistry:
 
         return register
 
-    def upcaster(self, type_: str, from_version: int):
+    def upcaster(
+        self, type_: str, from_version: int
+    ) -> Callable[[Callable[[dict], dict]], Callable[[dict], dict]]:
         """Decorator for `fn(data_v_n) -> data_v_n+1`."""
 
         def register(fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
@@ -140,7 +145,11 @@ class EventRegistry:
         return info.current, schema.dump(loaded)
 
     def deserialise(
-        self, type_: str, version: int, payload: Mapping[str, Any], cipher=None
+        self,
+        type_: str,
+        version: int,
+        payload: Mapping[str, Any],
+        cipher: FieldCipher | None = None,
     ) -> tuple[int, dict]:
         """Open sealed personal fields (if a cipher is given), upcast stored/wire data to the
         current version and load it. Unknown fields are ignored (a newer producer may add
@@ -194,7 +203,9 @@ class EventRegistry:
         }
         return json.dumps(body, separators=(",", ":")).encode()
 
-    def from_message(self, raw: bytes | str | Mapping[str, Any], cipher=None) -> Event:
+    def from_message(
+        self, raw: bytes | str | Mapping[str, Any], cipher: FieldCipher | None = None
+    ) -> Event:
         body = json.loads(raw) if isinstance(raw, (bytes, str)) else dict(raw)
         version, data = self.deserialise(
             body["type"], int(body["schema_version"]), body["data"], cipher

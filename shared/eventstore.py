@@ -24,6 +24,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .crypto import FieldCipher
 from .events import (
     Actor,
     Event,
@@ -82,8 +83,8 @@ class EventStore:
         mongo: pymongo.MongoClient,
         database: str,
         registry: EventRegistry = default_registry,
-        cipher=None,
-    ):
+        cipher: FieldCipher | None = None,
+    ) -> None:
         self.mongo = mongo
         self.cipher = cipher  # shared.crypto.FieldCipher: seals personal fields per client
         self.db = mongo[database]
@@ -152,9 +153,10 @@ class EventStore:
                 return_document=ReturnDocument.AFTER,
                 session=session,
             )
+            assert counter is not None  # upserted, and AFTER answers the document as written
             position = counter["seq"] - total
             docs, out = [], []
-            for (append, evts), current in zip(prepared, currents):
+            for (append, evts), current in zip(prepared, currents, strict=True):
                 for offset, (type_, version, data, sealed, occurred_at) in enumerate(evts, start=1):
                     position += 1
                     event = Event(
@@ -322,7 +324,9 @@ class EventStore:
         )
 
     def outbox_state(self, event: Event | dict) -> str:
-        position = event.position if isinstance(event, Event) else event["position"]
+        position = event.position if isinstance(event, Event) else event.get("position")
+        if position is None:  # not stored yet, so not published either
+            return PENDING
         return PUBLISHED if position <= self.published_through() else PENDING
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:

@@ -28,6 +28,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +36,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Response, g, request
 from pymongo import ASCENDING, IndexModel
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from .crypto import _unb64
@@ -61,7 +64,7 @@ class ClaimLost(RuntimeError):
     """This request's key was taken over by a retry: its events must not be committed."""
 
 
-def ensure_indexes(db) -> None:
+def ensure_indexes(db: Database) -> None:
     db[COLLECTION].create_indexes(
         [
             IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires"),
@@ -84,7 +87,7 @@ class Claim:
         self.finished = False
 
 
-def begin(db, sub: str, master_key: str) -> Response | None:
+def begin(db: Database, sub: str, master_key: str) -> Response | None:
     """before_request: claim the key, or answer at once (a replay, or a refusal)."""
     if request.method not in METHODS or HEADER not in request.headers:
         return None
@@ -156,7 +159,7 @@ def begin(db, sub: str, master_key: str) -> Response | None:
         time.sleep(0.05)
 
 
-def in_transaction(db, session, client_ids=()) -> None:
+def in_transaction(db: Database, session: ClientSession, client_ids: Iterable[str] = ()) -> None:
     """In the transaction appending the request's events: mark the claim committed, only if
     this request still owns it (else the whole append is undone). The clients the events are
     about are noted, so that a disposal forgets the answer (`forget_client`)."""
@@ -179,7 +182,7 @@ def committed() -> None:
         claim.committed = True
 
 
-def finish(db, response: Response, master_key: str) -> Response:
+def finish(db: Database, response: Response, master_key: str) -> Response:
     """after_request: keep the answer for replays, or release the key after a refusal."""
     claim: Claim | None = g.get("rapport_claim")
     if claim is None or claim.finished:
@@ -209,7 +212,7 @@ def finish(db, response: Response, master_key: str) -> Response:
     return response
 
 
-def release(db) -> None:
+def release(db: Database) -> None:
     """teardown: a request that failed without an answer gives its key back."""
     claim: Claim | None = g.get("rapport_claim")
     if claim is None or claim.finished:
@@ -219,7 +222,7 @@ def release(db) -> None:
         db[COLLECTION].delete_one({"_id": claim.id, "owner": claim.owner, "state": "pending"})
 
 
-def forget_client(db, client_id: str) -> int:
+def forget_client(db: Database, client_id: str) -> int:
     """A disposed client (shared.disposal): drop the kept answers of writes about them."""
     return db[COLLECTION].delete_many({"client_ids": client_id}).deleted_count
 

@@ -11,7 +11,9 @@ used 2000-2099; every date and time any API accepts now lies in the same range.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields, validate
@@ -21,14 +23,14 @@ RANGE_TEXT = f"between {EARLIEST.isoformat()} and {LATEST.isoformat()}"
 PRACTICE_TZ = "Europe/London"
 
 
-def in_date_range(value) -> None:
+def in_date_range(value: date | datetime) -> None:
     """The date as written (its own offset, before any conversion to UTC) must be in range."""
     day = value.date() if isinstance(value, datetime) else value
     if not EARLIEST <= day <= LATEST:
         raise ValidationError(f"must be {RANGE_TEXT}")
 
 
-def within_range(value) -> bool:
+def within_range(value: date | datetime) -> bool:
     """For data already stored (events written before the range existed): True when the
     value can be shown, converted and stored like any other time."""
     try:
@@ -51,29 +53,32 @@ def _validators(kwargs: dict) -> list:
     return [in_date_range, *extra]
 
 
-def instant(**kwargs) -> fields.AwareDateTime:
+def instant(**kwargs: Any) -> fields.AwareDateTime:
     """An ISO datetime with its UTC offset (a naive time is ambiguous across clock changes)."""
     kwargs = _described(kwargs, "An ISO datetime with offset,")
     return fields.AwareDateTime(default_timezone=None, validate=_validators(kwargs), **kwargs)
 
 
-def day(**kwargs) -> fields.Date:
+def day(**kwargs: Any) -> fields.Date:
     """An ISO date."""
     kwargs = _described(kwargs, "An ISO date,")
     return fields.Date(validate=_validators(kwargs), **kwargs)
 
 
-class Moment(fields.String):
+class Moment(fields.Field[datetime]):
     """An ISO date or datetime. A date means the end of that day and a datetime without an
     offset is read as practice time (Europe/London): what staff mean when they type one.
-    Loaded as an aware UTC datetime; the range is checked before the conversion."""
+    Loaded as an aware UTC datetime; the range is checked before the conversion. OpenAPI
+    documents it as a string (shared/web.py registers it with flask-smorest)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             **_described(kwargs, "An ISO date or datetime (without an offset: practice time),")
         )
 
-    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
         if not isinstance(value, str):
             raise ValidationError("expected an ISO date or datetime")
         tz = ZoneInfo(PRACTICE_TZ)
@@ -83,7 +88,9 @@ class Moment(fields.String):
             else:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationError("not an ISO date (2026-03-02) or datetime (2026-03-02T10:00Z)")
+            raise ValidationError(
+                "not an ISO date (2026-03-02) or datetime (2026-03-02T10:00Z)"
+            ) from None
         in_date_range(moment)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=tz)
@@ -104,19 +111,20 @@ _LINE_BREAKS = {"\t", "\n", "\r"}
 _JOINERS = {"\u200c", "\u200d"}
 
 
-def no_control(multiline: bool = True):
+def no_control(multiline: bool = True) -> Callable[[str], None]:
     """The validator alone, for text that may be blank."""
     return _clean(multiline)
 
 
-def _clean(multiline: bool):
+def _clean(multiline: bool) -> Callable[[str], None]:
     def check(value: str) -> None:
         for ch in value:
             if (multiline and ch in _LINE_BREAKS) or ch in _JOINERS:
                 continue
             if unicodedata.category(ch) in _REFUSED:
                 raise ValidationError(
-                    f"must not contain control or invisible formatting characters (found U+{ord(ch):04X})"
+                    "must not contain control or invisible formatting characters "
+                    f"(found U+{ord(ch):04X})"
                 )
 
     return check
@@ -127,7 +135,7 @@ def _not_blank(value: str) -> None:
         raise ValidationError("must not be blank")
 
 
-def free_text(max_length: int = 10_000, **kwargs) -> fields.String:
+def free_text(max_length: int = 10_000, **kwargs: Any) -> fields.String:
     """Text a person writes (a note, a reason): line breaks allowed, control and direction
     characters refused, not blank."""
     return fields.String(
@@ -135,7 +143,7 @@ def free_text(max_length: int = 10_000, **kwargs) -> fields.String:
     )
 
 
-def line_text(max_length: int = 200, **kwargs) -> fields.String:
+def line_text(max_length: int = 200, **kwargs: Any) -> fields.String:
     """One line (a name, a practice): no line breaks either."""
     return fields.String(
         validate=[_not_blank, validate.Length(max=max_length), _clean(False)], **kwargs
@@ -149,14 +157,14 @@ _ID = validate.Regexp(
 )
 
 
-def safe_id(**kwargs) -> fields.String:
+def safe_id(**kwargs: Any) -> fields.String:
     """An id that is safe in a URL path, a file name and a log line: no slashes, no '..'
     at the start, no spaces."""
     metadata = {"pattern": ID_PATTERN, **(kwargs.pop("metadata", None) or {})}
     return fields.String(validate=_ID, metadata=metadata, **kwargs)
 
 
-def strict_integer(**kwargs) -> fields.Integer:
+def strict_integer(**kwargs: Any) -> fields.Integer:
     """An integer that is one: 1.5 or "2" refused rather than truncated or coerced."""
     return fields.Integer(strict=True, **kwargs)
 

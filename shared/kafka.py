@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -15,38 +16,39 @@ from .config import kafka_options_from_env
 log = logging.getLogger(__name__)
 
 
-def producer(bootstrap: str, **overrides) -> KafkaProducer:
-    options = dict(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,  # no duplicates from the producer's own retries
-        max_in_flight_requests_per_connection=5,  # order kept per partition with idempotence
-        retries=5,
-        linger_ms=5,
-        max_block_ms=5000,  # a send() while the broker is down fails fast; the relay retries
-        bootstrap_timeout_ms=10000,  # a relay started while the broker is away retries (and stops) sooner
-        request_timeout_ms=10000,
-        client_id="rapport-relay",
+def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    options = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,  # no duplicates from the producer's own retries
+        "max_in_flight_requests_per_connection": 5,  # order kept per partition with idempotence
+        "retries": 5,
+        "linger_ms": 5,
+        "max_block_ms": 5000,  # a send() while the broker is down fails fast; the relay retries
+        # a relay started while the broker is away retries (and stops) sooner
+        "bootstrap_timeout_ms": 10000,
+        "request_timeout_ms": 10000,
+        "client_id": "rapport-relay",
         # never let a send create the topic with the broker's default partition count: a topic
         # that later shows more partitions moves streams to other partitions (found by the
         # fault suite on the local broker); topics are created by ensure_topics
-        allow_auto_create_topics=False,
-    )
+        "allow_auto_create_topics": False,
+    }
     options.update(kafka_options_from_env())  # TLS / SASL (deploy/README.md)
     options.update(overrides)
     return KafkaProducer(**options)
 
 
-def consumer(bootstrap: str, **overrides) -> KafkaConsumer:
-    options = dict(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=200,
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=3000,
-        allow_auto_create_topics=False,  # see producer()
-    )
+def consumer(bootstrap: str, **overrides: Any) -> KafkaConsumer:
+    options = {
+        "bootstrap_servers": bootstrap,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 200,
+        "session_timeout_ms": 10000,
+        "heartbeat_interval_ms": 3000,
+        "allow_auto_create_topics": False,  # see producer()
+    }
     options.update(kafka_options_from_env())
     options.update(overrides)
     return KafkaConsumer(**options)

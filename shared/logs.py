@@ -25,10 +25,14 @@ class _CorrelationFilter(logging.Filter):
         return True
 
 
+_configured = False  # once per process: the first service to configure names its logs
+
+
 def configure(service: str, level: str | None = None) -> None:
-    root = logging.getLogger()
-    if getattr(root, "_rapport_configured", False):
+    global _configured
+    if _configured:
         return
+    root = logging.getLogger()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(
@@ -43,4 +47,4 @@ def configure(service: str, level: str | None = None) -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     # kafka-python warns of every slow event-loop turn on a busy 2-core machine: not news
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
-    root._rapport_configured = True
+    _configured = True

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from flask import Flask
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -19,6 +22,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
+
+from .projections import Projection
+
+if TYPE_CHECKING:  # for annotations only: shared.web imports this module
+    from .web import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,13 @@ def observe_request(service: str, method: str, route: str, status: int, seconds:
 
 
 class ServiceCollector:
-    def __init__(self, service: str, app, projections, extra):
+    def __init__(
+        self,
+        service: str,
+        app: Flask,
+        projections: Sequence[Projection],
+        extra: Callable[[ServiceContext, datetime], Iterable[Any]] | None,
+    ) -> None:
         self.service, self.app, self.projections, self.extra = service, app, projections, extra
 
     def describe(self):
@@ -116,14 +130,19 @@ class ServiceCollector:
             yield from self.extra(ctx, now)
 
 
-def register_service_collector(service: str, app, projections, extra) -> None:
+def register_service_collector(
+    service: str,
+    app: Flask,
+    projections: Sequence[Projection],
+    extra: Callable[[ServiceContext, datetime], Iterable[Any]] | None,
+) -> None:
     """Each app keeps its own collector (several apps share a process in tests)."""
     own = CollectorRegistry(auto_describe=False)
     own.register(ServiceCollector(service, app, projections, extra))
     app.extensions["rapport_metrics"] = own
 
 
-def exposition(app) -> tuple[bytes, str]:
+def exposition(app: Flask) -> tuple[bytes, str]:
     """Request metrics (per process, or summed over gunicorn workers in multiprocess mode)
     followed by the app's figures read from the store."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -13,12 +13,16 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from . import kafka as kafka_clients
+from .backoff import Backoff
 from .events import utcnow
 from .eventstore import EventStore
 from .wakeup import Doorbell
@@ -27,7 +31,7 @@ log = logging.getLogger(__name__)
 VERIFY_ID = "verify-after-outage"
 
 
-def send_documents(producer, topic: str, docs) -> list:
+def send_documents(producer: KafkaProducer, topic: str, docs: Iterable[dict]) -> list:
     """Send stored event documents to `topic`, keyed by stream id; returns the futures."""
     return [
         producer.send(topic, key=d["stream_id"].encode(), value=message_from_document(d))
@@ -56,7 +60,7 @@ def message_from_document(doc: dict) -> bytes:
 class Lease:
     """A time-bound lock document: {_id: name, owner, expires_at}."""
 
-    def __init__(self, collection, name: str, owner: str, ttl: float = 15.0):
+    def __init__(self, collection: Collection, name: str, owner: str, ttl: float = 15.0) -> None:
         self.collection, self.name, self.owner, self.ttl = collection, name, owner, ttl
 
     def acquire(self) -> bool:
@@ -85,10 +89,10 @@ class OutboxRelay:
         topic: str,
         *,
         batch_size: int = 500,
-        producer_factory=None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
         owner: str | None = None,
         partitions: int | None = None,
-    ):
+    ) -> None:
         self.store, self.bootstrap, self.topic = store, bootstrap, topic
         self.partitions = partitions  # create the topic with these before the first publish
         self.batch_size = batch_size
@@ -102,7 +106,8 @@ class OutboxRelay:
         self.published_total = 0
         self.republished_total = 0
         self.last_failed = False
-        # what was acknowledged lately: [(monotonic time, first position, {partition: first offset})]
+        # what was acknowledged lately:
+        # [(monotonic time, first position, {partition: first offset})]
         self._recent: deque[tuple[float, int, dict[int, int]]] = deque()
         self._outage = (
             False  # a broker error was seen outside publish_once: suspect the recent acks
@@ -253,7 +258,7 @@ class OutboxRelay:
         """Publish until `stop`. With nothing pending the relay rests until an event is
         inserted (a change stream, shared.wakeup) or a third of its lease has passed (the
         lease is renewed then); without change streams it polls every `idle_sleep`."""
-        backoff = 0.2
+        backoff = Backoff()
         bell = Doorbell(self.store.events, name=f"relay {self.topic}")
         try:
             while not stop.is_set():
@@ -267,20 +272,18 @@ class OutboxRelay:
                         continue
                     n = self.publish_once()
                     if self.last_failed:
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, 5.0)
+                        backoff.failed(stop)
                         continue
                     if self._verify_due:
                         self.verify_after_outage()
-                    backoff = 0.2
+                    backoff.succeeded()
                     if n == 0:
                         bell.wait(ticket, self.lease.ttl / 3 if bell.watching else idle_sleep, stop)
                 except (KafkaError, PyMongoError) as err:
-                    log.warning("relay: %s; retrying in %.1fs", err, backoff)
+                    log.warning("relay: %s; retrying in %.1fs", err, backoff.delay)
                     self._drop_producer()
                     self._outage = self._outage or isinstance(err, KafkaError)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff.failed(stop)
         finally:
             bell.close()
         self._drop_producer()

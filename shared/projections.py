@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pymongo
@@ -24,6 +25,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from . import consistency
+from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import in_transaction
 
@@ -86,7 +88,7 @@ class WriteBuffer:
         self.session = session
         self.pending: list[tuple[Collection, Any]] = []
 
-    def add(self, collection: Collection, op) -> None:
+    def add(self, collection: Collection, op: Any) -> None:
         self.pending.append((collection, op))
 
     def flush(self) -> None:
@@ -158,8 +160,8 @@ class ProjectionStore:
         database: str,
         projection: Projection,
         registry: EventRegistry,
-        cipher=None,
-    ):
+        cipher: FieldCipher | None = None,
+    ) -> None:
         self.mongo, self.db = mongo, mongo[database]
         self.cipher = cipher
         self.projection, self.registry = projection, registry
@@ -267,9 +269,8 @@ class ProjectionStore:
         applied = 0
         for record in records:
             try:
-                applied += in_transaction(
-                    self.mongo, lambda s: self._apply([record], generation, s, track_offsets)
-                )
+                one = partial(self._apply, [record], generation, track_offsets=track_offsets)
+                applied += in_transaction(self.mongo, one)
             except PyMongoError:
                 raise
             except Exception as err:  # a handler bug: park it, keep the projection moving
@@ -281,10 +282,8 @@ class ProjectionStore:
                     record.offset,
                     err,
                 )
-                in_transaction(
-                    self.mongo,
-                    lambda s, err=err: self._park(record, generation, err, s, track_offsets),
-                )
+                park = partial(self._park, record, generation, err, track_offsets=track_offsets)
+                in_transaction(self.mongo, park)
         return applied
 
     def _apply(
@@ -320,7 +319,7 @@ class ProjectionStore:
         )
         applied: list[str] = []
         last: Event | None = None
-        for event, marker in zip(events, markers):
+        for event, marker in zip(events, markers, strict=True):
             if marker in done:
                 continue  # delivered twice: by a redelivery or a relay that sent it again
             done.add(marker)
@@ -347,7 +346,11 @@ class ProjectionStore:
         return len(applied)
 
     def _save_offsets(
-        self, next_offsets, generation: int, session: ClientSession, last_ids: dict | None = None
+        self,
+        next_offsets: dict[tuple[str, int], int],
+        generation: int,
+        session: ClientSession,
+        last_ids: dict | None = None,
     ) -> None:
         """The next offset to read per partition, with the id of the event just before it
         (`last_event_id`, None when that record was not an event) so a consumer can tell
@@ -374,7 +377,12 @@ class ProjectionStore:
             self.offsets.bulk_write(writes, ordered=False, session=session)
 
     def _park(
-        self, record: Record, generation: int, err: Exception, session, track_offsets: bool = True
+        self,
+        record: Record,
+        generation: int,
+        err: Exception,
+        session: ClientSession,
+        track_offsets: bool = True,
     ) -> int:
         self._dead_letter(record, err, session)
         consistency.note_seen(self, self._key(generation), session, [record])  # read-your-writes

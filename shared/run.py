@@ -1,14 +1,18 @@
-"""Process entry points (`python -m shared.run ...`): the outbox relay, the projection
-consumers and the service's other loops, a projection rebuild, and topic creation. Kafka
+"""Process entry points (`python -m shared.run ...`, a click group, one function per
+command): the outbox relay, the projection consumers and the service's other loops, a
+projection rebuild or redrive, a topic reconciliation, topic creation, and the master-key
+rotation. Kafka
 clients are created here, in the process that uses them, never before a fork."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
+
+import click
 
 from . import (
     contracts,  # noqa: F401  (every process knows the whole published language)
@@ -16,17 +20,21 @@ from . import (
     services,
 )
 from .config import Settings
-from .consumer import ProjectionRunner, rebuild, redrive
+from .consumer import ProjectionRunner
+from .consumer import rebuild as rebuild_projection
+from .consumer import redrive as redrive_parked
 from .events import registry
 from .eventstore import EventStore
 from .kafka import ensure_topics
 from .mongo import client as mongo_client
-from .outbox import OutboxRelay, reconcile
+from .outbox import OutboxRelay
+from .outbox import reconcile as reconcile_topic
+from .projections import Projection
 
 log = logging.getLogger("rapport.run")
 
 
-def _stop_on_signals() -> threading.Event:
+def stop_on_signals() -> threading.Event:
     """SIGTERM/SIGINT set `stop`. The handler runs in the main thread between two bytecodes,
     possibly while that thread holds the very lock `stop.set()` (or a logging handler) needs
     — inside `stop.wait()` — which deadlocked processes on SIGTERM (seen: a consumer process
@@ -57,7 +65,7 @@ def make_relay(settings: Settings, service: str) -> OutboxRelay:
     )
 
 
-def run_threads(loops, stop: threading.Event) -> None:
+def run_threads(loops: Iterable[Callable[[threading.Event], None]], stop: threading.Event) -> None:
     threads = [
         threading.Thread(
             target=loop, args=(stop,), name=getattr(loop, "__qualname__", "loop"), daemon=True
@@ -78,137 +86,151 @@ def run_threads(loops, stop: threading.Event) -> None:
         t.join(timeout=30)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.run")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("relay", help="publish the service's outbox to its topic")
-    p.add_argument("service")
-    p = sub.add_parser("consume", help="run the service's projections (and its other loops)")
-    p.add_argument("service")
-    p.add_argument("--projection", action="append", help="only these projections")
-    p.add_argument("--instance", type=int, default=0, help="index for static group membership")
-    p.add_argument("--no-loops", action="store_true", help="projections only")
-    p = sub.add_parser("rebuild", help="rebuild a projection into a new generation and swap it in")
-    p.add_argument("service")
-    p.add_argument("projection")
-    p = sub.add_parser("redrive", help="apply a projection's parked (dead-lettered) records again")
-    p.add_argument("service")
-    p.add_argument("projection")
-    p = sub.add_parser(
-        "reconcile", help="publish again events marked published but missing from the topic"
-    )
-    p.add_argument("service")
-    p.add_argument("--dry-run", action="store_true")
-    sub.add_parser("topics", help="create every service's topic")
-    sub.add_parser(
-        "rewrap-keys",
-        help="wrap every client key under RAPPORT_MASTER_KEY_NEW "
-        "(master-key rotation; services stopped)",
-    )
-    args = parser.parse_args(argv)
-
+def _service(service: str) -> tuple[Settings, services.ServiceDefinition]:
+    """The settings from the environment and a service's definition, logging as it."""
     settings = Settings.from_env()
-    logs.configure(getattr(args, "service", "rapport"))
-    if args.command == "topics":
-        ensure_topics(
-            settings.kafka_bootstrap,
-            [settings.topic(s) for s in services.SERVICE_NAMES],
-            settings.topic_partitions,
+    logs.configure(service)
+    try:
+        return settings, services.load(service)
+    except ModuleNotFoundError as err:
+        if err.name != f"services.{service}":
+            raise
+        raise click.BadParameter(f"no service {service!r}", param_hint="SERVICE") from None
+
+
+def _projection(definition: services.ServiceDefinition, name: str) -> Projection:
+    found = next((p for p in definition.projections() if p.name == name), None)
+    if found is None:
+        raise click.BadParameter(
+            f"{definition.name} has no projection {name!r}", param_hint="PROJECTION"
         )
-        return 0
-    if args.command == "rewrap-keys":
-        return _rewrap_keys(settings)
-    definition = services.load(args.service)
-    if args.command == "relay":
-        stop = _stop_on_signals()
-        make_relay(settings, args.service).run(stop)
-        return 0
-    if args.command == "consume":
-        stop = _stop_on_signals()
-        wanted = set(args.projection or [])
-        projections = definition.projections() + definition.kernel_projections()
-        loops = [
-            ProjectionRunner(settings, p, instance=args.instance).run
-            for p in projections
-            if not wanted or p.name in wanted
-        ]
-        if not args.no_loops and not wanted:
-            loops += definition.workers(settings) + definition.kernel_workers(settings)
-        if not loops:
-            log.error("nothing to run for %s", args.service)
-            return 2
-        run_threads(loops, stop)
-        return 0
-    if args.command == "reconcile":
-        relay = make_relay(settings, args.service)
-        missing = reconcile(
-            relay.store,
-            settings.kafka_bootstrap,
-            settings.topic(args.service),
-            republish=not args.dry_run,
-        )
-        print(
-            f"{settings.topic(args.service)}: {len(missing)} events missing from the topic"
-            + ("" if args.dry_run else ", published again")
-        )
-        return 0
-    if args.command == "redrive":
-        projection = next((p for p in definition.projections() if p.name == args.projection), None)
-        if projection is None:
-            parser.error(f"{args.service} has no projection {args.projection!r}")
-        applied, still = redrive(settings, projection)
-        print(f"{args.projection}: {applied} parked records applied, {still} still parked")
-        return 0 if still == 0 else 1
-    if args.command == "rebuild":
-        from tqdm import tqdm
-
-        projection = next((p for p in definition.projections() if p.name == args.projection), None)
-        if projection is None:
-            parser.error(f"{args.service} has no projection {args.projection!r}")
-        bar = tqdm(unit="event", desc=f"rebuild {args.projection}")
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        generation = rebuild(settings, projection, progress=progress)
-        bar.close()
-        print(f"{args.projection}: generation {generation} is now active")
-        return 0
-    return 1
+    return found
 
 
-def _rewrap_keys(settings: Settings) -> int:
-    """RAPPORT_MASTER_KEY is the key in use; RAPPORT_MASTER_KEY_NEW the one to move to."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Rapport's process entry points and one-off operations."""
+
+
+@cli.command()
+@click.argument("service")
+def relay(service: str) -> None:
+    """Publish the service's outbox to its topic."""
+    settings, _ = _service(service)
+    make_relay(settings, service).run(stop_on_signals())
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--projection", "wanted", multiple=True, help="Only these projections.")
+@click.option("--instance", type=int, default=0, help="Index for static group membership.")
+@click.option("--no-loops", is_flag=True, help="Projections only.")
+def consume(service: str, wanted: tuple[str, ...], instance: int, no_loops: bool) -> None:
+    """Run the service's projections (and its other loops)."""
+    settings, definition = _service(service)
+    stop = stop_on_signals()
+    projections = definition.projections() + definition.kernel_projections()
+    loops = [
+        ProjectionRunner(settings, p, instance=instance).run
+        for p in projections
+        if not wanted or p.name in wanted
+    ]
+    if not no_loops and not wanted:
+        loops += definition.workers(settings) + definition.kernel_workers(settings)
+    if not loops:
+        log.error("nothing to run for %s", service)
+        sys.exit(2)
+    run_threads(loops, stop)
+
+
+@cli.command()
+@click.argument("service")
+@click.argument("projection")
+def rebuild(service: str, projection: str) -> None:
+    """Rebuild a projection into a new generation and swap it in."""
+    from tqdm import tqdm
+
+    settings, definition = _service(service)
+    chosen = _projection(definition, projection)
+    bar = tqdm(unit="event", desc=f"rebuild {projection}")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    generation = rebuild_projection(settings, chosen, progress=progress)
+    bar.close()
+    click.echo(f"{projection}: generation {generation} is now active")
+
+
+@cli.command()
+@click.argument("service")
+@click.argument("projection")
+def redrive(service: str, projection: str) -> None:
+    """Apply a projection's parked (dead-lettered) records again."""
+    settings, definition = _service(service)
+    applied, still = redrive_parked(settings, _projection(definition, projection))
+    click.echo(f"{projection}: {applied} parked records applied, {still} still parked")
+    sys.exit(0 if still == 0 else 1)
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--dry-run", is_flag=True, help="Only count; publish nothing.")
+def reconcile(service: str, dry_run: bool) -> None:
+    """Publish again events marked published but missing from the topic."""
+    settings, _ = _service(service)
+    relay = make_relay(settings, service)
+    topic = settings.topic(service)
+    missing = reconcile_topic(relay.store, settings.kafka_bootstrap, topic, republish=not dry_run)
+    click.echo(
+        f"{topic}: {len(missing)} events missing from the topic"
+        + ("" if dry_run else ", published again")
+    )
+
+
+@cli.command()
+def topics() -> None:
+    """Create every service's topic."""
+    settings = Settings.from_env()
+    logs.configure("rapport")
+    ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.topic(s) for s in services.SERVICE_NAMES],
+        settings.topic_partitions,
+    )
+
+
+@cli.command("rewrap-keys")
+def rewrap_keys_command() -> None:
+    """Wrap every client key under RAPPORT_MASTER_KEY_NEW (master-key rotation; services
+    stopped). RAPPORT_MASTER_KEY is the key in use."""
     import os
     from dataclasses import replace
 
     from .config import ConfigError
     from .crypto import rewrap_keys
 
+    settings = Settings.from_env()
+    logs.configure("rapport")
     new = os.environ.get("RAPPORT_MASTER_KEY_NEW", "")
     if not new:
-        print(
-            "rewrap-keys: set RAPPORT_MASTER_KEY_NEW (32 random bytes, base64) to the new master key",
-            file=sys.stderr,
+        raise click.UsageError(
+            "set RAPPORT_MASTER_KEY_NEW (32 random bytes, base64) to the new master key"
         )
-        return 2
     try:
         replace(settings, master_key=new).check()  # base64, 32 bytes, not the demo key
     except ConfigError as err:
-        print(f"rewrap-keys: RAPPORT_MASTER_KEY_NEW: {err}", file=sys.stderr)
-        return 2
-    counts = rewrap_keys(
-        mongo_client(settings.mongo_uri), settings.database("keys"), settings.master_key, new
-    )
-    print(
-        f"{settings.database('keys')}: {counts['rewrapped']} keys wrapped under the new master key, "
+        raise click.UsageError(f"RAPPORT_MASTER_KEY_NEW: {err}") from None
+    keys = settings.database("keys")
+    counts = rewrap_keys(mongo_client(settings.mongo_uri), keys, settings.master_key, new)
+    click.echo(
+        f"{keys}: {counts['rewrapped']} keys wrapped under the new master key, "
         f"{counts['already']} were already, {counts['disposed']} disposed (nothing to wrap). "
         "Now set RAPPORT_MASTER_KEY to the new key everywhere and start the services."
     )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m shared.run")

@@ -28,10 +28,13 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
+
+from .backoff import Backoff
 
 log = logging.getLogger(__name__)
 AWAIT_MS = 1000  # how long the store holds an empty getMore before answering
@@ -70,7 +73,7 @@ class _Hub:
                     self._changed = True  # reopen without it (or end, when none is left)
             self.cond.notify_all()
 
-    def _ring(self, names) -> None:
+    def _ring(self, names: Iterable[str]) -> None:
         with self.cond:
             self.rings.update(names)
             self.cond.notify_all()
@@ -80,7 +83,7 @@ class _Hub:
         return [{"$match": {"$or": which}}, {"$project": {"ns": 1}}]
 
     def _run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff()
         while True:
             with self.cond:
                 names = sorted(self.wanted)
@@ -92,7 +95,7 @@ class _Hub:
                 with self.mongo.watch(self._pipeline(names), max_await_time_ms=AWAIT_MS) as stream:
                     self.open = True
                     self._ring(names)  # (re)opened: anything may have changed meanwhile
-                    backoff = 0.2
+                    backoff.succeeded()
                     while not self._changed and stream.alive:
                         change = stream.try_next()
                         if change is not None:
@@ -101,13 +104,12 @@ class _Hub:
             except PyMongoError as err:
                 log.debug("doorbell: change stream unavailable (%s)", err)
                 self.open = False
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.failed()
             finally:
                 self.open = False
 
 
-def _hub(mongo) -> _Hub:
+def _hub(mongo: MongoClient) -> _Hub:
     with _hubs_lock:
         hub = _hubs.get(id(mongo))
         if hub is None or hub.mongo is not mongo:
@@ -177,7 +179,7 @@ class Doorbell:
                 self._hub.unsubscribe(self.names)
 
 
-def projections_bell(mongo, database: str, *, name: str = "projections") -> Doorbell:
+def projections_bell(mongo: MongoClient, database: str, *, name: str = "projections") -> Doorbell:
     """Rings when a projection of `database` applied events: every apply that changes a
     projection records its progress in `projection_meta` in the same transaction. For
     loops that act on what projections wrote (a reactor, a canceller)."""

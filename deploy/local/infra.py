@@ -8,7 +8,6 @@ harmless: a server already answering on its port with a live PID is left alone.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
@@ -17,6 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import click
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,22 +212,41 @@ def status() -> int:
     return code
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.local.infra")
-    parser.add_argument("command", choices=["start", "stop", "status", "restart"])
-    parser.add_argument("which", nargs="?", choices=["broker", "store"])
-    args = parser.parse_args(argv)
-    if args.command == "start":
-        start(args.which)
-    elif args.command == "stop":
-        stop(args.which)
-    elif args.command == "restart":
-        stop(args.which)
-        start(args.which)
-    else:
-        return status()
-    return 0
+WHICH = click.argument("which", required=False, type=click.Choice(["broker", "store"]))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """The local broker and store (both, or the one named)."""
+
+
+@cli.command("start")
+@WHICH
+def start_command(which: str | None) -> None:
+    """Start them (a server already answering is left alone)."""
+    start(which)
+
+
+@cli.command("stop")
+@WHICH
+def stop_command(which: str | None) -> None:
+    """Stop them by PID (SIGTERM)."""
+    stop(which)
+
+
+@cli.command("restart")
+@WHICH
+def restart_command(which: str | None) -> None:
+    """Stop, then start."""
+    stop(which)
+    start(which)
+
+
+@cli.command("status")
+def status_command() -> None:
+    """Show each server's PID and port; exit 1 if one is down."""
+    sys.exit(status())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m deploy.local.infra")

@@ -106,16 +106,17 @@ CASES = [
         },
         45,
         {
-            "presenting_difficulties": "Low mood for four months since starting a new job as a care assistant; "
-            "overeating, poor sleep, irritable with her husband and three children.",
+            "presenting_difficulties": "Low mood for four months since starting a new job as a "
+            "care assistant; overeating, poor sleep, irritable with her husband and three "
+            "children.",
             "conditions": ["depression"],
             "goals": ["Argue less with Mark", "Get more help at home"],
             "risk_summary": "No thoughts of self-harm; protective factors: children, faith, work.",
         },
         {
             "problem_areas": ["role_dispute"],
-            "formulation": "Emma's depression began when her new job changed the balance at home; she and Mark "
-            "disagree about who does what, and the dispute has reached an impasse.",
+            "formulation": "Emma's depression began when her new job changed the balance at home; "
+            "she and Mark disagree about who does what, and the dispute has reached an impasse.",
             "goals": [
                 "Renegotiate household roles with Mark",
                 "Say what she needs without shouting",
@@ -136,7 +137,9 @@ CASES = [
         phq9=(17, 17, 16, 15, 14, 13, 12, 12, 11, 10, 9, 8, 8, 7, 6, 6),
         gad7=(12, 12, 11, 11, 10, 9, 9, 8, 7, 7, 6, 6, 5, 5, 4, 4),
         phase="ending",
-        discharge="Course completed: communication with Mark better, more help at home, mood lifted.",
+        discharge=(
+            "Course completed: communication with Mark better, more help at home, mood lifted."
+        ),
     ),
     Case(
         "john",
@@ -152,16 +155,16 @@ CASES = [
         },
         68,
         {
-            "presenting_difficulties": "Wife Margaret died five months ago after a long illness; withdrawn, "
-            "waking at 4am, guilt, tearful, weight loss.",
+            "presenting_difficulties": "Wife Margaret died five months ago after a long illness; "
+            "withdrawn, waking at 4am, guilt, tearful, weight loss.",
             "conditions": ["depression"],
             "goals": ["Feel less guilty", "See friends again"],
             "risk_summary": "Passive thoughts early on, no plans; reviewed each session.",
         },
         {
             "problem_areas": ["grief"],
-            "formulation": "John's low mood follows Margaret's death; he has not been able to mourn, and has "
-            "withdrawn from the tennis, cycling and friends they shared.",
+            "formulation": "John's low mood follows Margaret's death; he has not been able to "
+            "mourn, and has withdrawn from the tennis, cycling and friends they shared.",
             "goals": ["Talk about Margaret and the illness", "Return to tennis and walking"],
             "inventory": [
                 _person("Margaret", "late wife", 1, "Forty years together", "Died in May"),
@@ -373,7 +376,7 @@ def past_scores(
     from services.measures.application import Application
 
     measures = Application(ServiceContext("measures", settings).store)
-    for s, phq9, gad7 in zip(sessions, case.phq9, case.gad7):
+    for s, phq9, gad7 in zip(sessions, case.phq9, case.gad7, strict=False):
         when = datetime.fromisoformat(s["starts_at"]) - timedelta(hours=16)
         command = domain.CompleteQuestionnaire(
             response_id=new_id(),
@@ -460,6 +463,7 @@ def seed_case(
                     "Middle phase: worked on the focus; homework reviewed.",
                     "Reviewed progress and warning signs; plan for after therapy.",
                 ),
+                strict=True,
             )
         ],
     )
@@ -475,7 +479,7 @@ def seed_case(
     for phase in ("initial", "middle", "ending", "maintenance"):
         progress.once(
             f"{case.key}.phase.{phase}",
-            lambda: bool(
+            lambda phase=phase: bool(
                 api.call(
                     "POST",
                     "records",
@@ -546,11 +550,11 @@ def seed_therapists(api: Api, progress: Progress) -> None:
     for t in THERAPISTS:
         progress.once(
             f"therapist.{t['therapist_id']}",
-            lambda: bool(api.call("POST", "scheduling", "/therapists", t, ok=(201, 409))),
+            lambda t=t: bool(api.call("POST", "scheduling", "/therapists", t, ok=(201, 409))),
         )
         progress.once(
             f"availability.{t['therapist_id']}",
-            lambda: bool(
+            lambda t=t: bool(
                 api.call(
                     "PUT",
                     "scheduling",

@@ -7,7 +7,6 @@ the portal, and the demo practice. Runs in the background; PIDs and logs under .
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -15,6 +14,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import click
 
 from deploy.local import infra
 from shared.config import DEFAULT_PORTS
@@ -171,19 +172,29 @@ def status() -> int:
     return code
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.local.stack")
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--no-seed", action="store_true")
-    args = parser.parse_args(argv)
-    if args.command == "up":
-        up(seed=not args.no_seed)
-    elif args.command == "down":
-        down()
-    else:
-        return status()
-    return 0
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """The whole of Rapport as local processes (`make up`, `make down`, `make status`)."""
+
+
+@cli.command("up")
+@click.option("--no-seed", is_flag=True, help="Do not seed the demo practice.")
+def up_command(no_seed: bool) -> None:
+    """Start the broker, store, every service, the portal and the demo practice."""
+    up(seed=not no_seed)
+
+
+@cli.command("down")
+def down_command() -> None:
+    """Stop everything `up` started, by PID."""
+    down()
+
+
+@cli.command("status")
+def status_command() -> None:
+    """Show what runs; exit 1 if something is down."""
+    sys.exit(status())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(prog_name="python -m deploy.local.stack")

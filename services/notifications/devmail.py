@@ -6,17 +6,16 @@ and, for `make up`, writes it to `$RAPPORT_RUN_DIR/mail/` — no real mail leave
 
 from __future__ import annotations
 
-import argparse
 import email
 import email.policy
 import hashlib
-import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+from .devsinks import sink_command
 
 
 class _Handler:
@@ -68,22 +67,15 @@ class MailSink:
             self._controller = None
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.notifications.devmail")
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("RAPPORT_SMTP_PORT", "8025"))
-    )
-    args = parser.parse_args(argv)
-    run_dir = Path(os.environ.get("RAPPORT_RUN_DIR", Path(__file__).resolve().parents[2] / ".run"))
-    sink = MailSink(args.port, run_dir / "mail").start()
-    print(f"devmail: SMTP on 127.0.0.1:{args.port}, writing to {run_dir / 'mail'}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    sink.stop()
-    return 0
-
+cli = sink_command(
+    "devmail",
+    "mail",
+    MailSink,
+    lambda port, directory: f"SMTP on 127.0.0.1:{port}, writing to {directory}",
+    summary="A local SMTP sink for development: every message kept as a file, none sent.",
+    port=8025,
+    port_envvar="RAPPORT_SMTP_PORT",
+)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli(prog_name="python -m services.notifications.devmail")

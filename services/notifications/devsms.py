@@ -8,13 +8,12 @@ honours `Idempotency-Key`: a repeated key is answered 200 and not delivered agai
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .devsinks import sink_command
 
 
 class SmsSink:
@@ -90,20 +89,14 @@ class SmsSink:
             self._server = None
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.notifications.devsms")
-    parser.add_argument("--port", type=int, default=8026)
-    args = parser.parse_args(argv)
-    run_dir = Path(os.environ.get("RAPPORT_RUN_DIR", Path(__file__).resolve().parents[2] / ".run"))
-    sink = SmsSink(args.port, run_dir / "sms").start()
-    print(f"devsms: fake SMS provider on http://127.0.0.1:{args.port}/messages", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    sink.stop()
-    return 0
-
+cli = sink_command(
+    "devsms",
+    "sms",
+    SmsSink,
+    lambda port, directory: f"fake SMS provider on http://127.0.0.1:{port}/messages",
+    summary="A fake SMS provider for development: every text kept, none sent.",
+    port=8026,
+)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli(prog_name="python -m services.notifications.devsms")

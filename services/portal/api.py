@@ -65,7 +65,7 @@ class Token(MethodView):
             err = TooManyAttempts(
                 f"too many failed attempts; try again after {locked.until.strftime('%H:%M')} UTC"
             )
-            raise err
+            raise err from None
         if user is None:
             raise AuthError("wrong e-mail or password")
         settings = current_app.config["RAPPORT_SETTINGS"]

@@ -14,6 +14,7 @@ from shared.web import create_service_app, problem, trust_proxies
 from . import api
 from .api import TooManyAttempts
 from .charts import closeness_circle
+from .commands import users_cli
 from .config import PortalConfig
 from .pages import blueprint as pages
 from .pages.public_common import never_log_links
@@ -42,6 +43,7 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
     app.register_blueprint(pages)
     trust_proxies(app, settings)  # the public pages limit attempts per client address
     never_log_links(app)
+    app.cli.add_command(users_cli)
     app.after_request(security_headers)
     app.jinja_env.globals.update(
         csrf_token=csrf_token,

@@ -60,11 +60,15 @@ class Backend:
                     "or may not have been saved. Send the form again: it carries the same "
                     "key, so it is done once.",
                     service,
-                )
-            raise BackendError(503, f"The {service} service is not answering just now.", service)
+                ) from err
+            raise BackendError(
+                503, f"The {service} service is not answering just now.", service
+            ) from err
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
-            raise BackendError(503, f"The {service} service is not answering just now.", service)
+            raise BackendError(
+                503, f"The {service} service is not answering just now.", service
+            ) from err
         if response.status_code >= 400:
             raise _error(service, response)
         _remember_position(service, response)
@@ -72,10 +76,10 @@ class Backend:
             return {}
         try:
             return response.json()
-        except ValueError:
+        except ValueError as err:
             raise BackendError(
                 502, f"The {service} service sent an answer the portal cannot read.", service
-            )
+            ) from err
 
     def get_file(self, service, path, accept="text/csv, */*", **params) -> tuple[bytes, str]:
         """A download that is not JSON (a CSV, a PDF): (body, content type); refusals as `call`."""
@@ -90,7 +94,9 @@ class Backend:
             )
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
-            raise BackendError(503, f"The {service} service is not answering just now.", service)
+            raise BackendError(
+                503, f"The {service} service is not answering just now.", service
+            ) from err
         if response.status_code >= 400:
             raise _error(service, response)
         return response.content, response.headers.get("Content-Type", "application/octet-stream")

@@ -61,7 +61,8 @@ def check_csrf() -> None:
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         abort(
             400,
-            description="The form has expired or did not come from this site. Reload and try again.",
+            description="The form has expired or did not come from this site. "
+            "Reload and try again.",
         )
 
 

@@ -10,19 +10,15 @@ anyone can lock anyone's account that way, a browser the person signed in from b
 password while the account or the source address is locked; its own failures are counted on
 the device (OWASP Authentication Cheat Sheet, account lockout).
 
-    python -m services.portal.users add --email E --name N --role R [--therapist-id T]
-    (the password from RAPPORT_USER_PASSWORD, or asked for)
+    flask --app services.portal.wsgi users add --email E --name N --role R [--therapist-id T]
+    (the password from RAPPORT_USER_PASSWORD, or asked for; services/portal/commands.py)
 """
 
 from __future__ import annotations
 
-import argparse
-import getpass
 import hashlib
-import os
 import re
 import secrets
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,7 +111,7 @@ class UserStore:
         try:
             self.users.insert_one(doc)
         except DuplicateKeyError:
-            raise UserError("email", "a user with this e-mail already exists")
+            raise UserError("email", "a user with this e-mail already exists") from None
         return User.from_doc(doc)
 
     def get(self, user_id: str) -> User | None:
@@ -263,42 +259,3 @@ def _verify(hashed: str, password: str) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def store_for(settings) -> UserStore:
-    from shared.mongo import client
-
-    store = UserStore(client(settings.mongo_uri)[settings.database("portal")])
-    store.ensure_indexes()
-    return store
-
-
-def main(argv=None) -> int:
-    from shared.config import Settings
-
-    parser = argparse.ArgumentParser(prog="python -m services.portal.users")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add = sub.add_parser("add", help="add a staff user")
-    add.add_argument("--email", required=True)
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=STAFF_ROLES)
-    add.add_argument("--therapist-id")
-    args = parser.parse_args(argv)
-    password = os.environ.get("RAPPORT_USER_PASSWORD") or getpass.getpass("Password: ")
-    try:
-        user = store_for(Settings.from_env()).add(
-            email=args.email,
-            name=args.name,
-            role=args.role,
-            password=password,
-            therapist_id=args.therapist_id,
-        )
-    except UserError as err:
-        print(f"refused: {err.field}: {err.reason}", file=sys.stderr)
-        return 2
-    print(f"added {user.email} ({user.role}) id={user.id}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

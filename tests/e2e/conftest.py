@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.pytest_plugin import free_port
+from testkit.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -167,7 +167,7 @@ class Stack:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
-        for name, proc in self.procs:
+        for _, proc in self.procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -45,7 +45,11 @@ token, _ = seed.lead_token(settings, os.environ["RAPPORT_DEMO_PASSWORD"])
 api = seed.Api(settings.service_urls, token)
 progress = seed.Progress(db)
 seed.seed_therapists(api, progress)
-ids = [seed.register(api, progress, case, date.today()) for case in seed.CASES if case.key in ("priya", "john")]
+ids = [
+    seed.register(api, progress, case, date.today())
+    for case in seed.CASES
+    if case.key in ("priya", "john")
+]
 url = settings.service_urls["scheduling"]
 for client_id in ids:  # scheduling must know them before it books them
     seed.wait_for("scheduling's client directory", lambda: requests.get(

@@ -178,7 +178,8 @@ def find_by_phone(page) -> None:
 def assess(page) -> None:
     page.get_by_role("link", name="Record the assessment").click()
     page.get_by_label("Presenting difficulties").fill(
-        "Low mood since starting a new job as a care assistant; overeating, poor sleep, irritability"
+        "Low mood since starting a new job as a care assistant; overeating, poor sleep, "
+        "irritability"
     )
     page.get_by_label("Depression").check()
     page.get_by_label("Goals, one per line").fill("Feel like myself again\nMore help at home")

@@ -85,7 +85,10 @@ def test_reception_registers_a_client_and_books_a_course(stack, practice, new_pa
         what="scheduling to learn of the new client",
     )
     start = date.today() + timedelta(days=4)
-    book_url = f"{stack.urls['portal']}/book?therapist=sarah-okafor&client={client_id}&date={start.isoformat()}"
+    book_url = (
+        f"{stack.urls['portal']}/book?therapist=sarah-okafor&client={client_id}"
+        f"&date={start.isoformat()}"
+    )
 
     def slots_shown():
         page.goto(book_url)
@@ -185,9 +188,9 @@ def test_the_therapist_sees_the_alert_and_the_chart(stack, practice, new_page):
 
     try:
         eventually(record_with_circle, timeout=120, what="Emma's record with the closeness circle")
-    except AssertionError:
+    except AssertionError as err:
         shot(page, "08-client-record-FAILED")
-        raise AssertionError(page.inner_text("main")[:3000])
+        raise AssertionError(page.inner_text("main")[:3000]) from err
     assert "unilateral partner" in page.inner_text("main")
     shot(page, "08-client-record")
     assert_accessible(page, "client record")

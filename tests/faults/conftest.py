@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.pytest_plugin import STACK
+from testkit.plugin import STACK
 
 LOCAL_ONLY = pytest.mark.skipif(STACK == "docker", reason="stops or kills the local servers by PID")
 
@@ -13,7 +13,7 @@ LOCAL_ONLY = pytest.mark.skipif(STACK == "docker", reason="stops or kills the lo
 @pytest.fixture
 def procs(tmp_path):
     """Start child processes through `procs.add(proc)`; stopped with SIGTERM at teardown (a
-    SIGKILL mid-transaction would leave the local store's locks held; see support.py)."""
+    SIGKILL mid-transaction would leave the local store's locks held; see testkit/faults.py)."""
 
     class Procs(list):
         log_dir = tmp_path / "logs"

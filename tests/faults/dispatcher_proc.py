@@ -8,7 +8,7 @@ import os
 from services.notifications.workers.dispatcher import Dispatcher
 from shared import logs
 from shared.config import Settings
-from shared.run import _stop_on_signals
+from shared.run import stop_on_signals
 
 if __name__ == "__main__":
     settings = Settings.from_env()
@@ -16,4 +16,4 @@ if __name__ == "__main__":
         extra={"notifications": json.loads(os.environ.get("FAULTS_NOTIFY", "{}"))}
     )
     logs.configure("notifications")
-    Dispatcher(settings).run(_stop_on_signals())
+    Dispatcher(settings).run(stop_on_signals())

@@ -12,10 +12,9 @@ from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner
 from shared.events import NewEvent
 from shared.outbox import message_from_document
-from shared.pytest_plugin import eventually, running
 from shared.web import ServiceContext
-
-from .support import RECEPTION, RecordsLoad, open_tasks, processed_count, summaries
+from testkit.faults import RECEPTION, RecordsLoad, open_tasks, processed_count, summaries
+from testkit.plugin import eventually, running
 
 START = datetime(2030, 1, 7, 10, tzinfo=UTC)
 

@@ -5,21 +5,21 @@ recorded) may resend the one message in flight at the kill, with the same Messag
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
-from bench.procs import PYTHON, Proc, free_port, settings_env, worker
 from services.notifications.devmail import MailSink
 from shared.events import NewEvent
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import eventually
 from shared.run import make_relay
 from shared.web import ServiceContext
-
-from .support import RECEPTION, release_dead_transactions
+from testkit.faults import RECEPTION, release_dead_transactions
+from testkit.plugin import eventually
+from testkit.procs import PYTHON, Proc, free_port, settings_env, worker
 
 pytestmark = pytest.mark.slow
 ALERTS = 10
@@ -86,8 +86,15 @@ def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settin
         "RAPPORT_SMTP_PORT": str(sink.port),
         "RAPPORT_QUIET_HOURS": "off",
         "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
-        "FAULTS_NOTIFY": f'{{"smtp_port": {sink.port}, "lead_email": "{LEAD}", "quiet_hours": "off", '
-        f'"poll_seconds": 0.1, "lease_seconds": 5}}',
+        "FAULTS_NOTIFY": json.dumps(
+            {
+                "smtp_port": sink.port,
+                "lead_email": LEAD,
+                "quiet_hours": "off",
+                "poll_seconds": 0.1,
+                "lease_seconds": 5,
+            }
+        ),
     }
     book = mongo_client(settings.mongo_uri)[settings.database("notifications")]["messages"]
 

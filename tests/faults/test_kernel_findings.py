@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.procs import ROOT
+from testkit.procs import ROOT
 
 
 # found by the fault suite; fixed in shared/logs.py (the level is upper-cased)

@@ -10,13 +10,10 @@ import time
 
 import pytest
 
-from bench.procs import PYTHON, Proc, settings_env, worker
 from services.records.projections import ClientSummaries
 from shared.consumer import ProjectionRunner
-from shared.pytest_plugin import STACK, eventually, running
 from shared.run import make_relay
-
-from .support import (
+from testkit.faults import (
     RecordsLoad,
     open_tasks,
     per_stream_order_kept,
@@ -25,6 +22,8 @@ from .support import (
     release_dead_transactions,
     summaries,
 )
+from testkit.plugin import STACK, eventually, running
+from testkit.procs import PYTHON, Proc, settings_env, worker
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +61,7 @@ def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(setting
     )
     first.kill()
     at_kill = processed_count(settings)
-    release_dead_transactions(settings)  # the local store's gap, see support.py
+    release_dead_transactions(settings)  # the local store's gap, see testkit/faults.py
     assert at_kill < total, "killed while events were still to apply"
     load.assign(100)  # more arrives while it is down
     make_relay(settings, "records").drain(timeout=120)

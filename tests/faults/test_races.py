@@ -10,7 +10,6 @@ from datetime import time, timedelta
 
 import requests
 
-from bench.procs import Gunicorn
 from services.records.tests.support import known_session
 from services.scheduling.domain import diary
 from services.scheduling.projections import directory
@@ -18,8 +17,8 @@ from shared.events import utcnow
 from shared.outbox import message_from_document
 from shared.projections import Record
 from shared.web import ServiceContext
-
-from .support import RECEPTION, registered
+from testkit.faults import RECEPTION, registered
+from testkit.procs import Gunicorn
 
 WORKING_WEEK = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)]
 

@@ -13,11 +13,7 @@ from collections import Counter
 import pytest
 import requests
 
-from bench.procs import Gunicorn, worker
-from shared.pytest_plugin import eventually
-
-from .conftest import LOCAL_ONLY
-from .support import (
+from testkit.faults import (
     RecordsLoad,
     open_tasks,
     per_stream_order_kept,
@@ -25,6 +21,10 @@ from .support import (
     read_topic,
     repaired_events,
 )
+from testkit.plugin import eventually
+from testkit.procs import Gunicorn, worker
+
+from .conftest import LOCAL_ONLY
 
 pytestmark = [pytest.mark.slow, LOCAL_ONLY]
 
@@ -109,7 +109,8 @@ def test_broker_stopped_mid_load_and_restarted_loses_nothing(settings, procs, se
             message="projection converged after the broker came back",
         )
     except AssertionError as err:
-        raise AssertionError(f"{err}; {diagnose(settings, load.store, total, [relay, consumer])}")
+        seen = diagnose(settings, load.store, total, [relay, consumer])
+        raise AssertionError(f"{err}; {seen}") from err
     messages = read_topic(settings, settings.topic("records"))
     stored = {d["_id"] for d in load.store.events.find({}, {"_id": 1})}
     assert {m["event_id"] for m in messages} == stored, "every event published"

@@ -8,7 +8,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from shared import services
-from shared.pytest_plugin import free_port, service_workers
+from testkit.plugin import service_workers
+from testkit.procs import free_port
 
 FOUR = ("scheduling", "records", "measures", "notifications")
 

@@ -12,7 +12,7 @@ from kafka import TopicPartition
 
 from shared import kafka as kafka_clients
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 from .conftest import FOUR
 
@@ -257,11 +257,13 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
     for pattern in CLINICAL:
         found = re.search(pattern, documents)
         assert not found, (
-            f"{pattern!r} still readable in a collection: {documents[max(0, found.start() - 200) : found.end() + 50]}"
+            f"{pattern!r} still readable in a collection: "
+            f"{documents[max(0, found.start() - 200) : found.end() + 50]}"
         )
         found = re.search(pattern, topics)
         assert not found, (
-            f"{pattern!r} still readable on a topic: {topics[max(0, found.start() - 200) : found.end() + 50]}"
+            f"{pattern!r} still readable on a topic: "
+            f"{topics[max(0, found.start() - 200) : found.end() + 50]}"
         )
     record = records.get(f"/clients/{cid}", headers=lead).json
     assert record["family_name"] == "[disposed]" and record["status"] == "disposed"

@@ -4,7 +4,7 @@ the messages pending and failed — read while the services are running with the
 
 import re
 
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 from .conftest import FOUR
 
@@ -51,17 +51,14 @@ def test_every_service_exposes_the_operational_figures(practice, auth_header):
         client = practice[name]
         client.get("/healthz")
 
-        def complete():
+        def complete(client=client):
             text = client.get("/metrics").get_data(as_text=True)
             missing = [f for f in COMMON if f not in _families(text)]
             return text if not missing else None
 
         text = eventually(complete, timeout=90, message=f"{name}: every figure in /metrics")
-        assert re.search(r'rapport_store_up\{service="%s"\} 1\.0' % name, text)
-        assert re.search(
-            r'rapport_http_requests_total\{method="GET",route="/healthz",service="%s",status="200"\}'
-            % name,
-            text,
-        )
+        assert re.search(rf'rapport_store_up\{{service="{name}"\}} 1\.0', text)
+        healthz = f'method="GET",route="/healthz",service="{name}",status="200"'
+        assert "rapport_http_requests_total{" + healthz + "}" in text
     notifications = practice["notifications"].get("/metrics").get_data(as_text=True)
     assert "rapport_notifications" in notifications

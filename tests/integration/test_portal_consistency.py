@@ -12,8 +12,9 @@ from werkzeug.serving import make_server
 from services.portal.app import create_app as create_portal
 from services.portal.config import PortalConfig
 from services.portal.security import user_store
-from shared.pytest_plugin import eventually, free_port
 from shared.web import context
+from testkit.plugin import eventually
+from testkit.procs import free_port
 
 from .conftest import FOUR
 

@@ -8,7 +8,7 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 from .conftest import FOUR
 

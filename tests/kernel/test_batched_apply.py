@@ -7,8 +7,8 @@ import pymongo
 
 from shared.outbox import message_from_document
 from shared.projections import ProjectionStore, Record, snapshot
+from testkit.kernel import Commands, Totals, reg
 
-from .support import Commands, Totals, reg
 from .test_consumer import append_counters, expected_totals, setup
 
 

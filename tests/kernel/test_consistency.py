@@ -17,10 +17,10 @@ from shared.domain import Invalid
 from shared.events import NewEvent
 from shared.outbox import message_from_document
 from shared.projections import Record
-from shared.pytest_plugin import running
 from shared.web import RequestEventStore, context, create_service_app, created
+from testkit.kernel import META, Totals, kernel_store, reg
+from testkit.plugin import running
 
-from .support import META, Totals, kernel_store, reg
 from .test_consumer import setup
 
 blp = Blueprint("counters", __name__, url_prefix="/counters")

@@ -7,9 +7,9 @@ from shared.consumer import ProjectionRunner, rebuild
 from shared.events import NewEvent
 from shared.outbox import OutboxRelay, message_from_document
 from shared.projections import snapshot
-from shared.pytest_plugin import eventually, running
+from testkit.kernel import META, Totals, kernel_store, reg
+from testkit.plugin import eventually, running
 
-from .support import META, Totals, kernel_store, reg
 from .test_outbox import read_topic
 
 

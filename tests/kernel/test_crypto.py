@@ -17,9 +17,9 @@ from shared.events import NewEvent, registry
 from shared.eventstore import EventStore
 from shared.mongo import client
 from shared.outbox import OutboxRelay
-from shared.pytest_plugin import eventually, running
+from testkit.kernel import META
+from testkit.plugin import eventually, running
 
-from .support import META
 from .test_outbox import read_topic
 
 EMMA = {

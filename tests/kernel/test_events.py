@@ -5,8 +5,7 @@ import json
 import pytest
 
 from shared.events import InvalidEventData, UnknownEventType
-
-from .support import reg
+from testkit.kernel import reg
 
 
 def test_new_data_is_validated_strictly():

@@ -3,11 +3,11 @@
 import threading
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from shared.events import NewEvent
 from shared.eventstore import ConcurrencyError, StreamAppend
-
-from .support import META, kernel_store
+from testkit.kernel import META, kernel_store
 
 OPEN = NewEvent("CounterOpened", {"name": "a"})
 
@@ -78,7 +78,7 @@ def test_extra_write_failing_rolls_back_the_events(settings):
         store.db["claims"].insert_one({"_id": "slot"}, session=session)
 
     store.append("c-3", 0, [OPEN], META, also=claim)
-    with pytest.raises(Exception):
+    with pytest.raises(DuplicateKeyError):
         store.append("c-4", 0, [OPEN], META, also=claim)  # duplicate claim
     assert store.load("c-4") == []
     assert store.db["claims"].count_documents({}) == 1

@@ -8,8 +8,8 @@ from flask import g
 
 from shared import idempotency
 from shared.bodies import too_deep
+from testkit.kernel import kernel_store
 
-from .support import kernel_store
 from .test_consistency import app  # noqa: F401  (the fixture)
 
 
@@ -41,8 +41,8 @@ def test_the_same_key_with_another_request_is_refused(app, settings, auth_header
     client, admin = app.test_client(), {**auth_header("admin"), "Idempotency-Key": "form-2"}
     assert client.post("/counters/c-2", headers=admin, json={"a": 1}).status_code == 201
     for other in (
-        dict(path="/counters/c-2", json={"a": 2}),
-        dict(path="/counters/c-3", json={"a": 1}),
+        {"path": "/counters/c-2", "json": {"a": 2}},
+        {"path": "/counters/c-3", "json": {"a": 1}},
     ):
         r = client.post(other["path"], headers=admin, json=other["json"])
         assert r.status_code == 422 and r.json["code"] == "key_reused"
@@ -121,7 +121,7 @@ def test_too_deep_counts_only_brackets_outside_strings():
 
 def test_deeply_nested_json_is_400_before_anything_parses_it(app, auth_header):
     client = app.test_client()
-    deep = dict(data="[" * 100_000, content_type="application/json")
+    deep = {"data": "[" * 100_000, "content_type": "application/json"}
     assert client.post("/counters/c-1", **deep).status_code == 401, "a signed-in route: 401 first"
     r = client.post(
         "/counters/c-1", headers={**auth_header("admin"), "Idempotency-Key": "k"}, **deep

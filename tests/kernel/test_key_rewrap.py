@@ -9,6 +9,7 @@ import base64
 import os
 
 import pytest
+from click.testing import CliRunner, Result
 from cryptography.exceptions import InvalidTag
 
 from services.records.app import create_app
@@ -18,7 +19,11 @@ from shared.crypto import FieldCipher, KeyStore
 from shared.events import registry
 from shared.eventstore import EventStore
 from shared.mongo import client as mongo_client
-from shared.run import main
+from shared.run import cli
+
+
+def rewrap() -> Result:
+    return CliRunner().invoke(cli, ["rewrap-keys"])
 
 
 def _every_event(settings, master: str) -> list[tuple[str, dict]]:
@@ -45,7 +50,7 @@ def _env(monkeypatch, settings, new_master: str) -> None:
 
 
 def test_rewrapping_keeps_every_event_readable_and_retires_the_old_master_key(
-    settings, auth_header, monkeypatch, capsys
+    settings, auth_header, monkeypatch
 ):
     api = create_app(settings).test_client()
     admin, lead = auth_header("admin"), auth_header("clinical_lead")
@@ -77,11 +82,9 @@ def test_rewrapping_keeps_every_event_readable_and_retires_the_old_master_key(
 
     new = base64.b64encode(os.urandom(32)).decode()
     _env(monkeypatch, settings, new)
-    assert main(["rewrap-keys"]) == 0
-    assert (
-        "1 keys wrapped under the new master key, 0 were already, 1 disposed"
-        in capsys.readouterr().out
-    )
+    result = rewrap()
+    assert result.exit_code == 0, result.output
+    assert "1 keys wrapped under the new master key, 0 were already, 1 disposed" in result.stdout
 
     after = _every_event(settings, new)
     assert after == before, "every event opens to the same values under the new master key"
@@ -100,15 +103,16 @@ def test_rewrapping_keeps_every_event_readable_and_retires_the_old_master_key(
         is None
     )
 
-    assert main(["rewrap-keys"]) == 0  # interrupted or repeated: nothing changes
-    assert "0 keys wrapped under the new master key, 1 were already" in capsys.readouterr().out
+    result = rewrap()  # interrupted or repeated: nothing changes
+    assert result.exit_code == 0, result.output
+    assert "0 keys wrapped under the new master key, 1 were already" in result.stdout
     assert _every_event(settings, new) == before
 
 
-def test_rewrapping_refuses_a_missing_or_malformed_new_key(settings, monkeypatch, capsys):
+def test_rewrapping_refuses_a_missing_or_malformed_new_key(settings, monkeypatch):
     _env(monkeypatch, settings, "")
-    assert main(["rewrap-keys"]) == 2
-    assert "RAPPORT_MASTER_KEY_NEW" in capsys.readouterr().err
+    result = rewrap()
+    assert result.exit_code == 2 and "RAPPORT_MASTER_KEY_NEW" in result.stderr
     _env(monkeypatch, settings, base64.b64encode(b"too short").decode())
-    assert main(["rewrap-keys"]) == 2
-    assert "32 bytes" in capsys.readouterr().err
+    result = rewrap()
+    assert result.exit_code == 2 and "32 bytes" in result.stderr

@@ -18,7 +18,7 @@ from shared.config import ConfigError, Settings
 from shared.web import create_service_app
 
 METRICS_TOKEN = "m" * 40
-PRODUCTION = dict(demo_mode=False, token_secret="s" * 40)
+PRODUCTION = {"demo_mode": False, "token_secret": "s" * 40}
 
 
 def _kernel(settings):

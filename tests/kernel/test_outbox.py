@@ -10,9 +10,8 @@ from kafka import TopicPartition
 from shared import kafka as kafka_clients
 from shared.events import NewEvent
 from shared.outbox import OutboxRelay
-from shared.pytest_plugin import STACK, eventually
-
-from .support import META, kernel_store
+from testkit.kernel import META, kernel_store
+from testkit.plugin import STACK, eventually
 
 
 def read_topic(settings, topic, with_offsets=False):
@@ -143,7 +142,7 @@ def test_after_a_broker_failure_the_relay_checks_its_recent_acks_and_resends_wha
     sees the failure (durably), and once a broker answers again — here a new relay process —
     reads the topic from there and publishes again what is missing."""
     from shared.outbox import VERIFY_ID
-    from shared.pytest_plugin import free_port
+    from testkit.procs import free_port
 
     store = kernel_store(settings)
     topic = settings.topic("kernel")

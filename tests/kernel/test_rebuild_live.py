@@ -8,9 +8,9 @@ import threading
 
 from shared.consumer import ProjectionRunner, rebuild
 from shared.projections import snapshot
-from shared.pytest_plugin import eventually, running
+from testkit.kernel import Totals, reg
+from testkit.plugin import eventually, running
 
-from .support import Totals, reg
 from .test_consumer import append_counters, expected_totals, setup
 
 

@@ -13,10 +13,9 @@ import pytest
 from shared.events import NewEvent
 from shared.eventstore import EventStore
 from shared.outbox import OutboxRelay
-from shared.pytest_plugin import eventually
 from shared.wakeup import Doorbell
-
-from .support import META, Commands, reg
+from testkit.kernel import META, Commands, reg
+from testkit.plugin import eventually
 
 
 @pytest.fixture(autouse=True)

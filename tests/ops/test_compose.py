@@ -99,7 +99,7 @@ def test_kafka_is_a_kraft_node_reachable_from_the_host_where_the_tests_expect_it
     )
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert kafka["healthcheck"]["test"] and "kafka-data" in " ".join(kafka["volumes"])
-    plugin = (ROOT / "shared" / "pytest_plugin.py").read_text()
+    plugin = (ROOT / "testkit" / "plugin.py").read_text()
     assert '"127.0.0.1:9092"' in plugin and "port_open(9092)" in plugin
 
 
@@ -112,7 +112,7 @@ def test_mongo_is_a_replica_set_rs0_initiated_by_its_health_check():
     assert re.search(r"host: '(\w+):27017'", script).group(1) == "mongo"
     assert "127.0.0.1:27017:27017" in mongo["ports"]
     assert "/data/db" in " ".join(mongo["volumes"])
-    plugin = (ROOT / "shared" / "pytest_plugin.py").read_text()
+    plugin = (ROOT / "testkit" / "plugin.py").read_text()
     assert "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true" in plugin
     assert all(
         "replicaSet=rs0" in s["environment"]["RAPPORT_MONGO_URI"]
@@ -121,7 +121,7 @@ def test_mongo_is_a_replica_set_rs0_initiated_by_its_health_check():
 
 
 def test_the_docker_test_stack_names_services_that_exist():
-    plugin = (ROOT / "shared" / "pytest_plugin.py").read_text()
+    plugin = (ROOT / "testkit" / "plugin.py").read_text()
     setup = re.search(r'\["up -d ([\w\s-]+)"\]', plugin).group(1).split()
     assert set(setup) <= set(compose_services())
 

@@ -81,9 +81,8 @@ def test_every_object_is_valid_for_kubernetes(overlay):
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as err:
-            pytest.fail(
-                f"{doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, err.path))}: {err.message}"
-            )
+            where = ".".join(map(str, err.path))
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {where}: {err.message}")
 
 
 def test_the_validator_rejects_a_misspelt_field():
@@ -252,10 +251,13 @@ def test_production_points_at_external_servers_with_a_pinned_image_and_more_repl
         if doc["kind"] != "CronJob":
             mounts = {m["name"] for m in pod_spec(doc)["containers"][0]["volumeMounts"]}
             assert "mongo-tls" in mounts, doc["metadata"]["name"]
-    replicas = lambda docs: {
-        d["metadata"]["name"]: d["spec"]["replicas"]
-        for d in of_kind(docs, "Deployment", "StatefulSet")
-    }
+
+    def replicas(docs):
+        return {
+            d["metadata"]["name"]: d["spec"]["replicas"]
+            for d in of_kind(docs, "Deployment", "StatefulSet")
+        }
+
     for name, count in replicas(base).items():
         if not name.endswith("-relay"):
             assert replicas(prod)[name] > count, name

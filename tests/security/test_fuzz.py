@@ -12,7 +12,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from shared import services
-from shared.pytest_plugin import free_port
+from testkit.procs import free_port
 
 ST = Path(sys.executable).with_name("st")
 SERVICES = [d.name for d in services.available()]

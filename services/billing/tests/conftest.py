@@ -11,9 +11,9 @@ import pytest
 from services.billing.app import create_app
 from shared.events import Actor, NewEvent
 from shared.eventstore import Metadata
-from shared.pytest_plugin import eventually, service_workers
 from shared.run import make_relay
 from shared.web import ServiceContext
+from testkit.plugin import eventually, service_workers
 
 STAFF = Metadata(actor=Actor("reception-user", "admin"), correlation_id="test")
 THERAPIST = "t1"

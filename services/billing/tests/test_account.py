@@ -18,7 +18,7 @@ from services.billing.domain import (
 )
 from services.billing.domain.fees import VAT_EXEMPT_STATEMENT
 from shared.domain import Conflict, Invalid, NotFound, fold
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import GBP, charged, insurer, schedule, session
 

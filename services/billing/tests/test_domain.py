@@ -19,7 +19,7 @@ from services.billing.domain import (
 from services.billing.domain.fees import VAT_EXEMPT_STATEMENT
 from shared.domain import Conflict, Invalid, fold
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 GBP = "GBP"
 

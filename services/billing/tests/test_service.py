@@ -10,9 +10,9 @@ from pathlib import Path
 from services.billing.projections import Ledger
 from shared.consumer import projection_store, rebuild
 from shared.projections import snapshot
-from shared.pytest_plugin import eventually, service_workers
 from shared.run import make_relay
 from shared.web import ServiceContext
+from testkit.plugin import eventually, service_workers
 
 from .conftest import Diary, charges_of, fees_body, register_client, wait_for_client
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from services.measures import domain
-from services.measures.application import Application
 from services.measures.app import create_app
+from services.measures.application import Application
 from services.measures.application.links import Links, token_hash
 from shared.domain import Conflict
 from shared.events import new_id, utcnow
@@ -292,7 +292,7 @@ def test_staff_answers_that_the_rule_cannot_score_are_refused_naming_the_items(a
 def test_committed_openapi_equals_the_live_one(app):
     live = app.test_client().get("/openapi.json").json
     committed = json.loads((Path(__file__).parents[1] / "openapi.json").read_text())
-    assert committed == live, "regenerate: python -m services.measures.openapi"
+    assert committed == live, "regenerate: make openapi"
     for path, methods in live["paths"].items():
         for method, op in methods.items():
             if method == "parameters":

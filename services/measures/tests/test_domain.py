@@ -20,7 +20,7 @@ from services.measures.domain import (
 )
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 STARTS = NOW + timedelta(days=7)

@@ -6,7 +6,7 @@ import pytest
 
 from services.measures.domain import INSTRUMENTS, Band, Instrument
 from services.portal.charts import scales_from, score_chart
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import Upstream, app, register_client  # noqa: F401
 

@@ -5,10 +5,9 @@ trajectory, outcome and practice dashboard projections follow."""
 import re
 from datetime import date, timedelta
 
-from services.measures.domain import request_id_for, request_stream
-from services.measures.domain import INSTRUMENTS
+from services.measures.domain import INSTRUMENTS, request_id_for, request_stream
 from shared.events import NewEvent
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import Upstream, app, booked, now, register_client, session_facts  # noqa: F401
 

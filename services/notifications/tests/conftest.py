@@ -21,8 +21,9 @@ from shared.auth import AuthError, verify_token
 from shared.events import Actor, NewEvent, registry
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
-from shared.pytest_plugin import free_port, service_workers
 from shared.run import make_relay
+from testkit.plugin import service_workers
+from testkit.procs import free_port
 
 LEAD_EMAIL = "lead@practice.test"
 
@@ -234,6 +235,6 @@ __all__ = ["Dispatcher", "LEAD_EMAIL", "notification_events"]
 
 def wait(check, timeout: float = 45.0, **kwargs):
     """`eventually`, patient enough for a shared two-core machine under load."""
-    from shared.pytest_plugin import eventually
+    from testkit.plugin import eventually
 
     return eventually(check, timeout=timeout, **kwargs)

@@ -160,9 +160,7 @@ def test_every_route_has_roles(nsettings):
 
 def test_the_committed_openapi_document_is_the_live_one(api):
     live = api.get("/openapi.json").json
-    assert json.loads(OPENAPI.read_text()) == live, (
-        "regenerate: python -m services.notifications.openapi"
-    )
+    assert json.loads(OPENAPI.read_text()) == live, "regenerate: make openapi"
     paths = live["paths"]
     assert {
         "/notifications",

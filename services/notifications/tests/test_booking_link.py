@@ -16,7 +16,7 @@ from services.scheduling.app import create_app as create_scheduling
 from services.scheduling.domain import diary
 from shared.auth import service_token
 from shared.events import utcnow
-from shared.pytest_plugin import service_workers
+from testkit.plugin import service_workers
 
 from .conftest import wait
 

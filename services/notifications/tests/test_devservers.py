@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 import requests
 
-from .conftest import free_port
+from testkit.procs import free_port
 
 
 def start(module, port, run_dir):

@@ -22,7 +22,7 @@ from services.notifications.domain import (
 )
 from shared.domain import Conflict, Invalid
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

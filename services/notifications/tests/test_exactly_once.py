@@ -11,7 +11,7 @@ from services.notifications.workers.dispatcher import Dispatcher
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner
 from shared.outbox import message_from_document
-from shared.pytest_plugin import Workers
+from testkit.plugin import Workers
 
 from .conftest import LEAD_EMAIL, notification_events, wait
 

@@ -11,7 +11,7 @@ import pytest
 from services.notifications.domain import KINDS, Facts, Kind, plans
 from services.notifications.projections import Planner
 from shared.consumer import ProjectionRunner, rebuild
-from shared.pytest_plugin import Workers
+from testkit.plugin import Workers
 
 from .conftest import notification_events, wait
 

@@ -10,7 +10,8 @@ blueprint = Blueprint(
     static_url_path="/assets",
 )
 
-from . import (
+# The page modules register their views on `blueprint`, so they are imported after it exists.
+from . import (  # noqa: E402, F401
     availability,
     billing,
     booking,

@@ -219,7 +219,7 @@ def _action_body(action: str, form) -> dict:
         try:  # what is not a time at all is refused here, beside the field
             datetime.fromisoformat(form.get("starts_at", ""))
         except ValueError:
-            raise refused({"starts_at": "must be a date and time (UK time)"})
+            raise refused({"starts_at": "must be a date and time (UK time)"}) from None
         starts_at = local_input_to_utc(form.get("starts_at", ""))
         body = {"starts_at": starts_at, "reason": form.get("reason") or None}
         if form.get("modality"):

@@ -85,7 +85,7 @@ def formulation(client_id):
         try:
             backend().put("records", f"/clients/{client_id}/formulation", body)
         except BackendError as err:
-            raise _on_form_rows(err, rows)
+            raise _on_form_rows(err, rows) from err
         form_flash_ok("Formulation recorded.")
         return redirect(url_for("pages.client", client_id=client_id) + "#formulation")
     return _formulation_page(client_id)

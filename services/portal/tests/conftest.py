@@ -70,9 +70,8 @@ class Services:
 
     def last(self, method: str, path: str) -> dict:
         found = [c for c in self.calls if c["method"] == method and c["path"] == path]
-        assert found, (
-            f"the portal never called {method} {path}; calls: {[(c['method'], c['path']) for c in self.calls]}"
-        )
+        seen = [(c["method"], c["path"]) for c in self.calls]
+        assert found, f"the portal never called {method} {path}; calls: {seen}"
         return found[-1]
 
     def close(self):

@@ -65,7 +65,8 @@ def _diary(services, sessions_t1=(), sessions_t2=()):
 def test_a_failing_therapist_list_says_the_diary_is_unavailable_not_that_there_are_no_therapists(
     signed_in, services
 ):
-    # issue 13, defect 1: scheduling answered 500 and the portal said "No therapists are registered yet"
+    # issue 13, defect 1: scheduling answered 500 and the portal said "No therapists are
+    # registered yet"
     services.on(
         "GET",
         "/therapists",
@@ -107,7 +108,8 @@ def test_the_week_grid_puts_therapists_side_by_side_with_sessions_leave_and_free
     # Monday to Friday (no weekend hours), two therapists each day: ten columns, in order
     assert 'class="tgrid cols-10"' in html
     heads = re.findall(
-        r'<h3 class="colhead (c\d+)[^"]*"[^>]*>\s*<strong>([^<]+)</strong>\s*<span class="tname">([^<]+)',
+        r'<h3 class="colhead (c\d+)[^"]*"[^>]*>\s*<strong>([^<]+)</strong>\s*'
+        r'<span class="tname">([^<]+)',
         html,
     )
     assert heads[:3] == [
@@ -115,7 +117,8 @@ def test_the_week_grid_puts_therapists_side_by_side_with_sessions_leave_and_free
         ("c2", "Mon 7 Jan", "Mr Tom Reid"),
         ("c3", "Tue 8 Jan", "Dr Sarah Okafor"),
     ]
-    # the grid starts at 08:00 in 10-minute rows: 10:00 is row 12, a 50-minute session ends before row 17
+    # the grid starts at 08:00 in 10-minute rows: 10:00 is row 12, a 50-minute session ends
+    # before row 17
     block = re.search(
         r'<a class="appt c1 r12 e17 kind-assessment status-booked" href="/sessions/s-1">(.*?)</a>',
         html,

@@ -21,7 +21,7 @@ from services.records.app import create_app as create_records
 from services.scheduling.app import create_app as create_scheduling
 from shared.auth import service_token
 from shared.events import utcnow
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .conftest import _Quiet, csrf_of
 from .test_public_enquire import FORM, send

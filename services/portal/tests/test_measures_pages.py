@@ -341,12 +341,15 @@ def test_the_dashboard_charts_recovery_and_improvement_over_time_and_downloads_c
         "reliable_improvement": rate(2, 2),
         "reliable_deterioration": rate(0, 2),
     }
-    month = lambda m: {
-        "month": m,
-        "practice": summary,
-        "by_therapist": [{"key": "t-1", **summary}],
-        "by_problem_area": [{"key": "grief", **summary}],
-    }
+
+    def month(m):
+        return {
+            "month": m,
+            "practice": summary,
+            "by_therapist": [{"key": "t-1", **summary}],
+            "by_problem_area": [{"key": "grief", **summary}],
+        }
+
     services.on(
         "GET",
         "/dashboards/practice",

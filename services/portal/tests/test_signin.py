@@ -70,7 +70,7 @@ def test_no_open_redirect_after_sign_in(portal, staff):
 
 def test_wrong_password_shows_one_message_and_the_fifth_locks(portal, staff):
     client = portal.test_client()
-    for attempt in range(5):
+    for _ in range(5):
         r = sign_in(client, "lead@rapport.test", "not it")
         assert r.status_code == 401
         assert "do not match" in r.get_data(as_text=True)

@@ -68,7 +68,7 @@ def test_the_right_password_from_a_known_device_gets_through_a_lock_others_cause
         email="lead@rapport.test", name="Lead", role="clinical_lead", password=PASSWORD
     )
     device = users.remember_device(lead)
-    for n in range(MAX_FAILURES):
+    for _ in range(MAX_FAILURES):
         users.authenticate("lead@rapport.test", "attacker guess", source="203.0.113.9")
     with pytest.raises(LockedOut):
         users.authenticate("lead@rapport.test", PASSWORD, source="198.51.100.1")
@@ -119,7 +119,7 @@ def test_the_sign_in_page_remembers_the_browser_and_lets_it_in_during_a_lock(por
     device = first.get_cookie("rapport_device", path="/sign-in")
     assert device is not None and device.http_only
     attacker = portal.test_client()
-    for n in range(MAX_FAILURES):
+    for _ in range(MAX_FAILURES):
         assert sign_in(attacker, "lead@rapport.test", "not the password").status_code == 401
     r = sign_in(portal.test_client(), "lead@rapport.test")
     assert r.status_code == 429, "a browser never signed in from is locked out like the attacker"

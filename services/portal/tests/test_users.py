@@ -82,28 +82,19 @@ def test_unknown_addresses_lock_too_so_the_lockout_does_not_reveal_who_exists(us
         users.authenticate("ghost@rapport.test", "guess", now=now)
 
 
-def test_the_cli_adds_a_user_with_the_password_from_the_environment(settings, monkeypatch, capsys):
-    from services.portal import users as module
-
-    monkeypatch.setattr("shared.config.Settings.from_env", classmethod(lambda cls: settings))
+def test_the_flask_command_adds_a_user_with_the_password_from_the_environment(
+    portal, users, monkeypatch
+):
     monkeypatch.setenv("RAPPORT_USER_PASSWORD", PASSWORD)
-    code = module.main(
-        [
-            "add",
-            "--email",
-            "t2@rapport.test",
-            "--name",
-            "Mr Tom Reid",
-            "--role",
-            "therapist",
-            "--therapist-id",
-            "t-2",
-        ]
+    runner = portal.test_cli_runner()
+    add = ["users", "add", "--email", "t2@rapport.test", "--name", "Mr Tom Reid"]
+    result = runner.invoke(args=[*add, "--role", "therapist", "--therapist-id", "t-2"])
+    assert result.exit_code == 0, result.output
+    assert "added t2@rapport.test (therapist)" in result.stdout
+    assert users.authenticate("t2@rapport.test", PASSWORD).therapist_id == "t-2"
+    again = runner.invoke(
+        args=["users", "add", "--email", "t2@rapport.test", "--name", "Again", "--role", "admin"]
     )
-    assert code == 0 and "added t2@rapport.test (therapist)" in capsys.readouterr().out
-    store = module.store_for(settings)
-    assert store.authenticate("t2@rapport.test", PASSWORD).therapist_id == "t-2"
-    assert (
-        module.main(["add", "--email", "t2@rapport.test", "--name", "Again", "--role", "admin"])
-        == 2
-    )
+    assert again.exit_code == 2 and "refused: email:" in again.stderr
+    wrong = runner.invoke(args=[*add, "--role", "receptionist"])
+    assert wrong.exit_code == 2 and "'receptionist' is not one of" in wrong.stderr

@@ -186,8 +186,8 @@ def test_correction_needs_a_reason_and_a_change(api, lead, emma):
 
 def test_openapi_document_is_committed_and_current(api):
     live = api.get("/openapi.json").get_json()
-    assert OPENAPI.exists(), "run: python -m services.records.openapi"
-    assert json.loads(OPENAPI.read_text()) == live, "regenerate: python -m services.records.openapi"
+    assert OPENAPI.exists(), "run: make openapi"
+    assert json.loads(OPENAPI.read_text()) == live, "regenerate: make openapi"
     for path, operations in live["paths"].items():
         for method, operation in operations.items():
             if method == "parameters":  # the path parameters, shared by its operations

@@ -9,7 +9,7 @@ from services.records.domain import record
 from services.records.domain.rules import nhs_number_problem, suggested_phase
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 CID = "client-emma"
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from services.records.app import create_app
 from shared.crypto import DISPOSED, cipher_for
 from shared.events import utcnow
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import T1, Scheduling
 

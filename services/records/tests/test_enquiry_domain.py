@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from services.records.domain import enquiry as e
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 IDS = {"enquiry_id": "enq-1", "client_id": "client-1"}

@@ -9,7 +9,7 @@ from services.records.domain.commands import DisposeClient, RequestErasure
 from services.records.domain.retention import REFUSAL, retention_until
 from shared.domain import Conflict
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import AT, CID, DISCHARGED, REGISTERED
 

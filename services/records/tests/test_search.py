@@ -6,7 +6,7 @@ import pytest
 
 from services.records.app import create_app
 from services.records.domain.rules import next_phases, normalise_phone, query_keys
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import EMMA, JOHN
 

@@ -12,7 +12,7 @@ from services.records.projections import ClientSummaries
 from shared.consumer import projection_store, rebuild
 from shared.events import utcnow
 from shared.projections import snapshot
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import (
     EMMA,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from services.records.app import create_app
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import EMMA, EMMA_ASSESSMENT, JOHN, T1, T2, Scheduling, new_session_id
 

@@ -4,7 +4,7 @@ stream three times (the access check, the handler, the answer) and
 `POST /tasks/{id}/complete` four."""
 
 from services.records.app import create_app
-from tests.kernel.support import listened_settings, stream_reads
+from testkit.kernel import listened_settings, stream_reads
 
 from .support import EMMA, T1
 

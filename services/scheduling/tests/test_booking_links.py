@@ -19,7 +19,7 @@ from services.scheduling.domain.diary import Availability, Hours
 from services.scheduling.domain.therapist import TherapistState
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 from .conftest import at, monday, register_client
 

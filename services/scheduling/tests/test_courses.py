@@ -6,7 +6,7 @@ from services.scheduling.domain import diary
 from services.scheduling.domain.courses import BookCourse, Course, Plan, PlanBoosters
 from services.scheduling.domain.therapist import Therapist
 from shared.domain import Conflict, NotFound, fold
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import hours, registered
 

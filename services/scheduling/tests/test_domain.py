@@ -17,7 +17,7 @@ from services.scheduling.domain.session import (
 from services.scheduling.domain.therapist import RegisterTherapist, SetAvailability, Therapist
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 NOW = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
 WEEKDAYS = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)]

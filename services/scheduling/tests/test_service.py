@@ -10,9 +10,9 @@ from datetime import timedelta
 from services.scheduling.projections import Discharges, directory
 from services.scheduling.workers import make_canceller
 from shared.consumer import ProjectionRunner
-from shared.pytest_plugin import eventually, running, service_workers
 from shared.run import make_relay
 from shared.web import ServiceContext
+from testkit.plugin import eventually, running, service_workers
 
 from .conftest import at, discharge_client, monday, register_client
 

@@ -6,7 +6,7 @@ cancelled twice (to see whether it was still booked, then to cancel it)."""
 from services.scheduling.app import create_app
 from services.scheduling.projections import Discharges
 from services.scheduling.workers import make_canceller
-from tests.kernel.support import listened_settings, stream_reads
+from testkit.kernel import listened_settings, stream_reads
 
 from .conftest import (
     WORKING_WEEK,

@@ -13,9 +13,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from .auth import issue_token
-from .config import Settings
-from .mongo import client as mongo_client
+from deploy.local import infra as local
+from shared.auth import issue_token
+from shared.config import Settings
+from shared.mongo import client as mongo_client
 
 STACK = os.environ.get("RAPPORT_TEST_STACK", "local")
 # The tests (with `make up`) are the only runs in demo mode; the processes they start inherit
@@ -28,19 +29,15 @@ def infra(request):
     """(kafka bootstrap, mongo uri) of a running broker and store."""
     if STACK == "docker":
         docker_services = request.getfixturevalue("docker_services")
-        from deploy.local.infra import port_open
-
         kafka, mongo = (
             "127.0.0.1:9092",
             "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true",
         )
         docker_services.wait_until_responsive(
-            timeout=180, pause=1, check=lambda: port_open(9092) and port_open(27017)
+            timeout=180, pause=1, check=lambda: local.port_open(9092) and local.port_open(27017)
         )
         yield kafka, mongo
         return
-    from deploy.local import infra as local
-
     already = all(s.pid() and s.answering() for s in local.servers())
     local.start()
     yield (
@@ -94,7 +91,7 @@ def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:
             time.sleep(1 + attempt)
     import warnings
 
-    warnings.warn(f"could not drop the databases prefixed {prefix}")
+    warnings.warn(f"could not drop the databases prefixed {prefix}", stacklevel=2)
 
 
 @pytest.fixture
@@ -170,15 +167,6 @@ def running(*loops):
         w.close()
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 for a server a test starts."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def eventually(
     check: Callable[[], object],
     timeout: float = 20.0,
@@ -206,9 +194,9 @@ def eventually(
 
 def service_workers(settings: Settings, service: str, *, relay: bool = True, loops: bool = True):
     """The relay, every projection runner and the extra loops of one service, as callables."""
-    from . import services
-    from .consumer import ProjectionRunner
-    from .run import make_relay
+    from shared import services
+    from shared.consumer import ProjectionRunner
+    from shared.run import make_relay
 
     definition = services.load(service)
     out = []

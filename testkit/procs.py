@@ -23,6 +23,7 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server a test starts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -80,14 +81,14 @@ class Proc:
     def rss_peak_mib(self) -> float:
         """Peak resident memory of the process and its children (gunicorn workers)."""
         total = 0.0
-        for pid in [self.pid, *_children(self.pid)]:
+        for pid in [self.pid, *child_pids(self.pid)]:
             total += _vmhwm_kib(pid)
         return total / 1024
 
     def kill(self) -> None:
         """SIGKILL the process (and, for gunicorn, its workers): a crash, no clean-up."""
         if self.alive():
-            for pid in _children(self.pid):
+            for pid in child_pids(self.pid):
                 _signal(pid, signal.SIGKILL)
             _signal(self.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
@@ -114,7 +115,8 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (gunicorn's workers), from /proc."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .domain import Decider, fold
-from .events import NewEvent
+from shared.domain import Decider, fold
+from shared.events import NewEvent
 
 
 class _When:

@@ -168,7 +168,7 @@ def release_dead_transactions(settings) -> None:
     RAPPORT_TEST_STACK=docker this does nothing."""
     from shared.mongo import client as mongo_client
     from shared.mongo import in_transaction
-    from shared.pytest_plugin import STACK
+    from testkit.plugin import STACK
 
     if STACK == "docker":
         return
