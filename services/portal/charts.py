@@ -46,7 +46,7 @@ def scale_from(described: dict) -> Scale | None:
     label = described.get("caseness_label") or "caseness"
     return Scale(
         maximum,
-        tuple(zip(starts, ends, labels)),
+        tuple(zip(starts, ends, labels, strict=True)),
         caseness,
         f"{label} {caseness:g}" if caseness is not None else "",
     )
@@ -125,7 +125,8 @@ def score_chart(
             f'fill="#333">{tick}</text>'
         )
     parts.append(
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>'
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
+        f'stroke="#555"/>'
     )
     if scale.caseness is not None:
         cy = y(scale.caseness)
@@ -141,10 +142,11 @@ def score_chart(
     if len(coords) > 1:
         path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1d4f7a" stroke-width="2"/>')
-    for (cx, cy), p in zip(coords, scored):
+    for (cx, cy), p in zip(coords, scored, strict=True):
         label = f"{p.get('label') or _when(p.get('at'))}: {_fmt(p['total'])}"
         parts.append(
-            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#1d4f7a"><title>{escape(label)}</title></circle>'
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#1d4f7a">'
+            f"<title>{escape(label)}</title></circle>"
         )
     for i, p in enumerate(scored):
         if len(scored) <= 8 or i % max(1, len(scored) // 8) == 0 or i == len(scored) - 1:
@@ -170,9 +172,15 @@ LINE_STYLES = (
 def _marker(kind: str, cx: float, cy: float, colour: str, title: str) -> str:
     tip = f"<title>{escape(title)}</title>"
     if kind == "square":
-        return f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="{colour}">{tip}</rect>'
+        return (
+            f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="{colour}">'
+            f"{tip}</rect>"
+        )
     if kind == "diamond":
-        pts = f"{cx:.1f},{cy - 5:.1f} {cx + 5:.1f},{cy:.1f} {cx:.1f},{cy + 5:.1f} {cx - 5:.1f},{cy:.1f}"
+        pts = (
+            f"{cx:.1f},{cy - 5:.1f} {cx + 5:.1f},{cy:.1f} "
+            f"{cx:.1f},{cy + 5:.1f} {cx - 5:.1f},{cy:.1f}"
+        )
         return f'<polygon points="{pts}" fill="{colour}">{tip}</polygon>'
     return f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{colour}">{tip}</circle>'
 
@@ -193,24 +201,29 @@ def rate_chart(
     n = max(len(months), 2)
     x = lambda i: left + (i / (n - 1)) * plot_w if len(months) > 1 else left + plot_w / 2  # noqa: E731
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     for tick in (0, 0.25, 0.5, 0.75, 1):
         parts.append(
-            f'<line x1="{left}" y1="{y(tick):.1f}" x2="{left + plot_w}" y2="{y(tick):.1f}" stroke="#dde3e8"/>'
-            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end" fill="#333">{tick * 100:.0f}%</text>'
+            f'<line x1="{left}" y1="{y(tick):.1f}" x2="{left + plot_w}" y2="{y(tick):.1f}" '
+            f'stroke="#dde3e8"/>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end" '
+            f'fill="#333">{tick * 100:.0f}%</text>'
         )
     if national is not None:
         parts.append(
             f'<line x1="{left}" y1="{y(national):.1f}" x2="{left + plot_w}" y2="{y(national):.1f}" '
             f'stroke="#555" stroke-width="1.5" stroke-dasharray="6 4"/>'
-            f'<text x="{left + 4}" y="{y(national) - 4:.1f}" font-size="11" fill="#333">national {national * 100:.0f}%</text>'
+            f'<text x="{left + 4}" y="{y(national) - 4:.1f}" font-size="11" fill="#333">'
+            f"national {national * 100:.0f}%</text>"
         )
     for i, month in enumerate(months):
         if len(months) <= 8 or i % max(1, len(months) // 8) == 0 or i == len(months) - 1:
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" fill="#333">{escape(month)}</text>'
+                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
+                f'fill="#333">{escape(month)}</text>'
             )
     for k, (label, rates) in enumerate(series):
         colour, dash, marker = LINE_STYLES[k % len(LINE_STYLES)]
@@ -245,15 +258,17 @@ def closeness_circle(
         f'<svg class="circle" viewBox="0 0 {size} {size}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
-    for r, fill in zip(reversed(radii), ("#f7f9fb", "#eef3f7", "#e3ecf3")):
+    for r, fill in zip(reversed(radii), ("#f7f9fb", "#eef3f7", "#e3ecf3"), strict=True):
         parts.append(f'<circle cx="{c}" cy="{c}" r="{r:.1f}" fill="{fill}" stroke="#8aa1b5"/>')
-    for r, name in zip(radii, RING_NAMES):
+    for r, name in zip(radii, RING_NAMES, strict=True):
         parts.append(
-            f'<text x="{c}" y="{c - r + 13:.1f}" font-size="10" text-anchor="middle" fill="#4a5d6e">{name}</text>'
+            f'<text x="{c}" y="{c - r + 13:.1f}" font-size="10" text-anchor="middle" '
+            f'fill="#4a5d6e">{name}</text>'
         )
     parts.append(
         f'<circle cx="{c}" cy="{c}" r="22" fill="#1d4f7a"/>'
-        f'<text x="{c}" y="{c + 4}" font-size="11" text-anchor="middle" fill="#fff">{escape(client_label[:10])}</text>'
+        f'<text x="{c}" y="{c + 4}" font-size="11" text-anchor="middle" fill="#fff">'
+        f"{escape(client_label[:10])}</text>"
     )
     by_ring: dict[int, list[dict]] = {1: [], 2: [], 3: []}
     for person in inventory:
@@ -283,7 +298,8 @@ def _person(px: float, py: float, person: dict) -> str:
     )
     text = escape(name) + (" ◆" if unilateral else "")
     return (
-        f'<g><title>{escape(label)}</title>{dot}<text x="{px:.1f}" y="{py + 20:.1f}" font-size="11" '
+        f'<g><title>{escape(label)}</title>{dot}<text x="{px:.1f}" y="{py + 20:.1f}" '
+        f'font-size="11" '
         f'text-anchor="middle" fill="#1b2a36">{text}</text></g>'
     )
 

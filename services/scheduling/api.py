@@ -53,7 +53,8 @@ def register_therapist(body):
 @blp.arguments(s.AvailabilityIn)
 @blp.response(200, s.TherapistOut)
 def set_availability(body, therapist_id):
-    """Replace the weekly working hours (practice local time) and exceptions (leave, bank holidays)."""
+    """Replace the weekly working hours (practice local time) and exceptions (leave, bank
+    holidays)."""
     therapist = application().set_availability(
         therapist_id, SetAvailability(**body), current_identity(), request_metadata()
     )

@@ -125,7 +125,8 @@ class SessionOut(Schema):
     client_name = fields.String(
         allow_none=True,
         metadata={
-            "description": "given and family name (the diary and GET /sessions/{id}; null when not known yet)"
+            "description": "given and family name (the diary and GET /sessions/{id}; "
+            "null when not known yet)"
         },
     )
 

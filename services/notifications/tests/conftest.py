@@ -184,19 +184,19 @@ class Feed:
 
     def booked(self, sid="s1", cid="c1", tid="t1", starts=None, **extra):
         starts = starts or datetime.now(UTC) + timedelta(days=3)
-        data = dict(
-            session_id=sid,
-            client_id=cid,
-            therapist_id=tid,
-            starts_at=starts,
-            ends_at=starts + timedelta(minutes=50),
-            kind="treatment",
-            modality="video",
-            room=None,
-            course_id=None,
-            number=None,
-            video_link="https://meet.test/room-s1",
-        )
+        data = {
+            "session_id": sid,
+            "client_id": cid,
+            "therapist_id": tid,
+            "starts_at": starts,
+            "ends_at": starts + timedelta(minutes=50),
+            "kind": "treatment",
+            "modality": "video",
+            "room": None,
+            "course_id": None,
+            "number": None,
+            "video_link": "https://meet.test/room-s1",
+        }
         data.update(extra)
         return self("scheduling", f"session-{sid}", "SessionBooked", **data)
 

@@ -191,7 +191,7 @@ def test_a_questionnaire_link_is_fetched_at_send_time_and_never_stored(
         expires_at=now + timedelta(days=1),
     )
     wait(lambda: mail.to("c1@client.test") and sms.delivered, message="link sent")
-    issued = dict((url, rid) for rid, url in measures.issued)
+    issued = {url: rid for rid, url in measures.issued}
     assert len(measures.issued) == 2  # one fresh link per message, fetched when it went
     email_url = next(u for u in issued if u in mail.to("c1@client.test")[0].get_content())
     assert "short form" in mail.to("c1@client.test")[0]["Subject"]

@@ -27,6 +27,9 @@ def utc(*args):
     return datetime(*args, tzinfo=UTC)
 
 
+FIRST_MONDAY_9AM = utc(2026, 10, 5, 9, 0)
+
+
 def registered(modalities=("video", "face_to_face"), rooms=("Room 1",)):
     return NewEvent(
         "TherapistRegistered",
@@ -53,19 +56,19 @@ def therapist(*extra):
 
 
 def booking(start, **changes):
-    fields = dict(
-        session_id="s1",
-        client_id="c1",
-        kind="treatment",
-        modality="video",
-        starts_at=start,
-        video_link="https://video.test/s1",
-    )
+    fields = {
+        "session_id": "s1",
+        "client_id": "c1",
+        "kind": "treatment",
+        "modality": "video",
+        "starts_at": start,
+        "video_link": "https://video.test/s1",
+    }
     fields.update(changes)
     return Booking(**fields)
 
 
-def booked(start=utc(2026, 10, 5, 9, 0), **changes):
+def booked(start=FIRST_MONDAY_9AM, **changes):
     data = {
         "session_id": "s1",
         "client_id": "c1",
@@ -185,7 +188,7 @@ def test_a_session_is_booked_once():
 
 
 # -- changing a session -----------------------------------------------------------------------
-def facts(start=utc(2026, 10, 5, 9, 0)):
+def facts(start=FIRST_MONDAY_9AM):
     return {
         "session_id": "s1",
         "client_id": "c1",
