@@ -174,15 +174,17 @@ class Registered(validate.OneOf):
     instruments or message kinds in, once): validation and the OpenAPI enum both read the
     registry then, so an entry added to it needs no schema change."""
 
-    def __init__(self, registry, *, error: str | None = None):
+    def __init__(self, registry: Mapping[str, Any], *, error: str | None = None):
         self.registry = registry
         self.labels, self.labels_text = [], ""
         self.error = error or self.default_message
 
+    # OneOf keeps these as attributes set once; here they are read from the registry each
+    # time, which is the point of this class, so the override of an attribute is wanted
     @property
-    def choices(self) -> tuple:
+    def choices(self) -> tuple:  # type: ignore[override]
         return tuple(self.registry)
 
     @property
-    def choices_text(self) -> str:
+    def choices_text(self) -> str:  # type: ignore[override]
         return ", ".join(str(choice) for choice in self.choices)

@@ -30,4 +30,5 @@ class FixedWindow:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # an upsert asked for the document after it always has one
         return doc["count"] <= limit

@@ -190,4 +190,7 @@ def trust_proxies(app: Flask, settings: Settings) -> None:
 
     hops = int(settings.extra.get("proxy_hops", os.environ.get("RAPPORT_PROXY_HOPS", "0")))
     if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask's documented way to wrap the WSGI app in middleware
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
