@@ -45,7 +45,6 @@ class Sessions(Projection):
                             "room",
                             "course_id",
                             "number",
-                            "video_link",
                         )
                     },
                     "status": "booked",
