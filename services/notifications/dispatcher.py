@@ -385,6 +385,8 @@ class Dispatcher:
 
     def _client_address(self, message: dict) -> str:
         client = self.directory.reader("clients").find_one({"_id": message["client_id"]})
+        if client and message["kind"] == "care_ended":
+            client = {**client, "status": "active"}  # the one message after care ends
         if not client or client.get("status") != "active":
             raise Voided("the client is discharged or unknown")
         contact = contact_for(

@@ -17,6 +17,7 @@ KINDS = (
     "questionnaire_link",
     "task_reminder",
     "booster_invitation",
+    "care_ended",
     "risk_alert",
 )
 

@@ -17,4 +17,12 @@ def _projections():
     return projections()
 
 
-SERVICE = ServiceDefinition(name="records", create_app=_create_app, projections=_projections)
+def _workers(settings):
+    from .workers import make_completer
+
+    return [make_completer(settings).run]
+
+
+SERVICE = ServiceDefinition(
+    name="records", create_app=_create_app, projections=_projections, workers=_workers
+)

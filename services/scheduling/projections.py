@@ -143,6 +143,7 @@ class Discharges(Projection):
                 "$setOnInsert": {
                     "client_id": event.data["client_id"],
                     "discharged_at": event.data["discharged_at"],
+                    "cancel_boosters": bool(event.data.get("cancel_boosters")),
                     "status": "pending",
                 }
             },

@@ -103,6 +103,10 @@ class SessionCancelledV1(_SessionFacts):
 @registry.event("SessionAttended", 1)
 class SessionAttendedV1(_SessionFacts):
     kind = one_of(SESSION_KINDS, required=True)
+    # optional additions: a course session's course and number (records completes the
+    # course when session 16 is attended)
+    course_id = optional(fields.String())
+    number = optional(fields.Integer())
 
 
 @registry.event("SessionMissed", 1)

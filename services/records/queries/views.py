@@ -64,7 +64,12 @@ def full_view(state: ClientState, attendance: dict, as_of: datetime | None = Non
         "notes": [note_view(n) for n in state.notes.values()],
         "tasks": [task_view(state.client_id, t) for t in state.tasks.values()],
         "discharge": plain(state.discharge) if state.discharge else None,
+        "course": course_view(state) if state.course else None,
     }
+
+
+def course_view(state: ClientState) -> dict:
+    return {"client_id": state.client_id, **plain(state.course), "phase": state.phase}
 
 
 def event_view(event: Event) -> dict:

@@ -201,7 +201,7 @@ def test_every_route_declares_its_roles(api):
         if rule.endpoint.split(".")[0] in ("clients", "care", "tasks", "reports")
         for method in rule.methods - {"HEAD", "OPTIONS"}
     ]
-    assert len(own) == 22  # operations (path and method)
+    assert len(own) == 23  # operations (path and method); + POST /clients/{id}/course-completed
     for rule, method in own:
         view = app.view_functions[rule.endpoint]
         assert getattr(view, "_rapport_roles", None), f"{method} {rule} has no @requires/@public"

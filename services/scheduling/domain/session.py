@@ -213,7 +213,10 @@ def _held(state: SessionState, now: datetime, verb: str, event_type: str) -> lis
     _still_booked(state, verb)
     if now < state.facts["starts_at"]:
         raise Conflict("the session has not started yet", code="not_started")
-    return [NewEvent(event_type, {**_facts(state), "kind": state.facts["kind"]})]
+    f = state.facts
+    # a course session says which one it was: records completes the course at session 16
+    course = {"course_id": f["course_id"], "number": f["number"]} if f.get("number") else {}
+    return [NewEvent(event_type, {**_facts(state), "kind": f["kind"], **course})]
 
 
 DECIDERS: dict[type, Callable[[SessionState, Any], list[NewEvent]]] = {
