@@ -17,6 +17,7 @@ from . import (
     clients,
     clinical,
     common,
+    course,
     dashboard,
     diary,
     measures,
