@@ -23,6 +23,19 @@ def _workers(settings):
     return [make_completer(settings).run]
 
 
+def _dispose(settings, client_id):
+    """The client's homework links go with the record (shared.disposal)."""
+    from shared.web import ServiceContext
+
+    from .queries.homework import HomeworkLinks
+
+    HomeworkLinks(ServiceContext("records", settings).db).forget(client_id)
+
+
 SERVICE = ServiceDefinition(
-    name="records", create_app=_create_app, projections=_projections, workers=_workers
+    name="records",
+    create_app=_create_app,
+    projections=_projections,
+    workers=_workers,
+    dispose=_dispose,
 )

@@ -153,6 +153,21 @@ class Application:
                 code="boosters_booked",
             )
 
+    def link_holder(self, client_id: str, who: Identity) -> ClientState:
+        """Who may issue a client's homework link: their therapist, the lead, a service;
+        only while the client is in care."""
+        state, _ = self.states(client_id)
+        if who.role != "service":
+            access(who, client_id, clinical=True)(state)
+        if state.status != "active":
+            raise Conflict(f"the client was {state.status}", code=state.status)
+        return state
+
+    def by_client(self, command, meta: Metadata) -> ClientState:
+        """A command the client makes at their homework link: the link (checked by the
+        caller) is the access rule; the record decides the rest."""
+        return self.handler.run(command.client_id, command, meta).state
+
     def complete_course(self, command: CompleteCourse, who: Identity, meta: Metadata) -> Outcome:
         return self._clinical(command, who, meta)
 

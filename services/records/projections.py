@@ -204,6 +204,9 @@ _RECORDS_SUMMARIES: dict[str, Callable[[Mapping], str]] = {
         + f", {d['sessions_attended']} sessions attended)"
     ),
     "CourseOutcomeRecorded": lambda d: "Course outcome recorded",
+    "DiaryEntryWritten": lambda d: (
+        "Diary entry written" + (f" (task {d['task_id']})" if d.get("task_id") else "")
+    ),
 }
 
 

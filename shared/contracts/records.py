@@ -129,6 +129,19 @@ class TaskCompletedV1(Schema):
     completed_at = utc(required=True)
 
 
+@registry.event("DiaryEntryWritten", 1)
+class DiaryEntryWrittenV1(Schema):
+    """The client's own words between sessions, written at their homework link: a diary
+    entry (important events or feelings) or a reflection on a task. Sealed under the
+    client's key; disposed of with the record."""
+
+    client_id = fields.String(required=True)
+    entry_id = fields.String(required=True)
+    text = fields.String(required=True, metadata=PERSONAL)
+    task_id = optional(fields.String())  # the task it reflects on, if any
+    written_at = utc(required=True)
+
+
 @registry.event("TaskReviewed", 1)
 class TaskReviewedV1(Schema):
     """The task was gone over in a session (done or not: obstacles are discussed too)."""

@@ -14,6 +14,7 @@ from shared.events import NewEvent
 from . import commands as c
 from . import retention
 from .course import CompleteCourse, decide_completion
+from .diary import WriteDiaryEntry, decide_entry
 from .rules import nhs_number_problem, normalise_nhs_number, phase_move_problem
 from .state import DETAIL_FIELDS, ClientState
 
@@ -301,6 +302,7 @@ DECIDERS: dict[type, Callable[[ClientState, Any], list[NewEvent]]] = {
     c.ReviewTask: _review,
     c.DischargeClient: _discharge,
     CompleteCourse: lambda s, cmd: decide_completion(s, cmd, _must_be_in_care),
+    WriteDiaryEntry: lambda s, cmd: decide_entry(s, cmd, _must_be_in_care),
     c.RequestErasure: retention.decide_erasure,
     c.DisposeClient: retention.decide_disposal,
 }

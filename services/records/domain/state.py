@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import course as course_rules
+from . import diary as diary_rules
 
 DETAIL_FIELDS = (
     "given_name",
@@ -40,6 +41,7 @@ class ClientState:
     discharge: Mapping[str, Any] | None = None
     course: Mapping[str, Any] | None = None  # the current course's completion (domain.course)
     course_sessions: frozenset = frozenset()  # final sessions that completed a course
+    diary: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     registered_at: datetime | None = None
     last_changed_at: datetime | None = None
     version: int = 0
@@ -157,6 +159,7 @@ EVOLVERS: dict[str, Callable[[ClientState, Mapping, Any], ClientState]] = {
     "ClientDischarged": _discharged,
     "CourseCompleted": course_rules.course_completed,
     "CourseOutcomeRecorded": course_rules.outcome_recorded,
+    "DiaryEntryWritten": diary_rules.entry_written,
     "ErasureRefused": _erasure_refused,
     "ClientDisposed": _disposed,
 }

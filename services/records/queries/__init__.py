@@ -3,6 +3,6 @@ record), `clients` (list, record as of, history, export), `care` (notes, a task)
 `reports` (caseload, timeline, audit trail). Clinical reads are audited here. The blueprints
 of `clients` and `care` carry the writes of the same resources too (api/)."""
 
-from . import care, clients, reports
+from . import care, clients, homework, reports
 
-BLUEPRINTS = [clients.blp, care.blp, care.tasks_blp, reports.blp]
+BLUEPRINTS = [clients.blp, care.blp, care.tasks_blp, reports.blp, homework.homework_blp]

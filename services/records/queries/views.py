@@ -65,6 +65,11 @@ def full_view(state: ClientState, attendance: dict, as_of: datetime | None = Non
         "tasks": [task_view(state.client_id, t) for t in state.tasks.values()],
         "discharge": plain(state.discharge) if state.discharge else None,
         "course": course_view(state) if state.course else None,
+        # the client's own words between sessions (homework diary), newest first
+        "diary_entries": [
+            {k: plain(e.get(k)) for k in ("entry_id", "text", "task_id", "written_at")}
+            for e in sorted(state.diary.values(), key=lambda e: e["written_at"], reverse=True)
+        ],
     }
 
 

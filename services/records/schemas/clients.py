@@ -13,6 +13,7 @@ from shared.contracts.records import CHANNELS, PHASES
 from . import Moment, free_text, ident, line_text
 from .care import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut
 from .course import CourseOut
+from .homework import EntryOut
 
 STATUSES = ("active", "discharged")
 
@@ -173,6 +174,10 @@ class ClientOut(_ClientFields):
         CourseOut,
         allow_none=True,
         metadata={"description": "the course's completion and outcome (null while it runs)"},
+    )
+    diary_entries = fields.List(
+        fields.Nested(EntryOut),
+        metadata={"description": "the client's diary entries and reflections, newest first"},
     )
 
 
