@@ -37,6 +37,7 @@ class NotifyConfig:
     practice_tz: str = "Europe/London"
     practice_name: str = "Rapport"
     measures_url: str = "http://127.0.0.1:8103"
+    records_url: str = "http://127.0.0.1:8102"  # the client's homework link (task reminder)
     portal_url: str = "http://127.0.0.1:8100"  # where staff open a client's record (risk alerts)
     token_secret: str = ""
 
@@ -80,6 +81,7 @@ class NotifyConfig:
                 practice_tz=settings.practice_tz,
                 practice_name=settings.practice_name,
                 measures_url=settings.service_urls.get("measures", cls.measures_url),
+                records_url=settings.service_urls.get("records", cls.records_url),
                 token_secret=settings.token_secret,
             )
             overrides = (settings.extra or {}).get("notifications", {})

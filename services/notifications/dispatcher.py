@@ -47,7 +47,7 @@ from .domain import (
     retry_delay,
     stream_id,
 )
-from .links import LinkGone, MeasuresLinks
+from .links import HomeworkLinks, LinkGone, MeasuresLinks
 from .planner import Planner
 from .plans import contact_for
 from .render import Renderer
@@ -122,6 +122,9 @@ class Dispatcher:
         self.directory = ProjectionStore(mongo, db.name, Planner(self.config), registry)
         self.email, self.sms = EmailChannel(self.config), SmsChannel(self.config)
         self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
+        self.homework = HomeworkLinks(
+            self.config.records_url, self.config.portal_url, self.config.token_secret
+        )
         self.renderer = Renderer(self.config.practice_name, self.config.tz)
         self._ready = True
 
@@ -325,6 +328,8 @@ class Dispatcher:
             except LinkGone as gone:
                 raise Voided(f"questionnaire request no longer open ({gone})")
             context.update(url=link.url, expires_at=link.expires_at)
+        if message["kind"] == "task_reminder":
+            context.update(self.homework_link(message["client_id"]))
         if "session_ids" in context:
             context["dates"] = self.upcoming_dates(context["session_ids"])
         if message["kind"] == "risk_alert":
@@ -354,6 +359,18 @@ class Dispatcher:
                 },
                 upsert=True,
             )
+
+    def homework_link(self, client_id: str) -> dict:
+        """The client's homework page for the task reminder (records). The reminder is worth
+        sending without it: records down or refusing leaves the link out, not the reminder."""
+        try:
+            link = self.homework.fetch(client_id)
+        except LinkGone as gone:
+            raise Voided(f"the client's record is closed ({gone})") from gone
+        except (TransientError, PermanentError) as err:
+            log.warning("%s: task reminder sent without the homework link: %s", self.name, err)
+            return {}
+        return {"url": link.url, "expires_at": link.expires_at}
 
     def check_still_true(self, message: dict, context: dict) -> None:
         """The last word before an appointment message goes: is the appointment still

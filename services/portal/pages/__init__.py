@@ -18,6 +18,7 @@ from . import (
     clinical,
     common,
     course,
+    homework,
     dashboard,
     diary,
     measures,
