@@ -3,10 +3,12 @@ and the token API. It owns the staff users and their web sessions, and no clinic
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.config import Settings
 from shared.web import create_service_app, problem
@@ -39,6 +41,11 @@ def create_app(settings: Settings, config: PortalConfig | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
     app.register_blueprint(pages)
+    hops = int(settings.extra.get("proxy_hops", os.environ.get("RAPPORT_PROXY_HOPS", "0")))
+    if hops > 0:
+        # the public pages (the homework link) limit attempts per client address: behind an
+        # ingress take it from the X-Forwarded-For entries of the trusted proxies (as measures)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.after_request(security_headers)
     app.jinja_env.globals.update(
         csrf_token=csrf_token,

@@ -135,3 +135,47 @@ def test_the_page_has_the_strict_csp_and_is_not_cached_or_indexed(portal, servic
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
     assert r.headers["Referrer-Policy"] == "no-referrer"
     assert r.headers["Cache-Control"] == "no-store" and r.headers["X-Robots-Tag"] == "noindex"
+
+
+def test_the_therapist_sees_the_diary_on_the_record_and_on_the_session_page(signed_in, services):
+    from .test_pages import EMMA_FULL, SESSION
+
+    entries = {
+        "client_id": "c-1",
+        "entries": VIEW["entries"],
+        "tasks_done": [{**VIEW["tasks"][0], "status": "completed", "reflection": "I said it"}],
+    }
+    services.on("GET", "/therapists", [])
+    services.on("GET", "/clients/c-1", {**EMMA_FULL, "diary_entries": VIEW["entries"]})
+    services.on("GET", "/clients/c-1/sessions", [])
+    services.on("GET", "/clients/c-1/history", {"events": []})
+    services.on("GET", "/sessions/s-1", {**SESSION, "client_id": "c-1"})
+    services.on("GET", "/clients/c-1/diary-entries", entries)
+    client = signed_in("therapist")
+    record = client.get("/clients/c-1").get_data(as_text=True)
+    assert "From the client's diary" in record
+    assert "writing down important events or feelings" in record
+    session = client.get("/sessions/s-1").get_data(as_text=True)
+    assert "writing down important events or feelings" in session
+    assert "practising a difficult conversation: “I said it”" in session
+    reception = signed_in("admin").get("/sessions/s-1").get_data(as_text=True)
+    assert "From the client's diary" not in reception
+
+
+def test_behind_a_proxy_the_limit_counts_the_clients_address_not_the_proxys(settings, services):
+    from services.portal.app import create_app
+    from services.portal.config import PortalConfig
+
+    urls = dict.fromkeys(("scheduling", "records", "measures", "notifications"), services.url)
+    app = create_app(
+        settings.with_(service_urls=urls, extra={"proxy_hops": 1}),
+        PortalConfig(secret_key="portal-test-secret-" + "x" * 24, cookie_secure=False),
+    )
+    services.on("POST", "/homework/view", VIEW)
+    client = app.test_client()
+    tokens = ["a" * 30 + str(n).zfill(3) for n in range(61)]
+    for n, token in enumerate(tokens[:60]):  # 60 people behind the same proxy, one link each
+        r = client.get(f"/homework/{token}", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+        assert r.status_code == 200
+    same = {"X-Forwarded-For": "203.0.113.200"}
+    assert client.get(f"/homework/{tokens[60]}", headers=same).status_code == 200
