@@ -41,7 +41,9 @@ def _records() -> Backend:
 def _allowed(token: str) -> bool:
     """Fixed windows per address and per link (a flood answers 429, nothing stored)."""
     attempts = portal_db()["public_attempts"]
-    attempts.create_indexes([IndexModel("expires_at", expireAfterSeconds=0)])
+    if not current_app.extensions.get("public_attempts_indexed"):
+        attempts.create_indexes([IndexModel("expires_at", expireAfterSeconds=0)])
+        current_app.extensions["public_attempts_indexed"] = True
     now = utcnow()
     start = int(now.timestamp()) // WINDOW * WINDOW
     link = hashlib.sha256(token.encode()).hexdigest()

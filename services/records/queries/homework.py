@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_smorest import Blueprint
 from pymongo import IndexModel
 
@@ -76,8 +77,11 @@ class HomeworkLinks:
 
 
 def homework_links() -> HomeworkLinks:
-    links = HomeworkLinks(context().db)
-    links.ensure_indexes()
+    """The app's link store; its indexes are made on first use (never before gunicorn forks)."""
+    links = current_app.extensions.get("homework_links")
+    if links is None:
+        links = current_app.extensions["homework_links"] = HomeworkLinks(context().db)
+        links.ensure_indexes()
     return links
 
 
