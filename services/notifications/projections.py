@@ -159,12 +159,31 @@ class Planner(ClientDirectory):
             self.replan_client(view, event.data["client_id"], event.recorded_at)
 
     def on_ClientDischarged(self, event, view):
+        contact = self.contact(view, event.data["client_id"])  # while they are still in care
         super().on_ClientDischarged(event, view)
-        self.book(view).void(
+        book = self.book(view)
+        book.void(
             {"client_id": event.data["client_id"], "recipient": "client"},
             "client discharged",
             event.recorded_at,
         )
+        # scheduling cancels what is still booked (boosters only when staff confirmed)
+        ahead = {
+            "client_id": event.data["client_id"],
+            "status": "booked",
+            "starts_at": {"$gt": event.data["discharged_at"]},
+        }
+        if not event.data.get("cancel_boosters"):
+            ahead["kind"] = {"$ne": "booster"}
+        cancelled = view["sessions"].find_one(ahead, {"_id": 1}) is not None
+        planned = plans.care_ended(
+            dict(event.data),
+            contact,
+            self.config.tz,
+            event.recorded_at,
+            sessions_cancelled=cancelled,
+        )
+        book.plan(planned, event.recorded_at)
 
     def on_TaskCompleted(self, event, view):
         self.book(view).void(

@@ -17,4 +17,25 @@ def _projections():
     return projections()
 
 
-SERVICE = ServiceDefinition(name="records", create_app=_create_app, projections=_projections)
+def _workers(settings):
+    from .workers import make_completer
+
+    return [make_completer(settings).run]
+
+
+def _dispose(settings, client_id):
+    """The client's homework links go with the record (shared.disposal)."""
+    from shared.web import ServiceContext
+
+    from .queries.homework import HomeworkLinks
+
+    HomeworkLinks(ServiceContext("records", settings).db).forget(client_id)
+
+
+SERVICE = ServiceDefinition(
+    name="records",
+    create_app=_create_app,
+    projections=_projections,
+    workers=_workers,
+    dispose=_dispose,
+)

@@ -28,6 +28,7 @@ from .domain import ClientState
 from .domain import commands as c
 from .domain import enquiry as enq
 from .domain import record as decider
+from .domain.course import CompleteCourse
 from .domain.rules import suggested_phase
 from .projections import ClientSummaries
 
@@ -118,7 +119,79 @@ class Application:
         return self._clinical(command, who, meta, session_id=command.session_id).state
 
     def discharge(self, command: c.DischargeClient, who: Identity, meta: Metadata) -> ClientState:
-        return self._clinical(command, who, meta).state
+        """Boosters are the client's choice: a discharge while some are booked is refused
+        (409 naming `cancel_boosters`) until staff say explicitly that they go too; the
+        client is then told their care has ended (notifications), never silently."""
+        may_reach = access(who, command.client_id, clinical=True)
+
+        def check(state: ClientState) -> None:
+            may_reach(state)
+            if state.status == "active" and command.cancel_boosters is not True:
+                self._no_boosters_ahead(command.client_id, command.discharged_at)
+
+        return self.handler.run(command.client_id, command, meta, check=check).state
+
+    def _no_boosters_ahead(self, client_id: str, now: datetime) -> None:
+        ahead = list(
+            self.summaries.reader("sessions")
+            .find(
+                {
+                    "client_id": client_id,
+                    "status": "booked",
+                    "starts_at": {"$gt": now},
+                    "kind": "booster",
+                },
+                {"starts_at": 1},
+            )
+            .sort("starts_at", ASCENDING)
+        )
+        if ahead:
+            dates = ", ".join(f"{d['starts_at']:%d %b %Y}" for d in ahead)
+            raise Conflict(
+                f"the client has {len(ahead)} booster session(s) booked ({dates}); "
+                "discharge cancels them only if you say so (cancel_boosters: true), or "
+                "keep the client in maintenance until they have had them",
+                field="cancel_boosters",
+                code="boosters_booked",
+            )
+
+    def link_holder(self, client_id: str, who: Identity) -> ClientState:
+        """Who may issue a client's homework link: their therapist, the lead, a service;
+        only while the client is in care."""
+        state, _ = self.states(client_id)
+        if who.role != "service":
+            access(who, client_id, clinical=True)(state)
+        if state.status != "active":
+            raise Conflict(f"the client was {state.status}", code=state.status)
+        return state
+
+    def by_client(self, command, meta: Metadata) -> ClientState:
+        """A command the client makes at their homework link: the link (checked by the
+        caller) is the access rule; the record decides the rest."""
+        return self.handler.run(command.client_id, command, meta).state
+
+    def complete_course(self, command: CompleteCourse, who: Identity, meta: Metadata) -> Outcome:
+        return self._clinical(command, who, meta)
+
+    def complete_at_final_session(
+        self, client_id: str, session_id: str, attended_at: datetime, meta: Metadata
+    ) -> Outcome:
+        """Session 16 was attended: the course is completed, its outcome left to the
+        therapist (records' worker; no caller to check)."""
+        command = CompleteCourse(
+            client_id,
+            ended="final_session",
+            completed_at=attended_at,
+            by=meta.actor.id,
+            sessions_attended=self.course_sessions_attended(client_id),
+            session_id=session_id,
+        )
+        return self.handler.run(client_id, command, meta)
+
+    def course_sessions_attended(self, client_id: str) -> int:
+        return self.summaries.reader("attendance").count_documents(
+            {"client_id": client_id, "kind": {"$in": list(COURSE_KINDS)}}
+        )
 
     def request_erasure(self, command: c.RequestErasure, who: Identity, meta: Metadata) -> Outcome:
         return self._clinical(command, who, meta)

@@ -17,6 +17,7 @@ from pymongo import ASCENDING, IndexModel
 from shared.projections import Projection
 
 from .domain import RECORD_EVENT_TYPES
+from .domain.course import COURSE_LENGTH
 from .domain.rules import contact_keys
 
 CONTACT_FIELDS = ("email", "phone", "nhs_number")
@@ -196,6 +197,16 @@ _RECORDS_SUMMARIES: dict[str, Callable[[Mapping], str]] = {
     "TaskCompleted": lambda d: f"Task {d['task_id']} completed",
     "TaskReviewed": lambda d: f"Task {d['task_id']} reviewed",
     "ClientDischarged": lambda d: "Discharged",
+    # the outcome is clinical (sealed): the timeline says only that the course ended and how
+    "CourseCompleted": lambda d: (
+        "Course completed ("
+        + ("session 16 attended" if d["ended"] == "final_session" else "ended by the therapist")
+        + f", {d['sessions_attended']} sessions attended)"
+    ),
+    "CourseOutcomeRecorded": lambda d: "Course outcome recorded",
+    "DiaryEntryWritten": lambda d: (
+        "Diary entry written" + (f" (task {d['task_id']})" if d.get("task_id") else "")
+    ),
 }
 
 
@@ -330,5 +341,31 @@ class EnquiryInbox(Projection):
         self._set(event, view, status="disposed", disposed_at=event.data["disposed_at"])
 
 
+class CourseEnds(Projection):
+    """The work queue of `workers.CourseCompleter`: one job per attended final session of a
+    course (domain/course.py, COURSE_LENGTH). A rebuilt queue re-queues old ones harmlessly:
+    the record refuses a session that already completed a course."""
+
+    service, name, sources = "records", "course_ends", ("scheduling",)
+    batched = True
+    collections = {"course_ends": [IndexModel([("status", ASCENDING)], name="status")]}
+
+    def on_SessionAttended(self, event, view):
+        d = event.data
+        if d["kind"] != "treatment" or d.get("number") != COURSE_LENGTH:
+            return
+        view["course_ends"].update_one(
+            {"_id": d["session_id"]},
+            {
+                "$setOnInsert": {
+                    "client_id": d["client_id"],
+                    "attended_at": event.recorded_at,
+                    "status": "pending",
+                }
+            },
+            upsert=True,
+        )
+
+
 def projections() -> list[Projection]:
-    return [ClientSummaries(), RecordTimeline(), EnquiryInbox()]
+    return [ClientSummaries(), RecordTimeline(), EnquiryInbox(), CourseEnds()]

@@ -17,7 +17,7 @@ from shared.web import request_metadata
 from . import schemas as s
 from .application import application, own_diary
 from .domain.courses import BookCourse, PlanBoosters
-from .domain.session import Booking
+from .domain.session import BOOKED, Booking, SessionState
 from .domain.therapist import RegisterTherapist, SetAvailability
 from .queries import (
     STAFF,
@@ -97,8 +97,9 @@ def book_session(body):
     """Book one session. 409 with the reason when the therapist, client or room is taken."""
     therapist_id = body.pop("therapist_id")
     booking = Booking(session_id=new_id(), **body)
-    event = application().book(booking, therapist_id, current_identity(), request_metadata())
-    out = {**event.data, "status": "booked"}
+    who = current_identity()
+    event = application().book(booking, therapist_id, who, request_metadata())
+    out = session_out(SessionState(BOOKED, dict(event.data)), who)
     return out, 201, {"Location": f"/sessions/{booking.session_id}"}
 
 
@@ -109,7 +110,7 @@ def book_session(body):
 def reschedule(body, session_id):
     """Move a booked session (its claims move with it, atomically)."""
     outcome = application().reschedule(session_id, current_identity(), request_metadata(), **body)
-    return session_out(outcome.state)
+    return session_out(outcome.state, current_identity())
 
 
 @blp.route("/sessions/<session_id>/cancel", methods=["POST"])
@@ -121,7 +122,7 @@ def cancel(body, session_id):
     outcome = application().cancel(
         session_id, body["by"], body["reason"], current_identity(), request_metadata()
     )
-    return session_out(outcome.state)
+    return session_out(outcome.state, current_identity())
 
 
 @blp.route("/sessions/<session_id>/attend", methods=["POST"])
@@ -130,7 +131,7 @@ def cancel(body, session_id):
 def attend(session_id):
     """Mark a started session attended."""
     outcome = application().attend(session_id, current_identity(), request_metadata())
-    return session_out(outcome.state)
+    return session_out(outcome.state, current_identity())
 
 
 @blp.route("/sessions/<session_id>/miss", methods=["POST"])
@@ -139,7 +140,7 @@ def attend(session_id):
 def miss(session_id):
     """Mark a started session missed (did not attend)."""
     outcome = application().miss(session_id, current_identity(), request_metadata())
-    return session_out(outcome.state)
+    return session_out(outcome.state, current_identity())
 
 
 # -- courses and boosters ---------------------------------------------------------------------
@@ -162,7 +163,7 @@ def _book_many(body, make, span):
 
     events = app.book_many(command, request_metadata())
     head = events[0].data
-    sessions = [{**e.data, "status": "booked"} for e in events[1:]]
+    sessions = [session_out(SessionState(BOOKED, dict(e.data)), who, app) for e in events[1:]]
     out = {
         "course_id": head.get("course_id") or head.get("plan_id"),
         "sessions": sessions,

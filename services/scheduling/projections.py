@@ -45,7 +45,6 @@ class Sessions(Projection):
                             "room",
                             "course_id",
                             "number",
-                            "video_link",
                         )
                     },
                     "status": "booked",
@@ -144,6 +143,7 @@ class Discharges(Projection):
                 "$setOnInsert": {
                     "client_id": event.data["client_id"],
                     "discharged_at": event.data["discharged_at"],
+                    "cancel_boosters": bool(event.data.get("cancel_boosters")),
                     "status": "pending",
                 }
             },

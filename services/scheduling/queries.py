@@ -47,8 +47,12 @@ def _out(doc: dict) -> dict:
     return {**doc, "session_id": doc["_id"]}
 
 
-def session_out(state: SessionState) -> dict:
-    return {**state.facts, "status": state.status}
+def session_out(state: SessionState, who=None, app=None) -> dict:
+    """A session for staff: the client's join link never (it goes to the client's own
+    channels only); `video_link` is the caller's own link, for the session's therapist."""
+    facts = {k: v for k, v in state.facts.items() if k not in ("video_room", "video_link")}
+    link = (app or application()).therapist_link(state, who) if who is not None else None
+    return {**facts, "status": state.status, "video_link": link}
 
 
 def _names(client_ids) -> dict[str, dict]:
@@ -74,7 +78,7 @@ def get_session(session_id):
     directory) so a page can say whose session it is."""
     state = application().visible_session(session_id, current_identity())
     client = _names([state.facts["client_id"]]).get(state.facts["client_id"]) or {}
-    return {**session_out(state), "client_name": _full_name(client)}
+    return {**session_out(state, current_identity()), "client_name": _full_name(client)}
 
 
 @views_blp.route("/therapists", methods=["GET"])

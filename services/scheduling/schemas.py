@@ -119,7 +119,13 @@ class SessionOut(Schema):
     status = fields.String(metadata={"description": "booked, cancelled, attended or missed"})
     course_id = fields.String(allow_none=True)
     number = fields.Integer(allow_none=True)
-    video_link = fields.String(allow_none=True)
+    video_link = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the caller's own link to a booked video session's room: given to "
+            "the session's therapist only (the client's link goes to the client's own channels)"
+        },
+    )
     cancelled_by = fields.String(allow_none=True)
     late = fields.Boolean(allow_none=True)
     client_name = fields.String(

@@ -2,9 +2,11 @@
 
 When records discharges a client, their future sessions are cancelled by the practice
 (architecture.md, "Typical flows"). The `discharges` projection queues the discharge; this
-loop issues the cancellations. It is idempotent: a session already cancelled is skipped
-(the decider refuses a second cancellation and claims are gone), so running twice, or two
-workers at once, never cancels twice."""
+loop issues the cancellations. Booster sessions are the client's choice: they are cancelled
+only when staff said so on the discharge (`cancel_boosters`; records refuses a discharge
+with boosters booked until they do), never silently. It is idempotent: a session already
+cancelled is skipped (the decider refuses a second cancellation and claims are gone), so
+running twice, or two workers at once, never cancels twice."""
 
 from __future__ import annotations
 
@@ -51,7 +53,9 @@ class DischargeCanceller:
         for job in list(self.queue.reader("discharges").find({"status": "pending"}).limit(50)):
             outcome = "cancelled"
             try:
-                cancelled += self._cancel_future(job["client_id"], job["_id"])
+                cancelled += self._cancel_future(
+                    job["client_id"], job["_id"], boosters=bool(job.get("cancel_boosters"))
+                )
             except KeyDisposed:
                 # the record was disposed of (retention) before the discharge was worked
                 # through: nothing of theirs can be written, and nothing needs cancelling
@@ -66,7 +70,7 @@ class DischargeCanceller:
             )
         return cancelled
 
-    def _cancel_future(self, client_id: str, cause: str | None) -> int:
+    def _cancel_future(self, client_id: str, cause: str | None, *, boosters: bool = False) -> int:
         meta = Metadata(
             actor=Actor.system("scheduling.discharge"),
             correlation_id=f"discharge-{client_id}",
@@ -79,6 +83,9 @@ class DischargeCanceller:
             state = loaded[0]
             if state.status != BOOKED or state.facts["starts_at"] <= now:
                 continue  # already cancelled, or under way: a therapist decides those
+            if state.facts["kind"] == "booster" and not boosters:
+                log.info("discharge of %s: booster %s kept (not confirmed)", client_id, session_id)
+                continue
             try:
                 # the state just read serves the first attempt: the stream is read once
                 self.scheduling.run_session(

@@ -16,6 +16,9 @@ CONDITIONS = (
 )
 PROBLEM_AREAS = ("grief", "role_dispute", "role_transition", "interpersonal_deficits")
 PHASES = ("initial", "middle", "ending", "maintenance")
+# how a course of treatment ended, as the therapist judges it (course completion, issue 17)
+COURSE_OUTCOMES = ("recovered", "improved", "no_change", "deteriorated")
+COURSE_ENDINGS = ("final_session", "therapist")  # session 16 attended, or ended by the therapist
 
 
 class Gp(Schema):
@@ -126,6 +129,19 @@ class TaskCompletedV1(Schema):
     completed_at = utc(required=True)
 
 
+@registry.event("DiaryEntryWritten", 1)
+class DiaryEntryWrittenV1(Schema):
+    """The client's own words between sessions, written at their homework link: a diary
+    entry (important events or feelings) or a reflection on a task. Sealed under the
+    client's key; disposed of with the record."""
+
+    client_id = fields.String(required=True)
+    entry_id = fields.String(required=True)
+    text = fields.String(required=True, metadata=PERSONAL)
+    task_id = optional(fields.String())  # the task it reflects on, if any
+    written_at = utc(required=True)
+
+
 @registry.event("TaskReviewed", 1)
 class TaskReviewedV1(Schema):
     """The task was gone over in a session (done or not: obstacles are discussed too)."""
@@ -144,6 +160,36 @@ class ClientDischargedV1(Schema):
     reason = fields.String(required=True, metadata=PERSONAL)
     outcome_summary = fields.String(required=True, metadata=PERSONAL)
     discharged_at = utc(required=True)
+    # optional addition: staff confirmed that the client's future booster sessions are to be
+    # cancelled too (scheduling keeps boosters unless this is true: they were the client's
+    # choice, and discharge must not cancel them silently)
+    cancel_boosters = optional(fields.Boolean())
+
+
+@registry.event("CourseCompleted", 1)
+class CourseCompletedV1(Schema):
+    """The course of treatment ended (session 16 attended, or the therapist ended it); the
+    client stays in care (maintenance, boosters) until discharged (clinical.md)."""
+
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    ended = one_of(COURSE_ENDINGS, required=True)
+    session_id = optional(fields.String())  # the final session, when that ended it
+    outcome = optional(one_of(COURSE_OUTCOMES, metadata=PERSONAL))  # None: not recorded yet
+    outcome_summary = optional(fields.String(metadata=PERSONAL))
+    sessions_attended = fields.Integer(required=True)
+    completed_at = utc(required=True)
+    by = fields.String(required=True)
+
+
+@registry.event("CourseOutcomeRecorded", 1)
+class CourseOutcomeRecordedV1(Schema):
+    """The therapist's outcome of a course that ended with its final session."""
+
+    client_id = fields.String(required=True)
+    outcome = one_of(COURSE_OUTCOMES, required=True, metadata=PERSONAL)
+    outcome_summary = optional(fields.String(metadata=PERSONAL))
+    by = fields.String(required=True)
 
 
 @registry.event("ErasureRefused", 1)

@@ -53,7 +53,10 @@ class SessionBookedV1(_SessionFacts):
     room = optional(fields.String())
     course_id = optional(fields.String())
     number = optional(fields.Integer())  # the session's number in its course, 1..n
-    video_link = optional(fields.String())
+    # a video session's room and the client's own join link (a credential: sealed under the
+    # client's key, for the client's channels only; services/scheduling/domain/rooms.py)
+    video_link = optional(fields.String(metadata=PERSONAL))
+    video_room = optional(fields.String(metadata=PERSONAL))
     # optional addition: the booster plan (BoostersPlanned) the session was booked in, so a
     # consumer can tell a booster of a series (announced once, as a whole) from one booked alone
     plan_id = optional(fields.String())
@@ -84,6 +87,10 @@ class SessionRescheduledV1(_SessionFacts):
     modality = one_of(MODALITIES, required=True)
     room = optional(fields.String())
     reason = optional(fields.String(metadata=PERSONAL))
+    # optional additions: the room of the new time when it is by video (None otherwise), so
+    # a session changed to video gets its link and a moved one a new room
+    video_link = optional(fields.String(metadata=PERSONAL))
+    video_room = optional(fields.String(metadata=PERSONAL))
 
 
 @registry.event("SessionCancelled", 1)
@@ -96,6 +103,10 @@ class SessionCancelledV1(_SessionFacts):
 @registry.event("SessionAttended", 1)
 class SessionAttendedV1(_SessionFacts):
     kind = one_of(SESSION_KINDS, required=True)
+    # optional additions: a course session's course and number (records completes the
+    # course when session 16 is attended)
+    course_id = optional(fields.String())
+    number = optional(fields.Integer())
 
 
 @registry.event("SessionMissed", 1)

@@ -38,6 +38,7 @@ class NotifyConfig:
     practice_name: str = "Rapport"
     measures_url: str = "http://127.0.0.1:8103"
     scheduling_url: str = "http://127.0.0.1:8101"  # booking links' tokens
+    records_url: str = "http://127.0.0.1:8102"  # the client's homework link (task reminder)
     portal_url: str = "http://127.0.0.1:8100"  # where staff open a client's record (risk alerts)
     token_secret: str = ""
 
@@ -82,6 +83,7 @@ class NotifyConfig:
                 practice_name=settings.practice_name,
                 measures_url=settings.service_urls.get("measures", cls.measures_url),
                 scheduling_url=settings.service_urls.get("scheduling", cls.scheduling_url),
+                records_url=settings.service_urls.get("records", cls.records_url),
                 token_secret=settings.token_secret,
             )
             overrides = (settings.extra or {}).get("notifications", {})

@@ -93,6 +93,9 @@ KINDS: dict[str, Kind] = {
         # offered times go to someone who enquired, before they are a client; the planner's
         # on_BookingLinkIssued plans it, as it needs how that person asked to be reached
         Kind("booking_link", "booking_link", to_client=False),
+        # the client is told their care has ended: planned by the planner's
+        # on_ClientDischarged, which also voids what was still planned for them
+        Kind("care_ended", "care_ended"),
     )
 }
 

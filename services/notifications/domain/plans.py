@@ -278,6 +278,22 @@ def task_reminder(
     )
 
 
+def care_ended(
+    discharge: dict, contact: Contact, tz: ZoneInfo, now: datetime, *, sessions_cancelled: bool
+) -> list[dict]:
+    """The client is told, in plain words, that their care has ended (issue 17: discharge
+    is the client's to be told, clinical.md); nothing clinical, not the reason."""
+    return to_client(
+        "care_ended",
+        f"care_ended:{discharge['client_id']}:{stamp(discharge['discharged_at'])}",
+        contact,
+        deliver_at(now, contact.quiet, tz, now=now),
+        client_id=discharge["client_id"],
+        therapist_id=discharge.get("therapist_id"),
+        context={"sessions_cancelled": sessions_cancelled},
+    )
+
+
 def risk_alert(alert: dict, now: datetime) -> list[dict]:
     """To the client's therapist and the clinical lead, by email and in the staff inbox, at
     once: quiet hours never hold a risk alert back (PHQ-9 item 9 / CORE-10 item 6 > 0 needs

@@ -173,6 +173,7 @@ CONTEXTS = {
     "task_reminder": {"due_at": NOW},
     "course_summary": {"first_starts_at": NOW, "count": 16, "interval_weeks": 1, "dates": [NOW]},
     "booster_invitation": {"count": 2, "interval_months": 2, "dates": [NOW]},
+    "care_ended": {"sessions_cancelled": True},
 }
 
 

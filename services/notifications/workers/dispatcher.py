@@ -47,7 +47,7 @@ from ..domain import (
 from ..domain.plans import ENQUIRER, contact_for
 from ..projections import Planner
 from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
-from .links import LinkGone, MeasuresLinks, SchedulingLinks
+from .links import HomeworkLinks, LinkGone, MeasuresLinks, SchedulingLinks
 from .render import Renderer
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,9 @@ class Dispatcher:
         self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
         self.booking_links = SchedulingLinks(
             self.config.scheduling_url, self.config.portal_url, self.config.token_secret
+        )
+        self.homework = HomeworkLinks(
+            self.config.records_url, self.config.portal_url, self.config.token_secret
         )
         self.renderer = Renderer(self.config.practice_name, self.config.tz)
         self._ready = True
@@ -297,6 +300,8 @@ class Dispatcher:
             except LinkGone as gone:
                 raise Voided(f"booking link used or expired ({gone})") from None
             context.update(url=link.url, expires_at=link.expires_at)
+        if message["kind"] == "task_reminder":
+            context.update(self.homework_link(message["client_id"]))
         if "session_ids" in context:
             context["dates"] = self.upcoming_dates(context["session_ids"])
         if message["kind"] == "risk_alert":
@@ -326,6 +331,18 @@ class Dispatcher:
                 },
                 upsert=True,
             )
+
+    def homework_link(self, client_id: str) -> dict:
+        """The client's homework page for the task reminder (records). The reminder is worth
+        sending without it: records down or refusing leaves the link out, not the reminder."""
+        try:
+            link = self.homework.fetch(client_id)
+        except LinkGone as gone:
+            raise Voided(f"the client's record is closed ({gone})") from gone
+        except (TransientError, PermanentError) as err:
+            log.warning("%s: task reminder sent without the homework link: %s", self.name, err)
+            return {}
+        return {"url": link.url, "expires_at": link.expires_at}
 
     def check_still_true(self, message: dict, context: dict) -> None:
         """The last word before an appointment message goes: is the appointment still
@@ -363,6 +380,8 @@ class Dispatcher:
 
     def _client_address(self, message: dict) -> str:
         client = self.directory.reader("clients").find_one({"_id": message["client_id"]})
+        if client and message["kind"] == "care_ended":
+            client = {**client, "status": "active"}  # the one message after care ends
         if not client or client.get("status") != "active":
             raise Voided("the client is discharged or unknown")
         contact = contact_for(

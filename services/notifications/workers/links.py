@@ -94,3 +94,36 @@ class SchedulingLinks:
             return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
         except (ValueError, KeyError, TypeError) as err:
             raise TransientError("scheduling sent an unreadable link response") from err
+
+
+class HomeworkLinks:
+    """The client's homework page link from records (issue 17: the task reminder carries it),
+    fetched at send time like a questionnaire link: a credential, never stored or logged."""
+
+    def __init__(self, records_url: str, portal_url: str, token_secret: str, timeout: float = 5.0):
+        self.records_url, self.portal_url = records_url.rstrip("/"), portal_url.rstrip("/")
+        self.secret, self.timeout = token_secret, timeout
+        self.http = requests.Session()
+
+    def fetch(self, client_id: str) -> QuestionnaireLink:
+        token = service_token(self.secret, "notifications", ttl_seconds=60)
+        try:
+            response = self.http.post(
+                f"{self.records_url}/clients/{client_id}/homework-links",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as err:
+            raise TransientError(f"records unreachable: {type(err).__name__}") from err
+        if response.status_code in (404, 409):
+            raise LinkGone(f"records answered {response.status_code}")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"records answered {response.status_code}")
+        if response.status_code >= 400:
+            raise PermanentError(f"records refused the link request: {response.status_code}")
+        try:
+            body = response.json()
+            expires = datetime.fromisoformat(body["expires_at"])
+            return QuestionnaireLink(f"{self.portal_url}{body['path']}", expires)
+        except (ValueError, KeyError, TypeError) as err:
+            raise TransientError("records sent an unreadable link response") from err

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from flask import redirect, render_template, request, url_for
 
 from ..backend import BackendError, backend
-from ..security import signed_in
+from ..security import current_user, signed_in
 from . import blueprint
 from .common import LONDON, form_flash_ok, items, local_input_to_utc, parse_dt
 from .diary import LATEST, STAFF, chosen_therapist, query_date, query_status, therapists_or_error
@@ -186,7 +186,11 @@ def book_submit():
 @signed_in(*STAFF)
 def session_detail(session_id):
     session = backend().get("scheduling", f"/sessions/{session_id}")
-    return render_template("session.html", s=session)
+    diary = None
+    if current_user().role in ("therapist", "clinical_lead"):
+        # before the session: what the client wrote since (records' homework diary)
+        diary, _ = backend().try_get("records", f"/clients/{session['client_id']}/diary-entries")
+    return render_template("session.html", s=session, diary=diary)
 
 
 ACTIONS = {

@@ -86,6 +86,8 @@ def discharge(client_id):
             {
                 "reason": request.form.get("reason", "").strip(),
                 "outcome_summary": request.form.get("outcome_summary", "").strip(),
+                # boosters are the client's choice: cancelled only when staff tick this
+                "cancel_boosters": request.form.get("cancel_boosters") == "yes",
             },
         )
         form_flash_ok("Client discharged. Their future sessions are being cancelled.")

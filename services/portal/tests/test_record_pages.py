@@ -334,6 +334,7 @@ def test_discharge_sends_reason_and_outcome(signed_in, emma):
     assert emma.last("POST", "/clients/c-1/discharge")["json"] == {
         "reason": "Course complete",
         "outcome_summary": "Depression lifted",
+        "cancel_boosters": False,
     }
 
 

@@ -4,6 +4,6 @@ route parses, calls the Application and maps the result. `clients` and `care` ad
 routes to the blueprints of the same resource in queries/, so a resource is one group in
 the OpenAPI document whichever way its routes go."""
 
-from . import care, clients, enquiries, retention  # noqa: F401  (importing them adds their routes)
+from . import care, clients, course, enquiries, homework, retention  # noqa: F401  (importing them adds their routes)
 
 BLUEPRINTS = [retention.blp]

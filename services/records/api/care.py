@@ -142,7 +142,13 @@ def assign_task(body, client_id):
 def discharge(body, client_id):
     """Discharge with reason and outcome summary (`ClientDischarged`); afterwards
     clinical commands are refused (409) and the record stays readable."""
-    command = c.DischargeClient(client_id, body["reason"], body["outcome_summary"], utcnow())
+    command = c.DischargeClient(
+        client_id,
+        body["reason"],
+        body["outcome_summary"],
+        utcnow(),
+        cancel_boosters=body.get("cancel_boosters"),
+    )
     state = application().discharge(command, current_identity(), request_metadata())
     return plain(state.discharge)
 

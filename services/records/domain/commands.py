@@ -105,6 +105,7 @@ class DischargeClient:
     reason: str
     outcome_summary: str
     discharged_at: datetime
+    cancel_boosters: bool | None = None  # staff's explicit answer when boosters are booked
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from shared.events import NewEvent
 
 from . import commands as c
 from . import retention
+from .course import CompleteCourse, decide_completion
+from .diary import WriteDiaryEntry, decide_entry
 from .rules import nhs_number_problem, normalise_nhs_number, phase_move_problem
 from .state import DETAIL_FIELDS, ClientState
 
@@ -282,6 +284,7 @@ def _discharge(s: ClientState, cmd: c.DischargeClient) -> list[NewEvent]:
                 "reason": cmd.reason,
                 "outcome_summary": cmd.outcome_summary,
                 "discharged_at": cmd.discharged_at,
+                **({} if cmd.cancel_boosters is None else {"cancel_boosters": cmd.cancel_boosters}),
             },
         )
     ]
@@ -298,6 +301,8 @@ DECIDERS: dict[type, Callable[[ClientState, Any], list[NewEvent]]] = {
     c.CompleteTask: _complete,
     c.ReviewTask: _review,
     c.DischargeClient: _discharge,
+    CompleteCourse: lambda s, cmd: decide_completion(s, cmd, _must_be_in_care),
+    WriteDiaryEntry: lambda s, cmd: decide_entry(s, cmd, _must_be_in_care),
     c.RequestErasure: retention.decide_erasure,
     c.DisposeClient: retention.decide_disposal,
 }

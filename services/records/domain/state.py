@@ -9,6 +9,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from . import course as course_rules
+from . import diary as diary_rules
+
 DETAIL_FIELDS = (
     "given_name",
     "family_name",
@@ -36,6 +39,9 @@ class ClientState:
     notes: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     discharge: Mapping[str, Any] | None = None
+    course: Mapping[str, Any] | None = None  # the current course's completion (domain.course)
+    course_sessions: frozenset = frozenset()  # final sessions that completed a course
+    diary: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     registered_at: datetime | None = None
     last_changed_at: datetime | None = None
     version: int = 0
@@ -83,7 +89,8 @@ def _formulated(s: ClientState, d: Mapping, at) -> ClientState:
 
 
 def _phase_changed(s: ClientState, d: Mapping, at) -> ClientState:
-    return replace(s, phase=d["to_phase"])
+    course = None if course_rules.new_course_begins(s, d) else s.course
+    return replace(s, phase=d["to_phase"], course=course)
 
 
 def _note_recorded(s: ClientState, d: Mapping, at) -> ClientState:
@@ -150,6 +157,9 @@ EVOLVERS: dict[str, Callable[[ClientState, Mapping, Any], ClientState]] = {
     "TaskCompleted": _task_completed,
     "TaskReviewed": _task_reviewed,
     "ClientDischarged": _discharged,
+    "CourseCompleted": course_rules.course_completed,
+    "CourseOutcomeRecorded": course_rules.outcome_recorded,
+    "DiaryEntryWritten": diary_rules.entry_written,
     "ErasureRefused": _erasure_refused,
     "ClientDisposed": _disposed,
 }

@@ -64,7 +64,17 @@ def full_view(state: ClientState, attendance: dict, as_of: datetime | None = Non
         "notes": [note_view(n) for n in state.notes.values()],
         "tasks": [task_view(state.client_id, t) for t in state.tasks.values()],
         "discharge": plain(state.discharge) if state.discharge else None,
+        "course": course_view(state) if state.course else None,
+        # the client's own words between sessions (homework diary), newest first
+        "diary_entries": [
+            {k: plain(e.get(k)) for k in ("entry_id", "text", "task_id", "written_at")}
+            for e in sorted(state.diary.values(), key=lambda e: e["written_at"], reverse=True)
+        ],
     }
+
+
+def course_view(state: ClientState) -> dict:
+    return {"client_id": state.client_id, **plain(state.course), "phase": state.phase}
 
 
 def event_view(event: Event) -> dict:

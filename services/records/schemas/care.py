@@ -87,6 +87,7 @@ class DischargeOut(Schema):
     reason = fields.String()
     outcome_summary = fields.String()
     discharged_at = fields.DateTime()
+    cancel_boosters = fields.Boolean(allow_none=True)
 
 
 class AssessmentIn(Schema):
@@ -185,3 +186,11 @@ class TaskReviewIn(Schema):
 class DischargeIn(Schema):
     reason = free_text(2000, required=True)
     outcome_summary = free_text(required=True)
+    cancel_boosters = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "with booster sessions booked, discharge is refused (409 "
+            "`boosters_booked`) unless this is true: they are cancelled only when staff say so"
+        },
+    )

@@ -12,6 +12,8 @@ from shared.contracts.records import CHANNELS, PHASES
 
 from . import Moment, free_text, ident, line_text
 from .care import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut
+from .course import CourseOut
+from .homework import EntryOut
 
 STATUSES = ("active", "discharged")
 
@@ -168,6 +170,15 @@ class ClientOut(_ClientFields):
     notes = fields.List(fields.Nested(NoteOut))
     tasks = fields.List(fields.Nested(TaskOut))
     discharge = fields.Nested(DischargeOut, allow_none=True)
+    course = fields.Nested(
+        CourseOut,
+        allow_none=True,
+        metadata={"description": "the course's completion and outcome (null while it runs)"},
+    )
+    diary_entries = fields.List(
+        fields.Nested(EntryOut),
+        metadata={"description": "the client's diary entries and reflections, newest first"},
+    )
 
 
 class ClientSummaryOut(Schema):

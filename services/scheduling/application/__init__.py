@@ -8,7 +8,6 @@ get their own streams in the same append)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -22,8 +21,9 @@ from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppe
 from shared.projections import ProjectionStore
 from shared.web import context
 
-from ..domain import diary
+from ..domain import diary, rooms
 from ..domain.courses import BookCourse, Course, Plan, PlanBoosters
+from ..domain.rooms import RoomProvider, VideoRooms
 from ..domain.session import (
     AttendSession,
     Booking,
@@ -65,10 +65,11 @@ class Application:
         directory: ProjectionStore,
         *,
         clock: Callable[[], datetime] = utcnow,
-        video_base: str | None = None,
+        rooms: RoomProvider | None = None,
     ):
         self.store, self.directory, self.clock = store, directory, clock
-        self.video_base = video_base
+        self.rooms = rooms
+        self._therapist_names: dict[str, str] = {}
         self.claims = store.db[claims.COLLECTION]
         self.therapists = CommandHandler(store, Therapist())
         self.session_decider = Session()
@@ -88,6 +89,26 @@ class Application:
         check_client_access(who, found)
         return found
 
+    def _directory_entry(self, client_id: str) -> dict | None:
+        return self.directory.reader("clients").find_one({"_id": client_id})
+
+    def video_rooms(self, client: dict | None) -> VideoRooms | None:
+        """How this client's video rooms are made: the Jitsi display name is their given name
+        only (the therapist knows who they are; anyone else in view of a screen need not)."""
+        if self.rooms is None:
+            return None
+        return VideoRooms(self.rooms, (client or {}).get("given_name") or "Client")
+
+    def therapist_link(self, state: SessionState, who: Identity) -> str | None:
+        """The session's therapist's own (moderator) link; nobody else is given one."""
+        therapist_id = state.facts.get("therapist_id")
+        if self.rooms is None or state.status != "booked" or who.therapist_id != therapist_id:
+            return None
+        if therapist_id not in self._therapist_names:  # a course: one load, not sixteen
+            self._therapist_names[therapist_id] = self.therapist(therapist_id).name
+        name = self._therapist_names[therapist_id] or "Therapist"
+        return rooms.therapist_link(self.rooms, state.facts, therapist_id, name)
+
     def client_status(self, client_id: str) -> str | None:
         doc = self.directory.reader("clients").find_one({"_id": client_id}, {"status": 1})
         return doc["status"] if doc else None
@@ -106,9 +127,7 @@ class Application:
     # -- one session ---------------------------------------------------------------------------
     def book(self, booking: Booking, therapist_id: str, who: Identity, meta: Metadata) -> Event:
         own_diary(who, therapist_id)
-        self.client(booking.client_id, who)
-        if self.video_base and booking.video_link is None:
-            booking = replace(booking, video_link=f"{self.video_base}/{booking.session_id}")
+        client = self.client(booking.client_id, who)
 
         def command(state: SessionState) -> BookSession:
             return BookSession(
@@ -116,6 +135,7 @@ class Application:
                 self.therapist(therapist_id),
                 self.client_status(booking.client_id),
                 self.clock(),
+                rooms=self.video_rooms(client),
             )
 
         # a session id the API has just made has no events yet: nothing to load
@@ -132,10 +152,12 @@ class Application:
         """Move a booked session (its claims move with it, atomically)."""
 
         def command(current: SessionState) -> RescheduleSession:
+            client_id = current.facts["client_id"]
             return RescheduleSession(
                 therapist=self.therapist(current.facts["therapist_id"]),
                 now=self.clock(),
-                client_status=self.client_status(current.facts["client_id"]),
+                client_status=self.client_status(client_id),
+                rooms=self.video_rooms(self._directory_entry(client_id)),
                 **wanted,
             )
 
@@ -250,7 +272,7 @@ class Application:
             room=room,
             now=self.clock(),
             busy=busy,
-            video_base=self.video_base,
+            rooms=self.video_rooms(self._directory_entry(client_id)),
         )
 
     def book_many(
@@ -284,5 +306,5 @@ def application() -> Application:
         ctx.store,
         ctx.projection(directory()),
         clock=current_app.config["SCHEDULING_CLOCK"],
-        video_base=current_app.config["SCHEDULING_VIDEO_BASE"],
+        rooms=current_app.config["SCHEDULING_ROOMS"],
     )

@@ -16,6 +16,7 @@ from shared.domain import Conflict
 from shared.events import NewEvent
 
 from . import diary
+from .rooms import VideoRooms
 from .session import Booking, booked_data, check_client, check_place, time_problem
 from .therapist import TherapistState
 
@@ -33,7 +34,7 @@ class Plan:
     room: str | None
     now: datetime
     busy: frozenset[str] = frozenset()  # claim keys (diary.claim_keys) already taken
-    video_base: str | None = None
+    rooms: VideoRooms | None = None  # how each video session's room and links are made
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,11 @@ def _session_events(
             room=plan.room,
             course_id=course_id,
             number=number if course_id else None,
-            video_link=f"{plan.video_base}/{sid}" if plan.video_base else None,
             plan_id=None if course_id else prefix,
         )
-        events.append(NewEvent("SessionBooked", booked_data(booking, plan.therapist.therapist_id)))
+        events.append(
+            NewEvent("SessionBooked", booked_data(booking, plan.therapist.therapist_id, plan.rooms))
+        )
     return events
 
 

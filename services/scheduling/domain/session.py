@@ -14,6 +14,7 @@ from shared.domain import Conflict, DomainError, Invalid, NotFound
 from shared.events import NewEvent
 
 from . import diary
+from .rooms import VideoRooms
 from .therapist import TherapistState
 
 # -- session ----------------------------------------------------------------------------------
@@ -38,7 +39,6 @@ class Booking:
     room: str | None = None
     course_id: str | None = None
     number: int | None = None
-    video_link: str | None = None
     plan_id: str | None = None  # the booster plan this session belongs to
 
 
@@ -48,6 +48,7 @@ class BookSession:
     therapist: TherapistState
     client_status: str | None  # from the client directory; None = not registered
     now: datetime
+    rooms: VideoRooms | None = None  # how a video session's room and links are made
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class RescheduleSession:
     modality: str | None = None
     room: str | None = None
     reason: str | None = None
+    rooms: VideoRooms | None = None
 
 
 @dataclass(frozen=True)
@@ -130,12 +132,14 @@ def _booked(state: SessionState, d: dict) -> SessionState:
 
 
 def _rescheduled(state: SessionState, d: dict) -> SessionState:
-    moved = {k: d[k] for k in ("starts_at", "ends_at", "modality", "room")}
+    moved = {k: d.get(k) for k in ("starts_at", "ends_at", "modality", "room", *VIDEO)}
     return SessionState(BOOKED, {**state.facts, **moved})
 
 
 def _cancelled(state: SessionState, d: dict) -> SessionState:
-    return SessionState(CANCELLED, {**state.facts, "cancelled_by": d["by"], "late": d["late"]})
+    # the room is revoked with the session: no view shows its links again
+    facts = {**state.facts, "cancelled_by": d["by"], "late": d["late"]}
+    return SessionState(CANCELLED, {**facts, **dict.fromkeys(VIDEO)})
 
 
 EVOLVERS: dict[str, Callable[[SessionState, dict], SessionState]] = {
@@ -154,7 +158,8 @@ def _book(state: SessionState, command: BookSession) -> list[NewEvent]:
         raise Conflict(f"session {b.session_id} already exists")
     check_client(b.client_id, command.client_status)
     check_bookable(command.therapist, b.modality, b.room, b.starts_at, command.now)
-    return [NewEvent("SessionBooked", booked_data(b, command.therapist.therapist_id))]
+    data = booked_data(b, command.therapist.therapist_id, command.rooms)
+    return [NewEvent("SessionBooked", data)]
 
 
 def _still_booked(state: SessionState, verb: str) -> None:
@@ -178,6 +183,8 @@ def _reschedule(state: SessionState, command: RescheduleSession) -> list[NewEven
     check_bookable(command.therapist, modality, room, command.starts_at, command.now)
     if command.starts_at == f["starts_at"] and modality == f["modality"] and room == f.get("room"):
         raise Conflict("the session is already at that time and place", code="unchanged")
+    # a session moved or changed to video gets the room of its new time (and new links)
+    video = _video(command.rooms, f["session_id"], f["client_id"], modality, command.starts_at)
     return [
         NewEvent(
             "SessionRescheduled",
@@ -189,6 +196,7 @@ def _reschedule(state: SessionState, command: RescheduleSession) -> list[NewEven
                 "modality": modality,
                 "room": room,
                 "reason": command.reason,
+                **video,
             },
         )
     ]
@@ -205,7 +213,10 @@ def _held(state: SessionState, now: datetime, verb: str, event_type: str) -> lis
     _still_booked(state, verb)
     if now < state.facts["starts_at"]:
         raise Conflict("the session has not started yet", code="not_started")
-    return [NewEvent(event_type, {**_facts(state), "kind": state.facts["kind"]})]
+    f = state.facts
+    # a course session says which one it was: records completes the course at session 16
+    course = {"course_id": f["course_id"], "number": f["number"]} if f.get("number") else {}
+    return [NewEvent(event_type, {**_facts(state), "kind": f["kind"], **course})]
 
 
 DECIDERS: dict[type, Callable[[SessionState, Any], list[NewEvent]]] = {
@@ -230,7 +241,24 @@ class Session:
         return DECIDERS[type(command)](state, command)
 
 
-def booked_data(b: Booking, therapist_id: str) -> dict[str, Any]:
+VIDEO = ("video_room", "video_link")
+
+
+def _video(
+    rooms: VideoRooms | None, session_id: str, client_id: str, modality: str, start: datetime
+) -> dict:
+    if rooms is None:
+        return dict.fromkeys(VIDEO)
+    return rooms.facts(
+        session_id=session_id,
+        client_id=client_id,
+        modality=modality,
+        starts_at=start,
+        ends_at=start + diary.SESSION,
+    )
+
+
+def booked_data(b: Booking, therapist_id: str, rooms: VideoRooms | None = None) -> dict[str, Any]:
     return {
         "session_id": b.session_id,
         "client_id": b.client_id,
@@ -242,7 +270,7 @@ def booked_data(b: Booking, therapist_id: str) -> dict[str, Any]:
         "room": b.room if b.modality == "face_to_face" else None,
         "course_id": b.course_id,
         "number": b.number,
-        "video_link": b.video_link if b.modality == "video" else None,
+        **_video(rooms, b.session_id, b.client_id, b.modality, b.starts_at),
         **({"plan_id": b.plan_id} if b.plan_id else {}),
     }
 

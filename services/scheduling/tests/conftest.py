@@ -90,7 +90,7 @@ def register_client(settings, client_id: str, therapist_id: str, given="Emma", f
     )
 
 
-def discharge_client(settings, client_id: str, therapist_id: str):
+def discharge_client(settings, client_id: str, therapist_id: str, cancel_boosters=None):
     store = records_store(settings)
     stream = f"client-{client_id}"
     store.append(
@@ -105,6 +105,7 @@ def discharge_client(settings, client_id: str, therapist_id: str):
                     "reason": "course completed",
                     "outcome_summary": "recovered",
                     "discharged_at": utcnow(),
+                    **({} if cancel_boosters is None else {"cancel_boosters": cancel_boosters}),
                 },
             )
         ],

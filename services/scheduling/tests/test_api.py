@@ -33,9 +33,10 @@ def test_a_session_is_booked_with_a_location(client, settings, auth_header, ther
     assert r.status_code == 201, r.json
     assert r.headers["Location"] == f"/sessions/{r.json['session_id']}"
     assert r.json["ends_at"] == (at(monday(), 10) + timedelta(minutes=50)).isoformat()
-    assert r.json["video_link"].endswith(r.json["session_id"])
+    assert r.json["video_link"] is None, "reception is not given a link to the room"
     got = client.get(r.headers["Location"], headers=auth_header("therapist", therapist_id="t1"))
     assert got.status_code == 200 and got.json["status"] == "booked"
+    assert got.json["video_link"].startswith("https://meet.rapport.test/"), "the therapist's own"
     assert (
         got.json["client_name"] == "Emma Stone"
     )  # issue 13, defect 8: the session page names the client

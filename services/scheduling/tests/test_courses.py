@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 
 from services.scheduling.domain import diary
 from services.scheduling.domain.courses import BookCourse, Course, Plan, PlanBoosters
+from services.scheduling.domain.rooms import UrlRooms, VideoRooms, room_name
 from services.scheduling.domain.therapist import Therapist
 from shared.domain import Conflict, NotFound, fold
 from testkit.given import given
@@ -27,7 +28,7 @@ def plan(*extra, busy=(), status="active", modality="video", room=None):
         room=room,
         now=NOW,
         busy=frozenset(busy),
-        video_base="https://video.test",
+        rooms=VideoRooms(UrlRooms("https://video.test", "room-secret")),
     )
 
 
@@ -50,7 +51,9 @@ def test_sixteen_weekly_sessions_in_one_command():
     assert [e.data["number"] for e in events[1:]] == list(range(1, 17))
     assert {e.data["kind"] for e in events[1:]} == {"treatment"}
     assert {e.data["course_id"] for e in events[1:]} == {"k1"}
-    assert events[1].data["video_link"] == "https://video.test/k1-01"
+    room = room_name("room-secret", "k1-01", utc(2026, 9, 7, 9, 0))
+    assert events[1].data["video_room"] == room
+    assert events[1].data["video_link"] == f"https://video.test/{room}"
 
 
 def test_a_course_across_the_last_sunday_of_october_keeps_local_time():

@@ -62,7 +62,6 @@ def booking(start, **changes):
         "kind": "treatment",
         "modality": "video",
         "starts_at": start,
-        "video_link": "https://video.test/s1",
     }
     fields.update(changes)
     return Booking(**fields)
@@ -80,7 +79,8 @@ def booked(start=FIRST_MONDAY_9AM, **changes):
         "room": None,
         "course_id": None,
         "number": None,
-        "video_link": "https://video.test/s1",
+        "video_link": None,
+        "video_room": None,
     }
     data.update(changes)
     return NewEvent("SessionBooked", data)
@@ -274,6 +274,8 @@ def test_rescheduling_moves_the_session_and_keeps_the_old_time():
                     "modality": "video",
                     "room": None,
                     "reason": "school run",
+                    "video_room": None,
+                    "video_link": None,
                 },
             )
         ]

@@ -256,3 +256,46 @@ def test_a_discharge_of_a_client_disposed_of_meanwhile_is_closed_not_fatal(
     assert job["status"] == "done" and job["outcome"] == "client disposed of"
     store = ServiceContext("scheduling", settings).store
     assert store.events.count_documents({"type": "SessionCancelled"}) == 0 and session
+
+
+def test_a_discharge_keeps_the_clients_boosters_unless_staff_confirmed_their_cancelling(
+    client, settings, auth_header, therapist, workers
+):
+    """Boosters are the client's choice (issue 17): a discharge that did not say
+    `cancel_boosters` cancels the treatment sessions ahead and keeps the boosters; one that
+    did cancels those too."""
+    therapist()
+    register_client(settings, "c1", "t1", "John", "Hale")
+    register_client(settings, "c2", "t1", "Emma", "Wood")
+    start_workers(settings, workers)
+    wait_for_clients(settings, 2)
+    admin, first = auth_header("admin"), monday()
+
+    def book(client_id, kind, weeks, hour=10):
+        return post(
+            client,
+            "/sessions",
+            admin,
+            client_id=client_id,
+            therapist_id="t1",
+            kind=kind,
+            modality="video",
+            starts_at=at(first + timedelta(weeks=weeks), hour).isoformat(),
+        )["session_id"]
+
+    treatment, booster = book("c1", "treatment", 0), book("c1", "booster", 8)
+    confirmed = book("c2", "booster", 8, hour=12)
+
+    discharge_client(settings, "c1", "t1")
+    discharge_client(settings, "c2", "t1", cancel_boosters=True)
+
+    def status(session_id):
+        return client.get(f"/sessions/{session_id}", headers=admin).json["status"]
+
+    eventually(
+        lambda: status(treatment) == "cancelled" and status(confirmed) == "cancelled",
+        timeout=60,
+        message="the treatment session and the confirmed booster cancelled",
+    )
+    assert make_canceller(settings).step() == 0
+    assert status(booster) == "booked", "a booster the client chose is not silently cancelled"
