@@ -8,7 +8,7 @@ that his care has ended."""
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 LONDON = ZoneInfo("Europe/London")
 JOHN_EMAIL = "john.h@client.test"

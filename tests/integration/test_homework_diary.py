@@ -12,7 +12,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from shared import services
-from shared.pytest_plugin import eventually, free_port, service_workers
+from testkit.plugin import eventually, service_workers
+from testkit.procs import free_port
 
 EMMA_EMAIL = "emma.h@client.test"
 

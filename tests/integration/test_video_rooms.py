@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import jwt
 import pytest
 
-from shared.pytest_plugin import eventually
+from testkit.plugin import eventually
 
 LONDON = ZoneInfo("Europe/London")
 SECRET = "jitsi-secret-of-the-integration-test-0123456789"

@@ -6,7 +6,7 @@ from services.records.domain import record
 from services.records.domain.course import CompleteCourse
 from shared.domain import Conflict, Invalid, fold
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import AT, CID, DISCHARGED, FORMULATED, REGISTERED, phase
 

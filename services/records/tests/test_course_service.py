@@ -10,7 +10,7 @@ import pytest
 from services.records.app import create_app
 from services.records.projections import ClientSummaries
 from shared.consumer import projection_store
-from shared.pytest_plugin import eventually, service_workers
+from testkit.plugin import eventually, service_workers
 
 from .support import JOHN, JOHN_FORMULATION, T2, Scheduling
 

@@ -8,7 +8,7 @@ from services.records.domain import record
 from services.records.domain.diary import WriteDiaryEntry
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.events import NewEvent
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import CID, DISCHARGED, REGISTERED
 

@@ -24,7 +24,7 @@ from services.scheduling.domain.session import (
 )
 from services.scheduling.domain.therapist import Therapist
 from shared.domain import fold
-from shared.testing import given
+from testkit.given import given
 
 from .test_domain import NOW, booked, booking, hours, registered, utc
 
