@@ -15,6 +15,8 @@ from werkzeug.serving import make_server
 from services.billing.app import create_app as create_billing
 from services.billing.tests.conftest import Clock, Diary, charges_of
 from services.billing.tests.test_service import FIRST, setup_practice
+from services.notifications.workers.channels import PermanentError, TransientError
+from services.notifications.workers.invoices import BillingInvoices, InvoiceGone
 from shared import kafka as kafka_clients
 from shared.mongo import client as mongo_client
 from shared.outbox import message_from_document
@@ -147,3 +149,33 @@ def test_billing_down_at_send_time_is_retried_then_the_funder_gets_it(
     assert filename == f"{issued.json['number']}.pdf" and pdf.startswith(b"%PDF")
     assert not mail.to("c1@example.test")
     assert "NotificationFailed" in notification_events(billed_settings, key)
+
+
+@pytest.fixture
+def answering(settings):
+    """A billing that answers every request with one status (set by the test)."""
+    state = {"status": "404 Not Found"}
+
+    def app(environ, start_response):
+        start_response(state["status"], [("Content-Type", "text/plain")])
+        return [b"no"]
+
+    from services.portal.tests.conftest import _Quiet
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, BillingInvoices(f"http://127.0.0.1:{server.server_port}", settings.token_secret)
+    server.shutdown()
+
+
+def test_billing_answers_map_to_void_retry_or_fail(answering):
+    state, invoices = answering
+    with pytest.raises(InvoiceGone):  # the dispatcher voids the message
+        invoices.pdf("i9", "INV-000009")
+    for status in ("503 Service Unavailable", "429 Too Many Requests", "200 OK"):
+        state["status"] = status  # 200 with something other than a PDF: tried again too
+        with pytest.raises(TransientError):
+            invoices.pdf("i9", "INV-000009")
+    state["status"] = "403 Forbidden"
+    with pytest.raises(PermanentError):
+        invoices.pdf("i9", "INV-000009")
