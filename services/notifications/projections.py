@@ -1,4 +1,4 @@
-"""The planner: one projection reading scheduling, records and measures, keeping what it
+"""The planner: one projection reading scheduling, records, measures and billing, keeping what it
 needs to know (the client directory, therapists, sessions) and writing into the message
 book what to send and when. Extends the kernel's client directory so that a change of
 contact consent and the re-planning it causes happen in one transaction.
@@ -28,7 +28,7 @@ SESSION_NOTICES = ("confirmation", "rescheduled")
 
 class Planner(ClientDirectory):
     name = "planner"
-    sources = ("records", "scheduling", "measures")
+    sources = ("records", "scheduling", "measures", "billing")
     collections = {
         **ClientDirectory.collections,
         "therapists": [],
@@ -37,6 +37,7 @@ class Planner(ClientDirectory):
         ],
         "awaiting": [IndexModel([("client_id", ASCENDING), ("recorded_at", ASCENDING)])],
         "enquirers": [],
+        "funders": [],  # billing's FundingSet: who pays for a client, and their e-mail
     }
     # facts about a client that can arrive before the client does: the planner reads three
     # topics, and a batch may hold a booking before the registration it depends on. These
@@ -291,6 +292,23 @@ class Planner(ClientDirectory):
             f"appointment {status}",
             event.recorded_at,
         )
+
+    # -- billing ---------------------------------------------------------------------------
+    def on_FundingSet(self, event, view):
+        d = event.data
+        view["funders"].update_one(
+            {"_id": d["client_id"]},
+            {"$set": {"payer": d["payer"], "payer_email": d.get("payer_email")}},
+            upsert=True,
+        )
+
+    def on_InvoiceIssued(self, event, view):
+        """The invoice to whoever pays it (plans.invoice): the funder's address is the one
+        billing's funding holds (kept by on_FundingSet, which billing records first)."""
+        funder = view["funders"].find_one({"_id": event.data["client_id"]}) or {}
+        email = funder.get("payer_email") if funder.get("payer") != "self" else None
+        planned = plans.invoice(dict(event.data), email, event.recorded_at)
+        self.book(view).plan(planned, event.recorded_at)
 
     # -- measures ------------------------------------------------------------------------
     def on_QuestionnaireWithdrawn(self, event, view):

@@ -67,7 +67,8 @@ class NotificationOut(Schema):
     kind = fields.String(required=True)
     channel = fields.String(required=True)
     recipient = fields.String(
-        required=True, metadata={"description": "client, a therapist id or clinical_lead"}
+        required=True,
+        metadata={"description": "client, funder, enquirer, a therapist id or clinical_lead"},
     )
     client_id = fields.String(allow_none=True)
     therapist_id = fields.String(allow_none=True)

@@ -344,12 +344,12 @@ def income(args):
 
 
 @invoices_blp.route("/invoices/<invoice_id>", methods=["GET"])
-@requires(*MONEY)
+@requires(*MONEY, "service")  # notifications fetches the PDF to e-mail it to the payer
 @invoices_blp.response(200, s.InvoiceOut)
 @invoices_blp.alt_response(200, content_type="application/pdf", description="the invoice as a PDF")
 def get_invoice(invoice_id):
     """The invoice as issued, with what it still owes and its credit notes. With
-    `Accept: application/pdf`, the PDF to send to the payer."""
+    `Accept: application/pdf`, the PDF to send to the payer (notifications e-mails it)."""
     data, state, notes = application().invoice(invoice_id)
     out = invoice_out(data, state, notes)
     if (

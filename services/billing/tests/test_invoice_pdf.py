@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.billing.domain.fees import VAT_EXEMPT_STATEMENT
+from shared.auth import service_token
 
 from .conftest import Diary, charges_of
 from .test_service import FIRST, setup_practice
@@ -71,5 +72,10 @@ def test_the_invoice_pdf_names_practice_payer_lines_totals_and_vat(
     assert "9 March 2026 Non-attendance: Therapy session £45.00 £0.00 £45.00" in flat
     assert "Total £165.00" in flat and "Amount due £165.00" in flat
     assert " ".join(VAT_EXEMPT_STATEMENT.split()) in flat
+    # notifications fetches it with a service token, to e-mail it to the payer
+    token = service_token(settings.token_secret, "notifications", ttl_seconds=60)
+    service = {"Authorization": f"Bearer {token}", "Accept": "application/pdf"}
+    fetched = client.get(issued.headers["Location"], headers=service)
+    assert fetched.status_code == 200 and fetched.data.startswith(b"%PDF")
     json_answer = client.get(issued.headers["Location"], headers=h)
     assert json_answer.json["total"]["amount"] == 16500

@@ -39,6 +39,12 @@ class NotifyConfig:
     measures_url: str = "http://127.0.0.1:8103"
     scheduling_url: str = "http://127.0.0.1:8101"  # booking links' tokens
     records_url: str = "http://127.0.0.1:8102"  # the client's homework link (task reminder)
+    billing_url: str = "http://127.0.0.1:8105"  # an invoice's PDF, fetched at send time
+    # what an invoice e-mail says about paying: due this many days after issue, and how
+    payment_terms_days: int = 30
+    payment_instructions: str = (
+        "Please pay by bank transfer or card, quoting the invoice number as the reference."
+    )
     portal_url: str = "http://127.0.0.1:8100"  # where staff open a client's record (risk alerts)
     token_secret: str = ""
 
@@ -72,6 +78,8 @@ class NotifyConfig:
             idle_rest_seconds=float(
                 env("RAPPORT_NOTIFY_IDLE_REST_SECONDS", str(cls.idle_rest_seconds))
             ),
+            payment_terms_days=int(env("RAPPORT_PAYMENT_TERMS_DAYS", str(cls.payment_terms_days))),
+            payment_instructions=env("RAPPORT_PAYMENT_INSTRUCTIONS", cls.payment_instructions),
             portal_url=env("RAPPORT_PORTAL_PUBLIC_URL")
             or env("RAPPORT_PORTAL_URL")
             or cls.portal_url,
@@ -84,6 +92,7 @@ class NotifyConfig:
                 measures_url=settings.service_urls.get("measures", cls.measures_url),
                 scheduling_url=settings.service_urls.get("scheduling", cls.scheduling_url),
                 records_url=settings.service_urls.get("records", cls.records_url),
+                billing_url=settings.service_urls.get("billing", cls.billing_url),
                 token_secret=settings.token_secret,
             )
             overrides = (settings.extra or {}).get("notifications", {})

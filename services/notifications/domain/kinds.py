@@ -96,6 +96,9 @@ KINDS: dict[str, Kind] = {
         # the client is told their care has ended: planned by the planner's
         # on_ClientDischarged, which also voids what was still planned for them
         Kind("care_ended", "care_ended"),
+        # an issued invoice, with its PDF (fetched from billing at send time), to whoever
+        # pays: planned by the planner's on_InvoiceIssued, as a funder is not the client
+        Kind("invoice", "invoice", to_client=False),
     )
 }
 

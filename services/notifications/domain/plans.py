@@ -227,6 +227,7 @@ def questionnaire_link(request: dict, contact: Contact, tz: ZoneInfo, now: datet
     )
 
 
+FUNDER = "funder"  # the client's insurer or referrer, as billing's FundingSet names them
 ENQUIRER = "enquirer"  # someone who got in touch, not (yet) a client: records' EnquiryReceived
 
 
@@ -321,3 +322,33 @@ def risk_alert(alert: dict, now: datetime) -> list[dict]:
                 )
             )
     return out
+
+
+def invoice(issued: dict, funder_email: str | None, now: datetime) -> list[dict]:
+    """An issued invoice, by e-mail, at once, to whoever pays it: the client for self-pay
+    (their address is looked up at send time), the funder when billing's funding holds the
+    funder's e-mail address. Without one nothing is planned: the practice sends it itself.
+    The PDF is fetched from billing at send time; the context holds no lines, so nothing
+    about the sessions (not even their dates) is in the book."""
+    to_funder = issued["payer"] == "funder"
+    if to_funder and not funder_email:
+        return []
+    context = {
+        "number": issued["number"],
+        "issued_on": str(issued["issued_on"]),  # a date: kept as its ISO text
+        "total": dict(issued["total"]),
+        "credit_applied": dict(issued["credit_applied"]),
+    }
+    return [
+        _message(
+            f"invoice:{issued['invoice_id']}:email",
+            "invoice",
+            "email",
+            now,
+            client_id=issued["client_id"],
+            therapist_id=None,
+            recipient=FUNDER if to_funder else CLIENT,
+            refs={"invoice_id": issued["invoice_id"]},
+            context=context,
+        )
+    ]

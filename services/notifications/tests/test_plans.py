@@ -252,3 +252,33 @@ def test_a_course_recorded_after_it_ended_is_not_announced():
         "course:k1:email",
         "course:k1:sms",
     ]
+
+
+def _issued(payer: str) -> dict:
+    gbp = {"amount": 18000, "currency": "GBP"}
+    return {
+        "client_id": "c1",
+        "invoice_id": "i1",
+        "number": "INV-000001",
+        "issued_on": datetime(2026, 3, 31).date(),
+        "payer": payer,
+        "lines": [{"description": "Therapy session"}],
+        "total": gbp,
+        "credit_applied": {"amount": 0, "currency": "GBP"},
+    }
+
+
+def test_an_invoice_goes_to_the_client_or_a_funder_with_an_address_and_says_nothing_clinical():
+    now = datetime(2026, 3, 31, 9, tzinfo=UTC)
+    [to_client] = plans.invoice(_issued("client"), None, now)
+    assert (to_client["_id"], to_client["recipient"], to_client["channel"]) == (
+        "invoice:i1:email",
+        "client",
+        "email",
+    )
+    assert to_client["due_at"] == now and to_client["invoice_id"] == "i1"
+    assert "lines" not in to_client["context"] and to_client["context"]["issued_on"] == "2026-03-31"
+    [to_funder] = plans.invoice(_issued("funder"), "claims@acme.test", now)
+    assert to_funder["recipient"] == "funder"
+    # billing's funding holds no e-mail for this funder: the practice sends it itself
+    assert plans.invoice(_issued("funder"), None, now) == []

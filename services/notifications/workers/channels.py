@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import smtplib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -39,7 +40,9 @@ class EmailChannel:
     def __init__(self, config: NotifyConfig):
         self.config = config
 
-    def build(self, key: str, to: str, rendered: Rendered) -> EmailMessage:
+    def build(
+        self, key: str, to: str, rendered: Rendered, attachments: Sequence = ()
+    ) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.config.mail_from
         msg["To"] = to
@@ -49,9 +52,13 @@ class EmailChannel:
         # lets a receiving system see the same notification twice without reading it
         msg["X-Rapport-Notification"] = hashlib.sha256(key.encode()).hexdigest()[:40]
         msg.set_content(rendered.body)
+        for a in attachments:  # e.g. an invoice's PDF (workers/invoices.py Attachment)
+            msg.add_attachment(
+                a.content, maintype=a.maintype, subtype=a.subtype, filename=a.filename
+            )
         return msg
 
-    def send(self, key: str, to: str, rendered: Rendered) -> None:
+    def send(self, key: str, to: str, rendered: Rendered, attachments: Sequence = ()) -> None:
         c = self.config
         try:
             with smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout) as smtp:
@@ -59,7 +66,7 @@ class EmailChannel:
                     smtp.starttls()
                 if c.smtp_user:
                     smtp.login(c.smtp_user, c.smtp_password or "")
-                refused = smtp.send_message(self.build(key, to, rendered))
+                refused = smtp.send_message(self.build(key, to, rendered, attachments))
         except smtplib.SMTPResponseException as err:
             self._raise_for(err.smtp_code, err.smtp_error)
         except smtplib.SMTPRecipientsRefused as err:

@@ -44,9 +44,10 @@ from ..domain import (
     retry_delay,
     session_bound,
 )
-from ..domain.plans import ENQUIRER, contact_for
+from ..domain.plans import ENQUIRER, FUNDER, contact_for
 from ..projections import Planner
 from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
+from .invoices import BillingInvoices, InvoiceGone, invoice_terms
 from .links import HomeworkLinks, LinkGone, MeasuresLinks, SchedulingLinks
 from .render import Renderer
 
@@ -125,6 +126,7 @@ class Dispatcher:
         self.homework = HomeworkLinks(
             self.config.records_url, self.config.portal_url, self.config.token_secret
         )
+        self.invoices = BillingInvoices(self.config.billing_url, self.config.token_secret)
         self.renderer = Renderer(self.config.practice_name, self.config.tz)
         self._ready = True
 
@@ -300,6 +302,14 @@ class Dispatcher:
             except LinkGone as gone:
                 raise Voided(f"booking link used or expired ({gone})") from None
             context.update(url=link.url, expires_at=link.expires_at)
+        attachments = []
+        if message["kind"] == "invoice":
+            try:
+                pdf = self.invoices.pdf(message["invoice_id"], context["number"])
+            except InvoiceGone as gone:
+                raise Voided(f"billing knows no such invoice ({gone})") from gone
+            attachments.append(pdf)
+            context.update(invoice_terms(context, self.config))
         if message["kind"] == "task_reminder":
             context.update(self.homework_link(message["client_id"]))
         if "session_ids" in context:
@@ -308,7 +318,7 @@ class Dispatcher:
             context.update(self.alert_context(message))
         rendered = self.renderer.render(message["kind"], message["channel"], context)
         if message["channel"] == "email":
-            self.email.send(message["_id"], address, rendered)
+            self.email.send(message["_id"], address, rendered, attachments)
         elif message["channel"] == "sms":
             self.sms.send(message["_id"], address, rendered)
         else:
@@ -361,6 +371,8 @@ class Dispatcher:
     def address(self, message: dict) -> tuple[str | None, str]:
         """(address, inbox audience), looked up now so corrected details are used."""
         recipient, channel = message["recipient"], message["channel"]
+        if message["kind"] == "invoice":
+            return self._payer_address(message), recipient
         if recipient == "client":
             return self._client_address(message), "client"
         if recipient == ENQUIRER:
@@ -396,6 +408,30 @@ class Dispatcher:
         until = quiet_ends(now, contact.quiet, self.config.tz)
         starts = (message.get("context") or {}).get("starts_at")
         if until is not None and (starts is None or until < starts):
+            raise Deferred(until)
+        return address
+
+    def _payer_address(self, message: dict) -> str:
+        """An invoice goes to whoever pays it, looked up now: the funder's e-mail from
+        billing's funding, or the client's own. It is not a reminder, so neither the
+        reminder channels nor discharge hold it back (a last invoice follows the last
+        session); quiet hours still do, for the client."""
+        client_id = message["client_id"]
+        if message["recipient"] == FUNDER:
+            funder = self.directory.reader("funders").find_one({"_id": client_id}) or {}
+            if funder.get("payer") == "self" or not funder.get("payer_email"):
+                raise Voided("billing's funding holds no e-mail address for the funder")
+            return funder["payer_email"]
+        client = self.directory.reader("clients").find_one({"_id": client_id})
+        if client is None:
+            raise TransientError("the client is not known yet")
+        address = client.get("email")
+        if not address or address == DISPOSED:
+            raise Voided("no e-mail address on record for the client")
+        prefs = self.book.preferences_of(client_id)
+        quiet = contact_for({**client, "status": "active"}, prefs, self.config.default_quiet).quiet
+        until = quiet_ends(utcnow(), quiet, self.config.tz)
+        if until is not None:
             raise Deferred(until)
         return address
 
