@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import replace
 from datetime import datetime
 
 from pymongo import IndexModel
@@ -159,9 +158,11 @@ class BookingLinks:
             starts_at=starts_at,
             room=f.get("room"),
         )
-        if self.app.video_base:
-            booking = replace(booking, video_link=f"{self.app.video_base}/{session_id}")
         status = self.app.client_status(f["client_id"]) or ENQUIRER
         therapist = self.app.therapist(f["therapist_id"])
+        # a video session gets its room as a staff booking does (domain/rooms.py); someone
+        # not yet registered has no directory entry and is named "Client" in the room
+        rooms = self.app.video_rooms(self.app._directory_entry(f["client_id"]))
         fresh = self.app.session_decider.initial_state()  # a new session: nothing to load
-        return self.app.session_decider.decide(fresh, BookSession(booking, therapist, status, now))
+        command = BookSession(booking, therapist, status, now, rooms=rooms)
+        return self.app.session_decider.decide(fresh, command)
