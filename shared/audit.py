@@ -26,22 +26,23 @@ from .config import Settings
 GENESIS = "0" * 64
 
 
+# What an entry says, each field covered by its hash (`prev_hash` and `hash` are the chain)
+FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "role",
+    "action",
+    "resource",
+    "client_id",
+    "source_ip",
+    "correlation_id",
+    "service",
+)
+
+
 def _canonical(entry: dict) -> bytes:
-    fields = {
-        k: entry.get(k)
-        for k in (
-            "seq",
-            "at",
-            "actor",
-            "role",
-            "action",
-            "resource",
-            "client_id",
-            "source_ip",
-            "correlation_id",
-            "service",
-        )
-    }
+    fields = {k: entry.get(k) for k in FIELDS}
     if isinstance(fields["at"], datetime):
         fields["at"] = fields["at"].astimezone(UTC).isoformat(timespec="milliseconds")
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()

@@ -28,7 +28,8 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
@@ -184,3 +185,37 @@ def projections_bell(mongo: MongoClient, database: str, *, name: str = "projecti
     projection records its progress in `projection_meta` in the same transaction. For
     loops that act on what projections wrote (a reactor, a canceller)."""
     return Doorbell(mongo[database]["projection_meta"], name=name)
+
+
+def work_loop(
+    store: Any,
+    step: Callable[[], int | None],
+    stop: threading.Event,
+    *,
+    name: str,
+    interval: float,
+    idle_rest: float = 2.0,
+    again_when_busy: bool = True,
+) -> None:
+    """Run `step` until `stop`, resting on the projections bell of `store`'s database (an
+    EventStore or ProjectionStore: `.mongo`, `.db`) between rounds: `idle_rest` while the
+    bell watches, `interval` without change streams. A step that did something runs again at
+    once if `again_when_busy` (it may have left work past its batch). A store outage or a bug
+    in one document is logged and retried: it must not stop the loop for everyone else."""
+    bell = projections_bell(store.mongo, store.db.name, name=name)
+    try:
+        while not stop.is_set():
+            ticket = bell.ticket()  # before looking for work, so no ring is missed
+            try:
+                busy = step()
+            except PyMongoError as err:
+                log.warning("%s: store unavailable (%s)", name, err)
+                busy = 0
+            except Exception:
+                log.exception("%s: step failed; trying again", name)
+                busy = 0
+            if busy and again_when_busy:
+                continue
+            bell.wait(ticket, idle_rest if bell.watching else interval, stop)
+    finally:
+        bell.close()

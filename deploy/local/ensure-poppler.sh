@@ -6,11 +6,5 @@ set -euo pipefail
 if command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null; then
     exit 0
 fi
-SUDO=""
-if [ "$(id -u)" != "0" ]; then
-    SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null
+bash "$(dirname "$0")/apt-install.sh" poppler-utils
 pdftoppm -v 2>&1 | head -1

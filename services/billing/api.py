@@ -162,27 +162,20 @@ def record_payment(body):
     client_or_404(client_id)
     amount = Money(body["amount"], body["currency"])
     payment_id = new_id()
+    # a refund is told like a payment (its id, the day it was paid), less the invoice
+    said = (
+        client_id,
+        payment_id,
+        body["payer"],
+        body["method"],
+        amount,
+        body["received_on"],
+        body["reference"],
+    )
     if body["kind"] == "refund":
-        command = RecordRefund(
-            client_id,
-            payment_id,
-            body["payer"],
-            body["method"],
-            amount,
-            body["received_on"],
-            body["reference"],
-        )
+        command = RecordRefund(*said)
     else:
-        command = RecordPayment(
-            client_id,
-            payment_id,
-            body["payer"],
-            body["method"],
-            amount,
-            body["received_on"],
-            body["reference"],
-            body["invoice_id"],
-        )
+        command = RecordPayment(*said, body["invoice_id"])
     outcome = application().record_payment(command, request_metadata())
     out = payment_out(dict(outcome.events[0].data), body["kind"])
     return out, 201, {"Location": f"/clients/{client_id}/payments"}

@@ -8,15 +8,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from pymongo.errors import PyMongoError
-
 from shared.consumer import projection_store
 from shared.crypto import KeyDisposed, cipher_for
 from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
-from shared.wakeup import projections_bell
+from shared.wakeup import work_loop
 
 from .application import Application
 from .domain import SessionOutcome
@@ -55,23 +53,15 @@ class ChargeWorker:
 
     def run(self, stop: threading.Event) -> None:
         self.store.ensure_indexes()
-        bell = projections_bell(self.store.mongo, self.store.db.name, name="billing charges")
-        try:
-            while not stop.is_set():
-                ticket = bell.ticket()
-                try:
-                    busy = self.step()
-                except PyMongoError as err:
-                    log.warning("charges: store unavailable (%s)", err)
-                    busy = 0
-                except Exception:  # one bad session must not stop everyone's charges
-                    log.exception("charges: step failed; trying again")
-                    busy = 0
-                if busy:
-                    continue
-                bell.wait(ticket, self.idle_rest if bell.watching else self.interval, stop)
-        finally:
-            bell.close()
+        # one bad session must not stop everyone's charges
+        work_loop(
+            self.store,
+            self.step,
+            stop,
+            name="billing charges",
+            interval=self.interval,
+            idle_rest=self.idle_rest,
+        )
 
     def step(self) -> int:
         """Oldest sessions first, so a funder's sessions are the first ones the diary reports."""

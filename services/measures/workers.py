@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from pymongo.errors import PyMongoError
-
 from shared.consumer import projection_store
 from shared.crypto import KeyDisposed, cipher_for
 from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
-from shared.wakeup import projections_bell
+from shared.wakeup import work_loop
 
 from . import domain
 from .application import Application
@@ -47,23 +45,14 @@ class Reactor:
         """Act on pending plans and outcomes; idle, rest until a measures projection applies
         something (shared.wakeup) or `idle_rest` passes (`interval` without change streams)."""
         self.store.ensure_indexes()
-        bell = projections_bell(self.store.mongo, self.store.db.name, name="measures reactor")
-        try:
-            while not stop.is_set():
-                ticket = bell.ticket()
-                try:
-                    busy = self.step()
-                except PyMongoError as err:
-                    log.warning("reactor: store unavailable (%s)", err)
-                    busy = 0
-                except Exception:  # one bad document must not stop the questionnaires of everyone
-                    log.exception("reactor: step failed; trying again")
-                    busy = 0
-                if busy:
-                    continue
-                bell.wait(ticket, self.idle_rest if bell.watching else self.interval, stop)
-        finally:
-            bell.close()
+        work_loop(
+            self.store,
+            self.step,
+            stop,
+            name="measures reactor",
+            interval=self.interval,
+            idle_rest=self.idle_rest,
+        )
 
     def step(self) -> int:
         done = 0

@@ -9,9 +9,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from shared.auth import AuthError, issue_token, public
+from shared.auth import AuthError, public
 
-from .security import user_store
+from .security import user_store, user_token
 from .users import LockedOut
 
 blp = Blueprint(
@@ -71,16 +71,7 @@ class Token(MethodView):
         settings = current_app.config["RAPPORT_SETTINGS"]
         ttl = settings.token_ttl_seconds
         now = datetime.now(UTC)
-        token = issue_token(
-            settings.token_secret,
-            sub=user.id,
-            role=user.role,
-            email=user.email,
-            name=user.name,
-            therapist_id=user.therapist_id,
-            ttl_seconds=ttl,
-            now=now,
-        )
+        token = user_token(user, ttl, now)
         return {
             "token": token,
             "expires_at": now + timedelta(seconds=ttl),

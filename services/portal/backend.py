@@ -61,14 +61,10 @@ class Backend:
                     "key, so it is done once.",
                     service,
                 ) from err
-            raise BackendError(
-                503, f"The {service} service is not answering just now.", service
-            ) from err
+            raise _not_answering(service) from err
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
-            raise BackendError(
-                503, f"The {service} service is not answering just now.", service
-            ) from err
+            raise _not_answering(service) from err
         if response.status_code >= 400:
             raise _error(service, response)
         _remember_position(service, response)
@@ -94,9 +90,7 @@ class Backend:
             )
         except requests.RequestException as err:
             log.warning("%s unavailable: %r", service, err)
-            raise BackendError(
-                503, f"The {service} service is not answering just now.", service
-            ) from err
+            raise _not_answering(service) from err
         if response.status_code >= 400:
             raise _error(service, response)
         return response.content, response.headers.get("Content-Type", "application/octet-stream")
@@ -218,6 +212,10 @@ def _clean(params):
     if not params:
         return None
     return {k: v for k, v in params.items() if v not in (None, "")}
+
+
+def _not_answering(service: str) -> BackendError:
+    return BackendError(503, f"The {service} service is not answering just now.", service)
 
 
 def _error(service: str, response) -> BackendError:

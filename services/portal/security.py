@@ -106,6 +106,11 @@ def current_user() -> User | None:
 
 
 def backend_token(user: User) -> str:
+    return user_token(user, BACKEND_TOKEN_SECONDS)
+
+
+def user_token(user: User, ttl_seconds: int, now: datetime | None = None) -> str:
+    """A bearer token the services accept, saying who `user` is and in which role."""
     settings = current_app.config["RAPPORT_SETTINGS"]
     return issue_token(
         settings.token_secret,
@@ -114,7 +119,8 @@ def backend_token(user: User) -> str:
         email=user.email,
         name=user.name,
         therapist_id=user.therapist_id,
-        ttl_seconds=BACKEND_TOKEN_SECONDS,
+        ttl_seconds=ttl_seconds,
+        now=now,
     )
 
 

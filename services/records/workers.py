@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from pymongo.errors import PyMongoError
-
 from shared.config import Settings
 from shared.crypto import KeyDisposed
 from shared.domain import DomainError
 from shared.events import Actor, utcnow
 from shared.eventstore import Metadata
 from shared.projections import ProjectionStore
-from shared.wakeup import projections_bell
+from shared.wakeup import work_loop
 
 from .application import Application
 
@@ -56,20 +54,15 @@ class CourseCompleter:
         return done
 
     def run(self, stop: threading.Event) -> None:
-        store = self.records.store
-        bell = projections_bell(store.mongo, store.db.name, name="course completer")
-        try:
-            while not stop.is_set():
-                ticket = bell.ticket()
-                try:
-                    self.step()
-                except PyMongoError as err:
-                    log.warning("course completer: store unavailable (%s)", err)
-                except Exception:  # a bug must not stop the loop: the job stays pending
-                    log.exception("course completer: a job failed; retrying")
-                bell.wait(ticket, 2.0 if bell.watching else self.interval, stop)
-        finally:
-            bell.close()
+        # a failed job stays pending and is tried again on the next round
+        work_loop(
+            self.records.store,
+            self.step,
+            stop,
+            name="course completer",
+            interval=self.interval,
+            again_when_busy=False,
+        )
 
 
 def make_completer(settings: Settings) -> CourseCompleter:

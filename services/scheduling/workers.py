@@ -13,15 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from pymongo.errors import PyMongoError
-
 from shared.config import Settings
 from shared.crypto import KeyDisposed
 from shared.domain import DomainError
 from shared.events import Actor, utcnow
 from shared.eventstore import Metadata
 from shared.projections import ProjectionStore
-from shared.wakeup import projections_bell
+from shared.wakeup import work_loop
 
 from .application import Application
 from .domain.session import BOOKED, CancelSession
@@ -104,20 +102,16 @@ class DischargeCanceller:
     def run(self, stop: threading.Event) -> None:
         """Cancel what discharges left; idle, rest until a scheduling projection applies
         something (a discharge reaches the queue: shared.wakeup) or `idle_rest` passes."""
-        store = self.scheduling.store
-        bell = projections_bell(store.mongo, store.db.name, name="discharge canceller")
-        try:
-            while not stop.is_set():
-                ticket = bell.ticket()
-                try:
-                    self.step()
-                except PyMongoError as err:
-                    log.warning("discharge canceller: store unavailable (%s)", err)
-                except Exception:  # a bug must not stop the loop: the job stays pending, retried
-                    log.exception("discharge canceller: a discharge failed; retrying")
-                bell.wait(ticket, self.idle_rest if bell.watching else self.interval, stop)
-        finally:
-            bell.close()
+        # a failed discharge stays pending and is tried again on the next round
+        work_loop(
+            self.scheduling.store,
+            self.step,
+            stop,
+            name="discharge canceller",
+            interval=self.interval,
+            idle_rest=self.idle_rest,
+            again_when_busy=False,
+        )
 
 
 def make_canceller(settings: Settings, clock=utcnow) -> DischargeCanceller:

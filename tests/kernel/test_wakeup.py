@@ -89,3 +89,38 @@ def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settin
         stop.set()
         thread.join(timeout=30)
         mongo.close()
+
+
+def test_a_work_loop_outlives_a_store_outage_and_a_bug_and_reruns_a_busy_step(settings):
+    """The services' background workers (billing charges, measures reactor, records' course
+    completer, scheduling's discharge canceller) all run in shared.wakeup.work_loop."""
+    from pymongo.errors import AutoReconnect
+
+    from shared.wakeup import work_loop
+
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    store = EventStore(mongo, settings.database("kernel"), reg)
+    answers = [AutoReconnect("store gone"), RuntimeError("a bug"), 3, 0]
+    calls: list[float] = []
+    stop = threading.Event()
+
+    def step():
+        calls.append(time.monotonic())
+        answer = answers[len(calls) - 1] if len(calls) <= len(answers) else 0
+        if isinstance(answer, Exception):
+            raise answer
+        if len(calls) >= len(answers):
+            stop.set()
+        return answer
+
+    thread = threading.Thread(
+        target=work_loop,
+        args=(store, step, stop),
+        kwargs={"name": "test loop", "interval": 1.0, "idle_rest": 1.0},
+    )
+    thread.start()
+    thread.join(timeout=10)
+    mongo.close()
+    assert not thread.is_alive()
+    assert len(calls) == 4  # an outage, a bug, work done (run again at once), nothing left
+    assert calls[3] - calls[2] < 0.5  # busy: run again without the rest of 1 s

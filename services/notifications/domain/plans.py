@@ -110,14 +110,10 @@ def to_client(
     ]
 
 
-def notice(
-    kind: str, key_base: str, session: dict, contact: Contact, tz: ZoneInfo, now: datetime
+def about_session(
+    kind: str, key_base: str, contact: Contact, due: datetime, session: dict
 ) -> list[dict]:
-    """A confirmation, reschedule or cancellation notice: at once (after quiet hours), and
-    only while the appointment is still ahead."""
-    if session["starts_at"] <= now:
-        return []
-    due = deliver_at(now, contact.quiet, tz, now=now, latest=session["starts_at"])
+    """A message to the client about one appointment, on each of their channels."""
     return to_client(
         kind,
         key_base,
@@ -128,6 +124,17 @@ def notice(
         refs={"session_id": session["session_id"]},
         context=session_context(session),
     )
+
+
+def notice(
+    kind: str, key_base: str, session: dict, contact: Contact, tz: ZoneInfo, now: datetime
+) -> list[dict]:
+    """A confirmation, reschedule or cancellation notice: at once (after quiet hours), and
+    only while the appointment is still ahead."""
+    if session["starts_at"] <= now:
+        return []
+    due = deliver_at(now, contact.quiet, tz, now=now, latest=session["starts_at"])
+    return about_session(kind, key_base, contact, due, session)
 
 
 def reminders(session: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
@@ -143,15 +150,8 @@ def reminders(session: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> l
         now=now,
         latest=starts - timedelta(minutes=30),
     )
-    return to_client(
-        "reminder",
-        f"reminder:{session['session_id']}:{stamp(starts)}",
-        contact,
-        due,
-        client_id=session["client_id"],
-        therapist_id=session["therapist_id"],
-        refs={"session_id": session["session_id"]},
-        context=session_context(session),
+    return about_session(
+        "reminder", f"reminder:{session['session_id']}:{stamp(starts)}", contact, due, session
     )
 
 

@@ -10,6 +10,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from pymongo import ASCENDING
 
+from shared.audit import FIELDS as AUDIT_FIELDS
 from shared.audit import record_read, trail_for
 from shared.auth import current_identity, requires
 from shared.events import utcnow
@@ -21,20 +22,7 @@ from ..schemas import problems
 from ..schemas.reports import AuditArgs, AuditOut, CaseloadArgs, CaseloadOut, TimelineOut
 
 blp = Blueprint("reports", __name__, description="Caseloads, timelines and the audit trail")
-AUDIT_COLUMNS = (
-    "seq",
-    "at",
-    "actor",
-    "role",
-    "action",
-    "resource",
-    "client_id",
-    "source_ip",
-    "correlation_id",
-    "service",
-    "prev_hash",
-    "hash",
-)
+AUDIT_COLUMNS = (*AUDIT_FIELDS, "prev_hash", "hash")
 
 
 def _next_session(sessions, client_id: str) -> dict | None:
