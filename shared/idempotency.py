@@ -123,6 +123,11 @@ def begin(db: Database, sub: str, master_key: str) -> Response | None:
         doc = collection.find_one({"_id": doc_id})
         if doc is None:
             continue  # expired or released meanwhile: claim it
+        if doc["owner"] == owner:
+            # our own insert landed and the driver's retry of it (retryable writes, after a
+            # dropped connection) met it: the claim is this request's, not another's
+            g.rapport_claim = Claim(doc_id, owner)
+            return None
         if doc["fingerprint"] != fingerprint:
             raise KeyRefused(
                 422,

@@ -127,3 +127,29 @@ def test_deeply_nested_json_is_400_before_anything_parses_it(app, auth_header):
         "/counters/c-1", headers={**auth_header("admin"), "Idempotency-Key": "k"}, **deep
     )
     assert r.status_code == 400 and "nested" in r.json["detail"]
+
+
+def test_a_claim_whose_reply_was_lost_is_still_this_requests_own(
+    app, settings, auth_header, monkeypatch
+):
+    """The driver retries a write once when a connection drops (retryable writes): if the
+    first insert of the claim landed, the retry meets it as a duplicate key. That claim is
+    this request's own (same owner), not another request's: the work goes on at once,
+    rather than waiting for an answer nobody else will give and refusing with 409."""
+    from pymongo.collection import Collection
+    from pymongo.errors import DuplicateKeyError
+
+    insert_one = Collection.insert_one
+
+    def landed_then_retried(self, document, *args, **kwargs):
+        result = insert_one(self, document, *args, **kwargs)
+        if self.name == idempotency.COLLECTION:
+            raise DuplicateKeyError("E11000 duplicate key error (the retried insert)")
+        return result
+
+    monkeypatch.setattr(Collection, "insert_one", landed_then_retried)
+    monkeypatch.setattr(idempotency, "WAIT", 1.0)
+    headers = {**auth_header("admin"), "Idempotency-Key": "lost-reply"}
+    r = app.test_client().post("/counters/c-lost", headers=headers, json={"a": 1})
+    assert r.status_code == 201, r.json
+    assert increments(settings, "c-lost") == 1
