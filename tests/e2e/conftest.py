@@ -70,6 +70,9 @@ class Stack:
             "RAPPORT_SMS_URL": f"http://127.0.0.1:{sms}/messages",
             "RAPPORT_SMS_PORT": str(sms),
             "RAPPORT_DEMO_PASSWORD": PASSWORD,
+            # the tests read confirmations and links from the client's inbox: a run in the
+            # evening must not wait for the end of the practice's quiet hours (21:00-08:00)
+            "RAPPORT_QUIET_HOURS": "off",
             "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "8",
             "RAPPORT_PORTAL_BACKEND_TIMEOUT": "90",
