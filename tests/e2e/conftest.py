@@ -123,6 +123,12 @@ class Stack:
                         str(ROOT / "deploy" / "gunicorn.conf.py"),
                         "--bind",
                         f"127.0.0.1:{self.ports[name]}",
+                        # who asked what, how long it took and with which form key: a
+                        # failed journey's logs show a request sent twice or a slow one
+                        "--access-logfile",
+                        "-",
+                        "--access-logformat",
+                        '%(t)s %(p)s "%(r)s" %(s)s %(M)sms key=%({idempotency-key}i)s',
                         app,
                     ],
                 )
