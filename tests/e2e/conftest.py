@@ -241,9 +241,22 @@ def new_page(browser):
 
 
 def shot(page, name: str) -> Path:
+    from playwright.sync_api import Error
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # A page that has waited behind another (a journey keeps one per person, and the client's
+    # phone opens and closes a context) may have no frame drawn yet: Chromium then answers
+    # "Unable to capture screenshot" (seen once in 14 journey runs). Bring it to the front,
+    # and give it one more frame's time if the first capture still fails.
+    page.bring_to_front()
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except Error as err:
+        if "Unable to capture screenshot" not in str(err):
+            raise
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(path), full_page=True)
     return path
 
 
