@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import requests
 from flask import current_app, g, has_request_context, request, session
 
+from shared.consistency import STALE_HEADER
 from shared.inputs import ID_PATTERN
 
 from .security import backend_token, current_user
@@ -68,6 +69,7 @@ class Backend:
         if response.status_code >= 400:
             raise _error(service, response)
         _remember_position(service, response)
+        _note_stale(response)
         if response.status_code == 204 or not response.content:
             return {}
         try:
@@ -206,6 +208,14 @@ def _remember_position(service: str, response) -> None:
     if value > int(positions.get(service, 0)):
         positions[service] = value
         session[POSITIONS] = positions
+
+
+def _note_stale(response) -> None:
+    """A service that could not reach the person's own writes in time answers anyway, with
+    `X-Rapport-Stale`: the page is built, and base.html says it may lack what was just saved
+    (rather than showing a missing item as an error or saying nothing)."""
+    if response.headers.get(STALE_HEADER) and has_request_context():
+        g.portal_stale_read = True
 
 
 def _clean(params):

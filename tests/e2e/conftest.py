@@ -70,6 +70,9 @@ class Stack:
             "RAPPORT_SMS_URL": f"http://127.0.0.1:{sms}/messages",
             "RAPPORT_SMS_PORT": str(sms),
             "RAPPORT_DEMO_PASSWORD": PASSWORD,
+            # the tests read confirmations and links from the client's inbox: a run in the
+            # evening must not wait for the end of the practice's quiet hours (21:00-08:00)
+            "RAPPORT_QUIET_HOURS": "off",
             "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "8",
             "RAPPORT_PORTAL_BACKEND_TIMEOUT": "90",
@@ -120,6 +123,12 @@ class Stack:
                         str(ROOT / "deploy" / "gunicorn.conf.py"),
                         "--bind",
                         f"127.0.0.1:{self.ports[name]}",
+                        # who asked what, how long it took and with which form key: a
+                        # failed journey's logs show a request sent twice or a slow one
+                        "--access-logfile",
+                        "-",
+                        "--access-logformat",
+                        '%(t)s %(p)s "%(r)s" %(s)s %(M)sms key=%({idempotency-key}i)s',
                         app,
                     ],
                 )
@@ -232,9 +241,22 @@ def new_page(browser):
 
 
 def shot(page, name: str) -> Path:
+    from playwright.sync_api import Error
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # A page that has waited behind another (a journey keeps one per person, and the client's
+    # phone opens and closes a context) may have no frame drawn yet: Chromium then answers
+    # "Unable to capture screenshot" (seen once in 14 journey runs). Bring it to the front,
+    # and give it one more frame's time if the first capture still fails.
+    page.bring_to_front()
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except Error as err:
+        if "Unable to capture screenshot" not in str(err):
+            raise
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(path), full_page=True)
     return path
 
 

@@ -6,8 +6,6 @@ development SMTP server). Screenshots at 1280 and 390 px; axe-core on every page
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import subprocess
 import sys
@@ -17,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from .conftest import ROOT, accessibility_violations, shot
-from .ui import eventually, sign_in
+from .ui import eventually, mail_to, sign_in
 
 pytestmark = pytest.mark.browser
 LONDON = ZoneInfo("Europe/London")
@@ -81,16 +79,6 @@ def both_widths(page, name: str) -> None:
         serious = accessibility_violations(page)
         assert serious == [], f"{name} ({suffix}): {serious}"
     page.set_viewport_size(DESKTOP)
-
-
-def mail_to(stack, address: str) -> list:
-    folder = stack.run_dir / "mail"
-    found = []
-    for path in sorted(folder.glob("*")) if folder.exists() else []:
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if address in str(message["To"]):
-            found.append(message)
-    return found
 
 
 def test_leave_the_week_grid_booking_from_a_free_hour_and_a_booster_series(practice, new_page):

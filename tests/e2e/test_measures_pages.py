@@ -11,9 +11,6 @@ SMS provider's log in the stack's run directory."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import re
 from datetime import date, timedelta
 
@@ -21,10 +18,19 @@ import pytest
 
 from .conftest import accessibility_violations, shot
 from .ui import eventually, sign_in
+from .ui import mail_links as _mail_links
+from .ui import sms_links as _sms_links
 
 pytestmark = pytest.mark.browser
 EMAIL, PHONE, PHONE_DIGITS = "nina.patel@example.test", "07700 900777", "7700900777"
-LINK = re.compile(r"https?://[^\s]+/q/[A-Za-z0-9_-]+")
+
+
+def mail_links(stack) -> list[str]:
+    return _mail_links(stack, EMAIL)
+
+
+def sms_links(stack) -> list[str]:
+    return _sms_links(stack, PHONE_DIGITS)
 
 
 def check_page(page, name: str) -> None:
@@ -35,29 +41,6 @@ def check_page(page, name: str) -> None:
         serious = accessibility_violations(page)
         assert serious == [], f"{name} at {width}px: {serious}"
     page.set_viewport_size({"width": 1280, "height": 900})
-
-
-def mail_links(stack) -> list[str]:
-    """The questionnaire links mailed to the client, oldest first."""
-    found = []
-    for path in sorted((stack.run_dir / "mail").glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if EMAIL in str(message["To"]):
-            found += LINK.findall(message.get_body(("plain",)).get_content())
-    return found
-
-
-def sms_links(stack) -> list[str]:
-    log = stack.run_dir / "sms" / "messages.jsonl"
-    if not log.exists():
-        return []
-    texts = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [
-        url
-        for t in texts
-        if PHONE_DIGITS in re.sub(r"\D", "", str(t.get("to")))
-        for url in LINK.findall(t["body"])
-    ]
 
 
 @pytest.fixture(scope="module")

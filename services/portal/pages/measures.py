@@ -15,6 +15,7 @@ from ..charts import scales_from, score_chart
 from ..security import current_user, signed_in
 from . import blueprint
 from .common import form_flash_ok, items, local
+from .sessions import answer_sessions, session_label, today_or_next
 
 ENTRY_FORM = "enter-answers"
 DEFAULT_SET = ("PHQ-9", "GAD-7", "WSAS")
@@ -85,6 +86,21 @@ def _clinical(api, client_id: str) -> dict:
         "outcomes": items((outcomes or {}).get("outcomes") or []),
         "outcomes_error": outcomes_error,
         "entry": [by_code[c] for c in wanted if c in by_code],
+        **_entry_sessions(api, client_id),
+    }
+
+
+def _entry_sessions(api, client_id: str) -> dict:
+    """The sessions the answers may belong to (scheduling's list of the client's sessions):
+    today's chosen, else the next, else the latest, so measures files them under that
+    session's course and number rather than guessing the latest course."""
+    sessions, error = api.try_get("scheduling", f"/clients/{client_id}/sessions", default=[])
+    offered = answer_sessions(items(sessions))
+    chosen = today_or_next(offered)
+    return {
+        "entry_sessions": [(s.get("session_id"), session_label(s)) for s in offered],
+        "entry_session": chosen.get("session_id") if chosen else "",
+        "entry_sessions_error": error,
     }
 
 
@@ -147,11 +163,10 @@ def safe_id(value: str) -> str:
 def enter_answers(client_id):
     safe_id(client_id)
     codes = request.form.getlist("instrument")
-    saved = backend().post(
-        "measures",
-        "/responses",
-        {"client_id": client_id, "answers": answers_from(request.form, codes)},
-    )
+    body = {"client_id": client_id, "answers": answers_from(request.form, codes)}
+    if request.form.get("session_id"):
+        body["session_id"] = request.form["session_id"]
+    saved = backend().post("measures", "/responses", body)
     scores = ", ".join(
         f"{s['instrument']} {_total(s.get('total'))}" + (f" ({s['band']})" if s.get("band") else "")
         for s in saved.get("scores") or []

@@ -44,6 +44,26 @@ def today_or_latest_attended(sessions: list[dict], today: date | None = None) ->
     return held[0] if held else None
 
 
+def answer_sessions(sessions: list[dict]) -> list[dict]:
+    """Sessions questionnaire answers may belong to, in date order: any not cancelled."""
+    kept = [s for s in sessions if (s.get("status") or "booked") != "cancelled"]
+    return sorted(kept, key=lambda s: s.get("starts_at") or "")
+
+
+def today_or_next(sessions: list[dict], now: datetime | None = None) -> dict | None:
+    """For answers given in the room: today's session, else the next one, else the latest."""
+    now = now or datetime.now(LONDON)
+    today = now.astimezone(LONDON).date()
+    kept = answer_sessions(sessions)
+    todays = [s for s in kept if _day(s) == today]
+    if todays:
+        return todays[0]
+    ahead = [s for s in kept if (parse_dt(s.get("starts_at")) or now) > now]
+    if ahead:
+        return ahead[0]
+    return kept[-1] if kept else None
+
+
 def session_label(session: dict) -> str:
     """'Session 3, Mon 12 Oct 2026' (or without the number for a one-off session)."""
     starts = parse_dt(session.get("starts_at"))

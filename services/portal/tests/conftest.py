@@ -31,6 +31,7 @@ class Services:
 
     def __init__(self):
         self.answers: dict[tuple[str, str], tuple[int, object]] = {}
+        self.headers: dict[tuple[str, str], dict] = {}  # extra answer headers, by route
         self.calls: list[dict] = []
         app = Flask("services-stand-in")
 
@@ -56,6 +57,7 @@ class Services:
                 return app.response_class(body, status=status, mimetype="text/csv")
             response = jsonify(body)
             response.status_code = status
+            response.headers.update(self.headers.get(key, {}))
             if status >= 400:
                 response.mimetype = "application/problem+json"
             return response
@@ -65,8 +67,11 @@ class Services:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def on(self, method: str, path: str, body, status: int = 200, delay: float = 0) -> None:
+    def on(
+        self, method: str, path: str, body, status: int = 200, delay: float = 0, headers=None
+    ) -> None:
         self.answers[(method, path)] = (status, body, delay)
+        self.headers[(method, path)] = dict(headers or {})
 
     def last(self, method: str, path: str) -> dict:
         found = [c for c in self.calls if c["method"] == method and c["path"] == path]
