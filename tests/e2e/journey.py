@@ -314,7 +314,11 @@ def set_homework_and_mark_it_done(page, j: Journey, task: str, reflection: str) 
     j.capture(page, "record-in-treatment")
 
 
-def discharge_by_keyboard(page, j: Journey, reason: str, summary: str) -> None:
+def discharge_by_keyboard(
+    page, j: Journey, reason: str, summary: str, *, cancel_boosters: bool = False
+) -> None:
+    """Discharge with the keyboard alone. Boosters the client chose are never cancelled
+    silently: the form asks, and `cancel_boosters` ticks that box with the space bar."""
     page.get_by_role("link", name="Discharge…").click()
     expect(page.get_by_role("heading", name=f"Discharge {j.client.name}")).to_be_visible()
     j.capture(page, "discharge")
@@ -327,6 +331,10 @@ def discharge_by_keyboard(page, j: Journey, reason: str, summary: str) -> None:
     page.keyboard.type(reason)
     page.keyboard.press("Tab")
     page.keyboard.type(summary)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") == "cancel_boosters"
+    if cancel_boosters:
+        page.keyboard.press("Space")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Discharge"
     page.keyboard.press("Enter")

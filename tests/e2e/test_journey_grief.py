@@ -107,7 +107,7 @@ def test_walter_grief_from_registration_to_boosters_and_discharge(
 
     boosters = book_boosters(reception, j, record_url, after=course[-1])
     confirmation(
-        stack, "We have booked 2 follow-up appointments for you, one every 2 months:", boosters
+        stack, "We have booked 2 follow-up appointments for you, one every 2 months.", boosters
     )
     therapist.goto(record_url)
     step.until_shown(
@@ -115,11 +115,14 @@ def test_walter_grief_from_registration_to_boosters_and_discharge(
         lambda: therapist.locator("#sessions tbody tr", has_text="Booster").count() == 2,
         "the two boosters on Walter's record",
     )
+    # Walter moves to his daughter's: his boosters go too, which the therapist must say
+    # (a discharge never cancels the boosters a client chose without being told to)
     step.discharge_by_keyboard(
         therapist,
         j,
-        "Course and boosters arranged",
+        "Moving to live near his daughter; boosters cancelled at his request",
         "Able to talk about Margaret; back at the bowls club; depression lifted.",
+        cancel_boosters=True,
     )
 
 
