@@ -188,6 +188,11 @@ class Application:
         )
         return self.handler.run(client_id, command, meta)
 
+    def attendance_known(self, session_id: str) -> bool:
+        """Whether the summaries have counted this attended session yet: they read
+        scheduling's topic apart from the course-end queue, so may lag behind it."""
+        return self.summaries.reader("attendance").find_one({"_id": session_id}) is not None
+
     def course_sessions_attended(self, client_id: str) -> int:
         return self.summaries.reader("attendance").count_documents(
             {"client_id": client_id, "kind": {"$in": list(COURSE_KINDS)}}

@@ -33,6 +33,8 @@ class CourseCompleter:
         done = 0
         jobs = self.queue.reader("course_ends")
         for job in list(jobs.find({"status": "pending"}).limit(50)):
+            if not self.records.attendance_known(job["_id"]):
+                continue  # the count of sessions attended would miss the final one: later
             meta = Metadata(
                 actor=Actor.system("records.course"),
                 correlation_id=f"course-end-{job['_id']}",

@@ -159,7 +159,9 @@ def test_a_video_sessions_room_for_the_therapist_and_the_client_then_course_comp
     page.wait_for_load_state()
     assert page.get_by_text("Course completed.").first.is_visible()
     course = page.locator("#course")
-    assert "ended by the therapist" in course.inner_text()
+    # the demo's John attended all 16 sessions, so the course-end worker may have completed
+    # his course at session 16 before the therapist's click, which then records the outcome
+    assert re.search(r"ended by the therapist|session 16 attended", course.inner_text())
     assert "Improved: Back to tennis and walking with friends" in course.inner_text()
     assert course.get_by_role("button", name="Course completed").count() == 0
     both_widths(page, "course-completed")
