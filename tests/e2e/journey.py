@@ -344,3 +344,48 @@ def discharge_by_keyboard(
     for write in ("Add note", "Set task", "Change phase"):
         expect(page.get_by_role("button", name=write)).to_have_count(0)
     j.capture(page, "record-discharged")
+
+
+def resend_the_first_link(page, j: Journey, record_url: str, first: datetime, inbox) -> str:
+    """Reception resends session 1's questionnaire link (it goes out by itself 48 hours
+    before the session, later than these tests wait when the course starts after a weekend);
+    the newest link `inbox()` (the links the client received on one channel, oldest first)
+    holds afterwards."""
+    page.goto(record_url)
+    page.get_by_role("link", name="Questionnaire links").click()
+    resend = page.get_by_role("button", name=f"Resend link for {first.strftime(SHOWN)}")
+    until_shown(page, lambda: resend.count() == 1, "session 1's questionnaire to resend")
+    j.capture(page, "questionnaire-links")
+    before = len(inbox())
+    resend.click()
+    flash(page, "being sent again")
+    deadline = time.monotonic() + 240
+    while len(inbox()) <= before:
+        assert time.monotonic() < deadline, f"no resent link reached {j.client.given}"
+        time.sleep(0.5)
+    return inbox()[-1]
+
+
+def answer_on_a_phone(browser, j: Journey, link: str, answer) -> None:
+    """The client opens the link on a phone-sized page and answers every item:
+    `answer(item)` is the option chosen for each item, named as the form names its
+    fieldsets ("PHQ-9-9" is the PHQ-9's item 9)."""
+    context = browser.new_context(
+        viewport=PHONE, locale="en-GB", timezone_id="Europe/London", is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        page.goto(link)
+        expect(page.locator("h1")).to_contain_text("Questionnaires before your session")
+        j.capture(page, "questionnaire")
+        page.set_viewport_size(PHONE)
+        fieldsets = page.locator("form fieldset")
+        assert fieldsets.count() >= 9, page.inner_text("body")[:2000]
+        for fieldset in fieldsets.all():
+            item = fieldset.get_attribute("id")
+            page.locator(f"input[id='{item}-{answer(item)}']").check()
+        page.get_by_role("button", name="Send my answers").click()
+        expect(page.locator("h1")).to_contain_text("Thank you")
+        j.capture(page, "questionnaire-thanks")
+    finally:
+        context.close()

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from . import journey as step
-from .journey import PHONE, SHOWN, Client, Journey, Person, staff  # noqa: F401 (a fixture)
+from .journey import Client, Journey, Person, staff  # noqa: F401 (a fixture)
 from .ui import eventually, mail_links, mail_to, sign_in, text_of
 
 pytestmark = pytest.mark.browser
@@ -87,8 +87,10 @@ def test_walter_grief_from_registration_to_boosters_and_discharge(
 
     course = step.book_the_course(reception, j, record_url, weekly_day_clear_of_leave())
     confirmation(stack, "We have booked 16 appointments for you, every week.", course)
-    link = resend_the_first_link(reception, stack, j, record_url, course[0])
-    answer_on_a_phone(browser, j, link)
+    link = step.resend_the_first_link(
+        reception, j, record_url, course[0], lambda: mail_links(stack, WALTER.email)
+    )
+    step.answer_on_a_phone(browser, j, link, lambda item: 1)  # item 9 at 1: a risk
     for page, who in ((therapist, "therapist"), (lead, "lead")):
         alert_in_the_risk_inbox(page, j, client_id, who)
     acknowledge(therapist, j, client_id)
@@ -148,48 +150,6 @@ def confirmation(stack, opening: str, times: list[datetime]) -> None:
         ]
 
     eventually(received, what=f"{opening!r} listing {wanted} in Walter's inbox")
-
-
-def resend_the_first_link(page, stack, j: Journey, record_url: str, first: datetime) -> str:
-    """Reception resends session 1's questionnaire link (it goes out by itself 48 hours
-    before the session, later than this test waits when the course starts after a weekend);
-    the newest link in the client's inbox."""
-    page.goto(record_url)
-    page.get_by_role("link", name="Questionnaire links").click()
-    resend = page.get_by_role("button", name=f"Resend link for {first.strftime(SHOWN)}")
-    step.until_shown(page, lambda: resend.count() == 1, "session 1's questionnaire to resend")
-    j.capture(page, "questionnaire-links")
-    before = len(mail_links(stack, WALTER.email))
-    resend.click()
-    step.flash(page, "being sent again")
-    links = eventually(
-        lambda: mail_links(stack, WALTER.email)[before:],
-        what="the resent questionnaire link in Walter's inbox",
-    )
-    return links[-1]
-
-
-def answer_on_a_phone(browser, j: Journey, link: str) -> None:
-    """Walter opens the link on his phone and answers every item 1 ("several days"), the
-    PHQ-9's item 9 (thoughts of being better off dead) included: a risk."""
-    context = browser.new_context(
-        viewport=PHONE, locale="en-GB", timezone_id="Europe/London", is_mobile=True
-    )
-    try:
-        page = context.new_page()
-        page.goto(link)
-        expect(page.locator("h1")).to_contain_text("Questionnaires before your session")
-        j.capture(page, "questionnaire")
-        page.set_viewport_size(PHONE)
-        fieldsets = page.locator("form fieldset")
-        assert fieldsets.count() >= 9, page.inner_text("body")[:2000]
-        for fieldset in fieldsets.all():
-            page.locator(f"input[id='{fieldset.get_attribute('id')}-1']").check()
-        page.get_by_role("button", name="Send my answers").click()
-        expect(page.locator("h1")).to_contain_text("Thank you")
-        j.capture(page, "questionnaire-thanks")
-    finally:
-        context.close()
 
 
 def alert_in_the_risk_inbox(page, j: Journey, client_id: str, who: str) -> None:
