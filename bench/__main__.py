@@ -31,6 +31,9 @@ def main() -> int:
     logs.configure("bench", level="WARNING")
     wanted = [s for s in os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)).split(",") if s]
     log_dir = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
+    # as `make up`: writers wake the other processes' idle loops (shared.chime); an empty
+    # RAPPORT_WAKE_DIR measures the stack without it (polling only)
+    os.environ.setdefault("RAPPORT_WAKE_DIR", str(log_dir / "wake"))
     reports = []
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for section in wanted:

@@ -40,10 +40,16 @@ log = logging.getLogger(__name__)
 # `BENCH_SECTIONS=idle make bench` (an idle runner: ~2% of a core at 20 ms, 7-10% at 100 ms)
 POLL_MS = 20
 # An idle runner rests between polls, from REST_MIN after activity doubling to REST_MAX, and
-# wakes at once when a source's relay marks events published (shared.wakeup): idle costs a
-# poll a second, and the first event after a quiet spell waits for no rest. Without change
-# streams (REST_FALLBACK) it rests as it did before them.
-REST_MIN, REST_MAX, REST_FALLBACK = 0.01, 2.0, 0.3
+# wakes at once when a source's relay marks events published (a chime from the relay's
+# process, shared.chime, or a change stream: shared.wakeup): idle costs a poll every few
+# seconds, and the first event after a quiet spell waits for no rest. With neither
+# (REST_FALLBACK) it rests as it did before them.
+REST_MIN, REST_MAX, REST_FALLBACK = 0.01, 5.0, 0.3
+# after a ring (a source's relay published), poll up to this long: the records are on the
+# broker, and poll() answers as soon as a fetch brings them; a 20 ms poll could return
+# before the fetch did, and the runner then rested until the next ring (issue 14: 150 ms
+# median from publish to projection at 2 events/s)
+EXPECT_MS = 1000
 GENERATION_CHECK = 1.0  # seconds between two looks for a swapped-in rebuild, in run()
 STATUS_IDLE = 30.0  # an unchanged status is written again only after this long
 # records a rebuild applies per transaction: the handlers' writes go as one bulk_write per
@@ -225,7 +231,7 @@ class ProjectionRunner:
         )
 
     def run(self, stop: threading.Event) -> None:
-        backoff, rest = Backoff(), REST_MIN
+        backoff, rest, expecting = Backoff(), REST_MIN, False
         bell = self._doorbell()
         try:
             while not stop.is_set():
@@ -235,7 +241,9 @@ class ProjectionRunner:
                         self.generation = self.store.active_generation()
                         self._open()
                     due = time.monotonic() - self._generation_checked >= GENERATION_CHECK
-                    if self.step(check_generation=due) == 0 and self.idle:
+                    wait_ms = EXPECT_MS if expecting else None
+                    expecting = False
+                    if self.step(wait_ms, check_generation=due) == 0 and self.idle:
                         # the local broker answers fetches at once instead of holding them for
                         # fetch_max_wait_ms, so an idle consumer would spin: rest between polls
                         longest = (
@@ -243,6 +251,7 @@ class ProjectionRunner:
                         )
                         rung = bell.wait(ticket, min(rest, longest), stop)
                         rest = REST_MIN if rung else min(rest * 2, longest)
+                        expecting = rung
                     else:
                         rest = REST_MIN
                     backoff.succeeded()

@@ -24,6 +24,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from . import chime
 from .crypto import FieldCipher
 from .events import (
     Actor,
@@ -194,6 +195,7 @@ class EventStore:
 
         with _append_lock(self.db.name):
             stored = in_transaction(self.mongo, work)
+        chime.announce([self.events.full_name])  # the relay (and any `also` watcher) wakes
         # hand back loaded (Python-valued) data, as readers would see it
         return [
             e.with_data(self.registry.deserialise(e.type, e.schema_version, e.data)[1])

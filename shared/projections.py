@@ -24,7 +24,7 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
-from . import consistency
+from . import chime, consistency
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import in_transaction
@@ -259,9 +259,12 @@ class ProjectionStore:
         if not records:
             return 0
         try:
-            return in_transaction(
+            applied = in_transaction(
                 self.mongo, lambda s: self._apply(records, generation, s, track_offsets)
             )
+            if applied:  # loops acting on what projections wrote wake (shared.wakeup)
+                chime.announce([self.meta.full_name])
+            return applied
         except PyMongoError:
             raise
         except Exception:
@@ -284,6 +287,8 @@ class ProjectionStore:
                 )
                 park = partial(self._park, record, generation, err, track_offsets=track_offsets)
                 in_transaction(self.mongo, park)
+        if applied:
+            chime.announce([self.meta.full_name])
         return applied
 
     def _apply(

@@ -35,6 +35,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from . import chime
 from .backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class _Hub:
 
     def __init__(self, mongo):
         self.mongo = mongo
-        self.cond = threading.Condition()
+        self.cond = chime.cond  # one Condition: a chime or a change wakes the same waits
         self.rings: Counter = Counter()  # "db.coll" -> changes seen
         self.wanted: Counter = Counter()  # "db.coll" -> doorbells watching it
         self.open = False
@@ -139,19 +140,21 @@ class Doorbell:
 
     def __init__(self, collections: Collection | Sequence[Collection], *, name: str = "doorbell"):
         collections = [collections] if isinstance(collections, Collection) else list(collections)
-        if not change_streams_enabled():
-            collections = []  # a bell that only times out: the caller polls
         self.name = name
         self.names = [c.full_name for c in collections]
-        # with nothing to watch, a bell on a hub of its own that never opens: it only times out
-        self._hub = _hub(collections[0].database.client) if collections else _Hub(None)
-        if self.names:
+        streams = bool(collections) and change_streams_enabled()
+        # without change streams, a bell on a hub of its own that never opens
+        self._hub = _hub(collections[0].database.client) if streams else _Hub(None)
+        if streams:
             self._hub.subscribe(self.names)
+        self._chimed = chime.listen()  # this process hears what the others wrote (shared.chime)
         self._closed = False
 
     @property
     def watching(self) -> bool:
-        return self._hub.open and not self._closed
+        """True when a change to one of its collections will ring it (a change stream is
+        open, or this process hears chimes): callers may then rest long."""
+        return (self._hub.open or self._chimed) and not self._closed
 
     def ticket(self) -> int:
         """Take before looking for work; `wait(ticket)` returns at once if a change came since."""
@@ -159,7 +162,7 @@ class Doorbell:
             return self._count()
 
     def _count(self) -> int:
-        return sum(self._hub.rings[n] for n in self.names)
+        return sum(self._hub.rings[n] + chime.rings[n] for n in self.names)
 
     def wait(self, ticket: int, timeout: float, stop: threading.Event | None = None) -> bool:
         """Rest until a change after `ticket`, `timeout` seconds, or `stop`. True if rung."""
@@ -176,7 +179,7 @@ class Doorbell:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self.names:
+            if self._hub.mongo is not None:
                 self._hub.unsubscribe(self.names)
 
 

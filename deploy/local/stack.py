@@ -108,6 +108,8 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     # turns demo mode on, so a deployment that forgot its secrets refuses to start instead
     # (an explicit RAPPORT_DEMO_MODE=0 with real secrets still gives a non-demo local run)
     env = {"RAPPORT_DEMO_MODE": "1", **os.environ, "PYTHONPATH": str(ROOT)}
+    # every process wakes the others' idle loops after its writes (shared.chime)
+    env.setdefault("RAPPORT_WAKE_DIR", str(infra.run_dir() / "wake"))
     subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=env, cwd=ROOT, check=True)
     for name, command, extra in processes():
         if _pid(name):

@@ -65,6 +65,7 @@ class Stack:
             "RAPPORT_DEMO_MODE": "1",
             "SESSION_COOKIE_SECURE": "0",
             "RAPPORT_RUN_DIR": str(self.run_dir),
+            "RAPPORT_WAKE_DIR": str(self.run_dir / "wake"),  # as `make up` (shared.chime)
             "RAPPORT_MEASURES_PUBLIC_URL": self.urls["measures"],
             "RAPPORT_SMTP_PORT": str(smtp),
             "RAPPORT_SMS_URL": f"http://127.0.0.1:{sms}/messages",

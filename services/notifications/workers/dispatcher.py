@@ -142,7 +142,13 @@ class Dispatcher:
                 try:
                     if not self._ready:
                         self._setup()
-                        bell = Doorbell(self.book.messages, name=self.name)
+                        # messages are written by the planner's projection batches, and by
+                        # commands beside their events (preferences): either rings it
+                        db = self.book.messages.database
+                        bell = Doorbell(
+                            [self.book.messages, db["projection_meta"], db["events"]],
+                            name=self.name,
+                        )
                     ticket = bell.ticket()
                     busy = self.step(stop=stop)
                     backoff = 0.2

@@ -1,0 +1,167 @@
+"""Telling the other processes of this deployment what was just written, so that a loop
+resting until then wakes at once without asking the store (issue 14).
+
+The loops that move events along (a relay, a consumer, a dispatcher, a worker) used to find
+out about new work by asking the store every few tens of milliseconds: on an idle `make up`
+that was hundreds of queries a second, and on a busy one tens of milliseconds of latency
+per hop. The store's change streams (shared.wakeup) are the MongoDB way to wait, but are
+opt-in on the local store. A chime costs neither: after a write commits, the writer sends
+the names of the collections it wrote ("db.coll") as one datagram to every process
+listening in the wake folder (`RAPPORT_WAKE_DIR`, a Unix datagram socket per process), and
+every Doorbell of those processes watching one of those names wakes.
+
+A chime is only a hint: a lost or refused datagram (a process that died, a full buffer)
+costs at most the caller's rest, since every loop still looks for work after its timeout.
+So nothing depends on it for correctness, only for speed; a chime arriving when there is
+nothing to do costs one look. Every process of a deployment shares the folder or none does
+(`make up` and the local test stacks set it under the run folder; containers can share a
+volume); a process that listens but whose writers do not chime would rest its long rests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+ENV = "RAPPORT_WAKE_DIR"
+PEERS_TTL = 1.0  # seconds a listing of the folder is reused before it is read again
+MAX_DATAGRAM = 4096
+
+# one Condition for every wait of the process: a ring from a chime, from this process's own
+# writes or from a change stream (shared.wakeup) wakes whoever waits on one of its names
+cond = threading.Condition()
+rings: Counter = Counter()  # "db.coll" -> chimes heard (or made here)
+
+
+class _Chime:
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.path: str | None = None  # this process's socket, once listening
+        self.pid: int | None = None
+        self._peers: list[str] = []
+        self._peers_read = 0.0
+        self._sender: socket.socket | None = None
+        self._sender_pid: int | None = None
+        self._lock = threading.Lock()
+
+    def configured(self) -> Path | None:
+        value = os.environ.get(ENV, "").strip()
+        return Path(value) if value else None
+
+    def listen(self) -> bool:
+        """Start this process's listener (once; again after a fork). False if the folder is
+        not set or the socket cannot be bound: the caller then polls."""
+        with self._lock:
+            folder = self.configured()
+            if folder is None:
+                return False
+            if self.listening() and self.folder == folder:
+                return True
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = str(folder / f"{os.getpid()}-{os.urandom(3).hex()}.sock")
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(path)
+            except OSError as err:  # e.g. a path longer than a socket address allows
+                log.warning("chime: cannot listen in %s (%s); loops poll instead", folder, err)
+                return False
+            self.folder, self.path, self.pid = folder, path, os.getpid()
+            threading.Thread(target=self._receive, args=(sock,), daemon=True, name="chime").start()
+            atexit.register(_unlink, path)
+            return True
+
+    def listening(self) -> bool:
+        """Listening in the folder configured now (a test may point it elsewhere)."""
+        return (
+            self.path is not None and self.pid == os.getpid() and self.folder == self.configured()
+        )
+
+    def _receive(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data = sock.recv(MAX_DATAGRAM)
+            except OSError:
+                return
+            names = [n for n in data.decode("utf-8", "replace").split("\n") if n]
+            if names:
+                ring(names)
+
+    def send(self, names: Iterable[str]) -> None:
+        folder = self.configured()
+        if folder is None:
+            return
+        payload = "\n".join(names).encode()[:MAX_DATAGRAM]
+        with self._lock:
+            if self._sender is None or self._sender_pid != os.getpid():  # (again after a fork)
+                self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sender.setblocking(False)
+                self._sender_pid = os.getpid()
+            peers = self._peers_of(folder)
+            sender = self._sender
+        for peer in peers:
+            if peer == self.path:
+                continue
+            try:
+                sender.sendto(payload, peer)
+            except OSError as err:
+                if err.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                    if err.errno == errno.ECONNREFUSED:
+                        _unlink(peer)  # a socket left by a process that died
+                    with self._lock:
+                        self._peers_read = 0.0  # read the folder again next time
+                # EAGAIN: its buffer is full, so it has plenty to wake for already
+
+    def _peers_of(self, folder: Path) -> list[str]:
+        now = time.monotonic()
+        if now - self._peers_read > PEERS_TTL:
+            try:
+                self._peers = [str(p) for p in folder.glob("*.sock")]
+            except OSError:
+                self._peers = []
+            self._peers_read = now
+        return self._peers
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+_chime = _Chime()
+
+
+def ring(names: Iterable[str]) -> None:
+    """Wake this process's Doorbells watching any of `names`."""
+    with cond:
+        rings.update(names)
+        cond.notify_all()
+
+
+def announce(names: Iterable[str]) -> None:
+    """After a commit that wrote `names` ("db.coll"): wake the loops watching them, in this
+    process and in every process listening in the wake folder."""
+    names = list(names)
+    ring(names)
+    try:
+        _chime.send(names)
+    except OSError as err:  # a hint only: never fail the write that announced it
+        log.debug("chime: not sent (%s)", err)
+
+
+def listen() -> bool:
+    return _chime.listen()
+
+
+def listening() -> bool:
+    return _chime.listening()

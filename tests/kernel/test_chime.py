@@ -1,0 +1,131 @@
+"""Idle loops wake on a chime from another process (shared.chime) instead of polling the
+store: a write in one process rings the Doorbells of another at once, without change
+streams; a socket left by a dead process is cleared; an idle relay with chimes leaves the
+store alone and still publishes at once (issue 14)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pymongo
+import pytest
+
+from shared import chime
+from shared.events import NewEvent
+from shared.eventstore import EventStore
+from shared.outbox import OutboxRelay
+from shared.wakeup import Doorbell
+from testkit.kernel import META, Commands, reg
+from testkit.plugin import eventually
+from testkit.procs import ROOT
+
+ANNOUNCE = "from shared import chime; import sys; chime.announce(sys.argv[1:])"
+APPEND = """
+import sys, pymongo
+from shared.events import NewEvent
+from shared.eventstore import EventStore
+from testkit.kernel import META, reg
+store = EventStore(pymongo.MongoClient(sys.argv[1], tz_aware=True), sys.argv[2], reg)
+store.append("c-2", 0, [NewEvent("CounterOpened", {"name": "two"})], META)
+"""
+
+
+@pytest.fixture
+def wake_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "wake"
+    monkeypatch.setenv(chime.ENV, str(folder))
+    monkeypatch.setenv("RAPPORT_CHANGE_STREAMS", "0")
+    return folder
+
+
+def announce_from_another_process(*names: str) -> None:
+    subprocess.run(
+        [sys.executable, "-c", ANNOUNCE, *names],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        timeout=60,
+    )
+
+
+def test_a_write_announced_in_another_process_rings_a_doorbell(settings, wake_dir):
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    coll = mongo[settings.database("kernel")]["chimed"]
+    bell = Doorbell(coll)
+    try:
+        assert bell.watching  # no change stream: the chime is what it watches
+        assert any(wake_dir.glob("*.sock")), "this process listens in the wake folder"
+        ticket = bell.ticket()
+        assert not bell.wait(ticket, 0.2)  # nothing announced: it times out
+        announce_from_another_process(f"{settings.database('kernel')}.elsewhere")
+        assert not bell.wait(ticket, 0.5)  # another collection's chime is not ours
+        announce_from_another_process(coll.full_name)
+        assert bell.wait(ticket, 30)  # rung, not timed out
+    finally:
+        bell.close()
+        mongo.close()
+
+
+def test_a_socket_left_by_a_dead_process_is_cleared(wake_dir):
+    chime.listen()
+    dead = wake_dir / "999999-dead.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(dead))
+    sock.close()  # the file stays, nobody reads it: as after a SIGKILL
+    time.sleep(chime.PEERS_TTL + 0.1)
+    chime.announce(["kernel.anything"])  # refused by the dead socket: not an error
+    assert not dead.exists()
+
+
+def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_once(
+    settings, wake_dir
+):
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    store = EventStore(mongo, settings.database("kernel"), reg)
+    store.ensure_indexes()
+    relay = OutboxRelay(
+        store,
+        settings.kafka_bootstrap,
+        settings.topic("kernel"),
+        partitions=settings.topic_partitions,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "one"})], META)
+        eventually(lambda: store.published_through() == 1, timeout=30, message="first published")
+        time.sleep(1.0)
+        listener.names.clear()
+        time.sleep(3.0)
+        idle = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster")]
+        # polling every 50 ms asked the store ~40 times in 3 s (a look at the outbox and a
+        # lease renewal each time); resting on chimes, a look every 5 s at most
+        assert len(idle) <= 4, idle
+        # an append by another process (as a gunicorn worker's) chimes the relay awake
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-c", APPEND, settings.mongo_uri, store.db.name],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+            timeout=60,
+        )
+        eventually(
+            lambda: store.published_through() == 2,
+            timeout=10,
+            interval=0.01,
+            message="second published",
+        )
+        assert time.monotonic() - started < 4.0  # inside the 5 s rest: it was woken (the
+        # subprocess's start-up, imports included, is in this time)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        mongo.close()
