@@ -1,7 +1,7 @@
 """`make bench`: every figure measured side by side with its limit in one run, printed as a
 table of ratios (value / limit) and saved as JSON under bench/results/.
 
-Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,scale,idle):
+Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle):
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
 latencies with real relay/consumer processes and their memory (flows.py), a service
 projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py)."""
@@ -19,7 +19,7 @@ from shared import logs
 from . import booking, flows, idle, kernel, scale
 from .common import Report, bench_settings, drop, save
 
-SECTIONS = ("kernel", "booking", "flows", "scale", "idle")
+SECTIONS = ("kernel", "booking", "flows", "busy", "scale", "idle")
 
 
 def _memory(report: Report, rss: dict) -> None:
@@ -48,6 +48,9 @@ def main() -> int:
             elif section == "flows":
                 report = Report("end to end, real processes")
                 _memory(report, flows.run(settings, log_dir, report))
+            elif section == "busy":
+                report = Report("end to end while a projection is rebuilt")
+                flows.run(settings, log_dir, report, rebuild=True)
             elif section == "scale":
                 report = Report(f"records summaries at {', '.join(map(str, scale.SIZES))} events")
                 scale.run(settings, report)
