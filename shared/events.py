@@ -81,10 +81,19 @@ class Event:
 class _TypeInfo:
     schemas: dict[int, type[Schema]] = field(default_factory=dict)
     upcasters: dict[int, Callable[[dict], dict]] = field(default_factory=dict)
+    # one instance per version, made on first use: building a marshmallow schema for every
+    # event was an eighth of a rebuild (issue 14's profile); load and dump keep no state on it
+    instances: dict[int, Schema] = field(default_factory=dict)
 
     @property
     def current(self) -> int:
         return max(self.schemas)
+
+    def schema(self, version: int) -> Schema:
+        found = self.instances.get(version)
+        if found is None:
+            found = self.instances[version] = self.schemas[version]()
+        return found
 
 
 class EventRegistry:
@@ -101,6 +110,7 @@ class EventRegistry:
             if existing is not None and existing.__qualname__ != schema_cls.__qualname__:
                 raise ValueError(f"{type_} v{version} registered twice")
             info.schemas[version] = schema_cls
+            info.instances.pop(version, None)
             return schema_cls
 
         return register
@@ -137,7 +147,7 @@ class EventRegistry:
         """Validate new event data strictly (unknown fields rejected) and return the
         JSON-safe form at the current version."""
         info = self._info(type_)
-        schema = info.schemas[info.current]()
+        schema = info.schema(info.current)
         try:
             loaded = schema.load(_jsonable(schema, data), unknown=RAISE)
         except ValidationError as err:
@@ -169,7 +179,7 @@ class EventRegistry:
             raise UnknownEventType(
                 f"{type_!r} v{version} is newer than this code (v{info.current})"
             )
-        schema = info.schemas[version]()
+        schema = info.schema(version)
         partial = None
         if shredded:
             from .crypto import placeholders
@@ -183,7 +193,7 @@ class EventRegistry:
 
     def dump(self, type_: str, data: Mapping[str, Any]) -> dict:
         info = self._info(type_)
-        return info.schemas[info.current]().dump(data)
+        return info.schema(info.current).dump(data)
 
     # -- wire format --------------------------------------------------------------------
     def to_message(self, event: Event) -> bytes:
