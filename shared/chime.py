@@ -67,7 +67,8 @@ class _Chime:
             if self.listening() and self.folder == folder:
                 return True
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                # only this deployment's processes (its user) may ring them
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
                 path = str(folder / f"{os.getpid()}-{os.urandom(3).hex()}.sock")
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 sock.bind(path)
