@@ -81,10 +81,12 @@ def outcomes(client_id):
 @requires(*CLINICIANS)
 @blp.response(200, FhirBundle, content_type="application/fhir+json")
 def fhir(client_id):
-    """FHIR R4 Bundle: QuestionnaireResponse and total-score Observation per questionnaire,
-    Flag per open risk alert."""
+    """FHIR R4 Bundle (a collection): the Patient, a Practitioner per therapist, an
+    Appointment per session, QuestionnaireResponse and total-score Observation per
+    questionnaire, Flag per open risk alert; every reference resolves inside the Bundle."""
     client_for(client_id)
     rows = list(board("responses").find({"client_id": client_id}).sort("completed_at", 1))
     alerts = list(board("alerts").find({"client_id": client_id, "status": "open"}))
+    sessions = list(board("sessions").find({"client_id": client_id}).sort("starts_at", 1))
     record_read("measures/fhir-export", client_id, action="export")
-    return bundle(client_id, rows, alerts)
+    return bundle(client_id, rows, alerts, sessions)
