@@ -328,7 +328,7 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
         for key, value in node.items():
             field = sch.fields.get(key)
             if value is _Shredded:
-                if isinstance(field, mf.String):
+                if isinstance(field, mf.String) and _accepts(field, DISPOSED):
                     out[key] = DISPOSED
                 elif isinstance(field, mf.List):
                     out[key] = []
@@ -348,6 +348,20 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
         return out
 
     return fix(data, schema, ""), partial
+
+
+def _accepts(field: mf.Field, value: Any) -> bool:
+    """Whether the field's validators take `value`: a text limited to a set of values (a
+    course outcome, a diagnosis) cannot hold the placeholder, so once shredded it is absent
+    like a number; "[disposed]" there made the whole record unreadable (a 500 on every read)."""
+    from marshmallow import ValidationError
+
+    try:
+        for validator in field.validators:
+            validator(value)
+    except ValidationError:
+        return False
+    return True
 
 
 _ciphers: dict[tuple[str, str, str], FieldCipher] = {}

@@ -18,6 +18,7 @@ from .application import book as states
 from .application.book import MessageBook, ensure_indexes
 from .application.config import NotifyConfig
 from .domain import CLIENT, LEAD, clinical_kinds
+from .domain.plans import ENQUIRER
 from .projections import Planner
 from .schemas import (
     InboxItem,
@@ -176,6 +177,7 @@ def preferences(client_id):
     return preferences_view(client, message_book().preferences_of(client_id), default_quiet())
 
 
+TO_THE_CLIENT = (CLIENT, ENQUIRER)  # the same person, before and after registration
 # what a message sent to the client is, for their export: never its wording's details (the
 # context holds the session's sealed link), an address, or a provider's error text
 MESSAGE_FACTS = (
@@ -199,11 +201,13 @@ MESSAGE_FACTS = (
 def subject_access(client_id):
     """Notifications' part of the client's subject access export (records' `GET
     /clients/{id}/export` gathers it): the messages sent (or planned, failed, voided) to the
-    client (kind, channel, times, status), their contact preferences, and the notification
-    events about them. Messages to staff about the client (risk alerts) are the staff's:
-    not here."""
+    client (kind, channel, times, status), including those sent while they were an enquirer
+    (the booking link), their contact preferences, and the notification events about them.
+    Messages to others about the client (risk alerts to staff, invoices to a funder) are
+    not theirs: not here."""
     record_read("notifications/subject-access", client_id, action="export")
-    found = message_book().messages.find({"client_id": client_id, "recipient": CLIENT})
+    mine = {"client_id": client_id, "recipient": {"$in": list(TO_THE_CLIENT)}}
+    found = message_book().messages.find(mine)
     messages = [
         {"id": d["_id"], **{k: plain(d[k]) for k in MESSAGE_FACTS if d.get(k) is not None}}
         for d in found.sort("created_at", 1)
@@ -211,6 +215,6 @@ def subject_access(client_id):
     prefs = message_book().preferences_of(client_id)
     held = {"messages": messages, "preferences": [plain(prefs)] if prefs else []}
     events = events_about(
-        context().store, client_id, keep=lambda e: e.data.get("recipient") in (None, CLIENT)
+        context().store, client_id, keep=lambda e: e.data.get("recipient", CLIENT) in TO_THE_CLIENT
     )
     return part("notifications", client_id, held, events)
