@@ -20,10 +20,12 @@ from typing import Any
 
 import requests
 from marshmallow import Schema, fields
+from pymongo.collection import Collection
 
 from .auth import service_token
 from .config import Settings
 from .events import Event, registry
+from .eventstore import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def event_out(event: Event, hide: Iterable[str] = ()) -> dict:
 
 
 def events_about(
-    store,
+    store: EventStore,
     client_id: str,
     *,
     keep: Callable[[Event], bool] = lambda e: True,
@@ -77,7 +79,9 @@ def events_about(
     return [event_out(e, hide) for e in found if keep(e)]
 
 
-def documents(collection, query: dict, hide: Iterable[str] = (), sort: str = "_id") -> list[dict]:
+def documents(
+    collection: Collection, query: dict, hide: Iterable[str] = (), sort: str = "_id"
+) -> list[dict]:
     return [plain(d, hide) for d in collection.find(query).sort(sort, 1)]
 
 
