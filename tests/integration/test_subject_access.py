@@ -17,7 +17,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from shared import services
-from testkit.plugin import service_workers
+from testkit.fhir import validate_r4
+from testkit.plugin import eventually, service_workers
 from testkit.procs import free_port
 
 from .subject_access_journey import Journey
@@ -169,6 +170,19 @@ def test_the_export_holds_every_item_from_every_service_and_nothing_of_anyone_el
     for value in ruth.values:
         assert value not in text, f"another client's {value!r} is in Sam's export"
     assert ruth.cid not in set(_values(export))
+
+    # the FHIR R4 export of the same client validates: Appointments for the sessions, every
+    # reference resolved inside the Bundle
+    def fhir_after_discharge():  # the discharge's cancellations reach measures in a moment
+        found = five["measures"].get(f"/clients/{sam.cid}/fhir", headers=journey.lead).json
+        resources = [e["resource"] for e in found["entry"]]
+        statuses = {r["status"] for r in resources if r["resourceType"] == "Appointment"}
+        return found if statuses >= {"fulfilled", "cancelled"} else None
+
+    fhir = eventually(fhir_after_discharge, timeout=60, message="the Appointments' statuses")
+    validate_r4(fhir)
+    ids = {e["resource"]["id"] for e in fhir["entry"]}
+    assert {sam.assessment_id, *sam.course_ids} <= ids
 
     # disposed of at the end of retention: nothing readable is left to export
     journey.dispose(sam.cid)
