@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from marshmallow import Schema, fields
@@ -109,7 +110,8 @@ def fetch_parts(
     parts: dict[str, dict] = {}
     missing: dict[str, str] = {}
     for name in services:
-        url = settings.service_urls[name].rstrip("/") + PATH.format(client_id=client_id)
+        path = PATH.format(client_id=quote(client_id, safe=""))  # an id is one path segment
+        url = settings.service_urls[name].rstrip("/") + path
         try:
             answer = requests.get(
                 url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
