@@ -372,7 +372,7 @@ class Journey:
             found = state()
             return len(found) == 5 and all(d and d.get("done_at") for d in found.values())
 
-        eventually(swept, timeout=180, message="every service forgot the client", describe=state)
+        eventually(swept, timeout=300, message="every service forgot the client", describe=state)
 
 
 FEES = {
