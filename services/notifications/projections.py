@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel
 
+from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
 from shared.projections import SessionCollection
 
@@ -350,7 +351,12 @@ def sealed_link(view, client_id: str, link):
     link. A link already sealed (a held fact applied later) is kept as it is."""
     if isinstance(link, dict) or view.cipher is None:
         return link
-    return view.cipher.seal_value(client_id, VIDEO_LINK, link)
+    if link == DISPOSED:  # a rebuild after disposal reads the placeholder: nothing to keep
+        return None
+    try:
+        return view.cipher.seal_value(client_id, VIDEO_LINK, link)
+    except KeyDisposed:  # a fact about a client disposed of meanwhile: keep no link at all
+        return None
 
 
 def _sealed_data(event, view) -> dict:

@@ -53,3 +53,46 @@ def test_the_stored_video_link_is_sealed_and_unreadable_after_shredding(
         for doc in db[name].find({"client_id": "c1"})
     ]
     assert sessions and all(cipher.open_value(s, VIDEO_LINK) is None for s in sessions)
+
+
+def test_a_link_for_a_client_already_shredded_is_kept_by_no_one_and_stops_nothing(
+    running_service, feed, mail, nsettings
+):
+    """A fact about a client whose key is gone (a late event; a rebuild after disposal reads
+    the placeholder) cannot be sealed: the planner keeps no link, and the fact still applies."""
+    feed.therapist()
+    feed.client(channels=("email",))
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    feed.booked(starts=starts)
+    wait(lambda: mail.to("c1@client.test"), message="the confirmation")
+    cipher_for(nsettings).keys.destroy("c1")
+    moved = starts + timedelta(hours=2)
+    feed(
+        "scheduling",
+        "session-s1",
+        "SessionRescheduled",
+        session_id="s1",
+        client_id="c1",
+        therapist_id="t1",
+        starts_at=moved,
+        ends_at=moved + timedelta(minutes=50),
+        previous_starts_at=starts,
+        modality="video",
+        room=None,
+        reason=None,
+        video_link="https://meet.test/room-s1-moved",
+        video_room="room-s1-moved",
+    )
+    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+
+    def moved_session():
+        for name in db.list_collection_names():
+            if "sessions" in name:
+                doc = db[name].find_one({"_id": "s1", "starts_at": moved})
+                if doc:
+                    return doc
+        return None
+
+    doc = wait(moved_session, message="the move applied")
+    assert doc["video_link"] is None
+    assert _documents_holding(db, "room-s1-moved") == []
