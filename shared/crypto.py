@@ -228,15 +228,27 @@ class FieldCipher:
         sealed = json.loads(json.dumps(data))  # a deep copy of JSON-safe data
 
         def seal_value(value, path):
-            if value is None:
-                return None
-            nonce = os.urandom(12)
-            ct = key.encrypt(nonce, json.dumps(value).encode(), f"{client_id}|{path}".encode())
-            return {"$enc": 1, "kid": client_id, "n": _b64(nonce), "c": _b64(ct)}
+            return _seal_with(key, client_id, path, value)
 
         for path, _ in paths:
             _apply(sealed, path.split("."), seal_value, path)
         return sealed
+
+    def seal_value(self, client_id: str, path: str, value: Any) -> dict | None:
+        """One personal value kept outside the events (a projection's copy of it), sealed
+        under the client's key as event fields are, so shredding the key leaves it unreadable
+        wherever it was copied. `path` names the value (it is authenticated with it)."""
+        if value is None:
+            return None
+        return _seal_with(AESGCM(self.keys.key_for_writing(client_id)), client_id, path, value)
+
+    def open_value(self, value: Any, path: str) -> Any:
+        """The plain value of `seal_value(..., path, ...)`; None once the key is destroyed.
+        A value that is not sealed is returned as it is (documents written before sealing)."""
+        if not (isinstance(value, dict) and value.get("$enc") == 1):
+            return value
+        opened, shredded = self.open({path: value})
+        return None if shredded else opened[path]
 
     # -- opening (read side) ------------------------------------------------------------
     def open(self, data: dict) -> tuple[dict, list[str]]:
@@ -263,6 +275,14 @@ class FieldCipher:
 
         opened = walk(data, "")
         return opened, shredded
+
+
+def _seal_with(key: AESGCM, client_id: str, path: str, value: Any) -> dict | None:
+    if value is None:
+        return None
+    nonce = os.urandom(12)
+    ct = key.encrypt(nonce, json.dumps(value).encode(), f"{client_id}|{path}".encode())
+    return {"$enc": 1, "kid": client_id, "n": _b64(nonce), "c": _b64(ct)}
 
 
 class _ShreddedType:
@@ -308,7 +328,7 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
         for key, value in node.items():
             field = sch.fields.get(key)
             if value is _Shredded:
-                if isinstance(field, mf.String):
+                if isinstance(field, mf.String) and _accepts(field, DISPOSED):
                     out[key] = DISPOSED
                 elif isinstance(field, mf.List):
                     out[key] = []
@@ -328,6 +348,20 @@ def placeholders(schema: Schema, data: Any) -> tuple[Any, list[str]]:
         return out
 
     return fix(data, schema, ""), partial
+
+
+def _accepts(field: mf.Field, value: Any) -> bool:
+    """Whether the field's validators take `value`: a text limited to a set of values (a
+    course outcome, a diagnosis) cannot hold the placeholder, so once shredded it is absent
+    like a number; "[disposed]" there made the whole record unreadable (a 500 on every read)."""
+    from marshmallow import ValidationError
+
+    try:
+        for validator in field.validators:
+            validator(value)
+    except ValidationError:
+        return False
+    return True
 
 
 _ciphers: dict[tuple[str, str, str], FieldCipher] = {}

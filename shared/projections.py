@@ -142,6 +142,12 @@ class View:
         if self.buffer is not None:
             self.buffer.flush()
 
+    @property
+    def cipher(self) -> FieldCipher | None:
+        """The store's cipher, for a handler that keeps a personal value outside the events
+        (it seals it: `cipher.seal_value`)."""
+        return self._store.cipher
+
 
 @dataclass(frozen=True)
 class Record:

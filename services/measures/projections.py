@@ -145,6 +145,10 @@ class MeasuresBoard(Projection):
                     "number": d.get("number"),
                     "kind": d["kind"],
                     "starts_at": d["starts_at"],
+                    # what the FHIR export's Appointment states (queries/fhir.py)
+                    "ends_at": d["ends_at"],
+                    "modality": d["modality"],
+                    "status": "booked",
                 }
             },
             upsert=True,
@@ -154,9 +158,19 @@ class MeasuresBoard(Projection):
         self._recompute(view, episode)
 
     def on_SessionRescheduled(self, event, view):
-        view["sessions"].update_one(
-            {"_id": event.data["session_id"]}, {"$set": {"starts_at": event.data["starts_at"]}}
-        )
+        d = event.data
+        moved = {"starts_at": d["starts_at"], "ends_at": d["ends_at"], "modality": d["modality"]}
+        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": moved})
+
+    def on_SessionCancelled(self, event, view):
+        self._session_status(event, view, "cancelled")
+
+    def on_SessionMissed(self, event, view):
+        self._session_status(event, view, "missed")
+
+    @staticmethod
+    def _session_status(event, view, status: str) -> None:
+        view["sessions"].update_one({"_id": event.data["session_id"]}, {"$set": {"status": status}})
 
     def on_SessionAttended(self, event, view):
         d = event.data
@@ -165,6 +179,7 @@ class MeasuresBoard(Projection):
             {
                 "$set": {
                     "attended": True,
+                    "status": "attended",
                     "kind": d["kind"],
                     "client_id": d["client_id"],
                     "therapist_id": d["therapist_id"],
@@ -172,6 +187,7 @@ class MeasuresBoard(Projection):
                 "$setOnInsert": {
                     "episode_id": episode_of(d["client_id"], None),
                     "starts_at": d["starts_at"],
+                    "ends_at": d["ends_at"],
                 },
             },
             upsert=True,

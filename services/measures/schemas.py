@@ -308,9 +308,11 @@ class Outcomes(Schema):
 
 class FhirBundle(Schema):
     resourceType = fields.String()
-    type = fields.String()
-    total = fields.Integer()
-    entry = fields.List(fields.Dict())
+    type = fields.String(metadata={"description": "`collection`"})
+    entry = fields.List(
+        fields.Dict(),
+        metadata={"description": "{fullUrl, resource}; references are relative to fullUrl"},
+    )
 
 
 class Rate(Schema):

@@ -15,12 +15,14 @@ from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel
 
+from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
 from shared.projections import SessionCollection
 
 from .application.book import MessageBook
 from .application.config import NotifyConfig
 from .domain import Facts, planned_on, plans, waits_for_client
+from .domain.plans import VIDEO_LINK
 
 # the notices that announce an appointment's time: a move voids the ones still pending
 SESSION_NOTICES = ("confirmation", "rescheduled")
@@ -95,7 +97,7 @@ class Planner(ClientDirectory):
                 "$setOnInsert": {
                     "client_id": client_id,
                     "type": event.type,
-                    "data": dict(event.data),
+                    "data": _sealed_data(event, view),
                     "recorded_at": event.recorded_at,
                     "stream_version": event.stream_version,
                 }
@@ -221,6 +223,8 @@ class Planner(ClientDirectory):
         for k in ("modality", "room", "video_link", "kind", "course_id", "number"):
             if k in d:
                 facts[k] = d[k]
+        if facts.get("video_link"):
+            facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
         view["sessions"].update_one(
             {"_id": d["session_id"]}, {"$set": {**facts, "status": status}}, upsert=True
         )
@@ -338,3 +342,25 @@ class _Later:
     type: str
     data: dict
     recorded_at: datetime
+
+
+def sealed_link(view, client_id: str, link):
+    """The client's video link is a credential to their room and personal data (issue 17):
+    every copy the planner keeps (the sessions it knows, the messages it plans, the facts it
+    holds for later) is sealed under the client's key, so shredding the key leaves no readable
+    link. A link already sealed (a held fact applied later) is kept as it is."""
+    if isinstance(link, dict) or view.cipher is None:
+        return link
+    if link == DISPOSED:  # a rebuild after disposal reads the placeholder: nothing to keep
+        return None
+    try:
+        return view.cipher.seal_value(client_id, VIDEO_LINK, link)
+    except KeyDisposed:  # a fact about a client disposed of meanwhile: keep no link at all
+        return None
+
+
+def _sealed_data(event, view) -> dict:
+    data = dict(event.data)
+    if data.get("video_link"):
+        data["video_link"] = sealed_link(view, data["client_id"], data["video_link"])
+    return data

@@ -11,12 +11,14 @@ from flask_smorest import Blueprint
 from shared.audit import record_read
 from shared.auth import current_identity, requires
 from shared.directory import check_client_access, client_or_404
+from shared.subject_access import PartOut, events_about, part, plain
 from shared.web import context
 
 from .application import book as states
 from .application.book import MessageBook, ensure_indexes
 from .application.config import NotifyConfig
-from .domain import LEAD, clinical_kinds
+from .domain import CLIENT, LEAD, clinical_kinds
+from .domain.plans import ENQUIRER
 from .projections import Planner
 from .schemas import (
     InboxItem,
@@ -173,3 +175,46 @@ def preferences(client_id):
     """A client's contact preferences (the practice defaults until some are set)."""
     client = client_for(client_id)
     return preferences_view(client, message_book().preferences_of(client_id), default_quiet())
+
+
+TO_THE_CLIENT = (CLIENT, ENQUIRER)  # the same person, before and after registration
+# what a message sent to the client is, for their export: never its wording's details (the
+# context holds the session's sealed link), an address, or a provider's error text
+MESSAGE_FACTS = (
+    "kind",
+    "channel",
+    "status",
+    "session_id",
+    "due_at",
+    "created_at",
+    "sent_at",
+    "failed_at",
+    "voided_at",
+    "void_reason",
+    "attempts",
+)
+
+
+@blp.route("/clients/<client_id>/subject-access", methods=["GET"])
+@requires("service")
+@blp.response(200, PartOut)
+def subject_access(client_id):
+    """Notifications' part of the client's subject access export (records' `GET
+    /clients/{id}/export` gathers it): the messages sent (or planned, failed, voided) to the
+    client (kind, channel, times, status), including those sent while they were an enquirer
+    (the booking link), their contact preferences, and the notification events about them.
+    Messages to others about the client (risk alerts to staff, invoices to a funder) are
+    not theirs: not here."""
+    record_read("notifications/subject-access", client_id, action="export")
+    mine = {"client_id": client_id, "recipient": {"$in": list(TO_THE_CLIENT)}}
+    found = message_book().messages.find(mine)
+    messages = [
+        {"id": d["_id"], **{k: plain(d[k]) for k in MESSAGE_FACTS if d.get(k) is not None}}
+        for d in found.sort("created_at", 1)
+    ]
+    prefs = message_book().preferences_of(client_id)
+    held = {"messages": messages, "preferences": [plain(prefs)] if prefs else []}
+    events = events_about(
+        context().store, client_id, keep=lambda e: e.data.get("recipient", CLIENT) in TO_THE_CLIENT
+    )
+    return part("notifications", client_id, held, events)

@@ -18,9 +18,9 @@ def _projections():
 
 
 def _workers(settings):
-    from .workers import make_completer
+    from .workers import make_completer, make_sweeper
 
-    return [make_completer(settings).run]
+    return [make_completer(settings).run, make_sweeper(settings).run]
 
 
 def _dispose(settings, client_id):

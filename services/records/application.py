@@ -18,6 +18,7 @@ from pymongo import ASCENDING, IndexModel
 
 from shared.application import CommandHandler, Outcome
 from shared.auth import Forbidden, Identity
+from shared.crypto import KeyStore
 from shared.directory import check_client_access
 from shared.domain import Conflict, Invalid, NotFound, fold
 from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
@@ -223,6 +224,16 @@ class Application:
     # -- enquiries (reception; their own streams, domain/enquiry.py) --------------------------
     def enquiry_step(self, enquiry_id: str, command, meta: Metadata) -> Outcome:
         return self.enquiries.run(enquiry_stream(enquiry_id), command, meta)
+
+    def dispose_enquiry(
+        self, enquiry_id: str, now: datetime, meta: Metadata, keys: KeyStore
+    ) -> Outcome:
+        """`EnquiryDisposed` (the domain refuses it inside retention or once registered),
+        then the key reserved for the person is destroyed: crypto-shredding, as for a client.
+        The key goes after the event is stored; asking again repeats it harmlessly."""
+        outcome = self.enquiry_step(enquiry_id, enq.DisposeEnquiry(now), meta)
+        keys.destroy(outcome.state.client_id)
+        return outcome
 
     def enquiry(self, enquiry_id: str) -> enq.EnquiryState:
         state, _ = self.enquiries.state(enquiry_stream(enquiry_id))

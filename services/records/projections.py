@@ -18,6 +18,7 @@ from shared.projections import Projection
 
 from .domain import RECORD_EVENT_TYPES
 from .domain.course import COURSE_LENGTH
+from .domain.enquiry import step_time
 from .domain.rules import contact_keys
 
 CONTACT_FIELDS = ("email", "phone", "nhs_number")
@@ -283,28 +284,38 @@ class EnquiryInbox(Projection):
             IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]),
             IndexModel("received_at"),
             IndexModel([("status", ASCENDING), ("priority_rank", ASCENDING)]),
+            # the retention sweep's path (workers.EnquirySweeper)
+            IndexModel([("status", ASCENDING), ("last_step_at", ASCENDING)]),
         ]
     }
     _RANKS = {"urgent": 0, "soon": 1, "routine": 2}
 
+    @staticmethod
+    def _last_step(event) -> dict:
+        """When the enquiry last moved, as the domain counts it: its retention runs from then."""
+        return {"last_step_at": step_time(event.data) or event.recorded_at}
+
     def _set(self, event, view, **fields):
-        view["enquiries"].update_one({"_id": event.data["enquiry_id"]}, {"$set": fields})
+        view["enquiries"].update_one(
+            {"_id": event.data["enquiry_id"]}, {"$set": fields | self._last_step(event)}
+        )
 
     def on_EnquiryReceived(self, event, view):
         d = event.data
+        fields = {k: d.get(k) for k in d if k != "enquiry_id"} | {"status": "received"}
         view["enquiries"].update_one(
             {"_id": d["enquiry_id"]},
-            {
-                "$set": {k: d.get(k) for k in d if k != "enquiry_id"} | {"status": "received"},
-                "$setOnInsert": {"attempts": []},
-            },
+            {"$set": fields | self._last_step(event), "$setOnInsert": {"attempts": []}},
             upsert=True,
         )
 
     def on_EnquiryContactAttempted(self, event, view):
         d = event.data
         attempt = {k: d.get(k) for k in ("channel", "outcome", "note", "by", "attempted_at")}
-        view["enquiries"].update_one({"_id": d["enquiry_id"]}, {"$push": {"attempts": attempt}})
+        view["enquiries"].update_one(
+            {"_id": d["enquiry_id"]},
+            {"$push": {"attempts": attempt}, "$set": self._last_step(event)},
+        )
 
     def on_AssessmentOffered(self, event, view):
         d = event.data

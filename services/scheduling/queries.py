@@ -19,9 +19,11 @@ from flask_smorest import Blueprint
 from icalendar import Calendar
 from icalendar import Event as VEvent
 
+from shared.audit import record_read
 from shared.auth import current_identity, public, requires
 from shared.domain import Invalid, NotFound
 from shared.events import utcnow
+from shared.subject_access import PartOut, documents, events_about, part, plain
 from shared.web import context
 
 from . import schemas as s
@@ -310,3 +312,35 @@ def get_booking_link(link_id):
     from .application.booking_links import BookingLinks
 
     return booking_link_out(BookingLinks(application()).state(link_id))
+
+
+# -- subject access (records gathers every service's part into the export) ---------------
+@blp.route("/clients/<client_id>/subject-access", methods=["GET"])
+@requires("service")
+@blp.response(200, PartOut)
+def subject_access(client_id):
+    """Scheduling's part of the client's subject access export (records' `GET
+    /clients/{id}/export` gathers it): their sessions with each one's video room (never the
+    join link: it carries the room's token), the booking links offered to them (never the
+    link's token) and every scheduling event about them."""
+    from .application.booking_links import BookingLinks
+
+    record_read("scheduling/subject-access", client_id, action="export")
+    events = events_about(context().store, client_id)
+    rooms = {
+        e["data"]["session_id"]: e["data"].get("video_room")
+        for e in events
+        if e["type"] in ("SessionBooked", "SessionRescheduled")
+    }
+    sessions = [
+        {**d, "session_id": d["id"], "video_room": rooms.get(d["id"])}
+        for d in documents(_sessions(), {"client_id": client_id}, sort="starts_at")
+    ]
+    links = BookingLinks(application())
+    offered = [
+        plain(booking_link_out(links.state(e["data"]["link_id"])))
+        for e in events
+        if e["type"] == "BookingLinkIssued"
+    ]
+    held = {"sessions": sessions, "booking_links": offered}
+    return part("scheduling", client_id, held, events)

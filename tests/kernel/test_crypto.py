@@ -3,7 +3,7 @@ in the events collection and on the topic; destroying the key leaves placeholder
 while the non-personal facts stay."""
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -169,3 +169,26 @@ def test_demo_keys_are_refused_outside_demo_mode():
         token_secret="x" * 40,
         master_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     ).check()
+
+
+def test_a_shredded_text_limited_to_set_values_reads_absent_not_as_the_placeholder(settings):
+    """A course outcome is one of a few words and sealed: once shredded, "[disposed]" is not
+    one of them, so it is left out (as a number is) and the event still loads; before, the
+    whole record failed to load, every read of a disposed client with a completed course a
+    500 (issue 17, found by the subject access export)."""
+    store = records_store(settings)
+    completed = {
+        "client_id": "c-emma",
+        "therapist_id": "t-1",
+        "ended": "therapist",
+        "outcome": "improved",
+        "outcome_summary": "Sleeping better",
+        "sessions_attended": 16,
+        "completed_at": datetime(2026, 11, 1, 10, tzinfo=UTC),
+        "by": "t-user",
+    }
+    store.append("client-c-emma", 0, [NewEvent("CourseCompleted", completed)], META)
+    cipher_for(settings).keys.destroy("c-emma")
+    [event] = store.load("client-c-emma")
+    assert "outcome" not in event.data
+    assert event.data["outcome_summary"] == DISPOSED

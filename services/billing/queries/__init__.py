@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from shared.auth import current_identity, requires
 from shared.directory import check_client_access
 from shared.domain import NotFound
+from shared.subject_access import PartOut, documents, events_about, part
 from shared.web import context
 
 from .. import schemas as s
@@ -366,3 +367,18 @@ def get_invoice(invoice_id):
             headers={"Content-Disposition": f'inline; filename="{data["number"]}.pdf"'},
         )
     return out
+
+
+@accounts_blp.route("/clients/<client_id>/subject-access", methods=["GET"])
+@requires("service")
+@accounts_blp.response(200, PartOut)
+def subject_access(client_id):
+    """Billing's part of the client's subject access export (records' `GET
+    /clients/{id}/export` gathers it): their funding and totals, every charge, invoice and
+    payment, and every billing event about them."""
+    found = {"accounts": {"_id": client_id}, **{n: {"client_id": client_id} for n in KINDS}}
+    held = {name: documents(_ledger(name), query) for name, query in found.items()}
+    return part("billing", client_id, held, events_about(context().store, client_id))
+
+
+KINDS = ("charges", "invoices", "payments")

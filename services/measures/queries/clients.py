@@ -8,6 +8,8 @@ from flask_smorest import Blueprint
 
 from shared.audit import record_read
 from shared.auth import requires
+from shared.subject_access import PartOut, documents, events_about, part
+from shared.web import context
 
 from ..domain import INSTRUMENTS
 from ..schemas import FhirBundle, Outcomes, ResponseRows, Trajectory
@@ -81,10 +83,29 @@ def outcomes(client_id):
 @requires(*CLINICIANS)
 @blp.response(200, FhirBundle, content_type="application/fhir+json")
 def fhir(client_id):
-    """FHIR R4 Bundle: QuestionnaireResponse and total-score Observation per questionnaire,
-    Flag per open risk alert."""
+    """FHIR R4 Bundle (a collection): the Patient, a Practitioner per therapist, an
+    Appointment per session, QuestionnaireResponse and total-score Observation per
+    questionnaire, Flag per open risk alert; every reference resolves inside the Bundle."""
     client_for(client_id)
     rows = list(board("responses").find({"client_id": client_id}).sort("completed_at", 1))
     alerts = list(board("alerts").find({"client_id": client_id, "status": "open"}))
+    sessions = list(board("sessions").find({"client_id": client_id}).sort("starts_at", 1))
     record_read("measures/fhir-export", client_id, action="export")
-    return bundle(client_id, rows, alerts)
+    return bundle(client_id, rows, alerts, sessions)
+
+
+@blp.route("/clients/<client_id>/subject-access", methods=["GET"])
+@requires("service")
+@blp.response(200, PartOut)
+def subject_access(client_id):
+    """Measures' part of the client's subject access export (records' `GET
+    /clients/{id}/export` gathers it): the questionnaires asked of them, every answer and
+    score, the risk alerts and their acknowledgements, the course outcomes, and every
+    measures event about them (never a form link's token)."""
+    record_read("measures/subject-access", client_id, action="export")
+    by_time = {"requests": "due_at", "responses": "completed_at", "alerts": "indicated_at"}
+    held = {
+        name: documents(board(name), {"client_id": client_id}, sort=by_time.get(name, "_id"))
+        for name in ("requests", "responses", "alerts", "episodes")
+    }
+    return part("measures", client_id, held, events_about(context().store, client_id))

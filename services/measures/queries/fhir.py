@@ -1,8 +1,15 @@
-"""FHIR R4 export of a client's questionnaires (UK Core profiles named where they exist):
+"""FHIR R4 export of a client's questionnaires and appointments (UK Core profiles named where
+they exist): the Patient, a Practitioner per therapist, an Appointment per session,
 QuestionnaireResponse per completed questionnaire, Observation per total score, Flag per
 open risk alert. An Observation is coded with the instrument's LOINC code and display where
 the registry gives one (domain/instruments.py); an instrument without one is named by
-`code.text` alone, since FHIR forbids an empty `coding` array."""
+`code.text` alone, since FHIR forbids an empty `coding` array.
+
+Every reference resolves inside the Bundle: each entry's `fullUrl` is `{RAPPORT}/{type}/{id}`
+and references are relative (`Patient/{id}`), which FHIR resolves against the referencing
+entry's base (R4 Bundle, "Resolving references in Bundles"). The Patient and Practitioner
+carry only Rapport's identifier: this service holds no names, and the records export has the
+details. The tests validate the whole Bundle with fhir.resources (R4B models)."""
 
 from __future__ import annotations
 
@@ -61,11 +68,12 @@ def observation(response: dict, score: dict) -> dict | None:
         "subject": _ref(response["client_id"]),
         "effectiveDateTime": response["completed_at"].isoformat(),
         "valueQuantity": {"value": score["total"], "unit": "score"},
-        "interpretation": [{"text": score.get("band")}] if score.get("band") else [],
         "derivedFrom": [
             {"reference": f"QuestionnaireResponse/{response['_id']}-{instrument.code}"}
         ],
-    }
+    } | (  # FHIR forbids empty arrays: no band, no interpretation
+        {"interpretation": [{"text": score["band"]}]} if score.get("band") else {}
+    )
 
 
 def observation_code(instrument: Instrument) -> dict:
@@ -106,8 +114,57 @@ def flag(alert: dict) -> dict:
     }
 
 
-def bundle(client_id: str, responses: list[dict], open_alerts: list[dict]) -> dict:
-    resources = []
+def _identified(resource_type: str, id_: str, system: str) -> dict:
+    return {
+        "resourceType": resource_type,
+        "id": id_,
+        "identifier": [{"system": f"{RAPPORT}/{system}", "value": id_}],
+    }
+
+
+# scheduling's session status -> FHIR Appointment.status (R4 value set appointmentstatus)
+_APPOINTMENT_STATUS = {
+    "booked": "booked",
+    "attended": "fulfilled",
+    "cancelled": "cancelled",
+    "missed": "noshow",
+}
+
+
+def appointment(session: dict) -> dict:
+    status = _APPOINTMENT_STATUS[session.get("status") or "booked"]
+    number = f" {session['number']}" if session.get("number") else ""
+    found = {
+        "resourceType": "Appointment",
+        "id": session["_id"],
+        "status": status,
+        "serviceType": [{"text": "Interpersonal psychotherapy (IPT)"}],
+        "description": f"IPT {session.get('kind') or 'treatment'} session{number}",
+        "start": session["starts_at"].isoformat(),
+        "participant": [
+            {"actor": _ref(session["client_id"]), "status": "accepted"},
+            {
+                "actor": {"reference": f"Practitioner/{session['therapist_id']}"},
+                "status": "accepted",
+            },
+        ],
+    }
+    if session.get("ends_at"):
+        found["end"] = session["ends_at"].isoformat()
+    if session.get("modality"):
+        found["appointmentType"] = {"text": session["modality"]}
+    return found
+
+
+def bundle(
+    client_id: str, responses: list[dict], open_alerts: list[dict], sessions: list[dict]
+) -> dict:
+    therapists = sorted({s["therapist_id"] for s in sessions if s.get("therapist_id")})
+    resources = [_identified("Patient", client_id, "client-id")]
+    resources += [_identified("Practitioner", t, "therapist-id") for t in therapists]
+    # an Appointment needs its start (FHIR app-3): a session known only from its attendance
+    # without a time is left out rather than exported invalid
+    resources += [appointment(s) for s in sessions if s.get("starts_at")]
     for response in responses:
         for score in response["scores"]:
             resources.append(questionnaire_response(response, score))
@@ -115,12 +172,12 @@ def bundle(client_id: str, responses: list[dict], open_alerts: list[dict]) -> di
             if obs:
                 resources.append(obs)
     resources += [flag(a) for a in open_alerts]
+    # a collection has no `total` (FHIR bdl-1: searchset and history only)
     return {
         "resourceType": "Bundle",
         "type": "collection",
-        "total": len(resources),
         "entry": [
-            {"fullUrl": f"urn:rapport:{r['resourceType']}/{r['id']}", "resource": r}
+            {"fullUrl": f"{RAPPORT}/{r['resourceType']}/{r['id']}", "resource": r}
             for r in resources
         ],
     }

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from services.measures.domain import INSTRUMENTS, request_id_for, request_stream
 from shared.events import NewEvent
+from testkit.fhir import validate_r4
 from testkit.plugin import eventually, service_workers
 
 from .support import Upstream, app, booked, now, register_client, session_facts  # noqa: F401
@@ -193,8 +194,25 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     assert mine["summary"]["reliable_recovery"]["of"] == 1
 
     fhir = client.get("/clients/emma/fhir", headers=lead).json
+    validate_r4(fhir)  # R4 models, no empty values, every reference resolves in the Bundle
     kinds = [e["resource"]["resourceType"] for e in fhir["entry"]]
     assert kinds.count("QuestionnaireResponse") == 6 and "Flag" not in kinds  # acknowledged
+    appointments = {
+        e["resource"]["id"]: e["resource"]
+        for e in fhir["entry"]
+        if e["resource"]["resourceType"] == "Appointment"
+    }
+    assert {k: a["status"] for k, a in appointments.items()} == {
+        "s1": "fulfilled",
+        "s2": "fulfilled",
+        "s3": "cancelled",
+    }
+    assert appointments["s1"]["start"] == start.isoformat()
+    assert [p["actor"]["reference"] for p in appointments["s1"]["participant"]] == [
+        "Patient/emma",
+        "Practitioner/t-1",
+    ]
+    assert kinds.count("Patient") == 1 and kinds.count("Practitioner") == 1
     observations = [
         e["resource"] for e in fhir["entry"] if e["resource"]["resourceType"] == "Observation"
     ]

@@ -77,6 +77,10 @@ def _message(
     }
 
 
+# the name a sealed video link is authenticated with (shared.crypto.FieldCipher.seal_value)
+VIDEO_LINK = "video_link"
+
+
 def session_context(session: dict) -> dict:
     return {
         k: session.get(k)

@@ -153,7 +153,7 @@ def test_every_route_has_roles(nsettings):
     ours = [
         r for r in app.url_map.iter_rules() if r.endpoint.split(".")[0].startswith("notifications")
     ]
-    assert len(ours) == 6  # preferences: GET and PUT
+    assert len(ours) == 7  # preferences: GET and PUT; the subject access part
     for rule in ours:
         assert getattr(app.view_functions[rule.endpoint], "_rapport_roles", None), rule.rule
 

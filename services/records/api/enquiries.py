@@ -127,7 +127,6 @@ def dispose(enquiry_id):
     """Dispose of an enquiry that never became a client, a year after its last step
     (`EnquiryDisposed`, then the key reserved for the person is destroyed: crypto-shredding,
     as for a client record). Inside that year, or once registered: 409."""
-    outcome = application().enquiry_step(enquiry_id, enq.DisposeEnquiry(_now()), request_metadata())
-    # after the event is stored; asking again repeats it harmlessly (see api/retention.py)
-    cipher_for(current_app.config["RAPPORT_SETTINGS"]).keys.destroy(outcome.state.client_id)
+    keys = cipher_for(current_app.config["RAPPORT_SETTINGS"]).keys
+    outcome = application().dispose_enquiry(enquiry_id, _now(), request_metadata(), keys)
     return enquiry_view(outcome.state)

@@ -328,7 +328,7 @@ class Enquiry:
         return EnquiryState()
 
     def evolve(self, state: EnquiryState, event) -> EnquiryState:
-        at = _step_time(event.data) or _when(event) or state.last_step_at
+        at = step_time(event.data) or _when(event) or state.last_step_at
         new = EVOLVERS[event.type](state, event.data, at)
         return replace(new, version=state.version + 1, last_step_at=at)
 
@@ -346,7 +346,7 @@ _STEP_TIMES = (
 )
 
 
-def _step_time(d: Mapping) -> datetime | None:
+def step_time(d: Mapping) -> datetime | None:
     """When the step happened, as the event states it (a re-prioritised waiting list entry
     keeps `added_at`, so its step time is the envelope's)."""
     return next((d[k] for k in _STEP_TIMES if d.get(k)), None)

@@ -13,9 +13,11 @@ from pymongo import ASCENDING
 from shared.audit import record_read, trail_for
 from shared.auth import Forbidden, current_identity, requires
 from shared.events import utcnow
+from shared.subject_access import fetch_parts
+from shared.subject_access import plain as plain_json
 from shared.web import context
 
-from ..application import application, own_caseload_only, sees_clinical
+from ..application import application, enquiry_stream, own_caseload_only, sees_clinical
 from ..domain.rules import query_keys
 from ..projections import RecordTimeline
 from ..schemas import problems
@@ -27,6 +29,7 @@ from ..schemas.clients import (
     ExportOut,
     HistoryOut,
 )
+from .enquiries import enquiry_view
 from .views import event_view, full_view, record_view
 
 blp = Blueprint(
@@ -123,22 +126,51 @@ def history(args, client_id):
 @problems(blp, 401, 403, 404)
 @blp.response(200, ExportOut)
 def export(client_id):
-    """Subject-access export: everything held about the client (UK GDPR Art. 15)."""
+    """Subject-access export (UK GDPR Art. 15): everything held about the client, from every
+    service, in one download. Records' own part (the record, its events, the enquiry the
+    client came from, the timeline, who read the record) and, under `services`, each other
+    service's part, asked with a service token (shared.subject_access). A service that did
+    not answer is named in `missing` and `complete` is false: never a partial export that
+    looks whole. Sealed fields are opened; a disposed client's read "[disposed]"."""
     app = application()
     state = app.record(client_id, current_identity(), clinical=True)
     record_read("client_export", client_id, action="export")
+    settings = context().settings
     timeline = context().projection(RecordTimeline()).reader("entries")
-    trail = trail_for(context().settings)
+    parts, missing = fetch_parts(settings, client_id, OTHER_SERVICES)
+    trail = trail_for(settings)  # read last: it lists the services' reads for this export
     return {
         "client_id": client_id,
         "exported_at": utcnow(),
         "exported_by": current_identity().sub,
+        "complete": not missing,
+        "missing": missing,
         "record": full_view(state, app.attendance(client_id)),
         "events": [event_view(e) for e in app.store.load(client_id)],
+        "enquiry": _enquiry_of(app, client_id),
         "sessions": _without_ids(app.sessions(client_id)),
         "timeline": _without_ids(timeline.find({"client_id": client_id}).sort("at", 1)),
         "audit": _without_ids(trail.entries_between(client_id=client_id, limit=10_000)),
+        "services": parts,
     }
+
+
+# what the other services hold about a client (records gathers their parts for the export)
+OTHER_SERVICES = ("scheduling", "measures", "notifications", "billing")
+
+
+def _enquiry_of(app, client_id: str) -> dict | None:
+    """The enquiry the client came from, if they got in touch first: its details and steps
+    as its stream has them, and its events (one scan of the store: exports are rare)."""
+    received = app.store.events.find_one(
+        {"type": "EnquiryReceived", "data.client_id": client_id}, {"data.enquiry_id": 1}
+    )
+    if received is None:
+        return None
+    enquiry_id = received["data"]["enquiry_id"]
+    view = enquiry_view(app.enquiry(enquiry_id))
+    events = [event_view(e) for e in app.store.load(enquiry_stream(enquiry_id))]
+    return {**plain_json(view), "events": plain_json(events)}
 
 
 def _without_ids(docs) -> list[dict]:

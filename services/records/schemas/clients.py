@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.contracts.common import MODALITIES
 from shared.contracts.records import CHANNELS, PHASES
+from shared.subject_access import PartOut
 
 from . import Moment, free_text, ident, line_text
 from .care import AssessmentOut, DischargeOut, FormulationOut, NoteOut, TaskOut
@@ -229,6 +230,26 @@ class ExportOut(Schema):
     sessions = fields.List(fields.Dict())
     timeline = fields.List(fields.Dict())
     audit = fields.List(fields.Dict(), metadata={"description": "who read this record, when"})
+    complete = fields.Boolean(
+        metadata={"description": "every service gave its part (else see `missing`)"}
+    )
+    missing = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "service -> why its part is not here (unreachable, refused)"},
+    )
+    enquiry = fields.Dict(
+        allow_none=True,
+        metadata={"description": "the enquiry the client came from, with its events, if any"},
+    )
+    services = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(PartOut),
+        metadata={
+            "description": "each other service's part (scheduling, measures, notifications, "
+            "billing): `held` (by kind) and its events about the client"
+        },
+    )
 
 
 class ErasureIn(Schema):
