@@ -310,3 +310,12 @@ def get_booking_link(link_id):
     from .application.booking_links import BookingLinks
 
     return booking_link_out(BookingLinks(application()).state(link_id))
+
+
+# -- the client's own link to one session (writes and the client's side in api.py) --------
+session_links_blp = Blueprint(
+    "session_links",
+    __name__,
+    description="A client's own link to cancel or move one session within the notice rules",
+)
+BLUEPRINTS.append(session_links_blp)
