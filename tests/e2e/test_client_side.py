@@ -27,6 +27,7 @@ from playwright.sync_api import expect
 from services.scheduling.app import DEMO_JITSI_SECRET
 
 from . import journey as step
+from . import journey_client as client_step
 from .journey import LONDON, SHOWN, Client, Journey, staff  # noqa: F401 (a fixture)
 from .ui import eventually, mail_to, sign_in, text_of
 
@@ -95,8 +96,8 @@ def test_from_an_enquiry_on_a_phone_to_discharge_through_the_clients_own_pages(
     sign_in(therapist, stack, "therapist1@rapport.test")  # Dr Sarah Okafor
 
     # 1. the enquiry, the waiting list and the offer of assessment times by link
-    step.enquire_on_a_phone(person, j, portal, CONCERN, "By video")
-    offered = step.waiting_list_then_offer(reception, j, CONCERN)
+    client_step.enquire_on_a_phone(person, j, portal, CONCERN, "By video")
+    offered = client_step.waiting_list_then_offer(reception, j, CONCERN)
     link, _ = eventually(
         lambda: mailed(r"https?://\S+/book-online/[\w-]+")(stack), what="the booking link"
     )
@@ -104,7 +105,9 @@ def test_from_an_enquiry_on_a_phone_to_discharge_through_the_clients_own_pages(
     assert link.rsplit("/", 1)[-1] not in reception.content()  # staff never see it
 
     # 2. she books the second time on her phone; the confirmation says when and how
-    booked = datetime.fromisoformat(step.book_by_link_on_a_phone(browser, j, link, offered, 1))
+    booked = datetime.fromisoformat(
+        client_step.book_by_link_on_a_phone(browser, j, link, offered, 1)
+    )
     _, confirmation = eventually(
         lambda: mailed(r"https://meet\.rapport\.test/\S+", "Your first appointment")(stack),
         what="the confirmation of the booked assessment",
@@ -113,7 +116,7 @@ def test_from_an_enquiry_on_a_phone_to_discharge_through_the_clients_own_pages(
     assert "By video: https://meet.rapport.test/" in confirmation
 
     # 3. registered from the enquiry, nothing retyped; a 16-session video course
-    record_url = step.register_from_the_enquiry(reception, j)
+    record_url = client_step.register_from_the_enquiry(reception, j)
     client_id = record_url.rstrip("/").rsplit("/", 1)[-1]
     course = step.book_the_course(
         reception, j, record_url, step.first_weekday(10), how="Video", slot=-1
@@ -128,13 +131,13 @@ def test_from_an_enquiry_on_a_phone_to_discharge_through_the_clients_own_pages(
     assert not [s for s in subjects if re.match(r"Your appointment on .* is booked", s)]
 
     # 4. before session 2: her diary and a task done on the homework page; her therapist reads it
-    step.set_a_task_due_tomorrow(therapist, j, record_url, TASK)
+    client_step.set_a_task_due_tomorrow(therapist, j, record_url, TASK)
     homework, _ = eventually(
         lambda: mailed(r"https?://\S+/homework/[\w-]+")(stack),
         what="the task reminder with the homework link",
     )
-    step.write_the_diary_on_a_phone(browser, j, homework, TASK, ENTRIES, REFLECTION)
-    step.the_therapist_reads_the_diary(therapist, j, record_url, ENTRIES + [REFLECTION])
+    client_step.write_the_diary_on_a_phone(browser, j, homework, TASK, ENTRIES, REFLECTION)
+    client_step.the_therapist_reads_the_diary(therapist, j, record_url, ENTRIES + [REFLECTION])
 
     # 5. her own link to session 3: she moves it; the notice brings her link to the new room
     reception.goto(record_url)
@@ -151,7 +154,7 @@ def test_from_an_enquiry_on_a_phone_to_discharge_through_the_clients_own_pages(
         lambda: mailed(r"https?://\S+/my-session/[\w-]+")(stack), what="her own session link"
     )
     assert own.rsplit("/", 1)[-1] not in reception.content()
-    moved_to = step.move_by_the_clients_own_link(browser, j, own)
+    moved_to = client_step.move_by_the_clients_own_link(browser, j, own)
     when = moved_to.astimezone(LONDON).strftime(MAILED)
     room, notice = eventually(
         lambda: mailed(r"https://meet\.rapport\.test/\S+", "Your appointment has moved")(stack),
