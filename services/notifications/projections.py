@@ -63,6 +63,8 @@ class Planner(ClientDirectory):
     def handle(self, event, view) -> None:
         waits = event.type in self.AWAIT_CLIENT or waits_for_client(event.type)
         if waits and self._client_unknown(event, view):
+            if event.type == "SessionBooked":  # perhaps booked by link before registering
+                self._for_enquirer(view, event.data["client_id"], "bookings", event)
             return
         self._apply(event, view)
 
@@ -153,6 +155,8 @@ class Planner(ClientDirectory):
     # -- records -------------------------------------------------------------------------
     def on_ClientRegistered(self, event, view):
         super().on_ClientRegistered(event, view)
+        # bookings held for an enquiry that never came: the client is told as a client now
+        view["enquirers"].update_one({"_id": event.data["client_id"]}, {"$unset": {"bookings": ""}})
         self._apply_awaiting(view, event.data["client_id"])
         self.replan_client(view, event.data["client_id"], event.recorded_at)
 
@@ -194,20 +198,52 @@ class Planner(ClientDirectory):
         )
 
     def on_EnquiryReceived(self, event, view):
-        """How to reach someone who got in touch (a booking link goes to them before they are
-        a client); keyed by the client id records reserved for them."""
+        """How to reach someone who got in touch (a booking link, and the confirmation of
+        the time they book by it, go to them before they are a client); keyed by the client
+        id records reserved for them. A link or booking that arrived first (another topic
+        may run ahead of records') is planned now."""
         d = event.data
         view["enquirers"].update_one(
             {"_id": d["client_id"]},
             {"$set": {k: d.get(k) for k in ("enquiry_id", "email", "phone", "contact_by")}},
             upsert=True,
         )
+        found = view["enquirers"].find_one({"_id": d["client_id"]})
+        for kind in ("links", "bookings"):
+            for held in found.get(kind) or []:
+                self._plan_for_enquirer(view, kind, found, held["data"], held["recorded_at"])
+        view["enquirers"].update_one(
+            {"_id": d["client_id"]}, {"$unset": {"links": "", "bookings": ""}}
+        )
+
+    def _for_enquirer(self, view, client_id: str, kind: str, event) -> None:
+        """Plan a link or a link booking's confirmation for someone who enquired, or hold
+        it until their enquiry arrives. Only a person records reserved an id for at their
+        enquiry is ever told here: a session of an unknown id with no enquiry behind it
+        stays held as before (`awaiting`) until its client is registered."""
+        found = view["enquirers"].find_one({"_id": client_id})
+        if found is not None and found.get("contact_by") is not None:
+            self._plan_for_enquirer(view, kind, found, dict(event.data), event.recorded_at)
+            return
+        held = {
+            "event_id": event.event_id,
+            "data": dict(event.data),
+            "recorded_at": event.recorded_at,
+        }
+        view["enquirers"].update_one({"_id": client_id}, {"$addToSet": {kind: held}}, upsert=True)
+
+    def _plan_for_enquirer(self, view, kind: str, enquirer: dict, data: dict, as_of) -> None:
+        if kind == "links":
+            planned = plans.booking_link(data, enquirer, as_of)
+        elif data.get("course_id") or data.get("plan_id"):
+            return  # a course is announced to a client, never to an enquirer
+        else:
+            planned = plans.booked_by_link(data, enquirer, as_of)
+        self.book(view).plan(planned, as_of)
 
     # -- scheduling --------------------------------------------------------------------------
     def on_BookingLinkIssued(self, event, view):
-        enquirer = view["enquirers"].find_one({"_id": event.data["client_id"]})
-        planned = plans.booking_link(dict(event.data), enquirer, event.recorded_at)
-        self.book(view).plan(planned, event.recorded_at)
+        self._for_enquirer(view, event.data["client_id"], "links", event)
 
     def on_TherapistRegistered(self, event, view):
         d = event.data
@@ -237,7 +273,8 @@ class Planner(ClientDirectory):
         session = self._save_session(event, view, "booked")
         # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned);
         # a booster booked on its own is confirmed like any session (issue 13: it was not)
-        if not session.get("course_id") and not event.data.get("plan_id"):
+        told = self._told_by_link(view, session["session_id"])
+        if not session.get("course_id") and not event.data.get("plan_id") and not told:
             planned = plans.notice(
                 "confirmation",
                 f"confirmation:{session['session_id']}",
@@ -248,6 +285,16 @@ class Planner(ClientDirectory):
             )
             self.book(view).plan(planned, event.recorded_at)
         self._reconcile_reminders(view, session, event.recorded_at, "superseded")
+
+    def _told_by_link(self, view, session_id: str) -> bool:
+        """Whether the person was sent the confirmation when they booked by link, before
+        they were registered (then registering them does not confirm it twice)."""
+        found = self.book(view).messages.find_one(
+            {"session_id": session_id, "kind": "booked_by_link"},
+            {"_id": 1},
+            session=view.session,
+        )
+        return found is not None
 
     def on_SessionRescheduled(self, event, view):
         session = self._save_session(event, view, "booked")

@@ -26,6 +26,7 @@ class BackendError(Exception):
     detail: str
     service: str = ""
     errors: list = field(default_factory=list)
+    code: str | None = None  # the service's problem `code` (slot_taken, ...), when it sent one
 
     def __str__(self) -> str:
         return self.detail
@@ -240,7 +241,8 @@ def _error(service: str, response) -> BackendError:
     detail = body.get("detail") or body.get("title") or response.reason or "request refused"
     if response.status_code == 403:
         detail = f"Not available to your role: {detail}"
-    return BackendError(response.status_code, str(detail), service, errors)
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    return BackendError(response.status_code, str(detail), service, errors, code)
 
 
 def backend() -> Backend:

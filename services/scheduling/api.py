@@ -26,6 +26,7 @@ from .queries import (
     calendar_blp,
     calendar_tokens,
     links_blp,
+    session_links_blp,
     session_out,
     token_digest,
 )
@@ -277,3 +278,70 @@ def book_by_link(body):
     event = _links().book(body["token"], body["starts_at"], request_metadata())
     out = {**event.data, "status": "booked"}
     return out, 201, {"Location": f"/sessions/{event.data['session_id']}"}
+
+
+# -- the client's own link to one session -------------------------------------------------
+def _session_links():
+    from .application.session_links import SessionLinks
+
+    links = SessionLinks(application())
+    links.ensure_indexes()
+    return links
+
+
+@session_links_blp.route("/sessions/<session_id>/client-link", methods=["POST"])
+@requires(*STAFF)
+@session_links_blp.response(201, s.SessionLinkOut)
+def issue_session_link(session_id):
+    """Send the client a link to cancel or move this session themselves
+    (`SessionLinkIssued`; notifications sends it to the client's own channels). It expires
+    at the session's start at the latest and changes the session once. 409 for a session
+    that is not booked or has started."""
+    outcome = _session_links().issue(session_id, current_identity(), request_metadata())
+    out = {**outcome.state.facts, "status": outcome.state.status}
+    return out, 201, {"Location": f"/sessions/{session_id}"}
+
+
+@session_links_blp.route("/session-links/<link_id>/token", methods=["POST"])
+@requires("service")
+@session_links_blp.response(201, s.LinkTokenOut)
+def mint_session_link_token(link_id):
+    """A fresh token for one message carrying the link (services only). 404 once used or
+    expired."""
+    token, expires_at = _session_links().mint(link_id)
+    return {"token": token, "expires_at": expires_at}, 201
+
+
+@session_links_blp.route("/session-links/open", methods=["POST"])
+@requires("service")
+@session_links_blp.arguments(s.LinkTokenIn)
+@session_links_blp.response(200, s.SessionLinkOfferOut)
+def open_session_link(body):
+    """What a token shows the client (the portal's public page asks, as the portal): the
+    session, whether cancelling now is late, and the free times it may move to. Unknown,
+    used and expired tokens, and a session changed since, are one 404."""
+    return _session_links().offer(body["token"])
+
+
+@session_links_blp.route("/session-links/cancel", methods=["POST"])
+@requires("service")
+@session_links_blp.arguments(s.LinkTokenIn)
+@session_links_blp.response(200, s.SessionOut)
+def cancel_by_session_link(body):
+    """The client cancels (`SessionLinkUsed` and `SessionCancelled` by the client, `late`
+    inside the notice period exactly as a staff cancellation records it)."""
+    event = _session_links().cancel(body["token"], request_metadata())
+    return {**event.data, "status": "cancelled"}
+
+
+@session_links_blp.route("/session-links/reschedule", methods=["POST"])
+@requires("service")
+@session_links_blp.arguments(s.LinkBookIn)
+@session_links_blp.response(200, s.SessionOut)
+def reschedule_by_session_link(body):
+    """The client moves the session to one of the free times shown (`SessionLinkUsed` and
+    `SessionRescheduled`, with the claims of a staff move). 409 `slot_taken` when the time
+    went meanwhile, 409 `inside_notice` less than 24 hours ahead, 422 for a time not shown."""
+    event = _session_links().reschedule(body["token"], body["starts_at"], request_metadata())
+    # the client's join link goes to their own channels only, never in an answer
+    return {**event.data, "status": "booked", "video_link": None}

@@ -344,3 +344,12 @@ def subject_access(client_id):
     ]
     held = {"sessions": sessions, "booking_links": offered}
     return part("scheduling", client_id, held, events)
+
+
+# -- the client's own link to one session (writes and the client's side in api.py) --------
+session_links_blp = Blueprint(
+    "session_links",
+    __name__,
+    description="A client's own link to cancel or move one session within the notice rules",
+)
+BLUEPRINTS.append(session_links_blp)

@@ -330,3 +330,29 @@ class LinkOfferOut(Schema):
     room = fields.String(allow_none=True)
     expires_at = aware()
     free = fields.List(aware(), metadata={"description": "the offered times still free"})
+
+
+# -- the client's own link to one session -----------------------------------------------
+class SessionLinkOut(Schema):
+    link_id = fields.String()
+    session_id = fields.String()
+    client_id = fields.String()
+    therapist_id = fields.String()
+    starts_at = aware()
+    expires_at = aware(metadata={"description": "at the session's start at the latest"})
+    status = fields.String(metadata={"description": "issued or used"})
+
+
+class SessionLinkOfferOut(Schema):
+    session_id = fields.String()
+    starts_at = aware()
+    ends_at = aware()
+    kind = fields.String()
+    modality = fields.String()
+    room = fields.String(allow_none=True)
+    therapist_name = fields.String()
+    late = fields.Boolean(
+        metadata={"description": "a cancellation now is late (less than 24 hours' notice)"}
+    )
+    can_move = fields.Boolean(metadata={"description": "false inside the notice period"})
+    free = fields.List(aware(), metadata={"description": "other free times it may move to"})

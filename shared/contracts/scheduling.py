@@ -153,3 +153,29 @@ class BookingLinkUsedV1(Schema):
     session_id = fields.String(required=True)
     starts_at = utc(required=True)
     used_at = utc(required=True)
+
+
+@registry.event("SessionLinkIssued", 1)
+class SessionLinkIssuedV1(Schema):
+    """Reception sent the client a link to cancel or move one session themselves (issue 17);
+    the token is never in the event (notifications fetches one per message)."""
+
+    link_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    therapist_id = fields.String(required=True)
+    starts_at = utc(required=True)  # the session's time when the link was issued
+    expires_at = utc(required=True)  # at the session's start at the latest
+
+
+@registry.event("SessionLinkUsed", 1)
+class SessionLinkUsedV1(Schema):
+    """The client cancelled or moved the session by the link (its `SessionCancelled` or
+    `SessionRescheduled` is in the same append); the link is spent."""
+
+    link_id = fields.String(required=True)
+    session_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    action = one_of(("cancel", "reschedule"), required=True)
+    starts_at = optional(utc())  # the new time, when moved
+    used_at = utc(required=True)

@@ -226,10 +226,13 @@ def change_phase(page, j: Journey, to: str) -> None:
     expect(page.locator("#phase")).to_contain_text(f"Now: {to}")
 
 
-def choose_on_the_book_page(page, j: Journey, start: date) -> None:
-    """Slots from `start` for the client's therapist, and the client chosen. Reception
-    registered the client, so the booking list (records' client list, a projection) must
-    already show them: the portal asks records to reach that write before it answers."""
+def choose_on_the_book_page(page, j: Journey, start: date, how: str | None = None) -> None:
+    """Slots from `start` for the client's therapist (`how`: "Video", ... as the page names
+    it, else the page's default), and the client chosen. Reception registered the client,
+    so the booking list (records' client list, a projection) must already show them: the
+    portal asks records to reach that write before it answers."""
+    if how:
+        page.get_by_label("How").select_option(label=how)
     page.get_by_label("Free slots from").fill(start.isoformat())
     page.get_by_role("button", name="Show free slots").click()
     client = page.get_by_label("Client", exact=True)
@@ -246,12 +249,15 @@ def booked_times(page) -> list[datetime]:
     ]
 
 
-def book_the_course(page, j: Journey, record_url: str, start: date) -> list[datetime]:
-    """Book a 16-session course from the record's "Book for this client"; its times."""
+def book_the_course(
+    page, j: Journey, record_url: str, start: date, how: str | None = None, slot: int = 0
+) -> list[datetime]:
+    """Book a 16-session course from the record's "Book for this client" (`slot`: which of
+    the free slots listed, -1 the last); its times."""
     page.goto(record_url)
     page.get_by_role("link", name="Book for this client").click()
-    choose_on_the_book_page(page, j, start)
-    page.locator("input[name=slot]").first.check()
+    choose_on_the_book_page(page, j, start, how)
+    page.locator("input[name=slot]").nth(slot).check()
     page.get_by_label("A course").check()
     j.capture(page, "book")
     page.get_by_role("button", name="Book", exact=True).click()
@@ -389,3 +395,23 @@ def answer_on_a_phone(browser, j: Journey, link: str, answer) -> None:
         j.capture(page, "questionnaire-thanks")
     finally:
         context.close()
+
+
+def book_boosters(page, j: Journey, record_url: str, after: datetime) -> list[datetime]:
+    """A booster series from the Book page, starting a fortnight after the course's last
+    session: two sessions, every two months (the default)."""
+    page.goto(record_url)
+    page.get_by_role("link", name="Book for this client").click()
+    choose_on_the_book_page(page, j, (after + timedelta(days=14)).date())
+    page.locator("input[name=slot]").first.check()
+    page.get_by_role("radio", name="A booster series").check()
+    page.get_by_label("Booster sessions (booster series)").fill("2")
+    assert page.get_by_label("Every (months) (booster series)").input_value() == "2"
+    j.capture(page, "book-boosters")
+    page.get_by_role("button", name="Book", exact=True).click()
+    expect(page.get_by_role("heading", name="Booster series booked")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("2 of 2 booster sessions booked, every 2 month(s)")
+    j.capture(page, "boosters-booked")
+    first, second = booked_times(page)
+    assert first.date() > after.date() and 55 <= (second - first).days <= 66, (first, second)
+    return [first, second]

@@ -107,7 +107,7 @@ def test_walter_grief_from_registration_to_boosters_and_discharge(
     step.change_phase(therapist, j, "Middle")
     step.change_phase(therapist, j, "Ending")
 
-    boosters = book_boosters(reception, j, record_url, after=course[-1])
+    boosters = step.book_boosters(reception, j, record_url, after=course[-1])
     confirmation(
         stack, "We have booked 2 follow-up appointments for you, one every 2 months.", boosters
     )
@@ -195,23 +195,3 @@ def enter_answers_in_the_room(page, j: Journey) -> None:
     expect(scores.last).to_contain_text("Session 1,")
     expect(scores.last).to_contain_text("mild")
     j.capture(page, "measures-saved")
-
-
-def book_boosters(page, j: Journey, record_url: str, after: datetime) -> list[datetime]:
-    """A booster series from the Book page, starting a fortnight after the course's last
-    session: two sessions, every two months (the default)."""
-    page.goto(record_url)
-    page.get_by_role("link", name="Book for this client").click()
-    step.choose_on_the_book_page(page, j, (after + timedelta(days=14)).date())
-    page.locator("input[name=slot]").first.check()
-    page.get_by_role("radio", name="A booster series").check()
-    page.get_by_label("Booster sessions (booster series)").fill("2")
-    assert page.get_by_label("Every (months) (booster series)").input_value() == "2"
-    j.capture(page, "book-boosters")
-    page.get_by_role("button", name="Book", exact=True).click()
-    expect(page.get_by_role("heading", name="Booster series booked")).to_be_visible()
-    expect(page.locator("main")).to_contain_text("2 of 2 booster sessions booked, every 2 month(s)")
-    j.capture(page, "boosters-booked")
-    first, second = step.booked_times(page)
-    assert first.date() > after.date() and 55 <= (second - first).days <= 66, (first, second)
-    return [first, second]

@@ -93,6 +93,17 @@ KINDS: dict[str, Kind] = {
         # offered times go to someone who enquired, before they are a client; the planner's
         # on_BookingLinkIssued plans it, as it needs how that person asked to be reached
         Kind("booking_link", "booking_link", to_client=False),
+        # the confirmation of a time booked by that link, to the same contact, while the
+        # person is not registered yet: planned by the planner's enquirer handlers
+        Kind("booked_by_link", "booked_by_link", session_bound=True, to_client=False),
+        # the client's own link to cancel or move one session (scheduling's session links);
+        # a session moved or cancelled before it goes has made the link useless: voided
+        Kind(
+            "session_link",
+            "session_link",
+            {"SessionLinkIssued": lambda f: plans.session_link(f.data, f.contact, f.tz, f.now)},
+            session_bound=True,
+        ),
         # the client is told their care has ended: planned by the planner's
         # on_ClientDischarged, which also voids what was still planned for them
         Kind("care_ended", "care_ended"),

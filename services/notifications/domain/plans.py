@@ -239,10 +239,8 @@ def booking_link(link: dict, enquirer: dict | None, now: datetime) -> list[dict]
     """The times reception offered, as a link, at once, on the one channel the person asked
     to be contacted by (a phone call becomes a text: the link is for their phone). The token
     is fetched at send time (scheduling mints one per message); nothing without a contact."""
-    if not enquirer or link["expires_at"] <= now:
-        return []
-    channel = "email" if enquirer.get("contact_by") == "email" else "sms"
-    if not enquirer.get("email" if channel == "email" else "phone"):
+    channel = _enquirer_channel(enquirer)
+    if channel is None or link["expires_at"] <= now:
         return []
     return [
         _message(
@@ -257,6 +255,56 @@ def booking_link(link: dict, enquirer: dict | None, now: datetime) -> list[dict]
             context={"expires_at": link["expires_at"], "kind": link["kind"]},
         )
     ]
+
+
+def _enquirer_channel(enquirer: dict | None) -> str | None:
+    """The one channel someone who enquired asked to be contacted by (a phone call becomes a
+    text: what they are sent is for their phone), if the enquiry gave its address."""
+    if not enquirer:
+        return None
+    channel = "email" if enquirer.get("contact_by") == "email" else "sms"
+    return channel if enquirer.get("email" if channel == "email" else "phone") else None
+
+
+def booked_by_link(session: dict, enquirer: dict | None, now: datetime) -> list[dict]:
+    """The confirmation for an appointment someone booked by link before they were
+    registered (issue 17): the time and how it will happen, at once, to the contact their
+    enquiry gave. Its key is the client confirmation's own (`confirmation:<session>`), so a
+    registration afterwards does not confirm the same appointment twice (projections.py)."""
+    channel = _enquirer_channel(enquirer)
+    if channel is None or session["starts_at"] <= now:
+        return []
+    return [
+        _message(
+            f"confirmation:{session['session_id']}:{channel}",
+            "booked_by_link",
+            channel,
+            now,
+            client_id=session["client_id"],
+            therapist_id=session["therapist_id"],
+            recipient=ENQUIRER,
+            refs={"session_id": session["session_id"]},
+            context=session_context(session),
+        )
+    ]
+
+
+def session_link(link: dict, contact: Contact, tz: ZoneInfo, now: datetime) -> list[dict]:
+    """The client's own link to cancel or move one session (issue 17), at once (after quiet
+    hours) while it can still be used; the token is fetched at send time, one per message."""
+    if link["expires_at"] <= now:
+        return []
+    due = deliver_at(now, contact.quiet, tz, now=now, latest=link["expires_at"])
+    return to_client(
+        "session_link",
+        f"session-link:{link['link_id']}",
+        contact,
+        due,
+        client_id=link["client_id"],
+        therapist_id=link["therapist_id"],
+        refs={"link_id": link["link_id"], "session_id": link["session_id"]},
+        context={"starts_at": link["starts_at"], "expires_at": link["expires_at"]},
+    )
 
 
 def task_reminder(

@@ -123,6 +123,13 @@ class Dispatcher:
         self.booking_links = SchedulingLinks(
             self.config.scheduling_url, self.config.portal_url, self.config.token_secret
         )
+        self.session_links = SchedulingLinks(
+            self.config.scheduling_url,
+            self.config.portal_url,
+            self.config.token_secret,
+            resource="session-links",
+            page="my-session",
+        )
         self.homework = HomeworkLinks(
             self.config.records_url, self.config.portal_url, self.config.token_secret
         )
@@ -304,11 +311,12 @@ class Dispatcher:
             except LinkGone as gone:
                 raise Voided(f"questionnaire request no longer open ({gone})") from gone
             context.update(url=link.url, expires_at=link.expires_at)
-        if message["kind"] == "booking_link":
+        if message["kind"] in ("booking_link", "session_link"):
+            links = self.booking_links if message["kind"] == "booking_link" else self.session_links
             try:
-                link = self.booking_links.fetch(message["link_id"])
+                link = links.fetch(message["link_id"])
             except LinkGone as gone:
-                raise Voided(f"booking link used or expired ({gone})") from None
+                raise Voided(f"the link was used or has expired ({gone})") from None
             context.update(url=link.url, expires_at=link.expires_at)
         attachments = []
         if message["kind"] == "invoice":

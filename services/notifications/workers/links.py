@@ -63,19 +63,30 @@ class MeasuresLinks:
 
 
 class SchedulingLinks:
-    """A fresh token for a booking link (scheduling `POST /booking-links/{id}/token`), fetched
-    at send time like a questionnaire link; the URL is the portal's public booking page."""
+    """A fresh token for a booking link (scheduling `POST /booking-links/{id}/token`), or for
+    a client's own link to one session (`resource="session-links"`, page `my-session`),
+    fetched at send time like a questionnaire link; the URL is the portal's public page."""
 
-    def __init__(self, base_url: str, portal_url: str, token_secret: str, timeout: float = 5.0):
+    def __init__(
+        self,
+        base_url: str,
+        portal_url: str,
+        token_secret: str,
+        timeout: float = 5.0,
+        *,
+        resource: str = "booking-links",
+        page: str = "book-online",
+    ):
         self.base_url, self.portal_url = base_url.rstrip("/"), portal_url.rstrip("/")
         self.secret, self.timeout = token_secret, timeout
+        self.resource, self.page = resource, page
         self.http = requests.Session()
 
     def fetch(self, link_id: str) -> QuestionnaireLink:
         token = service_token(self.secret, "notifications", ttl_seconds=60)
         try:
             response = self.http.post(
-                f"{self.base_url}/booking-links/{link_id}/token",
+                f"{self.base_url}/{self.resource}/{link_id}/token",
                 headers={"Authorization": f"Bearer {token}"},
                 json={},
                 timeout=self.timeout,
@@ -90,7 +101,7 @@ class SchedulingLinks:
             raise PermanentError(f"scheduling refused the link request: {response.status_code}")
         try:
             body = response.json()
-            url = f"{self.portal_url}/book-online/{body['token']}"
+            url = f"{self.portal_url}/{self.page}/{body['token']}"
             return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
         except (ValueError, KeyError, TypeError) as err:
             raise TransientError("scheduling sent an unreadable link response") from err

@@ -27,6 +27,7 @@ from . import (  # noqa: E402, F401
     measures,
     public_booking,
     public_enquire,
+    public_session,
     risk,
     signin,
 )

@@ -198,6 +198,8 @@ ACTIONS = {
     "cancel": "Session cancelled.",
     "attend": "Marked attended.",
     "miss": "Marked did not attend.",
+    # the client's own link to move or cancel it (scheduling's session links, issue 17)
+    "client-link": "A link to move or cancel this session is being sent to the client.",
 }
 
 

@@ -134,11 +134,12 @@ def never_log_links(app) -> None:
     original = app.log_exception
 
     def log_exception(exc_info) -> None:
-        if request.path.startswith("/book-online/"):
-            app.logger.error(
-                "Exception on /book-online/<link> [%s]", request.method, exc_info=exc_info
-            )
-            return
+        for page in ("/book-online/", "/my-session/"):
+            if request.path.startswith(page):
+                app.logger.error(
+                    "Exception on %s<link> [%s]", page, request.method, exc_info=exc_info
+                )
+                return
         original(exc_info)
 
     app.log_exception = log_exception
