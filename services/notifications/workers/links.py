@@ -1,5 +1,6 @@
-"""The one place that talks to measures: a fresh questionnaire link, fetched at send time
-with a short-lived service token. The link is a credential — it is returned to the caller
+"""The links a message carries, fetched at send time from the service that issues them
+(fetch.py): a questionnaire link from measures, a booking link's token from scheduling, the
+client's homework page from records. A link is a credential — it is returned to the caller
 for the message body and never stored, logged or put in an event."""
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from datetime import datetime
 
 import requests
 
-from shared.auth import service_token
-
-from .channels import PermanentError, TransientError
+from .fetch import ServiceCall
 
 
 class LinkGone(Exception):
@@ -27,6 +26,10 @@ class QuestionnaireLink:
         return f"QuestionnaireLink(expires_at={self.expires_at.isoformat()})"
 
 
+def _link(url: str, body: dict) -> QuestionnaireLink:
+    return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
+
+
 class MeasuresLinks:
     def __init__(
         self,
@@ -35,31 +38,14 @@ class MeasuresLinks:
         timeout: float = 5.0,
         http: requests.Session | None = None,
     ):
-        self.base_url, self.secret, self.timeout = base_url.rstrip("/"), token_secret, timeout
-        self.http = http or requests.Session()
+        self.measures = ServiceCall("measures", base_url, token_secret, timeout, http)
 
     def fetch(self, request_id: str) -> QuestionnaireLink:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.post(
-                f"{self.base_url}/questionnaire-requests/{request_id}/link",
-                headers={"Authorization": f"Bearer {token}"},
-                json={},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"measures unreachable: {type(err).__name__}") from err
-        if response.status_code in (404, 409, 410):
-            raise LinkGone(f"measures answered {response.status_code}")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"measures answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"measures refused the link request: {response.status_code}")
-        try:
-            body = response.json()
-            return QuestionnaireLink(body["url"], datetime.fromisoformat(body["expires_at"]))
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransientError("measures sent an unreadable link response") from err
+        path = f"/questionnaire-requests/{request_id}/link"
+        response = self.measures.call(
+            "POST", path, json={}, gone=(404, 409, 410), gone_error=LinkGone, what="link"
+        )
+        return self.measures.read(response, "link", lambda body: _link(body["url"], body))
 
 
 class SchedulingLinks:
@@ -67,33 +53,17 @@ class SchedulingLinks:
     at send time like a questionnaire link; the URL is the portal's public booking page."""
 
     def __init__(self, base_url: str, portal_url: str, token_secret: str, timeout: float = 5.0):
-        self.base_url, self.portal_url = base_url.rstrip("/"), portal_url.rstrip("/")
-        self.secret, self.timeout = token_secret, timeout
-        self.http = requests.Session()
+        self.scheduling = ServiceCall("scheduling", base_url, token_secret, timeout)
+        self.portal_url = portal_url.rstrip("/")
 
     def fetch(self, link_id: str) -> QuestionnaireLink:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.post(
-                f"{self.base_url}/booking-links/{link_id}/token",
-                headers={"Authorization": f"Bearer {token}"},
-                json={},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"scheduling unreachable: {type(err).__name__}") from err
-        if response.status_code in (404, 409, 410):
-            raise LinkGone(f"scheduling answered {response.status_code}")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"scheduling answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"scheduling refused the link request: {response.status_code}")
-        try:
-            body = response.json()
-            url = f"{self.portal_url}/book-online/{body['token']}"
-            return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransientError("scheduling sent an unreadable link response") from err
+        path = f"/booking-links/{link_id}/token"
+        response = self.scheduling.call(
+            "POST", path, json={}, gone=(404, 409, 410), gone_error=LinkGone, what="link"
+        )
+        return self.scheduling.read(
+            response, "link", lambda b: _link(f"{self.portal_url}/book-online/{b['token']}", b)
+        )
 
 
 class HomeworkLinks:
@@ -101,29 +71,14 @@ class HomeworkLinks:
     fetched at send time like a questionnaire link: a credential, never stored or logged."""
 
     def __init__(self, records_url: str, portal_url: str, token_secret: str, timeout: float = 5.0):
-        self.records_url, self.portal_url = records_url.rstrip("/"), portal_url.rstrip("/")
-        self.secret, self.timeout = token_secret, timeout
-        self.http = requests.Session()
+        self.records = ServiceCall("records", records_url, token_secret, timeout)
+        self.portal_url = portal_url.rstrip("/")
 
     def fetch(self, client_id: str) -> QuestionnaireLink:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.post(
-                f"{self.records_url}/clients/{client_id}/homework-links",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"records unreachable: {type(err).__name__}") from err
-        if response.status_code in (404, 409):
-            raise LinkGone(f"records answered {response.status_code}")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"records answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"records refused the link request: {response.status_code}")
-        try:
-            body = response.json()
-            expires = datetime.fromisoformat(body["expires_at"])
-            return QuestionnaireLink(f"{self.portal_url}{body['path']}", expires)
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransientError("records sent an unreadable link response") from err
+        path = f"/clients/{client_id}/homework-links"
+        response = self.records.call(
+            "POST", path, gone=(404, 409), gone_error=LinkGone, what="link"
+        )
+        return self.records.read(
+            response, "link", lambda body: _link(f"{self.portal_url}{body['path']}", body)
+        )
