@@ -26,8 +26,16 @@ class QuestionnaireLink:
         return f"QuestionnaireLink(expires_at={self.expires_at.isoformat()})"
 
 
-def _link(url: str, body: dict) -> QuestionnaireLink:
-    return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
+def _fetch(
+    service: ServiceCall, path: str, url_of, gone=(404, 409, 410), **request
+) -> QuestionnaireLink:
+    """`POST path` for a fresh link; `url_of(body)` is the URL the person opens."""
+    response = service.call("POST", path, gone=gone, gone_error=LinkGone, what="link", **request)
+    return service.read(
+        response,
+        "link",
+        lambda body: QuestionnaireLink(url_of(body), datetime.fromisoformat(body["expires_at"])),
+    )
 
 
 class MeasuresLinks:
@@ -42,10 +50,7 @@ class MeasuresLinks:
 
     def fetch(self, request_id: str) -> QuestionnaireLink:
         path = f"/questionnaire-requests/{request_id}/link"
-        response = self.measures.call(
-            "POST", path, json={}, gone=(404, 409, 410), gone_error=LinkGone, what="link"
-        )
-        return self.measures.read(response, "link", lambda body: _link(body["url"], body))
+        return _fetch(self.measures, path, lambda body: body["url"], json={})
 
 
 class SchedulingLinks:
@@ -57,12 +62,9 @@ class SchedulingLinks:
         self.portal_url = portal_url.rstrip("/")
 
     def fetch(self, link_id: str) -> QuestionnaireLink:
-        path = f"/booking-links/{link_id}/token"
-        response = self.scheduling.call(
-            "POST", path, json={}, gone=(404, 409, 410), gone_error=LinkGone, what="link"
-        )
-        return self.scheduling.read(
-            response, "link", lambda b: _link(f"{self.portal_url}/book-online/{b['token']}", b)
+        path, portal = f"/booking-links/{link_id}/token", self.portal_url
+        return _fetch(
+            self.scheduling, path, lambda b: f"{portal}/book-online/{b['token']}", json={}
         )
 
 
@@ -75,10 +77,5 @@ class HomeworkLinks:
         self.portal_url = portal_url.rstrip("/")
 
     def fetch(self, client_id: str) -> QuestionnaireLink:
-        path = f"/clients/{client_id}/homework-links"
-        response = self.records.call(
-            "POST", path, gone=(404, 409), gone_error=LinkGone, what="link"
-        )
-        return self.records.read(
-            response, "link", lambda body: _link(f"{self.portal_url}{body['path']}", body)
-        )
+        path, portal = f"/clients/{client_id}/homework-links", self.portal_url
+        return _fetch(self.records, path, lambda body: f"{portal}{body['path']}", gone=(404, 409))

@@ -17,7 +17,7 @@ from shared.auth import Forbidden, Identity
 from shared.directory import check_client_access
 from shared.domain import Conflict, NotFound, fold
 from shared.events import Event, NewEvent, new_id, utcnow
-from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
+from shared.eventstore import EventStore, Metadata, StreamAppend
 from shared.projections import ProjectionStore
 from shared.web import context
 
@@ -73,6 +73,7 @@ class Application:
         self.claims = store.db[claims.COLLECTION]
         self.therapists = CommandHandler(store, Therapist())
         self.session_decider = Session()
+        self.sessions = CommandHandler(store, self.session_decider)
 
     # -- reading the write side -------------------------------------------------------------
     def therapist(self, therapist_id: str) -> TherapistState:
@@ -217,15 +218,10 @@ class Application:
             if check is not None:
                 check(state)
             events = self.session_decider.decide(state, make(state))
-            try:
-                stored = self.store.append(
-                    stream, version, events, meta, also=self.claims_for(events)
-                )
-            except ConcurrencyError:
-                continue
-            for event in stored:
-                state = self.session_decider.evolve(state, event)
-            return Outcome(state, stored, version + len(stored))
+            also = self.claims_for(events)
+            outcome = self.sessions.commit(stream, state, version, events, meta, also=also)
+            if outcome is not None:
+                return outcome
         raise Conflict("the session was changed by someone else at the same time; try again")
 
     def claims_for(self, events: Sequence[NewEvent]):
