@@ -62,11 +62,29 @@ class CommandHandler:
             new_events = self.decider.decide(state, command)
             if not new_events:
                 return Outcome(state, [], version)
-            try:
-                stored = self.store.append(stream_id, version, new_events, meta, also=also)
-            except ConcurrencyError:
-                continue
-            for event in stored:
-                state = self.decider.evolve(state, event)
-            return Outcome(state, stored, version + len(stored))
+            outcome = self.commit(stream_id, state, version, new_events, meta, also=also)
+            if outcome is not None:
+                return outcome
         raise Conflict("the record was changed by someone else at the same time; try again")
+
+    def commit(
+        self,
+        stream_id: str,
+        state: Any,
+        version: int,
+        new_events: list,
+        meta: Metadata,
+        *,
+        also: Callable[[ClientSession], None] | None = None,
+    ) -> Outcome | None:
+        """Append what was decided on `state` (read at `version`) and return the state with
+        the events applied; None when someone else wrote the stream meanwhile (decide again
+        on the fresh state). For a caller with its own loop: a command made from the state,
+        or writes that depend on the events decided."""
+        try:
+            stored = self.store.append(stream_id, version, new_events, meta, also=also)
+        except ConcurrencyError:
+            return None
+        for event in stored:
+            state = self.decider.evolve(state, event)
+        return Outcome(state, stored, version + len(stored))

@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> Flask:
         title="Rapport measures",
         description="Instruments, pre-session questionnaires, scores, risk alerts, outcomes "
         "and dashboards.",
-        blueprints=[*api.BLUEPRINTS, *queries.BLUEPRINTS],
+        blueprints=[*queries.BLUEPRINTS, *api.BLUEPRINTS],
         projections=projections(),
     )
     app.config["MEASURES_PUBLIC_URL"] = settings.extra.get(

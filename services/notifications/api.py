@@ -1,9 +1,8 @@
 """Writes: a client's contact preferences (pending messages follow them) and marking a
-staff inbox item read. Parse, call the Application, map the result."""
+staff inbox item read. Parse, call the Application, map the result. The routes are on the
+blueprint of queries.py, beside the reads of the same resources."""
 
 from __future__ import annotations
-
-from flask_smorest import Blueprint
 
 from shared.auth import current_identity, requires
 from shared.domain import NotFound
@@ -14,6 +13,7 @@ from .application import Application
 from .domain import SetPreferences
 from .queries import (
     audience,
+    blp,
     client_for,
     default_quiet,
     message_book,
@@ -23,11 +23,7 @@ from .queries import (
 )
 from .schemas import InboxItem, PreferencesIn, PreferencesOut
 
-blp = Blueprint(
-    "notifications",
-    __name__,
-    description="Client contact preferences (pending messages follow them) and the staff inbox",
-)
+BLUEPRINTS: list = []  # every write belongs to a resource of queries.BLUEPRINTS
 
 
 @blp.route("/inbox/<item_id>/read", methods=["POST"])

@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> Flask:
         title="Rapport notifications",
         description="Booking confirmations, reminders, questionnaire links, homework reminders, "
         "booster invitations and risk alerts, by email, SMS and the staff inbox.",
-        blueprints=[api.blp, queries.blp],
+        blueprints=[*queries.BLUEPRINTS, *api.BLUEPRINTS],
         projections=[Planner()],
         extra_metrics=_message_metrics,
     )

@@ -128,6 +128,11 @@ class Planner(ClientDirectory):
         prefs = self.book(view).preferences_of(client_id)
         return plans.contact_for(client, prefs, self.config.default_quiet)
 
+    def _tell_client(self, view, kind: str, key: str, session: dict, at: datetime) -> None:
+        """Plan a notice about the session to the client, by the channels they allow now."""
+        contact = self.contact(view, session["client_id"])
+        self.book(view).plan(plans.notice(kind, key, session, contact, self.config.tz, at), at)
+
     def _reconcile_reminders(self, view, session: dict, as_of: datetime, reason: str) -> None:
         planned = plans.reminders(
             session, self.contact(view, session["client_id"]), self.config.tz, as_of
@@ -275,15 +280,8 @@ class Planner(ClientDirectory):
         # a booster booked on its own is confirmed like any session (issue 13: it was not)
         told = self._told_by_link(view, session["session_id"])
         if not session.get("course_id") and not event.data.get("plan_id") and not told:
-            planned = plans.notice(
-                "confirmation",
-                f"confirmation:{session['session_id']}",
-                session,
-                self.contact(view, session["client_id"]),
-                self.config.tz,
-                event.recorded_at,
-            )
-            self.book(view).plan(planned, event.recorded_at)
+            key = f"confirmation:{session['session_id']}"
+            self._tell_client(view, "confirmation", key, session, event.recorded_at)
         self._reconcile_reminders(view, session, event.recorded_at, "superseded")
 
     def _told_by_link(self, view, session_id: str) -> bool:
@@ -299,36 +297,23 @@ class Planner(ClientDirectory):
     def on_SessionRescheduled(self, event, view):
         session = self._save_session(event, view, "booked")
         key = f"rescheduled:{session['session_id']}:{plans.stamp(session['starts_at'])}"
-        contact = self.contact(view, session["client_id"])
-        book = self.book(view)
-        book.void(
+        self.book(view).void(
             {"session_id": session["session_id"], "kind": {"$in": list(SESSION_NOTICES)}},
             "the appointment moved again",
             event.recorded_at,
         )
-        book.plan(
-            plans.notice("rescheduled", key, session, contact, self.config.tz, event.recorded_at),
-            event.recorded_at,
-        )
+        self._tell_client(view, "rescheduled", key, session, event.recorded_at)
         self._reconcile_reminders(view, session, event.recorded_at, "appointment rescheduled")
 
     def on_SessionCancelled(self, event, view):
         session = self._save_session(event, view, "cancelled")
-        book = self.book(view)
-        book.void(
+        self.book(view).void(
             {"session_id": session["session_id"], "recipient": "client"},
             "appointment cancelled",
             event.recorded_at,
         )
-        planned = plans.notice(
-            "cancelled",
-            f"cancelled:{session['session_id']}",
-            session,
-            self.contact(view, session["client_id"]),
-            self.config.tz,
-            event.recorded_at,
-        )
-        book.plan(planned, event.recorded_at)
+        key = f"cancelled:{session['session_id']}"
+        self._tell_client(view, "cancelled", key, session, event.recorded_at)
 
     def on_SessionAttended(self, event, view):
         self._session_over(event, view, "attended")

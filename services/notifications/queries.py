@@ -1,6 +1,7 @@
 """Reads: the delivery log, the schedule, the staff inbox and a client's contact preferences.
 Reception (admin) sees the delivery log and the schedule but never a clinical kind (a risk
-alert: that a client answered a risk item is clinical information)."""
+alert: that a client answered a risk item is clinical information). The blueprint carries the
+writes of the same resources too (api.py: marking an inbox item read, setting preferences)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ from .schemas import (
 )
 
 blp = Blueprint(
-    "notifications_reads",
+    "notifications",
     __name__,
-    description="The delivery log, the schedule, the staff inbox and contact preferences",
+    description="The delivery log, the schedule, the staff inbox and client contact preferences "
+    "(pending messages follow them)",
 )
+BLUEPRINTS = [blp]
 _indexed: set[str] = set()
 
 

@@ -148,14 +148,22 @@ def score_chart(
             f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#1d4f7a">'
             f"<title>{escape(label)}</title></circle>"
         )
-    for i, p in enumerate(scored):
-        if len(scored) <= 8 or i % max(1, len(scored) // 8) == 0 or i == len(scored) - 1:
-            parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
-                f'fill="#333">{escape(p.get("short") or str(i + 1))}</text>'
-            )
+    labels = [p.get("short") or str(i + 1) for i, p in enumerate(scored)]
+    parts.extend(_x_labels(labels, x, height))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _x_labels(labels: list[str], x, height: int) -> list[str]:
+    """The labels under the x axis: all of up to eight, else about eight evenly spread and
+    the last, so they never overlap."""
+    n = len(labels)
+    return [
+        f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
+        f'fill="#333">{escape(label)}</text>'
+        for i, label in enumerate(labels)
+        if n <= 8 or i % max(1, n // 8) == 0 or i == n - 1
+    ]
 
 
 # Lines told apart by colour *and* dash and marker, so no one depends on colour alone.
@@ -219,12 +227,7 @@ def rate_chart(
             f'<text x="{left + 4}" y="{y(national) - 4:.1f}" font-size="11" fill="#333">'
             f"national {national * 100:.0f}%</text>"
         )
-    for i, month in enumerate(months):
-        if len(months) <= 8 or i % max(1, len(months) // 8) == 0 or i == len(months) - 1:
-            parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle" '
-                f'fill="#333">{escape(month)}</text>'
-            )
+    parts.extend(_x_labels(months, x, height))
     for k, (label, rates) in enumerate(series):
         colour, dash, marker = LINE_STYLES[k % len(LINE_STYLES)]
         points = [(x(i), y(r), months[i], r) for i, r in enumerate(rates) if r is not None]

@@ -83,9 +83,9 @@ def get_session(session_id):
     return {**session_out(state, current_identity()), "client_name": _full_name(client)}
 
 
-@views_blp.route("/therapists", methods=["GET"])
+@blp.route("/therapists", methods=["GET"])  # beside POST /therapists (api.py): one resource
 @requires(*STAFF, "service")
-@views_blp.response(200, s.TherapistOut(many=True))
+@blp.response(200, s.TherapistOut(many=True))
 def list_therapists():
     """Every bookable therapist with their hours."""
     docs = context().projection(Therapists()).reader("therapists").find().sort("name", 1)

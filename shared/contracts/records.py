@@ -222,10 +222,16 @@ ENQUIRY_CONTACT_BY = ("phone", "sms", "email")
 WAITLIST_PRIORITIES = ("routine", "soon", "urgent")
 
 
-@registry.event("EnquiryReceived", 1)
-class EnquiryReceivedV1(Schema):
+class EnquiryEvent(Schema):
+    """What every enquiry event carries: the enquiry, and the client id reserved for the
+    person (the key their personal data is sealed under, before and after they register)."""
+
     enquiry_id = fields.String(required=True)
     client_id = fields.String(required=True)
+
+
+@registry.event("EnquiryReceived", 1)
+class EnquiryReceivedV1(EnquiryEvent):
     given_name = fields.String(required=True, metadata=PERSONAL)
     family_name = fields.String(required=True, metadata=PERSONAL)
     email = optional(fields.String(metadata=PERSONAL))
@@ -240,9 +246,7 @@ class EnquiryReceivedV1(Schema):
 
 
 @registry.event("EnquiryContactAttempted", 1)
-class EnquiryContactAttemptedV1(Schema):
-    enquiry_id = fields.String(required=True)
-    client_id = fields.String(required=True)
+class EnquiryContactAttemptedV1(EnquiryEvent):
     channel = one_of(ENQUIRY_CONTACT_BY, required=True)
     outcome = fields.String(required=True)
     note = optional(fields.String(metadata=PERSONAL))
@@ -251,29 +255,23 @@ class EnquiryContactAttemptedV1(Schema):
 
 
 @registry.event("AssessmentOffered", 1)
-class AssessmentOfferedV1(Schema):
-    enquiry_id = fields.String(required=True)
-    client_id = fields.String(required=True)
+class AssessmentOfferedV1(EnquiryEvent):
     therapist_id = fields.String(required=True)
     by = fields.String(required=True)
     offered_at = utc(required=True)
 
 
 @registry.event("EnquiryWaitlisted", 1)
-class EnquiryWaitlistedV1(Schema):
+class EnquiryWaitlistedV1(EnquiryEvent):
     """Put on the waiting list, or its priority changed (`added_at` stays the first date)."""
 
-    enquiry_id = fields.String(required=True)
-    client_id = fields.String(required=True)
     priority = one_of(WAITLIST_PRIORITIES, required=True)
     by = fields.String(required=True)
     added_at = utc(required=True)
 
 
 @registry.event("EnquiryDeclined", 1)
-class EnquiryDeclinedV1(Schema):
-    enquiry_id = fields.String(required=True)
-    client_id = fields.String(required=True)
+class EnquiryDeclinedV1(EnquiryEvent):
     reason = fields.String(required=True, metadata=PERSONAL)
     signposted_to = optional(fields.String(metadata=PERSONAL))
     by = fields.String(required=True)
@@ -281,21 +279,17 @@ class EnquiryDeclinedV1(Schema):
 
 
 @registry.event("EnquiryConverted", 1)
-class EnquiryConvertedV1(Schema):
+class EnquiryConvertedV1(EnquiryEvent):
     """Registered as a client (`ClientRegistered` of `client_id`, in the same append)."""
 
-    enquiry_id = fields.String(required=True)
-    client_id = fields.String(required=True)
     by = fields.String(required=True)
     registered_at = utc(required=True)
 
 
 @registry.event("EnquiryDisposed", 1)
-class EnquiryDisposedV1(Schema):
+class EnquiryDisposedV1(EnquiryEvent):
     """End of an unconverted enquiry's retention: the reserved client key is destroyed after
     this event (crypto-shredding) and every service forgets it (shared/disposal.py)."""
 
-    enquiry_id = fields.String(required=True)
-    client_id = fields.String(required=True)
     retention_ended_at = utc(required=True)
     disposed_at = utc(required=True)

@@ -1,6 +1,7 @@
-"""The measures service's writes: staff routes (staff.py) and the client's questionnaire at
-an expiring link (form.py, public HTML)."""
+"""The measures service's writes: staff routes (staff.py, on the blueprint of queries/staff.py
+beside the reads of the same resources) and the client's questionnaire at an expiring link
+(form.py, public HTML: the form and its answer are one resource of their own)."""
 
-from . import form, staff
+from . import form, staff  # noqa: F401  (importing staff adds its routes to queries.staff.blp)
 
-BLUEPRINTS = [staff.blp, form.blp]
+BLUEPRINTS = [form.blp]

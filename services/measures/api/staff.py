@@ -1,13 +1,13 @@
 """Staff writes: a client's instrument set, answers entered in session, acknowledging a
 risk alert, resending a questionnaire link; and the fresh link the notifications service
-asks for when it sends one. Parse, call the Application, map the result."""
+asks for when it sends one. Parse, call the Application, map the result. The routes are on
+the blueprint of queries/staff.py, beside the reads of the same resources."""
 
 from __future__ import annotations
 
 import uuid
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 
 from shared.auth import current_identity, requires
 from shared.domain import Conflict, Invalid, NotFound
@@ -16,6 +16,7 @@ from shared.web import created, request_metadata
 
 from .. import domain
 from ..queries.access import application, board, client_for, known_client_for, links
+from ..queries.staff import CLINICIANS, STAFF, blp
 from ..schemas import (
     AcknowledgeIn,
     AcknowledgeOut,
@@ -26,10 +27,6 @@ from ..schemas import (
     ResponseIn,
     ResponseOut,
 )
-
-blp = Blueprint("measures", __name__, description="Questionnaires, scores and risk alerts")
-STAFF = ("admin", "therapist", "clinical_lead")
-CLINICIANS = ("therapist", "clinical_lead")
 
 
 @blp.route("/clients/<client_id>/instruments", methods=["PUT"])

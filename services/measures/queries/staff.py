@@ -1,6 +1,7 @@
 """Staff reads: the instruments (as the registry states them: the portal draws its charts
 from this), a client's instrument set, risk alerts, and questionnaire request status for
-reception (no answers or scores)."""
+reception (no answers or scores). Their blueprint carries the staff writes of the same
+resources too (api/staff.py), so each resource is one group in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from ..schemas import (
 )
 from .access import application, board, client_for, clients, links
 
-blp = Blueprint("measures_reads", __name__, description="Instruments, risk alerts and requests")
+blp = Blueprint(
+    "measures",
+    __name__,
+    description="Instruments, questionnaires and their requests, scores and risk alerts",
+)
 STAFF = ("admin", "therapist", "clinical_lead")
 CLINICIANS = ("therapist", "clinical_lead")
 

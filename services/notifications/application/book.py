@@ -164,81 +164,47 @@ class MessageBook:
     def _mine(self, message: dict) -> dict:
         return {"_id": message["_id"], "status": SENDING, "claim": message["claim"]}
 
-    def defer(self, message: dict, until: datetime, why: str) -> bool:
-        """Put a claimed message back untried (quiet hours): the attempt does not count."""
+    def _release(self, message: dict, change: dict, session=None) -> bool:
+        """End this sender's claim on the message with `change` (its new state); False when
+        the claim was no longer ours (its lease ran out and another sender took it)."""
         result = self.messages.update_one(
             self._mine(message),
+            {**change, "$unset": {"claim": "", "lease_until": ""}},
+            session=session,
+        )
+        return result.modified_count == 1
+
+    def defer(self, message: dict, until: datetime, why: str) -> bool:
+        """Put a claimed message back untried (quiet hours): the attempt does not count."""
+        return self._release(
+            message,
             {
                 "$set": {"status": PENDING, "next_at": until, "deferred": why},
                 "$inc": {"attempts": -1},
-                "$unset": {"claim": "", "lease_until": ""},
             },
         )
-        return result.modified_count == 1
 
     def retry_later(self, message: dict, until: datetime, error: str, session=None) -> bool:
-        result = self.messages.update_one(
-            self._mine(message),
-            {
-                "$set": {
-                    "status": PENDING,
-                    "next_at": until,
-                    "last_error": error,
-                    "announced": True,
-                },
-                "$unset": {"claim": "", "lease_until": ""},
-            },
-            session=session,
-        )
-        return result.modified_count == 1
+        change = {"status": PENDING, "next_at": until, "last_error": error, "announced": True}
+        return self._release(message, {"$set": change}, session)
 
     def mark_failed(self, message: dict, error: str, session=None) -> bool:
-        result = self.messages.update_one(
-            self._mine(message),
-            {
-                "$set": {
-                    "status": FAILED,
-                    "failed_at": utcnow(),
-                    "last_error": error,
-                    "announced": True,
-                },
-                "$unset": {"claim": "", "lease_until": ""},
-            },
-            session=session,
-        )
-        return result.modified_count == 1
+        change = {"status": FAILED, "failed_at": utcnow(), "last_error": error, "announced": True}
+        return self._release(message, {"$set": change}, session)
 
     def mark_sent(self, message: dict, session=None) -> bool:
-        result = self.messages.update_one(
-            self._mine(message),
-            {
-                "$set": {
-                    "status": SENT,
-                    "sent_at": utcnow(),
-                    "last_error": None,
-                    "announced": True,
-                },
-                "$unset": {"claim": "", "lease_until": ""},
-            },
-            session=session,
-        )
-        return result.modified_count == 1
+        change = {"status": SENT, "sent_at": utcnow(), "last_error": None, "announced": True}
+        return self._release(message, {"$set": change}, session)
 
     def void_claimed(self, message: dict, reason: str) -> bool:
         """A claimed message that must not go after all (consent withdrawn, request gone)."""
-        result = self.messages.update_one(
-            self._mine(message),
-            {
-                "$set": {
-                    "status": VOIDED,
-                    "void_reason": reason,
-                    "void_announced": False,
-                    "voided_at": utcnow(),
-                },
-                "$unset": {"claim": "", "lease_until": ""},
-            },
-        )
-        return result.modified_count == 1
+        change = {
+            "status": VOIDED,
+            "void_reason": reason,
+            "void_announced": False,
+            "voided_at": utcnow(),
+        }
+        return self._release(message, {"$set": change})
 
 
 def forget_client(db, client_id: str) -> None:

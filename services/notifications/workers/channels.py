@@ -1,7 +1,8 @@
 """Delivery channels: email over SMTP (smtplib), SMS through a provider's HTTP API (JSON
 POST), and the staff inbox (a MongoDB collection). Each raises `TransientError` for what
 may pass (server down, timeouts, 4xx SMTP replies, HTTP 5xx/429) and `PermanentError` for
-what will not (5xx SMTP replies, HTTP 4xx): the dispatcher retries only the first."""
+what will not (5xx SMTP replies, HTTP 4xx): the dispatcher retries only the first. Before
+anything is sent, a message may turn out `Voided` (it must not go) or `Deferred` (not yet)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     pass
+
+
+class Voided(Exception):
+    """The message must not go after all (reason in args[0])."""
+
+
+class Deferred(Exception):
+    """Not now (the recipient's quiet hours): the message waits until `until`."""
+
+    def __init__(self, until):
+        super().__init__(f"deferred until {until.isoformat()}")
+        self.until = until
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ The window that remains: a crash after the server accepted and before "sent" was
 resends once the lease expires. Such a resend carries the same Message-ID (email) or
 Idempotency-Key (SMS), both derived from the idempotency key, so it is recognisable and a
 provider that honours the key drops it. Failures are retried with exponential backoff, then
-recorded as failed (listed by `GET /notifications?status=failed`)."""
+recorded as failed (listed by `GET /notifications?status=failed`). What a message says and
+where it goes are delivery.py and addresses.py."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from datetime import timedelta
 from pymongo.errors import PyMongoError
 
 from shared.config import Settings
-from shared.crypto import DISPOSED, cipher_for
+from shared.crypto import cipher_for
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
@@ -34,35 +35,13 @@ from ..application import Application
 from ..application import book as states
 from ..application.book import MessageBook, ensure_indexes
 from ..application.config import NotifyConfig
-from ..domain import (
-    LEAD,
-    RecordFailure,
-    RecordSent,
-    Schedule,
-    Void,
-    quiet_ends,
-    retry_delay,
-    session_bound,
-)
-from ..domain.plans import ENQUIRER, FUNDER, VIDEO_LINK, contact_for
+from ..domain import RecordFailure, RecordSent, Schedule, Void, retry_delay
 from ..projections import Planner
-from .channels import DeliveryError, EmailChannel, PermanentError, SmsChannel, TransientError
-from .invoices import BillingInvoices, InvoiceGone, invoice_terms
-from .links import HomeworkLinks, LinkGone, MeasuresLinks, SchedulingLinks
-from .render import Renderer
+from .channels import Deferred, DeliveryError, PermanentError, TransientError, Voided
+from .delivery import Delivery
 
 log = logging.getLogger(__name__)
 META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
-
-
-class Voided(Exception):
-    """The message must not go after all (reason in args[0])."""
-
-
-class Deferred(Exception):
-    def __init__(self, until):
-        super().__init__(f"deferred until {until.isoformat()}")
-        self.until = until
 
 
 _ADDRESSES = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\+?\d[\d ()-]{6,}\d")
@@ -118,23 +97,9 @@ class Dispatcher:
             ttl=max(15.0, self.config.poll_seconds * 10),
         )
         self.directory = ProjectionStore(mongo, db.name, Planner(self.config), registry)
-        self.email, self.sms = EmailChannel(self.config), SmsChannel(self.config)
-        self.links = MeasuresLinks(self.config.measures_url, self.config.token_secret)
-        self.booking_links = SchedulingLinks(
-            self.config.scheduling_url, self.config.portal_url, self.config.token_secret
+        self.delivery = Delivery(
+            self.directory, self.book, self.config, self.name, cipher=self.store.cipher
         )
-        self.session_links = SchedulingLinks(
-            self.config.scheduling_url,
-            self.config.portal_url,
-            self.config.token_secret,
-            resource="session-links",
-            page="my-session",
-        )
-        self.homework = HomeworkLinks(
-            self.config.records_url, self.config.portal_url, self.config.token_secret
-        )
-        self.invoices = BillingInvoices(self.config.billing_url, self.config.token_secret)
-        self.renderer = Renderer(self.config.practice_name, self.config.tz)
         self._ready = True
 
     # -- the loop ------------------------------------------------------------------------
@@ -253,7 +218,7 @@ class Dispatcher:
             return False
         key, info, attempts = message["_id"], info_of(message), message["attempts"]
         try:
-            self.deliver(message)
+            self.delivery.deliver(message)
         except Voided as why:
             self.book.void_claimed(message, str(why))
         except Deferred as later:
@@ -298,187 +263,3 @@ class Dispatcher:
         self.record(
             key, command, lambda s: self.book.retry_later(message, until, error, s) and None
         )
-
-    def deliver(self, message: dict) -> None:
-        address, audience = self.address(message)
-        context = dict(message.get("context") or {}, client_id=message.get("client_id"))
-        if "video_link" in context:  # sealed under the client's key in the book (projections.py)
-            context["video_link"] = self.store.cipher.open_value(context["video_link"], VIDEO_LINK)
-        self.check_still_true(message, context)
-        if message["kind"] == "questionnaire_link":
-            try:
-                link = self.links.fetch(message["request_id"])
-            except LinkGone as gone:
-                raise Voided(f"questionnaire request no longer open ({gone})") from gone
-            context.update(url=link.url, expires_at=link.expires_at)
-        if message["kind"] in ("booking_link", "session_link"):
-            links = self.booking_links if message["kind"] == "booking_link" else self.session_links
-            try:
-                link = links.fetch(message["link_id"])
-            except LinkGone as gone:
-                raise Voided(f"the link was used or has expired ({gone})") from None
-            context.update(url=link.url, expires_at=link.expires_at)
-        attachments = []
-        if message["kind"] == "invoice":
-            try:
-                pdf = self.invoices.pdf(message["invoice_id"], context["number"])
-            except InvoiceGone as gone:
-                raise Voided(f"billing knows no such invoice ({gone})") from gone
-            attachments.append(pdf)
-            context.update(invoice_terms(context, self.config))
-        if message["kind"] == "task_reminder":
-            context.update(self.homework_link(message["client_id"]))
-        if "session_ids" in context:
-            context["dates"] = self.upcoming_dates(context["session_ids"])
-        if message["kind"] == "risk_alert":
-            context.update(self.alert_context(message))
-        rendered = self.renderer.render(message["kind"], message["channel"], context)
-        if message["channel"] == "email":
-            self.email.send(message["_id"], address, rendered, attachments)
-        elif message["channel"] == "sms":
-            self.sms.send(message["_id"], address, rendered)
-        else:
-            self.book.inbox.update_one(
-                {"_id": message["_id"]},
-                {
-                    "$setOnInsert": {
-                        "audience": audience,
-                        "kind": message["kind"],
-                        "alert_id": message.get("alert_id"),
-                        "client_id": message.get("client_id"),
-                        "therapist_id": message.get("therapist_id"),
-                        "title": rendered.subject,
-                        "body": rendered.body,
-                        "details": message.get("context"),
-                        "created_at": utcnow(),
-                        "read_at": None,
-                        "read_by": None,
-                    }
-                },
-                upsert=True,
-            )
-
-    def homework_link(self, client_id: str) -> dict:
-        """The client's homework page for the task reminder (records). The reminder is worth
-        sending without it: records down or refusing leaves the link out, not the reminder."""
-        try:
-            link = self.homework.fetch(client_id)
-        except LinkGone as gone:
-            raise Voided(f"the client's record is closed ({gone})") from gone
-        except (TransientError, PermanentError) as err:
-            log.warning("%s: task reminder sent without the homework link: %s", self.name, err)
-            return {}
-        return {"url": link.url, "expires_at": link.expires_at}
-
-    def check_still_true(self, message: dict, context: dict) -> None:
-        """The last word before an appointment message goes: is the appointment still
-        booked at that time? (Catches a move the planner saw after a newer preferences
-        change, when its `as_of` guard kept the old reminder.)"""
-        if not session_bound(message["kind"]) or not message.get("session_id"):
-            return
-        session = self.directory.reader("sessions").find_one({"_id": message["session_id"]})
-        if session is None:
-            return
-        if session.get("status") != "booked" or session.get("starts_at") != context.get(
-            "starts_at"
-        ):
-            raise Voided("the appointment changed")
-
-    def address(self, message: dict) -> tuple[str | None, str]:
-        """(address, inbox audience), looked up now so corrected details are used."""
-        recipient, channel = message["recipient"], message["channel"]
-        if message["kind"] == "invoice":
-            return self._payer_address(message), recipient
-        if recipient == "client":
-            return self._client_address(message), "client"
-        if recipient == ENQUIRER:
-            found = self.directory.reader("enquirers").find_one({"_id": message["client_id"]})
-            address = (found or {}).get("email" if channel == "email" else "phone")
-            if not address or address == DISPOSED:
-                raise Voided("no way to reach the person who enquired")
-            return address, ENQUIRER
-        if recipient == LEAD:
-            return self.config.lead_email, LEAD
-        if channel == "inbox":
-            return None, recipient
-        therapist = self.directory.reader("therapists").find_one({"_id": recipient})
-        if not therapist or not therapist.get("email"):
-            raise TransientError("the therapist's email address is not known yet")
-        return therapist["email"], recipient
-
-    def _client_address(self, message: dict) -> str:
-        client = self.directory.reader("clients").find_one({"_id": message["client_id"]})
-        if client and message["kind"] == "care_ended":
-            client = {**client, "status": "active"}  # the one message after care ends
-        if not client or client.get("status") != "active":
-            raise Voided("the client is discharged or unknown")
-        contact = contact_for(
-            client, self.book.preferences_of(message["client_id"]), self.config.default_quiet
-        )
-        if message["channel"] not in contact.channels:
-            raise Voided(f"the client is no longer to be contacted by {message['channel']}")
-        address = client.get("email") if message["channel"] == "email" else client.get("phone")
-        if not address:
-            raise PermanentError(f"no {message['channel']} address on record for the client")
-        now = utcnow()
-        until = quiet_ends(now, contact.quiet, self.config.tz)
-        starts = (message.get("context") or {}).get("starts_at")
-        if until is not None and (starts is None or until < starts):
-            raise Deferred(until)
-        return address
-
-    def _payer_address(self, message: dict) -> str:
-        """An invoice goes to whoever pays it, looked up now: the funder's e-mail from
-        billing's funding, or the client's own. It is not a reminder, so neither the
-        reminder channels nor discharge hold it back (a last invoice follows the last
-        session); quiet hours still do, for the client."""
-        client_id = message["client_id"]
-        if message["recipient"] == FUNDER:
-            funder = self.directory.reader("funders").find_one({"_id": client_id}) or {}
-            if funder.get("payer") == "self" or not funder.get("payer_email"):
-                raise Voided("billing's funding holds no e-mail address for the funder")
-            return funder["payer_email"]
-        client = self.directory.reader("clients").find_one({"_id": client_id})
-        if client is None:
-            raise TransientError("the client is not known yet")
-        address = client.get("email")
-        if not address or address == DISPOSED:
-            raise Voided("no e-mail address on record for the client")
-        prefs = self.book.preferences_of(client_id)
-        quiet = contact_for({**client, "status": "active"}, prefs, self.config.default_quiet).quiet
-        until = quiet_ends(utcnow(), quiet, self.config.tz)
-        if until is not None:
-            raise Deferred(until)
-        return address
-
-    def alert_context(self, message: dict) -> dict:
-        """A risk alert goes to staff (the therapist and the clinical lead), who may see the
-        client's name; it links to the record in the portal. The clinical detail stays in
-        the portal (the e-mail says only that an answer needs follow-up)."""
-        client_id = message.get("client_id")
-        client = self.directory.reader("clients").find_one({"_id": client_id}) or {}
-        name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
-        return {
-            "client_name": name or None,
-            "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{client_id}",
-        }
-
-    def upcoming_dates(self, session_ids: list[str]) -> list:
-        """The booked, still-ahead times of a course's or a booster plan's sessions: what the
-        message says (how many, the first, each date) is what was actually booked, not what
-        was asked for (issue 13, defect 11: "16 ... first 2 June" above 10 dates from 14 July).
-        The sessions' own events may still be on their way (other partitions): wait for them."""
-        found = list(
-            self.directory.reader("sessions").find(
-                {"_id": {"$in": list(session_ids)}}, {"starts_at": 1, "status": 1}
-            )
-        )
-        if len(found) < len(set(session_ids)):
-            raise TransientError("the booked sessions are not all known yet")
-        now = utcnow()
-        dates = sorted(
-            d["starts_at"] for d in found if d.get("status") == "booked" and d["starts_at"] > now
-        )
-        if not dates:
-            raise Voided("none of the appointments is still ahead and booked")
-        return dates

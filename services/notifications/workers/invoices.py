@@ -1,5 +1,5 @@
 """The one place that talks to billing: an issued invoice's PDF, fetched at send time with a
-short-lived service token (`GET /invoices/{id}`, `Accept: application/pdf`), so the book
+short-lived service token (fetch.py: `GET /invoices/{id}`, `Accept: application/pdf`), so the book
 holds no copy of it and the payer gets what billing renders from the invoice as issued."""
 
 from __future__ import annotations
@@ -8,11 +8,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import requests
-
-from shared.auth import service_token
-
-from .channels import PermanentError, TransientError
+from .channels import TransientError
+from .fetch import ServiceCall
 
 
 class InvoiceGone(Exception):
@@ -35,25 +32,17 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 class BillingInvoices:
     def __init__(self, base_url: str, token_secret: str, timeout: float = 10.0):
-        self.base_url, self.secret, self.timeout = base_url.rstrip("/"), token_secret, timeout
-        self.http = requests.Session()
+        self.billing = ServiceCall("billing", base_url, token_secret, timeout)
 
     def pdf(self, invoice_id: str, number: str) -> Attachment:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.get(
-                f"{self.base_url}/invoices/{invoice_id}",
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/pdf"},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"billing unreachable: {type(err).__name__}") from err
-        if response.status_code == 404:
-            raise InvoiceGone("billing answered 404")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"billing answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"billing refused the invoice request: {response.status_code}")
+        response = self.billing.call(
+            "GET",
+            f"/invoices/{invoice_id}",
+            headers={"Accept": "application/pdf"},
+            gone=(404,),
+            gone_error=InvoiceGone,
+            what="invoice",
+        )
         if not response.content.startswith(b"%PDF"):
             raise TransientError("billing sent something other than a PDF")
         return Attachment(f"{_SAFE_NAME.sub('_', number)}.pdf", response.content)

@@ -1,5 +1,6 @@
-"""The one place that talks to measures: a fresh questionnaire link, fetched at send time
-with a short-lived service token. The link is a credential — it is returned to the caller
+"""The links a message carries, fetched at send time from the service that issues them
+(fetch.py): a questionnaire link from measures, a booking link's token from scheduling, the
+client's homework page from records. A link is a credential — it is returned to the caller
 for the message body and never stored, logged or put in an event."""
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from datetime import datetime
 
 import requests
 
-from shared.auth import service_token
-
-from .channels import PermanentError, TransientError
+from .fetch import ServiceCall
 
 
 class LinkGone(Exception):
@@ -27,6 +26,18 @@ class QuestionnaireLink:
         return f"QuestionnaireLink(expires_at={self.expires_at.isoformat()})"
 
 
+def _fetch(
+    service: ServiceCall, path: str, url_of, gone=(404, 409, 410), **request
+) -> QuestionnaireLink:
+    """`POST path` for a fresh link; `url_of(body)` is the URL the person opens."""
+    response = service.call("POST", path, gone=gone, gone_error=LinkGone, what="link", **request)
+    return service.read(
+        response,
+        "link",
+        lambda body: QuestionnaireLink(url_of(body), datetime.fromisoformat(body["expires_at"])),
+    )
+
+
 class MeasuresLinks:
     def __init__(
         self,
@@ -35,31 +46,11 @@ class MeasuresLinks:
         timeout: float = 5.0,
         http: requests.Session | None = None,
     ):
-        self.base_url, self.secret, self.timeout = base_url.rstrip("/"), token_secret, timeout
-        self.http = http or requests.Session()
+        self.measures = ServiceCall("measures", base_url, token_secret, timeout, http)
 
     def fetch(self, request_id: str) -> QuestionnaireLink:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.post(
-                f"{self.base_url}/questionnaire-requests/{request_id}/link",
-                headers={"Authorization": f"Bearer {token}"},
-                json={},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"measures unreachable: {type(err).__name__}") from err
-        if response.status_code in (404, 409, 410):
-            raise LinkGone(f"measures answered {response.status_code}")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"measures answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"measures refused the link request: {response.status_code}")
-        try:
-            body = response.json()
-            return QuestionnaireLink(body["url"], datetime.fromisoformat(body["expires_at"]))
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransientError("measures sent an unreadable link response") from err
+        path = f"/questionnaire-requests/{request_id}/link"
+        return _fetch(self.measures, path, lambda body: body["url"], json={})
 
 
 class SchedulingLinks:
@@ -77,34 +68,13 @@ class SchedulingLinks:
         resource: str = "booking-links",
         page: str = "book-online",
     ):
-        self.base_url, self.portal_url = base_url.rstrip("/"), portal_url.rstrip("/")
-        self.secret, self.timeout = token_secret, timeout
+        self.scheduling = ServiceCall("scheduling", base_url, token_secret, timeout)
+        self.portal_url = portal_url.rstrip("/")
         self.resource, self.page = resource, page
-        self.http = requests.Session()
 
     def fetch(self, link_id: str) -> QuestionnaireLink:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.post(
-                f"{self.base_url}/{self.resource}/{link_id}/token",
-                headers={"Authorization": f"Bearer {token}"},
-                json={},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"scheduling unreachable: {type(err).__name__}") from err
-        if response.status_code in (404, 409, 410):
-            raise LinkGone(f"scheduling answered {response.status_code}")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"scheduling answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"scheduling refused the link request: {response.status_code}")
-        try:
-            body = response.json()
-            url = f"{self.portal_url}/{self.page}/{body['token']}"
-            return QuestionnaireLink(url, datetime.fromisoformat(body["expires_at"]))
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransientError("scheduling sent an unreadable link response") from err
+        path, url = f"/{self.resource}/{link_id}/token", f"{self.portal_url}/{self.page}"
+        return _fetch(self.scheduling, path, lambda b: f"{url}/{b['token']}", json={})
 
 
 class HomeworkLinks:
@@ -112,29 +82,9 @@ class HomeworkLinks:
     fetched at send time like a questionnaire link: a credential, never stored or logged."""
 
     def __init__(self, records_url: str, portal_url: str, token_secret: str, timeout: float = 5.0):
-        self.records_url, self.portal_url = records_url.rstrip("/"), portal_url.rstrip("/")
-        self.secret, self.timeout = token_secret, timeout
-        self.http = requests.Session()
+        self.records = ServiceCall("records", records_url, token_secret, timeout)
+        self.portal_url = portal_url.rstrip("/")
 
     def fetch(self, client_id: str) -> QuestionnaireLink:
-        token = service_token(self.secret, "notifications", ttl_seconds=60)
-        try:
-            response = self.http.post(
-                f"{self.records_url}/clients/{client_id}/homework-links",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self.timeout,
-            )
-        except requests.RequestException as err:
-            raise TransientError(f"records unreachable: {type(err).__name__}") from err
-        if response.status_code in (404, 409):
-            raise LinkGone(f"records answered {response.status_code}")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"records answered {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentError(f"records refused the link request: {response.status_code}")
-        try:
-            body = response.json()
-            expires = datetime.fromisoformat(body["expires_at"])
-            return QuestionnaireLink(f"{self.portal_url}{body['path']}", expires)
-        except (ValueError, KeyError, TypeError) as err:
-            raise TransientError("records sent an unreadable link response") from err
+        path, portal = f"/clients/{client_id}/homework-links", self.portal_url
+        return _fetch(self.records, path, lambda body: f"{portal}{body['path']}", gone=(404, 409))

@@ -136,6 +136,13 @@ def _to_enquiry(enquiry_id):
     return redirect(url_for("pages.enquiry", enquiry_id=enquiry_id))
 
 
+def _step(enquiry_id: str, action: str, body: dict, done: str):
+    """One of reception's steps on the enquiry (records refusing it shows the form again)."""
+    backend().post("records", f"/enquiries/{enquiry_id}/{action}", body)
+    form_flash_ok(done)
+    return _to_enquiry(enquiry_id)
+
+
 @blueprint.post("/enquiries/<enquiry_id>/contact-attempts")
 @signed_in(*RECEPTION)
 def enquiry_attempt(enquiry_id):
@@ -144,18 +151,14 @@ def enquiry_attempt(enquiry_id):
         "outcome": request.form.get("outcome", ""),
         "note": request.form.get("note", "").strip() or None,
     }
-    backend().post("records", f"/enquiries/{enquiry_id}/contact-attempts", body)
-    form_flash_ok("Contact attempt logged.")
-    return _to_enquiry(enquiry_id)
+    return _step(enquiry_id, "contact-attempts", body, "Contact attempt logged.")
 
 
 @blueprint.post("/enquiries/<enquiry_id>/waitlist")
 @signed_in(*RECEPTION)
 def enquiry_waitlist(enquiry_id):
     body = {"priority": request.form.get("priority", "")}
-    backend().post("records", f"/enquiries/{enquiry_id}/waitlist", body)
-    form_flash_ok("On the waiting list.")
-    return _to_enquiry(enquiry_id)
+    return _step(enquiry_id, "waitlist", body, "On the waiting list.")
 
 
 @blueprint.post("/enquiries/<enquiry_id>/decline")
@@ -165,9 +168,7 @@ def enquiry_decline(enquiry_id):
         "reason": request.form.get("reason", "").strip(),
         "signposted_to": request.form.get("signposted_to", "").strip() or None,
     }
-    backend().post("records", f"/enquiries/{enquiry_id}/decline", body)
-    form_flash_ok("Enquiry declined.")
-    return _to_enquiry(enquiry_id)
+    return _step(enquiry_id, "decline", body, "Enquiry declined.")
 
 
 @blueprint.post("/enquiries/<enquiry_id>/offer")

@@ -80,6 +80,13 @@ def change_phase(body, client_id):
     }
 
 
+def _note_created(command: c.RecordNote, who):
+    """Record the note (a new one or an amendment) and answer 201 with it."""
+    state = application().record_note(command, who, request_metadata())
+    location = f"/clients/{command.client_id}/notes/{command.note_id}"
+    return note_view(state.notes[command.note_id]), 201, {"Location": location}
+
+
 @blp.route("/<client_id>/notes", methods=["POST"])
 @requires(*CLINICAL)
 @problems(blp, 401, 403, 404, 409)
@@ -93,9 +100,7 @@ def record_note(body, client_id):
     command = c.RecordNote(
         client_id, note_id, body["text"], author=who.sub, session_id=body["session_id"]
     )
-    state = application().record_note(command, who, request_metadata())
-    location = f"/clients/{client_id}/notes/{note_id}"
-    return note_view(state.notes[note_id]), 201, {"Location": location}
+    return _note_created(command, who)
 
 
 @blp.route("/<client_id>/notes/<note_id>/amend", methods=["POST"])
@@ -115,9 +120,7 @@ def amend_note(body, client_id, note_id):
         amends=note_id,
         amendment_reason=body["reason"],
     )
-    state = application().record_note(command, who, request_metadata())
-    location = f"/clients/{client_id}/notes/{new_note}"
-    return note_view(state.notes[new_note]), 201, {"Location": location}
+    return _note_created(command, who)
 
 
 @blp.route("/<client_id>/tasks", methods=["POST"])

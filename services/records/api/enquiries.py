@@ -34,6 +34,24 @@ def _now():
     return current_app.config["RECORDS_CLOCK"]()
 
 
+def reception_step(action: str, schema):
+    """The route of one of reception's steps on an enquiry: `POST
+    /enquiries/{id}/<action>`, the same roles, problems and answer (the enquiry) for each."""
+
+    def decorate(view):
+        for wrap in (
+            blp.response(200, EnquiryOut),
+            blp.arguments(schema),
+            problems(blp, 401, 403, 404, 409),
+            requires(*RECEPTION),
+            blp.route(f"/enquiries/<enquiry_id>/{action}", methods=["POST"]),
+        ):
+            view = wrap(view)
+        return view
+
+    return decorate
+
+
 def _step(enquiry_id: str, command) -> dict:
     outcome = application().enquiry_step(enquiry_id, command, request_metadata())
     return enquiry_view(outcome.state)
@@ -56,22 +74,14 @@ def receive_enquiry(body):
     return view, 201, {"Location": f"/enquiries/{enquiry_id}"}
 
 
-@blp.route("/enquiries/<enquiry_id>/contact-attempts", methods=["POST"])
-@requires(*RECEPTION)
-@problems(blp, 401, 403, 404, 409)
-@blp.arguments(ContactAttemptIn)
-@blp.response(200, EnquiryOut)
+@reception_step("contact-attempts", ContactAttemptIn)
 def log_contact_attempt(body, enquiry_id):
     """Log a try at reaching the person (`EnquiryContactAttempted`)."""
     who = current_identity()
     return _step(enquiry_id, enq.LogContactAttempt(by=who.sub, at=_now(), **body))
 
 
-@blp.route("/enquiries/<enquiry_id>/offer", methods=["POST"])
-@requires(*RECEPTION)
-@problems(blp, 401, 403, 404, 409)
-@blp.arguments(OfferIn)
-@blp.response(200, EnquiryOut)
+@reception_step("offer", OfferIn)
 def offer_assessment(body, enquiry_id):
     """Offer an assessment with a therapist (`AssessmentOffered`); the slots go to the person
     by link (scheduling `POST /booking-links`)."""
@@ -79,11 +89,7 @@ def offer_assessment(body, enquiry_id):
     return _step(enquiry_id, enq.OfferAssessment(body["therapist_id"], who.sub, _now()))
 
 
-@blp.route("/enquiries/<enquiry_id>/waitlist", methods=["POST"])
-@requires(*RECEPTION)
-@problems(blp, 401, 403, 404, 409)
-@blp.arguments(WaitlistIn)
-@blp.response(200, EnquiryOut)
+@reception_step("waitlist", WaitlistIn)
 def add_to_waiting_list(body, enquiry_id):
     """Put on the waiting list, or change the priority (`EnquiryWaitlisted`; the date first
     added stays)."""
@@ -91,11 +97,7 @@ def add_to_waiting_list(body, enquiry_id):
     return _step(enquiry_id, enq.AddToWaitingList(body["priority"], who.sub, _now()))
 
 
-@blp.route("/enquiries/<enquiry_id>/decline", methods=["POST"])
-@requires(*RECEPTION)
-@problems(blp, 401, 403, 404, 409)
-@blp.arguments(DeclineIn)
-@blp.response(200, EnquiryOut)
+@reception_step("decline", DeclineIn)
 def decline(body, enquiry_id):
     """Decline, with the reason, and say where the person was signposted (`EnquiryDeclined`)."""
     who = current_identity()

@@ -19,6 +19,12 @@ from .rules import nhs_number_problem, normalise_nhs_number, phase_move_problem
 from .state import DETAIL_FIELDS, ClientState
 
 
+def _about(s: ClientState, type_: str, **data: Any) -> list[NewEvent]:
+    """The one event a command causes, about this client (every event about a client
+    carries its `client_id`: architecture.md)."""
+    return [NewEvent(type_, {"client_id": s.client_id, **data})]
+
+
 def _must_exist(s: ClientState) -> None:
     if not s.registered:
         raise NotFound("no such client")
@@ -83,28 +89,20 @@ def _correct(s: ClientState, cmd: c.CorrectDetails) -> list[NewEvent]:
     problem = _contact_problem({**s.details, **changed})
     if problem:
         raise problem
-    return [
-        NewEvent(
-            "ClientDetailsCorrected", {"client_id": s.client_id, "reason": cmd.reason, **changed}
-        )
-    ]
+    return _about(s, "ClientDetailsCorrected", reason=cmd.reason, **changed)
 
 
 def _assess(s: ClientState, cmd: c.RecordAssessment) -> list[NewEvent]:
     _must_be_in_care(s, "recording an assessment")
-    return [
-        NewEvent(
-            "AssessmentRecorded",
-            {
-                "client_id": s.client_id,
-                "session_id": cmd.session_id,
-                "presenting_difficulties": cmd.presenting_difficulties,
-                "conditions": list(dict.fromkeys(cmd.conditions)),
-                "goals": list(cmd.goals),
-                "risk_summary": cmd.risk_summary,
-            },
-        )
-    ]
+    return _about(
+        s,
+        "AssessmentRecorded",
+        session_id=cmd.session_id,
+        presenting_difficulties=cmd.presenting_difficulties,
+        conditions=list(dict.fromkeys(cmd.conditions)),
+        goals=list(cmd.goals),
+        risk_summary=cmd.risk_summary,
+    )
 
 
 def _formulate(s: ClientState, cmd: c.RecordFormulation) -> list[NewEvent]:
@@ -123,19 +121,15 @@ def _formulate(s: ClientState, cmd: c.RecordFormulation) -> list[NewEvent]:
             f"{cmd.expected_revision}; reload it before revising",
             code="stale",
         )
-    return [
-        NewEvent(
-            "FormulationRecorded",
-            {
-                "client_id": s.client_id,
-                "revision": s.revision + 1,
-                "problem_areas": list(cmd.problem_areas),
-                "formulation": cmd.formulation,
-                "inventory": [dict(p) for p in cmd.inventory],
-                "goals": list(cmd.goals),
-            },
-        )
-    ]
+    return _about(
+        s,
+        "FormulationRecorded",
+        revision=s.revision + 1,
+        problem_areas=list(cmd.problem_areas),
+        formulation=cmd.formulation,
+        inventory=[dict(p) for p in cmd.inventory],
+        goals=list(cmd.goals),
+    )
 
 
 def _change_phase(s: ClientState, cmd: c.ChangePhase) -> list[NewEvent]:
@@ -150,18 +144,14 @@ def _change_phase(s: ClientState, cmd: c.ChangePhase) -> list[NewEvent]:
             field="to_phase",
             code="no_formulation",
         )
-    return [
-        NewEvent(
-            "PhaseChanged",
-            {
-                "client_id": s.client_id,
-                "from_phase": s.phase,
-                "to_phase": cmd.to_phase,
-                "reason": cmd.reason,
-                "by": cmd.by,
-            },
-        )
-    ]
+    return _about(
+        s,
+        "PhaseChanged",
+        from_phase=s.phase,
+        to_phase=cmd.to_phase,
+        reason=cmd.reason,
+        by=cmd.by,
+    )
 
 
 def _note(s: ClientState, cmd: c.RecordNote) -> list[NewEvent]:
@@ -185,38 +175,30 @@ def _note(s: ClientState, cmd: c.RecordNote) -> list[NewEvent]:
         session_id = session_id or original.get("session_id")
     elif cmd.amendment_reason is not None:
         raise Invalid("an amendment reason belongs to an amendment", field="amendment_reason")
-    return [
-        NewEvent(
-            "NoteRecorded",
-            {
-                "client_id": s.client_id,
-                "note_id": cmd.note_id,
-                "session_id": session_id,
-                "text": cmd.text,
-                "author": cmd.author,
-                "amends": cmd.amends,
-                "amendment_reason": cmd.amendment_reason,
-            },
-        )
-    ]
+    return _about(
+        s,
+        "NoteRecorded",
+        note_id=cmd.note_id,
+        session_id=session_id,
+        text=cmd.text,
+        author=cmd.author,
+        amends=cmd.amends,
+        amendment_reason=cmd.amendment_reason,
+    )
 
 
 def _assign(s: ClientState, cmd: c.AssignTask) -> list[NewEvent]:
     _must_be_in_care(s, "assigning a task")
     if cmd.task_id in s.tasks:
         raise Conflict("a task with this id exists already")
-    return [
-        NewEvent(
-            "TaskAssigned",
-            {
-                "client_id": s.client_id,
-                "task_id": cmd.task_id,
-                "description": cmd.description,
-                "due_at": cmd.due_at,
-                "session_id": cmd.session_id,
-            },
-        )
-    ]
+    return _about(
+        s,
+        "TaskAssigned",
+        task_id=cmd.task_id,
+        description=cmd.description,
+        due_at=cmd.due_at,
+        session_id=cmd.session_id,
+    )
 
 
 def _task(s: ClientState, task_id: str, action: str) -> Mapping:
@@ -244,50 +226,38 @@ def _complete(s: ClientState, cmd: c.CompleteTask) -> list[NewEvent]:
         )
     if cmd.now is not None and cmd.completed_at > cmd.now + CLOCK_SKEW:
         raise Invalid("a task cannot be completed in the future", field="completed_at")
-    return [
-        NewEvent(
-            "TaskCompleted",
-            {
-                "client_id": s.client_id,
-                "task_id": cmd.task_id,
-                "reflection": cmd.reflection,
-                "completed_at": cmd.completed_at,
-            },
-        )
-    ]
+    return _about(
+        s,
+        "TaskCompleted",
+        task_id=cmd.task_id,
+        reflection=cmd.reflection,
+        completed_at=cmd.completed_at,
+    )
 
 
 def _review(s: ClientState, cmd: c.ReviewTask) -> list[NewEvent]:
     _task(s, cmd.task_id, "reviewing a task")
-    return [
-        NewEvent(
-            "TaskReviewed",
-            {
-                "client_id": s.client_id,
-                "task_id": cmd.task_id,
-                "review": cmd.review,
-                "session_id": cmd.session_id,
-                "by": cmd.by,
-            },
-        )
-    ]
+    return _about(
+        s,
+        "TaskReviewed",
+        task_id=cmd.task_id,
+        review=cmd.review,
+        session_id=cmd.session_id,
+        by=cmd.by,
+    )
 
 
 def _discharge(s: ClientState, cmd: c.DischargeClient) -> list[NewEvent]:
     _must_be_in_care(s, "discharging again")
-    return [
-        NewEvent(
-            "ClientDischarged",
-            {
-                "client_id": s.client_id,
-                "therapist_id": s.details["therapist_id"],
-                "reason": cmd.reason,
-                "outcome_summary": cmd.outcome_summary,
-                "discharged_at": cmd.discharged_at,
-                **({} if cmd.cancel_boosters is None else {"cancel_boosters": cmd.cancel_boosters}),
-            },
-        )
-    ]
+    return _about(
+        s,
+        "ClientDischarged",
+        therapist_id=s.details["therapist_id"],
+        reason=cmd.reason,
+        outcome_summary=cmd.outcome_summary,
+        discharged_at=cmd.discharged_at,
+        **({} if cmd.cancel_boosters is None else {"cancel_boosters": cmd.cancel_boosters}),
+    )
 
 
 DECIDERS: dict[type, Callable[[ClientState, Any], list[NewEvent]]] = {

@@ -17,7 +17,7 @@ from shared.auth import Forbidden, Identity
 from shared.directory import check_client_access
 from shared.domain import Conflict, NotFound, fold
 from shared.events import Event, NewEvent, new_id, utcnow
-from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
+from shared.eventstore import EventStore, Metadata, StreamAppend
 from shared.projections import ProjectionStore
 from shared.web import context
 
@@ -73,6 +73,7 @@ class Application:
         self.claims = store.db[claims.COLLECTION]
         self.therapists = CommandHandler(store, Therapist())
         self.session_decider = Session()
+        self.sessions = CommandHandler(store, self.session_decider)
 
     # -- reading the write side -------------------------------------------------------------
     def therapist(self, therapist_id: str) -> TherapistState:
@@ -89,12 +90,15 @@ class Application:
         check_client_access(who, found)
         return found
 
-    def _directory_entry(self, client_id: str) -> dict | None:
-        return self.directory.reader("clients").find_one({"_id": client_id})
-
-    def video_rooms(self, client: dict | None) -> VideoRooms | None:
+    def rooms_for(self, client_id: str) -> VideoRooms | None:
         """How this client's video rooms are made: the Jitsi display name is their given name
-        only (the therapist knows who they are; anyone else in view of a screen need not)."""
+        only (the therapist knows who they are; anyone else in view of a screen need not).
+        Someone the directory does not know yet (a booking link from an enquiry) is "Client"."""
+        if self.rooms is None:
+            return None
+        return self._rooms(self.directory.reader("clients").find_one({"_id": client_id}))
+
+    def _rooms(self, client: dict | None) -> VideoRooms | None:
         if self.rooms is None:
             return None
         return VideoRooms(self.rooms, (client or {}).get("given_name") or "Client")
@@ -135,7 +139,7 @@ class Application:
                 self.therapist(therapist_id),
                 self.client_status(booking.client_id),
                 self.clock(),
-                rooms=self.video_rooms(client),
+                rooms=self._rooms(client),
             )
 
         # a session id the API has just made has no events yet: nothing to load
@@ -157,7 +161,7 @@ class Application:
                 therapist=self.therapist(current.facts["therapist_id"]),
                 now=self.clock(),
                 client_status=self.client_status(client_id),
-                rooms=self.video_rooms(self._directory_entry(client_id)),
+                rooms=self.rooms_for(client_id),
                 **wanted,
             )
 
@@ -214,18 +218,13 @@ class Application:
             if check is not None:
                 check(state)
             events = self.session_decider.decide(state, make(state))
-            try:
-                stored = self.store.append(
-                    stream, version, events, meta, also=self._claims_for(events)
-                )
-            except ConcurrencyError:
-                continue
-            for event in stored:
-                state = self.session_decider.evolve(state, event)
-            return Outcome(state, stored, version + len(stored))
+            also = self.claims_for(events)
+            outcome = self.sessions.commit(stream, state, version, events, meta, also=also)
+            if outcome is not None:
+                return outcome
         raise Conflict("the session was changed by someone else at the same time; try again")
 
-    def _claims_for(self, events: Sequence[NewEvent]):
+    def claims_for(self, events: Sequence[NewEvent]):
         """The claim writes the events imply: first the claims released (a cancelled or
         moved session), then every claim taken, in one insert for the whole command."""
 
@@ -272,7 +271,7 @@ class Application:
             room=room,
             now=self.clock(),
             busy=busy,
-            rooms=self.video_rooms(self._directory_entry(client_id)),
+            rooms=self.rooms_for(client_id),
         )
 
     def book_many(
@@ -289,7 +288,7 @@ class Application:
                 StreamAppend(session_stream(e.data["session_id"]), 0, [e]) for e in events[1:]
             ]
             try:
-                return self.store.append_streams(appends, meta, also=self._claims_for(events[1:]))
+                return self.store.append_streams(appends, meta, also=self.claims_for(events[1:]))
             except claims.SlotTaken:
                 continue
         raise Conflict("the diary kept changing while booking; try again")

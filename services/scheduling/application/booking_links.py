@@ -141,7 +141,7 @@ class BookingLinks:
                         StreamAppend(session_stream(session_id), 0, booked),
                     ],
                     meta,
-                    also=self.app._claims_for(booked),
+                    also=self.app.claims_for(booked),
                 )
             except ConcurrencyError:
                 continue  # the link changed (used by another tab): decide again
@@ -162,7 +162,7 @@ class BookingLinks:
         therapist = self.app.therapist(f["therapist_id"])
         # a video session gets its room as a staff booking does (domain/rooms.py); someone
         # not yet registered has no directory entry and is named "Client" in the room
-        rooms = self.app.video_rooms(self.app._directory_entry(f["client_id"]))
+        rooms = self.app.rooms_for(f["client_id"])
         fresh = self.app.session_decider.initial_state()  # a new session: nothing to load
         command = BookSession(booking, therapist, status, now, rooms=rooms)
         return self.app.session_decider.decide(fresh, command)
