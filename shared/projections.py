@@ -22,6 +22,7 @@ import pymongo
 from pymongo import DeleteMany, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from . import chime, consistency
@@ -141,6 +142,12 @@ class View:
     def flush(self) -> None:
         if self.buffer is not None:
             self.buffer.flush()
+
+    @property
+    def database(self) -> Database:
+        """The projection's database, for a handler writing a collection of its service's
+        that is not one of its own generations (notifications' message book)."""
+        return self._store.db
 
     @property
     def cipher(self) -> FieldCipher | None:

@@ -13,9 +13,9 @@ def _create_app(settings):
 
 
 def _projections():
-    from .projections import Planner
+    from .projections import projections
 
-    return [Planner()]
+    return projections()
 
 
 def _workers(settings):

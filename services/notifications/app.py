@@ -10,7 +10,7 @@ from shared.web import create_service_app
 
 from . import api, queries
 from .application.book import STATUSES
-from .projections import Planner
+from .projections import projections
 
 
 def _message_metrics(ctx, now):
@@ -40,6 +40,6 @@ def create_app(settings: Settings) -> Flask:
         description="Booking confirmations, reminders, questionnaire links, homework reminders, "
         "booster invitations and risk alerts, by email, SMS and the staff inbox.",
         blueprints=[*queries.BLUEPRINTS, *api.BLUEPRINTS],
-        projections=[Planner()],
+        projections=projections(),
         extra_metrics=_message_metrics,
     )

@@ -129,3 +129,38 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
         stop.set()
         thread.join(timeout=30)
         mongo.close()
+
+
+def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_loop_at_once(
+    settings, wake_dir
+):
+    """Under load a collection changes many times a second; a loop woken by each change
+    would look for work more often than it used to poll (more load on the store). A paced
+    bell wakes at once after a quiet spell, then at most once per `pace`."""
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    coll = mongo[settings.database("kernel")]["paced"]
+    bell = Doorbell(coll, pace=0.5)
+    stop = threading.Event()
+    try:
+        wakes = []
+        for _ in range(3):  # three rings in quick succession, the loop waiting each time
+            ticket = bell.ticket()
+            chime.ring([coll.full_name])
+            assert bell.wait(ticket, 10, stop)
+            wakes.append(time.monotonic())
+        assert wakes[1] - wakes[0] >= 0.45 and wakes[2] - wakes[1] >= 0.45, wakes
+        time.sleep(0.6)  # quiet for longer than the pace: the next ring wakes it at once
+        ticket = bell.ticket()
+        chime.ring([coll.full_name])
+        started = time.monotonic()
+        assert bell.wait(ticket, 10, stop)
+        assert time.monotonic() - started < 0.3
+        ticket = bell.ticket()  # a stop ends the paced rest at once
+        chime.ring([coll.full_name])
+        threading.Timer(0.05, stop.set).start()
+        started = time.monotonic()
+        bell.wait(ticket, 10, stop)
+        assert time.monotonic() - started < 0.3
+    finally:
+        bell.close()
+        mongo.close()

@@ -120,6 +120,7 @@ class Dispatcher:
                         bell = Doorbell(
                             [self.book.messages, db["projection_meta"], db["events"]],
                             name=self.name,
+                            pace=self._rest(False),  # never looks more often than it polled
                         )
                     ticket = bell.ticket()
                     busy = self.step(stop=stop)

@@ -17,12 +17,12 @@ from pymongo import ASCENDING, IndexModel
 
 from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
-from shared.projections import SessionCollection
 
-from .application.book import MessageBook
-from .application.config import NotifyConfig
-from .domain import Facts, planned_on, plans, waits_for_client
-from .domain.plans import VIDEO_LINK
+from ..application.book import MessageBook
+from ..application.config import NotifyConfig
+from ..domain import Facts, planned_on, plans, waits_for_client
+from ..domain.plans import VIDEO_LINK
+from .alerts import RiskAlerts
 
 # the notices that announce an appointment's time: a move voids the ones still pending
 SESSION_NOTICES = ("confirmation", "rescheduled")
@@ -61,6 +61,8 @@ class Planner(ClientDirectory):
         return self._config or NotifyConfig.from_env()  # read each time: env may change in tests
 
     def handle(self, event, view) -> None:
+        if event.type in RiskAlerts.HANDLES:  # planned by their own consumer (alerts.py)
+            return
         waits = event.type in self.AWAIT_CLIENT or waits_for_client(event.type)
         if waits and self._client_unknown(event, view):
             if event.type == "SessionBooked":  # perhaps booked by link before registering
@@ -350,19 +352,6 @@ class Planner(ClientDirectory):
     def on_QuestionnaireWithdrawn(self, event, view):
         self.book(view).void(
             {"request_id": event.data["request_id"]}, "request withdrawn", event.recorded_at
-        )
-
-    def on_RiskAcknowledged(self, event, view):
-        # the staff inbox shows who followed the alert up; the alert itself still stands
-        inbox = SessionCollection(view["sessions"].database["inbox"], view.session)
-        inbox.update_many(
-            {"alert_id": event.data["alert_id"]},
-            {
-                "$set": {
-                    "acknowledged_at": event.data["acknowledged_at"],
-                    "acknowledged_by": event.data["by"],
-                }
-            },
         )
 
 
