@@ -43,16 +43,25 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class BookingLinks:
-    def __init__(self, app: Application):
+class TokenLinks:
+    """Links a person opens by a token: the link's stream (decided by `decider`) and its
+    tokens, kept only as hashes in `collection` and gone when they expire. Booking links
+    and a client's own session links (session_links.py) are both."""
+
+    def __init__(self, app: Application, decider, collection: str):
         self.app, self.store = app, app.store
-        self.links = CommandHandler(app.store, booking_link)
-        self.tokens = app.store.db[TOKENS]
+        self.links = CommandHandler(app.store, decider)
+        self.tokens = app.store.db[collection]
 
     def ensure_indexes(self) -> None:
         self.tokens.create_indexes(
             [IndexModel("link_id"), IndexModel("expires_at", expireAfterSeconds=0)]
         )
+
+
+class BookingLinks(TokenLinks):
+    def __init__(self, app: Application):
+        super().__init__(app, booking_link, TOKENS)
 
     def state(self, link_id: str) -> BookingLinkState:
         state, _ = self.links.state(link_stream(link_id))

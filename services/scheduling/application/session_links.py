@@ -11,9 +11,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from pymongo import IndexModel
-
-from shared.application import CommandHandler, Outcome
+from shared.application import Outcome
 from shared.auth import Identity
 from shared.domain import Conflict, Invalid, NotFound
 from shared.events import Event, new_id
@@ -32,7 +30,7 @@ from ..domain.session_link import (
     session_link,
 )
 from . import Application, claims, session_stream
-from .booking_links import token_hash
+from .booking_links import TokenLinks, token_hash
 
 TOKENS = "session_link_tokens"
 ATTEMPTS = 5
@@ -45,16 +43,9 @@ def link_stream(link_id: str) -> str:
     return f"session-link-{link_id}"
 
 
-class SessionLinks:
+class SessionLinks(TokenLinks):
     def __init__(self, app: Application):
-        self.app, self.store = app, app.store
-        self.links = CommandHandler(app.store, session_link)
-        self.tokens = app.store.db[TOKENS]
-
-    def ensure_indexes(self) -> None:
-        self.tokens.create_indexes(
-            [IndexModel("link_id"), IndexModel("expires_at", expireAfterSeconds=0)]
-        )
+        super().__init__(app, session_link, TOKENS)
 
     def issue(self, session_id: str, who: Identity, meta: Metadata) -> Outcome:
         """A link for one booked session, by someone who may change it (own diary)."""
@@ -168,7 +159,7 @@ class SessionLinks:
                 client_status=self.app.client_status(client_id),
                 now=now,
                 reason="moved by the client with their own link",
-                rooms=self.app.video_rooms(self.app._directory_entry(client_id)),
+                rooms=self.app.rooms_for(client_id),
             )
             return self.app.session_decider.decide(session, command)
 
@@ -188,7 +179,7 @@ class SessionLinks:
                         StreamAppend(session_stream(sid), session_version, changed),
                     ],
                     meta,
-                    also=self.app._claims_for(changed),
+                    also=self.app.claims_for(changed),
                 )
             except ConcurrencyError:
                 continue  # the link or the session changed meanwhile: decide again
