@@ -1,6 +1,10 @@
 """A tiny event vocabulary and projection used by the kernel tests, and a command listener
 that counts what a store client sent (the services' stream-load tests use it too)."""
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pymongo
@@ -8,9 +12,10 @@ from marshmallow import Schema, fields
 from pymongo import IndexModel, monitoring
 
 import shared.mongo
-from shared.events import Actor, EventRegistry
+from shared.events import Actor, EventRegistry, NewEvent
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
+from shared.outbox import OutboxRelay
 from shared.projections import Projection
 
 reg = EventRegistry()
@@ -118,3 +123,35 @@ def stream_reads(listener: Commands, stream_id: str) -> tuple[int, int]:
         reads += 1
         loads += command.get("limit") is None
     return loads, reads
+
+
+@contextmanager
+def idle_relay(settings) -> Iterator[tuple[EventStore, "Commands"]]:
+    """A relay running in a thread on a store whose commands `listener` counts, once its
+    first event is published and it has been idle a second: (store, listener), with the
+    listener's count started afresh. The relay stops on leaving."""
+    from .plugin import eventually
+
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    store = EventStore(mongo, settings.database("kernel"), reg)
+    store.ensure_indexes()
+    relay = OutboxRelay(
+        store,
+        settings.kafka_bootstrap,
+        settings.topic("kernel"),
+        partitions=settings.topic_partitions,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "one"})], META)
+        eventually(lambda: store.published_through() == 1, timeout=30, message="first published")
+        time.sleep(1.0)
+        listener.names.clear()
+        yield store, listener
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        mongo.close()

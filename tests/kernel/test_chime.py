@@ -16,11 +16,8 @@ import pymongo
 import pytest
 
 from shared import chime
-from shared.events import NewEvent
-from shared.eventstore import EventStore
-from shared.outbox import OutboxRelay
 from shared.wakeup import Doorbell
-from testkit.kernel import META, Commands, reg
+from testkit.kernel import idle_relay
 from testkit.plugin import eventually
 from testkit.procs import ROOT
 
@@ -85,24 +82,7 @@ def test_a_socket_left_by_a_dead_process_is_cleared(wake_dir):
 def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_once(
     settings, wake_dir
 ):
-    listener = Commands()
-    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
-    store = EventStore(mongo, settings.database("kernel"), reg)
-    store.ensure_indexes()
-    relay = OutboxRelay(
-        store,
-        settings.kafka_bootstrap,
-        settings.topic("kernel"),
-        partitions=settings.topic_partitions,
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "one"})], META)
-        eventually(lambda: store.published_through() == 1, timeout=30, message="first published")
-        time.sleep(1.0)
-        listener.names.clear()
+    with idle_relay(settings) as (store, listener):
         time.sleep(3.0)
         idle = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster")]
         # polling every 50 ms asked the store ~40 times in 3 s (a look at the outbox and a
@@ -125,10 +105,6 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
         )
         assert time.monotonic() - started < 4.0  # inside the 5 s rest: it was woken (the
         # subprocess's start-up, imports included, is in this time)
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        mongo.close()
 
 
 def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_loop_at_once(

@@ -12,9 +12,8 @@ import pytest
 
 from shared.events import NewEvent
 from shared.eventstore import EventStore
-from shared.outbox import OutboxRelay
 from shared.wakeup import Doorbell
-from testkit.kernel import META, Commands, reg
+from testkit.kernel import META, idle_relay, reg
 from testkit.plugin import eventually
 
 
@@ -49,24 +48,7 @@ def test_a_doorbell_rings_on_a_write_and_otherwise_times_out(settings):
 
 
 def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settings):
-    listener = Commands()
-    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
-    store = EventStore(mongo, settings.database("kernel"), reg)
-    store.ensure_indexes()
-    relay = OutboxRelay(
-        store,
-        settings.kafka_bootstrap,
-        settings.topic("kernel"),
-        partitions=settings.topic_partitions,
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "one"})], META)
-        eventually(lambda: store.published_through() == 1, timeout=30, message="first published")
-        time.sleep(1.0)
-        listener.names.clear()
+    with idle_relay(settings) as (store, listener):
         time.sleep(3.0)
         idle = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster", "getMore")]
         waits = [n for n in listener.names if n == "getMore"]
@@ -85,10 +67,6 @@ def test_an_idle_relay_leaves_the_store_alone_and_still_publishes_at_once(settin
             message="second published",
         )
         assert time.monotonic() - appended < 1.0
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        mongo.close()
 
 
 def test_a_work_loop_outlives_a_store_outage_and_a_bug_and_reruns_a_busy_step(settings):
