@@ -210,6 +210,7 @@ class ProjectionRunner:
         return self.consumer
 
     def _open(self) -> None:
+        self.store.ensure_outside()  # before the first transaction writes there
         kafka_clients.ensure_topics(
             self.settings.kafka_bootstrap, self.topics, self.settings.topic_partitions
         )
@@ -381,6 +382,7 @@ def rebuild(
     new = old + 1
     store.drop_generation(new)  # a previous rebuild that stopped half-way
     store.ensure_generation(new)
+    store.ensure_outside()
     store.meta.update_one(
         {"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}}
     )

@@ -42,6 +42,14 @@ class Projection:
     name: str = ""
     sources: tuple[str, ...] = ()
     collections: dict[str, list[IndexModel]] = {}
+    # Collections beside the generations that the handlers also write (through
+    # `view.database`; shared with other writers and never rebuilt, e.g. notifications'
+    # message book), with their indexes. They are made before the first record is applied
+    # (ProjectionStore.ensure_outside): the local store builds a new index without the writes
+    # of a transaction open meanwhile, and an index made by another loop while a handler's
+    # transaction was planning a risk alert hid that alert from the dispatchers for good
+    # (seen in CI; bench/README.md, gaps of the local servers).
+    outside: dict[str, list[IndexModel]] = {}
     # True: the handlers' writes of a batch wait and go to the store as one ordered bulk_write
     # per collection (any read first sends what waits, so a handler still reads its writes).
     # For projections whose handlers write only through `view[...]` and do not use the
@@ -211,6 +219,13 @@ class ProjectionStore:
         generation = self.active_generation()
         consistency.wait_for(self, generation)
         return self.physical(logical, generation)
+
+    def ensure_outside(self) -> None:
+        """The indexes of the collections the handlers write beside the generations
+        (Projection.outside), made before anything is applied."""
+        for name, indexes in self.projection.outside.items():
+            if indexes:
+                self.db[name].create_indexes(list(indexes))
 
     def ensure_generation(self, generation: int) -> None:
         for logical, indexes in self.projection.collections.items():

@@ -2,6 +2,8 @@
 
 import json
 
+from pymongo import ASCENDING, IndexModel
+
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner, rebuild
 from shared.events import NewEvent
@@ -238,3 +240,42 @@ def test_rewritten_partitions_compares_what_was_read_with_what_the_broker_holds(
     past_end = TopicPartition(topic, parts[-1])
     changed[past_end] = samples[past_end] + [(len(held[parts[-1]]) + 5, "beyond-the-end")]
     assert rewritten_partitions(settings.kafka_bootstrap, changed) == {first, past_end}
+
+
+class Opened(Totals):
+    """Notes every counter opened in a collection beside the generations (as notifications'
+    planner writes its message book), while another loop of the process makes that
+    collection's indexes in the middle of the handler's transaction (the dispatcher starting
+    beside the consumers did, in CI)."""
+
+    name = "opened"
+    batched = False
+    outside = {"opened_list": [IndexModel([("name", ASCENDING), ("status", ASCENDING)])]}
+
+    def on_CounterOpened(self, event, view):
+        view.database["opened_list"].update_one(
+            {"_id": event.stream_id},
+            {"$setOnInsert": {"name": event.data["name"], "status": "pending"}},
+            upsert=True,
+            session=view.session,
+        )
+        other_loop = view.database.client[view.database.name]["opened_list"]  # no session
+        other_loop.create_indexes(list(self.outside["opened_list"]))
+
+
+def test_the_indexes_beside_the_generations_exist_before_the_first_transaction(settings):
+    """The local store builds a new index without the writes of a transaction open meanwhile:
+    such a write is then missing from every query by that index, for good. The runner makes
+    the outside indexes before it applies anything, so a later create_indexes is a no-op."""
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=3, increments=1)
+    relay.drain()
+    runner = ProjectionRunner(settings, Opened(), registry=reg)
+    listed = runner.store.db["opened_list"]
+    # the collection exists (as the message book does once a message was sent); a new
+    # collection's index would instead wait for the transaction that creates it
+    listed.insert_one({"_id": "earlier", "name": "earlier", "status": "done"})
+    with running(runner.run):
+        eventually(lambda: listed.count_documents({}) == 4, message="all three noted")
+    by_index = listed.find({"name": {"$in": ["c-0", "c-1", "c-2"]}, "status": "pending"})
+    assert sorted(d["_id"] for d in by_index) == ["c-0", "c-1", "c-2"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from shared.projections import Projection, SessionCollection
 
+from ..application.book import INDEXES as BOOK_INDEXES
 from ..application.book import MessageBook
 from ..domain import Facts, planned_on
 
@@ -21,6 +22,7 @@ class RiskAlerts(Projection):
     name = "risk_alerts"
     sources = ("measures",)
     collections: dict = {}
+    outside = BOOK_INDEXES  # the message book it plans alerts into
     HANDLES = ("RiskIndicated", "RiskAcknowledged")
 
     def on_RiskIndicated(self, event, view):

@@ -18,6 +18,7 @@ from pymongo import ASCENDING, IndexModel
 from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
 
+from ..application.book import INDEXES as BOOK_INDEXES
 from ..application.book import MessageBook
 from ..application.config import NotifyConfig
 from ..domain import Facts, planned_on, plans, waits_for_client
@@ -41,6 +42,7 @@ class Planner(ClientDirectory):
         "enquirers": [],
         "funders": [],  # billing's FundingSet: who pays for a client, and their e-mail
     }
+    outside = BOOK_INDEXES  # it plans into the message book the dispatchers send from
     # facts about a client that can arrive before the client does: the planner reads three
     # topics, and a batch may hold a booking before the registration it depends on. These
     # are the handlers' own; an event a client-bound kind is planned on waits too (kinds.py)

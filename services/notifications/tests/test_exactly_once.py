@@ -279,8 +279,40 @@ def test_the_urgent_lane_sends_risk_alerts_only_and_never_twice_with_the_main_di
     therapists = projection_store(nsettings, projections()[0]).reader("therapists")
     wait(lambda: therapists.find_one({"_id": "t1"}), message="the therapist in the directory")
     workers.start(Dispatcher(nsettings, name="urgent", urgent_only=True).run)
+    alerts = projection_store(nsettings, projections()[1])
+
+    def where_it_is():
+        """Which hop the alert reached (once, in CI, neither email came within 45 s)."""
+        return {
+            "measures events unpublished": feed.stores["measures"].pending(10) != [],
+            "risk_alerts read to": alerts.stored_positions(alerts.active_generation()),
+            "parked": alerts.dead_letters.count_documents({}),
+            "book": [
+                {
+                    k: d.get(k)
+                    for k in (
+                        "kind",
+                        "recipient",
+                        "channel",
+                        "status",
+                        "attempts",
+                        "last_error",
+                        "next_at",
+                        "priority",
+                        "due_at",
+                    )
+                }
+                for d in book.find({"kind": "risk_alert"})
+            ],
+            "loops alive": workers.alive(),
+            "mail to": [m["To"] for _, m in mail.messages],
+            "now": datetime.now(UTC),
+        }
+
     wait(
-        lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL), message="alerts by the lane"
+        lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL),
+        message="alerts by the lane",
+        describe=where_it_is,
     )
     time.sleep(1.0)
     assert book.count_documents({"kind": "confirmation", "status": "pending"}) == 2, (
