@@ -48,8 +48,10 @@ class TimedSink(MailSink):
     def __init__(self, port):
         super().__init__(port)
         self.accepted_at: dict[str, float] = {}
+        self.accepted_wall: dict[str, float] = {}
 
     def received(self, recipients, message, raw) -> None:
+        self.accepted_wall.setdefault(message["Message-ID"], time.time())
         self.accepted_at.setdefault(message["Message-ID"], time.monotonic())
         super().received(recipients, message, raw)
 
@@ -180,7 +182,7 @@ def _processes(settings, log_dir, smtp_port):
     ]
 
 
-def _steady_load(settings, watches, stop_at: float) -> int:
+def _steady_load(settings, watches, stop_at: float, alerts: dict) -> int:
     scheduling = ServiceContext("scheduling", settings).store
     measures = ServiceContext("measures", settings).store
     now, i, interval = utcnow(), 0, 1.0 / RATE
@@ -197,8 +199,10 @@ def _steady_load(settings, watches, stop_at: float) -> int:
             measures.append(f"response-fr-{i}", 0, [_completed(i)], RECEPTION)
             watches["board"].appended[f"fr-{i}"] = time.monotonic()
         if i % 10 == 0:
-            measures.append(f"alert-fa-{i}", 0, [_risk(i)], RECEPTION)
+            wall = time.time()
+            (event,) = measures.append(f"alert-fa-{i}", 0, [_risk(i)], RECEPTION)
             watches["mail"].appended[message_id(f"risk:fa-{i}:lead:email")] = time.monotonic()
+            alerts[f"fa-{i}"] = (event.event_id, wall)
         i += 1
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))
@@ -331,6 +335,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         "charge": Watch(_by_ids(lambda: ledger.reader("charges"))),
     }
     _seed(settings)
+    alerts: dict[str, tuple[str, float]] = {}  # alert id -> (event id, wall time appended)
     procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
     rss = {}
     try:
@@ -359,7 +364,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         if rebuild:
             _rebuilding(settings, log_dir, rebuilding)
         try:
-            appended = _steady_load(settings, watches, stop_at)
+            appended = _steady_load(settings, watches, stop_at, alerts)
         finally:
             rebuilding.set()
         deadline = time.monotonic() + 60
@@ -375,6 +380,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     finally:
         for p in procs:
             p.stop()
+    hops = _risk_hops(settings, alerts, sink)
     trips, smtp = _broker_round_trips(settings), _smtp_sends(sink)
     sink.stop()
     note = (
@@ -411,4 +417,68 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         report.add(
             f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99", percentile(raw, 99)
         )
+    for hop, values in hops.items():
+        report.add(
+            f"  risk hop: {hop} p50 / p99",
+            percentile(values, 50),
+            "ms",
+            note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} alerts (the lead's email)",
+        )
     return rss
+
+
+def _risk_hops(settings, alerts: dict, sink: TimedSink) -> dict[str, list[float]]:
+    """Where the time from a RiskIndicated to the lead's alert email goes, hop by hop: the
+    event's timestamp on the topic (the relay's send), the message's planning in the book
+    (created_at), its claim by a dispatcher and the sink's acceptance, all wall clock."""
+    on_topic = _topic_times(settings, "measures", {e for e, _ in alerts.values()})
+    book = ServiceContext("notifications", settings).db["messages"]
+    keys = {f"risk:{a}:lead:email": a for a in alerts}
+    docs = {d["_id"]: d for d in book.find({"_id": {"$in": list(keys)}})}
+    hops: dict[str, list[float]] = {
+        "append -> on topic": [],
+        "on topic -> planned": [],
+        "planned -> claimed": [],
+        "claimed -> accepted": [],
+    }
+    for key, alert in keys.items():
+        event_id, appended = alerts[alert]
+        doc, accepted = docs.get(key), sink.accepted_wall.get(message_id(key))
+        published = on_topic.get(event_id)
+        if doc is None or accepted is None or published is None or not doc.get("claimed_at"):
+            continue
+        planned = doc["created_at"].timestamp()
+        claimed = doc["claimed_at"].timestamp()
+        for hop, (start, end) in zip(
+            hops,
+            ((appended, published), (published, planned), (planned, claimed), (claimed, accepted)),
+            strict=True,
+        ):
+            hops[hop].append((end - start) * 1000)
+    return hops
+
+
+def _topic_times(settings, service: str, event_ids: set[str]) -> dict[str, float]:
+    """{event id: the record's timestamp (seconds)} for the given events of a service's topic."""
+    import json
+
+    topic = settings.topic(service)
+    consumer = kafka_clients.consumer(settings.kafka_bootstrap, group_id=None)
+    found: dict[str, float] = {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+            consumer.position(tp) < ends[tp] for tp in partitions
+        ):
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    event_id = json.loads(r.value).get("event_id")
+                    if event_id in event_ids:
+                        found[event_id] = r.timestamp / 1000
+    finally:
+        consumer.close()
+    return found
