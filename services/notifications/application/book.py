@@ -151,16 +151,7 @@ class MessageBook:
         `urgent_only`: risk alerts only (the dispatcher's urgent lane)."""
         now = utcnow()
         only = {"priority": URGENT} if urgent_only else {}
-        change = {
-            "$set": {
-                "status": SENDING,
-                "lease_until": now + lease,
-                "claim": uuid.uuid4().hex,
-                "claimed_at": now,
-                "claimed_by": by,
-            },
-            "$inc": {"attempts": 1},
-        }
+        change = self._claiming(lease, by, now)
         stale = self.messages.find_one_and_update(
             {"status": SENDING, "lease_until": {"$lt": now}, **only},
             change,
@@ -174,6 +165,43 @@ class MessageBook:
             sort=[("priority", ASCENDING), ("next_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
+
+    def claim_many(
+        self, lease: timedelta, by: str, limit: int, *, urgent_only: bool = False
+    ) -> list[dict]:
+        """Take up to `limit` due messages at once (those whose sender died first, then the
+        most urgent), under one claim: four round trips for a risk answer's four alerts
+        instead of two each. A message another sender claims between the look and the
+        claim is simply not among those returned."""
+        now = utcnow()
+        only = {"priority": URGENT} if urgent_only else {}
+        stale = {"status": SENDING, "lease_until": {"$lt": now}, **only}
+        due = {"status": PENDING, "next_at": {"$lte": now}, **only}
+        ids = [d["_id"] for d in self.messages.find(stale, {"_id": 1}).limit(limit)]
+        if len(ids) < limit:
+            order = [("priority", ASCENDING), ("next_at", ASCENDING)]
+            more = self.messages.find(due, {"_id": 1}).sort(order).limit(limit - len(ids))
+            ids += [d["_id"] for d in more]
+        if not ids:
+            return []
+        change = self._claiming(lease, by, now)
+        claim = change["$set"]["claim"]
+        self.messages.update_many({"_id": {"$in": ids}, "$or": [stale, due]}, change)
+        taken = {d["_id"]: d for d in self.messages.find({"_id": {"$in": ids}, "claim": claim})}
+        return [taken[i] for i in ids if i in taken]
+
+    @staticmethod
+    def _claiming(lease: timedelta, by: str, now: datetime) -> dict:
+        return {
+            "$set": {
+                "status": SENDING,
+                "lease_until": now + lease,
+                "claim": uuid.uuid4().hex,
+                "claimed_at": now,
+                "claimed_by": by,
+            },
+            "$inc": {"attempts": 1},
+        }
 
     def _mine(self, message: dict) -> dict:
         return {"_id": message["_id"], "status": SENDING, "claim": message["claim"]}

@@ -69,3 +69,58 @@ def test_a_fact_planning_four_messages_costs_two_round_trips(nsettings):
         assert book.messages.count_documents({"_id": {"$in": [m["_id"] for m in planned]}}) == 4
     finally:
         mongo.close()
+
+
+def test_claims_taken_together_never_share_a_message(nsettings):
+    """Two urgent lanes claiming at once take disjoint messages, a message whose sender died
+    (lease run out) first, and nothing that is not due or not urgent."""
+    import threading
+
+    from services.notifications.application.book import PENDING, SENDING
+    from services.notifications.domain.plans import URGENT
+
+    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    book = MessageBook(db)
+    now = datetime.now(UTC)
+    docs = [
+        {"_id": f"alert-{i}", "status": PENDING, "priority": URGENT, "next_at": now, "attempts": 0}
+        for i in range(12)
+    ]
+    docs += [
+        {
+            "_id": "later",
+            "status": PENDING,
+            "priority": URGENT,
+            "next_at": now + timedelta(hours=1),
+        },
+        {"_id": "routine", "status": PENDING, "priority": URGENT + 1, "next_at": now},
+        {
+            "_id": "orphan",
+            "status": SENDING,
+            "priority": URGENT,
+            "next_at": now,
+            "lease_until": now - timedelta(seconds=1),
+            "attempts": 1,
+        },
+    ]
+    book.messages.insert_many(docs)
+    first = book.claim_many(timedelta(minutes=2), "lane-a", 3, urgent_only=True)
+    assert first[0]["_id"] == "orphan" and first[0]["attempts"] == 2
+    taken: dict[str, list[str]] = {"b": [], "c": []}
+
+    def lane(name):
+        while batch := book.claim_many(timedelta(minutes=2), name, 3, urgent_only=True):
+            taken[name] += [m["_id"] for m in batch]
+
+    threads = [threading.Thread(target=lane, args=(n,)) for n in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    everyone = [m["_id"] for m in first] + taken["b"] + taken["c"]
+    assert sorted(everyone) == sorted(["orphan"] + [f"alert-{i}" for i in range(12)])
+    assert len(everyone) == len(set(everyone)), "a message claimed twice"
+    claimed = {d["_id"]: d["claimed_by"] for d in book.messages.find({"status": SENDING})}
+    assert all(claimed[i] == n for n in taken for i in taken[n])
+    assert book.messages.find_one({"_id": "later"})["status"] == PENDING
+    assert book.messages.find_one({"_id": "routine"})["status"] == PENDING

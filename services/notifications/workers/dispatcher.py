@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from pymongo.errors import PyMongoError
@@ -41,6 +42,9 @@ from .channels import Deferred, DeliveryError, PermanentError, TransientError, V
 from .delivery import Delivery
 
 log = logging.getLogger(__name__)
+# the urgent lane claims up to URGENT_BATCH alert messages at once and sends them on up to
+# URGENT_SENDERS threads (a risk answer plans four messages; two answers at once, eight)
+URGENT_BATCH, URGENT_SENDERS = 8, 4
 META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
 
 
@@ -80,6 +84,7 @@ class Dispatcher:
         self.config = config or NotifyConfig.from_env(settings)
         self.sent_total = 0
         self._ready = False
+        self._pool: ThreadPoolExecutor | None = None  # the urgent lane's senders
 
     def _setup(self) -> None:
         mongo = mongo_client(self.settings.mongo_uri)
@@ -136,6 +141,9 @@ class Dispatcher:
         finally:
             if bell is not None:
                 bell.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         if self._ready:
             try:
                 self.announcer.release()
@@ -152,6 +160,13 @@ class Dispatcher:
         """Announce what was planned or voided, then send up to `batch` due messages
         (stopping between two messages when asked to, never in the middle of one)."""
         done = 0 if self.urgent_only else self.announce()
+        if self.urgent_only:
+            while (stop is None or not stop.is_set()) and done < batch:
+                taken = self.dispatch_together()
+                if not taken:
+                    break
+                done += taken
+            return done
         for _ in range(batch):
             if (stop is not None and stop.is_set()) or not self.dispatch_one():
                 break
@@ -217,33 +232,75 @@ class Dispatcher:
         )
         if message is None:
             return False
-        key, info, attempts = message["_id"], info_of(message), message["attempts"]
+        outcome = self.attempt(message)
+        if outcome is None:
+            self.record_sent([message])
+        else:
+            self.settle(message, outcome)
+        return True
+
+    def dispatch_together(self, limit: int = URGENT_BATCH) -> int:
+        """The urgent lane's step: every due alert message at once (a risk answer plans
+        four: the therapist and the clinical lead, by email and in the staff inbox), sent
+        side by side and recorded "sent" in one transaction. One by one, the lead's email
+        waited for the therapist's email and inbox entry to be claimed, sent and recorded
+        first, each a dozen round trips to a store the busy hour keeps queueing (issue 14)."""
+        lease = timedelta(seconds=self.config.lease_seconds)
+        messages = self.book.claim_many(lease, self.name, limit, urgent_only=self.urgent_only)
+        if not messages:
+            return 0
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(URGENT_SENDERS, thread_name_prefix=self.name)
+        outcomes = list(self._pool.map(self.attempt, messages))
+        sent = [m for m, outcome in zip(messages, outcomes, strict=True) if outcome is None]
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome is not None:
+                self.settle(message, outcome)
+        if sent:
+            self.record_sent(sent)
+        return len(messages)
+
+    def attempt(self, message: dict) -> Exception | None:
+        """Deliver a claimed message: None when it went, else why not."""
         try:
             self.delivery.deliver(message)
-        except Voided as why:
-            self.book.void_claimed(message, str(why))
-        except Deferred as later:
-            self.book.defer(message, later.until, "quiet hours")
-        except DeliveryError as err:
-            self.failed(message, err)
+        except (Voided, Deferred, DeliveryError) as why:
+            return why
         except Exception as err:  # a bug must not stop every other message: retry this one
-            log.exception("%s: delivering %s failed unexpectedly", self.name, key)
-            self.failed(message, TransientError(f"internal error: {type(err).__name__}"))
-        else:
-            self.record(
-                key,
-                RecordSent(info, utcnow(), attempts),
-                lambda s: self.book.mark_sent(message, s) and None,
+            log.exception("%s: delivering %s failed unexpectedly", self.name, message["_id"])
+            return TransientError(f"internal error: {type(err).__name__}")
+        return None
+
+    def settle(self, message: dict, why: Exception) -> None:
+        """A claimed message that did not go: voided, deferred, or failed (retried later)."""
+        if isinstance(why, Voided):
+            self.book.void_claimed(message, str(why))
+        elif isinstance(why, Deferred):
+            self.book.defer(message, why.until, "quiet hours")
+        elif isinstance(why, DeliveryError):
+            self.failed(message, why)
+
+    def record_sent(self, messages: list[dict]) -> None:
+        """Record each message's NotificationSent with the book's "sent", in one transaction
+        (one by one if a sender recorded one of them meanwhile)."""
+        now = utcnow()
+        commands = {m["_id"]: RecordSent(info_of(m), now, m["attempts"]) for m in messages}
+        try:
+            self.application.record_all(
+                [(m["_id"], [commands[m["_id"]]]) for m in messages],
+                META,
+                lambda s: [self.book.mark_sent(m, s) for m in messages] and None,
             )
-            self.sent_total += 1
+        except ConcurrencyError:
+            for m in messages:
+                self.record(
+                    m["_id"], commands[m["_id"]], lambda s, m=m: self.book.mark_sent(m, s) and None
+                )
+        self.sent_total += len(messages)
+        for m in messages:
             log.info(
-                "%s: sent %s %s (attempt %d)",
-                self.name,
-                message["kind"],
-                message["channel"],
-                attempts,
+                "%s: sent %s %s (attempt %d)", self.name, m["kind"], m["channel"], m["attempts"]
             )
-        return True
 
     def failed(self, message: dict, err: DeliveryError) -> None:
         key, attempts, error = message["_id"], message["attempts"], redact(str(err))
