@@ -7,20 +7,23 @@ shows (`Journey.capture`: desktop and phone widths, axe-core)."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 from playwright.sync_api import expect
 
 from .journey import PHONE, Journey, flash, until_shown
+from .ui import due_soon
 
 
-def set_a_task_due_tomorrow(page, j: Journey, record_url: str, task: str) -> None:
-    """The therapist sets homework with a due date: its reminder brings the client the link
-    to their homework page (notifications' task_reminder)."""
+def set_a_task_due_soon(page, j: Journey, record_url: str, task: str) -> None:
+    """The therapist sets homework due in a few hours: its reminder brings the client the
+    link to their homework page at once (notifications' task_reminder; ui.due_soon)."""
     page.goto(record_url)
     tasks = page.locator("#tasks")
     tasks.get_by_label("New task").fill(task)
-    tasks.get_by_label("Due").fill((date.today() + timedelta(days=1)).isoformat())
+    day, by = due_soon()
+    tasks.get_by_label("Due").fill(day)
+    tasks.get_by_label("By", exact=True).fill(by)
     tasks.get_by_role("button", name="Set task").click()
     flash(page, "Task set.")
     expect(page.locator("#tasks li", has_text=task)).to_be_visible()

@@ -131,7 +131,7 @@ def test_from_an_enquiry_on_a_phone_to_discharge_through_the_clients_own_pages(
     assert not [s for s in subjects if re.match(r"Your appointment on .* is booked", s)]
 
     # 4. before session 2: her diary and a task done on the homework page; her therapist reads it
-    client_step.set_a_task_due_tomorrow(therapist, j, record_url, TASK)
+    client_step.set_a_task_due_soon(therapist, j, record_url, TASK)
     homework, _ = eventually(
         lambda: mailed(r"https?://\S+/homework/[\w-]+")(stack),
         what="the task reminder with the homework link",

@@ -9,12 +9,24 @@ import email.policy
 import json
 import re
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
 from .conftest import PASSWORD
 
 LINK = re.compile(r"https?://[^\s]+/q/[A-Za-z0-9_-]+")  # a questionnaire link
+
+
+def due_soon(hours: int = 3) -> tuple[str, str]:
+    """A date and time `hours` ahead in practice time, as the task form takes them, for
+    homework whose reminder the test waits for: a task reminder goes 24 h before the time
+    due, or at once when the task is set later than that, never under an hour before
+    (notifications' task_reminder). "Due tomorrow" (18:00) was reminded at once only when
+    the tests ran after 18:00: a daytime run waited for a reminder due that evening."""
+    at = datetime.now(ZoneInfo("Europe/London")) + timedelta(hours=hours)
+    return at.date().isoformat(), at.strftime("%H:%M")
 
 
 def eventually(check, timeout: float = 240.0, what: str = ""):

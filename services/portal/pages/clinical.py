@@ -43,10 +43,13 @@ def note_add(client_id):
 @blueprint.post("/clients/<client_id>/tasks")
 @signed_in(*CLINICAL)
 def task_add(client_id):
+    # due by a time of day on its date, 18:00 unless the therapist said otherwise (before
+    # Thursday's session at 10:00, say): its reminder goes 24 h before (notifications)
     due = request.form.get("due_at")
+    by = (request.form.get("due_time") or "").strip() or "18:00"
     body = {
         "description": request.form.get("description", "").strip(),
-        "due_at": local_input_to_utc(due + "T18:00") if due else None,
+        "due_at": local_input_to_utc(f"{due}T{by}") if due else None,
     }
     backend().post("records", f"/clients/{client_id}/tasks", body)
     form_flash_ok("Task set.")

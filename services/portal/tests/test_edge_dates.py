@@ -109,3 +109,38 @@ def test_a_task_form_with_a_bad_due_date_is_shown_again_not_a_500(signed_in, ser
     assert 'value="a walk"' in html  # what was typed is kept
     sent = services.last("POST", "/clients/c-1/tasks")["json"]["due_at"]
     assert sent.startswith(due), sent
+
+
+@pytest.mark.parametrize(
+    ("by", "sent_as"),
+    [
+        (None, "2027-01-14T18:00:00+00:00"),  # no time given: 18:00 on the date, as before
+        ("10:00", "2027-01-14T10:00:00+00:00"),  # before Thursday's 10:00 session (GMT)
+        ("09:30", "2027-07-15T08:30:00+00:00"),  # British Summer Time: an hour behind in UTC
+    ],
+)
+def test_a_task_is_due_by_the_time_the_therapist_gives(signed_in, services, by, sent_as):
+    from .conftest import csrf_of
+
+    services.on("GET", "/therapists", THERAPISTS)
+    services.on("GET", "/clients/c-1", EMMA_FULL)
+    services.on("GET", "/clients/c-1/sessions", [SESSION])
+    services.on("GET", "/clients/c-1/history", {"events": []})
+    services.on("POST", "/clients/c-1/tasks", {"task_id": "t-1"}, status=201)
+    client = signed_in("therapist")
+    page = client.get("/clients/c-1")
+    assert 'id="task-due-time"' in page.get_data(as_text=True)
+    form = {
+        "csrf_token": csrf_of(page.get_data(as_text=True)),
+        "form": "task",
+        "back": "/clients/c-1",
+        "description": "a walk",
+        "due_at": sent_as[:10],
+    }
+    if by is not None:
+        form["due_time"] = by
+    r = client.post(
+        "/clients/c-1/tasks", data=form, headers={"Referer": "http://localhost/clients/c-1", **HTML}
+    )
+    assert r.status_code in (302, 303), r.status_code
+    assert services.last("POST", "/clients/c-1/tasks")["json"]["due_at"] == sent_as
