@@ -19,6 +19,7 @@ from pathlib import Path
 from services.records.projections import ClientSummaries
 from shared import services
 from shared.consumer import POLL_MS, ProjectionRunner
+from shared.mongo import client as mongo_client
 from testkit.procs import Gunicorn, child_pids, worker
 
 from .common import Report
@@ -73,7 +74,14 @@ def _server_pids() -> dict[str, int]:
     return found
 
 
-def _whole_stack(settings, log_dir: Path) -> dict[str, float]:
+def _store_ops(settings) -> dict[str, float]:
+    """The store's operation counters (serverStatus opcounters: query, insert, update,
+    delete, getmore, command), which every client's commands move."""
+    counters = mongo_client(settings.mongo_uri).admin.command("serverStatus")["opcounters"]
+    return {k: float(v) for k, v in counters.items()}
+
+
+def _whole_stack(settings, log_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
     """{process: % of one core} of the idle stack, measured together over SECONDS."""
     names = [d.name for d in services.available() if d.name != "portal"]
     procs = []
@@ -94,10 +102,13 @@ def _whole_stack(settings, log_dir: Path) -> dict[str, float]:
         pids = {p.name: p.pid for p in procs if p.alive()}
         pids.update(_server_pids())
         before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
+        ops = _store_ops(settings)
         started = time.monotonic()
         time.sleep(SECONDS)
         elapsed = time.monotonic() - started
-        return {n: (_cpu_seconds(pid) - before[n]) / elapsed * 100 for n, pid in pids.items()}
+        shares = {n: (_cpu_seconds(pid) - before[n]) / elapsed * 100 for n, pid in pids.items()}
+        commands = {k: (v - ops[k]) / elapsed for k, v in _store_ops(settings).items()}
+        return shares, commands
     finally:
         for p in procs:
             p.stop()
@@ -114,7 +125,9 @@ def run(settings, report: Report, log_dir: Path) -> None:
         wide * 100,
         note=f"one ProjectionRunner, nothing to read, {SECONDS:.0f}s each",
     )
-    shares = _whole_stack(settings.with_(topic_prefix=settings.topic_prefix + "c."), log_dir)
+    shares, commands = _whole_stack(
+        settings.with_(topic_prefix=settings.topic_prefix + "c."), log_dir
+    )
     total = sum(shares.values())
     top = ", ".join(f"{n} {v:.1f}" for n, v in sorted(shares.items(), key=lambda kv: -kv[1])[:4])
     report.add(
@@ -124,4 +137,14 @@ def run(settings, report: Report, log_dir: Path) -> None:
         "target (issue 14)",
         TARGET,
         note=f"{SECONDS:.0f}s after {SETTLE:.0f}s; largest: {top}",
+    )
+    busiest = ", ".join(
+        f"{k} {v:.1f}" for k, v in sorted(commands.items(), key=lambda kv: -kv[1]) if v > 0
+    )
+    report.add(
+        "whole stack idle: store operations",
+        sum(commands.values()),
+        "ops/s",
+        note=f"serverStatus opcounters over the same window (this bench's own two included): "
+        f"{busiest}",
     )
