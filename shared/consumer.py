@@ -32,7 +32,7 @@ from .events import EventRegistry, utcnow
 from .events import registry as default_registry
 from .mongo import client as mongo_client
 from .projections import Projection, ProjectionStore, Record
-from .wakeup import Doorbell
+from .wakeup import IDLE_REST, Doorbell
 
 log = logging.getLogger(__name__)
 # how long poll() waits for records before an idle runner rests `idle_wait`: the local broker
@@ -44,7 +44,7 @@ POLL_MS = 20
 # process, shared.chime, or a change stream: shared.wakeup): idle costs a poll every few
 # seconds, and the first event after a quiet spell waits for no rest. With neither
 # (REST_FALLBACK) it rests as it did before them.
-REST_MIN, REST_MAX, REST_FALLBACK = 0.01, 5.0, 0.3
+REST_MIN, REST_MAX, REST_FALLBACK = 0.01, IDLE_REST, 0.3
 # after a ring (a source's relay published), poll up to this long: the records are on the
 # broker, and poll() answers as soon as a fetch brings them; a 20 ms poll could return
 # before the fetch did, and the runner then rested until the next ring (issue 14: 150 ms
@@ -324,7 +324,11 @@ class ProjectionRunner:
 
     def _report_status(self) -> None:
         now = time.monotonic()
-        if now - self._last_status < self.status_interval or self.consumer is None:
+        # at rest with nothing applied since the last report, the lag is looked up (a
+        # request to the broker per runner) only every STATUS_IDLE
+        resting = self.idle and (self._last_status_written or (0, 0, -1))[2] == self.applied_total
+        interval = STATUS_IDLE if resting else self.status_interval
+        if now - self._last_status < interval or self.consumer is None:
             return
         self._last_status = now
         assigned = list(self.consumer.assignment())

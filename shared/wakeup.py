@@ -40,6 +40,12 @@ from .backoff import Backoff
 
 log = logging.getLogger(__name__)
 AWAIT_MS = 1000  # how long the store holds an empty getMore before answering
+# How long a loop rests with nothing to do while its bell watches (a chime or a change stream
+# tells it of every write it acts on). Only what no write announces waits this long: a
+# message or a questionnaire request falling due at its time, or a chime lost. At 2 s, the
+# idle stack's dispatchers and work loops were about half of the store's operations at rest
+# (issue 14, `BENCH_SECTIONS=idle make bench`); a reminder a few seconds late is no loss.
+IDLE_REST = 10.0
 _hubs: dict[int, _Hub] = {}
 _hubs_lock = threading.Lock()
 
@@ -219,7 +225,7 @@ def work_loop(
     *,
     name: str,
     interval: float,
-    idle_rest: float = 2.0,
+    idle_rest: float = IDLE_REST,
     again_when_busy: bool = True,
 ) -> None:
     """Run `step` until `stop`, resting on the projections bell of `store`'s database (an

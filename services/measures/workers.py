@@ -18,7 +18,7 @@ from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
-from shared.wakeup import work_loop
+from shared.wakeup import IDLE_REST, work_loop
 
 from . import domain
 from .application import Application
@@ -29,7 +29,7 @@ ACTOR = Actor.system("measures-reactor")
 
 
 class Reactor:
-    def __init__(self, settings, interval: float = 0.2, idle_rest: float = 2.0):
+    def __init__(self, settings, interval: float = 0.2, idle_rest: float = IDLE_REST):
         self.settings, self.interval, self.idle_rest = settings, interval, idle_rest
         self.store = EventStore(
             mongo_client(settings.mongo_uri),

@@ -19,7 +19,7 @@ from shared.domain import DomainError
 from shared.events import Actor, utcnow
 from shared.eventstore import Metadata
 from shared.projections import ProjectionStore
-from shared.wakeup import work_loop
+from shared.wakeup import IDLE_REST, work_loop
 
 from .application import Application
 from .domain.session import BOOKED, CancelSession
@@ -36,7 +36,7 @@ class DischargeCanceller:
         queue: ProjectionStore,
         *,
         interval: float = 0.5,
-        idle_rest: float = 2.0,
+        idle_rest: float = IDLE_REST,
     ):
         self.scheduling, self.queue, self.interval, self.idle_rest = (
             scheduling,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from zoneinfo import ZoneInfo
 
 from shared.config import Settings
+from shared.wakeup import IDLE_REST
 
 from ..domain import DEFAULT_QUIET, QuietHours
 
@@ -33,7 +34,7 @@ class NotifyConfig:
     poll_seconds: float = 0.25  # without change streams, how often an idle dispatcher looks
     # with them, an idle dispatcher wakes on every new or changed message (a risk alert at
     # once) and otherwise looks this often, for messages that fall due with time (reminders)
-    idle_rest_seconds: float = 2.0
+    idle_rest_seconds: float = IDLE_REST
     practice_tz: str = "Europe/London"
     practice_name: str = "Rapport"
     measures_url: str = "http://127.0.0.1:8103"
