@@ -123,6 +123,7 @@ class OutboxRelay:
             False  # a broker error was seen outside publish_once: suspect the recent acks
         )
         self._verify_due = True  # at start, look for a check a previous relay left unfinished
+        self._indexed = False  # the events' indexes, made in run() (the store may be down)
 
     def _get_producer(self):
         if self.partitions:
@@ -276,6 +277,9 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     ticket = bell.ticket()
+                    if not self._indexed:  # here, not at start: a store down then is retried
+                        self.store.ensure_indexes()
+                        self._indexed = True
                     if self._outage:
                         self._suspect_recent()
                         self._outage = False

@@ -55,8 +55,8 @@ def _stop(stop: threading.Event, signum: int) -> None:
 
 
 def make_relay(settings: Settings, service: str) -> OutboxRelay:
+    # its indexes are made by the relay's loop, which waits for a store that is down
     store = EventStore(mongo_client(settings.mongo_uri), settings.database(service), registry)
-    store.ensure_indexes()
     return OutboxRelay(
         store,
         settings.kafka_bootstrap,

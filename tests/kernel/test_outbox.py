@@ -204,3 +204,41 @@ def test_a_relay_that_saw_no_failure_reads_nothing_back(settings):
     assert relay.verify_after_outage() is None  # nothing in doubt: no topic read at all
     relay.drain()
     assert relay.verify_after_outage() is None and relay.republished_total == 0
+
+
+@pytest.mark.skipif(STACK == "docker", reason="stops the local store process")
+def test_a_relay_started_while_the_store_is_down_waits_for_it_then_publishes(settings):
+    """`python -m shared.run relay` made the events' indexes before its loop: with the store
+    down at that moment the process died with a traceback instead of waiting as it does for
+    an outage later on."""
+    from deploy.local import infra as local
+    from shared.run import make_relay
+
+    store = kernel_store(settings)  # the kernel's events, as the relay will read them
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    local.stop("store")
+    stop = threading.Event()
+    try:
+        relay = make_relay(settings, "kernel")  # the store is down: this must not raise
+        died: list[BaseException] = []
+
+        def run():
+            try:
+                relay.run(stop)
+            except BaseException as err:  # what the process would have died of
+                died.append(err)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        time.sleep(6.0)  # longer than the store client's 5 s server selection
+        assert thread.is_alive() and not died, died
+    finally:
+        local.start("store")
+    try:
+        store.append("c-late", 0, [NewEvent("CounterOpened", {"name": "late"})], META)
+        eventually(lambda: store.outbox_backlog()[0] == 0, timeout=60, message="published")
+        assert "c-late" in {r["stream_id"] for _, r in read_topic(settings, topic)}
+    finally:
+        stop.set()
+        thread.join(timeout=30)
