@@ -104,12 +104,12 @@ def test_claims_taken_together_never_share_a_message(nsettings):
         },
     ]
     book.messages.insert_many(docs)
-    first = book.claim_many(timedelta(minutes=2), "lane-a", 3, urgent_only=True)
+    first = list(book.claim_many(timedelta(minutes=2), "lane-a", 3, urgent_only=True))
     assert first[0]["_id"] == "orphan" and first[0]["attempts"] == 2
     taken: dict[str, list[str]] = {"b": [], "c": []}
 
     def lane(name):
-        while batch := book.claim_many(timedelta(minutes=2), name, 3, urgent_only=True):
+        while batch := list(book.claim_many(timedelta(minutes=2), name, 3, urgent_only=True)):
             taken[name] += [m["_id"] for m in batch]
 
     threads = [threading.Thread(target=lane, args=(n,)) for n in taken]
@@ -124,3 +124,28 @@ def test_claims_taken_together_never_share_a_message(nsettings):
     assert all(claimed[i] == n for n in taken for i in taken[n])
     assert book.messages.find_one({"_id": "later"})["status"] == PENDING
     assert book.messages.find_one({"_id": "routine"})["status"] == PENDING
+
+
+def test_an_alerts_emails_are_claimed_before_its_inbox_entries(nsettings):
+    from services.notifications.application.book import PENDING
+    from services.notifications.domain.plans import URGENT
+
+    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    book = MessageBook(db)
+    now = datetime.now(UTC)
+    book.messages.insert_many(
+        [
+            {
+                "_id": f"risk:a1:{who}:{channel}",
+                "status": PENDING,
+                "priority": URGENT,
+                "next_at": now,
+                "attempts": 0,
+                "channel": channel,
+            }
+            for who in ("therapist", "lead")
+            for channel in ("inbox", "email")
+        ]
+    )
+    claimed = [m["_id"] for m in book.claim_many(timedelta(minutes=2), "lane", 8, urgent_only=True)]
+    assert [c.rsplit(":", 1)[1] for c in claimed] == ["email", "email", "inbox", "inbox"], claimed

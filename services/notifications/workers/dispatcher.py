@@ -246,12 +246,17 @@ class Dispatcher:
         waited for the therapist's email and inbox entry to be claimed, sent and recorded
         first, each a dozen round trips to a store the busy hour keeps queueing (issue 14)."""
         lease = timedelta(seconds=self.config.lease_seconds)
-        messages = self.book.claim_many(lease, self.name, limit, urgent_only=self.urgent_only)
-        if not messages:
-            return 0
         if self._pool is None:
             self._pool = ThreadPoolExecutor(URGENT_SENDERS, thread_name_prefix=self.name)
-        outcomes = list(self._pool.map(self.attempt, messages))
+        # each message starts on its way as soon as it is claimed, while the next is claimed
+        started = [
+            (m, self._pool.submit(self.attempt, m))
+            for m in self.book.claim_many(lease, self.name, limit, urgent_only=self.urgent_only)
+        ]
+        if not started:
+            return 0
+        messages = [m for m, _ in started]
+        outcomes = [future.result() for _, future in started]
         sent = [m for m, outcome in zip(messages, outcomes, strict=True) if outcome is None]
         for message, outcome in zip(messages, outcomes, strict=True):
             if outcome is not None:
