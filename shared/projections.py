@@ -13,7 +13,7 @@ in the same transaction as every projection write:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -140,6 +140,21 @@ class View:
     def __init__(self, store: ProjectionStore, generation: int, session: ClientSession):
         self._store, self._generation, self.session = store, generation, session
         self.buffer = WriteBuffer(session) if store.projection.batched else None
+        self._afterwards: dict[Any, Callable[[], None]] = {}
+
+    def once(self, key: Any, work: Callable[[], None]) -> None:
+        """Do `work` once for `key` after the batch's last event, in the same transaction:
+        what a handler would redo after every event of the batch (measures recomputing a
+        course's outcome after each booking and each score) is done once, on the batch's
+        final state. The first registration of a key keeps its place in the order."""
+        self._afterwards.setdefault(key, work)
+
+    def finish(self) -> None:
+        """The batch's handlers are done: the `once` work, then the buffered writes."""
+        while self._afterwards:
+            key = next(iter(self._afterwards))
+            self._afterwards.pop(key)()
+        self.flush()
 
     def __getitem__(self, logical: str) -> SessionCollection:
         collection = self._store.physical(logical, self._generation)
@@ -359,7 +374,7 @@ class ProjectionStore:
             self.projection.handle(event, view)
             applied.append(marker)
             last = event
-        view.flush()
+        view.finish()
         if applied:
             self.processed.insert_many(
                 [{"_id": m} for m in applied], ordered=False, session=session

@@ -154,8 +154,8 @@ class MeasuresBoard(Projection):
             upsert=True,
         )
         if old and old.get("episode_id") not in (None, episode):  # attended arrived first
-            self._recompute(view, old["episode_id"])
-        self._recompute(view, episode)
+            self._recompute_later(view, old["episode_id"])
+        self._recompute_later(view, episode)
 
     def on_SessionRescheduled(self, event, view):
         d = event.data
@@ -193,7 +193,7 @@ class MeasuresBoard(Projection):
             upsert=True,
             return_document=True,
         )
-        self._recompute(view, doc["episode_id"])
+        self._recompute_later(view, doc["episode_id"])
 
     # -- requests -------------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):
@@ -295,7 +295,14 @@ class MeasuresBoard(Projection):
             },
             upsert=True,
         )
-        self._recompute(view, episode)
+        self._recompute_later(view, episode)
+
+    def _recompute_later(self, view, episode_id: str) -> None:
+        """Once per episode per batch, on the batch's final state (View.once): a batch of
+        bookings and scores for the same course recomputed its outcome after every one, a
+        find and a count each, and the dashboard's completions waited behind them (issue 14:
+        QuestionnaireCompleted -> dashboard was the slowest flow)."""
+        view.once(("outcome", episode_id), lambda: self._recompute(view, episode_id))
 
     def _recompute(self, view, episode_id: str) -> None:
         episode = view["episodes"].find_one({"_id": episode_id})

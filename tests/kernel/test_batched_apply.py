@@ -37,3 +37,46 @@ def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes
         }
     finally:
         mongo.close()
+
+
+class Checked(Totals):
+    """Totals, plus a check per stream written once per batch from the batch's final state
+    (View.once), as measures recomputes a course's outcome."""
+
+    name = "checked"
+    collections = {**Totals.collections, "checks": []}
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def on_CounterIncremented(self, event, view):
+        super().on_CounterIncremented(event, view)
+        stream = event.stream_id
+        view.once(("check", stream), lambda: self._check(view, stream))
+
+    def _check(self, view, stream):
+        self.calls.append(stream)
+        total = view["totals"].find_one({"_id": stream})  # reads the batch's writes
+        view["checks"].update_one(
+            {"_id": stream}, {"$set": {"sum_seen": total["sum"]}}, upsert=True
+        )
+
+
+def test_work_asked_once_per_key_runs_once_per_batch_on_its_final_state(settings):
+    store, _, _ = setup(settings)
+    append_counters(store, streams=6, increments=49)  # 300 events, 294 increments
+    docs = list(store.events.find().sort("position", 1))
+    records = [
+        Record("t", d["position"] % 3, d["position"], message_from_document(d)) for d in docs
+    ]
+    projection = Checked()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    try:
+        pstore = ProjectionStore(mongo, settings.database("kernel"), projection, reg)
+        assert pstore.apply(records, pstore.active_generation()) == 300
+        assert sorted(projection.calls) == sorted(f"c-{s}" for s in range(6))  # not 294
+        totals = {d["_id"]: d["sum"] for d in snapshot(pstore.reader("totals"))}
+        checks = {d["_id"]: d["sum_seen"] for d in snapshot(pstore.reader("checks"))}
+        assert checks == totals
+    finally:
+        mongo.close()

@@ -4,10 +4,9 @@ never undoes a newer one, a newer fact revives what an older one voided, and wha
 
 from datetime import UTC, datetime, timedelta
 
-from pymongo import monitoring
-
 from services.notifications.application.book import MessageBook
 from shared.mongo import client as mongo_client
+from testkit.kernel import Commands
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -40,20 +39,6 @@ def test_planning_follows_the_facts_order_not_the_arrival_order(nsettings):
     assert state(book, "a") == ("sent", "v2", T0 + timedelta(minutes=2))
     assert state(book, "c") == ("pending", "new", T0 + timedelta(minutes=5))
     assert book.messages.find_one({"_id": "c"})["attempts"] == 0
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 def test_a_fact_planning_four_messages_costs_two_round_trips(nsettings):
