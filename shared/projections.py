@@ -50,6 +50,11 @@ class Projection:
     # transaction was planning a risk alert hid that alert from the dispatchers for good
     # (seen in CI; bench/README.md, gaps of the local servers).
     outside: dict[str, list[IndexModel]] = {}
+    # Bells this projection rings after each batch it applied, besides `projection_meta`
+    # (shared.chime; a name, not a collection): a loop that acts only on what this one
+    # projection writes (notifications' urgent lane on the risk alerts) rests on its own
+    # bell instead of waking for every batch of every projection of the service.
+    rings: tuple[str, ...] = ()
     # True: the handlers' writes of a batch wait and go to the store as one ordered bulk_write
     # per collection (any read first sends what waits, so a handler still reads its writes).
     # For projections whose handlers write only through `view[...]` and do not use the
@@ -306,7 +311,7 @@ class ProjectionStore:
                 self.mongo, lambda s: self._apply(records, generation, s, track_offsets)
             )
             if applied:  # loops acting on what projections wrote wake (shared.wakeup)
-                chime.announce([self.meta.full_name])
+                chime.announce(self._rung())
             return applied
         except PyMongoError:
             raise
@@ -331,8 +336,15 @@ class ProjectionStore:
                 park = partial(self._park, record, generation, err, track_offsets=track_offsets)
                 in_transaction(self.mongo, park)
         if applied:
-            chime.announce([self.meta.full_name])
+            chime.announce(self._rung())
         return applied
+
+    def _rung(self) -> list[str]:
+        return [self.meta.full_name, *(self.bell(name) for name in self.projection.rings)]
+
+    def bell(self, name: str) -> str:
+        """The full name a projection's own bell rings under (`Projection.rings`)."""
+        return f"{self.db.name}.{name}"
 
     def _apply(
         self,

@@ -16,6 +16,8 @@ from ..application.book import INDEXES as BOOK_INDEXES
 from ..application.book import MessageBook
 from ..domain import Facts, planned_on
 
+URGENT_BELL = "risk_alerts_planned"
+
 
 class RiskAlerts(Projection):
     service = "notifications"
@@ -23,6 +25,7 @@ class RiskAlerts(Projection):
     sources = ("measures",)
     collections: dict = {}
     outside = BOOK_INDEXES  # the message book it plans alerts into
+    rings = (URGENT_BELL,)  # the urgent lane rests on it (workers/dispatcher.py)
     HANDLES = ("RiskIndicated", "RiskAcknowledged")
 
     def on_RiskIndicated(self, event, view):
