@@ -200,6 +200,22 @@ class Feed:
         data.update(extra)
         return self("scheduling", f"session-{sid}", "SessionBooked", **data)
 
+    def risk(self, aid="a1", cid="c1", tid="t1", instrument="PHQ-9", item=9, answer=2, at=None):
+        """A risk answer (measures' RiskIndicated): PHQ-9 item 9 unless told otherwise."""
+        return self(
+            "measures",
+            f"alert-{aid}",
+            "RiskIndicated",
+            alert_id=aid,
+            client_id=cid,
+            therapist_id=tid,
+            response_id="r1",
+            instrument=instrument,
+            item=item,
+            answer=answer,
+            indicated_at=at or datetime.now(UTC),
+        )
+
 
 @pytest.fixture
 def feed(settings):

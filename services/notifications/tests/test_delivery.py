@@ -119,19 +119,7 @@ def test_a_risk_answer_reaches_therapist_and_lead_by_email_and_inbox_within_seco
     now = datetime.now(ZoneInfo("Europe/London"))
     quiet = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
     monkeypatch.setenv("RAPPORT_QUIET_HOURS", quiet)
-    feed(
-        "measures",
-        "alert-a1",
-        "RiskIndicated",
-        alert_id="a1",
-        client_id="c1",
-        therapist_id="t1",
-        response_id="r1",
-        instrument="PHQ-9",
-        item=9,
-        answer=2,
-        indicated_at=datetime.now(UTC),
-    )
+    feed.risk()
     wait(
         lambda: mail.to("dr.a@practice.test") and mail.to(LEAD_EMAIL),
         timeout=20,

@@ -57,19 +57,7 @@ def practice_day(feed, clients=3):
         feed.client(cid=f"c{i}", channels=("email",))
         feed.booked(sid=f"s{i}a", cid=f"c{i}", starts=now + timedelta(days=3))
         feed.booked(sid=f"s{i}b", cid=f"c{i}", starts=now + timedelta(hours=3))  # reminder due now
-    feed(
-        "measures",
-        "alert-a1",
-        "RiskIndicated",
-        alert_id="a1",
-        client_id="c0",
-        therapist_id="t1",
-        response_id="r1",
-        instrument="CORE-10",
-        item=6,
-        answer=1,
-        indicated_at=now,
-    )
+    feed.risk(cid="c0", instrument="CORE-10", item=6, answer=1, at=now)
     return clients * 3 + 2  # two confirmations and a reminder each; the therapist and the lead
 
 
@@ -259,19 +247,7 @@ def test_the_urgent_lane_sends_risk_alerts_only_and_never_twice_with_the_main_di
     feed.therapist(email="dr.a@practice.test")
     feed.client()
     feed.booked()
-    feed(
-        "measures",
-        "alert-a1",
-        "RiskIndicated",
-        alert_id="a1",
-        client_id="c1",
-        therapist_id="t1",
-        response_id="r1",
-        instrument="PHQ-9",
-        item=9,
-        answer=2,
-        indicated_at=datetime.now(UTC),
-    )
+    feed.risk()
     workers.start(*feed.relays(), *runners(nsettings))
     # the planner knows the therapist before the lane sends (as in a practice: the alert's
     # own consumer may plan it before the planner has read a therapist registered just now,

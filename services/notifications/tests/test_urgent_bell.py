@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from services.notifications.application.config import NotifyConfig
 from services.notifications.projections import projections
@@ -50,19 +49,7 @@ def test_a_risk_answer_wakes_the_resting_lane_and_a_booking_does_not(
     assert lane.looks == looks, "a booking woke the urgent lane"
 
     asked = time.monotonic()
-    feed(
-        "measures",
-        "alert-a1",
-        "RiskIndicated",
-        alert_id="a1",
-        client_id="c1",
-        therapist_id="t1",
-        response_id="r1",
-        instrument="PHQ-9",
-        item=9,
-        answer=2,
-        indicated_at=datetime.now(UTC),
-    )
+    feed.risk()
     wait(lambda: mail.to(LEAD_EMAIL) and mail.to("dr.a@practice.test"), message="the alerts")
     assert time.monotonic() - asked < 60, "the lane waited for its rest, not its bell"
     assert lane.looks > looks
