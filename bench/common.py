@@ -25,7 +25,7 @@ def bench_settings() -> Settings:
     tag = uuid.uuid4().hex[:8]
     return Settings(
         kafka_bootstrap=f"127.0.0.1:{infra.kafka_port()}",
-        mongo_uri=f"mongodb://127.0.0.1:{infra.mongo_port()}/?directConnection=true",
+        mongo_uri=infra.mongo_uri(),
         topic_prefix=f"bench{tag}.rapport.",
         db_prefix=f"bench{tag}_",
         topic_partitions=3,

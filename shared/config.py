@@ -38,7 +38,8 @@ def _env_bool(name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
-    mongo_uri: str = "mongodb://127.0.0.1:27117/?directConnection=true"
+    # the local store; retryWrites=false there: deploy/local/infra.py::mongo_uri says why
+    mongo_uri: str = "mongodb://127.0.0.1:27117/?directConnection=true&retryWrites=false"
     # Prefixes let tests (and several practices on one cluster) share a broker and a store.
     topic_prefix: str = "rapport."
     db_prefix: str = "rapport_"

@@ -42,7 +42,7 @@ def infra(request):
     local.start()
     yield (
         f"127.0.0.1:{local.kafka_port()}",
-        f"mongodb://127.0.0.1:{local.mongo_port()}/?directConnection=true",
+        local.mongo_uri(),
     )
     if not already and not os.environ.get("RAPPORT_KEEP_INFRA"):
         local.stop()

@@ -34,6 +34,21 @@ def mongo_port() -> int:
     return int(os.environ.get("RAPPORT_MONGO_PORT", "27117"))
 
 
+def mongo_uri() -> str:
+    """The local store's URI, as every local client (make up, the tests, the bench) uses it.
+
+    `retryWrites=false`: the store keeps a driver's retryable-write records in memory and, on
+    every write outside a transaction, scans them all twice and, once 10,000 are held (30
+    minutes' worth in the busy hour), sorts them, so such a write cost 2-5 times a plain one
+    (issue 14, bench/README.md "Gaps of the local servers"). The records do not survive the
+    store's restart, so a driver retry across a restart re-applied the write anyway; on this
+    one local node the only blip they cover is the store going away, and there an error the
+    caller's loop retries is the safer answer. Transactions are unaffected: the driver retries
+    a commit whatever this says. Real MongoDB (docker-compose, k8s) keeps retryable writes.
+    """
+    return f"mongodb://127.0.0.1:{mongo_port()}/?directConnection=true&retryWrites=false"
+
+
 def _venv_bin(name: str) -> Path:
     return Path(sys.prefix) / "bin" / name
 

@@ -110,6 +110,7 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     env = {"RAPPORT_DEMO_MODE": "1", **os.environ, "PYTHONPATH": str(ROOT)}
     # every process wakes the others' idle loops after its writes (shared.chime)
     env.setdefault("RAPPORT_WAKE_DIR", str(infra.run_dir() / "wake"))
+    env.setdefault("RAPPORT_MONGO_URI", infra.mongo_uri())  # the store on its port, as in tests
     subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=env, cwd=ROOT, check=True)
     for name, command, extra in processes():
         if _pid(name):
