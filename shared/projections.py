@@ -19,13 +19,14 @@ from functools import partial
 from typing import Any
 
 import pymongo
-from pymongo import DeleteMany, DeleteOne, IndexModel, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+from pymongo import IndexModel, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from . import chime, consistency
+from .combine import OPS, Write, combine
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import in_transaction
@@ -86,32 +87,27 @@ class SessionCollection:
 
 
 class WriteBuffer:
-    """The writes of one batch in order, sent as one ordered bulk_write per run of writes to
-    one collection: a consumer batch of 500 events is a few round trips, not 500 (issue 14)."""
+    """The writes of one batch, combined (shared.combine: each document's updates folded
+    into one where that is certain) and sent as one ordered bulk_write per run of writes to
+    one collection: a consumer batch of 500 events is a few round trips, not 500, and a
+    rebuild writes each document about once per batch, not once per event (issue 14)."""
 
-    OPS = {
-        "update_one": UpdateOne,
-        "update_many": UpdateMany,
-        "insert_one": InsertOne,
-        "replace_one": ReplaceOne,
-        "delete_one": DeleteOne,
-        "delete_many": DeleteMany,
-    }
+    def __init__(self, session: ClientSession, in_order: frozenset[str] = frozenset()):
+        self.session, self.in_order = session, in_order
+        self.pending: list[Write] = []
 
-    def __init__(self, session: ClientSession):
-        self.session = session
-        self.pending: list[tuple[Collection, Any]] = []
-
-    def add(self, collection: Collection, op: Any) -> None:
-        self.pending.append((collection, op))
+    def add(self, write: Write) -> None:
+        self.pending.append(write)
 
     def flush(self) -> None:
-        pending, self.pending = self.pending, []
+        pending, self.pending = combine(self.pending, self.in_order), []
         run: list = []
-        for i, (collection, op) in enumerate(pending):
-            run.append(op)
-            if i + 1 == len(pending) or pending[i + 1][0].full_name != collection.full_name:
-                collection.bulk_write(run, ordered=True, session=self.session)
+        for i, write in enumerate(pending):
+            run.append(write.op())
+            if i + 1 == len(pending) or pending[i + 1].collection.full_name != (
+                write.collection.full_name
+            ):
+                write.collection.bulk_write(run, ordered=True, session=self.session)
                 run = []
 
 
@@ -124,9 +120,10 @@ class BufferedCollection(SessionCollection):
         self._buffer = buffer
 
     def __getattr__(self, name: str) -> Any:
-        op = WriteBuffer.OPS.get(name)
-        if op is not None:
-            return lambda *args, **kwargs: self._buffer.add(self._collection, op(*args, **kwargs))
+        if name in OPS:
+            return lambda *args, **kwargs: self._buffer.add(
+                Write.of(self._collection, name, args, kwargs)
+            )
         attr = getattr(self._collection, name)
         if not callable(attr):
             return attr
@@ -144,8 +141,13 @@ class View:
 
     def __init__(self, store: ProjectionStore, generation: int, session: ClientSession):
         self._store, self._generation, self.session = store, generation, session
-        self.buffer = WriteBuffer(session) if store.projection.batched else None
+        self.buffer = (
+            WriteBuffer(session, store.kept_in_order(generation))
+            if store.projection.batched
+            else None
+        )
         self._afterwards: dict[Any, Callable[[], None]] = {}
+        self._together: dict[str, dict[Any, None]] = {}
 
     def once(self, key: Any, work: Callable[[], None]) -> None:
         """Do `work` once for `key` after the batch's last event, in the same transaction:
@@ -153,6 +155,18 @@ class View:
         course's outcome after each booking and each score) is done once, on the batch's
         final state. The first registration of a key keeps its place in the order."""
         self._afterwards.setdefault(key, work)
+
+    def together(self, name: str, key: Any, work: Callable[[list], None]) -> None:
+        """Gather `key` under `name`; after the batch's last event `work(keys)` runs once with
+        every key gathered (in first-seen order), in the same transaction, where `once` would
+        run per key: what a handler reads for each key of a batch is then one query for all
+        (measures' board reads every course it recomputes with one find). Work that gathers
+        more under a name whose work has run makes it run again for those."""
+        keys = self._together.get(name)
+        if keys is None:
+            keys = self._together[name] = {}
+            self._afterwards[("together", name)] = lambda: work(list(self._together.pop(name)))
+        keys.setdefault(key, None)
 
     def finish(self) -> None:
         """The batch's handlers are done: the `once` work, then the buffered writes."""
@@ -239,6 +253,15 @@ class ProjectionStore:
         generation = self.active_generation()
         consistency.wait_for(self, generation)
         return self.physical(logical, generation)
+
+    def kept_in_order(self, generation: int) -> frozenset[str]:
+        """The generation's collections with a unique index besides _id: their buffered
+        writes keep their order (shared.combine)."""
+        return frozenset(
+            self.physical(logical, generation).full_name
+            for logical, indexes in self.projection.collections.items()
+            if any(index.document.get("unique") for index in indexes)
+        )
 
     def ensure_outside(self) -> None:
         """The indexes of the collections the handlers write beside the generations

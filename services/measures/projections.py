@@ -134,7 +134,7 @@ class MeasuresBoard(Projection):
     def on_SessionBooked(self, event, view):
         d = event.data
         episode = episode_of(d["client_id"], d.get("course_id"))
-        old = view["sessions"].find_one_and_update(
+        view["sessions"].update_one(
             {"_id": d["session_id"]},
             {
                 "$set": {
@@ -153,9 +153,12 @@ class MeasuresBoard(Projection):
             },
             upsert=True,
         )
-        if old and old.get("episode_id") not in (None, episode):  # attended arrived first
-            self._recompute_later(view, old["episode_id"])
         self._recompute_later(view, episode)
+        if d.get("course_id"):
+            # an attendance that arrived before its booking counted towards the client's
+            # answers outside any course; the booking moves it to its course, so that episode
+            # is recomputed too (unchanged, and not written, when nothing had moved)
+            self._recompute_later(view, episode_of(d["client_id"], None))
 
     def on_SessionRescheduled(self, event, view):
         d = event.data
@@ -174,7 +177,7 @@ class MeasuresBoard(Projection):
 
     def on_SessionAttended(self, event, view):
         d = event.data
-        doc = view["sessions"].find_one_and_update(
+        view["sessions"].update_one(
             {"_id": d["session_id"]},
             {
                 "$set": {
@@ -191,9 +194,13 @@ class MeasuresBoard(Projection):
                 },
             },
             upsert=True,
-            return_document=True,
         )
-        self._recompute_later(view, doc["episode_id"])
+        # its course is the one its booking gave it: read, for the whole batch at once, after
+        view.together("attended", d["session_id"], lambda ids: self._attended(view, ids))
+
+    def _attended(self, view, session_ids: list[str]) -> None:
+        for doc in view["sessions"].find({"_id": {"$in": session_ids}}, {"episode_id": 1}):
+            self._recompute_later(view, doc["episode_id"])
 
     # -- requests -------------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):
@@ -298,19 +305,36 @@ class MeasuresBoard(Projection):
         self._recompute_later(view, episode)
 
     def _recompute_later(self, view, episode_id: str) -> None:
-        """Once per episode per batch, on the batch's final state (View.once): a batch of
-        bookings and scores for the same course recomputed its outcome after every one, a
-        find and a count each, and the dashboard's completions waited behind them (issue 14:
-        QuestionnaireCompleted -> dashboard was the slowest flow)."""
-        view.once(("outcome", episode_id), lambda: self._recompute(view, episode_id))
+        """Once per batch, for every course it touched together, on the batch's final state
+        (View.together): a batch of bookings and scores recomputed each course's outcome after
+        every one, a find and a count each, and the dashboard's completions waited behind them
+        (issue 14: QuestionnaireCompleted -> dashboard was the slowest flow)."""
+        view.together("outcomes", episode_id, lambda ids: self._recompute(view, ids))
 
-    def _recompute(self, view, episode_id: str) -> None:
-        episode = view["episodes"].find_one({"_id": episode_id})
-        if episode is None:
+    def _recompute(self, view, episode_ids: list[str]) -> None:
+        episodes = {d["_id"]: d for d in view["episodes"].find({"_id": {"$in": episode_ids}})}
+        if not episodes:
             return  # no scores yet: attendance alone has no outcome to publish
-        attended = view["sessions"].count_documents(
-            {"episode_id": episode_id, "attended": True, "kind": {"$ne": "assessment"}}
-        )
+        attended = {
+            d["_id"]: d["n"]
+            for d in view["sessions"].aggregate(
+                [
+                    {
+                        "$match": {
+                            "episode_id": {"$in": list(episodes)},
+                            "attended": True,
+                            "kind": {"$ne": "assessment"},
+                        }
+                    },
+                    {"$group": {"_id": "$episode_id", "n": {"$sum": 1}}},
+                ]
+            )
+        }
+        for episode_id, episode in episodes.items():
+            self._outcome(view, episode, attended.get(episode_id, 0))
+
+    @staticmethod
+    def _outcome(view, episode: dict, attended: int) -> None:
         measures = [Measure(m["at"], m["phq9"], m["gad7"]) for m in episode.get("measures", [])]
         outcome = course_outcome(measures, attended)
         paired = sorted(m.at for m in measures if m.paired)
@@ -322,7 +346,7 @@ class MeasuresBoard(Projection):
         if all(episode.get(k) == v for k, v in changes.items()):
             return
         view["episodes"].update_one(
-            {"_id": episode_id}, {"$set": {**changes, "pending": True}, "$inc": {"rev": 1}}
+            {"_id": episode["_id"]}, {"$set": {**changes, "pending": True}, "$inc": {"rev": 1}}
         )
 
     # -- risk -----------------------------------------------------------------------------------

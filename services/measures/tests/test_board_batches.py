@@ -1,0 +1,160 @@
+"""Measures' board computes the same courses' outcomes whether a batch holds one event or all
+of them, including an attendance that arrives before its booking, and a batch reads what it
+needs for every course together instead of once per booking (issue 14: the dashboard)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pymongo
+
+import shared.contracts  # noqa: F401  (registers the events the board reads)
+from services.measures.projections import MeasuresBoard
+from shared.events import Actor, Event, new_id, registry
+from shared.projections import ProjectionStore, Record
+from testkit.kernel import Commands
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def _event(type_: str, stream: str, version: int, at: datetime, **data) -> bytes:
+    event = Event(
+        event_id=new_id(),
+        type=type_,
+        schema_version=1,
+        stream_id=stream,
+        stream_version=version,
+        occurred_at=at,
+        recorded_at=at,
+        actor=Actor("tester", "admin"),
+        correlation_id="board",
+        causation_id=None,
+        data=data,
+    )
+    return registry.to_message(event)
+
+
+def _session(session_id: str, client: str, day: int, **more) -> dict:
+    starts = T0 + timedelta(days=7 * day)
+    return {
+        "session_id": session_id,
+        "client_id": client,
+        "therapist_id": "t-1",
+        "starts_at": starts,
+        "ends_at": starts + timedelta(minutes=50),
+        **more,
+    }
+
+
+def booked(session_id, client, day, course=None, number=None):
+    facts = _session(session_id, client, day, kind="treatment", modality="video")
+    return _event("SessionBooked", session_id, 1, T0, **facts, course_id=course, number=number)
+
+
+def attended(session_id, client, day, course=None):
+    facts = _session(session_id, client, day, kind="treatment", course_id=course)
+    return _event("SessionAttended", session_id, 2, T0 + timedelta(days=7 * day), **facts)
+
+
+def completed(client, day, phq9, gad7, course=None):
+    response = new_id()
+    scores = [
+        {"instrument": "PHQ-9", "answers": [], "total": phq9, "band": None, "prorated": False},
+        {"instrument": "GAD-7", "answers": [], "total": gad7, "band": None, "prorated": False},
+    ]
+    return _event(
+        "QuestionnaireCompleted",
+        response,
+        1,
+        T0 + timedelta(days=7 * day),
+        response_id=response,
+        client_id=client,
+        therapist_id="t-1",
+        completed_at=T0 + timedelta(days=7 * day),
+        source="staff",
+        scores=scores,
+        course_id=course,
+    )
+
+
+def story() -> list[bytes]:
+    """Client k-1 answers once outside any course; session s-1's attendance arrives before
+    its booking (so it first counts towards the answers outside a course), then its booking
+    puts it in course c-1; a second session of c-1 is booked and attended; c-1 is scored
+    twice. Client k-2: a course of three attended sessions, scored twice."""
+    messages = [
+        completed("k-1", 0, 12, 9),
+        attended("s-1", "k-1", 1, course="c-1"),
+        completed("k-1", 1, 16, 12, course="c-1"),
+        booked("s-1", "k-1", 1, course="c-1", number=1),
+        booked("s-2", "k-1", 2, course="c-1", number=2),
+        attended("s-2", "k-1", 2, course="c-1"),
+        completed("k-1", 2, 7, 5, course="c-1"),
+    ]
+    for n in range(3):
+        messages += [
+            booked(f"s-k2-{n}", "k-2", n, course="c-2", number=n + 1),
+            attended(f"s-k2-{n}", "k-2", n, course="c-2"),
+        ]
+    return messages + [completed("k-2", 0, 20, 15, "c-2"), completed("k-2", 3, 18, 14, "c-2")]
+
+
+def _store(settings, mongo, tag: str) -> tuple[ProjectionStore, int]:
+    store = ProjectionStore(mongo, settings.database(f"measures{tag}"), MeasuresBoard(), registry)
+    return store, store.active_generation()
+
+
+def _outcomes(store) -> dict:
+    return {
+        d["_id"]: (d["outcome"]["attended_sessions"], d["outcome"]["recovered"])
+        for d in store.reader("episodes").find()
+    }
+
+
+def test_one_batch_and_one_event_per_batch_give_every_course_the_same_outcome(settings):
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    try:
+        records = [Record("t", 0, i, m) for i, m in enumerate(story())]
+        singly, generation = _store(settings, mongo, "one")
+        for record in records:
+            singly.apply([record], generation)
+        together, generation = _store(settings, mongo, "all")
+        assert together.apply(records, generation) == len(records)
+        expected = {
+            # the early attendance moved to its course: none left outside it
+            "k-1:no-course": (0, None),
+            # c-1: two attended; PHQ-9 16 -> 7 and GAD-7 12 -> 5: a case that recovered
+            "c-1": (2, True),
+            # c-2: three attended; still a case at the end
+            "c-2": (3, False),
+        }
+        assert _outcomes(singly) == expected
+        assert _outcomes(together) == expected
+    finally:
+        mongo.close()
+
+
+def test_a_batch_of_bookings_reads_the_board_a_constant_number_of_times(settings):
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        store, generation = _store(settings, mongo, "count")
+        messages = []
+        for n in range(20):
+            client = f"k-{n}"
+            messages += [
+                completed(client, 0, 15, 11, f"c-{n}"),
+                booked(f"s-{n}", client, 1, course=f"c-{n}", number=1),
+                attended(f"s-{n}", client, 1, course=f"c-{n}"),
+            ]
+        listener.names.clear()
+        assert store.apply([Record("t", 0, i, m) for i, m in enumerate(messages)], generation)
+        reads = [n for n in listener.names if n in ("find", "aggregate", "findAndModify")]
+        # was a findAndModify per booking and per attendance, and a find and a count per
+        # course: 80 reads for these 20 courses; now the sessions attended, the courses and
+        # their attendance counts, each once (and the processed ids)
+        assert "findAndModify" not in reads, listener.names
+        assert len(reads) <= 6, listener.names
+        assert {k: v[0] for k, v in _outcomes(store).items()} == {f"c-{n}": 1 for n in range(20)}
+    finally:
+        mongo.close()

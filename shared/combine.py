@@ -1,0 +1,192 @@
+"""The writes of one projection batch, combined before they go to the store (issue 14).
+
+A batch's handlers write document by document: a rebuild of a summary kept per client sends
+one update per event, 60 updates for a client with 60 events, and the store applies each one
+on its own. Updates of one document by `_id` are folded into one where the result is the
+same by construction:
+
+- `$set` of a path set before: the later value (what applying both in turn leaves);
+- `$inc` of a path incremented before: the sum;
+- `$push` onto an array pushed before: one `$push` with `$each` of the values, in order;
+- `$setOnInsert`: the first update's only (after the first upsert the document exists, so a
+  later `$setOnInsert` would change nothing); `upsert` must be the same on both;
+- anything else (another operator, a path two operators touch, a path inside another, a
+  `$push` with modifiers, an update with options) is not folded: it waits its turn.
+
+Writes to different documents commute, so a document's writes are gathered together (each
+document's in their order, documents in the order first written). A write that may touch
+another document (`update_many`, a filter without `_id`) is a fence: nothing moves across it.
+Collections with a unique index other than `_id` keep their writes in order, because moving
+one document's write before another's could collide on that index where the order given
+does not (only neighbouring writes are folded there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
+from pymongo.collection import Collection
+
+OPS = {
+    "update_one": UpdateOne,
+    "update_many": UpdateMany,
+    "insert_one": InsertOne,
+    "replace_one": ReplaceOne,
+    "delete_one": DeleteOne,
+    "delete_many": DeleteMany,
+}
+FOLDABLE = ("$set", "$inc", "$push", "$setOnInsert")
+_PARAMS = {
+    "update_one": ("filter", "update"),
+    "update_many": ("filter", "update"),
+    "insert_one": ("document",),
+    "replace_one": ("filter", "replacement"),
+    "delete_one": ("filter",),
+    "delete_many": ("filter",),
+}
+
+
+@dataclass
+class Write:
+    """One buffered write: the collection, pymongo's method name and its arguments."""
+
+    collection: Collection
+    name: str
+    params: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, collection: Collection, name: str, args: tuple, kwargs: dict) -> Write:
+        names = _PARAMS[name]
+        params = dict(zip(names, args, strict=False))
+        options = {}
+        for key, value in kwargs.items():
+            if key in names:
+                params[key] = value
+            else:
+                options[key] = value
+        return cls(collection, name, params, options)
+
+    def op(self) -> Any:
+        return OPS[self.name](**self.params, **self.options)
+
+    def document(self) -> tuple[str, Any] | None:
+        """(collection, _id) when the write can touch that one document only."""
+        if self.name == "insert_one":
+            doc = self.params["document"]
+            key = doc.get("_id") if isinstance(doc, dict) else None
+        elif self.name in ("update_one", "replace_one", "delete_one"):
+            key = self.params["filter"].get("_id")
+        else:
+            return None
+        if key is None or isinstance(key, dict):  # no _id, or {"$in": ...} and the like
+            return None
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return (self.collection.full_name, key)
+
+
+def _paths(update: dict) -> list[tuple[str, str]]:
+    return [(operator, path) for operator, fields in update.items() for path in fields]
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _pushed(value: Any) -> list | None:
+    """The values a `$push` appends, or None when it has modifiers other than `$each`."""
+    if isinstance(value, dict) and any(k.startswith("$") for k in value):
+        if set(value) != {"$each"}:
+            return None
+        return list(value["$each"])
+    return [value]
+
+
+def fold(first: Write, then: Write) -> Write | None:
+    """One update doing what `first` then `then` do, or None when that is not certain."""
+    if first.name != "update_one" or then.name != "update_one":
+        return None
+    if first.params["filter"] != {"_id": first.params["filter"].get("_id")}:
+        return None  # a condition besides _id: whether `then` matches depends on `first`
+    if then.params["filter"] != first.params["filter"]:
+        return None
+    if set(first.options) - {"upsert"} or set(then.options) - {"upsert"}:
+        return None
+    if bool(first.options.get("upsert")) != bool(then.options.get("upsert")):
+        return None
+    a, b = first.params["update"], then.params["update"]
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None  # a pipeline
+    if any(op not in FOLDABLE for op in (*a, *b)):
+        return None
+    kept_b = {op: fields for op, fields in b.items() if op != "$setOnInsert"}
+    mine, theirs = _paths(a), _paths(kept_b)
+    for op_a, path_a in mine:
+        for op_b, path_b in theirs:
+            if _related(path_a, path_b) and (op_a != op_b or path_a != path_b):
+                return None
+            if op_a == op_b == "$setOnInsert":
+                return None
+    for paths in (mine, theirs):  # one update touching a path and a path inside it
+        for i, (_, p) in enumerate(paths):
+            if any(_related(p, q) for _, q in paths[i + 1 :]):
+                return None
+    merged: dict[str, dict] = {op: dict(fields) for op, fields in a.items()}
+    for op, fields in kept_b.items():
+        into = merged.setdefault(op, {})
+        for path, value in fields.items():
+            if path not in into:
+                into[path] = value
+            elif op == "$set":
+                into[path] = value
+            elif op == "$inc":
+                numbers = (into[path], value)
+                if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+                    return None
+                into[path] = into[path] + value
+            else:  # $push
+                before, after = _pushed(into[path]), _pushed(value)
+                if before is None or after is None:
+                    return None
+                into[path] = {"$each": before + after}
+    return Write(first.collection, "update_one", {**first.params, "update": merged}, first.options)
+
+
+def combine(writes: list[Write], in_order: frozenset[str] = frozenset()) -> list[Write]:
+    """`writes` with each document's updates folded and gathered (see the module's text);
+    `in_order`: full names of collections whose writes keep their order."""
+    out: list[Write] = []
+    groups: dict[tuple[str, Any], list[Write]] = {}
+
+    def fence() -> None:
+        for group in groups.values():
+            out.extend(group)
+        groups.clear()
+
+    for write in writes:
+        key = write.document()
+        if key is None:
+            fence()
+            out.append(write)
+            continue
+        if key[0] in in_order:
+            fence()
+            folded = fold(out[-1], write) if out and out[-1].document() == key else None
+            if folded is not None:
+                out[-1] = folded
+            else:
+                out.append(write)
+            continue
+        group = groups.setdefault(key, [])
+        folded = fold(group[-1], write) if group else None
+        if folded is not None:
+            group[-1] = folded
+        else:
+            group.append(write)
+    fence()
+    return out

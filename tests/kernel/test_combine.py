@@ -1,0 +1,191 @@
+"""A batch's writes, combined (shared.combine), leave the store exactly as the same writes one
+by one do: checked on the real store with random batches, and the folding rules one by one."""
+
+from __future__ import annotations
+
+import random
+
+import pymongo
+import pytest
+from pymongo.errors import WriteError
+
+from shared.combine import Write, combine, fold
+from shared.projections import snapshot
+
+
+class Named:
+    """Stands in for a collection where only its name matters (the pure rules below)."""
+
+    def __init__(self, full_name: str):
+        self.full_name = full_name
+
+
+C = Named("db.c")
+
+
+def up(filter_, update, **options) -> Write:
+    return Write.of(C, "update_one", (filter_, update), options)
+
+
+def test_increments_and_pushes_of_one_document_fold_into_one_update():
+    folded = fold(
+        up({"_id": 1}, {"$inc": {"sum": 2}, "$push": {"v": 1}}, upsert=True),
+        up({"_id": 1}, {"$inc": {"sum": 3}, "$push": {"v": 2}}, upsert=True),
+    )
+    assert folded is not None
+    assert folded.params["update"] == {"$inc": {"sum": 5}, "$push": {"v": {"$each": [1, 2]}}}
+    assert folded.options == {"upsert": True}
+
+
+def test_a_later_set_wins_and_a_later_set_on_insert_is_dropped():
+    folded = fold(
+        up({"_id": 1}, {"$set": {"a": 1}, "$setOnInsert": {"n": 0}}, upsert=True),
+        up({"_id": 1}, {"$set": {"a": 2, "b": 3}, "$setOnInsert": {"m": 0}}, upsert=True),
+    )
+    assert folded is not None
+    assert folded.params["update"] == {"$set": {"a": 2, "b": 3}, "$setOnInsert": {"n": 0}}
+
+
+@pytest.mark.parametrize(
+    "first, then",
+    [
+        # another document, or a condition besides _id
+        (up({"_id": 1}, {"$set": {"a": 1}}), up({"_id": 2}, {"$set": {"a": 1}})),
+        (up({"_id": 1, "s": 0}, {"$set": {"a": 1}}), up({"_id": 1, "s": 0}, {"$set": {"a": 1}})),
+        # upsert differs: the first might do nothing where the second inserts
+        (up({"_id": 1}, {"$set": {"a": 1}}), up({"_id": 1}, {"$set": {"a": 2}}, upsert=True)),
+        # one path under two operators, or a path inside another
+        (up({"_id": 1}, {"$setOnInsert": {"n": 0}}), up({"_id": 1}, {"$inc": {"n": 1}})),
+        (up({"_id": 1}, {"$set": {"a": {"x": 1}}}), up({"_id": 1}, {"$set": {"a.x": 2}})),
+        (up({"_id": 1}, {"$set": {"a": 1}}), up({"_id": 1}, {"$inc": {"a": 1}})),
+        # operators and options it does not know
+        (up({"_id": 1}, {"$unset": {"a": ""}}), up({"_id": 1}, {"$set": {"a": 1}})),
+        (
+            up({"_id": 1}, {"$push": {"v": {"$each": [1], "$slice": -2}}}),
+            up({"_id": 1}, {"$push": {"v": 2}}),
+        ),
+        (up({"_id": 1}, {"$set": {"a": 1}}), up({"_id": 1}, {"$set": {"a": 1}}, hint="_id_")),
+        (up({"_id": 1}, {"$inc": {"n": True}}), up({"_id": 1}, {"$inc": {"n": 1}})),
+    ],
+)
+def test_what_cannot_be_folded_for_certain_is_not(first, then):
+    assert fold(first, then) is None
+
+
+def test_a_write_that_may_touch_any_document_is_a_fence():
+    writes = [
+        up({"_id": 1}, {"$inc": {"n": 1}}),
+        up({"_id": 2}, {"$inc": {"n": 1}}),
+        Write.of(C, "update_many", ({}, {"$set": {"seen": True}}), {}),
+        up({"_id": 1}, {"$inc": {"n": 1}}),
+        up({"_id": 2}, {"$inc": {"n": 1}}),
+        up({"_id": 1}, {"$inc": {"n": 1}}),
+    ]
+    out = combine(writes)
+    assert [(w.name, w.params["filter"]) for w in out] == [
+        ("update_one", {"_id": 1}),
+        ("update_one", {"_id": 2}),
+        ("update_many", {}),
+        ("update_one", {"_id": 1}),
+        ("update_one", {"_id": 2}),
+    ]
+    assert out[3].params["update"] == {"$inc": {"n": 2}}
+
+
+def test_a_collection_with_a_unique_index_keeps_its_order():
+    writes = [
+        up({"_id": 1}, {"$inc": {"n": 1}}),
+        up({"_id": 2}, {"$inc": {"n": 1}}),
+        up({"_id": 1}, {"$inc": {"n": 1}}),
+        up({"_id": 1}, {"$inc": {"n": 1}}),
+    ]
+    out = combine(writes, frozenset({"db.c"}))
+    assert [w.params["filter"]["_id"] for w in out] == [1, 2, 1]
+    assert out[2].params["update"] == {"$inc": {"n": 2}}
+
+
+# -- on the real store: random batches, combined and not --------------------------------------
+
+FIELDS = {"$set": ("a", "b", "c.x"), "$inc": ("n", "m"), "$push": ("v", "w")}
+
+
+def _update(rng: random.Random) -> dict:
+    update: dict = {}
+    used: set[str] = set()
+    for _ in range(rng.randint(1, 3)):
+        op = rng.choice(["$set", "$inc", "$push", "$setOnInsert"])
+        if op == "$setOnInsert":
+            path = rng.choice(["a", "n", "v", "s"])
+            value = {"a": "first", "n": 100, "v": [], "s": rng.randint(0, 9)}[path]
+        else:
+            path = rng.choice(FIELDS[op])
+            value = {
+                "$set": lambda: rng.choice(["x", "y", {"k": rng.randint(0, 5)}, rng.randint(0, 9)]),
+                "$inc": lambda: rng.choice([1, 2, -1, 0.5]),
+                "$push": lambda: rng.choice([rng.randint(0, 9), {"$each": [1, 2]}]),
+            }[op]()
+        root = path.split(".")[0]
+        if root in used:
+            continue
+        used.add(root)
+        update.setdefault(op, {})[path] = value
+    return update
+
+
+def _batch(rng: random.Random, coll) -> list[Write]:
+    writes = []
+    for _ in range(rng.randint(5, 60)):
+        doc = rng.randint(0, 4)
+        roll = rng.random()
+        if roll < 0.8:
+            writes.append(
+                Write.of(
+                    coll, "update_one", ({"_id": doc}, _update(rng)), {"upsert": rng.random() < 0.8}
+                )
+            )
+        elif roll < 0.87:
+            writes.append(
+                Write.of(
+                    coll, "update_one", ({"_id": doc, "m": {"$gt": 1}}, {"$inc": {"n": 10}}), {}
+                )
+            )
+        elif roll < 0.92:
+            writes.append(Write.of(coll, "delete_one", ({"_id": doc},), {}))
+        elif roll < 0.96:
+            writes.append(
+                Write.of(coll, "update_many", ({"n": {"$gte": 2}}, {"$inc": {"m": 1}}), {})
+            )
+        else:
+            writes.append(
+                Write.of(coll, "replace_one", ({"_id": doc}, {"a": "replaced"}), {"upsert": True})
+            )
+    return writes
+
+
+def _apply_one_by_one(writes: list[Write]) -> None:
+    for w in writes:
+        try:
+            getattr(w.collection, w.name)(**w.params, **w.options)
+        except WriteError:
+            raise AssertionError(f"the generator made an invalid write: {w}") from None
+
+
+def test_random_batches_combined_leave_the_same_documents(settings):
+    mongo = pymongo.MongoClient(settings.mongo_uri)
+    db = mongo[settings.database("combine")]
+    folded_away = 0
+    try:
+        for seed in range(40):
+            rng = random.Random(seed)
+            one, together = db[f"one_{seed}"], db[f"together_{seed}"]
+            writes = _batch(rng, one)
+            _apply_one_by_one(writes)
+            moved = [Write(together, w.name, w.params, w.options) for w in writes]
+            combined = combine(moved)
+            folded_away += len(moved) - len(combined)
+            together.bulk_write([w.op() for w in combined], ordered=True)
+            assert snapshot(together) == snapshot(one), f"seed {seed}: {[w.params for w in writes]}"
+        assert folded_away > 200  # the batches did fold: this compares something
+    finally:
+        mongo.drop_database(db.name)
+        mongo.close()
