@@ -14,10 +14,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pymongo
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -39,21 +44,68 @@ from .events import (
 )
 from .mongo import in_transaction
 
+log = logging.getLogger(__name__)
 PENDING, PUBLISHED = "pending", "published"
 OUTBOX_ID = "relay"
 ANY_VERSION = None
-# One lock per database and process: every append writes the position counter, so two
-# appends of one process in flight at once can only conflict on it, abort, back off and
-# try again (pymongo's with_transaction); under 8 booking threads those retries made the
-# p99 (BENCH_SECTIONS=booking). Taking turns in the process leaves conflicts to appends of
-# different processes only.
-_append_locks: dict[str, threading.Lock] = {}
+
+
+# One lock per database and host: every append writes the position counter, so two appends
+# in flight at once can only conflict on it, abort, back off and try again (pymongo's
+# with_transaction), each time redoing the whole command. Under 8 booking threads those
+# retries made the p99: 0.9-1.5 s with two gunicorn workers, where one worker of 8 threads,
+# whose appends take turns, gave 126 ms (BENCH_SECTIONS=booking, issue 14). So appends take
+# turns in the process (a thread lock) and between the processes of one host (an flock on a
+# file per database in the temporary folder: a service's gunicorn workers, and on `make up`
+# its relay and loops). Appends from other hosts (another pod) still meet on the counter
+# and retry, as every append did before.
+class _AppendLock:
+    def __init__(self, database: str):
+        self._threads = threading.Lock()
+        folder = Path(tempfile.gettempdir()) / f"rapport-appends-{os.getuid()}"
+        self.path = folder / f"{database}.lock"
+        self._fd: int | None = None
+        self._pid: int | None = None  # an inherited descriptor would share the parent's lock
+
+    def _file(self) -> int | None:
+        if self._fd is None or self._pid != os.getpid():
+            try:
+                self.path.parent.mkdir(mode=0o700, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as err:  # no writable temporary folder: turns in the process only
+                log.warning("append lock %s unavailable (%s)", self.path, err)
+                self._fd = None
+            self._pid = os.getpid()
+        return self._fd
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+_append_locks: dict[str, _AppendLock] = {}
 _locks_guard = threading.Lock()
 
 
-def _append_lock(database: str) -> threading.Lock:
+def _append_lock(database: str) -> _AppendLock:
     with _locks_guard:
-        return _append_locks.setdefault(database, threading.Lock())
+        found = _append_locks.get(database)
+        if found is None:
+            found = _append_locks[database] = _AppendLock(database)
+        return found
 
 
 class ConcurrencyError(RuntimeError):
