@@ -9,10 +9,11 @@ import statistics
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.config import Settings
+from shared.events import NewEvent
 from shared.mongo import client as mongo_client
 
 RESULTS = Path(__file__).parent / "results"
@@ -29,6 +30,26 @@ def bench_settings() -> Settings:
         topic_prefix=f"bench{tag}.rapport.",
         db_prefix=f"bench{tag}_",
         topic_partitions=3,
+    )
+
+
+def session_booked(session_id: str, client_id: str, therapist_id: str, starts) -> NewEvent:
+    """scheduling's SessionBooked for a 50-minute treatment session by video."""
+    return NewEvent(
+        "SessionBooked",
+        {
+            "session_id": session_id,
+            "client_id": client_id,
+            "therapist_id": therapist_id,
+            "starts_at": starts,
+            "ends_at": starts + timedelta(minutes=50),
+            "kind": "treatment",
+            "modality": "video",
+            "room": None,
+            "course_id": None,
+            "number": None,
+            "video_link": None,
+        },
     )
 
 

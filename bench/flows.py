@@ -35,7 +35,7 @@ from shared.web import ServiceContext
 from testkit.faults import RECEPTION, registered
 from testkit.procs import free_port, worker
 
-from .common import Report, percentile
+from .common import Report, percentile, session_booked
 
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "50"))  # issue 14: offer 50 ticks/s
 SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
@@ -58,22 +58,7 @@ class TimedSink(MailSink):
 
 def _booked(i: int, now: datetime) -> NewEvent:
     starts = now + timedelta(days=7, minutes=60 * i)
-    return NewEvent(
-        "SessionBooked",
-        {
-            "session_id": f"fs-{i}",
-            "client_id": f"fc{i % 10}",
-            "therapist_id": "ft1",
-            "starts_at": starts,
-            "ends_at": starts + timedelta(minutes=50),
-            "kind": "treatment",
-            "modality": "video",
-            "room": None,
-            "course_id": None,
-            "number": None,
-            "video_link": None,
-        },
-    )
+    return session_booked(f"fs-{i}", f"fc{i % 10}", "ft1", starts)
 
 
 def _attended(i: int, now: datetime) -> NewEvent:

@@ -25,7 +25,7 @@ from shared.run import make_relay
 from shared.web import ServiceContext
 from testkit.faults import RECEPTION
 
-from .common import Report, Timer, drop, percentile
+from .common import Report, Timer, drop, percentile, session_booked
 
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "10000,100000").split(",") if s]
 # sessions per client, whatever the size: a practice grows by clients, and an IPT client has
@@ -40,22 +40,7 @@ BULK_FROM = int(os.environ.get("BENCH_SCALE_BULK_FROM", "1000000"))
 
 def _booked(i: int, now) -> NewEvent:
     starts = now + timedelta(days=7, minutes=i)
-    return NewEvent(
-        "SessionBooked",
-        {
-            "session_id": f"sb{i}",
-            "client_id": f"sc{i // CLIENT_SESSIONS}",
-            "therapist_id": "t1",
-            "starts_at": starts,
-            "ends_at": starts + timedelta(minutes=50),
-            "kind": "treatment",
-            "modality": "video",
-            "room": None,
-            "course_id": None,
-            "number": None,
-            "video_link": None,
-        },
-    )
+    return session_booked(f"sb{i}", f"sc{i // CLIENT_SESSIONS}", "t1", starts)
 
 
 def _append(store, n: int, start: int) -> float:
