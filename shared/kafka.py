@@ -48,6 +48,11 @@ def consumer(bootstrap: str, **overrides: Any) -> KafkaConsumer:
         "session_timeout_ms": 10000,
         "heartbeat_interval_ms": 3000,
         "allow_auto_create_topics": False,  # see producer()
+        # the local broker ignores a fetch's byte limits and answers with every record from
+        # the offset asked: a rebuild's first fetch of a 1M-event topic was one 678 MB frame,
+        # which kafka-python refused (its limit: 100 MB), dropped and asked for again, for
+        # good (bench/README.md, gaps). Real Kafka caps the answer at fetch_max_bytes (50 MB).
+        "receive_message_max_bytes": 1 << 30,
     }
     options.update(kafka_options_from_env())
     options.update(overrides)
