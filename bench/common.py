@@ -14,6 +14,7 @@ from pathlib import Path
 
 from shared.config import Settings
 from shared.events import NewEvent
+from shared.eventstore import forget_append_locks
 from shared.mongo import client as mongo_client
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,6 +59,7 @@ def drop(settings: Settings) -> None:
     for name in c.list_database_names():
         if name.startswith(settings.db_prefix):
             c.drop_database(name)
+    forget_append_locks(settings.db_prefix)
 
 
 class Timer:

@@ -59,11 +59,21 @@ ANY_VERSION = None
 # file per database in the temporary folder: a service's gunicorn workers, and on `make up`
 # its relay and loops). Appends from other hosts (another pod) still meet on the counter
 # and retry, as every append did before.
+def _locks_folder() -> Path:
+    return Path(tempfile.gettempdir()) / f"rapport-appends-{os.getuid()}"
+
+
+def forget_append_locks(database_prefix: str) -> None:
+    """Remove the lock files of databases named `database_prefix...`: for tests and
+    benchmarks dropping their own databases, once nothing appends to them any more."""
+    for path in _locks_folder().glob(f"{database_prefix}*.lock"):
+        path.unlink(missing_ok=True)
+
+
 class _AppendLock:
     def __init__(self, database: str):
         self._threads = threading.Lock()
-        folder = Path(tempfile.gettempdir()) / f"rapport-appends-{os.getuid()}"
-        self.path = folder / f"{database}.lock"
+        self.path = _locks_folder() / f"{database}.lock"
         self._fd: int | None = None
         self._pid: int | None = None  # an inherited descriptor would share the parent's lock
 

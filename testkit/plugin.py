@@ -16,6 +16,7 @@ import pytest
 from deploy.local import infra as local
 from shared.auth import issue_token
 from shared.config import Settings
+from shared.eventstore import forget_append_locks
 from shared.mongo import client as mongo_client
 
 STACK = os.environ.get("RAPPORT_TEST_STACK", "local")
@@ -86,6 +87,7 @@ def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:
             for name in client.list_database_names():
                 if name.startswith(prefix):
                     client.drop_database(name)
+            forget_append_locks(prefix)
             return
         except PyMongoError:
             time.sleep(1 + attempt)

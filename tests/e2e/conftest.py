@@ -203,12 +203,14 @@ def stack(infra):
     practice.start()
     yield practice
     practice.stop()
+    from shared.eventstore import forget_append_locks
     from shared.mongo import client
 
     c = client(mongo)
     for name in c.list_database_names():
         if name.startswith(practice.db_prefix):
             c.drop_database(name)
+    forget_append_locks(practice.db_prefix)
 
 
 @pytest.fixture(scope="package")
