@@ -130,8 +130,6 @@ def fold(first: Write, then: Write) -> Write | None:
         for op_b, path_b in theirs:
             if _related(path_a, path_b) and (op_a != op_b or path_a != path_b):
                 return None
-            if op_a == op_b == "$setOnInsert":
-                return None
     for paths in (mine, theirs):  # one update touching a path and a path inside it
         for i, (_, p) in enumerate(paths):
             if any(_related(p, q) for _, q in paths[i + 1 :]):
