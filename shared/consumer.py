@@ -35,21 +35,27 @@ from .projections import Projection, ProjectionStore, Record
 from .wakeup import IDLE_REST, Doorbell
 
 log = logging.getLogger(__name__)
-# how long poll() waits for records before an idle runner rests `idle_wait`: the local broker
-# answers fetches at once, so a client waiting in poll() spins on empty fetches; measured by
-# `BENCH_SECTIONS=idle make bench` (an idle runner: ~2% of a core at 20 ms, 7-10% at 100 ms)
+# how long poll() waits for records when the runner does not know whether any are there: the
+# local broker answers fetches at once instead of holding them for fetch_max_wait_ms, so a
+# client waiting in poll() sends fetch after fetch and spends the whole window on the CPU
+# (a poll of 20 ms costs about 20 ms of CPU when nothing comes; `BENCH_SECTIONS=idle make
+# bench`: an idle runner ~2% of a core at 20 ms, 7-10% at 100 ms)
 POLL_MS = 20
-# An idle runner rests between polls, from REST_MIN after activity doubling to REST_MAX, and
-# wakes at once when a source's relay marks events published (a chime from the relay's
-# process, shared.chime, or a change stream: shared.wakeup): idle costs a poll every few
-# seconds, and the first event after a quiet spell waits for no rest. With neither
-# (REST_FALLBACK) it rests as it did before them.
-REST_MIN, REST_MAX, REST_FALLBACK = 0.01, IDLE_REST, 0.3
-# after a ring (a source's relay published), poll up to this long: the records are on the
-# broker, and poll() answers as soon as a fetch brings them; a 20 ms poll could return
-# before the fetch did, and the runner then rested until the next ring (issue 14: 150 ms
-# median from publish to projection at 2 events/s)
+# While its bell watches (a source's relay announces each publish: shared.chime, or a change
+# stream: shared.wakeup), a runner polls only when the broker holds records past its
+# positions: it asks for the partitions' end offsets (one request, ~0.6 ms of CPU) after
+# taking its ticket, and rests until the next ring when it has read up to them. A relay rings
+# only after the broker acknowledged what it published, so a ring counted in the ticket was
+# for records those end offsets include, and a later ring ends the rest. Before this, every
+# ring and every batch ended with an empty poll of POLL_MS or more: in the flows section
+# (issue 14) the consume processes of notifications and billing were ~22 % of a core each,
+# most of it in empty fetches. A runner that knows records are there polls up to EXPECT_MS:
+# poll() returns as soon as a fetch brings them.
 EXPECT_MS = 1000
+# Without a bell, an idle runner rests between polls, from REST_MIN after activity doubling
+# to REST_FALLBACK. With one, it rests up to REST_MAX between rings, and looks once then
+# whatever the end offsets say (a lost chime costs at most that).
+REST_MIN, REST_MAX, REST_FALLBACK = 0.01, IDLE_REST, 0.3
 GENERATION_CHECK = 1.0  # seconds between two looks for a swapped-in rebuild, in run()
 STATUS_IDLE = 30.0  # an unchanged status is written again only after this long
 # records a rebuild applies per transaction: the handlers' writes go as one bulk_write per
@@ -232,7 +238,7 @@ class ProjectionRunner:
         )
 
     def run(self, stop: threading.Event) -> None:
-        backoff, rest, expecting = Backoff(), REST_MIN, False
+        backoff, rest = Backoff(), REST_MIN
         bell = self._doorbell()
         try:
             while not stop.is_set():
@@ -241,18 +247,11 @@ class ProjectionRunner:
                     if self.consumer is None:
                         self.generation = self.store.active_generation()
                         self._open()
-                    due = time.monotonic() - self._generation_checked >= GENERATION_CHECK
-                    wait_ms = EXPECT_MS if expecting else None
-                    expecting = False
-                    if self.step(wait_ms, check_generation=due) == 0 and self.idle:
-                        # the local broker answers fetches at once instead of holding them for
-                        # fetch_max_wait_ms, so an idle consumer would spin: rest between polls
-                        longest = (
-                            self.idle_wait if bell.watching else min(self.idle_wait, REST_FALLBACK)
-                        )
-                        rung = bell.wait(ticket, min(rest, longest), stop)
-                        rest = REST_MIN if rung else min(rest * 2, longest)
-                        expecting = rung
+                    if bell.watching:
+                        self._watched_round(bell, ticket, stop)
+                    elif self._polled_round() == 0 and self.idle:
+                        rung = bell.wait(ticket, min(rest, REST_FALLBACK), stop)
+                        rest = REST_MIN if rung else min(rest * 2, REST_FALLBACK)
                     else:
                         rest = REST_MIN
                     backoff.succeeded()
@@ -267,6 +266,32 @@ class ProjectionRunner:
         finally:
             bell.close()
         self.close()
+
+    def _polled_round(self, timeout_ms: int | None = None) -> int:
+        due = time.monotonic() - self._generation_checked >= GENERATION_CHECK
+        return self.step(timeout_ms, check_generation=due)
+
+    def _watched_round(self, bell: Doorbell, ticket: int, stop: threading.Event) -> None:
+        """Poll when the broker holds records past this runner's positions (or before the
+        first assignment: poll() joins the group); otherwise rest until a relay rings, the
+        ticket having been taken before the end offsets were asked for (module notes)."""
+        if self._behind():
+            self._polled_round(EXPECT_MS)
+            return
+        self.idle = True
+        self._report_status()
+        if not bell.wait(ticket, self.idle_wait, stop) and not stop.is_set():
+            self._polled_round()  # a long rest without a ring: look anyway (a chime lost)
+
+    def _behind(self) -> bool:
+        """True when some assigned partition ends past this runner's position there, or when
+        nothing is assigned yet."""
+        consumer = self.opened
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return True
+        ends = consumer.end_offsets(assigned)
+        return any(consumer.position(tp) < ends[tp] for tp in assigned)
 
     def step(self, timeout_ms: int | None = None, *, check_generation: bool = True) -> int:
         if check_generation:

@@ -16,9 +16,10 @@ import pymongo
 import pytest
 
 from shared import chime
+from shared.projections import snapshot
 from shared.wakeup import Doorbell
 from testkit.kernel import idle_relay
-from testkit.plugin import eventually
+from testkit.plugin import eventually, running
 from testkit.procs import ROOT
 
 ANNOUNCE = "from shared import chime; import sys; chime.announce(sys.argv[1:])"
@@ -89,6 +90,7 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
         # lease renewal each time); resting on chimes, a look every 5 s at most
         assert len(idle) <= 4, idle
         # an append by another process (as a gunicorn worker's) chimes the relay awake
+        heard = len(listener.commands)
         started = time.monotonic()
         subprocess.run(
             [sys.executable, "-c", APPEND, settings.mongo_uri, store.db.name],
@@ -105,6 +107,11 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
         )
         assert time.monotonic() - started < 4.0  # inside the 5 s rest: it was woken (the
         # subprocess's start-up, imports included, is in this time)
+        time.sleep(0.5)
+        # one look at the events found the one appended; it rests again without a second
+        # look that could only find nothing (an append since would have rung)
+        looks = [c for c in listener.commands[heard:] if c.get("find") == "events"]
+        assert len(looks) == 1, looks
 
 
 def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_loop_at_once(
@@ -140,3 +147,52 @@ def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_
     finally:
         bell.close()
         mongo.close()
+
+
+def test_a_runner_hearing_chimes_polls_only_when_the_broker_holds_records_past_it(
+    settings, wake_dir
+):
+    """The local broker answers an empty fetch at once, so a poll() that waits for records
+    spends its whole window sending fetches: a runner that polled after every ring and every
+    batch spent about a fifth of a core per process in the flows section (issue 14). Now a
+    ring whose records it has already read costs one end-offsets request and no poll, and a
+    ring whose records are on the broker still brings them at once."""
+    from shared.consumer import ProjectionRunner
+
+    from .test_consumer import append_counters, expected_totals, live, setup
+
+    store, _, relay = setup(settings)
+    append_counters(store, streams=2, increments=3)
+    relay.drain()
+    runner, pstore = live(settings)
+    steps = []
+    step = runner.step
+
+    def counted(*args, **kwargs):
+        steps.append(args[0] if args else kwargs.get("timeout_ms"))
+        return step(*args, **kwargs)
+
+    runner.step = counted  # type: ignore[method-assign]
+    outbox = store.db["outbox"].full_name  # what the runner's bell watches (its source)
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+        time.sleep(0.5)  # past the batch: resting on its bell
+        before = len(steps)
+        for _ in range(20):  # relays announcing records this runner has read already
+            chime.ring([outbox])
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert len(steps) == before, steps[before:]  # no poll: nothing past its positions
+        assert isinstance(runner, ProjectionRunner) and runner.idle
+
+        append_counters(store, streams=2, increments=1, start=100)
+        started = time.monotonic()
+        assert relay.publish_once() == 2  # acknowledged, then announced
+        eventually(
+            lambda: snapshot(pstore.reader("totals")) == expected_totals(store),
+            timeout=10,
+            interval=0.01,
+        )
+        # woken by the ring, well inside its rest between rings (IDLE_REST, 10 s)
+        assert time.monotonic() - started < 3.0
+        assert len(steps) > before
