@@ -20,7 +20,7 @@ from .events import utcnow
 from .mongo import client as mongo_client
 from .projections import Projection
 from .services import ServiceDefinition
-from .wakeup import projections_bell
+from .wakeup import projection_bell
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class DisposalQueue(Projection):
     name = "disposals"
     sources = ("records",)
     collections = {"disposals": [IndexModel("done_at")]}
+    rings = ("disposals_bell",)  # the worker rests on it (DisposalWorker.run)
 
     def __init__(self, service: str):
         self.service = service
@@ -80,8 +81,11 @@ class DisposalWorker:
 
     def run(self, stop: threading.Event) -> None:
         mongo = projection_store(self.settings, self.queue).mongo
-        bell = projections_bell(
-            mongo, self.settings.database(self.definition.name), name="disposal"
+        bell = projection_bell(
+            mongo,
+            self.settings.database(self.definition.name),
+            DisposalQueue.rings[0],
+            name="disposal",
         )
         try:
             while not stop.is_set():

@@ -218,6 +218,20 @@ def projections_bell(
     return Doorbell(mongo[database]["projection_meta"], name=name, pace=pace)
 
 
+def projection_bell(
+    mongo: MongoClient, database: str, ring: str, *, name: str, pace: float = 0.0
+) -> Doorbell:
+    """Rings when the one projection that announces `ring` (Projection.rings) applied
+    events, for a loop that acts only on what that projection writes. Those rings are
+    chimes (shared.chime); a process that hears none rests on every projection of the
+    database instead (projections_bell). The disposal worker woke on every batch of every
+    projection of its service and read its queue each time: a tenth of billing's store
+    reads in the flows section (issue 14)."""
+    if chime.listen():
+        return Doorbell([mongo[database][ring]], name=name, pace=pace)  # a name, not a collection
+    return projections_bell(mongo, database, name=name, pace=pace)
+
+
 def work_loop(
     store: Any,
     step: Callable[[], int | None],
