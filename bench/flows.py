@@ -40,6 +40,7 @@ from .common import Report, percentile, session_booked
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "50"))  # issue 14: offer 50 ticks/s
 SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
 LEAD = "lead@bench.test"
+GENERATION_TTL = 0.5  # seconds the watcher keeps a projection's active generation
 
 
 class TimedSink(MailSink):
@@ -120,12 +121,20 @@ def _risk(i: int) -> NewEvent:
 
 class Watch:
     """Ids appended (with the time) and a poller noting when each became visible. `lookup`
-    answers the visible ones among the ids asked, as (id, when seen or None for now)."""
+    answers the visible ones among the ids asked, as (id, when seen or None for now).
+    `bell`, when given, rings when the projection looked at applied a batch: the watch
+    looks only then (or when it has not looked for a while)."""
 
-    def __init__(self, lookup):
+    def __init__(self, lookup, bell: Doorbell | None = None):
         self.lookup, self.appended, self.seen = lookup, {}, {}
+        self.bell, self._ticket, self._looked = bell, None, 0.0
 
     def poll(self) -> None:
+        if self.bell is not None and self.bell.watching:
+            ticket, now = self.bell.ticket(), time.monotonic()
+            if ticket == self._ticket and now - self._looked < 0.2:
+                return  # its projection applied nothing since the last look
+            self._ticket, self._looked = ticket, now
         waiting = [k for k in self.appended if k not in self.seen]
         if waiting:
             now = time.monotonic()
@@ -136,8 +145,22 @@ class Watch:
         return [(self.seen[k] - t) * 1000 for k, t in self.appended.items() if k in self.seen]
 
 
-def _by_ids(reader):
-    return lambda ids: [(d["_id"], None) for d in reader().find({"_id": {"$in": ids}}, {"_id": 1})]
+def _by_ids(store, logical: str):
+    """Look up ids in a projection's collection, in its active generation read again at most
+    every GENERATION_TTL (`reader()` asks the store for it on every call: with four watches
+    woken by every batch, the watcher's own reads were a quarter of the store's operations
+    in the flows section, issue 14). A rebuild swapped in is followed within that; the
+    generation it replaced stays until the next swap, so a look meanwhile still answers."""
+    seen = {"at": float("-inf"), "generation": 0}
+
+    def lookup(ids):
+        now = time.monotonic()
+        if now - seen["at"] >= GENERATION_TTL:
+            seen["at"], seen["generation"] = now, store.active_generation()
+        collection = store.physical(logical, seen["generation"])
+        return [(d["_id"], None) for d in collection.find({"_id": {"$in": ids}}, {"_id": 1})]
+
+    return lookup
 
 
 def _processes(settings, log_dir, smtp_port):
@@ -312,12 +335,16 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     plans = ServiceContext("measures", settings).projection(QuestionnairePlans())
     board = ServiceContext("measures", settings).projection(MeasuresBoard())
     ledger = ServiceContext("billing", settings).projection(Ledger())
+
+    def bell(store) -> Doorbell:
+        return Doorbell(store.meta, name=f"bench watch {store.name}")
+
     watches = {
-        "records": Watch(_by_ids(lambda: summaries.reader("sessions"))),
-        "plans": Watch(_by_ids(lambda: plans.reader("plans"))),
-        "board": Watch(_by_ids(lambda: board.reader("responses"))),
+        "records": Watch(_by_ids(summaries, "sessions"), bell(summaries)),
+        "plans": Watch(_by_ids(plans, "plans"), bell(plans)),
+        "board": Watch(_by_ids(board, "responses"), bell(board)),
         "mail": Watch(lambda ids: [(k, sink.accepted_at[k]) for k in ids if k in sink.accepted_at]),
-        "charge": Watch(_by_ids(lambda: ledger.reader("charges"))),
+        "charge": Watch(_by_ids(ledger, "charges"), bell(ledger)),
     }
     _seed(settings)
     alerts: dict[str, tuple[str, float]] = {}  # alert id -> (event id, wall time appended)
@@ -360,6 +387,9 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         polling.set()
         thread.join()
         bell.close()
+        for w in watches.values():
+            if w.bell is not None:
+                w.bell.close()
         for p in procs:
             rss[p.name] = p.rss_peak_mib()
     finally:
