@@ -171,6 +171,9 @@ def _processes(settings, log_dir, smtp_port):
         "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
     }
     return [
+        # records' relay publishes the clients' registrations (_seed): without it every booking
+        # reached notifications for a client it did not know, and was held instead of planned
+        worker(settings, "relay", "records", log_dir=log_dir),
         worker(settings, "relay", "scheduling", log_dir=log_dir),
         worker(settings, "relay", "measures", log_dir=log_dir),
         worker(settings, "consume", "records", "--projection", "client_summaries", log_dir=log_dir),
