@@ -224,6 +224,8 @@ class ProjectionStore:
         self.offsets = self.db["projection_offsets"]
         self.processed = self.db["projection_processed"]
         self.dead_letters = self.db["dead_letters"]
+        # the progress documents the last transaction wrote (shared.consistency.note_seen)
+        self._noted: list = []
 
     @property
     def name(self) -> str:
@@ -333,6 +335,7 @@ class ProjectionStore:
             applied = in_transaction(
                 self.mongo, lambda s: self._apply(records, generation, s, track_offsets)
             )
+            consistency.remember(self._noted)
             if applied:  # loops acting on what projections wrote wake (shared.wakeup)
                 chime.announce(self._rung())
             return applied
@@ -345,6 +348,7 @@ class ProjectionStore:
             try:
                 one = partial(self._apply, [record], generation, track_offsets=track_offsets)
                 applied += in_transaction(self.mongo, one)
+                consistency.remember(self._noted)
             except PyMongoError:
                 raise
             except Exception as err:  # a handler bug: park it, keep the projection moving
@@ -358,6 +362,7 @@ class ProjectionStore:
                 )
                 park = partial(self._park, record, generation, err, track_offsets=track_offsets)
                 in_transaction(self.mongo, park)
+                consistency.remember(self._noted)
         if applied:
             chime.announce(self._rung())
         return applied
@@ -389,7 +394,8 @@ class ProjectionStore:
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[(record.topic, record.partition)] = None
                 self._dead_letter(record, err, session)
-        consistency.note_seen(self, key, session, records, events)  # read-your-writes
+        # read-your-writes; remembered by apply() once the transaction committed
+        self._noted = consistency.note_seen(self, key, session, records, events)
         # one query for the whole batch: which of these events were applied already?
         markers = [f"{key}:{e.event_id}" for e in events]
         done = (
@@ -468,7 +474,7 @@ class ProjectionStore:
         track_offsets: bool = True,
     ) -> int:
         self._dead_letter(record, err, session)
-        consistency.note_seen(self, self._key(generation), session, [record])  # read-your-writes
+        self._noted = consistency.note_seen(self, self._key(generation), session, [record])
         if track_offsets:
             self._save_offsets(
                 {(record.topic, record.partition): record.offset + 1}, generation, session

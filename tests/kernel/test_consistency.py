@@ -147,6 +147,58 @@ def test_a_projection_that_was_reading_before_positions_were_recorded_starts_whe
     assert consistency.unreached(pstore, generation, {"kernel": 8}) == {}
 
 
+def test_a_batch_writes_its_progress_without_reading_it_and_reads_it_when_another_moved_it(
+    settings, monkeypatch
+):
+    """After a batch committed, the next one writes the positions on the condition that the
+    document still holds what this process wrote (one round trip less per batch, issue 14).
+    When another writer moved it (a second instance of the consumer), the condition fails
+    and the document is read and merged as before: nothing another writer noted is lost."""
+    from shared.consumer import projection_store
+    from testkit.kernel import listened_settings
+
+    store = kernel_store(settings)
+    for s in range(3):
+        store.append(
+            f"c-{s}",
+            0,
+            [NewEvent("CounterOpened", {"name": f"c-{s}"})]
+            + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2,
+            META,
+        )
+    records = records_of(store)  # positions 1-3 on partition 0, 4-6 on 1, 7-9 on 2
+    ours, heard = listened_settings(settings, monkeypatch, "progress-cas")
+    pstore = projection_store(ours, Totals(), reg)
+    generation = pstore.active_generation()
+    progress_id = f"{pstore.name}:g{generation}:kernel"
+
+    def progress_reads() -> int:
+        return sum(
+            1
+            for c in heard.commands
+            if c.get("find") == consistency.PROGRESS and progress_id in str(c.get("filter"))
+        )
+
+    pstore.apply([r for r in records if r.partition == 0], generation)
+    assert progress_reads() == 1  # the first batch: not known yet
+    pstore.apply([r for r in records if r.partition == 2], generation)
+    assert progress_reads() == 1  # written on condition, not read
+    doc = store.db.client[pstore.db.name][consistency.PROGRESS].find_one({"_id": progress_id})
+    assert (doc["through"], doc["ahead"]) == (3, [[7, 9]])
+
+    # another instance, in another process, applied partition 1 (positions 4-6)
+    store.db.client[pstore.db.name][consistency.PROGRESS].update_one(
+        {"_id": progress_id}, {"$set": {"through": 9, "ahead": []}}
+    )
+    store.append("c-0", 3, [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
+    newest = [r for r in records_of(store) if r.partition == 0 and r.offset == 3]
+    pstore.apply(newest, generation)  # position 10: its condition (3, [[7, 9]]) fails
+    assert progress_reads() == 2  # so it read the document, and merged
+    doc = store.db.client[pstore.db.name][consistency.PROGRESS].find_one({"_id": progress_id})
+    assert (doc["through"], doc["ahead"]) == (10, [])
+    assert consistency.unreached(pstore, generation, {"kernel": 10}) == {}
+
+
 def test_events_a_projection_ignores_or_parks_count_as_reached(settings):
     store = kernel_store(settings)
     store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
