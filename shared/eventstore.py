@@ -375,9 +375,10 @@ class EventStore:
         doc = self.db["outbox"].find_one({"_id": OUTBOX_ID})
         return doc["published_through"] if doc else 0
 
-    def pending(self, limit: int = 500) -> list[dict]:
-        """Unpublished events in position order."""
-        return self._window(self.published_through(), limit)
+    def pending(self, limit: int = 500, after: int | None = None) -> list[dict]:
+        """Unpublished events in position order: after the stored checkpoint, or after
+        `after` (a relay's own record of the checkpoint it wrote)."""
+        return self._window(self.published_through() if after is None else after, limit)
 
     def mark_published_through(self, position: int) -> None:
         """The broker acknowledged every event up to `position` (never moves back)."""

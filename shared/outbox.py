@@ -124,6 +124,11 @@ class OutboxRelay:
         )
         self._verify_due = True  # at start, look for a check a previous relay left unfinished
         self._indexed = False  # the events' indexes, made in run() (the store may be down)
+        # The checkpoint as this relay last wrote it, while it holds the lease: the next batch
+        # starts there without reading the outbox document (a query per publish, issue 14).
+        # Only this relay moves the checkpoint while its lease lasts; were another to move it
+        # meanwhile, starting lower only publishes again what consumers drop as duplicates.
+        self._through: int | None = None
 
     def _get_producer(self):
         if self.partitions:
@@ -146,7 +151,7 @@ class OutboxRelay:
         through the last event before the first one the broker did not acknowledge.
         Events after a failure are sent again next time (consumers drop the duplicates),
         so no stream is ever seen out of order."""
-        docs = self.store.pending(self.batch_size)
+        docs = self.store.pending(self.batch_size, after=self._through)
         if not docs:
             return 0
         producer = self._get_producer()
@@ -173,6 +178,7 @@ class OutboxRelay:
             self._suspect_recent()
         if acked:
             self.store.mark_published_through(docs[acked - 1]["position"])
+            self._through = docs[acked - 1]["position"]
             # the consumers of this topic watch the source's outbox (shared.consumer)
             chime.announce([self.store.db["outbox"].full_name])
         self.published_total += acked
@@ -284,6 +290,7 @@ class OutboxRelay:
                         self._suspect_recent()
                         self._outage = False
                     if not self.lease.acquire():
+                        self._through = None  # another relay may move the checkpoint
                         stop.wait(self.lease.ttl / 3)
                         continue
                     n = self.publish_once()
@@ -301,6 +308,7 @@ class OutboxRelay:
                         bell.wait(ticket, self.lease.ttl / 3 if bell.watching else idle_sleep, stop)
                 except (KafkaError, PyMongoError) as err:
                     log.warning("relay: %s; retrying in %.1fs", err, backoff.delay)
+                    self._through = None  # read it again once the store answers
                     self._drop_producer()
                     self._outage = self._outage or isinstance(err, KafkaError)
                     backoff.failed(stop)

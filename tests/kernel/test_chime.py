@@ -99,12 +99,16 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
             check=True,
             timeout=60,
         )
+        # looked at through a client of its own: the listener hears only the relay's commands
+        watcher = pymongo.MongoClient(settings.mongo_uri)
+        checkpoint = watcher[store.db.name]["outbox"]
         eventually(
-            lambda: store.published_through() == 2,
+            lambda: (checkpoint.find_one({"_id": "relay"}) or {}).get("published_through") == 2,
             timeout=10,
             interval=0.01,
             message="second published",
         )
+        watcher.close()
         assert time.monotonic() - started < 4.0  # inside the 5 s rest: it was woken (the
         # subprocess's start-up, imports included, is in this time)
         time.sleep(0.5)
@@ -112,6 +116,8 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
         # look that could only find nothing (an append since would have rung)
         looks = [c for c in listener.commands[heard:] if c.get("find") == "events"]
         assert len(looks) == 1, looks
+        # and it started after the checkpoint it wrote itself, without reading it back
+        assert not [c for c in listener.commands[heard:] if c.get("find") == "outbox"]
 
 
 def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_loop_at_once(
