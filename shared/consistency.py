@@ -28,6 +28,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import Response, current_app, g, has_request_context, request
@@ -51,7 +52,7 @@ class BadConsistencyHeader(ValueError):
 
 
 # -- the consumer side: which positions a projection has seen ------------------------------
-def _source(topic: str) -> str:
+def source_of(topic: str) -> str:
     """`<prefix><service>` -> service (service names hold no dot)."""
     return topic.rsplit(".", 1)[-1]
 
@@ -64,12 +65,56 @@ def _position(raw: bytes) -> int | None:
     return value if isinstance(value, int) else None
 
 
-# {(database, progress document id): (through, ahead)} as this process last committed them.
-# The next batch writes on the condition that the document still holds those values instead
-# of reading it first: one round trip less per batch, in every consumer (issue 14). Another
-# writer (a second instance, a dropped generation) makes the condition fail, and the document
-# is then read as before, so the cache is never trusted beyond what the store confirms.
-_known: dict[tuple[str, str], tuple[int, list]] = {}
+@dataclass(frozen=True)
+class Seen:
+    """What a projection generation had seen of one source before a batch: every position up
+    to `through`, the ranges `ahead`, and from which position on that record is exact
+    (`exact_from`): below it, when the generation began mid-topic (an upgrade, a topic whose
+    first records are gone), it only says what need not be waited for."""
+
+    through: int = 0
+    ahead: tuple = ()
+    exact_from: int = 1
+
+    def holds(self, position: int) -> bool | None:
+        """True: seen (applied, ignored or parked) by this generation; False: not seen;
+        None: not known from positions (below `exact_from`)."""
+        if position < self.exact_from:
+            return None
+        return position <= self.through or any(a <= position <= b for a, b in self.ahead)
+
+
+@dataclass
+class Noted:
+    """What `note_seen` found and wrote: `before` ({source: Seen, or None when nothing of it
+    is known}) for the batch's duplicate check, `written` for `remember` after the commit."""
+
+    before: dict[str, Seen | None] = field(default_factory=dict)
+    written: list[tuple[tuple[str, str], Seen]] = field(default_factory=list)
+
+
+# {(database, progress document id): Seen} as this process last committed it. The next batch
+# writes on the condition that the document still holds that instead of reading it first: one
+# round trip less per batch, in every consumer (issue 14). Another writer (a second instance,
+# a dropped generation) makes the condition fail, and the document is then read as before,
+# so the cache is never trusted beyond what the store confirms.
+_known: dict[tuple[str, str], Seen] = {}
+
+
+def _seen_of(doc: dict) -> Seen:
+    through = doc.get("through", 0)
+    ahead = tuple(tuple(r) for r in doc.get("ahead", []))
+    # a document written before `exact_from` existed: exact from there on (the ids of the
+    # events applied before were kept, projection_processed)
+    return Seen(through, ahead, doc.get("exact_from", through + 1))
+
+
+def _fields(seen: Seen) -> dict:
+    return {
+        "through": seen.through,
+        "ahead": [list(r) for r in seen.ahead],
+        "exact_from": seen.exact_from,
+    }
 
 
 def note_seen(
@@ -78,11 +123,11 @@ def note_seen(
     session: ClientSession,
     records: Sequence[Record],
     events: Sequence[Event] = (),
-) -> list[tuple[tuple[str, str], tuple[int, list]]]:
-    """Record, in the apply transaction, the positions of `records` (one batch of a
-    projection generation `key`). `events` are the records parsed, in order; when some
-    records could not be parsed their positions are read from the raw records instead.
-    Returns what to `remember` once the transaction has committed."""
+) -> Noted:
+    """Record, in the apply transaction and before its handlers run, the positions of
+    `records` (one batch of a projection generation `key`), and return what was seen before
+    them. `events` are the records parsed, in order; when some records could not be parsed
+    their positions are read from the raw records instead."""
     if len(events) == len(records):
         pairs = [(r, e.position) for r, e in zip(records, events, strict=True)]
     else:
@@ -90,13 +135,14 @@ def note_seen(
     by_source: dict[str, list[int]] = {}
     from_start: set[str] = set()
     for record, position in pairs:
-        source = _source(record.topic)
+        source = source_of(record.topic)
         if position is not None:
             by_source.setdefault(source, []).append(position)
         if record.offset == 0:
             from_start.add(source)
+    noted = Noted()
     if not by_source:
-        return []
+        return noted
     progress, database = store.db[PROGRESS], store.db.name
     ids = {f"{key}:{source}": source for source in by_source}
     unknown = [doc_id for doc_id in ids if (database, doc_id) not in _known]
@@ -105,48 +151,57 @@ def note_seen(
         if unknown
         else {}
     )
-    noted: list[tuple[tuple[str, str], tuple[int, list]]] = []
     for doc_id, source in ids.items():
         positions = by_source[source]
         known = _known.get((database, doc_id))
-        if known is not None and doc_id not in found:
-            through, ahead = merge(*known, positions)
-            if (through, ahead) == known:
-                continue  # all seen before (the document only grows): nothing new
+        if (
+            known is not None
+            and doc_id not in found
+            and (after := _merged(known, positions)) != known
+        ):
             written = progress.update_one(
-                {"_id": doc_id, "through": known[0], "ahead": known[1]},
-                {"$set": {"through": through, "ahead": ahead}},
-                session=session,
+                {"_id": doc_id, **_fields(known)}, {"$set": _fields(after)}, session=session
             )
             if written.matched_count:
-                noted.append(((database, doc_id), (through, ahead)))
+                noted.before[source] = known
+                noted.written.append(((database, doc_id), after))
                 continue
-            found[doc_id] = progress.find_one({"_id": doc_id}, session=session)  # moved on
+        if known is not None and doc_id not in found:
+            # moved on under us, or a batch all seen before (which the document must confirm)
+            found[doc_id] = progress.find_one({"_id": doc_id}, session=session)
         doc = found.get(doc_id)
-        if doc is None and source not in from_start:
-            # a consumer that was reading this topic before positions were recorded (an
-            # upgrade), or a topic whose first records are gone: what it applied before is
-            # not known, and waiting for it could last for ever; so the positions before this
-            # batch's last one count as seen (optimistic for this one batch, exact after it)
-            doc = {"through": max(positions), "ahead": []}
-        doc = doc or {}
-        through, ahead = merge(doc.get("through", 0), doc.get("ahead", []), positions)
-        if "_id" in doc and through == doc.get("through") and ahead == doc.get("ahead"):
-            noted.append(((database, doc_id), (through, ahead)))
+        if doc is None:
+            if source in from_start:
+                before = Seen()
+            else:
+                # a consumer that was reading this topic before positions were recorded (an
+                # upgrade), or a topic whose first records are gone: what it applied before
+                # is not known, and waiting for it could last for ever; so the positions
+                # before this batch's last one count as seen for reads (optimistic for this
+                # one batch, exact after it); duplicates below it are found by event id
+                top = max(positions)
+                before = Seen(top, (), top + 1)
+            noted.before[source] = None if source not in from_start else before
+        else:
+            before = _seen_of(doc)
+            noted.before[source] = before
+        after = _merged(before, positions)
+        if doc is not None and after == before and "exact_from" in doc:
+            noted.written.append(((database, doc_id), after))
             continue  # all delivered again: nothing new
-        progress.update_one(
-            {"_id": doc_id},
-            {"$set": {"through": through, "ahead": ahead}},
-            upsert=True,
-            session=session,
-        )
-        noted.append(((database, doc_id), (through, ahead)))
+        progress.update_one({"_id": doc_id}, {"$set": _fields(after)}, upsert=True, session=session)
+        noted.written.append(((database, doc_id), after))
     return noted
 
 
-def remember(noted: Iterable[tuple[tuple[str, str], tuple[int, list]]]) -> None:
+def _merged(seen: Seen, positions: Iterable[int]) -> Seen:
+    through, ahead = merge(seen.through, [list(r) for r in seen.ahead], positions)
+    return Seen(through, tuple(tuple(r) for r in ahead), seen.exact_from)
+
+
+def remember(noted: Noted) -> None:
     """After the transaction that wrote them committed: the progress documents' values."""
-    for doc_key, value in noted:
+    for doc_key, value in noted.written:
         _known[doc_key] = value
 
 

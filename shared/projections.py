@@ -225,7 +225,7 @@ class ProjectionStore:
         self.processed = self.db["projection_processed"]
         self.dead_letters = self.db["dead_letters"]
         # the progress documents the last transaction wrote (shared.consistency.note_seen)
-        self._noted: list = []
+        self._noted = consistency.Noted()
 
     @property
     def name(self) -> str:
@@ -386,34 +386,58 @@ class ProjectionStore:
         next_offsets: dict[tuple[str, int], int] = {}
         last_ids: dict[tuple[str, int], str | None] = {}
         events: list[Event] = []
+        sources: list[str] = []  # the service each event came from
         for record in records:
             next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
                 events.append(self.registry.from_message(record.value, self.cipher))
+                sources.append(consistency.source_of(record.topic))
                 last_ids[(record.topic, record.partition)] = events[-1].event_id
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[(record.topic, record.partition)] = None
                 self._dead_letter(record, err, session)
-        # read-your-writes; remembered by apply() once the transaction committed
+        # the positions seen, written before the handlers run (remembered by apply() once
+        # the transaction committed): read-your-writes, and which events were seen already
         self._noted = consistency.note_seen(self, key, session, records, events)
-        # one query for the whole batch: which of these events were applied already?
-        markers = [f"{key}:{e.event_id}" for e in events]
+        fresh: list[Event] = []  # not seen, by their positions
+        by_id: list[Event] = []  # their positions cannot tell: their ids will
+        seen_here: set[tuple[str, int]] = set()
+        for event, source in zip(events, sources, strict=True):
+            before = self._noted.before.get(source)
+            position = event.position
+            held = None if position is None or before is None else before.holds(position)
+            if held is None or position is None or not track_offsets:
+                by_id.append(event)  # (a redrive applies a parked event, whose position was seen)
+            elif held or (source, position) in seen_here:
+                continue  # delivered twice: by a redelivery or a relay that sent it again
+            else:
+                seen_here.add((source, position))
+                fresh.append(event)
+        # the others by their ids, in one query: which of them were applied already?
+        markers = {e.event_id: f"{key}:{e.event_id}" for e in by_id}
         done = (
             {
                 d["_id"]
-                for d in self.processed.find({"_id": {"$in": markers}}, {"_id": 1}, session=session)
+                for d in self.processed.find(
+                    {"_id": {"$in": list(markers.values())}}, {"_id": 1}, session=session
+                )
             }
             if markers
             else set()
         )
-        applied: list[str] = []
+        keep = {id(e) for e in fresh}
+        applied: list[str] = []  # the markers to keep
+        count = 0
         last: Event | None = None
-        for event, marker in zip(events, markers, strict=True):
-            if marker in done:
-                continue  # delivered twice: by a redelivery or a relay that sent it again
-            done.add(marker)
+        for event in events:
+            marker = markers.get(event.event_id)
+            if id(event) not in keep:
+                if marker is None or marker in done:
+                    continue
+                done.add(marker)
+                applied.append(marker)
             self.projection.handle(event, view)
-            applied.append(marker)
+            count += 1
             last = event
         view.finish()
         if applied:
@@ -432,7 +456,7 @@ class ProjectionStore:
                 upsert=True,
                 session=session,
             )
-        return len(applied)
+        return count
 
     def _save_offsets(
         self,

@@ -14,6 +14,7 @@ from datetime import date
 from kafka import TopicPartition
 
 from services.records.projections import ClientSummaries
+from shared import consistency
 from shared import kafka as kafka_clients
 from shared.events import Actor, NewEvent
 from shared.eventstore import Metadata
@@ -103,9 +104,17 @@ def open_tasks(settings) -> dict[str, int]:
 
 
 def processed_count(settings) -> int:
+    """How many distinct events records' client summaries (active generation) have applied:
+    the positions it has seen of each source (shared.consistency), plus the ids it kept of
+    events whose positions could not tell (shared.projections)."""
     store = summaries(settings)
-    prefix = f"^{store.name}:g{store.active_generation()}:"
-    return store.processed.count_documents({"_id": {"$regex": prefix}})
+    key = f"{store.name}:g{store.active_generation()}"
+    seen = 0
+    for doc in store.db[consistency.PROGRESS].find({"_id": {"$regex": f"^{key}:"}}):
+        first = doc.get("exact_from", 1)
+        ranges = [[first, doc.get("through", 0)], *doc.get("ahead", [])]
+        seen += sum(max(0, last - max(start, first) + 1) for start, last in ranges)
+    return seen + store.processed.count_documents({"_id": {"$regex": f"^{key}:"}})
 
 
 def read_topic(settings, topic: str) -> list[dict]:
