@@ -6,8 +6,13 @@ rebuild flips `projection_meta.active` and the live consumer follows. Each gener
 its progress in `projection_meta` (`<name>:g<n>`: last event applied, when) and,
 in the same transaction as every projection write:
 - the next offset per topic partition (`projection_offsets`), where consumers resume;
-- the ids of the events applied (`projection_processed`), so an event delivered twice —
-  by a redelivery or by a relay that published it twice — changes nothing.
+- the positions seen of each source service (`projection_progress`, shared.consistency):
+  every event has a gap-free position in its service, so these say which events were applied
+  (or parked) already, and an event delivered twice — by a redelivery or by a relay that
+  published it twice — changes nothing;
+- where positions cannot tell (a generation that began mid-topic, below its first batch; an
+  event without a position; a redrive of a parked event, whose position was seen), the ids of
+  the events applied (`projection_processed`), checked in the same way.
 """
 
 from __future__ import annotations
