@@ -395,6 +395,11 @@ class ProjectionRunner:
             self.consumer = None
 
 
+class RebuildStopped(Exception):
+    """A rebuild was asked to stop (SIGTERM, Ctrl-C) before it finished: its generation was
+    dropped and the old one still serves."""
+
+
 def rebuild(
     settings: Settings,
     projection: Projection,
@@ -402,10 +407,12 @@ def rebuild(
     registry: EventRegistry = default_registry,
     progress: Callable[[int, int], None] | None = None,
     keep_previous: bool = True,
+    stop: threading.Event | None = None,
 ) -> int:
     """Replay the projection's topics from the beginning into a new generation, up to the
     end offsets seen at the start, then make it active. The old generation serves readers
-    until the swap. Returns the new generation."""
+    until the swap. Returns the new generation. `stop`, when set, ends it between two
+    batches (never inside a transaction): the new generation is dropped, RebuildStopped."""
     store = projection_store(settings, projection, registry)
     old = store.active_generation()
     new = old + 1
@@ -416,10 +423,13 @@ def rebuild(
         {"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}}
     )
     try:
-        _replay(settings, projection, store, new, progress)
-    except BaseException:
+        _replay(settings, projection, store, new, progress, stop)
+    except BaseException as err:
         # nothing half-built stays behind: the old generation keeps serving as if nothing happened
-        log.exception("rebuild of %s failed; generation %d dropped", store.name, new)
+        if isinstance(err, RebuildStopped):
+            log.info("rebuild of %s stopped; generation %d dropped", store.name, new)
+        else:
+            log.exception("rebuild of %s failed; generation %d dropped", store.name, new)
         store.drop_generation(new)
         store.meta.update_one({"_id": store.name}, {"$set": {"building": None}})
         raise
@@ -437,6 +447,7 @@ def _replay(
     store: ProjectionStore,
     generation: int,
     progress: Callable[[int, int], None] | None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Apply the projection's topics from the beginning up to the end offsets seen now."""
     topics = [settings.topic(s) for s in projection.sources]
@@ -462,6 +473,8 @@ def _replay(
             progress(done, total)
         remaining = {tp for tp in partitions if ends[tp] > 0}
         while remaining:
+            if stop is not None and stop.is_set():
+                raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
             batch = consumer.poll(timeout_ms=1000)
             wanted = {tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()}
             records = _records({tp: recs for tp, recs in wanted.items() if recs})

@@ -20,7 +20,7 @@ from . import (
     services,
 )
 from .config import Settings
-from .consumer import ProjectionRunner
+from .consumer import ProjectionRunner, RebuildStopped
 from .consumer import rebuild as rebuild_projection
 from .consumer import redrive as redrive_parked
 from .events import registry
@@ -159,7 +159,17 @@ def rebuild(service: str, projection: str) -> None:
         bar.n = done
         bar.refresh()
 
-    generation = rebuild_projection(settings, chosen, progress=progress)
+    # SIGTERM or Ctrl-C ends it between two batches, never inside a transaction: the new
+    # generation is dropped and the old one still serves (a rebuild killed mid-transaction
+    # left it half-built and, on the local store, a transaction open)
+    stop = stop_on_signals()
+    try:
+        generation = rebuild_projection(settings, chosen, progress=progress, stop=stop)
+    except RebuildStopped as stopped:
+        bar.close()
+        raise click.ClickException(
+            f"{stopped}; the generation it was building was dropped"
+        ) from stopped
     bar.close()
     click.echo(f"{projection}: generation {generation} is now active")
 

@@ -69,3 +69,42 @@ def test_a_failed_rebuild_leaves_no_half_built_generation(settings):
     assert meta["active"] == 1 and meta.get("building") is None, meta
     assert "totals__g2" not in pstore.db.list_collection_names()
     assert not pstore.stored_offsets(2)
+
+
+def test_a_rebuild_asked_to_stop_ends_between_batches_and_leaves_nothing_behind(
+    settings, monkeypatch
+):
+    """SIGTERM or Ctrl-C on `python -m shared.run rebuild` sets its stop: the rebuild ends
+    after the batch in hand (never inside its transaction), drops its generation and says
+    so; the old generation keeps serving. Killed mid-transaction, it left the generation
+    half-built and, on the local store, a transaction open (bench/README.md, gaps)."""
+    import threading
+
+    from shared.consumer import RebuildStopped
+
+    monkeypatch.setattr("shared.consumer.REBUILD_BATCH", 3)  # several batches of its 14 events
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=2, increments=3)
+    relay.drain()
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def stop_after_first_batch(done, total):
+        seen.append(done)
+        if done:
+            stop.set()  # as the signal handler does, from another thread
+
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    pstore = runner.store
+    assert pstore.active_generation() == 1
+    try:
+        rebuild(settings, Totals(), registry=reg, progress=stop_after_first_batch, stop=stop)
+    except RebuildStopped:
+        pass
+    else:
+        raise AssertionError("the rebuild should have stopped")
+    assert 0 < seen[-1] < 14, seen  # it applied a batch or more, then stopped
+    meta = pstore.meta.find_one({"_id": pstore.name})
+    assert meta["active"] == 1 and meta.get("building") is None, meta
+    assert "totals__g2" not in pstore.db.list_collection_names()
+    assert not pstore.stored_offsets(2)
