@@ -223,7 +223,9 @@ def merge(through: int, ahead: list, positions: Iterable[int]) -> tuple[int, lis
 
 
 def drop_progress(store: ProjectionStore, key: str) -> None:
-    store.db[PROGRESS].delete_many({"_id": {"$regex": f"^{re.escape(key)}:"}})
+    from .projections import delete_each  # (projections imports this module)
+
+    delete_each(store.db[PROGRESS], {"_id": {"$regex": f"^{re.escape(key)}:"}})
     for known in [k for k in _known if k[0] == store.db.name and k[1].startswith(f"{key}:")]:
         _known.pop(known, None)
 

@@ -15,7 +15,7 @@ from pymongo.errors import PyMongoError
 
 from . import idempotency
 from .config import Settings
-from .consumer import projection_store, rebuild
+from .consumer import RebuildStopped, projection_store, rebuild
 from .events import utcnow
 from .mongo import client as mongo_client
 from .projections import Projection
@@ -62,8 +62,9 @@ class DisposalWorker:
         store = projection_store(self.settings, self.queue)
         return [d["_id"] for d in store.reader("disposals").find({"done_at": None})]
 
-    def sweep(self) -> int:
-        """Forget every pending disposed client; returns how many."""
+    def sweep(self, stop: threading.Event | None = None) -> int:
+        """Forget every pending disposed client; returns how many. `stop` ends the rebuilds
+        between two batches (RebuildStopped): the clients stay pending for the next sweep."""
         clients = self.pending()
         if not clients:
             return 0
@@ -74,9 +75,15 @@ class DisposalWorker:
                 self.definition.dispose(self.settings, client_id)
         for projection in self.definition.projections():
             log.info("disposal: rebuilding %s.%s", self.definition.name, projection.name)
-            rebuild(self.settings, projection, keep_previous=False)  # no plaintext left behind
+            # no plaintext left behind
+            rebuild(self.settings, projection, keep_previous=False, stop=stop)
         queue = projection_store(self.settings, self.queue).reader("disposals")
-        queue.update_many({"_id": {"$in": clients}}, {"$set": {"done_at": utcnow()}})
+        # one document at a time: on the local store a multi-document update outside a
+        # transaction that meets a transaction's write (the queue's consumer noting another
+        # disposal) wedged every transaction of the store (bench/README.md, gaps)
+        done_at = utcnow()
+        for client_id in clients:
+            queue.update_one({"_id": client_id}, {"$set": {"done_at": done_at}})
         return len(clients)
 
     def run(self, stop: threading.Event) -> None:
@@ -91,7 +98,9 @@ class DisposalWorker:
             while not stop.is_set():
                 ticket = bell.ticket()
                 try:
-                    self.sweep()
+                    self.sweep(stop)
+                except RebuildStopped:
+                    break  # asked to stop mid-rebuild: the next start sweeps them again
                 except PyMongoError as err:
                     log.warning("disposal: store unavailable (%s)", err)
                 bell.wait(ticket, self.idle_rest if bell.watching else self.poll, stop)

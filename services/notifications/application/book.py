@@ -262,8 +262,13 @@ def forget_client(db, client_id: str) -> None:
     """Disposal at the end of the retention period (shared.disposal): the staff inbox items
     about the client go, the delivery log keeps its rows without their details (when, what
     kind, by which channel), and the client's preferences go."""
-    db["inbox"].delete_many({"client_id": client_id})
-    db["messages"].update_many(
-        {"client_id": client_id}, {"$set": {"context": {}, "last_error": None}}
-    )
+    # one document at a time: on the local store a multi-document write outside a
+    # transaction that meets a transaction's write (a dispatcher recording a message sent)
+    # wedged every transaction of the store (bench/README.md, gaps; seen again in CI, session 8)
+    for doc in list(db["inbox"].find({"client_id": client_id}, {"_id": 1})):
+        db["inbox"].delete_one({"_id": doc["_id"]})
+    for doc in list(db["messages"].find({"client_id": client_id}, {"_id": 1})):
+        db["messages"].update_one(
+            {"_id": doc["_id"]}, {"$set": {"context": {}, "last_error": None}}
+        )
     db["preferences"].delete_one({"_id": client_id})
