@@ -63,6 +63,20 @@ def app(settings):
     )
 
 
+def three_counters(settings):
+    """An event store with three streams of three events each (positions 1-9)."""
+    store = kernel_store(settings)
+    for s in range(3):
+        store.append(
+            f"c-{s}",
+            0,
+            [NewEvent("CounterOpened", {"name": f"c-{s}"})]
+            + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2,
+            META,
+        )
+    return store
+
+
 def records_of(store, partitions=3):
     """The store's events as Kafka records, spread over partitions by stream."""
     out, offsets = [], [0] * partitions
@@ -94,15 +108,7 @@ def test_parse_min_positions():
 
 def test_a_projection_has_reached_a_position_only_when_every_event_up_to_it_is_applied(settings):
     """Partitions deliver out of order: position 7 applied does not mean 6 is."""
-    store = kernel_store(settings)
-    for s in range(3):
-        store.append(
-            f"c-{s}",
-            0,
-            [NewEvent("CounterOpened", {"name": f"c-{s}"})]
-            + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2,
-            META,
-        )
+    store = three_counters(settings)
     records = records_of(store)  # positions 1-3 on partition 0, 4-6 on 1, 7-9 on 2
     pstore = Totals_store(settings)
     generation = pstore.active_generation()
@@ -157,15 +163,7 @@ def test_a_batch_writes_its_progress_without_reading_it_and_reads_it_when_anothe
     from shared.consumer import projection_store
     from testkit.kernel import listened_settings
 
-    store = kernel_store(settings)
-    for s in range(3):
-        store.append(
-            f"c-{s}",
-            0,
-            [NewEvent("CounterOpened", {"name": f"c-{s}"})]
-            + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2,
-            META,
-        )
+    store = three_counters(settings)
     records = records_of(store)  # positions 1-3 on partition 0, 4-6 on 1, 7-9 on 2
     ours, heard = listened_settings(settings, monkeypatch, "progress-cas")
     pstore = projection_store(ours, Totals(), reg)
@@ -281,15 +279,7 @@ def test_duplicates_are_found_by_position_and_below_a_mid_topic_start_by_event_i
     id per event (issue 14: those ids were a fifth of a rebuild's time). A generation that
     began mid-topic cannot tell from positions what came before its first batch: there, as
     before, the ids of the events it applied are kept and checked."""
-    store = kernel_store(settings)
-    for s in range(3):
-        store.append(
-            f"c-{s}",
-            0,
-            [NewEvent("CounterOpened", {"name": f"c-{s}"})]
-            + [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2,
-            META,
-        )
+    store = three_counters(settings)
     records = records_of(store)  # positions 1-3 on partition 0, 4-6 on 1, 7-9 on 2
     pstore = Totals_store(settings)
     generation = pstore.active_generation()
