@@ -86,6 +86,13 @@ def therapist(stack, auth_header):
     return "t1"
 
 
+def page_with(client, url: str, text: str) -> str:
+    """The page at `url` once it shows `text` (what it shows comes from projections)."""
+    return eventually(
+        lambda: page if text in (page := client.get(url).get_data(as_text=True)) else None
+    )
+
+
 def post_form(client, page_html: str, form_id: str, action: str, data: dict):
     """Send a form of the page with its hidden fields (CSRF, form name, key)."""
     form = re.search(rf'<form[^>]*id="form-{form_id}".*?</form>', page_html, re.S).group(0)
@@ -106,13 +113,7 @@ def test_enquiry_to_booked_assessment_to_client(stack, therapist, signed_in, set
     assert send(portal.test_client()).status_code == 200
 
     reception = signed_in("admin")
-    inbox = eventually(
-        lambda: (
-            page
-            if "Sam Okafor" in (page := reception.get("/enquiries").get_data(as_text=True))
-            else None
-        )
-    )
+    inbox = page_with(reception, "/enquiries", "Sam Okafor")
     eid = re.search(r'href="/enquiries/([^"]+)">Sam Okafor', inbox).group(1)
     page = reception.get(f"/enquiries/{eid}").get_data(as_text=True)
     assert FORM["concern"].split(";")[0] in page
@@ -124,14 +125,7 @@ def test_enquiry_to_booked_assessment_to_client(stack, therapist, signed_in, set
     # the therapist to offer times for comes from scheduling's therapists projection, which
     # its consumer fills a moment after the therapist was registered (on a loaded CI machine
     # the page was once read before it had: no therapist, so no free times)
-    page = eventually(
-        lambda: (
-            page
-            if 'name="starts"'
-            in (page := reception.get(f"/enquiries/{eid}").get_data(as_text=True))
-            else None
-        )
-    )
+    page = page_with(reception, f"/enquiries/{eid}", 'name="starts"')
     assert "soon priority, 0 weeks waiting" in page
 
     # nothing chosen: the form again with the reason, nothing issued
@@ -165,14 +159,7 @@ def test_enquiry_to_booked_assessment_to_client(stack, therapist, signed_in, set
     assert "Your appointment is booked" in booked.get_data(as_text=True)
     assert person.get(f"/book-online/{token}").status_code == 404  # single use
 
-    page = eventually(
-        lambda: (
-            html
-            if "Assessment booked"
-            in (html := reception.get(f"/enquiries/{eid}").get_data(as_text=True))
-            else None
-        )
-    )
+    page = page_with(reception, f"/enquiries/{eid}", "Assessment booked")
     assert token not in page
     registered = post_form(
         reception,
