@@ -404,7 +404,7 @@ class ProjectionStore:
         # the positions seen, written before the handlers run (remembered by apply() once
         # the transaction committed): read-your-writes, and which events were seen already
         self._noted = consistency.note_seen(self, key, session, records, events)
-        fresh: list[Event] = []  # not seen, by their positions
+        fresh: set[int] = set()  # id() of the events not seen, by their positions
         by_id: list[Event] = []  # their positions cannot tell: their ids will
         seen_here: set[tuple[str, int]] = set()
         for event, source in zip(events, sources, strict=True):
@@ -417,7 +417,7 @@ class ProjectionStore:
                 continue  # delivered twice: by a redelivery or a relay that sent it again
             else:
                 seen_here.add((source, position))
-                fresh.append(event)
+                fresh.add(id(event))
         # the others by their ids, in one query: which of them were applied already?
         markers = {e.event_id: f"{key}:{e.event_id}" for e in by_id}
         done = (
@@ -430,13 +430,12 @@ class ProjectionStore:
             if markers
             else set()
         )
-        keep = {id(e) for e in fresh}
         applied: list[str] = []  # the markers to keep
         count = 0
         last: Event | None = None
         for event in events:
             marker = markers.get(event.event_id)
-            if id(event) not in keep:
+            if id(event) not in fresh:
                 if marker is None or marker in done:
                     continue
                 done.add(marker)

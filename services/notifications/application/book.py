@@ -17,6 +17,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.events import utcnow
+from shared.projections import delete_each
 
 from ..domain.plans import URGENT
 
@@ -265,8 +266,7 @@ def forget_client(db, client_id: str) -> None:
     # one document at a time: on the local store a multi-document write outside a
     # transaction that meets a transaction's write (a dispatcher recording a message sent)
     # wedged every transaction of the store (bench/README.md, gaps; seen again in CI, session 8)
-    for doc in list(db["inbox"].find({"client_id": client_id}, {"_id": 1})):
-        db["inbox"].delete_one({"_id": doc["_id"]})
+    delete_each(db["inbox"], {"client_id": client_id})
     for doc in list(db["messages"].find({"client_id": client_id}, {"_id": 1})):
         db["messages"].update_one(
             {"_id": doc["_id"]}, {"$set": {"context": {}, "last_error": None}}
