@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 from flask import Response, current_app, g, has_request_context, request
 from pymongo.client_session import ClientSession
 
+from .mongo import delete_each
+
 if TYPE_CHECKING:  # imported for types only: projections imports this module
     from .events import Event
     from .projections import ProjectionStore, Record
@@ -223,8 +225,6 @@ def merge(through: int, ahead: list, positions: Iterable[int]) -> tuple[int, lis
 
 
 def drop_progress(store: ProjectionStore, key: str) -> None:
-    from .projections import delete_each  # (projections imports this module)
-
     delete_each(store.db[PROGRESS], {"_id": {"$regex": f"^{re.escape(key)}:"}})
     for known in [k for k in _known if k[0] == store.db.name and k[1].startswith(f"{key}:")]:
         _known.pop(known, None)

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import pymongo
 from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
 
 from .config import mongo_options_from_env
 
@@ -46,3 +47,15 @@ def in_transaction(mongo: pymongo.MongoClient, work: Callable[[ClientSession], T
     `work` must be safe to run again from the start."""
     with mongo.start_session() as session:
         return session.with_transaction(work)
+
+
+def delete_each(collection: Collection, query: dict) -> int:
+    """Delete what `query` matches one document at a time. On the local store a
+    multi-document write outside a transaction that meets a transaction's write wedges every
+    transaction of the store (bench/README.md, gaps): a generation dropped while its live
+    consumer still applied a batch to it did, in CI (session 8). Used by every delete of
+    several documents outside a transaction (disposal, generations, progress)."""
+    ids = [d["_id"] for d in collection.find(query, {"_id": 1})]
+    for doc_id in ids:
+        collection.delete_one({"_id": doc_id})
+    return len(ids)

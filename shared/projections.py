@@ -34,7 +34,7 @@ from . import chime, consistency
 from .combine import OPS, Write, combine
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
-from .mongo import in_transaction
+from .mongo import delete_each, in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -534,17 +534,6 @@ class ProjectionStore:
             upsert=True,
             session=session,
         )
-
-
-def delete_each(collection: Collection, query: dict) -> int:
-    """Delete what `query` matches one document at a time. On the local store a
-    multi-document write outside a transaction that meets a transaction's write wedges every
-    transaction of the store (bench/README.md, gaps): a generation dropped while its live
-    consumer still applied a batch to it did, in CI (session 8)."""
-    ids = [d["_id"] for d in collection.find(query, {"_id": 1})]
-    for doc_id in ids:
-        collection.delete_one({"_id": doc_id})
-    return len(ids)
 
 
 def snapshot(collection: Collection, exclude: Iterable[str] = ()) -> list[dict]:

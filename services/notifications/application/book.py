@@ -17,7 +17,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.events import utcnow
-from shared.projections import delete_each
+from shared.mongo import delete_each
 
 from ..domain.plans import URGENT
 
