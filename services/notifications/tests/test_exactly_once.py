@@ -309,3 +309,42 @@ def test_the_urgent_lane_sends_risk_alerts_only_and_never_twice_with_the_main_di
         notification_events(nsettings, k) == ["NotificationScheduled", "NotificationSent"]
         for k in sent
     ), {k: notification_events(nsettings, k) for k in sent}
+
+
+def test_the_announcer_leaves_a_risk_alert_to_its_sender_who_records_it_scheduled_and_sent(
+    nsettings, feed, mail, sms, book, workers
+):
+    """The announcer marking alerts while the urgent lane marked them sent: the two
+    transactions wrote the same message documents and aborted each other, and in the busy
+    hour alerts waited seconds to be claimed (issue 14). The announcer now leaves a pending
+    alert alone; its sender records NotificationScheduled with NotificationSent."""
+    feed.therapist(email="dr.a@practice.test")
+    feed.client()
+    feed.booked()
+    feed.risk()
+    workers.start(*feed.relays(), *runners(nsettings))
+    wait(
+        lambda: (
+            book.count_documents({"kind": "risk_alert"}) == 4
+            and book.count_documents({"kind": "confirmation"}) >= 1
+        ),
+        message="the alerts and the confirmation planned",
+    )
+    main = Dispatcher(nsettings, name="main")
+    main._setup()
+    assert main.announce() >= 1
+    assert book.count_documents({"kind": {"$ne": "risk_alert"}, "announced": False}) == 0
+    alerts = [d["_id"] for d in book.find({"kind": "risk_alert"})]
+    assert book.count_documents({"_id": {"$in": alerts}, "announced": False}) == 4
+    assert all(notification_events(nsettings, k) == [] for k in alerts)
+    main.announcer.release()
+
+    workers.start(Dispatcher(nsettings, name="urgent", urgent_only=True).run)
+    wait(
+        lambda: book.count_documents({"_id": {"$in": alerts}, "status": "sent"}) == 4,
+        message="the lane sent the alerts",
+    )
+    assert book.count_documents({"_id": {"$in": alerts}, "announced": False}) == 0
+    assert {k: notification_events(nsettings, k) for k in alerts} == {
+        k: ["NotificationScheduled", "NotificationSent"] for k in alerts
+    }

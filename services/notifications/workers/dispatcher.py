@@ -38,6 +38,7 @@ from ..application import book as states
 from ..application.book import MessageBook, ensure_indexes
 from ..application.config import NotifyConfig
 from ..domain import RecordFailure, RecordSent, Schedule, Void, retry_delay
+from ..domain.plans import URGENT
 from ..projections import Planner, RiskAlerts
 from .channels import Deferred, DeliveryError, PermanentError, TransientError, Voided
 from .delivery import Delivery
@@ -194,11 +195,21 @@ class Dispatcher:
     def announce(self, limit: int = 50) -> int:
         """Record NotificationScheduled / NotificationVoided for what the planner wrote.
         One dispatcher at a time does this (a lease), in one transaction per batch, so
-        several dispatchers do not race to append the same events."""
+        several dispatchers do not race to append the same events.
+
+        A risk alert is left to whoever sends it: its NotificationSent (or Failed) records
+        the NotificationScheduled first, in the same transaction (domain/deciders.py). When
+        the announcer marked alerts too, its transaction and the urgent lane's "sent" wrote
+        the same message documents; in the busy hour each aborted the other (WriteConflict)
+        until the planner's long batch let the announcer through, and alerts planned in
+        between waited up to 10 s to be claimed (issue 14). A voided alert is still
+        announced here: no one sends it."""
         if not self.announcer.acquire():
             return 0
         messages = self.book.messages
-        planned = list(messages.find({"announced": False}).limit(limit))
+        planned = list(
+            messages.find({"announced": False, "priority": {"$ne": URGENT}}).limit(limit)
+        )
         voided = list(
             messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit)
         )
