@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
@@ -134,21 +134,37 @@ class Planner(ClientDirectory):
 
     def _tell_client(self, view, kind: str, key: str, session: dict, at: datetime) -> None:
         """Plan a notice about the session to the client, by the channels they allow now."""
-        contact = self.contact(view, session["client_id"])
-        self.book(view).plan(plans.notice(kind, key, session, contact, self.config.tz, at), at)
+        self._plan_session(view, session, at, notice=(kind, key))
 
     def _reconcile_reminders(self, view, session: dict, as_of: datetime, reason: str) -> None:
-        planned = plans.reminders(
-            session, self.contact(view, session["client_id"]), self.config.tz, as_of
-        )
+        self._plan_session(view, session, as_of, reminders=reason)
+
+    def _plan_session(
+        self,
+        view,
+        session: dict,
+        at: datetime,
+        *,
+        notice: tuple[str, str] | None = None,
+        reminders: str | None = None,
+    ) -> None:
+        """A notice about the session (kind, key) and/or its reminders as the client's
+        contact wants them now, any other pending reminder voided for `reminders` (the
+        reason). One read of the contact and one plan for both: a booking read the client
+        and their preferences twice and planned twice (issue 14)."""
+        contact = self.contact(view, session["client_id"])
         book = self.book(view)
-        book.plan(planned, as_of)
-        book.keep_only(
-            {"session_id": session["session_id"], "kind": "reminder"},
-            [m["_id"] for m in planned],
-            reason,
-            as_of,
-        )
+        planned = plans.notice(*notice, session, contact, self.config.tz, at) if notice else []
+        if reminders is not None:
+            kept = plans.reminders(session, contact, self.config.tz, at)
+            book.keep_only(
+                {"session_id": session["session_id"], "kind": "reminder"},
+                [m["_id"] for m in kept],
+                reminders,
+                at,
+            )
+            planned += kept
+        book.plan(planned, at)
 
     def replan_client(self, view, client_id: str, as_of: datetime) -> None:
         """Contact details, consent or preferences changed: re-plan the reminders of the
@@ -270,23 +286,26 @@ class Planner(ClientDirectory):
                 facts[k] = d[k]
         if facts.get("video_link"):
             facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
-        view["sessions"].update_one(
-            {"_id": d["session_id"]}, {"$set": {**facts, "status": status}}, upsert=True
+        saved = view["sessions"].find_one_and_update(
+            {"_id": d["session_id"]},
+            {"$set": {**facts, "status": status}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
-        return {
-            **view["sessions"].find_one({"_id": d["session_id"]}),
-            "session_id": d["session_id"],
-        }
+        return {**saved, "session_id": d["session_id"]}
 
     def on_SessionBooked(self, event, view):
         session = self._save_session(event, view, "booked")
         # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned);
         # a booster booked on its own is confirmed like any session (issue 13: it was not)
-        told = self._told_by_link(view, session["session_id"])
-        if not session.get("course_id") and not event.data.get("plan_id") and not told:
-            key = f"confirmation:{session['session_id']}"
-            self._tell_client(view, "confirmation", key, session, event.recorded_at)
-        self._reconcile_reminders(view, session, event.recorded_at, "superseded")
+        confirm = (
+            not session.get("course_id")
+            and not event.data.get("plan_id")
+            and not self._told_by_link(view, session["session_id"])
+        )
+        key = f"confirmation:{session['session_id']}"
+        notice = ("confirmation", key) if confirm else None
+        self._plan_session(view, session, event.recorded_at, notice=notice, reminders="superseded")
 
     def _told_by_link(self, view, session_id: str) -> bool:
         """Whether the person was sent the confirmation when they booked by link, before
@@ -306,8 +325,13 @@ class Planner(ClientDirectory):
             "the appointment moved again",
             event.recorded_at,
         )
-        self._tell_client(view, "rescheduled", key, session, event.recorded_at)
-        self._reconcile_reminders(view, session, event.recorded_at, "appointment rescheduled")
+        self._plan_session(
+            view,
+            session,
+            event.recorded_at,
+            notice=("rescheduled", key),
+            reminders="appointment rescheduled",
+        )
 
     def on_SessionCancelled(self, event, view):
         session = self._save_session(event, view, "cancelled")
