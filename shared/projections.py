@@ -153,6 +153,12 @@ class View:
         )
         self._afterwards: dict[Any, Callable[[], None]] = {}
         self._together: dict[str, dict[Any, None]] = {}
+        # what a handler read in this batch's transaction and may read again for a later
+        # event of the batch (the planner reads a client's contact for each of their
+        # bookings). A transaction sees no one else's writes, so an entry stays true until
+        # the projection itself writes what it holds: the handler that does drops it. A
+        # retried transaction starts with a new View, so with nothing remembered.
+        self.memo: dict[Any, Any] = {}
 
     def once(self, key: Any, work: Callable[[], None]) -> None:
         """Do `work` once for `key` after the batch's last event, in the same transaction:

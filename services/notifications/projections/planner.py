@@ -27,6 +27,9 @@ from .alerts import RiskAlerts
 
 # the notices that announce an appointment's time: a move voids the ones still pending
 SESSION_NOTICES = ("confirmation", "rescheduled")
+# the facts the client directory writes a client on (shared.directory)
+CLIENT_WRITES = frozenset(n[3:] for n in vars(ClientDirectory) if n.startswith("on_"))
+_UNREAD = object()  # not in the batch's memo yet (None is a client not known)
 
 
 class Planner(ClientDirectory):
@@ -65,12 +68,16 @@ class Planner(ClientDirectory):
     def handle(self, event, view) -> None:
         if event.type in RiskAlerts.HANDLES:  # planned by their own consumer (alerts.py)
             return
+        if event.type in CLIENT_WRITES:  # the clients remembered may change: read them again
+            view.memo.clear()
         waits = event.type in self.AWAIT_CLIENT or waits_for_client(event.type)
         if waits and self._client_unknown(event, view):
             if event.type == "SessionBooked":  # perhaps booked by link before registering
                 self._for_enquirer(view, event.data["client_id"], "bookings", event)
             return
         self._apply(event, view)
+        if event.type in CLIENT_WRITES:
+            view.memo.clear()
 
     def _apply(self, event, view) -> None:
         """The event's handler, then every kind the registry plans on this event type."""
@@ -79,7 +86,7 @@ class Planner(ClientDirectory):
         if not kinds:
             return
         client_id = event.data.get("client_id")
-        client = view["clients"].find_one({"_id": client_id}) if client_id else None
+        client = self._client(view, client_id) if client_id else None
         facts = Facts(
             dict(event.data),
             self.contact(view, client_id),
@@ -95,7 +102,7 @@ class Planner(ClientDirectory):
         """Keep a fact about a client the directory does not know yet; it is applied, in
         order, when the registration arrives (`on_ClientRegistered`)."""
         client_id = event.data["client_id"]
-        if view["clients"].find_one({"_id": client_id}, {"_id": 1}) is not None:
+        if self._client(view, client_id) is not None:
             return False
         view["awaiting"].update_one(
             {"_id": event.event_id},
@@ -128,9 +135,23 @@ class Planner(ClientDirectory):
         return MessageBook(view["sessions"].database, view.session)
 
     def contact(self, view, client_id: str) -> plans.Contact:
-        client = view["clients"].find_one({"_id": client_id})
-        prefs = self.book(view).preferences_of(client_id)
+        client = self._client(view, client_id)
+        prefs = view.memo.get(("preferences", client_id), _UNREAD)
+        if prefs is _UNREAD:  # set by the service's commands, never by the planner
+            prefs = view.memo[("preferences", client_id)] = self.book(view).preferences_of(
+                client_id
+            )
         return plans.contact_for(client, prefs, self.config.default_quiet)
+
+    @staticmethod
+    def _client(view, client_id: str) -> dict | None:
+        """The client's directory entry, read once per batch until a fact about clients is
+        applied (`handle`): a course books sixteen sessions for one client, and each booking
+        read the client two or three times (issue 14)."""
+        client = view.memo.get(("client", client_id), _UNREAD)
+        if client is _UNREAD:
+            client = view.memo[("client", client_id)] = view["clients"].find_one({"_id": client_id})
+        return client
 
     def _tell_client(self, view, kind: str, key: str, session: dict, at: datetime) -> None:
         """Plan a notice about the session to the client, by the channels they allow now."""

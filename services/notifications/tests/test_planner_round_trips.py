@@ -49,13 +49,57 @@ def test_a_booking_reads_the_client_and_preferences_once_for_its_notices_and_pla
         planned = sorted(d["_id"] for d in book.find({"session_id": "s1"}))
         assert [k.split(":")[0] for k in planned] == ["confirmation"] * 2 + ["reminder"] * 2
         clients = f"clients__g{generation}"
-        # one look whether the client is known (a booking may come before them), one for
+        # one read for whether the client is known (a booking may come before them) and for
         # their contact; was three (the contact read again for the reminders)
-        assert reads_of(listener, clients) == 2, [c.get("find") for c in listener.commands]
+        assert reads_of(listener, clients) == 1, [c.get("find") for c in listener.commands]
         assert reads_of(listener, "preferences") == 1  # was two
         plan_writes = [c for c in listener.commands if c.get("update") == "messages"]
         # one plan of the confirmation and the reminders, one void of other reminders
         assert len(plan_writes) == 2, plan_writes
         assert reads_of(listener, f"sessions__g{generation}") == 0  # the save returns it
+    finally:
+        mongo.close()
+
+
+def test_a_batch_reads_a_client_once_until_a_fact_about_clients_changes_them(nsettings, feed):
+    """A course books sixteen sessions for one client: the batch reads the client and their
+    preferences once, not for every booking; a correction of the client's channels in the
+    same batch is read again, and the bookings after it are planned on the new channels."""
+    feed.therapist()
+    feed.client(channels=("email",))
+    for n in range(4):
+        feed.booked(sid=f"s{n}")
+    feed(
+        "records",
+        "client-c1",
+        "ClientDetailsCorrected",
+        client_id="c1",
+        reminder_channels=["sms"],
+        reason="the client asked for texts",
+    )
+    feed.booked(sid="s4")
+    listener = Commands()
+    mongo = pymongo.MongoClient(nsettings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        store = ProjectionStore(mongo, nsettings.database("notifications"), Planner(), registry)
+        generation = store.active_generation()
+        store.ensure_generation(generation)
+        scheduling = records_of(nsettings, feed, "scheduling")
+        registry_records = records_of(nsettings, feed, "records")
+        therapist, bookings, last = scheduling[0], scheduling[1:5], scheduling[5]
+        assert store.apply([therapist, registry_records[0]], generation) == 2
+        listener.commands.clear()
+
+        batch = [*bookings, registry_records[1], last]
+        assert store.apply(batch, generation) == 6
+        clients = f"clients__g{generation}"
+        # once for the four bookings, once for the correction's re-planning of their
+        # reminders, once for the booking after it (was fourteen: two per booking, one per
+        # reminder re-planned)
+        assert reads_of(listener, clients) == 3, [c.get("find") for c in listener.commands]
+        assert reads_of(listener, "preferences") == 3
+        book = mongo[nsettings.database("notifications")]["messages"]
+        channels = {d["session_id"]: d["channel"] for d in book.find({"kind": "confirmation"})}
+        assert channels == {"s0": "email", "s1": "email", "s2": "email", "s3": "email", "s4": "sms"}
     finally:
         mongo.close()
