@@ -28,6 +28,20 @@ def test_append_and_read_a_stream(settings):
     assert store.stream_version("c-1") == 3
 
 
+def test_several_streams_load_in_one_query_each_in_version_order(settings):
+    store = kernel_store(settings)
+    store.append("c-1", 0, [OPEN, inc(2)], META)
+    store.append("c-2", 0, [OPEN], META)
+    store.append("c-1", 2, [inc(3)], META)
+    loaded = store.load_many(["c-1", "c-2", "c-none"])
+    assert {sid: [e.stream_version for e in evts] for sid, evts in loaded.items()} == {
+        "c-1": [1, 2, 3],
+        "c-2": [1],
+        "c-none": [],
+    }
+    assert [e.data for e in loaded["c-1"]] == [e.data for e in store.load("c-1")]
+
+
 def test_wrong_expected_version_is_a_conflict_and_writes_nothing(settings):
     store = kernel_store(settings)
     store.append("c-1", 0, [OPEN], META)

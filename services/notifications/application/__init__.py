@@ -96,9 +96,10 @@ class Application:
         """Several notifications' commands [(key, [command, ...])] in one transaction with
         `mark`; ConcurrencyError when a sender recorded one of them meanwhile."""
         appends = []
+        streams = self.store.load_many([stream_id(key) for key, _ in batch])
         for key, commands in batch:
             sid = stream_id(key)
-            events = self.store.load(sid)
+            events = streams[sid]
             new = self._decide_all(fold(self.notifications, events), commands)
             if new:
                 appends.append(StreamAppend(sid, len(events), new))

@@ -245,8 +245,25 @@ class MessageBook:
         return self._release(message, {"$set": change}, session)
 
     def mark_sent(self, message: dict, session=None) -> bool:
-        change = {"status": SENT, "sent_at": utcnow(), "last_error": None, "announced": True}
-        return self._release(message, {"$set": change}, session)
+        return self.mark_all_sent([message], session) == 1
+
+    def mark_all_sent(self, messages: list[dict], session=None) -> int:
+        """Several claimed messages sent, in one write (each still on its own claim's
+        condition); how many were still this sender's."""
+        if not messages:
+            return 0
+        change = {
+            "$set": {"status": SENT, "sent_at": utcnow(), "last_error": None, "announced": True},
+            "$unset": {"claim": "", "lease_until": ""},
+        }
+        writes = [UpdateOne(self._mine(m), change) for m in messages]
+        return self.messages.bulk_write(writes, ordered=False, session=session).modified_count
+
+    def mark_announced(self, flags: dict[str, dict], session) -> None:
+        """{message id: the flags its announcement sets}, in one write."""
+        if flags:
+            writes = [UpdateOne({"_id": key}, {"$set": f}) for key, f in flags.items()]
+            self.messages.bulk_write(writes, ordered=False, session=session)
 
     def void_claimed(self, message: dict, reason: str) -> bool:
         """A claimed message that must not go after all (consent withdrawn, request gone)."""

@@ -400,3 +400,34 @@ def test_the_main_dispatcher_sends_due_messages_side_by_side_each_once(
             "NotificationScheduled",
             "NotificationSent",
         ]
+
+
+def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_write(
+    nsettings, feed, book, workers, monkeypatch
+):
+    """The announcer read each notification's stream by itself and marked each message by
+    itself: a hundred round trips for a batch of fifty, in the busy hour (issue 14)."""
+    from testkit.kernel import listened_settings
+
+    feed.therapist()
+    for i in range(5):
+        feed.client(cid=f"c{i}", channels=("email",))
+        feed.booked(sid=f"s{i}", cid=f"c{i}")
+    workers.start(*feed.relays(), *runners(nsettings))
+    wait(
+        lambda: book.count_documents({"kind": "confirmation", "announced": False}) == 5,
+        message="five confirmations planned",
+    )
+    ours, heard = listened_settings(nsettings, monkeypatch, "announcer")
+    main = Dispatcher(ours, name="main")
+    main._setup()
+    heard.commands.clear()
+    announced = main.announce()
+    main.announcer.release()
+    assert announced >= 5  # the reminders too
+    event_reads = [c for c in heard.commands if c.get("find") == "events"]
+    marks = [c for c in heard.commands if c.get("update") == "messages"]
+    assert len(event_reads) == 1, event_reads
+    assert len(marks) == 1 and len(marks[0]["updates"]) == announced, marks
+    assert book.count_documents({"kind": "confirmation", "announced": False}) == 0
+    assert notification_events(nsettings, "confirmation:s0:email") == ["NotificationScheduled"]

@@ -242,8 +242,7 @@ class Dispatcher:
 
     def _record_batch(self, batch) -> None:
         def mark(session) -> None:
-            for doc, _, flags in batch:
-                self.book.messages.update_one({"_id": doc["_id"]}, {"$set": flags}, session=session)
+            self.book.mark_announced({doc["_id"]: flags for doc, _, flags in batch}, session)
 
         commands = [(doc["_id"], commands) for doc, commands, _ in batch]
         self.application.record_all(commands, META, mark)
@@ -307,7 +306,7 @@ class Dispatcher:
             self.application.record_all(
                 [(m["_id"], [commands[m["_id"]]]) for m in messages],
                 META,
-                lambda s: [self.book.mark_sent(m, s) for m in messages] and None,
+                lambda s: self.book.mark_all_sent(messages, s) and None,
             )
         except ConcurrencyError:
             for m in messages:
