@@ -233,6 +233,7 @@ def questionnaire_link(request: dict, contact: Contact, tz: ZoneInfo, now: datet
 
 FUNDER = "funder"  # the client's insurer or referrer, as billing's FundingSet names them
 ENQUIRER = "enquirer"  # someone who got in touch, not (yet) a client: records' EnquiryReceived
+ENQUIRER_CHANNELS = ("email", "sms")  # how an enquirer can be told (_enquirer_channel)
 
 
 def booking_link(link: dict, enquirer: dict | None, now: datetime) -> list[dict]:
@@ -262,7 +263,8 @@ def _enquirer_channel(enquirer: dict | None) -> str | None:
     text: what they are sent is for their phone), if the enquiry gave its address."""
     if not enquirer:
         return None
-    channel = "email" if enquirer.get("contact_by") == "email" else "sms"
+    email, sms = ENQUIRER_CHANNELS
+    channel = email if enquirer.get("contact_by") == "email" else sms
     return channel if enquirer.get("email" if channel == "email" else "phone") else None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 
 from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
@@ -178,6 +178,14 @@ class Planner(ClientDirectory):
         planned = plans.notice(*notice, session, contact, self.config.tz, at) if notice else []
         if reminders is not None:
             kept = plans.reminders(session, contact, self.config.tz, at)
+            if session.get("new"):
+                # nothing was planned for a session this generation never saw: no reminder
+                # of it can be pending (a rebuild finds the live book's, planned on the same
+                # keys or voided by the later facts that moved them, whose time is after
+                # this one's; `void` leaves what a newer fact planned). One write saved
+                # per booking, and the costliest (a multi-document update)
+                book.plan(planned + kept, at)
+                return
             book.keep_only(
                 {"session_id": session["session_id"], "kind": "reminder"},
                 [m["_id"] for m in kept],
@@ -300,6 +308,8 @@ class Planner(ClientDirectory):
         )
 
     def _save_session(self, event, view, status: str) -> dict:
+        """Keep what the event says of the session; returns the session as saved, with
+        `new` set when this generation had not seen the session before."""
         d = event.data
         facts = {k: d[k] for k in ("client_id", "therapist_id", "starts_at", "ends_at")}
         for k in ("modality", "room", "video_link", "kind", "course_id", "number"):
@@ -307,13 +317,13 @@ class Planner(ClientDirectory):
                 facts[k] = d[k]
         if facts.get("video_link"):
             facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
-        saved = view["sessions"].find_one_and_update(
-            {"_id": d["session_id"]},
-            {"$set": {**facts, "status": status}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        change = {**facts, "status": status}
+        before = view["sessions"].find_one_and_update(
+            {"_id": d["session_id"]}, {"$set": change}, upsert=True
         )
-        return {**saved, "session_id": d["session_id"]}
+        # the session as saved; "new" when this generation had not seen it before
+        saved = {**(before or {"_id": d["session_id"]}), **change, "session_id": d["session_id"]}
+        return {**saved, "new": before is None}
 
     def on_SessionBooked(self, event, view):
         session = self._save_session(event, view, "booked")
@@ -330,9 +340,13 @@ class Planner(ClientDirectory):
 
     def _told_by_link(self, view, session_id: str) -> bool:
         """Whether the person was sent the confirmation when they booked by link, before
-        they were registered (then registering them does not confirm it twice)."""
+        they were registered (then registering them does not confirm it twice). That
+        confirmation has the client confirmation's own key on the channel the enquiry gave
+        (plans.booked_by_link), so it is looked up by key: the look by session and kind cost
+        the store four times as much (issue 14)."""
+        keys = [f"confirmation:{session_id}:{channel}" for channel in plans.ENQUIRER_CHANNELS]
         found = self.book(view).messages.find_one(
-            {"session_id": session_id, "kind": "booked_by_link"},
+            {"_id": {"$in": keys}, "kind": "booked_by_link"},
             {"_id": 1},
             session=view.session,
         )
