@@ -353,6 +353,19 @@ def test_the_announcer_leaves_a_risk_alert_to_its_sender_who_records_it_schedule
     }
 
 
+def confirmations_planned(settings, feed, book, workers, n: int) -> None:
+    """n clients each booked once, their confirmations planned (and not yet announced)."""
+    feed.therapist()
+    for i in range(n):
+        feed.client(cid=f"c{i}", channels=("email",))
+        feed.booked(sid=f"s{i}", cid=f"c{i}")
+    workers.start(*feed.relays(), *runners(settings))
+    wait(
+        lambda: book.count_documents({"kind": "confirmation", "status": "pending"}) == n,
+        message=f"{n} confirmations planned",
+    )
+
+
 class CountingDispatcher(Dispatcher):
     """Notes how many messages it has on their way at once."""
 
@@ -377,15 +390,7 @@ def test_the_main_dispatcher_sends_due_messages_side_by_side_each_once(
 ):
     """One at a time, the main dispatcher sent about 7 messages a second while the busy hour
     booked 13, and the clients' confirmations fell 10-15 s behind (issue 14)."""
-    feed.therapist()
-    for i in range(4):
-        feed.client(cid=f"c{i}", channels=("email",))
-        feed.booked(sid=f"s{i}", cid=f"c{i}")
-    workers.start(*feed.relays(), *runners(nsettings))
-    wait(
-        lambda: book.count_documents({"kind": "confirmation", "status": "pending"}) == 4,
-        message="four confirmations planned",
-    )
+    confirmations_planned(nsettings, feed, book, workers, 4)
     dispatcher = CountingDispatcher(nsettings, name="main")
     workers.start(dispatcher.run)
     wait(lambda: len(mail.messages) >= 4, message="the confirmations went")
@@ -409,15 +414,7 @@ def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_wri
     itself: a hundred round trips for a batch of fifty, in the busy hour (issue 14)."""
     from testkit.kernel import listened_settings
 
-    feed.therapist()
-    for i in range(5):
-        feed.client(cid=f"c{i}", channels=("email",))
-        feed.booked(sid=f"s{i}", cid=f"c{i}")
-    workers.start(*feed.relays(), *runners(nsettings))
-    wait(
-        lambda: book.count_documents({"kind": "confirmation", "announced": False}) == 5,
-        message="five confirmations planned",
-    )
+    confirmations_planned(nsettings, feed, book, workers, 5)
     ours, heard = listened_settings(nsettings, monkeypatch, "announcer")
     main = Dispatcher(ours, name="main")
     main._setup()

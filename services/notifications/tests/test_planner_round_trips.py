@@ -5,6 +5,9 @@ every other writer of the message book (the announcer, the dispatchers) aborted 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pymongo
 
 from services.notifications.projections import Planner
@@ -23,6 +26,20 @@ def records_of(settings, feed, service: str) -> list[Record]:
     ]
 
 
+@contextmanager
+def heard_planner(settings) -> Iterator[tuple[ProjectionStore, int, Commands]]:
+    """The planner's store (its active generation made) on a client whose commands are heard."""
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        store = ProjectionStore(mongo, settings.database("notifications"), Planner(), registry)
+        generation = store.active_generation()
+        store.ensure_generation(generation)
+        yield store, generation, listener
+    finally:
+        mongo.close()
+
+
 def reads_of(listener: Commands, collection: str) -> int:
     return sum(1 for c in listener.commands if c.get("find") == collection)
 
@@ -33,12 +50,7 @@ def test_a_booking_reads_the_client_and_preferences_once_for_its_notices_and_pla
     feed.therapist()
     feed.client(channels=("email", "sms"))
     feed.booked(sid="s1")
-    listener = Commands()
-    mongo = pymongo.MongoClient(nsettings.mongo_uri, tz_aware=True, event_listeners=[listener])
-    try:
-        store = ProjectionStore(mongo, nsettings.database("notifications"), Planner(), registry)
-        generation = store.active_generation()
-        store.ensure_generation(generation)
+    with heard_planner(nsettings) as (store, generation, listener):
         booking = records_of(nsettings, feed, "scheduling")
         registration = records_of(nsettings, feed, "records")
         assert store.apply(booking[:-1] + registration, generation) == 2  # therapist, client
@@ -46,7 +58,7 @@ def test_a_booking_reads_the_client_and_preferences_once_for_its_notices_and_pla
 
         assert store.apply(booking[-1:], generation) == 1
         applying = list(listener.commands)
-        book = mongo[nsettings.database("notifications")]["messages"]
+        book = store.db["messages"]
         planned = sorted(d["_id"] for d in book.find({"session_id": "s1"}))
         assert [k.split(":")[0] for k in planned] == ["confirmation"] * 2 + ["reminder"] * 2
         clients = f"clients__g{generation}"
@@ -62,8 +74,6 @@ def test_a_booking_reads_the_client_and_preferences_once_for_its_notices_and_pla
         told = [c for c in applying if c.get("find") == "messages"]
         # the look for a confirmation sent by link goes by key
         assert told and all("_id" in c["filter"] for c in told), [c["filter"] for c in told]
-    finally:
-        mongo.close()
 
 
 def test_a_batch_reads_a_client_once_until_a_fact_about_clients_changes_them(nsettings, feed):
@@ -83,12 +93,7 @@ def test_a_batch_reads_a_client_once_until_a_fact_about_clients_changes_them(nse
         reason="the client asked for texts",
     )
     feed.booked(sid="s4")
-    listener = Commands()
-    mongo = pymongo.MongoClient(nsettings.mongo_uri, tz_aware=True, event_listeners=[listener])
-    try:
-        store = ProjectionStore(mongo, nsettings.database("notifications"), Planner(), registry)
-        generation = store.active_generation()
-        store.ensure_generation(generation)
+    with heard_planner(nsettings) as (store, generation, listener):
         scheduling = records_of(nsettings, feed, "scheduling")
         registry_records = records_of(nsettings, feed, "records")
         therapist, bookings, last = scheduling[0], scheduling[1:5], scheduling[5]
@@ -103,8 +108,6 @@ def test_a_batch_reads_a_client_once_until_a_fact_about_clients_changes_them(nse
         # reminder re-planned)
         assert reads_of(listener, clients) == 3, [c.get("find") for c in listener.commands]
         assert reads_of(listener, "preferences") == 3
-        book = mongo[nsettings.database("notifications")]["messages"]
+        book = store.db["messages"]
         channels = {d["session_id"]: d["channel"] for d in book.find({"kind": "confirmation"})}
         assert channels == {"s0": "email", "s1": "email", "s2": "email", "s3": "email", "s4": "sms"}
-    finally:
-        mongo.close()
