@@ -24,6 +24,7 @@ one, so `through` only stops at an event still on its way.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import time
@@ -83,7 +84,18 @@ class Seen:
         None: not known from positions (below `exact_from`)."""
         if position < self.exact_from:
             return None
-        return position <= self.through or any(a <= position <= b for a, b in self.ahead)
+        if position <= self.through:
+            return True
+        # the ranges are sorted and apart (`merge`): the last one starting at or before the
+        # position is the only one that can hold it. A rebuild reading one partition far
+        # ahead of the others keeps thousands of ranges, and looking through all of them for
+        # every event was 44 % of a 1M-event rebuild's time (py-spy, bench scale, session 9)
+        i = bisect.bisect_right(self.ahead, position, key=_first)
+        return i > 0 and position <= self.ahead[i - 1][1]
+
+
+def _first(r) -> int:
+    return r[0]
 
 
 @dataclass

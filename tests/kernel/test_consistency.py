@@ -96,6 +96,30 @@ def test_merge_moves_through_over_joined_ranges():
     assert consistency.merge(6, [], [6, 1]) == (6, []), "positions seen again change nothing"
 
 
+def test_seen_holds_what_merge_gathered_and_nothing_else():
+    """Positions from three partitions read at different paces, as a rebuild reads them:
+    `holds` (a search among the ranges) answers as a look at every position would."""
+    import random
+
+    rng = random.Random(9)
+    order = list(range(1, 3001))
+    # partition p holds every third position; each partition is read in order, but one
+    # runs far ahead of the others
+    parts = [order[p::3] for p in range(3)]
+    read = parts[0][:800] + parts[1][:50] + parts[2][:10] + parts[0][800:] + parts[1][50:]
+    seen_positions: set[int] = set()
+    through, ahead = 0, []
+    for start in range(0, len(read), 97):
+        batch = read[start : start + 97]
+        through, ahead = consistency.merge(through, ahead, batch)
+        seen_positions.update(batch)
+        seen = consistency.Seen(through, tuple(tuple(r) for r in ahead), 1)
+        for position in rng.sample(order, 200) + [through, through + 1, 3000, 3001]:
+            assert seen.holds(position) is (position in seen_positions), position
+    assert len(ahead) > 100  # the case that made the old look slow
+    assert consistency.Seen(0, (), 5).holds(3) is None
+
+
 def test_parse_min_positions():
     assert consistency.parse_min_positions("records:12, scheduling:40,records:3") == {
         "records": 12,
