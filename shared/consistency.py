@@ -94,7 +94,7 @@ class Seen:
         return i > 0 and position <= self.ahead[i - 1][1]
 
 
-def _first(r) -> int:
+def _first(r: Sequence[int]) -> int:
     return r[0]
 
 
