@@ -160,6 +160,12 @@ class View:
         # retried transaction starts with a new View, so with nothing remembered.
         self.memo: dict[Any, Any] = {}
 
+    def recall(self, key: Any, read: Callable[[], Any]) -> Any:
+        """What `read()` answered for `key` earlier in this batch (`memo`), else read now."""
+        if key not in self.memo:
+            self.memo[key] = read()
+        return self.memo[key]
+
     def once(self, key: Any, work: Callable[[], None]) -> None:
         """Do `work` once for `key` after the batch's last event, in the same transaction:
         what a handler would redo after every event of the batch (measures recomputing a

@@ -145,29 +145,6 @@ class MessageBook:
         return self.preferences.find_one({"_id": client_id}, session=self.session)
 
     # -- sending -------------------------------------------------------------------------
-    def claim(
-        self, lease: timedelta, by: str = "dispatcher", *, urgent_only: bool = False
-    ) -> dict | None:
-        """Take one due message for sending, atomically: first a message whose sender died
-        (its lease ran out), then the most urgent due one. Returns it with `claim` set.
-        `urgent_only`: risk alerts only (the dispatcher's urgent lane)."""
-        now = utcnow()
-        only = {"priority": URGENT} if urgent_only else {}
-        change = self._claiming(lease, by, now)
-        stale = self.messages.find_one_and_update(
-            {"status": SENDING, "lease_until": {"$lt": now}, **only},
-            change,
-            return_document=ReturnDocument.AFTER,
-        )
-        if stale is not None:
-            return stale
-        return self.messages.find_one_and_update(
-            {"status": PENDING, "next_at": {"$lte": now}, **only},
-            change,
-            sort=[("priority", ASCENDING), ("next_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-
     def claim_many(
         self, lease: timedelta, by: str, limit: int, *, urgent_only: bool = False
     ) -> Iterator[dict]:

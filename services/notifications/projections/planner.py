@@ -29,7 +29,6 @@ from .alerts import RiskAlerts
 SESSION_NOTICES = ("confirmation", "rescheduled")
 # the facts the client directory writes a client on (shared.directory)
 CLIENT_WRITES = frozenset(n[3:] for n in vars(ClientDirectory) if n.startswith("on_"))
-_UNREAD = object()  # not in the batch's memo yet (None is a client not known)
 
 
 class Planner(ClientDirectory):
@@ -136,11 +135,10 @@ class Planner(ClientDirectory):
 
     def contact(self, view, client_id: str) -> plans.Contact:
         client = self._client(view, client_id)
-        prefs = view.memo.get(("preferences", client_id), _UNREAD)
-        if prefs is _UNREAD:  # set by the service's commands, never by the planner
-            prefs = view.memo[("preferences", client_id)] = self.book(view).preferences_of(
-                client_id
-            )
+        # preferences are set by the service's commands, never by the planner
+        prefs = view.recall(
+            ("preferences", client_id), lambda: self.book(view).preferences_of(client_id)
+        )
         return plans.contact_for(client, prefs, self.config.default_quiet)
 
     @staticmethod
@@ -148,10 +146,9 @@ class Planner(ClientDirectory):
         """The client's directory entry, read once per batch until a fact about clients is
         applied (`handle`): a course books sixteen sessions for one client, and each booking
         read the client two or three times (issue 14)."""
-        client = view.memo.get(("client", client_id), _UNREAD)
-        if client is _UNREAD:
-            client = view.memo[("client", client_id)] = view["clients"].find_one({"_id": client_id})
-        return client
+        return view.recall(
+            ("client", client_id), lambda: view["clients"].find_one({"_id": client_id})
+        )
 
     def _tell_client(self, view, kind: str, key: str, session: dict, at: datetime) -> None:
         """Plan a notice about the session to the client, by the channels they allow now."""

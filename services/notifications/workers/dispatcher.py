@@ -44,11 +44,6 @@ from .channels import Deferred, DeliveryError, PermanentError, TransientError, V
 from .delivery import Delivery
 
 log = logging.getLogger(__name__)
-# each lane claims up to BATCH due messages at once and sends them on up to SENDERS threads
-# (a risk answer plans four messages; two answers at once, eight). The main dispatcher sent
-# one message at a time: about 7 a second, while the busy hour booked 13 a second, so the
-# clients' confirmations fell 10-15 s behind (issue 14)
-BATCH, SENDERS = 8, 4
 META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
 
 
@@ -73,7 +68,12 @@ def info_of(doc: dict) -> dict:
 
 
 class Dispatcher:
-    BATCH, SENDERS = BATCH, SENDERS  # (a test's dispatcher may take fewer at a time)
+    # each lane claims up to BATCH due messages at once and sends them on up to SENDERS
+    # threads (a risk answer plans four messages; two answers at once, eight). The main
+    # dispatcher sent one message at a time: about 7 a second, while the busy hour booked 13
+    # a second, so the clients' confirmations fell 10-15 s behind (issue 14). A test's
+    # dispatcher may take fewer at a time.
+    BATCH, SENDERS = 8, 4
 
     def __init__(
         self,
