@@ -472,6 +472,7 @@ def _replay(
         if progress:
             progress(done, total)
         remaining = {tp for tp in partitions if ends[tp] > 0}
+        store.keep_progress(generation)
         while remaining:
             if stop is not None and stop.is_set():
                 raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
@@ -486,6 +487,7 @@ def _replay(
                 if consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
                     consumer.pause(tp)
+        store.write_progress(generation)
     finally:
         consumer.close()
 

@@ -90,10 +90,38 @@ def records_of(store, partitions=3):
 
 
 def test_merge_moves_through_over_joined_ranges():
-    assert consistency.merge(0, [], [3, 2, 5]) == (0, [[2, 3], [5, 5]])
-    assert consistency.merge(0, [[2, 3], [5, 5]], [1]) == (3, [[5, 5]])
+    assert consistency.merge(0, [], [3, 2, 5]) == (0, [(2, 3), (5, 5)])
+    assert consistency.merge(0, [[2, 3], [5, 5]], [1]) == (3, [(5, 5)])
     assert consistency.merge(3, [[5, 5]], [4, 2, 6]) == (6, [])
     assert consistency.merge(6, [], [6, 1]) == (6, []), "positions seen again change nothing"
+    assert consistency.merge(0, [(2, 2), (4, 4)], [3, 7, 3]) == (0, [(2, 4), (7, 7)])
+    assert consistency.merge(0, [(5, 9)], [4, 10, 6]) == (0, [(4, 10)])
+
+
+def test_merge_agrees_with_a_set_of_every_position():
+    """Random batches of positions, in any order, some given again: the ranges hold exactly
+    the positions given beyond `through`, sorted and apart, and `through` is the longest run
+    from 1."""
+    import itertools
+    import random
+
+    rng = random.Random(14)
+    for _ in range(50):
+        top = rng.randint(1, 400)
+        through, ahead = 0, []
+        given: set[int] = set()
+        for _batch in range(rng.randint(1, 12)):
+            batch = [rng.randint(1, top) for _ in range(rng.randint(0, 40))]
+            given.update(batch)
+            through, ahead = consistency.merge(through, ahead, batch)
+            run = 0
+            while run + 1 in given:
+                run += 1
+            assert through == run
+            held = {p for first, last in ahead for p in range(first, last + 1)}
+            assert held == {p for p in given if p > run}
+            assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(ahead))
+            assert all(first <= last for first, last in ahead)
 
 
 def test_seen_holds_what_merge_gathered_and_nothing_else():

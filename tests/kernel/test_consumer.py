@@ -152,6 +152,45 @@ def test_rebuilt_projection_equals_the_live_one_and_is_swapped_in(settings):
     assert pstore.active_generation() == 2
 
 
+def test_a_rebuild_keeps_its_positions_in_memory_and_writes_them_once_it_has_read_all(
+    settings, monkeypatch
+):
+    """A rebuild is its generation's only writer: it finds repeats by the positions it keeps
+    in memory and writes the progress document once, before the swap, instead of with each
+    of its batches. The repeats (every record published twice) still apply once, and the
+    live consumer goes on from the document it wrote."""
+    import shared.consumer
+    from shared.consistency import PROGRESS
+    from testkit.kernel import listened_settings
+
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=6, increments=10)
+    relay.drain()
+    producer = kafka_clients.producer(settings.kafka_bootstrap)
+    for _partition, value in read_topic(settings, topic):
+        producer.send(topic, key=value["stream_id"].encode(), value=json.dumps(value).encode())
+    producer.flush()
+    producer.close()
+    monkeypatch.setattr(shared.consumer, "REBUILD_BATCH", 9)  # 132 records: many batches
+    heard, listener = listened_settings(settings, monkeypatch, "rebuild-progress")
+    runner, pstore = live(settings)
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+        applies = listener.names.count("commitTransaction")
+        assert rebuild(heard, Totals(), registry=reg) == 2
+        batches = listener.names.count("commitTransaction") - applies
+        progress_writes = [c for c in listener.commands if c.get("update") == PROGRESS]
+        assert batches >= 132 // 9, batches
+        assert len(progress_writes) == 1, progress_writes
+        doc = pstore.db[PROGRESS].find_one({"_id": "totals:g2:kernel"})
+        last = max(e.position for e in store.read_all())
+        assert (doc["through"], doc["ahead"]) == (last, []), doc
+        assert snapshot(pstore.reader("totals")) == expected_totals(store)
+        append_counters(store, streams=6, increments=1, start=500)
+        relay.drain()
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+
+
 class Fragile(Totals):
     """A handler bug on one stream: it is parked, the rest apply; once fixed, redrive applies it."""
 
