@@ -225,6 +225,17 @@ class Record:
     value: bytes
 
 
+class Pinned:
+    """Readers of one generation of a projection (ProjectionStore.pinned)."""
+
+    def __init__(self, store: ProjectionStore, generation: int):
+        self.store, self.generation = store, generation
+
+    def reader(self, logical: str) -> Collection:
+        consistency.wait_for(self.store, self.generation)
+        return self.store.physical(logical, self.generation)
+
+
 class ProjectionStore:
     def __init__(
         self,
@@ -274,6 +285,12 @@ class ProjectionStore:
         generation = self.active_generation()
         consistency.wait_for(self, generation)
         return self.physical(logical, generation)
+
+    def pinned(self) -> Pinned:
+        """The active generation read once, for the several reads of one piece of work (a
+        message on its way reads the client, the session, the therapist): one round trip
+        instead of one before each read, and all of them from the same generation."""
+        return Pinned(self, self.active_generation())
 
     def kept_in_order(self, generation: int) -> frozenset[str]:
         """The generation's collections with a unique index besides _id: their buffered

@@ -111,3 +111,29 @@ def test_a_batch_reads_a_client_once_until_a_fact_about_clients_changes_them(nse
         book = store.db["messages"]
         channels = {d["session_id"]: d["channel"] for d in book.find({"kind": "confirmation"})}
         assert channels == {"s0": "email", "s1": "email", "s2": "email", "s3": "email", "s4": "sms"}
+
+
+def test_a_message_on_its_way_reads_the_planners_generation_once(nsettings, feed, mail):
+    """A confirmation on its way looks up the client's address and checks that the session
+    is still booked: two reads of the planner's directory, from one generation read once
+    (was read before each of them)."""
+    from services.notifications.application.book import MessageBook
+    from services.notifications.application.config import NotifyConfig
+    from services.notifications.workers.delivery import Delivery
+
+    feed.therapist()
+    feed.client(channels=("email",), email="c1@client.test")
+    feed.booked(sid="s1")
+    with heard_planner(nsettings) as (store, generation, listener):
+        records = records_of(nsettings, feed, "scheduling") + records_of(nsettings, feed, "records")
+        assert store.apply(records, generation) == 3
+        message = store.db["messages"].find_one({"kind": "confirmation", "channel": "email"})
+        delivery = Delivery(store, MessageBook(store.db), NotifyConfig.from_env(nsettings), "t")
+        listener.commands.clear()
+
+        delivery.deliver(message)
+        generation_reads = [c for c in listener.commands if c.get("find") == "projection_meta"]
+        assert len(generation_reads) == 1, [c.get("find") for c in listener.commands]
+        assert reads_of(listener, f"clients__g{generation}") == 1
+        assert reads_of(listener, f"sessions__g{generation}") == 1  # still booked, as planned
+    assert len(mail.to("c1@client.test")) == 1

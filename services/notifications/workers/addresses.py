@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from shared.crypto import DISPOSED
 from shared.events import utcnow
-from shared.projections import ProjectionStore
+from shared.projections import Pinned
 
 from ..application.book import MessageBook
 from ..application.config import NotifyConfig
@@ -17,18 +17,19 @@ from .channels import Deferred, PermanentError, TransientError, Voided
 
 
 class Addresses:
-    def __init__(self, directory: ProjectionStore, book: MessageBook, config: NotifyConfig):
-        self.directory, self.book, self.config = directory, book, config
+    def __init__(self, book: MessageBook, config: NotifyConfig):
+        self.book, self.config = book, config
 
-    def of(self, message: dict) -> tuple[str | None, str]:
-        """(address, inbox audience), looked up now so corrected details are used."""
+    def of(self, message: dict, directory: Pinned) -> tuple[str | None, str]:
+        """(address, inbox audience), looked up now (in the planner's `directory`) so
+        corrected details are used."""
         recipient, channel = message["recipient"], message["channel"]
         if message["kind"] == "invoice":
-            return self._payer_address(message), recipient
+            return self._payer_address(message, directory), recipient
         if recipient == "client":
-            return self._client_address(message), "client"
+            return self._client_address(message, directory), "client"
         if recipient == ENQUIRER:
-            found = self.directory.reader("enquirers").find_one({"_id": message["client_id"]})
+            found = directory.reader("enquirers").find_one({"_id": message["client_id"]})
             address = (found or {}).get("email" if channel == "email" else "phone")
             if not address or address == DISPOSED:
                 raise Voided("no way to reach the person who enquired")
@@ -37,13 +38,13 @@ class Addresses:
             return self.config.lead_email, LEAD
         if channel == "inbox":
             return None, recipient
-        therapist = self.directory.reader("therapists").find_one({"_id": recipient})
+        therapist = directory.reader("therapists").find_one({"_id": recipient})
         if not therapist or not therapist.get("email"):
             raise TransientError("the therapist's email address is not known yet")
         return therapist["email"], recipient
 
-    def _client_address(self, message: dict) -> str:
-        client = self.directory.reader("clients").find_one({"_id": message["client_id"]})
+    def _client_address(self, message: dict, directory: Pinned) -> str:
+        client = directory.reader("clients").find_one({"_id": message["client_id"]})
         if client and message["kind"] == "care_ended":
             client = {**client, "status": "active"}  # the one message after care ends
         if not client or client.get("status") != "active":
@@ -63,18 +64,18 @@ class Addresses:
             raise Deferred(until)
         return address
 
-    def _payer_address(self, message: dict) -> str:
+    def _payer_address(self, message: dict, directory: Pinned) -> str:
         """An invoice goes to whoever pays it, looked up now: the funder's e-mail from
         billing's funding, or the client's own. It is not a reminder, so neither the
         reminder channels nor discharge hold it back (a last invoice follows the last
         session); quiet hours still do, for the client."""
         client_id = message["client_id"]
         if message["recipient"] == FUNDER:
-            funder = self.directory.reader("funders").find_one({"_id": client_id}) or {}
+            funder = directory.reader("funders").find_one({"_id": client_id}) or {}
             if funder.get("payer") == "self" or not funder.get("payer_email"):
                 raise Voided("billing's funding holds no e-mail address for the funder")
             return funder["payer_email"]
-        client = self.directory.reader("clients").find_one({"_id": client_id})
+        client = directory.reader("clients").find_one({"_id": client_id})
         if client is None:
             raise TransientError("the client is not known yet")
         address = client.get("email")

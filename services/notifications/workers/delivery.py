@@ -8,7 +8,7 @@ import logging
 
 from shared.crypto import FieldCipher
 from shared.events import utcnow
-from shared.projections import ProjectionStore
+from shared.projections import Pinned, ProjectionStore
 
 from ..application.book import MessageBook
 from ..application.config import NotifyConfig
@@ -35,7 +35,7 @@ class Delivery:
     ):
         self.directory, self.book, self.config, self.name = directory, book, config, name
         self.cipher = cipher  # opens the client's video link, sealed in the book
-        self.addresses = Addresses(directory, book, config)
+        self.addresses = Addresses(book, config)
         self.email, self.sms = EmailChannel(config), SmsChannel(config)
         self.links = MeasuresLinks(config.measures_url, config.token_secret)
         self.booking_links = SchedulingLinks(
@@ -53,17 +53,19 @@ class Delivery:
         self.renderer = Renderer(config.practice_name, config.tz)
 
     def deliver(self, message: dict) -> None:
-        address, audience = self.addresses.of(message)
-        context, attachments = self.compose(message)
+        # the planner's active generation, read once for the message's reads
+        directory = self.directory.pinned()
+        address, audience = self.addresses.of(message, directory)
+        context, attachments = self.compose(message, directory)
         rendered = self.renderer.render(message["kind"], message["channel"], context)
         self.send(message, address, audience, rendered, attachments)
 
-    def compose(self, message: dict) -> tuple[dict, list]:
+    def compose(self, message: dict, directory: Pinned) -> tuple[dict, list]:
         """What the message says (its context for the template) and its attachments."""
         context = dict(message.get("context") or {}, client_id=message.get("client_id"))
         if "video_link" in context and self.cipher is not None:  # sealed (projections.py)
             context["video_link"] = self.cipher.open_value(context["video_link"], VIDEO_LINK)
-        self.check_still_true(message, context)
+        self.check_still_true(message, context, directory)
         kind, attachments = message["kind"], []
         if kind == "questionnaire_link":
             gone = "questionnaire request no longer open"
@@ -81,9 +83,9 @@ class Delivery:
         if kind == "task_reminder":
             context.update(self.homework_link(message["client_id"]))
         if "session_ids" in context:
-            context["dates"] = self.upcoming_dates(context["session_ids"])
+            context["dates"] = self.upcoming_dates(context["session_ids"], directory)
         if kind == "risk_alert":
-            context.update(self.alert_context(message))
+            context.update(self.alert_context(message, directory))
         return context, attachments
 
     @staticmethod
@@ -133,13 +135,13 @@ class Delivery:
             return {}
         return {"url": link.url, "expires_at": link.expires_at}
 
-    def check_still_true(self, message: dict, context: dict) -> None:
+    def check_still_true(self, message: dict, context: dict, directory: Pinned) -> None:
         """The last word before an appointment message goes: is the appointment still
         booked at that time? (Catches a move the planner saw after a newer preferences
         change, when its `as_of` guard kept the old reminder.)"""
         if not session_bound(message["kind"]) or not message.get("session_id"):
             return
-        session = self.directory.reader("sessions").find_one({"_id": message["session_id"]})
+        session = directory.reader("sessions").find_one({"_id": message["session_id"]})
         if session is None:
             return
         if session.get("status") != "booked" or session.get("starts_at") != context.get(
@@ -147,25 +149,25 @@ class Delivery:
         ):
             raise Voided("the appointment changed")
 
-    def alert_context(self, message: dict) -> dict:
+    def alert_context(self, message: dict, directory: Pinned) -> dict:
         """A risk alert goes to staff (the therapist and the clinical lead), who may see the
         client's name; it links to the record in the portal. The clinical detail stays in
         the portal (the e-mail says only that an answer needs follow-up)."""
         client_id = message.get("client_id")
-        client = self.directory.reader("clients").find_one({"_id": client_id}) or {}
+        client = directory.reader("clients").find_one({"_id": client_id}) or {}
         name = " ".join(p for p in (client.get("given_name"), client.get("family_name")) if p)
         return {
             "client_name": name or None,
             "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{client_id}",
         }
 
-    def upcoming_dates(self, session_ids: list[str]) -> list:
+    def upcoming_dates(self, session_ids: list[str], directory: Pinned) -> list:
         """The booked, still-ahead times of a course's or a booster plan's sessions: what the
         message says (how many, the first, each date) is what was actually booked, not what
         was asked for (issue 13, defect 11: "16 ... first 2 June" above 10 dates from 14 July).
         The sessions' own events may still be on their way (other partitions): wait for them."""
         found = list(
-            self.directory.reader("sessions").find(
+            directory.reader("sessions").find(
                 {"_id": {"$in": list(session_ids)}}, {"starts_at": 1, "status": 1}
             )
         )
