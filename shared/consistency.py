@@ -332,6 +332,17 @@ def start_request() -> None:
     g.rapport_min_positions = parse_min_positions(header) if header.strip() else {}
 
 
+def pinned_generation(store: ProjectionStore) -> int:
+    """The projection's active generation: within a request, as first read in it."""
+    if not has_request_context():
+        return store.active_generation()
+    pinned = g.setdefault("rapport_generations", {})
+    key = (store.db.name, store.name)
+    if key not in pinned:
+        pinned[key] = store.active_generation()
+    return pinned[key]
+
+
 def wait_for(store: ProjectionStore, generation: int) -> None:
     """Before a projection is read: wait, within the request's budget, until it has seen
     the positions the request asked for. Once per projection per request."""

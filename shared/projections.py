@@ -281,8 +281,10 @@ class ProjectionStore:
 
     def reader(self, logical: str) -> Collection:
         """The collection API handlers query: the active generation, once it has reached
-        the positions the request asked for (shared.consistency; nothing without them)."""
-        generation = self.active_generation()
+        the positions the request asked for (shared.consistency; nothing without them).
+        Within a request the generation is read once: a page's access check and its reads
+        of several collections of one projection asked for it before each."""
+        generation = consistency.pinned_generation(self)
         consistency.wait_for(self, generation)
         return self.physical(logical, generation)
 

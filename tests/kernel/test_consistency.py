@@ -148,6 +148,40 @@ def test_seen_holds_what_merge_gathered_and_nothing_else():
     assert consistency.Seen(0, (), 5).holds(3) is None
 
 
+def test_a_request_reads_a_projections_active_generation_once(settings):
+    """Within one request the active generation is read before the first read only; the
+    next request reads it again (a rebuild's swap shows there), and work outside a request
+    reads it every time."""
+    import pymongo
+    from flask import Flask
+
+    from shared.projections import ProjectionStore
+    from testkit.kernel import Commands
+
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    store = ProjectionStore(mongo, settings.database("kernel"), Totals(), reg)
+    store.active_generation()
+
+    def generation_reads(reads: int) -> int:
+        listener.commands.clear()
+        for _ in range(reads):
+            store.reader("totals").find_one({"_id": "c-0"})
+        return sum(1 for c in listener.commands if c.get("find") == "projection_meta")
+
+    try:
+        web = Flask(__name__)
+        with web.test_request_context("/"):
+            assert generation_reads(3) == 1
+        store.activate(2)
+        with web.test_request_context("/"):
+            assert generation_reads(2) == 1
+            assert store.reader("totals").name == "totals__g2"
+        assert generation_reads(2) == 2
+    finally:
+        mongo.close()
+
+
 def test_parse_min_positions():
     assert consistency.parse_min_positions("records:12, scheduling:40,records:3") == {
         "records": 12,
