@@ -23,7 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
-from .projections import Projection
+from .projections import Projection, generation_progress
 
 if TYPE_CHECKING:  # for annotations only: shared.web imports this module
     from .web import ServiceContext
@@ -119,9 +119,9 @@ class ServiceCollector:
             "Seconds between now and the recording of the last event applied",
             labels=["service", "projection"],
         )
-        meta = ctx.db["projection_meta"]
+        meta, offsets = ctx.db["projection_meta"], ctx.db["projection_offsets"]
         for doc in meta.find({"active": {"$exists": True}}):  # one per projection
-            progress = meta.find_one({"_id": f"{doc['_id']}:g{doc['active']}"}) or {}
+            progress = generation_progress(offsets, f"{doc['_id']}:g{doc['active']}")
             last = progress.get("last_event_recorded_at")
             if last is not None:
                 stale.add_metric([self.service, doc["_id"]], (now - last).total_seconds())

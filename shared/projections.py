@@ -2,10 +2,10 @@
 
 A projection owns a few collections. They live in *generations* (`diary__g1`, `diary__g2`):
 readers always see the active generation while a rebuild fills the next one, then the
-rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps
-its progress in `projection_meta` (`<name>:g<n>`: last event applied, when) and,
+rebuild flips `projection_meta.active` and the live consumer follows. Each generation keeps,
 in the same transaction as every projection write:
-- the next offset per topic partition (`projection_offsets`), where consumers resume;
+- the next offset per topic partition (`projection_offsets`), where consumers resume, with
+  the recording time of the newest event read there (`progress`: how stale it is);
 - the positions seen of each source service (`projection_progress`, shared.consistency):
   every event has a gap-free position in its service, so these say which events were applied
   (or parked) already, and an event delivered twice — by a redelivery or by a relay that
@@ -18,8 +18,10 @@ in the same transaction as every projection write:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -225,6 +227,25 @@ class Record:
     value: bytes
 
 
+def generation_progress(offsets: Collection, key: str) -> dict:
+    """{last_event_recorded_at, last_applied_at} of projection generation `key`: the
+    recording time of the newest event it has read, and when it last read one, from its
+    offsets ({} before its first event). How stale a projection is (shared.metrics)."""
+    docs = list(
+        offsets.find(
+            {"_id": {"$regex": f"^{re.escape(key)}:"}},
+            {"last_event_recorded_at": 1, "updated_at": 1},
+        )
+    )
+    recorded = [d["last_event_recorded_at"] for d in docs if d.get("last_event_recorded_at")]
+    if not recorded:
+        return {}
+    return {
+        "last_event_recorded_at": max(recorded),
+        "last_applied_at": max(d["updated_at"] for d in docs),
+    }
+
+
 class Pinned:
     """Readers of one generation of a projection (ProjectionStore.pinned)."""
 
@@ -325,8 +346,9 @@ class ProjectionStore:
         self.meta.delete_one({"_id": self._key(generation)})
 
     def progress(self, generation: int) -> dict:
-        """{last_event_recorded_at, last_applied_at} of a generation ({} before its first event)."""
-        return self.meta.find_one({"_id": self._key(generation)}) or {}
+        """{last_event_recorded_at, last_applied_at} of a generation ({} before its first
+        event): `generation_progress`."""
+        return generation_progress(self.offsets, self._key(generation))
 
     def activate(self, generation: int) -> int:
         """Swap the readers (and the live consumer) to `generation`; return the old one."""
@@ -438,14 +460,17 @@ class ProjectionStore:
         key = self._key(generation)
         next_offsets: dict[tuple[str, int], int] = {}
         last_ids: dict[tuple[str, int], str | None] = {}
+        recorded: dict[tuple[str, int], datetime] = {}  # the newest event's, per partition
         events: list[Event] = []
         sources: list[str] = []  # the service each event came from
         for record in records:
-            next_offsets[(record.topic, record.partition)] = record.offset + 1
+            tp = (record.topic, record.partition)
+            next_offsets[tp] = record.offset + 1
             try:
                 events.append(self.registry.from_message(record.value, self.cipher))
                 sources.append(consistency.source_of(record.topic))
-                last_ids[(record.topic, record.partition)] = events[-1].event_id
+                last_ids[tp] = events[-1].event_id
+                recorded[tp] = max(events[-1].recorded_at, recorded.get(tp, events[-1].recorded_at))
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[(record.topic, record.partition)] = None
                 self._dead_letter(record, err, session)
@@ -482,7 +507,6 @@ class ProjectionStore:
         )
         applied: list[str] = []  # the markers to keep
         count = 0
-        last: Event | None = None
         for event in events:
             marker = markers.get(event.event_id)
             if id(event) not in fresh:
@@ -492,24 +516,16 @@ class ProjectionStore:
                 applied.append(marker)
             self.projection.handle(event, view)
             count += 1
-            last = event
         view.finish()
         if applied:
             self.processed.insert_many(
                 [{"_id": m} for m in applied], ordered=False, session=session
             )
         if track_offsets:
-            self._save_offsets(next_offsets, generation, session, last_ids)
-        if last is not None:
-            # a document per generation, not a field of the projection's own: a rebuild and
-            # the live consumer apply at the same time, and one document written by both made
-            # every rebuild under live writes fail with WriteConflict (issue 14)
-            self.meta.update_one(
-                {"_id": key},
-                {"$set": {"last_event_recorded_at": last.recorded_at, "last_applied_at": utcnow()}},
-                upsert=True,
-                session=session,
-            )
+            # with the recording time of the newest event seen, for the staleness figure
+            # (`progress`): a write of its own per batch was a quarter of a consumer's
+            # round trips at the flows bench's pace (issue 14)
+            self._save_offsets(next_offsets, generation, session, last_ids, recorded)
         return count
 
     def _save_offsets(
@@ -518,28 +534,29 @@ class ProjectionStore:
         generation: int,
         session: ClientSession,
         last_ids: dict | None = None,
+        recorded: dict | None = None,
     ) -> None:
         """The next offset to read per partition, with the id of the event just before it
         (`last_event_id`, None when that record was not an event) so a consumer can tell
-        that a broker which lost records gave their offsets to others (ProjectionRunner)."""
+        that a broker which lost records gave their offsets to others (ProjectionRunner),
+        and the recording time of the newest event read there (`recorded`)."""
         key = self._key(generation)
         now = utcnow()
-        writes = [
-            UpdateOne(
-                {"_id": f"{key}:{topic}:{partition}"},
-                {
-                    "$set": {
-                        "topic": topic,
-                        "partition": partition,
-                        "next_offset": offset,
-                        "last_event_id": (last_ids or {}).get((topic, partition)),
-                        "updated_at": now,
-                    }
-                },
-                upsert=True,
-            )
-            for (topic, partition), offset in next_offsets.items()
-        ]
+        writes = []
+        for (topic, partition), offset in next_offsets.items():
+            update: dict = {
+                "$set": {
+                    "topic": topic,
+                    "partition": partition,
+                    "next_offset": offset,
+                    "last_event_id": (last_ids or {}).get((topic, partition)),
+                    "updated_at": now,
+                }
+            }
+            newest = (recorded or {}).get((topic, partition))
+            if newest is not None:
+                update["$max"] = {"last_event_recorded_at": newest}
+            writes.append(UpdateOne({"_id": f"{key}:{topic}:{partition}"}, update, upsert=True))
         if writes:
             self.offsets.bulk_write(writes, ordered=False, session=session)
 

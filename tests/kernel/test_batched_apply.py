@@ -25,10 +25,27 @@ def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes
         pstore = ProjectionStore(mongo, settings.database("kernel"), Totals(), reg)
         generation = pstore.active_generation()
         listener.names.clear()
+        listener.commands.clear()
         assert pstore.apply(records, generation) == 300
         writes = [n for n in listener.names if n in ("update", "insert", "delete")]
         # was 300 updates (one per event) + offsets one by one; now one bulk per collection
         assert len(writes) <= 5, listener.names
+        kinds = ("update", "insert", "delete")
+        written = [c[k] for c in listener.commands for k in kinds if k in c]
+        # the projection's writes, the positions seen, the ids of events the positions cannot
+        # tell (the records start mid-topic) and the offsets, which carry the newest event's
+        # recording time: no write of the generation's progress of its own
+        assert sorted(written) == [
+            "projection_offsets",
+            "projection_processed",
+            "projection_progress",
+            "totals__g1",
+        ]
+        newest = max(store.read_all(), key=lambda e: e.recorded_at).recorded_at
+        assert (
+            abs(pstore.progress(generation)["last_event_recorded_at"] - newest).total_seconds()
+            < 0.001
+        )
         assert snapshot(pstore.reader("totals")) == expected_totals(store)
         assert pstore.apply(records, generation) == 0  # delivered again: nothing applied twice
         assert snapshot(pstore.reader("totals")) == expected_totals(store)
