@@ -58,7 +58,7 @@ class Projection:
     # transaction was planning a risk alert hid that alert from the dispatchers for good
     # (seen in CI; bench/README.md, gaps of the local servers).
     outside: dict[str, list[IndexModel]] = {}
-    # Bells this projection rings after each batch it applied, besides `projection_meta`
+    # Bells this projection rings after each batch it applied, besides `projection_offsets`
     # (shared.chime; a name, not a collection): a loop that acts only on what this one
     # projection writes (notifications' urgent lane on the risk alerts) rests on its own
     # bell instead of waking for every batch of every projection of the service.
@@ -443,7 +443,7 @@ class ProjectionStore:
         return applied
 
     def _rung(self) -> list[str]:
-        return [self.meta.full_name, *(self.bell(name) for name in self.projection.rings)]
+        return [self.offsets.full_name, *(self.bell(name) for name in self.projection.rings)]
 
     def bell(self, name: str) -> str:
         """The full name a projection's own bell rings under (`Projection.rings`)."""

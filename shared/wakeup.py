@@ -212,10 +212,10 @@ class Doorbell:
 def projections_bell(
     mongo: MongoClient, database: str, *, name: str = "projections", pace: float = 0.0
 ) -> Doorbell:
-    """Rings when a projection of `database` applied events: every apply that changes a
-    projection records its progress in `projection_meta` in the same transaction. For
-    loops that act on what projections wrote (a reactor, a canceller)."""
-    return Doorbell(mongo[database]["projection_meta"], name=name, pace=pace)
+    """Rings when a projection of `database` applied events: every apply writes its offsets
+    in `projection_offsets` in the same transaction (and chimes that name). For loops that
+    act on what projections wrote (a reactor, a canceller)."""
+    return Doorbell(mongo[database]["projection_offsets"], name=name, pace=pace)
 
 
 def projection_bell(

@@ -102,3 +102,33 @@ def test_a_work_loop_outlives_a_store_outage_and_a_bug_and_reruns_a_busy_step(se
     assert not thread.is_alive()
     assert len(calls) == 4  # an outage, a bug, work done (run again at once), nothing left
     assert calls[3] - calls[2] < 0.5  # busy: run again without the rest of 1 s
+
+
+def test_a_projection_batch_rings_the_projections_bell_by_change_stream(settings, monkeypatch):
+    """Without chimes (services on several hosts), loops acting on what projections wrote
+    wake on the change stream: every applied batch writes its offsets, which the bell
+    watches (the generation's progress document is no longer written per batch)."""
+    from shared import chime
+    from shared.outbox import message_from_document
+    from shared.projections import ProjectionStore, Record
+    from shared.wakeup import projections_bell
+    from testkit.kernel import Totals, kernel_store
+
+    monkeypatch.setattr(chime, "listen", lambda: False)
+    events = kernel_store(settings)
+    events.append("c-1", 0, [NewEvent("CounterOpened", {"name": "c-1"})], META)
+    doc = events.events.find_one({"stream_id": "c-1"})
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    store = ProjectionStore(mongo, settings.database("kernel"), Totals(), reg)
+    generation = store.active_generation()
+    bell = projections_bell(mongo, store.db.name, name="test")
+    try:
+        eventually(lambda: bell.watching, timeout=10, message="change stream open")
+        ticket = bell.ticket()
+        assert not bell.wait(ticket, 0.3)
+        record = Record("t.rapport.kernel", 0, 0, message_from_document(doc))
+        assert store.apply([record], generation) == 1
+        assert bell.wait(ticket, 10)
+    finally:
+        bell.close()
+        mongo.close()

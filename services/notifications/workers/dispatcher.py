@@ -163,7 +163,7 @@ class Dispatcher:
             ring = db[RiskAlerts.rings[0]]  # a name on the chime, not a collection
             return Doorbell([ring], name=self.name)
         return Doorbell(
-            [self.book.messages, db["projection_meta"], db["events"]],
+            [self.book.messages, db["projection_offsets"], db["events"]],
             name=self.name,
             pace=self._rest(False),  # never looks more often than it polled
         )
