@@ -348,7 +348,8 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     ledger = ServiceContext("billing", settings).projection(Ledger())
 
     def bell(store) -> Doorbell:
-        return Doorbell(store.meta, name=f"bench watch {store.name}")
+        # every batch a projection applies writes (and chimes) its offsets
+        return Doorbell(store.offsets, name=f"bench watch {store.name}")
 
     watches = {
         "records": Watch(_by_ids(summaries, "sessions"), bell(summaries)),
@@ -372,7 +373,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         # times a second was hundreds of store queries a second of the bench's own, on the
         # store it measures. Without chimes (RAPPORT_WAKE_DIR empty) it polls as before.
         bell = Doorbell(
-            [p.meta for p in (summaries, plans, board, ledger)], name="bench flows watcher"
+            [p.offsets for p in (summaries, plans, board, ledger)], name="bench flows watcher"
         )
 
         def poller():
