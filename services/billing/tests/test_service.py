@@ -303,3 +303,27 @@ def test_a_payment_sent_twice_with_one_key_is_recorded_once(client, auth_header,
     seen = {**h, "X-Rapport-Min-Position": first.headers["X-Rapport-Position"]}
     balance = client.get("/clients/c1/balance", headers=seen).json
     assert balance["client"]["credit"]["amount"] == 5000  # nothing owed yet: held as credit
+
+
+def test_the_charge_worker_looks_for_sessions_a_new_price_may_charge_now_and_then(
+    settings, monkeypatch
+):
+    """Woken by every batch of every billing projection, the worker looks for sessions left
+    unpriced (the price list's version, then those sessions) at most every UNPRICED_EVERY
+    seconds, not with every step; once the period has passed it looks again."""
+    import services.billing.workers as charges
+    from testkit.kernel import listened_settings
+
+    heard, listener = listened_settings(settings, monkeypatch, "charge-worker")
+    worker = charges.ChargeWorker(heard)
+    worker.store.ensure_indexes()
+
+    def fees_reads() -> int:
+        return sum(1 for c in listener.commands if c.get("find") == "events")
+
+    for _ in range(5):
+        assert worker.step() == 0
+    assert fees_reads() == 1
+    monkeypatch.setattr(charges, "UNPRICED_EVERY", 0.0)
+    worker.step()
+    assert fees_reads() == 2
