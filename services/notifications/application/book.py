@@ -148,18 +148,20 @@ class MessageBook:
     def claim_many(
         self, lease: timedelta, by: str, limit: int, *, urgent_only: bool = False
     ) -> Iterator[dict]:
-        """Take up to `limit` due messages (those whose sender died first, then the most
-        urgent, those to a person before inbox entries), each by its own atomic claim,
-        yielding each as soon as it is claimed so its sending can start while the next is
-        claimed. A message another sender claims between the look and the claim is simply
-        not yielded. (One `update_many` for all of them would be fewer round trips, but on
-        the local store a multi-document update outside a transaction that met a
-        transaction's write, the announcer marking the same alerts, wedged the whole store:
-        bench/README.md.)"""
+        """Take up to `limit` due messages (`due`), each by its own atomic claim (`claim`),
+        yielding each as soon as it is claimed. A message another sender claims between the
+        look and the claim is simply not yielded."""
         now = utcnow()
-        only = {"priority": URGENT} if urgent_only else {}
-        stale = {"status": SENDING, "lease_until": {"$lt": now}, **only}
-        due = {"status": PENDING, "next_at": {"$lte": now}, **only}
+        for doc in self.due(limit, now, urgent_only=urgent_only):
+            claimed = self.claim(doc["_id"], lease, by, now, urgent_only=urgent_only)
+            if claimed is not None:
+                yield claimed
+
+    def due(self, limit: int, now: datetime, *, urgent_only: bool = False) -> list[dict]:
+        """Up to `limit` messages to claim now ({_id, channel}): those whose sender died
+        first, then the most urgent and the longest due, those to a person before inbox
+        entries."""
+        stale, due = self._claimable(now, urgent_only)
         found = list(self.messages.find(stale, {"_id": 1, "channel": 1}).limit(limit))
         if len(found) < limit:
             order = [("priority", ASCENDING), ("next_at", ASCENDING)]
@@ -168,14 +170,30 @@ class MessageBook:
         # an e-mail or a text reaches a person wherever they are; the inbox entry is one
         # local write: start those first (stable, so urgency and time order are kept)
         found.sort(key=lambda d: d.get("channel") == "inbox")
-        for doc in found:
-            claimed = self.messages.find_one_and_update(
-                {"_id": doc["_id"], "$or": [stale, due]},
-                self._claiming(lease, by, now),
-                return_document=ReturnDocument.AFTER,
-            )
-            if claimed is not None:
-                yield claimed
+        return found
+
+    def claim(
+        self, key: str, lease: timedelta, by: str, now: datetime, *, urgent_only: bool = False
+    ) -> dict | None:
+        """Claim one message `due` found, if it is still to be claimed: the message as
+        claimed, or None. (One `update_many` for several would be fewer round trips, but on
+        the local store a multi-document update outside a transaction that met a
+        transaction's write, the announcer marking the same alerts, wedged the whole store:
+        bench/README.md.)"""
+        stale, due = self._claimable(now, urgent_only)
+        return self.messages.find_one_and_update(
+            {"_id": key, "$or": [stale, due]},
+            self._claiming(lease, by, now),
+            return_document=ReturnDocument.AFTER,
+        )
+
+    @staticmethod
+    def _claimable(now: datetime, urgent_only: bool) -> tuple[dict, dict]:
+        """(a claim whose sender died, a pending message due), as queries."""
+        only = {"priority": URGENT} if urgent_only else {}
+        stale = {"status": SENDING, "lease_until": {"$lt": now}, **only}
+        due = {"status": PENDING, "next_at": {"$lte": now}, **only}
+        return stale, due
 
     @staticmethod
     def _claiming(lease: timedelta, by: str, now: datetime) -> dict:

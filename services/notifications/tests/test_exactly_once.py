@@ -407,6 +407,46 @@ def test_the_main_dispatcher_sends_due_messages_side_by_side_each_once(
         ]
 
 
+class SlowClaims(Dispatcher):
+    """Notes how many claims it has on their way to the store at once."""
+
+    def _setup(self):
+        super()._setup()
+        claim = self.book.claim
+        self.lock, self.claiming, self.most_claims = threading.Lock(), 0, 0
+
+        def slow_claim(*args, **kwargs):
+            with self.lock:
+                self.claiming += 1
+                self.most_claims = max(self.most_claims, self.claiming)
+            try:
+                time.sleep(0.2)
+                return claim(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.claiming -= 1
+
+        self.book.claim = slow_claim
+
+
+def test_the_claims_of_a_batch_go_to_the_store_side_by_side_and_each_message_once(
+    nsettings, feed, mail, sms, book, workers
+):
+    """The dispatcher claimed a batch's messages one after the other before sending any
+    side by side: the lead's e-mail of a risk alert waited for the claims before it, and
+    eight confirmations for eight claims in a row (issue 14)."""
+    confirmations_planned(nsettings, feed, book, workers, 4)
+    dispatcher = SlowClaims(nsettings, name="main")
+    workers.start(dispatcher.run)
+    wait(lambda: len(mail.messages) >= 4, message="the confirmations went")
+    wait(
+        lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 4,
+        message="recorded sent",
+    )
+    assert dispatcher.most_claims > 1, "claimed one at a time"
+    assert set(message_ids(mail).values()) == {1}, "each email once"
+
+
 def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_write(
     nsettings, feed, book, workers, monkeypatch
 ):

@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
@@ -260,22 +260,44 @@ class Dispatcher:
         limit = self.BATCH if limit is None else limit
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.SENDERS, thread_name_prefix=self.name)
-        # each message starts on its way as soon as it is claimed, while the next is claimed
-        started = [
-            (m, self._pool.submit(self.attempt, m))
-            for m in self.book.claim_many(lease, self.name, limit, urgent_only=self.urgent_only)
+        now = utcnow()
+        # each sender claims a message and sends it: the claims of a batch are on their way
+        # to the store side by side, not one after the other (the lead's e-mail of a risk
+        # alert waited for the claims before it, and a batch of eight confirmations for
+        # eight claims in a row: issue 14)
+        futures = [
+            self._pool.submit(self._claim_and_attempt, doc["_id"], lease, now)
+            for doc in self.book.due(limit, now, urgent_only=self.urgent_only)
         ]
-        if not started:
-            return 0
-        messages = [m for m, _ in started]
-        outcomes = [future.result() for _, future in started]
-        sent = [m for m, outcome in zip(messages, outcomes, strict=True) if outcome is None]
-        for message, outcome in zip(messages, outcomes, strict=True):
+        started: list[tuple[dict, Exception | None]] = []
+        lost: PyMongoError | None = None
+        for future in futures:
+            try:
+                result = future.result()
+            except PyMongoError as err:  # that claim failed: record what the others sent
+                lost = lost or err
+                continue
+            if result is not None:
+                started.append(result)
+        sent = [m for m, outcome in started if outcome is None]
+        for message, outcome in started:
             if outcome is not None:
                 self.settle(message, outcome)
         if sent:
             self.record_sent(sent)
-        return len(messages)
+        if lost is not None:
+            raise lost
+        return len(started)
+
+    def _claim_and_attempt(
+        self, key: str, lease: timedelta, now: datetime
+    ) -> tuple[dict, Exception | None] | None:
+        """Claim one due message and deliver it: (the message, why it did not go or None),
+        or None when another sender claimed it first."""
+        message = self.book.claim(key, lease, self.name, now, urgent_only=self.urgent_only)
+        if message is None:
+            return None
+        return message, self.attempt(message)
 
     def attempt(self, message: dict) -> Exception | None:
         """Deliver a claimed message: None when it went, else why not."""
