@@ -366,6 +366,18 @@ def confirmations_planned(settings, feed, book, workers, n: int) -> None:
     )
 
 
+def four_sent_once(dispatcher, book, workers, mail) -> None:
+    """Run `dispatcher` until the four planned confirmations went and were recorded sent:
+    each e-mail once."""
+    workers.start(dispatcher.run)
+    wait(lambda: len(mail.messages) >= 4, message="the confirmations went")
+    wait(
+        lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 4,
+        message="recorded sent",
+    )
+    assert set(message_ids(mail).values()) == {1}, "each email once"
+
+
 class CountingDispatcher(Dispatcher):
     """Notes how many messages it has on their way at once."""
 
@@ -392,14 +404,8 @@ def test_the_main_dispatcher_sends_due_messages_side_by_side_each_once(
     booked 13, and the clients' confirmations fell 10-15 s behind (issue 14)."""
     confirmations_planned(nsettings, feed, book, workers, 4)
     dispatcher = CountingDispatcher(nsettings, name="main")
-    workers.start(dispatcher.run)
-    wait(lambda: len(mail.messages) >= 4, message="the confirmations went")
-    wait(
-        lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 4,
-        message="recorded sent",
-    )
+    four_sent_once(dispatcher, book, workers, mail)
     assert dispatcher.most > 1, "sent one at a time"
-    assert set(message_ids(mail).values()) == {1}, "each email once"
     for i in range(4):
         assert notification_events(nsettings, f"confirmation:s{i}:email") == [
             "NotificationScheduled",
@@ -437,14 +443,8 @@ def test_the_claims_of_a_batch_go_to_the_store_side_by_side_and_each_message_onc
     eight confirmations for eight claims in a row (issue 14)."""
     confirmations_planned(nsettings, feed, book, workers, 4)
     dispatcher = SlowClaims(nsettings, name="main")
-    workers.start(dispatcher.run)
-    wait(lambda: len(mail.messages) >= 4, message="the confirmations went")
-    wait(
-        lambda: book.count_documents({"kind": "confirmation", "status": "sent"}) == 4,
-        message="recorded sent",
-    )
+    four_sent_once(dispatcher, book, workers, mail)
     assert dispatcher.most_claims > 1, "claimed one at a time"
-    assert set(message_ids(mail).values()) == {1}, "each email once"
 
 
 def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_write(
