@@ -265,13 +265,14 @@ def write_known(store: ProjectionStore, key: str) -> int:
     """Write the positions this process knows of projection generation `key` (kept by
     `note_seen(write=False)`). Returns the documents written."""
     database = store.db.name
-    mine = {doc_id: seen for (db, doc_id), seen in _known.items() if db == database}
-    written = 0
-    for doc_id, seen in mine.items():
-        if doc_id.startswith(f"{key}:"):
-            store.db[PROGRESS].update_one({"_id": doc_id}, {"$set": _fields(seen)}, upsert=True)
-            written += 1
-    return written
+    mine = [
+        (doc_id, seen)
+        for (db, doc_id), seen in _known.items()
+        if db == database and doc_id.startswith(f"{key}:")
+    ]
+    for doc_id, seen in mine:
+        store.db[PROGRESS].update_one({"_id": doc_id}, {"$set": _fields(seen)}, upsert=True)
+    return len(mine)
 
 
 def drop_progress(store: ProjectionStore, key: str) -> None:

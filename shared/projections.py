@@ -305,9 +305,7 @@ class ProjectionStore:
         the positions the request asked for (shared.consistency; nothing without them).
         Within a request the generation is read once: a page's access check and its reads
         of several collections of one projection asked for it before each."""
-        generation = consistency.pinned_generation(self)
-        consistency.wait_for(self, generation)
-        return self.physical(logical, generation)
+        return Pinned(self, consistency.pinned_generation(self)).reader(logical)
 
     def pinned(self) -> Pinned:
         """The active generation read once, for the several reads of one piece of work (a
@@ -467,12 +465,13 @@ class ProjectionStore:
             tp = (record.topic, record.partition)
             next_offsets[tp] = record.offset + 1
             try:
-                events.append(self.registry.from_message(record.value, self.cipher))
+                event = self.registry.from_message(record.value, self.cipher)
+                events.append(event)
                 sources.append(consistency.source_of(record.topic))
-                last_ids[tp] = events[-1].event_id
-                recorded[tp] = max(events[-1].recorded_at, recorded.get(tp, events[-1].recorded_at))
+                last_ids[tp] = event.event_id
+                recorded[tp] = max(recorded.get(tp, event.recorded_at), event.recorded_at)
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
-                last_ids[(record.topic, record.partition)] = None
+                last_ids[tp] = None
                 self._dead_letter(record, err, session)
         # the positions seen, written before the handlers run (remembered by apply() once
         # the transaction committed): read-your-writes, and which events were seen already
