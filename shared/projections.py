@@ -33,7 +33,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from . import chime, consistency
-from .combine import OPS, Write, combine
+from .combine import OPS, Fresh, Write, combine, reads
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import delete_each, in_transaction
@@ -99,8 +99,13 @@ class WriteBuffer:
     one collection: a consumer batch of 500 events is a few round trips, not 500, and a
     rebuild writes each document about once per batch, not once per event (issue 14)."""
 
-    def __init__(self, session: ClientSession, in_order: frozenset[str] = frozenset()):
-        self.session, self.in_order = session, in_order
+    def __init__(
+        self,
+        session: ClientSession,
+        in_order: frozenset[str] = frozenset(),
+        fresh: Fresh | None = None,
+    ):
+        self.session, self.in_order, self.fresh = session, in_order, fresh
         self.pending: list[Write] = []
 
     def add(self, write: Write) -> None:
@@ -108,6 +113,8 @@ class WriteBuffer:
 
     def flush(self) -> None:
         pending, self.pending = combine(self.pending, self.in_order), []
+        if self.fresh is not None:  # a rebuild: what makes a document goes as its insert
+            pending = self.fresh.settle_all(pending, self.in_order)
         run: list = []
         for i, write in enumerate(pending):
             run.append(write.op())
@@ -136,6 +143,9 @@ class BufferedCollection(SessionCollection):
             return attr
 
         def bound(*args, **kwargs):
+            fresh = self._buffer.fresh
+            if fresh is not None and not reads(name, args, kwargs):
+                fresh.untrack(self._collection.full_name)  # it may write: past the tracking
             self._buffer.flush()
             kwargs.setdefault("session", self._session)
             return attr(*args, **kwargs)
@@ -149,7 +159,7 @@ class View:
     def __init__(self, store: ProjectionStore, generation: int, session: ClientSession):
         self._store, self._generation, self.session = store, generation, session
         self.buffer = (
-            WriteBuffer(session, store.kept_in_order(generation))
+            WriteBuffer(session, store.kept_in_order(generation), store.fresh(generation))
             if store.projection.batched
             else None
         )
@@ -277,6 +287,8 @@ class ProjectionStore:
         self._noted = consistency.Noted()
         # generations whose progress documents this process keeps in memory (a rebuild)
         self._progress_kept: set[int] = set()
+        # generations this process began empty and alone writes: the documents it made
+        self._fresh: dict[int, Fresh] = {}
 
     @property
     def name(self) -> str:
@@ -335,6 +347,8 @@ class ProjectionStore:
                 self.physical(logical, generation).create_indexes(list(indexes))
 
     def drop_generation(self, generation: int) -> None:
+        self._progress_kept.discard(generation)
+        self._fresh.pop(generation, None)
         for logical in self.projection.collections:
             self.physical(logical, generation).drop()
         prefix = f"^{self._key(generation)}:"
@@ -370,14 +384,24 @@ class ProjectionStore:
         while one partition runs ahead of the others they are thousands of ranges, and
         writing them was a third of a 1M-event rebuild's time (py-spy, bench scale,
         session 9). A rebuild that stops never resumes (its generation is dropped), so
-        nothing reads them before `write_progress`, which must come before `activate`."""
+        nothing reads them before `write_progress`, which must come before `activate`.
+
+        The generation is empty (made just now) and the rebuild its only writer, so it also
+        keeps which documents its writes made (shared.combine.Fresh): a document's first
+        write, an upsert, goes to the store as the insert of what it makes."""
         self._progress_kept.add(generation)
+        self._fresh[generation] = Fresh()
 
     def write_progress(self, generation: int) -> None:
         """Write the positions kept since `keep_progress`, and write them with every batch
-        from now on."""
+        from now on (and write upserts as upserts: others may write it from now on)."""
         consistency.write_known(self, self._key(generation))
         self._progress_kept.discard(generation)
+        self._fresh.pop(generation, None)
+
+    def fresh(self, generation: int) -> Fresh | None:
+        """The documents made so far in a generation kept since `keep_progress`."""
+        return self._fresh.get(generation)
 
     def _key(self, generation: int) -> str:
         return f"{self.name}:g{generation}"

@@ -9,7 +9,7 @@ import pymongo
 import pytest
 from pymongo.errors import WriteError
 
-from shared.combine import Write, combine, fold
+from shared.combine import Fresh, Write, combine, fold
 from shared.projections import snapshot
 
 
@@ -104,6 +104,81 @@ def test_a_collection_with_a_unique_index_keeps_its_order():
     assert out[2].params["update"] == {"$inc": {"n": 2}}
 
 
+# -- a generation its only writer began empty (a rebuild): Fresh ------------------------------
+
+
+def test_the_upsert_that_makes_a_document_goes_as_the_insert_of_what_it_makes():
+    fresh = Fresh()
+    made = up(
+        {"_id": 1},
+        {
+            "$set": {"a": 1, "c.x": 2},
+            "$inc": {"n": 3},
+            "$push": {"v": {"$each": [4, 5]}},
+            "$setOnInsert": {"s": 0},
+        },
+        upsert=True,
+    )
+    sent, first = fresh.settle(made)
+    assert first and sent is not None and sent.name == "insert_one"
+    assert sent.params["document"] == {"_id": 1, "a": 1, "c": {"x": 2}, "n": 3, "v": [4, 5], "s": 0}
+    again = up({"_id": 1}, {"$inc": {"n": 1}}, upsert=True)
+    assert fresh.settle(again) == (again, False)  # made already: an update as given
+
+
+def test_what_would_find_no_document_is_not_sent_and_what_is_uncertain_goes_as_given():
+    fresh = Fresh()
+    assert fresh.settle(up({"_id": 1}, {"$set": {"a": 1}})) == (None, False)
+    assert fresh.settle(Write.of(C, "delete_one", ({"_id": 1},), {})) == (None, False)
+    # an upsert with a condition besides _id also copies it: made, but sent as given
+    odd = up({"_id": 2, "k": "v"}, {"$set": {"a": 1}}, upsert=True)
+    assert fresh.settle(odd) == (odd, False)
+    assert fresh.settle(up({"_id": 2}, {"$set": {"a": 2}}))[0] is not None
+    # an operator it does not fold, or a path it does not build
+    for update in ({"$addToSet": {"t": 1}}, {"$set": {"a.0": 1}}, {"$set": {"a": 1, "a.b": 2}}):
+        given = up({"_id": 3 + len(str(update))}, update, upsert=True)
+        assert fresh.settle(given) == (given, False)
+
+
+def test_a_write_that_may_make_a_document_of_an_unknown_id_stops_the_tracking():
+    fresh = Fresh()
+    unkeyed = Write.of(C, "update_one", ({"k": "v"}, {"$set": {"a": 1}}), {"upsert": True})
+    assert fresh.settle(unkeyed) == (unkeyed, False)
+    update = up({"_id": 9}, {"$set": {"a": 1}})
+    assert fresh.settle(update) == (update, False)  # it may be there now: sent
+    other = Write.of(Named("db.d"), "update_one", ({"_id": 9}, {"$set": {"a": 1}}), {})
+    assert fresh.settle(other) == (None, False)  # another collection is still tracked
+
+
+def test_past_its_limit_a_collection_is_no_longer_tracked():
+    fresh = Fresh(limit=2)
+    assert fresh.settle(up({"_id": 1}, {"$set": {"a": 1}}, upsert=True))[1]
+    assert fresh.settle(up({"_id": 2}, {"$set": {"a": 1}}, upsert=True))[1]
+    third = up({"_id": 3}, {"$set": {"a": 1}}, upsert=True)
+    assert fresh.settle(third) == (third, False)
+    first_again = up({"_id": 1}, {"$set": {"a": 2}})
+    assert fresh.settle(first_again) == (first_again, False)
+    assert fresh.count == 0
+
+
+def test_first_writes_go_together_before_the_others_and_a_documents_order_holds():
+    fresh = Fresh()
+    fresh.settle(up({"_id": 1}, {"$set": {"a": 0}}, upsert=True))  # made in an earlier batch
+    writes = [
+        up({"_id": 1}, {"$set": {"a": 1}}),
+        up({"_id": 2}, {"$set": {"a": 1}}, upsert=True),
+        up({"_id": 2}, {"$addToSet": {"t": 1}}),
+        up({"_id": 3}, {"$set": {"a": 1}}, upsert=True),
+    ]
+    out = fresh.settle_all(combine(writes))
+    assert [(w.name, w.params.get("filter", w.params.get("document"))["_id"]) for w in out] == [
+        ("insert_one", 2),
+        ("insert_one", 3),
+        ("update_one", 1),
+        ("update_one", 2),
+    ]
+
+
 # -- on the real store: random batches, combined and not --------------------------------------
 
 FIELDS = {"$set": ("a", "b", "c.x"), "$inc": ("n", "m"), "$push": ("v", "w")}
@@ -186,6 +261,35 @@ def test_random_batches_combined_leave_the_same_documents(settings):
             together.bulk_write([w.op() for w in combined], ordered=True)
             assert snapshot(together) == snapshot(one), f"seed {seed}: {[w.params for w in writes]}"
         assert folded_away > 200  # the batches did fold: this compares something
+    finally:
+        mongo.drop_database(db.name)
+        mongo.close()
+
+
+def test_random_batches_settled_into_an_empty_collection_leave_the_same_documents(settings):
+    """A rebuild's batches (shared.combine.Fresh): combined, first writes sent as inserts,
+    writes that find nothing left out, batch after batch into a collection begun empty,
+    leave what the same writes one by one do."""
+    mongo = pymongo.MongoClient(settings.mongo_uri)
+    db = mongo[settings.database("fresh")]
+    inserted = dropped = 0
+    try:
+        for seed in range(20):
+            rng = random.Random(1000 + seed)
+            one, together = db[f"one_{seed}"], db[f"together_{seed}"]
+            fresh = Fresh()
+            for _ in range(4):
+                writes = _batch(rng, one)
+                _apply_one_by_one(writes)
+                moved = [Write(together, w.name, w.params, w.options) for w in writes]
+                combined = combine(moved)
+                sent = fresh.settle_all(combined)
+                inserted += sum(w.name == "insert_one" for w in sent)
+                dropped += len(combined) - len(sent)
+                if sent:
+                    together.bulk_write([w.op() for w in sent], ordered=True)
+                assert snapshot(together) == snapshot(one), f"seed {seed}"
+        assert inserted > 50 and dropped > 5, (inserted, dropped)  # both paths were taken
     finally:
         mongo.drop_database(db.name)
         mongo.close()

@@ -182,6 +182,19 @@ def test_a_rebuild_keeps_its_positions_in_memory_and_writes_them_once_it_has_rea
         progress_writes = [c for c in listener.commands if c.get("update") == PROGRESS]
         assert batches >= 132 // 9, batches
         assert len(progress_writes) == 1, progress_writes
+        # each total's first write went as the insert of what it made (shared.combine.Fresh),
+        # later ones as updates: no upsert of a document the generation did not have
+        inserted = [
+            d["_id"]
+            for c in listener.commands
+            if c.get("insert") == "totals__g2"
+            for d in c["documents"]
+        ]
+        assert sorted(inserted) == [f"c-{s}" for s in range(6)], inserted
+        updates = [
+            u for c in listener.commands if c.get("update") == "totals__g2" for u in c["updates"]
+        ]
+        assert updates and all(u["q"]["_id"] in inserted for u in updates)
         doc = pstore.db[PROGRESS].find_one({"_id": "totals:g2:kernel"})
         last = max(e.position for e in store.read_all())
         assert (doc["through"], doc["ahead"]) == (last, []), doc
