@@ -108,3 +108,69 @@ def test_a_rebuild_asked_to_stop_ends_between_batches_and_leaves_nothing_behind(
     assert meta["active"] == 1 and meta.get("building") is None, meta
     assert "totals__g2" not in pstore.db.list_collection_names()
     assert not pstore.stored_offsets(2)
+
+
+def test_a_rebuild_reads_and_parses_its_next_batch_while_the_store_applies_one(
+    settings, monkeypatch
+):
+    """The first batch's handlers wait until the next batch has been parsed: they can only
+    go on if reading ahead happens beside the applying (one after the other, they would
+    wait in vain). The rebuild still equals the log."""
+    from shared.projections import ProjectionStore
+
+    monkeypatch.setattr("shared.consumer.REBUILD_BATCH", 11)
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=3, increments=10)  # 33 records: 3 batches or more
+    relay.drain()
+    parsed_batches: list[str] = []
+    second_parsed = threading.Event()
+    parse = ProjectionStore.parse
+
+    def counted(self, records):
+        out = parse(self, records)
+        parsed_batches.append(threading.current_thread().name)
+        if len(parsed_batches) == 2:
+            second_parsed.set()
+        return out
+
+    monkeypatch.setattr(ProjectionStore, "parse", counted)
+    waited: list[bool] = []
+
+    class Waiting(Totals):
+        def on_CounterOpened(self, event, view):
+            if not waited:
+                waited.append(second_parsed.wait(timeout=10))
+            super().on_CounterOpened(event, view)
+
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    assert rebuild(settings, Waiting(), registry=reg) == 2
+    assert waited == [True], "the next batch was not parsed while the first was applied"
+    assert parsed_batches and all(n.startswith("read-ahead-") for n in parsed_batches)
+    assert snapshot(runner.store.reader("totals")) == expected_totals(store)
+
+
+def test_a_rebuild_whose_reading_fails_drops_its_generation(settings, monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    from shared.projections import ProjectionStore
+
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=2, increments=3)
+    relay.drain()
+
+    def failing(self, records):
+        raise AutoReconnect("the store went away while a key was read")
+
+    monkeypatch.setattr(ProjectionStore, "parse", failing)
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    pstore = runner.store
+    assert pstore.active_generation() == 1
+    try:
+        rebuild(settings, Totals(), registry=reg)
+    except AutoReconnect:
+        pass
+    else:
+        raise AssertionError("the rebuild should have failed")
+    meta = pstore.meta.find_one({"_id": pstore.name})
+    assert meta["active"] == 1 and meta.get("building") is None, meta
+    assert "totals__g2" not in pstore.db.list_collection_names()
