@@ -36,11 +36,13 @@ from testkit.faults import RECEPTION, registered
 from testkit.procs import free_port, worker
 
 from .common import Report, percentile, session_booked
+from .sink import SinkProcess
 
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "50"))  # issue 14: offer 50 ticks/s
 SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
 LEAD = "lead@bench.test"
 GENERATION_TTL = 0.5  # seconds the watcher keeps a projection's active generation
+SINK = os.environ.get("BENCH_SINK", "process")  # where the SMTP server runs: bench/sink.py
 
 
 class TimedSink(MailSink):
@@ -253,7 +255,7 @@ def _broker_round_trips(settings, n: int = 200) -> list[float]:
     return out
 
 
-def _smtp_sends(sink: TimedSink, n: int = 100) -> list[float]:
+def _smtp_sends(sink: TimedSink | SinkProcess, n: int = 100) -> list[float]:
     out = []
     for i in range(n):
         msg = EmailMessage()
@@ -341,7 +343,11 @@ def _rebuilding(settings, log_dir, stop: threading.Event) -> threading.Thread:
 def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     """The flows at RATE; with `rebuild`, while records' client summaries are rebuilt over
     and over (the "RiskIndicated -> alert email under load" row of issue 14)."""
-    sink = TimedSink(free_port()).start()
+    # the SMTP server in a process of its own, as a practice's is (bench/sink.py);
+    # BENCH_SINK=inprocess runs it inside the bench, as before session 11
+    sink: TimedSink | SinkProcess = (
+        TimedSink(free_port()) if SINK == "inprocess" else SinkProcess(free_port())
+    ).start()
     summaries = ServiceContext("records", settings).projection(ClientSummaries())
     plans = ServiceContext("measures", settings).projection(QuestionnairePlans())
     board = ServiceContext("measures", settings).projection(MeasuresBoard())
@@ -457,7 +463,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     return rss
 
 
-def _risk_hops(settings, alerts: dict, sink: TimedSink) -> dict[str, list[float]]:
+def _risk_hops(settings, alerts: dict, sink: TimedSink | SinkProcess) -> dict[str, list[float]]:
     """Where the time from a RiskIndicated to the lead's alert email goes, hop by hop: the
     event's timestamp on the topic (the relay's send), the message's planning in the book
     (created_at), its claim by a dispatcher and the sink's acceptance, all wall clock."""
