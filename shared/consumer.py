@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -472,89 +471,25 @@ def _replay(
         done = 0
         if progress:
             progress(done, total)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
         store.keep_progress(generation)
-        ahead = _ReadAhead(consumer, store, ends)
-        try:
-            for batch in ahead:
-                if stop is not None and stop.is_set():
-                    raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
-                if batch is None:
-                    continue  # nothing read for a while
-                records, parsed = batch
-                store.apply(records, generation, parsed=parsed)
-                done += len(records)
-                if progress:
-                    progress(done, total)
-        finally:
-            ahead.close()
+        while remaining:
+            if stop is not None and stop.is_set():
+                raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
+            batch = consumer.poll(timeout_ms=1000)
+            wanted = {tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()}
+            records = _records({tp: recs for tp, recs in wanted.items() if recs})
+            store.apply(records, generation)
+            done += len(records)
+            if progress:
+                progress(done, total)
+            for tp in list(remaining):
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
         store.write_progress(generation)
     finally:
         consumer.close()
-
-
-class _ReadAhead:
-    """A rebuild's batches, each read from the broker and parsed (`ProjectionStore.parse`)
-    by a thread of its own while the store applies the one before: the rebuild's process
-    spent two fifths of its time parsing and a tenth polling, one after the other with the
-    store's work (py-spy, bench scale at 100k, issue 14, session 11). Up to the end offsets
-    seen at the start; one batch waits at most. Only this thread uses the consumer until
-    `close`, which stops it and waits for it."""
-
-    _END = object()
-
-    def __init__(self, consumer: KafkaConsumer, store: ProjectionStore, ends: Mapping):
-        self.consumer, self.store, self.ends = consumer, store, ends
-        self.ready: queue.Queue = queue.Queue(maxsize=1)
-        self.closed = threading.Event()
-        self.thread = threading.Thread(target=self._read, name=f"read-ahead-{store.name}")
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _put(self, item: object) -> bool:
-        while not self.closed.is_set():
-            try:
-                self.ready.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read(self) -> None:
-        try:
-            remaining = {tp for tp, end in self.ends.items() if end > 0}
-            while remaining and not self.closed.is_set():
-                batch = self.consumer.poll(timeout_ms=1000)
-                wanted = {
-                    tp: [r for r in recs if r.offset < self.ends[tp]] for tp, recs in batch.items()
-                }
-                records = _records({tp: recs for tp, recs in wanted.items() if recs})
-                for tp in list(remaining):
-                    if self.consumer.position(tp) >= self.ends[tp]:
-                        remaining.discard(tp)
-                        self.consumer.pause(tp)
-                if records and not self._put((records, self.store.parse(records))):
-                    return
-            self._put(self._END)
-        except BaseException as err:  # the applying thread raises it
-            self._put(err)
-
-    def __iter__(self):
-        """Each batch, in order; None after half a second without one."""
-        while True:
-            try:
-                item = self.ready.get(timeout=0.5)
-            except queue.Empty:
-                yield None
-                continue
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self.closed.set()
-        self.thread.join()
 
 
 def redrive(

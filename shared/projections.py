@@ -35,7 +35,7 @@ from pymongo.errors import PyMongoError
 from . import chime, consistency
 from .combine import OPS, Fresh, Write, combine, reads
 from .crypto import FieldCipher
-from .events import Event, EventRegistry, utcnow
+from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import delete_each, in_transaction
 
 log = logging.getLogger(__name__)
@@ -420,38 +420,17 @@ class ProjectionStore:
         }
 
     # -- applying records ------------------------------------------------------------------
-    def parse(self, records: Sequence[Record]) -> list[Event | Exception]:
-        """Each record's event, or why it is not one (parked when applied). A rebuild parses
-        its next batch while the store applies this one (shared.consumer)."""
-        parsed: list[Event | Exception] = []
-        for record in records:
-            try:
-                parsed.append(self.registry.from_message(record.value, self.cipher))
-            except PyMongoError:
-                raise  # reading a client's key: the caller retries
-            except Exception as err:  # an unknown type, invalid data, a bug: parked
-                parsed.append(err)
-        return parsed
-
     def apply(
-        self,
-        records: Sequence[Record],
-        generation: int,
-        *,
-        track_offsets: bool = True,
-        parsed: Sequence[Event | Exception] | None = None,
+        self, records: Sequence[Record], generation: int, *, track_offsets: bool = True
     ) -> int:
         """Apply records in one transaction with their offsets and processed ids. A handler
         bug or an unknown event type parks that record in `dead_letters` (loudly) and the
-        rest still apply; store errors propagate for the caller to retry. `parsed`: the
-        records' `parse`, when done already."""
+        rest still apply; store errors propagate for the caller to retry."""
         if not records:
             return 0
-        if parsed is None:
-            parsed = self.parse(records)
         try:
             applied = in_transaction(
-                self.mongo, lambda s: self._apply(records, parsed, generation, s, track_offsets)
+                self.mongo, lambda s: self._apply(records, generation, s, track_offsets)
             )
             consistency.remember(self._noted)
             if applied:  # loops acting on what projections wrote wake (shared.wakeup)
@@ -462,11 +441,9 @@ class ProjectionStore:
         except Exception:
             log.exception("projection %s: batch failed; applying one by one", self.name)
         applied = 0
-        for record, event in zip(records, parsed, strict=True):
+        for record in records:
             try:
-                one = partial(
-                    self._apply, [record], [event], generation, track_offsets=track_offsets
-                )
+                one = partial(self._apply, [record], generation, track_offsets=track_offsets)
                 applied += in_transaction(self.mongo, one)
                 consistency.remember(self._noted)
             except PyMongoError:
@@ -497,7 +474,6 @@ class ProjectionStore:
     def _apply(
         self,
         records: Sequence[Record],
-        parsed: Sequence[Event | Exception],
         generation: int,
         session: ClientSession,
         track_offsets: bool = True,
@@ -509,17 +485,18 @@ class ProjectionStore:
         recorded: dict[tuple[str, int], datetime] = {}  # the newest event's, per partition
         events: list[Event] = []
         sources: list[str] = []  # the service each event came from
-        for record, event in zip(records, parsed, strict=True):
+        for record in records:
             tp = (record.topic, record.partition)
             next_offsets[tp] = record.offset + 1
-            if isinstance(event, Exception):
+            try:
+                event = self.registry.from_message(record.value, self.cipher)
+                events.append(event)
+                sources.append(consistency.source_of(record.topic))
+                last_ids[tp] = event.event_id
+                recorded[tp] = max(recorded.get(tp, event.recorded_at), event.recorded_at)
+            except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[tp] = None
-                self._dead_letter(record, event, session)
-                continue
-            events.append(event)
-            sources.append(consistency.source_of(record.topic))
-            last_ids[tp] = event.event_id
-            recorded[tp] = max(recorded.get(tp, event.recorded_at), event.recorded_at)
+                self._dead_letter(record, err, session)
         # the positions seen, written before the handlers run (remembered by apply() once
         # the transaction committed): read-your-writes, and which events were seen already
         self._noted = consistency.note_seen(
