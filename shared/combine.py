@@ -24,6 +24,7 @@ does not (only neighbouring writes are folded there).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
@@ -207,6 +208,16 @@ def reads(name: str, args: tuple, kwargs: dict) -> bool:
     return name in READS
 
 
+@lru_cache(maxsize=4096)
+def _parts(path: str) -> tuple[str, ...] | None:
+    """A path's parts, or None for one `_inserted` does not build (`_id`, an array index,
+    an operator): a batch sets the same few paths thousands of times."""
+    parts = tuple(path.split("."))
+    if parts[0] == "_id" or any(not p or p.startswith("$") or p.isdigit() for p in parts):
+        return None
+    return parts
+
+
 def _inserted(write: Write) -> dict | None:
     """The document `write` (an upsert or replace by `_id` alone) inserts into a collection
     without it, or None when that is not certain."""
@@ -228,8 +239,8 @@ def _inserted(write: Write) -> dict | None:
     doc: dict = {"_id": filter_["_id"]}
     for op, fields in update.items():
         for path, value in fields.items():
-            parts = path.split(".")
-            if parts[0] == "_id" or any(not p or p.startswith("$") or p.isdigit() for p in parts):
+            parts = _parts(path)
+            if parts is None:
                 return None
             if op == "$inc" and (not isinstance(value, int | float) or isinstance(value, bool)):
                 return None
