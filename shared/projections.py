@@ -289,7 +289,6 @@ class ProjectionStore:
         self._progress_kept: set[int] = set()
         # generations this process began empty and alone writes: the documents it made
         self._fresh: dict[int, Fresh] = {}
-        self._physical: dict[tuple[str, int], Collection] = {}
 
     @property
     def name(self) -> str:
@@ -309,13 +308,9 @@ class ProjectionStore:
         return doc["active"]
 
     def physical(self, logical: str, generation: int) -> Collection:
-        """The collection of a generation (made once: every handler's `view[...]` asks)."""
-        found = self._physical.get((logical, generation))
-        if found is None:
-            if logical not in self.projection.collections:
-                raise KeyError(f"projection {self.name} has no collection {logical!r}")
-            found = self._physical[(logical, generation)] = self.db[f"{logical}__g{generation}"]
-        return found
+        if logical not in self.projection.collections:
+            raise KeyError(f"projection {self.name} has no collection {logical!r}")
+        return self.db[f"{logical}__g{generation}"]
 
     def reader(self, logical: str) -> Collection:
         """The collection API handlers query: the active generation, once it has reached
