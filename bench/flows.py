@@ -25,7 +25,6 @@ from kafka import TopicPartition
 from services.billing.domain import charge_id_for
 from services.billing.projections import Ledger
 from services.measures.projections import MeasuresBoard, QuestionnairePlans
-from services.notifications.devmail import MailSink
 from services.notifications.domain import message_id
 from services.records.projections import ClientSummaries
 from shared import kafka as kafka_clients
@@ -36,31 +35,13 @@ from testkit.faults import RECEPTION, registered
 from testkit.procs import free_port, worker
 
 from .common import Report, percentile, session_booked
-from .sink import SinkProcess
+from .sink import SinkProcess, TimedSink
 
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "50"))  # issue 14: offer 50 ticks/s
 SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
 LEAD = "lead@bench.test"
 GENERATION_TTL = 0.5  # seconds the watcher keeps a projection's active generation
 SINK = os.environ.get("BENCH_SINK", "process")  # where the SMTP server runs: bench/sink.py
-
-
-class TimedSink(MailSink):
-    """The dev SMTP sink, noting when each Message-ID was accepted."""
-
-    def __init__(self, port):
-        super().__init__(port)
-        self.accepted_at: dict[str, float] = {}
-        self.accepted_wall: dict[str, float] = {}
-
-    def accepted(self, ids) -> list[tuple[str, float]]:
-        """A Watch's lookup: the Message-IDs among `ids` accepted, with when."""
-        return [(k, self.accepted_at[k]) for k in ids if k in self.accepted_at]
-
-    def received(self, recipients, message, raw) -> None:
-        self.accepted_wall.setdefault(message["Message-ID"], time.time())
-        self.accepted_at.setdefault(message["Message-ID"], time.monotonic())
-        super().received(recipients, message, raw)
 
 
 def _booked(i: int, now: datetime) -> NewEvent:

@@ -18,24 +18,47 @@ from services.notifications.devmail import MailSink
 from testkit.procs import ROOT
 
 
+class Acceptances:
+    """When each Message-ID was accepted: `accepted_at` (monotonic), `accepted_wall`."""
+
+    def __init__(self) -> None:
+        self.accepted_at: dict[str, float] = {}
+        self.accepted_wall: dict[str, float] = {}
+
+    def note(self, key: str, wall: float, monotonic: float) -> None:
+        self.accepted_wall.setdefault(key, wall)
+        self.accepted_at.setdefault(key, monotonic)
+
+    def accepted(self, ids) -> list[tuple[str, float]]:
+        """A Watch's lookup: the Message-IDs among `ids` accepted, with when."""
+        return [(k, self.accepted_at[k]) for k in ids if k in self.accepted_at]
+
+
+class TimedSink(Acceptances, MailSink):
+    """The dev SMTP sink inside the bench's process (`BENCH_SINK=inprocess`)."""
+
+    def __init__(self, port: int):
+        Acceptances.__init__(self)
+        MailSink.__init__(self, port)
+
+    def received(self, recipients, message, raw) -> None:
+        self.note(message["Message-ID"], time.time(), time.monotonic())
+        super().received(recipients, message, raw)
+
+
 class _Reporting(MailSink):
     def received(self, recipients, message, raw) -> None:
         print(f"{message['Message-ID']}\t{time.time()}\t{time.monotonic()}", flush=True)
 
 
-class SinkProcess:
-    """The bench's view of the sink process: `accepted` (a Watch lookup) and `accepted_wall`,
-    as the in-process sink (flows.TimedSink) offers them."""
+class SinkProcess(Acceptances):
+    """The bench's view of the sink process, with what TimedSink offers."""
 
     def __init__(self, port: int):
+        super().__init__()
         self.port = port
-        self.accepted_at: dict[str, float] = {}
-        self.accepted_wall: dict[str, float] = {}
         self._proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
-
-    def accepted(self, ids) -> list[tuple[str, float]]:
-        return [(k, self.accepted_at[k]) for k in ids if k in self.accepted_at]
 
     def start(self) -> SinkProcess:
         self._proc = subprocess.Popen(
@@ -56,8 +79,7 @@ class SinkProcess:
         assert self._proc is not None and self._proc.stdout is not None
         for line in self._proc.stdout:
             key, wall, mono = line.rstrip("\n").split("\t")
-            self.accepted_wall.setdefault(key, float(wall))
-            self.accepted_at.setdefault(key, float(mono))
+            self.note(key, float(wall), float(mono))
 
     def stop(self) -> None:
         if self._proc is not None:

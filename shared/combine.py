@@ -288,10 +288,12 @@ class Fresh:
     def settle(self, write: Write) -> tuple[Write | None, bool]:
         """(what to send for `write`, None for nothing; whether it is its document's first
         write, which may then go before the writes of other documents)."""
+        return self._settle(write, write.document())
+
+    def _settle(self, write: Write, key: tuple[str, Any] | None) -> tuple[Write | None, bool]:
         name = write.collection.full_name
         if name in self.untracked:
             return write, False
-        key = write.document()
         if key is None:
             if write.name == "insert_one" or write.options.get("upsert"):
                 self.untrack(name)
@@ -333,7 +335,7 @@ class Fresh:
 
         for write in writes:
             key = write.document()
-            sent, first = self.settle(write)
+            sent, first = self._settle(write, key)
             if key is None or key[0] in in_order:
                 cut()
                 if sent is not None:

@@ -285,10 +285,9 @@ class ProjectionStore:
         self.dead_letters = self.db["dead_letters"]
         # the progress documents the last transaction wrote (shared.consistency.note_seen)
         self._noted = consistency.Noted()
-        # generations whose progress documents this process keeps in memory (a rebuild)
-        self._progress_kept: set[int] = set()
-        # generations this process began empty and alone writes: the documents it made
-        self._fresh: dict[int, Fresh] = {}
+        # generations this process began empty, alone writes and keeps the progress of in
+        # memory (a rebuild: `keep_progress`), with the documents its writes made
+        self._kept: dict[int, Fresh] = {}
 
     @property
     def name(self) -> str:
@@ -347,8 +346,7 @@ class ProjectionStore:
                 self.physical(logical, generation).create_indexes(list(indexes))
 
     def drop_generation(self, generation: int) -> None:
-        self._progress_kept.discard(generation)
-        self._fresh.pop(generation, None)
+        self._kept.pop(generation, None)
         for logical in self.projection.collections:
             self.physical(logical, generation).drop()
         prefix = f"^{self._key(generation)}:"
@@ -389,19 +387,17 @@ class ProjectionStore:
         The generation is empty (made just now) and the rebuild its only writer, so it also
         keeps which documents its writes made (shared.combine.Fresh): a document's first
         write, an upsert, goes to the store as the insert of what it makes."""
-        self._progress_kept.add(generation)
-        self._fresh[generation] = Fresh()
+        self._kept[generation] = Fresh()
 
     def write_progress(self, generation: int) -> None:
         """Write the positions kept since `keep_progress`, and write them with every batch
         from now on (and write upserts as upserts: others may write it from now on)."""
         consistency.write_known(self, self._key(generation))
-        self._progress_kept.discard(generation)
-        self._fresh.pop(generation, None)
+        self._kept.pop(generation, None)
 
     def fresh(self, generation: int) -> Fresh | None:
         """The documents made so far in a generation kept since `keep_progress`."""
-        return self._fresh.get(generation)
+        return self._kept.get(generation)
 
     def _key(self, generation: int) -> str:
         return f"{self.name}:g{generation}"
@@ -500,7 +496,7 @@ class ProjectionStore:
         # the positions seen, written before the handlers run (remembered by apply() once
         # the transaction committed): read-your-writes, and which events were seen already
         self._noted = consistency.note_seen(
-            self, key, session, records, events, write=generation not in self._progress_kept
+            self, key, session, records, events, write=generation not in self._kept
         )
         fresh: set[int] = set()  # id() of the events not seen, by their positions
         by_id: list[Event] = []  # their positions cannot tell: their ids will
@@ -597,7 +593,7 @@ class ProjectionStore:
             self._key(generation),
             session,
             [record],
-            write=generation not in self._progress_kept,
+            write=generation not in self._kept,
         )
         if track_offsets:
             self._save_offsets(
