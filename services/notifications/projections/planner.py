@@ -315,9 +315,11 @@ class Planner(ClientDirectory):
         if facts.get("video_link"):
             facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
         change = {**facts, "status": status}
-        before = view["sessions"].find_one_and_update(
-            {"_id": d["session_id"]}, {"$set": change}, upsert=True
-        )
+        # a read and a write, not `find_one_and_update`: the projection is its generation's
+        # only writer, in a transaction; and the local store answers a findAndModify by
+        # reading the whole collection (bench/README.md, gaps of the local servers)
+        before = view["sessions"].find_one({"_id": d["session_id"]})
+        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": change}, upsert=True)
         # the session as saved; "new" when this generation had not seen it before
         saved = {**(before or {"_id": d["session_id"]}), **change, "session_id": d["session_id"]}
         return {**saved, "new": before is None}

@@ -56,6 +56,40 @@ def test_a_fact_planning_four_messages_costs_two_round_trips(nsettings):
         mongo.close()
 
 
+def test_a_claim_is_a_write_and_a_read_by_id(nsettings):
+    """A claim reaches the store as an update by `_id` (without `$or`) and a read by `_id`:
+    the local store answers a findAndModify, or a filter with `$or`, by reading every
+    message (bench/README.md, gaps of the local servers). A message not due is not taken."""
+    import pymongo
+
+    from services.notifications.application.book import PENDING, SENDING
+
+    seen = Commands()
+    mongo = pymongo.MongoClient(nsettings.mongo_uri, event_listeners=[seen], tz_aware=True)
+    try:
+        book = MessageBook(mongo[nsettings.database("notifications")])
+        now = datetime.now(UTC)
+        book.messages.insert_many(
+            [
+                {"_id": "due", "status": PENDING, "priority": 1, "next_at": now, "attempts": 0},
+                {"_id": "later", "status": PENDING, "next_at": now + timedelta(hours=1)},
+            ]
+        )
+        seen.names.clear()
+        seen.commands.clear()
+        claimed = book.claim("due", timedelta(minutes=2), "lane", now)
+        assert claimed is not None and claimed["status"] == SENDING and claimed["attempts"] == 1
+        assert seen.names == ["update", "find"]
+        (update,) = seen.commands[0]["updates"]
+        assert update["q"]["_id"] == "due" and "$or" not in update["q"]
+        assert seen.commands[1]["filter"] == {"_id": "due", "claim": claimed["claim"]}
+        assert book.claim("due", timedelta(minutes=2), "other", now) is None  # taken
+        assert book.claim("later", timedelta(minutes=2), "lane", now) is None  # not due
+        assert book.messages.find_one({"_id": "later"})["status"] == PENDING
+    finally:
+        mongo.close()
+
+
 def test_claims_taken_together_never_share_a_message(nsettings):
     """Two urgent lanes claiming at once take disjoint messages, a message whose sender died
     (lease run out) first, and nothing that is not due or not urgent."""
