@@ -10,6 +10,7 @@ from typing import TypeVar
 import pymongo
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
 from .config import mongo_options_from_env
 
@@ -59,3 +60,26 @@ def delete_each(collection: Collection, query: dict) -> int:
     for doc_id in ids:
         collection.delete_one({"_id": doc_id})
     return len(ids)
+
+
+def count_by_id(collection: Collection, doc_id: str, update: dict) -> dict:
+    """Apply `update` (an `$inc`, with `$setOnInsert`/`$set`) to the document `doc_id`,
+    made if missing, and answer the document just after it, exactly as
+    `find_one_and_update` would: an update by `_id` and a read by `_id` in one transaction
+    (a concurrent increment conflicts and is retried, so no count is shared or lost).
+    Not `find_one_and_update` itself: the local store answers a findAndModify by reading
+    every document of the collection (10,000 documents: 79 ms, against 1 ms by `_id`;
+    bench/README.md, gaps of the local servers)."""
+
+    def work(session: ClientSession) -> dict | None:
+        collection.update_one({"_id": doc_id}, update, upsert=True, session=session)
+        return collection.find_one({"_id": doc_id}, session=session)
+
+    for _ in range(3):
+        try:
+            found = in_transaction(collection.database.client, work)
+        except DuplicateKeyError:  # two upserts made it at once: it is there now
+            continue
+        if found is not None:
+            return found
+    raise RuntimeError(f"{collection.name} {doc_id!r} could not be counted")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pymongo import IndexModel, ReturnDocument
+from pymongo import IndexModel
 from pymongo.collection import Collection
+
+from .mongo import count_by_id
 
 
 class FixedWindow:
@@ -21,14 +23,12 @@ class FixedWindow:
 
     def allow(self, key: str, now: datetime, limit: int, window_seconds: int) -> bool:
         start = int(now.timestamp()) // window_seconds * window_seconds
-        doc = self.attempts.find_one_and_update(
-            {"_id": f"{key}:{start}"},
+        doc = count_by_id(
+            self.attempts,
+            f"{key}:{start}",
             {
                 "$inc": {"count": 1},
                 "$setOnInsert": {"expires_at": now + timedelta(seconds=2 * window_seconds)},
             },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
         )
-        assert doc is not None  # an upsert asked for the document after it always has one
         return doc["count"] <= limit

@@ -25,10 +25,11 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import STAFF_ROLES
+from shared.mongo import count_by_id
 
 MAX_FAILURES = 5  # per account
 MAX_ADDRESS_FAILURES = 20  # per source address: a practice's staff share an office address
@@ -194,24 +195,21 @@ class UserStore:
             raise LockedOut(locked_until)
 
     def _count(self, key: str, now: datetime) -> dict:
-        """One atomic increment of an existing counter document. The document is made first,
-        on its own: two upserts racing on a missing document can both miss (a duplicate key,
-        or no document returned), and a lost count would be an attempt past the limit."""
+        """One increment of the key's failure counter, made if missing, and the counter
+        after it (shared.mongo.count_by_id: a lost count would be an attempt past the limit,
+        and a race between two upserts is taken care of there)."""
         try:
-            self.attempts.update_one(
-                {"_id": key}, {"$setOnInsert": {"failures": 0, "locked_until": None}}, upsert=True
+            return count_by_id(
+                self.attempts,
+                key,
+                {
+                    "$inc": {"failures": 1},
+                    "$set": {"last_failure_at": now},
+                    "$setOnInsert": {"locked_until": None},
+                },
             )
-        except DuplicateKeyError:
-            pass  # made by the attempt racing this one
-        for _ in range(5):
-            after = self.attempts.find_one_and_update(
-                {"_id": key},
-                {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if after is not None:
-                return after
-        raise LockedOut(now + LOCKOUT)  # the counter cannot be kept: refuse rather than let through
+        except RuntimeError:  # the counter cannot be kept: refuse rather than let through
+            raise LockedOut(now + LOCKOUT) from None
 
     def _release(self, key: str) -> None:
         """An attempt that was refused unchecked, or that succeeded, is not a failure."""
@@ -235,7 +233,9 @@ class UserStore:
 
     def is_known_device(self, user_id: str, token: str, now: datetime | None = None) -> bool:
         now = now or _now()
-        found = self.devices.find_one_and_update(
+        # an update by _id, not find_one_and_update: the local store answers a findAndModify
+        # by reading every device ever remembered (bench/README.md, gaps of the local servers)
+        found = self.devices.update_one(
             {
                 "_id": _digest(token),
                 "user_id": user_id,
@@ -243,7 +243,7 @@ class UserStore:
             },
             {"$set": {"last_used_at": now}},
         )
-        return found is not None
+        return found.matched_count == 1
 
 
 def _digest(token: str) -> str:

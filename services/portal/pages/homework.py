@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
-from pymongo import IndexModel, ReturnDocument
 
 from shared.auth import public, service_token
 from shared.events import utcnow
 from shared.inputs import ID_PATTERN
+from shared.ratelimit import FixedWindow
 
 from ..backend import Backend, BackendError
 from ..security import portal_db
@@ -40,27 +39,17 @@ def _records() -> Backend:
 
 def _allowed(token: str) -> bool:
     """Fixed windows per address and per link (a flood answers 429, nothing stored)."""
-    attempts = portal_db()["public_attempts"]
+    attempts = FixedWindow(portal_db()["public_attempts"])
     if not current_app.extensions.get("public_attempts_indexed"):
-        attempts.create_indexes([IndexModel("expires_at", expireAfterSeconds=0)])
+        attempts.ensure_indexes()
         current_app.extensions["public_attempts_indexed"] = True
     now = utcnow()
-    start = int(now.timestamp()) // WINDOW * WINDOW
     link = hashlib.sha256(token.encode()).hexdigest()
     for key, limit in (
         (f"ip:{request.remote_addr or 'unknown'}", PER_ADDRESS),
         (f"link:{link}", PER_LINK),
     ):
-        doc = attempts.find_one_and_update(
-            {"_id": f"homework:{key}:{start}"},
-            {
-                "$inc": {"count": 1},
-                "$setOnInsert": {"expires_at": now + timedelta(seconds=2 * WINDOW)},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc["count"] > limit:
+        if not attempts.allow(f"homework:{key}", now, limit, WINDOW):
             return False
     return True
 
