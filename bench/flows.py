@@ -42,6 +42,9 @@ SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
 LEAD = "lead@bench.test"
 GENERATION_TTL = 0.5  # seconds the watcher keeps a projection's active generation
 SINK = os.environ.get("BENCH_SINK", "process")  # where the SMTP server runs: bench/sink.py
+# a practice some months on: the message book holds this many messages sent before, and the
+# notifications planner this many past sessions (one in three), before the clock starts
+HISTORY = int(os.environ.get("BENCH_FLOW_HISTORY", "0"))
 
 
 def _booked(i: int, now: datetime) -> NewEvent:
@@ -303,6 +306,66 @@ def _seed(settings) -> None:
     )
 
 
+def _history(settings, n: int) -> None:
+    """`n` messages already sent, and n/3 past sessions in the planner's directory, for
+    clients the flows do not touch: what a practice's notifications store holds after some
+    months (Maidstone's six therapists book about 7,000 sessions a year, each with a
+    confirmation, reminders and questionnaire requests). Loaded in bulk, with the indexes
+    the dispatchers and the planner make, before any process starts."""
+    from services.notifications.application.book import SENT, ensure_indexes
+    from services.notifications.projections import Planner
+
+    if n <= 0:
+        return
+    context = ServiceContext("notifications", settings)
+    ensure_indexes(context.db)
+    directory = context.projection(Planner())
+    sessions = directory.physical("sessions", directory.active_generation())
+    directory.ensure_generation(directory.active_generation())
+    past = utcnow() - timedelta(days=200)
+    for start in range(0, n, 5000):
+        context.db["messages"].insert_many(
+            [
+                {
+                    "_id": f"confirmation:hs-{i}:email",
+                    "kind": "confirmation",
+                    "channel": "email",
+                    "priority": 2,
+                    "status": SENT,
+                    "session_id": f"hs-{i}",
+                    "client_id": f"hc{i % 700}",
+                    "therapist_id": f"ht{i % 6}",
+                    "audience": "client",
+                    "next_at": past + timedelta(minutes=i),
+                    "created_at": past + timedelta(minutes=i),
+                    "as_of": past + timedelta(minutes=i),
+                    "sent_at": past + timedelta(minutes=i, seconds=5),
+                    "attempts": 1,
+                    "announced": True,
+                    "last_error": None,
+                }
+                for i in range(start, min(n, start + 5000))
+            ],
+            ordered=False,
+        )
+    sessions.insert_many(
+        [
+            {
+                "_id": f"hs-{i}",
+                "client_id": f"hc{i % 700}",
+                "therapist_id": f"ht{i % 6}",
+                "starts_at": past + timedelta(hours=i),
+                "ends_at": past + timedelta(hours=i, minutes=50),
+                "status": "attended",
+                "kind": "treatment",
+                "modality": "video",
+            }
+            for i in range(n // 3)
+        ],
+        ordered=False,
+    )
+
+
 def _rebuilding(settings, log_dir, stop: threading.Event) -> threading.Thread:
     """Rebuild records' client summaries again and again until `stop`: the operator's
     heaviest routine job, running while the practice is at its busiest."""
@@ -347,6 +410,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         "charge": Watch(_by_ids(ledger, "charges"), bell(ledger)),
     }
     _seed(settings)
+    _history(settings, HISTORY)
     alerts: dict[str, tuple[str, float]] = {}  # alert id -> (event id, wall time appended)
     procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
     rss = {}
@@ -400,6 +464,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     sink.stop()
     note = (
         ("while records' client summaries are rebuilt over and over; " if rebuild else "")
+        + (f"{HISTORY} messages sent before; " if HISTORY else "")
         + f"target {RATE:.0f} ticks/s for {SECONDS:.0f}s, achieved {appended / SECONDS:.1f}/s "
         f"({appended} bookings, 1 in 4 + completion, 1 in 10 + risk, 1 in 5 attended)"
     )
