@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError
 from shared.events import utcnow
 from shared.mongo import delete_each
 
-from ..domain.plans import URGENT
+from ..domain.plans import PRIORITIES, URGENT
 
 PENDING, SENDING, SENT, FAILED, VOIDED = "pending", "sending", "sent", "failed", "voided"
 STATUSES = (PENDING, SENDING, SENT, FAILED, VOIDED)
@@ -163,10 +163,15 @@ class MessageBook:
         entries."""
         stale, due = self._claimable(now, urgent_only)
         found = list(self.messages.find(stale, {"_id": 1, "channel": 1}).limit(limit))
-        if len(found) < limit:
-            order = [("priority", ASCENDING), ("next_at", ASCENDING)]
-            more = self.messages.find(due, {"_id": 1, "channel": 1}).sort(order)
-            found += list(more.limit(limit - len(found)))
+        # one look per priority, the most urgent first: with the priority given, the store
+        # serves the look from the (status, priority, next_at) index; without it, the local
+        # store read every pending message, reminders weeks ahead included (128 ms a look
+        # with 5,000 of them, against 1.2 ms: bench/README.md, gaps of the local servers)
+        for priority in (URGENT,) if urgent_only else PRIORITIES:
+            if len(found) >= limit:
+                break
+            more = self.messages.find({**due, "priority": priority}, {"_id": 1, "channel": 1})
+            found += list(more.sort("next_at", ASCENDING).limit(limit - len(found)))
         # an e-mail or a text reaches a person wherever they are; the inbox entry is one
         # local write: start those first (stable, so urgency and time order are kept)
         found.sort(key=lambda d: d.get("channel") == "inbox")

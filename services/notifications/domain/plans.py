@@ -15,6 +15,7 @@ from shared.inputs import within_range
 from .rules import CLIENT, DEFAULT_LEAD, LEAD, QuietHours, deliver_at
 
 URGENT, NORMAL = 0, 1
+PRIORITIES = (URGENT, NORMAL)  # every message has one of these; the most urgent first
 TOO_LATE_FOR_A_REMINDER = timedelta(hours=1)
 
 

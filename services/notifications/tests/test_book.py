@@ -90,6 +90,48 @@ def test_a_claim_is_a_write_and_a_read_by_id(nsettings):
         mongo.close()
 
 
+def test_the_look_for_due_messages_is_served_by_the_index_and_keeps_urgency_first(nsettings):
+    """Reminders weeks ahead wait in the book as pending messages. The look for what is due
+    names the priority: with it, the local store serves the look from the (status, priority,
+    next_at) index; without it, it read every pending message (bench/README.md, gaps of the
+    local servers). The most urgent still come first, then the longest due."""
+    import pymongo
+
+    from services.notifications.application.book import PENDING, SENT, ensure_indexes
+    from services.notifications.domain.plans import NORMAL, URGENT
+
+    seen = Commands()
+    mongo = pymongo.MongoClient(nsettings.mongo_uri, event_listeners=[seen], tz_aware=True)
+    try:
+        db = mongo[nsettings.database("notifications")]
+        ensure_indexes(db)
+        book = MessageBook(db)
+        now = datetime.now(UTC)
+
+        def pending(key, priority, due_in):
+            return {"_id": key, "status": PENDING, "priority": priority, "next_at": now + due_in}
+
+        book.messages.insert_many(
+            [pending(f"ahead-{i}", NORMAL, timedelta(days=1 + i)) for i in range(50)]
+            + [
+                pending("normal-old", NORMAL, -timedelta(hours=2)),
+                pending("normal-new", NORMAL, -timedelta(minutes=1)),
+                pending("urgent", URGENT, -timedelta(seconds=1)),
+                {"_id": "sent", "status": SENT, "priority": URGENT, "next_at": now},
+            ]
+        )
+        seen.commands.clear()
+        assert [d["_id"] for d in book.due(8, now)] == ["urgent", "normal-old", "normal-new"]
+        assert [d["_id"] for d in book.due(2, now)] == ["urgent", "normal-old"]
+        assert [d["_id"] for d in book.due(8, now, urgent_only=True)] == ["urgent"]
+        looks = [c["filter"] for c in seen.commands if c.get("find") == "messages"]
+        pending_looks = [f for f in looks if f["status"] == PENDING]
+        assert len(pending_looks) == 5  # urgent then normal twice, urgent alone once
+        assert all(f["priority"] in (URGENT, NORMAL) for f in pending_looks), pending_looks
+    finally:
+        mongo.close()
+
+
 def test_claims_taken_together_never_share_a_message(nsettings):
     """Two urgent lanes claiming at once take disjoint messages, a message whose sender died
     (lease run out) first, and nothing that is not due or not urgent."""
