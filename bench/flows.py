@@ -42,8 +42,9 @@ SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
 LEAD = "lead@bench.test"
 GENERATION_TTL = 0.5  # seconds the watcher keeps a projection's active generation
 SINK = os.environ.get("BENCH_SINK", "process")  # where the SMTP server runs: bench/sink.py
-# a practice some months on: the message book holds this many messages sent before, and the
-# notifications planner this many past sessions (one in three), before the clock starts
+# a practice some months on: the message book holds this many messages sent before and a
+# sixth as many reminders waiting for sessions ahead, and the notifications planner a third as
+# many past sessions, before the clock starts
 HISTORY = int(os.environ.get("BENCH_FLOW_HISTORY", "0"))
 
 
@@ -307,12 +308,14 @@ def _seed(settings) -> None:
 
 
 def _history(settings, n: int) -> None:
-    """`n` messages already sent, and n/3 past sessions in the planner's directory, for
-    clients the flows do not touch: what a practice's notifications store holds after some
-    months (Maidstone's six therapists book about 7,000 sessions a year, each with a
-    confirmation, reminders and questionnaire requests). Loaded in bulk, with the indexes
-    the dispatchers and the planner make, before any process starts."""
-    from services.notifications.application.book import SENT, ensure_indexes
+    """`n` messages already sent, n/6 reminders pending for sessions ahead, and n/3 past
+    sessions in the planner's directory, for clients the flows do not touch: what a
+    practice's notifications store holds after some months (Maidstone's six therapists book
+    about 7,000 sessions a year, each with a confirmation, reminders and questionnaire
+    requests). Loaded in bulk, with the indexes the dispatchers and the planner make, before
+    any process starts."""
+    from services.notifications.application.book import PENDING, SENT, ensure_indexes
+    from services.notifications.domain.plans import NORMAL
     from services.notifications.projections import Planner
 
     if n <= 0:
@@ -330,7 +333,7 @@ def _history(settings, n: int) -> None:
                     "_id": f"confirmation:hs-{i}:email",
                     "kind": "confirmation",
                     "channel": "email",
-                    "priority": 2,
+                    "priority": NORMAL,
                     "status": SENT,
                     "session_id": f"hs-{i}",
                     "client_id": f"hc{i % 700}",
@@ -348,6 +351,30 @@ def _history(settings, n: int) -> None:
             ],
             ordered=False,
         )
+    ahead = utcnow() + timedelta(days=2)
+    context.db["messages"].insert_many(
+        [
+            {
+                "_id": f"reminder:hs-ahead-{i}:email",
+                "kind": "reminder",
+                "channel": "email",
+                "priority": NORMAL,
+                "status": PENDING,
+                "session_id": f"hs-ahead-{i}",
+                "client_id": f"hc{i % 700}",
+                "therapist_id": f"ht{i % 6}",
+                "audience": "client",
+                "next_at": ahead + timedelta(minutes=30 * i),
+                "created_at": past,
+                "as_of": past,
+                "attempts": 0,
+                "announced": True,
+                "last_error": None,
+            }
+            for i in range(n // 6)
+        ],
+        ordered=False,
+    )
     sessions.insert_many(
         [
             {
