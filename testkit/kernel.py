@@ -94,6 +94,17 @@ class Commands(monitoring.CommandListener):
         pass
 
 
+@contextmanager
+def heard_client(uri: str) -> Iterator[tuple[pymongo.MongoClient, Commands]]:
+    """A store client of its own whose commands are heard (Commands), closed afterwards."""
+    heard = Commands()
+    mongo = pymongo.MongoClient(uri, tz_aware=True, event_listeners=[heard])
+    try:
+        yield mongo, heard
+    finally:
+        mongo.close()
+
+
 def listened_settings(settings, monkeypatch, name: str):
     """(settings, Commands): a copy of `settings` whose store client records every command
     it sends. The copy's own URI gets its own client in shared.mongo's per-process cache, so

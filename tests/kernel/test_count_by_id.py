@@ -10,7 +10,7 @@ import threading
 import pymongo
 
 from shared.mongo import count_by_id
-from testkit.kernel import Commands
+from testkit.kernel import heard_client
 
 
 def test_sixteen_racing_increments_each_see_their_own_count(settings):
@@ -38,9 +38,7 @@ def test_sixteen_racing_increments_each_see_their_own_count(settings):
 
 
 def test_a_count_is_a_write_and_a_read_by_id(settings):
-    heard = Commands()
-    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[heard])
-    try:
+    with heard_client(settings.mongo_uri) as (mongo, heard):
         attempts = mongo[settings.database("kernel")]["count_by_id_heard"]
         attempts.drop()
         heard.names.clear()
@@ -51,5 +49,3 @@ def test_a_count_is_a_write_and_a_read_by_id(settings):
         assert "findAndModify" not in heard.names
         updates = [c for c in heard.commands if "update" in c]
         assert updates and all(u["updates"][0]["q"] == {"_id": "k"} for u in updates)
-    finally:
-        mongo.close()

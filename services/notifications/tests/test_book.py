@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.notifications.application.book import MessageBook
 from shared.mongo import client as mongo_client
-from testkit.kernel import Commands
+from testkit.kernel import heard_client
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -42,31 +42,21 @@ def test_planning_follows_the_facts_order_not_the_arrival_order(nsettings):
 
 
 def test_a_fact_planning_four_messages_costs_two_round_trips(nsettings):
-    import pymongo
-
-    seen = Commands()
-    mongo = pymongo.MongoClient(nsettings.mongo_uri, event_listeners=[seen], tz_aware=True)
-    try:
+    with heard_client(nsettings.mongo_uri) as (mongo, seen):
         book = MessageBook(mongo[nsettings.database("notifications")])
         planned = [message(f"risk:{i}", "alert") for i in range(4)]
         book.plan(planned, T0)
         assert seen.names == ["find", "update"]
         assert book.messages.count_documents({"_id": {"$in": [m["_id"] for m in planned]}}) == 4
-    finally:
-        mongo.close()
 
 
 def test_a_claim_is_a_write_and_a_read_by_id(nsettings):
     """A claim reaches the store as an update by `_id` (without `$or`) and a read by `_id`:
     the local store answers a findAndModify, or a filter with `$or`, by reading every
     message (bench/README.md, gaps of the local servers). A message not due is not taken."""
-    import pymongo
-
     from services.notifications.application.book import PENDING, SENDING
 
-    seen = Commands()
-    mongo = pymongo.MongoClient(nsettings.mongo_uri, event_listeners=[seen], tz_aware=True)
-    try:
+    with heard_client(nsettings.mongo_uri) as (mongo, seen):
         book = MessageBook(mongo[nsettings.database("notifications")])
         now = datetime.now(UTC)
         book.messages.insert_many(
@@ -86,8 +76,6 @@ def test_a_claim_is_a_write_and_a_read_by_id(nsettings):
         assert book.claim("due", timedelta(minutes=2), "other", now) is None  # taken
         assert book.claim("later", timedelta(minutes=2), "lane", now) is None  # not due
         assert book.messages.find_one({"_id": "later"})["status"] == PENDING
-    finally:
-        mongo.close()
 
 
 def test_the_look_for_due_messages_is_served_by_the_index_and_keeps_urgency_first(nsettings):
@@ -95,14 +83,10 @@ def test_the_look_for_due_messages_is_served_by_the_index_and_keeps_urgency_firs
     names the priority: with it, the local store serves the look from the (status, priority,
     next_at) index; without it, it read every pending message (bench/README.md, gaps of the
     local servers). The most urgent still come first, then the longest due."""
-    import pymongo
-
     from services.notifications.application.book import PENDING, SENT, ensure_indexes
     from services.notifications.domain.plans import NORMAL, URGENT
 
-    seen = Commands()
-    mongo = pymongo.MongoClient(nsettings.mongo_uri, event_listeners=[seen], tz_aware=True)
-    try:
+    with heard_client(nsettings.mongo_uri) as (mongo, seen):
         db = mongo[nsettings.database("notifications")]
         ensure_indexes(db)
         book = MessageBook(db)
@@ -128,8 +112,6 @@ def test_the_look_for_due_messages_is_served_by_the_index_and_keeps_urgency_firs
         pending_looks = [f for f in looks if f["status"] == PENDING]
         assert len(pending_looks) == 5  # urgent then normal twice, urgent alone once
         assert all(f["priority"] in (URGENT, NORMAL) for f in pending_looks), pending_looks
-    finally:
-        mongo.close()
 
 
 def test_claims_taken_together_never_share_a_message(nsettings):
