@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from testkit.plugin import eventually
+
 LONDON = ZoneInfo("Europe/London")
 HOURS = [{"weekday": d, "start": "08:00", "end": "20:00"} for d in range(7)]
 
@@ -81,6 +83,28 @@ def lead(practice, auth_header):
             {"weekly_hours": HOURS, "exceptions": []},
         ).status_code
         == 200
+    )
+    # the practice's consumers started with this test and may still be joining their groups;
+    # a running practice's have read the lead's setup long before anyone registers a client,
+    # so wait for records' client summaries to have read it (the tests' own writes are then
+    # read at once, with no polling: the point of this file). Seen in CI under load: the
+    # first call after the setup waited past the 2 s budget while the groups formed.
+    tid = person.therapist_id
+    eventually(
+        lambda: (
+            "X-Rapport-Stale"
+            not in practice["records"]
+            .get(
+                f"/clients?therapist_id={tid}&per_page=1",
+                headers={
+                    **person.auth,
+                    "X-Rapport-Min-Position": f"scheduling:{person.positions['scheduling']}",
+                },
+            )
+            .headers
+        ),
+        timeout=60,
+        message="records has read the lead's setup",
     )
     return person
 
