@@ -71,15 +71,15 @@ def count_by_id(collection: Collection, doc_id: str, update: dict) -> dict:
     every document of the collection (10,000 documents: 79 ms, against 1 ms by `_id`;
     bench/README.md, gaps of the local servers)."""
 
-    def work(session: ClientSession) -> dict | None:
+    def work(session: ClientSession) -> dict:
         collection.update_one({"_id": doc_id}, update, upsert=True, session=session)
-        return collection.find_one({"_id": doc_id}, session=session)
+        found = collection.find_one({"_id": doc_id}, session=session)
+        assert found is not None  # written just before, in this transaction
+        return found
 
     for _ in range(3):
         try:
-            found = in_transaction(collection.database.client, work)
+            return in_transaction(collection.database.client, work)
         except DuplicateKeyError:  # two upserts made it at once: it is there now
             continue
-        if found is not None:
-            return found
     raise RuntimeError(f"{collection.name} {doc_id!r} could not be counted")
