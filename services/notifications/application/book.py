@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.events import utcnow
@@ -58,25 +58,40 @@ class MessageBook:
         self.messages, self.preferences, self.inbox = db["messages"], db["preferences"], db["inbox"]
 
     # -- planning ----------------------------------------------------------------------
-    def plan(self, planned: list[dict], as_of: datetime) -> None:
+    def known(self, keys: list[str]) -> dict[str, dict]:
+        """The messages of `keys` the book holds, {key: {status, as_of, kind}}, in one read:
+        what `plan` needs of them, read once for a plan and what decides it."""
+        if not keys:
+            return {}
+        return {
+            d["_id"]: d
+            for d in self.messages.find(
+                {"_id": {"$in": list(dict.fromkeys(keys))}},
+                {"status": 1, "as_of": 1, "kind": 1},
+                session=self.session,
+            )
+        }
+
+    def plan(
+        self, planned: list[dict], as_of: datetime, known: dict[str, dict] | None = None
+    ) -> None:
         """Write what a fact plans, as of the fact's time: a new message is inserted, a
         pending one planned by an older fact is replaced, a voided one from an older fact is
         revived; one sent, being sent, failed, or planned by a newer fact stays as it is.
-        Two round trips whatever the number of messages (one read, one ordered bulk write;
-        each write repeats its condition, so a dispatcher claiming meanwhile wins): a booking
+        A few round trips whatever the number of messages: one read (none when the caller
+        read `known` already, in the same transaction) and one unordered bulk write, which
+        goes as one insert of the new messages and one update of the known ones, each
+        update repeating its condition, so a dispatcher claiming meanwhile wins. A booking
         plans a confirmation and its reminders, a risk answer four alerts, and planning
-        them one by one cost up to three writes each (issue 14)."""
+        them one by one cost up to three writes each (issue 14). A new message goes as an
+        insert: the local store answers an upsert with a read and a write (bench/README.md)."""
         wanted = {m["_id"]: m for m in planned}  # the last plan of a key wins, as before
         if not wanted:
             return
         s = self.session
-        known = {
-            d["_id"]: d
-            for d in self.messages.find(
-                {"_id": {"$in": list(wanted)}}, {"status": 1, "as_of": 1}, session=s
-            )
-        }
-        writes = []
+        if known is None:
+            known = self.known(list(wanted))
+        writes: list[InsertOne | UpdateOne] = []
         for key, message in wanted.items():
             body = {k: v for k, v in message.items() if k != "_id"}
             found = known.get(key)
@@ -90,7 +105,7 @@ class MessageBook:
                     "created_at": utcnow(),
                     "last_error": None,
                 }
-                writes.append(UpdateOne({"_id": key}, {"$setOnInsert": fresh}, upsert=True))
+                writes.append(InsertOne({"_id": key, **fresh}))
             elif found["status"] == PENDING and found["as_of"] <= as_of:
                 writes.append(
                     UpdateOne(
@@ -114,8 +129,8 @@ class MessageBook:
                 )
         if not writes:
             return
-        try:
-            self.messages.bulk_write(writes, ordered=True, session=s)
+        try:  # one write per key: their order does not matter
+            self.messages.bulk_write(writes, ordered=False, session=s)
         except BulkWriteError as err:
             if any(e.get("code") != 11000 for e in err.details.get("writeErrors", [])):
                 raise

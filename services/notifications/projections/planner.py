@@ -165,23 +165,33 @@ class Planner(ClientDirectory):
         *,
         notice: tuple[str, str] | None = None,
         reminders: str | None = None,
+        unless_told_by_link: bool = False,
     ) -> None:
         """A notice about the session (kind, key) and/or its reminders as the client's
         contact wants them now, any other pending reminder voided for `reminders` (the
         reason). One read of the contact and one plan for both: a booking read the client
-        and their preferences twice and planned twice (issue 14)."""
+        and their preferences twice and planned twice (issue 14). `unless_told_by_link`:
+        no notice when the person was sent the confirmation as they booked by link, before
+        they were registered (registering them does not confirm it twice); that is known
+        from the plan's own read of the book (`_link_keys`)."""
         contact = self.contact(view, session["client_id"])
         book = self.book(view)
         planned = plans.notice(*notice, session, contact, self.config.tz, at) if notice else []
+        kept = []
         if reminders is not None:
             kept = plans.reminders(session, contact, self.config.tz, at)
+        links = self._link_keys(session["session_id"]) if unless_told_by_link else []
+        known = book.known([m["_id"] for m in planned + kept] + links)
+        if any(known.get(k, {}).get("kind") == "booked_by_link" for k in links):
+            planned = []
+        if reminders is not None:
             if session.get("new"):
                 # nothing was planned for a session this generation never saw: no reminder
                 # of it can be pending (a rebuild finds the live book's, planned on the same
                 # keys or voided by the later facts that moved them, whose time is after
                 # this one's; `void` leaves what a newer fact planned). One write saved
                 # per booking, and the costliest (a multi-document update)
-                book.plan(planned + kept, at)
+                book.plan(planned + kept, at, known)
                 return
             book.keep_only(
                 {"session_id": session["session_id"], "kind": "reminder"},
@@ -190,7 +200,7 @@ class Planner(ClientDirectory):
                 at,
             )
             planned += kept
-        book.plan(planned, at)
+        book.plan(planned, at, known)
 
     def replan_client(self, view, client_id: str, as_of: datetime) -> None:
         """Contact details, consent or preferences changed: re-plan the reminders of the
@@ -304,9 +314,10 @@ class Planner(ClientDirectory):
             upsert=True,
         )
 
-    def _save_session(self, event, view, status: str) -> dict:
+    def _save_session(self, event, view, status: str, *, read_back: bool = True) -> dict:
         """Keep what the event says of the session; returns the session as saved, with
-        `new` set when this generation had not seen the session before."""
+        `new` set when this generation had not seen the session before (without
+        `read_back`, a session seen before is not read again: what the event says)."""
         d = event.data
         facts = {k: d[k] for k in ("client_id", "therapist_id", "starts_at", "ends_at")}
         for k in ("modality", "room", "video_link", "kind", "course_id", "number"):
@@ -315,41 +326,43 @@ class Planner(ClientDirectory):
         if facts.get("video_link"):
             facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
         change = {**facts, "status": status}
-        # a read and a write, not `find_one_and_update`: the projection is its generation's
-        # only writer, in a transaction; and the local store answers a findAndModify by
-        # reading the whole collection (bench/README.md, gaps of the local servers)
-        before = view["sessions"].find_one({"_id": d["session_id"]})
-        view["sessions"].update_one({"_id": d["session_id"]}, {"$set": change}, upsert=True)
-        # the session as saved; "new" when this generation had not seen it before
-        saved = {**(before or {"_id": d["session_id"]}), **change, "session_id": d["session_id"]}
-        return {**saved, "new": before is None}
+        sid = d["session_id"]
+        # the write first, then a read only of a session seen before: a booking is nearly
+        # always new, and its read before the write was a quarter of the planner's wait on
+        # the store in the busy hour (py-spy, issue 14). Not `find_one_and_update`: the
+        # projection is its generation's only writer, in a transaction, and the local store
+        # answers a findAndModify by reading the whole collection (bench/README.md, gaps of
+        # the local servers)
+        written = view["sessions"].update_one({"_id": sid}, {"$set": change}, upsert=True)
+        if written.upserted_id is not None or not read_back:
+            return {"_id": sid, **change, "session_id": sid, "new": written.upserted_id is not None}
+        saved = view["sessions"].find_one({"_id": sid}) or {"_id": sid, **change}
+        return {**saved, "session_id": sid, "new": False}
 
     def on_SessionBooked(self, event, view):
         session = self._save_session(event, view, "booked")
         # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned);
         # a booster booked on its own is confirmed like any session (issue 13: it was not)
-        confirm = (
-            not session.get("course_id")
-            and not event.data.get("plan_id")
-            and not self._told_by_link(view, session["session_id"])
-        )
+        confirm = not session.get("course_id") and not event.data.get("plan_id")
         key = f"confirmation:{session['session_id']}"
         notice = ("confirmation", key) if confirm else None
-        self._plan_session(view, session, event.recorded_at, notice=notice, reminders="superseded")
-
-    def _told_by_link(self, view, session_id: str) -> bool:
-        """Whether the person was sent the confirmation when they booked by link, before
-        they were registered (then registering them does not confirm it twice). That
-        confirmation has the client confirmation's own key on the channel the enquiry gave
-        (plans.booked_by_link), so it is looked up by key: the look by session and kind cost
-        the store four times as much (issue 14)."""
-        keys = [f"confirmation:{session_id}:{channel}" for channel in plans.ENQUIRER_CHANNELS]
-        found = self.book(view).messages.find_one(
-            {"_id": {"$in": keys}, "kind": "booked_by_link"},
-            {"_id": 1},
-            session=view.session,
+        self._plan_session(
+            view,
+            session,
+            event.recorded_at,
+            notice=notice,
+            reminders="superseded",
+            unless_told_by_link=confirm,
         )
-        return found is not None
+
+    @staticmethod
+    def _link_keys(session_id: str) -> list[str]:
+        """Where the confirmation sent when the person booked by link, before they were
+        registered, would be: it has the client confirmation's own key on the channel the
+        enquiry gave (plans.booked_by_link), so it is looked up by key, with the plan's own
+        read (a look by session and kind cost the store four times as much; a look of its
+        own was a fifth of the planner's wait on the store in the busy hour: issue 14)."""
+        return [f"confirmation:{session_id}:{channel}" for channel in plans.ENQUIRER_CHANNELS]
 
     def on_SessionRescheduled(self, event, view):
         session = self._save_session(event, view, "booked")
@@ -384,7 +397,7 @@ class Planner(ClientDirectory):
         self._session_over(event, view, "missed")
 
     def _session_over(self, event, view, status: str) -> None:
-        self._save_session(event, view, status)
+        self._save_session(event, view, status, read_back=False)
         self.book(view).void(
             {"session_id": event.data["session_id"], "kind": "reminder"},
             f"appointment {status}",

@@ -1,6 +1,6 @@
 """The message book's planning rules, against the real local store: a fact replayed late
 never undoes a newer one, a newer fact revives what an older one voided, and what was sent
-(or is being sent) stays as it is, all in the two round trips of `MessageBook.plan`."""
+(or is being sent) stays as it is, all in the few round trips of `MessageBook.plan`."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -42,12 +42,38 @@ def test_planning_follows_the_facts_order_not_the_arrival_order(nsettings):
 
 
 def test_a_fact_planning_four_messages_costs_two_round_trips(nsettings):
+    """Four new messages: one read and one insert of the four (an upsert of each was one
+    update command, which the local store answers with a read and a write per message)."""
     with heard_client(nsettings.mongo_uri) as (mongo, seen):
         book = MessageBook(mongo[nsettings.database("notifications")])
         planned = [message(f"risk:{i}", "alert") for i in range(4)]
         book.plan(planned, T0)
-        assert seen.names == ["find", "update"]
-        assert book.messages.count_documents({"_id": {"$in": [m["_id"] for m in planned]}}) == 4
+        assert seen.names == ["find", "insert"]
+        assert len(seen.commands[1]["documents"]) == 4
+        stored = list(book.messages.find({"_id": {"$in": [m["_id"] for m in planned]}}))
+        assert len(stored) == 4
+        assert {(d["status"], d["attempts"], d["announced"], d["as_of"]) for d in stored} == {
+            ("pending", 0, False, T0)
+        }
+
+
+def test_a_plan_read_by_its_caller_is_not_read_again(nsettings):
+    """The planner reads the book once for a booking's plan and for whether the person was
+    told as they booked by link: `plan` given what was read writes without reading. A
+    known pending message of an older fact is updated, a new one inserted."""
+    with heard_client(nsettings.mongo_uri) as (mongo, seen):
+        book = MessageBook(mongo[nsettings.database("notifications")])
+        book.plan([message("m1", "reminder")], T0)
+        seen.names.clear()
+        later = T0 + timedelta(minutes=5)
+        replanned = [{**message("m1", "reminder"), "channel": "sms"}, message("m2", "reminder")]
+        known = book.known(["m1", "m2", "elsewhere"])
+        assert set(known) == {"m1"} and known["m1"]["kind"] == "confirmation"
+        book.plan(replanned, later, known)
+        assert seen.names == ["find", "insert", "update"]  # the read was `known`'s
+        m1, m2 = book.messages.find_one({"_id": "m1"}), book.messages.find_one({"_id": "m2"})
+        assert (m1["channel"], m1["as_of"], m1["status"]) == ("sms", later, "pending")
+        assert (m2["as_of"], m2["status"]) == (later, "pending")
 
 
 def test_a_claim_is_a_write_and_a_read_by_id(nsettings):
