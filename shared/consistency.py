@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING
 
 from flask import Response, current_app, g, has_request_context, request
 from pymongo.client_session import ClientSession
+from pymongo.errors import PyMongoError
 
+from .combine import Write
 from .mongo import delete_each
 
 if TYPE_CHECKING:  # imported for types only: projections imports this module
@@ -105,6 +107,23 @@ class Noted:
 
     before: dict[str, Seen | None] = field(default_factory=dict)
     written: list[tuple[tuple[str, str], Seen]] = field(default_factory=list)
+    # with `defer`: the writes of the positions, for the caller to send with the batch's
+    # others, each with the (database, document id) whose condition it carries (or None)
+    writes: list[tuple[Write, tuple[str, str] | None]] = field(default_factory=list)
+
+
+class PositionsMoved(PyMongoError):
+    """A deferred write of the positions seen found its document moved on under the batch
+    (another instance, a dropped generation): what this process knew is forgotten and the
+    transaction is run again from the start, reading the document (`with_transaction` runs
+    again a callback that raises an error labelled TransientTransactionError)."""
+
+    def __init__(self, doc_key: tuple[str, str]):
+        _known.pop(doc_key, None)
+        super().__init__(
+            f"positions {doc_key[1]} moved on under this batch",
+            error_labels=["TransientTransactionError"],
+        )
 
 
 # {(database, progress document id): Seen} as this process last committed it. The next batch
@@ -139,13 +158,17 @@ def note_seen(
     events: Sequence[Event] = (),
     *,
     write: bool = True,
+    defer: bool = False,
 ) -> Noted:
     """Record, in the apply transaction and before its handlers run, the positions of
     `records` (one batch of a projection generation `key`), and return what was seen before
     them. `events` are the records parsed, in order; when some records could not be parsed
     their positions are read from the raw records instead. `write=False` (a rebuild, the
     generation's only writer): once known, the positions are kept in this process only,
-    and `write_known` writes them when the rebuild has read everything."""
+    and `write_known` writes them when the rebuild has read everything. `defer`: the writes
+    are not sent but returned (`Noted.writes`) for the caller to send with the batch's
+    others, in the same transaction, and to raise PositionsMoved when the one on a condition
+    matched nothing."""
     if len(events) == len(records):
         pairs = [(r, e.position) for r, e in zip(records, events, strict=True)]
     else:
@@ -181,6 +204,15 @@ def note_seen(
             and doc_id not in found
             and (after := _merged(known, positions)) != known
         ):
+            if defer:  # on the condition that it still holds what this process knows
+                noted.before[source] = known
+                noted.written.append(((database, doc_id), after))
+                cas = {
+                    "filter": {"_id": doc_id, **_fields(known)},
+                    "update": {"$set": _fields(after)},
+                }
+                noted.writes.append((Write(progress, "update_one", cas), (database, doc_id)))
+                continue
             written = progress.update_one(
                 {"_id": doc_id, **_fields(known)}, {"$set": _fields(after)}, session=session
             )
@@ -211,7 +243,13 @@ def note_seen(
         if (doc is not None and after == before and "exact_from" in doc) or not write:
             noted.written.append(((database, doc_id), after))
             continue  # all delivered again: nothing new; or kept in this process (a rebuild)
-        progress.update_one({"_id": doc_id}, {"$set": _fields(after)}, upsert=True, session=session)
+        if defer:
+            whole = {"filter": {"_id": doc_id}, "update": {"$set": _fields(after)}}
+            noted.writes.append((Write(progress, "update_one", whole, {"upsert": True}), None))
+        else:
+            progress.update_one(
+                {"_id": doc_id}, {"$set": _fields(after)}, upsert=True, session=session
+            )
         noted.written.append(((database, doc_id), after))
     return noted
 

@@ -94,6 +94,35 @@ class Commands(monitoring.CommandListener):
         pass
 
 
+def writes_to(commands: list[dict], collection: str) -> list[tuple[str, dict]]:
+    """The writes to `collection` (its name, without the database) among the commands heard,
+    in order, whether they went as insert/update/delete commands or inside a `bulkWrite`
+    (shared.combine.send): ("insert", document), ("update", {"q", "u", "upsert"}) or
+    ("delete", {"q"})."""
+    out: list[tuple[str, dict]] = []
+    for c in commands:
+        if c.get("insert") == collection:
+            out += [("insert", d) for d in c["documents"]]
+        elif c.get("update") == collection:
+            out += [("update", u) for u in c["updates"]]
+        elif c.get("delete") == collection:
+            out += [("delete", d) for d in c["deletes"]]
+        elif "bulkWrite" in c:
+            names = [ns["ns"].split(".", 1)[1] for ns in c["nsInfo"]]
+            for op in c["ops"]:
+                kind = next(k for k in ("insert", "update", "delete") if k in op)
+                if names[op[kind]] != collection:
+                    continue
+                if kind == "insert":
+                    out.append(("insert", op["document"]))
+                elif kind == "update":
+                    u = {"q": op["filter"], "u": op["updateMods"], "upsert": op.get("upsert")}
+                    out.append(("update", u))
+                else:
+                    out.append(("delete", {"q": op["filter"]}))
+    return out
+
+
 @contextmanager
 def heard_client(uri: str) -> Iterator[tuple[pymongo.MongoClient, Commands]]:
     """A store client of its own whose commands are heard (Commands), closed afterwards."""

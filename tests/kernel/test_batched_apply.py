@@ -4,7 +4,9 @@ per event (issue 14), and stays exactly-once: the same batch again changes nothi
 from __future__ import annotations
 
 import pymongo
+import pytest
 
+from shared import combine
 from shared.outbox import message_from_document
 from shared.projections import ProjectionStore, Record, snapshot
 from testkit.kernel import Commands, Totals, reg
@@ -12,7 +14,14 @@ from testkit.kernel import Commands, Totals, reg
 from .test_consumer import append_counters, expected_totals, setup
 
 
-def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes_nothing(settings):
+@pytest.mark.parametrize("together", [True, False], ids=["bulkWrite", "per-collection"])
+def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes_nothing(
+    settings, monkeypatch, together
+):
+    """On a server with MongoDB 8.0's `bulkWrite` (the local store) the batch's writes to
+    its four collections are one command; without it (MongoDB 7.0), one bulk per
+    collection."""
+    monkeypatch.setattr(combine, "together", together)
     store, _, _ = setup(settings)
     append_counters(store, streams=6, increments=49)  # 300 events
     docs = list(store.events.find().sort("position", 1))
@@ -27,11 +36,17 @@ def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes
         listener.names.clear()
         listener.commands.clear()
         assert pstore.apply(records, generation) == 300
-        writes = [n for n in listener.names if n in ("update", "insert", "delete")]
-        # was 300 updates (one per event) + offsets one by one; now one bulk per collection
-        assert len(writes) <= 5, listener.names
+        writes = [n for n in listener.names if n in ("update", "insert", "delete", "bulkWrite")]
+        # was 300 updates (one per event) + offsets one by one; then one bulk per collection;
+        # now one command for all where the server has it
         kinds = ("update", "insert", "delete")
-        written = [c[k] for c in listener.commands for k in kinds if k in c]
+        if together:
+            assert writes == ["bulkWrite"], listener.names
+            (bulk,) = [c for c in listener.commands if "bulkWrite" in c]
+            written = [ns["ns"].split(".", 1)[1] for ns in bulk["nsInfo"]]
+        else:
+            assert len(writes) <= 5, listener.names
+            written = [c[k] for c in listener.commands for k in kinds if k in c]
         # the projection's writes, the positions seen, the ids of events the positions cannot
         # tell (the records start mid-topic) and the offsets, which carry the newest event's
         # recording time: no write of the generation's progress of its own

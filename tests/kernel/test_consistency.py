@@ -276,8 +276,14 @@ def test_a_batch_writes_its_progress_without_reading_it_and_reads_it_when_anothe
     )
     store.append("c-0", 3, [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META)
     newest = [r for r in records_of(store) if r.partition == 0 and r.offset == 3]
-    pstore.apply(newest, generation)  # position 10: its condition (3, [[7, 9]]) fails
+    totals = store.db.client[pstore.db.name][f"totals__g{generation}"]
+    before, aborts = totals.find_one({"_id": "c-0"})["sum"], heard.names.count("abortTransaction")
+    # position 10: its condition (3, [[7, 9]]) fails; the write goes with the batch's others
+    # (shared.combine.send), so the batch is run again from the start, reading the document
+    assert pstore.apply(newest, generation) == 1
     assert progress_reads() == 2  # so it read the document, and merged
+    assert heard.names.count("abortTransaction") == aborts + 1  # the first try, undone
+    assert totals.find_one({"_id": "c-0"})["sum"] == before + 1  # applied once, not twice
     doc = store.db.client[pstore.db.name][consistency.PROGRESS].find_one({"_id": progress_id})
     assert (doc["through"], doc["ahead"]) == (10, [])
     assert consistency.unreached(pstore, generation, {"kernel": 10}) == {}
