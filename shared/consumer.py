@@ -58,8 +58,8 @@ EXPECT_MS = 1000
 REST_MIN, REST_MAX, REST_FALLBACK = 0.01, IDLE_REST, 0.3
 GENERATION_CHECK = 1.0  # seconds between two looks for a swapped-in rebuild, in run()
 STATUS_IDLE = 30.0  # an unchanged status is written again only after this long
-# records a rebuild applies per transaction: the handlers' writes go as one bulk_write per
-# collection (Projection.batched), so larger batches mean fewer round trips and commits
+# records a rebuild applies per transaction: the handlers' writes go together at the end of
+# the batch (Projection.batched), so larger batches mean fewer round trips and commits
 REBUILD_BATCH = 5000
 READ_CHECK_WINDOW = 120.0  # seconds of read records checked against the broker on assignment
 

@@ -95,9 +95,10 @@ class SessionCollection:
 
 class WriteBuffer:
     """The writes of one batch, combined (shared.combine: each document's updates folded
-    into one where that is certain) and sent as one ordered bulk_write per run of writes to
-    one collection: a consumer batch of 500 events is a few round trips, not 500, and a
-    rebuild writes each document about once per batch, not once per event (issue 14)."""
+    into one where that is certain) and sent together (shared.combine.send: one bulkWrite
+    command, or one ordered bulk_write per run of writes to one collection): a consumer
+    batch of 500 events is a few round trips, not 500, and a rebuild writes each document
+    about once per batch, not once per event (issue 14)."""
 
     def __init__(
         self,

@@ -47,7 +47,7 @@ class Totals(Projection):
 
     service = "kernel"
     name = "totals"
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     sources = ("kernel",)
     collections = {"totals": [IndexModel("name")]}
 

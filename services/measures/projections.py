@@ -55,7 +55,7 @@ def _changed(event) -> dict:
 class QuestionnairePlans(Projection):
     service = "measures"
     name = "questionnaire_plans"
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     sources = ("scheduling",)
     collections = {"plans": [IndexModel("pending"), IndexModel("client_id")]}
 
@@ -107,7 +107,7 @@ class QuestionnairePlans(Projection):
 class MeasuresBoard(Projection):
     service = "measures"
     name = "measures_board"
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     sources = ("scheduling", "measures")
     collections = {
         "sessions": [

@@ -44,7 +44,7 @@ def _contact(details, known: dict | None = None) -> dict:
 class ClientSummaries(Projection):
     service = "records"
     name = "client_summaries"
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     sources = ("records", "scheduling")
     collections = {
         "clients": [
@@ -238,7 +238,7 @@ def _scheduling_summary(event) -> str | None:
 class RecordTimeline(Projection):
     service = "records"
     name = "record_timeline"
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     sources = ("records", "scheduling")
     collections = {"entries": [IndexModel([("client_id", ASCENDING), ("at", ASCENDING)])]}
 

@@ -17,7 +17,7 @@ SERVICE = "scheduling"
 
 class Sessions(Projection):
     service, name, sources = SERVICE, "sessions", (SERVICE,)
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     collections = {
         "sessions": [
             IndexModel(
@@ -98,7 +98,7 @@ class Sessions(Projection):
 
 class Therapists(Projection):
     service, name, sources = SERVICE, "therapists", (SERVICE,)
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     collections = {"therapists": [IndexModel([("name", ASCENDING)], name="name")]}
 
     def on_TherapistRegistered(self, event, view):
@@ -131,7 +131,7 @@ class Therapists(Projection):
 
 class Discharges(Projection):
     service, name, sources = SERVICE, "discharges", ("records",)
-    batched = True  # one bulk_write per collection per batch (shared.projections)
+    batched = True  # the batch's writes combined and sent together (shared.projections)
     collections = {"discharges": [IndexModel([("status", ASCENDING)], name="status")]}
 
     def on_ClientDischarged(self, event, view):
