@@ -14,14 +14,20 @@ from testkit.kernel import Commands, Totals, reg
 from .test_consumer import append_counters, expected_totals, setup
 
 
-@pytest.mark.parametrize("together", [True, False], ids=["bulkWrite", "per-collection"])
+@pytest.mark.parametrize(
+    "together,most,one_command",
+    [(True, 1000, True), (False, 1000, False), (True, combine.TOGETHER_MAX, False)],
+    ids=["bulkWrite", "per-collection", "over-TOGETHER_MAX"],
+)
 def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes_nothing(
-    settings, monkeypatch, together
+    settings, monkeypatch, together, most, one_command
 ):
     """On a server with MongoDB 8.0's `bulkWrite` (the local store) the batch's writes to
-    its four collections are one command; without it (MongoDB 7.0), one bulk per
-    collection."""
+    its four collections are one command; without it (MongoDB 7.0), or when they are more
+    than TOGETHER_MAX writes (the local store applies a bulkWrite's writes one by one, and
+    a rebuild's inserts as one statement), one bulk per collection."""
     monkeypatch.setattr(combine, "together", together)
+    monkeypatch.setattr(combine, "TOGETHER_MAX", most)
     store, _, _ = setup(settings)
     append_counters(store, streams=6, increments=49)  # 300 events
     docs = list(store.events.find().sort("position", 1))
@@ -40,7 +46,7 @@ def test_a_batch_of_300_events_is_a_handful_of_commands_and_a_redelivery_changes
         # was 300 updates (one per event) + offsets one by one; then one bulk per collection;
         # now one command for all where the server has it
         kinds = ("update", "insert", "delete")
-        if together:
+        if one_command:
             assert writes == ["bulkWrite"], listener.names
             (bulk,) = [c for c in listener.commands if "bulkWrite" in c]
             written = [ns["ns"].split(".", 1)[1] for ns in bulk["nsInfo"]]
