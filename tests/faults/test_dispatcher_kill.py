@@ -115,6 +115,8 @@ def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settin
                 "notifications",
                 "--projection",
                 "planner",
+                "--projection",
+                "risk_alerts",  # risk alerts are planned by a projection of their own
                 log_dir=procs.log_dir,
                 env=env,
             )
