@@ -19,6 +19,7 @@ from ..security import current_user, signed_in
 from . import blueprint
 from .common import form_flash_ok, items
 from .diary import therapists
+from .measures import safe_id
 
 MONEY = ("admin", "clinical_lead")
 METHODS = (
@@ -215,6 +216,8 @@ def billing_funding(client_id):
 @blueprint.get("/invoices/<invoice_id>.pdf")
 @signed_in(*MONEY)
 def invoice_pdf(invoice_id):
+    # not an id (a newline in it would break the Content-Disposition header): not found
+    invoice_id = safe_id(invoice_id)
     body, _ = backend().get_file("billing", f"/invoices/{invoice_id}", accept="application/pdf")
     return Response(
         body,

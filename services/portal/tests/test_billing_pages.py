@@ -304,3 +304,14 @@ def test_a_credit_note_from_the_invoice_list(signed_in, services):
     assert "Credit note CN-000001 issued for £45.00." in reception.get(
         "/clients/c-1/billing"
     ).get_data(as_text=True)
+
+
+def test_an_invoice_pdf_asked_by_what_is_not_an_invoice_id_is_not_found(signed_in, services):
+    """The slow fuzz of the pages (tests/security) asked for an invoice whose id held a
+    newline: the PDF's Content-Disposition header could not be made (a 500). Not an id:
+    404, and the billing service is not asked."""
+    reception = signed_in("admin")
+    for bad in ("a%0Ab", "a%0D%0ASet-Cookie:x", "a%22b", "..%2Fx"):
+        r = reception.get(f"/invoices/{bad}.pdf")
+        assert r.status_code == 404, (bad, r.status_code)
+    assert not [c for c in services.calls if "/invoices/" in c["path"]]
