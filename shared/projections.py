@@ -497,8 +497,10 @@ class ProjectionStore:
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[tp] = None
                 self._dead_letter(record, err, session)
-        # the positions seen, written before the handlers run (remembered by apply() once
-        # the transaction committed): read-your-writes, and which events were seen already
+        # the positions seen (remembered by apply() once the transaction committed): which
+        # events were seen already, and read-your-writes; written with the batch's last
+        # writes, in the same transaction, on the condition that they still hold what this
+        # process knew
         self._noted = consistency.note_seen(
             self, key, session, records, events, write=generation not in self._kept, defer=True
         )
