@@ -373,7 +373,11 @@ def can_send_together(mongo: Any) -> bool:
 
 
 def send(
-    writes: list[Write], session: Any, checked: frozenset[int] = frozenset()
+    writes: list[Write],
+    session: Any,
+    checked: frozenset[int] = frozenset(),
+    *,
+    may_join: bool = True,
 ) -> dict[int, int]:
     """Send `writes`, in their order, in `session` (its transaction): as one `bulkWrite`
     command where the server has it and they are a few writes to several collections
@@ -381,7 +385,10 @@ def send(
     consumer batch's writes go to several collections (the projection's own, its offsets,
     the positions seen): one command for all of them was half of its round trips to the
     store in the busy hour (issue 14). Returns the matched count of each write
-    whose index is in `checked` (a write on a condition; the other way it goes on its own)."""
+    whose index is in `checked` (a write on a condition; the other way it goes on its own).
+    `may_join=False` (a rebuild's batches) always sends them the second way: in CI a
+    disposal's rebuild sent together met a duplicate key on an insert (session 13), and a
+    rebuild has nothing to gain from it (its batches are thousands of writes)."""
     if not writes:
         return {}
     mongo = session.client
@@ -389,7 +396,7 @@ def send(
         a.collection.full_name != b.collection.full_name
         for a, b in zip(writes, writes[1:], strict=False)
     )
-    if several and len(writes) <= TOGETHER_MAX and can_send_together(mongo):
+    if may_join and several and len(writes) <= TOGETHER_MAX and can_send_together(mongo):
         result = mongo.bulk_write(
             [w.op(w.collection.full_name) for w in writes],
             session=session,

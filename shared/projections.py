@@ -121,7 +121,7 @@ class WriteBuffer:
         return pending
 
     def flush(self) -> None:
-        send(self.take(), self.session)
+        send(self.take(), self.session, may_join=self.fresh is None)
 
 
 class BufferedCollection(SessionCollection):
@@ -553,7 +553,8 @@ class ProjectionStore:
             # (`progress`): a write of its own per batch was a quarter of a consumer's
             # round trips at the flows bench's pace (issue 14)
             writes += self._offset_writes(next_offsets, generation, last_ids, recorded)
-        matched = send(writes, session, frozenset(checks))
+        # a rebuild's (a generation kept in this process) go one bulk per collection
+        matched = send(writes, session, frozenset(checks), may_join=generation not in self._kept)
         for i, doc in checks.items():
             if matched[i] != 1:  # another writer moved the positions: this batch again
                 raise consistency.PositionsMoved(doc)
