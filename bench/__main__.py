@@ -1,10 +1,11 @@
 """`make bench`: every figure measured side by side with its limit in one run, printed as a
 table of ratios (value / limit) and saved as JSON under bench/results/.
 
-Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle):
+Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle,store):
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
 latencies with real relay/consumer processes and their memory (flows.py), a service
-projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py)."""
+projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py), the local
+store aged by many sessions, with and without deploy/local/store.py (store.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from pathlib import Path
 
 from shared import logs
 
-from . import booking, flows, idle, kernel, scale
+from . import booking, flows, idle, kernel, scale, store
 from .common import Report, bench_settings, drop, save
 
-SECTIONS = ("kernel", "booking", "flows", "busy", "scale", "idle")
+SECTIONS = ("kernel", "booking", "flows", "busy", "scale", "idle", "store")
 
 
 def _memory(report: Report, rss: dict) -> None:
@@ -57,6 +58,9 @@ def main() -> int:
             elif section == "idle":
                 report = Report("idle consumer")
                 idle.run(settings, report, log_dir)
+            elif section == "store":
+                report = Report(f"the local store after {store.SESSIONS} sessions")
+                store.run(report)
             else:
                 raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
         finally:

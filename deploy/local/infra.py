@@ -59,6 +59,31 @@ def _noida_binary() -> Path:
     return Path(noida_db.__file__).parent / "noida-db"
 
 
+def store_command(port: int, datadir: Path, *, as_shipped: bool = False) -> list[str]:
+    """The store's command line: SecantusDB's own, with its session registries kept to the
+    sessions in use (deploy/local/store.py; `as_shipped` leaves them as the package has them,
+    for the bench's side-by-side). Run by path: the server starts in the run folder."""
+    launcher = (
+        [str(_venv_bin("secantusd-py"))]
+        if as_shipped
+        else [str(_venv_bin("python")), str(ROOT / "deploy" / "local" / "store.py")]
+    )
+    return [
+        *launcher,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(datadir),
+        "--sync-on-commit",
+        "--cache-size",
+        "512M",
+        "--log-level",
+        "WARNING",
+    ]
+
+
 @dataclass(frozen=True)
 class Server:
     name: str
@@ -90,20 +115,7 @@ class Server:
                 "--data-dir",
                 str(self.datadir),
             ]
-        return [
-            str(_venv_bin("secantusd-py")),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--storage-path",
-            str(self.datadir),
-            "--sync-on-commit",
-            "--cache-size",
-            "512M",
-            "--log-level",
-            "WARNING",
-        ]
+        return store_command(self.port, self.datadir)
 
     def pid(self) -> int | None:
         try:

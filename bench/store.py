@@ -1,0 +1,124 @@
+"""The local store as it ages: transactions and reads on a store that has seen many sessions.
+
+SecantusDB as shipped walks its registries of sessions on every command, and its registry of
+transactions never shrinks, so every session a driver has ever made slows every later
+command (deploy/local/store.py). This section starts two stores of its own, side by side on
+free ports: SecantusDB's own `secantusd-py` and `deploy/local/store.py`, with the flags
+`make up` uses. On each it measures, from one client, transactions of one update (with their
+commit) and `find_one` by `_id`, first fresh and again after `BENCH_STORE_SESSIONS` sessions
+(6000 unless told) have each run a transaction. Ratios: each store aged against itself fresh,
+and the launcher against the store as shipped, aged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pymongo
+
+from deploy.local.infra import port_open, store_command
+from testkit.procs import free_port
+
+from .common import Report
+
+SESSIONS = int(os.environ.get("BENCH_STORE_SESSIONS", "6000"))
+ROUNDS = 600  # transactions (and find_one calls) per measurement
+BLOCK = 500  # sessions held open at once, so the driver's pool cannot hand one out twice
+
+
+class _Store:
+    def __init__(self, as_shipped: bool):
+        self.port = free_port()
+        self.home = Path(tempfile.mkdtemp(prefix="rapport-bench-store-"))
+        self.log = open(self.home / "store.log", "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            store_command(self.port, self.home / "data", as_shipped=as_shipped),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.home,
+        )
+        deadline = time.monotonic() + 60
+        while not port_open(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"bench store did not start; see {self.home / 'store.log'}")
+            time.sleep(0.1)
+        uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
+        self.client = pymongo.MongoClient(uri)
+        self.coll = self.client["bench_store"]["t"]
+        self.coll.insert_many([{"_id": i, "n": 0} for i in range(50)])
+        self.aged = 0
+
+    def rates(self) -> tuple[float, float]:
+        """(transactions/s, find_one/s) from one client."""
+        coll = self.coll
+        started = time.perf_counter()
+        for i in range(ROUNDS):
+            with self.client.start_session() as s:
+                s.with_transaction(
+                    lambda s, k=i % 50: coll.update_one({"_id": k}, {"$inc": {"n": 1}}, session=s)
+                )
+        txn = ROUNDS / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(ROUNDS):
+            coll.find_one({"_id": i % 50})
+        return txn, ROUNDS / (time.perf_counter() - started)
+
+    def age(self, sessions: int) -> None:
+        """`sessions` new sessions, each running one transaction, then dropped by the driver
+        without ending them: as processes that stop, and pooled sessions gone stale, leave
+        them."""
+        while self.aged < sessions:
+            block = [self.client.start_session() for _ in range(min(BLOCK, sessions - self.aged))]
+            for s in block:
+                s.with_transaction(lambda s: self.coll.find_one({"_id": 0}, session=s))
+            for s in block:
+                s.end_session()
+            self.client._topology._session_pool.clear()  # new ids from here on
+            self.aged += len(block)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def run(report: Report) -> None:
+    figures = {}
+    for name, as_shipped in (("as shipped", True), ("launcher", False)):
+        store = _Store(as_shipped)
+        try:
+            fresh = store.rates()
+            store.age(SESSIONS)
+            figures[name] = (fresh, store.rates())
+        finally:
+            store.stop()
+    for i, what in enumerate(("txn of 1 update", "find_one by _id")):
+        for name in ("launcher", "as shipped"):
+            fresh, aged = figures[name]
+            report.add(
+                f"{what}, {name}, {SESSIONS} sessions on",
+                aged[i],
+                "/s",
+                "the same store fresh",
+                fresh[i],
+            )
+        report.add(
+            f"{what}, {SESSIONS} sessions on: launcher",
+            figures["launcher"][1][i],
+            "/s",
+            "the store as shipped, as aged",
+            figures["as shipped"][1][i],
+        )

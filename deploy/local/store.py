@@ -1,0 +1,102 @@
+"""The local store as Rapport runs it: SecantusDB's own command line (`secantusd-py`), with
+its two session registries kept to the sessions in use (issue 14).
+
+SecantusDB 0.7.0b3 walks a registry of sessions on every command, and one of them never
+shrinks, so the store grows slower with every session it has ever seen:
+- every command that carries a session id (pymongo sends one with every command) refreshes
+  `SessionRegistry` and then scans all of it for sessions idle 30 minutes;
+- every statement, commit and abort in a transaction scans all of `TransactionRegistry` for
+  transactions past their lifetime, and a session's last transaction stays in it for good:
+  ending the session (`endSessions`) only aborts it.
+A driver makes new sessions whenever a process starts, a client is made, or its pooled
+sessions go stale after half an hour idle, so a `make up` left running for days, a test run
+and a bench all accumulate them. Measured on this machine (`bench/store.py`, the `store` section
+of `make bench`): transactions of one update fell from 879/s on a fresh store to 89/s once
+12,000 sessions had run one, and `find_one` from 3,551/s to 1,592/s.
+
+Here both scans run at most once per `SWEEP_SECONDS` instead of on every command, with the
+same idle limits, and the sweep of the transactions also forgets a session's transaction once
+it has been committed or aborted for `FINISHED_KEPT_SECONDS`: an answer to a retried commit
+(idempotent while it is kept) is then as old as a driver ever retries one (pymongo's
+`with_transaction` gives up after 120 s). Everything else is the store's own code. Real
+MongoDB (docker-compose, k8s) needs none of this.
+
+    python -m deploy.local.store --host 127.0.0.1 --port PORT --storage-path DIR ...
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+
+from secantus import sessions, transactions
+
+PATCHED_FOR = "0.7.0b3"  # the SecantusDB these registries were read in (requirements.txt)
+SWEEP_SECONDS = 1.0
+FINISHED_KEPT_SECONDS = 300.0
+
+
+def _due(registry, now: float) -> bool:
+    """True at most once per SWEEP_SECONDS for this registry (called under its lock)."""
+    if now < getattr(registry, "_rapport_next_sweep", 0.0):
+        return False
+    registry._rapport_next_sweep = now + SWEEP_SECONDS
+    return True
+
+
+def _prune_sessions(self) -> int:
+    """SessionRegistry._prune_locked, at most once per sweep: drop sessions idle past the TTL."""
+    now = self._time()
+    if not _due(self, now):
+        return 0
+    cutoff = now - self._idle_ttl
+    stale = [k for k, t in self._sessions.items() if t < cutoff]
+    for k in stale:
+        del self._sessions[k]
+    return len(stale)
+
+
+def _prune_transactions(self) -> int:
+    """TransactionRegistry._prune_locked, at most once per sweep: abort in-progress
+    transactions idle past their lifetime (as the store does), and forget finished ones."""
+    now = self._time()
+    if not _due(self, now):
+        return 0
+    cutoff, forget_before = now - self._lifetime, now - FINISHED_KEPT_SECONDS
+    reaped = 0
+    for lsid, txn in list(self._txns.items()):
+        with txn.mutex:
+            if txn.state is transactions.TxnState.IN_PROGRESS:
+                if txn.last_use < cutoff:
+                    self._rollback_quietly(txn)
+                    txn.state = transactions.TxnState.ABORTED
+                    reaped += 1
+            elif txn.last_use < forget_before:
+                del self._txns[lsid]
+    return reaped
+
+
+def patch() -> None:
+    """Install the two sweeps; refuse to start on a SecantusDB they were not read in."""
+    found = version("SecantusDB")
+    if found != PATCHED_FOR:
+        raise SystemExit(
+            f"deploy/local/store.py was written for SecantusDB {PATCHED_FOR}, found {found}: "
+            "read its session registries again before changing the pin"
+        )
+    registries = (sessions.SessionRegistry, transactions.TransactionRegistry)
+    if not all(callable(getattr(r, "_prune_locked", None)) for r in registries):
+        raise SystemExit("SecantusDB's session registries are not as deploy/local/store.py knows")
+    sessions.SessionRegistry._prune_locked = _prune_sessions
+    transactions.TransactionRegistry._prune_locked = _prune_transactions
+
+
+def main() -> int:
+    patch()
+    from secantus.cli import main as store_main
+
+    return store_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The local store's launcher (deploy/local/store.py): SecantusDB's registries of sessions and
+transactions stay the size of the sessions in use, with the store's own rules otherwise.
+Pure tests of the two registry classes on a clock of their own; the bench's `store` section
+measures what it is worth over TCP."""
+
+from __future__ import annotations
+
+import pytest
+from secantus import sessions, transactions
+
+from deploy.local import infra, store
+
+IN_PROGRESS, ABORTED = transactions.TxnState.IN_PROGRESS, transactions.TxnState.ABORTED
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def patched(monkeypatch):
+    """The launcher's sweeps on the registry classes, for this test only."""
+    monkeypatch.setattr(sessions.SessionRegistry, "_prune_locked", store._prune_sessions)
+    monkeypatch.setattr(
+        transactions.TransactionRegistry, "_prune_locked", store._prune_transactions
+    )
+
+
+def _lsid(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def _registry(clock, rolled_back=None):
+    return transactions.TransactionRegistry(
+        time_func=clock,
+        rollback_func=lambda txn: (rolled_back if rolled_back is not None else []).append(
+            txn.lsid_bytes
+        ),
+    )
+
+
+def _committed(registry, n: int, number: int = 1) -> None:
+    txn, error = registry.for_statement(_lsid(n), None, number, start=True)
+    assert error is None, error
+    assert registry.commit(_lsid(n), number) is None
+
+
+def test_finished_transactions_are_forgotten_once_no_retry_can_ask(patched):
+    clock = Clock()
+    registry = _registry(clock)
+    for n in range(1000):
+        _committed(registry, n)
+    clock.now += store.SWEEP_SECONDS  # the next sweep: all committed a moment ago, all kept
+    _committed(registry, 1000)
+    assert len(registry._txns) == 1001
+    assert registry.commit(_lsid(7), 1) is None  # a retried commit is still answered ok
+    clock.now += store.FINISHED_KEPT_SECONDS + store.SWEEP_SECONDS
+    txn, error = registry.for_statement(_lsid(2000), None, 1, start=True)
+    assert error is None
+    # as shipped, every one of the 1,001 stays for good, and every statement walks them
+    assert list(registry._txns) == [_lsid(2000)]
+
+
+def test_a_forgotten_session_still_refuses_an_old_or_reused_transaction_number(patched):
+    clock = Clock()
+    registry = _registry(clock)
+    _committed(registry, 1, number=5)
+    clock.now += store.FINISHED_KEPT_SECONDS + store.SWEEP_SECONDS
+    registry.prune_expired()
+    assert _lsid(1) not in registry._txns
+    for number in (4, 5):
+        txn, error = registry.for_statement(_lsid(1), None, number, start=True)
+        assert txn is None and error is not None and error["ok"] == 0, (number, error)
+    # a continuation or a commit of what was forgotten: no such transaction, as for an abort
+    txn, error = registry.for_statement(_lsid(1), None, 5, start=False)
+    assert txn is None and error["codeName"] == "NoSuchTransaction"
+    assert registry.commit(_lsid(1), 5)["codeName"] == "NoSuchTransaction"
+    txn, error = registry.for_statement(_lsid(1), None, 6, start=True)
+    assert error is None and txn.txn_number == 6
+
+
+def test_an_idle_open_transaction_is_still_rolled_back_past_its_lifetime(patched):
+    clock, rolled_back = Clock(), []
+    registry = _registry(clock, rolled_back)
+    idle, error = registry.for_statement(_lsid(1), None, 1, start=True)
+    assert error is None
+    clock.now += transactions.DEFAULT_LIFETIME_SECONDS + store.SWEEP_SECONDS
+    busy, error = registry.for_statement(_lsid(2), None, 1, start=True)
+    assert error is None
+    assert idle.state is ABORTED and rolled_back == [_lsid(1)]
+    assert busy.state is IN_PROGRESS
+    # an aborted one is forgotten like a committed one, once old enough
+    clock.now += store.FINISHED_KEPT_SECONDS + store.SWEEP_SECONDS
+    registry.prune_expired()
+    assert _lsid(1) not in registry._txns
+
+
+def test_the_scans_run_once_per_sweep_with_the_same_idle_limit(patched):
+    clock = Clock()
+    t0 = clock.now
+    registry = sessions.SessionRegistry(idle_ttl_seconds=60, time_func=clock)
+    for n in range(100):
+        registry.register(_lsid(n))  # the first one sweeps; the next sweep is a second on
+    clock.now = t0 + 0.5
+    registry.register(_lsid(100))
+    clock.now = t0 + 60.2
+    registry.register(_lsid(101))  # a sweep: the 100 are idle 60.2 s, past the limit
+    assert len(registry) == 2
+    clock.now = t0 + 60.8
+    registry.register(_lsid(102))  # (100) is idle 60.3 s, but the last sweep was 0.6 s ago
+    assert len(registry) == 3  # as shipped, this scan would have dropped it here
+    clock.now = t0 + 60.2 + store.SWEEP_SECONDS
+    registry.register(_lsid(103))
+    assert len(registry) == 3  # the next sweep drops it: at most a second late
+
+
+def test_the_launcher_refuses_a_store_it_was_not_written_for(monkeypatch):
+    monkeypatch.setattr(store, "PATCHED_FOR", "0.0.1")
+    with pytest.raises(SystemExit, match="written for SecantusDB 0.0.1"):
+        store.patch()
+
+
+def test_rapport_starts_the_store_through_the_launcher():
+    server = next(s for s in infra.servers() if s.name == "store")
+    assert server.command()[1].endswith("deploy/local/store.py"), server.command()
