@@ -90,15 +90,19 @@ class Application:
         check_client_access(who, found)
         return found
 
-    def rooms_for(self, client_id: str) -> VideoRooms | None:
+    def client_facts(self, client_id: str) -> tuple[str | None, VideoRooms | None]:
+        """What a command needs of the client, from one read of the directory: their status
+        (None: the directory does not know them) and how their video rooms are made. Each
+        was a read of the same document (issue 14)."""
+        doc = self.directory.reader("clients").find_one(
+            {"_id": client_id}, {"status": 1, "given_name": 1}
+        )
+        return (doc["status"] if doc else None), self._rooms(doc)
+
+    def _rooms(self, client: dict | None) -> VideoRooms | None:
         """How this client's video rooms are made: the Jitsi display name is their given name
         only (the therapist knows who they are; anyone else in view of a screen need not).
         Someone the directory does not know yet (a booking link from an enquiry) is "Client"."""
-        if self.rooms is None:
-            return None
-        return self._rooms(self.directory.reader("clients").find_one({"_id": client_id}))
-
-    def _rooms(self, client: dict | None) -> VideoRooms | None:
         if self.rooms is None:
             return None
         return VideoRooms(self.rooms, (client or {}).get("given_name") or "Client")
@@ -112,10 +116,6 @@ class Application:
             self._therapist_names[therapist_id] = self.therapist(therapist_id).name
         name = self._therapist_names[therapist_id] or "Therapist"
         return rooms.therapist_link(self.rooms, state.facts, therapist_id, name)
-
-    def client_status(self, client_id: str) -> str | None:
-        doc = self.directory.reader("clients").find_one({"_id": client_id}, {"status": 1})
-        return doc["status"] if doc else None
 
     # -- therapists ----------------------------------------------------------------------------
     def register_therapist(self, command: RegisterTherapist, meta: Metadata) -> TherapistState:
@@ -131,13 +131,13 @@ class Application:
     # -- one session ---------------------------------------------------------------------------
     def book(self, booking: Booking, therapist_id: str, who: Identity, meta: Metadata) -> Event:
         own_diary(who, therapist_id)
-        client = self.client(booking.client_id, who)
+        client = self.client(booking.client_id, who)  # the access check's read serves all
 
         def command(state: SessionState) -> BookSession:
             return BookSession(
                 booking,
                 self.therapist(therapist_id),
-                self.client_status(booking.client_id),
+                client["status"] if client else None,
                 self.clock(),
                 rooms=self._rooms(client),
             )
@@ -156,12 +156,12 @@ class Application:
         """Move a booked session (its claims move with it, atomically)."""
 
         def command(current: SessionState) -> RescheduleSession:
-            client_id = current.facts["client_id"]
+            status, rooms = self.client_facts(current.facts["client_id"])
             return RescheduleSession(
                 therapist=self.therapist(current.facts["therapist_id"]),
                 now=self.clock(),
-                client_status=self.client_status(client_id),
-                rooms=self.rooms_for(client_id),
+                client_status=status,
+                rooms=rooms,
                 **wanted,
             )
 
@@ -258,6 +258,7 @@ class Application:
         end: datetime,
     ) -> Plan:
         therapist = self.therapist(therapist_id)
+        status, rooms = self.client_facts(client_id)
         scopes = [f"therapist:{therapist_id}", f"client:{client_id}"] + (
             [f"room:{room}"] if room else []
         )
@@ -265,13 +266,13 @@ class Application:
         busy = claims.busy(self.claims, scopes, start - timedelta(days=7), end + timedelta(days=7))
         return Plan(
             client_id=client_id,
-            client_status=self.client_status(client_id),
+            client_status=status,
             therapist=therapist,
             modality=modality,
             room=room,
             now=self.clock(),
             busy=busy,
-            rooms=self.rooms_for(client_id),
+            rooms=rooms,
         )
 
     def book_many(

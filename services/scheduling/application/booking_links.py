@@ -167,11 +167,11 @@ class BookingLinks(TokenLinks):
             starts_at=starts_at,
             room=f.get("room"),
         )
-        status = self.app.client_status(f["client_id"]) or ENQUIRER
-        therapist = self.app.therapist(f["therapist_id"])
         # a video session gets its room as a staff booking does (domain/rooms.py); someone
         # not yet registered has no directory entry and is named "Client" in the room
-        rooms = self.app.rooms_for(f["client_id"])
+        status, rooms = self.app.client_facts(f["client_id"])
+        status = status or ENQUIRER
+        therapist = self.app.therapist(f["therapist_id"])
         fresh = self.app.session_decider.initial_state()  # a new session: nothing to load
         command = BookSession(booking, therapist, status, now, rooms=rooms)
         return self.app.session_decider.decide(fresh, command)

@@ -152,14 +152,14 @@ class SessionLinks(TokenLinks):
         def decide(session: SessionState, now: datetime):
             if starts_at not in self._candidates(session):
                 raise Invalid("choose one of the times shown", field="starts_at")
-            client_id = session.facts["client_id"]
+            status, rooms = self.app.client_facts(session.facts["client_id"])
             command = RescheduleSession(
                 starts_at=starts_at,
                 therapist=self.app.therapist(session.facts["therapist_id"]),
-                client_status=self.app.client_status(client_id),
+                client_status=status,
                 now=now,
                 reason="moved by the client with their own link",
-                rooms=self.app.rooms_for(client_id),
+                rooms=rooms,
             )
             return self.app.session_decider.decide(session, command)
 

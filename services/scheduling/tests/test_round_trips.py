@@ -88,6 +88,9 @@ def test_a_booking_and_a_course_take_their_claims_in_one_insert(
     )
     # a booking was 15 claim inserts and a stream read more (~27 commands); a course ~270
     assert one["insert"] == 2, one  # the event and the claims
+    # the directory's generation, the client (read once: the access check's read gives the
+    # status and the room's name; it was read twice), the therapist's stream, the client's key
+    assert one["find"] == 4, one
     assert course["insert"] == 2, course  # 17 events in one insert, 240 claims in another
     assert sum(one.values()) <= 14, one
     assert sum(course.values()) <= 16, course
