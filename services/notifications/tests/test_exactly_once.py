@@ -48,9 +48,9 @@ class SlowDispatcher(Dispatcher):
 
     BATCH = SENDERS = 1
 
-    def attempt(self, message):
+    def attempt(self, message, directory=None):
         time.sleep(0.3)
-        return super().attempt(message)
+        return super().attempt(message, directory)
 
 
 def practice_day(feed, clients=3):
@@ -385,13 +385,13 @@ class CountingDispatcher(Dispatcher):
         super().__init__(*args, **kwargs)
         self.lock, self.on_the_way, self.most = threading.Lock(), 0, 0
 
-    def attempt(self, message):
+    def attempt(self, message, directory=None):
         with self.lock:
             self.on_the_way += 1
             self.most = max(self.most, self.on_the_way)
         try:
             time.sleep(0.2)
-            return super().attempt(message)
+            return super().attempt(message, directory)
         finally:
             with self.lock:
                 self.on_the_way -= 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pymongo
 
@@ -191,3 +192,30 @@ def test_a_message_on_its_way_reads_the_planners_generation_once(nsettings, feed
         assert reads_of(listener, f"clients__g{generation}") == 1
         assert reads_of(listener, f"sessions__g{generation}") == 1  # still booked, as planned
     assert len(mail.to("c1@client.test")) == 1
+
+
+def test_a_dispatchers_batch_reads_the_planners_generation_once(nsettings, feed, mail):
+    """Three confirmations sent in one batch: the planner's active generation is read once
+    for the three messages' reads of the directory (it was read once for each message)."""
+    from services.notifications.workers.dispatcher import Dispatcher
+
+    feed.therapist()
+    feed.client(channels=("email",), email="c1@client.test")
+    for n in range(3):
+        feed.booked(sid=f"s{n}", starts=datetime.now(UTC) + timedelta(days=3, hours=n))
+    with heard_planner(nsettings) as (store, generation, listener):
+        records = records_of(nsettings, feed, "scheduling") + records_of(nsettings, feed, "records")
+        assert store.apply(records, generation) == 5
+        dispatcher = Dispatcher(nsettings)
+        dispatcher._setup()
+        # the dispatcher's reads of the directory go through the heard client
+        dispatcher.directory = dispatcher.delivery.directory = store
+        listener.commands.clear()
+        try:
+            assert dispatcher.dispatch_together() == 3
+        finally:
+            dispatcher._pool.shutdown(wait=True)
+        generation_reads = [c for c in listener.commands if c.get("find") == "projection_meta"]
+        assert len(generation_reads) == 1, [c.get("find") for c in listener.commands]
+        assert reads_of(listener, f"sessions__g{generation}") == 3  # each still booked
+    assert len(mail.to("c1@client.test")) == 3

@@ -52,9 +52,10 @@ class Delivery:
         self.invoices = BillingInvoices(config.billing_url, config.token_secret)
         self.renderer = Renderer(config.practice_name, config.tz)
 
-    def deliver(self, message: dict) -> None:
-        # the planner's active generation, read once for the message's reads
-        directory = self.directory.pinned()
+    def deliver(self, message: dict, directory: Pinned | None = None) -> None:
+        """Send one claimed message. `directory`: the planner's active generation, read
+        once for a dispatcher's batch (else here, once for this message's reads)."""
+        directory = directory or self.directory.pinned()
         address, audience = self.addresses.of(message, directory)
         context, attachments = self.compose(message, directory)
         rendered = self.renderer.render(message["kind"], message["channel"], context)

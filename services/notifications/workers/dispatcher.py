@@ -30,7 +30,7 @@ from shared.events import Actor, registry, utcnow
 from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
 from shared.outbox import Lease
-from shared.projections import ProjectionStore
+from shared.projections import Pinned, ProjectionStore
 from shared.wakeup import Doorbell
 
 from ..application import Application
@@ -261,13 +261,19 @@ class Dispatcher:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.SENDERS, thread_name_prefix=self.name)
         now = utcnow()
+        due = self.book.due(limit, now, urgent_only=self.urgent_only)
+        if not due:
+            return 0
+        # the planner's active generation, read once for the whole batch's reads of clients,
+        # sessions and therapists (it was read once for each message: issue 14)
+        directory = self.directory.pinned()
         # each sender claims a message and sends it: the claims of a batch are on their way
         # to the store side by side, not one after the other (the lead's e-mail of a risk
         # alert waited for the claims before it, and a batch of eight confirmations for
         # eight claims in a row: issue 14)
         futures = [
-            self._pool.submit(self._claim_and_attempt, doc["_id"], lease, now)
-            for doc in self.book.due(limit, now, urgent_only=self.urgent_only)
+            self._pool.submit(self._claim_and_attempt, doc["_id"], lease, now, directory)
+            for doc in due
         ]
         started: list[tuple[dict, Exception | None]] = []
         lost: PyMongoError | None = None
@@ -290,19 +296,19 @@ class Dispatcher:
         return len(started)
 
     def _claim_and_attempt(
-        self, key: str, lease: timedelta, now: datetime
+        self, key: str, lease: timedelta, now: datetime, directory: Pinned | None = None
     ) -> tuple[dict, Exception | None] | None:
         """Claim one due message and deliver it: (the message, why it did not go or None),
         or None when another sender claimed it first."""
         message = self.book.claim(key, lease, self.name, now, urgent_only=self.urgent_only)
         if message is None:
             return None
-        return message, self.attempt(message)
+        return message, self.attempt(message, directory)
 
-    def attempt(self, message: dict) -> Exception | None:
+    def attempt(self, message: dict, directory: Pinned | None = None) -> Exception | None:
         """Deliver a claimed message: None when it went, else why not."""
         try:
-            self.delivery.deliver(message)
+            self.delivery.deliver(message, directory)
         except (Voided, Deferred, DeliveryError) as why:
             return why
         except Exception as err:  # a bug must not stop every other message: retry this one
