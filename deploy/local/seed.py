@@ -328,7 +328,7 @@ def past_course(
     first = first_session(case, today)
     now = {"at": first - timedelta(days=1)}
     app = Application(ctx.store, directory_store, clock=lambda: now["at"])
-    wait_for(f"scheduling to know {case.key}", lambda: app.client_status(client_id))
+    wait_for(f"scheduling to know {case.key}", lambda: app.client_facts(client_id)[0])
     therapist = case.client["therapist_id"]
     modality = case.client["preferred_modality"]
     room = (
