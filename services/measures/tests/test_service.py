@@ -6,6 +6,7 @@ import re
 from datetime import date, timedelta
 
 from services.measures.domain import INSTRUMENTS, request_id_for, request_stream
+from shared.directory import ClientDirectory
 from shared.events import NewEvent
 from testkit.fhir import validate_r4
 from testkit.plugin import eventually, service_workers
@@ -73,7 +74,16 @@ def test_booking_to_link_to_risk_to_outcomes(settings, app, workers, auth_header
     assert issued.json["url"].startswith("https://measures.example/q/")
     assert events_of(store, request_stream(r1)) == ["QuestionnaireRequested"]
 
-    # the form: first name only, a label for every choice
+    # the form: first name only, a label for every choice. The name is measures' client
+    # directory's, kept by a consumer of its own from records' events, which may still be on
+    # its way after the plans (a rebalance held it back in a clean-clone run): wait for it
+    names = app.extensions["rapport"].projection(ClientDirectory("measures"))
+    eventually(
+        lambda: names.physical("clients", names.active_generation()).find_one(
+            {"_id": "emma", "given_name": "Emma"}
+        ),
+        message="measures' client directory never knew Emma",
+    )
     page = client.get(f"/q/{token}")
     assert page.status_code == 200 and "Hello Emma" in page.text and "Test" not in page.text
     assert (
