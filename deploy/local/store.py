@@ -10,9 +10,10 @@ shrinks, so the store grows slower with every session it has ever seen:
   ending the session (`endSessions`) only aborts it.
 A driver makes new sessions whenever a process starts, a client is made, or its pooled
 sessions go stale after half an hour idle, so a `make up` left running for days, a test run
-and a bench all accumulate them. Measured on this machine (`bench/store.py`, the `store` section
-of `make bench`): transactions of one update fell from 879/s on a fresh store to 89/s once
-12,000 sessions had run one, and `find_one` from 3,551/s to 1,592/s.
+and a bench all accumulate them. Measured on this machine with one client (bench/README.md,
+gaps of the local servers): transactions of one update fell from 879/s on a fresh store to
+89/s once 12,000 sessions had run one, and `find_one` from 3,551/s to 1,592/s; the `store`
+section of `make bench` measures both stores side by side.
 
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every
@@ -22,7 +23,7 @@ it has been committed or aborted for `FINISHED_KEPT_SECONDS`: an answer to a ret
 `with_transaction` gives up after 120 s). Everything else is the store's own code. Real
 MongoDB (docker-compose, k8s) needs none of this.
 
-    python -m deploy.local.store --host 127.0.0.1 --port PORT --storage-path DIR ...
+    python deploy/local/store.py --host 127.0.0.1 --port PORT --storage-path DIR ...
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def _prune_transactions(self) -> int:
 
     The look is kept on every call, not swept once a second as the sessions are: it waits on
     the mutex of every transaction whose statement or commit is running, so transactional
-    statements go one after another, and without that wait the flows' latencies doubled
-    (8 client threads of transactions and reads on a fresh store: p50 2.2 -> 4.5 ms)."""
+    statements go one after another. Without that wait the flows got slower on a fresh store
+    (records summary p50 60 -> 94-100 ms), and 8 client threads of transactions and reads
+    saw a p50 of 3.9-4.5 ms against 2.2 (bench/README.md, session 14)."""
     now = self._time()
     cutoff, forget_before = now - self._lifetime, now - FINISHED_KEPT_SECONDS
     reaped, finished = 0, []
