@@ -96,18 +96,25 @@ def test_relay_killed_between_publish_and_mark_every_event_reaches_consumers_onc
     total = load.event_count()
     topic = settings.topic("records")
     store = load.store
-    relay = procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, name="relay-1"))
-    # wait until the broker holds events the relay has not yet marked published
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if topic_count(settings, topic) > store.published_through() > 0:
-            relay.kill()
+    for attempt in range(1, 6):
+        relay = procs.add(
+            worker(settings, "relay", "records", log_dir=procs.log_dir, name=f"relay-{attempt}")
+        )
+        # wait until the broker holds events the relay has not yet marked published
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if topic_count(settings, topic) > store.published_through() > 0:
+                relay.kill()
+                break
+            time.sleep(0.005)
+        assert not relay.alive(), "the relay was killed mid-backlog"
+        unmarked = topic_count(settings, topic) - store.published_through()
+        if unmarked > 0:
             break
-        time.sleep(0.005)
-    assert not relay.alive(), "the relay was killed mid-backlog"
-    unmarked = topic_count(settings, topic) - store.published_through()
+        # the kill landed just after the relay marked what it had sent (seen once in
+        # `make faults`, session 14): nothing was left unmarked, so catch another relay
     assert unmarked > 0 and store.published_through() < total
-    procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, name="relay-2"))
+    procs.add(worker(settings, "relay", "records", log_dir=procs.log_dir, name="relay-last"))
     eventually(lambda: store.published_through() == total, timeout=120, message="outbox drained")
     messages = read_topic(settings, topic)
     ids = [m["event_id"] for m in messages]
