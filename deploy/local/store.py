@@ -41,19 +41,13 @@ SWEEP_SECONDS = 1.0
 FINISHED_KEPT_SECONDS = float(os.environ.get("RAPPORT_STORE_FINISHED_KEPT", "300"))
 
 
-def _due(registry, now: float) -> bool:
-    """True at most once per SWEEP_SECONDS for this registry (called under its lock)."""
-    if now < getattr(registry, "_rapport_next_sweep", 0.0):
-        return False
-    registry._rapport_next_sweep = now + SWEEP_SECONDS
-    return True
-
-
 def _prune_sessions(self) -> int:
-    """SessionRegistry._prune_locked, at most once per sweep: drop sessions idle past the TTL."""
+    """SessionRegistry._prune_locked, at most once per SWEEP_SECONDS (under the registry's
+    lock, as shipped): drop sessions idle past the TTL."""
     now = self._time()
-    if not _due(self, now):
+    if now < getattr(self, "_rapport_next_sweep", 0.0):
         return 0
+    self._rapport_next_sweep = now + SWEEP_SECONDS
     cutoff = now - self._idle_ttl
     stale = [k for k, t in self._sessions.items() if t < cutoff]
     for k in stale:

@@ -94,10 +94,15 @@ class Application:
         """What a command needs of the client, from one read of the directory: their status
         (None: the directory does not know them) and how their video rooms are made. Each
         was a read of the same document (issue 14)."""
-        doc = self.directory.reader("clients").find_one(
-            {"_id": client_id}, {"status": 1, "given_name": 1}
+        return self._facts(
+            self.directory.reader("clients").find_one(
+                {"_id": client_id}, {"status": 1, "given_name": 1}
+            )
         )
-        return (doc["status"] if doc else None), self._rooms(doc)
+
+    def _facts(self, client: dict | None) -> tuple[str | None, VideoRooms | None]:
+        """(status, video rooms) of a client document the directory gave (or None)."""
+        return (client["status"] if client else None), self._rooms(client)
 
     def _rooms(self, client: dict | None) -> VideoRooms | None:
         """How this client's video rooms are made: the Jitsi display name is their given name
@@ -131,15 +136,12 @@ class Application:
     # -- one session ---------------------------------------------------------------------------
     def book(self, booking: Booking, therapist_id: str, who: Identity, meta: Metadata) -> Event:
         own_diary(who, therapist_id)
-        client = self.client(booking.client_id, who)  # the access check's read serves all
+        # the access check's read gives the client's status and room name too
+        status, rooms = self._facts(self.client(booking.client_id, who))
 
         def command(state: SessionState) -> BookSession:
             return BookSession(
-                booking,
-                self.therapist(therapist_id),
-                client["status"] if client else None,
-                self.clock(),
-                rooms=self._rooms(client),
+                booking, self.therapist(therapist_id), status, self.clock(), rooms=rooms
             )
 
         # a session id the API has just made has no events yet: nothing to load
