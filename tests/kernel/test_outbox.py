@@ -242,3 +242,30 @@ def test_a_relay_started_while_the_store_is_down_waits_for_it_then_publishes(set
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def test_the_relay_rings_the_consumers_before_it_writes_its_checkpoint(settings):
+    """The records are on the topic once the broker acknowledged them: the consumers watching
+    the source's outbox are rung then, not after the checkpoint's write, a round trip that
+    the busy hour's queue at the store made ~14 ms long on every hop (issue 14)."""
+    from shared import chime
+
+    store = kernel_store(settings)
+    topic = settings.topic("kernel")
+    kafka_clients.ensure_topics(settings.kafka_bootstrap, [topic], settings.topic_partitions)
+    relay = OutboxRelay(store, settings.kafka_bootstrap, topic)
+    relay.drain()  # whatever earlier tests left
+    name = store.db["outbox"].full_name
+    rung_at_mark, mark = [], store.mark_published_through
+
+    def marking(position):
+        rung_at_mark.append(chime.rings[name] - before)
+        mark(position)
+
+    store.mark_published_through = marking
+    store.append("ring-first", 0, [NewEvent("CounterOpened", {"name": "r"})], META)
+    before = chime.rings[name]
+    assert relay.publish_once() == 1
+    assert rung_at_mark == [1]  # rung once, and before the checkpoint was written
+    assert chime.rings[name] - before == 1
+    assert store.outbox_backlog()[0] == 0

@@ -21,6 +21,10 @@ from shared.mongo import delete_each
 
 from ..domain.plans import PRIORITIES, URGENT
 
+# the fields of a due message that say what it reads on its way (workers/lookups.py)
+SAYS_WHAT_IT_READS = dict.fromkeys(
+    ("_id", "channel", "client_id", "session_id", "recipient", "kind"), 1
+)
 PENDING, SENDING, SENT, FAILED, VOIDED = "pending", "sending", "sent", "failed", "voided"
 STATUSES = (PENDING, SENDING, SENT, FAILED, VOIDED)
 
@@ -173,11 +177,12 @@ class MessageBook:
                 yield claimed
 
     def due(self, limit: int, now: datetime, *, urgent_only: bool = False) -> list[dict]:
-        """Up to `limit` messages to claim now ({_id, channel}): those whose sender died
-        first, then the most urgent and the longest due, those to a person before inbox
-        entries."""
+        """Up to `limit` messages to claim now (their id, channel, and what says what they
+        will read before they go: workers/lookups.py): those whose sender died first, then
+        the most urgent and the longest due, those to a person before inbox entries."""
         stale, due = self._claimable(now, urgent_only)
-        found = list(self.messages.find(stale, {"_id": 1, "channel": 1}).limit(limit))
+        fields = SAYS_WHAT_IT_READS
+        found = list(self.messages.find(stale, fields).limit(limit))
         # one look per priority, the most urgent first: with the priority given, the store
         # serves the look from the (status, priority, next_at) index; without it, the local
         # store read every pending message, reminders weeks ahead included (128 ms a look
@@ -185,7 +190,7 @@ class MessageBook:
         for priority in (URGENT,) if urgent_only else PRIORITIES:
             if len(found) >= limit:
                 break
-            more = self.messages.find({**due, "priority": priority}, {"_id": 1, "channel": 1})
+            more = self.messages.find({**due, "priority": priority}, fields)
             found += list(more.sort("next_at", ASCENDING).limit(limit - len(found)))
         # an e-mail or a text reaches a person wherever they are; the inbox entry is one
         # local write: start those first (stable, so urgency and time order are kept)

@@ -194,9 +194,12 @@ def test_a_message_on_its_way_reads_the_planners_generation_once(nsettings, feed
     assert len(mail.to("c1@client.test")) == 1
 
 
-def test_a_dispatchers_batch_reads_the_planners_generation_once(nsettings, feed, mail):
+def test_a_dispatchers_batch_reads_the_directory_once_for_all_its_messages(nsettings, feed, mail):
     """Three confirmations sent in one batch: the planner's active generation is read once
-    for the three messages' reads of the directory (it was read once for each message)."""
+    (it was read once for each message), and the client, the sessions and the client's
+    preferences once each for the three messages (they were read once for each message,
+    three reads per message: issue 14)."""
+    from services.notifications.application.book import MessageBook
     from services.notifications.workers.dispatcher import Dispatcher
 
     feed.therapist()
@@ -208,8 +211,10 @@ def test_a_dispatchers_batch_reads_the_planners_generation_once(nsettings, feed,
         assert store.apply(records, generation) == 5
         dispatcher = Dispatcher(nsettings)
         dispatcher._setup()
-        # the dispatcher's reads of the directory go through the heard client
+        # the dispatcher's reads of the directory and of the preferences go through the
+        # heard client (its claims and records stay on its own, which its transactions need)
         dispatcher.directory = dispatcher.delivery.directory = store
+        dispatcher.book.preferences = MessageBook(store.db).preferences
         listener.commands.clear()
         try:
             assert dispatcher.dispatch_together() == 3
@@ -217,5 +222,41 @@ def test_a_dispatchers_batch_reads_the_planners_generation_once(nsettings, feed,
             dispatcher._pool.shutdown(wait=True)
         generation_reads = [c for c in listener.commands if c.get("find") == "projection_meta"]
         assert len(generation_reads) == 1, [c.get("find") for c in listener.commands]
-        assert reads_of(listener, f"sessions__g{generation}") == 3  # each still booked
+        assert reads_of(listener, f"sessions__g{generation}") == 1  # each still booked
+        assert reads_of(listener, f"clients__g{generation}") == 1
+        assert reads_of(listener, "preferences") == 1
     assert len(mail.to("c1@client.test")) == 3
+
+
+def test_a_message_read_with_its_batch_sees_the_appointment_moved_before_the_batch(
+    nsettings, feed, mail
+):
+    """What the batch read stands for the store: a confirmation whose appointment moved
+    before the batch looked (its session no longer at the time the message names) is voided,
+    not sent, whether it is read alone or with others."""
+    from services.notifications.workers.dispatcher import Dispatcher
+
+    feed.therapist()
+    feed.client(channels=("email",), email="c1@client.test")
+    for n in range(2):
+        feed.booked(sid=f"s{n}", starts=datetime.now(UTC) + timedelta(days=3, hours=n))
+    with heard_planner(nsettings) as (store, generation, listener):
+        records = records_of(nsettings, feed, "scheduling") + records_of(nsettings, feed, "records")
+        assert store.apply(records, generation) == 4
+        later = datetime.now(UTC) + timedelta(days=9)
+        store.physical("sessions", generation).update_one(
+            {"_id": "s1"}, {"$set": {"starts_at": later}}
+        )
+        dispatcher = Dispatcher(nsettings)
+        dispatcher._setup()
+        dispatcher.directory = dispatcher.delivery.directory = store
+        try:
+            assert dispatcher.dispatch_together() == 2
+        finally:
+            dispatcher._pool.shutdown(wait=True)
+        statuses = {
+            d["session_id"]: d["status"]
+            for d in store.db["messages"].find({"kind": "confirmation", "channel": "email"})
+        }
+        assert statuses == {"s0": "sent", "s1": "voided"}
+    assert len(mail.to("c1@client.test")) == 1

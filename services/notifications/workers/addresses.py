@@ -7,22 +7,21 @@ from __future__ import annotations
 
 from shared.crypto import DISPOSED
 from shared.events import utcnow
-from shared.projections import Pinned
 
-from ..application.book import MessageBook
 from ..application.config import NotifyConfig
 from ..domain import LEAD, quiet_ends
 from ..domain.plans import ENQUIRER, FUNDER, contact_for
 from .channels import Deferred, PermanentError, TransientError, Voided
+from .lookups import Lookups
 
 
 class Addresses:
-    def __init__(self, book: MessageBook, config: NotifyConfig):
-        self.book, self.config = book, config
+    def __init__(self, config: NotifyConfig):
+        self.config = config
 
-    def of(self, message: dict, directory: Pinned) -> tuple[str | None, str]:
-        """(address, inbox audience), looked up now (in the planner's `directory`) so
-        corrected details are used."""
+    def of(self, message: dict, directory: Lookups) -> tuple[str | None, str]:
+        """(address, inbox audience), looked up now (in the planner's `directory` and the
+        client's preferences, read for the dispatcher's batch) so corrected details are used."""
         recipient, channel = message["recipient"], message["channel"]
         if message["kind"] == "invoice":
             return self._payer_address(message, directory), recipient
@@ -43,14 +42,14 @@ class Addresses:
             raise TransientError("the therapist's email address is not known yet")
         return therapist["email"], recipient
 
-    def _client_address(self, message: dict, directory: Pinned) -> str:
+    def _client_address(self, message: dict, directory: Lookups) -> str:
         client = directory.reader("clients").find_one({"_id": message["client_id"]})
         if client and message["kind"] == "care_ended":
             client = {**client, "status": "active"}  # the one message after care ends
         if not client or client.get("status") != "active":
             raise Voided("the client is discharged or unknown")
         contact = contact_for(
-            client, self.book.preferences_of(message["client_id"]), self.config.default_quiet
+            client, directory.preferences_of(message["client_id"]), self.config.default_quiet
         )
         if message["channel"] not in contact.channels:
             raise Voided(f"the client is no longer to be contacted by {message['channel']}")
@@ -64,7 +63,7 @@ class Addresses:
             raise Deferred(until)
         return address
 
-    def _payer_address(self, message: dict, directory: Pinned) -> str:
+    def _payer_address(self, message: dict, directory: Lookups) -> str:
         """An invoice goes to whoever pays it, looked up now: the funder's e-mail from
         billing's funding, or the client's own. It is not a reminder, so neither the
         reminder channels nor discharge hold it back (a last invoice follows the last
@@ -81,7 +80,7 @@ class Addresses:
         address = client.get("email")
         if not address or address == DISPOSED:
             raise Voided("no e-mail address on record for the client")
-        prefs = self.book.preferences_of(client_id)
+        prefs = directory.preferences_of(client_id)
         quiet = contact_for({**client, "status": "active"}, prefs, self.config.default_quiet).quiet
         until = quiet_ends(utcnow(), quiet, self.config.tz)
         if until is not None:

@@ -8,7 +8,7 @@ import logging
 
 from shared.crypto import FieldCipher
 from shared.events import utcnow
-from shared.projections import Pinned, ProjectionStore
+from shared.projections import ProjectionStore
 
 from ..application.book import MessageBook
 from ..application.config import NotifyConfig
@@ -18,6 +18,7 @@ from .addresses import Addresses
 from .channels import EmailChannel, PermanentError, SmsChannel, TransientError, Voided
 from .invoices import BillingInvoices, InvoiceGone, invoice_terms
 from .links import HomeworkLinks, LinkGone, MeasuresLinks, SchedulingLinks
+from .lookups import Lookups
 from .render import Renderer
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Delivery:
     ):
         self.directory, self.book, self.config, self.name = directory, book, config, name
         self.cipher = cipher  # opens the client's video link, sealed in the book
-        self.addresses = Addresses(book, config)
+        self.addresses = Addresses(config)
         self.email, self.sms = EmailChannel(config), SmsChannel(config)
         self.links = MeasuresLinks(config.measures_url, config.token_secret)
         self.booking_links = SchedulingLinks(
@@ -52,16 +53,17 @@ class Delivery:
         self.invoices = BillingInvoices(config.billing_url, config.token_secret)
         self.renderer = Renderer(config.practice_name, config.tz)
 
-    def deliver(self, message: dict, directory: Pinned | None = None) -> None:
-        """Send one claimed message. `directory`: the planner's active generation, read
-        once for a dispatcher's batch (else here, once for this message's reads)."""
-        directory = directory or self.directory.pinned()
+    def deliver(self, message: dict, directory: Lookups | None = None) -> None:
+        """Send one claimed message. `directory`: what the dispatcher's batch read of the
+        planner's active generation and the book's preferences (else read here, for this
+        message alone)."""
+        directory = directory or Lookups(self.directory.pinned(), self.book, [message])
         address, audience = self.addresses.of(message, directory)
         context, attachments = self.compose(message, directory)
         rendered = self.renderer.render(message["kind"], message["channel"], context)
         self.send(message, address, audience, rendered, attachments)
 
-    def compose(self, message: dict, directory: Pinned) -> tuple[dict, list]:
+    def compose(self, message: dict, directory: Lookups) -> tuple[dict, list]:
         """What the message says (its context for the template) and its attachments."""
         context = dict(message.get("context") or {}, client_id=message.get("client_id"))
         if "video_link" in context and self.cipher is not None:  # sealed (projections.py)
@@ -136,7 +138,7 @@ class Delivery:
             return {}
         return {"url": link.url, "expires_at": link.expires_at}
 
-    def check_still_true(self, message: dict, context: dict, directory: Pinned) -> None:
+    def check_still_true(self, message: dict, context: dict, directory: Lookups) -> None:
         """The last word before an appointment message goes: is the appointment still
         booked at that time? (Catches a move the planner saw after a newer preferences
         change, when its `as_of` guard kept the old reminder.)"""
@@ -150,7 +152,7 @@ class Delivery:
         ):
             raise Voided("the appointment changed")
 
-    def alert_context(self, message: dict, directory: Pinned) -> dict:
+    def alert_context(self, message: dict, directory: Lookups) -> dict:
         """A risk alert goes to staff (the therapist and the clinical lead), who may see the
         client's name; it links to the record in the portal. The clinical detail stays in
         the portal (the e-mail says only that an answer needs follow-up)."""
@@ -162,7 +164,7 @@ class Delivery:
             "record_url": f"{self.config.portal_url.rstrip('/')}/clients/{client_id}",
         }
 
-    def upcoming_dates(self, session_ids: list[str], directory: Pinned) -> list:
+    def upcoming_dates(self, session_ids: list[str], directory: Lookups) -> list:
         """The booked, still-ahead times of a course's or a booster plan's sessions: what the
         message says (how many, the first, each date) is what was actually booked, not what
         was asked for (issue 13, defect 11: "16 ... first 2 June" above 10 dates from 14 July).

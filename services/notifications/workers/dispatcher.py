@@ -30,7 +30,7 @@ from shared.events import Actor, registry, utcnow
 from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
 from shared.outbox import Lease
-from shared.projections import Pinned, ProjectionStore
+from shared.projections import ProjectionStore
 from shared.wakeup import Doorbell
 
 from ..application import Application
@@ -42,6 +42,7 @@ from ..domain.plans import URGENT
 from ..projections import Planner, RiskAlerts
 from .channels import Deferred, DeliveryError, PermanentError, TransientError, Voided
 from .delivery import Delivery
+from .lookups import Lookups
 
 log = logging.getLogger(__name__)
 META = Metadata(actor=Actor.system("notifications-dispatcher"), correlation_id="dispatcher")
@@ -264,9 +265,11 @@ class Dispatcher:
         due = self.book.due(limit, now, urgent_only=self.urgent_only)
         if not due:
             return 0
-        # the planner's active generation, read once for the whole batch's reads of clients,
-        # sessions and therapists (it was read once for each message: issue 14)
-        directory = self.directory.pinned()
+        # the planner's active generation, read once for the whole batch, and what the
+        # batch's messages read of it (clients, sessions, therapists) and of the clients'
+        # preferences, one query each for the batch: it was three reads per message, made
+        # by the senders one message at a time (issue 14; workers/lookups.py)
+        directory = Lookups(self.directory.pinned(), self.book, due)
         # each sender claims a message and sends it: the claims of a batch are on their way
         # to the store side by side, not one after the other (the lead's e-mail of a risk
         # alert waited for the claims before it, and a batch of eight confirmations for
@@ -296,7 +299,7 @@ class Dispatcher:
         return len(started)
 
     def _claim_and_attempt(
-        self, key: str, lease: timedelta, now: datetime, directory: Pinned | None = None
+        self, key: str, lease: timedelta, now: datetime, directory: Lookups | None = None
     ) -> tuple[dict, Exception | None] | None:
         """Claim one due message and deliver it: (the message, why it did not go or None),
         or None when another sender claimed it first."""
@@ -305,7 +308,7 @@ class Dispatcher:
             return None
         return message, self.attempt(message, directory)
 
-    def attempt(self, message: dict, directory: Pinned | None = None) -> Exception | None:
+    def attempt(self, message: dict, directory: Lookups | None = None) -> Exception | None:
         """Deliver a claimed message: None when it went, else why not."""
         try:
             self.delivery.deliver(message, directory)
