@@ -122,7 +122,8 @@ class ConcurrencyError(RuntimeError):
     """The stream moved on since it was read: expected version no longer current."""
 
     def __init__(self, stream_id: str, expected: int | None, actual: int | None = None):
-        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+        found = "it has moved on" if actual is None else f"found {actual}"
+        super().__init__(f"stream {stream_id}: expected version {expected}, {found}")
         self.stream_id, self.expected, self.actual = stream_id, expected, actual
 
 
@@ -250,9 +251,10 @@ class EventStore:
                 )
                 if not errors or any(e.get("code") != 11000 for e in errors):
                     raise
-                raise ConcurrencyError(
-                    prepared[0][0].stream_id, prepared[0][0].expected_version
-                ) from err
+                # the stream whose next version was taken (the first write that failed)
+                failed = docs[errors[0].get("index", 0)]["stream_id"]
+                expected = next(a.expected_version for a, _ in prepared if a.stream_id == failed)
+                raise ConcurrencyError(failed, expected) from err
             return out
 
         with _append_lock(self.db.name):
@@ -265,12 +267,18 @@ class EventStore:
         ]
 
     def _current(self, append: StreamAppend, session: ClientSession) -> int:
-        """The stream's version now, checked against the expected one. A new stream
-        (expected 0) is not read: its first event takes version 1, which the unique
-        (stream_id, stream_version) index refuses if the stream exists, so the check costs
-        no round trip (a course appends 17 new streams in one command)."""
-        if append.expected_version == 0:
-            return 0
+        """The stream's version now, checked against the expected one. A stream expected at
+        a version is not read: its first new event takes the next version, which the unique
+        (stream_id, stream_version) index refuses if the stream has moved past the version
+        expected, so the check costs no round trip. A new stream (expected 0) was the first
+        case (a course appends 17 in one command); every command on a stream that exists
+        read it once more inside its transaction, and a dispatcher recording eight messages
+        sent read eight streams one by one (issue 14). The expected version is what a load
+        of the stream found (every caller's), never more than the stream holds: events are
+        never deleted, so a stream cannot be behind a version once loaded. Without one
+        (None), the events go after whatever the stream holds, read now."""
+        if append.expected_version is not None:
+            return append.expected_version
         current = self.stream_version(append.stream_id, session=session)
         if append.expected_version is not None and current != append.expected_version:
             raise ConcurrencyError(append.stream_id, append.expected_version, current)

@@ -133,3 +133,35 @@ def test_read_all_and_pending_step_over_a_skipped_position(settings):
     assert [d["position"] for d in store.pending(limit=1)] == [4]  # (2, 3] empty: found beyond
     store.mark_published_through(5)
     assert [d["position"] for d in store.pending(limit=3)] == [6, 7]
+
+
+def test_an_append_to_a_stream_that_exists_reads_nothing_and_a_stale_version_conflicts(settings):
+    """The expected version is checked by the unique (stream, version) index, not by reading
+    the stream inside the transaction (one round trip per stream of every command, issue 14):
+    an append at the stream's version reads no event; one at a version the stream has moved
+    past is a conflict naming that stream, and writes nothing of the command's streams."""
+    import pymongo
+
+    from shared.eventstore import EventStore
+    from testkit.kernel import Commands, reg
+
+    heard = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[heard])
+    try:
+        store = EventStore(mongo, kernel_store(settings).db.name, reg)
+        store.append("c-x", 0, [OPEN], META)
+        store.append("c-y", 0, [OPEN], META)
+        heard.commands.clear()
+        store.append_streams(
+            [StreamAppend("c-x", 1, [inc()]), StreamAppend("c-y", 1, [inc()])], META
+        )
+        assert not [c for c in heard.commands if c.get("find") == "events"], heard.commands
+        with pytest.raises(ConcurrencyError) as conflict:
+            store.append_streams(
+                [StreamAppend("c-y", 2, [inc(5)]), StreamAppend("c-x", 1, [inc(7)])], META
+            )  # c-x is at 2
+        assert conflict.value.stream_id == "c-x" and conflict.value.expected == 1
+        assert [e.stream_version for e in store.load("c-x")] == [1, 2]
+        assert [e.stream_version for e in store.load("c-y")] == [1, 2]  # c-y's 3 rolled back
+    finally:
+        mongo.close()
