@@ -151,3 +151,37 @@ def save(reports: list[Report], stamp: str | None = None) -> Path:
 
 def median(values) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn workers), in seconds."""
+    from testkit.procs import child_pids
+
+    total = 0.0
+    for p in [pid, *child_pids(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def server_pids() -> dict[str, int]:
+    """The local broker's and store's process ids ({} on servers this machine did not start:
+    docker-compose, a store of the operator's)."""
+    from deploy.local import infra
+
+    found = {}
+    for server in infra.servers():
+        pid = server.pid()
+        if pid:
+            found[server.name] = pid
+    return found
+
+
+def store_ops(settings) -> dict[str, float]:
+    """The store's operation counters (serverStatus opcounters: query, insert, update,
+    delete, getmore, command), which every client's commands move."""
+    counters = mongo_client(settings.mongo_uri).admin.command("serverStatus")["opcounters"]
+    return {k: float(v) for k, v in counters.items()}

@@ -34,7 +34,7 @@ from shared.web import ServiceContext
 from testkit.faults import RECEPTION, registered
 from testkit.procs import free_port, worker
 
-from .common import Report, percentile, session_booked
+from .common import Report, cpu_seconds, percentile, server_pids, session_booked, store_ops
 from .sink import SinkProcess, TimedSink
 
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "50"))  # issue 14: offer 50 ticks/s
@@ -466,6 +466,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         rebuilding = threading.Event()
         if rebuild:
             _rebuilding(settings, log_dir, rebuilding)
+        spent = _StoreSpend(settings)
         try:
             appended = _steady_load(settings, watches, stop_at, alerts)
         finally:
@@ -475,6 +476,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             len(w.seen) < len(w.appended) for w in watches.values()
         ):
             time.sleep(0.2)
+        spent.stop()
         polling.set()
         thread.join()
         bell.close()
@@ -526,6 +528,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         report.add(
             f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99", percentile(raw, 99)
         )
+    spent.add_to(report, appended, rebuild)
     for hop, values in hops.items():
         report.add(
             f"  risk hop: {hop} p50 / p99",
@@ -534,6 +537,48 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} alerts (the lead's email)",
         )
     return rss
+
+
+class _StoreSpend:
+    """What the store did for the ticks, from the load's start until every watch saw every
+    tick's outcome: its operations (serverStatus opcounters, every client's: the services',
+    the bench's appender and watcher) and, when this machine started it, its CPU. Per tick,
+    these say how much of the store one tick of the practice costs, which the latencies
+    above only show through the queue it makes: a change that saves round trips shows here
+    at once, where a latency moves within the noise of a shared machine."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.pid = server_pids().get("store")
+        self.ops, self.cpu = store_ops(settings), self._cpu()
+        self.ops_spent = self.cpu_spent = None
+
+    def _cpu(self) -> float | None:
+        return cpu_seconds(self.pid) if self.pid else None
+
+    def stop(self) -> None:
+        after = store_ops(self.settings)
+        self.ops_spent = sum(after[k] - self.ops.get(k, 0.0) for k in after)
+        cpu = self._cpu()
+        self.cpu_spent = None if cpu is None or self.cpu is None else cpu - self.cpu
+
+    def add_to(self, report: Report, ticks: int, rebuild: bool) -> None:
+        if not ticks or self.ops_spent is None:
+            return
+        also = "; a rebuild's too" if rebuild else ""
+        report.add(
+            "store operations per tick",
+            self.ops_spent / ticks,
+            "ops",
+            note=f"{self.ops_spent:.0f} over {ticks} ticks (serverStatus opcounters){also}",
+        )
+        if self.cpu_spent is not None:
+            report.add(
+                "store CPU per tick",
+                self.cpu_spent * 1000 / ticks,
+                "ms",
+                note=f"{self.cpu_spent:.1f} s of the store's CPU over {ticks} ticks{also}",
+            )
 
 
 def _risk_hops(settings, alerts: dict, sink: TimedSink | SinkProcess) -> dict[str, list[float]]:

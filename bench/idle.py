@@ -19,10 +19,9 @@ from pathlib import Path
 from services.records.projections import ClientSummaries
 from shared import services
 from shared.consumer import POLL_MS, ProjectionRunner
-from shared.mongo import client as mongo_client
-from testkit.procs import Gunicorn, child_pids, worker
+from testkit.procs import Gunicorn, worker
 
-from .common import Report
+from .common import Report, cpu_seconds, server_pids, store_ops
 
 SECONDS = float(os.environ.get("BENCH_IDLE_SECONDS", "15"))
 SETTLE = 20.0  # after start: group joins, topic creation, the first status reports
@@ -51,36 +50,6 @@ def _idle_share(settings, poll_ms: int) -> float:
     return ((after.user - before.user) + (after.system - before.system)) / (ended - started)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn workers), in seconds."""
-    total = 0.0
-    for p in [pid, *child_pids(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _server_pids() -> dict[str, int]:
-    from deploy.local import infra
-
-    found = {}
-    for server in infra.servers():
-        pid = server.pid()
-        if pid:
-            found[server.name] = pid
-    return found
-
-
-def _store_ops(settings) -> dict[str, float]:
-    """The store's operation counters (serverStatus opcounters: query, insert, update,
-    delete, getmore, command), which every client's commands move."""
-    counters = mongo_client(settings.mongo_uri).admin.command("serverStatus")["opcounters"]
-    return {k: float(v) for k, v in counters.items()}
-
-
 def _whole_stack(settings, log_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
     """{process: % of one core} of the idle stack, measured together over SECONDS."""
     names = [d.name for d in services.available() if d.name != "portal"]
@@ -100,14 +69,14 @@ def _whole_stack(settings, log_dir: Path) -> tuple[dict[str, float], dict[str, f
             p.start()
         time.sleep(SETTLE)
         pids = {p.name: p.pid for p in procs if p.alive()}
-        pids.update(_server_pids())
-        before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
-        ops = _store_ops(settings)
+        pids.update(server_pids())
+        before = {n: cpu_seconds(pid) for n, pid in pids.items()}
+        ops = store_ops(settings)
         started = time.monotonic()
         time.sleep(SECONDS)
         elapsed = time.monotonic() - started
-        shares = {n: (_cpu_seconds(pid) - before[n]) / elapsed * 100 for n, pid in pids.items()}
-        commands = {k: (v - ops[k]) / elapsed for k, v in _store_ops(settings).items()}
+        shares = {n: (cpu_seconds(pid) - before[n]) / elapsed * 100 for n, pid in pids.items()}
+        commands = {k: (v - ops[k]) / elapsed for k, v in store_ops(settings).items()}
         return shares, commands
     finally:
         for p in procs:
