@@ -120,6 +120,33 @@ def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_on
         assert not [c for c in listener.commands[heard:] if c.get("find") == "outbox"]
 
 
+def test_a_busy_relay_writes_its_checkpoint_twice_a_second_and_soon_after_it_rests(
+    settings, wake_dir
+):
+    """A relay publishing every append of a busy spell wrote its checkpoint after each
+    publish, a round trip each (issue 14); it writes it at most every MARK_EVERY while busy,
+    and within MARK_EVERY of its last publish when it rests."""
+    from shared.events import NewEvent
+    from shared.outbox import MARK_EVERY
+    from testkit.kernel import META
+
+    with idle_relay(settings) as (store, listener):
+        listener.commands.clear()
+        started = time.monotonic()
+        for i in range(20):
+            store.append(f"busy-{i}", 0, [NewEvent("CounterOpened", {"name": str(i)})], META)
+            time.sleep(0.05)
+        last = time.monotonic()
+        eventually(lambda: store.published_through() == 21, timeout=10, interval=0.01)
+        written = time.monotonic()
+        looks = [c for c in listener.commands if c.get("find") == "events"]
+        marks = [c for c in listener.commands if c.get("update") == "outbox"]
+        assert len(looks) >= 10, looks  # it published as the appends came, not at the end
+        assert len(marks) <= (written - started) / MARK_EVERY + 2, (len(marks), len(looks))
+        assert len(marks) < len(looks) / 2
+        assert written - last < MARK_EVERY + 1.0  # written soon after it went quiet
+
+
 def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_loop_at_once(
     settings, wake_dir
 ):

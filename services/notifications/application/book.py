@@ -176,13 +176,16 @@ class MessageBook:
             if claimed is not None:
                 yield claimed
 
-    def due(self, limit: int, now: datetime, *, urgent_only: bool = False) -> list[dict]:
+    def due(
+        self, limit: int, now: datetime, *, urgent_only: bool = False, orphans: bool = True
+    ) -> list[dict]:
         """Up to `limit` messages to claim now (their id, channel, and what says what they
-        will read before they go: workers/lookups.py): those whose sender died first, then
-        the most urgent and the longest due, those to a person before inbox entries."""
+        will read before they go: workers/lookups.py): those whose sender died first (looked
+        for unless `orphans` is false), then the most urgent and the longest due, those to a
+        person before inbox entries."""
         stale, due = self._claimable(now, urgent_only)
         fields = SAYS_WHAT_IT_READS
-        found = list(self.messages.find(stale, fields).limit(limit))
+        found = list(self.messages.find(stale, fields).limit(limit)) if orphans else []
         # one look per priority, the most urgent first: with the priority given, the store
         # serves the look from the (status, priority, next_at) index; without it, the local
         # store read every pending message, reminders weeks ahead included (128 ms a look

@@ -218,3 +218,59 @@ def test_an_alerts_emails_are_claimed_before_its_inbox_entries(nsettings):
     )
     claimed = [m["_id"] for m in book.claim_many(timedelta(minutes=2), "lane", 8, urgent_only=True)]
     assert [c.rsplit(":", 1)[1] for c in claimed] == ["email", "email", "inbox", "inbox"], claimed
+
+
+def test_a_dispatcher_looks_for_lapsed_claims_at_its_first_batch_then_once_a_quarter_lease(
+    nsettings,
+):
+    """A claim whose sender died is found a lease after it was made; looking for such claims
+    before every batch was a third of the dispatchers' looks at the book in the busy hour
+    (issue 14). A dispatcher looks at its first batch, then once per quarter of a lease, and
+    then takes the lapsed claim over; a look without them does not find it."""
+    import time
+    from dataclasses import replace
+
+    from services.notifications.application.book import SENDING
+    from services.notifications.application.config import NotifyConfig
+    from services.notifications.domain.plans import URGENT
+    from services.notifications.workers.dispatcher import Dispatcher
+
+    config = replace(NotifyConfig.from_env(nsettings), lease_seconds=2.0)
+    dispatcher = Dispatcher(nsettings, config=config)
+    dispatcher._setup()
+    looked: list[bool] = []
+    due = dispatcher.book.due
+
+    def recording(*args, **kwargs):
+        looked.append(kwargs.get("orphans", True))
+        return due(*args, **kwargs)
+
+    dispatcher.book.due = recording
+    try:
+        assert dispatcher.dispatch_together() == 0  # nothing due: the first look has them
+        now = datetime.now(UTC)
+        dispatcher.book.messages.insert_one(
+            {
+                "_id": "orphan",
+                "status": SENDING,
+                "priority": URGENT,
+                "next_at": now,
+                "lease_until": now - timedelta(seconds=1),
+                "attempts": 1,
+                "due_at": now,
+                "kind": "risk_alert",
+                "channel": "inbox",
+                "recipient": "t1",
+                "client_id": "c1",
+                "context": {},
+            }
+        )
+        assert dispatcher.dispatch_together() == 0  # within a quarter lease: not looked for
+        assert [d["_id"] for d in due(8, now, orphans=False)] == []
+        time.sleep(config.lease_seconds / 4 + 0.1)
+        assert dispatcher.dispatch_together() == 1  # and now taken over
+    finally:
+        if dispatcher._pool is not None:
+            dispatcher._pool.shutdown(wait=True)
+    assert looked == [True, False, True]
+    assert dispatcher.book.messages.find_one({"_id": "orphan"})["attempts"] == 2

@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -92,6 +93,7 @@ class Dispatcher:
         self.sent_total = 0
         self._ready = False
         self._pool: ThreadPoolExecutor | None = None  # the senders
+        self._orphans_next = 0.0  # when to look for lapsed claims again (`_orphans_due`)
 
     def _setup(self) -> None:
         mongo = mongo_client(self.settings.mongo_uri)
@@ -262,7 +264,7 @@ class Dispatcher:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.SENDERS, thread_name_prefix=self.name)
         now = utcnow()
-        due = self.book.due(limit, now, urgent_only=self.urgent_only)
+        due = self.book.due(limit, now, urgent_only=self.urgent_only, orphans=self._orphans_due())
         if not due:
             return 0
         # the planner's active generation, read once for the whole batch, and what the
@@ -297,6 +299,18 @@ class Dispatcher:
         if lost is not None:
             raise lost
         return len(started)
+
+    def _orphans_due(self) -> bool:
+        """Whether to look for claims whose sender died (their lease ran out) in this batch:
+        at the first look, then once per quarter of a lease. A claim is an orphan only a lease
+        after it was made, so a quarter of a lease more to find it is the same order of wait;
+        looking before every batch was a third of the dispatchers' looks at the book in the
+        busy hour (issue 14)."""
+        now = time.monotonic()
+        if now < self._orphans_next:
+            return False
+        self._orphans_next = now + self.config.lease_seconds / 4
+        return True
 
     def _claim_and_attempt(
         self, key: str, lease: timedelta, now: datetime, directory: Lookups | None = None
