@@ -184,7 +184,7 @@ def _processes(settings, log_dir, smtp_port):
     ]
 
 
-def _steady_load(settings, watches, stop_at: float, alerts: dict) -> int:
+def _steady_load(settings, watches, stop_at: float, alerts: dict, booked: dict) -> int:
     scheduling = ServiceContext("scheduling", settings).store
     measures = ServiceContext("measures", settings).store
     now, i, interval = utcnow(), 0, 1.0 / RATE
@@ -192,6 +192,7 @@ def _steady_load(settings, watches, stop_at: float, alerts: dict) -> int:
     while time.monotonic() < stop_at:
         scheduling.append(f"session-fs-{i}", 0, [_booked(i, now)], RECEPTION)
         t = time.monotonic()
+        booked[f"confirmation:fs-{i}:email"] = time.time()
         watches["records"].appended[f"fs-{i}"] = t
         watches["plans"].appended[f"fs-{i}"] = t
         # what the client meets: the confirmation, behind the busy hour's other messages (not
@@ -439,6 +440,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     _seed(settings)
     _history(settings, HISTORY)
     alerts: dict[str, tuple[str, float]] = {}  # alert id -> (event id, wall time appended)
+    booked: dict[str, float] = {}  # a confirmation's key -> wall time its booking was appended
     procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
     rss = {}
     try:
@@ -468,7 +470,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             _rebuilding(settings, log_dir, rebuilding)
         spent = _StoreSpend(settings)
         try:
-            appended = _steady_load(settings, watches, stop_at, alerts)
+            appended = _steady_load(settings, watches, stop_at, alerts, booked)
         finally:
             rebuilding.set()
         deadline = time.monotonic() + 60
@@ -489,6 +491,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         for p in procs:
             p.stop()
     hops = _risk_hops(settings, alerts, sink)
+    confirmations = _confirmation_hops(settings, booked, sink)
     trips, smtp = _broker_round_trips(settings), _smtp_sends(sink)
     sink.stop()
     note = (
@@ -535,6 +538,13 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             percentile(values, 50),
             "ms",
             note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} alerts (the lead's email)",
+        )
+    for hop, values in confirmations.items():
+        report.add(
+            f"  confirmation hop: {hop} p50 / p99",
+            percentile(values, 50),
+            "ms",
+            note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} confirmations (email)",
         )
     return rss
 
@@ -607,6 +617,30 @@ def _risk_hops(settings, alerts: dict, sink: TimedSink | SinkProcess) -> dict[st
             hops,
             ((appended, published), (published, planned), (planned, claimed), (claimed, accepted)),
             strict=True,
+        ):
+            hops[hop].append((end - start) * 1000)
+    return hops
+
+
+def _confirmation_hops(settings, booked: dict, sink: TimedSink | SinkProcess) -> dict:
+    """Where the time from a booking to its confirmation email goes: the booking's append,
+    the message's planning in the book (created_at), its claim by the dispatcher and the
+    sink's acceptance, all wall clock (a confirmation voided before it went has no claim
+    or no acceptance, and is left out)."""
+    book = ServiceContext("notifications", settings).db["messages"]
+    docs = {d["_id"]: d for d in book.find({"_id": {"$in": list(booked)}})}
+    hops: dict[str, list[float]] = {
+        "booked -> planned": [],
+        "planned -> claimed": [],
+        "claimed -> accepted": [],
+    }
+    for key, appended in booked.items():
+        doc, accepted = docs.get(key), sink.accepted_wall.get(message_id(key))
+        if doc is None or accepted is None or not doc.get("claimed_at"):
+            continue
+        planned, claimed = doc["created_at"].timestamp(), doc["claimed_at"].timestamp()
+        for hop, (start, end) in zip(
+            hops, ((appended, planned), (planned, claimed), (claimed, accepted)), strict=True
         ):
             hops[hop].append((end - start) * 1000)
     return hops
