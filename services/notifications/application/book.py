@@ -89,14 +89,26 @@ class MessageBook:
         plans a confirmation and its reminders, a risk answer four alerts, and planning
         them one by one cost up to three writes each (issue 14). A new message goes as an
         insert: the local store answers an upsert with a read and a write (bench/README.md)."""
-        wanted = {m["_id"]: m for m in planned}  # the last plan of a key wins, as before
+        self.plan_all([(planned, as_of)], known)
+
+    def plan_all(
+        self, plans: list[tuple[list[dict], datetime]], known: dict[str, dict] | None = None
+    ) -> None:
+        """`plan` for several facts at once [(planned, as of)], in one read and one write: a
+        batch of bookings the planner plans together (projections/planner.py). A key planned
+        by two of them is the later one's (as `plan` after `plan`, in their order)."""
+        wanted: dict[str, tuple[dict, datetime]] = {}
+        for planned, as_of in plans:
+            for m in planned:  # the last plan of a key wins, as before
+                wanted.pop(m["_id"], None)
+                wanted[m["_id"]] = (m, as_of)
         if not wanted:
             return
         s = self.session
         if known is None:
             known = self.known(list(wanted))
         writes: list[InsertOne | UpdateOne] = []
-        for key, message in wanted.items():
+        for key, (message, as_of) in wanted.items():
             body = {k: v for k, v in message.items() if k != "_id"}
             found = known.get(key)
             if found is None:

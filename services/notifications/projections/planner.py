@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 
 from shared.crypto import DISPOSED, KeyDisposed
 from shared.directory import ClientDirectory
@@ -27,6 +27,8 @@ from .alerts import RiskAlerts
 
 # the notices that announce an appointment's time: a move voids the ones still pending
 SESSION_NOTICES = ("confirmation", "rescheduled")
+# the memo key under which a batch's bookings wait to be planned together (`_gather`)
+BOOKINGS = ("planner", "bookings")
 # the facts the client directory writes a client on (shared.directory)
 CLIENT_WRITES = frozenset(n[3:] for n in vars(ClientDirectory) if n.startswith("on_"))
 
@@ -67,20 +69,65 @@ class Planner(ClientDirectory):
     def handle(self, event, view) -> None:
         if event.type in RiskAlerts.HANDLES:  # planned by their own consumer (alerts.py)
             return
+        if event.type == "SessionBooked":
+            self._gather(event, view)
+            return
+        self._plan_bookings(view)  # the bookings before this event first, in their order
         if event.type in CLIENT_WRITES:  # the clients remembered may change: read them again
             view.memo.clear()
-        waits = event.type in self.AWAIT_CLIENT or waits_for_client(event.type)
-        if waits and self._client_unknown(event, view):
-            if event.type == "SessionBooked":  # perhaps booked by link before registering
-                self._for_enquirer(view, event.data["client_id"], "bookings", event)
+        if self._held(event, view):
             return
         self._apply(event, view)
         if event.type in CLIENT_WRITES:
             view.memo.clear()
 
+    def _held(self, event, view) -> bool:
+        """Kept for later when it is about a client the directory does not know yet."""
+        waits = event.type in self.AWAIT_CLIENT or waits_for_client(event.type)
+        if waits and self._client_unknown(event, view):
+            if event.type == "SessionBooked":  # perhaps booked by link before registering
+                self._for_enquirer(view, event.data["client_id"], "bookings", event)
+            return True
+        return False
+
+    # -- bookings, planned together ------------------------------------------------------
+    def _gather(self, event, view) -> None:
+        """A booking waits with the bookings that follow it in the batch, to be planned
+        with them once another kind of event comes or the batch ends (`_plan_bookings`).
+        In the busy hour the planner fell seconds behind the bookings, three round trips
+        each (the session's write, the read of its messages, their write): the
+        confirmations went 2-4 s after the booking, most of it before they were planned
+        (issue 14, `make bench` flows, the confirmation's hops). Together they are three
+        round trips for the batch."""
+        gathered = view.memo.setdefault(BOOKINGS, {})
+        if event.data["session_id"] in gathered:  # booked again in the batch: in order
+            self._plan_bookings(view)
+            gathered = view.memo.setdefault(BOOKINGS, {})
+        if not gathered:
+            view.once(BOOKINGS, lambda: self._plan_bookings(view))  # at the batch's end
+        gathered[event.data["session_id"]] = event
+
+    def _plan_bookings(self, view) -> None:
+        gathered = list((view.memo.pop(BOOKINGS, None) or {}).values())
+        ready = [event for event in gathered if not self._held(event, view)]
+        if len(ready) == 1:  # alone, as any event (one write fewer than together)
+            self._apply(ready[0], view)
+        elif ready:
+            sessions = self._save_sessions(ready, view)
+            plans = [
+                self._booking_plan(view, event, session)
+                for event, session in zip(ready, sessions, strict=True)
+            ]
+            self._write_plans(view, plans)
+            for event in ready:
+                self._plan_kinds(event, view)
+
     def _apply(self, event, view) -> None:
         """The event's handler, then every kind the registry plans on this event type."""
         super().handle(event, view)
+        self._plan_kinds(event, view)
+
+    def _plan_kinds(self, event, view) -> None:
         kinds = planned_on(event.type)
         if not kinds:
             return
@@ -174,33 +221,34 @@ class Planner(ClientDirectory):
         no notice when the person was sent the confirmation as they booked by link, before
         they were registered (registering them does not confirm it twice); that is known
         from the plan's own read of the book (`_link_keys`)."""
-        contact = self.contact(view, session["client_id"])
+        plan = _SessionPlan.of(
+            self, view, session, at, notice, reminders, unless_told_by_link=unless_told_by_link
+        )
+        self._write_plans(view, [plan])
+
+    def _write_plans(self, view, plans: list[_SessionPlan]) -> None:
+        """What `_SessionPlan`s plan, with one read of the book for all and one write."""
         book = self.book(view)
-        planned = plans.notice(*notice, session, contact, self.config.tz, at) if notice else []
-        kept = []
-        if reminders is not None:
-            kept = plans.reminders(session, contact, self.config.tz, at)
-        links = self._link_keys(session["session_id"]) if unless_told_by_link else []
-        known = book.known([m["_id"] for m in planned + kept] + links)
-        if any(known.get(k, {}).get("kind") == "booked_by_link" for k in links):
-            planned = []
-        if reminders is not None:
-            if session.get("new"):
-                # nothing was planned for a session this generation never saw: no reminder
-                # of it can be pending (a rebuild finds the live book's, planned on the same
-                # keys or voided by the later facts that moved them, whose time is after
-                # this one's; `void` leaves what a newer fact planned). One write saved
-                # per booking, and the costliest (a multi-document update)
-                book.plan(planned + kept, at, known)
-                return
-            book.keep_only(
-                {"session_id": session["session_id"], "kind": "reminder"},
-                [m["_id"] for m in kept],
-                reminders,
-                at,
-            )
-            planned += kept
-        book.plan(planned, at, known)
+        known = book.known([key for plan in plans for key in plan.keys()])
+        writes = []
+        for plan in plans:
+            planned = plan.planned
+            if any(known.get(k, {}).get("kind") == "booked_by_link" for k in plan.links):
+                planned = []
+            if plan.reminders is not None and not plan.session.get("new"):
+                # (a session this generation never saw has no reminder pending to void: a
+                # rebuild finds the live book's, planned on the same keys or voided by the
+                # later facts that moved them, whose time is after this one's; `void` leaves
+                # what a newer fact planned. One write saved per booking, and the costliest,
+                # a multi-document update)
+                book.keep_only(
+                    {"session_id": plan.session["session_id"], "kind": "reminder"},
+                    [m["_id"] for m in plan.kept],
+                    plan.reminders,
+                    plan.at,
+                )
+            writes.append((planned + plan.kept, plan.at))
+        book.plan_all(writes, known)
 
     def replan_client(self, view, client_id: str, as_of: datetime) -> None:
         """Contact details, consent or preferences changed: re-plan the reminders of the
@@ -318,15 +366,8 @@ class Planner(ClientDirectory):
         """Keep what the event says of the session; returns the session as saved, with
         `new` set when this generation had not seen the session before (without
         `read_back`, a session seen before is not read again: what the event says)."""
-        d = event.data
-        facts = {k: d[k] for k in ("client_id", "therapist_id", "starts_at", "ends_at")}
-        for k in ("modality", "room", "video_link", "kind", "course_id", "number"):
-            if k in d:
-                facts[k] = d[k]
-        if facts.get("video_link"):
-            facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
-        change = {**facts, "status": status}
-        sid = d["session_id"]
+        change = self._session_change(event, view, status)
+        sid = event.data["session_id"]
         # the write first, then a read only of a session seen before: a booking is nearly
         # always new, and its read before the write was a quarter of the planner's wait on
         # the store in the busy hour (py-spy, issue 14). Not `find_one_and_update`: the
@@ -339,21 +380,53 @@ class Planner(ClientDirectory):
         saved = view["sessions"].find_one({"_id": sid}) or {"_id": sid, **change}
         return {**saved, "session_id": sid, "new": False}
 
+    @staticmethod
+    def _session_change(event, view, status: str) -> dict:
+        """What the event says of the session, as kept (its video link sealed)."""
+        d = event.data
+        facts = {k: d[k] for k in ("client_id", "therapist_id", "starts_at", "ends_at")}
+        for k in ("modality", "room", "video_link", "kind", "course_id", "number"):
+            if k in d:
+                facts[k] = d[k]
+        if facts.get("video_link"):
+            facts["video_link"] = sealed_link(view, d["client_id"], facts["video_link"])
+        return {**facts, "status": status}
+
     def on_SessionBooked(self, event, view):
         session = self._save_session(event, view, "booked")
+        self._write_plans(view, [self._booking_plan(view, event, session)])
+
+    def _booking_plan(self, view, event, session: dict) -> _SessionPlan:
+        """A booking's confirmation and reminders, any reminder of it pending voided."""
         # a course or a booster plan is announced once, as a whole (CourseBooked, BoostersPlanned);
         # a booster booked on its own is confirmed like any session (issue 13: it was not)
         confirm = not session.get("course_id") and not event.data.get("plan_id")
         key = f"confirmation:{session['session_id']}"
         notice = ("confirmation", key) if confirm else None
-        self._plan_session(
+        return _SessionPlan.of(
+            self,
             view,
             session,
             event.recorded_at,
-            notice=notice,
-            reminders="superseded",
+            notice,
+            "superseded",
             unless_told_by_link=confirm,
         )
+
+    def _save_sessions(self, events: list, view) -> list[dict]:
+        """`_save_session` for a batch's bookings of distinct sessions, in two round trips
+        (which of them this generation knows, then their writes together), not one each."""
+        sessions = view["sessions"]
+        changes = {e.data["session_id"]: self._session_change(e, view, "booked") for e in events}
+        found = {d["_id"]: d for d in sessions.find({"_id": {"$in": list(changes)}})}
+        sessions.bulk_write(
+            [UpdateOne({"_id": sid}, {"$set": c}, upsert=True) for sid, c in changes.items()],
+            ordered=False,
+        )
+        return [
+            {**found.get(sid, {"_id": sid}), **c, "session_id": sid, "new": sid not in found}
+            for sid, c in changes.items()
+        ]
 
     @staticmethod
     def _link_keys(session_id: str) -> list[str]:
@@ -426,6 +499,42 @@ class Planner(ClientDirectory):
         self.book(view).void(
             {"request_id": event.data["request_id"]}, "request withdrawn", event.recorded_at
         )
+
+
+@dataclass(frozen=True)
+class _SessionPlan:
+    """What a fact about a session plans (`Planner._plan_session`), before the book is read:
+    the notice, the reminders kept (voiding the others for `reminders`, the reason) and the
+    keys of the confirmation sent when the person booked by link, which cancel the notice."""
+
+    session: dict
+    at: datetime
+    planned: list[dict]
+    kept: list[dict]
+    reminders: str | None
+    links: list[str]
+
+    @classmethod
+    def of(
+        cls,
+        planner: Planner,
+        view,
+        session: dict,
+        at: datetime,
+        notice: tuple[str, str] | None,
+        reminders: str | None,
+        *,
+        unless_told_by_link: bool = False,
+    ) -> _SessionPlan:
+        contact = planner.contact(view, session["client_id"])
+        tz = planner.config.tz
+        planned = plans.notice(*notice, session, contact, tz, at) if notice else []
+        kept = plans.reminders(session, contact, tz, at) if reminders is not None else []
+        links = Planner._link_keys(session["session_id"]) if unless_told_by_link else []
+        return cls(session, at, planned, kept, reminders, links)
+
+    def keys(self) -> list[str]:
+        return [m["_id"] for m in self.planned + self.kept] + self.links
 
 
 @dataclass(frozen=True)

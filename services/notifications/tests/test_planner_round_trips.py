@@ -260,3 +260,94 @@ def test_a_message_read_with_its_batch_sees_the_appointment_moved_before_the_bat
         }
         assert statuses == {"s0": "sent", "s1": "voided"}
     assert len(mail.to("c1@client.test")) == 1
+
+
+def _planned(store, generation) -> tuple[dict, dict]:
+    """The book's messages and the planner's sessions, without the times they were written."""
+    messages = {
+        d["_id"]: {k: v for k, v in d.items() if k not in ("created_at", "voided_at")}
+        for d in store.db["messages"].find()
+    }
+    sessions = {d["_id"]: d for d in store.physical("sessions", generation).find()}
+    return messages, sessions
+
+
+def test_a_batchs_bookings_are_planned_together_as_one_by_one(nsettings, feed):
+    """Four bookings in one batch are planned together: one read of which sessions the
+    planner knows, one write of the four, one read of their messages in the book and one
+    write of them (was three round trips per booking: issue 14). What is planned is what
+    planning them one batch each plans."""
+    feed.therapist()
+    feed.client(channels=("email", "sms"))
+    feed.client(cid="c2", channels=("email",))
+    starts = datetime.now(UTC) + timedelta(days=3)
+    for n in range(4):
+        feed.booked(sid=f"s{n}", cid=f"c{1 + n % 2}", starts=starts + timedelta(hours=n))
+    with heard_planner(nsettings) as (store, generation, listener):
+        scheduling = records_of(nsettings, feed, "scheduling")
+        registrations = records_of(nsettings, feed, "records")
+        assert store.apply([scheduling[0], *registrations], generation) == 3
+        listener.commands.clear()
+
+        assert store.apply(scheduling[1:], generation) == 4
+        sessions, book = f"sessions__g{generation}", "messages"
+        assert reads_of(listener, sessions) == 1, [c.get("find") for c in listener.commands]
+        assert [len(c["updates"]) for c in listener.commands if c.get("update") == sessions] == [4]
+        assert reads_of(listener, book) == 1
+        assert [len(c["documents"]) for c in listener.commands if c.get("insert") == book] == [12]
+        together = _planned(store, generation)
+
+        alone = ProjectionStore(
+            store.mongo, nsettings.database("notifications") + "_alone", Planner(), registry
+        )
+        first = alone.active_generation()
+        alone.ensure_generation(first)
+        alone.ensure_outside()
+        for record in [scheduling[0], *registrations, *scheduling[1:]]:
+            assert alone.apply([record], first) == 1
+        try:
+            assert _planned(alone, first) == together
+        finally:
+            store.mongo.drop_database(alone.db.name)
+    assert {k.split(":")[0] for k in together[0]} == {"confirmation", "reminder"}
+
+
+def test_bookings_gathered_in_a_batch_are_planned_before_the_next_fact_about_them(nsettings, feed):
+    """A booking, its move and another booking in one batch: the move is planned after the
+    booking it moves (its confirmation voided, its reminders moved), as one by one."""
+    feed.therapist()
+    feed.client(channels=("email",))
+    starts = datetime.now(UTC) + timedelta(days=3)
+    feed.booked(sid="s1", starts=starts)
+    moved = starts + timedelta(days=1)
+    moved = moved.replace(microsecond=moved.microsecond // 1000 * 1000)  # as the store keeps it
+    feed(
+        "scheduling",
+        "session-s1",
+        "SessionRescheduled",
+        session_id="s1",
+        client_id="c1",
+        therapist_id="t1",
+        starts_at=moved,
+        ends_at=moved + timedelta(minutes=50),
+        previous_starts_at=starts,
+        modality="video",
+        room=None,
+        reason="client asked",
+    )
+    feed.booked(sid="s2", starts=starts + timedelta(hours=2))
+    feed.booked(sid="s3", starts=starts + timedelta(hours=4))
+    with heard_planner(nsettings) as (store, generation, listener):
+        scheduling = records_of(nsettings, feed, "scheduling")
+        registrations = records_of(nsettings, feed, "records")
+        assert store.apply([scheduling[0], *registrations], generation) == 2
+        assert store.apply(scheduling[1:], generation) == 4
+        messages, sessions = _planned(store, generation)
+    status = {k: m["status"] for k, m in messages.items()}
+    assert status["confirmation:s1:email"] == "voided"
+    assert status["confirmation:s2:email"] == status["confirmation:s3:email"] == "pending"
+    assert any(k.startswith("rescheduled:s1:") and v == "pending" for k, v in status.items())
+    reminders = [m for m in messages.values() if m["kind"] == "reminder"]
+    s1 = {m["next_at"] for m in reminders if m["session_id"] == "s1" and m["status"] == "pending"}
+    assert s1 == {moved - timedelta(hours=24)}
+    assert sessions["s1"]["starts_at"] == moved and sessions["s1"]["status"] == "booked"
