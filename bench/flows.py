@@ -532,20 +532,17 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99", percentile(raw, 99)
         )
     spent.add_to(report, appended, rebuild)
-    for hop, values in hops.items():
-        report.add(
-            f"  risk hop: {hop} p50 / p99",
-            percentile(values, 50),
-            "ms",
-            note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} alerts (the lead's email)",
-        )
-    for hop, values in confirmations.items():
-        report.add(
-            f"  confirmation hop: {hop} p50 / p99",
-            percentile(values, 50),
-            "ms",
-            note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} confirmations (email)",
-        )
+    for path, by_hop, what in (
+        ("risk", hops, "alerts (the lead's email)"),
+        ("confirmation", confirmations, "confirmations (email)"),
+    ):
+        for hop, values in by_hop.items():
+            report.add(
+                f"  {path} hop: {hop} p50 / p99",
+                percentile(values, 50),
+                "ms",
+                note=f"p99 {percentile(values, 99):.0f} ms; {len(values)} {what}",
+            )
     return rss
 
 

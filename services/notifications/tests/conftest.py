@@ -200,6 +200,23 @@ class Feed:
         data.update(extra)
         return self("scheduling", f"session-{sid}", "SessionBooked", **data)
 
+    def rescheduled(self, starts, moved, sid="s1", cid="c1", tid="t1", **extra):
+        """scheduling's SessionRescheduled of `sid` from `starts` to `moved` (by video, the
+        client asked, unless `extra` says otherwise)."""
+        data = {
+            "session_id": sid,
+            "client_id": cid,
+            "therapist_id": tid,
+            "starts_at": moved,
+            "ends_at": moved + timedelta(minutes=50),
+            "previous_starts_at": starts,
+            "modality": "video",
+            "room": None,
+            "reason": "client asked",
+        }
+        data.update(extra)
+        return self("scheduling", f"session-{sid}", "SessionRescheduled", **data)
+
     def risk(self, aid="a1", cid="c1", tid="t1", instrument="PHQ-9", item=9, answer=2, at=None):
         """A risk answer (measures' RiskIndicated): PHQ-9 item 9 unless told otherwise."""
         return self(

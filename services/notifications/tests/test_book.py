@@ -20,6 +20,22 @@ def state(book, key):
     return d["status"], d["text"], d["as_of"]
 
 
+def lapsed_claim(now: datetime, **extra) -> dict:
+    """An urgent message a sender claimed and died holding: its lease ran out a second ago."""
+    from services.notifications.application.book import SENDING
+    from services.notifications.domain.plans import URGENT
+
+    return {
+        "_id": "orphan",
+        "status": SENDING,
+        "priority": URGENT,
+        "next_at": now,
+        "lease_until": now - timedelta(seconds=1),
+        "attempts": 1,
+        **extra,
+    }
+
+
 def test_planning_follows_the_facts_order_not_the_arrival_order(nsettings):
     db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
     book = MessageBook(db)
@@ -163,14 +179,7 @@ def test_claims_taken_together_never_share_a_message(nsettings):
             "next_at": now + timedelta(hours=1),
         },
         {"_id": "routine", "status": PENDING, "priority": URGENT + 1, "next_at": now},
-        {
-            "_id": "orphan",
-            "status": SENDING,
-            "priority": URGENT,
-            "next_at": now,
-            "lease_until": now - timedelta(seconds=1),
-            "attempts": 1,
-        },
+        lapsed_claim(now),
     ]
     book.messages.insert_many(docs)
     first = list(book.claim_many(timedelta(minutes=2), "lane-a", 3, urgent_only=True))
@@ -230,9 +239,7 @@ def test_a_dispatcher_looks_for_lapsed_claims_at_its_first_batch_then_once_a_qua
     import time
     from dataclasses import replace
 
-    from services.notifications.application.book import SENDING
     from services.notifications.application.config import NotifyConfig
-    from services.notifications.domain.plans import URGENT
     from services.notifications.workers.dispatcher import Dispatcher
 
     config = replace(NotifyConfig.from_env(nsettings), lease_seconds=2.0)
@@ -250,20 +257,15 @@ def test_a_dispatcher_looks_for_lapsed_claims_at_its_first_batch_then_once_a_qua
         assert dispatcher.dispatch_together() == 0  # nothing due: the first look has them
         now = datetime.now(UTC)
         dispatcher.book.messages.insert_one(
-            {
-                "_id": "orphan",
-                "status": SENDING,
-                "priority": URGENT,
-                "next_at": now,
-                "lease_until": now - timedelta(seconds=1),
-                "attempts": 1,
-                "due_at": now,
-                "kind": "risk_alert",
-                "channel": "inbox",
-                "recipient": "t1",
-                "client_id": "c1",
-                "context": {},
-            }
+            lapsed_claim(
+                now,
+                due_at=now,
+                kind="risk_alert",
+                channel="inbox",
+                recipient="t1",
+                client_id="c1",
+                context={},
+            )
         )
         assert dispatcher.dispatch_together() == 0  # within a quarter lease: not looked for
         assert [d["_id"] for d in due(8, now, orphans=False)] == []

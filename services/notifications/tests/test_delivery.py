@@ -30,20 +30,7 @@ def test_booking_confirms_and_reminds_rescheduling_moves_the_reminder_cancelling
     }
 
     moved = starts + timedelta(days=1)
-    feed(
-        "scheduling",
-        "session-s1",
-        "SessionRescheduled",
-        session_id="s1",
-        client_id="c1",
-        therapist_id="t1",
-        starts_at=moved,
-        ends_at=moved + timedelta(minutes=50),
-        previous_starts_at=starts,
-        modality="face_to_face",
-        room="Room 2",
-        reason="client asked",
-    )
+    feed.rescheduled(starts, moved, modality="face_to_face", room="Room 2")
 
     def reminder_moved():
         due = {

@@ -197,20 +197,7 @@ def test_a_message_planned_and_voided_before_the_dispatcher_announced_it_is_reco
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     feed.booked(starts=starts)
     moved = starts + timedelta(days=1)
-    feed(
-        "scheduling",
-        "session-s1",
-        "SessionRescheduled",
-        session_id="s1",
-        client_id="c1",
-        therapist_id="t1",
-        starts_at=moved,
-        ends_at=moved + timedelta(minutes=50),
-        previous_starts_at=starts,
-        modality="video",
-        room=None,
-        reason="client asked",
-    )
+    feed.rescheduled(starts, moved)
     workers.start(*feed.relays(), *runners(nsettings))
     old_reminder = f"reminder:s1:{starts.strftime('%Y%m%dT%H%MZ')}:email"
     wait(

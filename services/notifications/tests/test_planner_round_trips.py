@@ -41,6 +41,39 @@ def heard_planner(settings) -> Iterator[tuple[ProjectionStore, int, Commands]]:
         mongo.close()
 
 
+@contextmanager
+def planned_bookings(settings, feed, n: int) -> Iterator[tuple[ProjectionStore, int, Commands]]:
+    """`heard_planner` once it planned `n` bookings (s0, s1, ...) three days ahead, an hour
+    apart, of one client told by e-mail at c1@client.test."""
+    feed.therapist()
+    feed.client(channels=("email",), email="c1@client.test")
+    for i in range(n):
+        feed.booked(sid=f"s{i}", starts=datetime.now(UTC) + timedelta(days=3, hours=i))
+    with heard_planner(settings) as (store, generation, listener):
+        records = records_of(settings, feed, "scheduling") + records_of(settings, feed, "records")
+        assert store.apply(records, generation) == n + 2
+        yield store, generation, listener
+
+
+def one_dispatch(settings, store: ProjectionStore, before=lambda: None) -> int:
+    """One batch of a dispatcher whose reads of the planner's directory and of the clients'
+    preferences go through `store`'s (heard) client; its claims and records stay on its own,
+    which its transactions need. `before()` runs once it is set up. How many it claimed."""
+    from services.notifications.application.book import MessageBook
+    from services.notifications.workers.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(settings)
+    dispatcher._setup()
+    dispatcher.directory = dispatcher.delivery.directory = store
+    dispatcher.book.preferences = MessageBook(store.db).preferences
+    before()
+    try:
+        return dispatcher.dispatch_together()
+    finally:
+        if dispatcher._pool is not None:
+            dispatcher._pool.shutdown(wait=True)
+
+
 def reads_of(listener: Commands, collection: str) -> int:
     return sum(1 for c in listener.commands if c.get("find") == collection)
 
@@ -199,27 +232,8 @@ def test_a_dispatchers_batch_reads_the_directory_once_for_all_its_messages(nsett
     (it was read once for each message), and the client, the sessions and the client's
     preferences once each for the three messages (they were read once for each message,
     three reads per message: issue 14)."""
-    from services.notifications.application.book import MessageBook
-    from services.notifications.workers.dispatcher import Dispatcher
-
-    feed.therapist()
-    feed.client(channels=("email",), email="c1@client.test")
-    for n in range(3):
-        feed.booked(sid=f"s{n}", starts=datetime.now(UTC) + timedelta(days=3, hours=n))
-    with heard_planner(nsettings) as (store, generation, listener):
-        records = records_of(nsettings, feed, "scheduling") + records_of(nsettings, feed, "records")
-        assert store.apply(records, generation) == 5
-        dispatcher = Dispatcher(nsettings)
-        dispatcher._setup()
-        # the dispatcher's reads of the directory and of the preferences go through the
-        # heard client (its claims and records stay on its own, which its transactions need)
-        dispatcher.directory = dispatcher.delivery.directory = store
-        dispatcher.book.preferences = MessageBook(store.db).preferences
-        listener.commands.clear()
-        try:
-            assert dispatcher.dispatch_together() == 3
-        finally:
-            dispatcher._pool.shutdown(wait=True)
+    with planned_bookings(nsettings, feed, 3) as (store, generation, listener):
+        assert one_dispatch(nsettings, store, before=listener.commands.clear) == 3
         generation_reads = [c for c in listener.commands if c.get("find") == "projection_meta"]
         assert len(generation_reads) == 1, [c.get("find") for c in listener.commands]
         assert reads_of(listener, f"sessions__g{generation}") == 1  # each still booked
@@ -234,26 +248,12 @@ def test_a_message_read_with_its_batch_sees_the_appointment_moved_before_the_bat
     """What the batch read stands for the store: a confirmation whose appointment moved
     before the batch looked (its session no longer at the time the message names) is voided,
     not sent, whether it is read alone or with others."""
-    from services.notifications.workers.dispatcher import Dispatcher
-
-    feed.therapist()
-    feed.client(channels=("email",), email="c1@client.test")
-    for n in range(2):
-        feed.booked(sid=f"s{n}", starts=datetime.now(UTC) + timedelta(days=3, hours=n))
-    with heard_planner(nsettings) as (store, generation, listener):
-        records = records_of(nsettings, feed, "scheduling") + records_of(nsettings, feed, "records")
-        assert store.apply(records, generation) == 4
+    with planned_bookings(nsettings, feed, 2) as (store, generation, _):
         later = datetime.now(UTC) + timedelta(days=9)
         store.physical("sessions", generation).update_one(
             {"_id": "s1"}, {"$set": {"starts_at": later}}
         )
-        dispatcher = Dispatcher(nsettings)
-        dispatcher._setup()
-        dispatcher.directory = dispatcher.delivery.directory = store
-        try:
-            assert dispatcher.dispatch_together() == 2
-        finally:
-            dispatcher._pool.shutdown(wait=True)
+        assert one_dispatch(nsettings, store) == 2
         statuses = {
             d["session_id"]: d["status"]
             for d in store.db["messages"].find({"kind": "confirmation", "channel": "email"})
@@ -321,20 +321,7 @@ def test_bookings_gathered_in_a_batch_are_planned_before_the_next_fact_about_the
     feed.booked(sid="s1", starts=starts)
     moved = starts + timedelta(days=1)
     moved = moved.replace(microsecond=moved.microsecond // 1000 * 1000)  # as the store keeps it
-    feed(
-        "scheduling",
-        "session-s1",
-        "SessionRescheduled",
-        session_id="s1",
-        client_id="c1",
-        therapist_id="t1",
-        starts_at=moved,
-        ends_at=moved + timedelta(minutes=50),
-        previous_starts_at=starts,
-        modality="video",
-        room=None,
-        reason="client asked",
-    )
+    feed.rescheduled(starts, moved)
     feed.booked(sid="s2", starts=starts + timedelta(hours=2))
     feed.booked(sid="s3", starts=starts + timedelta(hours=4))
     with heard_planner(nsettings) as (store, generation, listener):

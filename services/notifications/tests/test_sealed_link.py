@@ -67,18 +67,9 @@ def test_a_link_for_a_client_already_shredded_is_kept_by_no_one_and_stops_nothin
     wait(lambda: mail.to("c1@client.test"), message="the confirmation")
     cipher_for(nsettings).keys.destroy("c1")
     moved = starts + timedelta(hours=2)
-    feed(
-        "scheduling",
-        "session-s1",
-        "SessionRescheduled",
-        session_id="s1",
-        client_id="c1",
-        therapist_id="t1",
-        starts_at=moved,
-        ends_at=moved + timedelta(minutes=50),
-        previous_starts_at=starts,
-        modality="video",
-        room=None,
+    feed.rescheduled(
+        starts,
+        moved,
         reason=None,
         video_link="https://meet.test/room-s1-moved",
         video_room="room-s1-moved",
