@@ -148,8 +148,8 @@ def listened_settings(settings, monkeypatch, name: str):
 
 def stream_reads(listener: Commands, stream_id: str) -> tuple[int, int]:
     """(loads, all reads) of one stream in an event store, from the commands heard. A load
-    reads the whole stream; the append's version check inside its transaction reads only
-    the last event (`limit`)."""
+    reads the whole stream; any other read (`limit`: the last event, as an append without an
+    expected version reads it) counts only among all reads."""
     loads = reads = 0
     for command in listener.commands:
         if command.get("find") == "events":
@@ -166,10 +166,12 @@ def stream_reads(listener: Commands, stream_id: str) -> tuple[int, int]:
 
 
 @contextmanager
-def idle_relay(settings) -> Iterator[tuple[EventStore, "Commands"]]:
+def idle_relay(settings, lease_ttl: float = 15.0) -> Iterator[tuple[EventStore, "Commands"]]:
     """A relay running in a thread on a store whose commands `listener` counts, once its
     first event is published and it has been idle a second: (store, listener), with the
-    listener's count started afresh. The relay stops on leaving."""
+    listener's count started afresh. The relay stops on leaving. It rests a third of
+    `lease_ttl` between two looks of its own (a test counting looks makes that longer than
+    itself, so the timer's look cannot fall inside it)."""
     from .plugin import eventually
 
     listener = Commands()
@@ -182,6 +184,7 @@ def idle_relay(settings) -> Iterator[tuple[EventStore, "Commands"]]:
         settings.topic("kernel"),
         partitions=settings.topic_partitions,
     )
+    relay.lease.ttl = lease_ttl
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
