@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 ACTOR = Actor.system("billing-charges")
 ENDED = ("attended", "missed", "cancelled")
 # seconds between two looks for sessions a changed price list may now charge. The worker wakes
-# on every batch of every billing projection; looking each time (the price list's version,
-# then the sessions left unpriced) was half of its store reads (issue 14, flows bench)
+# on every batch of the diary projection; looking each time (the price list's version, then
+# the sessions left unpriced) was half of its store reads (issue 14, flows bench)
 UNPRICED_EVERY = 5.0
+LOOK = 50  # pending sessions charged per look, the oldest first
 
 
 def outcome_of(doc: dict) -> SessionOutcome:
@@ -59,7 +60,9 @@ class ChargeWorker:
 
     def run(self, stop: threading.Event) -> None:
         self.store.ensure_indexes()
-        # one bad session must not stop everyone's charges
+        # one bad session must not stop everyone's charges. It rests on the diary's bell, which
+        # rings after every batch the diary applied (a session marked pending is one), and
+        # looks again at once only while a look comes back full (`step`)
         work_loop(
             self.store,
             self.step,
@@ -67,21 +70,33 @@ class ChargeWorker:
             name="billing charges",
             interval=self.interval,
             idle_rest=self.idle_rest,
+            again_when_busy=False,
+            ring=Diary.rings[0],
         )
 
     def step(self) -> int:
-        """Oldest sessions first, so a funder's sessions are the first ones the diary reports."""
+        """Charge the pending sessions, oldest first, so a funder's sessions are the first
+        ones the diary reports: LOOK at a time, looking again only while a look came back
+        full (a look that found fewer found all there were; one marked pending since rings
+        the diary's bell). Each step that charged something then looked once more for
+        nothing before resting: half of its looks in the flows bench (issue 14)."""
         sessions = self.diary.reader("sessions")
         done = 0
-        for doc in list(sessions.find({"pending": True}).sort("starts_at", 1).limit(50)):
-            ended = doc.get("status") in ENDED and doc.get("modality") and doc.get("kind")
-            unpriced = self._charge(doc) if ended else None
-            sessions.update_one(
-                {"_id": doc["_id"], "rev": doc["rev"]},
-                {"$set": {"pending": False, "unpriced": unpriced}},
-            )
-            done += 1
-        return done + self._retry_unpriced(sessions)
+        while True:
+            pending = list(sessions.find({"pending": True}).sort("starts_at", 1).limit(LOOK))
+            for doc in pending:
+                ended = doc.get("status") in ENDED and doc.get("modality") and doc.get("kind")
+                unpriced = self._charge(doc) if ended else None
+                sessions.update_one(
+                    {"_id": doc["_id"], "rev": doc["rev"]},
+                    {"$set": {"pending": False, "unpriced": unpriced}},
+                )
+            done += len(pending)
+            if len(pending) < LOOK:
+                retried = self._retry_unpriced(sessions)  # marked pending again: charged now
+                if not retried:
+                    return done
+                done += retried
 
     def _retry_unpriced(self, sessions) -> int:
         """A session left uncharged for want of a price is tried again once the price list

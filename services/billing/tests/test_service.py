@@ -327,3 +327,33 @@ def test_the_charge_worker_looks_for_sessions_a_new_price_may_charge_now_and_the
     monkeypatch.setattr(charges, "UNPRICED_EVERY", 0.0)
     worker.step()
     assert fees_reads() == 2
+
+
+def test_the_charge_worker_looks_again_only_while_a_look_comes_back_full(settings, monkeypatch):
+    """A step that charged sessions looked once more for nothing, and its loop then stepped
+    again at once: half of its looks in the flows bench (issue 14). A look that finds fewer
+    than LOOK found all there were; a full one is followed by another. (Sessions pending but
+    not ended, so nothing is charged and only the looks are counted.)"""
+    import services.billing.workers as charges
+    from testkit.kernel import listened_settings
+
+    heard, listener = listened_settings(settings, monkeypatch, "charge-worker-looks")
+    monkeypatch.setattr(charges, "LOOK", 2)
+    worker = charges.ChargeWorker(heard)
+    worker.store.ensure_indexes()
+    worker._unpriced_looked = float("inf")  # not the unpriced look: only the pending ones
+    sessions = worker.diary.reader("sessions")
+
+    def pending(*ids: str) -> None:
+        sessions.insert_many(
+            [{"_id": i, "pending": True, "rev": 0, "status": "booked", "starts_at": i} for i in ids]
+        )
+
+    def looks() -> int:
+        return sum(1 for c in listener.commands if (c.get("filter") or {}).get("pending") is True)
+
+    pending("s1")
+    assert worker.step() == 1 and looks() == 1  # one look, short: no look for nothing after
+    pending("s2", "s3", "s4")
+    assert worker.step() == 3 and looks() == 1 + 2  # full (2), then short (1)
+    assert sessions.count_documents({"pending": True}) == 0

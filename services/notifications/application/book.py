@@ -21,10 +21,6 @@ from shared.mongo import delete_each
 
 from ..domain.plans import PRIORITIES, URGENT
 
-# the fields of a due message that say what it reads on its way (workers/lookups.py)
-SAYS_WHAT_IT_READS = dict.fromkeys(
-    ("_id", "channel", "client_id", "session_id", "recipient", "kind"), 1
-)
 PENDING, SENDING, SENT, FAILED, VOIDED = "pending", "sending", "sent", "failed", "voided"
 STATUSES = (PENDING, SENDING, SENT, FAILED, VOIDED)
 
@@ -184,20 +180,18 @@ class MessageBook:
         look and the claim is simply not yielded."""
         now = utcnow()
         for doc in self.due(limit, now, urgent_only=urgent_only):
-            claimed = self.claim(doc["_id"], lease, by, now, urgent_only=urgent_only)
+            claimed = self.claim(doc, lease, by, now, urgent_only=urgent_only)
             if claimed is not None:
                 yield claimed
 
     def due(
         self, limit: int, now: datetime, *, urgent_only: bool = False, orphans: bool = True
     ) -> list[dict]:
-        """Up to `limit` messages to claim now (their id, channel, and what says what they
-        will read before they go: workers/lookups.py): those whose sender died first (looked
-        for unless `orphans` is false), then the most urgent and the longest due, those to a
-        person before inbox entries."""
+        """Up to `limit` messages to claim now, whole (`claim` takes one as found): those
+        whose sender died first (looked for unless `orphans` is false), then the most urgent
+        and the longest due, those to a person before inbox entries."""
         stale, due = self._claimable(now, urgent_only)
-        fields = SAYS_WHAT_IT_READS
-        found = list(self.messages.find(stale, fields).limit(limit)) if orphans else []
+        found = list(self.messages.find(stale).limit(limit)) if orphans else []
         # one look per priority, the most urgent first: with the priority given, the store
         # serves the look from the (status, priority, next_at) index; without it, the local
         # store read every pending message, reminders weeks ahead included (128 ms a look
@@ -205,7 +199,7 @@ class MessageBook:
         for priority in (URGENT,) if urgent_only else PRIORITIES:
             if len(found) >= limit:
                 break
-            more = self.messages.find({**due, "priority": priority}, fields)
+            more = self.messages.find({**due, "priority": priority})
             found += list(more.sort("next_at", ASCENDING).limit(limit - len(found)))
         # an e-mail or a text reaches a person wherever they are; the inbox entry is one
         # local write: start those first (stable, so urgency and time order are kept)
@@ -213,26 +207,36 @@ class MessageBook:
         return found
 
     def claim(
-        self, key: str, lease: timedelta, by: str, now: datetime, *, urgent_only: bool = False
+        self, found: dict, lease: timedelta, by: str, now: datetime, *, urgent_only: bool = False
     ) -> dict | None:
-        """Claim one message `due` found, if it is still to be claimed: the message as
-        claimed, or None. (One `update_many` for several would be fewer round trips, but on
-        the local store a multi-document update outside a transaction that met a
-        transaction's write, the announcer marking the same alerts, wedged the whole store:
+        """Claim one message `due` found, if it is still as found and to be claimed: the
+        message as claimed, or None. (One `update_many` for several would be fewer round
+        trips, but on the local store a multi-document update outside a transaction that met
+        a transaction's write, the announcer marking the same alerts, wedged the whole store:
         bench/README.md.)
 
-        The claim is a conditional `update_one` by `_id` (due, else a sender's lapsed lease),
-        then a read of the message under the claim's own token: one atomic write, as
-        `find_one_and_update` was, but the local store answers a `findAndModify`, and any
-        filter with `$or`, by reading the whole collection (207 ms a claim among 10,000
-        messages, against 5 ms: bench/README.md, gaps of the local servers)."""
+        The claim is one conditional `update_one` by `_id`: due, or for a message found with
+        a sender's lapsed lease, that lease lapsed; planned by the same fact (`as_of`) and
+        tried as often (`attempts`) as when it was found. Whatever changes what a message
+        says, or tries it, changes one of those (`plan_all`, `_release`) or its status, so
+        the message as claimed is the one found with the claim's changes, and no read
+        follows: the claim was an update and a read by the claim's token, one operation of
+        the store per message more (issue 14), and an update of each kind when the first
+        found it taken. The local store answers a `findAndModify`, and any filter with
+        `$or`, by reading the whole collection (207 ms a claim among 10,000 messages,
+        against 5 ms: bench/README.md, gaps of the local servers)."""
         stale, due = self._claimable(now, urgent_only)
         claiming = self._claiming(lease, by, now)
-        for claimable in (due, stale):
-            if self.messages.update_one({"_id": key, **claimable}, claiming).modified_count:
-                # None only if its lease ran out meanwhile and another sender took it
-                return self.messages.find_one({"_id": key, "claim": claiming["$set"]["claim"]})
-        return None
+        attempts = found.get("attempts")
+        query = {
+            "_id": found["_id"],
+            **(stale if found.get("status") == SENDING else due),
+            "as_of": found.get("as_of"),  # (None matches a message without one, as found)
+            "attempts": attempts,
+        }
+        if not self.messages.update_one(query, claiming).modified_count:
+            return None  # claimed by another sender, changed, or no longer due
+        return {**found, **claiming["$set"], "attempts": (attempts or 0) + 1}
 
     @staticmethod
     def _claimable(now: datetime, urgent_only: bool) -> tuple[dict, dict]:

@@ -92,32 +92,63 @@ def test_a_plan_read_by_its_caller_is_not_read_again(nsettings):
         assert (m2["as_of"], m2["status"]) == (later, "pending")
 
 
-def test_a_claim_is_a_write_and_a_read_by_id(nsettings):
-    """A claim reaches the store as an update by `_id` (without `$or`) and a read by `_id`:
-    the local store answers a findAndModify, or a filter with `$or`, by reading every
-    message (bench/README.md, gaps of the local servers). A message not due is not taken."""
+def test_a_claim_is_one_write_by_id_and_gives_the_message_as_stored(nsettings):
+    """A claim reaches the store as one update by `_id` (without `$or`: the local store
+    answers a findAndModify, or a filter with `$or`, by reading every message, bench/README.md,
+    gaps of the local servers), and nothing is read after it: the message as claimed is the
+    one found with the claim's changes, exactly what the store then holds. A message not due
+    is not taken; one planned again or tried since it was found is not taken as found."""
     from services.notifications.application.book import PENDING, SENDING
 
     with heard_client(nsettings.mongo_uri) as (mongo, seen):
         book = MessageBook(mongo[nsettings.database("notifications")])
-        now = datetime.now(UTC)
+        now = datetime.now(UTC).replace(microsecond=0)
+        as_of = now - timedelta(minutes=5)
         book.messages.insert_many(
             [
-                {"_id": "due", "status": PENDING, "priority": 1, "next_at": now, "attempts": 0},
+                {
+                    "_id": "due",
+                    "status": PENDING,
+                    "priority": 1,
+                    "next_at": now,
+                    "attempts": 0,
+                    "as_of": as_of,
+                    "kind": "confirmation",
+                    "channel": "email",
+                },
                 {"_id": "later", "status": PENDING, "next_at": now + timedelta(hours=1)},
+                {
+                    "_id": "moved",
+                    "status": PENDING,
+                    "priority": 1,
+                    "next_at": now,
+                    "attempts": 0,
+                    "as_of": as_of,
+                    "kind": "reminder",
+                },
             ]
         )
+        found = {d["_id"]: d for d in book.due(8, now)}
+        assert set(found) == {"due", "moved"}
         seen.names.clear()
         seen.commands.clear()
-        claimed = book.claim("due", timedelta(minutes=2), "lane", now)
+        claimed = book.claim(found["due"], timedelta(minutes=2), "lane", now)
         assert claimed is not None and claimed["status"] == SENDING and claimed["attempts"] == 1
-        assert seen.names == ["update", "find"]
+        assert seen.names == ["update"]
         (update,) = seen.commands[0]["updates"]
         assert update["q"]["_id"] == "due" and "$or" not in update["q"]
-        assert seen.commands[1]["filter"] == {"_id": "due", "claim": claimed["claim"]}
-        assert book.claim("due", timedelta(minutes=2), "other", now) is None  # taken
-        assert book.claim("later", timedelta(minutes=2), "lane", now) is None  # not due
+        assert claimed == book.messages.find_one({"_id": "due"})  # as stored, field by field
+        assert book.claim(found["due"], timedelta(minutes=2), "other", now) is None  # taken
+        later = book.messages.find_one({"_id": "later"})
+        assert book.claim(later, timedelta(minutes=2), "lane", now) is None  # not due
         assert book.messages.find_one({"_id": "later"})["status"] == PENDING
+        # planned again by a newer fact between the look and the claim: the look's copy says
+        # the old thing, so it is not claimed (the next look finds the new one)
+        book.plan([{"_id": "moved", "kind": "reminder", "next_at": now}], now)
+        assert book.claim(found["moved"], timedelta(minutes=2), "lane", now) is None
+        again = book.messages.find_one({"_id": "moved"})
+        assert again["status"] == PENDING and again["as_of"] == now
+        assert book.claim(again, timedelta(minutes=2), "lane", now)["as_of"] == now
 
 
 def test_the_look_for_due_messages_is_served_by_the_index_and_keeps_urgency_first(nsettings):
@@ -276,3 +307,67 @@ def test_a_dispatcher_looks_for_lapsed_claims_at_its_first_batch_then_once_a_qua
             dispatcher._pool.shutdown(wait=True)
     assert looked == [True, False, True]
     assert dispatcher.book.messages.find_one({"_id": "orphan"})["attempts"] == 2
+
+
+def test_a_dispatcher_looks_again_only_while_a_look_comes_back_full(nsettings):
+    """A step that sent what it found looked once more for nothing, and its loop then stepped
+    again at once and looked a third time: two looks of three came back empty in the flows
+    bench (issue 14). Now a look that found fewer than a batch ends the step, and the loop
+    rests on its bell (`backlog` false); a full look is followed by another, and a step
+    stopped at its cap with more due leaves a backlog for the loop to take at once."""
+    from services.notifications.application.book import PENDING, SENDING
+    from services.notifications.domain.plans import URGENT
+    from services.notifications.workers.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(nsettings)
+    dispatcher._setup()
+    looks: list[int] = []
+    due = dispatcher.book.due
+
+    def recording(limit, *args, **kwargs):
+        found = due(limit, *args, **kwargs)
+        looks.append(len(found))
+        return found
+
+    def alerts(*names: str) -> None:
+        now = datetime.now(UTC)
+        dispatcher.book.messages.insert_many(
+            [
+                {
+                    "_id": n,
+                    "status": PENDING,
+                    "priority": URGENT,
+                    "next_at": now,
+                    "attempts": 0,
+                    "kind": "risk_alert",
+                    "channel": "inbox",
+                    "recipient": "t1",
+                    "client_id": "c1",
+                    "due_at": now,
+                    "context": {"instrument": "PHQ-9", "item": 9, "answer": 1, "indicated_at": now},
+                    "announced": True,
+                }
+                for n in names
+            ]
+        )
+
+    dispatcher.book.due = recording
+    dispatcher.BATCH = 2
+    try:
+        alerts("a1", "a2", "a3")
+        assert dispatcher.step() == 3
+        assert looks == [2, 1] and not dispatcher.backlog  # full, then short: no third look
+        looks.clear()
+        assert dispatcher.step() == 0 and looks == [0] and not dispatcher.backlog
+        looks.clear()
+        alerts("b1", "b2", "b3")
+        assert dispatcher.step(batch=2) == 2  # stopped at its cap, with one more due
+        assert looks == [2] and dispatcher.backlog
+        looks.clear()
+        assert dispatcher.step(batch=2) == 1 and looks == [1] and not dispatcher.backlog
+    finally:
+        if dispatcher._pool is not None:
+            dispatcher._pool.shutdown(wait=True)
+    names = ["a1", "a2", "a3", "b1", "b2", "b3"]
+    left = dispatcher.book.messages.count_documents({"_id": {"$in": names}, "status": SENDING})
+    assert left == 0  # each one claimed was settled
