@@ -241,13 +241,20 @@ def work_loop(
     interval: float,
     idle_rest: float = IDLE_REST,
     again_when_busy: bool = True,
+    ring: str | None = None,
 ) -> None:
     """Run `step` until `stop`, resting on the projections bell of `store`'s database (an
-    EventStore or ProjectionStore: `.mongo`, `.db`) between rounds: `idle_rest` while the
-    bell watches, `interval` without change streams. A step that did something runs again at
-    once if `again_when_busy` (it may have left work past its batch). A store outage or a bug
-    in one document is logged and retried: it must not stop the loop for everyone else."""
-    bell = projections_bell(store.mongo, store.db.name, name=name, pace=interval)
+    EventStore or ProjectionStore: `.mongo`, `.db`) between rounds, or on the bell of the one
+    projection that rings `ring` (projection_bell): `idle_rest` while the bell watches,
+    `interval` without change streams. A step that did something runs again at once if
+    `again_when_busy` (it may have left work past its batch); a step that goes on by itself
+    while its looks come back full passes False, and a ring during the step still wakes it
+    at once. A store outage or a bug in one document is logged and retried: it must not stop
+    the loop for everyone else."""
+    if ring is None:
+        bell = projections_bell(store.mongo, store.db.name, name=name, pace=interval)
+    else:
+        bell = projection_bell(store.mongo, store.db.name, ring, name=name, pace=interval)
     try:
         while not stop.is_set():
             ticket = bell.ticket()  # before looking for work, so no ring is missed

@@ -231,3 +231,54 @@ def test_a_runner_hearing_chimes_polls_only_when_the_broker_holds_records_past_i
         # woken by the ring, well inside its rest between rings (IDLE_REST, 10 s)
         assert time.monotonic() - started < 3.0
         assert len(steps) > before
+
+
+def test_a_work_loop_on_one_projections_ring_rests_after_a_busy_step_until_that_ring(
+    settings, wake_dir
+):
+    """billing's charge worker woke on every batch of every billing projection, its own
+    charges' included, and stepped again at once after each busy step to look for nothing
+    (issue 14). A work loop on one projection's ring (`ring=`) that goes on by itself
+    (`again_when_busy=False`) rests after a busy step, is not woken by another projection's
+    batch, and wakes at once on its own projection's ring."""
+    from types import SimpleNamespace
+
+    from shared.wakeup import work_loop
+
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    store = SimpleNamespace(mongo=mongo, db=mongo[settings.database("kernel")])  # .mongo, .db
+    calls: list[float] = []
+    stop = threading.Event()
+
+    def step() -> int:
+        calls.append(time.monotonic())
+        return 1  # always did something
+
+    thread = threading.Thread(
+        target=work_loop,
+        args=(store, step, stop),
+        kwargs={
+            "name": "one ring",
+            "interval": 0.05,
+            "idle_rest": 30.0,
+            "again_when_busy": False,
+            "ring": "test_bell",
+        },
+    )
+    thread.start()
+    try:
+        eventually(lambda: len(calls) == 1, timeout=10, message="the first step")
+        time.sleep(0.5)
+        assert len(calls) == 1  # busy, and not stepped again at once
+        chime.announce([f"{store.db.name}.projection_offsets"])  # another projection's batch
+        time.sleep(0.5)
+        assert len(calls) == 1
+        rung = time.monotonic()
+        chime.announce([f"{store.db.name}.test_bell"])
+        eventually(lambda: len(calls) == 2, timeout=5, message="woken by its own ring")
+        assert calls[1] - rung < 1.0
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        mongo.close()
+    assert not thread.is_alive()
