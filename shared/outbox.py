@@ -189,20 +189,21 @@ class OutboxRelay:
             # a round trip of the store's that the busy hour's queue makes ~14 ms long, on
             # every hop of every flow (issue 14)
             chime.announce([self.store.db["outbox"].full_name])
+        waiting = self._unmarked is not None
+        if acked:
+            self._through = self._unmarked = docs[acked - 1]["position"]
         if self.last_failed:
             self._drop_producer()
-            # what was acknowledged before and not written yet: written now, so that the check
-            # after the outage (positions up to the checkpoint) covers it; the local broker can
-            # lose acknowledged records when it restarts (`make faults` lost three that way)
+            # everything acknowledged, in this batch and before it, is written now, so that the
+            # check after the outage (positions up to the checkpoint) covers it; the local
+            # broker can lose acknowledged records when it restarts (`make faults` lost three
+            # that way)
             self.mark()
             self._suspect_recent()
-        if acked:
-            waiting = self._unmarked is not None
-            self._through = self._unmarked = docs[acked - 1]["position"]
-            if not defer_mark or self.last_failed:
-                self.mark()
-            elif not waiting:  # the first publish since the last write: due in MARK_EVERY
-                self._mark_at = time.monotonic() + MARK_EVERY
+        elif acked and not defer_mark:
+            self.mark()
+        elif acked and not waiting:  # the first publish since the last write: due in MARK_EVERY
+            self._mark_at = time.monotonic() + MARK_EVERY
         self.published_total += acked
         return acked
 
