@@ -191,16 +191,14 @@ class Dispatcher:
         looked a third time: two looks of three came back empty in the flows bench, a tenth
         of notifications' store operations (issue 14)."""
         done = 0 if self.urgent_only else self.announce()
-        more_announced = done >= self.ANNOUNCE
-        sent, self.backlog = 0, False
+        sent = 0
         while (stop is None or not stop.is_set()) and sent < batch:
             taken = self.dispatch_together()
             sent += taken
             if not taken or not self._full:
                 break
-        else:
-            self.backlog = sent >= batch  # stopped at `batch` with more due
-        self.backlog = self.backlog or more_announced
+        # more to announce, or stopped at `batch` right after a full look
+        self.backlog = done >= self.ANNOUNCE or (sent >= batch and self._full)
         return done + sent
 
     # -- recording -------------------------------------------------------------------------
