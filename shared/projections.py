@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -39,6 +40,13 @@ from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, ut
 from .mongo import delete_each, in_transaction
 
 log = logging.getLogger(__name__)
+# Seconds a reader keeps the active generation it read (ProjectionStore.reading_generation).
+# A swap announces itself (shared.chime), so a process that hears it reads the new one at
+# once; this bounds how long one that did not hear it reads the old one, and a retired
+# generation is dropped only this long after its swap (shared.consumer.rebuild).
+READ_TTL = 2.0
+# (database, projection) -> (active generation, swaps heard then, monotonic time read)
+_reading: dict[tuple[str, str], tuple[int, int, float]] = {}
 
 
 class Projection:
@@ -267,7 +275,7 @@ class Pinned:
         self.store, self.generation = store, generation
 
     def reader(self, logical: str) -> Collection:
-        consistency.wait_for(self.store, self.generation)
+        self.generation = consistency.wait_for(self.store, self.generation)
         return self.store.physical(logical, self.generation)
 
 
@@ -310,6 +318,23 @@ class ProjectionStore:
             return 1
         return doc["active"]
 
+    def reading_generation(self, *, fresh: bool = False) -> int:
+        """The active generation, for readers: as read from the store at most READ_TTL ago
+        and with no swap heard since (`activate` announces one). Reading it before every
+        request's first projection read, every dispatcher batch and every worker step was
+        about one store operation in twenty in the flows section, and one of a booking's
+        eight (issue 14). `fresh`: read it from the store now (and keep that). A writer or
+        the consumer (which follows a swap) reads `active_generation` itself."""
+        chime.listen()  # hear the swaps of other processes (a rebuild, a disposal)
+        key, now = (self.db.name, self.name), time.monotonic()
+        heard = chime.rings[self.meta.full_name]  # before the read: a swap during it counts
+        kept = _reading.get(key)
+        if not fresh and kept is not None and kept[1] == heard and now - kept[2] < READ_TTL:
+            return kept[0]
+        generation = self.active_generation()
+        _reading[key] = (generation, heard, now)
+        return generation
+
     def physical(self, logical: str, generation: int) -> Collection:
         if logical not in self.projection.collections:
             raise KeyError(f"projection {self.name} has no collection {logical!r}")
@@ -324,9 +349,9 @@ class ProjectionStore:
 
     def pinned(self) -> Pinned:
         """The active generation read once, for the several reads of one piece of work (a
-        message on its way reads the client, the session, the therapist): one round trip
-        instead of one before each read, and all of them from the same generation."""
-        return Pinned(self, self.active_generation())
+        message on its way reads the client, the session, the therapist): all of them from
+        the same generation (`reading_generation`)."""
+        return Pinned(self, self.reading_generation())
 
     def kept_in_order(self, generation: int) -> frozenset[str]:
         """The generation's collections with a unique index besides _id: their buffered
@@ -365,7 +390,8 @@ class ProjectionStore:
         return generation_progress(self.offsets, self._key(generation))
 
     def activate(self, generation: int) -> int:
-        """Swap the readers (and the live consumer) to `generation`; return the old one."""
+        """Swap the readers (and the live consumer) to `generation`; return the old one.
+        The swap is announced, so readers that hear it leave the old one at once."""
         old = self.active_generation()
         self.meta.update_one(
             {"_id": self.name},
@@ -378,7 +404,25 @@ class ProjectionStore:
                 }
             },
         )
+        chime.announce([self.meta.full_name])
         return old
+
+    def retired_at(self) -> datetime | None:
+        """When the last swap retired the generation before the active one (None before
+        any swap)."""
+        doc = self.meta.find_one({"_id": self.name}, {"activated_at": 1}) or {}
+        return doc.get("activated_at")
+
+    def drop_retired(self, generation: int, retired_at: datetime | None) -> None:
+        """Drop a generation a swap retired at `retired_at` once no reader can still be
+        reading it: a reader that did not hear the swap keeps it for READ_TTL."""
+        if retired_at is not None:
+            if retired_at.tzinfo is None:  # a store client without tz_aware
+                retired_at = retired_at.replace(tzinfo=UTC)
+            left = READ_TTL - (utcnow() - retired_at).total_seconds()
+            if left > 0:
+                time.sleep(min(left, READ_TTL))
+        self.drop_generation(generation)
 
     def keep_progress(self, generation: int) -> None:
         """A rebuild, the only writer of a generation that nothing reads yet, keeps the
