@@ -153,12 +153,14 @@ class MeasuresBoard(Projection):
             },
             upsert=True,
         )
-        self._recompute_later(view, episode)
         if d.get("course_id"):
             # an attendance that arrived before its booking counted towards the client's
-            # answers outside any course; the booking moves it to its course, so that episode
-            # is recomputed too (unchanged, and not written, when nothing had moved)
-            self._recompute_later(view, episode_of(d["client_id"], None))
+            # answers outside any course; the booking moves it to its course: both are
+            # recomputed then. Read for the whole batch at once, after; a booking that moved
+            # nothing attended changes no outcome (outcomes count attended sessions only), and
+            # one outside a course keeps its episode: each recomputed its course, a find and
+            # an aggregate per batch of the measures consumer (issue 14)
+            self._attendance_later(view, d["session_id"])
 
     def on_SessionRescheduled(self, event, view):
         d = event.data
@@ -196,11 +198,22 @@ class MeasuresBoard(Projection):
             upsert=True,
         )
         # its course is the one its booking gave it: read, for the whole batch at once, after
-        view.together("attended", d["session_id"], lambda ids: self._attended(view, ids))
+        self._attendance_later(view, d["session_id"])
 
-    def _attended(self, view, session_ids: list[str]) -> None:
-        for doc in view["sessions"].find({"_id": {"$in": session_ids}}, {"episode_id": 1}):
+    def _attendance_later(self, view, session_id: str) -> None:
+        view.together("attendance", session_id, lambda ids: self._attendance(view, ids))
+
+    def _attendance(self, view, session_ids: list[str]) -> None:
+        """The courses whose attended sessions these attendances and bookings changed: the
+        attended ones' courses, and the answers outside a course of a client whose early
+        attendance a booking may have moved from there."""
+        for doc in view["sessions"].find(
+            {"_id": {"$in": session_ids}, "attended": True},
+            {"episode_id": 1, "client_id": 1, "course_id": 1},
+        ):
             self._recompute_later(view, doc["episode_id"])
+            if doc.get("course_id"):
+                self._recompute_later(view, episode_of(doc["client_id"], None))
 
     # -- requests -------------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):

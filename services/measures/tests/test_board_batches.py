@@ -158,3 +158,31 @@ def test_a_batch_of_bookings_reads_the_board_a_constant_number_of_times(settings
         assert {k: v[0] for k, v in _outcomes(store).items()} == {f"c-{n}": 1 for n in range(20)}
     finally:
         mongo.close()
+
+
+def test_bookings_that_move_no_attended_session_recompute_no_outcome(settings):
+    """A booking changes a course's outcome only when its session was attended already
+    (the attendance then moves to its course): the bookings of clients with scores, outside
+    a course or in one, read no course and count no attendance (issue 14: each batch of the
+    measures consumer read the courses and aggregated their sessions)."""
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        store, generation = _store(settings, mongo, "moves")
+        scored = [completed(f"k-{n}", 0, 15, 11, f"c-{n}") for n in range(3)]
+        scored += [completed(f"k-{n}", 0, 15, 11) for n in range(3)]
+        assert store.apply([Record("t", 0, i, m) for i, m in enumerate(scored)], generation)
+        before = store.reader("episodes").find_one({"_id": "c-0"})
+        bookings = [booked(f"s-{n}", f"k-{n}", 1) for n in range(3)]
+        bookings += [booked(f"s-c{n}", f"k-{n}", 1, course=f"c-{n}", number=1) for n in range(3)]
+        listener.commands.clear()
+        offset = len(scored)
+        records = [Record("t", 0, offset + i, m) for i, m in enumerate(bookings)]
+        assert store.apply(records, generation) == len(bookings)
+        episodes, sessions = f"episodes__g{generation}", f"sessions__g{generation}"
+        read = [(c.get("find") or c.get("aggregate")) for c in listener.commands]
+        assert episodes not in read, read
+        assert read.count(sessions) == 1, read  # were any of the course's sessions attended?
+        assert store.reader("episodes").find_one({"_id": "c-0"}) == before
+    finally:
+        mongo.close()
