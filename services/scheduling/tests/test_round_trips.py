@@ -61,19 +61,17 @@ def test_a_booking_and_a_course_take_their_claims_in_one_insert(
     register_client(settings, "c1", "t1")
     apply_records_directly(settings)
     admin = auth_header("admin")
-    one = _post(
-        client,
-        listener,
-        "/sessions",
-        admin,
-        {
+
+    def booking(hour: int) -> dict:
+        return {
             "client_id": "c1",
             "therapist_id": "t1",
             "kind": "treatment",
             "modality": "video",
-            "starts_at": at(monday(3), 9).isoformat(),
-        },
-    )
+            "starts_at": at(monday(3), hour).isoformat(),
+        }
+
+    one = _post(client, listener, "/sessions", admin, booking(9))
     course = _post(
         client,
         listener,
@@ -86,19 +84,7 @@ def test_a_booking_and_a_course_take_their_claims_in_one_insert(
             "first_starts_at": at(monday(4), 11).isoformat(),
         },
     )
-    again = _post(
-        client,
-        listener,
-        "/sessions",
-        admin,
-        {
-            "client_id": "c1",
-            "therapist_id": "t1",
-            "kind": "treatment",
-            "modality": "video",
-            "starts_at": at(monday(3), 14).isoformat(),
-        },
-    )
+    again = _post(client, listener, "/sessions", admin, booking(14))
     # a booking was 15 claim inserts and a stream read more (~27 commands); a course ~270
     assert one["insert"] == 2, one  # the event and the claims
     # the directory's generation, the client (read once: the access check's read gives the
