@@ -211,6 +211,24 @@ def reads(name: str, args: tuple, kwargs: dict) -> bool:
     return name in READS
 
 
+# the aggregation stages that read or write a collection besides the one aggregated
+_OTHERS = frozenset({"$lookup", "$graphLookup", "$unionWith", "$out", "$merge"})
+
+
+def reaches_out(args: tuple, kwargs: dict) -> bool:
+    """Whether an `aggregate` call's pipeline (at any depth) names another collection."""
+    pipeline = args[0] if args else kwargs.get("pipeline", [])
+    return _names_other(pipeline)
+
+
+def _names_other(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k in _OTHERS or _names_other(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_names_other(v) for v in value)
+    return False
+
+
 @lru_cache(maxsize=4096)
 def _parts(path: str) -> tuple[str, ...] | None:
     """A path's parts, or None for one `_inserted` does not build (`_id`, an array index,

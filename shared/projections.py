@@ -34,7 +34,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from . import chime, consistency
-from .combine import OPS, Fresh, Write, combine, reads, send
+from .combine import OPS, Fresh, Write, combine, reaches_out, reads, send
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
 from .mongo import delete_each, in_transaction
@@ -120,21 +120,32 @@ class WriteBuffer:
     def add(self, write: Write) -> None:
         self.pending.append(write)
 
-    def take(self) -> list[Write]:
+    def take(self, collection: str | None = None) -> list[Write]:
         """The writes waiting, combined (and settled, in a rebuild), as they go to the store;
-        the buffer is then empty."""
-        pending, self.pending = combine(self.pending, self.in_order), []
+        the buffer is then empty. With `collection` (a full name), only the writes to that
+        collection, in their order; the others keep waiting."""
+        if collection is None:
+            taken, self.pending = self.pending, []
+        else:
+            taken = [w for w in self.pending if w.collection.full_name == collection]
+            self.pending = [w for w in self.pending if w.collection.full_name != collection]
+        pending = combine(taken, self.in_order)
         if self.fresh is not None:  # a rebuild: what makes a document goes as its insert
             pending = self.fresh.settle_all(pending, self.in_order)
         return pending
 
-    def flush(self) -> None:
-        send(self.take(), self.session, may_join=self.fresh is None)
+    def flush(self, collection: str | None = None) -> None:
+        """Send the writes waiting (to `collection` only, when given)."""
+        send(self.take(collection), self.session, may_join=self.fresh is None)
 
 
 class BufferedCollection(SessionCollection):
     """A view collection whose writes wait in the batch's WriteBuffer; every other call
-    (a read, find_one_and_update) first sends what waits, so it sees the batch so far."""
+    (a read, find_one_and_update) first sends what waits for its collection, so it sees the
+    batch so far. The writes to other collections wait on: a read of the courses after a
+    score's writes to the responses was a round trip of its own, in the transaction that
+    stands between a completed questionnaire and the dashboard (issue 14). An aggregation
+    that reads or writes another collection sends everything first."""
 
     def __init__(self, collection: Collection, buffer: WriteBuffer):
         super().__init__(collection, buffer.session)
@@ -153,7 +164,8 @@ class BufferedCollection(SessionCollection):
             fresh = self._buffer.fresh
             if fresh is not None and not reads(name, args, kwargs):
                 fresh.untrack(self._collection.full_name)  # it may write: past the tracking
-            self._buffer.flush()
+            alone = not (name == "aggregate" and reaches_out(args, kwargs))
+            self._buffer.flush(self._collection.full_name if alone else None)
             kwargs.setdefault("session", self._session)
             return attr(*args, **kwargs)
 

@@ -104,6 +104,10 @@ class QuestionnairePlans(Projection):
         )
 
 
+# the scores of a batch's completed questionnaires, per course, until its outcomes are computed
+MEASURED = "board:measured"
+
+
 class MeasuresBoard(Projection):
     service = "measures"
     name = "measures_board"
@@ -296,24 +300,22 @@ class MeasuresBoard(Projection):
         """PHQ-9 and GAD-7 totals count towards the course's NHS Talking Therapies outcome."""
         if "PHQ-9" not in totals and "GAD-7" not in totals:
             return
-        view["episodes"].update_one(
-            {"_id": episode},
+        # written with the course's outcome, after the batch's read of its courses
+        # (_recompute): written here, the read had to send it first, a round trip of its own
+        # between a completed questionnaire and the dashboard (issue 14)
+        measured = view.memo.setdefault(MEASURED, {}).setdefault(episode, {"push": []})
+        measured["set"] = {
+            "client_id": d["client_id"],
+            "therapist_id": d["therapist_id"],
+            "course_id": d.get("course_id"),
+        }
+        measured["push"].append(
             {
-                "$set": {
-                    "client_id": d["client_id"],
-                    "therapist_id": d["therapist_id"],
-                    "course_id": d.get("course_id"),
-                },
-                "$push": {
-                    "measures": {
-                        "response_id": d["response_id"],
-                        "at": d["completed_at"],
-                        "phq9": totals.get("PHQ-9"),
-                        "gad7": totals.get("GAD-7"),
-                    }
-                },
-            },
-            upsert=True,
+                "response_id": d["response_id"],
+                "at": d["completed_at"],
+                "phq9": totals.get("PHQ-9"),
+                "gad7": totals.get("GAD-7"),
+            }
         )
         self._recompute_later(view, episode)
 
@@ -326,6 +328,15 @@ class MeasuresBoard(Projection):
 
     def _recompute(self, view, episode_ids: list[str]) -> None:
         episodes = {d["_id"]: d for d in view["episodes"].find({"_id": {"$in": episode_ids}})}
+        for episode_id, measured in view.memo.pop(MEASURED, {}).items():  # the batch's scores
+            view["episodes"].update_one(
+                {"_id": episode_id},
+                {"$set": measured["set"], "$push": {"measures": {"$each": measured["push"]}}},
+                upsert=True,
+            )
+            episode = episodes.setdefault(episode_id, {"_id": episode_id})
+            episode.update(measured["set"])
+            episode["measures"] = [*episode.get("measures", []), *measured["push"]]
         if not episodes:
             return  # no scores yet: attendance alone has no outcome to publish
         attended = {

@@ -118,3 +118,44 @@ def test_work_asked_once_per_key_runs_once_per_batch_on_its_final_state(settings
         assert checks == totals
     finally:
         mongo.close()
+
+
+def test_a_read_in_a_batch_sends_first_only_the_writes_to_its_collection(settings):
+    """A handler's read sees the batch's writes to the collection it reads; the writes to
+    the others wait for the batch's last command (issue 14: a course read after a score's
+    response was written cost a round trip of its own). An aggregation naming another
+    collection sends them all first."""
+    from shared.mongo import in_transaction
+    from shared.projections import View
+
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        pstore = ProjectionStore(mongo, settings.database("kernel"), Checked(), reg)
+        generation = pstore.active_generation()
+        totals = pstore.physical("totals", generation).name
+        checks = pstore.physical("checks", generation).name
+        seen = {}
+
+        def work(session):
+            view = View(pstore, generation, session)
+            view["totals"].update_one({"_id": "a"}, {"$set": {"sum": 1}}, upsert=True)
+            view["checks"].update_one({"_id": "a"}, {"$set": {"sum_seen": 1}}, upsert=True)
+            listener.commands.clear()
+            seen["totals"] = view["totals"].find_one({"_id": "a"})
+            seen["first"] = [dict(c) for c in listener.commands]
+            listener.commands.clear()
+            joined = {"from": checks, "localField": "_id", "foreignField": "_id", "as": "c"}
+            list(view["totals"].aggregate([{"$match": {"_id": "a"}}, {"$lookup": joined}]))
+            seen["second"] = [dict(c) for c in listener.commands]
+            view.finish()
+
+        in_transaction(mongo, work)
+        assert seen["totals"] == {"_id": "a", "sum": 1}
+        first = [(next(iter(c)), c.get(next(iter(c)))) for c in seen["first"]]
+        assert first == [("update", totals), ("find", totals)], first  # not the check yet
+        second = [(next(iter(c)), c.get(next(iter(c)))) for c in seen["second"]]
+        assert second[0] == ("update", checks), second
+        assert pstore.reader("checks").find_one({"_id": "a"}) == {"_id": "a", "sum_seen": 1}
+    finally:
+        mongo.close()

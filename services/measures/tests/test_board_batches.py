@@ -186,3 +186,33 @@ def test_bookings_that_move_no_attended_session_recompute_no_outcome(settings):
         assert store.reader("episodes").find_one({"_id": "c-0"}) == before
     finally:
         mongo.close()
+
+
+def test_a_completed_questionnaire_reaches_the_dashboard_in_one_write(settings):
+    """A score's batch reads the course and counts its attended sessions before it writes
+    anything, then sends its writes (the response, the course's new score and outcome, the
+    positions and offsets) together: the read of the course sent the batch's writes first,
+    a round trip more in the transaction between a completed questionnaire and the
+    dashboard (issue 14). The outcome is the one computed from every score."""
+    listener = Commands()
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        store, generation = _store(settings, mongo, "one_write")
+        first = [
+            booked("s-1", "k-1", 1, course="c-1", number=1),
+            attended("s-1", "k-1", 1, course="c-1"),
+            completed("k-1", 0, 16, 12, "c-1"),
+        ]
+        assert store.apply([Record("t", 0, i, m) for i, m in enumerate(first)], generation)
+        listener.commands.clear()
+        assert store.apply([Record("t", 0, 3, completed("k-1", 1, 7, 5, "c-1"))], generation)
+        names = [next(iter(c)) for c in listener.commands]
+        writes = [n for n in names if n in ("insert", "update", "delete", "bulkWrite")]
+        assert writes == ["bulkWrite"], names
+        assert names.index("bulkWrite") > max(names.index("find"), names.index("aggregate"))
+        episode = store.reader("episodes").find_one({"_id": "c-1"})
+        assert [m["phq9"] for m in episode["measures"]] == [16, 7]
+        assert episode["outcome"]["recovered"] is True, episode["outcome"]
+        assert episode["outcome"]["attended_sessions"] == 1
+    finally:
+        mongo.close()
