@@ -106,6 +106,8 @@ class QuestionnairePlans(Projection):
 
 # the scores of a batch's completed questionnaires, per course, until its outcomes are computed
 MEASURED = "board:measured"
+# the courses whose attended sessions a batch changed, until their outcomes are computed
+RECOUNT = "board:recount"
 
 
 class MeasuresBoard(Projection):
@@ -215,9 +217,12 @@ class MeasuresBoard(Projection):
             {"_id": {"$in": session_ids}, "attended": True},
             {"episode_id": 1, "client_id": 1, "course_id": 1},
         ):
-            self._recompute_later(view, doc["episode_id"])
+            touched = [doc["episode_id"]]
             if doc.get("course_id"):
-                self._recompute_later(view, episode_of(doc["client_id"], None))
+                touched.append(episode_of(doc["client_id"], None))
+            for episode_id in touched:
+                view.memo.setdefault(RECOUNT, set()).add(episode_id)
+                self._recompute_later(view, episode_id)
 
     # -- requests -------------------------------------------------------------------------------
     def on_QuestionnaireRequested(self, event, view):
@@ -339,13 +344,32 @@ class MeasuresBoard(Projection):
             episode["measures"] = [*episode.get("measures", []), *measured["push"]]
         if not episodes:
             return  # no scores yet: attendance alone has no outcome to publish
+        # attended sessions change only by an attendance or a booking that moves one
+        # (_attendance, which names its courses here); a course with an outcome and none of
+        # those in the batch keeps its count: counting them again was a round trip more
+        # between every completed questionnaire and the dashboard (issue 14)
+        recount = view.memo.pop(RECOUNT, set())
         attended = {
+            e: episode["outcome"]["attended_sessions"]
+            for e, episode in episodes.items()
+            if e not in recount
+            and (episode.get("outcome") or {}).get("attended_sessions") is not None
+        }
+        counting = [e for e in episodes if e not in attended]
+        if counting:
+            attended.update(self._attended_counts(view, counting))
+        for episode_id, episode in episodes.items():
+            self._outcome(view, episode, attended.get(episode_id, 0))
+
+    @staticmethod
+    def _attended_counts(view, episode_ids: list[str]) -> dict[str, int]:
+        return {
             d["_id"]: d["n"]
             for d in view["sessions"].aggregate(
                 [
                     {
                         "$match": {
-                            "episode_id": {"$in": list(episodes)},
+                            "episode_id": {"$in": episode_ids},
                             "attended": True,
                             "kind": {"$ne": "assessment"},
                         }
@@ -354,8 +378,6 @@ class MeasuresBoard(Projection):
                 ]
             )
         }
-        for episode_id, episode in episodes.items():
-            self._outcome(view, episode, attended.get(episode_id, 0))
 
     @staticmethod
     def _outcome(view, episode: dict, attended: int) -> None:
