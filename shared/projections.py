@@ -42,8 +42,8 @@ from .mongo import delete_each, in_transaction
 log = logging.getLogger(__name__)
 # Seconds a reader keeps the active generation it read (ProjectionStore.reading_generation).
 # A swap announces itself (shared.chime), so a process that hears it reads the new one at
-# once; this bounds how long one that did not hear it reads the old one, and a retired
-# generation is dropped only this long after its swap (shared.consumer.rebuild).
+# once; this bounds how long one that does not hear it (a web worker) reads the old one, and
+# a retired generation is dropped only this long after its swap (shared.consumer.rebuild).
 READ_TTL = 2.0
 # (database, projection) -> (active generation, swaps heard then, monotonic time read)
 _reading: dict[tuple[str, str], tuple[int, int, float]] = {}
@@ -336,8 +336,11 @@ class ProjectionStore:
         request's first projection read, every dispatcher batch and every worker step was
         about one store operation in twenty in the flows section, and one of a booking's
         eight (issue 14). `fresh`: read it from the store now (and keep that). A writer or
-        the consumer (which follows a swap) reads `active_generation` itself."""
-        chime.listen()  # hear the swaps of other processes (a rebuild, a disposal)
+        the consumer (which follows a swap) reads `active_generation` itself.
+
+        A process whose loops listen in the wake folder (shared.chime) hears another
+        process's swap at once. A web worker does not listen (every chime of the busy hour
+        would wake it) and reads a swap READ_TTL later at the latest."""
         key, now = (self.db.name, self.name), time.monotonic()
         heard = chime.rings[self.meta.full_name]  # before the read: a swap during it counts
         kept = _reading.get(key)
