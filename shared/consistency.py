@@ -372,48 +372,41 @@ def start_request() -> None:
 
 
 def pinned_generation(store: ProjectionStore) -> int:
-    """The projection's active generation (as readers keep it: ProjectionStore.
-    reading_generation): within a request, as first read in it."""
+    """The projection's active generation: within a request, as first read in it."""
     if not has_request_context():
-        return store.reading_generation()
+        return store.active_generation()
     pinned = g.setdefault("rapport_generations", {})
     key = (store.db.name, store.name)
     if key not in pinned:
-        pinned[key] = store.reading_generation()
+        pinned[key] = store.active_generation()
     return pinned[key]
 
 
-def wait_for(store: ProjectionStore, generation: int) -> int:
+def wait_for(store: ProjectionStore, generation: int) -> None:
     """Before a projection is read: wait, within the request's budget, until it has seen
-    the positions the request asked for. Once per projection per request. Returns the
-    generation to read: `generation`, or the one swapped in since it was read (a reader
-    keeps the active generation a while, and a retired one never reaches new positions)."""
+    the positions the request asked for. Once per projection per request."""
     if not has_request_context():
-        return generation
+        return
     wanted = g.get("rapport_min_positions")
     if not wanted:
-        return generation
+        return
     checked = g.setdefault("rapport_checked", set())
     if store.name in checked:
-        return g.get("rapport_generations", {}).get((store.db.name, store.name), generation)
+        return
     checked.add(store.name)
     if "rapport_wait_until" not in g:
         g.rapport_wait_until = time.monotonic() + MAX_WAIT
-    pause, confirmed = 0.01, False
+    pause = 0.01
     while True:
         missing = unreached(store, generation, wanted)
         if not missing:
-            return generation
-        if not confirmed:  # still the active one? (once: a swap is rare)
-            confirmed, generation = True, store.reading_generation(fresh=True)
-            g.setdefault("rapport_generations", {})[(store.db.name, store.name)] = generation
-            continue
+            return
         left = g.rapport_wait_until - time.monotonic()
         if left <= 0:
             stale = g.setdefault("rapport_stale", {})
             for service, position in missing.items():
                 stale[service] = max(position, stale.get(service, 0))
-            return generation
+            return
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.1)
 

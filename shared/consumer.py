@@ -406,6 +406,7 @@ def rebuild(
     *,
     registry: EventRegistry = default_registry,
     progress: Callable[[int, int], None] | None = None,
+    keep_previous: bool = True,
     stop: threading.Event | None = None,
 ) -> int:
     """Replay the projection's topics from the beginning into a new generation, up to the
@@ -432,11 +433,11 @@ def rebuild(
         store.drop_generation(new)
         store.meta.update_one({"_id": store.name}, {"$set": {"building": None}})
         raise
-    before = store.retired_at()  # when `old - 1` was retired
     store.activate(new)
-    if old > 1:  # keep one previous generation for rollback
-        # once no reader can still be reading it (ProjectionStore.drop_retired)
-        store.drop_retired(old - 1, before)
+    if not keep_previous:
+        store.drop_generation(old)
+    elif old > 1:
+        store.drop_generation(old - 1)  # keep one previous generation for rollback
     return new
 
 

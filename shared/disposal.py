@@ -73,16 +73,10 @@ class DisposalWorker:
             idempotency.forget_client(db, client_id)  # answers kept for Idempotency-Key replays
             if self.definition.dispose is not None:
                 self.definition.dispose(self.settings, client_id)
-        retired = []
         for projection in self.definition.projections():
             log.info("disposal: rebuilding %s.%s", self.definition.name, projection.name)
-            new = rebuild(self.settings, projection, stop=stop)
-            store = projection_store(self.settings, projection)
-            retired.append((store, new - 1, store.retired_at()))
-        # no plaintext left behind: the generations the rebuilds retired go too, each once no
-        # reader can still be reading it (READ_TTL after its swap: one wait for them all)
-        for store, old, at in retired:
-            store.drop_retired(old, at)
+            # no plaintext left behind
+            rebuild(self.settings, projection, keep_previous=False, stop=stop)
         queue = projection_store(self.settings, self.queue).reader("disposals")
         # one document at a time: on the local store a multi-document update outside a
         # transaction that meets a transaction's write (the queue's consumer noting another

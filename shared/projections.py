@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -40,13 +39,6 @@ from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, ut
 from .mongo import delete_each, in_transaction
 
 log = logging.getLogger(__name__)
-# Seconds a reader keeps the active generation it read (ProjectionStore.reading_generation).
-# A swap announces itself (shared.chime), so a process that hears it reads the new one at
-# once; this bounds how long one that does not hear it (a web worker) reads the old one, and
-# a retired generation is dropped only this long after its swap (shared.consumer.rebuild).
-READ_TTL = 2.0
-# (database, projection) -> (active generation, swaps heard then, monotonic time read)
-_reading: dict[tuple[str, str], tuple[int, int, float]] = {}
 
 
 class Projection:
@@ -287,7 +279,7 @@ class Pinned:
         self.store, self.generation = store, generation
 
     def reader(self, logical: str) -> Collection:
-        self.generation = consistency.wait_for(self.store, self.generation)
+        consistency.wait_for(self.store, self.generation)
         return self.store.physical(logical, self.generation)
 
 
@@ -330,26 +322,6 @@ class ProjectionStore:
             return 1
         return doc["active"]
 
-    def reading_generation(self, *, fresh: bool = False) -> int:
-        """The active generation, for readers: as read from the store at most READ_TTL ago
-        and with no swap heard since (`activate` announces one). Reading it before every
-        request's first projection read, every dispatcher batch and every worker step was
-        about one store operation in twenty in the flows section, and one of a booking's
-        eight (issue 14). `fresh`: read it from the store now (and keep that). A writer or
-        the consumer (which follows a swap) reads `active_generation` itself.
-
-        A process whose loops listen in the wake folder (shared.chime) hears another
-        process's swap at once. A web worker does not listen (every chime of the busy hour
-        would wake it) and reads a swap READ_TTL later at the latest."""
-        key, now = (self.db.name, self.name), time.monotonic()
-        heard = chime.rings[self.meta.full_name]  # before the read: a swap during it counts
-        kept = _reading.get(key)
-        if not fresh and kept is not None and kept[1] == heard and now - kept[2] < READ_TTL:
-            return kept[0]
-        generation = self.active_generation()
-        _reading[key] = (generation, heard, now)
-        return generation
-
     def physical(self, logical: str, generation: int) -> Collection:
         if logical not in self.projection.collections:
             raise KeyError(f"projection {self.name} has no collection {logical!r}")
@@ -364,9 +336,9 @@ class ProjectionStore:
 
     def pinned(self) -> Pinned:
         """The active generation read once, for the several reads of one piece of work (a
-        message on its way reads the client, the session, the therapist): all of them from
-        the same generation (`reading_generation`)."""
-        return Pinned(self, self.reading_generation())
+        message on its way reads the client, the session, the therapist): one round trip
+        instead of one before each read, and all of them from the same generation."""
+        return Pinned(self, self.active_generation())
 
     def kept_in_order(self, generation: int) -> frozenset[str]:
         """The generation's collections with a unique index besides _id: their buffered
@@ -405,8 +377,7 @@ class ProjectionStore:
         return generation_progress(self.offsets, self._key(generation))
 
     def activate(self, generation: int) -> int:
-        """Swap the readers (and the live consumer) to `generation`; return the old one.
-        The swap is announced, so readers that hear it leave the old one at once."""
+        """Swap the readers (and the live consumer) to `generation`; return the old one."""
         old = self.active_generation()
         self.meta.update_one(
             {"_id": self.name},
@@ -419,25 +390,7 @@ class ProjectionStore:
                 }
             },
         )
-        chime.announce([self.meta.full_name])
         return old
-
-    def retired_at(self) -> datetime | None:
-        """When the last swap retired the generation before the active one (None before
-        any swap)."""
-        doc = self.meta.find_one({"_id": self.name}, {"activated_at": 1}) or {}
-        return doc.get("activated_at")
-
-    def drop_retired(self, generation: int, retired_at: datetime | None) -> None:
-        """Drop a generation a swap retired at `retired_at` once no reader can still be
-        reading it: a reader that did not hear the swap keeps it for READ_TTL."""
-        if retired_at is not None:
-            if retired_at.tzinfo is None:  # a store client without tz_aware
-                retired_at = retired_at.replace(tzinfo=UTC)
-            left = READ_TTL - (utcnow() - retired_at).total_seconds()
-            if left > 0:
-                time.sleep(min(left, READ_TTL))
-        self.drop_generation(generation)
 
     def keep_progress(self, generation: int) -> None:
         """A rebuild, the only writer of a generation that nothing reads yet, keeps the

@@ -108,33 +108,3 @@ def test_a_rebuild_asked_to_stop_ends_between_batches_and_leaves_nothing_behind(
     assert meta["active"] == 1 and meta.get("building") is None, meta
     assert "totals__g2" not in pstore.db.list_collection_names()
     assert not pstore.stored_offsets(2)
-
-
-def test_a_retired_generation_is_dropped_only_once_no_reader_can_be_reading_it(
-    settings, monkeypatch
-):
-    """Readers keep the active generation for up to READ_TTL without hearing of a swap
-    (shared.projections.reading_generation): a rebuild that retires the generation the one
-    before it retired less than READ_TTL ago waits until then before dropping it."""
-    from shared import projections
-
-    monkeypatch.setattr(projections, "READ_TTL", 1.5)
-    store, topic, relay = setup(settings)
-    append_counters(store, streams=2, increments=3)
-    relay.drain()
-    pstore = ProjectionRunner(settings, Totals(), registry=reg).store
-    assert rebuild(settings, Totals(), registry=reg) == 2
-    first_swap = pstore.retired_at()
-    dropped_at = {}
-    original = pstore.drop_generation
-
-    def noting(generation):
-        dropped_at[generation] = projections.utcnow()
-        original(generation)
-
-    monkeypatch.setattr(projections.ProjectionStore, "drop_generation", lambda s, g: noting(g))
-    assert rebuild(settings, Totals(), registry=reg) == 3
-    assert 1 in dropped_at, dropped_at
-    assert (dropped_at[1] - first_swap).total_seconds() >= 1.5, (first_swap, dropped_at)
-    assert "totals__g1" not in pstore.db.list_collection_names()
-    assert snapshot(pstore.reader("totals")) == expected_totals(store)
