@@ -206,9 +206,13 @@ def reads(name: str, args: tuple, kwargs: dict) -> bool:
     """Whether a call of collection method `name` only reads (an aggregation reads unless a
     stage writes its results)."""
     if name == "aggregate":
-        pipeline = args[0] if args else kwargs.get("pipeline", [])
-        return not any(set(stage) & {"$out", "$merge"} for stage in pipeline)
+        return not any(set(stage) & {"$out", "$merge"} for stage in _pipeline(args, kwargs))
     return name in READS
+
+
+def _pipeline(args: tuple, kwargs: dict) -> list:
+    """The pipeline of an `aggregate` call."""
+    return args[0] if args else kwargs.get("pipeline", [])
 
 
 # the aggregation stages that read or write a collection besides the one aggregated
@@ -217,8 +221,7 @@ _OTHERS = frozenset({"$lookup", "$graphLookup", "$unionWith", "$out", "$merge"})
 
 def reaches_out(args: tuple, kwargs: dict) -> bool:
     """Whether an `aggregate` call's pipeline (at any depth) names another collection."""
-    pipeline = args[0] if args else kwargs.get("pipeline", [])
-    return _names_other(pipeline)
+    return _names_other(_pipeline(args, kwargs))
 
 
 def _names_other(value: Any) -> bool:
