@@ -1,6 +1,8 @@
 """End-to-end latencies at a steady load, with every part a real process
 (`python -m shared.run relay|consume <service>`): events appended in their own service's
-store, then seen in another service's projection or accepted by the SMTP server.
+store, then seen in another service's projection or accepted by the SMTP server. The load is
+offered as an open loop: RATE ticks a second on WRITERS threads, each tick started at its time
+(`_steady_load`), and the rate achieved is what the stack took.
 - SessionBooked (scheduling) -> records' client summary (`sessions`) and measures'
   questionnaire plan;
 - QuestionnaireCompleted (measures) -> measures' dashboard read model (`responses`);
@@ -17,6 +19,7 @@ import smtplib
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -39,6 +42,8 @@ from .sink import SinkProcess, TimedSink
 
 RATE = float(os.environ.get("BENCH_FLOW_RATE", "50"))  # issue 14: offer 50 ticks/s
 SECONDS = float(os.environ.get("BENCH_FLOW_SECONDS", "30"))
+# threads the ticks are offered on (an open loop: _steady_load)
+WRITERS = int(os.environ.get("BENCH_FLOW_WRITERS", "8"))
 LEAD = "lead@bench.test"
 GENERATION_TTL = 0.5  # seconds the watcher keeps a projection's active generation
 SINK = os.environ.get("BENCH_SINK", "process")  # where the SMTP server runs: bench/sink.py
@@ -119,6 +124,11 @@ class Watch:
     def __init__(self, lookup, bell: Doorbell | None = None):
         self.lookup, self.appended, self.seen = lookup, {}, {}
         self.bell, self._ticket, self._looked = bell, None, 0.0
+        self._lock = threading.Lock()  # the writers add while the poller looks
+
+    def add(self, key: str, at: float) -> None:
+        with self._lock:
+            self.appended[key] = at
 
     def poll(self) -> None:
         if self.bell is not None and self.bell.watching:
@@ -126,7 +136,8 @@ class Watch:
             if ticket == self._ticket and now - self._looked < 0.2:
                 return  # its projection applied nothing since the last look
             self._ticket, self._looked = ticket, now
-        waiting = [k for k in self.appended if k not in self.seen]
+        with self._lock:
+            waiting = [k for k in self.appended if k not in self.seen]
         if waiting:
             now = time.monotonic()
             for key, at in self.lookup(waiting):
@@ -187,35 +198,59 @@ def _processes(settings, log_dir, smtp_port):
 
 
 def _steady_load(settings, watches, stop_at: float, alerts: dict, booked: dict) -> int:
+    """Offer RATE ticks a second until `stop_at`, each tick started at its time whether or
+    not the ticks before it are done (an open loop), on up to WRITERS threads, as the
+    practice's people book and answer side by side. One thread appending tick after tick
+    measured its own round trips: with three to the store per append under load, it could
+    not offer more than about 11 ticks a second, whatever the stack behind it could take
+    (issue 14). A tick's own appends keep their order (a session is booked before it is
+    attended). Returns the ticks appended by `stop_at`; any not started by then are not."""
     scheduling = ServiceContext("scheduling", settings).store
     measures = ServiceContext("measures", settings).store
-    now, i, interval = utcnow(), 0, 1.0 / RATE
-    next_at = time.monotonic()
-    while time.monotonic() < stop_at:
+    now, interval = utcnow(), 1.0 / RATE
+    done = threading.Semaphore(0)
+
+    def note(watch: str, key: str, at: float) -> None:
+        watches[watch].add(key, at)
+
+    def tick(i: int) -> None:
+        if time.monotonic() >= stop_at:
+            return  # queued behind slower ticks past the end: not offered
         scheduling.append(f"session-fs-{i}", 0, [_booked(i, now)], RECEPTION)
         t = time.monotonic()
         booked[f"confirmation:fs-{i}:email"] = time.time()
-        watches["records"].appended[f"fs-{i}"] = t
-        watches["plans"].appended[f"fs-{i}"] = t
+        note("records", f"fs-{i}", t)
+        note("plans", f"fs-{i}", t)
         # what the client meets: the confirmation, behind the busy hour's other messages (not
         # for the sessions marked attended below at once: theirs is voided when it is sent)
         if i % 5:
-            watches["confirm"].appended[message_id(f"confirmation:fs-{i}:email")] = t
+            note("confirm", message_id(f"confirmation:fs-{i}:email"), t)
         if i % 5 == 0:
             scheduling.append(f"session-fs-{i}", 1, [_attended(i, now)], RECEPTION)
-            watches["charge"].appended[charge_id_for(f"fs-{i}")] = time.monotonic()
+            note("charge", charge_id_for(f"fs-{i}"), time.monotonic())
         if i % 4 == 0:
             measures.append(f"response-fr-{i}", 0, [_completed(i)], RECEPTION)
-            watches["board"].appended[f"fr-{i}"] = time.monotonic()
+            note("board", f"fr-{i}", time.monotonic())
         if i % 10 == 0:
             wall = time.time()
             (event,) = measures.append(f"alert-fa-{i}", 0, [_risk(i)], RECEPTION)
-            watches["mail"].appended[message_id(f"risk:fa-{i}:lead:email")] = time.monotonic()
+            note("mail", message_id(f"risk:fa-{i}:lead:email"), time.monotonic())
             alerts[f"fa-{i}"] = (event.event_id, wall)
-        i += 1
-        next_at += interval
-        time.sleep(max(0.0, next_at - time.monotonic()))
-    return i
+        done.release()
+
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="bench writer") as pool:
+        futures, i, next_at = [], 0, time.monotonic()
+        while next_at < stop_at:
+            futures.append(pool.submit(tick, i))
+            i += 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        for f in futures:
+            f.result()  # an append that failed fails the run
+    appended = 0
+    while done.acquire(blocking=False):
+        appended += 1
+    return appended
 
 
 def _broker_round_trips(settings, n: int = 200) -> list[float]:
