@@ -455,3 +455,68 @@ def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_wri
     assert len(marks) == 1 and len(marks[0]["updates"]) == announced, marks
     assert book.count_documents({"kind": "confirmation", "announced": False}) == 0
     assert notification_events(nsettings, "confirmation:s0:email") == ["NotificationScheduled"]
+
+
+def test_the_urgent_lane_sends_the_next_alert_while_the_last_waits_to_be_recorded(
+    nsettings, feed, mail, sms, book, workers
+):
+    """Recording "sent" appends to the service's store and waits for the turn of whatever
+    else appends there (the main dispatcher's batches). The lane goes on to the next alert
+    meanwhile, and what it sent is recorded, once, when the turn comes (issue 14)."""
+    from shared.events import Actor, NewEvent, registry
+    from shared.eventstore import EventStore, Metadata
+    from shared.mongo import client as mongo_client
+
+    feed.therapist(email="dr.a@practice.test")
+    feed.client()
+    workers.start(*feed.relays(), *runners(nsettings))
+    therapists = projection_store(nsettings, projections()[0]).reader("therapists")
+    wait(lambda: therapists.find_one({"_id": "t1"}), message="the therapist in the directory")
+    workers.start(Dispatcher(nsettings, name="urgent", urgent_only=True).run)
+
+    # another append to notifications' store holds the turn (as a long batch would)
+    store = EventStore(
+        mongo_client(nsettings.mongo_uri), nsettings.database("notifications"), registry
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(session) -> None:
+        holding.set()
+        release.wait(60)
+
+    meta = Metadata(actor=Actor.system("test"), correlation_id="hold")
+    other = threading.Thread(
+        target=lambda: store.append(
+            "held-by-test",
+            0,
+            [
+                NewEvent(
+                    "NotificationPreferencesSet",
+                    {"client_id": "c9", "channels": ["email"], "reminder_lead_minutes": 60},
+                )
+            ],
+            meta,
+            also=hold,
+        )
+    )
+    other.start()
+    try:
+        assert holding.wait(30)
+        feed.risk(aid="a1")
+        wait(lambda: mail.to(LEAD_EMAIL), message="the first alert sent")
+        feed.risk(aid="a2")
+        wait(lambda: len(mail.to(LEAD_EMAIL)) == 2, message="the second, the first unrecorded")
+        alerts = [d["_id"] for d in book.find({"kind": "risk_alert"})]
+        assert alerts and all(notification_events(nsettings, k) == [] for k in alerts)
+        assert book.count_documents({"kind": "risk_alert", "status": "sent"}) == 0
+    finally:
+        release.set()
+        other.join(60)
+    wait(
+        lambda: book.count_documents({"kind": "risk_alert", "status": "sent"}) == 8,
+        message="both alerts recorded",
+    )
+    assert {k: notification_events(nsettings, k) for k in alerts} == {
+        k: ["NotificationScheduled", "NotificationSent"] for k in alerts
+    }
+    assert set(message_ids(mail).values()) == {1}, "each email once"

@@ -94,6 +94,9 @@ class Dispatcher:
         self.sent_total = 0
         self._ready = False
         self._pool: ThreadPoolExecutor | None = None  # the senders
+        # the urgent lane's: records what it sent while the lane claims the next (`_record_behind`)
+        self._recorder: ThreadPoolExecutor | None = None
+        self._closing = False
         self._orphans_next = 0.0  # when to look for lapsed claims again (`_orphans_due`)
         self.backlog = False  # the last step left work it may look for at once (`step`)
         self._full = False  # the last look at the due messages came back full
@@ -151,6 +154,10 @@ class Dispatcher:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
+            if self._recorder is not None:  # what was sent is recorded before the lane stops
+                self._closing = True  # (tried once more at most, not for a whole lease)
+                self._recorder.shutdown(wait=True)
+                self._recorder = None
         if self._ready:
             try:
                 self.announcer.release()
@@ -307,7 +314,9 @@ class Dispatcher:
         for message, outcome in started:
             if outcome is not None:
                 self.settle(message, outcome)
-        if sent:
+        if sent and self.urgent_only:
+            self._record_behind(sent)
+        elif sent:
             self.record_sent(sent)
         if lost is not None:
             raise lost
@@ -354,6 +363,43 @@ class Dispatcher:
             self.book.defer(message, why.until, "quiet hours")
         elif isinstance(why, DeliveryError):
             self.failed(message, why)
+
+    def _record_behind(self, sent: list[dict]) -> None:
+        """The urgent lane records what it sent on a thread of its own, in order, and goes on
+        to the next alerts at once. Recording appends to the service's store, and waits for
+        the turn of the main dispatcher's transactions (a batch of confirmations, fifty
+        messages announced): in the busy hour the lane waited there a third of its time,
+        and an alert planned meanwhile waited with it (issue 14: planned -> claimed was
+        3.3 s at p99 with the flows offered 50 ticks a second). Until it is recorded, a
+        message stays claimed by the lane, as before; a record that fails is tried again
+        while the claims' lease lasts, and after that the message goes again, as a
+        dispatcher's crash after sending leaves it (the Message-ID is the same)."""
+        if self._recorder is None:
+            self._recorder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-recorder")
+        self._recorder.submit(self._record_sent_patiently, sent)
+
+    def _record_sent_patiently(self, sent: list[dict]) -> None:
+        until = min(m["lease_until"] for m in sent)
+        wait = 0.2
+        while True:
+            try:
+                self.record_sent(sent)
+                return
+            except PyMongoError as err:
+                if self._closing or utcnow() + timedelta(seconds=wait) >= until:
+                    log.error(
+                        "%s: %d sent messages not recorded (%s); they go again once their "
+                        "claims lapse",
+                        self.name,
+                        len(sent),
+                        err,
+                    )
+                    return
+                log.warning(
+                    "%s: recording sent failed (%s); retrying in %.1fs", self.name, err, wait
+                )
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
 
     def record_sent(self, messages: list[dict]) -> None:
         """Record each message's NotificationSent with the book's "sent", in one transaction
