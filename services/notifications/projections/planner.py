@@ -29,6 +29,8 @@ from .alerts import RiskAlerts
 SESSION_NOTICES = ("confirmation", "rescheduled")
 # the memo key under which a batch's bookings wait to be planned together (`_gather`)
 BOOKINGS = ("planner", "bookings")
+OVER = ("planner", "sessions over")  # attended or missed, gathered with the bookings
+OVER_TYPES = {"SessionAttended": "attended", "SessionMissed": "missed"}
 # the facts the client directory writes a client on (shared.directory)
 CLIENT_WRITES = frozenset(n[3:] for n in vars(ClientDirectory) if n.startswith("on_"))
 
@@ -72,6 +74,9 @@ class Planner(ClientDirectory):
         if event.type == "SessionBooked":
             self._gather(event, view)
             return
+        if event.type in OVER_TYPES:
+            self._gather_over(event, view)
+            return
         self._plan_bookings(view)  # the bookings before this event first, in their order
         if event.type in CLIENT_WRITES:  # the clients remembered may change: read them again
             view.memo.clear()
@@ -99,16 +104,44 @@ class Planner(ClientDirectory):
         confirmations went 2-4 s after the booking, most of it before they were planned
         (issue 14, `make bench` flows, the confirmation's hops). Together they are three
         round trips for the batch."""
-        gathered = view.memo.setdefault(BOOKINGS, {})
-        if event.data["session_id"] in gathered:  # booked again in the batch: in order
+        sid = event.data["session_id"]
+        if sid in view.memo.get(BOOKINGS, {}) or sid in view.memo.get(OVER, {}):
+            self._plan_bookings(view)  # booked again in the batch, or after it was over
+        self._gathering(view)[BOOKINGS][sid] = event
+
+    def _gather_over(self, event, view) -> None:
+        """An attendance or a missed session waits with the bookings too, and goes with the
+        others of the batch after them (`_sessions_over`): one at a time, each was two
+        writes of its own and cut the batch's bookings in two, and in the busy hour the
+        planner fell behind (issue 14: the flows offered 50 ticks a second, a third of its
+        time on them). A session's booking in the batch still comes before its end."""
+        sid = event.data["session_id"]
+        if sid in view.memo.get(OVER, {}):
             self._plan_bookings(view)
-            gathered = view.memo.setdefault(BOOKINGS, {})
-        if not gathered:
-            view.once(BOOKINGS, lambda: self._plan_bookings(view))  # at the batch's end
-        gathered[event.data["session_id"]] = event
+        self._gathering(view)[OVER][sid] = event
+
+    def _gathering(self, view) -> dict:
+        """The batch's gathered bookings and ends of sessions, planned at the batch's end
+        (or before the next event of another kind)."""
+        if not view.memo.get(BOOKINGS) and not view.memo.get(OVER):
+            view.once(BOOKINGS, lambda: self._plan_bookings(view))
+        view.memo.setdefault(BOOKINGS, {})
+        view.memo.setdefault(OVER, {})
+        return view.memo
 
     def _plan_bookings(self, view) -> None:
         gathered = list((view.memo.pop(BOOKINGS, None) or {}).values())
+        over = list((view.memo.pop(OVER, None) or {}).values())
+        self._plan_booked(view, gathered)
+        ready = [event for event in over if not self._held(event, view)]
+        if len(ready) == 1:  # alone, as any event
+            self._apply(ready[0], view)
+        elif ready:
+            self._sessions_over(view, ready)
+            for event in ready:
+                self._plan_kinds(event, view)
+
+    def _plan_booked(self, view, gathered: list) -> None:
         ready = [event for event in gathered if not self._held(event, view)]
         if len(ready) == 1:  # alone, as any event (one write fewer than together)
             self._apply(ready[0], view)
@@ -468,6 +501,31 @@ class Planner(ClientDirectory):
 
     def on_SessionMissed(self, event, view):
         self._session_over(event, view, "missed")
+
+    def _sessions_over(self, view, events: list) -> None:
+        """`_session_over` for a batch's ends of distinct sessions: their sessions' writes
+        together, then their reminders voided together (two round trips, not two each)."""
+        view["sessions"].bulk_write(
+            [
+                UpdateOne(
+                    {"_id": e.data["session_id"]},
+                    {"$set": self._session_change(e, view, OVER_TYPES[e.type])},
+                    upsert=True,
+                )
+                for e in events
+            ],
+            ordered=False,
+        )
+        self.book(view).void_each(
+            [
+                (
+                    {"session_id": e.data["session_id"], "kind": "reminder"},
+                    f"appointment {OVER_TYPES[e.type]}",
+                    e.recorded_at,
+                )
+                for e in events
+            ]
+        )
 
     def _session_over(self, event, view, status: str) -> None:
         self._save_session(event, view, status, read_back=False)

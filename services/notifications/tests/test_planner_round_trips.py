@@ -338,3 +338,62 @@ def test_bookings_gathered_in_a_batch_are_planned_before_the_next_fact_about_the
     s1 = {m["next_at"] for m in reminders if m["session_id"] == "s1" and m["status"] == "pending"}
     assert s1 == {moved - timedelta(hours=24)}
     assert sessions["s1"]["starts_at"] == moved and sessions["s1"]["status"] == "booked"
+
+
+def test_ends_of_sessions_in_a_batch_go_together_after_its_bookings_as_one_by_one(nsettings, feed):
+    """Bookings and attendances (or missed sessions) interleaved in one batch: the bookings
+    are planned together, then the ends of the sessions go together, their sessions in one
+    write and their reminders voided in one (one at a time, each was two writes and cut the
+    batch's bookings in two: issue 14). What is planned is what one by one plans."""
+    feed.therapist()
+    feed.client(channels=("email", "sms"))
+    starts = datetime.now(UTC) + timedelta(days=3)
+
+    def over(sid: str, type_: str, at: datetime) -> None:
+        facts = {"client_id": "c1", "therapist_id": "t1", "starts_at": at}
+        facts["ends_at"] = at + timedelta(minutes=50)
+        feed("scheduling", f"session-{sid}", type_, session_id=sid, kind="treatment", **facts)
+
+    for n in range(4):
+        feed.booked(sid=f"s{n}", starts=starts + timedelta(hours=n))
+        if n % 2 == 0:
+            over(f"s{n}", "SessionAttended" if n == 0 else "SessionMissed", starts)
+    with heard_planner(nsettings) as (store, generation, listener):
+        scheduling = records_of(nsettings, feed, "scheduling")
+        registrations = records_of(nsettings, feed, "records")
+        assert store.apply([scheduling[0], *registrations], generation) == 2
+        listener.commands.clear()
+
+        assert store.apply(scheduling[1:], generation) == 6
+        sessions, book = f"sessions__g{generation}", "messages"
+        # the four bookings' sessions, then the two ends' (was 2 + 1 + 1 + 1 + 1 writes)
+        assert [len(c["updates"]) for c in listener.commands if c.get("update") == sessions] == [
+            4,
+            2,
+        ]
+        # the bookings' messages in one insert, the two sessions' reminders voided in one
+        assert [len(c["documents"]) for c in listener.commands if c.get("insert") == book] == [16]
+        assert [len(c["updates"]) for c in listener.commands if c.get("update") == book] == [2]
+        together = _planned(store, generation)
+
+        alone = ProjectionStore(
+            store.mongo, nsettings.database("notifications") + "_alone", Planner(), registry
+        )
+        first = alone.active_generation()
+        alone.ensure_generation(first)
+        alone.ensure_outside()
+        for record in [scheduling[0], *registrations, *scheduling[1:]]:
+            assert alone.apply([record], first) == 1
+        try:
+            assert _planned(alone, first) == together
+        finally:
+            store.mongo.drop_database(alone.db.name)
+    messages, saved = together
+    assert {sid: saved[sid]["status"] for sid in saved} == {
+        "s0": "attended",
+        "s1": "booked",
+        "s2": "missed",
+        "s3": "booked",
+    }
+    voided = {m["session_id"] for m in messages.values() if m["status"] == "voided"}
+    assert voided == {"s0", "s2"}
