@@ -49,6 +49,47 @@ def bench_append(settings, report: Report, n: int) -> None:
     )
 
 
+THREADS = 8  # appending side by side, as a service's request threads do
+
+
+def bench_append_threads(settings, report: Report, n: int) -> None:
+    """Appends from THREADS threads of one process at once (the appends waiting for their
+    turn go together: shared.eventstore), against raw insert_one from as many threads."""
+    store = kernel_store(settings)
+    per = n // THREADS
+
+    def side_by_side(work) -> float:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(THREADS)]
+        t = Timer()
+        with t.run():
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return t.seconds
+
+    def append(k: int) -> None:
+        for i in range(per):
+            store.append(f"t{k}-{i}", 0, [NewEvent("CounterOpened", {"name": str(i)})], META)
+
+    appended = side_by_side(append)
+    raw = store.db["raw_inserts_threads"]
+    doc = store.events.find_one({}, {"_id": 0})
+
+    def insert(k: int) -> None:
+        for i in range(per):
+            raw.insert_one({**doc, "stream_id": f"raw-{k}-{i}"})
+
+    inserted = side_by_side(insert)
+    report.add(
+        f"event append, {THREADS} threads (1 event/command)",
+        per * THREADS / appended,
+        "events/s",
+        f"raw insert_one, {THREADS} threads, same store",
+        per * THREADS / inserted,
+    )
+
+
 def _fill(store, n: int, streams: int = 50) -> None:
     """n events over `streams` streams, appended in commands of 100 events."""
     per = n // streams
@@ -222,6 +263,7 @@ def run(settings) -> Report:
     report = Report(f"kernel ({N} events)")
     try:
         bench_append(settings, report, min(N, 2000))
+        bench_append_threads(settings, report, min(N, 2000))
         drop(settings)
         store, topic = bench_relay(settings, report, N)
         runner = bench_consume(settings, report, store, topic)
