@@ -272,6 +272,35 @@ def _planned(store, generation) -> tuple[dict, dict]:
     return messages, sessions
 
 
+@contextmanager
+def heard_batch(settings, feed, known: int):
+    """`heard_planner` once it applied scheduling's first event (the therapist) and the
+    clients' registrations, `known` events in all: (store, generation, listener, scheduling's
+    records, the records applied), the commands heard from then on."""
+    with heard_planner(settings) as (store, generation, listener):
+        scheduling = records_of(settings, feed, "scheduling")
+        applied = [scheduling[0], *records_of(settings, feed, "records")]
+        assert store.apply(applied, generation) == known
+        listener.commands.clear()
+        yield store, generation, listener, scheduling, applied
+
+
+def _planned_one_by_one(settings, store: ProjectionStore, records: list[Record]) -> tuple:
+    """`_planned` of `records` applied one batch each, by a planner of a database of its own."""
+    alone = ProjectionStore(
+        store.mongo, settings.database("notifications") + "_alone", Planner(), registry
+    )
+    first = alone.active_generation()
+    alone.ensure_generation(first)
+    alone.ensure_outside()
+    try:
+        for record in records:
+            assert alone.apply([record], first) == 1
+        return _planned(alone, first)
+    finally:
+        store.mongo.drop_database(alone.db.name)
+
+
 def test_a_batchs_bookings_are_planned_together_as_one_by_one(nsettings, feed):
     """Four bookings in one batch are planned together: one read of which sessions the
     planner knows, one write of the four, one read of their messages in the book and one
@@ -283,12 +312,7 @@ def test_a_batchs_bookings_are_planned_together_as_one_by_one(nsettings, feed):
     starts = datetime.now(UTC) + timedelta(days=3)
     for n in range(4):
         feed.booked(sid=f"s{n}", cid=f"c{1 + n % 2}", starts=starts + timedelta(hours=n))
-    with heard_planner(nsettings) as (store, generation, listener):
-        scheduling = records_of(nsettings, feed, "scheduling")
-        registrations = records_of(nsettings, feed, "records")
-        assert store.apply([scheduling[0], *registrations], generation) == 3
-        listener.commands.clear()
-
+    with heard_batch(nsettings, feed, 3) as (store, generation, listener, scheduling, known):
         assert store.apply(scheduling[1:], generation) == 4
         sessions, book = f"sessions__g{generation}", "messages"
         assert reads_of(listener, sessions) == 1, [c.get("find") for c in listener.commands]
@@ -297,18 +321,7 @@ def test_a_batchs_bookings_are_planned_together_as_one_by_one(nsettings, feed):
         assert [len(c["documents"]) for c in listener.commands if c.get("insert") == book] == [12]
         together = _planned(store, generation)
 
-        alone = ProjectionStore(
-            store.mongo, nsettings.database("notifications") + "_alone", Planner(), registry
-        )
-        first = alone.active_generation()
-        alone.ensure_generation(first)
-        alone.ensure_outside()
-        for record in [scheduling[0], *registrations, *scheduling[1:]]:
-            assert alone.apply([record], first) == 1
-        try:
-            assert _planned(alone, first) == together
-        finally:
-            store.mongo.drop_database(alone.db.name)
+        assert _planned_one_by_one(nsettings, store, [*known, *scheduling[1:]]) == together
     assert {k.split(":")[0] for k in together[0]} == {"confirmation", "reminder"}
 
 
@@ -358,12 +371,7 @@ def test_ends_of_sessions_in_a_batch_go_together_after_its_bookings_as_one_by_on
         feed.booked(sid=f"s{n}", starts=starts + timedelta(hours=n))
         if n % 2 == 0:
             over(f"s{n}", "SessionAttended" if n == 0 else "SessionMissed", starts)
-    with heard_planner(nsettings) as (store, generation, listener):
-        scheduling = records_of(nsettings, feed, "scheduling")
-        registrations = records_of(nsettings, feed, "records")
-        assert store.apply([scheduling[0], *registrations], generation) == 2
-        listener.commands.clear()
-
+    with heard_batch(nsettings, feed, 2) as (store, generation, listener, scheduling, known):
         assert store.apply(scheduling[1:], generation) == 6
         sessions, book = f"sessions__g{generation}", "messages"
         # the four bookings' sessions, then the two ends' (was 2 + 1 + 1 + 1 + 1 writes)
@@ -376,18 +384,7 @@ def test_ends_of_sessions_in_a_batch_go_together_after_its_bookings_as_one_by_on
         assert [len(c["updates"]) for c in listener.commands if c.get("update") == book] == [2]
         together = _planned(store, generation)
 
-        alone = ProjectionStore(
-            store.mongo, nsettings.database("notifications") + "_alone", Planner(), registry
-        )
-        first = alone.active_generation()
-        alone.ensure_generation(first)
-        alone.ensure_outside()
-        for record in [scheduling[0], *registrations, *scheduling[1:]]:
-            assert alone.apply([record], first) == 1
-        try:
-            assert _planned(alone, first) == together
-        finally:
-            store.mongo.drop_database(alone.db.name)
+        assert _planned_one_by_one(nsettings, store, [*known, *scheduling[1:]]) == together
     messages, saved = together
     assert {sid: saved[sid]["status"] for sid in saved} == {
         "s0": "attended",
