@@ -1,5 +1,6 @@
 """The local store as Rapport runs it: SecantusDB's own command line (`secantusd-py`), with
-its two session registries kept to the sessions in use (issue 14).
+its two session registries kept to the sessions in use, and each database's profiling
+settings kept in memory rather than read from disk on every command (issue 14).
 
 SecantusDB 0.7.0b3 walks a registry of sessions on every command, and one of them never
 shrinks, so the store grows slower with every session it has ever seen:
@@ -30,9 +31,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from importlib.metadata import version
 
-from secantus import sessions, transactions
+from secantus import sessions, storage, transactions
 
 PATCHED_FOR = "0.7.0b3"  # the SecantusDB these registries were read in (requirements.txt)
 SWEEP_SECONDS = 1.0
@@ -83,8 +85,48 @@ def _prune_transactions(self) -> int:
     return reaped
 
 
+# a database's profiling settings, as the store last read or wrote them (`_profile_kept`)
+_profiles: dict[tuple[int, str], dict] = {}
+_profiles_lock = threading.Lock()
+
+
+def _profile_kept(as_shipped):
+    """Storage.get_profile, read from the store's table once per database and then kept: the
+    store reads it on every command (to decide whether to profile it), each time a
+    WiredTiger lookup under the storage's own lock, 4-5 % of the store's samples with the
+    flows offered 50 ticks/s (py-spy, issue 14). `set_profile` is the table's only other
+    user (`_profile_written`); a read that missed and a write go one at a time, so what is
+    kept is never older than the last write."""
+
+    def get_profile(self, db: str) -> dict:
+        key = (id(self), db)
+        found = _profiles.get(key)
+        if found is None:
+            with _profiles_lock:
+                found = _profiles.get(key)
+                if found is None:
+                    found = _profiles[key] = as_shipped(self, db)
+        return dict(found)
+
+    return get_profile
+
+
+def _profile_written(as_shipped):
+    """Storage.set_profile, and what `_profile_kept` kept for the database forgotten."""
+
+    def set_profile(self, db: str, **settings) -> None:
+        with _profiles_lock:
+            try:
+                as_shipped(self, db, **settings)
+            finally:
+                _profiles.pop((id(self), db), None)
+
+    return set_profile
+
+
 def patch() -> None:
-    """Install the two sweeps; refuse to start on a SecantusDB they were not read in."""
+    """Install the two sweeps and the kept profiling settings; refuse to start on a
+    SecantusDB they were not read in."""
     found = version("SecantusDB")
     if found != PATCHED_FOR:
         raise SystemExit(
@@ -96,6 +138,11 @@ def patch() -> None:
         raise SystemExit("SecantusDB's session registries are not as deploy/local/store.py knows")
     sessions.SessionRegistry._prune_locked = _prune_sessions
     transactions.TransactionRegistry._prune_locked = _prune_transactions
+    kept = storage.Storage
+    if not all(callable(getattr(kept, m, None)) for m in ("get_profile", "set_profile")):
+        raise SystemExit("SecantusDB's profiling settings are not as deploy/local/store.py knows")
+    kept.get_profile = _profile_kept(kept.get_profile)
+    kept.set_profile = _profile_written(kept.set_profile)
 
 
 def main() -> int:

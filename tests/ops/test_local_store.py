@@ -127,3 +127,51 @@ def test_the_launcher_refuses_a_store_it_was_not_written_for(monkeypatch):
 def test_rapport_starts_the_store_through_the_launcher():
     server = next(s for s in infra.servers() if s.name == "store")
     assert server.command()[1].endswith("deploy/local/store.py"), server.command()
+
+
+class _Table:
+    """A stand-in for the store's profiling table: counts its reads."""
+
+    def __init__(self):
+        self.rows, self.reads = {}, 0
+
+    def get_profile(self, db):
+        self.reads += 1
+        return dict(self.rows.get(db, {"level": 0, "slowms": 100, "sampleRate": 1.0}))
+
+    def set_profile(self, db, *, level, slowms=100, sample_rate=1.0):
+        self.rows[db] = {"level": level, "slowms": slowms, "sampleRate": sample_rate}
+
+
+def test_profiling_settings_are_read_once_and_a_write_is_seen_at_once(monkeypatch):
+    monkeypatch.setattr(store, "_profiles", {})
+    table = _Table()
+    get = store._profile_kept(_Table.get_profile)
+    put = store._profile_written(_Table.set_profile)
+    assert [get(table, "a")["level"] for _ in range(5)] == [0] * 5
+    assert table.reads == 1  # was one read of the table per command
+    get(table, "a")["level"] = 2  # a caller's copy, not what is kept
+    assert get(table, "a")["level"] == 0
+    put(table, "a", level=2, slowms=5)
+    assert get(table, "a") == {"level": 2, "slowms": 5, "sampleRate": 1.0}
+    assert get(table, "b")["level"] == 0 and table.reads == 3
+
+
+def test_the_local_store_still_profiles_a_database_once_asked_and_stops_when_told(settings):
+    """Through the launcher's store over TCP: the `profile` command's level applies to the
+    commands that follow, on and off."""
+    from shared.mongo import client as mongo_client
+
+    db = mongo_client(settings.mongo_uri)[settings.database("profiled")]
+    db.things.insert_one({"x": 1})
+    try:
+        assert db.command("profile", 2)["was"] == 0
+        db.things.find_one({"x": 1})
+        assert db.command("profile", -1)["was"] == 2
+        profiled = db["system.profile"].count_documents({"ns": f"{db.name}.things"})
+        assert profiled >= 1
+        assert db.command("profile", 0)["was"] == 2
+        db.things.find_one({"x": 1})
+        assert db["system.profile"].count_documents({"ns": f"{db.name}.things"}) == profiled
+    finally:
+        db.command("profile", 0)
