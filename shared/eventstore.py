@@ -134,13 +134,11 @@ class _AppendLock:
                         run(batch)
                 except BaseException as err:  # the lock itself failed: no turn was tried
                     for taken in batch:
-                        if taken.result is None and taken.error is None:
+                        if not taken.done:
                             taken.error = err
                 finally:
                     self._ready.acquire()
                     self._leading = False
-                    for taken in batch:
-                        taken.done = True
                     self._ready.notify_all()
 
     def _take(self, mongo: pymongo.MongoClient) -> list[_Turn]:
@@ -175,9 +173,12 @@ class _Turn:
     mongo: pymongo.MongoClient  # a transaction's turns share its client (and its session)
     context: contextvars.Context  # the caller's (a request's `g`): `also` runs in it
     streams: frozenset[str]
-    done: bool = False
     result: list[Event] | None = None
     error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
 
 
 class _TurnFailed(Exception):

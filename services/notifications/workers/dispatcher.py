@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from pymongo.errors import PyMongoError
 
 from shared import chime
+from shared.backoff import Backoff
 from shared.config import Settings
 from shared.crypto import cipher_for
 from shared.events import Actor, registry, utcnow
@@ -383,13 +384,13 @@ class Dispatcher:
 
     def _record_sent_patiently(self, sent: list[dict]) -> None:
         until = min(m["lease_until"] for m in sent)
-        wait = 0.2
+        backoff = Backoff()
         while True:
             try:
                 self.record_sent(sent)
                 return
             except PyMongoError as err:
-                if self._closing or utcnow() + timedelta(seconds=wait) >= until:
+                if self._closing or utcnow() + timedelta(seconds=backoff.delay) >= until:
                     log.error(
                         "%s: %d sent messages not recorded (%s); they go again once their "
                         "claims lapse",
@@ -399,10 +400,12 @@ class Dispatcher:
                     )
                     return
                 log.warning(
-                    "%s: recording sent failed (%s); retrying in %.1fs", self.name, err, wait
+                    "%s: recording sent failed (%s); retrying in %.1fs",
+                    self.name,
+                    err,
+                    backoff.delay,
                 )
-                time.sleep(wait)
-                wait = min(wait * 2, 5.0)
+                backoff.failed()
 
     def record_sent(self, messages: list[dict]) -> None:
         """Record each message's NotificationSent with the book's "sent", in one transaction
