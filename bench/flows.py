@@ -197,14 +197,18 @@ def _processes(settings, log_dir, smtp_port):
     ]
 
 
-def _steady_load(settings, watches, stop_at: float, alerts: dict, booked: dict) -> int:
+def _steady_load(
+    settings, watches, stop_at: float, alerts: dict, booked: dict, traced: dict
+) -> int:
     """Offer RATE ticks a second until `stop_at`, each tick started at its time whether or
     not the ticks before it are done (an open loop), on up to WRITERS threads, as the
     practice's people book and answer side by side. One thread appending tick after tick
     measured its own round trips: with three to the store per append under load, it could
     not offer more than about 11 ticks a second, whatever the stack behind it could take
     (issue 14). A tick's own appends keep their order (a session is booked before it is
-    attended). Returns the ticks appended by `stop_at`; any not started by then are not."""
+    attended). Returns the ticks appended by `stop_at`; any not started by then are not.
+    `traced` gets, for the records and board watches, {key: (event id, wall time, monotonic
+    time)} of each append, for the hops of those flows (`_flow_hops`)."""
     scheduling = ServiceContext("scheduling", settings).store
     measures = ServiceContext("measures", settings).store
     now, interval = utcnow(), 1.0 / RATE
@@ -216,9 +220,10 @@ def _steady_load(settings, watches, stop_at: float, alerts: dict, booked: dict) 
     def tick(i: int) -> None:
         if time.monotonic() >= stop_at:
             return  # queued behind slower ticks past the end: not offered
-        scheduling.append(f"session-fs-{i}", 0, [_booked(i, now)], RECEPTION)
+        (event,) = scheduling.append(f"session-fs-{i}", 0, [_booked(i, now)], RECEPTION)
         t = time.monotonic()
-        booked[f"confirmation:fs-{i}:email"] = time.time()
+        booked[f"confirmation:fs-{i}:email"] = wall = time.time()
+        traced["records"][f"fs-{i}"] = (event.event_id, wall, t)
         note("records", f"fs-{i}", t)
         note("plans", f"fs-{i}", t)
         # what the client meets: the confirmation, behind the busy hour's other messages (not
@@ -229,8 +234,10 @@ def _steady_load(settings, watches, stop_at: float, alerts: dict, booked: dict) 
             scheduling.append(f"session-fs-{i}", 1, [_attended(i, now)], RECEPTION)
             note("charge", charge_id_for(f"fs-{i}"), time.monotonic())
         if i % 4 == 0:
-            measures.append(f"response-fr-{i}", 0, [_completed(i)], RECEPTION)
-            note("board", f"fr-{i}", time.monotonic())
+            (event,) = measures.append(f"response-fr-{i}", 0, [_completed(i)], RECEPTION)
+            t = time.monotonic()
+            note("board", f"fr-{i}", t)
+            traced["board"][f"fr-{i}"] = (event.event_id, time.time(), t)
         if i % 10 == 0:
             wall = time.time()
             (event,) = measures.append(f"alert-fa-{i}", 0, [_risk(i)], RECEPTION)
@@ -478,6 +485,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     _history(settings, HISTORY)
     alerts: dict[str, tuple[str, float]] = {}  # alert id -> (event id, wall time appended)
     booked: dict[str, float] = {}  # a confirmation's key -> wall time its booking was appended
+    traced: dict[str, dict] = {"records": {}, "board": {}}  # (`_steady_load`)
     procs = [p.start() for p in _processes(settings, log_dir, sink.port)]
     rss = {}
     try:
@@ -507,7 +515,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             _rebuilding(settings, log_dir, rebuilding)
         spent = _StoreSpend(settings)
         try:
-            appended = _steady_load(settings, watches, stop_at, alerts, booked)
+            appended = _steady_load(settings, watches, stop_at, alerts, booked, traced)
         finally:
             rebuilding.set()
         deadline = time.monotonic() + 60
@@ -529,6 +537,10 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             p.stop()
     hops = _risk_hops(settings, alerts, sink)
     confirmations = _confirmation_hops(settings, booked, sink)
+    flows = {
+        "summary": _flow_hops(settings, "scheduling", traced["records"], watches["records"]),
+        "dashboard": _flow_hops(settings, "measures", traced["board"], watches["board"]),
+    }
     trips, smtp = _broker_round_trips(settings), _smtp_sends(sink)
     sink.stop()
     note = (
@@ -572,6 +584,8 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     for path, by_hop, what in (
         ("risk", hops, "alerts (the lead's email)"),
         ("confirmation", confirmations, "confirmations (email)"),
+        ("summary", flows["summary"], "bookings (records summary)"),
+        ("dashboard", flows["dashboard"], "completions (dashboard)"),
     ):
         for hop, values in by_hop.items():
             report.add(
@@ -653,6 +667,22 @@ def _risk_hops(settings, alerts: dict, sink: TimedSink | SinkProcess) -> dict[st
             strict=True,
         ):
             hops[hop].append((end - start) * 1000)
+    return hops
+
+
+def _flow_hops(settings, service: str, traced: dict, watch: Watch) -> dict[str, list[float]]:
+    """Where the time from an append to its projection's row goes: the append's return to
+    the record's timestamp on the service's topic (the relay's send), and from there to the
+    watcher seeing the row (the consumer's batch, and the watcher's own look)."""
+    on_topic = _topic_times(settings, service, {e for e, _, _ in traced.values()})
+    hops: dict[str, list[float]] = {"append -> on topic": [], "on topic -> seen": []}
+    for key, (event_id, wall, mono) in traced.items():
+        published, seen = on_topic.get(event_id), watch.seen.get(key)
+        if published is None or seen is None:
+            continue
+        relay = published - wall
+        hops["append -> on topic"].append(relay * 1000)
+        hops["on topic -> seen"].append((seen - mono - relay) * 1000)
     return hops
 
 
