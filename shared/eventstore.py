@@ -220,6 +220,9 @@ class StreamAppend:
     stream_id: str
     expected_version: int | None  # events already in the stream; None = don't check
     events: Sequence[NewEvent]
+    # these events' own metadata, where the append's is not theirs: several commands, each
+    # with its own cause, recorded in one transaction (billing's charges of a batch)
+    meta: Metadata | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,7 @@ class EventStore:
         for index, (turn, streams_now) in enumerate(zip(turns, currents, strict=True)):
             events: list[Event] = []
             for (append, evts), current in zip(turn.prepared, streams_now, strict=True):
+                meta = append.meta or turn.meta
                 for offset, (type_, version, data, sealed, occurred_at) in enumerate(evts, start=1):
                     position += 1
                     event = Event(
@@ -367,9 +371,9 @@ class EventStore:
                         stream_version=current + offset,
                         occurred_at=occurred_at or recorded_at,
                         recorded_at=recorded_at,
-                        actor=turn.meta.actor,
-                        correlation_id=turn.meta.correlation_id,
-                        causation_id=turn.meta.causation_id,
+                        actor=meta.actor,
+                        correlation_id=meta.correlation_id,
+                        causation_id=meta.causation_id,
                         data=data,
                         position=position,
                     )
