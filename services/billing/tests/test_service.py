@@ -357,3 +357,107 @@ def test_the_charge_worker_looks_again_only_while_a_look_comes_back_full(setting
     pending("s2", "s3", "s4")
     assert worker.step() == 3 and looks() == 1 + 2  # full (2), then short (1)
     assert sessions.count_documents({"pending": True}) == 0
+
+
+def _ended(sid: str, client_id: str, day: int, kind: str = "treatment") -> dict:
+    """A session of billing's diary as the worker finds it: attended, its charge pending."""
+    return {
+        "_id": sid,
+        "pending": True,
+        "rev": 1,
+        "status": "attended",
+        "client_id": client_id,
+        "therapist_id": "t1",
+        "kind": kind,
+        "modality": "video",
+        "starts_at": FIRST.replace(day=day),
+        "last_event_id": f"ev-{sid}",
+    }
+
+
+def _charged(store) -> dict[str, tuple]:
+    """{session id: (account stream, correlation id, causation id)} of the charges raised."""
+    return {
+        e.data["session_id"]: (e.stream_id, e.correlation_id, e.causation_id)
+        for e in store.read_all()
+        if e.type == "ChargeRaised"
+    }
+
+
+def test_the_charge_worker_charges_a_look_together_each_charge_with_its_own_cause(
+    client, auth_header, settings, monkeypatch
+):
+    """The ended sessions of one look: the price list read once, every account in one query
+    and the charges appended in one transaction, each with its own session's correlation and
+    cause; a session the price list has no fee for is refused alone, and a client's second
+    session is charged after the others (a transaction appends a stream once)."""
+    import services.billing.workers as charges
+    from testkit.kernel import listened_settings, stream_reads
+
+    lacking = fees_body()
+    lacking["prices"] = [p for p in lacking["prices"] if p["kind"] != "booster"]
+    assert client.put("/fees", headers=auth_header("admin"), json=lacking).status_code == 200
+    heard, listener = listened_settings(settings, monkeypatch, "charge-worker-together")
+    worker = charges.ChargeWorker(heard)
+    worker.store.ensure_indexes()
+    worker._unpriced_looked = float("inf")  # only the pending sessions are looked for
+    sessions = worker.diary.reader("sessions")
+    sessions.insert_many(
+        [
+            _ended("a1", "a", 2),
+            _ended("b1", "b", 3),
+            _ended("c1", "c", 4),
+            _ended("d1", "d", 5, kind="booster"),
+            _ended("a2", "a", 9),
+        ]
+    )
+    assert worker.step() == 5
+    assert _charged(worker.store) == {
+        sid: (f"account-{sid[0]}", f"session:{sid}", f"ev-{sid}")
+        for sid in ("a1", "b1", "c1", "a2")
+    }
+    # a1, b1 and c1 in one transaction, then a2 on its own
+    assert listener.names.count("commitTransaction") == 2
+    together = [
+        c for c in listener.commands if "$in" in ((c.get("filter") or {}).get("stream_id") or {})
+    ]
+    assert [sorted(c["filter"]["stream_id"]["$in"]) for c in together] == [
+        ["account-a", "account-b", "account-c", "account-d"]
+    ]
+    assert stream_reads(listener, "fees") == (2, 3)  # the look's one load; a2's version, load
+    refused = sessions.find_one({"_id": "d1"})
+    assert "no fee" in refused["unpriced"]["reason"] and refused["unpriced"]["fees_version"] == 1
+    assert sessions.count_documents({"pending": True}) == 0
+
+
+def test_a_look_whose_account_moved_meanwhile_is_charged_one_by_one_once(
+    client, auth_header, settings, monkeypatch
+):
+    """Another worker charges one of the clients between the look's read of the accounts
+    and its transaction: the transaction appends nothing (the account's version moved), and
+    each session is then charged on its own, once."""
+    import services.billing.workers as charges
+
+    assert client.put("/fees", headers=auth_header("admin"), json=fees_body()).status_code == 200
+    worker = charges.ChargeWorker(settings)
+    worker.store.ensure_indexes()
+    worker._unpriced_looked = float("inf")
+    sessions = worker.diary.reader("sessions")
+    sessions.insert_many([_ended("a1", "a", 2), _ended("b1", "b", 3), _ended("c1", "c", 4)])
+    read = worker.store.load_many
+
+    def read_then_another_worker_charges_b(stream_ids):
+        found = read(stream_ids)
+        other = charges.ChargeWorker(settings)
+        other.billing.charge_session(
+            charges.outcome_of(_ended("b0", "b", 1)), other._meta({"_id": "b0"})
+        )
+        return found
+
+    monkeypatch.setattr(worker.store, "load_many", read_then_another_worker_charges_b)
+    assert worker.step() == 3
+    assert sorted(_charged(worker.store)) == ["a1", "b0", "b1", "c1"]
+    events = [e for e in worker.store.read_all() if e.type == "ChargeRaised"]
+    assert len(events) == 4  # none twice
+    assert [e.stream_version for e in worker.store.load("account-b")] == [1, 2]
+    assert sessions.count_documents({"pending": True}) == 0
