@@ -34,7 +34,8 @@ import sys
 import threading
 from importlib.metadata import version
 
-from secantus import sessions, storage, transactions
+import bson
+from secantus import server, sessions, storage, transactions
 
 PATCHED_FOR = "0.7.0b3"  # the SecantusDB these registries were read in (requirements.txt)
 SWEEP_SECONDS = 1.0
@@ -124,6 +125,90 @@ def _profile_written(as_shipped):
     return set_profile
 
 
+# the index definitions a command read, per thread, while it runs (`_indexes_kept`)
+_command = threading.local()
+# the store's methods that write its table of index definitions (read in 0.7.0b3)
+INDEX_WRITERS = (
+    "create_index",
+    "drop_index",
+    "set_index_expiry",
+    "set_index_options",
+    "drop_all_indexes",
+    "_maybe_mark_multikey",
+    "drop_collection",
+    "drop_database",
+    "rename_collection",
+    "_recover_pending_drops_locked",
+)
+
+
+def _command_kept(as_shipped):
+    """secantus.server's `dispatch`, with a memo of the index definitions the command reads
+    (`_indexes_kept`) for as long as it runs, on its thread. A command nested in another
+    (a bulk write's) starts with an empty memo, and empties its caller's when it ends."""
+
+    def dispatch(body, ctx):
+        outer = getattr(_command, "indexes", None)
+        _command.indexes = {}
+        try:
+            return as_shipped(body, ctx)
+        finally:
+            if outer is not None:
+                outer.clear()
+            _command.indexes = outer
+
+    return dispatch
+
+
+def _indexes_kept(as_shipped):
+    """Storage._iter_indexes, read once per collection per command. The store reads a
+    collection's index definitions from its WiredTiger table several times for every write
+    (its indexes, their partial filters, multikey flags, then per document the options of
+    each, to check uniqueness and to write the entries): with the flows offered 50 ticks/s,
+    30 % of the store's time holding the GIL was there, most of it unpacking the table's
+    keys in Python (py-spy --gil, issue 14). Within one command they cannot change but by
+    the command itself (a write on the collection holds its lock, as does a change of its
+    indexes; a read in a transaction sees one snapshot), and every method that writes the
+    table (INDEX_WRITERS) empties the memo of its thread. Outside a command (the store's
+    own threads: expiry, start-up) every read goes to the table, as shipped. Each caller
+    gets definitions of its own (decoded again from the bytes kept), as from the table."""
+
+    def iter_indexes(self, db: str, coll: str):
+        memo = getattr(_command, "indexes", None)
+        if memo is None:
+            yield from as_shipped(self, db, coll)
+            return
+        key = (id(self), db, coll)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = [
+                (name, bson.encode({"key": spec, "options": options}))
+                for name, spec, options in as_shipped(self, db, coll)
+            ]
+        for name, raw in found:
+            payload = bson.decode(raw)
+            yield name, payload["key"], payload["options"]
+
+    return iter_indexes
+
+
+def _forgets_indexes(as_shipped):
+    """A method that writes the index table, emptying its thread's memo before and after."""
+
+    def writer(self, *args, **kwargs):
+        memo = getattr(_command, "indexes", None)
+        if memo is not None:
+            memo.clear()
+        try:
+            return as_shipped(self, *args, **kwargs)
+        finally:
+            if memo is not None:
+                memo.clear()
+
+    writer.__name__ = as_shipped.__name__
+    return writer
+
+
 def patch() -> None:
     """Install the two sweeps and the kept profiling settings; refuse to start on a
     SecantusDB they were not read in."""
@@ -143,6 +228,12 @@ def patch() -> None:
         raise SystemExit("SecantusDB's profiling settings are not as deploy/local/store.py knows")
     kept.get_profile = _profile_kept(kept.get_profile)
     kept.set_profile = _profile_written(kept.set_profile)
+    if not all(callable(getattr(kept, m, None)) for m in ("_iter_indexes", *INDEX_WRITERS)):
+        raise SystemExit("SecantusDB's index table is not as deploy/local/store.py knows")
+    kept._iter_indexes = _indexes_kept(kept._iter_indexes)
+    for name in INDEX_WRITERS:
+        setattr(kept, name, _forgets_indexes(getattr(kept, name)))
+    server.dispatch = _command_kept(server.dispatch)
 
 
 def main() -> int:

@@ -175,3 +175,94 @@ def test_the_local_store_still_profiles_a_database_once_asked_and_stops_when_tol
         assert db["system.profile"].count_documents({"ns": f"{db.name}.things"}) == profiled
     finally:
         db.command("profile", 0)
+
+
+class _Indexes:
+    """A stand-in for the store's table of index definitions: counts its reads."""
+
+    def __init__(self):
+        self.rows = {("d", "c"): {"_id_": ({"_id": 1}, {}), "tags_1": ({"tags": 1}, {})}}
+        self.reads = 0
+
+    def iter_indexes(self, db, coll):
+        self.reads += 1
+        for name, (key, options) in self.rows.get((db, coll), {}).items():
+            yield name, dict(key), dict(options)
+
+    def mark_multikey(self, db, coll, name):
+        self.rows[db, coll][name][1]["multikey"] = True
+
+
+def _multikey(iter_indexes, table) -> dict:
+    return {name: o.get("multikey", False) for name, _, o in iter_indexes(table, "d", "c")}
+
+
+def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes():
+    table = _Indexes()
+    read = store._indexes_kept(_Indexes.iter_indexes)
+    mark = store._forgets_indexes(_Indexes.mark_multikey)
+    dispatch = store._command_kept(lambda body, ctx: body())
+    _multikey(read, table), _multikey(read, table)
+    assert table.reads == 2  # outside a command (the store's own threads): as shipped
+
+    def write():
+        first = [_multikey(read, table) for _ in range(5)]
+        assert table.reads == 3  # one read of the table for five looks
+        mark(table, "d", "c", "tags_1")  # a write of the table: the next look reads it
+        return first, _multikey(read, table)
+
+    before, after = dispatch(write, None)
+    assert before[0] == {"_id_": False, "tags_1": False} and after["tags_1"] is True
+    assert table.reads == 4
+    dispatch(lambda: _multikey(read, table), None)
+    assert table.reads == 5  # the next command reads the table again
+
+    def caller_changes_its_copy():
+        next(read(table, "d", "c"))[2]["unique"] = True
+        return next(read(table, "d", "c"))[2]
+
+    assert dispatch(caller_changes_its_copy, None) == {}
+    outer = []
+
+    def nesting():
+        _multikey(read, table)
+        dispatch(lambda: _multikey(read, table), None)  # a command within a command
+        outer.append(table.reads)
+        _multikey(read, table)  # the inner one may have changed them: read again
+        return table.reads
+
+    assert dispatch(nesting, None) == outer[0] + 1
+
+
+def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
+    """Through the launcher's store over TCP: a unique index made between two transactions'
+    statements refuses the second's duplicate, dropped it no longer does; an index made
+    multikey by the first document of a bulk write is used as such by the rest of it."""
+    from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+    from shared.mongo import client as mongo_client
+    from shared.mongo import in_transaction
+
+    mongo = mongo_client(settings.mongo_uri)
+    things = mongo[settings.database("indexes")]["things"]
+    things.insert_one({"_id": 1, "n": 1})
+    things.create_index("n", unique=True)
+
+    def two(session):
+        things.insert_one({"_id": 2, "n": 2}, session=session)
+        things.insert_one({"_id": 3, "n": 1}, session=session)
+
+    with pytest.raises(DuplicateKeyError):
+        in_transaction(mongo, two)
+    assert things.count_documents({}) == 1
+    things.drop_index("n_1")
+    in_transaction(mongo, two)
+    assert things.count_documents({"n": 1}) == 2
+    things.create_index("tags", unique=True, sparse=True)
+    with pytest.raises(BulkWriteError) as refused:
+        things.insert_many([{"_id": 10, "tags": ["a", "b"]}, {"_id": 11, "tags": ["c", "b"]}])
+    assert refused.value.details["nInserted"] == 1
+    assert [d["_id"] for d in things.find({"tags": "b"})] == [10]
+    index = things.index_information()["tags_1"]
+    assert things.find({"tags": {"$all": ["a", "b"]}}).hint("tags_1").distinct("_id") == [10]
+    assert index["unique"] is True
