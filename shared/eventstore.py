@@ -220,9 +220,18 @@ class StreamAppend:
     stream_id: str
     expected_version: int | None  # events already in the stream; None = don't check
     events: Sequence[NewEvent]
-    # these events' own metadata, where the append's is not theirs: several commands, each
-    # with its own cause, recorded in one transaction (billing's charges of a batch)
-    meta: Metadata | None = None
+    # these events' own metadata, where the append's is not theirs: one for all of them, or
+    # one per event (several commands, each with its own cause, recorded in one transaction:
+    # billing's charges of a batch)
+    meta: Metadata | Sequence[Metadata] | None = None
+
+    def metas(self, default: Metadata) -> list[Metadata]:
+        """Each event's metadata, in order."""
+        if self.meta is None or isinstance(self.meta, Metadata):
+            return [self.meta or default] * len(self.events)
+        if len(self.meta) != len(self.events):
+            raise ValueError(f"{len(self.meta)} metadata for {len(self.events)} events")
+        return list(self.meta)
 
 
 @dataclass(frozen=True)
@@ -288,6 +297,8 @@ class EventStore:
                 f"a stream appears twice in one append: {sorted(streams)}; "
                 "put its events in one StreamAppend"
             )
+        for a in appends:
+            a.metas(meta)  # one per event, if given per event
         prepared = [(a, [self._prepare(e) for e in a.events]) for a in appends]
         total = sum(len(evts) for _, evts in prepared)
         if total == 0:
@@ -360,8 +371,9 @@ class EventStore:
         for index, (turn, streams_now) in enumerate(zip(turns, currents, strict=True)):
             events: list[Event] = []
             for (append, evts), current in zip(turn.prepared, streams_now, strict=True):
-                meta = append.meta or turn.meta
+                metas = append.metas(turn.meta)
                 for offset, (type_, version, data, sealed, occurred_at) in enumerate(evts, start=1):
+                    meta = metas[offset - 1]
                     position += 1
                     event = Event(
                         event_id=new_id(),

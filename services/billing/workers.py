@@ -109,38 +109,24 @@ class ChargeWorker:
                 done += retried
 
     def _charge_all(self, ended: list[dict]) -> dict[str, dict]:
-        """Charge the ended sessions of a look: the first of each client's together
-        (`Application.charge_sessions`), a client's others after it one by one (a
-        transaction appends a stream once). {session id: why it was not charged}, for those
-        the price list has no fee for."""
-        together, alone, clients = [], [], set()
-        for doc in ended:
-            (alone if doc["client_id"] in clients else together).append(doc)
-            clients.add(doc["client_id"])
-        unpriced: dict[str, dict] = {}
-        if together:
-            try:
-                charged = self.billing.charge_sessions(
-                    [(outcome_of(doc), self._meta(doc)) for doc in together]
-                )
-            except (ConcurrencyError, KeyDisposed):
-                # an account moved since it was read, or a client's key is gone (an account
-                # of a disposed client is not read): each on its own, as they always were
-                alone = together + alone
-            else:
-                for session_id, err in charged.refused.items():
-                    log.error("charges: session %s not charged: %s", session_id, err.detail)
-                    unpriced[session_id] = {
-                        "reason": err.detail,
-                        "fees_version": charged.fees_version,
-                    }
-        else:
-            alone = together + alone
-        for doc in alone:
-            why = self._charge(doc)
-            if why is not None:
-                unpriced[doc["_id"]] = why
-        return unpriced
+        """Charge the ended sessions of a look together (`Application.charge_sessions`);
+        if an account moved meanwhile, or a client's key is gone (an account of a disposed
+        client is not read), each on its own, as they always were. {session id: why it was
+        not charged}, for those the price list has no fee for."""
+        if not ended:
+            return {}
+        try:
+            charged = self.billing.charge_sessions(
+                [(outcome_of(doc), self._meta(doc)) for doc in ended]
+            )
+        except (ConcurrencyError, KeyDisposed):
+            return {doc["_id"]: why for doc in ended if (why := self._charge(doc)) is not None}
+        for session_id, err in charged.refused.items():
+            log.error("charges: session %s not charged: %s", session_id, err.detail)
+        return {
+            session_id: {"reason": err.detail, "fees_version": charged.fees_version}
+            for session_id, err in charged.refused.items()
+        }
 
     def _retry_unpriced(self, sessions) -> int:
         """A session left uncharged for want of a price is tried again once the price list

@@ -85,6 +85,36 @@ def test_events_of_one_command_are_atomic_across_streams(settings):
     assert store.stream_version("c-2") == 1
 
 
+def test_an_append_s_events_may_carry_their_own_metadata_one_each(settings):
+    """Several commands recorded in one transaction keep each its cause: a stream's events
+    with one metadata of their own, or one per event; a count that does not match is refused
+    before anything is written."""
+    from dataclasses import replace
+
+    store = kernel_store(settings)
+    first, second = (replace(META, correlation_id=c, causation_id=f"by-{c}") for c in "xy")
+    store.append_streams(
+        [
+            StreamAppend("c-own", 0, [OPEN, inc()], [first, second]),
+            StreamAppend("c-one", 0, [OPEN], second),
+            StreamAppend("c-default", 0, [OPEN]),
+        ],
+        META,
+    )
+    seen = {
+        sid: [(e.correlation_id, e.causation_id) for e in store.load(sid)]
+        for sid in ("c-own", "c-one", "c-default")
+    }
+    assert seen == {
+        "c-own": [("x", "by-x"), ("y", "by-y")],
+        "c-one": [("y", "by-y")],
+        "c-default": [("corr-1", None)],
+    }
+    with pytest.raises(ValueError, match="1 metadata for 2 events"):
+        store.append_streams([StreamAppend("c-odd", 0, [OPEN, inc()], [first])], META)
+    assert store.load("c-odd") == []
+
+
 def test_extra_write_failing_rolls_back_the_events(settings):
     store = kernel_store(settings)
 
