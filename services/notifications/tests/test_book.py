@@ -371,3 +371,37 @@ def test_a_dispatcher_looks_again_only_while_a_look_comes_back_full(nsettings):
     names = ["a1", "a2", "a3", "b1", "b2", "b3"]
     left = dispatcher.book.messages.count_documents({"_id": {"$in": names}, "status": SENDING})
     assert left == 0  # each one claimed was settled
+
+
+def test_a_batch_s_claims_go_in_one_command_and_one_taken_meanwhile_is_left_out(nsettings):
+    """Three messages found due: one is claimed by another sender between the look and the
+    batch's claims. The batch's claims are one command; the two it took are read back by
+    its token, and the third stays the other sender's."""
+    from services.notifications.application.book import PENDING, SENDING
+
+    with heard_client(nsettings.mongo_uri) as (mongo, seen):
+        book = MessageBook(mongo[nsettings.database("notifications")])
+        now = datetime.now(UTC).replace(microsecond=0)
+        book.messages.insert_many(
+            [
+                {"_id": f"m{i}", "status": PENDING, "priority": 1, "next_at": now, "attempts": 0}
+                for i in range(3)
+            ]
+        )
+        found = book.due(8, now)
+        other = book.claim(found[1], timedelta(minutes=2), "other", now)
+        assert other is not None
+        seen.names.clear()
+        claimed = book.claim_all(found, timedelta(minutes=2), "lane", now)
+        assert [m["_id"] for m in claimed] == ["m0", "m2"]
+        assert seen.names == ["update", "find"]  # the claims, then which were ours
+        stored = {d["_id"]: d for d in book.messages.find()}
+        assert all(stored[m["_id"]] == m for m in claimed)  # as stored, field by field
+        assert stored["m1"]["claimed_by"] == "other" and stored["m1"]["status"] == SENDING
+        seen.names.clear()
+        assert book.claim_all(found, timedelta(minutes=2), "lane", now) == []  # all taken
+        more = [{**d, "_id": f"n{i}"} for i, d in enumerate(found)]
+        book.messages.insert_many([dict(d) for d in more])
+        seen.names.clear()
+        assert len(book.claim_all(more, timedelta(minutes=2), "lane", now)) == 3
+        assert seen.names == ["update"]  # all claimed: nothing read back

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from pymongo.errors import PyMongoError
 
@@ -297,23 +297,12 @@ class Dispatcher:
         # preferences, one query each for the batch: it was three reads per message, made
         # by the senders one message at a time (issue 14; workers/lookups.py)
         directory = Lookups(self.directory.pinned(), self.book, due)
-        # each sender claims a message and sends it: the claims of a batch are on their way
-        # to the store side by side, not one after the other (the lead's e-mail of a risk
-        # alert waited for the claims before it, and a batch of eight confirmations for
-        # eight claims in a row: issue 14)
-        futures = [
-            self._pool.submit(self._claim_and_attempt, doc, lease, now, directory) for doc in due
-        ]
-        started: list[tuple[dict, Exception | None]] = []
-        lost: PyMongoError | None = None
-        for future in futures:
-            try:
-                result = future.result()
-            except PyMongoError as err:  # that claim failed: record what the others sent
-                lost = lost or err
-                continue
-            if result is not None:
-                started.append(result)
+        # the batch's claims go in one command (MessageBook.claim_all), then each sender
+        # sends one message: side by side, so the lead's e-mail of a risk alert does not wait
+        # for the messages before it, nor a batch of confirmations for one another (issue 14)
+        claimed = self.book.claim_all(due, lease, self.name, now, urgent_only=self.urgent_only)
+        futures = [(m, self._pool.submit(self.attempt, m, directory)) for m in claimed]
+        started = [(message, future.result()) for message, future in futures]
         sent = [m for m, outcome in started if outcome is None]
         for message, outcome in started:
             if outcome is not None:
@@ -322,8 +311,6 @@ class Dispatcher:
             self._record_behind(sent)
         elif sent:
             self.record_sent(sent)
-        if lost is not None:
-            raise lost
         return len(started)
 
     def _orphans_due(self) -> bool:
@@ -337,16 +324,6 @@ class Dispatcher:
             return False
         self._orphans_next = now + self.config.lease_seconds / 4
         return True
-
-    def _claim_and_attempt(
-        self, found: dict, lease: timedelta, now: datetime, directory: Lookups | None = None
-    ) -> tuple[dict, Exception | None] | None:
-        """Claim one message `due` found and deliver it: (the message, why it did not go or
-        None), or None when another sender claimed it first."""
-        message = self.book.claim(found, lease, self.name, now, urgent_only=self.urgent_only)
-        if message is None:
-            return None
-        return message, self.attempt(message, directory)
 
     def attempt(self, message: dict, directory: Lookups | None = None) -> Exception | None:
         """Deliver a claimed message: None when it went, else why not."""
