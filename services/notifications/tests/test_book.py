@@ -303,8 +303,10 @@ def test_a_dispatcher_looks_for_lapsed_claims_at_its_first_batch_then_once_a_qua
         time.sleep(config.lease_seconds / 4 + 0.1)
         assert dispatcher.dispatch_together() == 1  # and now taken over
     finally:
-        if dispatcher._pool is not None:
-            dispatcher._pool.shutdown(wait=True)
+        dispatcher._recorded()
+        for pool in (dispatcher._pool, dispatcher._recorder):
+            if pool is not None:
+                pool.shutdown(wait=True)
     assert looked == [True, False, True]
     assert dispatcher.book.messages.find_one({"_id": "orphan"})["attempts"] == 2
 

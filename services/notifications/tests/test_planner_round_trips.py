@@ -70,8 +70,10 @@ def one_dispatch(settings, store: ProjectionStore, before=lambda: None) -> int:
     try:
         return dispatcher.dispatch_together()
     finally:
-        if dispatcher._pool is not None:
-            dispatcher._pool.shutdown(wait=True)
+        dispatcher._recorded()  # what it sent, recorded (as its loop does before resting)
+        for pool in (dispatcher._pool, dispatcher._recorder):
+            if pool is not None:
+                pool.shutdown(wait=True)
 
 
 def reads_of(listener: Commands, collection: str) -> int:

@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from pymongo.errors import PyMongoError
@@ -100,6 +100,7 @@ class Dispatcher:
         self._pool: ThreadPoolExecutor | None = None  # the senders
         # the urgent lane's: records what it sent while the lane claims the next (`_record_behind`)
         self._recorder: ThreadPoolExecutor | None = None
+        self._recording: Future | None = None  # the last batch given to the recorder
         self._closing = False
         self._orphans_next = 0.0  # when to look for lapsed claims again (`_orphans_due`)
         self.backlog = False  # the last step left work it may look for at once (`step`)
@@ -161,7 +162,7 @@ class Dispatcher:
             if self._recorder is not None:  # what was sent is recorded before the lane stops
                 self._closing = True  # (tried once more at most, not for a whole lease)
                 self._recorder.shutdown(wait=True)
-                self._recorder = None
+                self._recorder, self._recording = None, None
         if self._ready:
             try:
                 self.announcer.release()
@@ -210,6 +211,8 @@ class Dispatcher:
                 break
         # more to announce, or stopped at `batch` right after a full look
         self.backlog = done >= self.ANNOUNCE or (sent >= batch and self._full)
+        if not self.backlog and not self.urgent_only:
+            self._recorded()  # before resting, what was sent is recorded
         return done + sent
 
     # -- recording -------------------------------------------------------------------------
@@ -307,10 +310,8 @@ class Dispatcher:
         for message, outcome in started:
             if outcome is not None:
                 self.settle(message, outcome)
-        if sent and self.urgent_only:
+        if sent:
             self._record_behind(sent)
-        elif sent:
-            self.record_sent(sent)
         return len(started)
 
     def _orphans_due(self) -> bool:
@@ -357,7 +358,19 @@ class Dispatcher:
         dispatcher's crash after sending leaves it (the Message-ID is the same)."""
         if self._recorder is None:
             self._recorder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-recorder")
-        self._recorder.submit(self._record_sent_patiently, sent)
+        if not self.urgent_only:
+            # the main dispatcher claims and sends the next batch while the last one is
+            # recorded, and no further ahead: it waited for each record in turn, a third of
+            # its time at 47 ticks a second (py-spy, issue 14), and one batch behind keeps
+            # what waits to be recorded well within its claims' lease
+            self._recorded()
+        self._recording = self._recorder.submit(self._record_sent_patiently, sent)
+
+    def _recorded(self) -> None:
+        """Wait until what was sent is recorded (`_record_behind`)."""
+        if self._recording is not None:
+            recording, self._recording = self._recording, None
+            recording.result()
 
     def _record_sent_patiently(self, sent: list[dict]) -> None:
         until = min(m["lease_until"] for m in sent)
