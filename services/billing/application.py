@@ -57,7 +57,6 @@ class Charged:
 
     fees_version: int
     refused: dict[str, DomainError] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
 
 
 class NumberTaken(Exception):
@@ -162,7 +161,7 @@ class Application:
             if new:
                 appends.append(StreamAppend(stream, len(history), new, metas))
         if appends:
-            done.events = self.store.append_streams(appends, sessions[0][1])
+            self.store.append_streams(appends, sessions[0][1])
         return done
 
     def numbered(

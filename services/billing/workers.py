@@ -86,8 +86,13 @@ class ChargeWorker:
         done = 0
         while True:
             pending = list(sessions.find({"pending": True}).sort("starts_at", 1).limit(LOOK))
-            ended = [d for d in pending if d.get("status") in ENDED and d.get("modality")]
-            unpriced = self._charge_all([d for d in ended if d.get("kind")])
+            unpriced = self._charge_all(
+                [
+                    d
+                    for d in pending
+                    if d.get("status") in ENDED and d.get("modality") and d.get("kind")
+                ]
+            )
             if pending:
                 # the flags of a look in one command: one by one, they were a fifth of the
                 # worker's round trips (issue 14)
