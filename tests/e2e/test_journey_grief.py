@@ -129,11 +129,13 @@ def test_walter_grief_from_registration_to_boosters_and_discharge(
 
 
 def weekly_day_clear_of_leave() -> date:
-    """From tomorrow, the first Monday, Tuesday or Friday: the e2e stack is shared, and the
-    diary test records Tom's leave for next week's Wednesday and Thursday, which a weekly
-    course on one of those days would meet (the Book page then books 15 of 16)."""
+    """From tomorrow, the first Tuesday or Friday: the e2e stack is shared, and the diary
+    test records Tom's leave for next week's Wednesday and Thursday and books him a booster
+    series from the Monday after at his first free hour, every two months, both of which a
+    weekly course on those days would meet (the Book page then books 14 or 15 of 16); the
+    rooms test books his next Monday."""
     day = date.today() + timedelta(days=1)
-    while day.weekday() not in (0, 1, 4):
+    while day.weekday() not in (1, 4):
         day += timedelta(days=1)
     return day
 

@@ -3,15 +3,19 @@ sessions (scheduling's list, cancelled ones left out), with today's chosen, else
 one, else the latest; the choice goes to measures as `session_id` (its `ResponseIn`), and
 "not about a session" sends none."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from .conftest import csrf_of
 from .test_measures_pages import measures_page
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+LONDON = ZoneInfo("Europe/London")
 
 
 def _session(sid: str, days: float, number: int, status: str = "booked") -> dict:
+    """A session at noon in the practice's time, `days` from today as the test runs (not as
+    the module is collected: a run that crosses midnight moves "today")."""
+    noon = datetime.combine(datetime.now(LONDON).date(), time(12), tzinfo=LONDON)
     return {
         "session_id": sid,
         "client_id": "c-1",
@@ -19,8 +23,8 @@ def _session(sid: str, days: float, number: int, status: str = "booked") -> dict
         "number": number,
         "kind": "treatment",
         "status": status,
-        "starts_at": (NOW + timedelta(days=days)).isoformat(),
-        "ends_at": (NOW + timedelta(days=days, minutes=50)).isoformat(),
+        "starts_at": (noon + timedelta(days=days)).isoformat(),
+        "ends_at": (noon + timedelta(days=days, minutes=50)).isoformat(),
     }
 
 

@@ -3,7 +3,8 @@ inventory, phase, discharge, corrections of details, notes about the right sessi
 search box and therapist names. Against a stand-in for the services (conftest)."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,29 +14,36 @@ from .test_pages import EMMA, EMMA_FULL, SESSION, THERAPISTS
 HTML = {"Accept": "text/html"}
 
 
+LONDON = ZoneInfo("Europe/London")
+
+
 def _at(days: int, hour: int = 10) -> str:
-    day = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return (day + timedelta(days=days)).isoformat()
+    """`hour` o'clock in the practice's time, `days` from today: read when a test runs, not
+    when the module is collected (a run that crosses midnight moves "today")."""
+    today = datetime.now(LONDON).date()
+    return datetime.combine(today + timedelta(days=days), time(hour), tzinfo=LONDON).isoformat()
 
 
-COURSE = [
-    {
-        **SESSION,
-        "session_id": f"s-{n}",
-        "number": n,
-        "starts_at": _at(7 * (n - 3)),
-        "ends_at": _at(7 * (n - 3)),
-        "status": "attended" if n < 3 else "booked",
-    }
-    for n in range(1, 17)
-]
+def course() -> list[dict]:
+    """Emma's 16 sessions, weekly, the third today."""
+    return [
+        {
+            **SESSION,
+            "session_id": f"s-{n}",
+            "number": n,
+            "starts_at": _at(7 * (n - 3)),
+            "ends_at": _at(7 * (n - 3)),
+            "status": "attended" if n < 3 else "booked",
+        }
+        for n in range(1, 17)
+    ]
 
 
 @pytest.fixture
 def emma(services):
     services.on("GET", "/therapists", THERAPISTS)
     services.on("GET", "/clients/c-1", EMMA_FULL)
-    services.on("GET", "/clients/c-1/sessions", COURSE)
+    services.on("GET", "/clients/c-1/sessions", course())
     services.on("GET", "/clients/c-1/history", {"events": []})
     return services
 
@@ -478,7 +486,7 @@ def test_the_note_form_defaults_to_todays_session_not_the_last_future_one(signed
 
 
 def test_without_a_session_today_the_note_is_about_the_latest_attended_one(signed_in, emma):
-    emma.on("GET", "/clients/c-1/sessions", [s for s in COURSE if s["number"] != 3])
+    emma.on("GET", "/clients/c-1/sessions", [s for s in course() if s["number"] != 3])
     html = page(signed_in("therapist"), "/clients/c-1")
     select = re.search(r'<select id="note-session".*?</select>', html, re.S).group(0)
     assert re.search(r'<option value="s-2" selected>Session 2, ', select)
@@ -489,7 +497,7 @@ def test_each_note_shows_its_session(signed_in, emma):
     emma.on("GET", "/clients/c-1", {**EMMA_FULL, "notes": [note]})
     html = page(signed_in("therapist"), "/clients/c-1")
     meta = html.split('id="notes"')[1].split('<p class="meta">')[1].split("</p>")[0]
-    when = datetime.fromisoformat(COURSE[1]["starts_at"]).strftime("%d %b %Y")
+    when = datetime.fromisoformat(course()[1]["starts_at"]).strftime("%d %b %Y")
     assert "Session 2, " in meta and when in meta
 
 
