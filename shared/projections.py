@@ -36,7 +36,7 @@ from . import chime, consistency
 from .combine import OPS, Fresh, Write, combine, reaches_out, reads, send
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
-from .mongo import delete_each, in_transaction
+from .mongo import delete_each, drop_in_pieces, in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ class ProjectionStore:
     def drop_generation(self, generation: int) -> None:
         self._kept.pop(generation, None)
         for logical in self.projection.collections:
-            self.physical(logical, generation).drop()
+            drop_in_pieces(self.physical(logical, generation))
         prefix = f"^{self._key(generation)}:"
         for collection in (self.offsets, self.processed):
             delete_each(collection, {"_id": {"$regex": prefix}})

@@ -1,0 +1,95 @@
+"""`shared.mongo.drop_in_pieces`, how a projection's retired generation goes
+(`ProjectionStore.drop_generation`), against the real local store: every document and
+index entry goes, a piece of documents per transaction, the ids read once; a document
+written after they were read goes with the drop; and a generation dropped this way leaves
+nothing a new one with the same name could meet (its unique index claims included).
+How long other writers wait while it runs is the bench's `drop` section."""
+
+from __future__ import annotations
+
+import pymongo
+
+from shared.mongo import drop_in_pieces
+from testkit.kernel import heard_client
+
+
+def _fill(coll, n: int) -> None:
+    coll.create_index("k", unique=True)
+    coll.create_index([("client_id", 1), ("k", -1)])
+    coll.insert_many([{"_id": f"d{i}", "k": i, "client_id": f"c{i % 7}"} for i in range(n)])
+
+
+def test_every_document_goes_a_piece_per_transaction_and_then_the_collection(settings):
+    with heard_client(settings.mongo_uri) as (mongo, heard):
+        db = mongo[settings.database("kernel")]
+        coll = db["drop_in_pieces"]
+        coll.drop()
+        _fill(coll, 1050)
+        heard.commands.clear()
+        heard.names.clear()
+
+        assert drop_in_pieces(coll, piece=200) == 1050
+
+        assert "drop_in_pieces" not in db.list_collection_names()
+        deletes = [c for c in heard.commands if "delete" in c]
+        assert len(deletes) == 6  # 200 x 5 and 50
+        assert all(c.get("autocommit") is False and "txnNumber" in c for c in deletes)
+        sizes = sorted(len(c["deletes"][0]["q"]["_id"]["$in"]) for c in deletes)
+        assert sizes == [50, 200, 200, 200, 200, 200]
+        assert heard.names.count("commitTransaction") == 6
+        assert heard.names.count("find") == 1  # the ids, read once
+        assert heard.names.count("drop") == 1
+
+
+def test_a_document_written_after_the_ids_were_read_goes_with_the_drop(settings):
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    try:
+        db = mongo[settings.database("kernel")]
+        coll = db["drop_in_pieces_late"]
+        coll.drop()
+        _fill(coll, 30)
+
+        class Late(pymongo.monitoring.CommandListener):
+            """Writes one more document as soon as the ids have been read."""
+
+            def started(self, event):
+                pass
+
+            def succeeded(self, event):
+                if event.command_name == "find" and not self.done:
+                    self.done = True
+                    other.insert_one({"_id": "late", "k": 999, "client_id": "c9"})
+
+            def failed(self, event):
+                pass
+
+        late = Late()
+        late.done = False
+        heard = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[late])
+        other = mongo[settings.database("kernel")]["drop_in_pieces_late"]
+        try:
+            assert drop_in_pieces(heard[settings.database("kernel")]["drop_in_pieces_late"]) == 30
+        finally:
+            heard.close()
+        assert late.done
+        assert "drop_in_pieces_late" not in db.list_collection_names()
+    finally:
+        mongo.close()
+
+
+def test_a_collection_of_the_same_name_meets_nothing_of_the_dropped_one(settings):
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    try:
+        db = mongo[settings.database("kernel")]
+        coll = db["drop_in_pieces_again"]
+        coll.drop()
+        _fill(coll, 450)
+        assert drop_in_pieces(coll, piece=100) == 450
+
+        again = db["drop_in_pieces_again"]
+        _fill(again, 450)  # the same ids and the same unique keys: no claim of the old is left
+        assert again.count_documents({}) == 450
+        assert again.count_documents({"client_id": "c3"}) == len(range(3, 450, 7))
+        assert drop_in_pieces(db["drop_in_pieces_never_made"]) == 0
+    finally:
+        mongo.close()
