@@ -1,11 +1,13 @@
 """`make bench`: every figure measured side by side with its limit in one run, printed as a
 table of ratios (value / limit) and saved as JSON under bench/results/.
 
-Sections (all by default; choose with BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle,store):
+Sections (all by default; choose with
+BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle,store,drop):
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
 latencies with real relay/consumer processes and their memory (flows.py), a service
 projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py), the local
-store aged by many sessions, with and without deploy/local/store.py (store.py)."""
+store aged by many sessions, with and without deploy/local/store.py (store.py), a retired
+generation dropped while others write (drop.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ from pathlib import Path
 from shared import logs
 
 from . import booking, flows, idle, kernel, scale, store
+from . import drop as drop_section
 from .common import Report, bench_settings, drop, save
 
-SECTIONS = ("kernel", "booking", "flows", "busy", "scale", "idle", "store")
+SECTIONS = ("kernel", "booking", "flows", "busy", "scale", "idle", "store", "drop")
 
 
 def _memory(report: Report, rss: dict) -> None:
@@ -61,6 +64,11 @@ def main() -> int:
             elif section == "store":
                 report = Report(f"the local store after {store.SESSIONS} sessions")
                 store.run(report)
+            elif section == "drop":
+                report = Report(
+                    f"a retired generation dropped under {drop_section.WRITERS} writers"
+                )
+                drop_section.run(report)
             else:
                 raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
         finally:
