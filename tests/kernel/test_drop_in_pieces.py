@@ -8,23 +8,35 @@ How long other writers wait while it runs is the bench's `drop` section."""
 from __future__ import annotations
 
 import pymongo
+import pytest
 
 from shared.mongo import drop_in_pieces
 from testkit.kernel import heard_client
 
 
-def _fill(coll, n: int) -> None:
+@pytest.fixture
+def kernel_db(settings):
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    yield mongo[settings.database("kernel")]
+    mongo.close()
+
+
+def _fill(coll, n: int):
     coll.create_index("k", unique=True)
     coll.create_index([("client_id", 1), ("k", -1)])
     coll.insert_many([{"_id": f"d{i}", "k": i, "client_id": f"c{i % 7}"} for i in range(n)])
+    return coll
+
+
+def _filled(db, name: str, n: int):
+    db[name].drop()
+    return _fill(db[name], n)
 
 
 def test_every_document_goes_a_piece_per_transaction_and_then_the_collection(settings):
     with heard_client(settings.mongo_uri) as (mongo, heard):
         db = mongo[settings.database("kernel")]
-        coll = db["drop_in_pieces"]
-        coll.drop()
-        _fill(coll, 1050)
+        coll = _filled(db, "drop_in_pieces", 1050)
         heard.commands.clear()
         heard.names.clear()
 
@@ -41,55 +53,40 @@ def test_every_document_goes_a_piece_per_transaction_and_then_the_collection(set
         assert heard.names.count("drop") == 1
 
 
-def test_a_document_written_after_the_ids_were_read_goes_with_the_drop(settings):
-    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+def test_a_document_written_after_the_ids_were_read_goes_with_the_drop(settings, kernel_db):
+    _filled(kernel_db, "drop_in_pieces_late", 30)
+
+    class Late(pymongo.monitoring.CommandListener):
+        """Writes one more document (from another client) as soon as the ids have been read."""
+
+        done = False
+
+        def started(self, event):
+            pass
+
+        def succeeded(self, event):
+            if event.command_name == "find" and not self.done:
+                self.done = True
+                kernel_db["drop_in_pieces_late"].insert_one({"_id": "late", "k": 999})
+
+        def failed(self, event):
+            pass
+
+    late = Late()
+    heard = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[late])
     try:
-        db = mongo[settings.database("kernel")]
-        coll = db["drop_in_pieces_late"]
-        coll.drop()
-        _fill(coll, 30)
-
-        class Late(pymongo.monitoring.CommandListener):
-            """Writes one more document as soon as the ids have been read."""
-
-            def started(self, event):
-                pass
-
-            def succeeded(self, event):
-                if event.command_name == "find" and not self.done:
-                    self.done = True
-                    other.insert_one({"_id": "late", "k": 999, "client_id": "c9"})
-
-            def failed(self, event):
-                pass
-
-        late = Late()
-        late.done = False
-        heard = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[late])
-        other = mongo[settings.database("kernel")]["drop_in_pieces_late"]
-        try:
-            assert drop_in_pieces(heard[settings.database("kernel")]["drop_in_pieces_late"]) == 30
-        finally:
-            heard.close()
-        assert late.done
-        assert "drop_in_pieces_late" not in db.list_collection_names()
+        assert drop_in_pieces(heard[kernel_db.name]["drop_in_pieces_late"]) == 30
     finally:
-        mongo.close()
+        heard.close()
+    assert late.done
+    assert "drop_in_pieces_late" not in kernel_db.list_collection_names()
 
 
-def test_a_collection_of_the_same_name_meets_nothing_of_the_dropped_one(settings):
-    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
-    try:
-        db = mongo[settings.database("kernel")]
-        coll = db["drop_in_pieces_again"]
-        coll.drop()
-        _fill(coll, 450)
-        assert drop_in_pieces(coll, piece=100) == 450
+def test_a_collection_of_the_same_name_meets_nothing_of_the_dropped_one(kernel_db):
+    assert drop_in_pieces(_filled(kernel_db, "drop_in_pieces_again", 450), piece=100) == 450
 
-        again = db["drop_in_pieces_again"]
-        _fill(again, 450)  # the same ids and the same unique keys: no claim of the old is left
-        assert again.count_documents({}) == 450
-        assert again.count_documents({"client_id": "c3"}) == len(range(3, 450, 7))
-        assert drop_in_pieces(db["drop_in_pieces_never_made"]) == 0
-    finally:
-        mongo.close()
+    # the same ids and the same unique keys: no claim of the old is left
+    again = _fill(kernel_db["drop_in_pieces_again"], 450)
+    assert again.count_documents({}) == 450
+    assert again.count_documents({"client_id": "c3"}) == len(range(3, 450, 7))
+    assert drop_in_pieces(kernel_db["drop_in_pieces_never_made"]) == 0
