@@ -37,7 +37,7 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
 from .combine import Write
-from .mongo import delete_each
+from .mongo import delete_in_pieces
 
 if TYPE_CHECKING:  # imported for types only: projections imports this module
     from .events import Event
@@ -314,7 +314,7 @@ def write_known(store: ProjectionStore, key: str) -> int:
 
 
 def drop_progress(store: ProjectionStore, key: str) -> None:
-    delete_each(store.db[PROGRESS], {"_id": {"$regex": f"^{re.escape(key)}:"}})
+    delete_in_pieces(store.db[PROGRESS], {"_id": {"$regex": f"^{re.escape(key)}:"}})
     for known in [k for k in _known if k[0] == store.db.name and k[1].startswith(f"{key}:")]:
         _known.pop(known, None)
 

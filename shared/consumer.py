@@ -10,8 +10,10 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -400,6 +402,68 @@ class RebuildStopped(Exception):
     dropped and the old one still serves."""
 
 
+# One rebuild of a projection at a time: a rebuild holds its projection's build while it runs
+# (`_BuildClaim`). Two at once built the same generation, the second dropping what the first had
+# written and the first then writing into a collection the second was making, which wedged the
+# local store (a disposal sweep of a test beside the service's own disposal worker, session 20).
+# A claim not renewed for BUILD_LEASE belongs to a rebuild that died and may be taken over.
+BUILD_LEASE = timedelta(seconds=60)
+BUILD_RENEW = 10.0  # seconds between two renewals of a claim
+BUILD_WAIT = 0.5  # seconds between two looks while another rebuild holds the build
+
+
+class BuildLost(Exception):
+    """A rebuild's claim was taken over (it had not renewed it for BUILD_LEASE): it stops and
+    leaves the generation to the rebuild that took it."""
+
+
+class _BuildClaim:
+    """The projection's build, held in its meta document (`build_claim`, `build_renewed_at`)."""
+
+    def __init__(self, store: ProjectionStore):
+        self.store, self.token, self.renewed = store, uuid.uuid4().hex, 0.0
+
+    def take(self, stop: threading.Event | None) -> None:
+        """Wait until no other rebuild holds the build (or its claim is stale), then hold it."""
+        self.store.active_generation()  # the meta document exists from here on
+        while True:
+            now = utcnow()
+            taken = self.store.meta.update_one(
+                {
+                    "_id": self.store.name,
+                    "$or": [
+                        {"build_claim": None},
+                        {"build_renewed_at": {"$lt": now - BUILD_LEASE}},
+                    ],
+                },
+                {"$set": {"build_claim": self.token, "build_renewed_at": now}},
+            )
+            if taken.modified_count:
+                self.renewed = time.monotonic()
+                return
+            if stop is not None and stop.is_set():
+                raise RebuildStopped(f"{self.store.name}: stopped waiting for another rebuild")
+            log.info("rebuild of %s waits for the one running", self.store.name)
+            (stop or threading.Event()).wait(BUILD_WAIT)
+
+    def renew(self) -> None:
+        """Every BUILD_RENEW seconds, between two batches; BuildLost if it was taken over."""
+        if time.monotonic() - self.renewed < BUILD_RENEW:
+            return
+        if not self.store.meta.update_one(
+            {"_id": self.store.name, "build_claim": self.token},
+            {"$set": {"build_renewed_at": utcnow()}},
+        ).modified_count:
+            raise BuildLost(f"{self.store.name}: another rebuild took the build over")
+        self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        self.store.meta.update_one(
+            {"_id": self.store.name, "build_claim": self.token},
+            {"$set": {"build_claim": None}},
+        )
+
+
 def rebuild(
     settings: Settings,
     projection: Projection,
@@ -412,8 +476,30 @@ def rebuild(
     """Replay the projection's topics from the beginning into a new generation, up to the
     end offsets seen at the start, then make it active. The old generation serves readers
     until the swap. Returns the new generation. `stop`, when set, ends it between two
-    batches (never inside a transaction): the new generation is dropped, RebuildStopped."""
+    batches (never inside a transaction): the new generation is dropped, RebuildStopped.
+    One at a time per projection: a second waits for the first to finish, then rebuilds
+    (from what is then active)."""
     store = projection_store(settings, projection, registry)
+    claim = _BuildClaim(store)
+    claim.take(stop)
+    try:
+        return _rebuild(settings, projection, store, claim, progress, keep_previous, stop)
+    except BuildLost:
+        log.error("rebuild of %s: its build was taken over; it stops", store.name)
+        raise
+    finally:
+        claim.release()
+
+
+def _rebuild(
+    settings: Settings,
+    projection: Projection,
+    store: ProjectionStore,
+    claim: _BuildClaim,
+    progress: Callable[[int, int], None] | None,
+    keep_previous: bool,
+    stop: threading.Event | None,
+) -> int:
     old = store.active_generation()
     new = old + 1
     store.drop_generation(new)  # a previous rebuild that stopped half-way
@@ -423,7 +509,9 @@ def rebuild(
         {"_id": store.name}, {"$set": {"building": new, "build_started_at": utcnow()}}
     )
     try:
-        _replay(settings, projection, store, new, progress, stop)
+        _replay(settings, projection, store, new, progress, stop, claim.renew)
+    except BuildLost:
+        raise  # the generation is the other rebuild's now
     except BaseException as err:
         # nothing half-built stays behind: the old generation keeps serving as if nothing happened
         if isinstance(err, RebuildStopped):
@@ -433,6 +521,7 @@ def rebuild(
         store.drop_generation(new)
         store.meta.update_one({"_id": store.name}, {"$set": {"building": None}})
         raise
+    claim.renew()  # still ours: swap it in
     store.activate(new)
     if not keep_previous:
         store.drop_generation(old)
@@ -448,8 +537,10 @@ def _replay(
     generation: int,
     progress: Callable[[int, int], None] | None,
     stop: threading.Event | None = None,
+    renew: Callable[[], None] | None = None,
 ) -> None:
-    """Apply the projection's topics from the beginning up to the end offsets seen now."""
+    """Apply the projection's topics from the beginning up to the end offsets seen now;
+    `renew` between two batches (the rebuild's claim on the build)."""
     topics = [settings.topic(s) for s in projection.sources]
     kafka_clients.ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
     consumer = kafka_clients.consumer(
@@ -476,6 +567,8 @@ def _replay(
         while remaining:
             if stop is not None and stop.is_set():
                 raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
+            if renew is not None:
+                renew()
             batch = consumer.poll(timeout_ms=1000)
             wanted = {tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()}
             records = _records({tp: recs for tp, recs in wanted.items() if recs})

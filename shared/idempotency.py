@@ -42,7 +42,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .crypto import _unb64
 from .events import utcnow
-from .mongo import delete_each
+from .mongo import delete_in_pieces
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -230,7 +230,7 @@ def release(db: Database) -> None:
 
 def forget_client(db: Database, client_id: str) -> int:
     """A disposed client (shared.disposal): drop the kept answers of writes about them."""
-    return delete_each(db[COLLECTION], {"client_ids": client_id})
+    return delete_in_pieces(db[COLLECTION], {"client_ids": client_id})
 
 
 def _replay(doc: dict, master_key: str) -> Response:

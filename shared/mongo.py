@@ -50,44 +50,45 @@ def in_transaction(mongo: pymongo.MongoClient, work: Callable[[ClientSession], T
         return session.with_transaction(work)
 
 
-def delete_each(collection: Collection, query: dict) -> int:
-    """Delete what `query` matches one document at a time. On the local store a
-    multi-document write outside a transaction that meets a transaction's write wedges every
-    transaction of the store (bench/README.md, gaps): a generation dropped while its live
-    consumer still applied a batch to it did, in CI (session 8). Used by every delete of
-    several documents outside a transaction (disposal, generations, progress)."""
-    ids = [d["_id"] for d in collection.find(query, {"_id": 1})]
-    for doc_id in ids:
-        collection.delete_one({"_id": doc_id})
-    return len(ids)
-
-
-# documents deleted per transaction by drop_in_pieces: with 32 writers busy on the local
+# documents deleted per transaction by delete_in_pieces: with 32 writers busy on the local
 # store, the longest any of them waited while a 30,000-document collection went was 0.21 s at
 # 200 (0.25 s at 500; 27 s for a plain drop)
-DROP_PIECE = 200
+PIECE = 200
 
 
-def drop_in_pieces(collection: Collection, piece: int = DROP_PIECE) -> int:
-    """Drop `collection` after deleting its documents `piece` at a time, each piece in a
-    transaction of its own; the number deleted. On the local store a drop removes every row
-    of the collection and of its index entries while holding the store's one lock, one
-    synced commit per key: a collection of 30,000 documents took 27 s to drop, every other
-    command waiting, and a retired generation dropped by a rebuild under the bench's load held
-    it 14 minutes and more (bench/README.md, gaps). Between two pieces the store serves
-    everyone else. The ids are read once: a query from the start for the next piece walks
-    every deleted one that a reader's snapshot still keeps (100 at a time took 465 s). On
-    MongoDB the drop alone would do; the pieces cost a round trip per `piece` documents of a
-    collection nothing reads."""
-    ids = [d["_id"] for d in collection.find({}, {"_id": 1})]
+def delete_in_pieces(collection: Collection, query: dict, piece: int = PIECE) -> int:
+    """Delete what `query` matches, `piece` documents per transaction; the number deleted.
+    Used by every delete of several documents outside a transaction (disposal, generations,
+    progress). Not one `delete_many` outside a transaction: on the local store such a write
+    that meets a transaction's write wedges every transaction of the store (bench/README.md,
+    gaps; a generation dropped while its live consumer still applied a batch to it did, in
+    CI, session 8); inside one, a conflict aborts it and the driver runs it again. Not one
+    `delete_one` at a time either, as until session 20: a round trip per document, and a
+    retired generation's ids of the events it applied are thousands. The ids are read once:
+    a query from the start for each next piece walks every deleted one that a reader's
+    snapshot still keeps (100 at a time from a 30,000-document collection took 465 s)."""
+    ids = [d["_id"] for d in collection.find(query, {"_id": 1})]
     for start in range(0, len(ids), piece):
 
         def work(session: ClientSession, some: list = ids[start : start + piece]) -> None:
             collection.delete_many({"_id": {"$in": some}}, session=session)
 
         in_transaction(collection.database.client, work)
-    collection.drop()  # and whatever was written meanwhile (nothing writes a retired one)
     return len(ids)
+
+
+def drop_in_pieces(collection: Collection, piece: int = PIECE) -> int:
+    """Drop `collection` once its documents are deleted in pieces (`delete_in_pieces`); the
+    number deleted. On the local store a drop removes every row of the collection and of its
+    index entries while holding the store's one lock, one synced commit per key: a collection
+    of 30,000 documents took 27 s to drop, every other command waiting, and a retired
+    generation dropped by a rebuild under the bench's load held it 14 minutes and more
+    (bench/README.md, gaps). Between two pieces the store serves everyone else. On MongoDB
+    the drop alone would do; the pieces cost a round trip per `piece` documents of a
+    collection nothing reads."""
+    deleted = delete_in_pieces(collection, {}, piece)
+    collection.drop()  # and whatever was written meanwhile (nothing writes a retired one)
+    return deleted
 
 
 def count_by_id(collection: Collection, doc_id: str, update: dict) -> dict:

@@ -36,7 +36,7 @@ from . import chime, consistency
 from .combine import OPS, Fresh, Write, combine, reaches_out, reads, send
 from .crypto import FieldCipher
 from .events import Event, EventRegistry, InvalidEventData, UnknownEventType, utcnow
-from .mongo import delete_each, drop_in_pieces, in_transaction
+from .mongo import delete_in_pieces, drop_in_pieces, in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,7 @@ class ProjectionStore:
             drop_in_pieces(self.physical(logical, generation))
         prefix = f"^{self._key(generation)}:"
         for collection in (self.offsets, self.processed):
-            delete_each(collection, {"_id": {"$regex": prefix}})
+            delete_in_pieces(collection, {"_id": {"$regex": prefix}})
         consistency.drop_progress(self, self._key(generation))
         self.meta.delete_one({"_id": self._key(generation)})
 

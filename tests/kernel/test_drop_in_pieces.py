@@ -1,16 +1,18 @@
 """`shared.mongo.drop_in_pieces`, how a projection's retired generation goes
-(`ProjectionStore.drop_generation`), against the real local store: every document and
-index entry goes, a piece of documents per transaction, the ids read once; a document
-written after they were read goes with the drop; and a generation dropped this way leaves
-nothing a new one with the same name could meet (its unique index claims included).
-How long other writers wait while it runs is the bench's `drop` section."""
+(`ProjectionStore.drop_generation`), and `delete_in_pieces`, every delete of several
+documents outside a transaction, against the real local store: every document and index
+entry goes, a piece of documents per transaction, the ids read once; a document written
+after they were read goes with the drop; a generation dropped this way leaves nothing a new
+one with the same name could meet (its unique index claims included); a delete in pieces
+takes what its query matches and nothing else. How long other writers wait while a drop
+runs is the bench's `drop` section."""
 
 from __future__ import annotations
 
 import pymongo
 import pytest
 
-from shared.mongo import drop_in_pieces
+from shared.mongo import delete_in_pieces, drop_in_pieces
 from testkit.kernel import heard_client
 
 
@@ -90,3 +92,17 @@ def test_a_collection_of_the_same_name_meets_nothing_of_the_dropped_one(kernel_d
     assert again.count_documents({}) == 450
     assert again.count_documents({"client_id": "c3"}) == len(range(3, 450, 7))
     assert drop_in_pieces(kernel_db["drop_in_pieces_never_made"]) == 0
+
+
+def test_a_delete_in_pieces_takes_what_its_query_matches_a_piece_per_transaction(settings):
+    with heard_client(settings.mongo_uri) as (mongo, heard):
+        coll = _filled(mongo[settings.database("kernel")], "delete_in_pieces", 450)
+        heard.commands.clear()
+        heard.names.clear()
+
+        assert delete_in_pieces(coll, {"client_id": "c3"}, piece=20) == 64  # 3, 10, ..., 444
+
+        assert heard.names.count("commitTransaction") == 4  # 20, 20, 20 and 4
+        assert coll.count_documents({"client_id": "c3"}) == 0
+        assert coll.count_documents({}) == 450 - 64
+        assert delete_in_pieces(coll, {"client_id": "c3"}) == 0

@@ -108,3 +108,75 @@ def test_a_rebuild_asked_to_stop_ends_between_batches_and_leaves_nothing_behind(
     assert meta["active"] == 1 and meta.get("building") is None, meta
     assert "totals__g2" not in pstore.db.list_collection_names()
     assert not pstore.stored_offsets(2)
+
+
+def test_two_rebuilds_at_once_run_one_after_the_other(settings):
+    """A disposal sweep beside the service's own disposal worker rebuilt the same projection
+    twice at once: the second dropped what the first had written into generation 2, and the
+    first then wrote into it while the second was making it, which wedged the local store
+    (session 20). The second now waits for the first, then rebuilds from what is active."""
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=3, increments=4)
+    relay.drain()
+    pstore = ProjectionRunner(settings, Totals(), registry=reg).store
+    assert pstore.active_generation() == 1
+    start, built, errors = threading.Barrier(2), [], []
+
+    def one():
+        start.wait()
+        try:
+            built.append(rebuild(settings, Totals(), registry=reg))
+        except Exception as err:  # the test says which
+            errors.append(err)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and sorted(built) == [2, 3], (built, errors)
+    meta = pstore.meta.find_one({"_id": pstore.name})
+    assert meta["active"] == 3 and meta.get("building") is None, meta
+    assert meta.get("build_claim") is None, meta  # released
+    assert snapshot(pstore.reader("totals")) == expected_totals(store)
+    names = {n for n in pstore.db.list_collection_names() if n.startswith("totals__g")}
+    assert names == {"totals__g2", "totals__g3"}, names  # one previous kept, g1 dropped
+
+
+def test_a_stale_claim_is_taken_over_and_the_rebuild_that_lost_it_stops(settings, monkeypatch):
+    """A claim not renewed for BUILD_LEASE is a rebuild that died (killed with SIGKILL): the
+    next takes the build over. One whose claim was taken stops without touching the
+    generation, which is the other's now."""
+    from datetime import timedelta
+
+    from shared.consumer import BuildLost
+    from shared.events import utcnow
+
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=2, increments=3)
+    relay.drain()
+    pstore = ProjectionRunner(settings, Totals(), registry=reg).store
+    assert pstore.active_generation() == 1
+    pstore.meta.update_one(
+        {"_id": pstore.name},
+        {"$set": {"build_claim": "died", "build_renewed_at": utcnow() - timedelta(minutes=2)}},
+    )
+    assert rebuild(settings, Totals(), registry=reg) == 2  # taken over, not waited for
+
+    monkeypatch.setattr("shared.consumer.REBUILD_BATCH", 2)  # several batches of its 8 events
+    monkeypatch.setattr("shared.consumer.BUILD_RENEW", 0.0)  # renewed before every batch
+
+    def taken_over(done, total):
+        if done:  # after the first batch, another rebuild takes the build as if it were stale
+            pstore.meta.update_one({"_id": pstore.name}, {"$set": {"build_claim": "other"}})
+
+    try:
+        rebuild(settings, Totals(), registry=reg, progress=taken_over)
+    except BuildLost:
+        pass
+    else:
+        raise AssertionError("the rebuild should have stopped")
+    meta = pstore.meta.find_one({"_id": pstore.name})
+    assert meta["active"] == 2 and meta["build_claim"] == "other", meta  # not released by it
+    assert meta["building"] == 3  # left to the rebuild that holds the build
+    assert "totals__g3" in pstore.db.list_collection_names()  # not dropped from under it

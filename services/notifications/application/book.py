@@ -17,7 +17,7 @@ from pymongo import ASCENDING, IndexModel, InsertOne, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.events import utcnow
-from shared.mongo import delete_each
+from shared.mongo import delete_in_pieces
 
 from ..domain.plans import PRIORITIES, URGENT
 
@@ -386,7 +386,7 @@ def forget_client(db, client_id: str) -> None:
     # one document at a time: on the local store a multi-document write outside a
     # transaction that meets a transaction's write (a dispatcher recording a message sent)
     # wedged every transaction of the store (bench/README.md, gaps; seen again in CI, session 8)
-    delete_each(db["inbox"], {"client_id": client_id})
+    delete_in_pieces(db["inbox"], {"client_id": client_id})
     for doc in list(db["messages"].find({"client_id": client_id}, {"_id": 1})):
         db["messages"].update_one(
             {"_id": doc["_id"]}, {"$set": {"context": {}, "last_error": None}}

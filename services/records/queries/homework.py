@@ -21,7 +21,7 @@ from shared.audit import record_read
 from shared.auth import current_identity, requires
 from shared.domain import NotFound
 from shared.events import utcnow
-from shared.mongo import delete_each
+from shared.mongo import delete_in_pieces
 from shared.web import context
 
 from ..application import application
@@ -74,7 +74,7 @@ class HomeworkLinks:
         return link["client_id"], link["expires_at"]
 
     def forget(self, client_id: str) -> int:
-        return delete_each(self.links, {"client_id": client_id})
+        return delete_in_pieces(self.links, {"client_id": client_id})
 
 
 def homework_links() -> HomeworkLinks:
