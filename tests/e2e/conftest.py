@@ -225,16 +225,23 @@ def browser():
         chromium.close()
 
 
+def new_context(browser):
+    """A fresh browser context (its own cookies) as the practice's staff have it: desktop
+    width, British English, UK time. The caller closes it."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Europe/London"
+    )
+    context.set_default_timeout(60_000)  # a shared 2-core machine can be very slow
+    return context
+
+
 @pytest.fixture
 def new_page(browser):
     """`new_page()` -> a page in a fresh context (its own cookies), closed at the end."""
     contexts = []
 
     def make():
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Europe/London"
-        )
-        context.set_default_timeout(60_000)  # a shared 2-core machine can be very slow
+        context = new_context(browser)
         contexts.append(context)
         return context.new_page()
 

@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import accessibility_violations, shot
+from services.portal.pages.availability import WEEKDAYS
+
+from .conftest import accessibility_violations, new_context, shot
 from .ui import eventually, sign_in
 from .ui import mail_links as _mail_links
 from .ui import sms_links as _sms_links
@@ -57,9 +59,8 @@ def hours_of_sarah(page, stack, days, start: str, end: str) -> None:
     page.get_by_role("link", name="Hours and leave: Dr Sarah Okafor").click()
     assert page.get_by_role("heading", name="Working hours and leave: Dr Sarah Okafor").is_visible()
     for d in days:
-        name = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[d]
-        page.get_by_label(f"{name} from", exact=True).fill(start)
-        page.get_by_label(f"{name} to", exact=True).fill(end)
+        page.get_by_label(f"{WEEKDAYS[d]} from", exact=True).fill(start)
+        page.get_by_label(f"{WEEKDAYS[d]} to", exact=True).fill(end)
     page.get_by_role("button", name="Save hours and leave").click()
     page.wait_for_load_state()
     assert page.get_by_text("Hours and leave saved.").is_visible(), page.inner_text("main")
@@ -84,18 +85,15 @@ def practice(stack, browser):
     is shared, and the next modules book her from the first free slot."""
     seeded = stack.seed()
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    weekend = not a_working_hour_within_two_days(datetime.now(LONDON))
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="Europe/London"
-    )
-    context.set_default_timeout(60_000)
+    if a_working_hour_within_two_days(datetime.now(LONDON)):
+        yield {}
+        return
+    context = new_context(browser)
     page = context.new_page()
-    if weekend:
-        sign_in(page, stack, "reception@rapport.test")
-        hours_of_sarah(page, stack, WEEKEND, "09:00", "17:00")
+    sign_in(page, stack, "reception@rapport.test")
+    hours_of_sarah(page, stack, WEEKEND, "09:00", "17:00")
     yield {}
-    if weekend:
-        hours_of_sarah(page, stack, WEEKEND, "", "")
+    hours_of_sarah(page, stack, WEEKEND, "", "")
     context.close()
 
 

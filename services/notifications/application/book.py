@@ -383,9 +383,10 @@ def forget_client(db, client_id: str) -> None:
     """Disposal at the end of the retention period (shared.disposal): the staff inbox items
     about the client go, the delivery log keeps its rows without their details (when, what
     kind, by which channel), and the client's preferences go."""
-    # one document at a time: on the local store a multi-document write outside a
-    # transaction that meets a transaction's write (a dispatcher recording a message sent)
-    # wedged every transaction of the store (bench/README.md, gaps; seen again in CI, session 8)
+    # no multi-document write outside a transaction (the inbox in pieces, each a transaction
+    # of its own; the messages one at a time): on the local store one that meets a
+    # transaction's write (a dispatcher recording a message sent) wedged every transaction of
+    # the store (bench/README.md, gaps; seen again in CI, session 8)
     delete_in_pieces(db["inbox"], {"client_id": client_id})
     for doc in list(db["messages"].find({"client_id": client_id}, {"_id": 1})):
         db["messages"].update_one(
