@@ -103,9 +103,12 @@ def _first(r: Sequence[int]) -> int:
 @dataclass
 class Noted:
     """What `note_seen` found and wrote: `before` ({source: Seen, or None when nothing of it
-    is known}) for the batch's duplicate check, `written` for `remember` after the commit."""
+    is known}) for the batch's duplicate check, `written` for `remember` after the commit;
+    `missing`: a position document it read was not there (a generation's first batch, or
+    one dropped under a consumer that had not followed the swap: ProjectionStore._apply)."""
 
     before: dict[str, Seen | None] = field(default_factory=dict)
+    missing: bool = False
     written: list[tuple[tuple[str, str], Seen]] = field(default_factory=list)
     # with `defer`: the writes of the positions, for the caller to send with the batch's
     # others, each with the (database, document id) whose condition it carries (or None)
@@ -225,6 +228,7 @@ def note_seen(
             found[doc_id] = progress.find_one({"_id": doc_id}, session=session)
         doc = found.get(doc_id)
         if doc is None:
+            noted.missing = True
             if source in from_start:
                 before = Seen()
             else:

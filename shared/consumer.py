@@ -33,7 +33,7 @@ from .crypto import cipher_for
 from .events import EventRegistry, utcnow
 from .events import registry as default_registry
 from .mongo import client as mongo_client
-from .projections import Projection, ProjectionStore, Record
+from .projections import GenerationRetired, Projection, ProjectionStore, Record
 from .wakeup import IDLE_REST, Doorbell
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,16 @@ class ProjectionRunner:
         self.idle = not batch
         applied = 0
         if batch:
-            applied = self.store.apply(_records(batch), self.generation)
+            try:
+                applied = self.store.apply(_records(batch), self.generation)
+            except GenerationRetired as retired:
+                # two swaps since this runner last looked: follow the active generation
+                # from its stored positions (the batch in hand is read again from there)
+                log.info("%s: %s; switching", self.store.name, retired)
+                self.generation = self.store.active_generation()
+                self.seek_to_stored(self.opened.assignment())
+                self._generation_checked = time.monotonic()
+                return 0
             self.applied_total += applied
             self._remember(batch)
             try:

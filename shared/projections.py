@@ -283,6 +283,17 @@ class Pinned:
         return self.store.physical(logical, self.generation)
 
 
+class GenerationRetired(Exception):
+    """A batch was about to write a generation that is neither active nor the one kept
+    before it: a rebuild swapped in another and dropped this one (twice in a row, faster
+    than the live consumer looks for a swap). Nothing of the batch is written; the consumer
+    follows the active generation (ProjectionRunner.step)."""
+
+    def __init__(self, name: str, generation: int, active: int):
+        super().__init__(f"{name}: generation {generation} was retired (active: {active})")
+        self.generation, self.active = generation, active
+
+
 class ProjectionStore:
     def __init__(
         self,
@@ -362,14 +373,31 @@ class ProjectionStore:
                 self.physical(logical, generation).create_indexes(list(indexes))
 
     def drop_generation(self, generation: int) -> None:
+        """Drop a generation, its positions first: a live consumer still writing it (it had
+        not followed two swaps) then finds its positions gone or moved, in its next batch
+        or in the one it has in hand (its conditional write of them conflicts or matches
+        nothing), reads that the generation was retired and writes nothing (`_apply`).
+        Dropped the other way round, such a batch made the dropped collections again and
+        left them behind (issue 14, the bench's busy section)."""
         self._kept.pop(generation, None)
-        for logical in self.projection.collections:
-            drop_in_pieces(self.physical(logical, generation))
+        consistency.drop_progress(self, self._key(generation))
         prefix = f"^{self._key(generation)}:"
         for collection in (self.offsets, self.processed):
             delete_in_pieces(collection, {"_id": {"$regex": prefix}})
-        consistency.drop_progress(self, self._key(generation))
+        for logical in self.projection.collections:
+            drop_in_pieces(self.physical(logical, generation))
         self.meta.delete_one({"_id": self._key(generation)})
+
+    def _still_written(self, generation: int, session: ClientSession) -> None:
+        """Raise GenerationRetired unless `generation` is the active one, the one kept
+        before it (which a consumer that has not yet followed a swap still writes, harmless:
+        it is dropped only by the next rebuild, after its positions) or the one a rebuild is
+        building (which it writes as any consumer once it has written its positions)."""
+        doc = self.meta.find_one(
+            {"_id": self.name}, {"active": 1, "previous": 1, "building": 1}, session=session
+        ) or {"active": 1}
+        if generation not in (doc.get("active"), doc.get("previous"), doc.get("building")):
+            raise GenerationRetired(self.name, generation, doc.get("active", 1))
 
     def progress(self, generation: int) -> dict:
         """{last_event_recorded_at, last_applied_at} of a generation ({} before its first
@@ -448,7 +476,7 @@ class ProjectionStore:
             if applied:  # loops acting on what projections wrote wake (shared.wakeup)
                 chime.announce(self._rung())
             return applied
-        except PyMongoError:
+        except (PyMongoError, GenerationRetired):
             raise
         except Exception:
             log.exception("projection %s: batch failed; applying one by one", self.name)
@@ -458,7 +486,7 @@ class ProjectionStore:
                 one = partial(self._apply, [record], generation, track_offsets=track_offsets)
                 applied += in_transaction(self.mongo, one)
                 consistency.remember(self._noted)
-            except PyMongoError:
+            except (PyMongoError, GenerationRetired):
                 raise
             except Exception as err:  # a handler bug: park it, keep the projection moving
                 log.error(
@@ -516,6 +544,8 @@ class ProjectionStore:
         self._noted = consistency.note_seen(
             self, key, session, records, events, write=generation not in self._kept, defer=True
         )
+        if self._noted.missing and generation not in self._kept:
+            self._still_written(generation, session)  # a read only when positions were missing
         fresh: set[int] = set()  # id() of the events not seen, by their positions
         by_id: list[Event] = []  # their positions cannot tell: their ids will
         seen_here: set[tuple[str, int]] = set()

@@ -178,3 +178,56 @@ def test_a_stale_claim_is_taken_over_and_the_rebuild_that_lost_it_stops(settings
     assert meta["active"] == 2 and meta["build_claim"] == "other", meta  # not released by it
     assert meta["building"] == 3  # left to the rebuild that holds the build
     assert "totals__g3" in pstore.db.list_collection_names()  # not dropped from under it
+
+
+def test_a_consumer_two_swaps_behind_writes_nothing_into_the_generation_dropped_under_it(
+    settings,
+):
+    """Two rebuilds swapped in before the live consumer looked: the second dropped the
+    generation the consumer still wrote. Its next batch made the dropped collections again
+    (and their positions), left behind for good, and the local store met a transaction
+    writing a collection that was being dropped (the bench's busy section, rebuilding over
+    and over). Now the batch finds its positions gone, reads that its generation was retired,
+    writes nothing there, and the consumer follows the active generation."""
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=3, increments=4)
+    relay.drain()
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    pstore = runner.store
+    runner.generation = pstore.active_generation()
+    runner._open()  # stepped by the test, as run() would after opening
+    eventually(
+        lambda: (
+            runner.step(500, check_generation=False) >= 0
+            and snapshot(pstore.physical("totals", 1)) == expected_totals(store)
+        ),
+        message="the live consumer applied everything to generation 1",
+    )
+    assert rebuild(settings, Totals(), registry=reg) == 2
+    assert rebuild(settings, Totals(), registry=reg) == 3  # generation 1 dropped
+    assert "totals__g1" not in pstore.db.list_collection_names()
+    append_counters(store, streams=3, increments=2, start=100)
+    relay.drain()
+    try:
+        # the batch in hand was read for generation 1, which is gone
+        eventually(
+            lambda: runner.step(500, check_generation=False) == 0 and runner.generation == 3,
+            message="the consumer found its generation retired and followed generation 3",
+        )
+        eventually(
+            lambda: (
+                runner.step(500, check_generation=False) >= 0
+                and snapshot(pstore.reader("totals")) == expected_totals(store)
+            ),
+            message="the new events applied to generation 3",
+        )
+    finally:
+        runner.close()
+    names = {n for n in pstore.db.list_collection_names() if n.startswith("totals__g")}
+    assert names == {"totals__g2", "totals__g3"}, names
+    left = [
+        d["_id"]
+        for c in (pstore.offsets, pstore.processed, pstore.db["projection_progress"])
+        for d in c.find({"_id": {"$regex": f"^{pstore.name}:g1:"}}, {"_id": 1})
+    ]
+    assert left == [], left
