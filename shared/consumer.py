@@ -531,7 +531,7 @@ def _rebuild(
         store.meta.update_one({"_id": store.name}, {"$set": {"building": None}})
         raise
     claim.renew()  # still ours: swap it in
-    store.activate(new)
+    store.activate(new, keep=keep_previous)
     if not keep_previous:
         store.drop_generation(old)
     elif old > 1:

@@ -404,15 +404,17 @@ class ProjectionStore:
         event): `generation_progress`."""
         return generation_progress(self.offsets, self._key(generation))
 
-    def activate(self, generation: int) -> int:
-        """Swap the readers (and the live consumer) to `generation`; return the old one."""
+    def activate(self, generation: int, *, keep: bool = True) -> int:
+        """Swap the readers (and the live consumer) to `generation`; return the old one,
+        kept as the previous generation unless `keep` is false (it is dropped at once:
+        a consumer still writing it is then told it was retired, `_still_written`)."""
         old = self.active_generation()
         self.meta.update_one(
             {"_id": self.name},
             {
                 "$set": {
                     "active": generation,
-                    "previous": old,
+                    "previous": old if keep else None,
                     "activated_at": utcnow(),
                     "building": None,
                 }

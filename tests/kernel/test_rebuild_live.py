@@ -231,3 +231,39 @@ def test_a_consumer_two_swaps_behind_writes_nothing_into_the_generation_dropped_
         for d in c.find({"_id": {"$regex": f"^{pstore.name}:g1:"}}, {"_id": 1})
     ]
     assert left == [], left
+
+
+def test_a_consumer_behind_a_rebuild_that_keeps_no_previous_generation_follows_it(settings):
+    """A disposal's rebuild (shared.disposal) drops the old generation as soon as the new one
+    is active: the live consumer, which looks for a swap once a second, is told the one it
+    writes was retired and follows, leaving nothing of the old one behind."""
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=2, increments=3)
+    relay.drain()
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    pstore = runner.store
+    runner.generation = pstore.active_generation()
+    runner._open()
+    eventually(
+        lambda: (
+            runner.step(500, check_generation=False) >= 0
+            and snapshot(pstore.physical("totals", 1)) == expected_totals(store)
+        ),
+        message="the live consumer applied everything to generation 1",
+    )
+    assert rebuild(settings, Totals(), registry=reg, keep_previous=False) == 2
+    append_counters(store, streams=2, increments=1, start=50)
+    relay.drain()
+    try:
+        eventually(
+            lambda: (
+                runner.step(500, check_generation=False) >= 0
+                and runner.generation == 2
+                and snapshot(pstore.reader("totals")) == expected_totals(store)
+            ),
+            message="the consumer followed generation 2 and applied the new events there",
+        )
+    finally:
+        runner.close()
+    names = {n for n in pstore.db.list_collection_names() if n.startswith("totals__g")}
+    assert names == {"totals__g2"}, names
