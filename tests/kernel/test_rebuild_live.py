@@ -180,6 +180,25 @@ def test_a_stale_claim_is_taken_over_and_the_rebuild_that_lost_it_stops(settings
     assert "totals__g3" in pstore.db.list_collection_names()  # not dropped from under it
 
 
+def _stepped_on_generation_1(settings, increments: int):
+    """A live consumer stepped by the test (as run() would after opening, never looking
+    for a swap), having applied everything appended so far to generation 1."""
+    store, _topic, relay = setup(settings)
+    append_counters(store, streams=3, increments=increments)
+    relay.drain()
+    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    runner.generation = runner.store.active_generation()
+    runner._open()
+    eventually(
+        lambda: (
+            runner.step(500, check_generation=False) >= 0
+            and snapshot(runner.store.physical("totals", 1)) == expected_totals(store)
+        ),
+        message="the live consumer applied everything to generation 1",
+    )
+    return store, relay, runner
+
+
 def test_a_consumer_two_swaps_behind_writes_nothing_into_the_generation_dropped_under_it(
     settings,
 ):
@@ -189,20 +208,8 @@ def test_a_consumer_two_swaps_behind_writes_nothing_into_the_generation_dropped_
     writing a collection that was being dropped (the bench's busy section, rebuilding over
     and over). Now the batch finds its positions gone, reads that its generation was retired,
     writes nothing there, and the consumer follows the active generation."""
-    store, topic, relay = setup(settings)
-    append_counters(store, streams=3, increments=4)
-    relay.drain()
-    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    store, relay, runner = _stepped_on_generation_1(settings, increments=4)
     pstore = runner.store
-    runner.generation = pstore.active_generation()
-    runner._open()  # stepped by the test, as run() would after opening
-    eventually(
-        lambda: (
-            runner.step(500, check_generation=False) >= 0
-            and snapshot(pstore.physical("totals", 1)) == expected_totals(store)
-        ),
-        message="the live consumer applied everything to generation 1",
-    )
     assert rebuild(settings, Totals(), registry=reg) == 2
     assert rebuild(settings, Totals(), registry=reg) == 3  # generation 1 dropped
     assert "totals__g1" not in pstore.db.list_collection_names()
@@ -237,20 +244,8 @@ def test_a_consumer_behind_a_rebuild_that_keeps_no_previous_generation_follows_i
     """A disposal's rebuild (shared.disposal) drops the old generation as soon as the new one
     is active: the live consumer, which looks for a swap once a second, is told the one it
     writes was retired and follows, leaving nothing of the old one behind."""
-    store, topic, relay = setup(settings)
-    append_counters(store, streams=2, increments=3)
-    relay.drain()
-    runner = ProjectionRunner(settings, Totals(), registry=reg)
+    store, relay, runner = _stepped_on_generation_1(settings, increments=3)
     pstore = runner.store
-    runner.generation = pstore.active_generation()
-    runner._open()
-    eventually(
-        lambda: (
-            runner.step(500, check_generation=False) >= 0
-            and snapshot(pstore.physical("totals", 1)) == expected_totals(store)
-        ),
-        message="the live consumer applied everything to generation 1",
-    )
     assert rebuild(settings, Totals(), registry=reg, keep_previous=False) == 2
     append_counters(store, streams=2, increments=1, start=50)
     relay.drain()
