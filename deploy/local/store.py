@@ -30,9 +30,12 @@ MongoDB (docker-compose, k8s) needs none of this.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
+import time
+from collections import Counter
 from importlib.metadata import version
 
 from secantus import server, sessions, storage, transactions
@@ -142,20 +145,82 @@ INDEX_WRITERS = (
 )
 
 
+# a command slower than this is logged (mongod's own default `slowms`), as are, once a
+# second, the commands that failed (by command, namespace and error): the operator's view of
+# what the store spends itself on when everything waits on it
+SLOW_MS = float(os.environ.get("RAPPORT_STORE_SLOW_MS", "100"))
+FAILED_EVERY = 1.0
+# commands that wait by design (a driver's monitor, a change stream's or tailable getMore)
+WAITING = frozenset({"hello", "isMaster", "ismaster", "getMore"})
+log = logging.getLogger("rapport.store")
+
+
+class _Failures:
+    """Failed commands counted by (command, namespace, error) and logged once a second."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self.next_at = 0.0
+
+    def add(self, key: tuple[str, str, str]) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.counts[key] += 1
+            if now < self.next_at:
+                return
+            self.next_at = now + FAILED_EVERY
+            counts, self.counts = self.counts, Counter()
+        log.warning(
+            "failed commands: %s",
+            "; ".join(f"{n} x {c} {ns}: {e}" for (c, ns, e), n in counts.most_common()),
+        )
+
+
+_failures = _Failures()
+
+
+def _namespace(name: str, body: dict, ctx) -> str:
+    target = body.get(name)
+    return f"{ctx.db_name}.{target}" if isinstance(target, str) else str(ctx.db_name)
+
+
 def _command_kept(as_shipped):
     """secantus.server's `dispatch`, with a memo of the index definitions the command reads
     (`_indexes_kept`) for as long as it runs, on its thread. A command nested in another
-    (a bulk write's) starts with an empty memo, and empties its caller's when it ends."""
+    (a bulk write's) starts with an empty memo, and empties its caller's when it ends. A
+    command slower than SLOW_MS is logged, and the failed ones are counted (`_Failures`)."""
 
     def dispatch(body, ctx):
         outer = getattr(_command, "indexes", None)
         _command.indexes = {}
+        name = next(iter(body), "")
+        started = time.perf_counter()
+        reply = None
         try:
-            return as_shipped(body, ctx)
+            reply = as_shipped(body, ctx)
+            return reply
+        except Exception as err:
+            _failures.add((name, _namespace(name, body, ctx), type(err).__name__))
+            raise
         finally:
             if outer is not None:
                 outer.clear()
             _command.indexes = outer
+            ms = (time.perf_counter() - started) * 1000
+            failed = isinstance(reply, dict) and not reply.get("ok", 1)
+            if failed:
+                error = str(reply.get("codeName") or reply.get("code"))
+                _failures.add((name, _namespace(name, body, ctx), error))
+            if ms >= SLOW_MS and name not in WAITING:
+                log.warning(
+                    "slow command: %s %s %.0f ms%s%s",
+                    name,
+                    _namespace(name, body, ctx),
+                    ms,
+                    " (in a transaction)" if body.get("autocommit") is False else "",
+                    f" failed: {reply.get('codeName')}" if failed else "",
+                )
 
     return dispatch
 

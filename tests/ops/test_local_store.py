@@ -266,3 +266,44 @@ def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_o
     index = things.index_information()["tags_1"]
     assert things.find({"tags": {"$all": ["a", "b"]}}).hint("tags_1").distinct("_id") == [10]
     assert index["unique"] is True
+
+
+class _Ctx:
+    db_name = "records"
+
+
+def test_a_slow_command_is_logged_and_failures_once_a_second(monkeypatch, caplog):
+    """What the store spends itself on, in its log: a command slower than SLOW_MS, with its
+    namespace; failed commands counted by (command, namespace, error), the first at once and
+    the rest of the second with the next failure after it. Waiting commands are not slow."""
+    monkeypatch.setattr(store, "SLOW_MS", 50.0)
+    monkeypatch.setattr(store, "_failures", store._Failures())
+    clock = Clock()
+    monkeypatch.setattr(store.time, "monotonic", clock)
+    replies = {
+        "conflict": {"ok": 0.0, "code": 112, "codeName": "WriteConflict"},
+        "fine": {"ok": 1.0},
+    }
+
+    def as_shipped(body, ctx):
+        if body.get("sleep"):
+            import time as real
+
+            real.sleep(body["sleep"])
+        return replies[body["reply"]]
+
+    dispatch = store._command_kept(as_shipped)
+    caplog.set_level("WARNING", logger="rapport.store")
+    dispatch({"find": "summaries", "reply": "fine"}, _Ctx())
+    dispatch({"update": "summaries", "reply": "fine", "sleep": 0.08, "autocommit": False}, _Ctx())
+    dispatch({"getMore": 7, "reply": "fine", "sleep": 0.08}, _Ctx())
+    for _ in range(3):
+        dispatch({"update": "offsets", "reply": "conflict"}, _Ctx())
+    clock.now += store.FAILED_EVERY
+    dispatch({"update": "offsets", "reply": "conflict"}, _Ctx())
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("slow command: update records.summaries ")
+    assert lines[0].endswith(" ms (in a transaction)")
+    assert lines[1] == "failed commands: 1 x update records.offsets: WriteConflict"
+    assert lines[2] == "failed commands: 3 x update records.offsets: WriteConflict"
