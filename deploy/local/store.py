@@ -179,10 +179,114 @@ class _Failures:
 
 _failures = _Failures()
 
+# RAPPORT_STORE_TOP=N: every N seconds, the commands that took the store's CPU in them
+TOP_EVERY = float(os.environ.get("RAPPORT_STORE_TOP", "0"))
+TOP_SHOWN = 12
+# where a write command carries its statements (a driver's bulk write sends several)
+STATEMENTS = {"insert": "documents", "update": "updates", "delete": "deletes", "bulkWrite": "ops"}
+
+
+class _Top:
+    """The store's CPU by (command, namespace): each top-level command's thread CPU time
+    (`time.thread_time`: its own work, not its waits for locks or the GIL) and its wall time,
+    summed and logged every TOP_EVERY seconds, most CPU first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spent: dict[tuple[str, str], list] = {}
+        self.next_at = time.monotonic() + TOP_EVERY
+
+    def add(self, key: tuple[str, str], cpu: float, wall: float, statements: int) -> None:
+        now = time.monotonic()
+        with self.lock:
+            row = self.spent.setdefault(key, [0, 0.0, 0.0, 0])
+            row[0] += 1
+            row[1] += cpu
+            row[2] += wall
+            row[3] += statements
+            if now < self.next_at:
+                return
+            span = now - self.next_at + TOP_EVERY
+            self.next_at = now + TOP_EVERY
+            spent, self.spent = self.spent, {}
+        rows = sorted(spent.items(), key=lambda kv: -kv[1][1])
+        total = sum(r[1] for _, r in rows)
+        log.warning(
+            "top commands over %.1f s: %d commands, %.0f ms CPU (%.0f %% of a core); %s%s",
+            span,
+            sum(r[0] for _, r in rows),
+            total * 1000,
+            total / span * 100,
+            "; ".join(
+                f"{c} {ns}: {n:.0f} x {cpu / n * 1000:.2f} ms CPU, {wall / n * 1000:.1f} ms wall"
+                + (f", {s / n:.1f} statements" if s != n else "")
+                for (c, ns), (n, cpu, wall, s) in rows[:TOP_SHOWN]
+            ),
+            f"; engine: {waits}" if (waits := _engine_waits()) else "",
+        )
+
+
+_top = _Top() if TOP_EVERY > 0 else None
+
+# with RAPPORT_STORE_TOP, WiredTiger's own counters of waiting are logged with the commands:
+# what the store's threads waited on inside the engine (the busy section's stalls, issue 14)
+WT_WAITS = (
+    "thread-yield: page acquire time sleeping (usecs)",
+    "thread-yield: page acquire busy blocked",
+    "thread-yield: page acquire locked blocked",
+    "thread-yield: page acquire eviction blocked",
+    "cache: forced eviction - pages selected count",
+    "cache: forced eviction - pages selected because of too many deleted items count",
+    "cache: forced eviction - pages selected unable to be evicted count",
+    "cache: forced eviction - pages selected unable to be evicted time",
+    "cache: hazard pointer blocked page eviction",
+    "cache: uncommitted truncate blocked page eviction",
+    "transaction: transaction range of IDs currently pinned",
+)
+_engine: list = []  # the store's WiredTiger connection, once open (`_counted`)
+_engine_seen: dict[str, int] = {}
+
+
+def _counted(as_shipped):
+    """wiredtiger_open with the engine's fast statistics on (RAPPORT_STORE_TOP only)."""
+
+    def wiredtiger_open(home, config):
+        conn = as_shipped(home, f"{config},statistics=(fast)")
+        _engine.append(conn)
+        return conn
+
+    return wiredtiger_open
+
+
+def _engine_waits() -> str:
+    """The WT_WAITS counters since the last call (the pinned range as it stands)."""
+    if not _engine:
+        return ""
+    session = _engine[0].open_session()
+    try:
+        cursor = session.open_cursor("statistics:", None, None)
+        now: dict[str, int] = {}
+        while cursor.next() == 0:
+            desc, _, value = cursor.get_value()
+            if desc in WT_WAITS:
+                now[desc] = value
+        cursor.close()
+    finally:
+        session.close()
+    shown = []
+    for desc in WT_WAITS:
+        value = now.get(desc, 0)
+        change = value if "currently" in desc else value - _engine_seen.get(desc, 0)
+        _engine_seen[desc] = value
+        if change:
+            shown.append(f"{desc.split(': ', 1)[1]} {change}")
+    return "; ".join(shown)
+
 
 def _namespace(name: str, body: dict, ctx) -> str:
-    target = body.get(name)
-    return f"{ctx.db_name}.{target}" if isinstance(target, str) else str(ctx.db_name)
+    target = body.get("collection") if name == "getMore" else body.get(name)
+    db = getattr(ctx, "db_name", "")
+    return f"{db}.{target}" if isinstance(target, str) else str(db)
 
 
 def _command_kept(as_shipped):
@@ -195,7 +299,7 @@ def _command_kept(as_shipped):
         outer = getattr(_command, "indexes", None)
         _command.indexes = {}
         name = next(iter(body), "")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         reply = None
         try:
             reply = as_shipped(body, ctx)
@@ -208,6 +312,13 @@ def _command_kept(as_shipped):
                 outer.clear()
             _command.indexes = outer
             ms = (time.perf_counter() - started) * 1000
+            if _top is not None and outer is None:
+                _top.add(
+                    (name, _namespace(name, body, ctx)),
+                    time.thread_time() - cpu,
+                    ms / 1000,
+                    len(body.get(STATEMENTS.get(name, ""), None) or [1]),
+                )
             failed = isinstance(reply, dict) and not reply.get("ok", 1)
             if failed:
                 error = str(reply.get("codeName") or reply.get("code"))
@@ -299,6 +410,8 @@ def patch() -> None:
     for name in INDEX_WRITERS:
         setattr(kept, name, _forgets_indexes(getattr(kept, name)))
     server.dispatch = _command_kept(server.dispatch)
+    if _top is not None:
+        storage.wt.wiredtiger_open = _counted(storage.wt.wiredtiger_open)
 
 
 def main() -> int:

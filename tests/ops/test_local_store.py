@@ -201,7 +201,7 @@ def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes
     table = _Indexes()
     read = store._indexes_kept(_Indexes.iter_indexes)
     mark = store._forgets_indexes(_Indexes.mark_multikey)
-    dispatch = store._command_kept(lambda body, ctx: body())
+    dispatch = store._command_kept(lambda body, ctx: body["run"]())
     _multikey(read, table), _multikey(read, table)
     assert table.reads == 2  # outside a command (the store's own threads): as shipped
 
@@ -211,27 +211,27 @@ def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes
         mark(table, "d", "c", "tags_1")  # a write of the table: the next look reads it
         return first, _multikey(read, table)
 
-    before, after = dispatch(write, None)
+    before, after = dispatch({"run": write}, None)
     assert before[0] == {"_id_": False, "tags_1": False} and after["tags_1"] is True
     assert table.reads == 4
-    dispatch(lambda: _multikey(read, table), None)
+    dispatch({"run": lambda: _multikey(read, table)}, None)
     assert table.reads == 5  # the next command reads the table again
 
     def caller_changes_its_copy():
         next(read(table, "d", "c"))[2]["unique"] = True
         return next(read(table, "d", "c"))[2]
 
-    assert dispatch(caller_changes_its_copy, None) == {}
+    assert dispatch({"run": caller_changes_its_copy}, None) == {}
     outer = []
 
     def nesting():
         _multikey(read, table)
-        dispatch(lambda: _multikey(read, table), None)  # a command within a command
+        dispatch({"run": lambda: _multikey(read, table)}, None)  # a command within a command
         outer.append(table.reads)
         _multikey(read, table)  # the inner one may have changed them: read again
         return table.reads
 
-    assert dispatch(nesting, None) == outer[0] + 1
+    assert dispatch({"run": nesting}, None) == outer[0] + 1
 
 
 def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
