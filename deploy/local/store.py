@@ -30,6 +30,7 @@ MongoDB (docker-compose, k8s) needs none of this.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -385,6 +386,34 @@ def _forgets_indexes(as_shipped):
     return writer
 
 
+def _statement_lets_go(as_shipped):
+    """Storage.use_user_transaction, and the transaction's cursors reset once its statement
+    is done (the outermost entry only: a nested one runs inside a statement still using
+    them). A cursor left positioned holds a hazard pointer on its page, and a transaction
+    keeps its session, cursors included, until it commits: while the transactions queued
+    for the registry (`_prune_transactions`) each held their last statement's pages, a hot
+    page grown too big could not be evicted (WiredTiger's "hazard pointer blocked page
+    eviction", 480,000 in 10 s), and every command reading it slept in the engine
+    (`__wt_page_in_func`, "page acquire time sleeping": the whole 10 s) while holding the
+    store's one lock, so the store stood still for 5-30 s with a core idle: the bench's
+    busy section's stall (issue 14). The next statement repositions its cursors anyway
+    (`Storage._cursor` resets each before use); what the transaction wrote and its snapshot
+    stay in its session."""
+
+    @contextlib.contextmanager
+    def use_user_transaction(self, handle):
+        try:
+            with as_shipped(self, handle):
+                yield
+        finally:
+            if getattr(self._tls, "user_txn", None) is None:
+                for cursor in list(handle.cursors.values()):
+                    with contextlib.suppress(Exception):
+                        cursor.reset()
+
+    return use_user_transaction
+
+
 def patch() -> None:
     """Install the two sweeps and the kept profiling settings; refuse to start on a
     SecantusDB they were not read in."""
@@ -410,6 +439,9 @@ def patch() -> None:
     for name in INDEX_WRITERS:
         setattr(kept, name, _forgets_indexes(getattr(kept, name)))
     server.dispatch = _command_kept(server.dispatch)
+    if not callable(getattr(kept, "use_user_transaction", None)):
+        raise SystemExit("SecantusDB's transactions are not as deploy/local/store.py knows")
+    kept.use_user_transaction = _statement_lets_go(kept.use_user_transaction)
     if _top is not None:
         storage.wt.wiredtiger_open = _counted(storage.wt.wiredtiger_open)
 

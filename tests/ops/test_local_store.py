@@ -5,6 +5,8 @@ measures what it is worth over TCP."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from secantus import sessions, transactions
 
@@ -307,3 +309,54 @@ def test_a_slow_command_is_logged_and_failures_once_a_second(monkeypatch, caplog
     assert lines[0].endswith(" ms (in a transaction)")
     assert lines[1] == "failed commands: 1 x update records.offsets: WriteConflict"
     assert lines[2] == "failed commands: 3 x update records.offsets: WriteConflict"
+
+
+class _Cursor:
+    def __init__(self):
+        self.resets = 0
+
+    def reset(self):
+        self.resets += 1
+
+
+class _Handle:
+    def __init__(self):
+        self.cursors = {("table:docs", True): _Cursor(), ("table:index", True): _Cursor()}
+
+
+class _Storage:
+    """Storage.use_user_transaction's shape: the handle installed for the body."""
+
+    def __init__(self):
+        import threading
+
+        self._tls = threading.local()
+
+    @contextlib.contextmanager
+    def use_user_transaction(self, handle):
+        previous = getattr(self._tls, "user_txn", None)
+        self._tls.user_txn = handle
+        try:
+            yield
+        finally:
+            self._tls.user_txn = previous
+
+
+def test_a_transaction_s_cursors_let_go_of_their_pages_after_each_statement():
+    """A positioned cursor holds its page (a hazard pointer) and a transaction keeps its
+    cursors to its commit: they are reset when a statement ends, not when a nested entry
+    inside a statement does, and also when the statement fails."""
+    storage, handle = _Storage(), _Handle()
+    use = store._statement_lets_go(_Storage.use_user_transaction)
+
+    def resets():
+        return sorted(c.resets for c in handle.cursors.values())
+
+    with use(storage, handle):
+        with use(storage, handle):  # a nested entry (a function run inside the statement)
+            pass
+        assert resets() == [0, 0]  # the statement is still using them
+    assert resets() == [1, 1]
+    with pytest.raises(RuntimeError), use(storage, handle):
+        raise RuntimeError("the statement failed")
+    assert resets() == [2, 2]
