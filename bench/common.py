@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.events import NewEvent
 from shared.eventstore import forget_append_locks
 from shared.mongo import client as mongo_client
+from shared.mongo import drop_in_pieces
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -55,9 +56,16 @@ def session_booked(session_id: str, client_id: str, therapist_id: str, starts) -
 
 
 def drop(settings: Settings) -> None:
+    """A section's databases dropped, their collections first emptied in pieces
+    (`shared.mongo.drop_in_pieces`): a database of tens of thousands of documents dropped at
+    once held the local store's one lock for 12-15 s (bench/README.md, session 21), into the
+    start of the next section."""
     c = mongo_client(settings.mongo_uri)
     for name in c.list_database_names():
         if name.startswith(settings.db_prefix):
+            for collection in c[name].list_collection_names():
+                if not collection.startswith("system."):
+                    drop_in_pieces(c[name][collection])
             c.drop_database(name)
     forget_append_locks(settings.db_prefix)
 
