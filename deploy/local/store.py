@@ -393,7 +393,7 @@ def _statement_lets_go(as_shipped):
     keeps its session, cursors included, until it commits: while the transactions queued
     for the registry (`_prune_transactions`) each held their last statement's pages, a hot
     page grown too big could not be evicted (WiredTiger's "hazard pointer blocked page
-    eviction", 480,000 in 10 s), and every command reading it slept in the engine
+    eviction", 480,831 in 10 s), and every command reading it slept in the engine
     (`__wt_page_in_func`, "page acquire time sleeping": the whole 10 s) while holding the
     store's one lock, so the store stood still for 5-30 s with a core idle: the bench's
     busy section's stall (issue 14). The next statement repositions its cursors anyway
