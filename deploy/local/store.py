@@ -300,7 +300,8 @@ def _command_kept(as_shipped):
         outer = getattr(_command, "indexes", None)
         _command.indexes = {}
         name = next(iter(body), "")
-        started, cpu = time.perf_counter(), time.thread_time()
+        counted = _top is not None and outer is None  # a nested command is its caller's
+        started, cpu = time.perf_counter(), time.thread_time() if counted else 0.0
         reply = None
         try:
             reply = as_shipped(body, ctx)
@@ -313,7 +314,7 @@ def _command_kept(as_shipped):
                 outer.clear()
             _command.indexes = outer
             ms = (time.perf_counter() - started) * 1000
-            if _top is not None and outer is None:
+            if counted:
                 _top.add(
                     (name, _namespace(name, body, ctx)),
                     time.thread_time() - cpu,
