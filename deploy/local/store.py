@@ -17,6 +17,11 @@ gaps of the local servers): transactions of one update fell from 879/s on a fres
 89/s once 12,000 sessions had run one, and `find_one` from 3,551/s to 1,592/s; the `store`
 section of `make bench` measures both stores side by side.
 
+Two costs of every write are cut as well (issue 14, session 23): an update rewrites only the
+index entries its change changed (`_entries_kept`), and the oplog, which only change streams
+read, is written once a change stream has been opened (`_oplog_once_watched`; Rapport opens
+none unless RAPPORT_CHANGE_STREAMS is on).
+
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every
 statement as shipped (`_prune_transactions` says why), forgets a session's transaction once
@@ -182,7 +187,7 @@ _failures = _Failures()
 
 # RAPPORT_STORE_TOP=N: every N seconds, the commands that took the store's CPU in them
 TOP_EVERY = float(os.environ.get("RAPPORT_STORE_TOP", "0"))
-TOP_SHOWN = 12
+TOP_SHOWN = int(os.environ.get("RAPPORT_STORE_TOP_SHOWN", "12"))  # rows in each log line
 # where a write command carries its statements (a driver's bulk write sends several)
 STATEMENTS = {"insert": "documents", "update": "updates", "delete": "deletes", "bulkWrite": "ops"}
 
@@ -285,6 +290,12 @@ def _engine_waits() -> str:
 
 
 def _namespace(name: str, body: dict, ctx) -> str:
+    """What a command works on: its namespace; a client-level bulk write's, each of its
+    namespaces (a consumer's batch: its projection's collections, its offsets, its ids)."""
+    if name == "bulkWrite" and isinstance(body.get("nsInfo"), list):
+        names = [str(n.get("ns", "")) for n in body["nsInfo"] if isinstance(n, dict)]
+        db = names[0].split(".", 1)[0] if names else ""
+        return f"{db}." + "+".join(n.split(".", 1)[-1] for n in names)
     target = body.get("collection") if name == "getMore" else body.get(name)
     db = getattr(ctx, "db_name", "")
     return f"{db}.{target}" if isinstance(target, str) else str(db)
@@ -300,6 +311,7 @@ def _command_kept(as_shipped):
         outer = getattr(_command, "indexes", None)
         _command.indexes = {}
         name = next(iter(body), "")
+        _oplog_for(name, body, getattr(ctx, "storage", None))
         counted = _top is not None and outer is None  # a nested command is its caller's
         started, cpu = time.perf_counter(), time.thread_time() if counted else 0.0
         reply = None
@@ -500,6 +512,41 @@ def _entries_kept(update_as_shipped, conflict_as_shipped, delete_as_shipped, wri
     return update, conflict, delete, write
 
 
+def _oplog_once_watched(shipped):
+    """The store's oplog written only once a change stream is opened. SecantusDB writes one
+    for a replica set, where "change-stream clients can connect" (server.py), and Rapport
+    runs it as one for its transactions; but nothing else reads it: not recovery
+    (WiredTiger's log, synced on every commit), not transactions, retried writes or cluster
+    times. Its entries were a third of the store's work for an update of a document (the
+    change's description and the entry: 0.69 against 0.42 ms of its CPU, py-spy and
+    bench, session 23) and a write more for every document inserted, while Rapport opens no
+    change stream unless RAPPORT_CHANGE_STREAMS is on (shared.wakeup). The first command
+    that opens one (`_oplog_for`) turns the oplog on for good, before the stream reads it:
+    a stream starts from now, so it misses nothing it would have seen."""
+
+    class Storage(shipped):
+        def __init__(self, *args, enable_oplog: bool = True, **kwargs):
+            super().__init__(*args, enable_oplog=False, **kwargs)
+            self.oplog_wanted = enable_oplog  # a replica set, where streams may be opened
+
+    Storage.__qualname__ = Storage.__name__ = shipped.__name__
+    return Storage
+
+
+def _oplog_for(name: str, body: dict, storage_: object) -> None:
+    """Turn the oplog on if this command opens a change stream (`_oplog_once_watched`)."""
+    if name != "aggregate" or getattr(storage_, "enable_oplog", True):
+        return
+    pipeline = body.get("pipeline")
+    first = pipeline[0] if isinstance(pipeline, list) and pipeline else None
+    if not isinstance(first, dict) or "$changeStream" not in first:
+        return
+    if getattr(storage_, "oplog_wanted", False):
+        storage_.enable_oplog = True  # read by each write as it starts
+        storage_.ensure_oplog_bootstrap()
+        log.warning("a change stream was opened: the store writes its oplog from now on")
+
+
 def patch() -> None:
     """Install the two sweeps and the kept profiling settings; refuse to start on a
     SecantusDB they were not read in."""
@@ -538,6 +585,9 @@ def patch() -> None:
         rewriting, _entries_kept(*(getattr(kept, m) for m in rewriting)), strict=True
     ):
         setattr(kept, name, patched)
+    if getattr(server, "Storage", None) is not kept:
+        raise SystemExit("SecantusDB's server makes its storage otherwise than this file knows")
+    server.Storage = _oplog_once_watched(kept)
     server.dispatch = _command_kept(server.dispatch)
     if not callable(getattr(kept, "use_user_transaction", None)):
         raise SystemExit("SecantusDB's transactions are not as deploy/local/store.py knows")

@@ -458,3 +458,33 @@ def test_an_update_rewrites_only_the_index_entries_its_change_changed(tmp_path):
     assert written["kept"] < written["as shipped"] * 0.8
     for db in stores:
         db.close()
+
+
+def test_the_oplog_is_written_once_a_change_stream_is_opened_and_not_before():
+    """The store's oplog is for change streams alone: a replica set's storage starts
+    without it, and the first command opening a stream turns it on for good (a standalone
+    store's never is); other aggregates and commands leave it as it is."""
+
+    class Shipped:
+        def __init__(self, path, *, enable_oplog=True):
+            self.path, self.enable_oplog, self.bootstrapped = path, enable_oplog, 0
+
+        def ensure_oplog_bootstrap(self):
+            self.bootstrapped += 1
+
+    made = store._oplog_once_watched(Shipped)
+    replica, standalone = made("a", enable_oplog=True), made("b", enable_oplog=False)
+    assert (replica.enable_oplog, standalone.enable_oplog) == (False, False)
+    assert isinstance(replica, Shipped) and made.__name__ == "Shipped"
+    store._oplog_for("find", {"find": "c", "filter": {}}, replica)
+    store._oplog_for("aggregate", {"aggregate": "c", "pipeline": [{"$match": {}}]}, replica)
+    store._oplog_for("aggregate", {"aggregate": "c", "pipeline": []}, replica)
+    assert replica.enable_oplog is False and replica.bootstrapped == 0
+    watch = {"aggregate": 1, "pipeline": [{"$changeStream": {}}, {"$match": {}}]}
+    store._oplog_for("aggregate", watch, standalone)
+    assert standalone.enable_oplog is False  # no replica set: no stream to serve
+    store._oplog_for("aggregate", watch, replica)
+    assert replica.enable_oplog is True and replica.bootstrapped == 1
+    store._oplog_for("aggregate", watch, replica)
+    assert replica.bootstrapped == 1  # once
+    store._oplog_for("aggregate", watch, None)  # a command without a storage: nothing
