@@ -236,6 +236,40 @@ def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes
     assert dispatch({"run": nesting}, None) == outer[0] + 1
 
 
+def test_a_command_derives_each_view_of_a_collection_s_indexes_once():
+    """`_index_options_map` and the other views are made once per collection per command,
+    again after a write of the index table, and each caller gets a container of its own."""
+    table = _Indexes()
+    made = []
+
+    def options_map(self, db, coll):
+        made.append((db, coll))
+        return {name: options for name, _, options in self.iter_indexes(db, coll)}
+
+    options_map.__name__ = "_index_options_map"
+    view = store._derived_kept(options_map)
+    mark = store._forgets_indexes(_Indexes.mark_multikey)
+    dispatch = store._command_kept(lambda body, ctx: body["run"]())
+    view(table, "d", "c"), view(table, "d", "c")
+    assert len(made) == 2  # outside a command: as shipped
+
+    def command():
+        first = view(table, "d", "c")
+        first["mine"] = {}  # a caller's change to its map stays its own
+        again = view(table, "d", "c")
+        other = view(table, "d", "other")
+        mark(table, "d", "c", "tags_1")
+        after = view(table, "d", "c")
+        return first, again, other, after
+
+    first, again, other, after = dispatch({"run": command}, None)
+    assert made[2:] == [("d", "c"), ("d", "other"), ("d", "c")]
+    assert "mine" not in again and again == {"_id_": {}, "tags_1": {}} and other == {}
+    assert after["tags_1"] == {"multikey": True}
+    dispatch({"run": lambda: view(table, "d", "c")}, None)
+    assert len(made) == 6  # the next command makes it again
+
+
 def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
     """Through the launcher's store over TCP: a unique index made between two transactions'
     statements refuses the second's duplicate, dropped it no longer does; an index made
