@@ -322,8 +322,9 @@ def test_the_announcer_leaves_a_risk_alert_to_its_sender_who_records_it_schedule
     )
     main = Dispatcher(nsettings, name="main")
     main._setup()
-    assert main.announce() >= 1
-    assert book.count_documents({"kind": {"$ne": "risk_alert"}, "announced": False}) == 0
+    assert main.announce() >= 1  # the booking's reminders (its confirmation is its sender's)
+    later = {"kind": {"$ne": "risk_alert"}, "next_at": {"$gt": datetime.now(UTC)}}
+    assert book.count_documents({**later, "announced": False}) == 0
     alerts = [d["_id"] for d in book.find({"kind": "risk_alert"})]
     assert book.count_documents({"_id": {"$in": alerts}, "announced": False}) == 4
     assert all(notification_events(nsettings, k) == [] for k in alerts)
@@ -436,13 +437,46 @@ def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_wri
     heard.commands.clear()
     announced = main.announce()
     main.announcer.release()
-    assert announced >= 5  # the reminders too
+    later = book.count_documents({"kind": {"$ne": "confirmation"}})
+    assert announced == later >= 5  # the reminders (the confirmations are their sender's)
     event_reads = [c for c in heard.commands if c.get("find") == "events"]
     marks = [c for c in heard.commands if c.get("update") == "messages"]
     assert len(event_reads) == 1, event_reads
     assert len(marks) == 1 and len(marks[0]["updates"]) == announced, marks
-    assert book.count_documents({"kind": "confirmation", "announced": False}) == 0
-    assert notification_events(nsettings, "confirmation:s0:email") == ["NotificationScheduled"]
+    assert book.count_documents({"kind": {"$ne": "confirmation"}, "announced": False}) == 0
+    reminder = book.find_one({"kind": {"$ne": "confirmation"}})["_id"]
+    assert notification_events(nsettings, reminder) == ["NotificationScheduled"]
+
+
+def test_a_message_due_now_is_left_to_its_sender_unless_it_waited_a_minute(
+    nsettings, feed, mail, sms, book, workers
+):
+    """The announcer wrote a confirmation's message and appended its NotificationScheduled a
+    moment before its sender wrote it again with NotificationSent: a write of the saturated
+    store's more per message (issue 14). A message due now and planned less than a minute
+    ago is now its sender's, who records both; one that waited longer (the dispatchers
+    down) is announced, and its sender records only NotificationSent."""
+    confirmations_planned(nsettings, feed, book, workers, 2)
+    keys = sorted(d["_id"] for d in book.find({"kind": "confirmation"}))
+    book.update_one(
+        {"_id": keys[1]}, {"$set": {"created_at": datetime.now(UTC) - timedelta(minutes=2)}}
+    )
+    main = Dispatcher(nsettings, name="main")
+    main._setup()
+    main.announce()
+    main.announcer.release()
+    assert notification_events(nsettings, keys[0]) == []
+    assert book.find_one({"_id": keys[0]})["announced"] is False
+    assert notification_events(nsettings, keys[1]) == ["NotificationScheduled"]
+    workers.start(Dispatcher(nsettings, name="main").run)
+    wait(
+        lambda: book.count_documents({"_id": {"$in": keys}, "status": "sent"}) == 2,
+        message="both sent",
+    )
+    assert set(message_ids(mail).values()) == {1}, "each email once"
+    for key in keys:
+        assert notification_events(nsettings, key) == ["NotificationScheduled", "NotificationSent"]
+    assert book.count_documents({"_id": {"$in": keys}, "announced": False}) == 0
 
 
 def test_the_urgent_lane_sends_the_next_alert_while_the_last_waits_to_be_recorded(
