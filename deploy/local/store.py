@@ -136,6 +136,48 @@ def _profile_written(as_shipped):
 
 # the index definitions a command read, per thread, while it runs (`_indexes_kept`)
 _command = threading.local()
+
+
+class _Definitions:
+    """Index definitions (and the views made of them) kept from one command to the next,
+    for every thread: a consumer's transaction is a dozen commands, and each read the
+    collection's definitions from the table again (`_iter_indexes`, a tenth of the store's
+    time holding the GIL with the flows offered 50 ticks/s after session 23's other
+    changes; py-spy --gil). Every write of the table (INDEX_WRITERS) empties them before
+    and after, whichever thread makes it. A write made inside a transaction is seen by
+    others only once it commits, and until then nothing read is kept (a reader would keep
+    what it read before that commit): the transaction is `open` until it commits or aborts,
+    which empties them again. What a reader read while a write ran is not kept either
+    (`generation`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.kept: dict = {}
+        self.open: set[int] = set()  # transactions (ids) that wrote the table, not yet ended
+
+    def changed(self, transaction: object | None = None, *, ended: bool = False) -> None:
+        with self.lock:
+            self.generation += 1
+            self.kept.clear()
+            if transaction is not None:
+                if ended:
+                    self.open.discard(id(transaction))
+                else:
+                    self.open.add(id(transaction))
+
+    def get(self, key, make):
+        found = self.kept.get(key)
+        if found is None:
+            generation = self.generation
+            found = make()
+            with self.lock:
+                if generation == self.generation and not self.open:
+                    self.kept[key] = found
+        return found
+
+
+_definitions = _Definitions()
 # the store's methods that write its table of index definitions (read in 0.7.0b3)
 INDEX_WRITERS = (
     "create_index",
@@ -351,7 +393,9 @@ def _command_kept(as_shipped):
 
 
 def _indexes_kept(as_shipped):
-    """Storage._iter_indexes, read once per collection per command. The store reads a
+    """Storage._iter_indexes, looked up once per collection per command, and read from the
+    table only when the definitions kept from earlier commands were emptied (`_Definitions`,
+    session 23). The store reads a
     collection's index definitions from its WiredTiger table several times for every write
     (its indexes, their partial filters, multikey flags, then per document the options of
     each, to check uniqueness and to write the entries): with the flows offered 50 ticks/s,
@@ -374,8 +418,8 @@ def _indexes_kept(as_shipped):
             return
         key = (id(self), db, coll)
         found = memo.get(key)
-        if found is None:
-            found = memo[key] = list(as_shipped(self, db, coll))  # decoded for the memo alone
+        if found is None:  # decoded for the memo alone
+            found = memo[key] = _definitions.get(key, lambda: list(as_shipped(self, db, coll)))
         for name, spec, options in found:
             yield name, dict(spec), dict(options)
 
@@ -403,7 +447,7 @@ def _derived_kept(as_shipped):
         key = (id(self), db, coll, as_shipped.__name__)
         found = memo.get(key)
         if found is None:
-            found = memo[key] = as_shipped(self, db, coll)
+            found = memo[key] = _definitions.get(key, lambda: as_shipped(self, db, coll))
         return found.copy()
 
     derived.__name__ = as_shipped.__name__
@@ -411,20 +455,39 @@ def _derived_kept(as_shipped):
 
 
 def _forgets_indexes(as_shipped):
-    """A method that writes the index table, emptying its thread's memo before and after."""
+    """A method that writes the index table, emptying its thread's memo and the kept
+    definitions (`_Definitions`) before and after; inside a transaction, it is open until
+    the transaction ends (`_ends_forgetting`)."""
 
     def writer(self, *args, **kwargs):
         memo = getattr(_command, "indexes", None)
         if memo is not None:
             memo.clear()
+        _definitions.changed(getattr(getattr(self, "_tls", None), "user_txn", None))
         try:
             return as_shipped(self, *args, **kwargs)
         finally:
             if memo is not None:
                 memo.clear()
+            _definitions.changed()
 
     writer.__name__ = as_shipped.__name__
     return writer
+
+
+def _ends_forgetting(as_shipped):
+    """Storage's commit or abort of a transaction: if it wrote the index table, the kept
+    definitions are emptied once its writes are visible (or gone), and kept again."""
+
+    def end(self, handle, *args, **kwargs):
+        try:
+            return as_shipped(self, handle, *args, **kwargs)
+        finally:
+            if id(handle) in _definitions.open:
+                _definitions.changed(handle, ended=True)
+
+    end.__name__ = as_shipped.__name__
+    return end
 
 
 def _statement_lets_go(as_shipped):
@@ -550,7 +613,10 @@ def _oplog_once_watched(shipped):
     bench, session 23) and a write more for every document inserted, while Rapport opens no
     change stream unless RAPPORT_CHANGE_STREAMS is on (shared.wakeup). The first command
     that opens one (`_oplog_for`) turns the oplog on for good, before the stream reads it:
-    a stream starts from now, so it misses nothing it would have seen."""
+    a stream starts from now, so it misses nothing it would have seen. One guard goes with
+    it: the store refuses a transaction whose oplog entries pass a fifth of three quarters
+    of its cache (77 MB with `--cache-size 512M`), and without entries counts none; the
+    largest of Rapport's transactions, a rebuild's batch of 5,000 events, is a few MB."""
 
     class Storage(shipped):
         def __init__(self, *args, enable_oplog: bool = True, **kwargs):
@@ -601,6 +667,11 @@ def patch() -> None:
         raise SystemExit("SecantusDB's index definitions are not as deploy/local/store.py knows")
     for name in DERIVED:
         setattr(kept, name, _derived_kept(getattr(kept, name)))
+    ending = ("commit_user_transaction", "abort_user_transaction")
+    if not all(callable(getattr(kept, m, None)) for m in ending):
+        raise SystemExit("SecantusDB's transactions are not as deploy/local/store.py knows")
+    for name in ending:
+        setattr(kept, name, _ends_forgetting(getattr(kept, name)))
     for name in INDEX_WRITERS:
         setattr(kept, name, _forgets_indexes(getattr(kept, name)))
     rewriting = (

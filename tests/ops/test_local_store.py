@@ -201,6 +201,7 @@ def _multikey(iter_indexes, table) -> dict:
 
 def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes():
     table = _Indexes()
+    store._definitions.changed()  # (nothing kept from other tests' tables)
     read = store._indexes_kept(_Indexes.iter_indexes)
     mark = store._forgets_indexes(_Indexes.mark_multikey)
     dispatch = store._command_kept(lambda body, ctx: body["run"]())
@@ -216,8 +217,13 @@ def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes
     before, after = dispatch({"run": write}, None)
     assert before[0] == {"_id_": False, "tags_1": False} and after["tags_1"] is True
     assert table.reads == 4
-    dispatch({"run": lambda: _multikey(read, table)}, None)
-    assert table.reads == 5  # the next command reads the table again
+    look = {"run": lambda: _multikey(read, table)}
+    assert dispatch(look, None)["tags_1"] is True
+    assert table.reads == 4  # the next command (on any thread) keeps what was read
+    table.rows["d", "c"]["tags_1"][1]["multikey"] = False  # behind the store's back
+    assert dispatch(look, None)["tags_1"] is True and table.reads == 4
+    mark(table, "d", "c", "tags_1")  # a write outside a command (the store's own threads)
+    assert dispatch(look, None)["tags_1"] is True and table.reads == 5
 
     def caller_changes_its_copy():
         next(read(table, "d", "c"))[2]["unique"] = True
@@ -230,16 +236,17 @@ def test_a_command_reads_each_collection_s_indexes_once_and_sees_its_own_changes
         _multikey(read, table)
         dispatch({"run": lambda: _multikey(read, table)}, None)  # a command within a command
         outer.append(table.reads)
-        _multikey(read, table)  # the inner one may have changed them: read again
+        _multikey(read, table)  # the inner one may have changed them: looked up again
         return table.reads
 
-    assert dispatch({"run": nesting}, None) == outer[0] + 1
+    assert dispatch({"run": nesting}, None) == outer[0]  # (kept: the inner one wrote none)
 
 
 def test_a_command_derives_each_view_of_a_collection_s_indexes_once():
     """`_index_options_map` and the other views are made once per collection per command,
     again after a write of the index table, and each caller gets a container of its own."""
     table = _Indexes()
+    store._definitions.changed()  # (nothing kept from other tests' tables)
     made = []
 
     def options_map(self, db, coll):
@@ -267,7 +274,39 @@ def test_a_command_derives_each_view_of_a_collection_s_indexes_once():
     assert "mine" not in again and again == {"_id_": {}, "tags_1": {}} and other == {}
     assert after["tags_1"] == {"multikey": True}
     dispatch({"run": lambda: view(table, "d", "c")}, None)
-    assert len(made) == 6  # the next command makes it again
+    assert len(made) == 5  # the next command keeps it
+
+
+def test_what_a_transaction_writes_to_the_index_table_is_kept_only_once_it_ends():
+    """A write of the index table inside a transaction (a first array in an indexed field
+    marks its index multikey) is seen by others only once the transaction commits: until it
+    ends, definitions are read from the table by every command and none is kept; its commit
+    or abort empties what was kept, and keeping resumes."""
+
+    class Txn:
+        pass
+
+    table, txn = _Indexes(), Txn()
+    table._tls = type("Tls", (), {"user_txn": None})()
+    read = store._indexes_kept(_Indexes.iter_indexes)
+    mark = store._forgets_indexes(_Indexes.mark_multikey)
+    commit = store._ends_forgetting(lambda self, handle: "committed")
+    dispatch = store._command_kept(lambda body, ctx: body["run"]())
+    look = {"run": lambda: _multikey(read, table)}
+    store._definitions.changed()  # (what earlier tests kept)
+    dispatch(look, None), dispatch(look, None)
+    assert table.reads == 1
+    table._tls.user_txn = txn
+    mark(table, "d", "c", "tags_1")  # inside the transaction
+    table._tls.user_txn = None
+    dispatch(look, None), dispatch(look, None)
+    assert table.reads == 3  # read each time while the transaction is open
+    assert commit(table, Txn()) == "committed" and table.reads == 3  # another one: no change
+    dispatch(look, None)
+    assert table.reads == 4
+    assert commit(table, txn) == "committed"
+    dispatch(look, None), dispatch(look, None)
+    assert table.reads == 5  # read once after the commit, then kept again
 
 
 def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
