@@ -521,6 +521,31 @@ def _statement_lets_go(as_shipped):
 _rewrite = threading.local()  # the document an update statement is rewriting (`_entries_kept`)
 
 
+_ABSENT = object()
+
+
+def _same(a, b) -> bool:
+    """The same value to an index: equal, and of the same types all the way down (1, 1.0
+    and True are equal in Python, not in BSON), an embedded document's fields in the same
+    order. False when unsure (a NaN): the entries are then compared (`_entries_kept`)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+def _untouched(key_spec: dict, old: dict, new: dict) -> bool:
+    """Whether every top-level field an index's key reads is the same in both documents:
+    then so is every entry the index has for them, which is made of those values alone."""
+    return all(
+        _same(old.get(top, _ABSENT), new.get(top, _ABSENT))
+        for top in {path.split(".", 1)[0] for path in key_spec}
+    )
+
+
 def _plain(index: tuple, partials: dict, options: dict) -> bool:
     """An index whose entries are its key's bytes alone: ascending or descending fields,
     neither unique nor partial, no collation, no geometry. Its entries for a document are
@@ -581,8 +606,11 @@ def _entries_kept(update_as_shipped, conflict_as_shipped, delete_as_shipped, wri
             index
             for index in indexes
             if not _plain(index, known, options)
-            or storage._index_key_variants(doc, index[1], sparse=index[2])
-            != storage._index_key_variants(new, index[1], sparse=index[2])
+            or (
+                not _untouched(index[1], doc, new)
+                and storage._index_key_variants(doc, index[1], sparse=index[2])
+                != storage._index_key_variants(new, index[1], sparse=index[2])
+            )
         ]
         state["changed"] = changed
         return delete_as_shipped(self, db, coll, doc, changed, partials, recordid=recordid)

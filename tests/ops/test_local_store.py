@@ -513,6 +513,8 @@ def test_an_update_rewrites_only_the_index_entries_its_change_changed(tmp_path):
         {"$set": {"task_id": "k-new"}},
         {"$set": {"code": "moved"}},
         {"$set": {"next_at": 99, "status": "pending"}},
+        {"$set": {"next_at": 99.0}},  # equal to an index, not the same value
+        {"$set": {"announced": 0}},  # equal to False in Python, not in BSON
         {"$set": {"body": "nothing indexed"}},
     ]
     plan = [(rng.randrange(45), rng.choice(changes)) for _ in range(300)]
@@ -561,3 +563,13 @@ def test_the_oplog_is_written_once_a_change_stream_is_opened_and_not_before():
     store._oplog_for("aggregate", watch, replica)
     assert replica.bootstrapped == 1  # once
     store._oplog_for("aggregate", watch, None)  # a command without a storage: nothing
+
+
+def test_a_value_is_the_same_to_an_index_only_with_its_types_and_order():
+    assert store._same({"a": [1, {"b": "x"}]}, {"a": [1, {"b": "x"}]})
+    assert not store._same(1, 1.0) and not store._same(True, 1) and not store._same(0, False)
+    assert not store._same({"a": 1, "b": 2}, {"b": 2, "a": 1})  # BSON keeps field order
+    assert not store._same(float("nan"), float("nan"))  # unsure: the entries are compared
+    assert not store._same([1, 2], [1, 2, 3]) and not store._same(None, store._ABSENT)
+    assert store._untouched({"a.b": 1, "c": -1}, {"a": {"b": 1}, "c": 2}, {"a": {"b": 1}, "c": 2})
+    assert not store._untouched({"a.b": 1}, {"a": {"b": 1}}, {"a": {"b": 1, "d": 0}})
