@@ -9,24 +9,57 @@ commit) and `find_one` by `_id`, first fresh and again after `BENCH_STORE_SESSIO
 (6000 unless told) have each run a transaction and ended `FINISHED_KEPT` seconds before (the
 launcher is told to forget finished transactions after those seconds instead of 300, so
 sessions aged in a minute stand for sessions aged over days). Ratios: each store aged
-against itself fresh, and the launcher against the store as shipped, aged."""
+against itself fresh, and the launcher against the store as shipped, aged. Fresh, it also
+measures the store's own CPU per statement in a collection shaped as notifications' message
+book (`statement_cpu`: the launcher rewrites only the index entries an update changed, and
+writes no oplog until a change stream is opened)."""
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pymongo
+from pymongo import UpdateOne
 
 from deploy.local.infra import port_open, store_command
+from services.notifications.application.book import INDEXES as MESSAGE_INDEXES
 from testkit.procs import free_port
 
 from .common import Report
+
+MESSAGES, STATEMENTS = 3000, 1200  # the message book's size, and statements of each shape
+
+
+def _message(i: int, now: datetime) -> dict:
+    """A message as notifications' planner writes it (services/notifications/application)."""
+    return {
+        "_id": i,
+        "kind": "confirmation",
+        "channel": "email",
+        "recipient": "client",
+        "client_id": f"c{i % 50}",
+        "therapist_id": f"t{i % 6}",
+        "session_id": f"s{i}",
+        "priority": i % 3,
+        "next_at": now - timedelta(seconds=i),
+        "due_at": now,
+        "status": "pending",
+        "attempts": 0,
+        "announced": False,
+        "as_of": now,
+        "created_at": now,
+        "last_error": None,
+        "context": {"starts_at": now, "modality": "video", "therapist_name": "Dr A Example"},
+    }
+
 
 SESSIONS = int(os.environ.get("BENCH_STORE_SESSIONS", "6000"))
 ROUNDS = 600  # transactions (and find_one calls) per measurement
@@ -76,6 +109,40 @@ class _Store:
             coll.find_one({"_id": i % 50})
         return txn, ROUNDS / (time.perf_counter() - started)
 
+    def cpu(self) -> float:
+        """The store process's CPU seconds so far (user and system)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def statement_cpu(self) -> dict[str, float]:
+        """The store's CPU (ms) per statement in a collection shaped as notifications' message
+        book (its ten secondary indexes, MESSAGES documents), each statement in bulk writes of
+        24 as the dispatcher sends them: an update of one indexed field, a claim (its status,
+        in six of the indexes, and a lease), and an insert."""
+        coll = self.client["bench_store"]["messages"]
+        coll.create_indexes(MESSAGE_INDEXES["messages"])
+        now = datetime.now(UTC)
+        coll.insert_many([_message(i, now) for i in range(MESSAGES)])
+        ids = list(range(MESSAGES))
+        random.Random(14).shuffle(ids)
+        claim = {"$set": {"status": "sending", "lease_until": now, "claimed_at": now}}
+        shapes = {
+            "update of 'announced'": lambda i: UpdateOne({"_id": i}, {"$set": {"announced": True}}),
+            "claim": lambda i: UpdateOne({"_id": i, "status": "pending"}, claim),
+        }
+        spent = {}
+        for name, op in shapes.items():
+            started = self.cpu()
+            for j in range(0, STATEMENTS, 24):
+                coll.bulk_write([op(i) for i in ids[j : j + 24]], ordered=False)
+            spent[name] = (self.cpu() - started) / STATEMENTS * 1000
+        more = [_message(MESSAGES + i, now) for i in range(STATEMENTS)]
+        started = self.cpu()
+        for j in range(0, STATEMENTS, 24):
+            coll.insert_many(more[j : j + 24])
+        spent["insert"] = (self.cpu() - started) / STATEMENTS * 1000
+        return spent
+
     def age(self, sessions: int) -> None:
         """`sessions` new sessions, each running one transaction, then dropped by the driver
         without ending them: as processes that stop, and pooled sessions gone stale, leave
@@ -103,15 +170,24 @@ class _Store:
 
 
 def run(report: Report) -> None:
-    figures = {}
+    figures, statements = {}, {}
     for name, as_shipped in (("as shipped", True), ("launcher", False)):
         store = _Store(as_shipped)
         try:
             fresh = store.rates()
+            statements[name] = store.statement_cpu()
             store.age(SESSIONS)
             figures[name] = (fresh, store.rates())
         finally:
             store.stop()
+    for what in statements["launcher"]:
+        report.add(
+            f"store CPU per {what}, message book: launcher",
+            statements["launcher"][what],
+            "ms",
+            "the store as shipped",
+            statements["as shipped"][what],
+        )
     for i, what in enumerate(("txn of 1 update", "find_one by _id")):
         for name in ("launcher", "as shipped"):
             fresh, aged = figures[name]
