@@ -635,11 +635,12 @@ def _oplog_once_watched(shipped):
     """The store's oplog written only once a change stream is opened. SecantusDB writes one
     for a replica set, where "change-stream clients can connect" (server.py), and Rapport
     runs it as one for its transactions; but nothing else reads it: not recovery
-    (WiredTiger's log, synced on every commit), not transactions, retried writes or cluster
-    times. Its entries were a third of the store's work for an update of a document (the
-    change's description and the entry: 0.69 against 0.42 ms of its CPU, py-spy and
-    bench, session 23) and a write more for every document inserted, while Rapport opens no
-    change stream unless RAPPORT_CHANGE_STREAMS is on (shared.wakeup). The first command
+    (WiredTiger's log, synced on every commit), not transactions or retried writes, and the
+    cluster time still advances (every `hello` mints one). Its entries were a third of the
+    store's work for an update of a document (the change's description and the entry: 0.69
+    against 0.42 ms of its CPU, py-spy and bench, session 23) and a write more for every
+    document inserted, while Rapport opens no change stream unless RAPPORT_CHANGE_STREAMS
+    is on (shared.wakeup). The first command
     that opens one (`_oplog_for`) turns the oplog on for good, before the stream reads it:
     a stream starts from now, so it misses nothing it would have seen. One guard goes with
     it: the store refuses a transaction whose oplog entries pass a fifth of three quarters
