@@ -33,7 +33,7 @@ from deploy.local.infra import port_open, store_command
 from services.notifications.application.book import INDEXES as MESSAGE_INDEXES
 from testkit.procs import free_port
 
-from .common import Report
+from .common import Report, cpu_seconds
 
 MESSAGES, STATEMENTS = 3000, 1200  # the message book's size, and statements of each shape
 
@@ -109,11 +109,6 @@ class _Store:
             coll.find_one({"_id": i % 50})
         return txn, ROUNDS / (time.perf_counter() - started)
 
-    def cpu(self) -> float:
-        """The store process's CPU seconds so far (user and system)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def statement_cpu(self) -> dict[str, float]:
         """The store's CPU (ms) per statement in a collection shaped as notifications' message
         book (its ten secondary indexes, MESSAGES documents), each statement in bulk writes of
@@ -132,15 +127,15 @@ class _Store:
         }
         spent = {}
         for name, op in shapes.items():
-            started = self.cpu()
+            started = cpu_seconds(self.proc.pid)
             for j in range(0, STATEMENTS, 24):
                 coll.bulk_write([op(i) for i in ids[j : j + 24]], ordered=False)
-            spent[name] = (self.cpu() - started) / STATEMENTS * 1000
+            spent[name] = (cpu_seconds(self.proc.pid) - started) / STATEMENTS * 1000
         more = [_message(MESSAGES + i, now) for i in range(STATEMENTS)]
-        started = self.cpu()
+        started = cpu_seconds(self.proc.pid)
         for j in range(0, STATEMENTS, 24):
             coll.insert_many(more[j : j + 24])
-        spent["insert"] = (self.cpu() - started) / STATEMENTS * 1000
+        spent["insert"] = (cpu_seconds(self.proc.pid) - started) / STATEMENTS * 1000
         return spent
 
     def age(self, sessions: int) -> None:
