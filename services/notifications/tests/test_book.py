@@ -407,3 +407,54 @@ def test_a_batch_s_claims_go_in_one_command_and_one_taken_meanwhile_is_left_out(
         seen.names.clear()
         assert len(book.claim_all(more, timedelta(minutes=2), "lane", now)) == 3
         assert seen.names == ["update"]  # all claimed: nothing read back
+
+
+def test_a_book_made_by_an_earlier_version_loses_its_retired_indexes_and_keeps_its_messages(
+    nsettings,
+):
+    """The status is in two of the book's indexes now, not six: every claim and every
+    message sent rewrote each index holding it (issue 14). A book made before has the old
+    compound indexes; starting a dispatcher or the API (`ensure_indexes`) drops them, keeps
+    the current ones and every message, and a second start changes nothing. The looks that
+    used the retired indexes still find what they found (a lapsed claim, a session's
+    pending reminders, the voids not yet announced)."""
+    from pymongo import ASCENDING, IndexModel
+
+    from services.notifications.application.book import (
+        INDEXES,
+        RETIRED,
+        SENDING,
+        ensure_indexes,
+    )
+
+    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    old = [
+        IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        IndexModel([("void_announced", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("session_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("client_id", ASCENDING), ("status", ASCENDING)]),
+    ]
+    db["messages"].create_indexes(old)
+    now = datetime.now(UTC)
+    book = MessageBook(db)
+    book.messages.insert_one(lapsed_claim(now))
+    book.plan([message("r1", "reminder", session_id="s1", kind="reminder")], now)
+    book.plan([message("r2", "reminder", session_id="s2", kind="reminder")], now)
+    assert set(RETIRED["messages"]) <= set(db["messages"].index_information())
+
+    ensure_indexes(db)
+    ensure_indexes(db)  # again, as the next process to start does
+    names = set(db["messages"].index_information())
+    assert not names & set(RETIRED["messages"])
+    wanted = {
+        "_".join(f"{k}_{d}" for k, d in m.document["key"].items()) for m in INDEXES["messages"]
+    }
+    assert names == wanted | {"_id_"}
+    assert db["messages"].count_documents({}) == 3
+
+    found = book.due(5, now + timedelta(seconds=1))
+    assert [d["_id"] for d in found if d["status"] == SENDING] == ["orphan"]
+    assert book.keep_only({"session_id": "s1", "kind": "reminder"}, [], "moved", now) == 1
+    assert [
+        d["_id"] for d in db["messages"].find({"void_announced": False, "status": "voided"})
+    ] == ["r1"]
