@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.config import Settings
+from shared.config import Settings, mongo_uris_from_env
 from shared.events import NewEvent
 from shared.eventstore import forget_append_locks
 from shared.mongo import client as mongo_client
@@ -29,6 +29,8 @@ def bench_settings() -> Settings:
     return Settings(
         kafka_bootstrap=f"127.0.0.1:{infra.kafka_port()}",
         mongo_uri=infra.mongo_uri(),
+        # a database's own local store (infra.own_stores), or one named in the environment
+        mongo_uris={**infra.mongo_uris(), **mongo_uris_from_env()},
         topic_prefix=f"bench{tag}.rapport.",
         db_prefix=f"bench{tag}_",
         topic_partitions=3,
@@ -60,13 +62,14 @@ def drop(settings: Settings) -> None:
     (`shared.mongo.drop_in_pieces`): a database of tens of thousands of documents dropped at
     once held the local store's one lock for 12-15 s (bench/README.md, session 21), into the
     start of the next section."""
-    c = mongo_client(settings.mongo_uri)
-    for name in c.list_database_names():
-        if name.startswith(settings.db_prefix):
-            for collection in c[name].list_collection_names():
-                if not collection.startswith("system."):
-                    drop_in_pieces(c[name][collection])
-            c.drop_database(name)
+    for uri in store_uris(settings):
+        c = mongo_client(uri)
+        for name in c.list_database_names():
+            if name.startswith(settings.db_prefix):
+                for collection in c[name].list_collection_names():
+                    if not collection.startswith("system."):
+                        drop_in_pieces(c[name][collection])
+                c.drop_database(name)
     forget_append_locks(settings.db_prefix)
 
 
@@ -188,8 +191,18 @@ def server_pids() -> dict[str, int]:
     return found
 
 
+def store_uris(settings) -> list[str]:
+    """Every store the settings use: the main one and the databases' own (Settings.mongo_uris)."""
+    return list(dict.fromkeys([settings.mongo_uri, *settings.mongo_uris.values()]))
+
+
 def store_ops(settings) -> dict[str, float]:
-    """The store's operation counters (serverStatus opcounters: query, insert, update,
-    delete, getmore, command), which every client's commands move."""
-    counters = mongo_client(settings.mongo_uri).admin.command("serverStatus")["opcounters"]
-    return {k: float(v) for k, v in counters.items()}
+    """The stores' operation counters (serverStatus opcounters: query, insert, update,
+    delete, getmore, command), which every client's commands move, summed over every store
+    the settings use."""
+    total: dict[str, float] = {}
+    for uri in store_uris(settings):
+        counters = mongo_client(uri).admin.command("serverStatus")["opcounters"]
+        for k, v in counters.items():
+            total[k] = total.get(k, 0.0) + float(v)
+    return total

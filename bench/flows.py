@@ -623,19 +623,21 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
 class _StoreSpend:
     """What the store did for the ticks, from the load's start until every watch saw every
     tick's outcome: its operations (serverStatus opcounters, every client's: the services',
-    the bench's appender and watcher) and, when this machine started it, its CPU. Per tick,
+    the bench's appender and watcher) and, when this machine started it, its CPU, both
+    summed over every local store (notifications' own too, since session 24). Per tick,
     these say how much of the store one tick of the practice costs, which the latencies
     above only show through the queue it makes: a change that saves round trips shows here
     at once, where a latency moves within the noise of a shared machine."""
 
     def __init__(self, settings):
         self.settings = settings
-        self.pid = server_pids().get("store")
+        # every local store: the main one and a database's own (deploy/local/infra.py)
+        self.pids = [pid for name, pid in server_pids().items() if name.startswith("store")]
         self.ops, self.cpu = store_ops(settings), self._cpu()
         self.ops_spent = self.cpu_spent = None
 
     def _cpu(self) -> float | None:
-        return cpu_seconds(self.pid) if self.pid else None
+        return sum(cpu_seconds(pid) for pid in self.pids) if self.pids else None
 
     def stop(self) -> None:
         after = store_ops(self.settings)
@@ -658,7 +660,8 @@ class _StoreSpend:
                 "store CPU per tick",
                 self.cpu_spent * 1000 / ticks,
                 "ms",
-                note=f"{self.cpu_spent:.1f} s of the store's CPU over {ticks} ticks{also}",
+                note=f"{self.cpu_spent:.1f} s of the stores' CPU over {ticks} ticks "
+                f"({len(self.pids)} stores){also}",
             )
 
 

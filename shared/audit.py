@@ -142,7 +142,7 @@ class AuditTrail:
 def trail_for(settings: Settings) -> AuditTrail:
     from .mongo import client
 
-    return AuditTrail(client(settings.mongo_uri), settings.database("audit"))
+    return AuditTrail(client(settings.mongo_uri_of("audit")), settings.database("audit"))
 
 
 def record_read(resource: str, client_id: str | None = None, action: str = "read") -> None:

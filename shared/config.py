@@ -28,6 +28,18 @@ class ConfigError(RuntimeError):
     """Raised at start-up when the environment is unsafe or incomplete."""
 
 
+MONGO_URI_OF = "RAPPORT_MONGO_URI_"
+
+
+def mongo_uris_from_env() -> dict[str, str]:
+    """{database name: its store's URI} from RAPPORT_MONGO_URI_<NAME> (Settings.mongo_uris)."""
+    return {
+        key[len(MONGO_URI_OF) :].lower(): value
+        for key, value in os.environ.items()
+        if key.startswith(MONGO_URI_OF) and value
+    }
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -40,6 +52,10 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     # the local store; retryWrites=false there: deploy/local/infra.py::mongo_uri says why
     mongo_uri: str = "mongodb://127.0.0.1:27117/?directConnection=true&retryWrites=false"
+    # A database's own store, where it is not `mongo_uri` ({"notifications": uri}, from
+    # RAPPORT_MONGO_URI_NOTIFICATIONS & co): each service keeps its own projections, and its
+    # database may live on a server of its own (`mongo_uri_of`).
+    mongo_uris: dict = field(default_factory=dict)
     # Prefixes let tests (and several practices on one cluster) share a broker and a store.
     topic_prefix: str = "rapport."
     db_prefix: str = "rapport_"
@@ -70,6 +86,12 @@ class Settings:
     def database(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
 
+    def mongo_uri_of(self, name: str) -> str:
+        """The store that holds database `name` (a service's, or the kernel's "keys" and
+        "audit"): its own when one is set, else `mongo_uri`. No transaction spans two
+        databases of two stores: a service's transactions write its own database only."""
+        return self.mongo_uris.get(name, self.mongo_uri)
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -97,6 +119,7 @@ class Settings:
         settings = cls(
             kafka_bootstrap=os.environ.get("RAPPORT_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             mongo_uri=os.environ.get("RAPPORT_MONGO_URI", cls.mongo_uri),
+            mongo_uris=mongo_uris_from_env(),
             topic_prefix=os.environ.get("RAPPORT_TOPIC_PREFIX", cls.topic_prefix),
             db_prefix=os.environ.get("RAPPORT_DB_PREFIX", cls.db_prefix),
             topic_partitions=int(os.environ.get("RAPPORT_TOPIC_PARTITIONS", "6")),

@@ -74,7 +74,7 @@ def projection_store(
     settings: Settings, projection: Projection, registry: EventRegistry = default_registry
 ) -> ProjectionStore:
     return ProjectionStore(
-        mongo_client(settings.mongo_uri),
+        mongo_client(settings.mongo_uri_of(projection.service)),
         settings.database(projection.service),
         projection,
         registry,
@@ -232,10 +232,13 @@ class ProjectionRunner:
 
     def _doorbell(self) -> Doorbell:
         """Rings when a source service's relay moves its published checkpoint (the records
-        are then on the topic): the sources' `outbox` collections."""
-        mongo = self.store.mongo
+        are then on the topic): the sources' `outbox` collections, each on its service's
+        store (Settings.mongo_uri_of: notifications' own store is not its sources')."""
         return Doorbell(
-            [mongo[self.settings.database(s)]["outbox"] for s in self.projection.sources],
+            [
+                mongo_client(self.settings.mongo_uri_of(s))[self.settings.database(s)]["outbox"]
+                for s in self.projection.sources
+            ],
             name=f"consumer {self.store.name}",
         )
 

@@ -373,12 +373,13 @@ def cipher_for(settings: Settings) -> FieldCipher:
     forgotten here at once; other processes forget it within `cache_seconds`."""
     from .mongo import client
 
-    ident = (settings.mongo_uri, settings.database("keys"), settings.master_key)
+    uri = settings.mongo_uri_of("keys")
+    ident = (uri, settings.database("keys"), settings.master_key)
     with _ciphers_lock:
         found = _ciphers.get(ident)
         if found is None:
             found = FieldCipher(
-                KeyStore(client(settings.mongo_uri), settings.database("keys"), settings.master_key)
+                KeyStore(client(uri), settings.database("keys"), settings.master_key)
             )
             _ciphers[ident] = found
         return found

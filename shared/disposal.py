@@ -68,7 +68,8 @@ class DisposalWorker:
         clients = self.pending()
         if not clients:
             return 0
-        db = mongo_client(self.settings.mongo_uri)[self.settings.database(self.definition.name)]
+        name = self.definition.name
+        db = mongo_client(self.settings.mongo_uri_of(name))[self.settings.database(name)]
         for client_id in clients:
             idempotency.forget_client(db, client_id)  # answers kept for Idempotency-Key replays
             if self.definition.dispose is not None:

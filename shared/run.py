@@ -56,7 +56,9 @@ def _stop(stop: threading.Event, signum: int) -> None:
 
 def make_relay(settings: Settings, service: str) -> OutboxRelay:
     # its indexes are made by the relay's loop, which waits for a store that is down
-    store = EventStore(mongo_client(settings.mongo_uri), settings.database(service), registry)
+    store = EventStore(
+        mongo_client(settings.mongo_uri_of(service)), settings.database(service), registry
+    )
     return OutboxRelay(
         store,
         settings.kafka_bootstrap,
@@ -234,7 +236,8 @@ def rewrap_keys_command() -> None:
     except ConfigError as err:
         raise click.UsageError(f"RAPPORT_MASTER_KEY_NEW: {err}") from None
     keys = settings.database("keys")
-    counts = rewrap_keys(mongo_client(settings.mongo_uri), keys, settings.master_key, new)
+    mongo = mongo_client(settings.mongo_uri_of("keys"))
+    counts = rewrap_keys(mongo, keys, settings.master_key, new)
     click.echo(
         f"{keys}: {counts['rewrapped']} keys wrapped under the new master key, "
         f"{counts['already']} were already, {counts['disposed']} disposed (nothing to wrap). "

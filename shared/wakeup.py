@@ -140,7 +140,7 @@ def change_streams_enabled() -> bool:
 
 
 class Doorbell:
-    """Rings when one of `collections` (all on one store client) changes. `watching` is
+    """Rings when one of `collections` (see `__init__`) changes. `watching` is
     False while the change stream is not open (store down, or a store without change
     streams): callers then poll as they did before."""
 
@@ -151,7 +151,11 @@ class Doorbell:
         name: str = "doorbell",
         pace: float = 0.0,
     ):
-        """`pace`: the least time between two wakes of the bell's loop. Under load a
+        """`collections` on more than one store (two clients) are heard by chimes only: a
+        change stream is one store's, so such a bell opens none and, without chimes, its
+        callers poll (`watching` False).
+
+        `pace`: the least time between two wakes of the bell's loop. Under load a
         collection changes many times a second; a loop woken by every change looks for work
         more often than its old poll did and adds to the store's load (issue 14: the risk
         alerts' latency in the flows bench tripled). Rings within `pace` of the last wake
@@ -161,7 +165,8 @@ class Doorbell:
         self.name, self.pace = name, pace
         self._woke = float("-inf")  # monotonic time wait() last returned
         self.names = [c.full_name for c in collections]
-        streams = bool(collections) and change_streams_enabled()
+        one_store = len({id(c.database.client) for c in collections}) == 1
+        streams = bool(collections) and one_store and change_streams_enabled()
         # without change streams, a bell on a hub of its own that never opens
         self._hub = _hub(collections[0].database.client) if streams else _Hub(None)
         if streams:

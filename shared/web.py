@@ -78,7 +78,7 @@ class ServiceContext:
 
     @property
     def mongo(self):
-        return mongo_client(self.settings.mongo_uri)
+        return mongo_client(self.settings.mongo_uri_of(self.service))
 
     @property
     def db(self):
@@ -104,7 +104,7 @@ class ServiceContext:
 
     def projection(self, projection: Projection) -> ProjectionStore:
         return ProjectionStore(
-            self.mongo,
+            mongo_client(self.settings.mongo_uri_of(projection.service)),
             self.settings.database(projection.service),
             projection,
             registry,

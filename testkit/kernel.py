@@ -138,11 +138,17 @@ def listened_settings(settings, monkeypatch, name: str):
     """(settings, Commands): a copy of `settings` whose store client records every command
     it sends. The copy's own URI gets its own client in shared.mongo's per-process cache, so
     only what uses these settings is heard; the client is dropped from the cache after the
-    test (monkeypatch)."""
+    test (monkeypatch). A database's own store (Settings.mongo_uris) is heard the same way,
+    by the same listener."""
     listener = Commands()
-    ours = replace(settings, mongo_uri=f"{settings.mongo_uri}&appName={name}")
-    mongo = pymongo.MongoClient(ours.mongo_uri, tz_aware=True, event_listeners=[listener])
-    monkeypatch.setitem(shared.mongo._clients, ours.mongo_uri, mongo)
+    ours = replace(
+        settings,
+        mongo_uri=f"{settings.mongo_uri}&appName={name}",
+        mongo_uris={db: f"{uri}&appName={name}" for db, uri in settings.mongo_uris.items()},
+    )
+    for uri in {ours.mongo_uri, *ours.mongo_uris.values()}:
+        mongo = pymongo.MongoClient(uri, tz_aware=True, event_listeners=[listener])
+        monkeypatch.setitem(shared.mongo._clients, uri, mongo)
     return ours, listener
 
 

@@ -50,6 +50,13 @@ def infra(request):
 
 
 @pytest.fixture(scope="session")
+def own_stores(infra) -> dict[str, str]:
+    """{database name: its own store's URI}, as `make up` runs them (deploy/local/infra.py:
+    notifications on a store of its own); none on the docker-compose stack's one MongoDB."""
+    return {} if STACK == "docker" else local.mongo_uris()
+
+
+@pytest.fixture(scope="session")
 def docker_compose_file(pytestconfig):
     return os.path.join(str(pytestconfig.rootpath), "docker-compose.yml")
 
@@ -60,20 +67,23 @@ def docker_setup():
 
 
 @pytest.fixture
-def settings(infra) -> Iterable[Settings]:
-    """Settings isolated for one test: its own topics and databases on the shared servers."""
+def settings(infra, own_stores) -> Iterable[Settings]:
+    """Settings isolated for one test: its own topics and databases on the shared servers
+    (a database with a store of its own there, as in `make up`: `own_stores`)."""
     kafka, mongo = infra
     tag = uuid.uuid4().hex[:10]
     s = Settings(
         kafka_bootstrap=kafka,
         mongo_uri=mongo,
+        mongo_uris=dict(own_stores),
         topic_prefix=f"t{tag}.rapport.",
         db_prefix=f"t{tag}_",
         topic_partitions=3,
         demo_mode=True,
     )
     yield s
-    _drop_databases(mongo, s.db_prefix)
+    for uri in dict.fromkeys([mongo, *own_stores.values()]):
+        _drop_databases(uri, s.db_prefix)
 
 
 def _drop_databases(mongo: str, prefix: str, attempts: int = 5) -> None:

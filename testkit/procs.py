@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from shared.config import Settings
+from shared.config import MONGO_URI_OF, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -31,7 +31,8 @@ def free_port() -> int:
 
 def settings_env(settings: Settings, **extra: str) -> dict:
     """The environment that makes `Settings.from_env()` equal to `settings` (prefixes too)."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(MONGO_URI_OF)}
+    env.update({MONGO_URI_OF + name.upper(): uri for name, uri in settings.mongo_uris.items()})
     env.update(
         {
             "PYTHONPATH": str(ROOT),

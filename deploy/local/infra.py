@@ -3,7 +3,10 @@ broker (noida-db) and a MongoDB-wire server (SecantusDB, --sync-on-commit), on 1
 data under the git-ignored run folder, stopped by PID with SIGTERM. Starting twice is
 harmless: a server already answering on its port with a live PID is left alone.
 
-    python -m deploy.local.infra start|stop|status|restart [broker|store]
+A database may have a store of its own (RAPPORT_LOCAL_OWN_STORES, "notifications" unless
+set): one more SecantusDB on the next port, `store-notifications` (`mongo_uris`).
+
+    python -m deploy.local.infra start|stop|status|restart [broker|store|store-notifications]
 """
 
 from __future__ import annotations
@@ -34,6 +37,28 @@ def mongo_port() -> int:
     return int(os.environ.get("RAPPORT_MONGO_PORT", "27117"))
 
 
+def own_stores() -> list[str]:
+    """The databases the local servers give a store of their own, each on the port after
+    the last (RAPPORT_LOCAL_OWN_STORES, comma-separated; empty: one store for all).
+
+    Notifications by default: the local store runs a command at a time (one interpreter, one
+    lock: bench/README.md, gaps of the local servers), and notifications' message book was
+    half of its work in the flows, so every hop of every flow queued behind it (issue 14).
+    With its own store, each service still keeps its own database, as on real MongoDB, where
+    one server runs commands side by side and RAPPORT_MONGO_URI_<NAME> is not needed."""
+    raw = os.environ.get("RAPPORT_LOCAL_OWN_STORES", "notifications")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def _uri(port: int) -> str:
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+
+
+def mongo_uris() -> dict[str, str]:
+    """{database name: its own local store's URI} (Settings.mongo_uris)."""
+    return {name: _uri(mongo_port() + 1 + i) for i, name in enumerate(own_stores())}
+
+
 def mongo_uri() -> str:
     """The local store's URI, as every local client (make up, the tests, the bench) uses it.
 
@@ -46,7 +71,7 @@ def mongo_uri() -> str:
     caller's loop retries is the safer answer. Transactions are unaffected: the driver retries
     a commit whatever this says. Real MongoDB (docker-compose, k8s) keeps retryable writes.
     """
-    return f"mongodb://127.0.0.1:{mongo_port()}/?directConnection=true&retryWrites=false"
+    return _uri(mongo_port())
 
 
 def _venv_bin(name: str) -> Path:
@@ -133,7 +158,7 @@ class Server:
     def answering(self) -> bool:
         if not port_open(self.port):
             return False
-        if self.name == "store":
+        if self.name.startswith("store"):
             import pymongo
 
             try:
@@ -159,6 +184,7 @@ def port_open(port: int) -> bool:
 
 def servers(which: str | None = None) -> list[Server]:
     all_ = [Server("broker", kafka_port()), Server("store", mongo_port())]
+    all_ += [Server(f"store-{name}", mongo_port() + 1 + i) for i, name in enumerate(own_stores())]
     return [s for s in all_ if which in (None, s.name)]
 
 
@@ -239,7 +265,7 @@ def status() -> int:
     return code
 
 
-WHICH = click.argument("which", required=False, type=click.Choice(["broker", "store"]))
+WHICH = click.argument("which", required=False, type=click.Choice([s.name for s in servers()]))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -601,7 +601,7 @@ def lead_token(settings: Settings, password: str) -> tuple[str, str]:
 
 def run(settings: Settings, password: str, today: date | None = None) -> bool:
     """Seed once; False when the practice was already seeded."""
-    db = mongo_client(settings.mongo_uri)[settings.database("portal")]
+    db = mongo_client(settings.mongo_uri_of("portal"))[settings.database("portal")]
     progress = Progress(db)
     if progress.done():
         return False

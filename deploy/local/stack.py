@@ -111,6 +111,8 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     # every process wakes the others' idle loops after its writes (shared.chime)
     env.setdefault("RAPPORT_WAKE_DIR", str(infra.run_dir() / "wake"))
     env.setdefault("RAPPORT_MONGO_URI", infra.mongo_uri())  # the store on its port, as in tests
+    for name, uri in infra.mongo_uris().items():  # a database's own store (infra.own_stores)
+        env.setdefault(f"RAPPORT_MONGO_URI_{name.upper()}", uri)
     subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=env, cwd=ROOT, check=True)
     for name, command, extra in processes():
         if _pid(name):

@@ -51,7 +51,7 @@ class ChargeWorker:
     def __init__(self, settings, interval: float = 0.2, idle_rest: float = IDLE_REST):
         self.settings, self.interval, self.idle_rest = settings, interval, idle_rest
         self.store = EventStore(
-            mongo_client(settings.mongo_uri),
+            mongo_client(settings.mongo_uri_of("billing")),
             settings.database("billing"),
             registry,
             cipher=cipher_for(settings),

@@ -29,7 +29,8 @@ def _dispose(settings, client_id):
 
     from .application.book import forget_client
 
-    forget_client(client(settings.mongo_uri)[settings.database("notifications")], client_id)
+    mongo = client(settings.mongo_uri_of("notifications"))
+    forget_client(mongo[settings.database("notifications")], client_id)
 
 
 SERVICE = ServiceDefinition(

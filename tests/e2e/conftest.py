@@ -46,7 +46,7 @@ def _healthy(url: str) -> bool:
 class Stack:
     """The processes of one practice; stopped by PID with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, kafka: str, mongo: str):
+    def __init__(self, kafka: str, mongo: str, own_stores: dict[str, str]):
         tag = uuid.uuid4().hex[:8]
         self.run_dir = ROOT / ".run" / f"e2e-{tag}"
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -59,6 +59,8 @@ class Stack:
             "PYTHONPATH": str(ROOT),
             "RAPPORT_KAFKA_BOOTSTRAP": kafka,
             "RAPPORT_MONGO_URI": mongo,
+            # a database's own store, as `make up` has it (deploy/local/infra.py)
+            **{f"RAPPORT_MONGO_URI_{name.upper()}": uri for name, uri in own_stores.items()},
             "RAPPORT_TOPIC_PREFIX": f"e2e{tag}.rapport.",
             "RAPPORT_DB_PREFIX": self.db_prefix,
             "RAPPORT_TOPIC_PARTITIONS": "3",
@@ -197,19 +199,20 @@ class Stack:
 
 
 @pytest.fixture(scope="package")
-def stack(infra):
+def stack(infra, own_stores):
     kafka, mongo = infra
-    practice = Stack(kafka, mongo)
+    practice = Stack(kafka, mongo, own_stores)
     practice.start()
     yield practice
     practice.stop()
     from shared.eventstore import forget_append_locks
     from shared.mongo import client
 
-    c = client(mongo)
-    for name in c.list_database_names():
-        if name.startswith(practice.db_prefix):
-            c.drop_database(name)
+    for uri in dict.fromkeys([mongo, *own_stores.values()]):
+        c = client(uri)
+        for name in c.list_database_names():
+            if name.startswith(practice.db_prefix):
+                c.drop_database(name)
     forget_append_locks(practice.db_prefix)
 
 

@@ -100,7 +100,9 @@ def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settin
             }
         ),
     }
-    book = mongo_client(settings.mongo_uri)[settings.database("notifications")]["messages"]
+    book = mongo_client(settings.mongo_uri_of("notifications"))[settings.database("notifications")][
+        "messages"
+    ]
 
     def dispatcher(name):
         return Proc(

@@ -361,13 +361,15 @@ class Journey:
         done = ok(self.s["records"].post(f"/clients/{cid}/disposal", headers=self.lead))
         assert done["status"] == "disposed"
         settings = self.s["apps"]["records"].config["RAPPORT_SETTINGS"]
-        c = mongo_client(settings.mongo_uri)
+
+        def db(s):  # each service's database on its own store (Settings.mongo_uri_of)
+            return mongo_client(settings.mongo_uri_of(s))[settings.database(s)]
 
         def state() -> dict:
             return {
-                f"{s}.{name}": c[settings.database(s)][name].find_one({"_id": cid})
+                f"{s}.{name}": db(s)[name].find_one({"_id": cid})
                 for s in ("scheduling", "records", "measures", "notifications", "billing")
-                for name in c[settings.database(s)].list_collection_names()
+                for name in db(s).list_collection_names()
                 if name.startswith("disposals__")
             }
 

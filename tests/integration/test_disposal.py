@@ -49,10 +49,9 @@ CLINICAL = (
 
 
 def _all_documents(settings) -> str:
-    c = mongo_client(settings.mongo_uri)
     dumps = []
-    for service in FOUR:
-        db = c[settings.database(service)]
+    for service in FOUR:  # each on its own store (notifications': Settings.mongo_uri_of)
+        db = mongo_client(settings.mongo_uri_of(service))[settings.database(service)]
         for name in db.list_collection_names():
             dumps.append(json.dumps(list(db[name].find()), default=str))
     return "\n".join(dumps)
@@ -238,13 +237,14 @@ def test_erasure_refused_in_retention_then_disposal_forgets_everywhere(practice,
         == 409
     )
 
-    c = mongo_client(settings.mongo_uri)
+    def db(s):
+        return mongo_client(settings.mongo_uri_of(s))[settings.database(s)]
 
     def swept():
         return all(
-            c[settings.database(s)][name].count_documents({"_id": cid, "done_at": {"$ne": None}})
+            db(s)[name].count_documents({"_id": cid, "done_at": {"$ne": None}})
             for s in FOUR
-            for name in c[settings.database(s)].list_collection_names()
+            for name in db(s).list_collection_names()
             if name.startswith("disposals__")
         )
 

@@ -277,3 +277,32 @@ def test_incomplete_connection_security_refuses_to_start(monkeypatch, env, named
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=named):
         Settings.from_env()
+
+
+def test_a_database_may_name_a_store_of_its_own_and_the_processes_started_inherit_it(
+    monkeypatch,
+):
+    """RAPPORT_MONGO_URI_<NAME> gives database <name> its own store (`Settings.mongo_uri_of`);
+    every other database stays on RAPPORT_MONGO_URI, and the environment a test or the bench
+    gives the processes it starts says the same (testkit.procs.settings_env)."""
+    from testkit.procs import settings_env
+
+    own = "mongodb://127.0.0.1:1/?directConnection=true"
+    monkeypatch.setenv("RAPPORT_DEMO_MODE", "1")
+    monkeypatch.setenv("RAPPORT_MONGO_URI", "mongodb://127.0.0.1:2/")
+    monkeypatch.setenv("RAPPORT_MONGO_URI_NOTIFICATIONS", own)
+    monkeypatch.setenv("RAPPORT_MONGO_URI_BILLING", "")  # empty: not set
+    settings = Settings.from_env()
+    assert settings.mongo_uris == {"notifications": own}
+    assert settings.mongo_uri_of("notifications") == own
+    assert (
+        settings.mongo_uri_of("keys")
+        == settings.mongo_uri_of("records")
+        == "mongodb://127.0.0.1:2/"
+    )
+
+    alone = settings.with_(mongo_uris={})
+    env = settings_env(alone)
+    assert not [k for k in env if k.startswith("RAPPORT_MONGO_URI_")]  # not inherited
+    env = settings_env(settings)
+    assert env["RAPPORT_MONGO_URI_NOTIFICATIONS"] == own

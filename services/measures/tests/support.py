@@ -24,7 +24,7 @@ class Upstream:
 
     def __init__(self, settings, service):
         self.store = EventStore(
-            mongo_client(settings.mongo_uri),
+            mongo_client(settings.mongo_uri_of(service)),
             settings.database(service),
             registry,
             cipher=cipher_for(settings),

@@ -246,7 +246,9 @@ def api(nsettings):
 
 @pytest.fixture
 def book(nsettings):
-    return mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]["messages"]
+    return mongo_client(nsettings.mongo_uri_of("notifications"))[
+        nsettings.database("notifications")
+    ]["messages"]
 
 
 @pytest.fixture
@@ -258,7 +260,9 @@ def running_service(nsettings, feed, workers):
 
 def notification_events(settings, key: str) -> list:
     store = EventStore(
-        mongo_client(settings.mongo_uri), settings.database("notifications"), registry
+        mongo_client(settings.mongo_uri_of("notifications")),
+        settings.database("notifications"),
+        registry,
     )
     return [e.type for e in store.load(f"notification-{key}")]
 

@@ -66,7 +66,9 @@ def test_preferences_start_from_consent_and_pending_reminders_follow_a_change(
 
     assert api.put("/clients/c1/preferences", json=body, headers=lead).status_code == 200
     store = EventStore(
-        mongo_client(nsettings.mongo_uri), nsettings.database("notifications"), registry
+        mongo_client(nsettings.mongo_uri_of("notifications")),
+        nsettings.database("notifications"),
+        registry,
     )
     assert [e.type for e in store.load("preferences-c1")] == ["NotificationPreferencesSet"]
 

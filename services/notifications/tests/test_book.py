@@ -37,7 +37,7 @@ def lapsed_claim(now: datetime, **extra) -> dict:
 
 
 def test_planning_follows_the_facts_order_not_the_arrival_order(nsettings):
-    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
     book = MessageBook(db)
     book.plan([message("a", "v2"), message("b", "first")], T0 + timedelta(minutes=2))
     book.plan([message("a", "v1 late")], T0 + timedelta(minutes=1))  # older fact, replayed
@@ -195,7 +195,7 @@ def test_claims_taken_together_never_share_a_message(nsettings):
     from services.notifications.application.book import PENDING, SENDING
     from services.notifications.domain.plans import URGENT
 
-    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
     book = MessageBook(db)
     now = datetime.now(UTC)
     docs = [
@@ -239,7 +239,7 @@ def test_an_alerts_emails_are_claimed_before_its_inbox_entries(nsettings):
     from services.notifications.application.book import PENDING
     from services.notifications.domain.plans import URGENT
 
-    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
     book = MessageBook(db)
     now = datetime.now(UTC)
     book.messages.insert_many(
@@ -427,7 +427,7 @@ def test_a_book_made_by_an_earlier_version_loses_its_retired_indexes_and_keeps_i
         ensure_indexes,
     )
 
-    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
     old = [
         IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
         IndexModel([("void_announced", ASCENDING), ("status", ASCENDING)]),

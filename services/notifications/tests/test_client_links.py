@@ -35,7 +35,7 @@ from .test_booking_link import (  # noqa: F401  (fixtures)
 def held(settings, client_id: str, kind: str) -> bool:
     """Whether the planner holds a link or a booking for this person, awaiting the enquiry."""
     planner = ProjectionStore(
-        mongo_client(settings.mongo_uri),
+        mongo_client(settings.mongo_uri_of("notifications")),
         settings.database("notifications"),
         Planner(),
         registry,

@@ -498,7 +498,9 @@ def test_the_urgent_lane_sends_the_next_alert_while_the_last_waits_to_be_recorde
 
     # another append to notifications' store holds the turn (as a long batch would)
     store = EventStore(
-        mongo_client(nsettings.mongo_uri), nsettings.database("notifications"), registry
+        mongo_client(nsettings.mongo_uri_of("notifications")),
+        nsettings.database("notifications"),
+        registry,
     )
     holding, release = threading.Event(), threading.Event()
 

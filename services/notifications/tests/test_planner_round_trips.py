@@ -31,7 +31,8 @@ def records_of(settings, feed, service: str) -> list[Record]:
 def heard_planner(settings) -> Iterator[tuple[ProjectionStore, int, Commands]]:
     """The planner's store (its active generation made) on a client whose commands are heard."""
     listener = Commands()
-    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    uri = settings.mongo_uri_of("notifications")  # notifications' own store, as the services'
+    mongo = pymongo.MongoClient(uri, tz_aware=True, event_listeners=[listener])
     try:
         store = ProjectionStore(mongo, settings.database("notifications"), Planner(), registry)
         generation = store.active_generation()

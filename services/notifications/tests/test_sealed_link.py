@@ -35,7 +35,7 @@ def test_the_stored_video_link_is_sealed_and_unreadable_after_shredding(
     wait(lambda: mail.to("c1@client.test"), message="the confirmation")
     assert LINK in mail.to("c1@client.test")[0].get_content()  # opened to be sent
 
-    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
     messages = list(db["messages"].find({"client_id": "c1", "kind": "reminder"}))
     assert messages, "the reminder is planned"
     sealed = messages[0]["context"]["video_link"]
@@ -74,7 +74,7 @@ def test_a_link_for_a_client_already_shredded_is_kept_by_no_one_and_stops_nothin
         video_link="https://meet.test/room-s1-moved",
         video_room="room-s1-moved",
     )
-    db = mongo_client(nsettings.mongo_uri)[nsettings.database("notifications")]
+    db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
 
     def moved_session():
         for name in db.list_collection_names():

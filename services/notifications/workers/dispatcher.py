@@ -108,7 +108,7 @@ class Dispatcher:
         self._full = False  # the last look at the due messages came back full
 
     def _setup(self) -> None:
-        mongo = mongo_client(self.settings.mongo_uri)
+        mongo = mongo_client(self.settings.mongo_uri_of("notifications"))
         db = mongo[self.settings.database("notifications")]
         self.mongo, self.db = mongo, db
         self.store = EventStore(mongo, db.name, registry, cipher=cipher_for(self.settings))
