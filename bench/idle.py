@@ -2,7 +2,7 @@
 window (`POLL_MS`) and with a 100 ms window, measured one after the other in this process.
 Then every long-running process `make up` starts (each service's API under gunicorn, its
 relay and its consume process with all projections and loops), left alone, with the
-broker and the store: their CPU share together, against issue 14's
+broker and the stores (the main one and notifications' own): their CPU share together, against issue 14's
 target of 10 % of one core. The store's share is only this section's when the store is
 not shared with other work (run it on its own ports: RAPPORT_MONGO_PORT, bench/README.md).
 
