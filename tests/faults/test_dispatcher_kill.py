@@ -25,6 +25,8 @@ from testkit.faults import RECEPTION, release_dead_transactions
 from testkit.plugin import eventually
 from testkit.procs import PYTHON, Proc, free_port, settings_env, worker
 
+from .conftest import LOCAL_ONLY
+
 pytestmark = pytest.mark.slow
 ALERTS = 10
 LEAD = "lead@faults.test"
@@ -84,35 +86,37 @@ def feed(settings) -> None:
         make_relay(settings, service).drain(timeout=120)
 
 
-def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settings, procs):
-    sink = SlowSink(free_port()).start()
-    env = {
-        "RAPPORT_SMTP_PORT": str(sink.port),
-        "RAPPORT_QUIET_HOURS": "off",
-        "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
-        "FAULTS_NOTIFY": json.dumps(
-            {
-                "smtp_port": sink.port,
-                "lead_email": LEAD,
-                "quiet_hours": "off",
-                "poll_seconds": 0.1,
-                "lease_seconds": 5,
-            }
-        ),
-    }
-    book = mongo_client(settings.mongo_uri_of("notifications"))[settings.database("notifications")][
-        "messages"
-    ]
+class Planned:
+    """Risk alerts planned into the notifications book by its planner (a process), a slow
+    SMTP sink, and dispatchers as processes of their own (`dispatcher(name)`)."""
 
-    def dispatcher(name):
-        return Proc(
-            name,
-            [PYTHON, "-m", "tests.faults.dispatcher_proc"],
-            settings_env(settings, **env),
-            procs.log_dir,
-        )
+    def __init__(self, settings, procs):
+        self.settings, self.procs = settings, procs
+        self.sink = SlowSink(free_port()).start()
+        self.env = {
+            "RAPPORT_SMTP_PORT": str(self.sink.port),
+            "RAPPORT_QUIET_HOURS": "off",
+            "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
+            "FAULTS_NOTIFY": json.dumps(
+                {
+                    "smtp_port": self.sink.port,
+                    "lead_email": LEAD,
+                    "quiet_hours": "off",
+                    "poll_seconds": 0.1,
+                    "lease_seconds": 5,
+                }
+            ),
+        }
+        database = settings.database("notifications")
+        self.book = mongo_client(settings.mongo_uri_of("notifications"))[database]["messages"]
+        try:
+            self._plan()
+        except BaseException:
+            self.sink.stop()
+            raise
 
-    try:
+    def _plan(self) -> None:
+        settings, procs = self.settings, self.procs
         feed(settings)
         procs.add(
             worker(
@@ -124,39 +128,90 @@ def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settin
                 "--projection",
                 "risk_alerts",  # risk alerts are planned by a projection of their own
                 log_dir=procs.log_dir,
-                env=env,
+                env=self.env,
             )
         )
         eventually(
-            lambda: book.count_documents({}) == ALERTS * 4,
+            lambda: self.book.count_documents({}) == ALERTS * 4,
             timeout=120,
             message="the planner booked two emails and two inbox entries per alert",
         )
-        first = procs.add(dispatcher("dispatcher-1"))
-        eventually(lambda: len(sink.messages) >= 4, timeout=120, message="some mail went")
-        first.kill()
-        assert len(sink.messages) < ALERTS * 2, "killed mid-way"
-        # claimed by the killed dispatcher and not recorded: the only ones that may go twice
-        in_flight = {message_id(d["_id"]) for d in book.find({"status": "sending"}, {"_id": 1})}
-        release_dead_transactions(settings)
-        procs.add(dispatcher("dispatcher-2"))
+
+    def dispatcher(self, name: str) -> Proc:
+        proc = Proc(
+            name,
+            [PYTHON, "-m", "tests.faults.dispatcher_proc"],
+            settings_env(self.settings, **self.env),
+            self.procs.log_dir,
+        )
+        return self.procs.add(proc)
+
+    def in_flight(self) -> set[str]:
+        """Claimed and not recorded sent: the only messages that may go twice."""
+        return {message_id(d["_id"]) for d in self.book.find({"status": "sending"}, {"_id": 1})}
+
+    def all_sent(self) -> None:
         eventually(
-            lambda: book.count_documents({"status": {"$ne": "sent"}}) == 0,
+            lambda: self.book.count_documents({"status": {"$ne": "sent"}}) == 0,
             timeout=180,
             message="every message recorded as sent",
         )
         time.sleep(2.0)  # a duplicate would arrive now
+
+    def each_once(self, in_flight: set[str]) -> None:
+        ids = Counter(m["Message-ID"] for _, m in self.sink.messages)
+        assert len(ids) == ALERTS * 2, "every alert email reached the SMTP server"
+        twice = {mid for mid, n in ids.items() if n > 1}
+        assert max(ids.values()) <= 2, f"a message went more than twice: {ids}"
+        assert twice <= in_flight, f"only messages in flight at the kill may go twice: {ids}"
+        assert len(in_flight) <= Dispatcher.BATCH, in_flight
+        to_lead = self.sink.to(LEAD)
+        assert len(to_lead) >= ALERTS and len({m["Message-ID"] for m in to_lead}) == ALERTS
+        store = ServiceContext("notifications", self.settings).store
+        sent = Counter(
+            d["stream_id"]
+            for d in store.events.find({"type": "NotificationSent"}, {"stream_id": 1})
+        )
+        assert len(sent) == ALERTS * 4 and set(sent.values()) == {1}, "one NotificationSent each"
+
+
+def test_dispatcher_killed_mid_send_and_restarted_sends_each_message_once(settings, procs):
+    planned = Planned(settings, procs)
+    try:
+        first = planned.dispatcher("dispatcher-1")
+        eventually(lambda: len(planned.sink.messages) >= 4, timeout=120, message="some mail went")
+        first.kill()
+        assert len(planned.sink.messages) < ALERTS * 2, "killed mid-way"
+        in_flight = planned.in_flight()
+        release_dead_transactions(settings)
+        planned.dispatcher("dispatcher-2")
+        planned.all_sent()
     finally:
-        sink.stop()
-    ids = Counter(m["Message-ID"] for _, m in sink.messages)
-    assert len(ids) == ALERTS * 2, "every alert email reached the SMTP server"
-    twice = {mid for mid, n in ids.items() if n > 1}
-    assert max(ids.values()) <= 2, f"a message went more than twice: {ids}"
-    assert twice <= in_flight, f"only messages in flight at the kill may go twice: {ids}"
-    assert len(in_flight) <= Dispatcher.BATCH, in_flight
-    assert len(sink.to(LEAD)) >= ALERTS and len({m["Message-ID"] for m in sink.to(LEAD)}) == ALERTS
-    store = ServiceContext("notifications", settings).store
-    sent = Counter(
-        d["stream_id"] for d in store.events.find({"type": "NotificationSent"}, {"stream_id": 1})
-    )
-    assert len(sent) == ALERTS * 4 and set(sent.values()) == {1}, "one NotificationSent each"
+        planned.sink.stop()
+    planned.each_once(in_flight)
+
+
+@LOCAL_ONLY
+def test_notifications_own_store_killed_mid_send_and_restarted_sends_each_message_once(
+    settings, procs, servers_restored
+):
+    """Notifications' database on its own local store (deploy/local/infra.py), SIGKILLed
+    while the dispatcher sends risk alerts, and started again: the dispatcher keeps going
+    once it answers, every alert email reaches the SMTP server, only the messages claimed and
+    not recorded at the kill may go twice (the same window as a dispatcher's kill, with the
+    same Message-ID), and each notification records one NotificationSent."""
+    assert settings.mongo_uri_of("notifications") != settings.mongo_uri, "its own store"
+    local = servers_restored
+    planned = Planned(settings, procs)
+    try:
+        planned.dispatcher("dispatcher")
+        eventually(lambda: len(planned.sink.messages) >= 4, timeout=120, message="some mail went")
+        local.kill("store-notifications")  # SIGKILL, mid-send
+        assert len(planned.sink.messages) < ALERTS * 2, "killed mid-way"
+        time.sleep(2)
+        local.start("store-notifications")
+        in_flight = planned.in_flight()  # claimed before the kill: durable (--sync-on-commit)
+        planned.all_sent()
+    finally:
+        planned.sink.stop()
+    planned.each_once(in_flight)
