@@ -2,9 +2,10 @@
 window (`POLL_MS`) and with a 100 ms window, measured one after the other in this process.
 Then every long-running process `make up` starts (each service's API under gunicorn, its
 relay and its consume process with all projections and loops), left alone, with the
-broker and the stores (the main one and notifications' own): their CPU share together, against issue 14's
-target of 10 % of one core. The store's share is only this section's when the store is
-not shared with other work (run it on its own ports: RAPPORT_MONGO_PORT, bench/README.md).
+broker and the stores (the main one and notifications' own): their CPU share together,
+against issue 14's target of 10 % of one core. The stores' share is only this section's
+when they are not shared with other work (run it on ports of its own: RAPPORT_MONGO_PORT,
+bench/README.md).
 
 The local broker answers a fetch at once instead of holding it for `fetch_max_wait_ms`, so
 while `poll()` waits the client sends fetch after fetch: the CPU goes into the poll window."""
