@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from deploy.local import infra
-from shared.config import DEFAULT_PORTS
+from shared.config import DEFAULT_PORTS, Settings
 
 ROOT = infra.ROOT
 
@@ -100,6 +100,61 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def move_to_own_stores(main_uri: str, own: dict[str, str], prefix: str) -> list[str]:
+    """Move each database named in `own` ({name: its store's URI}) that is still on the main
+    store to its own store: every collection's indexes and documents copied, the counts
+    checked, then the main store's copy dropped. Run before any process of the practice
+    starts. A move cut short leaves the main store's copy, so the next start copies again
+    over what the last one left. The names of the databases moved, in order."""
+    import pymongo
+
+    moved = []
+    main = pymongo.MongoClient(main_uri, tz_aware=True)
+    try:
+        for name, uri in own.items():
+            database = f"{prefix}{name}"
+            if uri == main_uri or database not in main.list_database_names():
+                continue
+            target = pymongo.MongoClient(uri, tz_aware=True)
+            try:
+                target.drop_database(database)  # what a move cut short left there
+                for collection in main[database].list_collection_names():
+                    if not collection.startswith("system."):
+                        _copy(main[database][collection], target[database][collection])
+            finally:
+                target.close()
+            main.drop_database(database)
+            moved.append(database)
+    finally:
+        main.close()
+    return moved
+
+
+def _copy(source, target, batch: int = 1000) -> None:
+    """A collection (made even when empty), its indexes, then its documents, copied; raises
+    if the counts differ."""
+    if target.name not in target.database.list_collection_names():
+        target.database.create_collection(target.name)
+    for index in source.list_indexes():
+        spec = dict(index)
+        if spec.pop("name") == "_id_":
+            continue
+        keys = list(spec.pop("key").items())
+        spec.pop("v", None)
+        spec.pop("ns", None)
+        target.create_index(keys, name=index["name"], **spec)
+    documents = []
+    for document in source.find().sort("_id", 1):
+        documents.append(document)
+        if len(documents) >= batch:
+            target.insert_many(documents, ordered=False)
+            documents = []
+    if documents:
+        target.insert_many(documents, ordered=False)
+    if target.count_documents({}) != source.count_documents({}):
+        raise RuntimeError(f"{source.full_name}: the copy's count differs; nothing dropped")
+
+
 def up(seed: bool = True, timeout: float = 90.0) -> None:
     infra.start()
     pid_dir().mkdir(parents=True, exist_ok=True)
@@ -111,8 +166,19 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     # every process wakes the others' idle loops after its writes (shared.chime)
     env.setdefault("RAPPORT_WAKE_DIR", str(infra.run_dir() / "wake"))
     env.setdefault("RAPPORT_MONGO_URI", infra.mongo_uri())  # the store on its port, as in tests
+    env.setdefault("RAPPORT_KAFKA_BOOTSTRAP", f"127.0.0.1:{infra.kafka_port()}")  # and the broker
     for name, uri in infra.mongo_uris().items():  # a database's own store (infra.own_stores)
         env.setdefault(f"RAPPORT_MONGO_URI_{name.upper()}", uri)
+    # a practice started before notifications had a store of its own: its database moves there
+    # before anything runs (the message book must not be planned, nor anything sent, again)
+    own = {
+        name: env[f"RAPPORT_MONGO_URI_{name.upper()}"]
+        for name in infra.own_stores()
+        if env.get(f"RAPPORT_MONGO_URI_{name.upper()}")
+    }
+    prefix = env.get("RAPPORT_DB_PREFIX", Settings.db_prefix)
+    for moved in move_to_own_stores(env["RAPPORT_MONGO_URI"], own, prefix):
+        print(f"{moved}: moved from the main store to its own")
     subprocess.run([sys.executable, "-m", "shared.run", "topics"], env=env, cwd=ROOT, check=True)
     for name, command, extra in processes():
         if _pid(name):
@@ -144,6 +210,9 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     for service in available_services():
         print(f"  {service:<14} http://127.0.0.1:{DEFAULT_PORTS[service]}")
     print(f"  broker         127.0.0.1:{infra.kafka_port()}  store  127.0.0.1:{infra.mongo_port()}")
+    for server in infra.servers():
+        if server.name.startswith("store-"):
+            print(f"  {server.name:<14} 127.0.0.1:{server.port}")
     print(f"  logs           {log_dir()}\n  stop with      make down")
 
 
