@@ -62,7 +62,7 @@ def drop(settings: Settings) -> None:
     (`shared.mongo.drop_in_pieces`): a database of tens of thousands of documents dropped at
     once held the local store's one lock for 12-15 s (bench/README.md, session 21), into the
     start of the next section."""
-    for uri in store_uris(settings):
+    for uri in settings.store_uris():
         c = mongo_client(uri)
         for name in c.list_database_names():
             if name.startswith(settings.db_prefix):
@@ -191,17 +191,12 @@ def server_pids() -> dict[str, int]:
     return found
 
 
-def store_uris(settings) -> list[str]:
-    """Every store the settings use: the main one and the databases' own (Settings.mongo_uris)."""
-    return list(dict.fromkeys([settings.mongo_uri, *settings.mongo_uris.values()]))
-
-
 def store_ops(settings) -> dict[str, float]:
     """The stores' operation counters (serverStatus opcounters: query, insert, update,
     delete, getmore, command), which every client's commands move, summed over every store
     the settings use."""
     total: dict[str, float] = {}
-    for uri in store_uris(settings):
+    for uri in settings.store_uris():
         counters = mongo_client(uri).admin.command("serverStatus")["opcounters"]
         for k, v in counters.items():
             total[k] = total.get(k, 0.0) + float(v)

@@ -31,6 +31,11 @@ class ConfigError(RuntimeError):
 MONGO_URI_OF = "RAPPORT_MONGO_URI_"
 
 
+def mongo_uri_env(name: str) -> str:
+    """The variable naming database `name`'s own store: RAPPORT_MONGO_URI_<NAME>."""
+    return f"{MONGO_URI_OF}{name.upper()}"
+
+
 def mongo_uris_from_env() -> dict[str, str]:
     """{database name: its store's URI} from RAPPORT_MONGO_URI_<NAME> (Settings.mongo_uris)."""
     return {
@@ -91,6 +96,10 @@ class Settings:
         "audit"): its own when one is set, else `mongo_uri`. No transaction spans two
         databases of two stores: a service's transactions write its own database only."""
         return self.mongo_uris.get(name, self.mongo_uri)
+
+    def store_uris(self) -> list[str]:
+        """Every store these settings use, once each: the main one, then the databases' own."""
+        return list(dict.fromkeys([self.mongo_uri, *self.mongo_uris.values()]))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -146,7 +146,7 @@ def listened_settings(settings, monkeypatch, name: str):
         mongo_uri=f"{settings.mongo_uri}&appName={name}",
         mongo_uris={db: f"{uri}&appName={name}" for db, uri in settings.mongo_uris.items()},
     )
-    for uri in {ours.mongo_uri, *ours.mongo_uris.values()}:
+    for uri in ours.store_uris():
         mongo = pymongo.MongoClient(uri, tz_aware=True, event_listeners=[listener])
         monkeypatch.setitem(shared.mongo._clients, uri, mongo)
     return ours, listener

@@ -82,7 +82,7 @@ def settings(infra, own_stores) -> Iterable[Settings]:
         demo_mode=True,
     )
     yield s
-    for uri in dict.fromkeys([mongo, *own_stores.values()]):
+    for uri in s.store_uris():
         _drop_databases(uri, s.db_prefix)
 
 

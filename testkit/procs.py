@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from shared.config import MONGO_URI_OF, Settings
+from shared.config import MONGO_URI_OF, Settings, mongo_uri_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -32,7 +32,7 @@ def free_port() -> int:
 def settings_env(settings: Settings, **extra: str) -> dict:
     """The environment that makes `Settings.from_env()` equal to `settings` (prefixes too)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(MONGO_URI_OF)}
-    env.update({MONGO_URI_OF + name.upper(): uri for name, uri in settings.mongo_uris.items()})
+    env.update({mongo_uri_env(name): uri for name, uri in settings.mongo_uris.items()})
     env.update(
         {
             "PYTHONPATH": str(ROOT),

@@ -54,9 +54,14 @@ def _uri(port: int) -> str:
     return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
 
 
+def own_store_ports() -> dict[str, int]:
+    """{database name: its own local store's port}: the ports after the main store's."""
+    return {name: mongo_port() + 1 + i for i, name in enumerate(own_stores())}
+
+
 def mongo_uris() -> dict[str, str]:
     """{database name: its own local store's URI} (Settings.mongo_uris)."""
-    return {name: _uri(mongo_port() + 1 + i) for i, name in enumerate(own_stores())}
+    return {name: _uri(port) for name, port in own_store_ports().items()}
 
 
 def mongo_uri() -> str:
@@ -184,7 +189,7 @@ def port_open(port: int) -> bool:
 
 def servers(which: str | None = None) -> list[Server]:
     all_ = [Server("broker", kafka_port()), Server("store", mongo_port())]
-    all_ += [Server(f"store-{name}", mongo_port() + 1 + i) for i, name in enumerate(own_stores())]
+    all_ += [Server(f"store-{name}", port) for name, port in own_store_ports().items()]
     return [s for s in all_ if which in (None, s.name)]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from deploy.local import infra
-from shared.config import DEFAULT_PORTS, Settings
+from shared.config import DEFAULT_PORTS, Settings, mongo_uri_env
 
 ROOT = infra.ROOT
 
@@ -168,13 +168,11 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     env.setdefault("RAPPORT_MONGO_URI", infra.mongo_uri())  # the store on its port, as in tests
     env.setdefault("RAPPORT_KAFKA_BOOTSTRAP", f"127.0.0.1:{infra.kafka_port()}")  # and the broker
     for name, uri in infra.mongo_uris().items():  # a database's own store (infra.own_stores)
-        env.setdefault(f"RAPPORT_MONGO_URI_{name.upper()}", uri)
+        env.setdefault(mongo_uri_env(name), uri)
     # a practice started before notifications had a store of its own: its database moves there
     # before anything runs (the message book must not be planned, nor anything sent, again)
     own = {
-        name: env[f"RAPPORT_MONGO_URI_{name.upper()}"]
-        for name in infra.own_stores()
-        if env.get(f"RAPPORT_MONGO_URI_{name.upper()}")
+        name: env[mongo_uri_env(name)] for name in infra.own_stores() if env[mongo_uri_env(name)]
     }
     prefix = env.get("RAPPORT_DB_PREFIX", Settings.db_prefix)
     for moved in move_to_own_stores(env["RAPPORT_MONGO_URI"], own, prefix):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import mongo_uri_env
 from testkit.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ class Stack:
             "RAPPORT_KAFKA_BOOTSTRAP": kafka,
             "RAPPORT_MONGO_URI": mongo,
             # a database's own store, as `make up` has it (deploy/local/infra.py)
-            **{f"RAPPORT_MONGO_URI_{name.upper()}": uri for name, uri in own_stores.items()},
+            **{mongo_uri_env(name): uri for name, uri in own_stores.items()},
             "RAPPORT_TOPIC_PREFIX": f"e2e{tag}.rapport.",
             "RAPPORT_DB_PREFIX": self.db_prefix,
             "RAPPORT_TOPIC_PARTITIONS": "3",
