@@ -26,4 +26,5 @@ def test_notifications_keeps_its_database_on_its_own_store_and_the_keys_stay_on_
     assert notifications in on_own and notifications not in on_main
     assert keys in on_main and keys not in on_own
     assert nsettings.database("scheduling") in on_main  # the booking's source: main store
-    assert book.count_documents({"status": "sent"}) >= 2  # the confirmation and the reminder
+    # the confirmation and the reminder: a message is marked sent after its mail is accepted
+    wait(lambda: book.count_documents({"status": "sent"}) >= 2)
