@@ -253,12 +253,14 @@ class ProjectionRunner:
                         self.generation = self.store.active_generation()
                         self._open()
                     if bell.watching:
-                        self._watched_round(bell, ticket, stop)
-                    elif self._polled_round() == 0 and self.idle:
+                        applied = self._watched_round(bell, ticket, stop)
+                    elif (applied := self._polled_round()) == 0 and self.idle:
                         rung = bell.wait(ticket, min(rest, REST_FALLBACK), stop)
                         rest = REST_MIN if rung else min(rest * 2, REST_FALLBACK)
                     else:
                         rest = REST_MIN
+                    if applied and self.projection.linger:
+                        stop.wait(self.projection.linger)  # what comes meanwhile goes together
                     backoff.succeeded()
                 except (PyMongoError, KafkaError) as err:
                     what = "store unavailable" if isinstance(err, PyMongoError) else "broker error"
@@ -276,17 +278,18 @@ class ProjectionRunner:
         due = time.monotonic() - self._generation_checked >= GENERATION_CHECK
         return self.step(timeout_ms, check_generation=due)
 
-    def _watched_round(self, bell: Doorbell, ticket: int, stop: threading.Event) -> None:
+    def _watched_round(self, bell: Doorbell, ticket: int, stop: threading.Event) -> int:
         """Poll when the broker holds records past this runner's positions (or before the
         first assignment: poll() joins the group); otherwise rest until a relay rings, the
-        ticket having been taken before the end offsets were asked for (module notes)."""
+        ticket having been taken before the end offsets were asked for (module notes).
+        The records applied."""
         if self._behind():
-            self._polled_round(EXPECT_MS)
-            return
+            return self._polled_round(EXPECT_MS)
         self.idle = True
         self._report_status()
         if not bell.wait(ticket, self.idle_wait, stop) and not stop.is_set():
-            self._polled_round()  # a long rest without a ring: look anyway (a chime lost)
+            return self._polled_round()  # a long rest without a ring: look anyway (a chime lost)
+        return 0
 
     def _behind(self) -> bool:
         """True when some assigned partition ends past this runner's position there, or when

@@ -68,6 +68,13 @@ class Projection:
     # For projections whose handlers write only through `view[...]` and do not use the
     # results of update_one & co (they get None).
     batched: bool = False
+    # Seconds a runner waits after applying a batch before it looks for the next one (0: at
+    # once). The first record after a quiet spell is applied as soon as it comes; under load,
+    # what arrived meanwhile is applied together. For projections nobody waits on within a
+    # second (billing's diary, the questionnaire plans, notifications' planner): each batch is
+    # a transaction, and the local store runs transactional statements one at a time, so their
+    # many small batches queued the ones a therapist waits on (issue 14; bench/README.md).
+    linger: float = 0.0
 
     def handle(self, event: Event, view: View) -> None:
         handler = getattr(self, f"on_{event.type}", None)

@@ -44,6 +44,8 @@ class Diary(Projection):
     # projection, its own charges' included, it looked for pending sessions some seven times
     # a second in the flows bench, twice a wake (issue 14)
     rings = ("billing_diary_bell",)
+    # a charge waits for nobody: its many small batches queued the therapists' (Projection)
+    linger = 0.5
     collections = {
         "sessions": [
             IndexModel("pending"),

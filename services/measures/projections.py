@@ -56,6 +56,9 @@ class QuestionnairePlans(Projection):
     service = "measures"
     name = "questionnaire_plans"
     batched = True  # the batch's writes combined and sent together (shared.projections)
+    # a questionnaire is requested a day before its session: one batch per half second under
+    # load, not one per few bookings, which queued the dashboard's at the store (Projection)
+    linger = 0.5
     sources = ("scheduling",)
     collections = {"plans": [IndexModel("pending"), IndexModel("client_id")]}
 

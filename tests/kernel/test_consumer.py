@@ -327,3 +327,34 @@ def test_the_indexes_beside_the_generations_exist_before_the_first_transaction(s
         eventually(lambda: listed.count_documents({}) == 4, message="all three noted")
     by_index = listed.find({"name": {"$in": ["c-0", "c-1", "c-2"]}, "status": "pending"})
     assert sorted(d["_id"] for d in by_index) == ["c-0", "c-1", "c-2"]
+
+
+class LingeringTotals(Totals):
+    linger = 3.0
+
+
+def test_a_lingering_projection_applies_what_came_during_its_linger_in_one_batch(settings):
+    """Projection.linger: the first event after a quiet spell is applied on its own, as soon as
+    it comes; the events published while the runner lingers after that batch are applied
+    together in the next one, not one batch (one transaction) per publish."""
+    store, topic, relay = setup(settings)
+    runner = ProjectionRunner(settings, LingeringTotals(), registry=reg)
+    batches, apply = [], runner.store.apply
+
+    def counted(records, generation):
+        applied = apply(records, generation)
+        batches.append(applied)
+        return applied
+
+    runner.store.apply = counted
+    with running(runner.run):
+        store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
+        relay.drain()
+        eventually(lambda: runner.applied_total == 1, message="the first event, on its own")
+        two = [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2
+        for i in range(5):  # five publishes, well within the linger
+            store.append("c-0", 1 + 2 * i, two, META)
+            relay.drain()
+        eventually(lambda: runner.applied_total == 11, message="the ten increments")
+    assert batches == [1, 10], batches
+    assert snapshot(runner.store.reader("totals")) == expected_totals(store)

@@ -49,6 +49,10 @@ class Planner(ClientDirectory):
         "funders": [],  # billing's FundingSet: who pays for a client, and their e-mail
     }
     outside = BOOK_INDEXES  # it plans into the message book the dispatchers send from
+    # confirmations, reminders and links go within seconds, not milliseconds (risk alerts
+    # have a projection of their own): under load, a batch per half second, not one per few
+    # events, which queued the urgent lane's claims at notifications' store (Projection)
+    linger = 0.5
     # facts about a client that can arrive before the client does: the planner reads three
     # topics, and a batch may hold a booking before the registration it depends on. These
     # are the handlers' own; an event a client-bound kind is planned on waits too (kinds.py)
