@@ -94,12 +94,21 @@ class _SeekOnAssign(ConsumerRebalanceListener):
         self.runner = runner
 
     def on_partitions_revoked(self, revoked):
-        # offsets live in MongoDB with the projection writes; nothing to flush here
+        # offsets live in MongoDB with the projection writes; nothing to flush here. Records
+        # held while lingering there are the next owner's now (read from the stored offsets)
         log.info("%s: partitions revoked %s", self.runner.store.name, sorted(revoked))
+        self.runner.drop_held(revoked)
 
     def on_partitions_assigned(self, assigned):
         log.info("%s: partitions assigned %s", self.runner.store.name, sorted(assigned))
         self.runner.seek_to_stored(assigned)
+
+
+def _event_type(value: bytes) -> str | None:
+    try:
+        return json.loads(value).get("type")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _event_id(value: bytes) -> str | None:
@@ -177,6 +186,14 @@ class ProjectionRunner:
         # per partition, (time, offset, event id) of the last record of each recent batch:
         # checked on every assignment, so offsets a broker lost and reused are noticed
         self._read: dict[TopicPartition, deque] = {}
+        # records polled while lingering (Projection.urgent), applied with the next batch
+        self._held: dict[TopicPartition, list[ConsumerRecord]] = {}
+
+    def drop_held(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget the records held from these partitions: they are read again from the
+        stored offsets (a seek, an assignment) or by their next owner (a revocation)."""
+        for tp in partitions:
+            self._held.pop(tp, None)
 
     def seek_to_stored(self, partitions: Iterable[TopicPartition]) -> None:
         """Position each partition at its stored offset; a partition whose record before
@@ -184,6 +201,7 @@ class ProjectionRunner:
         their offsets to new ones) is read again from the beginning: the processed ids
         drop what was applied already, and nothing new is skipped."""
         partitions = list(partitions)
+        self.drop_held(partitions)
         stored = self.store.stored_positions(self.generation)
         checks = {}
         for tp in partitions:
@@ -260,7 +278,7 @@ class ProjectionRunner:
                     else:
                         rest = REST_MIN
                     if applied and self.projection.linger:
-                        stop.wait(self.projection.linger)  # what comes meanwhile goes together
+                        self._linger(bell, stop)  # what comes meanwhile goes together
                     backoff.succeeded()
                 except (PyMongoError, KafkaError) as err:
                     what = "store unavailable" if isinstance(err, PyMongoError) else "broker error"
@@ -283,13 +301,34 @@ class ProjectionRunner:
         first assignment: poll() joins the group); otherwise rest until a relay rings, the
         ticket having been taken before the end offsets were asked for (module notes).
         The records applied."""
-        if self._behind():
+        if self._held or self._behind():
             return self._polled_round(EXPECT_MS)
         self.idle = True
         self._report_status()
         if not bell.wait(ticket, self.idle_wait, stop) and not stop.is_set():
             return self._polled_round()  # a long rest without a ring: look anyway (a chime lost)
         return 0
+
+    def _linger(self, bell: Doorbell, stop: threading.Event) -> None:
+        """Wait Projection.linger after a batch, so that what comes meanwhile is applied
+        together. With `urgent` event types and a bell that watches, what comes is polled
+        and held as it is published, and one of those types ends the wait at once: the
+        measures board's bookings wait, a completed questionnaire does not."""
+        linger, urgent = self.projection.linger, self.projection.urgent
+        if not urgent or not bell.watching:
+            stop.wait(linger)
+            return
+        deadline = time.monotonic() + linger
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            ticket = bell.ticket()
+            if not self._behind():
+                bell.wait(ticket, left, stop)
+                continue
+            polled = self.opened.poll(timeout_ms=max(1, int(left * 1000)))
+            for tp, records in polled.items():
+                self._held.setdefault(tp, []).extend(records)
+            if any(_event_type(r.value) in urgent for rs in polled.values() for r in rs):
+                return
 
     def _behind(self) -> bool:
         """True when some assigned partition ends past this runner's position there, or when
@@ -309,7 +348,13 @@ class ProjectionRunner:
                 log.info("%s: switching to generation %d", self.store.name, active)
                 self.generation = active
                 self.seek_to_stored(self.opened.assignment())
-        batch = self.opened.poll(timeout_ms=self.poll_ms if timeout_ms is None else timeout_ms)
+        if self._held:  # held while lingering: with whatever came since, not waiting for more
+            batch, self._held = self._held, {}
+            for tp, records in self.opened.poll(timeout_ms=0).items():
+                batch.setdefault(tp, []).extend(records)
+        else:
+            wait = self.poll_ms if timeout_ms is None else timeout_ms
+            batch = self.opened.poll(timeout_ms=wait)
         self.idle = not batch
         applied = 0
         if batch:

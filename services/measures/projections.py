@@ -117,6 +117,12 @@ class MeasuresBoard(Projection):
     service = "measures"
     name = "measures_board"
     batched = True  # the batch's writes combined and sent together (shared.projections)
+    # under load, the bookings, attendances and requests of a quarter second go together,
+    # and a completed questionnaire or a risk answer is applied at once with them: the
+    # board's runner spent most of its time on batches of bookings alone, and a completion
+    # waited behind them for the dashboard (issue 14; Projection.urgent)
+    linger = 0.25
+    urgent = frozenset({"QuestionnaireCompleted", "RiskIndicated", "RiskAcknowledged"})
     sources = ("scheduling", "measures")
     collections = {
         "sessions": [

@@ -1,9 +1,11 @@
 """Consumer runner and projections against the real local broker and store."""
 
 import json
+import time
 
 from pymongo import ASCENDING, IndexModel
 
+from shared import chime
 from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner, rebuild
 from shared.events import NewEvent
@@ -357,4 +359,45 @@ def test_a_lingering_projection_applies_what_came_during_its_linger_in_one_batch
             relay.drain()
         eventually(lambda: runner.applied_total == 11, message="the ten increments")
     assert batches == [1, 10], batches
+    assert snapshot(runner.store.reader("totals")) == expected_totals(store)
+
+
+class UrgentTotals(Totals):
+    linger = 60.0  # far past the test's patience: only an urgent event ends it
+    urgent = frozenset({"CounterOpened"})
+
+
+def test_an_urgent_event_ends_the_linger_and_goes_with_what_was_held(
+    settings, tmp_path, monkeypatch
+):
+    """Projection.urgent: while the runner lingers it holds what is published, woken by the
+    relay's chime as `make up` runs it; an event of an urgent type ends the linger at once,
+    and is applied in one batch with what was held, in order."""
+    monkeypatch.setenv(chime.ENV, str(tmp_path / "wake"))
+    monkeypatch.setenv("RAPPORT_CHANGE_STREAMS", "0")
+    store, topic, relay = setup(settings)
+    runner = ProjectionRunner(settings, UrgentTotals(), registry=reg)
+    batches, apply = [], runner.store.apply
+
+    def counted(records, generation):
+        applied = apply(records, generation)
+        batches.append(applied)
+        return applied
+
+    runner.store.apply = counted
+    with running(runner.run):
+        store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
+        relay.drain()
+        eventually(lambda: runner.applied_total == 1, message="the first event, on its own")
+        assert chime.listen(), "the runner hears the relay's chimes"
+        two = [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2
+        for i in range(3):  # not urgent: held
+            store.append("c-0", 1 + 2 * i, two, META)
+            relay.drain()
+        time.sleep(1.0)
+        assert runner.applied_total == 1 and batches == [1], "the increments wait"
+        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "c-1"})], META)
+        relay.drain()
+        eventually(lambda: runner.applied_total == 8, message="the urgent one ends the linger")
+    assert batches == [1, 7], batches
     assert snapshot(runner.store.reader("totals")) == expected_totals(store)
