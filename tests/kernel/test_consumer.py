@@ -331,6 +331,26 @@ def test_the_indexes_beside_the_generations_exist_before_the_first_transaction(s
     assert sorted(d["_id"] for d in by_index) == ["c-0", "c-1", "c-2"]
 
 
+def counting_batches(runner: ProjectionRunner) -> list[int]:
+    """The records each batch applied, in order, as the runner applies them."""
+    batches, apply = [], runner.store.apply
+
+    def counted(records, generation):
+        applied = apply(records, generation)
+        batches.append(applied)
+        return applied
+
+    runner.store.apply = counted  # type: ignore[method-assign]
+    return batches
+
+
+def first_applied_alone(runner: ProjectionRunner, store, relay) -> None:
+    """A counter opened and published, and applied before anything else is published."""
+    store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
+    relay.drain()
+    eventually(lambda: runner.applied_total == 1, message="the first event, on its own")
+
+
 class LingeringTotals(Totals):
     linger = 3.0
 
@@ -341,18 +361,9 @@ def test_a_lingering_projection_applies_what_came_during_its_linger_in_one_batch
     together in the next one, not one batch (one transaction) per publish."""
     store, topic, relay = setup(settings)
     runner = ProjectionRunner(settings, LingeringTotals(), registry=reg)
-    batches, apply = [], runner.store.apply
-
-    def counted(records, generation):
-        applied = apply(records, generation)
-        batches.append(applied)
-        return applied
-
-    runner.store.apply = counted
+    batches = counting_batches(runner)
     with running(runner.run):
-        store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
-        relay.drain()
-        eventually(lambda: runner.applied_total == 1, message="the first event, on its own")
+        first_applied_alone(runner, store, relay)
         two = [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2
         for i in range(5):  # five publishes, well within the linger
             store.append("c-0", 1 + 2 * i, two, META)
@@ -377,18 +388,9 @@ def test_an_urgent_event_ends_the_linger_and_goes_with_what_was_held(
     monkeypatch.setenv("RAPPORT_CHANGE_STREAMS", "0")
     store, topic, relay = setup(settings)
     runner = ProjectionRunner(settings, UrgentTotals(), registry=reg)
-    batches, apply = [], runner.store.apply
-
-    def counted(records, generation):
-        applied = apply(records, generation)
-        batches.append(applied)
-        return applied
-
-    runner.store.apply = counted
+    batches = counting_batches(runner)
     with running(runner.run):
-        store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
-        relay.drain()
-        eventually(lambda: runner.applied_total == 1, message="the first event, on its own")
+        first_applied_alone(runner, store, relay)
         assert chime.listen(), "the runner hears the relay's chimes"
         two = [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2
         for i in range(3):  # not urgent: held
