@@ -104,16 +104,10 @@ class _SeekOnAssign(ConsumerRebalanceListener):
         self.runner.seek_to_stored(assigned)
 
 
-def _event_type(value: bytes) -> str | None:
+def _envelope(value: bytes, key: str) -> str | None:
+    """One field of a record's event envelope ("event_id", "type"); None if not an event."""
     try:
-        return json.loads(value).get("type")
-    except (ValueError, AttributeError):
-        return None
-
-
-def _event_id(value: bytes) -> str | None:
-    try:
-        return json.loads(value).get("event_id")
+        return json.loads(value).get(key)
     except (ValueError, AttributeError):
         return None
 
@@ -146,7 +140,7 @@ def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) ->
                     probe.seek(tp, offset)
                     while offset not in held and time.monotonic() < deadline:
                         for record in probe.poll(timeout_ms=500).get(tp, []):
-                            held[record.offset] = _event_id(record.value)
+                            held[record.offset] = _envelope(record.value, "event_id")
                         if held and max(held) > offset:
                             break  # the offset itself is not there (compacted or missing)
                 if held.get(offset, "missing") != event_id:
@@ -327,7 +321,7 @@ class ProjectionRunner:
             polled = self.opened.poll(timeout_ms=max(1, int(left * 1000)))
             for tp, records in polled.items():
                 self._held.setdefault(tp, []).extend(records)
-            if any(_event_type(r.value) in urgent for rs in polled.values() for r in rs):
+            if any(_envelope(r.value, "type") in urgent for rs in polled.values() for r in rs):
                 return
 
     def _behind(self) -> bool:
@@ -392,7 +386,7 @@ class ProjectionRunner:
                 continue
             last = records[-1]
             read = self._read.setdefault(tp, deque())
-            sample = (now, last.offset, _event_id(last.value))
+            sample = (now, last.offset, _envelope(last.value, "event_id"))
             if read and now - read[-1][0] < slot:
                 read[-1] = (read[-1][0], *sample[1:])
             else:
