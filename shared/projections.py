@@ -75,9 +75,11 @@ class Projection:
     # a transaction, and the local store runs transactional statements one at a time, so their
     # many small batches queued the ones a therapist waits on (issue 14; bench/README.md).
     linger: float = 0.0
-    # Event types that end a linger at once (with what came meanwhile): the runner then
-    # polls while it lingers and holds what it read. For a projection that has both kinds:
-    # the measures board's bookings can wait, a completed questionnaire cannot.
+    # Event types that end a linger at once: the runner then polls while it lingers and holds
+    # what it read, and applies at once the partitions an urgent event came on, with what
+    # they held; the other partitions' records wait out their linger (the urgent lane,
+    # shared.consumer). For a projection that has both kinds: the measures board's bookings
+    # and attendances can wait, a completed questionnaire cannot.
     urgent: frozenset[str] = frozenset()
 
     def handle(self, event: Event, view: View) -> None:

@@ -3,6 +3,7 @@
 import json
 import time
 
+from kafka.partitioner.default import murmur2
 from pymongo import ASCENDING, IndexModel
 
 from shared import chime
@@ -378,28 +379,90 @@ class UrgentTotals(Totals):
     urgent = frozenset({"CounterOpened"})
 
 
-def test_an_urgent_event_ends_the_linger_and_goes_with_what_was_held(
-    settings, tmp_path, monkeypatch
-):
-    """Projection.urgent: while the runner lingers it holds what is published, woken by the
-    relay's chime as `make up` runs it; an event of an urgent type ends the linger at once,
-    and is applied in one batch with what was held, in order."""
+def partition_of(settings, stream_id: str) -> int:
+    """The partition the relay's producer puts a stream's events on (its key, murmur2)."""
+    return (murmur2(stream_id.encode()) & 0x7FFFFFFF) % settings.topic_partitions
+
+
+def stream_beside(settings, stream_id: str, *, same: bool) -> str:
+    """A counter on the same partition as stream_id, or on another one."""
+    home = partition_of(settings, stream_id)
+    return next(
+        s
+        for s in (f"c-{i}" for i in range(1, 1000))
+        if s != stream_id and (partition_of(settings, s) == home) == same
+    )
+
+
+def lingering_with_chimes(settings, tmp_path, monkeypatch, projection):
+    """A runner that hears the relay's chimes, as `make up` runs it, and its batch sizes."""
     monkeypatch.setenv(chime.ENV, str(tmp_path / "wake"))
     monkeypatch.setenv("RAPPORT_CHANGE_STREAMS", "0")
     store, topic, relay = setup(settings)
-    runner = ProjectionRunner(settings, UrgentTotals(), registry=reg)
-    batches = counting_batches(runner)
+    runner = ProjectionRunner(settings, projection, registry=reg)
+    return store, relay, runner, counting_batches(runner)
+
+
+def hold_increments(store, relay, runner, batches, wait: float = 1.0) -> float:
+    """c-0 opened and applied alone, then six increments published while the runner lingers
+    and still waiting `wait` seconds later; when they were published (time.monotonic)."""
+    first_applied_alone(runner, store, relay)
+    assert chime.listen(), "the runner hears the relay's chimes"
+    two = [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2
+    for i in range(3):  # not urgent: held
+        store.append("c-0", 1 + 2 * i, two, META)
+        relay.drain()
+    published = time.monotonic()
+    time.sleep(wait)
+    assert runner.applied_total == 1 and batches == [1], "the increments wait"
+    return published
+
+
+def test_an_urgent_event_ends_the_linger_and_goes_with_what_its_partition_held(
+    settings, tmp_path, monkeypatch
+):
+    """Projection.urgent: while the runner lingers it holds what is published; an event of
+    an urgent type ends the linger at once, and is applied in one batch with what its
+    partition held, in order."""
+    store, relay, runner, batches = lingering_with_chimes(
+        settings, tmp_path, monkeypatch, UrgentTotals()
+    )
+    beside = stream_beside(settings, "c-0", same=True)
     with running(runner.run):
-        first_applied_alone(runner, store, relay)
-        assert chime.listen(), "the runner hears the relay's chimes"
-        two = [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})] * 2
-        for i in range(3):  # not urgent: held
-            store.append("c-0", 1 + 2 * i, two, META)
-            relay.drain()
-        time.sleep(1.0)
-        assert runner.applied_total == 1 and batches == [1], "the increments wait"
-        store.append("c-1", 0, [NewEvent("CounterOpened", {"name": "c-1"})], META)
+        hold_increments(store, relay, runner, batches)
+        store.append(beside, 0, [NewEvent("CounterOpened", {"name": beside})], META)
         relay.drain()
         eventually(lambda: runner.applied_total == 8, message="the urgent one ends the linger")
     assert batches == [1, 7], batches
+    assert snapshot(runner.store.reader("totals")) == expected_totals(store)
+
+
+class UrgentLaneTotals(Totals):
+    linger = 6.0
+    urgent = frozenset({"CounterOpened"})
+
+
+def test_an_urgent_event_goes_alone_when_other_partitions_hold_the_rest(
+    settings, tmp_path, monkeypatch
+):
+    """The urgent lane: an urgent event on another partition is applied at once without what
+    the other partitions hold; those wait out their linger (counted from when they were
+    held, not restarted by the urgent batch) and go together after it."""
+    store, relay, runner, batches = lingering_with_chimes(
+        settings, tmp_path, monkeypatch, UrgentLaneTotals()
+    )
+    other = stream_beside(settings, "c-0", same=False)
+    with running(runner.run):
+        # the urgent one comes well into their linger: were it restarted by the urgent batch,
+        # they would wait that long more
+        published = hold_increments(store, relay, runner, batches, wait=2.5)
+        store.append(other, 0, [NewEvent("CounterOpened", {"name": other})], META)
+        relay.drain()
+        eventually(lambda: runner.applied_total == 2, message="the urgent one, at once")
+        assert batches == [1, 1], f"only the urgent partition went: {batches}"
+        assert runner.applied_total == 2, "the increments still wait"
+        eventually(lambda: runner.applied_total == 8, timeout=30, message="the held ones")
+        waited = time.monotonic() - published
+    assert batches == [1, 1, 6], batches
+    assert waited < UrgentLaneTotals.linger + 1.25, f"the linger was restarted: {waited:.1f}s"
     assert snapshot(runner.store.reader("totals")) == expected_totals(store)
