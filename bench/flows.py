@@ -59,6 +59,12 @@ SINK = os.environ.get("BENCH_SINK", "process")  # where the SMTP server runs: be
 # sixth as many reminders waiting for sessions ahead, and the notifications planner a third as
 # many past sessions, before the clock starts
 HISTORY = int(os.environ.get("BENCH_FLOW_HISTORY", "0"))
+# 1: run every service's relay and all its consumers and loops, as `make up` does, instead of
+# the processes the measured flows go through (the other projections' transactions queue at
+# the same stores: records' timeline, enquiries and course ends, scheduling's diary, the
+# measures loops)
+STACK = os.environ.get("BENCH_FLOW_STACK", "0") == "1"
+SERVICES = ("scheduling", "records", "measures", "notifications", "billing")
 
 
 def _booked(i: int, now: datetime) -> NewEvent:
@@ -182,6 +188,13 @@ def _processes(settings, log_dir, smtp_port):
         # polled, let the main dispatcher look five times as often as in `make up`
         "RAPPORT_CLINICAL_LEAD_EMAIL": LEAD,
     }
+    if STACK:  # every relay and every consumer process as `make up` runs them (deploy.local)
+        envs = {"notifications": notify_env}
+        return [
+            worker(settings, verb, service, log_dir=log_dir, env=envs.get(service))
+            for service in SERVICES
+            for verb in ("relay", "consume")
+        ]
     return [
         # records' relay publishes the clients' registrations (_seed): without it every booking
         # reached notifications for a client it did not know, and was held instead of planned
