@@ -185,6 +185,7 @@ class ProjectionRunner:
         self._held: dict[TopicPartition, list[ConsumerRecord]] = {}
         self._held_since = 0.0
         self._lane: set[TopicPartition] = set()
+        self._urgent = projection.urgent_types()
 
     def drop_held(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget the records held from these partitions: they are read again from the
@@ -314,7 +315,7 @@ class ProjectionRunner:
         partitions it came on (the urgent lane, `step`): the measures board's bookings wait,
         a completed questionnaire does not. What other partitions hold waits out the linger
         counted from when the oldest of it was held, however many urgent batches go first."""
-        linger, urgent = self.projection.linger, self.projection.urgent
+        linger, urgent = self.projection.linger, self._urgent
         if not urgent or not bell.watching:
             stop.wait(linger)
             return

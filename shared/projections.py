@@ -41,6 +41,10 @@ from .mongo import delete_in_pieces, drop_in_pieces, in_transaction
 log = logging.getLogger(__name__)
 
 
+# Projection.urgent: every type the projection has a handler for (Projection.urgent_types)
+HANDLED: frozenset[str] = frozenset({"<handled>"})
+
+
 class Projection:
     """Subclass and set `service` (the owning service), `name`, `sources` (services whose
     topics it reads) and `collections` ({logical name: [IndexModel, ...]}). Handlers are
@@ -80,7 +84,16 @@ class Projection:
     # they held; the other partitions' records wait out their linger (the urgent lane,
     # shared.consumer). For a projection that has both kinds: the measures board's bookings
     # and attendances can wait, a completed questionnaire cannot.
+    # HANDLED: the types this projection has a handler for (`urgent_types`), for one that
+    # reads a busy topic for a few of its types (scheduling's therapists, records' course
+    # ends): the events it ignores were each few a transaction of offsets alone.
     urgent: frozenset[str] = frozenset()
+
+    def urgent_types(self) -> frozenset[str]:
+        """`urgent`, with HANDLED read as the types of the `on_<EventType>` handlers."""
+        if self.urgent is HANDLED:
+            return frozenset(n[3:] for n in dir(type(self)) if n.startswith("on_"))
+        return self.urgent
 
     def handle(self, event: Event, view: View) -> None:
         handler = getattr(self, f"on_{event.type}", None)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from pymongo import ASCENDING, IndexModel
 
-from shared.projections import Projection
+from shared.projections import HANDLED, Projection
 
 from .domain import RECORD_EVENT_TYPES
 from .domain.course import COURSE_LENGTH
@@ -359,6 +359,9 @@ class CourseEnds(Projection):
 
     service, name, sources = "records", "course_ends", ("scheduling",)
     batched = True
+    # it reads the diary's busy topic for attendances: under load the others go half a
+    # second at a time, an attendance at once (Projection.urgent, issue 14)
+    linger, urgent = 0.5, HANDLED
     collections = {"course_ends": [IndexModel([("status", ASCENDING)], name="status")]}
 
     def on_SessionAttended(self, event, view):

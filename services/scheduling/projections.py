@@ -10,7 +10,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, IndexModel
 
 from shared.directory import ClientDirectory
-from shared.projections import Projection
+from shared.projections import HANDLED, Projection
 
 SERVICE = "scheduling"
 
@@ -99,6 +99,9 @@ class Sessions(Projection):
 class Therapists(Projection):
     service, name, sources = SERVICE, "therapists", (SERVICE,)
     batched = True  # the batch's writes combined and sent together (shared.projections)
+    # it reads the diary's busy topic for two types: under load the sessions' events it
+    # ignores go a quarter second at a time, its own at once (Projection.urgent, issue 14)
+    linger, urgent = 0.25, HANDLED
     collections = {"therapists": [IndexModel([("name", ASCENDING)], name="name")]}
 
     def on_TherapistRegistered(self, event, view):

@@ -11,7 +11,7 @@ from shared import kafka as kafka_clients
 from shared.consumer import ProjectionRunner, rebuild
 from shared.events import NewEvent
 from shared.outbox import OutboxRelay, message_from_document
-from shared.projections import snapshot
+from shared.projections import HANDLED, snapshot
 from testkit.kernel import META, Totals, kernel_store, reg
 from testkit.plugin import eventually, running
 
@@ -473,3 +473,15 @@ def test_an_urgent_event_goes_alone_when_other_partitions_hold_the_rest(
     assert batches == [1, 1, 6], batches
     assert waited < UrgentLaneTotals.linger + 1.25, f"the linger was restarted: {waited:.1f}s"
     assert snapshot(runner.store.reader("totals")) == expected_totals(store)
+
+
+def test_urgent_handled_means_the_types_the_projection_has_handlers_for():
+    """Projection.urgent = HANDLED: a projection reading a busy topic for a few types lingers
+    on the others and not on its own (scheduling's therapists, records' course ends)."""
+
+    class OwnTypes(Totals):
+        linger, urgent = 0.5, HANDLED
+
+    assert OwnTypes().urgent_types() == {"CounterOpened", "CounterIncremented"}
+    assert UrgentTotals().urgent_types() == {"CounterOpened"}
+    assert Totals().urgent_types() == frozenset()
