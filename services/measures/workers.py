@@ -3,8 +3,7 @@
 - a pending plan (a session booked, moved or cancelled) becomes `QuestionnaireRequested`
   (request id derived from the session id) or `QuestionnaireWithdrawn`;
 - a pending episode (its outcome changed) becomes `OutcomeUpdated`.
-What one step finds is appended in one transaction (shared.application.run_together). Each
-append goes through a decider with the expected stream version, so doing the same work
+Each append goes through a decider with the expected stream version, so doing the same work
 twice (a crash before the flag was cleared, a redelivered event, a rebuilt projection) adds
 nothing. The flag is cleared only if the document did not change meanwhile (`rev`)."""
 
@@ -12,16 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
-from pymongo import UpdateOne
-
-from shared.application import Command
 from shared.consumer import projection_store
 from shared.crypto import KeyDisposed, cipher_for
 from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
-from shared.eventstore import ConcurrencyError, EventStore, Metadata
+from shared.eventstore import EventStore, Metadata
 from shared.mongo import client as mongo_client
 from shared.wakeup import IDLE_REST, work_loop
 
@@ -60,40 +55,20 @@ class Reactor:
         )
 
     def step(self) -> int:
+        done = 0
         plans = self.plans.reader("plans")
-        pending = list(plans.find({"pending": True}).limit(50))
-        self._together(pending, self._plan)
+        for plan in list(plans.find({"pending": True}).limit(50)):
+            self._guard(self._plan, plan)
+            plans.update_one({"_id": plan["_id"], "rev": plan["rev"]}, {"$set": {"pending": False}})
+            done += 1
         episodes = self.board.reader("episodes")
-        changed = list(episodes.find({"pending": True}).limit(50))
-        self._together(changed, self._outcome)
-        for collection, docs in ((plans, pending), (episodes, changed)):
-            if docs:  # cleared only where the document did not change meanwhile (`rev`)
-                collection.bulk_write(
-                    [
-                        UpdateOne({"_id": d["_id"], "rev": d["rev"]}, {"$set": {"pending": False}})
-                        for d in docs
-                    ],
-                    ordered=False,
-                )
-        return len(pending) + len(changed)
-
-    def _together(self, docs: list[dict], command_of: Callable[[dict], Command]) -> None:
-        """The documents' commands appended in one transaction (Application.act_together);
-        when a stream moved meanwhile or a client's key is gone, each on its own, as they
-        always were. A booking's questionnaire request was a transaction of its own, one
-        after another: fifty a second in the flows bench as `make up` runs it, each holding
-        the append lock the clients' completions and risk answers wait for (issue 14)."""
-        if not docs:
-            return
-        try:
-            refused = self.application.act_together([command_of(d) for d in docs])
-        except (ConcurrencyError, KeyDisposed):
-            for doc in docs:
-                self._guard(lambda d: self.application.act(command_of(d)), doc)
-            return
-        for doc, err in zip(docs, refused, strict=True):
-            if err is not None:
-                log.error("reactor: %s refused: %s", doc["_id"], err.detail)
+        for episode in list(episodes.find({"pending": True}).limit(50)):
+            self._guard(self._outcome, episode)
+            episodes.update_one(
+                {"_id": episode["_id"], "rev": episode["rev"]}, {"$set": {"pending": False}}
+            )
+            done += 1
+        return done
 
     @staticmethod
     def _guard(work, doc) -> None:
@@ -104,32 +79,31 @@ class Reactor:
         except KeyDisposed:  # the client was disposed of: nothing of theirs may be written again
             log.info("reactor: %s skipped, its client has been disposed of", doc["_id"])
 
-    def _plan(self, plan: dict) -> Command:
-        """The plan's request: withdrawn when its session was cancelled, else requested."""
+    def _plan(self, plan: dict) -> None:
         request_id = domain.request_id_for(plan["_id"])
         meta = Metadata(
             ACTOR, correlation_id=f"session:{plan['_id']}", causation_id=plan.get("last_event_id")
         )
-        command: object
         if plan["status"] == "cancelled":
-            command = domain.WithdrawQuestionnaire("session cancelled")
-        else:
-            command = domain.RequestQuestionnaire(
-                request_id=request_id,
-                client_id=plan["client_id"],
-                therapist_id=plan["therapist_id"],
-                session_id=plan["_id"],
-                instruments=self.application.instruments_for(plan["client_id"]),
-                starts_at=plan["starts_at"],
-                ends_at=plan["ends_at"],
-                now=utcnow(),
-                course_id=plan.get("course_id"),
-                session_number=plan.get("number"),
+            self.application.withdraw_questionnaire(
+                request_id, domain.WithdrawQuestionnaire("session cancelled"), meta
             )
-        decider = domain.QuestionnaireRequestDecider()
-        return Command(decider, domain.request_stream(request_id), command, meta)
+            return
+        command = domain.RequestQuestionnaire(
+            request_id=request_id,
+            client_id=plan["client_id"],
+            therapist_id=plan["therapist_id"],
+            session_id=plan["_id"],
+            instruments=self.application.instruments_for(plan["client_id"]),
+            starts_at=plan["starts_at"],
+            ends_at=plan["ends_at"],
+            now=utcnow(),
+            course_id=plan.get("course_id"),
+            session_number=plan.get("number"),
+        )
+        self.application.request_questionnaire(command, meta)
 
-    def _outcome(self, episode: dict) -> Command:
+    def _outcome(self, episode: dict) -> None:
         o = episode["outcome"]
         data = {
             "client_id": episode["client_id"],
@@ -140,8 +114,7 @@ class Reactor:
             "last_measured_at": episode.get("last_measured_at"),
         }
         meta = Metadata(ACTOR, correlation_id=f"episode:{episode['_id']}")
-        stream = domain.outcome_stream(episode["_id"])
-        return Command(domain.OutcomeDecider(), stream, domain.PublishOutcome(data), meta)
+        self.application.publish_outcome(episode["_id"], domain.PublishOutcome(data), meta)
 
 
 def workers(settings) -> list:

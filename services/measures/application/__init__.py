@@ -7,13 +7,13 @@ links, which are credentials and so never events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.client_session import ClientSession
 
-from shared.application import Command, CommandHandler, Outcome, run_together
-from shared.domain import Conflict, DomainError, fold
+from shared.application import CommandHandler, Outcome
+from shared.domain import Conflict, fold
 from shared.events import Event
 from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 
@@ -111,15 +111,16 @@ class Application:
         stream = domain.request_stream(request_id)
         return self._run(domain.QuestionnaireRequestDecider(), stream, command, meta, check)
 
-    # -- the reactor's ------------------------------------------------------------------------
-    def act(self, command: Command) -> Outcome:
-        """One command of the reactor's (a questionnaire requested or withdrawn, an outcome
-        published), decided again if its stream moved."""
-        return self._run(command.decider, command.stream_id, command.command, command.meta)
+    def withdraw_questionnaire(
+        self, request_id: str, command: domain.WithdrawQuestionnaire, meta: Metadata
+    ) -> Outcome:
+        stream = domain.request_stream(request_id)
+        return self._run(domain.QuestionnaireRequestDecider(), stream, command, meta)
 
-    def act_together(self, commands: Sequence[Command]) -> list[DomainError | None]:
-        """Several, in one transaction (shared.application.run_together)."""
-        return run_together(self.store, commands)
+    def publish_outcome(
+        self, episode_id: str, command: domain.PublishOutcome, meta: Metadata
+    ) -> Outcome:
+        return self._run(domain.OutcomeDecider(), domain.outcome_stream(episode_id), command, meta)
 
     # -- how ---------------------------------------------------------------------------------
     def _state(self, decider, stream_id: str):
