@@ -25,6 +25,7 @@ from email.message import EmailMessage
 
 from kafka import TopicPartition
 
+from deploy.local.stack import available_services
 from services.billing.domain import charge_id_for
 from services.billing.projections import Ledger
 from services.measures.projections import MeasuresBoard, QuestionnairePlans
@@ -65,7 +66,6 @@ HISTORY = int(os.environ.get("BENCH_FLOW_HISTORY", "0"))
 # user feels that. 0: only the processes the measured flows go through (the tables of
 # sessions 19-26 before this; bench/README.md)
 STACK = os.environ.get("BENCH_FLOW_STACK", "1") == "1"
-SERVICES = ("scheduling", "records", "measures", "notifications", "billing")
 
 
 def _booked(i: int, now: datetime) -> NewEvent:
@@ -193,7 +193,8 @@ def _processes(settings, log_dir, smtp_port):
         envs = {"notifications": notify_env}
         return [
             worker(settings, verb, service, log_dir=log_dir, env=envs.get(service))
-            for service in SERVICES
+            for service in available_services()
+            if service != "portal"  # as deploy.local.stack.processes: no relay, no consumer
             for verb in ("relay", "consume")
         ]
     return [
