@@ -28,7 +28,7 @@ import bisect
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -162,6 +162,7 @@ def note_seen(
     *,
     write: bool = True,
     defer: bool = False,
+    ready: Callable[[], None] = lambda: None,
 ) -> Noted:
     """Record, in the apply transaction and before its handlers run, the positions of
     `records` (one batch of a projection generation `key`), and return what was seen before
@@ -171,7 +172,7 @@ def note_seen(
     and `write_known` writes them when the rebuild has read everything. `defer`: the writes
     are not sent but returned (`Noted.writes`) for the caller to send with the batch's
     others, in the same transaction, and to raise PositionsMoved when the one on a condition
-    matched nothing."""
+    matched nothing. `ready` is waited for before the store is read (`View`)."""
     if len(events) == len(records):
         pairs = [(r, e.position) for r, e in zip(records, events, strict=True)]
     else:
@@ -190,6 +191,8 @@ def note_seen(
     progress, database = store.db[PROGRESS], store.db.name
     ids = {f"{key}:{source}": source for source in by_source}
     unknown = [doc_id for doc_id in ids if (database, doc_id) not in _known]
+    if unknown:
+        ready()
     found = (
         {d["_id"]: d for d in progress.find({"_id": {"$in": unknown}}, session=session)}
         if unknown

@@ -638,22 +638,26 @@ def _replay(
             progress(done, total)
         remaining = {tp for tp in partitions if ends[tp] > 0}
         store.keep_progress(generation)
-        while remaining:
-            if stop is not None and stop.is_set():
-                raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
-            if renew is not None:
-                renew()
-            batch = consumer.poll(timeout_ms=1000)
-            wanted = {tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()}
-            records = _records({tp: recs for tp, recs in wanted.items() if recs})
-            store.apply(records, generation)
-            done += len(records)
-            if progress:
-                progress(done, total)
-            for tp in list(remaining):
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
+        # each batch decided while the one before it is written (shared.projections.Ahead)
+        with store.ahead(generation) as ahead:
+            while remaining:
+                if stop is not None and stop.is_set():
+                    raise RebuildStopped(f"{store.name}: stopped at {done} of {total} records")
+                if renew is not None:
+                    renew()
+                batch = consumer.poll(timeout_ms=1000)
+                wanted = {
+                    tp: [r for r in recs if r.offset < ends[tp]] for tp, recs in batch.items()
+                }
+                records = _records({tp: recs for tp, recs in wanted.items() if recs})
+                ahead.apply(records)
+                done += len(records)
+                if progress:
+                    progress(done, total)
+                for tp in list(remaining):
+                    if consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                        consumer.pause(tp)
         store.write_progress(generation)
     finally:
         consumer.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -131,8 +132,10 @@ class WriteBuffer:
         session: ClientSession,
         in_order: frozenset[str] = frozenset(),
         fresh: Fresh | None = None,
+        ready: Callable[[], None] = lambda: None,
     ):
         self.session, self.in_order, self.fresh = session, in_order, fresh
+        self.ready = ready  # waited for before anything goes to the store (`View`)
         self.pending: list[Write] = []
 
     def add(self, write: Write) -> None:
@@ -154,6 +157,7 @@ class WriteBuffer:
 
     def flush(self, collection: str | None = None) -> None:
         """Send the writes waiting (to `collection` only, when given)."""
+        self.ready()
         send(self.take(collection), self.session, may_join=self.fresh is None)
 
 
@@ -191,12 +195,24 @@ class BufferedCollection(SessionCollection):
 
 
 class View:
-    """What a handler writes through: `view["diary"]` is that collection's generation."""
+    """What a handler writes through: `view["diary"]` is that collection's generation.
 
-    def __init__(self, store: ProjectionStore, generation: int, session: ClientSession):
-        self._store, self._generation, self.session = store, generation, session
+    `ready` is waited for before the batch's first statement to the store (a read, a write
+    not buffered, the session handed out): a rebuild's batch runs its handlers while the
+    batch before it is still being written (`ProjectionStore.ahead`), and its transaction
+    must begin after that one committed, or it would read from a snapshot without it."""
+
+    def __init__(
+        self,
+        store: ProjectionStore,
+        generation: int,
+        session: ClientSession,
+        ready: Callable[[], None] = lambda: None,
+    ):
+        self._store, self._generation, self._session = store, generation, session
+        self._ready = ready
         self.buffer = (
-            WriteBuffer(session, store.kept_in_order(generation), store.fresh(generation))
+            WriteBuffer(session, store.kept_in_order(generation), store.fresh(generation), ready)
             if store.projection.batched
             else None
         )
@@ -208,6 +224,12 @@ class View:
         # the projection itself writes what it holds: the handler that does drops it. A
         # retried transaction starts with a new View, so with nothing remembered.
         self.memo: dict[Any, Any] = {}
+
+    @property
+    def session(self) -> ClientSession:
+        """The batch's transaction, for what a handler sends itself (after `ready`)."""
+        self._ready()
+        return self._session
 
     def recall(self, key: Any, read: Callable[[], Any]) -> Any:
         """What `read()` answered for `key` earlier in this batch (`memo`), else read now."""
@@ -467,6 +489,11 @@ class ProjectionStore:
         consistency.write_known(self, self._key(generation))
         self._kept.pop(generation, None)
 
+    def ahead(self, generation: int) -> Ahead:
+        """A rebuild's batches into `generation` (kept since `keep_progress`), each decided
+        while the one before it is written (`Ahead`)."""
+        return Ahead(self, generation)
+
     def fresh(self, generation: int) -> Fresh | None:
         """The documents made so far in a generation kept since `keep_progress`."""
         return self._kept.get(generation)
@@ -546,7 +573,27 @@ class ProjectionStore:
         session: ClientSession,
         track_offsets: bool = True,
     ) -> int:
-        view = View(self, generation, session)
+        count, writes, checks = self._decide(records, generation, session, track_offsets)
+        # a rebuild's (a generation kept in this process) go one bulk per collection
+        matched = send(writes, session, frozenset(checks), may_join=generation not in self._kept)
+        for i, doc in checks.items():
+            if matched[i] != 1:  # another writer moved the positions: this batch again
+                raise consistency.PositionsMoved(doc)
+        return count
+
+    def _decide(
+        self,
+        records: Sequence[Record],
+        generation: int,
+        session: ClientSession,
+        track_offsets: bool = True,
+        ready: Callable[[], None] = lambda: None,
+    ) -> tuple[int, list[Write], dict[int, tuple[str, str]]]:
+        """A batch's handlers, run: the number applied, the writes to send in `session` (the
+        handlers' last, the ids kept, the offsets, the positions seen) and which of them are
+        on a condition (the index of each, with its positions document). `ready` is waited
+        for before the first statement this sends itself (`View`)."""
+        view = View(self, generation, session, ready)
         key = self._key(generation)
         next_offsets: dict[tuple[str, int], int] = {}
         last_ids: dict[tuple[str, int], str | None] = {}
@@ -564,13 +611,21 @@ class ProjectionStore:
                 recorded[tp] = max(recorded.get(tp, event.recorded_at), event.recorded_at)
             except (UnknownEventType, InvalidEventData, ValueError, KeyError) as err:
                 last_ids[tp] = None
+                ready()
                 self._dead_letter(record, err, session)
         # the positions seen (remembered by apply() once the transaction committed): which
         # events were seen already, and read-your-writes; written with the batch's last
         # writes, in the same transaction, on the condition that they still hold what this
         # process knew
         self._noted = consistency.note_seen(
-            self, key, session, records, events, write=generation not in self._kept, defer=True
+            self,
+            key,
+            session,
+            records,
+            events,
+            write=generation not in self._kept,
+            defer=True,
+            ready=ready,
         )
         if self._noted.missing and generation not in self._kept:
             self._still_written(generation, session)  # a read only when positions were missing
@@ -590,6 +645,8 @@ class ProjectionStore:
                 fresh.add(id(event))
         # the others by their ids, in one query: which of them were applied already?
         markers = {e.event_id: f"{key}:{e.event_id}" for e in by_id}
+        if markers:
+            ready()
         done = (
             {
                 d["_id"]
@@ -623,12 +680,7 @@ class ProjectionStore:
             # (`progress`): a write of its own per batch was a quarter of a consumer's
             # round trips at the flows bench's pace (issue 14)
             writes += self._offset_writes(next_offsets, generation, last_ids, recorded)
-        # a rebuild's (a generation kept in this process) go one bulk per collection
-        matched = send(writes, session, frozenset(checks), may_join=generation not in self._kept)
-        for i, doc in checks.items():
-            if matched[i] != 1:  # another writer moved the positions: this batch again
-                raise consistency.PositionsMoved(doc)
-        return count
+        return count, writes, checks
 
     def _save_offsets(
         self,
@@ -730,3 +782,93 @@ def snapshot(collection: Collection, exclude: Iterable[str] = ()) -> list[dict]:
     """A collection's documents sorted by _id, for comparing a rebuild with the live one."""
     drop = set(exclude)
     return [{k: v for k, v in d.items() if k not in drop} for d in collection.find().sort("_id", 1)]
+
+
+class Ahead:
+    """A rebuild's batches applied one after another, each batch's handlers running while the
+    batch before it is still being written. A rebuild waited for the store to write each
+    batch before it ran the next batch's handlers: half of a 100k-event rebuild was that
+    wait, and the other half was the rebuild's own work (py-spy, bench scale, session 26). Now
+    a thread of its own sends each batch's writes and commits its transaction, in the
+    batches' order, while the next batch is decided in a transaction of its own. That
+    transaction's first statement (a read, a write not buffered) waits for the batch before
+    to commit (`View`'s `ready`), so it reads from a snapshot that holds it.
+
+    Only for a generation kept since `keep_progress`, whose only writer is this rebuild: its
+    positions seen are known in this process, so a batch's are remembered as soon as it is
+    decided. A batch that fails to be written fails the rebuild (its generation is then
+    dropped): every later batch waits for it, and none commits after it. A projection that
+    is not batched writes as its handlers run, so its batches go one at a time. Use `with`:
+    leaving waits for the last write, and raises its error unless another one is leaving."""
+
+    def __init__(self, store: ProjectionStore, generation: int):
+        self.store, self.generation = store, generation
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"rebuild-{store.name}")
+        self._last: Future | None = None  # the write of the batch decided last
+        self._older: Future | None = None  # the one before it
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        try:
+            self._written()
+        except Exception:
+            if kind is None:
+                raise
+            log.exception("rebuild of %s: the last batch's write failed too", self.store.name)
+        finally:
+            self._writer.shutdown(wait=True)
+
+    def _written(self) -> None:
+        """Wait for the batches being written; the error, every time, of one that failed."""
+        for future in (self._older, self._last):
+            if future is not None:
+                future.result()
+        self._older = self._last = None
+
+    def apply(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if self._older is not None:  # one batch written while the next is decided, no more
+            self._older.result()
+            self._older = None
+        if self._last is not None and self._last.done():
+            self._written()  # a write that failed stops the rebuild here, not at the end
+        store = self.store
+        if not store.projection.batched or store.fresh(self.generation) is None:
+            self._written()
+            store.apply(records, self.generation)
+            return
+        session = store.mongo.start_session()
+        try:
+            session.start_transaction()
+            _, writes, _ = store._decide(records, self.generation, session, ready=self._written)
+        except BaseException as err:
+            if session.in_transaction:
+                session.abort_transaction()
+            session.end_session()
+            if isinstance(err, PyMongoError | GenerationRetired) or not isinstance(err, Exception):
+                raise
+            # a handler failed: the batch again as a live consumer does (one by one, parking
+            # what fails), once the batch before it is written
+            self._written()
+            store.apply(records, self.generation)
+            return
+        consistency.remember(store._noted)  # the next batch's positions follow on from these
+        self._older, self._last = (
+            self._last,
+            self._writer.submit(self._write, self._last, session, writes),
+        )
+
+    @staticmethod
+    def _write(before: Future | None, session: ClientSession, writes: list[Write]) -> None:
+        try:
+            if before is not None:
+                before.result()  # failed: so does this one, uncommitted
+            send(writes, session, may_join=False)
+            session.commit_transaction()
+        finally:
+            if session.in_transaction:
+                session.abort_transaction()
+            session.end_session()
