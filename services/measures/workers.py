@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
-
-from pymongo import UpdateOne
 
 from shared.consumer import projection_store
 from shared.crypto import KeyDisposed, cipher_for
@@ -29,11 +26,6 @@ from .projections import MeasuresBoard, QuestionnairePlans
 
 log = logging.getLogger(__name__)
 ACTOR = Actor.system("measures-reactor")
-# the requests and outcomes of one step decided side by side, so that their appends wait
-# together and go in a few transactions (shared.eventstore: `_AppendLock.together`), not one
-# each: at the flows bench's pace (fifty bookings a second) the reactor's appends, one by one,
-# held the measures append lock that a client's completion and risk answer wait for (issue 14)
-REACTOR_THREADS = 8
 
 
 class Reactor:
@@ -48,7 +40,6 @@ class Reactor:
         self.application = Application(self.store)
         self.plans = projection_store(settings, QuestionnairePlans())
         self.board = projection_store(settings, MeasuresBoard())
-        self._pool: ThreadPoolExecutor | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Act on pending plans and outcomes; idle, rest until a measures projection applies
@@ -64,31 +55,20 @@ class Reactor:
         )
 
     def step(self) -> int:
+        done = 0
         plans = self.plans.reader("plans")
+        for plan in list(plans.find({"pending": True}).limit(50)):
+            self._guard(self._plan, plan)
+            plans.update_one({"_id": plan["_id"], "rev": plan["rev"]}, {"$set": {"pending": False}})
+            done += 1
         episodes = self.board.reader("episodes")
-        found = [(plans, self._plan, p) for p in plans.find({"pending": True}).limit(50)]
-        found += [(episodes, self._outcome, e) for e in episodes.find({"pending": True}).limit(50)]
-        if not found:
-            return 0
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(REACTOR_THREADS, thread_name_prefix="reactor")
-        futures = [self._pool.submit(self._guard, work, doc) for _, work, doc in found]
-        failed: BaseException | None = None
-        cleared: dict[str, tuple] = {}  # the flags of the work done, if the document is unchanged
-        for (reader, _, doc), future in zip(found, futures, strict=True):
-            error = future.exception()
-            if error is not None:
-                failed = failed or error  # its flag stays: the next step tries it again
-                continue
-            _, updates = cleared.setdefault(reader.full_name, (reader, []))
-            updates.append(
-                UpdateOne({"_id": doc["_id"], "rev": doc["rev"]}, {"$set": {"pending": False}})
+        for episode in list(episodes.find({"pending": True}).limit(50)):
+            self._guard(self._outcome, episode)
+            episodes.update_one(
+                {"_id": episode["_id"], "rev": episode["rev"]}, {"$set": {"pending": False}}
             )
-        for reader, updates in cleared.values():
-            reader.bulk_write(updates, ordered=False)
-        if failed is not None:
-            raise failed
-        return len(found)
+            done += 1
+        return done
 
     @staticmethod
     def _guard(work, doc) -> None:
