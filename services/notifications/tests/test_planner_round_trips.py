@@ -397,3 +397,50 @@ def test_ends_of_sessions_in_a_batch_go_together_after_its_bookings_as_one_by_on
     }
     voided = {m["session_id"] for m in messages.values() if m["status"] == "voided"}
     assert voided == {"s0", "s2"}
+
+
+def test_questionnaire_links_in_a_batch_go_together_with_its_bookings_as_one_by_one(
+    nsettings, feed
+):
+    """Measures requests a questionnaire for every booking, so in the busy hour a batch holds
+    bookings and requests in turn. A request was planned alone (a read and a write of the
+    book) and cut the bookings in two, so each booking went alone too; now the bookings go
+    together and the requests' links together after them: one write of the sessions, one
+    read of the book and one insert of every message. What is planned is what one by one
+    plans."""
+    feed.therapist()
+    feed.client(channels=("email", "sms"))
+    starts = datetime.now(UTC) + timedelta(days=3)
+    for n in range(4):
+        at = starts + timedelta(hours=n)
+        feed.booked(sid=f"s{n}", starts=at)
+        feed(
+            "measures",
+            f"request-q{n}",
+            "QuestionnaireRequested",
+            request_id=f"q{n}",
+            client_id="c1",
+            therapist_id="t1",
+            session_id=f"s{n}",
+            instruments=["PHQ-9", "GAD-7"],
+            due_at=at - timedelta(hours=48),
+            session_starts_at=at,
+            expires_at=at,
+        )
+    with heard_batch(nsettings, feed, 2) as (store, generation, listener, scheduling, known):
+        requests = records_of(nsettings, feed, "measures")
+        batch = [r for pair in zip(scheduling[1:], requests, strict=True) for r in pair]
+        assert store.apply(batch, generation) == 8
+        sessions, book = f"sessions__g{generation}", "messages"
+        assert [len(c["updates"]) for c in listener.commands if c.get("update") == sessions] == [4]
+        # the bookings' confirmations and reminders (16), then the links (8), each one insert
+        assert [len(c["documents"]) for c in listener.commands if c.get("insert") == book] == [
+            16,
+            8,
+        ]
+        assert reads_of(listener, book) == 2  # was one per booking and one per request
+        together = _planned(store, generation)
+
+        assert _planned_one_by_one(nsettings, store, [*known, *batch]) == together
+    links = [k for k, m in together[0].items() if m["kind"] == "questionnaire_link"]
+    assert len(links) == 8 and {together[0][k]["status"] for k in links} == {"pending"}
