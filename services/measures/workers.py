@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 
 from shared.consumer import projection_store
 from shared.crypto import KeyDisposed, cipher_for
@@ -57,8 +58,11 @@ class Reactor:
     def step(self) -> int:
         done = 0
         plans = self.plans.reader("plans")
+        # each client's instruments read once a step: a course books sixteen sessions of one
+        # client at once, and each plan read the client's instrument set again (issue 14)
+        chosen: dict[str, tuple[str, ...]] = {}
         for plan in list(plans.find({"pending": True}).limit(50)):
-            self._guard(self._plan, plan)
+            self._guard(partial(self._plan, chosen=chosen), plan)
             plans.update_one({"_id": plan["_id"], "rev": plan["rev"]}, {"$set": {"pending": False}})
             done += 1
         episodes = self.board.reader("episodes")
@@ -79,7 +83,7 @@ class Reactor:
         except KeyDisposed:  # the client was disposed of: nothing of theirs may be written again
             log.info("reactor: %s skipped, its client has been disposed of", doc["_id"])
 
-    def _plan(self, plan: dict) -> None:
+    def _plan(self, plan: dict, chosen: dict[str, tuple[str, ...]] | None = None) -> None:
         request_id = domain.request_id_for(plan["_id"])
         meta = Metadata(
             ACTOR, correlation_id=f"session:{plan['_id']}", causation_id=plan.get("last_event_id")
@@ -94,7 +98,7 @@ class Reactor:
             client_id=plan["client_id"],
             therapist_id=plan["therapist_id"],
             session_id=plan["_id"],
-            instruments=self.application.instruments_for(plan["client_id"]),
+            instruments=self._instruments(plan["client_id"], {} if chosen is None else chosen),
             starts_at=plan["starts_at"],
             ends_at=plan["ends_at"],
             now=utcnow(),
@@ -102,6 +106,11 @@ class Reactor:
             session_number=plan.get("number"),
         )
         self.application.request_questionnaire(command, meta)
+
+    def _instruments(self, client_id: str, chosen: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        if client_id not in chosen:
+            chosen[client_id] = self.application.instruments_for(client_id)
+        return chosen[client_id]
 
     def _outcome(self, episode: dict) -> None:
         o = episode["outcome"]

@@ -67,3 +67,18 @@ def test_a_plan_that_fails_keeps_its_flag_until_a_step_can_do_it(settings, app, 
         pass
     assert all(requested(store, s) == ["QuestionnaireRequested"] for s in SESSIONS)
     assert planned.count_documents({"pending": True}) == 0
+
+
+def test_a_step_reads_each_clients_instruments_once(settings, app, planned, monkeypatch):
+    """A course's sixteen bookings are sixteen plans of one client: their requests carry the
+    client's instrument set, read once for the step, not once a plan."""
+    reactor = Reactor(settings)
+    read, real = [], reactor.application.instruments_for
+    monkeypatch.setattr(
+        reactor.application, "instruments_for", lambda cid: read.append(cid) or real(cid)
+    )
+    assert reactor.step() == 12
+    assert read == ["rhea"]
+    store = app.extensions["rapport"].store
+    [first] = store.load(request_stream(request_id_for(SESSIONS[0])))
+    assert first.data["instruments"] == list(real("rhea"))
