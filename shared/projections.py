@@ -810,13 +810,14 @@ class Ahead:
     def __enter__(self) -> Ahead:
         return self
 
-    def __exit__(self, kind: type | None, *exc: object) -> None:
+    def __exit__(self, kind: type | None, leaving: BaseException | None, *tb: object) -> None:
         try:
             self._written()
-        except Exception:
+        except Exception as err:
             if kind is None:
                 raise
-            log.exception("rebuild of %s: the last batch's write failed too", self.store.name)
+            if err is not leaving:  # (a write's failure met by the next batch leaves as itself)
+                log.exception("rebuild of %s: a batch's write failed too", self.store.name)
         finally:
             self._writer.shutdown(wait=True)
 
