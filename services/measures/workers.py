@@ -83,7 +83,7 @@ class Reactor:
         except KeyDisposed:  # the client was disposed of: nothing of theirs may be written again
             log.info("reactor: %s skipped, its client has been disposed of", doc["_id"])
 
-    def _plan(self, plan: dict, chosen: dict[str, tuple[str, ...]] | None = None) -> None:
+    def _plan(self, plan: dict, chosen: dict[str, tuple[str, ...]]) -> None:
         request_id = domain.request_id_for(plan["_id"])
         meta = Metadata(
             ACTOR, correlation_id=f"session:{plan['_id']}", causation_id=plan.get("last_event_id")
@@ -98,7 +98,7 @@ class Reactor:
             client_id=plan["client_id"],
             therapist_id=plan["therapist_id"],
             session_id=plan["_id"],
-            instruments=self._instruments(plan["client_id"], {} if chosen is None else chosen),
+            instruments=self._instruments(plan["client_id"], chosen),
             starts_at=plan["starts_at"],
             ends_at=plan["ends_at"],
             now=utcnow(),
