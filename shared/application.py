@@ -4,15 +4,15 @@ second of two racing commands is judged against the first one's outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.client_session import ClientSession
 
-from .domain import Conflict, Decider, fold
+from .domain import Conflict, Decider, DomainError, fold
 from .events import Event
-from .eventstore import ConcurrencyError, EventStore, Metadata
+from .eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,42 @@ class CommandHandler:
         for event in stored:
             state = self.decider.evolve(state, event)
         return Outcome(state, stored, version + len(stored))
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command for `run_together`: what decides it, on which stream, with what cause."""
+
+    decider: Decider
+    stream_id: str
+    command: Any
+    meta: Metadata
+
+
+def run_together(store: EventStore, commands: Sequence[Command]) -> list[DomainError | None]:
+    """Commands on distinct streams, each decided on its stream's state, the streams read in
+    one query and every command's events appended in one transaction: a loop acting on fifty
+    pending documents made fifty transactions one after another, each waiting for the
+    store's queue and holding the service's append lock (issue 14: measures' reactor, one
+    questionnaire request per booking). Per command, the rule that refused it (nothing of it
+    is appended) or None. Raises ConcurrencyError, appending nothing, when a stream moved
+    since it was read: run them one by one then (CommandHandler.run decides again)."""
+    streams = [c.stream_id for c in commands]
+    if len(set(streams)) != len(streams):
+        raise ValueError(f"a stream appears twice: {sorted(streams)}")
+    histories = store.load_many(streams)
+    refused: list[DomainError | None] = []
+    appends = []
+    for c in commands:
+        history = histories[c.stream_id]
+        try:
+            new = c.decider.decide(fold(c.decider, history), c.command)
+        except DomainError as err:
+            refused.append(err)
+            continue
+        refused.append(None)
+        if new:
+            appends.append(StreamAppend(c.stream_id, len(history), new, c.meta))
+    if appends:
+        store.append_streams(appends, commands[0].meta)
+    return refused

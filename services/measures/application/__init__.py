@@ -7,13 +7,13 @@ links, which are credentials and so never events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pymongo.client_session import ClientSession
 
-from shared.application import CommandHandler, Outcome
-from shared.domain import Conflict, fold
+from shared.application import Command, CommandHandler, Outcome, run_together
+from shared.domain import Conflict, DomainError, fold
 from shared.events import Event
 from shared.eventstore import ConcurrencyError, EventStore, Metadata, StreamAppend
 
@@ -34,6 +34,12 @@ class Application:
     def instruments_for(self, client_id: str) -> tuple[str, ...]:
         chosen = self._state(domain.InstrumentSetDecider(), domain.instruments_stream(client_id))
         return chosen or domain.DEFAULT_SET
+
+    def instruments_for_all(self, client_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """`instruments_for` of several clients, their streams read in one query."""
+        streams = {domain.instruments_stream(c): c for c in client_ids}
+        histories, decider = self.store.load_many(list(streams)), domain.InstrumentSetDecider()
+        return {c: fold(decider, histories[s]) or domain.DEFAULT_SET for s, c in streams.items()}
 
     def recorded_completion(self, response_id: str, request_id: str | None) -> list[Event]:
         """The completion (and its risk alerts) a response id already produced, or []: a
@@ -111,16 +117,15 @@ class Application:
         stream = domain.request_stream(request_id)
         return self._run(domain.QuestionnaireRequestDecider(), stream, command, meta, check)
 
-    def withdraw_questionnaire(
-        self, request_id: str, command: domain.WithdrawQuestionnaire, meta: Metadata
-    ) -> Outcome:
-        stream = domain.request_stream(request_id)
-        return self._run(domain.QuestionnaireRequestDecider(), stream, command, meta)
+    # -- the reactor's ------------------------------------------------------------------------
+    def act(self, command: Command) -> Outcome:
+        """One command of the reactor's (a questionnaire requested or withdrawn, an outcome
+        published), decided again if its stream moved."""
+        return self._run(command.decider, command.stream_id, command.command, command.meta)
 
-    def publish_outcome(
-        self, episode_id: str, command: domain.PublishOutcome, meta: Metadata
-    ) -> Outcome:
-        return self._run(domain.OutcomeDecider(), domain.outcome_stream(episode_id), command, meta)
+    def act_together(self, commands: Sequence[Command]) -> list[DomainError | None]:
+        """Several, in one transaction (shared.application.run_together)."""
+        return run_together(self.store, commands)
 
     # -- how ---------------------------------------------------------------------------------
     def _state(self, decider, stream_id: str):

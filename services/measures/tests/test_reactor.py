@@ -73,12 +73,58 @@ def test_a_step_reads_each_clients_instruments_once(settings, app, planned, monk
     """A course's sixteen bookings are sixteen plans of one client: their requests carry the
     client's instrument set, read once for the step, not once a plan."""
     reactor = Reactor(settings)
-    read, real = [], reactor.application.instruments_for
+    read, real = [], reactor.application.instruments_for_all
     monkeypatch.setattr(
-        reactor.application, "instruments_for", lambda cid: read.append(cid) or real(cid)
+        reactor.application,
+        "instruments_for_all",
+        lambda ids: read.append(sorted(ids)) or real(ids),
     )
     assert reactor.step() == 12
-    assert read == ["rhea"]
+    assert read == [["rhea"]]
     store = app.extensions["rapport"].store
     [first] = store.load(request_stream(request_id_for(SESSIONS[0])))
-    assert first.data["instruments"] == list(real("rhea"))
+    assert first.data["instruments"] == list(reactor.application.instruments_for("rhea"))
+
+
+def test_a_step_requests_its_plans_in_one_transaction(settings, app, planned, monkeypatch):
+    """The step's twelve requests go in one append of twelve streams: one by one, each was a
+    transaction holding measures' append lock, and under load the reactor fell behind."""
+    reactor = Reactor(settings)
+    appends, real = [], reactor.store.append_streams
+    monkeypatch.setattr(
+        reactor.store,
+        "append_streams",
+        lambda streams, meta, **kw: appends.append(len(streams)) or real(streams, meta, **kw),
+    )
+    assert reactor.step() == 12
+    assert appends == [12]
+    store = app.extensions["rapport"].store
+    versions = [
+        e.stream_version for s in SESSIONS for e in store.load(request_stream(request_id_for(s)))
+    ]
+    assert versions == [1] * 12
+
+
+def test_a_stream_moved_meanwhile_sends_the_step_one_by_one(settings, app, planned, monkeypatch):
+    """A request appended by someone else between the step's read and its append (another
+    reactor): the step's transaction writes nothing, then each plan goes on its own and
+    the one already requested adds nothing."""
+    store = app.extensions["rapport"].store
+    reactor = Reactor(settings)
+    other = Reactor(settings)
+    load_many, raced = reactor.store.load_many, []
+
+    def read_then_raced(streams):
+        histories = load_many(streams)
+        if not raced and any(s.startswith("questionnaire-request-") for s in streams):
+            raced.append(SESSIONS[3])
+            plan = planned.find_one({"_id": SESSIONS[3]})
+            chosen = other.application.instruments_for_all([plan["client_id"]])
+            other.application.act(other._plan(plan, chosen))
+        return histories
+
+    monkeypatch.setattr(reactor.store, "load_many", read_then_raced)
+    assert reactor.step() == 12
+    assert raced == [SESSIONS[3]]
+    assert all(requested(store, s) == ["QuestionnaireRequested"] for s in SESSIONS)
+    assert planned.count_documents({"pending": True}) == 0
