@@ -7,9 +7,10 @@ import random
 
 import pymongo
 import pytest
+from pymongo import monitoring
 from pymongo.errors import WriteError
 
-from shared.combine import Fresh, Write, combine, fold
+from shared.combine import TOGETHER_MAX, Fresh, Write, combine, fold, send
 from shared.projections import snapshot
 
 
@@ -290,6 +291,64 @@ def test_random_batches_settled_into_an_empty_collection_leave_the_same_document
                     together.bulk_write([w.op() for w in sent], ordered=True)
                 assert snapshot(together) == snapshot(one), f"seed {seed}"
         assert inserted > 50 and dropped > 5, (inserted, dropped)  # both paths were taken
+    finally:
+        mongo.drop_database(db.name)
+        mongo.close()
+
+
+class _Updates(monitoring.CommandListener):
+    """The update commands a client sends, by collection."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    def started(self, event):
+        if event.command_name == "update":
+            self.sent.append(event.command["update"])
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_many_interleaved_writes_go_as_one_bulk_per_collection_in_their_order(settings):
+    """Past TOGETHER_MAX, a batch's writes go one bulk per collection, each collection's in
+    the order they came, and a write whose matched count is asked for in a bulk of its own:
+    sent as they came, interleaved writes to three collections were a bulk per write, and a
+    consumer behind with a few hundred of them fell further behind (issue 14, session 28).
+    They leave what the same writes one by one leave."""
+    listener = _Updates()
+    mongo = pymongo.MongoClient(settings.mongo_uri, event_listeners=[listener])
+    db = mongo[settings.database("send")]
+    try:
+        writes, alone = [], []
+        for i in range(150):
+            name = "abc"[i % 3]
+            for coll in (db[f"one_{name}"], db[f"together_{name}"]):
+                update = {"$inc": {"n": 1}, "$push": {"seen": i}}
+                write = Write.of(coll, "update_one", ({"_id": i % 7}, update), {"upsert": True})
+                (alone if coll.name.startswith("one") else writes).append(write)
+        checked = 76  # a conditional write in the middle of b's
+        condition = ({"_id": 4, "n": {"$gte": 3}}, {"$set": {"flag": 1}})
+        writes.insert(checked, Write.of(db["together_b"], "update_one", condition, {}))
+        alone.insert(checked, Write.of(db["one_b"], "update_one", condition, {}))
+        assert len(writes) > TOGETHER_MAX
+        _apply_one_by_one(alone)
+        listener.sent.clear()
+        with mongo.start_session() as session:
+            matched = session.with_transaction(lambda s: send(writes, s, frozenset({checked})))
+        assert matched == {checked: 1}
+        assert listener.sent == [
+            "together_a",
+            "together_b",
+            "together_b",
+            "together_b",
+            "together_c",
+        ]
+        for name in "abc":
+            assert snapshot(db[f"together_{name}"]) == snapshot(db[f"one_{name}"]), name
     finally:
         mongo.drop_database(db.name)
         mongo.close()
