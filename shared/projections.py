@@ -96,6 +96,14 @@ class Projection:
             return frozenset(n[3:] for n in dir(type(self)) if n.startswith("on_"))
         return self.urgent
 
+    def decoded_types(self) -> frozenset[str] | None:
+        """The event types whose data this projection reads: those of its `on_<EventType>`
+        handlers, or every type (None) for one with a `handle` of its own. The others' data
+        is not decoded (Registry.from_message)."""
+        if type(self).handle is not Projection.handle:
+            return None
+        return frozenset(n[3:] for n in dir(type(self)) if n.startswith("on_"))
+
     def handle(self, event: Event, view: View) -> None:
         handler = getattr(self, f"on_{event.type}", None)
         if handler is not None:
@@ -354,6 +362,7 @@ class ProjectionStore:
         self.mongo, self.db = mongo, mongo[database]
         self.cipher = cipher
         self.projection, self.registry = projection, registry
+        self._decoded = projection.decoded_types()  # the types whose data it reads
         self.meta = self.db["projection_meta"]
         self.offsets = self.db["projection_offsets"]
         self.processed = self.db["projection_processed"]
@@ -604,7 +613,7 @@ class ProjectionStore:
             tp = (record.topic, record.partition)
             next_offsets[tp] = record.offset + 1
             try:
-                event = self.registry.from_message(record.value, self.cipher)
+                event = self.registry.from_message(record.value, self.cipher, decoded=self._decoded)
                 events.append(event)
                 sources.append(consistency.source_of(record.topic))
                 last_ids[tp] = event.event_id
