@@ -400,9 +400,9 @@ def send(
     *,
     may_join: bool = True,
 ) -> dict[int, int]:
-    """Send `writes`, in their order, in `session` (its transaction): as one `bulkWrite`
-    command where the server has it and they are a few writes to several collections
-    (TOGETHER_MAX), else one ordered bulk_write per collection (its writes in their order). A
+    """Send `writes` in `session` (its transaction), each collection's in their order: as
+    one `bulkWrite` command where the server has it and they are a few writes to several
+    collections (TOGETHER_MAX), else one ordered bulk_write per collection. A
     consumer batch's writes go to several collections (the projection's own, its offsets,
     the positions seen): one command for all of them was half of its round trips to the
     store in the busy hour (issue 14). Returns the matched count of each write

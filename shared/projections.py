@@ -93,16 +93,18 @@ class Projection:
     def urgent_types(self) -> frozenset[str]:
         """`urgent`, with HANDLED read as the types of the `on_<EventType>` handlers."""
         if self.urgent is HANDLED:
-            return frozenset(n[3:] for n in dir(type(self)) if n.startswith("on_"))
+            return self.handled_types()
         return self.urgent
+
+    def handled_types(self) -> frozenset[str]:
+        """The types of its `on_<EventType>` handlers."""
+        return frozenset(n[3:] for n in dir(type(self)) if n.startswith("on_"))
 
     def decoded_types(self) -> frozenset[str] | None:
         """The event types whose data this projection reads: those of its `on_<EventType>`
         handlers, or every type (None) for one with a `handle` of its own. The others' data
         is not decoded (Registry.from_message)."""
-        if type(self).handle is not Projection.handle:
-            return None
-        return frozenset(n[3:] for n in dir(type(self)) if n.startswith("on_"))
+        return None if type(self).handle is not Projection.handle else self.handled_types()
 
     def handle(self, event: Event, view: View) -> None:
         handler = getattr(self, f"on_{event.type}", None)

@@ -92,8 +92,9 @@ class Reactor:
         that the clients' completions and risk answers wait for, and under a busy hour's
         load the reactor, one append among many waiting for that lock, fell behind: in the
         flows bench (fifty bookings a second) it had requested about one questionnaire in
-        ten by the end of the load, and the last ones 25-28 s after their booking (issue
-        14, session 28). Together, a step's requests are three of the store's round trips."""
+        ten by the end of the load, and a request came 25-29 s (p50) after its booking
+        (issue 14, session 28). Together, a step's requests are three of the store's round
+        trips."""
         if not docs:
             return
         commands = [command_of(d) for d in docs]
