@@ -1,7 +1,14 @@
 """Service tier: the planner and dispatcher against the real broker, store and SMTP server."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from services.notifications.application import book as states
+from services.notifications.application.book import forget_client
+from services.notifications.workers.dispatcher import Dispatcher
+from shared.crypto import cipher_for
+from testkit.plugin import service_workers
 
 from .conftest import LEAD_EMAIL, notification_events, wait
 
@@ -353,3 +360,39 @@ def test_a_course_message_says_what_was_booked_not_what_was_asked_for(running_se
     assert "We have booked 10 appointments" in body and f"The first is on {first}." in body, body
     assert "16 appointments" not in body
     assert body.count(" at ") >= 11  # ten dates listed, and the first again above them
+
+
+def test_an_alert_written_to_the_inbox_as_its_client_is_disposed_of_is_taken_back(
+    nsettings, feed, mail, book, workers, monkeypatch
+):
+    """A disposal between a dispatcher's claim of a risk alert and its write to the staff
+    inbox (CI, session 28): the sweep deleted the client's inbox items before the item was
+    written, and the answer stayed readable. The item written after the key was destroyed is
+    taken back and the message voided."""
+    workers.start(*feed.relays(), *service_workers(nsettings, "notifications", loops=False))
+    feed.therapist(email="dr.a@practice.test")
+    feed.client()
+    feed.risk()
+    inbox = {"kind": "risk_alert", "channel": "inbox"}
+    wait(lambda: book.count_documents(inbox) == 2, message="the alerts planned")
+    lane = Dispatcher(nsettings, urgent_only=True)
+    lane._setup()
+    compose, swept, once = lane.delivery.compose, [], threading.Lock()
+
+    def disposed_meanwhile(message, directory):
+        made = compose(message, directory)
+        if message["channel"] == "inbox":  # the disposal and its sweep, after the claim
+            with once:
+                if not swept:
+                    cipher_for(nsettings).keys.destroy("c1")
+                    forget_client(book.database, "c1")
+                swept.append(message["_id"])
+        return made
+
+    monkeypatch.setattr(lane.delivery, "compose", disposed_meanwhile)
+    while lane.step():
+        pass
+    assert len(swept) == 2
+    assert book.database["inbox"].count_documents({}) == 0
+    assert {m["status"] for m in book.find(inbox)} == {states.VOIDED}
+    assert wait(lambda: mail.to(LEAD_EMAIL), message="the lead's email still went")

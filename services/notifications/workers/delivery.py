@@ -125,6 +125,20 @@ class Delivery:
                 },
                 upsert=True,
             )
+            self._not_after_disposal(message)
+
+    def _not_after_disposal(self, message: dict) -> None:
+        """An inbox item written for a client disposed of meanwhile is taken back, and the
+        message voided. A disposal destroys the client's key before any service hears of it,
+        and notifications' sweep then deletes the client's inbox items (book.forget_client);
+        a dispatcher that had claimed an alert before the sweep and wrote its item after it
+        left the answer readable for good (CI, session 28). Looked at after the write, so
+        either the sweep's delete or this check finds the item."""
+        client_id = message.get("client_id")
+        if not client_id or self.cipher is None or not self.cipher.keys.is_disposed(client_id):
+            return
+        self.book.inbox.delete_one({"_id": message["_id"]})
+        raise Voided("the client was disposed of")
 
     def homework_link(self, client_id: str) -> dict:
         """The client's homework page for the task reminder (records). The reminder is worth
