@@ -32,8 +32,7 @@ class Application:
         return self._state(domain.QuestionnaireRequestDecider(), domain.request_stream(request_id))
 
     def instruments_for(self, client_id: str) -> tuple[str, ...]:
-        chosen = self._state(domain.InstrumentSetDecider(), domain.instruments_stream(client_id))
-        return chosen or domain.DEFAULT_SET
+        return self.instruments_for_all([client_id])[client_id]
 
     def instruments_for_all(self, client_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """`instruments_for` of several clients, their streams read in one query."""
