@@ -84,6 +84,9 @@ class Settings:
     token_secret_previous_until: datetime | None = None
     # Bearer token Prometheus sends for /metrics; empty outside demo mode = /metrics refused
     metrics_token: str = ""
+    # how long a process keeps a client's data key (shared/crypto.py); a disposal's sweep
+    # waits this long after the key is destroyed (shared/disposal.py). Tests shorten it
+    key_cache_seconds: float = 30.0
 
     def topic(self, service: str) -> str:
         return f"{self.topic_prefix}{service}"

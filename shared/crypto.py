@@ -141,6 +141,16 @@ class KeyStore:
         doc = self.keys.find_one({"_id": client_id}, {"disposed_at": 1})
         return bool(doc and doc.get("disposed_at"))
 
+    def destroyed_at(self, client_ids: list[str]) -> dict[str, datetime]:
+        """When each of these clients' keys was destroyed (in one read); a key not destroyed
+        (or never made) is left out."""
+        found = self.keys.find(
+            {"_id": {"$in": list(client_ids)}, "disposed_at": {"$ne": None}}, {"disposed_at": 1}
+        )
+        return {
+            d["_id"]: d["disposed_at"].replace(tzinfo=d["disposed_at"].tzinfo or UTC) for d in found
+        }
+
 
 def rewrap_keys(
     mongo: pymongo.MongoClient, database: str, old_master_b64: str, new_master_b64: str
@@ -370,16 +380,22 @@ _ciphers_lock = threading.Lock()
 
 def cipher_for(settings: Settings) -> FieldCipher:
     """One cipher (and key cache) per process per store, so a key destroyed here is
-    forgotten here at once; other processes forget it within `cache_seconds`."""
+    forgotten here at once; other processes forget it within `settings.key_cache_seconds`,
+    which is why a disposal's sweep waits that long (shared/disposal.py)."""
     from .mongo import client
 
     uri = settings.mongo_uri_of("keys")
-    ident = (uri, settings.database("keys"), settings.master_key)
+    ident = (uri, settings.database("keys"), settings.master_key, settings.key_cache_seconds)
     with _ciphers_lock:
         found = _ciphers.get(ident)
         if found is None:
             found = FieldCipher(
-                KeyStore(client(uri), settings.database("keys"), settings.master_key)
+                KeyStore(
+                    client(uri),
+                    settings.database("keys"),
+                    settings.master_key,
+                    cache_seconds=settings.key_cache_seconds,
+                )
             )
             _ciphers[ident] = found
         return found

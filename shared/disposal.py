@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from . import idempotency
 from .config import Settings
 from .consumer import RebuildStopped, projection_store, rebuild
+from .crypto import cipher_for
 from .events import utcnow
 from .mongo import client as mongo_client
 from .projections import Projection
@@ -23,6 +24,7 @@ from .services import ServiceDefinition
 from .wakeup import projection_bell
 
 log = logging.getLogger(__name__)
+CLOCK_MARGIN = 5.0  # seconds the clock of the host that destroyed a key may be behind ours
 
 
 class DisposalQueue(Projection):
@@ -57,15 +59,37 @@ class DisposalWorker:
         self.settings, self.definition, self.poll = settings, definition, poll_seconds
         self.idle_rest = idle_rest  # with change streams: the queue's apply wakes the worker
         self.queue = DisposalQueue(definition.name)
+        self.settle = settings.key_cache_seconds + CLOCK_MARGIN
+        self.next_look: float | None = None  # seconds until a pending client is due
 
     def pending(self) -> list[str]:
         store = projection_store(self.settings, self.queue)
         return [d["_id"] for d in store.reader("disposals").find({"done_at": None})]
 
+    def due(self, clients: list[str]) -> list[str]:
+        """The clients whose key was destroyed at least `settle` seconds ago: no process
+        holds it any more. Sets `next_look` for the others (a key not destroyed yet: the
+        worker's poll)."""
+        if not clients:
+            self.next_look = None
+            return []
+        destroyed, now = cipher_for(self.settings).keys.destroyed_at(clients), utcnow()
+        due, waits = [], []
+        for client_id in clients:
+            at = destroyed.get(client_id)
+            left = self.poll if at is None else self.settle - (now - at).total_seconds()
+            if left <= 0:
+                due.append(client_id)
+            else:
+                waits.append(left)
+        self.next_look = min(waits) if waits else None
+        return due
+
     def sweep(self, stop: threading.Event | None = None) -> int:
-        """Forget every pending disposed client; returns how many. `stop` ends the rebuilds
-        between two batches (RebuildStopped): the clients stay pending for the next sweep."""
-        clients = self.pending()
+        """Forget every pending disposed client that is due (`due`); returns how many.
+        `stop` ends the rebuilds between two batches (RebuildStopped): the clients stay
+        pending for the next sweep."""
+        clients = self.due(self.pending())
         if not clients:
             return 0
         name = self.definition.name
@@ -104,6 +128,9 @@ class DisposalWorker:
                     break  # asked to stop mid-rebuild: the next start sweeps them again
                 except PyMongoError as err:
                     log.warning("disposal: store unavailable (%s)", err)
-                bell.wait(ticket, self.idle_rest if bell.watching else self.poll, stop)
+                rest = self.idle_rest if bell.watching else self.poll
+                if self.next_look is not None:
+                    rest = min(rest, self.next_look)
+                bell.wait(ticket, rest, stop)
         finally:
             bell.close()

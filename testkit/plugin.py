@@ -80,6 +80,7 @@ def settings(infra, own_stores) -> Iterable[Settings]:
         db_prefix=f"t{tag}_",
         topic_partitions=3,
         demo_mode=True,
+        key_cache_seconds=1.0,  # a disposal's sweep waits this long after the key goes
     )
     yield s
     for uri in s.store_uris():

@@ -271,6 +271,7 @@ def test_a_disposal_forgets_the_answers_kept_for_replays(practice, lead):
     rather than leaving it readable for the 24 h a key lives."""
     from shared import idempotency, services
     from shared.consumer import projection_store
+    from shared.crypto import cipher_for
     from shared.disposal import DisposalQueue, DisposalWorker
 
     settings = practice["settings"]
@@ -283,5 +284,47 @@ def test_a_disposal_forgets_the_answers_kept_for_replays(practice, lead):
     projection_store(settings, DisposalQueue("records")).reader("disposals").insert_one(
         {"_id": cid, "done_at": None}
     )  # as the queue notes ClientDisposed
-    assert DisposalWorker(settings, services.load("records")).sweep() == 1
+    cipher_for(settings).keys.destroy(cid)  # as records does just after it
+    worker = DisposalWorker(settings, services.load("records"))
+    eventually(lambda: worker.sweep() == 1, timeout=worker.settle + 10, interval=0.5)
     assert db[idempotency.COLLECTION].count_documents({"client_ids": cid}) == 0
+
+
+def test_a_disposal_is_swept_once_no_process_can_hold_the_key(practice, lead):
+    """The key is destroyed by records' API, in a process of its own, just after
+    `ClientDisposed`; the process that sweeps may still hold the key in its cache (as it
+    does here, from handling the client's events a moment ago). The sweep waits until the
+    key has been destroyed longer than any process keeps one, so its rebuilds cannot open
+    the sealed fields again (they did: the old sweep left her name in the projections)."""
+    import json as json_
+
+    from shared import services
+    from shared.consumer import projection_store
+    from shared.crypto import KeyStore, cipher_for
+    from shared.disposal import DisposalQueue, DisposalWorker
+    from shared.mongo import client as mongo_client
+
+    settings = practice["settings"]
+    body = {**_client(lead.therapist_id, "Yara"), "family_name": "Quillfeather"}
+    cid = lead.call("records", "post", "/clients", body).json["client_id"]
+    db = practice["apps"]["records"].extensions["rapport"].db
+
+    def documents() -> str:
+        names = db.list_collection_names()
+        return "".join(json_.dumps(list(db[n].find()), default=str) for n in names)
+
+    eventually(lambda: "Quillfeather" in documents(), message="her record projected")
+    worker = DisposalWorker(settings, services.load("records"))
+    projection_store(settings, DisposalQueue("records")).reader("disposals").insert_one(
+        {"_id": cid, "done_at": None}
+    )  # as the queue notes ClientDisposed, which can come before the key is destroyed
+    assert worker.sweep() == 0 and worker.next_look == worker.poll  # the key is not gone yet
+    assert cipher_for(settings).keys.key_for_reading(cid) is not None  # held in this process
+    elsewhere = KeyStore(
+        mongo_client(settings.mongo_uri_of("keys")), settings.database("keys"), settings.master_key
+    )
+    assert elsewhere.destroy(cid)  # as records' API does it, in its own process
+    assert worker.sweep() == 0 and 0 < worker.next_look <= worker.settle
+    eventually(lambda: worker.sweep() == 1, timeout=worker.settle + 10, interval=0.5)
+    assert "Quillfeather" not in documents()
+    assert cipher_for(settings).keys.key_for_reading(cid) is None
