@@ -23,6 +23,12 @@ errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
 max_requests = 5000
 max_requests_jitter = 500
+# gunicorn's control interface (`gunicornc`, gunicorn 24+): its socket's default path is one
+# per user, so the second master on a host (make up runs six) logged "Control server error:
+# Address ... already in use". Rapport uses none; give GUNICORN_CONTROL_SOCKET a path per
+# service to have it.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 
 def on_starting(server):
