@@ -24,6 +24,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 from kafka import TopicPartition
 
@@ -545,7 +546,8 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         rebuilding = threading.Event()
         if rebuild:
             _rebuilding(settings, log_dir, rebuilding)
-        spent = _StoreSpend(settings)
+        requests = _Requests(settings)
+        spent = _StoreSpend(settings, procs)
         try:
             appended = _steady_load(
                 settings,
@@ -564,7 +566,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         ):
             time.sleep(0.2)
         if STACK:  # measures' reactor runs with `make up`'s processes only
-            _requests_made(settings, traced["records"], deadline)
+            requests.wait(traced["records"], deadline)
         spent.stop()
         polling.set()
         thread.join()
@@ -577,7 +579,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     finally:
         for p in procs:
             p.stop()
-    requested = _request_latencies(settings, traced["records"]) if STACK else []
+    requested = requests.latencies(traced["records"]) if STACK else []
     hops = _risk_hops(settings, alerts, sink)
     confirmations = _confirmation_hops(settings, booked, sink)
     flows = {
@@ -660,21 +662,40 @@ class _StoreSpend:
     above only show through the queue it makes: a change that saves round trips shows here
     at once, where a latency moves within the noise of a shared machine."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, procs=()):
         self.settings = settings
+        servers = server_pids()
         # every local store: the main one and a database's own (deploy/local/infra.py)
-        self.pids = [pid for name, pid in server_pids().items() if name.startswith("store")]
+        self.pids = [pid for name, pid in servers.items() if name.startswith("store")]
+        # and every process of the machine's share: the servers, the stack's, the bench's own
+        self.everyone = {
+            **servers,
+            **{p.name: p.pid for p in procs},
+        }
         self.ops, self.cpu = store_ops(settings), self._cpu()
+        self.each, self.machine = self._each(), _machine_ticks()
         self.ops_spent = self.cpu_spent = None
+        self.each_spent: dict[str, float] = {}
+        self.busy: float | None = None
 
     def _cpu(self) -> float | None:
         return sum(cpu_seconds(pid) for pid in self.pids) if self.pids else None
+
+    def _each(self) -> dict[str, float]:
+        each = {name: cpu_seconds(pid) for name, pid in self.everyone.items()}
+        own = os.times()
+        each["bench"] = own.user + own.system  # its own threads only: the stack is its children
+        return each
 
     def stop(self) -> None:
         after = store_ops(self.settings)
         self.ops_spent = sum(after[k] - self.ops.get(k, 0.0) for k in after)
         cpu = self._cpu()
         self.cpu_spent = None if cpu is None or self.cpu is None else cpu - self.cpu
+        each = self._each()
+        self.each_spent = {name: each[name] - self.each.get(name, 0.0) for name in each}
+        busy, total = (a - b for a, b in zip(_machine_ticks(), self.machine, strict=True))
+        self.busy = busy / total if total else None
 
     def add_to(self, report: Report, ticks: int, rebuild: bool) -> None:
         if not ticks or self.ops_spent is None:
@@ -694,35 +715,74 @@ class _StoreSpend:
                 note=f"{self.cpu_spent:.1f} s of the stores' CPU over {ticks} ticks "
                 f"({len(self.pids)} stores){also}",
             )
+        if self.each_spent:
+            spent = sum(self.each_spent.values())
+            top = sorted(self.each_spent.items(), key=lambda kv: -kv[1])[:6]
+            report.add(
+                "CPU per tick, every process",
+                spent * 1000 / ticks,
+                "ms",
+                note=f"{spent:.1f} s over {ticks} ticks; most: "
+                + ", ".join(f"{name} {cpu * 1000 / ticks:.1f}" for name, cpu in top),
+            )
+        if self.busy is not None:
+            report.add(
+                "machine busy while counted",
+                self.busy * 100,
+                "%",
+                note=f"of {os.cpu_count()} cores (/proc/stat), every process on the machine",
+            )
 
 
-def _requested(settings, traced: dict):
-    """Measures' events collection, and the query of the questionnaire requests of the
-    bookings `traced`, by their streams (request ids derived from the session ids)."""
-    events = ServiceContext("measures", settings).db["events"]
-    streams = {request_stream(request_id_for(session_id)): session_id for session_id in traced}
-    return events, {"type": "QuestionnaireRequested", "stream_id": {"$in": list(streams)}}, streams
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of every core since boot (/proc/stat's first line)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
 
 
-def _requests_made(settings, traced: dict, deadline: float) -> None:
-    """Wait, until `deadline`, for measures' reactor to have requested the questionnaire of
-    every booking: the stack owes that work for every tick, and the store's work per tick
-    is counted until it is done. Until session 28 the flows stopped without it, and the
-    reactor, starved of its append lock under the load, had requested about one in ten."""
-    events, query, _ = _requested(settings, traced)
-    while time.monotonic() < deadline and events.count_documents(query) < len(traced):
-        time.sleep(0.5)
+class _Requests:
+    """Measures' questionnaire requests of the bookings traced, read as the reactor appends
+    them: each look reads only the events past the last one read (by `position`, indexed).
+    Until session 29 each look counted the requests of every booking's stream (`$in` of
+    1,500 stream ids), an aggregate the store's log had at 1.5-2.4 s, inside the window whose
+    store CPU is counted."""
 
+    def __init__(self, settings):
+        self.events = ServiceContext("measures", settings).db["events"]
+        last = self.events.find_one({}, {"position": 1}, sort=[("position", -1)])
+        self.last = last["position"] if last else 0  # before the load
+        self.at: dict[str, float] = {}  # session id -> its request's recorded_at (epoch s)
 
-def _request_latencies(settings, traced: dict) -> list[float]:
-    """ms from each booking's append to its questionnaire's request (the reactor's append,
-    its `recorded_at`), wall clock."""
-    events, query, streams = _requested(settings, traced)
-    out = []
-    for d in events.find(query, {"stream_id": 1, "recorded_at": 1}):
-        at = d["recorded_at"] if d["recorded_at"].tzinfo else d["recorded_at"].replace(tzinfo=UTC)
-        out.append((at.timestamp() - traced[streams[d["stream_id"]]][1]) * 1000)
-    return out
+    def look(self, streams: dict[str, str]) -> int:
+        found = self.events.find(
+            {"position": {"$gt": self.last}},
+            {"type": 1, "stream_id": 1, "recorded_at": 1, "position": 1},
+        ).sort("position", 1)
+        for d in found:
+            self.last = d["position"]
+            session_id = streams.get(d["stream_id"])
+            if d["type"] == "QuestionnaireRequested" and session_id is not None:
+                at = d["recorded_at"]
+                self.at.setdefault(
+                    session_id, (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+                )
+        return len(self.at)
+
+    def wait(self, traced: dict, deadline: float) -> None:
+        """Wait, until `deadline`, for measures' reactor to have requested the questionnaire
+        of every booking: the stack owes that work for every tick, and the store's work per
+        tick is counted until it is done. Until session 28 the flows stopped without it, and
+        the reactor, starved of its append lock under the load, had requested about one in
+        ten."""
+        streams = {request_stream(request_id_for(session_id)): session_id for session_id in traced}
+        while self.look(streams) < len(traced) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def latencies(self, traced: dict) -> list[float]:
+        """ms from each booking's append to its questionnaire's request (the reactor's
+        append, its `recorded_at`), wall clock."""
+        return [(at - traced[session_id][1]) * 1000 for session_id, at in self.at.items()]
 
 
 def _risk_hops(settings, alerts: dict, sink: TimedSink | SinkProcess) -> dict[str, list[float]]:
