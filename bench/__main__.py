@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from deploy.local import infra
 from shared import logs
 
 from . import booking, flows, idle, kernel, scale, store
@@ -40,6 +41,23 @@ def main() -> int:
     os.environ.setdefault("RAPPORT_WAKE_DIR", str(log_dir / "wake"))
     reports = []
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    # the local servers already answering (`make up`'s, an operator's) stay; those the bench
+    # starts (bench_settings) are stopped at the end, as the tests do (testkit.plugin)
+    running = {s.name for s in infra.servers() if s.pid() and s.answering()}
+    try:
+        path = _sections(wanted, log_dir, reports, stamp)
+    finally:
+        if not os.environ.get("RAPPORT_KEEP_INFRA"):
+            for server in infra.servers():
+                if server.name not in running:
+                    infra.stop(server.name)
+    print(f"\nprocess logs in {log_dir}")
+    print(f"saved {path}")
+    return 0
+
+
+def _sections(wanted: list[str], log_dir: Path, reports: list, stamp: str) -> Path | None:
+    path = None
     for section in wanted:
         settings = bench_settings()  # each section its own topics and databases
         started = time.monotonic()
@@ -77,9 +95,7 @@ def main() -> int:
         report.print()
         reports.append(report)
         path = save(reports, stamp)  # after every section: a long run cut short keeps the rest
-    print(f"\nprocess logs in {log_dir}")
-    print(f"saved {path}")
-    return 0
+    return path
 
 
 if __name__ == "__main__":
