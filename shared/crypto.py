@@ -374,7 +374,7 @@ def _accepts(field: mf.Field, value: Any) -> bool:
     return True
 
 
-_ciphers: dict[tuple[str, str, str], FieldCipher] = {}
+_ciphers: dict[tuple[str, str, str, float], FieldCipher] = {}
 _ciphers_lock = threading.Lock()
 
 
