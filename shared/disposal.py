@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from pymongo import IndexModel
 from pymongo.errors import PyMongoError
@@ -25,6 +26,7 @@ from .wakeup import projection_bell
 
 log = logging.getLogger(__name__)
 CLOCK_MARGIN = 5.0  # seconds the clock of the host that destroyed a key may be behind ours
+UNDESTROYED_TOLD = 60.0  # seconds a disposal waits for its key before the operator is told
 
 
 class DisposalQueue(Projection):
@@ -61,6 +63,9 @@ class DisposalWorker:
         self.queue = DisposalQueue(definition.name)
         self.settle = settings.key_cache_seconds + CLOCK_MARGIN
         self.next_look: float | None = None  # seconds until a pending client is due
+        # when this worker first found a client's key not destroyed, and those it told of
+        self._undestroyed: dict[str, float] = {}
+        self._told: set[str] = set()
 
     def pending(self) -> list[str]:
         store = projection_store(self.settings, self.queue)
@@ -77,6 +82,17 @@ class DisposalWorker:
         due, waits = [], []
         for client_id in clients:
             at = destroyed.get(client_id)
+            if at is None:
+                # records destroys the key just after the event; still there a minute on, it
+                # was not (records stopped in between): asking for the disposal again does it
+                since = self._undestroyed.setdefault(client_id, time.monotonic())
+                if time.monotonic() - since > UNDESTROYED_TOLD and client_id not in self._told:
+                    self._told.add(client_id)
+                    log.warning(
+                        "disposal of %s waits: the client's key has not been destroyed "
+                        "(ask records for the disposal again)",
+                        client_id,
+                    )
             left = self.poll if at is None else self.settle - (now - at).total_seconds()
             if left <= 0:
                 due.append(client_id)

@@ -290,7 +290,7 @@ def test_a_disposal_forgets_the_answers_kept_for_replays(practice, lead):
     assert db[idempotency.COLLECTION].count_documents({"client_ids": cid}) == 0
 
 
-def test_a_disposal_is_swept_once_no_process_can_hold_the_key(practice, lead):
+def test_a_disposal_is_swept_once_no_process_can_hold_the_key(practice, lead, caplog, monkeypatch):
     """The key is destroyed by records' API, in a process of its own, just after
     `ClientDisposed`; the process that sweeps may still hold the key in its cache (as it
     does here, from handling the client's events a moment ago). The sweep waits until the
@@ -298,12 +298,13 @@ def test_a_disposal_is_swept_once_no_process_can_hold_the_key(practice, lead):
     the sealed fields again (they did: the old sweep left her name in the projections)."""
     import json as json_
 
-    from shared import services
+    from shared import disposal, services
     from shared.consumer import projection_store
     from shared.crypto import KeyStore, cipher_for
     from shared.disposal import DisposalQueue, DisposalWorker
     from shared.mongo import client as mongo_client
 
+    monkeypatch.setattr(disposal, "UNDESTROYED_TOLD", 0.0)  # the operator told at once
     settings = practice["settings"]
     body = {**_client(lead.therapist_id, "Yara"), "family_name": "Quillfeather"}
     cid = lead.call("records", "post", "/clients", body).json["client_id"]
@@ -318,7 +319,11 @@ def test_a_disposal_is_swept_once_no_process_can_hold_the_key(practice, lead):
     projection_store(settings, DisposalQueue("records")).reader("disposals").insert_one(
         {"_id": cid, "done_at": None}
     )  # as the queue notes ClientDisposed, which can come before the key is destroyed
-    assert worker.sweep() == 0 and worker.next_look == worker.poll  # the key is not gone yet
+    with caplog.at_level("WARNING", logger="shared.disposal"):
+        assert worker.sweep() == 0 and worker.next_look == worker.poll  # the key is not gone yet
+        assert worker.sweep() == 0  # told once
+    told = [r for r in caplog.records if "has not been destroyed" in r.getMessage()]
+    assert len(told) == 1 and cid in told[0].getMessage()
     assert cipher_for(settings).keys.key_for_reading(cid) is not None  # held in this process
     elsewhere = KeyStore(
         mongo_client(settings.mongo_uri_of("keys")), settings.database("keys"), settings.master_key
