@@ -352,3 +352,43 @@ def test_many_interleaved_writes_go_as_one_bulk_per_collection_in_their_order(se
     finally:
         mongo.drop_database(db.name)
         mongo.close()
+
+
+def test_a_write_conflict_in_a_bulk_across_collections_runs_the_transaction_again(settings):
+    """Another transaction holds a document the batch writes: the store answers the batch's
+    `bulkWrite` with a WriteConflict, which pymongo wraps without the label its
+    `with_transaction` retries on. The transaction runs again once the other ends, instead
+    of the error reaching the consumer as if the store were down (and a backoff after it)."""
+    import threading
+
+    from shared.combine import can_send_together
+    from shared.mongo import in_transaction
+
+    mongo = pymongo.MongoClient(settings.mongo_uri)
+    db = mongo[settings.database("conflict")]
+    db.a.insert_one({"_id": 1, "n": 0})
+    db.b.insert_one({"_id": 1, "n": 0})
+    assert can_send_together(mongo)  # the local store has the command (and real MongoDB 8)
+    holder = mongo.start_session()
+    holder.start_transaction()
+    db.a.update_one({"_id": 1}, {"$set": {"held": True}}, session=holder)
+    runs = []
+
+    def work(session):
+        runs.append(1)
+        if len(runs) == 1:  # the other transaction ends a moment after the first conflict
+            threading.Timer(0.3, holder.abort_transaction).start()
+        db.b.find_one({"_id": 1}, session=session)  # as a batch reads before it writes
+        writes = [
+            Write(db.a, "update_one", {"filter": {"_id": 1}, "update": {"$inc": {"n": 1}}}),
+            Write(db.b, "update_one", {"filter": {"_id": 1}, "update": {"$inc": {"n": 1}}}),
+        ]
+        send(writes, session)
+        return len(runs)
+
+    try:
+        assert in_transaction(mongo, work) >= 2  # conflicted, then ran again and committed
+    finally:
+        holder.end_session()
+    assert db.a.find_one({"_id": 1}) == {"_id": 1, "n": 1}
+    assert db.b.find_one({"_id": 1}) == {"_id": 1, "n": 1}
