@@ -93,6 +93,9 @@ class DisposalWorker:
                         "(ask records for the disposal again)",
                         client_id,
                     )
+            else:
+                self._undestroyed.pop(client_id, None)
+                self._told.discard(client_id)
             left = self.poll if at is None else self.settle - (now - at).total_seconds()
             if left <= 0:
                 due.append(client_id)

@@ -57,7 +57,7 @@ def _transient_unwrapped(work: Callable[[ClientSession], T], session: ClientSess
     `with_transaction` retries on. pymongo wraps it in a ClientBulkWriteException without
     the label, so the transaction was not run again: the consumer took it for the store
     being down and waited out a backoff (0.2 s and up) before the batch went again. The
-    measures board did 15 times in one `flows` run, conflicting with the reactor's flag
+    measures board did so 15 times in one `flows` run, conflicting with the reactor's flag
     clears (issue 14, session 29)."""
     try:
         return work(session)
