@@ -388,7 +388,9 @@ def test_a_write_conflict_in_a_bulk_across_collections_runs_the_transaction_agai
 
     try:
         assert in_transaction(mongo, work) >= 2  # conflicted, then ran again and committed
+        assert db.a.find_one({"_id": 1}) == {"_id": 1, "n": 1}
+        assert db.b.find_one({"_id": 1}) == {"_id": 1, "n": 1}
     finally:
         holder.end_session()
-    assert db.a.find_one({"_id": 1}) == {"_id": 1, "n": 1}
-    assert db.b.find_one({"_id": 1}) == {"_id": 1, "n": 1}
+        mongo.drop_database(db.name)
+        mongo.close()
