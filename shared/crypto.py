@@ -138,8 +138,7 @@ class KeyStore:
         return result_changed
 
     def is_disposed(self, client_id: str) -> bool:
-        doc = self.keys.find_one({"_id": client_id}, {"disposed_at": 1})
-        return bool(doc and doc.get("disposed_at"))
+        return client_id in self.destroyed_at([client_id])
 
     def destroyed_at(self, client_ids: list[str]) -> dict[str, datetime]:
         """When each of these clients' keys was destroyed (in one read); a key not destroyed
