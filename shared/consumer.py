@@ -24,6 +24,7 @@ from kafka.errors import (
     KafkaError,
     RebalanceInProgressError,
 )
+from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from . import kafka as kafka_clients
@@ -33,7 +34,14 @@ from .crypto import cipher_for
 from .events import EventRegistry, utcnow
 from .events import registry as default_registry
 from .mongo import client as mongo_client
-from .projections import GenerationRetired, Projection, ProjectionStore, Record
+from .projections import (
+    HANDLED,
+    GenerationRetired,
+    Projection,
+    ProjectionStore,
+    Record,
+    apply_together,
+)
 from .wakeup import IDLE_REST, Doorbell
 
 log = logging.getLogger(__name__)
@@ -66,8 +74,10 @@ REBUILD_BATCH = 5000
 READ_CHECK_WINDOW = 120.0  # seconds of read records checked against the broker on assignment
 
 
-def group_id(settings: Settings, projection: Projection) -> str:
-    return f"{settings.topic_prefix}{projection.service}.{projection.name}"
+def group_id(settings: Settings, *projections: Projection) -> str:
+    """The consumer group of a runner of these projections (one: its name, as before)."""
+    names = "+".join(p.name for p in projections)
+    return f"{settings.topic_prefix}{projections[0].service}.{names}"
 
 
 def projection_store(
@@ -96,11 +106,11 @@ class _SeekOnAssign(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked):
         # offsets live in MongoDB with the projection writes; nothing to flush here. Records
         # held while lingering there are the next owner's now (read from the stored offsets)
-        log.info("%s: partitions revoked %s", self.runner.store.name, sorted(revoked))
+        log.info("%s: partitions revoked %s", self.runner.name, sorted(revoked))
         self.runner.drop_held(revoked)
 
     def on_partitions_assigned(self, assigned):
-        log.info("%s: partitions assigned %s", self.runner.store.name, sorted(assigned))
+        log.info("%s: partitions assigned %s", self.runner.name, sorted(assigned))
         self.runner.seek_to_stored(assigned)
 
 
@@ -151,28 +161,65 @@ def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) ->
         probe.close()
 
 
+def runner_groups(projections: Sequence[Projection]) -> list[list[Projection]]:
+    """The projections of one service process, grouped into the runners that apply them:
+    one runner (one consumer, one transaction per batch: `apply_together`) for all those that
+    apply what comes at once, and one for those lingering the same time. A projection whose
+    urgent types are the ones it handles (`HANDLED`) lingers only to spare the transactions
+    of the events it ignores; beside prompt ones, those ride in their transactions, so it
+    goes with them. Each service had a runner per projection, and every publish on a busy
+    topic woke nine runners, each with its fetch, its transaction and its commit: that fixed
+    cost per batch was most of the consume processes' CPU and of the store's commits in the
+    flows bench (issue 14, session 29)."""
+    groups: dict[float, list[Projection]] = {}
+    for projection in projections:
+        prompt = not projection.linger or projection.urgent is HANDLED
+        groups.setdefault(0.0 if prompt else projection.linger, []).append(projection)
+    return list(groups.values())
+
+
 class ProjectionRunner:
+    """Applies one projection, or several of one service (`runner_groups`), from one
+    consumer: each record goes to the projections reading its topic, and a batch is one
+    transaction for all of them (`apply_together`). Each projection keeps its own offsets,
+    positions and generation; the consumer reads from the lowest of their offsets, and a
+    projection is given only the records past its own."""
+
     def __init__(
         self,
         settings: Settings,
-        projection: Projection,
+        projections: Projection | Sequence[Projection],
         *,
         instance: int = 0,
         registry: EventRegistry = default_registry,
         status_interval: float = 5.0,
     ):
-        self.settings, self.projection = settings, projection
-        self.store = projection_store(settings, projection, registry)
-        self.topics = [settings.topic(s) for s in projection.sources]
-        self.group = group_id(settings, projection)
+        if isinstance(projections, Projection):
+            projections = [projections]
+        if not projections or len({p.service for p in projections}) != 1:
+            raise ValueError("a runner applies one or more projections of one service")
+        self.settings, self.projections = settings, list(projections)
+        self.stores = [projection_store(settings, p, registry) for p in self.projections]
+        self.name = "+".join(p.name for p in self.projections)
+        # each projection's topics, and the topics of them all (in the projections' order)
+        self._topics_of = [{settings.topic(s) for s in p.sources} for p in self.projections]
+        self.topics = list(
+            dict.fromkeys(settings.topic(s) for p in self.projections for s in p.sources)
+        )
+        self.group = group_id(settings, *self.projections)
+        self.instance = instance
         self.instance_id = f"{self.group}-{instance}"
         self.status_interval = status_interval
-        self.generation = 0
+        self.generations = [0] * len(self.stores)
+        # per projection, the next offset to give it per partition (`seek_to_stored`): the
+        # consumer reads from the lowest, and each projection skips what it applied already
+        self._next: list[dict[TopicPartition, int]] = [{} for _ in self.stores]
         self.consumer: KafkaConsumer | None = None
         self.applied_total = 0
         self.idle = False
         self.idle_wait = REST_MAX  # the longest rest while idle
         self.poll_ms = POLL_MS
+        self.linger = min(p.linger for p in self.projections)
         self._last_status = 0.0
         self._last_status_written: tuple | None = None
         self._last_status_write = 0.0
@@ -185,7 +232,27 @@ class ProjectionRunner:
         self._held: dict[TopicPartition, list[ConsumerRecord]] = {}
         self._held_since = 0.0
         self._lane: set[TopicPartition] = set()
-        self._urgent = projection.urgent_types()
+        self._urgent = frozenset().union(*(p.urgent_types() for p in self.projections))
+
+    @property
+    def store(self) -> ProjectionStore:
+        """The projection's store, for a runner of one projection."""
+        if len(self.stores) != 1:
+            raise AttributeError(f"{self.name}: a runner of several projections has several")
+        return self.stores[0]
+
+    @property
+    def generation(self) -> int:
+        """The generation written, for a runner of one projection."""
+        if len(self.generations) != 1:
+            raise AttributeError(f"{self.name}: a runner of several projections has several")
+        return self.generations[0]
+
+    @generation.setter
+    def generation(self, generation: int) -> None:
+        if len(self.generations) != 1:
+            raise AttributeError(f"{self.name}: a runner of several projections has several")
+        self.generations = [generation]
 
     def drop_held(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget the records held from these partitions: they are read again from the
@@ -195,47 +262,60 @@ class ProjectionRunner:
             self._lane.discard(tp)
 
     def seek_to_stored(self, partitions: Iterable[TopicPartition]) -> None:
-        """Position each partition at its stored offset; a partition whose record before
-        that offset is no longer the last event applied (the broker lost records and gave
-        their offsets to new ones) is read again from the beginning: the processed ids
-        drop what was applied already, and nothing new is skipped."""
+        """Position each partition at the lowest stored offset of the projections reading it,
+        each of them given the records from its own (`_next`). A partition whose record before
+        a stored offset is no longer the last event applied (the broker lost records and gave
+        their offsets to new ones) is read again from the beginning, by every projection: the
+        positions seen and the processed ids drop what was applied already, and nothing new
+        is skipped."""
         partitions = list(partitions)
         self.drop_held(partitions)
-        stored = self.store.stored_positions(self.generation)
+        stored = [
+            store.stored_positions(generation)
+            for store, generation in zip(self.stores, self.generations, strict=True)
+        ]
         checks = {}
         for tp in partitions:
             samples = [(offset, event_id) for _, offset, event_id in self._read.get(tp, ())]
-            offset, last_id = stored.get((tp.topic, tp.partition), (0, None))
-            if last_id:
-                samples.append((offset - 1, last_id))
+            for i, positions in enumerate(stored):
+                offset, last_id = positions.get((tp.topic, tp.partition), (0, None))
+                if last_id and tp.topic in self._topics_of[i]:
+                    samples.append((offset - 1, last_id))
             checks[tp] = samples
         rewritten = rewritten_partitions(self.settings.kafka_bootstrap, checks)
         for tp in partitions:
-            position = stored.get((tp.topic, tp.partition))
-            if position is None or tp in rewritten:
-                if tp in rewritten:
-                    log.warning(
-                        "%s: %s:%d no longer holds records this consumer read (the "
-                        "broker lost records and reused their offsets): reading it "
-                        "again from the start",
-                        self.store.name,
-                        tp.topic,
-                        tp.partition,
-                    )
-                self.opened.seek_to_beginning(tp)
+            if tp in rewritten:
+                log.warning(
+                    "%s: %s:%d no longer holds records this consumer read (the broker lost "
+                    "records and reused their offsets): reading it again from the start",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                )
                 self._read.pop(tp, None)
+            lowest = None
+            for i, positions in enumerate(stored):
+                if tp.topic not in self._topics_of[i]:
+                    continue
+                position = positions.get((tp.topic, tp.partition))
+                offset = 0 if position is None or tp in rewritten else position[0]
+                self._next[i][tp] = offset
+                lowest = offset if lowest is None else min(lowest, offset)
+            if not lowest:
+                self.opened.seek_to_beginning(tp)
             else:
-                self.opened.seek(tp, position[0])
+                self.opened.seek(tp, lowest)
 
     @property
     def opened(self) -> KafkaConsumer:
         """The Kafka consumer, once `run` (or a test) opened it: stepping and seeking need it."""
         if self.consumer is None:
-            raise RuntimeError(f"{self.store.name}: the consumer is not open")
+            raise RuntimeError(f"{self.name}: the consumer is not open")
         return self.consumer
 
     def _open(self) -> None:
-        self.store.ensure_outside()  # before the first transaction writes there
+        for store in self.stores:
+            store.ensure_outside()  # before the first transaction writes there
         kafka_clients.ensure_topics(
             self.settings.kafka_bootstrap, self.topics, self.settings.topic_partitions
         )
@@ -254,9 +334,9 @@ class ProjectionRunner:
         return Doorbell(
             [
                 mongo_client(self.settings.mongo_uri_of(s))[self.settings.database(s)]["outbox"]
-                for s in self.projection.sources
+                for s in dict.fromkeys(s for p in self.projections for s in p.sources)
             ],
-            name=f"consumer {self.store.name}",
+            name=f"consumer {self.name}",
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -267,7 +347,7 @@ class ProjectionRunner:
                 try:
                     ticket = bell.ticket()
                     if self.consumer is None:
-                        self.generation = self.store.active_generation()
+                        self.generations = [store.active_generation() for store in self.stores]
                         self._open()
                     if bell.watching:
                         applied = self._watched_round(bell, ticket, stop)
@@ -276,13 +356,13 @@ class ProjectionRunner:
                         rest = REST_MIN if rung else min(rest * 2, REST_FALLBACK)
                     else:
                         rest = REST_MIN
-                    if applied and self.projection.linger:
+                    if applied and self.linger:
                         self._linger(bell, stop)  # what comes meanwhile goes together
                     backoff.succeeded()
                 except (PyMongoError, KafkaError) as err:
                     what = "store unavailable" if isinstance(err, PyMongoError) else "broker error"
                     log.warning(
-                        "%s: %s (%s); retrying in %.1fs", self.store.name, what, err, backoff.delay
+                        "%s: %s (%s); retrying in %.1fs", self.name, what, err, backoff.delay
                     )
                     backoff.failed(stop)
                     # and, after a broker error, check the broker still holds what was read
@@ -315,7 +395,7 @@ class ProjectionRunner:
         partitions it came on (the urgent lane, `step`): the measures board's bookings wait,
         a completed questionnaire does not. What other partitions hold waits out the linger
         counted from when the oldest of it was held, however many urgent batches go first."""
-        linger, urgent = self.projection.linger, self._urgent
+        linger, urgent = self.linger, self._urgent
         if not urgent or not bell.watching:
             stop.wait(linger)
             return
@@ -348,10 +428,12 @@ class ProjectionRunner:
     def step(self, timeout_ms: int | None = None, *, check_generation: bool = True) -> int:
         if check_generation:
             self._generation_checked = time.monotonic()
-            active = self.store.active_generation()
-            if active != self.generation:  # a rebuild was swapped in: follow it
-                log.info("%s: switching to generation %d", self.store.name, active)
-                self.generation = active
+            active = self._active_generations()
+            if active != self.generations:  # a rebuild was swapped in: follow it
+                for store, old, new in zip(self.stores, self.generations, active, strict=True):
+                    if old != new:
+                        log.info("%s: switching to generation %d", store.name, new)
+                self.generations = active
                 self.seek_to_stored(self.opened.assignment())
         lane = {tp: self._held.pop(tp) for tp in self._lane if tp in self._held}
         self._lane = set()
@@ -373,24 +455,68 @@ class ProjectionRunner:
         applied = 0
         if batch:
             try:
-                applied = self.store.apply(_records(batch), self.generation)
+                applied = apply_together(self._parts(batch))
             except GenerationRetired as retired:
                 # two swaps since this runner last looked: follow the active generation
                 # from its stored positions (the batch in hand is read again from there)
-                log.info("%s: %s; switching", self.store.name, retired)
-                self.generation = self.store.active_generation()
+                log.info("%s: %s; switching", self.name, retired)
+                self.generations = self._active_generations()
                 self.seek_to_stored(self.opened.assignment())
                 self._generation_checked = time.monotonic()
                 return 0
             self.applied_total += applied
+            self._moved_past(batch)
             self._remember(batch)
             try:
                 self.opened.commit()
             except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as err:
                 # normal during a rebalance: the MongoDB offsets are the source of truth
-                log.info("%s: commit skipped during rebalance (%s)", self.store.name, err)
+                log.info("%s: commit skipped during rebalance (%s)", self.name, err)
         self._report_status()
         return applied
+
+    def _active_generations(self) -> list[int]:
+        """Each projection's active generation, in one read for a runner of several."""
+        if len(self.stores) == 1:
+            return [self.stores[0].active_generation()]
+        names = [store.name for store in self.stores]
+        active = {
+            d["_id"]: d.get("active")
+            for d in self.stores[0].meta.find({"_id": {"$in": names}}, {"active": 1})
+        }
+        return [active.get(store.name) or store.active_generation() for store in self.stores]
+
+    def _parts(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]
+    ) -> list[tuple[ProjectionStore, list[Record], int]]:
+        """Each projection's share of a batch (`apply_together`): the records of its topics
+        past its own next offset there, which then moves past the batch."""
+        parts: list[tuple[ProjectionStore, list[Record], int]] = [
+            (store, [], generation)
+            for store, generation in zip(self.stores, self.generations, strict=True)
+        ]
+        for tp in sorted(batch, key=lambda t: (t.topic, t.partition)):
+            polled = batch[tp]
+            if not polled:
+                continue
+            for i, (_, records, _) in enumerate(parts):
+                if tp.topic not in self._topics_of[i]:
+                    continue
+                start = self._next[i].get(tp, 0)
+                records.extend(
+                    Record(r.topic, r.partition, r.offset, r.value)
+                    for r in polled
+                    if r.offset >= start
+                )
+        return parts
+
+    def _moved_past(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        """After a batch applied: each projection reading its partitions is past it."""
+        for tp, polled in batch.items():
+            if polled:
+                for i, nxt in enumerate(self._next):
+                    if tp.topic in self._topics_of[i]:
+                        nxt[tp] = max(nxt.get(tp, 0), polled[-1].offset + 1)
 
     def _remember(
         self,
@@ -443,23 +569,39 @@ class ProjectionRunner:
                     )
             except KafkaError:
                 return
-        status = (self.generation, tuple(sorted(lag.items())), self.applied_total)
+        status = (tuple(self.generations), tuple(sorted(lag.items())), self.applied_total)
         if status == self._last_status_written and now - self._last_status_write < STATUS_IDLE:
             return  # idle: the same again would only be a write for every change stream to see
         self._last_status_written, self._last_status_write = status, now
-        self.store.db["worker_status"].update_one(
-            {"_id": f"consumer:{self.instance_id}"},
-            {
-                "$set": {
-                    "kind": "consumer",
-                    "projection": self.projection.name,
-                    "generation": self.generation,
-                    "lag": lag,
-                    "heartbeat": utcnow(),
-                    "applied_total": self.applied_total,
-                }
-            },
-            upsert=True,
+        # one document per projection, as the metrics read them (its lag on its topics); the
+        # records applied are the runner's, over its projections
+        heartbeat = utcnow()
+        self.stores[0].db["worker_status"].bulk_write(
+            [
+                UpdateOne(
+                    {"_id": f"consumer:{group_id(self.settings, projection)}-{self.instance}"},
+                    {
+                        "$set": {
+                            "kind": "consumer",
+                            "projection": projection.name,
+                            "runner": self.name,
+                            "generation": generation,
+                            "lag": {
+                                key: behind
+                                for key, behind in lag.items()
+                                if key.rpartition(":")[0] in topics
+                            },
+                            "heartbeat": heartbeat,
+                            "applied_total": self.applied_total,
+                        }
+                    },
+                    upsert=True,
+                )
+                for projection, generation, topics in zip(
+                    self.projections, self.generations, self._topics_of, strict=True
+                )
+            ],
+            ordered=False,
         )
 
     def close(self) -> None:

@@ -789,6 +789,62 @@ class ProjectionStore:
         )
 
 
+def apply_together(parts: Sequence[tuple[ProjectionStore, Sequence[Record], int]]) -> int:
+    """Apply each projection's records (`(store, records, generation)`, the stores of one
+    service, on one client) in one transaction: every projection's writes, kept ids, offsets
+    and positions seen go in one command where they can (combine.send) and one commit. A
+    service's projections reading the same topic each took a batch of their own, a
+    transaction, a commit and a fetch from the broker for every publish: at the flows
+    bench's pace that fixed cost per batch was most of a consume process's CPU (py-spy,
+    issue 14, session 29), and the commits most of the store's. A handler that fails
+    sends the batch again one projection at a time, each parking what fails
+    (`ProjectionStore.apply`); store errors and GenerationRetired propagate for the caller
+    to retry. Returns the records applied, over the projections."""
+    parts = [(store, records, generation) for store, records, generation in parts if records]
+    if not parts:
+        return 0
+    if len(parts) == 1:
+        store, records, generation = parts[0]
+        return store.apply(records, generation)
+    mongo = parts[0][0].mongo
+    try:
+        counts = in_transaction(mongo, partial(_apply_parts, parts))
+    except (PyMongoError, GenerationRetired):
+        raise
+    except Exception:
+        names = ", ".join(store.name for store, _, _ in parts)
+        log.exception("projections %s: batch failed; applying each on its own", names)
+        return sum(store.apply(records, generation) for store, records, generation in parts)
+    rung: list[str] = []
+    for (store, _, _), count in zip(parts, counts, strict=True):
+        consistency.remember(store._noted)
+        if count:  # loops acting on what projections wrote wake (shared.wakeup)
+            rung += store._rung()
+    if rung:
+        chime.announce(dict.fromkeys(rung))
+    return sum(counts)
+
+
+def _apply_parts(
+    parts: Sequence[tuple[ProjectionStore, Sequence[Record], int]], session: ClientSession
+) -> list[int]:
+    """`apply_together`'s transaction: each projection decided in turn, then every write sent
+    together, the conditional ones (positions seen) checked as `ProjectionStore._apply` does."""
+    counts: list[int] = []
+    writes: list[Write] = []
+    checks: dict[int, tuple[str, str]] = {}
+    for store, records, generation in parts:
+        count, own, own_checks = store._decide(records, generation, session)
+        checks.update({len(writes) + i: doc for i, doc in own_checks.items()})
+        writes += own
+        counts.append(count)
+    matched = send(writes, session, frozenset(checks))
+    for i, doc in checks.items():
+        if matched[i] != 1:  # another writer moved the positions: this batch again
+            raise consistency.PositionsMoved(doc)
+    return counts
+
+
 def snapshot(collection: Collection, exclude: Iterable[str] = ()) -> list[dict]:
     """A collection's documents sorted by _id, for comparing a rebuild with the live one."""
     drop = set(exclude)

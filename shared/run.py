@@ -21,7 +21,7 @@ from . import (
     services,
 )
 from .config import Settings
-from .consumer import ProjectionRunner, RebuildStopped
+from .consumer import ProjectionRunner, RebuildStopped, runner_groups
 from .consumer import rebuild as rebuild_projection
 from .consumer import redrive as redrive_parked
 from .events import registry
@@ -132,11 +132,16 @@ def consume(service: str, wanted: tuple[str, ...], instance: int, no_loops: bool
     """Run the service's projections (and its other loops)."""
     settings, definition = _service(service)
     stop = stop_on_signals()
-    projections = definition.projections() + definition.kernel_projections()
-    loops = [
-        ProjectionRunner(settings, p, instance=instance).run
-        for p in projections
+    projections = [
+        p
+        for p in definition.projections() + definition.kernel_projections()
         if not wanted or p.name in wanted
+    ]
+    # the projections that apply at once share a runner: one fetch and one transaction per
+    # batch for all of them (shared.consumer.runner_groups)
+    loops = [
+        ProjectionRunner(settings, group, instance=instance).run
+        for group in runner_groups(projections)
     ]
     if not no_loops and not wanted:
         loops += definition.workers(settings) + definition.kernel_workers(settings)

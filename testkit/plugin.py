@@ -208,7 +208,7 @@ def eventually(
 def service_workers(settings: Settings, service: str, *, relay: bool = True, loops: bool = True):
     """The relay, every projection runner and the extra loops of one service, as callables."""
     from shared import services
-    from shared.consumer import ProjectionRunner
+    from shared.consumer import ProjectionRunner, runner_groups
     from shared.run import make_relay
 
     definition = services.load(service)
@@ -216,8 +216,8 @@ def service_workers(settings: Settings, service: str, *, relay: bool = True, loo
     if relay and definition.publishes:
         out.append(make_relay(settings, service).run)
     out += [
-        ProjectionRunner(settings, p).run
-        for p in definition.projections() + definition.kernel_projections()
+        ProjectionRunner(settings, group).run
+        for group in runner_groups(definition.projections() + definition.kernel_projections())
     ]
     if loops:
         out += definition.workers(settings) + definition.kernel_workers(settings)
