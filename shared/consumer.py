@@ -1,4 +1,5 @@
-"""Consumer runner: one consumer group per projection, static membership
+"""Consumer runner: one consumer group per runner (a projection, or the projections of a
+service that apply at once: `runner_groups`), static membership
 (`group_instance_id`, see infrastructure.md: the local broker never expires a dead member),
 offsets kept in MongoDB with the projection writes, Kafka commits after them for lag
 monitoring, rebalances and CommitFailedError handled, clean stop on SIGTERM; and the
