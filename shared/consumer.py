@@ -165,17 +165,21 @@ def rewritten_partitions(bootstrap: str, checks: dict, timeout: float = 15.0) ->
 def runner_groups(projections: Sequence[Projection]) -> list[list[Projection]]:
     """The projections of one service process, grouped into the runners that apply them:
     one runner (one consumer, one transaction per batch: `apply_together`) for all those that
-    apply what comes at once, and one for those lingering the same time. A projection whose
-    urgent types are the ones it handles (`HANDLED`) lingers only to spare the transactions
-    of the events it ignores; beside prompt ones, those ride in their transactions, so it
-    goes with them. Each service had a runner per projection, and every publish on a busy
-    topic woke nine runners, each with its fetch, its transaction and its commit: that fixed
-    cost per batch was most of the consume processes' CPU and of the store's commits in the
-    flows bench (issue 14, session 29)."""
-    groups: dict[float, list[Projection]] = {}
+    apply what comes at once, and one for those lingering the same time with the same urgent
+    types. A projection whose urgent types are the ones it handles (`HANDLED`) lingers only
+    to spare the transactions of the events it ignores; beside prompt ones, those ride in
+    their transactions, so it goes with them. Each service had a runner per projection, and
+    every publish on a busy topic woke nine runners, each with its fetch, its transaction and
+    its commit: that fixed cost per batch was most of the consume processes' CPU (py-spy,
+    issue 14, session 29). An urgent lane stays its projection's own: notifications' risk
+    alerts sharing the planner's runner carried the planner's work of each batch in the
+    alert's transaction, and an alert took 260-325 ms from the topic to planned, against
+    73-85 alone (bench/README.md, session 30)."""
+    groups: dict[tuple[float, frozenset[str]], list[Projection]] = {}
     for projection in projections:
         prompt = not projection.linger or projection.urgent is HANDLED
-        groups.setdefault(0.0 if prompt else projection.linger, []).append(projection)
+        key = (0.0, frozenset()) if prompt else (projection.linger, projection.urgent_types())
+        groups.setdefault(key, []).append(projection)
     return list(groups.values())
 
 

@@ -18,6 +18,7 @@ from shared import consistency
 from shared import kafka as kafka_clients
 from shared.events import Actor, NewEvent
 from shared.eventstore import Metadata
+from shared.projections import Projection
 from shared.web import ServiceContext
 
 RECEPTION = Metadata(actor=Actor("reception-user", "admin"), correlation_id="faults")
@@ -103,11 +104,16 @@ def open_tasks(settings) -> dict[str, int]:
     return {d["_id"]: d.get("open_tasks", 0) for d in reader.find({}, {"open_tasks": 1})}
 
 
-def processed_count(settings) -> int:
-    """How many distinct events records' client summaries (active generation) have applied:
-    the positions it has seen of each source (shared.consistency), plus the ids it kept of
-    events whose positions could not tell (shared.projections)."""
-    store = summaries(settings)
+def processed_count(settings, projection: Projection | None = None) -> int:
+    """How many distinct events records' client summaries (or another projection of
+    records: active generation) have applied: the positions it has seen of each source
+    (shared.consistency), plus the ids it kept of events whose positions could not tell
+    (shared.projections)."""
+    store = (
+        summaries(settings)
+        if projection is None
+        else ServiceContext("records", settings).projection(projection)
+    )
     key = f"{store.name}:g{store.active_generation()}"
     seen = 0
     for doc in store.db[consistency.PROGRESS].find({"_id": {"$regex": f"^{key}:"}}):

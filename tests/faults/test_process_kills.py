@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from services.records.projections import ClientSummaries
+from services.records.projections import RECORD_EVENT_TYPES, ClientSummaries, RecordTimeline
 from shared.consumer import ProjectionRunner
 from shared.run import make_relay
+from shared.web import ServiceContext
 from testkit.faults import (
     RecordsLoad,
     open_tasks,
@@ -32,14 +33,14 @@ def converged(settings, load, total) -> bool:
     return open_tasks(settings) == load.expected() and processed_count(settings) == total
 
 
-def consumer(settings, procs):
+def consumer(settings, procs, projections=("client_summaries",)):
     # the same --instance on restart: static membership lets it take its partitions back
+    chosen = [arg for name in projections for arg in ("--projection", name)]
     return worker(
         settings,
         "consume",
         "records",
-        "--projection",
-        "client_summaries",
+        *chosen,
         "--instance",
         "0",
         log_dir=procs.log_dir,
@@ -47,12 +48,21 @@ def consumer(settings, procs):
     )
 
 
-def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(settings, procs):
+@pytest.mark.parametrize(
+    "projections",
+    [("client_summaries",), ("client_summaries", "record_timeline")],
+    ids=["alone", "sharing-a-runner"],
+)
+def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(
+    settings, procs, projections
+):
+    """Alone, and sharing a runner (one transaction per batch for both: shared.consumer.
+    runner_groups), which also shows the timeline applied each event once."""
     load = RecordsLoad(settings, clients=20)
     load.assign(300, per_command=10)
     total = load.event_count()
     make_relay(settings, "records").drain(timeout=120)
-    first = procs.add(consumer(settings, procs))
+    first = procs.add(consumer(settings, procs, projections))
     eventually(
         lambda: processed_count(settings) >= 200,
         timeout=90,
@@ -66,7 +76,7 @@ def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(setting
     load.assign(100)  # more arrives while it is down
     make_relay(settings, "records").drain(timeout=120)
     total = load.event_count()
-    procs.add(consumer(settings, procs))
+    procs.add(consumer(settings, procs, projections))
     eventually(
         lambda: converged(settings, load, total),
         timeout=120,
@@ -75,6 +85,18 @@ def test_consumer_killed_mid_batch_and_restarted_applies_each_event_once(setting
     time.sleep(1.0)  # a redelivery would land now
     assert converged(settings, load, total), "still exact after the dust settled"
     assert sum(open_tasks(settings).values()) == 3100
+    if "record_timeline" in projections:
+        eventually(
+            lambda: processed_count(settings, RecordTimeline()) == total,
+            message="the timeline, in the same runner, saw every event",
+        )
+        timeline = ServiceContext("records", settings).projection(RecordTimeline())
+        entries = {d["_id"] for d in timeline.reader("entries").find({}, {"_id": 1})}
+        assert entries == {
+            e.event_id
+            for e in load.store.read_all()
+            if e.type in RECORD_EVENT_TYPES and e.data.get("client_id")
+        }, "every event of the records store on the timeline"
 
 
 def topic_count(settings, topic) -> int:

@@ -63,14 +63,15 @@ def test_the_projections_that_apply_at_once_share_a_runner_and_lingering_ones_ke
         made("prompt"),
         made("handled", 0.5, HANDLED),
         made("lingering", 0.5),
-        made("also", 0.5, frozenset({"CounterOpened"})),
+        made("also", 0.5),
     )
-    slower = made("slower", 0.25)
-    groups = runner_groups([prompt, lingering, handled, slower, also])
+    slower, laned = made("slower", 0.25), made("laned", 0.5, frozenset({"CounterOpened"}))
+    groups = runner_groups([prompt, lingering, handled, slower, laned, also])
     assert [[p.name for p in g] for g in groups] == [
         ["prompt", "handled"],
         ["lingering", "also"],
         ["slower"],
+        ["laned"],  # an urgent lane stays its own
     ]
 
 
