@@ -238,6 +238,18 @@ class ProjectionRunner:
         self._held_since = 0.0
         self._lane: set[TopicPartition] = set()
         self._urgent = frozenset().union(*(p.urgent_types() for p in self.projections))
+        # per projection whose `urgent` is HANDLED, beside others in the runner: the records
+        # of the events it ignores, held back until one it handles comes or its linger has
+        # passed (`_parts`). Alone it lingered for that; beside prompt projections it went in
+        # each of their batches, and its offsets and positions were a third of the writes of
+        # scheduling's batches (the store's log, issue 14, session 30)
+        self._spares = [
+            len(self.projections) > 1 and p.urgent is HANDLED and p.linger > 0
+            for p in self.projections
+        ]
+        self._handled = [p.handled_types() for p in self.projections]
+        self._spared: list[list[Record]] = [[] for _ in self.projections]
+        self._spared_since = [0.0] * len(self.projections)
 
     @property
     def store(self) -> ProjectionStore:
@@ -262,9 +274,13 @@ class ProjectionRunner:
     def drop_held(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget the records held from these partitions: they are read again from the
         stored offsets (a seek, an assignment) or by their next owner (a revocation)."""
+        dropped = set()
         for tp in partitions:
             self._held.pop(tp, None)
             self._lane.discard(tp)
+            dropped.add((tp.topic, tp.partition))
+        for spared in self._spared:
+            spared[:] = [r for r in spared if (r.topic, r.partition) not in dropped]
 
     def seek_to_stored(self, partitions: Iterable[TopicPartition]) -> None:
         """Position each partition at the lowest stored offset of the projections reading it,
@@ -387,11 +403,28 @@ class ProjectionRunner:
         The records applied."""
         if self._held or self._behind():
             return self._polled_round(EXPECT_MS)
+        if self._spare_left() <= 0:
+            return self._polled_round(0)  # what was held back is due
         self.idle = True
         self._report_status()
-        if not bell.wait(ticket, self.idle_wait, stop) and not stop.is_set():
-            return self._polled_round()  # a long rest without a ring: look anyway (a chime lost)
+        rest = min(self.idle_wait, self._spare_left())
+        if not bell.wait(ticket, rest, stop) and not stop.is_set():
+            # a long rest without a ring: look anyway (a chime lost); or the held back is due
+            return self._polled_round(0 if rest < self.idle_wait else None)
         return 0
+
+    def _spare_left(self) -> float:
+        """Seconds until the first records held back (`_spared`) are due; inf without any."""
+        return min(
+            (
+                since + projection.linger - time.monotonic()
+                for spared, since, projection in zip(
+                    self._spared, self._spared_since, self.projections, strict=True
+                )
+                if spared
+            ),
+            default=float("inf"),
+        )
 
     def _linger(self, bell: Doorbell, stop: threading.Event) -> None:
         """Wait Projection.linger after a batch, so that what comes meanwhile is applied
@@ -458,7 +491,7 @@ class ProjectionRunner:
             batch = self.opened.poll(timeout_ms=wait)
         self.idle = not batch
         applied = 0
-        if batch:
+        if batch or self._spare_left() <= 0:
             try:
                 applied = apply_together(self._parts(batch))
             except GenerationRetired as retired:
@@ -513,6 +546,20 @@ class ProjectionRunner:
                     for r in polled
                     if r.offset >= start
                 )
+        now = time.monotonic()
+        for i, (_, records, _) in enumerate(parts):
+            if not self._spares[i]:
+                continue
+            spared = self._spared[i]
+            due = spared and now - self._spared_since[i] >= self.projections[i].linger
+            if due or any(_envelope(r.value, "type") in self._handled[i] for r in records):
+                records[:0] = spared  # the older first: each partition's order is kept
+                spared.clear()
+            elif records:
+                if not spared:
+                    self._spared_since[i] = now
+                spared.extend(records)
+                records.clear()
         return parts
 
     def _moved_past(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:

@@ -174,3 +174,56 @@ def test_a_rebuild_of_one_projection_of_a_shared_runner_is_followed_without_losi
         )
         eventually(lambda: runner.generations == [1, 2])
     assert totals.active_generation() == 1
+
+
+class Openings(Projection):
+    """The counters opened: it handles one type of the topic (urgent = HANDLED)."""
+
+    service = "kernel"
+    name = "openings"
+    batched = True
+    sources = ("kernel",)
+    collections = {"openings": []}
+    linger, urgent = 2.0, HANDLED
+
+    def on_CounterOpened(self, event, view):
+        view["openings"].update_one(
+            {"_id": event.stream_id}, {"$set": {"name": event.data["name"]}}, upsert=True
+        )
+
+
+def test_a_projection_handling_few_types_writes_its_offsets_with_what_it_handles_or_late(
+    settings,
+):
+    """Beside a prompt projection, one whose urgent types are those it handles holds back the
+    records it ignores: its offsets and positions are written with the next event it handles,
+    or once its linger has passed, not in every batch. Held back records are not lost when the
+    runner stops: it reads them again from its stored offsets."""
+    store, _, relay = setup(settings)
+
+    def runner():
+        return ProjectionRunner(settings, [Totals(), Openings()], registry=reg)
+
+    first = runner()
+    totals, openings = first.stores
+    with running(first.run):
+        append_counters(store, streams=2, increments=3)  # opened: applied at once by both
+        relay.drain()
+        eventually(lambda: openings.stored_offsets(1) == totals.stored_offsets(1) != {})
+        assert {d["_id"] for d in snapshot(openings.reader("openings"))} == {"c-0", "c-1"}
+        append_counters(store, streams=2, increments=2, start=10)  # increments only
+        relay.drain()
+        eventually(lambda: snapshot(totals.reader("totals")) == expected_totals(store))
+        held_back = openings.stored_offsets(1)
+        assert sum(held_back.values()) == 8 < sum(totals.stored_offsets(1).values()) == 12
+    # stopped while holding them back: read again by the next runner, applied once
+    assert sum(openings.stored_offsets(1).values()) == 8
+    second = runner()
+    with running(second.run):
+        eventually(
+            lambda: openings.stored_offsets(1) == totals.stored_offsets(1),
+            timeout=15,
+            message="the ignored events' offsets written once the linger passed",
+        )
+    assert snapshot(totals.reader("totals")) == expected_totals(store)
+    assert second.applied_total == 4, "the restarted runner gave Openings only what it held back"
