@@ -611,16 +611,14 @@ class ProjectionRunner:
             return
         self._last_status = now
         assigned = list(self.consumer.assignment())
-        lag = {}
+        behind: dict[TopicPartition, int] = {}
         if assigned:
             try:
                 ends = self.consumer.end_offsets(assigned)
-                for tp in assigned:
-                    lag[f"{tp.topic}:{tp.partition}"] = max(
-                        0, ends[tp] - self.consumer.position(tp)
-                    )
+                behind = {tp: max(0, ends[tp] - self.consumer.position(tp)) for tp in assigned}
             except KafkaError:
                 return
+        lag = {f"{tp.topic}:{tp.partition}": n for tp, n in behind.items()}
         status = (tuple(self.generations), tuple(sorted(lag.items())), self.applied_total)
         if status == self._last_status_written and now - self._last_status_write < STATUS_IDLE:
             return  # idle: the same again would only be a write for every change stream to see
@@ -639,9 +637,9 @@ class ProjectionRunner:
                             "runner": self.name,
                             "generation": generation,
                             "lag": {
-                                key: behind
-                                for key, behind in lag.items()
-                                if key.rpartition(":")[0] in topics
+                                f"{tp.topic}:{tp.partition}": n
+                                for tp, n in behind.items()
+                                if tp.topic in topics
                             },
                             "heartbeat": heartbeat,
                             "applied_total": self.applied_total,

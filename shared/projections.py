@@ -586,10 +586,7 @@ class ProjectionStore:
     ) -> int:
         count, writes, checks = self._decide(records, generation, session, track_offsets)
         # a rebuild's (a generation kept in this process) go one bulk per collection
-        matched = send(writes, session, frozenset(checks), may_join=generation not in self._kept)
-        for i, doc in checks.items():
-            if matched[i] != 1:  # another writer moved the positions: this batch again
-                raise consistency.PositionsMoved(doc)
+        _send_checked(writes, checks, session, may_join=generation not in self._kept)
         return count
 
     def _decide(
@@ -829,7 +826,7 @@ def _apply_parts(
     parts: Sequence[tuple[ProjectionStore, Sequence[Record], int]], session: ClientSession
 ) -> list[int]:
     """`apply_together`'s transaction: each projection decided in turn, then every write sent
-    together, the conditional ones (positions seen) checked as `ProjectionStore._apply` does."""
+    together (`_send_checked`, as `ProjectionStore._apply` does)."""
     counts: list[int] = []
     writes: list[Write] = []
     checks: dict[int, tuple[str, str]] = {}
@@ -838,11 +835,24 @@ def _apply_parts(
         checks.update({len(writes) + i: doc for i, doc in own_checks.items()})
         writes += own
         counts.append(count)
-    matched = send(writes, session, frozenset(checks))
-    for i, doc in checks.items():
-        if matched[i] != 1:  # another writer moved the positions: this batch again
-            raise consistency.PositionsMoved(doc)
+    _send_checked(writes, checks, session)
     return counts
+
+
+def _send_checked(
+    writes: list[Write],
+    checks: dict[int, tuple[str, str]],
+    session: ClientSession,
+    *,
+    may_join: bool = True,
+) -> None:
+    """Send a batch's writes (combine.send); the conditional ones (`checks`: index -> the
+    positions document it writes) must each have matched, else another writer moved the
+    positions and the batch goes again (consistency.PositionsMoved)."""
+    matched = send(writes, session, frozenset(checks), may_join=may_join)
+    for i, doc in checks.items():
+        if matched[i] != 1:
+            raise consistency.PositionsMoved(doc)
 
 
 def snapshot(collection: Collection, exclude: Iterable[str] = ()) -> list[dict]:
