@@ -29,17 +29,11 @@ from functools import partial
 from pathlib import Path
 
 import pymongo
-from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.client_session import ClientSession
-from pymongo.errors import (
-    BulkWriteError,
-    ClientBulkWriteException,
-    DuplicateKeyError,
-    PyMongoError,
-)
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from . import chime
-from .combine import can_send_together
 from .crypto import FieldCipher
 from .events import (
     Actor,
@@ -90,7 +84,6 @@ class _AppendLock:
         self._ready = threading.Condition()  # guards the waiting appends and the leader
         self._waiting: list[_Turn] = []
         self._leading = False
-        self._noted = ""  # `last_position`'s note when there is no lock file
 
     def _file(self) -> int | None:
         if self._fd is None or self._pid != os.getpid():
@@ -119,39 +112,6 @@ class _AppendLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
-
-    # -- the last position appended, kept with the lock (`EventStore._write`) ----------------
-    def last_position(self, store: str) -> int | None:
-        """The position counter as the last append on this host under this lock left it on
-        `store`, if one said so; None when unknown. Only while the lock is held. A hint, not
-        a fact: the append that uses it checks it against the counter in its transaction
-        (another host's append, a bulk load, a crash between a commit and its note here all
-        leave it stale, and a stale one only costs that check's failure)."""
-        fd = self._fd if self._pid == os.getpid() else None
-        if fd is None:
-            noted = self._noted
-        else:
-            try:
-                noted = os.pread(fd, 512, 0).decode("utf-8", "replace")
-            except OSError:
-                return None
-        name, _, seq = noted.strip().rpartition(" ")
-        return int(seq) if name == store and seq.isdigit() else None
-
-    def note_position(self, store: str, seq: int | None) -> None:
-        """Note the position counter an append just committed on `store` (None: unknown).
-        Only while the lock is held, after the commit."""
-        noted = "" if seq is None else f"{store} {seq}\n"
-        fd = self._fd if self._pid == os.getpid() else None
-        if fd is None:
-            self._noted = noted
-            return
-        try:
-            data = noted.encode()
-            os.pwrite(fd, data, 0)
-            os.ftruncate(fd, len(data))
-        except OSError:
-            self._noted = ""
 
     def together(self, turn: _Turn, run: Callable[[list[_Turn]], None]) -> None:
         """Wait for `turn` to be appended, leading the appends that wait with it when no
@@ -219,11 +179,6 @@ class _Turn:
     @property
     def done(self) -> bool:
         return self.result is not None or self.error is not None
-
-
-class _PositionStale(Exception):
-    """The position counter was not at the value the append lock had noted: taken again as
-    it is (`EventStore._write`)."""
 
 
 class _TurnFailed(Exception):
@@ -368,56 +323,25 @@ class EventStore:
         """Append `turns` in one transaction, each as if alone and in their order: one that
         fails on its own gets its error and the others go again without it (its failed
         statement aborted the transaction); a failure of the transaction itself (the store
-        unreachable, the commit's result unknown) is every turn's, and none is tried again.
-        Runs while the append lock is held: the position it leaves is noted with the lock
-        for the next append (`_write`)."""
-        lock, store = _append_lock(self.db.name), self._store_name()
-        known = lock.last_position(store)
+        unreachable, the commit's result unknown) is every turn's, and none is tried again."""
         while turns:
             try:
-                stored, last = in_transaction(self.mongo, partial(self._write, turns, known))
-            except _PositionStale:  # another writer moved the counter: take it as it is
-                known = None
-                continue
+                stored = in_transaction(self.mongo, partial(self._write, turns))
             except _TurnFailed as failed:
                 turns[failed.index].error = failed.error
                 turns = turns[: failed.index] + turns[failed.index + 1 :]
                 continue
             except BaseException as err:
-                lock.note_position(store, None)
                 for turn in turns:
                     turn.error = err
                 return
-            lock.note_position(store, last)
             for turn, events in zip(turns, stored, strict=True):
                 turn.result = events
             return
 
-    def _store_name(self) -> str:
-        """Which store and database the position noted with the lock is of (the lock file
-        is named after the database alone)."""
-        servers = sorted(
-            f"{h}:{p}" for h, p in self.mongo.topology_description.server_descriptions()
-        )
-        return f"{','.join(servers)}/{self.db.name}"
-
-    def _write(
-        self, turns: list[_Turn], known: int | None, session: ClientSession
-    ) -> tuple[list[list[Event]], int]:
+    def _write(self, turns: list[_Turn], session: ClientSession) -> list[list[Event]]:
         """The transaction's work: each turn's checks and other writes, one take of the
-        position counter for all of them, one insert of all their events; returns the
-        events of each turn and the counter as it leaves it.
-
-        With the counter's value known (the last append under the append lock noted it) and
-        a store that has the `bulkWrite` command, the take and the insert are one command:
-        the counter's update on the condition that it is still that value, then the events.
-        A take of the counter (`find_one_and_update`) was a round trip of every append's
-        three while holding the append lock, which every append of the service's processes
-        on this host waits for: a risk answer's append waited 100-130 ms (p50) with the
-        flows offered 50 ticks/s, behind the questionnaire requests of measures' reactor
-        (issue 14). The condition is an upsert on the counter's `_id`: when the counter has
-        moved on, it fails as a duplicate key before any event is written, and the append
-        is tried again taking the counter as it is (`_PositionStale`)."""
+        position counter for all of them, one insert of all their events."""
 
         # every stream is checked and the commands' other writes made before the position
         # counter is taken: every append writes that one document, so it is held (and
@@ -432,33 +356,17 @@ class EventStore:
                 if _transient(err):  # the transaction's, retried whole (with_transaction)
                     raise
                 raise _TurnFailed(index, err) from err
-        total = sum(turn.total for turn in turns)
-        together = known is not None and can_send_together(self.mongo)
-        if together:
-            position = known
-        else:
-            counter = self.counters.find_one_and_update(
-                {"_id": "events"},
-                {"$inc": {"seq": total}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-                session=session,
-            )
-            assert counter is not None  # upserted, and AFTER answers the document as written
-            position = counter["seq"] - total
-        docs, owners, out = self._documents(turns, currents, position)
-        if together:
-            self._insert_counted(known, total, docs, owners, turns, session)
-        else:
-            self._insert(docs, owners, turns, session)
-        return out, position + total
-
-    def _documents(
-        self, turns: list[_Turn], currents: list[list[int]], position: int
-    ) -> tuple[list[dict], list[int], list[list[Event]]]:
-        """The events of `turns` from `position` on: their documents, the turn each is of,
-        and each turn's events."""
         recorded_at = utcnow()
+        total = sum(turn.total for turn in turns)
+        counter = self.counters.find_one_and_update(
+            {"_id": "events"},
+            {"$inc": {"seq": total}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        assert counter is not None  # upserted, and AFTER answers the document as written
+        position = counter["seq"] - total
         docs, owners, out = [], [], []
         for index, (turn, streams_now) in enumerate(zip(turns, currents, strict=True)):
             events: list[Event] = []
@@ -485,9 +393,6 @@ class EventStore:
                     owners.append(index)
                     events.append(event)
             out.append(events)
-        return docs, owners, out
-
-    def _insert(self, docs: list[dict], owners: list[int], turns: list[_Turn], session) -> None:
         try:
             self.events.insert_many(docs, ordered=True, session=session)
         except (DuplicateKeyError, BulkWriteError) as err:
@@ -500,46 +405,14 @@ class EventStore:
             )
             if not errors or any(e.get("code") != 11000 for e in errors):
                 raise
-            raise self._taken(errors[0].get("index", 0), docs, owners, turns) from err
-
-    def _insert_counted(
-        self,
-        known: int,
-        total: int,
-        docs: list[dict],
-        owners: list[int],
-        turns: list[_Turn],
-        session: ClientSession,
-    ) -> None:
-        """The counter's take on condition (`_write`) and the events, in one command."""
-        ops = [
-            UpdateOne(
-                {"_id": "events", "seq": known},
-                {"$inc": {"seq": total}},
-                upsert=True,
-                namespace=self.counters.full_name,
+            # the stream whose next version was taken (the first write that failed)
+            at = errors[0].get("index", 0)
+            index, failed = owners[at], docs[at]["stream_id"]
+            expected = next(
+                a.expected_version for a, _ in turns[index].prepared if a.stream_id == failed
             )
-        ] + [InsertOne(doc, namespace=self.events.full_name) for doc in docs]
-        try:
-            self.mongo.bulk_write(ops, ordered=True, session=session)
-        except ClientBulkWriteException as err:
-            errors = err.write_errors or []
-            if err.error is not None or not errors or errors[0].get("code") != 11000:
-                raise
-            at = errors[0].get("idx", 0)
-            if at == 0 or "position" in (errors[0].get("keyPattern") or {}):
-                raise _PositionStale() from err
-            raise self._taken(at - 1, docs, owners, turns) from err
-
-    @staticmethod
-    def _taken(at: int, docs: list[dict], owners: list[int], turns: list[_Turn]) -> _TurnFailed:
-        """The turn whose stream version was taken by another writer first (the event at
-        `at` met the unique index), failed with a ConcurrencyError."""
-        index, failed = owners[at], docs[at]["stream_id"]
-        expected = next(
-            a.expected_version for a, _ in turns[index].prepared if a.stream_id == failed
-        )
-        return _TurnFailed(index, ConcurrencyError(failed, expected))
+            raise _TurnFailed(index, ConcurrencyError(failed, expected)) from err
+        return out
 
     def _current(self, append: StreamAppend, session: ClientSession) -> int:
         """The stream's version now, checked against the expected one. A stream expected at
