@@ -164,6 +164,8 @@ class Dispatcher:
                 self._closing = True  # (tried once more at most, not for a whole lease)
                 self._recorder.shutdown(wait=True)
                 self._recorder, self._recording = None, None
+            if self._ready:
+                self.delivery.email.close()  # the senders' kept connections (channels.py)
         if self._ready:
             try:
                 self.announcer.release()
