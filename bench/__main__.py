@@ -20,7 +20,7 @@ from pathlib import Path
 from deploy.local import infra
 from shared import logs
 
-from . import booking, flows, idle, kernel, scale, store
+from . import booking, common, flows, idle, kernel, scale, store
 from . import drop as drop_section
 from .common import Report, bench_settings, drop, save
 
@@ -44,6 +44,7 @@ def main() -> int:
     # the local servers already answering (`make up`'s, an operator's) stay; those the bench
     # starts (bench_settings) are stopped at the end, as the tests do (testkit.plugin)
     running = {s.name for s in infra.servers() if s.pid() and s.answering()}
+    common.started = {s.name for s in infra.servers()} - running
     try:
         path = _sections(wanted, log_dir, reports, stamp)
     finally:

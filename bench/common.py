@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 import uuid
@@ -16,7 +17,7 @@ from shared.config import Settings, mongo_uris_from_env
 from shared.events import NewEvent
 from shared.eventstore import forget_append_locks
 from shared.mongo import client as mongo_client
-from shared.mongo import drop_in_pieces
+from shared.mongo import close_all, drop_in_pieces
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -57,11 +58,24 @@ def session_booked(session_id: str, client_id: str, therapist_id: str, starts) -
     )
 
 
-def drop(settings: Settings) -> None:
+# the local servers this run of the bench started itself (bench/__main__.py): the only ones
+# `drop` may wipe
+started: set[str] = set()
+
+
+def drop(settings: Settings, *, wipe: bool = False) -> None:
     """A section's databases dropped, their collections first emptied in pieces
     (`shared.mongo.drop_in_pieces`): a database of tens of thousands of documents dropped at
     once held the local store's one lock for 12-15 s (bench/README.md, session 21), into the
-    start of the next section."""
+    start of the next section.
+
+    `wipe`: a section that leaves millions of documents (the scale section's 1M row) has the
+    main store restarted empty instead, when this run of the bench started it. In pieces,
+    reading the ids of a scratch collection of two million documents took the store 28-38 s
+    a look, the driver's monitor gave up on it meanwhile and cancelled the look, and the run
+    ended there without saving its figures (session 31)."""
+    if wipe and "store" in started:
+        _wipe("store")
     for uri in settings.store_uris():
         c = mongo_client(uri)
         for name in c.list_database_names():
@@ -71,6 +85,17 @@ def drop(settings: Settings) -> None:
                         drop_in_pieces(c[name][collection])
                 c.drop_database(name)
     forget_append_locks(settings.db_prefix)
+
+
+def _wipe(name: str) -> None:
+    """Restart the local server `name` with an empty data folder."""
+    from deploy.local import infra
+
+    (server,) = infra.servers(name)
+    infra.stop(name)
+    shutil.rmtree(server.datadir, ignore_errors=True)
+    close_all()  # the clients of the store stopped: new ones for the next section
+    infra.start(name)
 
 
 class Timer:

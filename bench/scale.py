@@ -175,7 +175,7 @@ def run(settings, report: Report) -> None:
     try:
         _run(settings, report)
     finally:
-        drop(settings)
+        drop(settings, wipe=max(SIZES, default=0) >= BULK_FROM)
 
 
 def _run(settings, report: Report) -> None:
