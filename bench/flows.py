@@ -725,8 +725,8 @@ class _StoreSpend:
                 note=f"{spent:.1f} s over {ticks} ticks; most: "
                 + ", ".join(f"{name} {cpu * 1000 / ticks:.1f}" for name, cpu in top),
             )
-            # each process's row too: what the top six leave out (relays, the broker, the
-            # sink) was a fifth of the whole, unnamed
+            # each process's row too: what the top six leave out (the relays, the broker,
+            # scheduling's and billing's consumers) was a fifth of the whole, unnamed
             for name, cpu in sorted(self.each_spent.items(), key=lambda kv: -kv[1]):
                 report.add(f"  CPU per tick: {name}", cpu * 1000 / ticks, "ms")
         if self.busy is not None:

@@ -125,21 +125,14 @@ class EmailChannel:
             self._raise_for(code, text)
 
     def _kept(self) -> smtplib.SMTP | None:
-        """This thread's connection, if it is to the server configured and fresh."""
-        kept, server = getattr(self._local, "smtp", None), self._server()
+        """This thread's connection, if it is fresh."""
+        kept = getattr(self._local, "smtp", None)
         if kept is None:
             return None
-        if (
-            getattr(self._local, "server", None) != server
-            or time.monotonic() - getattr(self._local, "used", 0.0) > self.KEEP_IDLE
-        ):
+        if time.monotonic() - getattr(self._local, "used", 0.0) > self.KEEP_IDLE:
             self._drop(kept)
             return None
         return kept
-
-    def _server(self) -> tuple:
-        c = self.config
-        return (c.smtp_host, c.smtp_port, c.smtp_starttls, c.smtp_user)
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config
@@ -152,7 +145,7 @@ class EmailChannel:
         except BaseException:
             smtp.close()
             raise
-        self._local.smtp, self._local.server = smtp, self._server()
+        self._local.smtp = smtp
         with self._lock:
             self._open.add(smtp)
         return smtp

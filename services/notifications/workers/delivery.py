@@ -53,6 +53,10 @@ class Delivery:
         self.invoices = BillingInvoices(config.billing_url, config.token_secret)
         self.renderer = Renderer(config.practice_name, config.tz)
 
+    def close(self) -> None:
+        """Let go of what the channels keep between messages (the senders' SMTP connections)."""
+        self.email.close()
+
     def deliver(self, message: dict, directory: Lookups | None = None) -> None:
         """Send one claimed message. `directory`: what the dispatcher's batch read of the
         planner's active generation and the book's preferences (else read here, for this

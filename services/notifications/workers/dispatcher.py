@@ -165,7 +165,7 @@ class Dispatcher:
                 self._recorder.shutdown(wait=True)
                 self._recorder, self._recording = None, None
             if self._ready:
-                self.delivery.email.close()  # the senders' kept connections (channels.py)
+                self.delivery.close()
         if self._ready:
             try:
                 self.announcer.release()
