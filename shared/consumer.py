@@ -618,8 +618,7 @@ class ProjectionRunner:
                 behind = {tp: max(0, ends[tp] - self.consumer.position(tp)) for tp in assigned}
             except KafkaError:
                 return
-        lag = {f"{tp.topic}:{tp.partition}": n for tp, n in behind.items()}
-        status = (tuple(self.generations), tuple(sorted(lag.items())), self.applied_total)
+        status = (tuple(self.generations), tuple(sorted(behind.items())), self.applied_total)
         if status == self._last_status_written and now - self._last_status_write < STATUS_IDLE:
             return  # idle: the same again would only be a write for every change stream to see
         self._last_status_written, self._last_status_write = status, now
