@@ -309,6 +309,55 @@ def test_what_a_transaction_writes_to_the_index_table_is_kept_only_once_it_ends(
     assert table.reads == 5  # read once after the commit, then kept again
 
 
+def test_a_document_that_flags_no_index_multikey_keeps_the_kept_definitions():
+    """The store asks whether to flag an index multikey for every document it writes: one
+    with no array in any index's fields, or only in an index flagged already, writes nothing
+    to the index table and forgets nothing kept (inside a transaction too); the first array
+    in an index not yet flagged goes through the writer, which forgets them."""
+
+    class Txn:
+        pass
+
+    table, txn = _Indexes(), Txn()
+    table._tls = type("Tls", (), {"user_txn": txn})()  # every call inside a transaction
+    flagged = []
+
+    def shipped(self, db, coll, doc, indexes, already):
+        flagged.append(doc["_id"])
+        return already | {
+            n for n, spec, *_ in indexes if isinstance(doc.get(next(iter(spec))), list)
+        }
+
+    shipped.__name__ = "_maybe_mark_multikey"
+    mark = store._marks_when_new(shipped, store._forgets_indexes(shipped))
+    read = store._indexes_kept(_Indexes.iter_indexes)
+    dispatch = store._command_kept(lambda body, ctx: body["run"]())
+    indexes = [("_id_", {"_id": 1}, False, True), ("tags_1", {"tags": 1}, False, False)]
+    store._definitions.changed()  # (what earlier tests kept)
+
+    def write(doc, already):
+        return dispatch(
+            {
+                "run": lambda: (
+                    _multikey(read, table),
+                    mark(table, "d", "c", doc, indexes, already),
+                )[1]
+            },
+            None,
+        )
+
+    assert write({"_id": 1, "tags": "a"}, set()) == set()
+    assert write({"_id": 2, "tags": ["a", "b"]}, {"tags_1"}) == {"tags_1"}  # flagged already
+    assert write({"_id": 3}, set()) == set()
+    assert flagged == [] and table.reads == 1  # read once, kept for the next commands
+    assert write({"_id": 4, "tags": ["a"]}, set()) == {"tags_1"}
+    assert flagged == [4]
+    table._tls.user_txn = None
+    dispatch({"run": lambda: _multikey(read, table)}, None)
+    assert table.reads == 2  # the writer forgot them: the table is read again
+    store._definitions.changed(txn, ended=True)  # (the transaction ends)
+
+
 def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
     """Through the launcher's store over TCP: a unique index made between two transactions'
     statements refuses the second's duplicate, dropped it no longer does; an index made
