@@ -44,6 +44,7 @@ import time
 from collections import Counter
 from importlib.metadata import version
 
+import bson
 from secantus import server, sessions, storage, transactions
 
 PATCHED_FOR = "0.7.0b3"  # the SecantusDB these registries were read in (requirements.txt)
@@ -454,6 +455,69 @@ def _derived_kept(as_shipped):
     return derived
 
 
+# the store's methods that write its table of collections (read in 0.7.0b3), besides
+# INDEX_WRITERS' drops, and the one that writes it only for a collection not there yet
+COLLECTION_WRITERS = (
+    "_write_coll_options",
+    "create_collection",
+    "drop_collection",
+    "rename_collection",
+)
+ENSURES = "_ensure_collection"
+
+
+def _options_kept(as_shipped):
+    """Storage._coll_options, a collection's options (or None: no such collection), read
+    from the table of collections once per collection per command, and then kept with the
+    index definitions (`_Definitions`) and emptied with them: every write of that table
+    (COLLECTION_WRITERS, the drops of INDEX_WRITERS, a collection ensured for the first
+    time) forgets them as a write of the index table does. The store reads them several
+    times a statement (whether the collection is capped, timeseries, a view, its
+    validator), each a search of the table: 8.5 % of the main store's time holding the GIL
+    with the flows offered 50 ticks/s, once the index definitions were kept (py-spy --gil,
+    session 32). What is kept is the options' BSON; each caller gets its own decoded copy,
+    as from the table."""
+
+    def coll_options(self, db: str, coll: str):
+        memo = getattr(_command, "indexes", None)
+        if memo is None:
+            return as_shipped(self, db, coll)
+        key = (id(self), db, coll, "options")
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = _definitions.get(key, lambda: _options_blob(self, db, coll))
+        blob = found[0]
+        if blob is None:
+            return None
+        return bson.decode(blob) if blob else {}
+
+    coll_options.__name__ = as_shipped.__name__
+    return coll_options
+
+
+def _options_blob(self, db: str, coll: str) -> tuple[bytes | None]:
+    """What Storage._coll_options reads, before decoding: (the options' BSON,), or (None,)."""
+    c = self._cursor(storage._COLL_TABLE)
+    c.set_key(db, coll)
+    if c.search() != 0:
+        return (None,)
+    return (bytes(c.get_value()),)
+
+
+def _ensures_when_absent(as_shipped, forgetting):
+    """Storage._ensure_collection, called for every insert: it writes the table of
+    collections only for a collection not there yet, and only then forgets what is kept
+    (`forgetting`, as `_marks_when_new` does for the multikey flags)."""
+
+    def ensure(self, db: str, coll: str) -> None:
+        if self._coll_options(db, coll) is not None:
+            return None
+        return forgetting(self, db, coll)
+
+    ensure.__name__ = as_shipped.__name__
+    return ensure
+
+
 def _forgets_indexes(as_shipped):
     """A method that writes the index table, emptying its thread's memo and the kept
     definitions (`_Definitions`) before and after; inside a transaction, it is open until
@@ -694,6 +758,43 @@ def _oplog_for(name: str, body: dict, storage_: object) -> None:
         log.warning("a change stream was opened: the store writes its oplog from now on")
 
 
+def keep_definitions(kept: type) -> None:
+    """Keep, on the storage class `kept`, a collection's index definitions, their views and
+    its options from one command to the next (`_Definitions`), forgotten by every write of
+    the tables they are read from."""
+    if not all(callable(getattr(kept, m, None)) for m in ("_iter_indexes", *INDEX_WRITERS)):
+        raise SystemExit("SecantusDB's index table is not as deploy/local/store.py knows")
+    kept._iter_indexes = _indexes_kept(kept._iter_indexes)
+    if not all(callable(getattr(kept, m, None)) for m in DERIVED):
+        raise SystemExit("SecantusDB's index definitions are not as deploy/local/store.py knows")
+    for name in DERIVED:
+        setattr(kept, name, _derived_kept(getattr(kept, name)))
+    ending = ("commit_user_transaction", "abort_user_transaction")
+    if not all(callable(getattr(kept, m, None)) for m in ending):
+        raise SystemExit("SecantusDB's transactions are not as deploy/local/store.py knows")
+    for name in ending:
+        setattr(kept, name, _ends_forgetting(getattr(kept, name)))
+    if not callable(getattr(storage, "_doc_makes_multikey", None)):
+        raise SystemExit("SecantusDB's multikey flags are not as deploy/local/store.py knows")
+    collections_ = ("_coll_options", ENSURES, *COLLECTION_WRITERS)
+    if not all(callable(getattr(kept, m, None)) for m in collections_) or not isinstance(
+        getattr(storage, "_COLL_TABLE", None), str
+    ):
+        raise SystemExit("SecantusDB's collections are not as deploy/local/store.py knows")
+    kept._coll_options = _options_kept(kept._coll_options)
+    kept._ensure_collection = _ensures_when_absent(
+        kept._ensure_collection, _forgets_indexes(kept._ensure_collection)
+    )
+    for name in COLLECTION_WRITERS:
+        setattr(kept, name, _forgets_indexes(getattr(kept, name)))
+    for name in INDEX_WRITERS:
+        shipped = getattr(kept, name)
+        forgetting = _forgets_indexes(shipped)
+        if name == "_maybe_mark_multikey":
+            forgetting = _marks_when_new(shipped, forgetting)
+        setattr(kept, name, forgetting)
+
+
 def patch() -> None:
     """Install the two sweeps and the kept profiling settings; refuse to start on a
     SecantusDB they were not read in."""
@@ -713,26 +814,7 @@ def patch() -> None:
         raise SystemExit("SecantusDB's profiling settings are not as deploy/local/store.py knows")
     kept.get_profile = _profile_kept(kept.get_profile)
     kept.set_profile = _profile_written(kept.set_profile)
-    if not all(callable(getattr(kept, m, None)) for m in ("_iter_indexes", *INDEX_WRITERS)):
-        raise SystemExit("SecantusDB's index table is not as deploy/local/store.py knows")
-    kept._iter_indexes = _indexes_kept(kept._iter_indexes)
-    if not all(callable(getattr(kept, m, None)) for m in DERIVED):
-        raise SystemExit("SecantusDB's index definitions are not as deploy/local/store.py knows")
-    for name in DERIVED:
-        setattr(kept, name, _derived_kept(getattr(kept, name)))
-    ending = ("commit_user_transaction", "abort_user_transaction")
-    if not all(callable(getattr(kept, m, None)) for m in ending):
-        raise SystemExit("SecantusDB's transactions are not as deploy/local/store.py knows")
-    for name in ending:
-        setattr(kept, name, _ends_forgetting(getattr(kept, name)))
-    if not callable(getattr(storage, "_doc_makes_multikey", None)):
-        raise SystemExit("SecantusDB's multikey flags are not as deploy/local/store.py knows")
-    for name in INDEX_WRITERS:
-        shipped = getattr(kept, name)
-        forgetting = _forgets_indexes(shipped)
-        if name == "_maybe_mark_multikey":
-            forgetting = _marks_when_new(shipped, forgetting)
-        setattr(kept, name, forgetting)
+    keep_definitions(kept)
     rewriting = (
         "_update_matching_single_txn",
         "_unique_conflict",

@@ -358,6 +358,50 @@ def test_a_document_that_flags_no_index_multikey_keeps_the_kept_definitions():
     store._definitions.changed(txn, ended=True)  # (the transaction ends)
 
 
+def test_a_collection_s_options_are_read_once_and_seen_changed_at_once(tmp_path, monkeypatch):
+    """On a store as the launcher patches it: a collection's options are read from the table
+    once and kept for the next commands; a collection made (with options, or by its first
+    insert), changed or dropped is seen so by the next command; an insert into a collection
+    there already forgets nothing; each caller gets its own copy."""
+    from secantus import storage as shipped
+
+    class Kept(shipped.Storage):
+        pass
+
+    store.keep_definitions(Kept)  # as the launcher keeps them, on this class alone
+    reads = []
+    blob = store._options_blob
+    monkeypatch.setattr(
+        store, "_options_blob", lambda self, db, coll: reads.append(coll) or blob(self, db, coll)
+    )
+    db = Kept(str(tmp_path / "s"))
+    dispatch = store._command_kept(lambda body, ctx: body["run"]())
+    store._definitions.changed()  # (what earlier tests kept)
+
+    def run(work):
+        dispatch({"run": work}, None)
+        reads.clear()  # (what the writing command read itself)
+
+    def options(coll):
+        return dispatch({"run": lambda: db._coll_options("d", coll)}, None)
+
+    assert options("c") is None and options("c") is None and reads == ["c"]
+    run(lambda: db.create_collection("d", "c", {"capped": True, "size": 4096}))
+    assert options("c")["capped"] is True and reads == ["c"]
+    options("c")["capped"] = False  # the caller's own copy
+    assert options("c")["capped"] is True and reads == ["c"]
+    run(lambda: db.set_collection_options("d", "c", capped=False))
+    assert options("c")["capped"] is False and reads == ["c"]
+    run(lambda: db.insert("d", "new", [{"_id": 1}]))  # made by its first insert
+    assert options("new") is not None
+    reads.clear()
+    dispatch({"run": lambda: db.insert("d", "new", [{"_id": 2}])}, None)
+    assert options("new") is not None and reads == []  # nothing forgotten, nothing read
+    run(lambda: db.drop_collection("d", "new"))
+    assert options("new") is None and reads == ["new"]
+    db.close()
+
+
 def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
     """Through the launcher's store over TCP: a unique index made between two transactions'
     statements refuses the second's duplicate, dropped it no longer does; an index made
