@@ -402,6 +402,71 @@ def test_a_collection_s_options_are_read_once_and_seen_changed_at_once(tmp_path,
     db.close()
 
 
+def test_a_filter_with_an_id_finds_and_writes_what_the_store_as_shipped_does(tmp_path):
+    """Filters with an `_id` beside other fields (`_id_first`) find, update and delete the
+    same documents on a store as shipped and on one that looks the `_id` up first, without
+    walking the other indexes; those it leaves to the store (an operator at the top, an
+    `_id` range or subdocument) are the store's own."""
+    from secantus import storage as shipped
+
+    class First(shipped.Storage):
+        _try_index_id_keys = store._id_first(shipped.Storage._try_index_id_keys)
+
+    picked = []
+
+    class Counted(First):
+        def _try_compound_range_id_keys(self, *args, **kwargs):
+            picked.append(args[2])
+            return shipped.Storage._try_compound_range_id_keys(self, *args, **kwargs)
+
+    stores = [shipped.Storage(str(tmp_path / "a")), Counted(str(tmp_path / "b"))]
+    docs = [
+        {
+            "_id": f"m{i}",
+            "status": "pending" if i % 3 else "sent",
+            "priority": i % 2,
+            "next_at": i,
+            "as_of": i % 5,
+            "attempts": i % 4,
+            "tags": ["a", f"t{i % 3}"],
+        }
+        for i in range(60)
+    ]
+    docs.append({"_id": {"k": 1}, "status": "pending", "next_at": 1})
+    filters = [
+        {"_id": "m7", "status": "pending", "next_at": {"$lte": 30}, "as_of": 2, "attempts": 3},
+        {"_id": "m7", "status": "sent"},  # the document, not matching the rest
+        {"_id": "nope", "status": "pending"},
+        {"_id": {"$in": ["m1", "m2", "m3", "x"]}, "priority": 1},
+        {"_id": {"$eq": "m4"}, "tags": "t1"},
+        {"status": "pending", "_id": "m5", "priority": {"$in": [0, 1]}},
+        {"_id": {"$gte": "m50"}, "status": "pending"},  # a range: as shipped
+        {"_id": {"k": 1}, "status": "pending"},  # a subdocument: as shipped
+        {"_id": "m8", "$or": [{"status": "sent"}, {"attempts": 0}]},  # an operator: as shipped
+    ]
+    for db in stores:
+        db.create_index("d", "m", "due", {"status": 1, "priority": 1, "next_at": 1}, {})
+        db.create_index("d", "m", "tags", {"tags": 1}, {})
+        db.insert("d", "m", [dict(d) for d in docs])
+
+    def found(db, f):
+        return sorted(str(d["_id"]) for d in db.find_matching("d", "m", f))
+
+    for f in filters:
+        assert found(stores[0], f) == found(stores[1], f), f
+    assert any(found(stores[0], f) for f in filters)  # (the comparison compared something)
+    assert found(stores[1], filters[1]) == []  # the `_id` alone would have been m7
+    assert not [f for f in picked if "_id" in f and not isinstance(f["_id"], dict)]
+    for db in stores:
+        for i, f in enumerate(filters):
+            db.update_matching("d", "m", f, {"$set": {"touched": i}, "$inc": {"attempts": 1}})
+        db.delete_matching("d", "m", {"_id": {"$in": ["m1", "m2"]}, "priority": 1})
+    everything = [sorted(db.find_matching("d", "m", {}), key=str) for db in stores]
+    assert everything[0] == everything[1] and len(everything[0]) == 60
+    for db in stores:
+        db.close()
+
+
 def test_the_local_store_sees_an_index_made_or_dropped_and_a_multikey_index_at_once(settings):
     """Through the launcher's store over TCP: a unique index made between two transactions'
     statements refuses the second's duplicate, dropped it no longer does; an index made
