@@ -22,6 +22,12 @@ index entries its change changed (`_entries_kept`), and the oplog, which only ch
 read, is written once a change stream has been opened (`_oplog_once_watched`; Rapport opens
 none unless RAPPORT_CHANGE_STREAMS is on).
 
+A collection's index definitions and options are kept from one command to the next
+(`keep_definitions`), forgotten by every write of the tables they are read from; a document
+that flags no index multikey, and an insert into a collection that is there already, write
+neither (session 32: until then every write forgot them, so none was kept). A filter with an
+`_id` equality beside other fields looks the `_id` up first (`_id_first`).
+
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every
 statement as shipped (`_prune_transactions` says why), forgets a session's transaction once
@@ -140,15 +146,16 @@ _command = threading.local()
 
 
 class _Definitions:
-    """Index definitions (and the views made of them) kept from one command to the next,
-    for every thread: a consumer's transaction is a dozen commands, and each read the
-    collection's definitions from the table again (`_iter_indexes`, a tenth of the store's
-    time holding the GIL with the flows offered 50 ticks/s after session 23's other
-    changes; py-spy --gil). Every write of the table (INDEX_WRITERS) empties them before
-    and after, whichever thread makes it. A write made inside a transaction is seen by
-    others only once it commits, and until then nothing read is kept (a reader would keep
-    what it read before that commit): the transaction is `open` until it commits or aborts,
-    which empties them again. What a reader read while a write ran is not kept either
+    """Index definitions (and the views made of them), and collections' options
+    (`_options_kept`), kept from one command to the next, for every thread: a consumer's
+    transaction is a dozen commands, and each read the collection's definitions from the
+    table again (`_iter_indexes`, a tenth of the store's time holding the GIL with the
+    flows offered 50 ticks/s after session 23's other changes; py-spy --gil). Every write
+    of the tables (INDEX_WRITERS, COLLECTION_WRITERS) empties them before and after,
+    whichever thread makes it. A write made inside a transaction is seen by others only
+    once it commits, and until then nothing read is kept (a reader would keep what it read
+    before that commit): the transaction is `open` until it commits or aborts, which
+    empties them again. What a reader read while a write ran is not kept either
     (`generation`)."""
 
     def __init__(self) -> None:
