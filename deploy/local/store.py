@@ -462,14 +462,10 @@ def _derived_kept(as_shipped):
     return derived
 
 
-# the store's methods that write its table of collections (read in 0.7.0b3), besides
-# INDEX_WRITERS' drops, and the one that writes it only for a collection not there yet
-COLLECTION_WRITERS = (
-    "_write_coll_options",
-    "create_collection",
-    "drop_collection",
-    "rename_collection",
-)
+# the store's methods that write its table of collections (read in 0.7.0b3) and not its
+# index table (the drops and the rename write both: INDEX_WRITERS), and the one that writes
+# it only for a collection not there yet
+COLLECTION_WRITERS = ("_write_coll_options", "create_collection")
 ENSURES = "_ensure_collection"
 
 
@@ -477,7 +473,7 @@ def _options_kept(as_shipped):
     """Storage._coll_options, a collection's options (or None: no such collection), read
     from the table of collections once per collection per command, and then kept with the
     index definitions (`_Definitions`) and emptied with them: every write of that table
-    (COLLECTION_WRITERS, the drops of INDEX_WRITERS, a collection ensured for the first
+    (COLLECTION_WRITERS, the drops and rename of INDEX_WRITERS, a collection ensured for the first
     time) forgets them as a write of the index table does. The store reads them several
     times a statement (whether the collection is capped, timeseries, a view, its
     validator), each a search of the table: 8.5 % of the main store's time holding the GIL
