@@ -193,12 +193,13 @@ INDEX_WRITERS = (
     "set_index_expiry",
     "set_index_options",
     "drop_all_indexes",
-    "_maybe_mark_multikey",  # (only when it may write: `_marks_when_new`)
     "drop_collection",
     "drop_database",
     "rename_collection",
     "_recover_pending_drops_locked",
 )
+# and the one that writes it only for the first array in an index's fields
+MARKS = "_maybe_mark_multikey"
 
 
 # a command slower than this is logged (mongod's own default `slowms`), as are, once a
@@ -507,10 +508,11 @@ def _options_blob(self, db: str, coll: str) -> tuple[bytes | None]:
     return (bytes(c.get_value()),)
 
 
-def _ensures_when_absent(as_shipped, forgetting):
+def _ensures_when_absent(as_shipped):
     """Storage._ensure_collection, called for every insert: it writes the table of
     collections only for a collection not there yet, and only then forgets what is kept
-    (`forgetting`, as `_marks_when_new` does for the multikey flags)."""
+    (as a writer, `_forgets_indexes`; as `_marks_when_new` does for the multikey flags)."""
+    forgetting = _forgets_indexes(as_shipped)
 
     def ensure(self, db: str, coll: str) -> None:
         if self._coll_options(db, coll) is not None:
@@ -574,7 +576,7 @@ def _forgets_indexes(as_shipped):
     return writer
 
 
-def _marks_when_new(as_shipped, forgetting):
+def _marks_when_new(as_shipped):
     """Storage._maybe_mark_multikey, which the store calls for every document it inserts or
     rewrites, and which writes the index table only when the document is the first to hold
     an array in the fields of an index not yet flagged multikey (`already_multikey`, read
@@ -585,6 +587,7 @@ def _marks_when_new(as_shipped, forgetting):
     `_Definitions.get`: 1,626 looks, none kept, 4 threads of transactions writing two
     collections, session 32). A document that may flag one goes through the writer, as
     before."""
+    forgetting = _forgets_indexes(as_shipped)
 
     def mark(self, db, coll, doc, indexes, already_multikey):
         if not any(
@@ -809,7 +812,9 @@ def keep_definitions(kept: type) -> None:
         raise SystemExit("SecantusDB's transactions are not as deploy/local/store.py knows")
     for name in ending:
         setattr(kept, name, _ends_forgetting(getattr(kept, name)))
-    if not callable(getattr(storage, "_doc_makes_multikey", None)):
+    if not callable(getattr(kept, MARKS, None)) or not callable(
+        getattr(storage, "_doc_makes_multikey", None)
+    ):
         raise SystemExit("SecantusDB's multikey flags are not as deploy/local/store.py knows")
     collections_ = ("_coll_options", ENSURES, *COLLECTION_WRITERS)
     if not all(callable(getattr(kept, m, None)) for m in collections_) or not isinstance(
@@ -817,17 +822,10 @@ def keep_definitions(kept: type) -> None:
     ):
         raise SystemExit("SecantusDB's collections are not as deploy/local/store.py knows")
     kept._coll_options = _options_kept(kept._coll_options)
-    kept._ensure_collection = _ensures_when_absent(
-        kept._ensure_collection, _forgets_indexes(kept._ensure_collection)
-    )
-    for name in COLLECTION_WRITERS:
+    setattr(kept, ENSURES, _ensures_when_absent(getattr(kept, ENSURES)))
+    setattr(kept, MARKS, _marks_when_new(getattr(kept, MARKS)))
+    for name in (*COLLECTION_WRITERS, *INDEX_WRITERS):
         setattr(kept, name, _forgets_indexes(getattr(kept, name)))
-    for name in INDEX_WRITERS:
-        shipped = getattr(kept, name)
-        forgetting = _forgets_indexes(shipped)
-        if name == "_maybe_mark_multikey":
-            forgetting = _marks_when_new(shipped, forgetting)
-        setattr(kept, name, forgetting)
 
 
 def patch() -> None:

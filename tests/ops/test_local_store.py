@@ -329,7 +329,7 @@ def test_a_document_that_flags_no_index_multikey_keeps_the_kept_definitions():
         }
 
     shipped.__name__ = "_maybe_mark_multikey"
-    mark = store._marks_when_new(shipped, store._forgets_indexes(shipped))
+    mark = store._marks_when_new(shipped)
     read = store._indexes_kept(_Indexes.iter_indexes)
     dispatch = store._command_kept(lambda body, ctx: body["run"]())
     indexes = [("_id_", {"_id": 1}, False, True), ("tags_1", {"tags": 1}, False, False)]
