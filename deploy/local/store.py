@@ -26,7 +26,9 @@ A collection's index definitions and options are kept from one command to the ne
 (`keep_definitions`), forgotten by every write of the tables they are read from; a document
 that flags no index multikey, and an insert into a collection that is there already, write
 neither (session 32: until then every write forgot them, so none was kept). A filter with an
-`_id` equality beside other fields looks the `_id` up first (`_id_first`).
+`_id` equality beside other fields looks the `_id` up first (`_id_first`). WiredTiger's
+cursors pack their keys and values with each format read once (`_pack_kept`, wtpack.py,
+session 33).
 
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every
@@ -52,6 +54,11 @@ from importlib.metadata import version
 
 import bson
 from secantus import server, sessions, storage, transactions
+
+try:  # run as a script (python deploy/local/store.py) or imported by the tests
+    from deploy.local import wtpack
+except ImportError:
+    import wtpack
 
 PATCHED_FOR = "0.7.0b3"  # the SecantusDB these registries were read in (requirements.txt)
 SWEEP_SECONDS = 1.0
@@ -828,6 +835,23 @@ def keep_definitions(kept: type) -> None:
         setattr(kept, name, _forgets_indexes(getattr(kept, name)))
 
 
+def _cursors_module():
+    """The module whose `pack` and `unpack` WiredTiger's cursors call: `swig_wiredtiger`, not
+    the `wiredtiger` package SecantusDB imports (which holds copies of the names)."""
+    return sys.modules.get(getattr(getattr(storage.wt, "Cursor", None), "__module__", ""))
+
+
+def _pack_kept(swig) -> None:
+    """WiredTiger's packing of cursor keys and values, each format read once (wtpack.py)."""
+    packing = sys.modules.get(getattr(getattr(swig, "pack", None), "__module__", ""))
+    if not all(callable(getattr(swig, f, None)) for f in ("pack", "unpack")) or not all(
+        callable(getattr(packing, f, None)) for f in ("pack_int", "unpack_int")
+    ):
+        raise SystemExit("WiredTiger's packing is not as deploy/local/store.py knows")
+    swig.pack = wtpack.packer(swig.pack, wtpack.int_packer(packing.pack_int))
+    swig.unpack = wtpack.unpacker(swig.unpack, packing.unpack_int)
+
+
 def patch() -> None:
     """Install the two sweeps and the kept profiling settings; refuse to start on a
     SecantusDB they were not read in."""
@@ -875,6 +899,7 @@ def patch() -> None:
     ):
         raise SystemExit("SecantusDB's index picking is not as deploy/local/store.py knows")
     kept._try_index_id_keys = _id_first(kept._try_index_id_keys)
+    _pack_kept(_cursors_module())
     if _top is not None:
         storage.wt.wiredtiger_open = _counted(storage.wt.wiredtiger_open)
 

@@ -727,3 +727,79 @@ def test_a_value_is_the_same_to_an_index_only_with_its_types_and_order():
     assert not store._same([1, 2], [1, 2, 3]) and not store._same(None, store._ABSENT)
     assert store._untouched({"a.b": 1, "c": -1}, {"a": {"b": 1}, "c": 2}, {"a": {"b": 1}, "c": 2})
     assert not store._untouched({"a.b": 1}, {"a": {"b": 1}}, {"a": {"b": 1, "d": 0}})
+
+
+def _outcome(call, *args):
+    """What a call returns, or the type of what it raises."""
+    try:
+        return call(*args)
+    except Exception as err:  # compared by type: the shipped function's own errors
+        return type(err)
+
+
+def test_keys_and_values_pack_and_unpack_as_wiredtiger_s_own_functions_do():
+    """The packing kept per format (deploy/local/wtpack.py) makes the bytes and values
+    WiredTiger's own functions make, for the formats of SecantusDB's tables and for what
+    it leaves to them (other columns, sizes, other types, a count that is not the format's,
+    a key without a string's terminator); each launcher's store uses it."""
+    import random
+    import types
+
+    from secantus import storage as shipped
+
+    from deploy.local import wtpack
+
+    swig = shipped.wt
+    packing = __import__(swig.pack.__module__)
+    rng = random.Random(33)
+    fast_int = wtpack.int_packer(packing.pack_int)
+    edges = [0, 1, 63, 64, 65, 8255, 8256, 8257, 8258, 2**16, 2**32 - 1, 2**63 - 1, 2**64 - 1]
+    others = [-1, -64, -65, -8256, -8257, -(2**63), 2**64, 2**64 + 8255, True, 1.5]
+    for x in edges + others + [rng.randrange(0, 2**64) for _ in range(2000)]:
+        assert _outcome(fast_int, x) == _outcome(packing.pack_int, x), x
+    fast = wtpack.packer(packing.pack, fast_int)
+    fast_unpack = wtpack.unpacker(packing.unpack, packing.unpack_int)
+
+    def text():
+        return "".join(rng.choice("ab_.$ é\0€") for _ in range(rng.randrange(0, 12)))
+
+    def raw():
+        return rng.randbytes(rng.randrange(0, 300))
+
+    def integer():
+        return rng.choice(edges + [rng.randrange(0, 2**64), rng.randrange(0, 100_000)])
+
+    made = {"S": text, "u": raw, "q": integer, "Q": integer, "r": integer}
+    formats = ["SSq", "SS", "SSu", "SSS", "SSSu", "q", "S", "u", "uq", "uu", "Qu", "rS"]
+    for fmt in formats * 150:
+        values = tuple(made[c]() for c in fmt)
+        packed = packing.pack(fmt, *values)
+        assert fast(fmt, *values) == packed, (fmt, values)
+        assert fast_unpack(fmt, packed) == packing.unpack(fmt, packed), (fmt, values)
+    left = [
+        ("i", (5,)),
+        ("10s", ("abc",)),
+        ("QQQQQQBBBB", tuple(range(10))),
+        (".SSq", ("a", "b", 3)),
+        ("", ()),
+        ("S", (b"bytes",)),
+        ("u", ("text",)),
+        ("q", (True,)),
+        ("q", (1.5,)),
+        ("SS", ("one",)),
+        ("SS", ("one", "two", "three")),
+        ("q", (-70,)),
+    ]
+    for fmt, values in left:
+        assert _outcome(fast, fmt, *values) == _outcome(packing.pack, fmt, *values), fmt
+    for fmt, data in [("SSq", b"no terminator"), ("S", b""), ("u", b""), ("q", b"\x81")]:
+        assert _outcome(fast_unpack, fmt, data) == _outcome(packing.unpack, fmt, data), fmt
+
+    # the launcher puts them where WiredTiger's cursors look them up (a stand-in here)
+    assert store._cursors_module().__dict__ is swig.Cursor.set_key.__globals__
+    cursors = types.SimpleNamespace(pack=packing.pack, unpack=packing.unpack)
+    store._pack_kept(cursors)
+    assert cursors.pack is not packing.pack and cursors.unpack is not packing.unpack
+    assert cursors.pack("SSu", "db", "c", b"k") == packing.pack("SSu", "db", "c", b"k")
+    with pytest.raises(SystemExit):
+        store._pack_kept(types.SimpleNamespace(pack=print, unpack=packing.unpack))
