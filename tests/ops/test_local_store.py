@@ -803,3 +803,60 @@ def test_keys_and_values_pack_and_unpack_as_wiredtiger_s_own_functions_do():
     assert cursors.pack("SSu", "db", "c", b"k") == packing.pack("SSu", "db", "c", b"k")
     with pytest.raises(SystemExit):
         store._pack_kept(types.SimpleNamespace(pack=print, unpack=packing.unpack))
+
+
+def _checked(check, update):
+    """What an update-path check returns, or the code and message of what it raises."""
+    try:
+        return check(update)
+    except Exception as err:  # compared: the shipped check's own errors
+        return type(err), getattr(err, "code", None), str(err)
+
+
+def test_an_update_s_paths_are_checked_once_per_shape_as_the_store_as_shipped_checks_them():
+    """The check of an update's operators and paths kept per shape (`_paths_kept`) answers
+    as SecantusDB's own: a conflict, an empty path, an unknown operator, a `$rename`'s two
+    ends, in the order mongod finds them; what raises raises again; a new shape is checked
+    by the store's own code, an update of a shape already seen is not."""
+    from bson.son import SON
+    from secantus import update as shipped
+
+    calls = []
+
+    def counted(update):
+        calls.append(update)
+        return shipped._validate_update_paths(update)
+
+    kept = store._paths_kept(counted)
+    updates = [
+        {"$set": {"a": 1, "b.c": 2}, "$inc": {"n": 1}},
+        {"$set": {"a": 2}, "$inc": {"a": 1}},
+        {"$set": {"a": 2}, "$inc": {"a.b": 1}},
+        {"$set": {"a.b": 2}, "$inc": {"a": 1}},
+        {"$set": {"a.b": 2}, "$inc": {"a.b.c": 1}},
+        {"$rename": {"a": "b"}, "$set": {"b": 9}},
+        {"$rename": {"a": "a"}},
+        {"$rename": {"a": 5}, "$set": {"a.x": 1}},
+        {"$inc": {"": 1}, "$set": {"a": 1, "a.b": 1}},
+        {"$set": {"a": 1, "a.b": 1}, "$inc": {"": 1}},
+        {"$nope": {"a": 1}, "$set": {"": 1}},
+        {"$set": {"": 1}, "$nope": {"a": 1}},
+        {"$set": {"a..b": 1}},
+        {"$set": {"a": 1}, "z": 2},
+        {"$unset": "a"},
+        {"$set": SON([("a", 1), ("a.b", 2)])},
+        {"$set": {"status": "sent", "sent_at": 1}, "$unset": {"claim": "", "lease_until": ""}},
+    ]
+    for update in updates + updates:
+        assert _checked(kept, update) == _checked(shipped._validate_update_paths, update), update
+    calls.clear()
+    for update in updates:  # every shape seen: only what raised, and the SON, go again
+        _checked(kept, update)
+    again = [u for u in updates if any(u is c for c in calls)]
+    assert {"$set": {"a": 1}, "z": 2} in again and {"$nope": {"a": 1}, "$set": {"": 1}} in again
+    assert {"$set": SON([("a", 1), ("a.b", 2)])} in again
+    assert {"$set": {"a": 2}, "$inc": {"a": 1}} not in again
+    assert {"$set": {"a": 1, "b.c": 2}, "$inc": {"n": 1}} not in again
+    # the same shape with other values is the same answer, kept
+    assert kept({"$set": {"a": "x", "b.c": None}, "$inc": {"n": 5}}) is None
+    assert not any(c == {"$set": {"a": "x", "b.c": None}, "$inc": {"n": 5}} for c in calls)
