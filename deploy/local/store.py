@@ -27,8 +27,8 @@ A collection's index definitions and options are kept from one command to the ne
 that flags no index multikey, and an insert into a collection that is there already, write
 neither (session 32: until then every write forgot them, so none was kept). A filter with an
 `_id` equality beside other fields looks the `_id` up first (`_id_first`). WiredTiger's
-cursors pack their keys and values with each format read once (`_pack_kept`, wtpack.py,
-session 33).
+cursors pack their keys and values with each format read once (`_pack_kept`, wtpack.py),
+and an update's paths are checked once per shape of update (`_paths_kept`; session 33).
 
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every

@@ -730,11 +730,12 @@ def test_a_value_is_the_same_to_an_index_only_with_its_types_and_order():
 
 
 def _outcome(call, *args):
-    """What a call returns, or the type of what it raises."""
+    """What a call returns, or the type, code and message of what it raises (compared with
+    what the store's own function raises)."""
     try:
         return call(*args)
-    except Exception as err:  # compared by type: the shipped function's own errors
-        return type(err)
+    except Exception as err:
+        return type(err), getattr(err, "code", None), str(err)
 
 
 def test_keys_and_values_pack_and_unpack_as_wiredtiger_s_own_functions_do():
@@ -805,14 +806,6 @@ def test_keys_and_values_pack_and_unpack_as_wiredtiger_s_own_functions_do():
         store._pack_kept(types.SimpleNamespace(pack=print, unpack=packing.unpack))
 
 
-def _checked(check, update):
-    """What an update-path check returns, or the code and message of what it raises."""
-    try:
-        return check(update)
-    except Exception as err:  # compared: the shipped check's own errors
-        return type(err), getattr(err, "code", None), str(err)
-
-
 def test_an_update_s_paths_are_checked_once_per_shape_as_the_store_as_shipped_checks_them():
     """The check of an update's operators and paths kept per shape (`_paths_kept`) answers
     as SecantusDB's own: a conflict, an empty path, an unknown operator, a `$rename`'s two
@@ -848,10 +841,10 @@ def test_an_update_s_paths_are_checked_once_per_shape_as_the_store_as_shipped_ch
         {"$set": {"status": "sent", "sent_at": 1}, "$unset": {"claim": "", "lease_until": ""}},
     ]
     for update in updates + updates:
-        assert _checked(kept, update) == _checked(shipped._validate_update_paths, update), update
+        assert _outcome(kept, update) == _outcome(shipped._validate_update_paths, update), update
     calls.clear()
     for update in updates:  # every shape seen: only what raised, and the SON, go again
-        _checked(kept, update)
+        _outcome(kept, update)
     again = [u for u in updates if any(u is c for c in calls)]
     assert {"$set": {"a": 1}, "z": 2} in again and {"$nope": {"a": 1}, "$set": {"": 1}} in again
     assert {"$set": SON([("a", 1), ("a.b", 2)])} in again
