@@ -2,13 +2,15 @@
 
 import json
 import time
+from itertools import pairwise
 
+from kafka import KafkaAdminClient
 from kafka.partitioner.default import murmur2
 from pymongo import ASCENDING, IndexModel
 
 from shared import chime
 from shared import kafka as kafka_clients
-from shared.consumer import ProjectionRunner, rebuild
+from shared.consumer import KAFKA_COMMIT_EVERY, ProjectionRunner, rebuild
 from shared.events import NewEvent
 from shared.outbox import OutboxRelay, message_from_document
 from shared.projections import HANDLED, snapshot
@@ -485,3 +487,50 @@ def test_urgent_handled_means_the_types_the_projection_has_handlers_for():
     assert OwnTypes().urgent_types() == {"CounterOpened", "CounterIncremented"}
     assert UrgentTotals().urgent_types() == {"CounterOpened"}
     assert Totals().urgent_types() == frozenset()
+
+
+def committed_on_the_broker(settings, group: str) -> int:
+    """The group's committed offsets on the broker, summed: what a Kafka tool reads for lag."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        return sum(m.offset for m in admin.list_group_offsets(group)[group].values())
+    finally:
+        admin.close()
+
+
+def test_positions_reach_the_broker_at_most_once_a_second_and_all_of_them_on_stop(settings):
+    """The runner commits its positions to the broker for the lag a Kafka tool shows, not
+    after every batch (that was a round trip to the broker before each next poll): at most
+    once a KAFKA_COMMIT_EVERY without waiting, and all of them when it stops."""
+    store, topic, relay = setup(settings)
+    runner, pstore = live(settings)
+    batches = counting_batches(runner)
+    commits: list[float] = []
+    with running(runner.run):
+        eventually(lambda: runner.consumer is not None, message="the consumer opened")
+        consumer = runner.opened
+        as_shipped = consumer.commit_async
+
+        def commit_async(*args, **kwargs):  # the real commit, counted
+            commits.append(time.monotonic())
+            return as_shipped(*args, **kwargs)
+
+        consumer.commit_async = commit_async  # type: ignore[method-assign]
+        started = time.monotonic()
+        store.append("c-0", 0, [NewEvent("CounterOpened", {"name": "c-0"})], META)
+        for i in range(24):  # one event at a time, each applied before the next is published
+            relay.drain()
+            eventually(lambda i=i: runner.applied_total == i + 1, message=f"event {i + 1}")
+            store.append(
+                "c-0", i + 1, [NewEvent("CounterIncremented", {"by": 1, "reason": "t"})], META
+            )
+        relay.drain()
+        eventually(lambda: runner.applied_total == 25, message="all 25 events")
+        spent = time.monotonic() - started
+    assert len(batches) >= 20, batches
+    assert 1 <= len(commits) <= spent / KAFKA_COMMIT_EVERY + 1, (len(commits), spent)
+    assert all(b - a >= KAFKA_COMMIT_EVERY for a, b in pairwise(commits)), commits
+    # stopped: every position applied is committed on the broker, as the store's offsets say
+    stored = pstore.stored_offsets(pstore.active_generation())
+    assert sum(stored.values()) == 25
+    assert committed_on_the_broker(settings, runner.group) == 25
