@@ -853,3 +853,89 @@ def test_an_update_s_paths_are_checked_once_per_shape_as_the_store_as_shipped_ch
     # the same shape with other values is the same answer, kept
     assert kept({"$set": {"a": "x", "b.c": None}, "$inc": {"n": 5}}) is None
     assert not any(c == {"$set": {"a": "x", "b.c": None}, "$inc": {"n": 5}} for c in calls)
+
+
+def _changeable(value) -> list:
+    """Every object in a value that can be changed in place (not one of the launcher's
+    _ATOMS), depth first."""
+    found = [] if type(value) in store._ATOMS else [value]
+    if isinstance(value, dict):
+        for v in value.values():
+            found += _changeable(v)
+    elif isinstance(value, list):
+        for v in value:
+            found += _changeable(v)
+    return found
+
+
+def test_a_document_is_copied_as_copy_deepcopy_copies_it_and_shares_nothing_changeable():
+    """The launcher's copy for SecantusDB's updates and projections (`_copied`) gives what
+    copy.deepcopy gives, types and field order all the way down, and shares with the
+    original only values that cannot change in place; other classes (SON, Regex, DBRef,
+    Code) go to copy.deepcopy. Installed in the modules that call it, and only there."""
+    import copy
+    import datetime
+    import random
+    import uuid
+    from types import SimpleNamespace
+
+    import bson
+    from bson.son import SON
+    from secantus import projection, update
+
+    rng = random.Random(34)
+    atoms = [
+        lambda: rng.choice(["", "a", "é", "x" * 40]),
+        lambda: rng.randint(-(2**31), 2**31),
+        lambda: rng.random() * 1e6,
+        lambda: rng.choice([True, False]),
+        lambda: None,
+        lambda: rng.randbytes(rng.randint(0, 8)),
+        lambda: datetime.datetime(2026, 12, 6, rng.randint(0, 23), tzinfo=datetime.UTC),
+        lambda: uuid.UUID(int=rng.getrandbits(128)),
+        lambda: bson.ObjectId(),
+        lambda: bson.Int64(rng.randint(0, 2**62)),
+        lambda: bson.Decimal128(str(rng.randint(0, 999))),
+        lambda: bson.Timestamp(rng.randint(1, 2**31), 1),
+        lambda: bson.Binary(rng.randbytes(4), rng.choice([0, 4, 128])),
+        lambda: bson.MinKey(),
+        lambda: bson.MaxKey(),
+    ]
+    others = [
+        lambda d: SON([("b", value(d)), ("a", value(d))]),
+        lambda d: bson.Regex("^a.*", "i"),
+        lambda d: bson.DBRef("c", rng.randint(0, 9)),
+        lambda d: bson.Code("function () {}", {"x": value(d)}),
+    ]
+
+    def value(depth: int):
+        pick = rng.random()
+        if depth < 4 and pick < 0.2:
+            return {f"k{i}": value(depth + 1) for i in rng.sample(range(9), rng.randint(0, 4))}
+        if depth < 4 and pick < 0.35:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if pick < 0.4:
+            return rng.choice(others)(depth + 1)
+        return rng.choice(atoms)()
+
+    compared = 0
+    for _ in range(400):
+        doc = {"_id": value(3), **{f"f{i}": value(0) for i in range(rng.randint(0, 8))}}
+        copied, deep = store._copied(doc), copy.deepcopy(doc)
+        assert store._same(copied, deep), (doc, copied)
+        original = {id(v) for v in _changeable(doc)}
+        assert not [v for v in _changeable(copied) if id(v) in original], doc
+        compared += len(_changeable(doc))
+    assert compared > 2000  # (nested dicts, lists and other classes were compared)
+    one = {"a": [{"b": [1]}]}
+    copied = store._copied(one)
+    copied["a"][0]["b"].append(2)
+    assert one == {"a": [{"b": [1]}]}
+    # installed where the store calls copy.deepcopy, in SecantusDB's updates and projections
+    assert update.copy is copy and projection.copy is copy  # (this process is not patched)
+    modules = [SimpleNamespace(copy=copy), SimpleNamespace(copy=copy)]
+    store._copies_plainly(*modules)
+    assert all(m.copy.deepcopy is store._copied and m.copy.copy is copy.copy for m in modules)
+    assert copy.deepcopy is not store._copied  # the standard library's own is left as it is
+    with pytest.raises(SystemExit):
+        store._copies_plainly(SimpleNamespace())
