@@ -233,6 +233,7 @@ class ProjectionRunner:
         self._last_status_write = 0.0
         self._generation_checked = 0.0
         self._kafka_committed = 0.0  # when the positions were last committed to Kafka
+        self._kafka_pending = False  # positions moved since then
         # per partition, (time, offset, event id) of the last record of each recent batch:
         # checked on every assignment, so offsets a broker lost and reused are noticed
         self._read: dict[TopicPartition, deque] = {}
@@ -407,11 +408,11 @@ class ProjectionRunner:
         The records applied."""
         if self._held or self._behind():
             return self._polled_round(EXPECT_MS)
-        if self._spare_left() <= 0:
-            return self._polled_round(0)  # what was held back is due
+        if self._spare_left() <= 0 or self._kafka_commit_left() <= 0:
+            return self._polled_round(0)  # what was held back is due, or the commit to Kafka
         self.idle = True
         self._report_status()
-        rest = min(self.idle_wait, self._spare_left())
+        rest = min(self.idle_wait, self._spare_left(), max(0.0, self._kafka_commit_left()))
         if not bell.wait(ticket, rest, stop) and not stop.is_set():
             # a long rest without a ring: look anyway (a chime lost); or the held back is due
             return self._polled_round(0 if rest < self.idle_wait else None)
@@ -509,7 +510,9 @@ class ProjectionRunner:
             self.applied_total += applied
             self._moved_past(batch)
             self._remember(batch)
-            self._commit_to_kafka()
+            self._kafka_pending = True
+        if self._kafka_pending:
+            self._commit_to_kafka()  # when due: also once idle, after the last batch
         self._report_status()
         return applied
 
@@ -660,11 +663,14 @@ class ProjectionRunner:
         KAFKA_COMMIT_EVERY, not waiting for the answer: a commit after every batch was a
         round trip to the broker in the runner's loop before its next poll, 2-3 ms (p50) and
         10-24 ms (p90) a batch under the bench's flows, and some 35 requests a second to the
-        broker (issue 14, session 34). `final` (on close) waits, up to KAFKA_COMMIT_WAIT_MS."""
+        broker (issue 14, session 34). Positions moved since the last commit are committed
+        once due, after a runner's last batch too (`_watched_round` rests no longer), so a
+        Kafka tool sees an idle group's lag reach 0. `final` (on close) waits, up to
+        KAFKA_COMMIT_WAIT_MS."""
         now = time.monotonic()
-        if not final and now - self._kafka_committed < KAFKA_COMMIT_EVERY:
+        if not final and self._kafka_commit_left() > 0:
             return
-        self._kafka_committed = now
+        self._kafka_committed, self._kafka_pending = now, False
         try:
             if final:
                 self.opened.commit(timeout_ms=KAFKA_COMMIT_WAIT_MS)
@@ -675,6 +681,12 @@ class ProjectionRunner:
             log.info("%s: commit skipped during rebalance (%s)", self.name, err)
         except KafkaError as err:
             log.info("%s: commit to the broker failed (%s)", self.name, err)
+
+    def _kafka_commit_left(self) -> float:
+        """Seconds until the positions moved since the last commit are due; inf if none."""
+        if not self._kafka_pending:
+            return float("inf")
+        return self._kafka_committed + KAFKA_COMMIT_EVERY - time.monotonic()
 
     def _kafka_commit_answered(self, offsets: object, answer: object) -> None:
         if isinstance(answer, Exception):

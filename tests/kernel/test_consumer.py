@@ -501,7 +501,8 @@ def committed_on_the_broker(settings, group: str) -> int:
 def test_positions_reach_the_broker_at_most_once_a_second_and_all_of_them_on_stop(settings):
     """The runner commits its positions to the broker for the lag a Kafka tool shows, not
     after every batch (that was a round trip to the broker before each next poll): at most
-    once a KAFKA_COMMIT_EVERY without waiting, and all of them when it stops."""
+    once a KAFKA_COMMIT_EVERY without waiting, the last ones once due while it is idle, and
+    all of them when it stops."""
     store, topic, relay = setup(settings)
     runner, pstore = live(settings)
     batches = counting_batches(runner)
@@ -526,6 +527,12 @@ def test_positions_reach_the_broker_at_most_once_a_second_and_all_of_them_on_sto
             )
         relay.drain()
         eventually(lambda: runner.applied_total == 25, message="all 25 events")
+        # idle after its last batch, the runner still commits what it applied, once due
+        eventually(
+            lambda: committed_on_the_broker(settings, runner.group) == 25,
+            timeout=3 * KAFKA_COMMIT_EVERY,
+            message="the last positions committed while the runner is idle",
+        )
         spent = time.monotonic() - started
     assert len(batches) >= 20, batches
     assert 1 <= len(commits) <= spent / KAFKA_COMMIT_EVERY + 1, (len(commits), spent)
