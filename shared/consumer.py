@@ -339,6 +339,13 @@ class ProjectionRunner:
             raise RuntimeError(f"{self.name}: the consumer is not open")
         return self.consumer
 
+    def _poll(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """A poll of the consumer, after taking up a join kafka-python left unfinished
+        (`kafka_clients.finish_unfinished_join`: a short poll during a rebalance)."""
+        consumer = self.opened
+        kafka_clients.finish_unfinished_join(consumer)
+        return consumer.poll(timeout_ms=timeout_ms)
+
     def _open(self) -> None:
         for store in self.stores:
             store.ensure_outside()  # before the first transaction writes there
@@ -448,7 +455,7 @@ class ProjectionRunner:
             if not self._behind():
                 bell.wait(ticket, left, stop)
                 continue
-            polled = self.opened.poll(timeout_ms=max(1, int(left * 1000)))
+            polled = self._poll(max(1, int(left * 1000)))
             if polled and not self._held:
                 self._held_since = time.monotonic()
             for tp, records in polled.items():
@@ -489,11 +496,11 @@ class ProjectionRunner:
             batch = lane
         elif self._held:  # held while lingering: with whatever came since, not waiting for more
             batch, self._held = self._held, {}
-            for tp, records in self.opened.poll(timeout_ms=0).items():
+            for tp, records in self._poll(0).items():
                 batch.setdefault(tp, []).extend(records)
         else:
             wait = self.poll_ms if timeout_ms is None else timeout_ms
-            batch = self.opened.poll(timeout_ms=wait)
+            batch = self._poll(wait)
         self.idle = not batch
         applied = 0
         if batch or self._spare_left() <= 0:

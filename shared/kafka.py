@@ -59,6 +59,34 @@ def consumer(bootstrap: str, **overrides: Any) -> KafkaConsumer:
     return KafkaConsumer(**options)
 
 
+def finish_unfinished_join(consumer: KafkaConsumer) -> bool:
+    """Rejoin when kafka-python 3.0.12 has dropped the end of a join: True if it had.
+
+    When a poll's time runs out between JoinGroup and SyncGroup, kafka-python leaves the
+    join running and lets the next poll wait for it. If the join was for a change of the
+    topics' partitions the leader noticed (not a rejoin the broker asked for), the join's
+    end clears that need. Then no later poll waits for the join, its assignment is never
+    set and the rebalance listener never hears of it. The consumer holds no partitions
+    until it is restarted, while the broker counts it as a member holding them all. The
+    runner's short polls (`poll(timeout_ms=0)` once something held back is due) met this
+    right after a runner's first assignment, and its projections stopped (CI, session 35:
+    two tests waited 15-20 s for a runner holding nothing).
+
+    The sign: a join that has ended, that no poll has taken up, and no rejoin needed. Then
+    this asks for a rejoin, and the next poll joins again (without revoking again: the
+    listener heard of the revocation when the join began)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    join = getattr(coordinator, "_join_task", None)
+    if coordinator is None or join is None or not join.is_done or coordinator.need_rejoin():
+        return False
+    log.info(
+        "group %s: a join ended without its assignment taken up; joining again",
+        coordinator.group_id,
+    )
+    coordinator.request_rejoin()
+    return True
+
+
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     """Create topics that do not exist yet (idempotent)."""
     admin = KafkaAdminClient(

@@ -541,3 +541,63 @@ def test_positions_reach_the_broker_at_most_once_a_second_and_all_of_them_on_sto
     stored = pstore.stored_offsets(pstore.active_generation())
     assert sum(stored.values()) == 25
     assert committed_on_the_broker(settings, runner.group) == 25
+
+
+def test_a_join_kafka_python_left_unfinished_is_taken_up_and_the_runner_holds_its_partitions(
+    settings,
+):
+    """kafka-python 3.0.12 drops the end of a join a poll of no time gave up waiting for,
+    when the join was for a change of the partitions the leader noticed (each runner's
+    start meets one: its first assignment was made before the topic's partitions were
+    known). The consumer then held nothing for good while the broker counted it as holding
+    every partition, and its projections stopped (CI, session 35). The runner's polls take
+    such a join up: a rejoin, and the partitions are held again."""
+    store, _topic, relay = setup(settings)
+    append_counters(store, streams=2, increments=1)
+    relay.drain()
+    runner, pstore = live(settings)
+    runner.generations = [pstore.active_generation()]
+    runner._open()
+    consumer = runner.opened
+    coordinator = consumer._coordinator
+    try:
+        eventually(
+            lambda: (
+                runner.step(500, check_generation=False) >= 0
+                and snapshot(pstore.reader("totals")) == expected_totals(store)
+                and not coordinator.need_rejoin()
+            ),
+            message="the runner joined, holds every partition and applied what was there",
+        )
+        held = consumer.assignment()
+        assert len(held) == settings.topic_partitions
+
+        # the leader's snapshot of the partitions it assigned, as at a first join made
+        # before the topic's partitions were known: the leader rejoins, in a poll of a
+        # millisecond that gives up waiting for the join (the partitions are revoked)
+        coordinator._assignment_snapshot = {}
+        eventually(
+            lambda: consumer.poll(timeout_ms=1) == {} and coordinator._join_task is not None,
+            message="a short poll gave up waiting for a join",
+        )
+        eventually(lambda: coordinator._join_task.is_done, message="the join ended")
+        append_counters(store, streams=2, increments=1, start=5)
+        relay.drain()
+        # as kafka-python leaves it: no poll takes the join up, and nothing more is read
+        fetched = [consumer.poll(timeout_ms=200) for _ in range(10)]
+        assert not coordinator.need_rejoin() and not any(fetched), (
+            "kafka-python took the join up: the workaround may go"
+        )
+        assert snapshot(pstore.reader("totals")) != expected_totals(store)
+        # the runner's polls take it up: the partitions are held again, what came is applied
+        eventually(
+            lambda: (
+                runner.step(500, check_generation=False) >= 0
+                and snapshot(pstore.reader("totals")) == expected_totals(store)
+            ),
+            timeout=10,
+            message="the runner took the join up and applied what came",
+        )
+        assert consumer.assignment() == held
+    finally:
+        runner.close()
