@@ -305,9 +305,10 @@ def _planned_one_by_one(settings, store: ProjectionStore, records: list[Record])
 
 
 def test_a_batchs_bookings_are_planned_together_as_one_by_one(nsettings, feed):
-    """Four bookings in one batch are planned together: one read of which sessions the
-    planner knows, one write of the four, one read of their messages in the book and one
-    write of them (was three round trips per booking: issue 14). What is planned is what
+    """Four bookings of two clients in one batch are planned together: one read of the
+    clients, one of their preferences, one of which sessions the planner knows, one write
+    of the four, one read of their messages in the book and one write of them (was three
+    round trips per booking, and two per client: issue 14). What is planned is what
     planning them one batch each plans."""
     feed.therapist()
     feed.client(channels=("email", "sms"))
@@ -322,6 +323,10 @@ def test_a_batchs_bookings_are_planned_together_as_one_by_one(nsettings, feed):
         assert [len(c["updates"]) for c in listener.commands if c.get("update") == sessions] == [4]
         assert reads_of(listener, book) == 1
         assert [len(c["documents"]) for c in listener.commands if c.get("insert") == book] == [12]
+        # both clients in one read, and their preferences in one (`Planner.prepare`; was
+        # one read of each per client)
+        assert reads_of(listener, f"clients__g{generation}") == 1
+        assert reads_of(listener, "preferences") == 1
         together = _planned(store, generation)
 
         assert _planned_one_by_one(nsettings, store, [*known, *scheduling[1:]]) == together
