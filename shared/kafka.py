@@ -65,9 +65,9 @@ def finish_unfinished_join(consumer: KafkaConsumer) -> bool:
     When a poll's time runs out between JoinGroup and SyncGroup, kafka-python leaves the
     join running and lets the next poll wait for it. If the join was for a change of the
     topics' partitions the leader noticed (not a rejoin the broker asked for), the join's
-    end clears that need. Then no later poll waits for the join, its assignment is never
-    set and the rebalance listener never hears of it. The consumer holds no partitions
-    until it is restarted, while the broker counts it as a member holding them all. The
+    end clears that need. Then no later poll waits for the join: its assignment is never
+    taken up, the rebalance listener never hears of it, and the consumer reads nothing
+    more until it is restarted, while the broker counts it as holding every partition. The
     runner's short polls (`poll(timeout_ms=0)` once something held back is due) met this
     right after a runner's first assignment, and its projections stopped (CI, session 35:
     two tests waited 15-20 s for a runner holding nothing).
