@@ -415,11 +415,12 @@ class ProjectionRunner:
         The records applied."""
         if self._held or self._behind():
             return self._polled_round(EXPECT_MS)
-        if self._spare_left() <= 0 or self._kafka_commit_left() <= 0:
+        due = min(self._spare_left(), self._kafka_commit_left())
+        if due <= 0:
             return self._polled_round(0)  # what was held back is due, or the commit to Kafka
         self.idle = True
         self._report_status()
-        rest = min(self.idle_wait, self._spare_left(), max(0.0, self._kafka_commit_left()))
+        rest = min(self.idle_wait, due)
         if not bell.wait(ticket, rest, stop) and not stop.is_set():
             # a long rest without a ring: look anyway (a chime lost); or the held back is due
             return self._polled_round(0 if rest < self.idle_wait else None)

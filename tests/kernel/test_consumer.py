@@ -549,9 +549,9 @@ def test_a_join_kafka_python_left_unfinished_is_taken_up_and_the_runner_holds_it
     """kafka-python 3.0.12 drops the end of a join a poll of no time gave up waiting for,
     when the join was for a change of the partitions the leader noticed (each runner's
     start meets one: its first assignment was made before the topic's partitions were
-    known). The consumer then held nothing for good while the broker counted it as holding
-    every partition, and its projections stopped (CI, session 35). The runner's polls take
-    such a join up: a rejoin, and the partitions are held again."""
+    known). The consumer then read nothing more for good while the broker counted it as
+    holding every partition, and its projections stopped (CI, session 35). The runner's
+    polls take such a join up: a rejoin, and the partitions are held again."""
     store, _topic, relay = setup(settings)
     append_counters(store, streams=2, increments=1)
     relay.drain()
