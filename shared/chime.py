@@ -36,10 +36,16 @@ ENV = "RAPPORT_WAKE_DIR"
 PEERS_TTL = 1.0  # seconds a listing of the folder is reused before it is read again
 MAX_DATAGRAM = 4096
 
-# one Condition for every wait of the process: a ring from a chime, from this process's own
-# writes or from a change stream (shared.wakeup) wakes whoever waits on one of its names
-cond = threading.Condition()
+# one lock for every wait of the process: a ring from a chime, from this process's own
+# writes or from a change stream (shared.wakeup) counts its names and wakes only the waits
+# on one of them. It woke every wait of the process before (one Condition, notify_all):
+# every process hears every write of the deployment, and in the flows bench a consumer
+# process spent a fifth of its Python time waking loops to find the ring not theirs
+# (py-spy, issue 14).
+lock = threading.RLock()
+cond = threading.Condition(lock)  # held to read or change `rings` and `waiting`
 rings: Counter = Counter()  # "db.coll" -> chimes heard (or made here)
+waiting: dict[str, set[threading.Condition]] = {}  # "db.coll" -> the waits on it now
 
 
 class _Chime:
@@ -144,9 +150,17 @@ _chime = _Chime()
 
 def ring(names: Iterable[str]) -> None:
     """Wake this process's Doorbells watching any of `names`."""
-    with cond:
+    with lock:
+        names = list(names)
         rings.update(names)
-        cond.notify_all()
+        wake(names)
+
+
+def wake(names: Iterable[str]) -> None:
+    """Notify the waits on any of `names` (`lock` held)."""
+    for name in names:
+        for wait in waiting.get(name, ()):
+            wait.notify()
 
 
 def announce(names: Iterable[str]) -> None:

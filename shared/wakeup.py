@@ -55,7 +55,7 @@ class _Hub:
 
     def __init__(self, mongo):
         self.mongo = mongo
-        self.cond = chime.cond  # one Condition: a chime or a change wakes the same waits
+        self.cond = chime.cond  # one lock: a chime or a change wakes the same waits
         self.rings: Counter = Counter()  # "db.coll" -> changes seen
         self.wanted: Counter = Counter()  # "db.coll" -> doorbells watching it
         self.open = False
@@ -79,12 +79,12 @@ class _Hub:
                 if self.wanted[n] <= 0:
                     del self.wanted[n]
                     self._changed = True  # reopen without it (or end, when none is left)
-            self.cond.notify_all()
 
     def _ring(self, names: Iterable[str]) -> None:
         with self.cond:
+            names = list(names)
             self.rings.update(names)
-            self.cond.notify_all()
+            chime.wake(names)
 
     def _pipeline(self, names: list[str]) -> list[dict]:
         which = [{"ns.db": n.split(".", 1)[0], "ns.coll": n.split(".", 1)[1]} for n in names]
@@ -173,6 +173,9 @@ class Doorbell:
             self._hub.subscribe(self.names)
         self._chimed = chime.listen()  # this process hears what the others wrote (shared.chime)
         self._closed = False
+        # what a ring on one of its names notifies (shared.chime.wake), on the process's lock
+        self._cond = threading.Condition(chime.lock)
+        self.wakes = 0  # times a ring on one of its names (or its closing) woke its wait
 
     @property
     def watching(self) -> bool:
@@ -191,14 +194,25 @@ class Doorbell:
     def wait(self, ticket: int, timeout: float, stop: threading.Event | None = None) -> bool:
         """Rest until a change after `ticket`, `timeout` seconds, or `stop`. True if rung."""
         deadline = time.monotonic() + timeout
-        with self._hub.cond:
-            while self._count() == ticket and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (stop is not None and stop.is_set()):
-                    break
-                # wake now and then to notice `stop` (a threading.Event cannot notify us)
-                self._hub.cond.wait(min(remaining, 0.5))
-            rung = self._count() != ticket
+        with self._cond:
+            for name in self.names:
+                chime.waiting.setdefault(name, set()).add(self._cond)
+            try:
+                while self._count() == ticket and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or (stop is not None and stop.is_set()):
+                        break
+                    # wake now and then to notice `stop` (a threading.Event cannot notify us)
+                    if self._cond.wait(min(remaining, 0.5)):
+                        self.wakes += 1
+                rung = self._count() != ticket
+            finally:
+                for name in self.names:
+                    waits = chime.waiting.get(name)
+                    if waits is not None:
+                        waits.discard(self._cond)
+                        if not waits:
+                            del chime.waiting[name]
         if rung and self.pace > 0:  # gather the rings that follow within `pace`
             early = self._woke + self.pace - time.monotonic()
             rest = min(early, max(0.0, deadline - time.monotonic()))
@@ -209,7 +223,9 @@ class Doorbell:
 
     def close(self) -> None:
         if not self._closed:
-            self._closed = True
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()  # a wait on it ends now
             if self._hub.mongo is not None:
                 self._hub.unsubscribe(self.names)
 

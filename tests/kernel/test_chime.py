@@ -184,6 +184,46 @@ def test_a_paced_bell_gathers_the_rings_of_a_busy_spell_and_still_wakes_an_idle_
         mongo.close()
 
 
+def test_a_ring_wakes_only_the_loops_waiting_on_its_names(settings, wake_dir):
+    """Every process hears every write of the deployment. A ring on one collection's name
+    wakes the loops waiting on it, and leaves the process's other loops asleep: before,
+    each ring woke every wait of the process to find it not theirs, a fifth of a consumer
+    process's Python time in the flows bench (issue 14)."""
+    mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
+    db = mongo[settings.database("kernel")]
+    busy, quiet = Doorbell(db["busy"]), Doorbell([db["quiet"], db["also_quiet"]])
+    stop, outcome = threading.Event(), {}
+
+    def rest(bell: Doorbell, key: str) -> None:
+        outcome[key] = bell.wait(bell.ticket(), 30, stop)
+
+    try:
+        waiter = threading.Thread(target=rest, args=(quiet, "quiet"))
+        waiter.start()
+        eventually(lambda: any(quiet._cond in w for w in chime.waiting.values()), timeout=10)
+        for _ in range(300):  # another loop's collection, written 300 times
+            chime.ring([db["busy"].full_name])
+        time.sleep(0.2)
+        assert waiter.is_alive() and quiet.wakes == 0, "rings on other names woke it"
+        started = time.monotonic()
+        chime.ring([db["also_quiet"].full_name])  # one of its own names
+        waiter.join(10)
+        assert outcome == {"quiet": True} and quiet.wakes == 1
+        assert time.monotonic() - started < 1.0
+        assert not any(quiet._cond in w for w in chime.waiting.values()), "it left the list"
+        waiter = threading.Thread(target=rest, args=(busy, "busy"))
+        waiter.start()
+        eventually(lambda: any(busy._cond in w for w in chime.waiting.values()), timeout=10)
+        busy.close()  # closing a bell ends its wait at once
+        waiter.join(10)
+        assert not waiter.is_alive() and outcome["busy"] is False
+    finally:
+        stop.set()
+        busy.close()
+        quiet.close()
+        mongo.close()
+
+
 def test_a_runner_hearing_chimes_polls_only_when_the_broker_holds_records_past_it(
     settings, wake_dir
 ):
