@@ -75,6 +75,15 @@ class Planner(ClientDirectory):
     def config(self) -> NotifyConfig:
         return self._config or NotifyConfig.from_env()  # read each time: env may change in tests
 
+    def config_in(self, view) -> NotifyConfig:
+        """The config, read from the environment once a batch (`config` for every plan and
+        every contact was a twentieth of notifications' consumer process, issue 14)."""
+        return self._config or view.recall(("config",), NotifyConfig.from_env)
+
+    def default_quiet_in(self, view):
+        """The practice's quiet hours, parsed once a batch."""
+        return view.recall(("default_quiet",), lambda: self.config_in(view).default_quiet)
+
     def prepare(self, events, view) -> None:
         """The clients the batch's events are about, and their preferences, in one read
         each (`_client`, `contact` then find them in `view.memo`). Read one client at a
@@ -223,7 +232,7 @@ class Planner(ClientDirectory):
                 dict(event.data),
                 self.contact(view, client_id),
                 (client or {}).get("therapist_id"),
-                self.config.tz,
+                self.config_in(view).tz,
                 event.recorded_at,
             )
             plans += [(kind.planned_on[event.type](facts), event.recorded_at) for kind in kinds]
@@ -272,7 +281,7 @@ class Planner(ClientDirectory):
         prefs = view.recall(
             ("preferences", client_id), lambda: self.book(view).preferences_of(client_id)
         )
-        return plans.contact_for(client, prefs, self.config.default_quiet)
+        return plans.contact_for(client, prefs, self.default_quiet_in(view))
 
     @staticmethod
     def _client(view, client_id: str) -> dict | None:
@@ -381,7 +390,7 @@ class Planner(ClientDirectory):
         planned = plans.care_ended(
             dict(event.data),
             contact,
-            self.config.tz,
+            self.config_in(view).tz,
             event.recorded_at,
             sessions_cancelled=cancelled,
         )
@@ -638,7 +647,7 @@ class _SessionPlan:
         unless_told_by_link: bool = False,
     ) -> _SessionPlan:
         contact = planner.contact(view, session["client_id"])
-        tz = planner.config.tz
+        tz = planner.config_in(view).tz
         planned = plans.notice(*notice, session, contact, tz, at) if notice else []
         kept = plans.reminders(session, contact, tz, at) if reminders is not None else []
         links = Planner._link_keys(session["session_id"]) if unless_told_by_link else []
