@@ -246,6 +246,9 @@ def _fill(col: Column, sessions: list[dict], first_hour: int, rows: int, now: da
             timeline.append((begins, Block("free", col.number, row, row + 5, starts_at=begins)))
     col.blocks += [b for _, b in sorted(timeline, key=lambda t: (t[0], t[1].kind))]
     if col.today:
-        row = _row(now, day, first_hour)
-        if 0 < row < rows:
+        # the row unclamped (`_row` puts a moment before the grid on its first row): the
+        # grid's first ten minutes are row 0 and show the line too (it was left out then)
+        local = now.astimezone(LONDON)
+        row = ((local.hour - first_hour) * 60 + local.minute) // 10
+        if 0 <= row < rows:
             col.blocks.append(Block("now", col.number, row, row + 1, label=now.strftime("%H:%M")))

@@ -57,3 +57,19 @@ def test_an_evening_session_widens_the_grid_and_weekends_show_only_when_used():
     assert [d.isoformat() for d in days] == [f"2030-01-{d:02d}" for d in range(7, 12)]
     layout = grid.build([ANN], {"t-1": [late]}, days, now=datetime(2030, 1, 1, tzinfo=UTC))
     assert (layout.first_hour, layout.last_hour, layout.rows) == (8, 20, 72)
+
+
+def test_the_now_line_shows_from_the_grids_first_ten_minutes_to_its_last():
+    """Today's line is drawn while now is on the grid: its first row (08:00-08:09) too, and
+    neither before the grid starts nor once it has ended."""
+    day = date(2030, 1, 7)
+
+    def now_lines(hh: int, mm: int) -> list:
+        layout = grid.build([ANN], {}, [day], now=datetime(2030, 1, 7, hh, mm, tzinfo=UTC))
+        assert (layout.first_hour, layout.rows) == (8, 60)  # 08:00 to 18:00, ten minutes a row
+        return [(b.start, b.label) for b in layout.columns[0].blocks if b.kind == "now"]
+
+    assert now_lines(7, 55) == []
+    assert now_lines(8, 3) == [(0, "08:03")]
+    assert now_lines(17, 59) == [(59, "17:59")]
+    assert now_lines(18, 0) == []
