@@ -42,8 +42,7 @@ MAX_DATAGRAM = 4096
 # every process hears every write of the deployment, and in the flows bench a consumer
 # process spent a fifth of its Python time waking loops to find the ring not theirs
 # (py-spy, issue 14).
-lock = threading.RLock()
-cond = threading.Condition(lock)  # held to read or change `rings` and `waiting`
+lock = threading.RLock()  # held to read or change `rings` and `waiting`
 rings: Counter = Counter()  # "db.coll" -> chimes heard (or made here)
 waiting: dict[str, set[threading.Condition]] = {}  # "db.coll" -> the waits on it now
 
@@ -161,6 +160,22 @@ def wake(names: Iterable[str]) -> None:
     for name in names:
         for wait in waiting.get(name, ()):
             wait.notify()
+
+
+def wait_on(names: Iterable[str], wait: threading.Condition) -> None:
+    """`wait` (a Condition over `lock`, held) is to be notified of rings on `names`."""
+    for name in names:
+        waiting.setdefault(name, set()).add(wait)
+
+
+def stop_waiting(names: Iterable[str], wait: threading.Condition) -> None:
+    """Undo `wait_on` (`lock` held)."""
+    for name in names:
+        waits = waiting.get(name)
+        if waits is not None:
+            waits.discard(wait)
+            if not waits:
+                del waiting[name]
 
 
 def announce(names: Iterable[str]) -> None:

@@ -55,7 +55,7 @@ class _Hub:
 
     def __init__(self, mongo):
         self.mongo = mongo
-        self.cond = chime.cond  # one lock: a chime or a change wakes the same waits
+        self.lock = chime.lock  # one lock: a chime or a change wakes the same waits
         self.rings: Counter = Counter()  # "db.coll" -> changes seen
         self.wanted: Counter = Counter()  # "db.coll" -> doorbells watching it
         self.open = False
@@ -63,7 +63,7 @@ class _Hub:
         self._thread: threading.Thread | None = None
 
     def subscribe(self, names: Sequence[str]) -> None:
-        with self.cond:
+        with self.lock:
             fresh = [n for n in names if not self.wanted[n]]
             self.wanted.update(names)
             if fresh:
@@ -73,7 +73,7 @@ class _Hub:
                 self._thread.start()
 
     def unsubscribe(self, names: Sequence[str]) -> None:
-        with self.cond:
+        with self.lock:
             self.wanted.subtract(names)
             for n in names:
                 if self.wanted[n] <= 0:
@@ -81,7 +81,7 @@ class _Hub:
                     self._changed = True  # reopen without it (or end, when none is left)
 
     def _ring(self, names: Iterable[str]) -> None:
-        with self.cond:
+        with self.lock:
             names = list(names)
             self.rings.update(names)
             chime.wake(names)
@@ -93,7 +93,7 @@ class _Hub:
     def _run(self) -> None:
         backoff = Backoff()
         while True:
-            with self.cond:
+            with self.lock:
                 names = sorted(self.wanted)
                 self._changed = False
                 if not names:
@@ -185,7 +185,7 @@ class Doorbell:
 
     def ticket(self) -> int:
         """Take before looking for work; `wait(ticket)` returns at once if a change came since."""
-        with self._hub.cond:
+        with self._hub.lock:
             return self._count()
 
     def _count(self) -> int:
@@ -195,8 +195,7 @@ class Doorbell:
         """Rest until a change after `ticket`, `timeout` seconds, or `stop`. True if rung."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            for name in self.names:
-                chime.waiting.setdefault(name, set()).add(self._cond)
+            chime.wait_on(self.names, self._cond)
             try:
                 while self._count() == ticket and not self._closed:
                     remaining = deadline - time.monotonic()
@@ -207,12 +206,7 @@ class Doorbell:
                         self.wakes += 1
                 rung = self._count() != ticket
             finally:
-                for name in self.names:
-                    waits = chime.waiting.get(name)
-                    if waits is not None:
-                        waits.discard(self._cond)
-                        if not waits:
-                            del chime.waiting[name]
+                chime.stop_waiting(self.names, self._cond)
         if rung and self.pace > 0:  # gather the rings that follow within `pace`
             early = self._woke + self.pace - time.monotonic()
             rest = min(early, max(0.0, deadline - time.monotonic()))

@@ -71,13 +71,10 @@ class Planner(ClientDirectory):
         super().__init__("notifications")
         self._config = config
 
-    @property
-    def config(self) -> NotifyConfig:
-        return self._config or NotifyConfig.from_env()  # read each time: env may change in tests
-
     def config_in(self, view) -> NotifyConfig:
-        """The config, read from the environment once a batch (`config` for every plan and
-        every contact was a twentieth of notifications' consumer process, issue 14)."""
+        """The config given, else read from the environment once a batch (tests change it
+        between batches); read for every plan and every contact, it was a twentieth of
+        notifications' consumer process (issue 14)."""
         return self._config or view.recall(("config",), NotifyConfig.from_env)
 
     def default_quiet_in(self, view):

@@ -137,12 +137,13 @@ def _row(moment: datetime, day: date, first_hour: int) -> int:
     local = moment.astimezone(LONDON)
     if local.date() < day:
         return 0
-    minutes = (
-        (local.hour - first_hour) * 60 + local.minute
-        if local.date() == day
-        else (24 - first_hour) * 60
-    )
+    minutes = _minutes(local, first_hour) if local.date() == day else (24 - first_hour) * 60
     return max(0, min(LAST_LINE, minutes // 10))
+
+
+def _minutes(local: datetime, first_hour: int) -> int:
+    """Minutes from the grid's first hour to a local time of the same day (below 0 before)."""
+    return (local.hour - first_hour) * 60 + local.minute
 
 
 def _free_starts(
@@ -248,7 +249,6 @@ def _fill(col: Column, sessions: list[dict], first_hour: int, rows: int, now: da
     if col.today:
         # the row unclamped (`_row` puts a moment before the grid on its first row): the
         # grid's first ten minutes are row 0 and show the line too (it was left out then)
-        local = now.astimezone(LONDON)
-        row = ((local.hour - first_hour) * 60 + local.minute) // 10
+        row = _minutes(now.astimezone(LONDON), first_hour) // 10
         if 0 <= row < rows:
             col.blocks.append(Block("now", col.number, row, row + 1, label=now.strftime("%H:%M")))
