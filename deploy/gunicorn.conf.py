@@ -44,3 +44,11 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """The worker's app is loaded: its heap is kept out of the garbage collector's full
+    passes from now on (shared/heap.py)."""
+    from shared import heap
+
+    heap.settle()

@@ -17,6 +17,7 @@ import click
 
 from . import (
     contracts,  # noqa: F401  (every process knows the whole published language)
+    heap,
     logs,
     services,
 )
@@ -120,7 +121,9 @@ def cli() -> None:
 def relay(service: str) -> None:
     """Publish the service's outbox to its topic."""
     settings, _ = _service(service)
-    make_relay(settings, service).run(stop_on_signals())
+    relay = make_relay(settings, service)
+    heap.settle()
+    relay.run(stop_on_signals())
 
 
 @cli.command()
@@ -148,6 +151,7 @@ def consume(service: str, wanted: tuple[str, ...], instance: int, no_loops: bool
     if not loops:
         log.error("nothing to run for %s", service)
         sys.exit(2)
+    heap.settle()
     run_threads(loops, stop)
 
 
@@ -179,6 +183,7 @@ def rebuild(service: str, projection: str) -> None:
     # generation is dropped and the old one still serves (a rebuild killed mid-transaction
     # left it half-built and, on the local store, a transaction open)
     stop = stop_on_signals()
+    heap.settle()
     try:
         generation = rebuild_projection(settings, chosen, progress=progress, stop=stop)
     except RebuildStopped as stopped:

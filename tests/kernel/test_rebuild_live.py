@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from kafka import KafkaAdminClient
 
 from shared.consumer import ProjectionRunner, rebuild
 from shared.projections import snapshot
@@ -262,3 +263,23 @@ def test_a_consumer_behind_a_rebuild_that_keeps_no_previous_generation_follows_i
         runner.close()
     names = {n for n in pstore.db.list_collection_names() if n.startswith("totals__g")}
     assert names == {"totals__g2"}, names
+
+
+def test_a_rebuild_before_its_source_topic_exists_makes_it_and_swaps_in_an_empty_generation(
+    settings,
+):
+    """A rebuild asks the broker for its topics and creates only those it does not have (a
+    service that has published nothing yet), with the partitions its relay would give it."""
+    topic = settings.topic("kernel")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        assert topic not in admin.list_topics()
+        pstore = ProjectionRunner(settings, Totals(), registry=reg).store
+        assert rebuild(settings, Totals(), registry=reg) == 2
+        assert topic in admin.list_topics()
+        (described,) = admin.describe_topics([topic])
+        assert len(described["partitions"]) == settings.topic_partitions
+    finally:
+        admin.close()
+    assert pstore.active_generation() == 2
+    assert snapshot(pstore.reader("totals")) == []

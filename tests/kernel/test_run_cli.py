@@ -49,10 +49,35 @@ def test_redrive_with_nothing_parked_applies_nothing(run):
 
 def test_a_rebuild_gives_way_to_the_services_and_swaps_its_generation_in(run, monkeypatch):
     """The rebuild command lowers its own CPU priority (it would renice this test's process,
-    so the call is recorded instead) and rebuilds on the real broker and store."""
+    so the call is recorded instead), settles its heap (shared.heap; recorded too: it would
+    freeze this test process's) and rebuilds on the real broker and store."""
     niced: list[int] = []
+    settled: list[str] = []
     monkeypatch.setattr("shared.run.os.nice", niced.append)
+    monkeypatch.setattr("shared.run.heap.settle", lambda: settled.append("settled"))
     result = run("rebuild", "records", "client_summaries")
     assert result.exit_code == 0, result.output
-    assert niced == [10]
+    assert niced == [10] and settled == ["settled"]
     assert "client_summaries: generation 2 is now active" in result.stdout
+
+
+def test_a_relay_and_a_consumer_settle_their_heap_once_started_and_before_their_loops(
+    run, monkeypatch
+):
+    """Each long-running process keeps what it built at start out of the garbage collector's
+    full passes (shared.heap) after building it and before its loops run: the order of the
+    calls is recorded, and the loops are not run."""
+    calls: list[str] = []
+    monkeypatch.setattr("shared.run.heap.settle", lambda: calls.append("settle"))
+    monkeypatch.setattr(
+        "shared.run.OutboxRelay.run", lambda self, stop: calls.append(f"relay {self.topic}")
+    )
+    monkeypatch.setattr(
+        "shared.run.run_threads", lambda loops, stop: calls.append(f"{len(loops)} loops")
+    )
+    assert run("relay", "records").exit_code == 0
+    result = run("consume", "records")
+    assert result.exit_code == 0, result.output
+    assert calls[0] == "settle" and calls[1].startswith("relay ") and calls[1].endswith("records")
+    assert calls[2] == "settle" and calls[3].endswith(" loops") and calls[3] != "0 loops"
+    assert len(calls) == 4, calls
