@@ -67,10 +67,29 @@ def test_a_later_set_wins_and_a_later_set_on_insert_is_dropped():
         ),
         (up({"_id": 1}, {"$set": {"a": 1}}), up({"_id": 1}, {"$set": {"a": 1}}, hint="_id_")),
         (up({"_id": 1}, {"$inc": {"n": True}}), up({"_id": 1}, {"$inc": {"n": 1}})),
+        (up({"_id": 1}, {"$inc": {"n": 1}}), up({"_id": 1}, {"$inc": {"n": "1"}})),
+        # one update touching a path twice, or a path and a path inside it (the store refuses
+        # it: folded, the other update's change would go or fail with it)
+        (up({"_id": 1}, {"$set": {"a": 1}, "$inc": {"a": 1}}), up({"_id": 1}, {"$set": {"b": 1}})),
+        (up({"_id": 1}, {"$set": {"b": 1}}), up({"_id": 1}, {"$set": {"a": 1}, "$inc": {"a": 1}})),
+        (up({"_id": 1}, {"$set": {"a": {}, "a.x": 1}}), up({"_id": 1}, {"$set": {"b": 1}})),
+        (
+            up({"_id": 1}, {"$set": {"b": 1}}),
+            up({"_id": 1}, {"$set": {"a.x": 1}, "$inc": {"a": 1}}),
+        ),
     ],
 )
 def test_what_cannot_be_folded_for_certain_is_not(first, then):
     assert fold(first, then) is None
+
+
+def test_increments_of_ints_and_floats_add_up_and_unrelated_dotted_paths_fold():
+    folded = fold(
+        up({"_id": 1}, {"$inc": {"n": 1, "a.x": 0.5}, "$set": {"a.y": 1}}),
+        up({"_id": 1}, {"$inc": {"n": 2.5, "a.x": 1}, "$set": {"ab": 2}}),
+    )
+    assert folded is not None
+    assert folded.params["update"] == {"$inc": {"n": 3.5, "a.x": 1.5}, "$set": {"a.y": 1, "ab": 2}}
 
 
 def test_a_write_that_may_touch_any_document_is_a_fence():
