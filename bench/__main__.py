@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from deploy.local import infra
-from shared import logs
+from shared import heap, logs
 
 from . import booking, common, flows, idle, kernel, scale, store
 from . import drop as drop_section
@@ -61,6 +61,11 @@ def _sections(wanted: list[str], log_dir: Path, reports: list, stamp: str) -> Pa
     path = None
     for section in wanted:
         settings = bench_settings()  # each section its own topics and databases
+        # the bench's process keeps what it holds out of the garbage collector's full passes
+        # as every process of the stack does (shared/heap.py): it runs the kernel's and the
+        # scale section's work and their limits side by side, and the flows' load and
+        # watchers, where one full pass was 40-120 ms of a run (session 37)
+        heap.settle()
         started = time.monotonic()
         try:
             if section == "kernel":
