@@ -64,7 +64,7 @@ def _sections(wanted: list[str], log_dir: Path, reports: list, stamp: str) -> Pa
         # the bench's process keeps what it holds out of the garbage collector's full passes
         # as every process of the stack does (shared/heap.py): it runs the kernel's and the
         # scale section's work and their limits side by side, and the flows' load and
-        # watchers, where one full pass was 40-120 ms of a run (session 37)
+        # watchers, where one full pass was 48-123 ms of a flows run (session 37)
         heap.settle()
         started = time.monotonic()
         try:

@@ -121,9 +121,9 @@ def cli() -> None:
 def relay(service: str) -> None:
     """Publish the service's outbox to its topic."""
     settings, _ = _service(service)
-    relay = make_relay(settings, service)
+    publisher = make_relay(settings, service)
     heap.settle()
-    relay.run(stop_on_signals())
+    publisher.run(stop_on_signals())
 
 
 @cli.command()

@@ -37,8 +37,10 @@ command, with the same idle limit, and the scan of the transactions, still on ev
 statement as shipped (`_prune_transactions` says why), forgets a session's transaction once
 it has been committed or aborted for `FINISHED_KEPT_SECONDS`: an answer to a retried commit
 (idempotent while it is kept) is then as old as a driver ever retries one (pymongo's
-`with_transaction` gives up after 120 s). Everything else is the store's own code. Real
-MongoDB (docker-compose, k8s) needs none of this.
+`with_transaction` gives up after 120 s). Once its code is loaded, it is kept out of the
+garbage collector's full passes (`main`, as shared/heap.py does for Rapport's processes;
+session 37). Everything else is the store's own code. Real MongoDB (docker-compose, k8s)
+needs none of this.
 
     python deploy/local/store.py --host 127.0.0.1 --port PORT --storage-path DIR ...
 """
@@ -1020,7 +1022,7 @@ def main() -> int:
     from secantus.cli import main as store_main
 
     # the store's code, loaded, kept out of the garbage collector's full passes, as the
-    # services' processes keep theirs (shared/heap.py: one pass was 26-72 ms of this
+    # services' processes keep theirs (shared/heap.py: one pass was 27-72 ms of this
     # process's time in the flows bench, every command waiting meanwhile)
     gc.collect()
     gc.freeze()
