@@ -939,3 +939,67 @@ def test_a_document_is_copied_as_copy_deepcopy_copies_it_and_shares_nothing_chan
     assert copy.deepcopy is not store._copied  # the standard library's own is left as it is
     with pytest.raises(SystemExit):
         store._copies_plainly(SimpleNamespace())
+
+
+def test_a_dollar_in_of_strings_matches_what_the_store_as_shipped_matches(monkeypatch):
+    """A `$in` of strings alone matched by a set (`_in_by_set`) matches the same documents
+    as SecantusDB's own matcher: a string, an array holding one (one level read through, as
+    the store reads it), and nothing else (a number, a bool, None, a missing field, a
+    nested array); a `$in` with any other element, a collation, a `$nin`, goes as shipped,
+    and the same list seen again by another document is answered from its set."""
+    from bson.regex import Regex
+    from secantus import query
+    from secantus.collation import parse
+
+    shipped = query._op_matches
+    calls = []
+
+    def counted(values, op, arg, *args, **kwargs):
+        calls.append((op, arg))
+        return shipped(values, op, arg, *args, **kwargs)
+
+    docs = [
+        {"_id": "m1", "tags": ["a", "b"], "n": 1, "sub": [{"k": "a"}, {"k": "z"}]},
+        {"_id": "m2", "tags": [["a"]], "n": "1", "sub": {"k": "b"}},
+        {"_id": "M1", "tags": [], "n": True, "sub": [[{"k": "a"}]]},
+        {"_id": 1, "tags": "a", "n": None},
+        {"_id": 1.0, "tags": ["c", 1], "n": 1.0},
+        {"_id": "", "tags": None},
+        {"_id": {"k": "m1"}, "tags": [None, "b"]},
+        {"_id": ["m1"], "n": ["1", 2]},
+    ]
+    filters = [
+        {"_id": {"$in": ["m1", "m2", "x"]}},
+        {"_id": {"$in": ["M1", "", "m1"]}},
+        {"tags": {"$in": ["a"]}},
+        {"tags": {"$in": ["b", "c"]}},
+        {"n": {"$in": ["1"]}},
+        {"sub.k": {"$in": ["a", "b"]}},
+        {"missing": {"$in": ["a"]}},
+        {"_id": {"$in": ["m1", 1]}},  # not strings alone: as shipped
+        {"tags": {"$in": ["a", None]}},
+        {"_id": {"$in": [Regex("^m")]}},
+        {"_id": {"$in": []}},
+        {"_id": {"$nin": ["m1", "m2"]}},
+        {"_id": {"$in": ["m1", "m2"]}, "n": {"$in": ["1", "2"]}},
+    ]
+    collation = parse({"locale": "en", "strength": 2})
+    expected = {
+        (i, j, c): query.matches(d, f, collation=collation if c else None)
+        for i, d in enumerate(docs)
+        for j, f in enumerate(filters)
+        for c in (False, True)
+    }
+    assert any(expected.values()) and not all(expected.values())
+    monkeypatch.setattr(query, "_op_matches", store._in_by_set(counted))
+    for (i, j, c), wanted in expected.items():
+        got = query.matches(docs[i], filters[j], collation=collation if c else None)
+        assert got == wanted, (docs[i], filters[j], c)
+    calls.clear()
+    for d in docs:
+        query.matches(d, filters[0])
+        query.matches(d, filters[7])
+        query.matches(d, filters[11])
+    assert not [arg for op, arg in calls if arg is filters[0]["_id"]["$in"]]
+    assert len([arg for op, arg in calls if arg is filters[7]["_id"]["$in"]]) == len(docs)
+    assert len([op for op, _ in calls if op == "$nin"]) == len(docs)
