@@ -77,18 +77,24 @@ def kernel_store(settings) -> EventStore:
 
 class Commands(monitoring.CommandListener):
     """The commands a client sent, in order (for counting round trips): their names, and
-    the documents themselves for a test that asks what a command read."""
+    the documents themselves for a test that asks what a command read; and how many
+    documents each find answered, for a test that asks what a look read."""
 
     def __init__(self):
         self.names: list[str] = []
         self.commands: list[dict] = []
+        # for each find answered: (its collection, the documents of its first batch)
+        self.found: list[tuple[str, int]] = []
 
     def started(self, event):
         self.names.append(event.command_name)
         self.commands.append(dict(event.command))
 
     def succeeded(self, event):
-        pass
+        cursor = event.reply.get("cursor") if event.command_name == "find" else None
+        if isinstance(cursor, dict):
+            collection = str(cursor.get("ns", "")).split(".", 1)[-1]
+            self.found.append((collection, len(cursor.get("firstBatch") or [])))
 
     def failed(self, event):
         pass

@@ -48,7 +48,9 @@ def test_planning_follows_the_facts_order_not_the_arrival_order(nsettings):
     assert state(book, "b")[0] == "voided"
     book.plan([message("b", "rebooked")], T0 + timedelta(minutes=4))
     assert state(book, "b") == ("pending", "rebooked", T0 + timedelta(minutes=4))
-    assert book.messages.find_one({"_id": "b"})["announced"] is False
+    revived = book.messages.find_one({"_id": "b"})
+    assert revived["announced"] is False  # and its time to be announced is now (not due)
+    assert revived["announce_at"] >= revived["created_at"]
 
     book.messages.update_one({"_id": "a"}, {"$set": {"status": "sent"}})
     book.plan([message("a", "v3"), message("c", "new")], T0 + timedelta(minutes=5))
@@ -417,15 +419,19 @@ def test_a_book_made_by_an_earlier_version_loses_its_retired_indexes_and_keeps_i
     compound indexes; starting a dispatcher or the API (`ensure_indexes`) drops them, keeps
     the current ones and every message, and a second start changes nothing. The looks that
     used the retired indexes still find what they found (a lapsed claim, a session's
-    pending reminders, the voids not yet announced)."""
+    pending reminders, the voids not yet announced). A message planned before a message
+    had its time to be announced (`announce_at`) gets it, as it would have been planned,
+    so the announcer's look, which reads by that time, still finds it."""
     from pymongo import ASCENDING, IndexModel
 
     from services.notifications.application.book import (
         INDEXES,
         RETIRED,
         SENDING,
+        SENT_SOON,
         ensure_indexes,
     )
+    from services.notifications.domain.plans import URGENT
 
     db = mongo_client(nsettings.mongo_uri_of("notifications"))[nsettings.database("notifications")]
     old = [
@@ -433,6 +439,7 @@ def test_a_book_made_by_an_earlier_version_loses_its_retired_indexes_and_keeps_i
         IndexModel([("void_announced", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("session_id", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("client_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("announced", ASCENDING)]),
     ]
     db["messages"].create_indexes(old)
     now = datetime.now(UTC)
@@ -440,10 +447,26 @@ def test_a_book_made_by_an_earlier_version_loses_its_retired_indexes_and_keeps_i
     book.messages.insert_one(lapsed_claim(now))
     book.plan([message("r1", "reminder", session_id="s1", kind="reminder")], now)
     book.plan([message("r2", "reminder", session_id="s2", kind="reminder")], now)
+    # planned by the earlier version: no time to be announced
+    planned_at = (now - timedelta(minutes=5)).replace(microsecond=0)
+    legacy = {"status": "pending", "announced": False, "created_at": planned_at}
+    book.messages.insert_many(
+        [
+            {"_id": "due", "next_at": planned_at, **legacy},
+            {"_id": "later", "next_at": now + timedelta(days=1), **legacy},
+            {"_id": "alert", "next_at": planned_at, "priority": URGENT, **legacy},
+        ]
+    )
     assert set(RETIRED["messages"]) <= set(db["messages"].index_information())
 
     ensure_indexes(db)
     ensure_indexes(db)  # again, as the next process to start does
+    times = {d["_id"]: d.get("announce_at", "none") for d in db["messages"].find()}
+    assert times["due"] == planned_at + SENT_SOON and times["later"] == planned_at
+    assert times["alert"] is None  # left to whoever sends it
+    ready = {"announced": False, "announce_at": {"$lte": now}}
+    assert {d["_id"] for d in db["messages"].find(ready)} == {"due", "later"}
+    db["messages"].delete_many({"_id": {"$in": ["due", "later", "alert"]}})
     names = set(db["messages"].index_information())
     assert not names & set(RETIRED["messages"])
     wanted = {

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from services.notifications.application.book import SENT_SOON
 from services.notifications.devmail import MailSink
 from services.notifications.projections import projections
 from services.notifications.workers.dispatcher import Dispatcher
@@ -427,7 +428,8 @@ def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_wri
     nsettings, feed, book, workers, monkeypatch
 ):
     """The announcer read each notification's stream by itself and marked each message by
-    itself: a hundred round trips for a batch of fifty, in the busy hour (issue 14)."""
+    itself: a hundred round trips for a batch of fifty, in the busy hour (issue 14). Its look
+    read every message not yet announced, those left to their senders too (session 38)."""
     from testkit.kernel import listened_settings
 
     confirmations_planned(nsettings, feed, book, workers, 5)
@@ -435,10 +437,13 @@ def test_announcing_a_batch_reads_its_streams_together_and_marks_them_in_one_wri
     main = Dispatcher(ours, name="main")
     main._setup()
     heard.commands.clear()
+    heard.found.clear()
     announced = main.announce()
     main.announcer.release()
     later = book.count_documents({"kind": {"$ne": "confirmation"}})
     assert announced == later >= 5  # the reminders (the confirmations are their sender's)
+    # the look read the reminders and the voids, not the confirmations left to their sender
+    assert [n for c, n in heard.found if c == "messages"] == [later, 0], heard.found
     event_reads = [c for c in heard.commands if c.get("find") == "events"]
     marks = [c for c in heard.commands if c.get("update") == "messages"]
     assert len(event_reads) == 1, event_reads
@@ -458,8 +463,12 @@ def test_a_message_due_now_is_left_to_its_sender_unless_it_waited_a_minute(
     down) is announced, and its sender records only NotificationSent."""
     confirmations_planned(nsettings, feed, book, workers, 2)
     keys = sorted(d["_id"] for d in book.find({"kind": "confirmation"}))
+    first = book.find_one({"_id": keys[0]})
+    assert first["announce_at"] == first["created_at"] + SENT_SOON  # its sender's till then
+    planned_at = datetime.now(UTC) - timedelta(minutes=2)  # planned, as then, two minutes ago
     book.update_one(
-        {"_id": keys[1]}, {"$set": {"created_at": datetime.now(UTC) - timedelta(minutes=2)}}
+        {"_id": keys[1]},
+        {"$set": {"created_at": planned_at, "announce_at": planned_at + SENT_SOON}},
     )
     main = Dispatcher(nsettings, name="main")
     main._setup()

@@ -266,9 +266,13 @@ def test_a_message_read_with_its_batch_sees_the_appointment_moved_before_the_bat
 
 
 def _planned(store, generation) -> tuple[dict, dict]:
-    """The book's messages and the planner's sessions, without the times they were written."""
+    """The book's messages and the planner's sessions, without the times they were written
+    (a message's time to be announced as its distance from the time it was planned)."""
     messages = {
-        d["_id"]: {k: v for k, v in d.items() if k not in ("created_at", "voided_at")}
+        d["_id"]: {
+            **{k: v for k, v in d.items() if k not in ("created_at", "voided_at")},
+            "announce_at": d["announce_at"] and d["announce_at"] - d["created_at"],
+        }
         for d in store.db["messages"].find()
     }
     sessions = {d["_id"]: d for d in store.physical("sessions", generation).find()}

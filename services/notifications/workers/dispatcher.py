@@ -40,7 +40,6 @@ from ..application import book as states
 from ..application.book import MessageBook, ensure_indexes
 from ..application.config import NotifyConfig
 from ..domain import RecordFailure, RecordSent, Schedule, Void, retry_delay
-from ..domain.plans import URGENT
 from ..projections import Planner, RiskAlerts
 from .channels import Deferred, DeliveryError, PermanentError, TransientError, Voided
 from .delivery import Delivery
@@ -81,7 +80,7 @@ class Dispatcher:
     # (p50, side by side). A test's dispatcher may take fewer at a time.
     BATCH, SENDERS = 24, 8
     ANNOUNCE = 50  # planned and voided messages announced per look
-    SENT_SOON = timedelta(seconds=60)  # a message due now is its sender's to announce so long
+    SENT_SOON = states.SENT_SOON  # a message due now is its sender's to announce so long
 
     def __init__(
         self,
@@ -254,11 +253,10 @@ class Dispatcher:
         limit = self.ANNOUNCE if limit is None else limit
         messages = self.book.messages
         now = utcnow()
-        planned = [
-            d
-            for d in messages.find({"announced": False, "priority": {"$ne": URGENT}}).limit(limit)
-            if not self._left_to_sender(d, now)
-        ]
+        # read through the (announced, announce_at) index: those whose time has come, risk
+        # alerts never (application/book.py, `announce_at`)
+        ready = {"announced": False, "announce_at": {"$lte": now}}
+        planned = [d for d in messages.find(ready).limit(limit) if not self._left_to_sender(d, now)]
         voided = list(
             messages.find({"void_announced": False, "status": states.VOIDED}).limit(limit)
         )
