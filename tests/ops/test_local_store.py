@@ -6,6 +6,7 @@ measures what it is worth over TCP."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 
 import pytest
 from secantus import sessions, transactions
@@ -1003,3 +1004,72 @@ def test_a_dollar_in_of_strings_matches_what_the_store_as_shipped_matches(monkey
     assert not [arg for op, arg in calls if arg is filters[0]["_id"]["$in"]]
     assert len([arg for op, arg in calls if arg is filters[7]["_id"]["$in"]]) == len(docs)
     assert len([op for op, _ in calls if op == "$nin"]) == len(docs)
+
+
+def test_a_find_with_a_limit_reads_no_more_than_it_needs_and_finds_what_the_store_finds(
+    tmp_path,
+):
+    """A find with a limit and no sort, served by an index (`_limit_early`), reads the
+    documents the index names `limit` at a time and stops once it has them: the same
+    documents, in the same order, as the store as shipped, which read every one named
+    first. A multikey index naming a document twice, a projection, a filter the index
+    serves only in part, one no index serves, a sort and a skip all answer as shipped."""
+    from secantus import storage as shipped
+
+    fetched = []
+
+    class Counted(shipped.Storage):
+        def _docs_by_recordids(self, db, coll, recordids):
+            fetched.append(len(recordids))
+            return shipped.Storage._docs_by_recordids(self, db, coll, recordids)
+
+    class Early(Counted):
+        find_matching = store._limit_early(shipped.Storage.find_matching)
+
+    stores = [Counted(str(tmp_path / "a")), Early(str(tmp_path / "b"))]
+    docs = [
+        {
+            "_id": f"m{i:03d}",
+            "status": "pending" if i % 4 else "sent",
+            "n": i,
+            "tags": ["a", "b"] if i % 3 == 0 else [f"t{i % 5}"],
+            "body": {"text": "x" * 20, "i": i},
+        }
+        for i in range(300)
+    ]
+    for db in stores:
+        db.create_index("d", "m", "status", {"status": 1}, {})
+        db.create_index("d", "m", "tags", {"tags": 1}, {})
+        db.insert("d", "m", [dict(d) for d in docs])
+    finds = [
+        ({"status": "pending"}, {"limit": 5}),
+        ({"status": "pending", "n": {"$gt": 250}}, {"limit": 5}),  # most named do not match
+        ({"status": "pending", "n": {"$gt": 1000}}, {"limit": 5}),  # none does
+        ({"tags": {"$in": ["a", "b"]}}, {"limit": 7}),  # each named twice
+        ({"status": "sent"}, {"limit": 3, "projection": {"n": 1, "body.i": 1}}),
+        ({"n": {"$gte": 100}}, {"limit": 4}),  # no index: the collection read
+        ({"status": "pending"}, {"limit": 4, "sort": {"n": -1}}),
+        ({"status": "pending"}, {"limit": 4, "skip": 3}),
+        ({"status": "pending"}, {"limit": 0}),
+    ]
+    finds.append(({"status": "pending", "$expr": {"$lt": ["$n", "$$cut"]}}, {"limit": 3}))
+    read = []
+    for f, options in finds:
+        answers = []
+        for db in stores:
+            fetched.clear()
+            # the store binds $$NOW for every find (commands._resolve_let_vars)
+            let = {"NOW": datetime.datetime.now(datetime.UTC), "cut": 3}
+            answers.append(db.find_matching("d", "m", f, let=let, **options))
+            read.append(sum(fetched))
+        assert answers[0] == answers[1], (f, options)
+    assert any(a for a in answers)
+    shipped_read, early_read = read[0::2], read[1::2]
+    assert early_read[0] == 5 and shipped_read[0] == 225  # the first five of 225 named
+    assert early_read[3] == 7 and shipped_read[3] == 100
+    assert early_read[1] < shipped_read[1] == 225
+    assert early_read[2] == shipped_read[2] == 225  # none matched: every one read
+    assert early_read[6:9] == shipped_read[6:9]  # a sort, a skip, no limit: as shipped
+    assert answers[0] == [d for d in docs if d["n"] in (1, 2)]  # `$expr`, with the variables
+    for db in stores:
+        db.close()
