@@ -379,8 +379,8 @@ def test_a_dispatcher_looks_again_only_while_a_look_comes_back_full(nsettings):
 
 def test_a_batch_s_claims_go_in_one_command_and_one_taken_meanwhile_is_left_out(nsettings):
     """Three messages found due: one is claimed by another sender between the look and the
-    batch's claims. The batch's claims are one command; the two it took are read back by
-    its token, and the third stays the other sender's."""
+    batch's claims. The batch's claims are one command, in one transaction; the two it took
+    are read back by its token, and the third stays the other sender's."""
     from services.notifications.application.book import PENDING, SENDING
 
     with heard_client(nsettings.mongo_uri) as (mongo, seen):
@@ -398,7 +398,10 @@ def test_a_batch_s_claims_go_in_one_command_and_one_taken_meanwhile_is_left_out(
         seen.names.clear()
         claimed = book.claim_all(found, timedelta(minutes=2), "lane", now)
         assert [m["_id"] for m in claimed] == ["m0", "m2"]
-        assert seen.names == ["update", "find"]  # the claims, then which were ours
+        # the claims, committed together, then which were ours
+        assert seen.names == ["update", "commitTransaction", "find"]
+        claims = seen.commands[len(seen.commands) - len(seen.names)]
+        assert claims["autocommit"] is False and len(claims["updates"]) == 3
         stored = {d["_id"]: d for d in book.messages.find()}
         assert all(stored[m["_id"]] == m for m in claimed)  # as stored, field by field
         assert stored["m1"]["claimed_by"] == "other" and stored["m1"]["status"] == SENDING
@@ -408,7 +411,7 @@ def test_a_batch_s_claims_go_in_one_command_and_one_taken_meanwhile_is_left_out(
         book.messages.insert_many([dict(d) for d in more])
         seen.names.clear()
         assert len(book.claim_all(more, timedelta(minutes=2), "lane", now)) == 3
-        assert seen.names == ["update"]  # all claimed: nothing read back
+        assert seen.names == ["update", "commitTransaction"]  # all claimed: nothing read back
 
 
 def test_a_book_made_by_an_earlier_version_loses_its_retired_indexes_and_keeps_its_messages(
