@@ -68,6 +68,22 @@ def _transient_unwrapped(work: Callable[[ClientSession], T], session: ClientSess
         raise
 
 
+def write_together(collection: Collection, writes: list, *, ordered: bool = False):
+    """Several writes to one collection (`bulk_write`'s), sent as one command, in one
+    transaction: the local store commits, and syncs to disk, each write sent outside a
+    transaction by itself, 0.5-0.8 ms of its CPU a write against 0.3-0.4 in a transaction,
+    and a measures reactor's clear of 29 plans' flags took 117-139 ms, a dispatcher's
+    claim of a risk answer's four or five alerts 38-50 ms (issue 14, session 38). A write
+    that meets another transaction's runs the whole transaction again (`in_transaction`),
+    so each write must say, by its filter, what it still applies to. One write goes alone."""
+    if len(writes) <= 1:
+        return collection.bulk_write(writes, ordered=ordered)
+    return in_transaction(
+        collection.database.client,
+        lambda session: collection.bulk_write(writes, ordered=ordered, session=session),
+    )
+
+
 # documents deleted per transaction by delete_in_pieces: with 32 writers busy on the local
 # store, the longest any of them waited while a 30,000-document collection went was 0.21 s at
 # 200 (0.25 s at 500; 27 s for a plain drop)

@@ -17,6 +17,7 @@ from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
+from shared.mongo import write_together
 from shared.wakeup import IDLE_REST, work_loop
 
 from .application import Application
@@ -96,7 +97,8 @@ class ChargeWorker:
             if pending:
                 # the flags of a look in one command: one by one, they were a fifth of the
                 # worker's round trips (issue 14)
-                sessions.bulk_write(
+                write_together(
+                    sessions,
                     [
                         UpdateOne(
                             {"_id": doc["_id"], "rev": doc["rev"]},
@@ -104,7 +106,6 @@ class ChargeWorker:
                         )
                         for doc in pending
                     ],
-                    ordered=False,
                 )
             done += len(pending)
             if len(pending) < LOOK:

@@ -24,6 +24,7 @@ from shared.domain import DomainError
 from shared.events import Actor, registry, utcnow
 from shared.eventstore import ConcurrencyError, EventStore, Metadata
 from shared.mongo import client as mongo_client
+from shared.mongo import write_together
 from shared.wakeup import IDLE_REST, work_loop
 
 from . import domain
@@ -75,12 +76,12 @@ class Reactor:
         self._together(changed, self._outcome)
         for collection, docs in ((plans, pending), (episodes, changed)):
             if docs:  # cleared only where the document did not change meanwhile (`rev`)
-                collection.bulk_write(
+                write_together(
+                    collection,
                     [
                         UpdateOne({"_id": d["_id"], "rev": d["rev"]}, {"$set": {"pending": False}})
                         for d in docs
                     ],
-                    ordered=False,
                 )
         return len(pending) + len(changed)
 

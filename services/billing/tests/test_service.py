@@ -390,7 +390,8 @@ def test_the_charge_worker_charges_a_look_together_each_charge_with_its_own_caus
     """The ended sessions of one look: the price list read once, every account in one query
     and the charges appended in one transaction, each with its own session's correlation and
     cause, a client's two in their order; a session the price list has no fee for is
-    refused alone, and the others are charged."""
+    refused alone, and the others are charged. The look's flags are cleared together, in
+    one transaction more."""
     import services.billing.workers as charges
     from testkit.kernel import listened_settings, stream_reads
 
@@ -417,7 +418,12 @@ def test_the_charge_worker_charges_a_look_together_each_charge_with_its_own_caus
         for sid in ("a1", "b1", "c1", "a2")
     }
     assert [e.data["session_id"] for e in worker.store.load("account-a")] == ["a1", "a2"]
-    assert listener.names.count("commitTransaction") == 1
+    # the charges in one transaction, then the look's flags cleared together in one more
+    assert listener.names.count("commitTransaction") == 2
+    clear = listener.names.index("commitTransaction", listener.names.index("commitTransaction") + 1)
+    cleared = listener.commands[clear - 1]
+    assert str(cleared.get("update")).startswith("sessions"), cleared  # (its generation)
+    assert len(cleared["updates"]) == 5 and cleared["autocommit"] is False
     together = [
         c for c in listener.commands if "$in" in ((c.get("filter") or {}).get("stream_id") or {})
     ]

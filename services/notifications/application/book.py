@@ -17,7 +17,7 @@ from pymongo import ASCENDING, IndexModel, InsertOne, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from shared.events import utcnow
-from shared.mongo import delete_in_pieces, in_transaction
+from shared.mongo import delete_in_pieces, write_together
 
 from ..domain.plans import PRIORITIES, URGENT
 
@@ -342,16 +342,15 @@ class MessageBook:
         Outside a transaction, the store committed, and synced to disk, each message's
         claim by itself: 0.8 ms of its CPU a message, and 38-50 ms for the urgent lane's
         claim of a risk answer's four or five, with the flows offered 50 ticks/s (session
-        38). A claim that meets another sender's is run again whole (`in_transaction`),
+        38). A claim that meets another sender's is run again whole (`write_together`),
         and takes what is still to be taken."""
         if len(found) <= 1:
             claimed = [self.claim(doc, lease, by, now, urgent_only=urgent_only) for doc in found]
             return [m for m in claimed if m is not None]
         claiming = self._claiming(lease, by, now)
-        claims = [UpdateOne(self._claim_query(doc, now, urgent_only), claiming) for doc in found]
-        result = in_transaction(
-            self.db.client,
-            lambda session: self.messages.bulk_write(claims, ordered=False, session=session),
+        result = write_together(
+            self.messages,
+            [UpdateOne(self._claim_query(doc, now, urgent_only), claiming) for doc in found],
         )
         if result.modified_count == len(found):
             return [self._as_claimed(doc, claiming) for doc in found]
