@@ -12,6 +12,7 @@ import pymongo
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
+from pymongo.results import BulkWriteResult
 
 from .config import mongo_options_from_env
 
@@ -68,7 +69,9 @@ def _transient_unwrapped(work: Callable[[ClientSession], T], session: ClientSess
         raise
 
 
-def write_together(collection: Collection, writes: list, *, ordered: bool = False):
+def write_together(
+    collection: Collection, writes: list, *, ordered: bool = False
+) -> BulkWriteResult:
     """Several writes to one collection (`bulk_write`'s), sent as one command, in one
     transaction: the local store commits, and syncs to disk, each write sent outside a
     transaction by itself, 0.5-0.8 ms of its CPU a write against 0.3-0.4 in a transaction,
