@@ -31,6 +31,9 @@ cursors pack their keys and values with each format read once (`_pack_kept`, wtp
 and an update's paths are checked once per shape of update (`_paths_kept`; session 33).
 An update's and a projection's copies of a document copy plain dicts and lists and keep
 the values that cannot change in place, instead of copy.deepcopy (`_copied`; session 34).
+A `$in` of strings alone is matched by a set (`_in_by_set`), and a find with a limit and no
+sort reads the documents an index names a limit at a time until it has them
+(`_limit_early`; session 38).
 
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every
