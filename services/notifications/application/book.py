@@ -89,20 +89,19 @@ def ensure_indexes(db) -> None:
 
 def time_announcements(db) -> None:
     """Give each message not yet announced that was planned before `announce_at` existed
-    its time to be announced (as it would have been planned), one at a time (no
-    multi-document write outside a transaction: bench/README.md, gaps of the local store)."""
+    its time to be announced (as it would have been planned), together in one transaction
+    (`write_together`)."""
+    untimed = {"announced": False, "announce_at": {"$exists": False}}
     messages = db["messages"]
-    for doc in list(
-        messages.find(
-            {"announced": False, "announce_at": {"$exists": False}},
-            {"priority": 1, "next_at": 1, "created_at": 1},
+    writes = [
+        UpdateOne(
+            {"_id": doc["_id"], **untimed},
+            {"$set": {"announce_at": announce_at(doc, doc.get("created_at") or utcnow())}},
         )
-    ):
-        when = announce_at(doc, doc.get("created_at") or utcnow())
-        messages.update_one(
-            {"_id": doc["_id"], "announce_at": {"$exists": False}},
-            {"$set": {"announce_at": when}},
-        )
+        for doc in messages.find(untimed, {"priority": 1, "next_at": 1, "created_at": 1})
+    ]
+    if writes:
+        write_together(messages, writes)
 
 
 def retire_indexes(db) -> None:
