@@ -1069,6 +1069,26 @@ def _pack_kept(swig) -> None:
     swig.unpack = wtpack.unpacker(swig.unpack, packing.unpack_int)
 
 
+def _sweep_lets_go(as_shipped):
+    """Storage.prune_ttl_all_collections, and then the calling thread's engine snapshot and
+    cursor positions let go (`release_thread_snapshot`, as the server does after every
+    request). The store's TTL sweeper runs it once a minute on a thread of its own and then
+    waits for the next sweep still holding the snapshot of the one it ran, which kept
+    WiredTiger from forgetting any version written since: the range of transactions pinned
+    grew to 60,000 in the minute between two sweeps (one client, 1,000 transactions a
+    second), and under the bench's flows, after a section had deleted thousands of
+    documents, every command waited on pages the engine could not evict (issue 14,
+    session 39: bench/README.md, gaps of the local servers)."""
+
+    def prune_ttl_all_collections(self, *args, **kwargs):
+        try:
+            return as_shipped(self, *args, **kwargs)
+        finally:
+            self.release_thread_snapshot()
+
+    return prune_ttl_all_collections
+
+
 def patch() -> None:
     """Install the two sweeps and the kept profiling settings; refuse to start on a
     SecantusDB they were not read in."""
@@ -1128,6 +1148,10 @@ def patch() -> None:
     ):
         raise SystemExit("SecantusDB's reads are not as deploy/local/store.py knows")
     kept.find_matching = _limit_early(kept.find_matching)
+    sweeping = ("prune_ttl_all_collections", "release_thread_snapshot", "_ttl_sweep_loop")
+    if not all(callable(getattr(kept, m, None)) for m in sweeping):
+        raise SystemExit("SecantusDB's TTL sweeper is not as deploy/local/store.py knows")
+    kept.prune_ttl_all_collections = _sweep_lets_go(kept.prune_ttl_all_collections)
     _pack_kept(_cursors_module())
     _copies_plainly(updates, projections)
     if _top is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import threading
 
 import pytest
 from secantus import sessions, transactions
@@ -1073,3 +1074,78 @@ def test_a_find_with_a_limit_reads_no_more_than_it_needs_and_finds_what_the_stor
     assert answers[0] == [d for d in docs if d["n"] in (1, 2)]  # `$expr`, with the variables
     for db in stores:
         db.close()
+
+
+class _SweepGate:
+    """The TTL sweeper's stop event: the first wait ends at once (a sweep runs), the second
+    says so and keeps the sweeper parked, as between two sweeps, until `go`."""
+
+    def __init__(self):
+        self.waits, self.parked, self.go = 0, threading.Event(), threading.Event()
+
+    def wait(self, timeout=None) -> bool:
+        self.waits += 1
+        if self.waits == 1:
+            return False
+        self.parked.set()
+        self.go.wait(30)
+        return True  # stopped: the sweeper leaves
+
+    def set(self) -> None:
+        self.go.set()
+
+    def is_set(self) -> bool:
+        return self.go.is_set()
+
+
+def _pinned(db) -> int:
+    """WiredTiger's range of transaction ids still pinned, the oldest brought up to date
+    (a checkpoint) first."""
+    session = db._conn.open_session()
+    try:
+        session.checkpoint()
+        cursor = session.open_cursor("statistics:", None, None)
+        while cursor.next() == 0:
+            desc, _, value = cursor.get_value()
+            if desc == "transaction: transaction range of IDs currently pinned":
+                return value
+        raise AssertionError("the engine did not say what it pins")
+    finally:
+        session.close()
+
+
+def test_the_ttl_sweeper_pins_nothing_between_two_sweeps(tmp_path):
+    """The store's TTL sweeper (its own loop, on a thread of its own) sweeps, then waits for
+    the next sweep. As shipped it waits holding the snapshot of the sweep it ran, so the
+    engine keeps every version written meanwhile (a minute of the practice's writes); the
+    launcher's sweep lets go of it (`_sweep_lets_go`), as the server does after every
+    request."""
+    from secantus import storage as shipped
+
+    class Launched(shipped.Storage):
+        prune_ttl_all_collections = store._sweep_lets_go(shipped.Storage.prune_ttl_all_collections)
+
+    pinned = {}
+    for kind in (shipped.Storage, Launched):
+        db = kind(str(tmp_path / kind.__name__), ttl_sweep_seconds=0)
+        db._conn.reconfigure("statistics=(fast)")
+        db.create_index("d", "keys", "expires", {"expires_at": 1}, {"expireAfterSeconds": 0})
+        later = datetime.datetime(2999, 1, 1)
+        db.insert("d", "keys", [{"_id": f"k{i}", "expires_at": later} for i in range(50)])
+        db.release_thread_snapshot()
+        gate = _SweepGate()
+        db._ttl_stop, db._ttl_sweep_seconds = gate, 0.01
+        sweeper = threading.Thread(target=db._ttl_sweep_loop, daemon=True)
+        sweeper.start()
+        try:
+            assert gate.parked.wait(30), "the sweeper did not sweep"
+            for i in range(300):  # requests of other clients meanwhile
+                db.insert("d", "w", [{"_id": f"w{i}"}])
+                db.release_thread_snapshot()
+            pinned[kind.__name__] = _pinned(db)
+        finally:
+            gate.go.set()
+            sweeper.join(30)
+            db.close()
+    assert pinned["Storage"] >= 300, pinned  # as shipped: pinned by the parked sweeper
+    assert pinned["Launched"] < 30, pinned
