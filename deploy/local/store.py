@@ -33,7 +33,9 @@ An update's and a projection's copies of a document copy plain dicts and lists a
 the values that cannot change in place, instead of copy.deepcopy (`_copied`; session 34).
 A `$in` of strings alone is matched by a set (`_in_by_set`), and a find with a limit and no
 sort reads the documents an index names a limit at a time until it has them
-(`_limit_early`; session 38).
+(`_limit_early`; session 38). The TTL sweeper, a thread of the store's own that sweeps
+once a minute, lets go of its engine snapshot after each sweep instead of holding it until
+the next (`_sweep_lets_go`; session 39).
 
 Here the scan of the sessions runs at most once per `SWEEP_SECONDS` instead of on every
 command, with the same idle limit, and the scan of the transactions, still on every
