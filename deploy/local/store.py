@@ -1077,10 +1077,11 @@ def _sweep_lets_go(as_shipped):
     request). The store's TTL sweeper runs it once a minute on a thread of its own and then
     waits for the next sweep still holding the snapshot of the one it ran, which kept
     WiredTiger from forgetting any version written since: the range of transactions pinned
-    grew to 60,000 in the minute between two sweeps (one client, 1,000 transactions a
-    second), and under the bench's flows, after a section had deleted thousands of
-    documents, every command waited on pages the engine could not evict (issue 14,
-    session 39: bench/README.md, gaps of the local servers)."""
+    grew to 61,543 in the minute between two sweeps (one client, 1,040 transactions a
+    second). The bench's runs that stalled (a section's thousands of deleted documents,
+    then every command slow while the machine idled, the store's threads sleeping on pages
+    the engine could not evict) all had such a pin (issue 14, session 39: bench/README.md,
+    gaps of the local servers)."""
 
     def prune_ttl_all_collections(self, *args, **kwargs):
         try:
