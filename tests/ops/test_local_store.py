@@ -1091,11 +1091,8 @@ class _SweepGate:
         self.go.wait(30)
         return True  # stopped: the sweeper leaves
 
-    def set(self) -> None:
+    def set(self) -> None:  # the store's close()
         self.go.set()
-
-    def is_set(self) -> bool:
-        return self.go.is_set()
 
 
 def _pinned(db) -> int:
