@@ -340,21 +340,27 @@ def _counted(as_shipped):
     return wiredtiger_open
 
 
+def engine_counters(conn, wanted=WT_WAITS) -> dict[str, int]:
+    """The WiredTiger connection's statistics named in `wanted` (statistics must be on)."""
+    session = conn.open_session()
+    try:
+        cursor = session.open_cursor("statistics:", None, None)
+        found: dict[str, int] = {}
+        while cursor.next() == 0:
+            desc, _, value = cursor.get_value()
+            if desc in wanted:
+                found[desc] = value
+        cursor.close()
+    finally:
+        session.close()
+    return found
+
+
 def _engine_waits() -> str:
     """The WT_WAITS counters since the last call (the pinned range as it stands)."""
     if not _engine:
         return ""
-    session = _engine[0].open_session()
-    try:
-        cursor = session.open_cursor("statistics:", None, None)
-        now: dict[str, int] = {}
-        while cursor.next() == 0:
-            desc, _, value = cursor.get_value()
-            if desc in WT_WAITS:
-                now[desc] = value
-        cursor.close()
-    finally:
-        session.close()
+    now = engine_counters(_engine[0])
     shown = []
     for desc in WT_WAITS:
         value = now.get(desc, 0)

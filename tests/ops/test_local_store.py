@@ -1095,20 +1095,20 @@ class _SweepGate:
         self.go.set()
 
 
+PINNED = "transaction: transaction range of IDs currently pinned"
+
+
 def _pinned(db) -> int:
     """WiredTiger's range of transaction ids still pinned, the oldest brought up to date
     (a checkpoint) first."""
     session = db._conn.open_session()
     try:
         session.checkpoint()
-        cursor = session.open_cursor("statistics:", None, None)
-        while cursor.next() == 0:
-            desc, _, value = cursor.get_value()
-            if desc == "transaction: transaction range of IDs currently pinned":
-                return value
-        raise AssertionError("the engine did not say what it pins")
     finally:
         session.close()
+    counters = store.engine_counters(db._conn, (PINNED,))
+    assert PINNED in counters, "the engine did not say what it pins"
+    return counters[PINNED]
 
 
 def test_the_ttl_sweeper_pins_nothing_between_two_sweeps(tmp_path):
