@@ -171,6 +171,7 @@ class Doorbell:
         self._hub = _hub(collections[0].database.client) if streams else _Hub(None)
         if streams:
             self._hub.subscribe(self.names)
+        chime.want(self.names)  # before listening: its socket's listing names them at once
         self._chimed = chime.listen()  # this process hears what the others wrote (shared.chime)
         self._closed = False
         # what a ring on one of its names notifies (shared.chime.wake), on the process's lock
