@@ -99,10 +99,11 @@ class _Chime:
                 log.warning("chime: cannot listen in %s (%s); loops poll instead", folder, err)
                 return False
             self.folder, self.path, self.pid = folder, path, os.getpid()
-            if self.wanted:  # a fork's child says again what it waits on, for its socket
+            if self.wanted:  # named before the first listen (Doorbell), or by a fork's parent
                 self._write_wanted()
             threading.Thread(target=self._receive, args=(sock,), daemon=True, name="chime").start()
             atexit.register(_unlink, path)
+            atexit.register(_unlink, path + WANTED)
             return True
 
     def listening(self) -> bool:
