@@ -80,6 +80,23 @@ def test_a_socket_left_by_a_dead_process_is_cleared(wake_dir):
     assert not dead.exists()
 
 
+def test_a_socket_and_listing_left_by_a_dead_process_are_cleared_by_a_chime_it_wanted(wake_dir):
+    """A process killed (SIGKILL: no exit handlers) leaves its socket and its listing of
+    names; the first chime on one of those names is refused there and clears both. A chime
+    on another name is not sent there at all."""
+    chime.listen()
+    dead = wake_dir / "999998-dead.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(dead))
+    sock.close()
+    listing = wake_dir / f"999998-dead.sock{chime.WANTED}"
+    listing.write_text("kernel.wanted_by_the_dead\n")
+    chime.announce(["kernel.something_else"])
+    assert dead.exists() and listing.exists()  # not sent there: nothing learnt
+    chime.announce(["kernel.wanted_by_the_dead"])
+    assert not dead.exists() and not listing.exists()
+
+
 def test_an_idle_relay_hearing_chimes_leaves_the_store_alone_and_publishes_at_once(
     settings, wake_dir
 ):
