@@ -102,8 +102,7 @@ class _Chime:
             if self.wanted:  # named before the first listen (Doorbell), or by a fork's parent
                 self._write_wanted()
             threading.Thread(target=self._receive, args=(sock,), daemon=True, name="chime").start()
-            atexit.register(_unlink, path)
-            atexit.register(_unlink, path + WANTED)
+            atexit.register(_forget, path)
             return True
 
     def listening(self) -> bool:
@@ -151,6 +150,7 @@ class _Chime:
         folder = self.configured()
         if folder is None:
             return
+        names = list(names)  # read twice below: the payload, and whom it is for
         payload = "\n".join(names).encode()[:MAX_DATAGRAM]
         with self._lock:
             if self._sender is None or self._sender_pid != os.getpid():  # (again after a fork)
@@ -168,8 +168,7 @@ class _Chime:
             except OSError as err:
                 if err.errno in (errno.ECONNREFUSED, errno.ENOENT):
                     if err.errno == errno.ECONNREFUSED:
-                        _unlink(peer)  # a socket left by a process that died
-                        _unlink(peer + WANTED)
+                        _forget(peer)  # a socket left by a process that died
                     with self._lock:
                         self._peers_read = 0.0  # read the folder again next time
                 # EAGAIN: its buffer is full, so it has plenty to wake for already
@@ -202,6 +201,12 @@ def _wants(socket_path: Path) -> frozenset[str] | None:
     except OSError:
         return None
     return frozenset(n for n in text.split("\n") if n)
+
+
+def _forget(socket_path: str) -> None:
+    """Remove a socket and the listing of names beside it."""
+    _unlink(socket_path)
+    _unlink(socket_path + WANTED)
 
 
 def _unlink(path: str) -> None:
