@@ -29,6 +29,7 @@ from kafka.errors import (
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
+from . import chime
 from . import kafka as kafka_clients
 from .backoff import Backoff
 from .config import Settings
@@ -56,7 +57,8 @@ POLL_MS = 20
 # While its bell watches (a source's relay announces each publish: shared.chime, or a change
 # stream: shared.wakeup), a runner polls only when the broker holds records past its
 # positions: it asks for the partitions' end offsets (one request, ~0.6 ms of CPU) after
-# taking its ticket, and rests until the next ring when it has read up to them. A relay rings
+# taking its ticket, and rests until the next ring when it has read up to them; a relay's
+# chime that says how far it published, past the runner's position, spares the request. A relay rings
 # only after the broker acknowledged what it published, so a ring counted in the ticket was
 # for records those end offsets include, and a later ring ends the rest. Before this, every
 # ring and every batch ended with an empty poll of POLL_MS or more: in the flows section
@@ -237,6 +239,8 @@ class ProjectionRunner:
         # per partition, (time, offset, event id) of the last record of each recent batch:
         # checked on every assignment, so offsets a broker lost and reused are noticed
         self._read: dict[TopicPartition, deque] = {}
+        # per partition, the end a relay announced that `_behind` last acted on
+        self._hinted: dict[TopicPartition, int] = {}
         # records polled while lingering (Projection.urgent), applied with the next batch;
         # since when the oldest of them waits, and the partitions an urgent one came on
         self._held: dict[TopicPartition, list[ConsumerRecord]] = {}
@@ -468,10 +472,21 @@ class ProjectionRunner:
 
     def _behind(self) -> bool:
         """True when some assigned partition ends past this runner's position there, or when
-        nothing is assigned yet."""
+        nothing is assigned yet. A relay's chime says how far it published (shared.chime):
+        an end past the position there that this runner has not acted on yet is enough, and
+        the broker is not asked (each end is acted on once: one the broker no longer has,
+        after it lost records in a restart, is then asked about like any other)."""
         consumer = self.opened
         assigned = list(consumer.assignment())
         if not assigned:
+            return True
+        hinted = False
+        for tp in assigned:
+            end = chime.published_end(tp.topic, tp.partition)
+            if end is not None and end > self._hinted.get(tp, -1) and consumer.position(tp) < end:
+                self._hinted[tp] = end
+                hinted = True
+        if hinted:
             return True
         ends = consumer.end_offsets(assigned)
         return any(consumer.position(tp) < ends[tp] for tp in assigned)

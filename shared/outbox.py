@@ -175,11 +175,14 @@ class OutboxRelay:
             log.warning("relay: broker unavailable (%s); %d events wait", err, len(docs))
         acked = 0
         offsets: dict[int, int] = {}
+        ends: dict[tuple[str, int], int] = {}  # after the last record acknowledged, a partition
         for future in futures:
             if not (future.is_done and future.succeeded()):
                 break
             meta = future.value
             offsets[meta.partition] = min(offsets.get(meta.partition, meta.offset), meta.offset)
+            key = (meta.topic, meta.partition)
+            ends[key] = max(ends.get(key, 0), meta.offset + 1)
             acked += 1
         self.last_failed = acked < len(docs)
         if acked:
@@ -187,8 +190,9 @@ class OutboxRelay:
             # the consumers of this topic watch the source's outbox (shared.consumer): the
             # broker holds these records now, so they may look before the checkpoint's write,
             # a round trip of the store's that the busy hour's queue makes ~14 ms long, on
-            # every hop of every flow (issue 14)
-            chime.announce([self.store.db["outbox"].full_name])
+            # every hop of every flow (issue 14); with how far each partition now goes, so
+            # that they need not ask the broker (shared.chime.published_end)
+            chime.announce([self.store.db["outbox"].full_name], ends)
         waiting = self._unmarked is not None
         if acked:
             self._through = self._unmarked = docs[acked - 1]["position"]
