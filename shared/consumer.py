@@ -57,14 +57,14 @@ POLL_MS = 20
 # While its bell watches (a source's relay announces each publish: shared.chime, or a change
 # stream: shared.wakeup), a runner polls only when the broker holds records past its
 # positions: it asks for the partitions' end offsets (one request, ~0.6 ms of CPU) after
-# taking its ticket, and rests until the next ring when it has read up to them; a relay's
-# chime that says how far it published, past the runner's position, spares the request. A relay rings
-# only after the broker acknowledged what it published, so a ring counted in the ticket was
-# for records those end offsets include, and a later ring ends the rest. Before this, every
-# ring and every batch ended with an empty poll of POLL_MS or more: in the flows section
-# (issue 14) the consume processes of notifications and billing were ~22 % of a core each,
-# most of it in empty fetches. A runner that knows records are there polls up to EXPECT_MS:
-# poll() returns as soon as a fetch brings them.
+# taking its ticket, and rests until the next ring when it has read up to them (a relay's
+# chime that says how far it published, past the runner's position, spares the request). A
+# relay rings only after the broker acknowledged what it published, so a ring counted in the
+# ticket was for records those end offsets include, and a later ring ends the rest. Before
+# this, every ring and every batch ended with an empty poll of POLL_MS or more: in the flows
+# section (issue 14) the consume processes of notifications and billing were ~22 % of a
+# core each, most of it in empty fetches. A runner that knows records are there polls up to
+# EXPECT_MS: poll() returns as soon as a fetch brings them.
 EXPECT_MS = 1000
 # Without a bell, an idle runner rests between polls, from REST_MIN after activity doubling
 # to REST_FALLBACK. With one, it rests up to REST_MAX between rings, and looks once then
