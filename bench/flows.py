@@ -142,7 +142,7 @@ class Watch:
 
     def __init__(self, lookup, bell: Doorbell | None = None):
         self.lookup, self.appended, self.seen = lookup, {}, {}
-        self.bell, self._ticket, self._looked = bell, None, 0.0
+        self.bell = bell
         self._lock = threading.Lock()  # the writers add while the poller looks
 
     def add(self, key: str, at: float) -> None:
@@ -150,11 +150,6 @@ class Watch:
             self.appended[key] = at
 
     def poll(self) -> None:
-        if self.bell is not None and self.bell.watching:
-            ticket, now = self.bell.ticket(), time.monotonic()
-            if ticket == self._ticket and now - self._looked < 0.2:
-                return  # its projection applied nothing since the last look
-            self._ticket, self._looked = ticket, now
         with self._lock:
             waiting = [k for k in self.appended if k not in self.seen]
         if waiting:
@@ -164,6 +159,20 @@ class Watch:
 
     def latencies_ms(self) -> list[float]:
         return [(self.seen[k] - t) * 1000 for k, t in self.appended.items() if k in self.seen]
+
+
+def _watching(watch: Watch, stop: threading.Event) -> None:
+    """A watch's own poller: it looks when its projection applied a batch (its bell) or after
+    0.2 s without one; a watch without a bell (the sink's, which notes its own times) every
+    0.1 s."""
+    bell = watch.bell
+    while not stop.is_set():
+        ticket = bell.ticket() if bell is not None else 0
+        watch.poll()
+        if bell is None:
+            stop.wait(0.1)
+        else:
+            bell.wait(ticket, 0.2 if bell.watching else 0.01, stop)
 
 
 def _by_ids(store, logical: str):
@@ -526,23 +535,19 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
         stop_at = time.monotonic() + SECONDS
         polling = threading.Event()
 
-        # the watcher looks when a projection of these databases applied something (the
+        # each projection's watcher looks when that projection applied something (the
         # consumers' chime, shared.chime), not every 10 ms: polling four collections 100
         # times a second was hundreds of store queries a second of the bench's own, on the
-        # store it measures. Without chimes (RAPPORT_WAKE_DIR empty) it polls as before.
-        bell = Doorbell(
-            [p.offsets for p in (summaries, plans, board, ledger)], name="bench flows watcher"
-        )
-
-        def poller():
-            while not polling.is_set():
-                ticket = bell.ticket()
-                for w in watches.values():
-                    w.poll()
-                bell.wait(ticket, 0.2 if bell.watching else 0.01)
-
-        thread = threading.Thread(target=poller, daemon=True)
-        thread.start()
+        # store it measures. Without chimes (RAPPORT_WAKE_DIR empty) they poll as before.
+        # One thread each: a single watcher looking at the four in turn made the dashboard's
+        # look wait for the records' and the plans' lookups when their batches came together
+        # (the look's start is the time a row is seen).
+        threads = [
+            threading.Thread(target=_watching, args=(w, polling), daemon=True)
+            for w in watches.values()
+        ]
+        for thread in threads:
+            thread.start()
         rebuilding = threading.Event()
         if rebuild:
             _rebuilding(settings, log_dir, rebuilding)
@@ -569,8 +574,8 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             requests.wait(traced["records"], deadline)
         spent.stop()
         polling.set()
-        thread.join()
-        bell.close()
+        for thread in threads:
+            thread.join()
         for w in watches.values():
             if w.bell is not None:
                 w.bell.close()
