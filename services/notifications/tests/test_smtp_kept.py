@@ -124,3 +124,36 @@ def test_a_server_gone_for_good_is_a_transient_error(counted):
     with pytest.raises(TransientError):
         channel.send("confirmation:s2:email", "c1@client.test", HELLO)
     counted.start()  # for the fixture's stop
+
+
+def _text(received: str) -> str:
+    return received.replace("\r\n", "\n")  # as SMTP carried it, and the sink kept it
+
+
+def test_a_message_reaches_the_server_whole_in_any_script_and_line_length(counted):
+    """Mail is made with the email package's MIME classes (EmailChannel.build, issue 14): a
+    subject and a display name outside ASCII arrive as written (RFC 2047 on the wire), a body
+    as written (8bit) unless a line is longer than SMTP allows, then quoted-printable, and
+    an attachment whole."""
+    from services.notifications.workers.invoices import Attachment
+
+    channel = _channel(counted)
+    body = "Dear Zoë,\n\nYour session — Tuesday 10:00.\nhttps://meet.test/room-s1\n"
+    channel.send("a:1", "Zoë Ørsted <zoe@client.test>", Rendered("Séance — Tuesday", body))
+    long_line = "x" * 1200
+    channel.send("a:2", "zoe@client.test", Rendered("Notes", f"{long_line}\nend\n"))
+    pdf = Attachment("invoice-7.pdf", b"%PDF-1.4\n\x00\xff\xfe binary")
+    channel.send("a:3", "zoe@client.test", Rendered("Invoice", "Attached.\n"), [pdf])
+    channel.close()
+    first, second, third = counted.to("zoe@client.test")
+    assert first["Subject"] == "Séance — Tuesday"
+    assert first["To"].addresses[0].display_name == "Zoë Ørsted"
+    assert first["Content-Transfer-Encoding"] == "8bit"
+    assert _text(first.get_content()) == body
+    assert first["Message-ID"] and first["Date"] and first["X-Rapport-Notification"]
+    assert second["Content-Transfer-Encoding"] == "quoted-printable"
+    assert _text(second.get_content()) == f"{long_line}\nend\n"
+    assert _text(third.get_body(("plain",)).get_content()) == "Attached.\n"
+    (attached,) = third.iter_attachments()
+    assert attached.get_filename() == "invoice-7.pdf"
+    assert attached.get_content() == pdf.content
