@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pymongo
 import pytest
@@ -332,14 +334,19 @@ def test_a_chime_cut_short_keeps_its_names_and_the_ends_it_carried_whole():
     assert chime._parse(cut) == (["db.outbox"], {("t", 0): 12})
 
 
+@contextmanager
 def _spied_runner(settings, monkeypatch):
-    """A live runner whose broker requests for end offsets and whose steps are recorded in
-    order in `seen`: ("ends",), and ("poll",) then ("step", records applied) for each step
-    (a step may ask for the end offsets itself, for its status, after applying)."""
+    """A live runner, caught up with a few events and resting on its bell, whose broker
+    requests for end offsets and whose steps are recorded in order in `seen`: ("ends",),
+    and ("poll",) then ("step", records applied) for each step (a step may ask for the end
+    offsets itself, for its status, after applying)."""
     from kafka import KafkaConsumer
 
-    from .test_consumer import live
+    from .test_consumer import append_counters, expected_totals, live, setup
 
+    store, topic, relay = setup(settings)
+    append_counters(store, streams=2, increments=3)
+    relay.drain()
     seen: list[tuple] = []
     end_offsets = KafkaConsumer.end_offsets
 
@@ -358,7 +365,12 @@ def _spied_runner(settings, monkeypatch):
         return applied
 
     runner.step = stepped  # type: ignore[method-assign]
-    return runner, pstore, seen
+    with running(runner.run):
+        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
+        time.sleep(0.5)  # past the batch: resting on its bell
+        yield SimpleNamespace(
+            store=store, topic=topic, relay=relay, pstore=pstore, seen=seen, runner=runner
+        )
 
 
 def test_a_runner_woken_by_a_relays_chime_polls_without_asking_the_broker_first(
@@ -368,15 +380,10 @@ def test_a_runner_woken_by_a_relays_chime_polls_without_asking_the_broker_first(
     offsets before every poll: a round trip on every hop of every flow, 7 % of records'
     consumer's CPU in the flows bench, and 70 % of the answers were "behind" (issue 14). The
     relay's chime now says how far it published; the runner polls at once."""
-    from .test_consumer import append_counters, expected_totals, setup
+    from .test_consumer import append_counters, expected_totals
 
-    store, _, relay = setup(settings)
-    append_counters(store, streams=2, increments=3)
-    relay.drain()
-    runner, pstore, seen = _spied_runner(settings, monkeypatch)
-    with running(runner.run):
-        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
-        time.sleep(0.5)  # past the batch: resting on its bell
+    with _spied_runner(settings, monkeypatch) as spied:
+        store, relay, pstore, seen = spied.store, spied.relay, spied.pstore, spied.seen
         for round_ in range(3):
             mark = len(seen)
             append_counters(store, streams=2, increments=1, start=100 + round_)
@@ -397,24 +404,16 @@ def test_a_runner_woken_by_a_relays_chime_polls_without_asking_the_broker_first(
 def test_an_end_the_broker_does_not_have_is_acted_on_once(settings, wake_dir, monkeypatch):
     """What a chime says is a hint: an end past what the broker holds (it lost records in a
     restart, say) makes the runner poll once; then it asks the broker, and rests."""
-    from .test_consumer import append_counters, expected_totals, setup
-
-    store, topic, relay = setup(settings)
-    append_counters(store, streams=2, increments=3)
-    relay.drain()
-    runner, pstore, seen = _spied_runner(settings, monkeypatch)
-    with running(runner.run):
-        eventually(lambda: snapshot(pstore.reader("totals")) == expected_totals(store))
-        time.sleep(0.5)
-        mark = len(seen)
-        partitions = range(settings.topic_partitions)
-        chime.announce([store.db["outbox"].full_name], {(topic, p): 10**9 for p in partitions})
+    with _spied_runner(settings, monkeypatch) as spied:
+        seen, mark = spied.seen, len(spied.seen)
+        ends = {(spied.topic, p): 10**9 for p in range(settings.topic_partitions)}
+        chime.announce([spied.store.db["outbox"].full_name], ends)
         time.sleep(3.0)  # one poll of up to EXPECT_MS (1 s), then the broker asked
         settled = len(seen)
         assert ("ends",) in seen[mark:], "the broker was asked after the hint"
         time.sleep(1.5)
         assert len(seen) == settled, seen[settled:]  # resting, not polling for the hint
-        assert runner.idle
+        assert spied.runner.idle
 
 
 def test_a_work_loop_on_one_projections_ring_rests_after_a_busy_step_until_that_ring(
@@ -425,8 +424,6 @@ def test_a_work_loop_on_one_projections_ring_rests_after_a_busy_step_until_that_
     (issue 14). A work loop on one projection's ring (`ring=`) that goes on by itself
     (`again_when_busy=False`) rests after a busy step, is not woken by another projection's
     batch, and wakes at once on its own projection's ring."""
-    from types import SimpleNamespace
-
     from shared.wakeup import work_loop
 
     mongo = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
