@@ -125,55 +125,153 @@ def _overlapping(paths: list[tuple[str, str]]) -> bool:
 
 def fold(first: Write, then: Write) -> Write | None:
     """One update doing what `first` then `then` do, or None when that is not certain."""
-    if first.name != "update_one" or then.name != "update_one":
-        return None
-    if first.params["filter"] != {"_id": first.params["filter"].get("_id")}:
-        return None  # a condition besides _id: whether `then` matches depends on `first`
-    if then.params["filter"] != first.params["filter"]:
-        return None
-    if set(first.options) - {"upsert"} or set(then.options) - {"upsert"}:
-        return None
-    if bool(first.options.get("upsert")) != bool(then.options.get("upsert")):
-        return None
-    a, b = first.params["update"], then.params["update"]
-    if not isinstance(a, dict) or not isinstance(b, dict):
-        return None  # a pipeline
-    if any(op not in FOLDABLE for op in (*a, *b)):
-        return None
-    kept_b = {op: fields for op, fields in b.items() if op != "$setOnInsert"}
-    mine, theirs = _paths(a), _paths(kept_b)
-    for op_a, path_a in mine:
-        for op_b, path_b in theirs:
-            if _related(path_a, path_b) and (op_a != op_b or path_a != path_b):
-                return None
-    if _overlapping(mine) or _overlapping(theirs):
-        return None
-    merged: dict[str, dict] = {op: dict(fields) for op, fields in a.items()}
-    for op, fields in kept_b.items():
-        into = merged.setdefault(op, {})
-        for path, value in fields.items():
+    tail = _Tail.of(first)
+    return tail.write() if tail is not None and tail.take(then) else None
+
+
+class _Tail:
+    """The last of a document's writes in one `combine`, as more updates fold into it: the
+    update they make together, this tail's own, changed in place, and what each fold asks
+    of it kept at hand (each path's operator, whether a path is dotted). Folded pair by
+    pair, the update was built afresh for every write and a `$push`'s values copied each
+    time: 6.5 us a write, 60 writes a document in a rebuild, a tenth of its time (issue 14).
+    """
+
+    __slots__ = ("first", "update", "op_of", "dotted", "upsert", "owned", "folded")
+
+    def __init__(self, first: Write, update: dict[str, dict]):
+        self.first = first
+        self.update = update  # operator -> {path: value}, this tail's own
+        self.op_of = {path: op for op, fields in update.items() for path in fields}
+        self.dotted = any("." in path for path in self.op_of)
+        self.upsert = bool(first.options.get("upsert"))
+        self.owned: set[str] = set()  # the paths whose `$push` holds a list of this tail's
+        self.folded = False
+
+    @classmethod
+    def of(cls, first: Write) -> _Tail | None:
+        """A tail beginning with `first`, or None when nothing can fold into it."""
+        if first.name != "update_one":
+            return None
+        if first.params["filter"] != {"_id": first.params["filter"].get("_id")}:
+            return None  # a condition besides _id: whether a later update matches depends on it
+        if set(first.options) - {"upsert"}:
+            return None
+        update = first.params["update"]
+        if not isinstance(update, dict) or any(op not in FOLDABLE for op in update):
+            return None  # a pipeline, or an operator it does not fold
+        if _overlapping(_paths(update)):
+            return None
+        return cls(first, {op: dict(fields) for op, fields in update.items()})
+
+    def write(self) -> Write:
+        first = self.first
+        if not self.folded:
+            return first
+        return Write(
+            first.collection, "update_one", {**first.params, "update": self.update}, first.options
+        )
+
+    def take(self, then: Write) -> bool:
+        """Fold `then` in when the result is certain (see the module's text); else False,
+        and the tail is as it was."""
+        if then.name != "update_one" or then.params["filter"] != self.first.params["filter"]:
+            return False
+        options = then.options
+        if options and (len(options) > 1 or "upsert" not in options):
+            return False
+        if bool(options.get("upsert")) != self.upsert:
+            return False
+        b = then.params["update"]
+        if not isinstance(b, dict):
+            return False  # a pipeline
+        # every change decided (and checked) before any is made: (operator, path, value,
+        # whether the value is a `$push` list of this tail's own to extend or to keep)
+        changes: list[tuple[str, str, Any, bool]] = []
+        theirs: set[str] = set()
+        for op, fields in b.items():
+            if op not in FOLDABLE:
+                return False
+            if op == "$setOnInsert":
+                continue  # changes nothing: the first update's upsert made the document
+            for path, value in fields.items():
+                if path in theirs:
+                    return False  # one path under two operators of `then`
+                theirs.add(path)
+                held = self.op_of.get(path)
+                if held is None:
+                    changes.append((op, path, value, False))
+                    continue
+                if held != op:
+                    return False  # one path under two operators
+                current = self.update[op][path]
+                if op == "$inc":
+                    # ints and floats only (exactly: a bool is an int to isinstance, not to $inc)
+                    if type(current) not in _NUMBERS or type(value) not in _NUMBERS:
+                        return False
+                    value = current + value
+                elif op == "$push":
+                    after = _pushed(value)
+                    if after is None:
+                        return False
+                    if path in self.owned:
+                        changes.append((op, path, after, True))
+                        continue
+                    before = _pushed(current)
+                    if before is None:
+                        return False
+                    value = {"$each": before + after}
+                changes.append((op, path, value, op == "$push"))
+        if (self.dotted or any("." in path for path in theirs)) and _dotted_clash(
+            self.op_of,
+            [(op, p) for op, fields in b.items() if op != "$setOnInsert" for p in fields],
+        ):
+            return False
+        update, owned = self.update, self.owned
+        for op, path, value, own in changes:
+            if own and path in owned:
+                update[op][path]["$each"].extend(value)
+                continue
+            if own:
+                owned.add(path)
+            into = update.get(op)
+            if into is None:
+                into = update[op] = {}
             if path not in into:
-                into[path] = value
-            elif op == "$set":
-                into[path] = value
-            elif op == "$inc":
-                # ints and floats only (exactly: a bool is an int to isinstance, and not to $inc)
-                if type(into[path]) not in _NUMBERS or type(value) not in _NUMBERS:
-                    return None
-                into[path] = into[path] + value
-            else:  # $push
-                before, after = _pushed(into[path]), _pushed(value)
-                if before is None or after is None:
-                    return None
-                into[path] = {"$each": before + after}
-    return Write(first.collection, "update_one", {**first.params, "update": merged}, first.options)
+                self.op_of[path] = op
+                self.dotted = self.dotted or "." in path
+            into[path] = value
+        self.folded = True
+        return True
+
+
+def _dotted_clash(op_of: dict[str, str], theirs: list[tuple[str, str]]) -> bool:
+    """Whether an update's paths, one of them dotted, meet the tail's (`op_of`) other than as
+    the same path under the same operator, or meet each other."""
+    if any(
+        _related(path_a, path_b) and (op_a != op_b or path_a != path_b)
+        for path_a, op_a in op_of.items()
+        for op_b, path_b in theirs
+    ):
+        return True
+    return _overlapping(theirs)
+
+
+def _fold_into(out: list, write: Write) -> bool:
+    """Fold `write` into the last of `out` (a write, or a tail), which becomes a tail."""
+    last = out[-1]
+    tail = last if isinstance(last, _Tail) else _Tail.of(last)
+    if tail is None or not tail.take(write):
+        return False
+    out[-1] = tail
+    return True
 
 
 def combine(writes: list[Write], in_order: frozenset[str] = frozenset()) -> list[Write]:
     """`writes` with each document's updates folded and gathered (see the module's text);
     `in_order`: full names of collections whose writes keep their order."""
-    out: list[Write] = []
-    groups: dict[tuple[str, Any], list[Write]] = {}
+    out: list[Write | _Tail] = []
+    groups: dict[tuple[str, Any], list[Write | _Tail]] = {}
 
     def fence() -> None:
         for group in groups.values():
@@ -188,20 +286,20 @@ def combine(writes: list[Write], in_order: frozenset[str] = frozenset()) -> list
             continue
         if key[0] in in_order:
             fence()
-            folded = fold(out[-1], write) if out and out[-1].document() == key else None
-            if folded is not None:
-                out[-1] = folded
-            else:
+            if not (out and _document(out[-1]) == key and _fold_into(out, write)):
                 out.append(write)
             continue
-        group = groups.setdefault(key, [])
-        folded = fold(group[-1], write) if group else None
-        if folded is not None:
-            group[-1] = folded
-        else:
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [write]
+        elif not _fold_into(group, write):
             group.append(write)
     fence()
-    return out
+    return [w.write() if isinstance(w, _Tail) else w for w in out]
+
+
+def _document(write: Write | _Tail) -> tuple[str, Any] | None:
+    return (write.first if isinstance(write, _Tail) else write).document()
 
 
 # -- a generation its only writer began empty (a rebuild) ---------------------------------------

@@ -3,6 +3,7 @@ by one do: checked on the real store with random batches, and the folding rules 
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pymongo
@@ -90,6 +91,37 @@ def test_increments_of_ints_and_floats_add_up_and_unrelated_dotted_paths_fold():
     )
     assert folded is not None
     assert folded.params["update"] == {"$inc": {"n": 3.5, "a.x": 1.5}, "$set": {"a.y": 1, "ab": 2}}
+
+
+def test_a_documents_many_updates_fold_into_one_and_the_writes_given_stay_as_they_were():
+    """A rebuild folds about 60 updates of each document into one (in place, issue 14):
+    the updates it was given are not changed by it, and folding them again gives the same."""
+    writes = [up({"_id": 1}, {"$inc": {"n": 1}, "$push": {"v": {"$each": [0]}}}, upsert=True)]
+    writes += [
+        up({"_id": 1}, {"$inc": {"n": 1}, "$push": {"v": i}}, upsert=True) for i in range(1, 60)
+    ]
+    writes.append(
+        up({"_id": 1}, {"$set": {"a": 1}, "$push": {"w": {"$each": [1, 2]}}}, upsert=True)
+    )
+    given = copy.deepcopy([w.params for w in writes])
+    out = combine(writes)
+    assert [w.params["update"] for w in out] == [
+        {
+            "$inc": {"n": 60},
+            "$push": {"v": {"$each": list(range(60))}, "w": {"$each": [1, 2]}},
+            "$set": {"a": 1},
+        }
+    ]
+    assert [w.params for w in writes] == given
+    assert [w.params for w in combine(writes)] == [w.params for w in out]
+    # a write that cannot fold leaves the tail as it was, and the next folds after it
+    odd = up({"_id": 1}, {"$inc": {"v": 1}}, upsert=True)
+    again = combine([*writes[:3], odd, writes[3]])
+    assert [w.params["update"] for w in again] == [
+        {"$inc": {"n": 3}, "$push": {"v": {"$each": [0, 1, 2]}}},
+        {"$inc": {"v": 1}},
+        {"$inc": {"n": 1}, "$push": {"v": 3}},
+    ]
 
 
 def test_a_write_that_may_touch_any_document_is_a_fence():
