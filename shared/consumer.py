@@ -889,7 +889,12 @@ def _replay(
             known.update({t: consumer.partitions_for_topic(t) for t in missing})
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(known[t] or ())]
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        # each partition's first offset asked now and sought: with `seek_to_beginning` the
+        # first poll asks for it, and a poll whose answer has not come when it looks for
+        # records sleeps kafka-python's `retry_backoff_ms` (100 ms): one rebuild of 3,000
+        # events in five or so took 100 ms more than the others (bench kernel, issue 14)
+        for tp, first in consumer.beginning_offsets(partitions).items():
+            consumer.seek(tp, first)
         ends = consumer.end_offsets(partitions)
         total = sum(ends.values())
         done = 0
