@@ -84,10 +84,7 @@ class _TypeInfo:
     # one instance per version, made on first use: building a marshmallow schema for every
     # event was an eighth of a rebuild (issue 14's profile); load and dump keep no state on it
     instances: dict[int, Schema] = field(default_factory=dict)
-
-    @property
-    def current(self) -> int:
-        return max(self.schemas)
+    current: int = 0  # the newest version registered (asked for every event decoded)
 
     def schema(self, version: int) -> Schema:
         found = self.instances.get(version)
@@ -110,6 +107,7 @@ class EventRegistry:
             if existing is not None and existing.__qualname__ != schema_cls.__qualname__:
                 raise ValueError(f"{type_} v{version} registered twice")
             info.schemas[version] = schema_cls
+            info.current = max(info.schemas)
             info.instances.pop(version, None)
             return schema_cls
 

@@ -191,9 +191,13 @@ class BufferedCollection(SessionCollection):
 
     def __getattr__(self, name: str) -> Any:
         if name in OPS:
-            return lambda *args, **kwargs: self._buffer.add(
-                Write.of(self._collection, name, args, kwargs)
-            )
+            collection, add = self._collection, self._buffer.add
+
+            def write(*args: Any, **kwargs: Any) -> None:
+                add(Write.of(collection, name, args, kwargs))
+
+            self.__dict__[name] = write  # a View keeps its collections: found at once next time
+            return write
         attr = getattr(self._collection, name)
         if not callable(attr):
             return attr
@@ -233,6 +237,7 @@ class View:
             else None
         )
         self._afterwards: dict[Any, Callable[[], None]] = {}
+        self._collections: dict[str, SessionCollection] = {}
         self._together: dict[str, dict[Any, None]] = {}
         # what a handler read in this batch's transaction and may read again for a later
         # event of the batch (the planner reads a client's contact for each of their
@@ -285,10 +290,15 @@ class View:
         return self.buffer.take() if self.buffer is not None else []
 
     def __getitem__(self, logical: str) -> SessionCollection:
-        collection = self._store.physical(logical, self._generation)
-        if self.buffer is not None:
-            return BufferedCollection(collection, self.buffer)
-        return SessionCollection(collection, self.session)
+        found = self._collections.get(logical)
+        if found is None:  # made once a batch: a handler asks for one with every write
+            collection = self._store.physical(logical, self._generation)
+            found = self._collections[logical] = (
+                BufferedCollection(collection, self.buffer)
+                if self.buffer is not None
+                else SessionCollection(collection, self.session)
+            )
+        return found
 
     def flush(self) -> None:
         if self.buffer is not None:
