@@ -117,11 +117,14 @@ class MeasuresBoard(Projection):
     service = "measures"
     name = "measures_board"
     batched = True  # the batch's writes combined and sent together (shared.projections)
-    # under load, the bookings, attendances and requests of a quarter second go together,
-    # and a completed questionnaire or a risk answer is applied at once with them: the
-    # board's runner spent most of its time on batches of bookings alone, and a completion
-    # waited behind them for the dashboard (issue 14; Projection.urgent)
-    linger = 0.25
+    # under load, the bookings, attendances and requests of half a second go together, and
+    # a completed questionnaire or a risk answer is applied at once with them: the board's
+    # runner spent most of its time on batches of bookings alone, and a completion waited
+    # behind them for the dashboard (issue 14; Projection.urgent). At a quarter second the
+    # runner was still busy 92 % of the flows bench's busy hour (py-spy, session 42), and a
+    # completion mostly came while it applied another batch: half a second, dashboard p50
+    # lower in five pairs of flows runs out of five (bench/README.md)
+    linger = 0.5
     urgent = frozenset({"QuestionnaireCompleted", "RiskIndicated", "RiskAcknowledged"})
     sources = ("scheduling", "measures")
     collections = {
