@@ -134,7 +134,7 @@ class _Tail:
     update they make together, this tail's own, changed in place, and what each fold asks
     of it kept at hand (each path's operator, whether a path is dotted). Folded pair by
     pair, the update was built afresh for every write and a `$push`'s values copied each
-    time: 6.5 us a write, 60 writes a document in a rebuild, a tenth of its time (issue 14).
+    time: 6.5 us a write, 60 writes a document in a rebuild, an eighth of its time (issue 14).
     """
 
     __slots__ = ("first", "update", "op_of", "dotted", "upsert", "owned", "folded")

@@ -891,8 +891,8 @@ def _replay(
         consumer.assign(partitions)
         # each partition's first offset asked now and sought: with `seek_to_beginning` the
         # first poll asks for it, and a poll whose answer has not come when it looks for
-        # records sleeps kafka-python's `retry_backoff_ms` (100 ms): one rebuild of 3,000
-        # events in five or so took 100 ms more than the others (bench kernel, issue 14)
+        # records sleeps kafka-python's `retry_backoff_ms` (100 ms): one to three rebuilds of
+        # 3,000 events in 15-20 took 100 ms more than the others (bench kernel, issue 14)
         for tp, first in consumer.beginning_offsets(partitions).items():
             consumer.seek(tp, first)
         ends = consumer.end_offsets(partitions)
