@@ -52,7 +52,8 @@ def infra(request):
 @pytest.fixture(scope="session")
 def own_stores(infra) -> dict[str, str]:
     """{database name: its own store's URI}, as `make up` runs them (deploy/local/infra.py:
-    notifications on a store of its own); none on the docker-compose stack's one MongoDB."""
+    notifications and measures on stores of their own); none on the docker-compose stack's one
+    MongoDB."""
     return {} if STACK == "docker" else local.mongo_uris()
 
 

@@ -3,10 +3,11 @@ broker (noida-db) and a MongoDB-wire server (SecantusDB, --sync-on-commit), on 1
 data under the git-ignored run folder, stopped by PID with SIGTERM. Starting twice is
 harmless: a server already answering on its port with a live PID is left alone.
 
-A database may have a store of its own (RAPPORT_LOCAL_OWN_STORES, "notifications" unless
-set): one more SecantusDB on the next port, `store-notifications` (`mongo_uris`).
+A database may have a store of its own (RAPPORT_LOCAL_OWN_STORES, "notifications,measures"
+unless set): one more SecantusDB on the next port for each, `store-notifications` and
+`store-measures` (`mongo_uris`).
 
-    python -m deploy.local.infra start|stop|status|restart [broker|store|store-notifications]
+    python -m deploy.local.infra start|stop|status|restart [broker|store|store-<database>]
 """
 
 from __future__ import annotations
@@ -41,12 +42,20 @@ def own_stores() -> list[str]:
     """The databases the local servers give a store of their own, each on the port after
     the last (RAPPORT_LOCAL_OWN_STORES, comma-separated; empty: one store for all).
 
-    Notifications by default: the local store runs a command at a time (one interpreter, one
-    lock: bench/README.md, gaps of the local servers), and notifications' message book was
-    half of its work in the flows, so every hop of every flow queued behind it (issue 14).
-    With its own store, each service still keeps its own database, as on real MongoDB, where
-    one server runs commands side by side and RAPPORT_MONGO_URI_<NAME> is not needed."""
-    raw = os.environ.get("RAPPORT_LOCAL_OWN_STORES", "notifications")
+    Notifications and measures by default. The local store runs one transaction's statement
+    at a time (one interpreter, one lock: bench/README.md, gaps of the local servers), so
+    every hop of every flow queues at it. Notifications' message book was half of its work
+    (issue 14, session 24). Measures then had most of the queue left (issue 14, session 43):
+    the measures board waited 5-9 ms (p50) for each of its three round trips, 0.3-1.5 ms of
+    the store's CPU each, behind scheduling's, records' and billing's batches. On its own
+    store, in three pairs of flows runs, the dashboard's p50 was 42.6/40.4/35.8 ms before and
+    24.5/26.5/30.8 after, the records summary's 34.4/38.9/30.4 and 22.6/26.1/29.9 (its
+    batches no longer wait behind measures'). Session 24 tried this and left it out because
+    the risk alert's e-mail got slower then; in session 43 its p99 moved within the noise
+    (215/257/182 ms before, 152/205/212 after; target 500). Each service still keeps its own
+    database, as on real MongoDB, where one server runs commands side by side and
+    RAPPORT_MONGO_URI_<NAME> is not needed."""
+    raw = os.environ.get("RAPPORT_LOCAL_OWN_STORES", "notifications,measures")
     return [name.strip() for name in raw.split(",") if name.strip()]
 
 

@@ -169,8 +169,9 @@ def up(seed: bool = True, timeout: float = 90.0) -> None:
     env.setdefault("RAPPORT_KAFKA_BOOTSTRAP", f"127.0.0.1:{infra.kafka_port()}")  # and the broker
     for name, uri in infra.mongo_uris().items():  # a database's own store (infra.own_stores)
         env.setdefault(mongo_uri_env(name), uri)
-    # a practice started before notifications had a store of its own: its database moves there
-    # before anything runs (the message book must not be planned, nor anything sent, again)
+    # a practice started before a database had a store of its own (notifications', measures'):
+    # the database moves there before anything runs (the message book must not be planned,
+    # nor anything sent, again; no questionnaire answer may be left behind)
     own = {
         name: env[mongo_uri_env(name)] for name in infra.own_stores() if env[mongo_uri_env(name)]
     }
