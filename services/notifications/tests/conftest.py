@@ -134,8 +134,10 @@ class Feed:
 
     def __init__(self, settings):
         self.settings = settings
-        self.stores = {
-            name: EventStore(mongo_client(settings.mongo_uri), settings.database(name), registry)
+        self.stores = {  # each on its service's store (measures' is a store of its own)
+            name: EventStore(
+                mongo_client(settings.mongo_uri_of(name)), settings.database(name), registry
+            )
             for name in ("scheduling", "records", "measures")
         }
         for store in self.stores.values():
