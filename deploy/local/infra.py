@@ -52,7 +52,8 @@ def own_stores() -> list[str]:
     24.5/26.5/30.8 after, the records summary's 34.4/38.9/30.4 and 22.6/26.1/29.9 (its
     batches no longer wait behind measures'). Session 24 tried this and left it out because
     the risk alert's e-mail got slower then; in session 43 its p99 moved within the noise
-    (215/257/182 ms before, 152/205/212 after; target 500). Each service still keeps its own
+    (215/257/182 ms before, 152/205/212 after; target 500), and while a rebuild runs it was
+    37-126 ms higher in three pairs of three, each under its 1 s target (bench/README.md). Each service still keeps its own
     database, as on real MongoDB, where one server runs commands side by side and
     RAPPORT_MONGO_URI_<NAME> is not needed."""
     raw = os.environ.get("RAPPORT_LOCAL_OWN_STORES", "notifications,measures")
