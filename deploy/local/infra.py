@@ -53,9 +53,9 @@ def own_stores() -> list[str]:
     batches no longer wait behind measures'). Session 24 tried this and left it out because
     the risk alert's e-mail got slower then; in session 43 its p99 moved within the noise
     (215/257/182 ms before, 152/205/212 after; target 500), and while a rebuild runs it was
-    37-126 ms higher in three pairs of three, each under its 1 s target (bench/README.md). Each service still keeps its own
-    database, as on real MongoDB, where one server runs commands side by side and
-    RAPPORT_MONGO_URI_<NAME> is not needed."""
+    37-126 ms higher in three pairs of three, each under its 1 s target (bench/README.md).
+    Each service still keeps its own database, as on real MongoDB, where one server runs
+    commands side by side and RAPPORT_MONGO_URI_<NAME> is not needed."""
     raw = os.environ.get("RAPPORT_LOCAL_OWN_STORES", "notifications,measures")
     return [name.strip() for name in raw.split(",") if name.strip()]
 
