@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
+from .schemas import Fallback, Plan, plan
+
 if TYPE_CHECKING:  # for annotations only: shared.crypto imports this module
     from .crypto import FieldCipher
 
@@ -85,12 +87,19 @@ class _TypeInfo:
     # event was an eighth of a rebuild (issue 14's profile); load and dump keep no state on it
     instances: dict[int, Schema] = field(default_factory=dict)
     current: int = 0  # the newest version registered (asked for every event decoded)
+    # each version's plan (shared.schemas), made on first use; None: marshmallow alone
+    plans: dict[int, Plan | None] = field(default_factory=dict)
 
     def schema(self, version: int) -> Schema:
         found = self.instances.get(version)
         if found is None:
             found = self.instances[version] = self.schemas[version]()
         return found
+
+    def plan(self, version: int) -> Plan | None:
+        if version not in self.plans:
+            self.plans[version] = plan(self.schema(version))
+        return self.plans[version]
 
 
 class EventRegistry:
@@ -109,6 +118,7 @@ class EventRegistry:
             info.schemas[version] = schema_cls
             info.current = max(info.schemas)
             info.instances.pop(version, None)
+            info.plans.pop(version, None)
             return schema_cls
 
         return register
@@ -181,6 +191,13 @@ class EventRegistry:
             raise UnknownEventType(
                 f"{type_!r} v{version} is newer than this code (v{info.current})"
             )
+        if not shredded:  # the plain cases without marshmallow's machinery (shared.schemas)
+            planned = info.plan(version)
+            if planned is not None:
+                try:
+                    return version, planned.load(data)
+                except Fallback:
+                    pass  # marshmallow decides, and says what is wrong
         schema = info.schema(version)
         partial = None
         if shredded:
@@ -195,6 +212,12 @@ class EventRegistry:
 
     def dump(self, type_: str, data: Mapping[str, Any]) -> dict:
         info = self._info(type_)
+        planned = info.plan(info.current)
+        if planned is not None:
+            try:
+                return planned.dump(data)
+            except Fallback:
+                pass
         return info.schema(info.current).dump(data)
 
     # -- wire format --------------------------------------------------------------------

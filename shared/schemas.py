@@ -1,0 +1,286 @@
+"""The events' marshmallow schemas, loaded and dumped by a plan read from each schema once.
+
+Every consumer loads each event it handles with its schema (`EventRegistry.deserialise`),
+every rebuild each event of a topic, and every relay dumps each event it publishes. Through
+marshmallow a booking's load was 40 us and its dump 28 us, most of a message's decoding
+(75 us) and a fifth of a rebuild's time (issue 14). A `Plan` is the same schema's fields, in
+their order, with what marshmallow 4 does to each kind of value written out for the plain
+cases: a `str` for a String, an `int` for an Integer, an ISO string for a date or an aware
+datetime (`fromisoformat`, as marshmallow parses them), a list, a nested schema, None where
+allowed, a missing field's default, and the field's validators run as marshmallow runs them.
+
+Anything else, a value of another type, a failed validator, a missing required field, an
+unknown key in a nested schema, raises `Fallback`, and the caller asks marshmallow, which
+answers (or raises its `ValidationError`) as it always did: a plan returns a value only where
+marshmallow's would be that value. A schema with hooks, options or fields the plan does not
+know is not planned at all (`plan` returns None). The events are still written through
+marshmallow alone (`EventRegistry.serialise`): this is the reading side, of data that was
+validated when it was written. `tests/kernel/test_schemas.py` compares the two on every
+registered schema with generated values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema, fields, missing
+
+
+class Fallback(Exception):
+    """Not a plain case: marshmallow decides."""
+
+
+class _Field:
+    __slots__ = ("name", "load", "dump", "required", "allow_none", "default", "dump_default")
+
+    def __init__(self, name: str, load: Callable, dump: Callable, field: fields.Field):
+        self.name, self.load, self.dump = name, load, dump
+        self.required, self.allow_none = field.required, field.allow_none
+        self.default, self.dump_default = field.load_default, field.dump_default
+
+
+class Plan:
+    """A schema's `load(data, unknown=EXCLUDE)` and `dump(obj)` for the plain cases (module
+    docstring). `strict`: unknown keys fall back (a nested schema loads with RAISE)."""
+
+    def __init__(self, fields_: list[_Field], dumped: list[_Field], strict: bool):
+        self._fields, self._dumped, self._strict = fields_, dumped, strict
+        self._names = frozenset(f.name for f in fields_)
+
+    def load(self, data: Any) -> dict:
+        if type(data) is not dict:
+            raise Fallback
+        if self._strict and not self._names.issuperset(data):
+            raise Fallback
+        out = {}
+        for f in self._fields:
+            value = data.get(f.name, missing)
+            if value is missing:
+                if f.required:
+                    raise Fallback
+                default = f.default
+                value = default() if callable(default) else default
+                if value is not missing:
+                    out[f.name] = value
+            elif value is None:
+                if not f.allow_none:
+                    raise Fallback
+                out[f.name] = None
+            else:
+                out[f.name] = f.load(value)
+        return out
+
+    def dump(self, obj: Any) -> dict:
+        if type(obj) is not dict:
+            raise Fallback
+        out = {}
+        for f in self._dumped:
+            value = obj.get(f.name, missing)
+            if value is missing:
+                default = f.dump_default
+                value = default() if callable(default) else default
+                if value is missing:
+                    continue
+            out[f.name] = None if value is None else f.dump(value)
+        return out
+
+
+def plan(schema: Schema) -> Plan | None:
+    """The schema's plan, or None when it has anything a plan does not know."""
+    return _plan(schema, strict=False)
+
+
+def _plan(schema: Schema, strict: bool) -> Plan | None:
+    if any(schema._hooks.values()) or schema.many or schema.partial:
+        return None
+    loaded, dumped = [], []
+    for name, field in schema.load_fields.items():
+        compiled = _field(name, field)
+        if compiled is None:
+            return None
+        loaded.append(compiled)
+    for name, field in schema.dump_fields.items():
+        compiled = _field(name, field)
+        if compiled is None:
+            return None
+        dumped.append(compiled)
+    return Plan(loaded, dumped, strict)
+
+
+def _field(name: str, field: fields.Field) -> _Field | None:
+    # marshmallow reads a key missing from a dict as the dict's attribute of that name
+    # (`utils.get_value`) and a dotted name as a path: neither is planned
+    if field.data_key is not None or field.attribute is not None or "." in name:
+        return None
+    if hasattr(dict, name):
+        return None
+    kinds = _kinds(field)
+    if kinds is None:
+        return None
+    load, dump = kinds
+    if field.validators:
+        load = _validated(load, tuple(field.validators))
+    return _Field(name, load, dump, field)
+
+
+def _kinds(field: fields.Field) -> tuple[Callable, Callable] | None:
+    """(load one value that is not None, dump one value that is not None) for `field`: its
+    class exactly (a subclass, an Email, may do more), with the options a plan follows."""
+    if type(field) not in _KINDS:
+        return None
+    iso = (None, "iso", "iso8601")
+    if isinstance(field, fields.String):
+        return _string, _string
+    if isinstance(field, fields.Integer) and not field.as_string:
+        return _integer, _integer
+    if isinstance(field, fields.Boolean) and True in field.truthy and False in field.falsy:
+        return _boolean, _boolean
+    if isinstance(field, fields.Float) and not field.as_string and field.allow_nan is not True:
+        return _float, _float
+    if isinstance(field, fields.AwareDateTime) and field.format in iso:
+        return _aware(field.default_timezone), _datetime_dump
+    if isinstance(field, fields.Date) and field.format in iso:
+        return _date, _date_dump
+    if isinstance(field, fields.List):
+        return _list(field.inner)
+    if isinstance(field, fields.Nested):
+        return _nested(field)
+    return None
+
+
+_KINDS = (
+    fields.String,
+    fields.Integer,
+    fields.Boolean,
+    fields.Float,
+    fields.Date,
+    fields.AwareDateTime,
+    fields.List,
+    fields.Nested,
+)
+
+
+def _string(value):
+    if type(value) is not str:
+        raise Fallback
+    return value
+
+
+def _integer(value):
+    if type(value) is not int:
+        raise Fallback
+    return value
+
+
+def _boolean(value):
+    if type(value) is not bool:
+        raise Fallback
+    return value
+
+
+def _float(value):
+    if type(value) is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise Fallback
+        return value
+    raise Fallback
+
+
+def _date(value):
+    if type(value) is str:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise Fallback from None
+    if type(value) is dt.date:
+        return value
+    raise Fallback
+
+
+def _date_dump(value):
+    if type(value) is not dt.date:
+        raise Fallback
+    return value.isoformat()
+
+
+def _aware(default_timezone):
+    def load(value):
+        if type(value) is str:
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise Fallback from None
+        elif type(value) is not dt.datetime:
+            raise Fallback
+        zone = value.tzinfo
+        if zone is None or zone.utcoffset(value) is None:
+            if default_timezone is None:
+                raise Fallback
+            return value.replace(tzinfo=default_timezone)
+        return value
+
+    return load
+
+
+def _datetime_dump(value):
+    if type(value) is not dt.datetime:
+        raise Fallback
+    return value.isoformat()
+
+
+def _list(inner: fields.Field) -> tuple[Callable, Callable] | None:
+    compiled = _field("", inner)
+    if compiled is None or inner.required or inner.load_default is not missing:
+        return None
+    one, dump_one, allow_none = compiled.load, compiled.dump, inner.allow_none
+
+    def load(value):
+        if type(value) is not list:
+            raise Fallback
+        out: list = []
+        for each in value:
+            if each is None:
+                if not allow_none:
+                    raise Fallback
+                out.append(None)
+            else:
+                out.append(one(each))
+        return out
+
+    def dump(value):
+        if type(value) is not list:
+            raise Fallback
+        return [None if each is None else dump_one(each) for each in value]
+
+    return load, dump
+
+
+def _nested(field: fields.Nested) -> tuple[Callable, Callable] | None:
+    if field.many or field.only or field.exclude or field.unknown is not None:
+        return None
+    schema = field.schema
+    if schema.unknown != "raise":
+        return None
+    nested = _plan(schema, strict=True)
+    if nested is None:
+        return None
+    return nested.load, nested.dump
+
+
+def _validated(load: Callable, validators: tuple) -> Callable:
+    """`load`, then each validator as marshmallow calls them; a refusal is marshmallow's."""
+
+    def checked(value):
+        out = load(value)
+        for validator in validators:
+            try:
+                if validator(out) is False:
+                    raise Fallback
+            except Fallback:
+                raise
+            except Exception:
+                raise Fallback from None
+        return out
+
+    return checked
