@@ -161,6 +161,13 @@ class EventRegistry:
         """Validate new event data strictly (unknown fields rejected) and return the
         JSON-safe form at the current version."""
         info = self._info(type_)
+        planned = info.plan(info.current)
+        if planned is not None:  # as below, where the plan answers as marshmallow would
+            try:
+                loaded = planned.load(planned.dump(_declared(planned, data)), strict=True)
+                return info.current, planned.dump(loaded)
+            except Fallback:
+                pass  # marshmallow decides, and says what is wrong
         schema = info.schema(info.current)
         try:
             loaded = schema.load(_jsonable(schema, data), unknown=RAISE)
@@ -287,6 +294,14 @@ def _jsonable(schema: Schema, data: Mapping[str, Any]) -> dict:
         return dict(data)
     # keep undeclared keys so that `load(unknown=RAISE)` reports them
     return {**{k: v for k, v in data.items() if k not in dumped}, **dumped}
+
+
+def _declared(planned: Plan, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`data` when it holds only the schema's fields (an undeclared one is marshmallow's to
+    report, `_jsonable`)."""
+    if not planned.declares(data):
+        raise Fallback
+    return data
 
 
 def new_id() -> str:

@@ -13,10 +13,11 @@ Anything else, a value of another type, a failed validator, a missing required f
 unknown key in a nested schema, raises `Fallback`, and the caller asks marshmallow, which
 answers (or raises its `ValidationError`) as it always did: a plan returns a value only where
 marshmallow's would be that value. A schema with hooks, options or fields the plan does not
-know is not planned at all (`plan` returns None). The events are still written through
-marshmallow alone (`EventRegistry.serialise`): this is the reading side, of data that was
-validated when it was written. `tests/kernel/test_schemas.py` compares the two on every
-registered schema with generated values."""
+know is not planned at all (`plan` returns None). A new event is written the same way
+(`EventRegistry.serialise`: dumped, loaded refusing unknown keys, dumped; 133 -> 29 us for a
+booking), so whatever marshmallow refuses is still refused, by marshmallow, in its words.
+`tests/kernel/test_schemas.py` compares the two on every registered schema with generated
+values, reading and writing."""
 
 from __future__ import annotations
 
@@ -48,10 +49,11 @@ class Plan:
         self._fields, self._dumped, self._strict = fields_, dumped, strict
         self._names = frozenset(f.name for f in fields_)
 
-    def load(self, data: Any) -> dict:
+    def load(self, data: Any, *, strict: bool = False) -> dict:
+        """`strict`: as marshmallow's `unknown=RAISE` (a key not in the schema falls back)."""
         if type(data) is not dict:
             raise Fallback
-        if self._strict and not self._names.issuperset(data):
+        if (strict or self._strict) and not self._names.issuperset(data):
             raise Fallback
         out = {}
         for f in self._fields:
@@ -70,6 +72,10 @@ class Plan:
             else:
                 out[f.name] = f.load(value)
         return out
+
+    def declares(self, keys: Any) -> bool:
+        """Whether every one of `keys` is a field the schema loads."""
+        return self._names.issuperset(keys)
 
     def dump(self, obj: Any) -> dict:
         if type(obj) is not dict:
