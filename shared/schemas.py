@@ -167,22 +167,18 @@ _KINDS = (
 )
 
 
-def _string(value):
-    if type(value) is not str:
-        raise Fallback
-    return value
+def _as_it_is(kind: type) -> Callable:
+    """A value of exactly `kind`, unchanged (marshmallow's answer for a str, an int, a bool)."""
+
+    def same(value):
+        if type(value) is not kind:
+            raise Fallback
+        return value
+
+    return same
 
 
-def _integer(value):
-    if type(value) is not int:
-        raise Fallback
-    return value
-
-
-def _boolean(value):
-    if type(value) is not bool:
-        raise Fallback
-    return value
+_string, _integer, _boolean = _as_it_is(str), _as_it_is(int), _as_it_is(bool)
 
 
 def _float(value):
@@ -193,32 +189,25 @@ def _float(value):
     raise Fallback
 
 
-def _date(value):
+def _parsed(kind: Any, value: Any) -> Any:
+    """An ISO string as marshmallow 4 parses it (`fromisoformat`), or a `kind` as it is."""
     if type(value) is str:
         try:
-            return dt.date.fromisoformat(value)
+            return kind.fromisoformat(value)
         except ValueError:
             raise Fallback from None
-    if type(value) is dt.date:
-        return value
-    raise Fallback
-
-
-def _date_dump(value):
-    if type(value) is not dt.date:
+    if type(value) is not kind:
         raise Fallback
-    return value.isoformat()
+    return value
+
+
+def _date(value):
+    return _parsed(dt.date, value)
 
 
 def _aware(default_timezone):
     def load(value):
-        if type(value) is str:
-            try:
-                value = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise Fallback from None
-        elif type(value) is not dt.datetime:
-            raise Fallback
+        value = _parsed(dt.datetime, value)
         zone = value.tzinfo
         if zone is None or zone.utcoffset(value) is None:
             if default_timezone is None:
@@ -229,10 +218,18 @@ def _aware(default_timezone):
     return load
 
 
-def _datetime_dump(value):
-    if type(value) is not dt.datetime:
-        raise Fallback
-    return value.isoformat()
+def _iso(kind: Any) -> Callable:
+    """A `kind` (a date, a datetime) dumped as marshmallow's "iso" format does."""
+
+    def dump(value: Any) -> str:
+        if type(value) is not kind:
+            raise Fallback
+        return value.isoformat()
+
+    return dump
+
+
+_date_dump, _datetime_dump = _iso(dt.date), _iso(dt.datetime)
 
 
 def _list(inner: fields.Field) -> tuple[Callable, Callable] | None:
