@@ -162,9 +162,11 @@ class EventRegistry:
         JSON-safe form at the current version."""
         info = self._info(type_)
         planned = info.plan(info.current)
-        if planned is not None:  # as below, where the plan answers as marshmallow would
+        # as below, where the plan answers as marshmallow would (an undeclared key is
+        # marshmallow's to report: `_jsonable`)
+        if planned is not None and planned.declares(data):
             try:
-                loaded = planned.load(planned.dump(_declared(planned, data)), strict=True)
+                loaded = planned.load(planned.dump(data), strict=True)
                 return info.current, planned.dump(loaded)
             except Fallback:
                 pass  # marshmallow decides, and says what is wrong
@@ -294,14 +296,6 @@ def _jsonable(schema: Schema, data: Mapping[str, Any]) -> dict:
         return dict(data)
     # keep undeclared keys so that `load(unknown=RAISE)` reports them
     return {**{k: v for k, v in data.items() if k not in dumped}, **dumped}
-
-
-def _declared(planned: Plan, data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`data` when it holds only the schema's fields (an undeclared one is marshmallow's to
-    report, `_jsonable`)."""
-    if not planned.declares(data):
-        raise Fallback
-    return data
 
 
 def new_id() -> str:

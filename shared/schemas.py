@@ -100,17 +100,14 @@ def plan(schema: Schema) -> Plan | None:
 def _plan(schema: Schema, strict: bool) -> Plan | None:
     if any(schema._hooks.values()) or schema.many or schema.partial:
         return None
-    loaded, dumped = [], []
-    for name, field in schema.load_fields.items():
-        compiled = _field(name, field)
-        if compiled is None:
+    compiled: dict[str, _Field] = {}  # a field both loaded and dumped is read once
+    for name, field in {**schema.load_fields, **schema.dump_fields}.items():
+        one = _field(name, field)
+        if one is None:
             return None
-        loaded.append(compiled)
-    for name, field in schema.dump_fields.items():
-        compiled = _field(name, field)
-        if compiled is None:
-            return None
-        dumped.append(compiled)
+        compiled[name] = one
+    loaded = [compiled[name] for name in schema.load_fields]
+    dumped = [compiled[name] for name in schema.dump_fields]
     return Plan(loaded, dumped, strict)
 
 
