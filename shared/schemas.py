@@ -22,6 +22,7 @@ values, reading and writing."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -179,11 +180,9 @@ _string, _integer, _boolean = _as_it_is(str), _as_it_is(int), _as_it_is(bool)
 
 
 def _float(value):
-    if type(value) is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise Fallback
-        return value
-    raise Fallback
+    if type(value) is not float or not math.isfinite(value):
+        raise Fallback
+    return value
 
 
 def _parsed(kind: Any, value: Any) -> Any:
@@ -275,12 +274,11 @@ def _validated(load: Callable, validators: tuple) -> Callable:
         out = load(value)
         for validator in validators:
             try:
-                if validator(out) is False:
-                    raise Fallback
-            except Fallback:
-                raise
+                refused = validator(out) is False
             except Exception:
                 raise Fallback from None
+            if refused:
+                raise Fallback
         return out
 
     return checked
