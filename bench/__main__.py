@@ -4,7 +4,8 @@ table of ratios (value / limit) and saved as JSON under bench/results/.
 Sections (all by default; choose with
 BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle,store,drop):
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
-latencies with real relay/consumer processes and their memory (flows.py), a service
+latencies with real relay/consumer processes and their memory (flows.py), the same at
+several offered rates and the highest that meets every latency target (capacity.py), a service
 projection from 10k to 100k events (scale.py), an idle consumer's CPU (idle.py), the local
 store aged by many sessions, with and without deploy/local/store.py (store.py), a retired
 generation dropped while others write (drop.py)."""
@@ -20,11 +21,11 @@ from pathlib import Path
 from deploy.local import infra
 from shared import heap, logs
 
-from . import booking, common, flows, idle, kernel, scale, store
+from . import booking, capacity, common, flows, idle, kernel, scale, store
 from . import drop as drop_section
 from .common import Report, bench_settings, drop, save
 
-SECTIONS = ("kernel", "booking", "flows", "busy", "scale", "idle", "store", "drop")
+SECTIONS = ("kernel", "booking", "flows", "busy", "capacity", "scale", "idle", "store", "drop")
 
 
 def _memory(report: Report, rss: dict) -> None:
@@ -79,6 +80,10 @@ def _sections(wanted: list[str], log_dir: Path, reports: list, stamp: str) -> Pa
             elif section == "busy":
                 report = Report("end to end while a projection is rebuilt")
                 flows.run(settings, log_dir, report, rebuild=True)
+            elif section == "capacity":
+                rates = ", ".join(f"{r:g}" for r in capacity.RATES)
+                report = Report(f"the flows at {rates} ticks/s, one after another")
+                capacity.run(log_dir, report)
             elif section == "scale":
                 report = Report(f"records summaries at {', '.join(map(str, scale.SIZES))} events")
                 scale.run(settings, report)

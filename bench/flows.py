@@ -241,8 +241,9 @@ def _steady_load(
     booked: dict,
     traced: dict,
     writers: int = WRITERS,
+    rate: float = RATE,
 ) -> int:
-    """Offer RATE ticks a second until `stop_at`, each tick started at its time whether or
+    """Offer `rate` ticks a second until `stop_at`, each tick started at its time whether or
     not the ticks before it are done (an open loop), on up to WRITERS threads, as the
     practice's people book and answer side by side. One thread appending tick after tick
     measured its own round trips: with three to the store per append under load, it could
@@ -253,7 +254,7 @@ def _steady_load(
     time)} of each append, for the hops of those flows (`_flow_hops`)."""
     scheduling = ServiceContext("scheduling", settings).store
     measures = ServiceContext("measures", settings).store
-    now, interval = utcnow(), 1.0 / RATE
+    now, interval = utcnow(), 1.0 / rate
     done = threading.Semaphore(0)
 
     def note(watch: str, key: str, at: float) -> None:
@@ -498,9 +499,10 @@ def _rebuilding(settings, log_dir, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
-    """The flows at RATE; with `rebuild`, while records' client summaries are rebuilt over
-    and over (the "RiskIndicated -> alert email under load" row of issue 14)."""
+def run(settings, log_dir, report: Report, *, rebuild: bool = False, rate: float = RATE) -> dict:
+    """The flows at `rate` ticks a second (RATE, or each of the capacity section's rates);
+    with `rebuild`, while records' client summaries are rebuilt over and over (the
+    "RiskIndicated -> alert email under load" row of issue 14)."""
     # the SMTP server in a process of its own, as a practice's is (bench/sink.py);
     # BENCH_SINK=inprocess runs it inside the bench, as before session 11
     sink: TimedSink | SinkProcess = (
@@ -562,6 +564,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
                 booked,
                 traced,
                 BUSY_WRITERS if rebuild else WRITERS,
+                rate,
             )
         finally:
             rebuilding.set()
@@ -596,7 +599,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
     note = (
         ("while records' client summaries are rebuilt over and over; " if rebuild else "")
         + (f"{HISTORY} messages sent before; " if HISTORY else "")
-        + f"target {RATE:.0f} ticks/s on {BUSY_WRITERS if rebuild else WRITERS} threads "
+        + f"target {rate:g} ticks/s on {BUSY_WRITERS if rebuild else WRITERS} threads "
         f"for {SECONDS:.0f}s, achieved {appended / SECONDS:.1f}/s "
         f"({appended} bookings, 1 in 4 + completion, 1 in 10 + risk, 1 in 5 attended)"
     )
@@ -641,6 +644,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False) -> dict:
             "owes it" + (f"; {missing} NOT REQUESTED within 60s" if missing else ""),
         )
         report.add("SessionBooked -> questionnaire requested p99", percentile(requested, 99), "ms")
+    report.add("ticks achieved", appended / SECONDS, "ticks/s", note=f"{rate:g} offered")
     spent.add_to(report, appended, rebuild)
     for path, by_hop, what in (
         ("risk", hops, "alerts (the lead's email)"),
