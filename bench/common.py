@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shared import kafka as kafka_clients
 from shared.config import Settings, mongo_uris_from_env
 from shared.events import NewEvent
 from shared.eventstore import forget_append_locks
@@ -64,7 +65,11 @@ started: set[str] = set()
 
 
 def drop(settings: Settings, *, wipe: bool = False) -> None:
-    """A section's databases dropped, their collections first emptied in pieces
+    """A section's topics deleted and its databases dropped. The topics (since session 46):
+    the local broker writes all it holds as one JSON file each second it changes, so every
+    section left its records to the next ones' cost, and the capacity section, the fifth of
+    the whole bench, found the broker at 20-30 % of a core over a 368 MB file (bench/README.md,
+    session 46). The databases: their collections first emptied in pieces
     (`shared.mongo.drop_in_pieces`): a database of tens of thousands of documents dropped at
     once held the local store's one lock for 12-15 s (bench/README.md, session 21), into the
     start of the next section.
@@ -74,6 +79,7 @@ def drop(settings: Settings, *, wipe: bool = False) -> None:
     reading the ids of a scratch collection of two million documents took the store 28-38 s
     a look, the driver's monitor gave up on it meanwhile and cancelled the look, and the run
     ended there without saving its figures (session 31)."""
+    kafka_clients.drop_topics(settings.kafka_bootstrap, settings.topic_prefix)
     if wipe and "store" in started:
         _wipe("store")
     for uri in settings.store_uris():

@@ -87,6 +87,28 @@ def finish_unfinished_join(consumer: KafkaConsumer) -> bool:
     return True
 
 
+def drop_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a bench section's or a scratch
+    run's own), and return their names. The local broker keeps all it holds in one JSON file
+    written again each second it changes, so what earlier runs left costs it CPU on every
+    later write (bench/README.md, "Gaps of the local servers")."""
+    if not prefix:
+        raise ValueError("a prefix is needed: this deletes every topic it matches")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="rapport-admin",
+        request_timeout_ms=30000,
+        **kafka_options_from_env(),
+    )
+    try:
+        topics = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if topics:
+            admin.delete_topics(topics, timeout_ms=30000)
+        return topics
+    finally:
+        admin.close()
+
+
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     """Create topics that do not exist yet (idempotent)."""
     admin = KafkaAdminClient(
