@@ -2,7 +2,7 @@
 table of ratios (value / limit) and saved as JSON under bench/results/.
 
 Sections (all by default; choose with
-BENCH_SECTIONS=kernel,booking,flows,busy,scale,idle,store,drop):
+BENCH_SECTIONS=kernel,booking,flows,busy,capacity,scale,idle,store,drop):
 kernel (bench/kernel.py), booking throughput under gunicorn (booking.py), end-to-end
 latencies with real relay/consumer processes and their memory (flows.py), the same at
 several offered rates and the highest that meets every latency target (capacity.py), a service

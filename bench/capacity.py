@@ -55,7 +55,7 @@ def run(log_dir: Path, report: Report, rates: tuple[float, ...] = RATES) -> None
         report.add(
             f"{rate:g}/s: latency targets missed",
             len(missed),
-            "of 5",
+            f"of {len(TARGETS)}",
             note=", ".join(missed) if missed else "every one met",
         )
     report.add(
