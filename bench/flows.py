@@ -70,6 +70,15 @@ HISTORY = int(os.environ.get("BENCH_FLOW_HISTORY", "0"))
 # user feels that. 0: only the processes the measured flows go through (the tables of
 # sessions 19-26 before this; bench/README.md)
 STACK = os.environ.get("BENCH_FLOW_STACK", "1") == "1"
+# each watch's figure in the table ("<name> p50", "<name> p99"; the capacity section reads them)
+NAMES = {
+    "records": "SessionBooked -> records summary",
+    "plans": "SessionBooked -> measures plan",
+    "board": "QuestionnaireCompleted -> dashboard",
+    "mail": "RiskIndicated -> email accepted",
+    "confirm": "SessionBooked -> confirmation email accepted",
+    "charge": "SessionAttended -> billing charge",
+}
 
 
 def _booked(i: int, now: datetime) -> NewEvent:
@@ -611,20 +620,12 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False, rate: float
         "confirm": ("raw smtplib send, same sink", smtp),
         "charge": ("raw produce->consume, same broker", trips),
     }
-    names = {
-        "records": "SessionBooked -> records summary",
-        "plans": "SessionBooked -> measures plan",
-        "board": "QuestionnaireCompleted -> dashboard",
-        "mail": "RiskIndicated -> email accepted",
-        "confirm": "SessionBooked -> confirmation email accepted",
-        "charge": "SessionAttended -> billing charge",
-    }
     for key, w in watches.items():
         lat, (limit, raw) = w.latencies_ms(), limits[key]
         missing = len(w.appended) - len(lat)
         extra = note + (f"; {missing} NOT SEEN within 60s" if missing else "")
         report.add(
-            f"{names[key]} p50",
+            f"{NAMES[key]} p50",
             percentile(lat, 50),
             "ms",
             f"{limit} p50",
@@ -632,7 +633,7 @@ def run(settings, log_dir, report: Report, *, rebuild: bool = False, rate: float
             note=extra,
         )
         report.add(
-            f"{names[key]} p99", percentile(lat, 99), "ms", f"{limit} p99", percentile(raw, 99)
+            f"{NAMES[key]} p99", percentile(lat, 99), "ms", f"{limit} p99", percentile(raw, 99)
         )
     if STACK:
         missing = len(traced["records"]) - len(requested)

@@ -87,6 +87,17 @@ def finish_unfinished_join(consumer: KafkaConsumer) -> bool:
     return True
 
 
+def _admin(bootstrap: str, **overrides: Any) -> KafkaAdminClient:
+    options = {
+        "bootstrap_servers": bootstrap,
+        "client_id": "rapport-admin",
+        "request_timeout_ms": 10000,
+    }
+    options.update(kafka_options_from_env())
+    options.update(overrides)
+    return KafkaAdminClient(**options)
+
+
 def drop_topics(bootstrap: str, prefix: str) -> list[str]:
     """Delete every topic whose name starts with `prefix` (a bench section's or a scratch
     run's own), and return their names. The local broker keeps all it holds in one JSON file
@@ -94,12 +105,7 @@ def drop_topics(bootstrap: str, prefix: str) -> list[str]:
     later write (bench/README.md, "Gaps of the local servers")."""
     if not prefix:
         raise ValueError("a prefix is needed: this deletes every topic it matches")
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="rapport-admin",
-        request_timeout_ms=30000,
-        **kafka_options_from_env(),
-    )
+    admin = _admin(bootstrap, request_timeout_ms=30000)
     try:
         topics = sorted(t for t in admin.list_topics() if t.startswith(prefix))
         if topics:
@@ -111,12 +117,7 @@ def drop_topics(bootstrap: str, prefix: str) -> list[str]:
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     """Create topics that do not exist yet (idempotent)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="rapport-admin",
-        request_timeout_ms=10000,
-        **kafka_options_from_env(),
-    )
+    admin = _admin(bootstrap)
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
